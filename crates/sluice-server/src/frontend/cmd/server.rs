@@ -1,0 +1,337 @@
+//! Server commands: COMMAND, INFO, CONFIG, TIME, SHUTDOWN, FLUSHDB / FLUSHALL.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::util::{glob_match, is, syntax_error};
+use super::{engine_error, lookup, Ctx, Spec, COMMANDS};
+use crate::frontend::Frame;
+use crate::server::REDIS_COMPAT_VERSION;
+
+fn command_info(spec: &Spec) -> Frame {
+    let simple = |s: &&str| Frame::Simple(s.to_string());
+    Frame::Array(vec![
+        Frame::bulk(spec.name),
+        Frame::Integer(spec.arity as i64),
+        Frame::Set(spec.flags.iter().map(simple).collect()),
+        Frame::Integer(spec.first_key as i64),
+        Frame::Integer(spec.last_key as i64),
+        Frame::Integer(spec.step as i64),
+        Frame::Set(spec.categories.iter().map(simple).collect()),
+        Frame::Set(vec![]),
+        Frame::Array(vec![]),
+        Frame::Array(
+            spec.subcommands
+                .iter()
+                .map(|(sub, arity)| {
+                    Frame::Array(vec![
+                        Frame::bulk(format!("{}|{}", spec.name, sub)),
+                        Frame::Integer(*arity as i64),
+                        Frame::Set(vec![]),
+                        Frame::Integer(0),
+                        Frame::Integer(0),
+                        Frame::Integer(0),
+                        Frame::Set(spec.categories.iter().map(simple).collect()),
+                        Frame::Set(vec![]),
+                        Frame::Array(vec![]),
+                        Frame::Array(vec![]),
+                    ])
+                })
+                .collect(),
+        ),
+    ])
+}
+
+fn command_docs(spec: &Spec) -> Frame {
+    let group = if spec.categories.contains(&"@string") {
+        "string"
+    } else if spec.categories.contains(&"@connection") {
+        "connection"
+    } else if spec.categories.contains(&"@keyspace") {
+        "generic"
+    } else {
+        "server"
+    };
+    Frame::Map(vec![
+        (Frame::bulk("summary"), Frame::bulk(spec.summary)),
+        (Frame::bulk("since"), Frame::bulk("1.0.0")),
+        (Frame::bulk("group"), Frame::bulk(group)),
+    ])
+}
+
+/// COMMAND [COUNT | INFO name... | DOCS name... | LIST]
+pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    if args.len() == 1 {
+        return Frame::Array(COMMANDS.iter().map(command_info).collect());
+    }
+    let sub = args[1].to_ascii_lowercase();
+    match &sub[..] {
+        b"count" => Frame::Integer(COMMANDS.len() as i64),
+        b"list" => Frame::Array(COMMANDS.iter().map(|s| Frame::bulk(s.name)).collect()),
+        b"info" => {
+            if args.len() == 2 {
+                return Frame::Array(COMMANDS.iter().map(command_info).collect());
+            }
+            Frame::Array(
+                args[2..]
+                    .iter()
+                    .map(|n| lookup(n).map(command_info).unwrap_or(Frame::NullArray))
+                    .collect(),
+            )
+        }
+        b"docs" => {
+            let specs: Vec<&Spec> = if args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                args[2..].iter().filter_map(|n| lookup(n)).collect()
+            };
+            Frame::Map(
+                specs
+                    .into_iter()
+                    .map(|s| (Frame::bulk(s.name), command_docs(s)))
+                    .collect(),
+            )
+        }
+        _ => Frame::Array(
+            [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)", "    Return details about all Redis commands.",
+                "COUNT", "    Return the total number of commands in this Redis server.",
+                "LIST", "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
+                "DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.",
+                "HELP", "    Print this help.",
+            ]
+            .iter()
+            .map(|s| Frame::Simple(s.to_string()))
+            .collect(),
+        ),
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// INFO [section ...]
+pub async fn info(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let shared = ctx.shared;
+    let sluice = &shared.sluice;
+    let mut out = String::new();
+    if want("server") {
+        let uptime = shared.started.elapsed().as_secs();
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nsluice_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:sluice\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            shared.port,
+            uptime / 86400,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            shared.clients.count(),
+            shared.config.server.maxclients
+        );
+    }
+    if want("memory") {
+        let cache = sluice.cache_stats();
+        let rss = rss_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\ncache_entries:{}\r\ncache_bytes:{}\r\ncache_capacity:{}\r\n\r\n",
+            cache.entries, cache.bytes, cache.capacity
+        );
+    }
+    if want("persistence") {
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\naof_enabled:0\r\nrdb_bgsave_in_progress:0\r\n\r\n"
+        );
+    }
+    if want("stats") {
+        let s = &shared.stats;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
+            s.connections.load(Ordering::Relaxed),
+            s.commands.load(Ordering::Relaxed),
+            s.rejected.load(Ordering::Relaxed),
+        );
+    }
+    if want("replication") {
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for db in 0..16u8 {
+            if let Ok(keys) = sluice.keys(db).await {
+                if !keys.is_empty() {
+                    let mut expires = 0;
+                    for k in &keys {
+                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = sluice.ttl(db, k).await {
+                            expires += 1;
+                        }
+                    }
+                    let _ = write!(out, "db{db}:keys={},expires={expires},avg_ttl=0\r\n", keys.len());
+                }
+            }
+        }
+        out.push_str("\r\n");
+    }
+    if want("sluice") {
+        let j = sluice.journal_stats();
+        let _ = write!(
+            out,
+            "# Sluice\r\nstore:{}\r\njournal_durability:{}\r\njournal_bytes:{}\r\njournal_segments:{}\r\njournal_appends:{}\r\njournal_fsyncs:{}\r\njournal_writes_per_fsync:{:.2}\r\n",
+            sluice.store_description(),
+            sluice.durability().as_str(),
+            j.bytes,
+            j.segments,
+            j.appends,
+            j.syncs,
+            j.appends as f64 / j.syncs.max(1) as f64,
+        );
+        for k in sluice.keyspaces() {
+            let _ = write!(
+                out,
+                "keyspace_{}:policy={},template={},table={},durability={},buffered={},buffered_bytes={},oldest_buffered_age_ms={},writes={},flushes={},rows_stored={},store_errors={},retries={},dead_letters={},last_flush_us={},last_error={}\r\n",
+                k.name,
+                k.policy.as_str(),
+                k.template,
+                k.table,
+                k.durability.as_str(),
+                k.buffered,
+                k.buffered_bytes,
+                k.oldest_buffered_age_ms,
+                k.writes,
+                k.flushes,
+                k.rows_stored,
+                k.store_errors,
+                k.retries,
+                k.dead_letters,
+                k.last_flush_us,
+                k.last_error.unwrap_or_default().replace(['\r', '\n', ','], " "),
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    Frame::Verbatim(Bytes::from(out))
+}
+
+fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
+    let s = &ctx.shared.config.server;
+    vec![
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("appendfsync", "everysec".into()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("databases", "16".into()),
+        ("maxclients", s.maxclients.to_string()),
+        ("port", ctx.shared.port.to_string()),
+        ("bind", s.bind.clone()),
+        ("timeout", "0".into()),
+        ("tcp-keepalive", "300".into()),
+        ("proto-max-bulk-len", s.proto_max_bulk_len.to_string()),
+        ("client-query-buffer-limit", "1073741824".into()),
+        ("dir", s.data_dir.display().to_string()),
+        ("cluster-enabled", "no".into()),
+        ("protected-mode", "yes".into()),
+    ]
+}
+
+/// CONFIG GET pattern... | SET | RESETSTAT
+pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sub = args[1].to_ascii_lowercase();
+    match &sub[..] {
+        b"get" => {
+            let params = config_params(&ctx);
+            let mut out = Vec::new();
+            for (name, value) in &params {
+                if args[2..]
+                    .iter()
+                    .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+                {
+                    out.push((Frame::bulk(*name), Frame::bulk(value.clone())));
+                }
+            }
+            Frame::Map(out)
+        }
+        b"set" => Frame::error(
+            "ERR CONFIG SET is not supported by Sluice; change the config file and restart",
+        ),
+        b"resetstat" => Frame::ok(),
+        _ => Frame::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+                "RESETSTAT", "    Reset statistics reported by the INFO command.",
+                "HELP", "    Print this help.",
+            ]
+            .iter()
+            .map(|s| Frame::Simple(s.to_string()))
+            .collect(),
+        ),
+    }
+}
+
+/// TIME
+pub fn time() -> Frame {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Frame::Array(vec![
+        Frame::bulk(now.as_secs().to_string()),
+        Frame::bulk(now.subsec_micros().to_string()),
+    ])
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: drains and stops; the connection closes
+/// without a reply, as with Redis.
+pub fn shutdown(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    for a in &args[1..] {
+        if is(a, "abort") {
+            return Frame::error("ERR No shutdown in progress.");
+        }
+        if !(is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force")) {
+            return syntax_error();
+        }
+    }
+    ctx.shared.trigger_shutdown();
+    ctx.session.close_without_reply = true;
+    Frame::ok()
+}
+
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC]
+pub async fn flushdb(ctx: Ctx<'_>, args: &[Bytes], all: bool) -> Frame {
+    if args.len() > 2 || (args.len() == 2 && !(is(&args[1], "async") || is(&args[1], "sync"))) {
+        return syntax_error();
+    }
+    let db = if all { None } else { Some(ctx.session.db) };
+    match ctx.shared.sluice.flush_db(db).await {
+        Ok(()) => Frame::ok(),
+        Err(e) => engine_error(e),
+    }
+}

@@ -1,0 +1,124 @@
+//! Sluice's own commands.
+
+use bytes::Bytes;
+use sluice::tiers::store::StoreWrite;
+use sluice::DeadLetterSelector;
+
+use super::util::{is, syntax_error};
+use super::{engine_error, Ctx};
+use crate::frontend::Frame;
+
+/// SLUICE.FLUSH [keyspace]: `+OK` once every buffered write is stored.
+pub async fn flush(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sluice = &ctx.shared.sluice;
+    let result = match args.len() {
+        1 => sluice.flush().await,
+        2 => sluice.flush_keyspace(&String::from_utf8_lossy(&args[1])).await,
+        _ => return syntax_error(),
+    };
+    match result {
+        Ok(()) => Frame::ok(),
+        Err(e) => engine_error(e),
+    }
+}
+
+fn kv(k: &str, v: Frame) -> (Frame, Frame) {
+    (Frame::bulk(k.to_string()), v)
+}
+
+/// SLUICE.KEYSPACES: each keyspace with template, table, policy and counters.
+pub fn keyspaces(ctx: Ctx<'_>) -> Frame {
+    let journal = ctx.shared.sluice.journal_stats();
+    Frame::Array(
+        ctx.shared
+            .sluice
+            .keyspaces()
+            .into_iter()
+            .map(|k| {
+                Frame::Map(vec![
+                    kv("name", Frame::bulk(k.name)),
+                    kv("template", Frame::bulk(k.template)),
+                    kv("table", Frame::bulk(k.table)),
+                    kv("policy", Frame::bulk(k.policy.as_str())),
+                    kv("durability", Frame::bulk(k.durability.as_str())),
+                    kv("buffered", Frame::Integer(k.buffered as i64)),
+                    kv("buffered_bytes", Frame::Integer(k.buffered_bytes as i64)),
+                    kv("oldest_buffered_age_ms", Frame::Integer(k.oldest_buffered_age_ms as i64)),
+                    kv("journal_bytes", Frame::Integer(journal.bytes as i64)),
+                    kv("journal_segments", Frame::Integer(journal.segments as i64)),
+                    kv(
+                        "writes_per_fsync",
+                        Frame::bulk(format!(
+                            "{:.2}",
+                            journal.appends as f64 / journal.syncs.max(1) as f64
+                        )),
+                    ),
+                    kv("writes", Frame::Integer(k.writes as i64)),
+                    kv("flushes", Frame::Integer(k.flushes as i64)),
+                    kv("rows_stored", Frame::Integer(k.rows_stored as i64)),
+                    kv("store_errors", Frame::Integer(k.store_errors as i64)),
+                    kv("retries", Frame::Integer(k.retries as i64)),
+                    kv("dead_letters", Frame::Integer(k.dead_letters as i64)),
+                    kv("last_flush_us", Frame::Integer(k.last_flush_us as i64)),
+                    kv("last_error", Frame::bulk_or_null(k.last_error.map(Bytes::from))),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn selector(db: u8, arg: &Bytes) -> DeadLetterSelector {
+    if is(arg, "all") {
+        DeadLetterSelector::All
+    } else {
+        DeadLetterSelector::Key {
+            db,
+            key: arg.clone(),
+        }
+    }
+}
+
+/// SLUICE.DEADLETTERS [keyspace] | RETRY key|ALL | DROP key|ALL
+pub async fn deadletters(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sluice = &ctx.shared.sluice;
+    let db = ctx.session.db;
+    if args.len() == 3 && is(&args[1], "retry") {
+        return match sluice.retry_dead_letters(&selector(db, &args[2])).await {
+            Ok(n) => Frame::Integer(n as i64),
+            Err(e) => engine_error(e),
+        };
+    }
+    if args.len() == 3 && is(&args[1], "drop") {
+        return match sluice.drop_dead_letters(&selector(db, &args[2])) {
+            Ok(n) => Frame::Integer(n as i64),
+            Err(e) => engine_error(e),
+        };
+    }
+    if args.len() > 2 {
+        return syntax_error();
+    }
+    let keyspace = args.get(1).map(|k| String::from_utf8_lossy(k).into_owned());
+    match sluice.dead_letters(keyspace.as_deref()) {
+        Ok(letters) => Frame::Array(
+            letters
+                .into_iter()
+                .map(|l| {
+                    let (op, value) = match l.write {
+                        StoreWrite::Upsert { value, .. } => ("set", Frame::Bulk(value)),
+                        StoreWrite::Delete => ("del", Frame::Null),
+                    };
+                    Frame::Map(vec![
+                        kv("keyspace", Frame::bulk(l.keyspace)),
+                        kv("db", Frame::Integer(l.db as i64)),
+                        kv("key", Frame::Bulk(l.key)),
+                        kv("op", Frame::bulk(op)),
+                        kv("value", value),
+                        kv("error", Frame::bulk(l.error)),
+                        kv("failed_at_ms", Frame::Integer(l.failed_at_ms as i64)),
+                    ])
+                })
+                .collect(),
+        ),
+        Err(e) => engine_error(e),
+    }
+}

@@ -1,0 +1,169 @@
+//! Argument helpers shared by commands.
+
+use bytes::Bytes;
+
+use crate::frontend::Frame;
+
+/// The bytes up to the first NUL, as C's `%s` prints them in Redis's error messages.
+pub fn c_str(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => &b[..i],
+        None => b,
+    }
+}
+
+/// Redis replaces CR and LF in error messages with spaces so the reply stays one line.
+pub fn sanitize_error(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// `ERR value is not an integer or out of range`.
+pub fn not_integer() -> Frame {
+    Frame::error("ERR value is not an integer or out of range")
+}
+
+/// `ERR syntax error`.
+pub fn syntax_error() -> Frame {
+    Frame::error("ERR syntax error")
+}
+
+/// Parses an integer argument as Redis `getLongLongFromObjectOrReply` does.
+pub fn int_arg(b: &[u8]) -> Result<i64, Frame> {
+    sluice::numeric::parse_strict_i64(b).ok_or_else(not_integer)
+}
+
+/// Case-insensitive comparison of an argument with an ASCII option name.
+pub fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// Glob matching exactly as Redis `stringmatchlen`: `*`, `?`, `[...]` with `^` and ranges,
+/// and `\` escapes.
+pub fn glob_match(pattern: &[u8], string: &[u8]) -> bool {
+    fn inner(p: &[u8], s: &[u8], depth: usize) -> bool {
+        if depth > 1000 {
+            return false;
+        }
+        let (mut p, mut s) = (p, s);
+        while !p.is_empty() && !s.is_empty() {
+            match p[0] {
+                b'*' => {
+                    while p.len() > 1 && p[1] == b'*' {
+                        p = &p[1..];
+                    }
+                    if p.len() == 1 {
+                        return true;
+                    }
+                    for i in 0..s.len() {
+                        if inner(&p[1..], &s[i..], depth + 1) {
+                            return true;
+                        }
+                    }
+                    return false;
+                }
+                b'?' => {
+                    s = &s[1..];
+                }
+                b'[' => {
+                    p = &p[1..];
+                    let not = p.first() == Some(&b'^');
+                    if not {
+                        p = &p[1..];
+                    }
+                    let mut matched = false;
+                    loop {
+                        if p.is_empty() {
+                            break;
+                        }
+                        if p[0] == b'\\' && p.len() >= 2 {
+                            p = &p[1..];
+                            if p[0] == s[0] {
+                                matched = true;
+                            }
+                        } else if p[0] == b']' {
+                            break;
+                        } else if p.len() >= 3 && p[1] == b'-' {
+                            let (mut start, mut end) = (p[0], p[2]);
+                            if start > end {
+                                std::mem::swap(&mut start, &mut end);
+                            }
+                            if s[0] >= start && s[0] <= end {
+                                matched = true;
+                            }
+                            p = &p[2..];
+                        } else if p[0] == s[0] {
+                            matched = true;
+                        }
+                        p = &p[1..];
+                    }
+                    if p.is_empty() {
+                        // Redis treats an unterminated class as ending here.
+                        if not {
+                            matched = !matched;
+                        }
+                        if !matched {
+                            return false;
+                        }
+                        s = &s[1..];
+                        return p.is_empty() && s.is_empty();
+                    }
+                    if not {
+                        matched = !matched;
+                    }
+                    if !matched {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                b'\\' if p.len() >= 2 => {
+                    p = &p[1..];
+                    if p[0] != s[0] {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                c => {
+                    if c != s[0] {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+            }
+            p = &p[1..];
+            if s.is_empty() {
+                while p.first() == Some(&b'*') {
+                    p = &p[1..];
+                }
+                break;
+            }
+        }
+        p.is_empty() && s.is_empty()
+    }
+    inner(pattern, string, 0)
+}
+
+/// Pairs of key and value arguments.
+pub fn pairs(args: &[Bytes]) -> Vec<(Bytes, Bytes)> {
+    args.chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*", b"anything"));
+        assert!(glob_match(b"h?llo", b"hello"));
+        assert!(glob_match(b"h*llo", b"heeeello"));
+        assert!(glob_match(b"h[ae]llo", b"hallo"));
+        assert!(!glob_match(b"h[^e]llo", b"hello"));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo"));
+        assert!(glob_match(b"user:\\*", b"user:*"));
+        assert!(!glob_match(b"a", b""));
+        assert!(glob_match(b"*", b""));
+    }
+}

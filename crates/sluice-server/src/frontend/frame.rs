@@ -1,0 +1,196 @@
+//! Replies and their encoding in RESP2 or RESP3.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A reply. RESP3-only types are downgraded when the connection speaks RESP2, as Redis does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+OK`.
+    Simple(String),
+    /// `-ERR ...`: the whole line after `-`.
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// `$3\r\nfoo`.
+    Bulk(Bytes),
+    /// Nil: `$-1` in RESP2, `_` in RESP3.
+    Null,
+    /// Nil array: `*-1` in RESP2, `_` in RESP3.
+    NullArray,
+    /// `*n`.
+    Array(Vec<Frame>),
+    /// RESP3 map; a flat array in RESP2.
+    Map(Vec<(Frame, Frame)>),
+    /// RESP3 set; an array in RESP2.
+    Set(Vec<Frame>),
+    /// RESP3 double; a bulk string in RESP2.
+    Double(f64),
+    /// RESP3 boolean; `:1` / `:0` in RESP2.
+    Boolean(bool),
+    /// RESP3 verbatim string (`txt`); a bulk string in RESP2.
+    Verbatim(Bytes),
+}
+
+impl Frame {
+    /// `+OK`.
+    pub fn ok() -> Frame {
+        Frame::Simple("OK".into())
+    }
+
+    /// An error line, e.g. `Frame::error("ERR syntax error")`.
+    pub fn error(line: impl Into<String>) -> Frame {
+        Frame::Error(line.into())
+    }
+
+    /// A bulk string from anything byte-like.
+    pub fn bulk(b: impl Into<Bytes>) -> Frame {
+        Frame::Bulk(b.into())
+    }
+
+    /// A bulk string, or nil.
+    pub fn bulk_or_null(b: Option<Bytes>) -> Frame {
+        b.map(Frame::Bulk).unwrap_or(Frame::Null)
+    }
+
+    /// True for error replies.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Frame::Error(_))
+    }
+
+    /// Appends the encoding of this frame for the given protocol version (2 or 3).
+    pub fn encode(&self, proto: u8, out: &mut BytesMut) {
+        match self {
+            Frame::Simple(s) => {
+                out.put_u8(b'+');
+                out.put_slice(s.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Frame::Error(s) => {
+                out.put_u8(b'-');
+                out.put_slice(s.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Frame::Integer(i) => {
+                out.put_u8(b':');
+                put_int(out, *i);
+            }
+            Frame::Bulk(b) => put_bulk(out, b),
+            Frame::Null => out.put_slice(if proto >= 3 { b"_\r\n" } else { b"$-1\r\n" }),
+            Frame::NullArray => out.put_slice(if proto >= 3 { b"_\r\n" } else { b"*-1\r\n" }),
+            Frame::Array(items) => {
+                out.put_u8(b'*');
+                put_int(out, items.len() as i64);
+                for f in items {
+                    f.encode(proto, out);
+                }
+            }
+            Frame::Set(items) => {
+                out.put_u8(if proto >= 3 { b'~' } else { b'*' });
+                put_int(out, items.len() as i64);
+                for f in items {
+                    f.encode(proto, out);
+                }
+            }
+            Frame::Map(pairs) => {
+                if proto >= 3 {
+                    out.put_u8(b'%');
+                    put_int(out, pairs.len() as i64);
+                } else {
+                    out.put_u8(b'*');
+                    put_int(out, pairs.len() as i64 * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Frame::Double(d) => {
+                let text = format_double(*d);
+                if proto >= 3 {
+                    out.put_u8(b',');
+                    out.put_slice(text.as_bytes());
+                    out.put_slice(b"\r\n");
+                } else {
+                    put_bulk(out, text.as_bytes());
+                }
+            }
+            Frame::Boolean(b) => {
+                if proto >= 3 {
+                    out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+                }
+            }
+            Frame::Verbatim(b) => {
+                if proto >= 3 {
+                    out.put_u8(b'=');
+                    put_int(out, b.len() as i64 + 4);
+                    out.put_slice(b"txt:");
+                    out.put_slice(b);
+                    out.put_slice(b"\r\n");
+                } else {
+                    put_bulk(out, b);
+                }
+            }
+        }
+    }
+}
+
+fn put_int(out: &mut BytesMut, i: i64) {
+    let mut buf = itoa::Buffer::new();
+    out.put_slice(buf.format(i).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    out.put_u8(b'$');
+    put_int(out, b.len() as i64);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+/// Formats a double as Redis does for RESP3 (`%.17g`, with `inf`, `-inf`, `nan`).
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: the format string and buffer are valid; snprintf writes at most 64 bytes.
+    let n = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.17g".as_ptr(),
+            d,
+        )
+    };
+    String::from_utf8_lossy(&buf[..(n.max(0) as usize).min(63)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: &Frame, proto: u8) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        f.encode(proto, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn nil_depends_on_protocol() {
+        assert_eq!(enc(&Frame::Null, 2), b"$-1\r\n");
+        assert_eq!(enc(&Frame::Null, 3), b"_\r\n");
+        assert_eq!(enc(&Frame::NullArray, 2), b"*-1\r\n");
+    }
+
+    #[test]
+    fn maps_flatten_in_resp2() {
+        let m = Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1))]);
+        assert_eq!(enc(&m, 2), b"*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&m, 3), b"%1\r\n$1\r\na\r\n:1\r\n");
+    }
+}

@@ -1,0 +1,349 @@
+//! Request framing: check-then-parse over the connection's read buffer.
+//!
+//! The parser is resumable: a multibulk request that arrives in pieces is checked only from
+//! where the last check stopped, and its arguments become zero-copy slices of the buffer once
+//! the whole request is there. Nothing is allocated for what a peer merely announces: a bulk
+//! of 512 MiB costs memory only as its bytes arrive.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+/// Framing limits (Redis `proto-max-bulk-len` and friends).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest bulk argument.
+    pub max_bulk_len: u64,
+    /// Most arguments in one multibulk request.
+    pub max_multibulk_len: u64,
+    /// Longest inline command, and longest count line.
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A malformed or oversized request. The text follows `ERR Protocol error: `; the connection
+/// is closed after the reply, as Redis does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+/// What the parser found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete command with its arguments.
+    Command(Vec<Bytes>),
+    /// Input consumed that holds no command (an empty line, `*0`).
+    Nothing,
+}
+
+#[derive(Debug, Default)]
+struct Multibulk {
+    expected: usize,
+    /// Offset of the next unparsed byte.
+    pos: usize,
+    args: Vec<Range<usize>>,
+}
+
+/// The resumable request parser.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    limits: Limits,
+    pending: Option<Multibulk>,
+}
+
+fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| i + from)
+}
+
+/// Parses a count as Redis `string2ll` does.
+fn parse_count(digits: &[u8]) -> Option<i64> {
+    sluice::numeric::parse_strict_i64(digits)
+}
+
+impl RequestParser {
+    /// A parser with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        RequestParser {
+            limits,
+            pending: None,
+        }
+    }
+
+    /// Takes the next request off the front of `buf`. `Ok(None)`: more bytes are needed.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Parsed>, ProtocolError> {
+        if self.pending.is_none() {
+            match buf.first() {
+                None => return Ok(None),
+                Some(b'*') => {}
+                Some(_) => return self.inline(buf),
+            }
+        }
+        self.multibulk(buf)
+    }
+
+    fn multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<Parsed>, ProtocolError> {
+        let limits = self.limits;
+        let mb = match self.pending.as_mut() {
+            Some(mb) => mb,
+            None => {
+                let Some(cr) = find(buf, 0, b'\r') else {
+                    if buf.len() > limits.max_inline_len {
+                        return Err(ProtocolError("too big mbulk count string".into()));
+                    }
+                    return Ok(None);
+                };
+                if cr + 1 >= buf.len() {
+                    return Ok(None);
+                }
+                let count = parse_count(&buf[1..cr])
+                    .filter(|&n| n <= i32::MAX as i64)
+                    .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+                if count <= 0 {
+                    let _ = buf.split_to(cr + 2);
+                    return Ok(Some(Parsed::Nothing));
+                }
+                if count as u64 > limits.max_multibulk_len {
+                    return Err(ProtocolError("invalid multibulk length".into()));
+                }
+                self.pending.insert(Multibulk {
+                    expected: count as usize,
+                    pos: cr + 2,
+                    args: Vec::with_capacity((count as usize).min(64)),
+                })
+            }
+        };
+        while mb.args.len() < mb.expected {
+            let Some(cr) = find(buf, mb.pos, b'\r') else {
+                if buf.len() - mb.pos > limits.max_inline_len {
+                    return Err(ProtocolError("too big bulk count string".into()));
+                }
+                return Ok(None);
+            };
+            if cr + 1 >= buf.len() {
+                return Ok(None);
+            }
+            if buf[mb.pos] != b'$' {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    buf[mb.pos] as char
+                )));
+            }
+            let len = parse_count(&buf[mb.pos + 1..cr])
+                .filter(|&n| n >= 0 && n as u64 <= limits.max_bulk_len)
+                .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
+                as usize;
+            let start = cr + 2;
+            // Redis skips the two bytes after a bulk without checking them; so do we.
+            if buf.len() < start + len + 2 {
+                return Ok(None);
+            }
+            mb.args.push(start..start + len);
+            mb.pos = start + len + 2;
+        }
+        let mb = self.pending.take().unwrap_or_default();
+        let frame = buf.split_to(mb.pos).freeze();
+        Ok(Some(Parsed::Command(
+            mb.args.into_iter().map(|r| frame.slice(r)).collect(),
+        )))
+    }
+
+    fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Parsed>, ProtocolError> {
+        let Some(nl) = find(buf, 0, b'\n') else {
+            if buf.len() > self.limits.max_inline_len {
+                return Err(ProtocolError("too big inline request".into()));
+            }
+            return Ok(None);
+        };
+        let line = buf.split_to(nl + 1);
+        let mut end = nl;
+        if end > 0 && line[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let args = split_args(&line[..end])
+            .ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+        if args.is_empty() {
+            return Ok(Some(Parsed::Nothing));
+        }
+        Ok(Some(Parsed::Command(args.into_iter().map(Bytes::from).collect())))
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Splits an inline command line as Redis `sdssplitargs` does: whitespace separates
+/// arguments; "double quotes" take `\n \r \t \b \a \\ \" \xHH` escapes; 'single quotes' take
+/// `\'`; a closing quote must be followed by a space or the end. `None`: unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut current = Vec::new();
+        let (mut in_dq, mut in_sq, mut done) = (false, false, false);
+        while !done {
+            let c = line.get(i).copied();
+            if in_dq {
+                match c {
+                    None => return None,
+                    Some(b'\\')
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).and_then(|&b| hex_value(b)).is_some()
+                            && line.get(i + 3).and_then(|&b| hex_value(b)).is_some() =>
+                    {
+                        let hi = hex_value(line[i + 2]).unwrap_or(0);
+                        let lo = hex_value(line[i + 3]).unwrap_or(0);
+                        current.push(hi * 16 + lo);
+                        i += 3;
+                    }
+                    Some(b'\\') if i + 1 < line.len() => {
+                        i += 1;
+                        current.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                    }
+                    Some(b'"') => {
+                        if line.get(i + 1).is_some_and(|&b| !is_space(b)) {
+                            return None;
+                        }
+                        done = true;
+                    }
+                    Some(b) => current.push(b),
+                }
+            } else if in_sq {
+                match c {
+                    None => return None,
+                    Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        current.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if line.get(i + 1).is_some_and(|&b| !is_space(b)) {
+                            return None;
+                        }
+                        done = true;
+                    }
+                    Some(b) => current.push(b),
+                }
+            } else {
+                match c {
+                    None => done = true,
+                    Some(b) if is_space(b) => done = true,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(b) => current.push(b),
+                }
+            }
+            if i < line.len() {
+                i += 1;
+            }
+        }
+        args.push(current);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Parsed>, ProtocolError> {
+        let mut p = RequestParser::new(Limits::default());
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(x) = p.next(&mut buf)? {
+            out.push(x);
+        }
+        Ok(out)
+    }
+
+    fn cmd(args: &[&str]) -> Parsed {
+        Parsed::Command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+    }
+
+    #[test]
+    fn multibulk_and_pipelining() {
+        let got = parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+        assert_eq!(got, vec![cmd(&["PING"]), cmd(&["GET", "k"])]);
+    }
+
+    #[test]
+    fn resumes_byte_by_byte() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut p = RequestParser::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            if let Some(x) = p.next(&mut buf).unwrap() {
+                got = Some(x);
+            }
+        }
+        assert_eq!(got, Some(cmd(&["SET", "k", "hello"])));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn inline_commands_split_like_redis() {
+        assert_eq!(parse_all(b"SET k \"a b\\n\"\r\n").unwrap(), vec![cmd(&["SET", "k", "a b\n"])]);
+        assert_eq!(parse_all(b"\r\n").unwrap(), vec![Parsed::Nothing]);
+        assert_eq!(split_args(b"'it\\'s'").unwrap(), vec![b"it's".to_vec()]);
+        assert_eq!(split_args(b"\"\\x41\"").unwrap(), vec![b"A".to_vec()]);
+        assert!(split_args(b"\"abc").is_none());
+        assert!(split_args(b"\"abc\"def").is_none());
+    }
+
+    #[test]
+    fn malformed_frames_are_protocol_errors() {
+        assert_eq!(
+            parse_all(b"*x\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n+foo\r\n").unwrap_err().0,
+            "expected '$', got '+'"
+        );
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(
+            parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(&vec![b'a'; 70 * 1024]).unwrap_err().0,
+            "too big inline request"
+        );
+    }
+
+    #[test]
+    fn announced_sizes_allocate_nothing() {
+        let mut p = RequestParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"*1048576\r\n$536870912\r\nab"[..]);
+        assert_eq!(p.next(&mut buf).unwrap(), None);
+        assert!(buf.capacity() < 4096);
+    }
+}

@@ -1,0 +1,9 @@
+//! The Sluice server: the RESP front end over the [`sluice`] engine.
+//!
+//! Data path: [`frontend`] (framing, commands) → [`sluice::Sluice`] (keyspace → policy →
+//! tiers). [`server`] owns the listener, connection limits and graceful shutdown.
+
+pub mod frontend;
+pub mod server;
+
+pub use server::Server;

@@ -1,0 +1,171 @@
+//! `sluice`: a Redis-protocol write-through / write-back cache in front of a SQL database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice::{Config, Sluice};
+use sluice_server::Server;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A write-through / write-back cache in front of a SQL database that speaks the Redis protocol",
+    long_about = "Sluice serves Redis clients (RESP2 and RESP3) and keeps a SQL database in step with \
+the cache according to each keyspace's policy: write-through, write-back (journaled) or \
+invalidate. With no config it runs embedded: SQLite and a local journal in --data-dir."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (flags override the config file, which overrides the defaults).
+    Serve {
+        /// TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to bind [default: 127.0.0.1].
+        #[arg(long)]
+        bind: Option<String>,
+        /// Port [default: 6380].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Directory for the embedded database, the journal and dead letters [default: ./sluice-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Start even if the journal is corrupt before its tail, skipping and logging bad records.
+        #[arg(long)]
+        salvage: bool,
+    },
+    /// Validate a config file against its database and exit.
+    CheckConfig {
+        /// TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::from_file(p).map_err(anyhow::Error::from),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    bind: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    salvage: bool,
+) -> anyhow::Result<()> {
+    let mut config = load_config(config.as_ref())?;
+    if let Some(b) = bind {
+        config.server.bind = b;
+    }
+    if let Some(p) = port {
+        config.server.port = p;
+    }
+    if let Some(d) = data_dir {
+        config.server.data_dir = d;
+    }
+    let sluice = Sluice::builder(config.clone())
+        .salvage(salvage)
+        .open()
+        .await
+        .context("cannot start")?;
+    let server = Server::bind(sluice.clone()).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{}; pick another --port or stop what is using it",
+            config.server.bind, config.server.port
+        )
+    })?;
+    let addr = server.local_addr()?;
+    info!(
+        "sluice {} listening on {addr}, store {}, journal {}, keyspaces: {}",
+        env!("CARGO_PKG_VERSION"),
+        sluice.store_description(),
+        sluice.durability().as_str(),
+        sluice.keyspace_summaries().join("; ")
+    );
+    let shared = server.shared();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("signal received");
+        shared.trigger_shutdown();
+    });
+    let report = server.run().await;
+    if report.unflushed > 0 && !report.kept_in_journal {
+        anyhow::bail!("{} acknowledged write-back writes were lost at shutdown", report.unflushed);
+    }
+    info!("bye");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve {
+                config,
+                bind,
+                port,
+                data_dir,
+                salvage,
+            } => serve(config, bind, port, data_dir, salvage).await,
+            Command::CheckConfig { file } => {
+                let config = load_config(Some(&file))?;
+                let lines = sluice::check_config(&config).await?;
+                println!("{}: OK", file.display());
+                for l in lines {
+                    println!("  keyspace {l}");
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

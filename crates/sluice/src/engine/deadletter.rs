@@ -1,0 +1,235 @@
+//! Dead letters: write-back entries the store refused permanently, parked where an operator
+//! can see, retry or drop them (`SLUICE.DEADLETTERS`). Kept in `<data-dir>/deadletters.db`, so
+//! they survive restarts. A dead letter is dropped automatically once a newer write to the
+//! same key is stored, so retrying can never bring back an older value.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection};
+
+use crate::tiers::store::StoreWrite;
+
+/// One parked write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Keyspace name.
+    pub keyspace: String,
+    /// Redis database index.
+    pub db: u8,
+    /// The full Redis key.
+    pub key: Bytes,
+    /// The refused write.
+    pub write: StoreWrite,
+    /// Its sequence number.
+    pub seq: u64,
+    /// The store's error.
+    pub error: String,
+    /// Unix ms when it was parked.
+    pub failed_at_ms: u64,
+}
+
+/// Which dead letters an operation applies to.
+#[derive(Debug, Clone)]
+pub enum DeadLetterSelector {
+    /// Every dead letter.
+    All,
+    /// The dead letters of one key in one database.
+    Key {
+        /// Redis database index.
+        db: u8,
+        /// The full Redis key.
+        key: Bytes,
+    },
+}
+
+/// The dead-letter registry.
+pub struct DeadLetters {
+    conn: Mutex<Connection>,
+    /// Parked keys with their highest parked sequence number, so the flush path can tell
+    /// cheaply whether a stored write supersedes one.
+    parked: Mutex<HashMap<(u8, Bytes), u64>>,
+}
+
+impl DeadLetters {
+    /// Opens (creating) the registry file.
+    pub fn open(path: &Path) -> Result<DeadLetters, String> {
+        let conn = Connection::open(path)
+            .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS dead_letters (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 keyspace TEXT NOT NULL,
+                 db INTEGER NOT NULL,
+                 key BLOB NOT NULL,
+                 op TEXT NOT NULL,
+                 value BLOB,
+                 expires_at INTEGER,
+                 seq INTEGER NOT NULL,
+                 error TEXT NOT NULL,
+                 failed_at INTEGER NOT NULL
+             );",
+        )
+        .map_err(|e| format!("cannot prepare dead-letter file {}: {e}", path.display()))?;
+        let parked = {
+            let mut st = conn
+                .prepare("SELECT db, key, MAX(seq) FROM dead_letters GROUP BY db, key")
+                .map_err(|e| e.to_string())?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        (r.get::<_, i64>(0)? as u8, Bytes::from(r.get::<_, Vec<u8>>(1)?)),
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })
+                .map_err(|e| e.to_string())?
+                .collect::<Result<HashMap<_, _>, _>>()
+                .map_err(|e| e.to_string())?;
+            rows
+        };
+        Ok(DeadLetters {
+            conn: Mutex::new(conn),
+            parked: Mutex::new(parked),
+        })
+    }
+
+    /// Parks letters durably. Errors are returned so the caller can keep the entries buffered
+    /// instead of losing them.
+    pub fn park(&self, letters: &[DeadLetter]) -> Result<(), String> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        for l in letters {
+            let (op, value, expires_at) = match &l.write {
+                StoreWrite::Upsert { value, expires_at } => {
+                    ("set", Some(value.to_vec()), expires_at.map(|e| e as i64))
+                }
+                StoreWrite::Delete => ("del", None, None),
+            };
+            tx.execute(
+                "INSERT INTO dead_letters (keyspace, db, key, op, value, expires_at, seq, error, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    l.keyspace,
+                    l.db as i64,
+                    &l.key[..],
+                    op,
+                    value,
+                    expires_at,
+                    l.seq as i64,
+                    l.error,
+                    l.failed_at_ms as i64
+                ],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        let mut parked = self.parked.lock();
+        for l in letters {
+            let e = parked.entry((l.db, l.key.clone())).or_insert(0);
+            *e = (*e).max(l.seq);
+        }
+        Ok(())
+    }
+
+    /// Drops the letters of a key older than a write that was just stored.
+    pub fn supersede(&self, db: u8, key: &Bytes, stored_seq: u64) {
+        let hit = {
+            let parked = self.parked.lock();
+            if parked.is_empty() {
+                return;
+            }
+            parked.get(&(db, key.clone())).copied()
+        };
+        if let Some(max_seq) = hit {
+            let conn = self.conn.lock();
+            let _ = conn.execute(
+                "DELETE FROM dead_letters WHERE db = ?1 AND key = ?2 AND seq < ?3",
+                params![db as i64, &key[..], stored_seq as i64],
+            );
+            if max_seq < stored_seq {
+                self.parked.lock().remove(&(db, key.clone()));
+            }
+        }
+    }
+
+    /// Letters, oldest first, optionally of one keyspace.
+    pub fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, String> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT keyspace, db, key, op, value, expires_at, seq, error, failed_at
+                 FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = st
+            .query_map(params![keyspace], |r| {
+                let op: String = r.get(3)?;
+                let write = if op == "set" {
+                    StoreWrite::Upsert {
+                        value: Bytes::from(r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default()),
+                        expires_at: r.get::<_, Option<i64>>(5)?.map(|e| e as u64),
+                    }
+                } else {
+                    StoreWrite::Delete
+                };
+                Ok(DeadLetter {
+                    keyspace: r.get(0)?,
+                    db: r.get::<_, i64>(1)? as u8,
+                    key: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+                    write,
+                    seq: r.get::<_, i64>(6)? as u64,
+                    error: r.get(7)?,
+                    failed_at_ms: r.get::<_, i64>(8)? as u64,
+                })
+            })
+            .map_err(|e| e.to_string())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(rows)
+    }
+
+    /// Removes and returns the selected letters.
+    pub fn take(&self, selector: &DeadLetterSelector) -> Result<Vec<DeadLetter>, String> {
+        let all = self.list(None)?;
+        let chosen: Vec<DeadLetter> = all
+            .into_iter()
+            .filter(|l| match selector {
+                DeadLetterSelector::All => true,
+                DeadLetterSelector::Key { db, key } => l.db == *db && l.key == *key,
+            })
+            .collect();
+        let conn = self.conn.lock();
+        match selector {
+            DeadLetterSelector::All => conn.execute("DELETE FROM dead_letters", []),
+            DeadLetterSelector::Key { db, key } => conn.execute(
+                "DELETE FROM dead_letters WHERE db = ?1 AND key = ?2",
+                params![*db as i64, &key[..]],
+            ),
+        }
+        .map_err(|e| e.to_string())?;
+        let mut parked = self.parked.lock();
+        match selector {
+            DeadLetterSelector::All => parked.clear(),
+            DeadLetterSelector::Key { db, key } => {
+                parked.remove(&(*db, key.clone()));
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// How many letters a keyspace has parked.
+    pub fn count(&self, keyspace: &str) -> u64 {
+        let conn = self.conn.lock();
+        conn.query_row(
+            "SELECT COUNT(*) FROM dead_letters WHERE keyspace = ?1",
+            params![keyspace],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .unwrap_or(0)
+    }
+}

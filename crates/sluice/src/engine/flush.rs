@@ -1,0 +1,320 @@
+//! Flushing write-back buffers, the checkpoint, the expiry reaper and the graceful drain.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use super::deadletter::DeadLetter;
+use super::writeback::FlushItem;
+use super::{Backoff, Engine, Keyspace};
+use crate::config::Durability;
+use crate::error::{SluiceError, StoreError};
+use crate::tiers::store::{BatchOutcome, StoreOp, StoreWrite};
+
+/// What a graceful shutdown left behind.
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownReport {
+    /// Buffered write-back entries not stored by the deadline.
+    pub unflushed: usize,
+    /// Whether those entries are safe in the journal (false: they are lost).
+    pub kept_in_journal: bool,
+}
+
+const REAP_EVERY: Duration = Duration::from_secs(1);
+const REAP_LIMIT: usize = 500;
+
+type BoxedOutcome<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<BatchOutcome, StoreError>> + Send + 'a>>;
+
+impl Engine {
+    pub(super) fn start_background(self: &Arc<Self>) {
+        let mut tasks = self.tasks.lock();
+        for ks in &self.keyspaces {
+            if ks.buffer.is_some() {
+                let engine = Arc::downgrade(self);
+                let ks = ks.clone();
+                let shutdown = self.shutdown_tx.subscribe();
+                tasks.push(tokio::spawn(run_flusher(engine, ks, shutdown)));
+            }
+        }
+        let engine = Arc::downgrade(self);
+        let mut shutdown = self.shutdown_tx.subscribe();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(REAP_EVERY) => {}
+                    _ = shutdown.changed() => return,
+                }
+                let Some(engine) = engine.upgrade() else { return };
+                for _ in 0..20 {
+                    match engine.store.purge_expired(engine.now(), REAP_LIMIT).await {
+                        Ok(n) if n as usize == REAP_LIMIT => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            warn!("expiry reaper failed, will retry: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Flushes one batch (entries with `seq <= cutoff`). Returns how many entries it handled;
+    /// 0 means nothing at or below the cutoff is buffered.
+    async fn flush_batch(&self, ks: &Keyspace, cutoff: u64) -> Result<usize, StoreError> {
+        let Some(buffer) = &ks.buffer else {
+            return Ok(0);
+        };
+        let batch: Vec<FlushItem> = buffer
+            .take_batch()
+            .into_iter()
+            .filter(|item| item.seq <= cutoff)
+            .collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let ops: Vec<StoreOp> = batch
+            .iter()
+            .map(|item| StoreOp {
+                target: ks.target(item.key.db),
+                key: ks.store_key(&item.key.key),
+                write: match &item.write {
+                    // An upsert that expired while buffered must still remove any older row.
+                    StoreWrite::Upsert { expires_at: Some(e), .. } if *e <= now => StoreWrite::Delete,
+                    w => w.clone(),
+                },
+            })
+            .collect();
+        let started = Instant::now();
+        let outcome = self.write_isolating(ops).await;
+        ks.counters
+            .last_flush_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.note_store_error(ks, &e);
+                return Err(e);
+            }
+        };
+        ks.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut done: Vec<&FlushItem> = Vec::with_capacity(batch.len());
+        let mut dead: Vec<DeadLetter> = Vec::new();
+        let mut dead_items: Vec<&FlushItem> = Vec::new();
+        let mut transient: Option<StoreError> = None;
+        for (item, result) in batch.iter().zip(outcome) {
+            match result {
+                Ok(()) => done.push(item),
+                Err(e) if e.is_permanent() => {
+                    error!(keyspace = %ks.name, key = %String::from_utf8_lossy(&item.key.key), "store refused a write-back entry permanently; parked as a dead letter: {e}");
+                    self.note_store_error(ks, &e);
+                    dead.push(DeadLetter {
+                        keyspace: ks.name.clone(),
+                        db: item.key.db,
+                        key: item.key.key.clone(),
+                        write: item.write.clone(),
+                        seq: item.seq,
+                        error: e.message.clone(),
+                        failed_at_ms: now,
+                    });
+                    dead_items.push(item);
+                }
+                Err(e) => {
+                    self.note_store_error(ks, &e);
+                    transient = Some(e);
+                }
+            }
+        }
+        ks.counters
+            .rows_stored
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+        for item in &done {
+            self.dead_letters.supersede(item.key.db, &item.key.key, item.seq);
+        }
+        buffer.complete(done.iter().copied());
+        if !dead.is_empty() {
+            match self.dead_letters.park(&dead) {
+                Ok(()) => {
+                    ks.counters
+                        .dead_letters
+                        .fetch_add(dead.len() as u64, Ordering::Relaxed);
+                    buffer.complete(dead_items.iter().copied());
+                    for item in &dead_items {
+                        // The database never took this value: stop serving it.
+                        let stripe = self.locks.stripe(item.key.db, &item.key.key);
+                        self.locks.bump(stripe);
+                        if buffer.lookup(&item.key).is_none() {
+                            let _ = self.cache.remove(&item.key).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Cannot park them: keep them buffered rather than lose them.
+                    error!(keyspace = %ks.name, "cannot write dead letters, keeping the entries buffered: {e}");
+                    transient = Some(StoreError::transient(format!("dead-letter file: {e}")));
+                }
+            }
+        }
+        match transient {
+            Some(e) => Err(e),
+            None => Ok(batch.len()),
+        }
+    }
+
+    /// Writes a batch; a batch refused whole with a permanent error is split in halves until
+    /// the failing entries are isolated, so one poison entry never blocks the others.
+    fn write_isolating(&self, ops: Vec<StoreOp>) -> BoxedOutcome<'_> {
+        Box::pin(async move {
+            let len = ops.len();
+            match self.store.write_batch(ops.clone()).await {
+                Err(e) if e.is_permanent() && len > 1 => {
+                    let right = ops[len / 2..].to_vec();
+                    let left = ops[..len / 2].to_vec();
+                    let mut outcome = self.write_isolating(left).await?;
+                    outcome.extend(self.write_isolating(right).await?);
+                    Ok(outcome)
+                }
+                Err(e) if e.is_permanent() => Ok(vec![Err(e)]),
+                other => other,
+            }
+        })
+    }
+
+    /// Flushes every entry of `ks` buffered at the time of the call. Holds the keyspace's
+    /// flush lock, so at most one store is in flight per key.
+    pub(crate) async fn drain_keyspace(&self, ks: &Keyspace) -> Result<(), StoreError> {
+        let _flushing = ks.flush_lock.lock().await;
+        let cutoff = self.seq.load(Ordering::SeqCst);
+        while self.flush_batch(ks, cutoff).await? > 0 {}
+        Ok(())
+    }
+
+    /// Flushes every write-back keyspace, then advances the journal checkpoint.
+    pub(crate) async fn flush_all(&self) -> Result<(), SluiceError> {
+        let mut first_error = None;
+        for ks in &self.keyspaces {
+            if ks.buffer.is_some() {
+                if let Err(e) = self.drain_keyspace(ks).await {
+                    first_error.get_or_insert(SluiceError::store(&ks.name, e));
+                }
+            }
+        }
+        self.advance_checkpoint().await;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The highest sequence number below which every journal record is stored or superseded.
+    pub(crate) fn checkpoint_position(&self) -> u64 {
+        // Read order matters: last assigned, then unbuffered, then buffers. A write moves
+        // from `unbuffered` into a buffer before leaving `unbuffered`, so it is seen in one.
+        let last = self.seq.load(Ordering::SeqCst);
+        let mut low = last;
+        if let Some(s) = self.unbuffered.lock().first() {
+            low = low.min(s - 1);
+        }
+        for ks in &self.keyspaces {
+            if let Some(s) = ks.buffer.as_ref().and_then(|b| b.min_seq()) {
+                low = low.min(s - 1);
+            }
+        }
+        low
+    }
+
+    pub(crate) async fn advance_checkpoint(&self) {
+        if self.journal.durability() == Durability::None {
+            return;
+        }
+        let position = self.checkpoint_position();
+        if let Err(e) = self.journal.checkpoint(position).await {
+            warn!("journal checkpoint failed (replay after a crash will redo more work): {e}");
+        }
+    }
+
+    /// Stops accepting writes, drains the buffers within `deadline`, and closes the journal.
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.shutdown_tx.send(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+        let drained = tokio::time::timeout(deadline, async {
+            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+            loop {
+                match self.flush_all().await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let wait = backoff.fail();
+                        warn!("drain: flush failed, retrying in {wait:?}: {e}");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        })
+        .await;
+        let unflushed: usize = self
+            .keyspaces
+            .iter()
+            .filter_map(|k| k.buffer.as_ref().map(|b| b.len()))
+            .sum();
+        let kept_in_journal = self.journal.durability() != Durability::None;
+        self.advance_checkpoint().await;
+        if let Err(e) = self.journal.close().await {
+            error!("journal close failed: {e}");
+        }
+        if unflushed == 0 {
+            info!("drain complete: every buffered write is stored");
+        } else if kept_in_journal {
+            warn!(unflushed, "drain deadline passed; the unstored writes stay in the journal and are stored at the next start");
+        } else {
+            error!(unflushed, "drain deadline passed with journal durability \"none\": {unflushed} acknowledged writes are LOST");
+        }
+        if drained.is_err() {
+            warn!("drain stopped at its deadline of {deadline:?}");
+        }
+        ShutdownReport {
+            unflushed,
+            kept_in_journal,
+        }
+    }
+}
+
+async fn run_flusher(
+    engine: std::sync::Weak<Engine>,
+    ks: Arc<Keyspace>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(buffer_wake) = ks.buffer.as_ref().map(|b| &b.wake) else {
+        return;
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    let mut wait = ks.config.flush_interval;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = buffer_wake.notified(), if !backoff.failing() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(engine) = engine.upgrade() else { return };
+        match engine.drain_keyspace(&ks).await {
+            Ok(()) => {
+                backoff.succeed();
+                wait = ks.config.flush_interval;
+                engine.advance_checkpoint().await;
+            }
+            Err(e) => {
+                ks.counters.retries.fetch_add(1, Ordering::Relaxed);
+                wait = backoff.fail();
+                warn!(keyspace = %ks.name, "flush failed, retrying in {wait:?}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The engine: keyspace routing → policy → tiers.
+//!
+//! [`Engine`] owns the tiers and the keyspaces. Every write takes its key's stripe lock, so
+//! per-key order is the same in the store, the journal, the buffer and the cache. Reads never
+//! lock: they look in the write-back buffer, then the cache, then the store.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, KeyspaceConfig, Policy};
+use crate::error::{SluiceError, StoreError};
+use crate::keyspace::KeyTemplate;
+use crate::tiers::cache::{CacheKey, CachedValue, SharedCache};
+use crate::tiers::journal::{JournalOp, JournalRecord, SharedJournal};
+use crate::tiers::store::{MappedTable, SharedStore, StoreOp, StoreWrite, Target};
+
+pub mod deadletter;
+mod flush;
+pub mod locks;
+mod open;
+mod ops;
+pub mod singleflight;
+pub mod writeback;
+
+use deadletter::DeadLetters;
+use locks::{KeyLocks, Stripe};
+use singleflight::SingleFlight;
+use writeback::{ReserveError, WriteBackBuffer};
+
+pub use flush::ShutdownReport;
+pub use open::{check_config, SluiceBuilder};
+pub use ops::{ExpireCondition, KeyTtl, SetCondition, SetExpiry, SetOptions, SetOutcome};
+/// Types of the library API.
+pub mod ops_types {
+    pub use super::ops::{KeyspaceInfo, Mutation};
+}
+
+/// A live key: its value and, on the built-in keyspace, its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: Bytes,
+    /// Unix ms at which the key expires; always `None` on mapped keyspaces.
+    pub expires_at: Option<u64>,
+}
+
+/// Counters of one keyspace, for INFO and SLUICE.KEYSPACES.
+#[derive(Debug, Default)]
+pub struct KeyspaceCounters {
+    /// Client writes applied.
+    pub writes: AtomicU64,
+    /// Flush transactions committed.
+    pub flushes: AtomicU64,
+    /// Rows the store accepted.
+    pub rows_stored: AtomicU64,
+    /// Store failures (whole batches or single entries).
+    pub store_errors: AtomicU64,
+    /// Flush retries after a failure.
+    pub retries: AtomicU64,
+    /// Entries parked as dead letters.
+    pub dead_letters: AtomicU64,
+    /// Duration of the last flush, µs.
+    pub last_flush_us: AtomicU64,
+    /// The last store error, if any.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// One keyspace at run time.
+pub struct Keyspace {
+    /// Position in match order.
+    pub id: usize,
+    /// Configured name.
+    pub name: String,
+    /// The key template; `None` for the built-in keyspace.
+    pub template: Option<KeyTemplate>,
+    /// The mapped table; `None` for the built-in keyspace.
+    pub mapped: Option<Arc<MappedTable>>,
+    /// The configuration entry.
+    pub config: KeyspaceConfig,
+    /// The write-back buffer (write-back keyspaces only).
+    pub buffer: Option<WriteBackBuffer>,
+    /// Counters.
+    pub counters: KeyspaceCounters,
+    /// Held by whoever flushes this keyspace: at most one store in flight per key.
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl Keyspace {
+    /// The write policy.
+    pub fn policy(&self) -> Policy {
+        self.config.policy
+    }
+
+    /// True for the built-in `sluice_kv` keyspace.
+    pub fn is_builtin(&self) -> bool {
+        self.mapped.is_none()
+    }
+
+    fn target(&self, db: u8) -> Target {
+        match &self.mapped {
+            Some(m) => Target::Mapped(m.clone()),
+            None => Target::Builtin { db },
+        }
+    }
+
+    /// The store key of a Redis key: the capture on mapped keyspaces, the key itself otherwise.
+    fn store_key(&self, key: &Bytes) -> Bytes {
+        match &self.template {
+            Some(t) => t
+                .capture_range(key)
+                .map(|r| key.slice(r))
+                .unwrap_or_else(|| key.clone()),
+            None => key.clone(),
+        }
+    }
+
+    fn cache_ttl_ms(&self) -> Option<u64> {
+        self.config.ttl.map(|d| d.as_millis() as u64)
+    }
+}
+
+/// The engine shared by every handle.
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) clock: SharedClock,
+    pub(crate) store: SharedStore,
+    pub(crate) cache: SharedCache,
+    pub(crate) journal: SharedJournal,
+    pub(crate) keyspaces: Vec<Arc<Keyspace>>,
+    pub(crate) dead_letters: DeadLetters,
+    locks: KeyLocks,
+    singleflight: SingleFlight,
+    /// Last sequence number handed out.
+    seq: AtomicU64,
+    /// Sequence numbers appended to the journal but not yet in a buffer; they hold back the
+    /// checkpoint.
+    unbuffered: Mutex<BTreeSet<u64>>,
+    closing: AtomicBool,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Where a key lives.
+pub(crate) struct Route<'a> {
+    pub ks: &'a Arc<Keyspace>,
+    pub stripe: Stripe,
+    pub cache_key: CacheKey,
+}
+
+impl Engine {
+    /// The keyspace owning `key` in `db`. Mapped keyspaces live in database 0 only.
+    pub(crate) fn route(&self, db: u8, key: &Bytes) -> Route<'_> {
+        let ks = if db == 0 {
+            self.keyspaces
+                .iter()
+                .find(|ks| ks.template.as_ref().is_some_and(|t| t.capture(key).is_some()))
+        } else {
+            None
+        }
+        .unwrap_or_else(|| self.builtin());
+        Route {
+            ks,
+            stripe: self.locks.stripe(db, key),
+            cache_key: CacheKey {
+                db,
+                key: key.clone(),
+            },
+        }
+    }
+
+    /// The built-in keyspace (always last).
+    pub(crate) fn builtin(&self) -> &Arc<Keyspace> {
+        self.keyspaces
+            .last()
+            .expect("the engine always has the built-in keyspace")
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn check_open(&self) -> Result<(), SluiceError> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(SluiceError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Reads a key through buffer → cache → store, never returning an expired key.
+    pub(crate) async fn read(&self, route: &Route<'_>) -> Result<Option<Entry>, SluiceError> {
+        let version = self.locks.version(route.stripe);
+        let now = self.now();
+        let ks = route.ks;
+        if let Some(buffer) = &ks.buffer {
+            if let Some(pending) = buffer.lookup(&route.cache_key) {
+                return Ok(match pending.write {
+                    StoreWrite::Upsert { value, expires_at } => live(value, expires_at, now),
+                    StoreWrite::Delete => None,
+                });
+            }
+        }
+        match self.cache.get(&route.cache_key).await {
+            Ok(Some(copy)) => {
+                if copy.expires_at.is_some_and(|e| e <= now) {
+                    self.expire_lazily(route, now).await;
+                    return Ok(None);
+                }
+                if copy.cache_until.is_none_or(|u| u > now) {
+                    return Ok(Some(Entry {
+                        value: copy.value,
+                        expires_at: copy.expires_at,
+                    }));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
+        }
+        let target = ks.target(route.cache_key.db);
+        let store_key = ks.store_key(&route.cache_key.key);
+        let stored = self
+            .singleflight
+            .read((ks.id, route.cache_key.clone()), version, || {
+                self.store.read(&target, &store_key)
+            })
+            .await
+            .map_err(|e| SluiceError::store(&ks.name, e))?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if stored.expires_at.is_some_and(|e| e <= now) {
+            self.expire_lazily(route, now).await;
+            return Ok(None);
+        }
+        let copy = CachedValue {
+            value: stored.value.clone(),
+            expires_at: stored.expires_at,
+            cache_until: ks.cache_ttl_ms().map(|t| now.saturating_add(t)),
+        };
+        if self.locks.version(route.stripe) == version {
+            let _ = self.cache.put(route.cache_key.clone(), copy).await;
+            if self.locks.version(route.stripe) != version {
+                let _ = self.cache.remove(&route.cache_key).await;
+            }
+        }
+        Ok(Some(Entry {
+            value: stored.value,
+            expires_at: stored.expires_at,
+        }))
+    }
+
+    /// An expired built-in key seen by a read: drop the cached copy and, if the row is still
+    /// expired, the row. Conditional, so it can never remove a newer write.
+    async fn expire_lazily(&self, route: &Route<'_>, now: u64) {
+        let _ = self.cache.remove(&route.cache_key).await;
+        if route.ks.is_builtin() {
+            let store = self.store.clone();
+            let key = route.cache_key.clone();
+            tokio::spawn(async move {
+                let _ = store.delete_if_expired(key.db, &key.key, now).await;
+            });
+        }
+    }
+
+    /// Applies one write according to the keyspace's policy. The caller holds the key's lock.
+    pub(crate) async fn apply(&self, route: &Route<'_>, write: StoreWrite) -> Result<(), SluiceError> {
+        self.check_open()?;
+        let ks = route.ks;
+        let now = self.now();
+        // On a mapped table an expiry bounds only the cached copy: the row never carries one.
+        let (write, copy_deadline) = match write {
+            StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => {
+                (StoreWrite::Upsert { value, expires_at: None }, expires_at)
+            }
+            StoreWrite::Upsert { expires_at: Some(e), .. } if e <= now => (StoreWrite::Delete, None),
+            other => (other, None),
+        };
+        let target = ks.target(route.cache_key.db);
+        let store_key = ks.store_key(&route.cache_key.key);
+        if !ks.is_builtin() {
+            let value = match &write {
+                StoreWrite::Upsert { value, .. } => Some(&value[..]),
+                StoreWrite::Delete => None,
+            };
+            self.store
+                .check(&target, &store_key, value)
+                .map_err(|e| SluiceError::Refused(e.message))?;
+        }
+        ks.counters.writes.fetch_add(1, Ordering::Relaxed);
+        match ks.policy() {
+            Policy::WriteThrough | Policy::Invalidate => {
+                let op = StoreOp {
+                    target,
+                    key: store_key,
+                    write: write.clone(),
+                };
+                let outcome = match self.store.write_batch(vec![op]).await {
+                    Ok(mut outcomes) => outcomes.pop().unwrap_or(Ok(())),
+                    Err(e) => Err(e),
+                };
+                self.locks.bump(route.stripe);
+                match outcome {
+                    Ok(()) => {
+                        ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
+                        match (&write, ks.policy()) {
+                            (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
+                                self.install(route, value.clone(), *expires_at, copy_deadline, now)
+                                    .await
+                            }
+                            _ => self.evict(route).await,
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.evict(route).await;
+                        self.note_store_error(ks, &e);
+                        Err(SluiceError::store(&ks.name, e))
+                    }
+                }
+            }
+            Policy::WriteBack => {
+                let buffer = ks
+                    .buffer
+                    .as_ref()
+                    .expect("write-back keyspaces always have a buffer");
+                let reservation = buffer
+                    .reserve(&route.cache_key, ks.config.backpressure_timeout)
+                    .await
+                    .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))?;
+                let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                let durable = self.journal.durability() != crate::config::Durability::None;
+                if durable {
+                    self.unbuffered.lock().insert(seq);
+                    let record = JournalRecord {
+                        seq,
+                        keyspace: ks.name.clone(),
+                        db: route.cache_key.db,
+                        key: route.cache_key.key.clone(),
+                        op: JournalOp::Write(write.clone()),
+                    };
+                    if let Err(e) = self.journal.append(record).await {
+                        self.unbuffered.lock().remove(&seq);
+                        buffer.release(reservation);
+                        return Err(SluiceError::Journal(e.0));
+                    }
+                }
+                buffer.insert(reservation, route.cache_key.clone(), seq, write.clone(), now);
+                if durable {
+                    self.unbuffered.lock().remove(&seq);
+                }
+                self.locks.bump(route.stripe);
+                match &write {
+                    StoreWrite::Upsert { value, expires_at } => {
+                        self.install(route, value.clone(), *expires_at, copy_deadline, now)
+                            .await
+                    }
+                    StoreWrite::Delete => self.evict(route).await,
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Caches a value just written; on a cache failure the copy is removed instead, so the
+    /// cache can never serve a value older than the store's.
+    async fn install(
+        &self,
+        route: &Route<'_>,
+        value: Bytes,
+        expires_at: Option<u64>,
+        copy_deadline: Option<u64>,
+        now: u64,
+    ) {
+        let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.saturating_add(t));
+        let cache_until = match (ttl_deadline, copy_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let copy = CachedValue {
+            value,
+            expires_at,
+            cache_until,
+        };
+        if let Err(e) = self.cache.put(route.cache_key.clone(), copy).await {
+            warn!(keyspace = %route.ks.name, "cache write failed, invalidating: {e}");
+            self.evict(route).await;
+        }
+    }
+
+    async fn evict(&self, route: &Route<'_>) {
+        if let Err(e) = self.cache.remove(&route.cache_key).await {
+            warn!(keyspace = %route.ks.name, "cache invalidation failed: {e}");
+        }
+    }
+
+    fn note_store_error(&self, ks: &Keyspace, e: &StoreError) {
+        ks.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        *ks.counters.last_error.lock() = Some(e.message.clone());
+    }
+}
+
+fn live(value: Bytes, expires_at: Option<u64>, now: u64) -> Option<Entry> {
+    if expires_at.is_some_and(|e| e <= now) {
+        None
+    } else {
+        Some(Entry { value, expires_at })
+    }
+}
+
+/// Exponential backoff with jitter, capped.
+pub(crate) struct Backoff {
+    next: Duration,
+    base: Duration,
+    cap: Duration,
+    failing: bool,
+}
+
+impl Backoff {
+    pub(crate) fn new(base: Duration, cap: Duration) -> Self {
+        Backoff {
+            next: base,
+            base,
+            cap,
+            failing: false,
+        }
+    }
+
+    /// Records a failure and returns how long to wait before retrying.
+    pub(crate) fn fail(&mut self) -> Duration {
+        self.failing = true;
+        let jitter = rand::random::<f64>() * 0.5 + 0.75;
+        let wait = self.next.mul_f64(jitter).min(self.cap);
+        self.next = (self.next * 2).min(self.cap);
+        wait
+    }
+
+    pub(crate) fn succeed(&mut self) {
+        self.failing = false;
+        self.next = self.base;
+    }
+
+    pub(crate) fn failing(&self) -> bool {
+        self.failing
+    }
+}

@@ -1,0 +1,416 @@
+//! Opening the engine: validate the config against the database, build the tiers, replay the
+//! journal, start the flushers.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::deadletter::DeadLetters;
+use super::locks::KeyLocks;
+use super::singleflight::SingleFlight;
+use super::writeback::WriteBackBuffer;
+use super::{Engine, Keyspace, KeyspaceCounters};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, Durability, KeyspaceConfig, Policy};
+use crate::error::{ConfigError, OpenError};
+use crate::keyspace::{validate_identifier, KeyTemplate};
+use crate::tiers::cache::memory::MemoryCache;
+use crate::tiers::cache::SharedCache;
+use crate::tiers::journal::none::NoJournal;
+use crate::tiers::journal::wal::WalJournal;
+use crate::tiers::journal::{JournalOp, JournalRecord, SharedJournal};
+use crate::tiers::store::{self, MappedTable, SharedStore};
+use crate::Sluice;
+
+/// Builds a [`Sluice`], with the tiers and the clock injectable for tests.
+pub struct SluiceBuilder {
+    config: Config,
+    clock: Option<SharedClock>,
+    store: Option<SharedStore>,
+    cache: Option<SharedCache>,
+    journal: Option<SharedJournal>,
+    salvage: bool,
+}
+
+impl SluiceBuilder {
+    /// Starts from a configuration.
+    pub fn new(config: Config) -> Self {
+        SluiceBuilder {
+            config,
+            clock: None,
+            store: None,
+            cache: None,
+            journal: None,
+            salvage: false,
+        }
+    }
+
+    /// Uses this clock for every expiry decision (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses this store instead of opening `[store] url` (e.g. a failure-injecting wrapper).
+    pub fn store(mut self, store: SharedStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses this cache instead of the memory cache.
+    pub fn cache(mut self, cache: SharedCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Uses this journal instead of the one `[journal]` configures.
+    pub fn journal(mut self, journal: SharedJournal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Starts even if the journal is corrupt before its tail, skipping (and logging) each
+    /// bad record.
+    pub fn salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
+        self
+    }
+
+    /// Validates the configuration against the database, replays the journal and starts the
+    /// background flushers. Fails with an error that names the offending field.
+    pub async fn open(self) -> Result<Sluice, OpenError> {
+        let config = self.config;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let data_dir = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            OpenError::Io(format!(
+                "cannot create data dir {}: {e}; set [server] data_dir or --data-dir to a writable directory",
+                data_dir.display()
+            ))
+        })?;
+        let store = match self.store {
+            Some(s) => s,
+            None => store::open_url(&config.store_url()).await?,
+        };
+        store.ensure_builtin_table().await?;
+        let keyspaces = build_keyspaces(&config, &store).await?;
+
+        let journal: SharedJournal = match self.journal {
+            Some(j) => j,
+            None => match config.journal.durability {
+                Durability::None => Arc::new(NoJournal),
+                _ => Arc::new(
+                    WalJournal::open(&data_dir.join("journal"), &config.journal, self.salvage)
+                        .await?,
+                ),
+            },
+        };
+        for ks in &keyspaces {
+            if ks.policy() == Policy::WriteBack
+                && ks.config.critical
+                && journal.durability() == Durability::None
+            {
+                return Err(ConfigError::invalid(
+                    format!("keyspace \"{}\".critical", ks.name),
+                    "a critical write-back keyspace needs a durable journal; set [journal] durability to \"fsync\", \"os\" or \"interval\", or use policy = \"write-through\"",
+                )
+                .into());
+            }
+        }
+        if journal.durability() == Durability::None
+            && keyspaces.iter().any(|k| k.policy() == Policy::WriteBack)
+        {
+            warn!("journal durability is \"none\": write-back writes are acknowledged from memory only, and a crash or kill loses every write not yet flushed to the database");
+        }
+
+        let cache = match self.cache {
+            Some(c) => c,
+            None => Arc::new(MemoryCache::new(config.cache.capacity, clock.clone())),
+        };
+        let dead_letters = DeadLetters::open(&data_dir.join("deadletters.db")).map_err(OpenError::Io)?;
+        let (shutdown_tx, _) = watch::channel(false);
+        let engine = Arc::new(Engine {
+            config,
+            clock,
+            store,
+            cache,
+            journal,
+            keyspaces,
+            dead_letters,
+            locks: KeyLocks::default(),
+            singleflight: SingleFlight::default(),
+            seq: AtomicU64::new(0),
+            unbuffered: Mutex::new(BTreeSet::new()),
+            closing: AtomicBool::new(false),
+            shutdown_tx,
+            tasks: Mutex::new(Vec::new()),
+        });
+        engine.recover().await?;
+        engine.start_background();
+        Ok(Sluice { engine })
+    }
+}
+
+impl Engine {
+    /// Replays journal records past the checkpoint into the buffers, newest per key winning,
+    /// then flushes them.
+    async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
+        let records = self.journal.take_recovered();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = records.len();
+        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        self.seq
+            .store(max_seq.max(self.journal.last_seq()), std::sync::atomic::Ordering::SeqCst);
+        let now = self.now();
+        let mut unknown = 0usize;
+        // FLUSHDB records: every older record of that keyspace and database is void.
+        let mut clears: std::collections::HashMap<(String, u8), u64> = Default::default();
+        for r in &records {
+            if r.op == JournalOp::Clear {
+                let e = clears.entry((r.keyspace.clone(), r.db)).or_insert(0);
+                *e = (*e).max(r.seq);
+            }
+        }
+        let cleared = |r: &JournalRecord| {
+            [r.db, u8::MAX].iter().any(|db| {
+                clears
+                    .get(&(r.keyspace.clone(), *db))
+                    .is_some_and(|&c| c > r.seq)
+            })
+        };
+        for record in records {
+            let JournalOp::Write(write) = &record.op else {
+                continue;
+            };
+            if cleared(&record) {
+                continue;
+            }
+            let Some(ks) = self.keyspaces.iter().find(|k| k.name == record.keyspace) else {
+                unknown += 1;
+                error!(keyspace = %record.keyspace, seq = record.seq, "journal record names a keyspace that is no longer configured; it is kept in the journal and not applied");
+                continue;
+            };
+            let Some(buffer) = &ks.buffer else {
+                // The keyspace is no longer write-back: store the record straight away.
+                buffer_less_replay(self, ks, &record, write.clone()).await?;
+                continue;
+            };
+            let key = crate::tiers::cache::CacheKey {
+                db: record.db,
+                key: record.key.clone(),
+            };
+            let newer_buffered = buffer.lookup(&key).is_some_and(|p| p.seq >= record.seq);
+            if newer_buffered {
+                continue;
+            }
+            buffer.insert_replayed(key.clone(), record.seq, write.clone(), now);
+            let _ = self.cache.remove(&key).await;
+        }
+        info!(records = count, unknown, "journal replayed into the write-back buffers");
+        if unknown > 0 {
+            return Err(OpenError::Journal(crate::error::JournalError(format!(
+                "{unknown} journal records belong to keyspaces missing from the config; restore those [[keyspace]] entries so they can be stored"
+            ))));
+        }
+        if let Err(e) = self.flush_all().await {
+            warn!("flush after journal replay failed, will retry in the background: {e}");
+        }
+        Ok(())
+    }
+}
+
+async fn buffer_less_replay(
+    engine: &Engine,
+    ks: &Keyspace,
+    record: &JournalRecord,
+    write: crate::tiers::store::StoreWrite,
+) -> Result<(), OpenError> {
+    let key = bytes::Bytes::clone(&record.key);
+    let op = crate::tiers::store::StoreOp {
+        target: ks.target(record.db),
+        key: ks.store_key(&key),
+        write,
+    };
+    match engine.store.write_batch(vec![op]).await {
+        Ok(mut outcome) => match outcome.pop().unwrap_or(Ok(())) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(OpenError::Store(e)),
+        },
+        Err(e) => Err(OpenError::Store(e)),
+    }
+}
+
+/// Validates each `[[keyspace]]` and resolves mapped tables against the database. The
+/// built-in keyspace is always last.
+async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc<Keyspace>>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut builtin: Option<KeyspaceConfig> = None;
+    let mut keyspaces = Vec::new();
+    for (i, ks) in config.keyspaces.iter().enumerate() {
+        let at = |field: &str| format!("keyspace[{i}] \"{}\".{field}", ks.name);
+        if ks.name.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("keyspace[{i}].name"),
+                "is empty; give every keyspace a unique name",
+            ));
+        }
+        if !names.insert(ks.name.clone()) {
+            return Err(ConfigError::invalid(
+                at("name"),
+                "is used by an earlier keyspace; names must be unique",
+            ));
+        }
+        if ks.flush_batch == 0 {
+            return Err(ConfigError::invalid(at("flush_batch"), "must be at least 1"));
+        }
+        if ks.max_dirty == 0 {
+            return Err(ConfigError::invalid(at("max_dirty"), "must be at least 1"));
+        }
+        if ks.flush_interval.is_zero() {
+            return Err(ConfigError::invalid(at("flush_interval"), "must be greater than 0"));
+        }
+        if ks.is_builtin() {
+            if builtin.is_some() {
+                return Err(ConfigError::invalid(
+                    at("keys"),
+                    "a second keys = \"*\" entry; configure the built-in keyspace once",
+                ));
+            }
+            for (field, v) in [
+                ("table", &ks.table),
+                ("key_column", &ks.key_column),
+                ("value_column", &ks.value_column),
+            ] {
+                if v.is_some() {
+                    return Err(ConfigError::invalid(
+                        at(field),
+                        "keys = \"*\" configures the built-in table sluice_kv and takes no table or columns; remove it, or give a key template",
+                    ));
+                }
+            }
+            builtin = Some(ks.clone());
+            continue;
+        }
+        let template = KeyTemplate::parse(&ks.keys).map_err(|m| ConfigError::invalid(at("keys"), m))?;
+        let need = |field: &str, v: &Option<String>| {
+            v.clone().ok_or_else(|| {
+                ConfigError::invalid(
+                    at(field),
+                    format!("is missing; a keyspace with a key template maps onto an existing table, so set {field}"),
+                )
+            })
+        };
+        let table = need("table", &ks.table)?;
+        let key_column = need("key_column", &ks.key_column)?;
+        let value_column = need("value_column", &ks.value_column)?;
+        validate_identifier(&at("table"), &table)?;
+        validate_identifier(&at("key_column"), &key_column)?;
+        validate_identifier(&at("value_column"), &value_column)?;
+        if key_column.eq_ignore_ascii_case(&value_column) {
+            return Err(ConfigError::invalid(
+                at("value_column"),
+                "is the key column; map the value onto another column",
+            ));
+        }
+        let schema = store
+            .table_schema(&table)
+            .await
+            .map_err(|e| ConfigError::invalid(at("table"), format!("cannot inspect {table}: {e}")))?
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    at("table"),
+                    format!("table {table:?} does not exist in {}; create it or fix the name", store.describe()),
+                )
+            })?;
+        let key_col = schema.column(&key_column).ok_or_else(|| {
+            ConfigError::invalid(at("key_column"), format!("table {table:?} has no column {key_column:?}"))
+        })?;
+        let value_col = schema.column(&value_column).ok_or_else(|| {
+            ConfigError::invalid(at("value_column"), format!("table {table:?} has no column {value_column:?}"))
+        })?;
+        if !schema
+            .unique_columns
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&key_column))
+        {
+            return Err(ConfigError::invalid(
+                at("key_column"),
+                format!("column {table}.{key_column} is not unique on its own; make it the primary key or add a unique index on it"),
+            ));
+        }
+        let mapped = MappedTable {
+            table: table.clone(),
+            key_column: key_col.name.clone(),
+            value_column: value_col.name.clone(),
+            key_type: key_col.kind,
+            value_type: value_col.kind,
+        };
+        keyspaces.push(new_keyspace(keyspaces.len(), ks.clone(), Some(template), Some(Arc::new(mapped))));
+    }
+    let builtin = builtin.unwrap_or_else(|| KeyspaceConfig::builtin(Policy::WriteBack));
+    keyspaces.push(new_keyspace(keyspaces.len(), builtin, None, None));
+    Ok(keyspaces)
+}
+
+fn new_keyspace(
+    id: usize,
+    config: KeyspaceConfig,
+    template: Option<KeyTemplate>,
+    mapped: Option<Arc<MappedTable>>,
+) -> Arc<Keyspace> {
+    let buffer = (config.policy == Policy::WriteBack)
+        .then(|| WriteBackBuffer::new(config.max_dirty, config.flush_batch));
+    Arc::new(Keyspace {
+        id,
+        name: config.name.clone(),
+        template,
+        mapped,
+        buffer,
+        counters: KeyspaceCounters::default(),
+        config,
+        flush_lock: tokio::sync::Mutex::new(()),
+    })
+}
+
+/// Validates a configuration against its database without starting anything: the checks of
+/// [`SluiceBuilder::open`] minus the journal. Returns one line per keyspace.
+pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
+    let store = store::open_url(&config.store_url()).await?;
+    let keyspaces = build_keyspaces(config, &store).await?;
+    let mut lines = Vec::new();
+    for ks in &keyspaces {
+        if ks.policy() == Policy::WriteBack
+            && ks.config.critical
+            && config.journal.durability == Durability::None
+        {
+            return Err(ConfigError::invalid(
+                format!("keyspace \"{}\".critical", ks.name),
+                "a critical write-back keyspace needs a durable journal; set [journal] durability to \"fsync\", \"os\" or \"interval\", or use policy = \"write-through\"",
+            )
+            .into());
+        }
+        lines.push(describe_keyspace(ks));
+    }
+    Ok(lines)
+}
+
+/// `name (template -> table.column, policy)`.
+pub(crate) fn describe_keyspace(ks: &Keyspace) -> String {
+    match (&ks.template, &ks.mapped) {
+        (Some(t), Some(m)) => format!(
+            "{} ({} -> {}.{}, {})",
+            ks.name,
+            t.text(),
+            m.table,
+            m.value_column,
+            ks.policy().as_str()
+        ),
+        _ => format!("{} (* -> sluice_kv, {})", ks.name, ks.policy().as_str()),
+    }
+}

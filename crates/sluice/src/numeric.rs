@@ -1,0 +1,143 @@
+//! Number parsing and formatting exactly as Redis 7 does it, so counters and mapped numeric
+//! columns accept and print the same text a Redis client expects.
+
+use std::ffi::c_char;
+
+/// Parses a decimal 64-bit integer as Redis `string2ll` does: optional `-`, no `+`, no spaces,
+/// no leading zeros, and `-0` refused.
+pub fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 20 {
+        return None;
+    }
+    let s = std::str::from_utf8(bytes).ok()?;
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+        || s == "-0"
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses a finite decimal number (no hex, no `inf`, no `nan`, no spaces).
+pub fn parse_finite_f64(bytes: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Parses a boolean as databases accept it: `0`, `1`, `true`, `false`, `t`, `f` (any case).
+pub fn parse_bool(bytes: &[u8]) -> Option<bool> {
+    match std::str::from_utf8(bytes).ok()?.to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" => Some(true),
+        "0" | "false" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// Why an INCRBYFLOAT could not be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatIncrError {
+    /// The current value or the increment is not a float.
+    NotFloat,
+    /// The result is NaN or infinite.
+    NanOrInfinity,
+}
+
+extern "C" {
+    fn sluice_incrbyfloat(
+        cur: *const c_char,
+        curlen: usize,
+        has_cur: i32,
+        incr: *const c_char,
+        incrlen: usize,
+        out: *mut c_char,
+        outcap: usize,
+        outlen: *mut usize,
+    ) -> i32;
+}
+
+/// INCRBYFLOAT as Redis computes it: both operands parsed with `strtold`, added in `long
+/// double`, printed with `%.17Lf` and trailing zeros removed. Rust has no `long double`, so a
+/// small C helper does the arithmetic; this is what makes `0.1 + 0.2` print `0.3` as in Redis.
+pub fn incr_by_float(current: Option<&[u8]>, increment: &[u8]) -> Result<Vec<u8>, FloatIncrError> {
+    let mut out = vec![0u8; 5 * 1024];
+    let mut len = 0usize;
+    let cur = current.unwrap_or(b"");
+    // SAFETY: every pointer is valid for the length passed with it; the helper writes at most
+    // `outcap` bytes into `out` and stores the length written in `len`.
+    let rc = unsafe {
+        sluice_incrbyfloat(
+            cur.as_ptr() as *const c_char,
+            cur.len(),
+            current.is_some() as i32,
+            increment.as_ptr() as *const c_char,
+            increment.len(),
+            out.as_mut_ptr() as *mut c_char,
+            out.len(),
+            &mut len,
+        )
+    };
+    match rc {
+        0 => {
+            out.truncate(len);
+            Ok(out)
+        }
+        3 => Err(FloatIncrError::NanOrInfinity),
+        _ => Err(FloatIncrError::NotFloat),
+    }
+}
+
+/// Checks that `bytes` is a float Redis accepts (`strtold` over the whole string, no leading
+/// space, not NaN, no overflow).
+pub fn is_redis_float(bytes: &[u8]) -> bool {
+    !matches!(incr_by_float(Some(bytes), b"0"), Err(FloatIncrError::NotFloat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_strict_i64(b"42"), Some(42));
+        assert_eq!(parse_strict_i64(b"-42"), Some(-42));
+        assert_eq!(parse_strict_i64(b"0"), Some(0));
+        assert_eq!(parse_strict_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b"+1"[..], b"01", b" 1", b"1 ", b"", b"-", b"-0", b"abc", b"9223372036854775808"] {
+            assert_eq!(parse_strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn finite_floats() {
+        assert_eq!(parse_finite_f64(b"7.5"), Some(7.5));
+        assert_eq!(parse_finite_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_finite_f64(b"inf"), None);
+        assert_eq!(parse_finite_f64(b"nan"), None);
+        assert_eq!(parse_finite_f64(b"1e999"), None);
+    }
+
+    #[test]
+    fn incrbyfloat_matches_redis_long_double_printing() {
+        assert_eq!(incr_by_float(Some(b"0.1"), b"0.2").unwrap(), b"0.3");
+        assert_eq!(incr_by_float(Some(b"10.50"), b"0.1").unwrap(), b"10.6");
+        assert_eq!(incr_by_float(None, b"5.0e3").unwrap(), b"5000");
+        assert_eq!(incr_by_float(Some(b"3"), b"-3").unwrap(), b"0");
+        assert_eq!(incr_by_float(Some(b"-0.5"), b"0.25").unwrap(), b"-0.25");
+        assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(FloatIncrError::NotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b" 1"), Err(FloatIncrError::NotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b"nan"), Err(FloatIncrError::NotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(FloatIncrError::NanOrInfinity));
+        assert_eq!(incr_by_float(Some(b""), b"1"), Err(FloatIncrError::NotFloat));
+    }
+}

@@ -1,0 +1,74 @@
+//! The cache tier: a bounded copy of hot values. It is never authoritative: the write-back
+//! buffer and the store are, so losing or evicting a cached copy costs only a refill.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thiserror::Error;
+
+pub mod memory;
+
+/// A cache key: logical database and key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey {
+    /// Redis database index (SELECT).
+    pub db: u8,
+    /// The full Redis key.
+    pub key: Bytes,
+}
+
+/// A cached copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedValue {
+    /// The value.
+    pub value: Bytes,
+    /// Unix ms at which the key itself expires (built-in keyspace), if ever.
+    pub expires_at: Option<u64>,
+    /// Unix ms after which this copy must not be served (the keyspace `ttl`), if ever.
+    pub cache_until: Option<u64>,
+}
+
+impl CachedValue {
+    /// The earlier of the key's expiry and the copy's own lifetime.
+    pub fn deadline(&self) -> Option<u64> {
+        match (self.expires_at, self.cache_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A cache backend failed; the engine then invalidates so it never serves a stale copy.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("cache: {0}")]
+pub struct CacheError(pub String);
+
+/// Size figures for INFO.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheStats {
+    /// Entries held.
+    pub entries: u64,
+    /// Weighted bytes held.
+    pub bytes: u64,
+    /// Configured capacity in bytes.
+    pub capacity: u64,
+}
+
+/// The cache tier.
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// The copy for `key`, if held. The caller checks deadlines against its own clock.
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError>;
+    /// Stores a copy, replacing any other.
+    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError>;
+    /// Drops the copy for `key`.
+    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError>;
+    /// Drops every copy in `db`, or in every database when `None`.
+    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError>;
+    /// Sizes for INFO.
+    fn stats(&self) -> CacheStats;
+}
+
+/// Shared handle to a cache.
+pub type SharedCache = Arc<dyn Cache>;

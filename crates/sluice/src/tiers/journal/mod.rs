@@ -1,0 +1,87 @@
+//! The journal tier: the durable queue between an acknowledged write-back write and its flush.
+//!
+//! A write-back write is appended here before it is acknowledged. After a crash, every record
+//! past the checkpoint is replayed into the write-back buffer, so an acknowledged write is
+//! never lost. Records carry the engine's sequence number; replay keeps, per key, only the
+//! highest, so a record already stored can never regress a key.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::Durability;
+use crate::error::JournalError;
+use crate::tiers::store::StoreWrite;
+
+pub mod none;
+pub mod wal;
+
+/// What a journal record does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalOp {
+    /// A write to one key.
+    Write(StoreWrite),
+    /// FLUSHDB of the record's keyspace and database (`db` 255: every database): replay
+    /// drops every older record of that keyspace and database.
+    Clear,
+}
+
+/// One journaled write-back write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRecord {
+    /// Engine-wide sequence number; higher is newer.
+    pub seq: u64,
+    /// Keyspace name.
+    pub keyspace: String,
+    /// Redis database index.
+    pub db: u8,
+    /// The full Redis key (empty for [`JournalOp::Clear`]).
+    pub key: Bytes,
+    /// The change.
+    pub op: JournalOp,
+}
+
+/// Figures for INFO and SLUICE.KEYSPACES.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JournalStats {
+    /// Bytes on disk in live segments.
+    pub bytes: u64,
+    /// Live segment files.
+    pub segments: u64,
+    /// Records appended since start.
+    pub appends: u64,
+    /// fdatasync calls since start.
+    pub syncs: u64,
+}
+
+/// The durable write-back queue.
+#[async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// The acknowledgement point this journal gives.
+    fn durability(&self) -> Durability;
+
+    /// Appends a record and returns once it is as durable as [`Journal::durability`] promises.
+    async fn append(&self, record: JournalRecord) -> Result<(), JournalError>;
+
+    /// Declares every record with `seq <= upto` stored or superseded; segments wholly below
+    /// may be deleted.
+    async fn checkpoint(&self, upto: u64) -> Result<(), JournalError>;
+
+    /// Records found after the checkpoint when the journal was opened, in append order.
+    /// Returns them once; later calls return nothing.
+    fn take_recovered(&self) -> Vec<JournalRecord>;
+
+    /// Sizes and counters.
+    fn stats(&self) -> JournalStats;
+
+    /// The highest sequence number ever appended, across restarts, so new writes continue
+    /// above it.
+    fn last_seq(&self) -> u64;
+
+    /// Makes everything appended durable and stops background work.
+    async fn close(&self) -> Result<(), JournalError>;
+}
+
+/// Shared handle to a journal.
+pub type SharedJournal = Arc<dyn Journal>;

@@ -1,0 +1,6 @@
+//! The three tiers a write passes through: the cache, the journal and the store.
+//! Each is a small async trait with one file per backend.
+
+pub mod cache;
+pub mod journal;
+pub mod store;

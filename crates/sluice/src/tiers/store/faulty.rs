@@ -1,0 +1,188 @@
+//! A store wrapper that fails on demand and counts what reaches the database; for failure
+//! injection tests and for measuring write amplification.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target};
+use crate::error::StoreError;
+
+/// Wraps a real store; injected failures never reach it.
+pub struct FaultyStore {
+    inner: SharedStore,
+    outage: AtomicBool,
+    read_outage: AtomicBool,
+    fail_batches: AtomicU64,
+    poison: Mutex<HashSet<Vec<u8>>>,
+    write_delay: Mutex<Option<Duration>>,
+    batches: AtomicU64,
+    rows: AtomicU64,
+    reads: AtomicU64,
+    per_key: Mutex<HashMap<Vec<u8>, u64>>,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, initially healthy.
+    pub fn new(inner: SharedStore) -> Arc<FaultyStore> {
+        Arc::new(FaultyStore {
+            inner,
+            outage: AtomicBool::new(false),
+            read_outage: AtomicBool::new(false),
+            fail_batches: AtomicU64::new(0),
+            poison: Mutex::new(HashSet::new()),
+            write_delay: Mutex::new(None),
+            batches: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            per_key: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// While on, every batch fails whole with a transient error (database unreachable).
+    pub fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, every read fails with a transient error.
+    pub fn set_read_outage(&self, on: bool) {
+        self.read_outage.store(on, Ordering::SeqCst);
+    }
+
+    /// The next `n` batches fail whole with a transient error.
+    pub fn fail_next_batches(&self, n: u64) {
+        self.fail_batches.store(n, Ordering::SeqCst);
+    }
+
+    /// Entries for this key (built-in key or mapped capture) fail with a permanent error.
+    pub fn poison_key(&self, key: &[u8]) {
+        self.poison.lock().insert(key.to_vec());
+    }
+
+    /// Stops failing entries for this key.
+    pub fn cure_key(&self, key: &[u8]) {
+        self.poison.lock().remove(key);
+    }
+
+    /// Every batch waits this long before reaching the database.
+    pub fn set_write_delay(&self, delay: Option<Duration>) {
+        *self.write_delay.lock() = delay;
+    }
+
+    /// Batches that reached the database.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::SeqCst)
+    }
+
+    /// Row writes (upserts and deletes) the database accepted.
+    pub fn rows_written(&self) -> u64 {
+        self.rows.load(Ordering::SeqCst)
+    }
+
+    /// Point reads that reached the database.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Row writes the database accepted for one key.
+    pub fn writes_for_key(&self, key: &[u8]) -> u64 {
+        self.per_key.lock().get(key).copied().unwrap_or(0)
+    }
+
+    fn injected_batch_failure(&self) -> Option<StoreError> {
+        if self.outage.load(Ordering::SeqCst) {
+            return Some(StoreError::transient("injected outage: database unreachable"));
+        }
+        let took = self
+            .fail_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        took.then(|| StoreError::transient("injected transient batch failure"))
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn describe(&self) -> String {
+        format!("faulty({})", self.inner.describe())
+    }
+
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        self.inner.ensure_builtin_table().await
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        self.inner.table_schema(table).await
+    }
+
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.check(target, key, value)
+    }
+
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        if self.read_outage.load(Ordering::SeqCst) || self.outage.load(Ordering::SeqCst) {
+            return Err(StoreError::transient("injected outage: database unreachable"));
+        }
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(target, key).await
+    }
+
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        let delay = *self.write_delay.lock();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(err) = self.injected_batch_failure() {
+            return Err(err);
+        }
+        let poison = self.poison.lock().clone();
+        let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
+        let mut passed = Vec::with_capacity(ops.len());
+        let mut slots = Vec::with_capacity(ops.len());
+        for op in ops {
+            if poison.contains(&op.key[..]) {
+                outcome.push(Err(StoreError::permanent(format!(
+                    "injected permanent failure for key {:?}",
+                    String::from_utf8_lossy(&op.key)
+                ))));
+            } else {
+                slots.push(outcome.len());
+                outcome.push(Ok(()));
+                passed.push(op);
+            }
+        }
+        let keys: Vec<Bytes> = passed.iter().map(|op| op.key.clone()).collect();
+        let inner = self.inner.write_batch(passed).await?;
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let mut per_key = self.per_key.lock();
+        for ((slot, result), key) in slots.into_iter().zip(inner).zip(keys) {
+            if result.is_ok() {
+                self.rows.fetch_add(1, Ordering::SeqCst);
+                *per_key.entry(key.to_vec()).or_default() += 1;
+            }
+            outcome[slot] = result;
+        }
+        Ok(outcome)
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        self.inner.scan_keys(target, now_ms).await
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        self.inner.clear(target).await
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now_ms, limit).await
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        self.inner.delete_if_expired(db, key, now_ms).await
+    }
+}

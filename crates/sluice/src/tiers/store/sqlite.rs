@@ -1,0 +1,631 @@
+//! SQLite store: the embedded default.
+//!
+//! One dedicated writer thread owns the only writing connection. It drains every batch that is
+//! waiting and commits them together in one transaction (group commit), so concurrent
+//! write-through writers share one fsync. Reads run on a small pool of reader threads; WAL mode
+//! lets them proceed while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{
+    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
+    ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+};
+use crate::error::StoreError;
+use crate::keyspace::quote_identifier;
+
+const READER_THREADS: usize = 2;
+/// Most batch entries one group commit takes, so one transaction stays short.
+const MAX_GROUP_ENTRIES: usize = 8192;
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+type RunJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum WriterJob {
+    Batch {
+        ops: Vec<StoreOp>,
+        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    },
+    Run(RunJob),
+}
+
+/// The SQLite backend (`sqlite://path`).
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<WriterJob>,
+    readers: crossbeam_channel::Sender<ReadJob>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, in WAL mode with `synchronous=FULL`, so
+    /// a committed batch survives power loss.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::permanent(format!(
+                        "cannot create directory {} for SQLite: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+        }
+        let writer_conn = open_connection(path, false)?;
+        writer_conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| classify(&e, "set WAL mode"))?;
+        let (writer, rx) = mpsc::channel::<WriterJob>();
+        thread::Builder::new()
+            .name("sluice-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| StoreError::permanent(format!("cannot start SQLite writer: {e}")))?;
+
+        let (readers, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
+        for i in 0..READER_THREADS {
+            let conn = open_connection(path, true)?;
+            let rx = read_rx.clone();
+            thread::Builder::new()
+                .name(format!("sluice-sqlite-reader-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job(&conn);
+                    }
+                })
+                .map_err(|e| StoreError::permanent(format!("cannot start SQLite reader: {e}")))?;
+        }
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer,
+            readers,
+        })
+    }
+
+    /// Opens the store named by a `sqlite://path` URL.
+    pub fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::permanent(format!("{url:?} is not a sqlite:// URL"))
+            })?;
+        SqliteStore::open(Path::new(path))
+    }
+
+    async fn on_reader<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.readers
+            .send(Box::new(move |conn| {
+                let _ = tx.send(job(conn));
+            }))
+            .map_err(|_| StoreError::transient("SQLite reader threads have stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::transient("SQLite reader dropped the request"))?
+    }
+
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(WriterJob::Run(Box::new(move |conn| {
+                let _ = tx.send(job(conn));
+            })))
+            .map_err(|_| StoreError::transient("SQLite writer thread has stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::transient("SQLite writer dropped the request"))?
+    }
+}
+
+fn open_connection(path: &Path, _reader: bool) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::permanent(format!("cannot open SQLite file {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| classify(&e, "set busy timeout"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| classify(&e, "set synchronous"))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterJob>) {
+    let mut pending: Option<WriterJob> = None;
+    loop {
+        let job = match pending.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            WriterJob::Run(f) => f(&mut conn),
+            WriterJob::Batch { ops, reply } => {
+                let mut entries = ops.len();
+                let mut group = vec![(ops, reply)];
+                while entries < MAX_GROUP_ENTRIES {
+                    match rx.try_recv() {
+                        Ok(WriterJob::Batch { ops, reply }) => {
+                            entries += ops.len();
+                            group.push((ops, reply));
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&mut conn, group);
+            }
+        }
+    }
+}
+
+type GroupEntry = (Vec<StoreOp>, oneshot::Sender<Result<BatchOutcome, StoreError>>);
+
+fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let err = classify(&e, "begin transaction");
+            for (_, reply) in group {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    // A failing statement is undone by SQLite's statement journal without aborting the
+    // transaction, so each entry gets its own outcome and the rest still commit.
+    let outcomes: Vec<BatchOutcome> = group
+        .iter()
+        .map(|(ops, _)| ops.iter().map(|op| apply_op(&tx, op)).collect())
+        .collect();
+    match tx.commit() {
+        Ok(()) => {
+            for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            let err = classify(&e, "commit");
+            for (_, reply) in group {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+fn apply_op(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
+    match (&op.target, &op.write) {
+        (Target::Builtin { db }, StoreWrite::Upsert { value, expires_at }) => conn
+            .prepare_cached(
+                "INSERT INTO sluice_kv (db, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    *db as i64,
+                    &op.key[..],
+                    &value[..],
+                    expires_at.map(|e| e as i64)
+                ])
+            })
+            .map(drop)
+            .map_err(|e| classify(&e, "upsert into sluice_kv")),
+        (Target::Builtin { db }, StoreWrite::Delete) => conn
+            .prepare_cached("DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2")
+            .and_then(|mut st| st.execute(params![*db as i64, &op.key[..]]))
+            .map(drop)
+            .map_err(|e| classify(&e, "delete from sluice_kv")),
+        (Target::Mapped(m), StoreWrite::Upsert { value, .. }) => {
+            let key = to_sql(m, &op.key, &op.key, true)?;
+            let val = to_sql(m, value, &op.key, false)?;
+            let sql = format!(
+                "INSERT INTO {t} ({k}, {v}) VALUES (?1, ?2) ON CONFLICT ({k}) DO UPDATE SET {v} = excluded.{v}",
+                t = quote_identifier(&m.table),
+                k = quote_identifier(&m.key_column),
+                v = quote_identifier(&m.value_column),
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params![key, val]))
+                .map(drop)
+                .map_err(|e| mapped_error(&e, m, &op.key))
+        }
+        (Target::Mapped(m), StoreWrite::Delete) => {
+            let key = to_sql(m, &op.key, &op.key, true)?;
+            let sql = format!(
+                "DELETE FROM {t} WHERE {k} = ?1",
+                t = quote_identifier(&m.table),
+                k = quote_identifier(&m.key_column),
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params![key]))
+                .map(drop)
+                .map_err(|e| mapped_error(&e, m, &op.key))
+        }
+    }
+}
+
+/// Converts bytes to the SQLite value the column's type calls for, refusing what it cannot hold.
+fn to_sql(m: &MappedTable, bytes: &[u8], key: &[u8], is_key: bool) -> Result<Value, StoreError> {
+    let (kind, column, what) = if is_key {
+        (m.key_type, &m.key_column, "key capture")
+    } else {
+        (m.value_type, &m.value_column, "value")
+    };
+    let fail = || conversion_error(what, bytes, key, m, column, kind);
+    Ok(match kind {
+        ColumnType::Integer => Value::Integer(parse_strict_i64(bytes).ok_or_else(fail)?),
+        ColumnType::Real => Value::Real(parse_finite_f64(bytes).ok_or_else(fail)?),
+        ColumnType::Numeric => match parse_strict_i64(bytes) {
+            Some(i) => Value::Integer(i),
+            None => Value::Real(parse_finite_f64(bytes).ok_or_else(fail)?),
+        },
+        ColumnType::Boolean => Value::Integer(parse_bool(bytes).ok_or_else(fail)? as i64),
+        ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => Value::Text(
+            std::str::from_utf8(bytes)
+                .map_err(|_| fail())?
+                .to_string(),
+        ),
+        ColumnType::Blob => Value::Blob(bytes.to_vec()),
+    })
+}
+
+/// Renders a column value as the text a Redis client expects: SQLite's own text form.
+fn from_sql(v: ValueRef<'_>) -> Option<Bytes> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(Bytes::from(i.to_string())),
+        ValueRef::Real(r) => Some(Bytes::from(sqlite_real_text(r))),
+        ValueRef::Text(t) => Some(Bytes::copy_from_slice(t)),
+        ValueRef::Blob(b) => Some(Bytes::copy_from_slice(b)),
+    }
+}
+
+/// Fallback for a REAL that reached us unconverted; queries cast REALs to SQLite's own text
+/// form (`%!.15g`) so this is rarely used.
+fn sqlite_real_text(r: f64) -> String {
+    let mut s = format!("{}", r);
+    if r.is_finite() && r == r.trunc() && r.abs() < 1e15 && !s.contains('.') {
+        s.push_str(".0");
+    }
+    s
+}
+
+fn sqlite_kind(declared: &str) -> ColumnType {
+    let d = declared.to_ascii_uppercase();
+    if d.contains("BOOL") {
+        ColumnType::Boolean
+    } else if d.contains("JSON") {
+        ColumnType::Json
+    } else if d.contains("INT") {
+        ColumnType::Integer
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        ColumnType::Text
+    } else if d.contains("BLOB") || d.is_empty() {
+        ColumnType::Blob
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        ColumnType::Real
+    } else if d.contains("DATE") || d.contains("TIME") {
+        ColumnType::Timestamp
+    } else {
+        ColumnType::Numeric
+    }
+}
+
+fn classify(e: &rusqlite::Error, doing: &str) -> StoreError {
+    let msg = format!("SQLite {doing}: {e}");
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::OutOfMemory
+            | ErrorCode::FileLockingProtocolFailed => StoreError::transient(msg),
+            _ => StoreError::permanent(msg),
+        },
+        _ => StoreError::permanent(msg),
+    }
+}
+
+fn mapped_error(e: &rusqlite::Error, m: &MappedTable, key: &[u8]) -> StoreError {
+    let mut err = classify(e, &format!("write to {}.{}", m.table, m.value_column));
+    err.message = format!("{} (key capture {:?})", err.message, String::from_utf8_lossy(key));
+    err
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        self.on_writer(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS sluice_kv (
+                    db INTEGER NOT NULL,
+                    key BLOB NOT NULL,
+                    value BLOB NOT NULL,
+                    expires_at INTEGER,
+                    PRIMARY KEY (db, key)
+                ) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS sluice_kv_expires_at
+                    ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
+            )
+            .map_err(|e| classify(&e, "create table sluice_kv"))
+        })
+        .await
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        let table = table.to_string();
+        self.on_reader(move |conn| {
+            let (schema, name) = match table.split_once('.') {
+                Some((s, t)) => (format!("{}.", quote_identifier(s)), t.to_string()),
+                None => (String::new(), table.clone()),
+            };
+            let q = |e: rusqlite::Error| classify(&e, "read table schema");
+            let mut st = conn
+                .prepare(&format!("PRAGMA {schema}table_info({})", quote_identifier(&name)))
+                .map_err(q)?;
+            let mut columns = Vec::new();
+            let mut pk = Vec::new();
+            let mut rows = st.query([]).map_err(q)?;
+            while let Some(row) = rows.next().map_err(q)? {
+                let col: String = row.get(1).map_err(q)?;
+                let decl: String = row.get(2).map_err(q)?;
+                let pk_pos: i64 = row.get(5).map_err(q)?;
+                if pk_pos > 0 {
+                    pk.push(col.clone());
+                }
+                columns.push(ColumnInfo {
+                    kind: sqlite_kind(&decl),
+                    name: col,
+                    declared_type: decl,
+                });
+            }
+            if columns.is_empty() {
+                return Ok(None);
+            }
+            let mut unique_columns = Vec::new();
+            if pk.len() == 1 {
+                unique_columns.push(pk[0].clone());
+            }
+            let mut st = conn
+                .prepare(&format!("PRAGMA {schema}index_list({})", quote_identifier(&name)))
+                .map_err(q)?;
+            let indexes: Vec<(String, bool)> = st
+                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1)))
+                .map_err(q)?
+                .collect::<Result<_, _>>()
+                .map_err(q)?;
+            for (index, unique) in indexes {
+                if !unique {
+                    continue;
+                }
+                let mut st = conn
+                    .prepare(&format!("PRAGMA {schema}index_info({})", quote_identifier(&index)))
+                    .map_err(q)?;
+                let cols: Vec<String> = st
+                    .query_map([], |r| r.get::<_, String>(2))
+                    .map_err(q)?
+                    .collect::<Result<_, _>>()
+                    .map_err(q)?;
+                if cols.len() == 1 {
+                    unique_columns.push(cols[0].clone());
+                }
+            }
+            Ok(Some(TableSchema {
+                columns,
+                unique_columns,
+            }))
+        })
+        .await
+    }
+
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        if let Target::Mapped(m) = target {
+            to_sql(m, key, key, true)?;
+            if let Some(v) = value {
+                to_sql(m, v, key, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        let target = target.clone();
+        let key = key.to_vec();
+        self.on_reader(move |conn| match &target {
+            Target::Builtin { db } => {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT value, expires_at FROM sluice_kv WHERE db = ?1 AND key = ?2",
+                    )
+                    .map_err(|e| classify(&e, "read sluice_kv"))?;
+                let mut rows = st
+                    .query(params![*db as i64, &key[..]])
+                    .map_err(|e| classify(&e, "read sluice_kv"))?;
+                match rows.next().map_err(|e| classify(&e, "read sluice_kv"))? {
+                    None => Ok(None),
+                    Some(row) => {
+                        let value = row
+                            .get_ref(0)
+                            .map(from_sql)
+                            .map_err(|e| classify(&e, "read sluice_kv"))?;
+                        let expires_at: Option<i64> =
+                            row.get(1).map_err(|e| classify(&e, "read sluice_kv"))?;
+                        Ok(value.map(|value| StoredValue {
+                            value,
+                            expires_at: expires_at.map(|e| e.max(0) as u64),
+                        }))
+                    }
+                }
+            }
+            Target::Mapped(m) => {
+                let k = to_sql(m, &key, &key, true)?;
+                let sql = format!(
+                    "SELECT CASE WHEN typeof({v}) = 'real' THEN CAST({v} AS TEXT) ELSE {v} END \
+                     FROM {t} WHERE {k} = ?1",
+                    t = quote_identifier(&m.table),
+                    k = quote_identifier(&m.key_column),
+                    v = quote_identifier(&m.value_column),
+                );
+                let mut st = conn
+                    .prepare_cached(&sql)
+                    .map_err(|e| mapped_error(&e, m, &key))?;
+                let mut rows = st.query(params![k]).map_err(|e| mapped_error(&e, m, &key))?;
+                match rows.next().map_err(|e| mapped_error(&e, m, &key))? {
+                    None => Ok(None),
+                    Some(row) => Ok(row
+                        .get_ref(0)
+                        .map(from_sql)
+                        .map_err(|e| mapped_error(&e, m, &key))?
+                        .map(|value| StoredValue {
+                            value,
+                            expires_at: None,
+                        })),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(WriterJob::Batch { ops, reply })
+            .map_err(|_| StoreError::transient("SQLite writer thread has stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::transient("SQLite writer dropped the batch"))?
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        let target = target.clone();
+        self.on_reader(move |conn| {
+            let q = |e: rusqlite::Error| classify(&e, "scan keys");
+            match &target {
+                Target::Builtin { db } => {
+                    let mut st = conn
+                        .prepare_cached(
+                            "SELECT key FROM sluice_kv WHERE db = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        )
+                        .map_err(q)?;
+                    let keys = st
+                        .query_map(params![*db as i64, now_ms as i64], |r| {
+                            Ok(from_sql(r.get_ref(0)?).unwrap_or_default())
+                        })
+                        .map_err(q)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(q)?;
+                    Ok(keys)
+                }
+                Target::Mapped(m) => {
+                    let sql = format!(
+                        "SELECT CASE WHEN typeof({k}) = 'real' THEN CAST({k} AS TEXT) ELSE {k} END \
+                         FROM {t} WHERE {v} IS NOT NULL",
+                        t = quote_identifier(&m.table),
+                        k = quote_identifier(&m.key_column),
+                        v = quote_identifier(&m.value_column),
+                    );
+                    let mut st = conn.prepare_cached(&sql).map_err(q)?;
+                    let keys = st
+                        .query_map([], |r| Ok(from_sql(r.get_ref(0)?)))
+                        .map_err(q)?
+                        .filter_map(|r| r.transpose())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(q)?;
+                    Ok(keys)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        let target = target.clone();
+        self.on_writer(move |conn| {
+            match &target {
+                Target::Builtin { db } => conn
+                    .execute("DELETE FROM sluice_kv WHERE db = ?1", params![*db as i64])
+                    .map(drop),
+                Target::Mapped(m) => conn
+                    .execute(&format!("DELETE FROM {}", quote_identifier(&m.table)), [])
+                    .map(drop),
+            }
+            .map_err(|e| classify(&e, "clear"))
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.on_writer(move |conn| {
+            conn.execute(
+                "DELETE FROM sluice_kv WHERE (db, key) IN \
+                 (SELECT db, key FROM sluice_kv WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now_ms as i64, limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| classify(&e, "purge expired keys"))
+        })
+        .await
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        let key = key.to_vec();
+        self.on_writer(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2 AND expires_at <= ?3",
+            )
+            .and_then(|mut st| st.execute(params![db as i64, &key[..], now_ms as i64]))
+            .map(drop)
+            .map_err(|e| classify(&e, "delete expired key"))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_rules() {
+        assert_eq!(sqlite_kind("INTEGER"), ColumnType::Integer);
+        assert_eq!(sqlite_kind("BIGINT"), ColumnType::Integer);
+        assert_eq!(sqlite_kind("VARCHAR(20)"), ColumnType::Text);
+        assert_eq!(sqlite_kind(""), ColumnType::Blob);
+        assert_eq!(sqlite_kind("DOUBLE PRECISION"), ColumnType::Real);
+        assert_eq!(sqlite_kind("DECIMAL(10,2)"), ColumnType::Numeric);
+        assert_eq!(sqlite_kind("BOOLEAN"), ColumnType::Boolean);
+    }
+
+    #[test]
+    fn real_text_form() {
+        assert_eq!(sqlite_real_text(7.5), "7.5");
+        assert_eq!(sqlite_real_text(3.0), "3.0");
+        assert_eq!(sqlite_real_text(-0.25), "-0.25");
+    }
+}

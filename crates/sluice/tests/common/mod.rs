@@ -1,0 +1,260 @@
+//! Shared fixtures for the engine tests: a real SQLite file in a temp dir, wrapped in a
+//! `FaultyStore` for failure injection and row counting, and a `ManualClock`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sluice::clock::ManualClock;
+use sluice::config::Config;
+use sluice::tiers::store::faulty::FaultyStore;
+use sluice::tiers::store::sqlite::SqliteStore;
+use sluice::tiers::store::SharedStore;
+use sluice::{Bytes, Durability, KeyspaceConfig, Policy, Sluice};
+use tempfile::TempDir;
+
+/// Where every manual clock starts: a plausible "now" in Unix ms.
+pub const T0: u64 = 1_700_000_000_000;
+
+/// The schema most mapped-table tests use.
+pub const PRODUCTS: &str =
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, price NUMERIC, stock INTEGER, name TEXT)";
+
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// A config on `dir` with no journal (write-back is memory-only unless a test says otherwise).
+pub fn config(dir: &Path, keyspaces: Vec<KeyspaceConfig>) -> Config {
+    let mut c = Config::default();
+    c.server.data_dir = dir.to_path_buf();
+    c.server.shutdown_timeout = Duration::from_secs(5);
+    c.journal.durability = Durability::None;
+    c.keyspaces = keyspaces;
+    c
+}
+
+/// The built-in keyspace (`sluice_kv`) with a short flush interval.
+pub fn builtin(policy: Policy) -> KeyspaceConfig {
+    let mut k = KeyspaceConfig::builtin(policy);
+    k.flush_interval = Duration::from_millis(50);
+    k
+}
+
+/// A mapped keyspace `keys` -> `table.value_column` where `key_column = {capture}`.
+pub fn mapped(
+    name: &str,
+    keys: &str,
+    table: &str,
+    key_column: &str,
+    value_column: &str,
+    policy: Policy,
+) -> KeyspaceConfig {
+    let mut k = KeyspaceConfig::builtin(policy);
+    k.name = name.to_string();
+    k.keys = keys.to_string();
+    k.table = Some(table.to_string());
+    k.key_column = Some(key_column.to_string());
+    k.value_column = Some(value_column.to_string());
+    k.flush_interval = Duration::from_millis(50);
+    k
+}
+
+/// `product:{id}:price` on `products.price`.
+pub fn price_keyspace(policy: Policy) -> KeyspaceConfig {
+    mapped("price", "product:{id}:price", "products", "id", "price", policy)
+}
+
+/// `product:{id}:stock` on `products.stock`.
+pub fn stock_keyspace(policy: Policy) -> KeyspaceConfig {
+    mapped("stock", "product:{id}:stock", "products", "id", "stock", policy)
+}
+
+/// Runs SQL on the database file directly, before or after the engine opened it.
+pub fn exec_sql(dir: &Path, sql: &str) {
+    let conn = Connection::open(db_path(dir)).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("sluice.db")
+}
+
+/// An engine over a real SQLite file, with the store wrapped for fault injection.
+pub struct Harness {
+    pub dir: TempDir,
+    pub sluice: Sluice,
+    pub store: Arc<FaultyStore>,
+    pub clock: ManualClock,
+}
+
+impl Harness {
+    /// A fresh temp dir, `setup_sql` run on its database, then the engine opened on it.
+    pub async fn start(setup_sql: &str, keyspaces: Vec<KeyspaceConfig>) -> Harness {
+        Self::start_with(setup_sql, keyspaces, |_| {}).await
+    }
+
+    /// Like [`Harness::start`], letting the test adjust the config.
+    pub async fn start_with(
+        setup_sql: &str,
+        keyspaces: Vec<KeyspaceConfig>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        if !setup_sql.is_empty() {
+            exec_sql(dir.path(), setup_sql);
+        }
+        let mut cfg = config(dir.path(), keyspaces);
+        tweak(&mut cfg);
+        let clock = ManualClock::new(T0);
+        let (sluice, store) = open_engine(cfg, &clock).await.expect("engine opens");
+        Harness {
+            dir,
+            sluice,
+            store,
+            clock,
+        }
+    }
+
+    /// Shuts the engine down and opens a new one on the same data dir (and clock).
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Harness {
+        let mut cfg = self.sluice.config().clone();
+        let report = self.sluice.shutdown().await;
+        assert_eq!(report.unflushed, 0, "graceful shutdown stores every buffered write");
+        drop(self.sluice);
+        tweak(&mut cfg);
+        let (sluice, store) = open_engine(cfg, &self.clock).await.expect("engine reopens");
+        Harness {
+            dir: self.dir,
+            sluice,
+            store,
+            clock: self.clock,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub async fn get(&self, key: &str) -> Option<String> {
+        self.sluice
+            .get(0, &b(key))
+            .await
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+    }
+
+    pub async fn set(&self, key: &str, value: &str) {
+        self.sluice
+            .set(0, b(key), b(value), Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("SET {key} {value}: {e}"));
+    }
+
+    /// The `sluice_kv` row for `key` in `db`: value and `expires_at`, read with a separate
+    /// connection.
+    pub fn kv_row(&self, db: u8, key: &str) -> Option<(String, Option<i64>)> {
+        kv_row(self.path(), db, key)
+    }
+
+    /// The whole of `sluice_kv` for `db`.
+    pub fn kv_table(&self, db: u8) -> BTreeMap<String, String> {
+        kv_table(self.path(), db)
+    }
+
+    /// One column of a mapped row, as SQLite's text form, read with a separate connection.
+    /// `None` when there is no such row; `Some(None)` when the column is NULL.
+    pub fn column(&self, table: &str, column: &str, id: i64) -> Option<Option<String>> {
+        let conn = Connection::open(db_path(self.path())).unwrap();
+        conn.query_row(
+            &format!("SELECT CAST({column} AS TEXT) FROM {table} WHERE id = ?1"),
+            params![id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()
+        .unwrap()
+    }
+
+    pub fn count_rows(&self, table: &str) -> i64 {
+        let conn = Connection::open(db_path(self.path())).unwrap();
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Buffered entries of a write-back keyspace.
+    pub fn buffered(&self, keyspace: &str) -> usize {
+        self.sluice
+            .keyspaces()
+            .into_iter()
+            .find(|k| k.name == keyspace)
+            .unwrap_or_else(|| panic!("no keyspace {keyspace}"))
+            .buffered
+    }
+}
+
+/// Opens an engine on `cfg`'s data dir with a fresh `FaultyStore` over SQLite.
+pub async fn open_engine(
+    cfg: Config,
+    clock: &ManualClock,
+) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
+    let inner: SharedStore =
+        Arc::new(SqliteStore::open(&db_path(&cfg.server.data_dir)).expect("sqlite opens"));
+    let store = FaultyStore::new(inner);
+    let sluice = Sluice::builder(cfg)
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .open()
+        .await?;
+    Ok((sluice, store))
+}
+
+pub fn kv_row(dir: &Path, db: u8, key: &str) -> Option<(String, Option<i64>)> {
+    let conn = Connection::open(db_path(dir)).unwrap();
+    conn.query_row(
+        "SELECT value, expires_at FROM sluice_kv WHERE db = ?1 AND key = ?2",
+        params![db as i64, key.as_bytes()],
+        |r| {
+            Ok((
+                String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
+                r.get::<_, Option<i64>>(1)?,
+            ))
+        },
+    )
+    .optional()
+    .unwrap()
+}
+
+pub fn kv_table(dir: &Path, db: u8) -> BTreeMap<String, String> {
+    let conn = Connection::open(db_path(dir)).unwrap();
+    let mut st = conn
+        .prepare("SELECT key, value FROM sluice_kv WHERE db = ?1")
+        .unwrap();
+    let rows = st
+        .query_map(params![db as i64], |r| {
+            Ok((
+                String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
+                String::from_utf8(r.get::<_, Vec<u8>>(1)?).unwrap(),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .unwrap();
+    rows
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

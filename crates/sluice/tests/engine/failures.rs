@@ -1,0 +1,435 @@
+//! Store failures: what the caller sees, what the cache keeps, and that every acknowledged
+//! write-back write ends up stored, retried, or parked as a dead letter.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use sluice::tiers::store::sqlite::SqliteStore;
+use sluice::tiers::store::{
+    BatchOutcome, SharedStore, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+};
+use sluice::{Bytes, DeadLetterSelector, Policy, Sluice, SluiceError, StoreError};
+
+use crate::common::*;
+
+fn assert_store_error(err: &SluiceError, keyspace: &str) {
+    match err {
+        SluiceError::Store { keyspace: ks, .. } => assert_eq!(ks, keyspace),
+        other => panic!("expected a store error for {keyspace}, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with(&format!("ERR store failed for keyspace '{keyspace}'")),
+        "{err}"
+    );
+}
+
+// ---- write-through / invalidate -----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_returns_the_store_error_and_never_caches_the_refused_value() {
+    let h = Harness::start("", vec![builtin(Policy::WriteThrough)]).await;
+    h.set("k", "v1").await;
+    assert_eq!(h.get("k").await.as_deref(), Some("v1"));
+
+    h.store.set_outage(true);
+    let err = h
+        .sluice
+        .set(0, b("k"), b("v2"), Default::default())
+        .await
+        .unwrap_err();
+    assert_store_error(&err, "default");
+    // Nothing to serve but the database, which is down: never the refused value.
+    let during = h.sluice.get(0, &b("k")).await;
+    assert_ne!(during, Ok(Some(b("v2"))));
+    assert!(during.is_err(), "the cached v1 copy was removed too: {during:?}");
+
+    h.store.set_outage(false);
+    assert_eq!(h.get("k").await.as_deref(), Some("v1"), "GET reads the database's value");
+    assert_eq!(h.kv_row(0, "k"), Some(("v1".into(), None)));
+    let info = &h.sluice.keyspaces()[0];
+    assert_eq!(info.store_errors, 1);
+    assert!(info.last_error.as_deref().unwrap().contains("injected outage"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_transient_batch_failure_leaves_the_old_value_everywhere() {
+    let h = Harness::start(PRODUCTS, vec![price_keyspace(Policy::WriteThrough)]).await;
+    h.set("product:1:price", "10").await;
+
+    h.store.fail_next_batches(1);
+    let err = h
+        .sluice
+        .set(0, b("product:1:price"), b("20"), Default::default())
+        .await
+        .unwrap_err();
+    assert_store_error(&err, "price");
+    assert!(err.to_string().contains("injected transient batch failure"), "{err}");
+
+    // Reads still work: the refused 20 is neither in the cache nor in the table.
+    assert_eq!(h.get("product:1:price").await.as_deref(), Some("10"));
+    assert_eq!(h.column("products", "price", 1), Some(Some("10".into())));
+
+    // And the next write goes through normally.
+    h.set("product:1:price", "30").await;
+    assert_eq!(h.column("products", "price", 1), Some(Some("30".into())));
+    assert_eq!(h.get("product:1:price").await.as_deref(), Some("30"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_returns_the_store_error_and_serves_the_database_value() {
+    let h = Harness::start("", vec![builtin(Policy::Invalidate)]).await;
+    h.set("k", "v1").await;
+    assert_eq!(h.get("k").await.as_deref(), Some("v1"));
+
+    h.store.fail_next_batches(1);
+    assert_store_error(
+        &h.sluice
+            .set(0, b("k"), b("v2"), Default::default())
+            .await
+            .unwrap_err(),
+        "default",
+    );
+    assert_store_error(&h.sluice.del(0, &b("k")).await.unwrap_err(), "default");
+    assert_eq!(h.get("k").await.as_deref(), Some("v1"));
+    assert_eq!(h.kv_row(0, "k"), Some(("v1".into(), None)));
+}
+
+// ---- write-back ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_keeps_acked_writes_through_an_outage_and_stores_them_on_recovery() {
+    let h = Harness::start("", vec![builtin(Policy::WriteBack)]).await;
+    h.store.set_outage(true);
+
+    let mut expected = BTreeMap::new();
+    for i in 0..50 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        h.set(&k, &v).await;
+        expected.insert(k, v);
+    }
+    // Rewrites and deletes during the outage coalesce in the buffer.
+    h.set("k3", "v3-new").await;
+    expected.insert("k3".into(), "v3-new".into());
+    assert!(h.sluice.del(0, &b("k4")).await.unwrap());
+    expected.remove("k4");
+
+    // Let the flusher fail a few times.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.kv_table(0).is_empty(), "nothing reached the database during the outage");
+    assert_eq!(h.buffered("default"), 50);
+    let info = &h.sluice.keyspaces()[0];
+    assert!(info.store_errors > 0 && info.retries > 0, "{info:?}");
+    assert_store_error(&h.sluice.flush().await.unwrap_err(), "default");
+
+    // Every acknowledged write is readable during the outage, from the buffer.
+    for i in 0..50 {
+        let k = format!("k{i}");
+        assert_eq!(h.get(&k).await.as_ref(), expected.get(&k), "{k}");
+    }
+
+    // The database comes back: the flusher retries on its own and loses nothing.
+    h.store.set_outage(false);
+    let stored = eventually(Duration::from_secs(10), || h.kv_table(0) == expected).await;
+    assert!(stored, "table after recovery: {:?}", h.kv_table(0));
+    assert!(eventually(Duration::from_secs(5), || h.buffered("default") == 0).await);
+    assert!(h.sluice.dead_letters(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_survives_transient_batch_failures_without_loss_or_duplication() {
+    let mut ks = builtin(Policy::WriteBack);
+    ks.flush_batch = 8;
+    let h = Harness::start("", vec![ks]).await;
+    h.store.fail_next_batches(3);
+    let mut expected = BTreeMap::new();
+    for i in 0..40 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        h.set(&k, &v).await;
+        expected.insert(k, v);
+    }
+    let stored = eventually(Duration::from_secs(15), || h.kv_table(0) == expected).await;
+    assert!(stored, "table: {:?}", h.kv_table(0));
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.store.rows_written(), 40, "each key was stored exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_back_buffer_answers_busy_and_loses_nothing_acked() {
+    let mut ks = builtin(Policy::WriteBack);
+    ks.max_dirty = 4;
+    ks.backpressure_timeout = Duration::from_millis(50);
+    let h = Harness::start("", vec![ks]).await;
+    h.store.set_outage(true);
+
+    for k in ["a", "b", "c", "d"] {
+        h.set(k, &format!("{k}1")).await;
+    }
+    let started = Instant::now();
+    let err = h
+        .sluice
+        .set(0, b("e"), b("e1"), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err, SluiceError::BufferFull("default".into()));
+    assert_eq!(err.to_string(), "BUSY write-back buffer full (keyspace default)");
+    assert!(
+        started.elapsed() >= Duration::from_millis(45),
+        "the write waited backpressure_timeout for room first"
+    );
+
+    // A key already buffered needs no room: its write coalesces.
+    h.set("a", "a2").await;
+    assert_eq!(h.get("a").await.as_deref(), Some("a2"));
+    assert_eq!(h.buffered("default"), 4);
+
+    h.store.set_outage(false);
+    h.sluice.flush().await.unwrap();
+    let expected: BTreeMap<String, String> = [("a", "a2"), ("b", "b1"), ("c", "c1"), ("d", "d1")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(h.kv_table(0), expected, "every acknowledged write, and only those");
+    assert_eq!(h.get("e").await, None, "the refused write was never applied");
+
+    // With room again, the write is accepted.
+    h.set("e", "e2").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_row(0, "e"), Some(("e2".into(), None)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_writer_gets_room_when_a_flush_frees_the_buffer() {
+    let mut ks = builtin(Policy::WriteBack);
+    ks.max_dirty = 2;
+    ks.flush_interval = Duration::from_secs(3600);
+    ks.backpressure_timeout = Duration::from_secs(5);
+    let h = Harness::start("", vec![ks]).await;
+    h.set("a", "1").await;
+    h.set("b", "2").await;
+    // The full buffer wakes the flusher, which makes room within the timeout.
+    h.set("c", "3").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_table(0).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_entry_is_parked_as_a_dead_letter_and_blocks_nothing() {
+    let h = Harness::start("", vec![builtin(Policy::WriteBack)]).await;
+    h.store.poison_key(b"bad");
+
+    let mut expected = BTreeMap::new();
+    for i in 0..10 {
+        let (k, v) = (format!("good:{i}"), format!("v{i}"));
+        h.set(&k, &v).await;
+        expected.insert(k, v);
+        if i == 4 {
+            h.set("bad", "x").await;
+        }
+    }
+    // The background flusher stores the good entries and parks the poison one.
+    let settled = eventually(Duration::from_secs(10), || {
+        h.kv_table(0) == expected && h.sluice.dead_letters(None).unwrap().len() == 1
+    })
+    .await;
+    assert!(settled, "table: {:?}", h.kv_table(0));
+    h.sluice.flush().await.unwrap();
+
+    let letters = h.sluice.dead_letters(None).unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.keyspace, "default");
+    assert_eq!((letter.db, &letter.key[..]), (0, &b"bad"[..]));
+    assert_eq!(
+        letter.write,
+        StoreWrite::Upsert {
+            value: b("x"),
+            expires_at: None
+        }
+    );
+    assert!(letter.error.contains("injected permanent failure"), "{}", letter.error);
+    assert_eq!(h.sluice.dead_letters(Some("default")).unwrap().len(), 1);
+    assert!(h.sluice.dead_letters(Some("other")).unwrap().is_empty());
+    assert_eq!(h.sluice.keyspaces()[0].dead_letters, 1);
+    assert_eq!(h.buffered("default"), 0, "the poison entry left the buffer");
+    assert_eq!(h.get("bad").await, None, "the database never took it, so it is not served");
+
+    // The queue keeps moving.
+    h.set("good:late", "late").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_row(0, "good:late"), Some(("late".into(), None)));
+
+    // Retrying while the store still refuses parks it again.
+    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 1);
+    assert_eq!(h.kv_row(0, "bad"), None);
+
+    // Once the store accepts it, a retry stores it.
+    h.store.cure_key(b"bad");
+    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    h.sluice.flush().await.unwrap();
+    assert!(h.sluice.dead_letters(None).unwrap().is_empty());
+    assert_eq!(h.kv_row(0, "bad"), Some(("x".into(), None)));
+    assert_eq!(h.get("bad").await.as_deref(), Some("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_dead_letter_discards_only_that_key() {
+    let mut ks = builtin(Policy::WriteBack);
+    ks.flush_interval = Duration::from_secs(3600);
+    let h = Harness::start("", vec![ks]).await;
+    h.store.poison_key(b"p1");
+    h.store.poison_key(b"p2");
+    h.set("p1", "one").await;
+    h.set("p2", "two").await;
+    h.set("ok", "fine").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 2);
+
+    let dropped = h
+        .sluice
+        .drop_dead_letters(&DeadLetterSelector::Key { db: 0, key: b("p1") })
+        .unwrap();
+    assert_eq!(dropped, 1);
+    let left = h.sluice.dead_letters(None).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(&left[0].key[..], b"p2");
+
+    // A dropped letter is gone for good; retrying the rest does not bring it back.
+    h.store.cure_key(b"p1");
+    h.store.cure_key(b"p2");
+    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_row(0, "p1"), None);
+    assert_eq!(h.get("p1").await, None);
+    assert_eq!(h.kv_row(0, "p2"), Some(("two".into(), None)));
+    assert_eq!(h.kv_row(0, "ok"), Some(("fine".into(), None)));
+    assert_eq!(h.sluice.drop_dead_letters(&DeadLetterSelector::All).unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_stored_write_supersedes_a_dead_letter() {
+    let mut ks = builtin(Policy::WriteBack);
+    ks.flush_interval = Duration::from_secs(3600);
+    let h = Harness::start("", vec![ks]).await;
+    h.store.poison_key(b"k");
+    h.set("k", "old").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 1);
+
+    h.store.cure_key(b"k");
+    h.set("k", "new").await;
+    h.sluice.flush().await.unwrap();
+    assert!(
+        h.sluice.dead_letters(None).unwrap().is_empty(),
+        "retrying the old letter could only bring back an older value"
+    );
+    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 0);
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_row(0, "k"), Some(("new".into(), None)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_value_the_database_refuses_becomes_a_dead_letter() {
+    // The CHECK constraint is invisible to Sluice's up-front conversion check, so the
+    // refusal only shows at flush time, as a permanent per-row error.
+    let schema = "CREATE TABLE products (id INTEGER PRIMARY KEY, price NUMERIC CHECK (price >= 0))";
+    let mut ks = price_keyspace(Policy::WriteBack);
+    ks.flush_interval = Duration::from_secs(3600);
+    let h = Harness::start(schema, vec![ks]).await;
+    h.set("product:1:price", "5").await;
+    h.set("product:2:price", "-1").await;
+    h.set("product:3:price", "7").await;
+    h.sluice.flush().await.unwrap();
+
+    assert_eq!(h.column("products", "price", 1), Some(Some("5".into())));
+    assert_eq!(h.column("products", "price", 2), None);
+    assert_eq!(h.column("products", "price", 3), Some(Some("7".into())));
+    let letters = h.sluice.dead_letters(Some("price")).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(&letters[0].key[..], b"product:2:price");
+    assert!(letters[0].error.contains("CHECK"), "{}", letters[0].error);
+    assert_eq!(h.get("product:2:price").await, None);
+}
+
+/// A store that, like PostgreSQL, aborts a whole batch when one entry violates a
+/// constraint: the error is permanent and says nothing about which entry failed.
+struct AbortingStore {
+    inner: SharedStore,
+    poison: Mutex<HashSet<Vec<u8>>>,
+}
+
+#[async_trait]
+impl Store for AbortingStore {
+    fn describe(&self) -> String {
+        format!("aborting({})", self.inner.describe())
+    }
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        self.inner.ensure_builtin_table().await
+    }
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        self.inner.table_schema(table).await
+    }
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.check(target, key, value)
+    }
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        self.inner.read(target, key).await
+    }
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        let poisoned = {
+            let poison = self.poison.lock();
+            ops.iter().any(|op| poison.contains(&op.key[..]))
+        };
+        if poisoned {
+            return Err(StoreError::permanent("constraint violation; transaction aborted"));
+        }
+        self.inner.write_batch(ops).await
+    }
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        self.inner.scan_keys(target, now_ms).await
+    }
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        self.inner.clear(target).await
+    }
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now_ms, limit).await
+    }
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        self.inner.delete_if_expired(db, key, now_ms).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_whole_is_split_until_the_poison_entry_is_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ks = builtin(Policy::WriteBack);
+    ks.flush_interval = Duration::from_secs(3600);
+    let cfg = config(dir.path(), vec![ks]);
+    let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir.path())).unwrap());
+    let store = Arc::new(AbortingStore {
+        inner,
+        poison: Mutex::new([b"k13".to_vec()].into_iter().collect()),
+    });
+    let sluice = Sluice::builder(cfg).store(store).open().await.unwrap();
+
+    for i in 0..32 {
+        sluice
+            .set(0, b(&format!("k{i}")), b(&format!("v{i}")), Default::default())
+            .await
+            .unwrap();
+    }
+    sluice.flush().await.unwrap();
+
+    let table = kv_table(dir.path(), 0);
+    assert_eq!(table.len(), 31, "every entry but the poison one is stored");
+    assert!(!table.contains_key("k13"));
+    let letters = sluice.dead_letters(None).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(&letters[0].key[..], b"k13");
+    assert!(letters[0].error.contains("transaction aborted"));
+}

@@ -1,0 +1,246 @@
+//! A read-through that races a write never leaves the older value in the cache.
+//!
+//! The cache tier is wrapped so the races are forced rather than hoped for: `FlakyCache`
+//! drops copies at random (so reads go through to the database all the time) and yields
+//! inside `put` (so a reader's install lands late); `GatedCache` holds one reader's install
+//! until a write has completed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice::clock::ManualClock;
+use sluice::tiers::cache::memory::MemoryCache;
+use sluice::tiers::cache::{Cache, CacheError, CacheKey, CacheStats, CachedValue};
+use sluice::tiers::store::faulty::FaultyStore;
+use sluice::tiers::store::sqlite::SqliteStore;
+use sluice::tiers::store::SharedStore;
+use sluice::{Bytes, Policy, Sluice};
+use tokio::sync::Notify;
+
+use crate::common::*;
+
+/// A memory cache that, while `flaky`, misses every other lookup (dropping the copy, as an
+/// eviction would) and yields a random number of times before each insert.
+struct FlakyCache {
+    inner: MemoryCache,
+    flaky: AtomicBool,
+    gets: AtomicU64,
+}
+
+#[async_trait]
+impl Cache for FlakyCache {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+        if self.flaky.load(Ordering::SeqCst) && self.gets.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            self.inner.remove(key).await?;
+            return Ok(None);
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError> {
+        if self.flaky.load(Ordering::SeqCst) {
+            for _ in 0..rand::random::<u8>() % 4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        self.inner.put(key, value).await
+    }
+    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+        self.inner.remove(key).await
+    }
+    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
+        self.inner.clear(db).await
+    }
+    fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+}
+
+/// A memory cache whose next `put`, once armed, announces itself and waits for release.
+struct GatedCache {
+    inner: MemoryCache,
+    armed: AtomicBool,
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Cache for GatedCache {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.put(key, value).await
+    }
+    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+        self.inner.remove(key).await
+    }
+    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
+        self.inner.clear(db).await
+    }
+    fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+}
+
+fn cache_key(key: &str) -> CacheKey {
+    CacheKey { db: 0, key: b(key) }
+}
+
+async fn open_with_cache(
+    dir: &std::path::Path,
+    policy: Policy,
+    cache: Arc<dyn Cache>,
+) -> (Sluice, Arc<FaultyStore>) {
+    let clock = ManualClock::new(T0);
+    let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir)).unwrap());
+    let store = FaultyStore::new(inner);
+    let sluice = Sluice::builder(config(dir, vec![builtin(policy)]))
+        .clock(Arc::new(clock))
+        .store(store.clone())
+        .cache(cache)
+        .open()
+        .await
+        .unwrap();
+    (sluice, store)
+}
+
+/// Rounds of one writer setting 1, 2, … N while readers hammer GET on the same key through a
+/// cache that misses half the time. Once the writer is done, GET returns N and the cache
+/// holds N or nothing.
+async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(FlakyCache {
+        inner: MemoryCache::new(64 << 20, Arc::new(ManualClock::new(T0))),
+        flaky: AtomicBool::new(false),
+        gets: AtomicU64::new(0),
+    });
+    let (sluice, store) = open_with_cache(dir.path(), policy, cache.clone()).await;
+    if policy != Policy::WriteBack {
+        // Keep each store write in flight a little, so reads overlap it.
+        store.set_write_delay(Some(Duration::from_micros(200)));
+    }
+    let mut read_throughs = 0;
+    for round in 0..rounds {
+        let key = format!("race:{round}");
+        cache.flaky.store(true, Ordering::SeqCst);
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (sluice, stop, key) = (sluice.clone(), stop.clone(), b(&key));
+                tokio::spawn(async move {
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        if let Some(v) = sluice.get(0, &key).await.unwrap() {
+                            let n: u64 = std::str::from_utf8(&v).unwrap().parse().unwrap();
+                            assert!(n >= 1);
+                        }
+                        reads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let before = store.reads();
+        for v in 1..=writes {
+            sluice
+                .set(0, b(&key), b(&v.to_string()), Default::default())
+                .await
+                .unwrap();
+            if policy == Policy::WriteBack && v % 8 == 0 {
+                sluice.flush().await.unwrap();
+            }
+        }
+        let last = writes.to_string();
+        cache.flaky.store(false, Ordering::SeqCst);
+        assert_eq!(
+            sluice.get(0, &b(&key)).await.unwrap(),
+            Some(b(&last)),
+            "{policy:?} round {round}: GET after the last write, readers still running"
+        );
+        stop.store(true, Ordering::SeqCst);
+        for r in readers {
+            assert!(r.await.unwrap() > 0);
+        }
+        read_throughs += store.reads() - before;
+        // Whatever the readers installed, the cache now holds the last value or nothing.
+        let cached = cache.inner.get(&cache_key(&key)).await.unwrap();
+        assert!(
+            cached.as_ref().is_none_or(|c| c.value == last),
+            "{policy:?} round {round}: stale cached copy {cached:?}, expected {last}"
+        );
+        assert_eq!(sluice.get(0, &b(&key)).await.unwrap(), Some(b(&last)));
+    }
+    assert!(read_throughs > 0, "{policy:?}: the readers never raced a write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_racing_write_through_never_installs_the_stale_value() {
+    writer_against_readers(Policy::WriteThrough, 8, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_racing_invalidate_never_installs_the_stale_value() {
+    writer_against_readers(Policy::Invalidate, 8, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_racing_write_back_and_its_flushes_never_installs_the_stale_value() {
+    writer_against_readers(Policy::WriteBack, 8, 200).await;
+}
+
+/// The exact interleaving: a reader reads the old value from the database and passes its
+/// version check, a write then commits and completes, and only then does the reader's
+/// install land. The install must not survive.
+async fn late_install_after_a_completed_write(policy: Policy) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(GatedCache {
+        inner: MemoryCache::new(64 << 20, Arc::new(ManualClock::new(T0))),
+        armed: AtomicBool::new(false),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let (sluice, _store) = open_with_cache(dir.path(), policy, cache.clone()).await;
+    // The old value is in the database but not in the cache.
+    exec_sql(
+        dir.path(),
+        "INSERT INTO sluice_kv (db, key, value) VALUES (0, CAST('k' AS BLOB), CAST('old' AS BLOB))",
+    );
+
+    cache.armed.store(true, Ordering::SeqCst);
+    let reader = {
+        let sluice = sluice.clone();
+        tokio::spawn(async move { sluice.get(0, &b("k")).await.unwrap() })
+    };
+    cache.entered.notified().await; // the reader is installing "old"
+    sluice
+        .set(0, b("k"), b("new"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(kv_row(dir.path(), 0, "k"), Some(("new".into(), None)));
+    cache.release.notify_one();
+    assert_eq!(reader.await.unwrap(), Some(Bytes::from_static(b"old")));
+
+    let cached = cache.inner.get(&cache_key("k")).await.unwrap();
+    assert!(
+        cached.as_ref().is_none_or(|c| c.value == "new"),
+        "{policy:?}: the late install left {cached:?} in the cache"
+    );
+    assert_eq!(sluice.get(0, &b("k")).await.unwrap(), Some(b("new")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_read_through_install_never_overwrites_a_completed_write_through() {
+    late_install_after_a_completed_write(Policy::WriteThrough).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_read_through_install_never_resurrects_an_invalidated_value() {
+    late_install_after_a_completed_write(Policy::Invalidate).await;
+}
