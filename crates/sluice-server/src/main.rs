@@ -88,6 +88,9 @@ async fn serve(
         .open()
         .await
         .context("cannot start")?;
+    // Registered before the port answers: a SIGTERM sent as soon as the server is reachable
+    // must start the drain, not kill the process with the default action.
+    let signals = shutdown_signals();
     let server = Server::bind(sluice.clone()).await.with_context(|| {
         format!(
             "cannot listen on {}:{}; pick another --port or stop what is using it",
@@ -104,37 +107,47 @@ async fn serve(
     );
     let shared = server.shared();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.await;
         info!("signal received");
         shared.trigger_shutdown();
     });
     let report = server.run().await;
     if report.unflushed > 0 && !report.kept_in_journal {
-        anyhow::bail!("{} acknowledged write-back writes were lost at shutdown", report.unflushed);
+        anyhow::bail!(
+            "{} acknowledged write-back writes were lost at shutdown",
+            report.unflushed
+        );
     }
     info!("bye");
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on the first of them.
+fn shutdown_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

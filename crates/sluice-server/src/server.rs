@@ -76,12 +76,18 @@ impl ClientRegistry {
         let clients = self.clients.lock();
         let mut ids: Vec<&u64> = clients.keys().collect();
         ids.sort();
-        ids.into_iter().map(|id| format_client(&clients[id])).collect()
+        ids.into_iter()
+            .map(|id| format_client(&clients[id]))
+            .collect()
     }
 }
 
 fn format_client(c: &ClientInfo) -> String {
-    let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
     let age = c.created.map(|t| t.elapsed().as_secs()).unwrap_or(0);
     format!(
         "id={} addr={} laddr={} fd=0 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
@@ -215,8 +221,7 @@ impl Server {
     /// Binds the configured address (port 0 picks a free port) around an opened engine.
     pub async fn bind(sluice: Sluice) -> std::io::Result<Server> {
         let config = sluice.config().clone();
-        let listener =
-            TcpListener::bind((config.server.bind.as_str(), config.server.port)).await?;
+        let listener = TcpListener::bind((config.server.bind.as_str(), config.server.port)).await?;
         let port = listener.local_addr()?.port();
         let limits = Limits {
             max_bulk_len: config.server.proto_max_bulk_len,
@@ -278,7 +283,8 @@ impl Server {
                         drop(permit);
                     });
                 }
-                _ = shutdown.changed() => break,
+                // `wait_for` also sees a shutdown triggered before this receiver existed.
+                _ = shutdown.wait_for(|stop| *stop) => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }

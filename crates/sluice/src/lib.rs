@@ -61,11 +61,11 @@ use std::sync::Arc;
 pub use bytes::Bytes;
 pub use config::{Config, Durability, KeyspaceConfig, Policy};
 pub use engine::deadletter::{DeadLetter, DeadLetterSelector};
-pub use engine::{
-    check_config, Entry, ExpireCondition, KeyTtl, SetCondition, SetExpiry, SetOptions, SetOutcome,
-    ShutdownReport, SluiceBuilder,
-};
 pub use engine::ops_types::{KeyspaceInfo, Mutation};
+pub use engine::{
+    check_config, with_deferred_durability, DurabilityBatch, Entry, ExpireCondition, KeyTtl,
+    SetCondition, SetExpiry, SetOptions, SetOutcome, ShutdownReport, SluiceBuilder,
+};
 pub use error::{ConfigError, OpenError, SluiceError, StoreError};
 
 /// A handle to the engine. Cheap to clone; every clone shares the same tiers.

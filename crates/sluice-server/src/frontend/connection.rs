@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::cmd::dispatch;
-use super::frame::Frame;
+use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
 use crate::server::Shared;
 
@@ -31,37 +31,20 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut shutdown = shared.shutdown_signal();
     loop {
-        let mut close = false;
-        loop {
-            match parser.next(&mut rbuf) {
-                Ok(Some(Parsed::Command(args))) => {
-                    let reply = dispatch(&shared, &mut session, args).await;
-                    if session.close_without_reply {
-                        close = true;
-                        break;
-                    }
-                    reply.encode(session.proto, &mut wbuf);
-                    if session.close_after_reply {
-                        close = true;
-                        break;
-                    }
-                    if wbuf.len() >= FLUSH_AT {
-                        if stream.write_all(&wbuf).await.is_err() {
-                            return;
-                        }
-                        wbuf.clear();
-                    }
-                }
-                Ok(Some(Parsed::Nothing)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    Frame::error(format!("ERR Protocol error: {}", e.0))
-                        .encode(session.proto, &mut wbuf);
-                    debug!(%addr, "protocol error, closing: {}", e.0);
-                    close = true;
-                    break;
-                }
-            }
+        // Run every complete request buffered, deferring write-back durability to one wait
+        // per batch: replies are written only after every write they acknowledge is durable.
+        let (batch, durability) = sluice::with_deferred_durability(run_buffered(
+            &shared,
+            &mut session,
+            &mut parser,
+            &mut rbuf,
+            &mut wbuf,
+            addr,
+        ))
+        .await;
+        if durability.wait().await.is_err() {
+            // A write could not be made durable: send no reply that could acknowledge it.
+            return;
         }
         if !wbuf.is_empty() {
             if stream.write_all(&wbuf).await.is_err() {
@@ -69,9 +52,13 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
             }
             wbuf.clear();
         }
-        if close {
-            let _ = stream.shutdown().await;
-            return;
+        match batch {
+            Batch::Close => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Batch::RepliesFull => continue,
+            Batch::NeedInput => {}
         }
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
@@ -84,6 +71,53 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
             _ = shutdown.changed() => {
                 let _ = stream.shutdown().await;
                 return;
+            }
+        }
+    }
+}
+
+/// How a run over the buffered requests ended.
+enum Batch {
+    /// Every complete request ran; read more input.
+    NeedInput,
+    /// Replies reached [`FLUSH_AT`]; write them, then run the rest without reading.
+    RepliesFull,
+    /// Close the connection after writing the replies.
+    Close,
+}
+
+/// Runs the requests buffered in `rbuf`, encoding their replies into `wbuf`.
+async fn run_buffered(
+    shared: &Shared,
+    session: &mut crate::server::Session,
+    parser: &mut RequestParser,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    addr: SocketAddr,
+) -> Batch {
+    loop {
+        match parser.next(rbuf) {
+            Ok(Some(Parsed::Command(args))) => {
+                let reply = dispatch(shared, session, args).await;
+                if session.close_without_reply {
+                    return Batch::Close;
+                }
+                reply.encode(session.proto, wbuf);
+                if session.close_after_reply {
+                    return Batch::Close;
+                }
+                if wbuf.len() >= FLUSH_AT {
+                    return Batch::RepliesFull;
+                }
+            }
+            Ok(Some(Parsed::Nothing)) => {}
+            Ok(None) => return Batch::NeedInput,
+            Err(e) => {
+                format_error(&[&b"ERR Protocol error: "[..], &e.0].concat())
+                    .encode(session.proto, wbuf);
+                let reason = String::from_utf8_lossy(&e.0);
+                debug!(%addr, "protocol error, closing: {reason}");
+                return Batch::Close;
             }
         }
     }

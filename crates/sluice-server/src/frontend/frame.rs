@@ -7,8 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub enum Frame {
     /// `+OK`.
     Simple(String),
-    /// `-ERR ...`: the whole line after `-`.
-    Error(String),
+    /// `-ERR ...`: the whole line after `-`. Bytes, not text: Redis echoes arguments into
+    /// error lines as they were sent.
+    Error(Bytes),
     /// `:42`.
     Integer(i64),
     /// `$3\r\nfoo`.
@@ -39,7 +40,7 @@ impl Frame {
 
     /// An error line, e.g. `Frame::error("ERR syntax error")`.
     pub fn error(line: impl Into<String>) -> Frame {
-        Frame::Error(line.into())
+        Frame::Error(Bytes::from(line.into()))
     }
 
     /// A bulk string from anything byte-like.
@@ -67,7 +68,7 @@ impl Frame {
             }
             Frame::Error(s) => {
                 out.put_u8(b'-');
-                out.put_slice(s.as_bytes());
+                out.put_slice(s);
                 out.put_slice(b"\r\n");
             }
             Frame::Integer(i) => {

@@ -30,10 +30,16 @@ impl Default for Limits {
     }
 }
 
-/// A malformed or oversized request. The text follows `ERR Protocol error: `; the connection
+/// A malformed or oversized request. The bytes follow `ERR Protocol error: `; the connection
 /// is closed after the reply, as Redis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub struct ProtocolError(pub Vec<u8>);
+
+impl ProtocolError {
+    fn new(message: &str) -> Self {
+        ProtocolError(message.as_bytes().to_vec())
+    }
+}
 
 /// What the parser found.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,11 +65,12 @@ pub struct RequestParser {
     pending: Option<Multibulk>,
 }
 
+/// The first `byte` at or after `from`, searched as Redis does with `strchr` over its query
+/// buffer: a NUL ends the search, so a terminator after a NUL is not seen (the request stays
+/// incomplete until the size limit refuses it, exactly as in Redis).
 fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == byte)
-        .map(|i| i + from)
+    let i = buf.get(from..)?.iter().position(|&b| b == byte || b == 0)? + from;
+    (buf[i] == byte).then_some(i)
 }
 
 /// Parses a count as Redis `string2ll` does.
@@ -99,7 +106,7 @@ impl RequestParser {
             None => {
                 let Some(cr) = find(buf, 0, b'\r') else {
                     if buf.len() > limits.max_inline_len {
-                        return Err(ProtocolError("too big mbulk count string".into()));
+                        return Err(ProtocolError::new("too big mbulk count string"));
                     }
                     return Ok(None);
                 };
@@ -108,13 +115,13 @@ impl RequestParser {
                 }
                 let count = parse_count(&buf[1..cr])
                     .filter(|&n| n <= i32::MAX as i64)
-                    .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+                    .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
                 if count <= 0 {
                     let _ = buf.split_to(cr + 2);
                     return Ok(Some(Parsed::Nothing));
                 }
                 if count as u64 > limits.max_multibulk_len {
-                    return Err(ProtocolError("invalid multibulk length".into()));
+                    return Err(ProtocolError::new("invalid multibulk length"));
                 }
                 self.pending.insert(Multibulk {
                     expected: count as usize,
@@ -126,7 +133,7 @@ impl RequestParser {
         while mb.args.len() < mb.expected {
             let Some(cr) = find(buf, mb.pos, b'\r') else {
                 if buf.len() - mb.pos > limits.max_inline_len {
-                    return Err(ProtocolError("too big bulk count string".into()));
+                    return Err(ProtocolError::new("too big bulk count string"));
                 }
                 return Ok(None);
             };
@@ -134,14 +141,14 @@ impl RequestParser {
                 return Ok(None);
             }
             if buf[mb.pos] != b'$' {
-                return Err(ProtocolError(format!(
-                    "expected '$', got '{}'",
-                    buf[mb.pos] as char
-                )));
+                // `%c` in Redis: the byte itself, whatever it is.
+                return Err(ProtocolError(
+                    [&b"expected '$', got '"[..], &[buf[mb.pos]], b"'"].concat(),
+                ));
             }
             let len = parse_count(&buf[mb.pos + 1..cr])
                 .filter(|&n| n >= 0 && n as u64 <= limits.max_bulk_len)
-                .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
+                .ok_or_else(|| ProtocolError::new("invalid bulk length"))?
                 as usize;
             let start = cr + 2;
             // Redis skips the two bytes after a bulk without checking them; so do we.
@@ -161,7 +168,7 @@ impl RequestParser {
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Parsed>, ProtocolError> {
         let Some(nl) = find(buf, 0, b'\n') else {
             if buf.len() > self.limits.max_inline_len {
-                return Err(ProtocolError("too big inline request".into()));
+                return Err(ProtocolError::new("too big inline request"));
             }
             return Ok(None);
         };
@@ -171,7 +178,7 @@ impl RequestParser {
             end -= 1;
         }
         let args = split_args(&line[..end])
-            .ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+            .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
         if args.is_empty() {
             return Ok(Some(Parsed::Nothing));
         }
@@ -187,10 +194,13 @@ fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Splits an inline command line as Redis `sdssplitargs` does: whitespace separates
-/// arguments; "double quotes" take `\n \r \t \b \a \\ \" \xHH` escapes; 'single quotes' take
-/// `\'`; a closing quote must be followed by a space or the end. `None`: unbalanced quotes.
+/// Splits an inline command line as Redis `sdssplitargs` does on a C string: the line ends at
+/// a NUL; leading whitespace (C `isspace`) is skipped, but an unquoted argument ends only at a
+/// space, tab, CR or LF; "double quotes" take `\n \r \t \b \a \\ \" \xHH` escapes; 'single
+/// quotes' take `\'`; a closing quote must be followed by whitespace or the end. `None`:
+/// unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     loop {
@@ -253,8 +263,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 }
             } else {
                 match c {
-                    None => done = true,
-                    Some(b) if is_space(b) => done = true,
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t') => done = true,
                     Some(b'"') => in_dq = true,
                     Some(b'\'') => in_sq = true,
                     Some(b) => current.push(b),
@@ -320,23 +329,29 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_protocol_errors() {
-        assert_eq!(
-            parse_all(b"*x\r\n").unwrap_err().0,
-            "invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n+foo\r\n").unwrap_err().0,
-            "expected '$', got '+'"
-        );
-        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
-        assert_eq!(
-            parse_all(b"*1\r\n$999999999999\r\n").unwrap_err().0,
-            "invalid bulk length"
-        );
-        assert_eq!(
-            parse_all(&vec![b'a'; 70 * 1024]).unwrap_err().0,
-            "too big inline request"
-        );
+        let err = |input: &[u8]| parse_all(input).unwrap_err().0;
+        assert_eq!(err(b"*x\r\n"), b"invalid multibulk length");
+        assert_eq!(err(b"*1\r\n+foo\r\n"), b"expected '$', got '+'");
+        assert_eq!(err(b"*1\r\n\xff\r\n"), b"expected '$', got '\xff'");
+        assert_eq!(err(b"*1\r\n$-5\r\n"), b"invalid bulk length");
+        assert_eq!(err(b"*1\r\n$999999999999\r\n"), b"invalid bulk length");
+        assert_eq!(err(&vec![b'a'; 70 * 1024]), b"too big inline request");
+    }
+
+    #[test]
+    fn a_nul_hides_the_terminator_as_strchr_does() {
+        assert_eq!(parse_all(b"\0\r\nPING\r\n").unwrap(), vec![]);
+        assert_eq!(parse_all(b"*1\0\r\n$4\r\nPING\r\n").unwrap(), vec![]);
+        let mut big = b"PING\0".to_vec();
+        big.resize(70 * 1024, b'\n');
+        assert_eq!(parse_all(&big).unwrap_err().0, b"too big inline request");
+    }
+
+    #[test]
+    fn inline_separators_are_those_of_sdssplitargs() {
+        assert_eq!(split_args(b"a\x0bb c").unwrap(), vec![b"a\x0bb".to_vec(), b"c".to_vec()]);
+        assert_eq!(split_args(b"\x0b a").unwrap(), vec![b"a".to_vec()]);
+        assert_eq!(split_args(b"a\0b").unwrap(), vec![b"a".to_vec()]);
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl Engine {
                     _ = tokio::time::sleep(REAP_EVERY) => {}
                     _ = shutdown.changed() => return,
                 }
-                let Some(engine) = engine.upgrade() else { return };
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
                 for _ in 0..20 {
                     match engine.store.purge_expired(engine.now(), REAP_LIMIT).await {
                         Ok(n) if n as usize == REAP_LIMIT => continue,
@@ -85,7 +87,10 @@ impl Engine {
                 key: ks.store_key(&item.key.key),
                 write: match &item.write {
                     // An upsert that expired while buffered must still remove any older row.
-                    StoreWrite::Upsert { expires_at: Some(e), .. } if *e <= now => StoreWrite::Delete,
+                    StoreWrite::Upsert {
+                        expires_at: Some(e),
+                        ..
+                    } if *e <= now => StoreWrite::Delete,
                     w => w.clone(),
                 },
             })
@@ -134,7 +139,8 @@ impl Engine {
             .rows_stored
             .fetch_add(done.len() as u64, Ordering::Relaxed);
         for item in &done {
-            self.dead_letters.supersede(item.key.db, &item.key.key, item.seq);
+            self.dead_letters
+                .supersede(item.key.db, &item.key.key, item.seq);
         }
         buffer.complete(done.iter().copied());
         if !dead.is_empty() {
@@ -215,11 +221,14 @@ impl Engine {
     pub(crate) fn checkpoint_position(&self) -> u64 {
         // Read order matters: last assigned, then unbuffered, then buffers. A write moves
         // from `unbuffered` into a buffer before leaving `unbuffered`, so it is seen in one.
-        let last = self.seq.load(Ordering::SeqCst);
-        let mut low = last;
-        if let Some(s) = self.unbuffered.lock().first() {
-            low = low.min(s - 1);
-        }
+        let mut low = {
+            let unbuffered = self.unbuffered.lock();
+            let last = self.seq.load(Ordering::SeqCst);
+            match unbuffered.first() {
+                Some(s) => last.min(s - 1),
+                None => last,
+            }
+        };
         for ks in &self.keyspaces {
             if let Some(s) = ks.buffer.as_ref().and_then(|b| b.min_seq()) {
                 low = low.min(s - 1);
@@ -242,11 +251,17 @@ impl Engine {
     pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.closing.store(true, Ordering::SeqCst);
         let _ = self.shutdown_tx.send(true);
+        // One deadline for all of it: a flusher or the reaper stuck in a store call (SQLite
+        // waits out its busy timeout) must not hold the drain past `shutdown_timeout`.
+        let deadline_at = tokio::time::Instant::now() + deadline;
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
-        for t in tasks {
-            let _ = t.await;
+        for mut t in tasks {
+            if tokio::time::timeout_at(deadline_at, &mut t).await.is_err() {
+                // Safe to cancel: an entry leaves its buffer only once the store confirmed it.
+                t.abort();
+            }
         }
-        let drained = tokio::time::timeout(deadline, async {
+        let drained = tokio::time::timeout_at(deadline_at, async {
             let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
             loop {
                 match self.flush_all().await {
@@ -303,7 +318,9 @@ async fn run_flusher(
             _ = buffer_wake.notified(), if !backoff.failing() => {}
             _ = shutdown.changed() => return,
         }
-        let Some(engine) = engine.upgrade() else { return };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
         match engine.drain_keyspace(&ks).await {
             Ok(()) => {
                 backoff.succeed();

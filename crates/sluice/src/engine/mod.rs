@@ -160,9 +160,11 @@ impl Engine {
     /// The keyspace owning `key` in `db`. Mapped keyspaces live in database 0 only.
     pub(crate) fn route(&self, db: u8, key: &Bytes) -> Route<'_> {
         let ks = if db == 0 {
-            self.keyspaces
-                .iter()
-                .find(|ks| ks.template.as_ref().is_some_and(|t| t.capture(key).is_some()))
+            self.keyspaces.iter().find(|ks| {
+                ks.template
+                    .as_ref()
+                    .is_some_and(|t| t.capture(key).is_some())
+            })
         } else {
             None
         }
@@ -226,6 +228,11 @@ impl Engine {
         }
         let target = ks.target(route.cache_key.db);
         let store_key = ks.store_key(&route.cache_key.key);
+        if !ks.is_builtin() && self.store.check(&target, &store_key, None).is_err() {
+            // The key column cannot hold this capture, so no row has it: the key does not
+            // exist (a write to it is refused by `apply`).
+            return Ok(None);
+        }
         let stored = self
             .singleflight
             .read((ks.id, route.cache_key.clone()), version, || {
@@ -271,16 +278,30 @@ impl Engine {
     }
 
     /// Applies one write according to the keyspace's policy. The caller holds the key's lock.
-    pub(crate) async fn apply(&self, route: &Route<'_>, write: StoreWrite) -> Result<(), SluiceError> {
+    ///
+    /// A write-back write returns its pending journal acknowledgement: the caller releases
+    /// the key lock, then awaits it with [`durable`] before acknowledging the client.
+    pub(crate) async fn apply(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+    ) -> Result<Applied, SluiceError> {
         self.check_open()?;
         let ks = route.ks;
         let now = self.now();
         // On a mapped table an expiry bounds only the cached copy: the row never carries one.
         let (write, copy_deadline) = match write {
-            StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => {
-                (StoreWrite::Upsert { value, expires_at: None }, expires_at)
-            }
-            StoreWrite::Upsert { expires_at: Some(e), .. } if e <= now => (StoreWrite::Delete, None),
+            StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => (
+                StoreWrite::Upsert {
+                    value,
+                    expires_at: None,
+                },
+                expires_at,
+            ),
+            StoreWrite::Upsert {
+                expires_at: Some(e),
+                ..
+            } if e <= now => (StoreWrite::Delete, None),
             other => (other, None),
         };
         let target = ks.target(route.cache_key.db);
@@ -317,7 +338,7 @@ impl Engine {
                             }
                             _ => self.evict(route).await,
                         }
-                        Ok(())
+                        Ok(None)
                     }
                     Err(e) => {
                         self.evict(route).await;
@@ -335,24 +356,27 @@ impl Engine {
                     .reserve(&route.cache_key, ks.config.backpressure_timeout)
                     .await
                     .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))?;
-                let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
                 let durable = self.journal.durability() != crate::config::Durability::None;
-                if durable {
-                    self.unbuffered.lock().insert(seq);
-                    let record = JournalRecord {
+                let seq = self.next_seq(durable);
+                // Queue the record under the key lock (so the journal holds one key's writes in
+                // sequence order) but wait for its fsync only after the lock is released, so
+                // writers of a hot key share one group commit.
+                let ack = durable.then(|| {
+                    self.journal.append(JournalRecord {
                         seq,
                         keyspace: ks.name.clone(),
                         db: route.cache_key.db,
                         key: route.cache_key.key.clone(),
                         op: JournalOp::Write(write.clone()),
-                    };
-                    if let Err(e) = self.journal.append(record).await {
-                        self.unbuffered.lock().remove(&seq);
-                        buffer.release(reservation);
-                        return Err(SluiceError::Journal(e.0));
-                    }
-                }
-                buffer.insert(reservation, route.cache_key.clone(), seq, write.clone(), now);
+                    })
+                });
+                buffer.insert(
+                    reservation,
+                    route.cache_key.clone(),
+                    seq,
+                    write.clone(),
+                    now,
+                );
                 if durable {
                     self.unbuffered.lock().remove(&seq);
                 }
@@ -364,8 +388,22 @@ impl Engine {
                     }
                     StoreWrite::Delete => self.evict(route).await,
                 }
-                Ok(())
+                Ok(ack.map(PendingDurability))
             }
+        }
+    }
+
+    /// Hands out the next sequence number. With a durable journal the number enters
+    /// `unbuffered` in the same critical section, so the checkpoint can never pass it before
+    /// it is buffered.
+    fn next_seq(&self, track: bool) -> u64 {
+        if track {
+            let mut unbuffered = self.unbuffered.lock();
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+            unbuffered.insert(seq);
+            seq
+        } else {
+            self.seq.fetch_add(1, Ordering::SeqCst) + 1
         }
     }
 
@@ -405,6 +443,76 @@ impl Engine {
         ks.counters.store_errors.fetch_add(1, Ordering::Relaxed);
         *ks.counters.last_error.lock() = Some(e.message.clone());
     }
+}
+
+/// A write-back write whose journal record may not be durable yet.
+#[must_use]
+pub(crate) struct PendingDurability(crate::tiers::journal::JournalAck);
+
+/// What [`Engine::apply`] leaves to wait for after the key lock is released.
+pub(crate) type Applied = Option<PendingDurability>;
+
+tokio::task_local! {
+    static DEFERRED: std::cell::RefCell<Vec<crate::tiers::journal::JournalAck>>;
+}
+
+/// Waits until an applied write is as durable as the journal promises, or, inside
+/// [`with_deferred_durability`], hands the wait to the caller's batch.
+pub(crate) async fn durable(applied: Applied) -> Result<(), SluiceError> {
+    let Some(PendingDurability(ack)) = applied else {
+        return Ok(());
+    };
+    let mut slot = Some(ack);
+    let deferred = DEFERRED
+        .try_with(|d| {
+            if let Some(ack) = slot.take() {
+                d.borrow_mut().push(ack);
+            }
+        })
+        .is_ok();
+    match slot {
+        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.0)),
+        _ => Ok(()),
+    }
+}
+
+/// Journal acknowledgements collected by [`with_deferred_durability`].
+#[must_use = "the writes are not durable until the batch is awaited"]
+pub struct DurabilityBatch(Vec<crate::tiers::journal::JournalAck>);
+
+impl DurabilityBatch {
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Waits until every collected write is durable. On an error, none of the writes of the
+    /// batch may be acknowledged.
+    pub async fn wait(self) -> Result<(), SluiceError> {
+        let mut first_error = None;
+        for ack in self.0 {
+            if let Err(e) = ack.await {
+                first_error.get_or_insert(SluiceError::Journal(e.0));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs `work` with write-back writes returning as soon as they are buffered and queued in
+/// the journal; their acknowledgements come back as a batch that the caller must await before
+/// telling any client the writes succeeded. A pipelining server uses this to pay one group
+/// commit per pipeline instead of one per command, as Redis does with `appendfsync always`.
+pub async fn with_deferred_durability<F: std::future::Future>(
+    work: F,
+) -> (F::Output, DurabilityBatch) {
+    DEFERRED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let out = work.await;
+            let acks = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+            (out, DurabilityBatch(acks))
+        })
+        .await
 }
 
 fn live(value: Bytes, expires_at: Option<u64>, now: u64) -> Option<Entry> {

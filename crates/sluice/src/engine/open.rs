@@ -131,7 +131,8 @@ impl SluiceBuilder {
             Some(c) => c,
             None => Arc::new(MemoryCache::new(config.cache.capacity, clock.clone())),
         };
-        let dead_letters = DeadLetters::open(&data_dir.join("deadletters.db")).map_err(OpenError::Io)?;
+        let dead_letters =
+            DeadLetters::open(&data_dir.join("deadletters.db")).map_err(OpenError::Io)?;
         let (shutdown_tx, _) = watch::channel(false);
         let engine = Arc::new(Engine {
             config,
@@ -160,13 +161,18 @@ impl Engine {
     /// then flushes them.
     async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
         let records = self.journal.take_recovered();
+        // New writes must be numbered above everything journaled before, even when nothing
+        // is left to replay: a seq at or below the checkpoint would be skipped by the next
+        // replay as "already stored".
+        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        self.seq.store(
+            max_seq.max(self.journal.last_seq()),
+            std::sync::atomic::Ordering::SeqCst,
+        );
         if records.is_empty() {
             return Ok(());
         }
         let count = records.len();
-        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
-        self.seq
-            .store(max_seq.max(self.journal.last_seq()), std::sync::atomic::Ordering::SeqCst);
         let now = self.now();
         let mut unknown = 0usize;
         // FLUSHDB records: every older record of that keyspace and database is void.
@@ -212,7 +218,10 @@ impl Engine {
             buffer.insert_replayed(key.clone(), record.seq, write.clone(), now);
             let _ = self.cache.remove(&key).await;
         }
-        info!(records = count, unknown, "journal replayed into the write-back buffers");
+        info!(
+            records = count,
+            unknown, "journal replayed into the write-back buffers"
+        );
         if unknown > 0 {
             return Err(OpenError::Journal(crate::error::JournalError(format!(
                 "{unknown} journal records belong to keyspaces missing from the config; restore those [[keyspace]] entries so they can be stored"
@@ -248,7 +257,10 @@ async fn buffer_less_replay(
 
 /// Validates each `[[keyspace]]` and resolves mapped tables against the database. The
 /// built-in keyspace is always last.
-async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc<Keyspace>>, ConfigError> {
+async fn build_keyspaces(
+    config: &Config,
+    store: &SharedStore,
+) -> Result<Vec<Arc<Keyspace>>, ConfigError> {
     let mut names = HashSet::new();
     let mut builtin: Option<KeyspaceConfig> = None;
     let mut keyspaces = Vec::new();
@@ -267,13 +279,19 @@ async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc
             ));
         }
         if ks.flush_batch == 0 {
-            return Err(ConfigError::invalid(at("flush_batch"), "must be at least 1"));
+            return Err(ConfigError::invalid(
+                at("flush_batch"),
+                "must be at least 1",
+            ));
         }
         if ks.max_dirty == 0 {
             return Err(ConfigError::invalid(at("max_dirty"), "must be at least 1"));
         }
         if ks.flush_interval.is_zero() {
-            return Err(ConfigError::invalid(at("flush_interval"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                at("flush_interval"),
+                "must be greater than 0",
+            ));
         }
         if ks.is_builtin() {
             if builtin.is_some() {
@@ -297,7 +315,8 @@ async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc
             builtin = Some(ks.clone());
             continue;
         }
-        let template = KeyTemplate::parse(&ks.keys).map_err(|m| ConfigError::invalid(at("keys"), m))?;
+        let template =
+            KeyTemplate::parse(&ks.keys).map_err(|m| ConfigError::invalid(at("keys"), m))?;
         let need = |field: &str, v: &Option<String>| {
             v.clone().ok_or_else(|| {
                 ConfigError::invalid(
@@ -325,14 +344,23 @@ async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc
             .ok_or_else(|| {
                 ConfigError::invalid(
                     at("table"),
-                    format!("table {table:?} does not exist in {}; create it or fix the name", store.describe()),
+                    format!(
+                        "table {table:?} does not exist in {}; create it or fix the name",
+                        store.describe()
+                    ),
                 )
             })?;
         let key_col = schema.column(&key_column).ok_or_else(|| {
-            ConfigError::invalid(at("key_column"), format!("table {table:?} has no column {key_column:?}"))
+            ConfigError::invalid(
+                at("key_column"),
+                format!("table {table:?} has no column {key_column:?}"),
+            )
         })?;
         let value_col = schema.column(&value_column).ok_or_else(|| {
-            ConfigError::invalid(at("value_column"), format!("table {table:?} has no column {value_column:?}"))
+            ConfigError::invalid(
+                at("value_column"),
+                format!("table {table:?} has no column {value_column:?}"),
+            )
         })?;
         if !schema
             .unique_columns
@@ -351,7 +379,12 @@ async fn build_keyspaces(config: &Config, store: &SharedStore) -> Result<Vec<Arc
             key_type: key_col.kind,
             value_type: value_col.kind,
         };
-        keyspaces.push(new_keyspace(keyspaces.len(), ks.clone(), Some(template), Some(Arc::new(mapped))));
+        keyspaces.push(new_keyspace(
+            keyspaces.len(),
+            ks.clone(),
+            Some(template),
+            Some(Arc::new(mapped)),
+        ));
     }
     let builtin = builtin.unwrap_or_else(|| KeyspaceConfig::builtin(Policy::WriteBack));
     keyspaces.push(new_keyspace(keyspaces.len(), builtin, None, None));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::deadletter::{DeadLetter, DeadLetterSelector};
-use super::{Entry, Engine, ShutdownReport};
+use super::{durable, Engine, Entry, ShutdownReport};
 use crate::config::{Config, Durability, Policy};
 use crate::error::SluiceError;
 use crate::numeric::{self, FloatIncrError};
@@ -216,12 +216,15 @@ impl Sluice {
     ) -> Result<T, SluiceError> {
         let engine = self.engine();
         let route = engine.route(db, key);
-        let _guard = engine.locks.lock(route.stripe).await;
+        let guard = engine.locks.lock(route.stripe).await;
         let current = engine.read(&route).await?;
         let (mutation, result) = f(current)?;
-        if let Some(write) = Option::<StoreWrite>::from(mutation) {
-            engine.apply(&route, write).await?;
-        }
+        let applied = match Option::<StoreWrite>::from(mutation) {
+            Some(write) => engine.apply(&route, write).await?,
+            None => None,
+        };
+        drop(guard);
+        durable(applied).await?;
         Ok(result)
     }
 
@@ -235,7 +238,7 @@ impl Sluice {
     ) -> Result<SetOutcome, SluiceError> {
         let engine = self.engine();
         let route = engine.route(db, &key);
-        let _guard = engine.locks.lock(route.stripe).await;
+        let guard = engine.locks.lock(route.stripe).await;
         let needs_read = opts.condition != SetCondition::Always
             || opts.return_old
             || opts.expiry == SetExpiry::Keep;
@@ -265,9 +268,11 @@ impl Sluice {
             SetExpiry::Keep => current.and_then(|e| e.expires_at),
             SetExpiry::At(t) => Some(t),
         };
-        engine
+        let applied = engine
             .apply(&route, StoreWrite::Upsert { value, expires_at })
             .await?;
+        drop(guard);
+        durable(applied).await?;
         Ok(SetOutcome { written: true, old })
     }
 
@@ -306,7 +311,12 @@ impl Sluice {
     }
 
     /// INCRBYFLOAT, computed and printed exactly as Redis does.
-    pub async fn incr_by_float(&self, db: u8, key: &Bytes, increment: &[u8]) -> Result<Bytes, SluiceError> {
+    pub async fn incr_by_float(
+        &self,
+        db: u8,
+        key: &Bytes,
+        increment: &[u8],
+    ) -> Result<Bytes, SluiceError> {
         self.update(db, key, |cur| {
             let next = numeric::incr_by_float(cur.as_ref().map(|e| &e.value[..]), increment)
                 .map_err(|e| match e {
@@ -361,7 +371,13 @@ impl Sluice {
         .await
     }
 
-    async fn expire_cached_copy(&self, db: u8, key: &Bytes, at_ms: i64, now: i64) -> Result<bool, SluiceError> {
+    async fn expire_cached_copy(
+        &self,
+        db: u8,
+        key: &Bytes,
+        at_ms: i64,
+        now: i64,
+    ) -> Result<bool, SluiceError> {
         let engine = self.engine();
         let route = engine.route(db, key);
         let _guard = engine.locks.lock(route.stripe).await;
@@ -386,7 +402,9 @@ impl Sluice {
     pub async fn ttl(&self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
         Ok(match self.get_entry(db, key).await? {
             None => KeyTtl::Missing,
-            Some(Entry { expires_at: None, .. }) => KeyTtl::Persistent,
+            Some(Entry {
+                expires_at: None, ..
+            }) => KeyTtl::Persistent,
             Some(Entry {
                 expires_at: Some(at),
                 ..
@@ -418,19 +436,29 @@ impl Sluice {
     /// a partial interleaving with another MSET.
     pub async fn mset(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<(), SluiceError> {
         let engine = self.engine();
-        let stripes = pairs.iter().map(|(k, _)| engine.locks.stripe(db, k)).collect();
-        let _guards = engine.locks.lock_many(stripes).await;
+        let stripes = pairs
+            .iter()
+            .map(|(k, _)| engine.locks.stripe(db, k))
+            .collect();
+        let guards = engine.locks.lock_many(stripes).await;
+        let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             let route = engine.route(db, &key);
-            engine
-                .apply(
-                    &route,
-                    StoreWrite::Upsert {
-                        value,
-                        expires_at: None,
-                    },
-                )
-                .await?;
+            pending.push(
+                engine
+                    .apply(
+                        &route,
+                        StoreWrite::Upsert {
+                            value,
+                            expires_at: None,
+                        },
+                    )
+                    .await?,
+            );
+        }
+        drop(guards);
+        for applied in pending {
+            durable(applied).await?;
         }
         Ok(())
     }
@@ -438,24 +466,34 @@ impl Sluice {
     /// Sets several keys only if none exists; true if they were set.
     pub async fn msetnx(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<bool, SluiceError> {
         let engine = self.engine();
-        let stripes = pairs.iter().map(|(k, _)| engine.locks.stripe(db, k)).collect();
-        let _guards = engine.locks.lock_many(stripes).await;
+        let stripes = pairs
+            .iter()
+            .map(|(k, _)| engine.locks.stripe(db, k))
+            .collect();
+        let guards = engine.locks.lock_many(stripes).await;
         for (key, _) in &pairs {
             if engine.read(&engine.route(db, key)).await?.is_some() {
                 return Ok(false);
             }
         }
+        let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             let route = engine.route(db, &key);
-            engine
-                .apply(
-                    &route,
-                    StoreWrite::Upsert {
-                        value,
-                        expires_at: None,
-                    },
-                )
-                .await?;
+            pending.push(
+                engine
+                    .apply(
+                        &route,
+                        StoreWrite::Upsert {
+                            value,
+                            expires_at: None,
+                        },
+                    )
+                    .await?,
+            );
+        }
+        drop(guards);
+        for applied in pending {
+            durable(applied).await?;
         }
         Ok(true)
     }
@@ -471,7 +509,7 @@ impl Sluice {
     ) -> Result<Option<bool>, SluiceError> {
         let engine = self.engine();
         let stripes = vec![engine.locks.stripe(db, src), engine.locks.stripe(db, dst)];
-        let _guards = engine.locks.lock_many(stripes).await;
+        let guards = engine.locks.lock_many(stripes).await;
         let src_route = engine.route(db, src);
         let Some(entry) = engine.read(&src_route).await? else {
             return Ok(None);
@@ -483,7 +521,7 @@ impl Sluice {
         if only_if_absent && engine.read(&dst_route).await?.is_some() {
             return Ok(Some(false));
         }
-        engine
+        let first = engine
             .apply(
                 &dst_route,
                 StoreWrite::Upsert {
@@ -492,7 +530,10 @@ impl Sluice {
                 },
             )
             .await?;
-        engine.apply(&src_route, StoreWrite::Delete).await?;
+        let second = engine.apply(&src_route, StoreWrite::Delete).await?;
+        drop(guards);
+        durable(first).await?;
+        durable(second).await?;
         Ok(Some(true))
     }
 
@@ -507,7 +548,11 @@ impl Sluice {
                 continue;
             }
             // Buffer first, then the store: an entry flushed in between is in the store.
-            let buffered = ks.buffer.as_ref().map(|b| b.snapshot(db)).unwrap_or_default();
+            let buffered = ks
+                .buffer
+                .as_ref()
+                .map(|b| b.snapshot(db))
+                .unwrap_or_default();
             let stored = engine
                 .store
                 .scan_keys(&ks.target(db), now)
@@ -652,7 +697,11 @@ impl Sluice {
                 let buffer = ks.buffer.as_ref();
                 KeyspaceInfo {
                     name: ks.name.clone(),
-                    template: ks.template.as_ref().map(|t| t.text()).unwrap_or_else(|| "*".into()),
+                    template: ks
+                        .template
+                        .as_ref()
+                        .map(|t| t.text())
+                        .unwrap_or_else(|| "*".into()),
                     table: ks
                         .mapped
                         .as_ref()
@@ -722,7 +771,10 @@ impl Sluice {
 
     /// Writes the selected dead letters again as new writes. A letter whose key has a newer
     /// buffered write is dropped instead, so a retry never brings back an older value.
-    pub async fn retry_dead_letters(&self, selector: &DeadLetterSelector) -> Result<usize, SluiceError> {
+    pub async fn retry_dead_letters(
+        &self,
+        selector: &DeadLetterSelector,
+    ) -> Result<usize, SluiceError> {
         let engine = self.engine();
         let letters = engine
             .dead_letters
@@ -732,7 +784,7 @@ impl Sluice {
         let mut failed: Vec<DeadLetter> = Vec::new();
         for letter in letters {
             let route = engine.route(letter.db, &letter.key);
-            let _guard = engine.locks.lock(route.stripe).await;
+            let guard = engine.locks.lock(route.stripe).await;
             let superseded = route
                 .ks
                 .buffer
@@ -742,8 +794,13 @@ impl Sluice {
             if superseded {
                 continue;
             }
-            match engine.apply(&route, letter.write.clone()).await {
-                Ok(()) => retried += 1,
+            let applied = engine.apply(&route, letter.write.clone()).await;
+            drop(guard);
+            match applied {
+                Ok(applied) => match durable(applied).await {
+                    Ok(()) => retried += 1,
+                    Err(_) => failed.push(letter),
+                },
                 Err(_) => failed.push(letter),
             }
         }

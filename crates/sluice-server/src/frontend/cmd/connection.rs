@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::util::{c_str, int_arg, is, sanitize_error};
+use super::util::{c_str, format_error, int_arg, is, syntax_error};
 use super::{wrong_arity, Ctx};
 use crate::frontend::Frame;
 use crate::server::REDIS_COMPAT_VERSION;
@@ -35,10 +35,16 @@ fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
 
+fn invalid_name() -> Frame {
+    Frame::error("ERR Client names cannot contain spaces, newlines or special characters.")
+}
+
 /// HELLO [protover [AUTH user pass] [SETNAME name]]
+///
+/// As Redis 7.0: options are parsed (and a name validated) first, then AUTH is checked, and
+/// nothing changes unless all succeed.
 pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut proto = ctx.session.proto;
-    let mut next = 1;
     if args.len() >= 2 {
         match int_arg(&args[1]) {
             Ok(v) if (2..=3).contains(&v) => proto = v as u8,
@@ -47,37 +53,36 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
                 return Frame::error("ERR Protocol version is not an integer or out of range")
             }
         }
-        next = 2;
     }
-    let mut name: Option<Bytes> = None;
-    let mut j = next;
+    let mut user: Option<&Bytes> = None;
+    let mut name: Option<&Bytes> = None;
+    let mut j = 2;
     while j < args.len() {
         let more = args.len() - 1 - j;
         if is(&args[j], "auth") && more >= 2 {
-            // No users are configured yet: every client is the default user, which has no
-            // password, so any AUTH pair is refused as Redis refuses a wrong one.
-            return Frame::error(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            );
+            user = Some(&args[j + 1]);
+            j += 3;
         } else if is(&args[j], "setname") && more >= 1 {
             if !valid_name(&args[j + 1]) {
-                return Frame::error(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                );
+                return invalid_name();
             }
-            name = Some(args[j + 1].clone());
+            name = Some(&args[j + 1]);
             j += 2;
         } else {
-            return Frame::error(sanitize_error(&format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(c_str(&args[j]))
-            )));
+            return format_error(
+                &[&b"ERR Syntax error in HELLO option '"[..], c_str(&args[j]), b"'"].concat(),
+            );
         }
     }
-    ctx.session.proto = proto;
-    if let Some(n) = name {
-        ctx.session.set_name(if n.is_empty() { None } else { Some(n) });
+    // Sluice has one user, `default`, with no password: like a Redis without requirepass or
+    // ACL users, it accepts any password for `default` and refuses every other user name.
+    if user.is_some_and(|u| &u[..] != b"default") {
+        return Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
     }
+    if let Some(n) = name {
+        ctx.session.set_name((!n.is_empty()).then(|| n.clone()));
+    }
+    ctx.session.proto = proto;
     ctx.session.publish();
     Frame::Map(vec![
         (Frame::bulk("server"), Frame::bulk("redis")),
@@ -92,9 +97,15 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// SELECT index
 pub fn select(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let Ok(db) = int_arg(&args[1]) else {
-        return Frame::error("ERR value is not an integer or out of range");
+    let db = match int_arg(&args[1]) {
+        Ok(db) => db,
+        Err(f) => return f,
     };
+    if db < i32::MIN as i64 || db > i32::MAX as i64 {
+        return Frame::error(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        );
+    }
     if !(0..16).contains(&db) {
         return Frame::error("ERR DB index is out of range");
     }
@@ -103,15 +114,45 @@ pub fn select(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
+/// CLIENT LIST [TYPE type | ID id ...], as Redis 7.0: every Sluice client is `normal`.
+fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
+    let text = if args.len() == 4 && is(&args[2], "type") {
+        let kind = &args[3];
+        if is(kind, "normal") {
+            ctx.shared.clients.list()
+        } else if ["master", "slave", "replica", "pubsub"].iter().any(|t| is(kind, t)) {
+            String::new()
+        } else {
+            return format_error(
+                &[&b"ERR Unknown client type '"[..], c_str(kind), b"'"].concat(),
+            );
+        }
+    } else if args.len() > 3 && is(&args[2], "id") {
+        let mut text = String::new();
+        for id in &args[3..] {
+            let Ok(id) = int_arg(id) else {
+                return Frame::error("ERR Invalid client ID");
+            };
+            if let Some(line) = u64::try_from(id).ok().and_then(|id| ctx.shared.clients.line(id)) {
+                text.push_str(&line);
+            }
+        }
+        text
+    } else if args.len() != 2 {
+        return syntax_error();
+    } else {
+        ctx.shared.clients.list()
+    };
+    Frame::Verbatim(Bytes::from(text))
+}
+
 /// CLIENT SETNAME | GETNAME | ID | SETINFO | LIST | INFO | HELP
 pub fn client(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"setname" => {
             if !valid_name(&args[2]) {
-                return Frame::error(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                );
+                return invalid_name();
             }
             let name = (!args[2].is_empty()).then(|| args[2].clone());
             ctx.session.set_name(name);
@@ -121,30 +162,34 @@ pub fn client(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         b"getname" => Frame::bulk_or_null(ctx.session.name.clone()),
         b"id" => Frame::Integer(ctx.session.id as i64),
         b"setinfo" => {
-            let value = &args[3];
-            if !valid_name(value) && !value.is_empty() {
-                return Frame::error(sanitize_error(&format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
-                )));
+            // CLIENT SETINFO is Redis 7.2's; replies are 7.2's.
+            let (attr, value) = (&args[2], &args[3]);
+            let lib_name = is(attr, "lib-name");
+            if !lib_name && !is(attr, "lib-ver") {
+                return format_error(
+                    &[&b"ERR Unrecognized option '"[..], c_str(attr), b"'"].concat(),
+                );
             }
-            if is(&args[2], "lib-name") {
-                ctx.session.lib_name = Some(value.clone());
-            } else if is(&args[2], "lib-ver") {
-                ctx.session.lib_ver = Some(value.clone());
+            if !valid_name(value) {
+                return format_error(
+                    &[
+                        &b"ERR "[..],
+                        c_str(attr),
+                        b" cannot contain spaces, newlines or special characters.",
+                    ]
+                    .concat(),
+                );
+            }
+            let value = (!value.is_empty()).then(|| value.clone());
+            if lib_name {
+                ctx.session.lib_name = value;
             } else {
-                return Frame::error(sanitize_error(&format!(
-                    "ERR Unrecognized option '{}'",
-                    String::from_utf8_lossy(c_str(&args[2]))
-                )));
+                ctx.session.lib_ver = value;
             }
             ctx.session.publish();
             Frame::ok()
         }
-        b"list" => {
-            let text = ctx.shared.clients.list();
-            Frame::Verbatim(Bytes::from(text))
-        }
+        b"list" => client_list(&ctx, args),
         b"info" => {
             let line = ctx.shared.clients.line(ctx.session.id).unwrap_or_default();
             Frame::Verbatim(Bytes::from(line))
@@ -152,13 +197,20 @@ pub fn client(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         _ => Frame::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GETNAME", "    Return the name of the current connection.",
-                "ID", "    Return the ID of the current connection.",
-                "INFO", "    Return information about the current client connection.",
-                "LIST", "    Return information about client connections.",
-                "SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
-                "SETNAME <name>", "    Assign the name <name> to the current connection.",
-                "HELP", "    Print this help.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "LIST",
+                "    Return information about client connections.",
+                "SETINFO <option> <value>",
+                "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "HELP",
+                "    Print this help.",
             ]
             .iter()
             .map(|s| Frame::Simple(s.to_string()))

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use sluice::{ExpireCondition, KeyTtl};
 
-use super::util::{glob_match, int_arg, is, syntax_error};
+use super::util::{c_str, format_error, glob_match, int_arg, is, syntax_error};
 use super::{engine_error, Ctx};
 use crate::frontend::Frame;
 
@@ -64,10 +64,7 @@ pub async fn expire(ctx: Ctx<'_>, args: &[Bytes], unit: ExpireUnit, absolute: bo
         } else if is(opt, "lt") {
             cond.if_less = true;
         } else {
-            return Frame::error(super::util::sanitize_error(&format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(super::util::c_str(opt))
-            )));
+            return format_error(&[b"ERR Unsupported option ", c_str(opt)].concat());
         }
     }
     if cond.if_none && (cond.if_some || cond.if_greater || cond.if_less) {
@@ -118,7 +115,9 @@ pub async fn expiretime(ctx: Ctx<'_>, args: &[Bytes], millis: bool) -> Frame {
     match ctx.shared.sluice.ttl(ctx.session.db, &args[1]).await {
         Ok(KeyTtl::Missing) => Frame::Integer(-2),
         Ok(KeyTtl::Persistent) => Frame::Integer(-1),
-        Ok(KeyTtl::ExpiresAt(at)) => Frame::Integer(if millis { at as i64 } else { at as i64 / 1000 }),
+        Ok(KeyTtl::ExpiresAt(at)) => {
+            Frame::Integer(if millis { at as i64 } else { at as i64 / 1000 })
+        }
         Err(e) => engine_error(e),
     }
 }
@@ -163,9 +162,8 @@ pub async fn keys(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 /// The cursor is a position in the sorted key list: a key present for the whole scan is
 /// returned at least once, as Redis promises.
 pub async fn scan(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let cursor = match std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(c) => c,
-        None => return Frame::error("ERR invalid cursor"),
+    let Some(cursor) = parse_cursor(&args[1]) else {
+        return Frame::error("ERR invalid cursor");
     };
     let mut count: i64 = 10;
     let mut pattern: Option<Bytes> = None;
@@ -206,10 +204,31 @@ pub async fn scan(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         .cloned()
         .map(Frame::Bulk)
         .collect();
-    Frame::Array(vec![
-        Frame::bulk(next.to_string()),
-        Frame::Array(page),
-    ])
+    Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(page)])
+}
+
+/// Parses a SCAN cursor as Redis does with `strtoul(arg, &end, 10)`: the C string (up to a
+/// NUL) must be all digits after an optional sign, may not start with a space and may not
+/// overflow; a negative number wraps, and the empty string is cursor 0.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let s = c_str(arg);
+    let (negative, digits) = match s.first() {
+        None => return Some(0),
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        Some(_) => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }
 
 /// RANDOMKEY

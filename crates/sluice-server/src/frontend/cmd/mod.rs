@@ -19,13 +19,64 @@ pub mod util;
 /// Which command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmd {
-    Get, Set, SetNx, SetEx, PSetEx, GetSet, GetDel, GetEx, MGet, MSet, MSetNx, Append, StrLen,
-    GetRange, SubStr, SetRange, Incr, Decr, IncrBy, DecrBy, IncrByFloat,
-    Del, Unlink, Exists, Touch, Type, Expire, PExpire, ExpireAt, PExpireAt, ExpireTime,
-    PExpireTime, Ttl, PTtl, Persist, Keys, Scan, RandomKey, DbSize, Rename, RenameNx,
-    Ping, Echo, Quit, Reset, Hello, Select, Client, Command,
-    Info, Config, Time, Shutdown, FlushDb, FlushAll,
-    SluiceFlush, SluiceKeyspaces, SluiceDeadLetters,
+    Get,
+    Set,
+    SetNx,
+    SetEx,
+    PSetEx,
+    GetSet,
+    GetDel,
+    GetEx,
+    MGet,
+    MSet,
+    MSetNx,
+    Append,
+    StrLen,
+    GetRange,
+    SubStr,
+    SetRange,
+    Incr,
+    Decr,
+    IncrBy,
+    DecrBy,
+    IncrByFloat,
+    Del,
+    Unlink,
+    Exists,
+    Touch,
+    Type,
+    Expire,
+    PExpire,
+    ExpireAt,
+    PExpireAt,
+    ExpireTime,
+    PExpireTime,
+    Ttl,
+    PTtl,
+    Persist,
+    Keys,
+    Scan,
+    RandomKey,
+    DbSize,
+    Rename,
+    RenameNx,
+    Ping,
+    Echo,
+    Quit,
+    Reset,
+    Hello,
+    Select,
+    Client,
+    Command,
+    Info,
+    Config,
+    Time,
+    Shutdown,
+    FlushDb,
+    FlushAll,
+    SluiceFlush,
+    SluiceKeyspaces,
+    SluiceDeadLetters,
 }
 
 /// A command's static description, as COMMAND reports it.
@@ -66,10 +117,32 @@ const ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 macro_rules! spec {
     ($name:expr, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $cats:expr, $summary:expr, $cmd:ident) => {
-        Spec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, categories: $cats, summary: $summary, subcommands: &[], cmd: Cmd::$cmd }
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            categories: $cats,
+            summary: $summary,
+            subcommands: &[],
+            cmd: Cmd::$cmd,
+        }
     };
     ($name:expr, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $cats:expr, $summary:expr, $cmd:ident, $subs:expr) => {
-        Spec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, categories: $cats, summary: $summary, subcommands: $subs, cmd: Cmd::$cmd }
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            categories: $cats,
+            summary: $summary,
+            subcommands: $subs,
+            cmd: Cmd::$cmd,
+        }
     };
 }
 
@@ -147,25 +220,43 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     COMMANDS.iter().find(|s| s.name.as_bytes() == &lower[..])
 }
 
-/// Redis's reply for a command it does not know.
+/// Redis's reply for a command it does not know: `%.128s` of the name, then each argument as
+/// `'%.*s' ` until 128 bytes are shown. `%s` stops at a NUL, as in C.
 pub fn unknown_command(args: &[Bytes]) -> Frame {
-    let mut rest = String::new();
+    let mut rest = Vec::new();
     for a in &args[1..] {
         if rest.len() >= 128 {
             break;
         }
-        let room = 128 - rest.len();
         let shown = util::c_str(a);
-        let shown = &shown[..shown.len().min(room)];
-        rest.push('\'');
-        rest.push_str(&String::from_utf8_lossy(shown));
-        rest.push_str("' ");
+        let shown = &shown[..shown.len().min(128 - rest.len())];
+        rest.push(b'\'');
+        rest.extend_from_slice(shown);
+        rest.extend_from_slice(b"' ");
     }
     let name = util::c_str(&args[0]);
-    let name = String::from_utf8_lossy(&name[..name.len().min(128)]).into_owned();
-    Frame::error(util::sanitize_error(&format!(
-        "ERR unknown command '{name}', with args beginning with: {rest}"
-    )))
+    let line = [
+        &b"ERR unknown command '"[..],
+        &name[..name.len().min(128)],
+        b"', with args beginning with: ",
+        &rest,
+    ]
+    .concat();
+    util::reject_error(&line)
+}
+
+/// Redis's reply for an unknown sub-command of a container command.
+pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Frame {
+    let sub = util::c_str(sub);
+    let line = [
+        &b"ERR unknown subcommand '"[..],
+        &sub[..sub.len().min(128)],
+        b"'. Try ",
+        container.to_ascii_uppercase().as_bytes(),
+        b" HELP.",
+    ]
+    .concat();
+    util::reject_error(&line)
 }
 
 /// Redis's arity error.
@@ -185,7 +276,7 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 
 /// Engine errors as Redis error lines.
 pub fn engine_error(e: SluiceError) -> Frame {
-    Frame::error(util::sanitize_error(&e.to_string()))
+    util::format_error(e.to_string().as_bytes())
 }
 
 /// Runs one command for a session and returns its reply.
@@ -198,14 +289,12 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
     }
     if !spec.subcommands.is_empty() {
         let sub = args[1].to_ascii_lowercase();
-        match spec.subcommands.iter().find(|(n, _)| n.as_bytes() == &sub[..]) {
-            None => {
-                return Frame::error(util::sanitize_error(&format!(
-                    "ERR unknown subcommand '{}'. Try {} HELP.",
-                    String::from_utf8_lossy(&util::c_str(&args[1])[..args[1].len().min(128)]),
-                    spec.name.to_ascii_uppercase()
-                )))
-            }
+        match spec
+            .subcommands
+            .iter()
+            .find(|(n, _)| n.as_bytes() == &sub[..])
+        {
+            None => return unknown_subcommand(spec.name, &args[1]),
             Some((name, arity)) if !arity_ok(*arity, args.len()) => {
                 return wrong_arity(&format!("{}|{}", spec.name, name));
             }
@@ -213,7 +302,10 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
         }
     }
     session.last_command = spec.name;
-    shared.stats.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .commands
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = Ctx { shared, session };
     run(ctx, spec.cmd, &args).await
 }

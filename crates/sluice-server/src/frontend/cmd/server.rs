@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::util::{glob_match, is, syntax_error};
+use super::util::{c_str, format_error, glob_match, is, syntax_error};
 use super::{engine_error, lookup, Ctx, Spec, COMMANDS};
 use crate::frontend::Frame;
 use crate::server::REDIS_COMPAT_VERSION;
@@ -70,7 +70,7 @@ pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"count" => Frame::Integer(COMMANDS.len() as i64),
-        b"list" => Frame::Array(COMMANDS.iter().map(|s| Frame::bulk(s.name)).collect()),
+        b"list" => command_list(args),
         b"info" => {
             if args.len() == 2 {
                 return Frame::Array(COMMANDS.iter().map(command_info).collect());
@@ -78,7 +78,7 @@ pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
             Frame::Array(
                 args[2..]
                     .iter()
-                    .map(|n| lookup(n).map(command_info).unwrap_or(Frame::NullArray))
+                    .map(|n| lookup(n).map(command_info).unwrap_or(Frame::Null))
                     .collect(),
             )
         }
@@ -110,6 +110,57 @@ pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
             .collect(),
         ),
     }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command,
+/// each followed by its sub-commands (`client|list`), as Redis lists them.
+fn command_list(args: &[Bytes]) -> Frame {
+    enum Filter<'a> {
+        None,
+        Module,
+        AclCat(&'a [u8]),
+        Pattern(Vec<u8>),
+    }
+    let mut filter = Filter::None;
+    let mut i = 2;
+    while i < args.len() {
+        if !(is(&args[i], "filterby") && args.len() - 1 - i == 2) {
+            return syntax_error();
+        }
+        let (kind, arg) = (&args[i + 1], &args[i + 2]);
+        filter = if is(kind, "module") {
+            Filter::Module
+        } else if is(kind, "aclcat") {
+            Filter::AclCat(arg)
+        } else if is(kind, "pattern") {
+            Filter::Pattern(arg.to_ascii_lowercase())
+        } else {
+            return syntax_error();
+        };
+        i += 3;
+    }
+    let mut names = Vec::new();
+    for spec in COMMANDS {
+        let wanted = |fullname: &str| match &filter {
+            Filter::None => true,
+            Filter::Module => false,
+            Filter::AclCat(cat) => spec
+                .categories
+                .iter()
+                .any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(cat)),
+            Filter::Pattern(p) => glob_match(p, fullname.as_bytes()),
+        };
+        if wanted(spec.name) {
+            names.push(Frame::bulk(spec.name));
+        }
+        for (sub, _) in spec.subcommands {
+            let fullname = format!("{}|{sub}", spec.name);
+            if wanted(&fullname) {
+                names.push(Frame::bulk(fullname));
+            }
+        }
+    }
+    Frame::Array(names)
 }
 
 fn rss_bytes() -> u64 {
@@ -264,26 +315,67 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// CONFIG GET as Redis 7.0: a name without `[*?` is looked up case-insensitively and shown as
+/// the client spelled it; a pattern matches case-insensitively; each parameter appears once.
+fn config_get(params: &[(&'static str, String)], patterns: &[Bytes]) -> Frame {
+    let mut out: Vec<(Bytes, &String)> = Vec::new();
+    let seen = |out: &[(Bytes, &String)], name: &[u8]| {
+        out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    for pattern in patterns {
+        if !c_str(pattern).iter().any(|b| b"[*?".contains(b)) {
+            if seen(&out, pattern) {
+                continue;
+            }
+            if let Some((_, value)) = params.iter().find(|(name, _)| is(pattern, name)) {
+                out.push((pattern.clone(), value));
+            }
+            continue;
+        }
+        let pattern = c_str(pattern).to_ascii_lowercase();
+        for (name, value) in params {
+            if !seen(&out, name.as_bytes()) && glob_match(&pattern, name.as_bytes()) {
+                out.push((Bytes::from_static(name.as_bytes()), value));
+            }
+        }
+    }
+    Frame::Map(
+        out.into_iter()
+            .map(|(name, value)| (Frame::Bulk(name), Frame::bulk(value.clone())))
+            .collect(),
+    )
+}
+
 /// CONFIG GET pattern... | SET | RESETSTAT
 pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
-        b"get" => {
-            let params = config_params(&ctx);
-            let mut out = Vec::new();
-            for (name, value) in &params {
-                if args[2..]
-                    .iter()
-                    .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
-                {
-                    out.push((Frame::bulk(*name), Frame::bulk(value.clone())));
-                }
+        b"get" => config_get(&config_params(&ctx), &args[2..]),
+        b"set" => {
+            if args.len() % 2 == 1 {
+                return syntax_error();
             }
-            Frame::Map(out)
+            let params = config_params(&ctx);
+            if let Some(unknown) = args[2..]
+                .iter()
+                .step_by(2)
+                .find(|name| !params.iter().any(|(p, _)| is(name, p)))
+            {
+                return format_error(
+                    &[
+                        &b"ERR Unknown option or number of arguments for CONFIG SET - '"[..],
+                        c_str(unknown),
+                        b"'",
+                    ]
+                    .concat(),
+                );
+            }
+            // Sluice's configuration is its file: a parameter Redis could change at run time is
+            // refused rather than silently ignored.
+            Frame::error(
+                "ERR CONFIG SET is not supported by Sluice; change the config file and restart",
+            )
         }
-        b"set" => Frame::error(
-            "ERR CONFIG SET is not supported by Sluice; change the config file and restart",
-        ),
         b"resetstat" => Frame::ok(),
         _ => Frame::Array(
             [

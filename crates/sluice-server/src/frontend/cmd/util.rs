@@ -12,9 +12,27 @@ pub fn c_str(b: &[u8]) -> &[u8] {
     }
 }
 
-/// Redis replaces CR and LF in error messages with spaces so the reply stays one line.
-pub fn sanitize_error(s: &str) -> String {
-    s.replace(['\r', '\n'], " ")
+/// An error line that echoes client bytes, as Redis `rejectCommandFormat` sends it: CR and LF
+/// become spaces so the reply stays one line. Other bytes pass through unchanged.
+pub fn reject_error(line: &[u8]) -> Frame {
+    Frame::Error(
+        line.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect::<Vec<u8>>()
+            .into(),
+    )
+}
+
+/// An error line that echoes client bytes, as Redis `addReplyErrorFormat` sends it: CR and LF
+/// are trimmed from both ends first, then the ones left become spaces.
+pub fn format_error(line: &[u8]) -> Frame {
+    let is_crlf = |b: &u8| *b == b'\r' || *b == b'\n';
+    let start = line.iter().position(|b| !is_crlf(b)).unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !is_crlf(b))
+        .map_or(start, |i| i + 1);
+    reject_error(&line[start..end])
 }
 
 /// `ERR value is not an integer or out of range`.

@@ -5,6 +5,8 @@
 //! never lost. Records carry the engine's sequence number; replay keeps, per key, only the
 //! highest, so a record already stored can never regress a key.
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -61,8 +63,11 @@ pub trait Journal: Send + Sync + 'static {
     /// The acknowledgement point this journal gives.
     fn durability(&self) -> Durability;
 
-    /// Appends a record and returns once it is as durable as [`Journal::durability`] promises.
-    async fn append(&self, record: JournalRecord) -> Result<(), JournalError>;
+    /// Queues a record behind every record queued before it, and returns a handle that
+    /// resolves once the record is as durable as [`Journal::durability`] promises. Queueing
+    /// is synchronous, so a caller can queue under a lock and wait for durability outside it;
+    /// that is what lets writers of one key share a group commit.
+    fn append(&self, record: JournalRecord) -> JournalAck;
 
     /// Declares every record with `seq <= upto` stored or superseded; segments wholly below
     /// may be deleted.
@@ -81,6 +86,44 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Makes everything appended durable and stops background work.
     async fn close(&self) -> Result<(), JournalError>;
+}
+
+/// Resolves when a queued record is durable (await it directly).
+pub struct JournalAck(AckState);
+
+enum AckState {
+    Done(Result<(), JournalError>),
+    Waiting(tokio::sync::oneshot::Receiver<Result<(), JournalError>>),
+}
+
+impl JournalAck {
+    /// An acknowledgement that is already decided.
+    pub fn ready(result: Result<(), JournalError>) -> JournalAck {
+        JournalAck(AckState::Done(result))
+    }
+
+    /// An acknowledgement the journal writer completes later.
+    pub fn waiting(rx: tokio::sync::oneshot::Receiver<Result<(), JournalError>>) -> JournalAck {
+        JournalAck(AckState::Waiting(rx))
+    }
+}
+
+impl IntoFuture for JournalAck {
+    type Output = Result<(), JournalError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            match self.0 {
+                AckState::Done(r) => r,
+                AckState::Waiting(rx) => rx.await.unwrap_or_else(|_| {
+                    Err(JournalError(
+                        "journal writer stopped before the record was durable".into(),
+                    ))
+                }),
+            }
+        })
+    }
 }
 
 /// Shared handle to a journal.

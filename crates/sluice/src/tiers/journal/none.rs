@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{Journal, JournalRecord, JournalStats};
+use super::{Journal, JournalAck, JournalRecord, JournalStats};
 use crate::config::Durability;
 use crate::error::JournalError;
 
@@ -17,8 +17,8 @@ impl Journal for NoJournal {
         Durability::None
     }
 
-    async fn append(&self, _record: JournalRecord) -> Result<(), JournalError> {
-        Ok(())
+    fn append(&self, _record: JournalRecord) -> JournalAck {
+        JournalAck::ready(Ok(()))
     }
 
     async fn checkpoint(&self, _upto: u64) -> Result<(), JournalError> {

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-use super::{Journal, JournalOp, JournalRecord, JournalStats};
+use super::{Journal, JournalAck, JournalOp, JournalRecord, JournalStats};
 use crate::config::{Durability, JournalConfig};
 use crate::error::JournalError;
 use crate::tiers::store::StoreWrite;
@@ -208,7 +208,11 @@ pub struct WalJournal {
 impl WalJournal {
     /// Opens the journal in `dir`, recovering what lies past the checkpoint. A torn tail is
     /// cut with a warning; corruption before the tail is an error unless `salvage`.
-    pub async fn open(dir: &Path, config: &JournalConfig, salvage: bool) -> Result<WalJournal, JournalError> {
+    pub async fn open(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+    ) -> Result<WalJournal, JournalError> {
         let dir = dir.to_path_buf();
         let config = config.clone();
         tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage))
@@ -216,7 +220,11 @@ impl WalJournal {
             .map_err(|e| JournalError(format!("journal recovery task failed: {e}")))?
     }
 
-    fn open_blocking(dir: &Path, config: &JournalConfig, salvage: bool) -> Result<WalJournal, JournalError> {
+    fn open_blocking(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+    ) -> Result<WalJournal, JournalError> {
         fs::create_dir_all(dir).map_err(|e| io_err("cannot create journal directory", dir, e))?;
         let (checkpoint, mut last_seq) = read_checkpoint(dir)?;
         let mut segments = list_segments(dir)?;
@@ -225,9 +233,20 @@ impl WalJournal {
         let count = segments.len();
         for (i, seg) in segments.iter_mut().enumerate() {
             let is_last = i + 1 == count;
-            scan_segment(seg, is_last, salvage, checkpoint, &mut recovered, &mut report)?;
+            scan_segment(
+                seg,
+                is_last,
+                salvage,
+                checkpoint,
+                &mut recovered,
+                &mut report,
+            )?;
             last_seq = last_seq.max(seg.max_seq);
         }
+        check_contiguous(&segments, salvage, checkpoint, &mut report)?;
+        // Every seq up to the checkpoint was handed out, even one whose record never reached
+        // the journal: numbering must resume above it, or replay would skip the new records.
+        last_seq = last_seq.max(checkpoint);
         // A last segment torn before its header was complete holds nothing.
         segments.retain(|s| {
             if s.len == 0 {
@@ -286,7 +305,10 @@ impl WalJournal {
         self.report.clone()
     }
 
-    async fn request(&self, make: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Request) -> Result<(), JournalError> {
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Request,
+    ) -> Result<(), JournalError> {
         let (done, rx) = oneshot::channel();
         {
             let tx = self.tx.lock();
@@ -307,16 +329,25 @@ impl Journal for WalJournal {
         self.durability
     }
 
-    async fn append(&self, record: JournalRecord) -> Result<(), JournalError> {
+    fn append(&self, record: JournalRecord) -> JournalAck {
         let payload = encode_payload(&record);
         let mut bytes = Vec::with_capacity(payload.len() + 8);
         frame(&payload, &mut bytes);
         let seq = record.seq;
-        self.request(|done| Request::Append { bytes, seq, done }).await
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock();
+        let Some(tx) = tx.as_ref() else {
+            return JournalAck::ready(Err(JournalError("journal is closed".into())));
+        };
+        if tx.send(Request::Append { bytes, seq, done }).is_err() {
+            return JournalAck::ready(Err(JournalError("journal writer has stopped".into())));
+        }
+        JournalAck::waiting(rx)
     }
 
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
-        self.request(|done| Request::Checkpoint { upto, done }).await
+        self.request(|done| Request::Checkpoint { upto, done })
+            .await
     }
 
     fn take_recovered(&self) -> Vec<JournalRecord> {
@@ -390,7 +421,8 @@ fn write_checkpoint(dir: &Path, upto: u64, last_seq: u64) -> Result<(), JournalE
     let tmp = dir.join("checkpoint.tmp");
     let path = dir.join("checkpoint");
     let mut f = File::create(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
-    f.write_all(&b).map_err(|e| io_err("cannot write", &tmp, e))?;
+    f.write_all(&b)
+        .map_err(|e| io_err("cannot write", &tmp, e))?;
     f.sync_data().map_err(|e| io_err("cannot fsync", &tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &tmp, e))?;
     sync_dir(dir)
@@ -432,6 +464,43 @@ fn parse_record(buf: &[u8], at: usize) -> Option<(JournalRecord, usize)> {
         return None;
     }
     Some((decode_payload(payload)?, 8 + len as usize))
+}
+
+/// Each segment starts at the journal-wide offset where the one before it ended. A gap means
+/// records are missing (a segment file lost, or cut exactly at a record boundary), which no
+/// record check can see. The checkpoint deletes segments oldest first, so a gap is benign only
+/// when every segment before it lies wholly at or below the checkpoint.
+fn check_contiguous(
+    segments: &[Segment],
+    salvage: bool,
+    checkpoint: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), JournalError> {
+    let mut all_stored = true;
+    for pair in segments.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        all_stored &= prev.max_seq <= checkpoint;
+        // A segment skipped whole under --salvage has no known length; it was reported.
+        if prev.len == 0 || prev.start + prev.len == next.start || all_stored {
+            continue;
+        }
+        if !salvage {
+            return Err(JournalError(format!(
+                "journal segment {} ends at byte {} but the next one, {}, starts at byte {}: a segment file is missing or was cut; restore the journal directory whole, or start with --salvage to replay what is there (the missing writes are lost)",
+                prev.path.display(),
+                prev.start + prev.len,
+                next.path.display(),
+                next.start
+            )));
+        }
+        error!(
+            segment = %next.path.display(),
+            missing_bytes = next.start.abs_diff(prev.start + prev.len),
+            "journal records are missing before this segment (--salvage); the writes they held are lost"
+        );
+        report.salvaged += 1;
+    }
+    Ok(())
 }
 
 /// Reads every record of a segment. Sets `seg.len` to the valid length (0: no valid header).
@@ -579,10 +648,9 @@ impl Writer {
     }
 
     fn write_group(&mut self, bytes: &[u8], max_seq: u64) -> Result<(), JournalError> {
-        let needs_roll = self
-            .current
-            .as_ref()
-            .is_some_and(|(_, s)| s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size);
+        let needs_roll = self.current.as_ref().is_some_and(|(_, s)| {
+            s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size
+        });
         if needs_roll || self.current.is_none() {
             self.roll()?;
         }
@@ -598,7 +666,9 @@ impl Writer {
         }
         seg.len += bytes.len() as u64;
         seg.max_seq = seg.max_seq.max(max_seq);
-        self.shared.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.shared
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.shared.last_seq.fetch_max(max_seq, Ordering::SeqCst);
         self.dirty = true;
         if self.durability == Durability::Fsync {
@@ -722,7 +792,11 @@ mod tests {
 
     #[test]
     fn payload_round_trips() {
-        for r in [rec(1, "a", Some("x")), rec(2, "", None), rec(u64::MAX, "k", Some(""))] {
+        for r in [
+            rec(1, "a", Some("x")),
+            rec(2, "", None),
+            rec(u64::MAX, "k", Some("")),
+        ] {
             assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
         }
         let clear = JournalRecord {

@@ -5,6 +5,7 @@
 //! upsert or a delete applied twice leaves the same row as applied once, which is what makes
 //! at-least-once delivery from the write-back buffer and the journal safe.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use bytes::Bytes;
 use crate::error::StoreError;
 
 pub mod faulty;
+pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 /// The logical type of a column, as far as value conversion is concerned.
@@ -208,9 +211,8 @@ pub fn conversion_error(
     ))
 }
 
-
-/// Opens the store a URL names: `sqlite://path`. PostgreSQL and MySQL come with their
-/// backends.
+/// Opens the store a URL names: `sqlite://path`, `postgres://…` (or `postgresql://…`), or
+/// `mysql://…` (or `mariadb://…`).
 pub async fn open_url(url: &str) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         let url = url.to_string();
@@ -220,7 +222,514 @@ pub async fn open_url(url: &str) -> Result<SharedStore, StoreError> {
         return Ok(Arc::new(store));
     }
     let scheme = url.split("://").next().unwrap_or(url);
-    Err(StoreError::permanent(format!(
-        "[store] url: the scheme {scheme:?} is not supported by this build; use sqlite://PATH"
-    )))
+    match scheme {
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open_url(url).await?)),
+        "mysql" | "mariadb" => Ok(Arc::new(mysql::MySqlStore::open_url(url).await?)),
+        _ => Err(StoreError::permanent(format!(
+            "[store] url: the scheme {scheme:?} is not supported; use sqlite://PATH, \
+             postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB"
+        ))),
+    }
+}
+
+/// A URL with any password replaced by `***`, for logs and error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            let tail = tail.split('?').next().unwrap_or("");
+            format!("{scheme}://{user}{masked}@{host}{tail}")
+        }
+        None => format!(
+            "{scheme}://{authority}{}",
+            tail.split('?').next().unwrap_or("")
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-based batch application, shared by the network backends (PostgreSQL, MySQL).
+//
+// A batch is planned into phases of statement groups: within a phase every row is touched by
+// exactly one group (one target table and column pair, or the built-in table) and by one
+// entry of it: repeated entries for a row are collapsed to the last one, which is what applying
+// them in order would leave. A group becomes one upsert and one delete statement (a backend may
+// split them into chunks). Rows of a phase are disjoint, so its statements commute; a new phase
+// starts only when a row reappears under another group (two keyspaces mapping the same table),
+// which keeps the batch's order where it matters.
+//
+// Each statement runs under a savepoint. When it fails with a permanent error, the savepoint
+// is rolled back and the rows are bisected, each half under its own savepoint, until the
+// failing rows are alone; a failing row then falls back to its earlier entries, newest first,
+// until one applies, exactly as in-order application would have left the row. So a bad entry
+// costs O(log n) extra statements and every good entry still commits.
+// ---------------------------------------------------------------------------------------------
+
+/// Which statements an entry goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum GroupKey {
+    Builtin,
+    Mapped(String, String, String),
+}
+
+/// Which row an entry touches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RowKey {
+    Builtin(u8, Bytes),
+    Mapped(String, Bytes),
+}
+
+fn plan_keys(op: &StoreOp) -> (GroupKey, RowKey) {
+    match &op.target {
+        Target::Builtin { db } => (GroupKey::Builtin, RowKey::Builtin(*db, op.key.clone())),
+        Target::Mapped(m) => {
+            let table = m.table.to_ascii_lowercase();
+            (
+                GroupKey::Mapped(
+                    table.clone(),
+                    m.key_column.to_ascii_lowercase(),
+                    m.value_column.to_ascii_lowercase(),
+                ),
+                RowKey::Mapped(table, op.key.clone()),
+            )
+        }
+    }
+}
+
+/// The entries of one row in batch order; the last decides the row.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedRow {
+    /// Indexes into the batch.
+    pub ops: Vec<usize>,
+}
+
+impl PlannedRow {
+    /// The entry that decides the row.
+    pub fn last(&self) -> usize {
+        *self.ops.last().expect("a planned row has an entry")
+    }
+}
+
+/// The rows of one target in one phase, ordered by their deciding entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlannedGroup {
+    /// Rows, each touched once.
+    pub rows: Vec<PlannedRow>,
+}
+
+/// Groups whose rows are disjoint.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlannedPhase {
+    /// Groups in order of first appearance.
+    pub groups: Vec<PlannedGroup>,
+}
+
+/// Plans `ops` (skipping those marked in `skip`, which already have their outcome).
+pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
+    struct Building {
+        groups: Vec<(GroupKey, PlannedGroup, HashMap<RowKey, usize>)>,
+        owner: HashMap<RowKey, usize>,
+    }
+    let new_phase = || Building {
+        groups: Vec::new(),
+        owner: HashMap::new(),
+    };
+    let mut phases = vec![new_phase()];
+    for (i, op) in ops.iter().enumerate() {
+        if skip.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let (gk, rk) = plan_keys(op);
+        let conflict = {
+            let cur = phases.last().expect("at least one phase");
+            cur.owner.get(&rk).is_some_and(|&g| cur.groups[g].0 != gk)
+        };
+        if conflict {
+            phases.push(new_phase());
+        }
+        let cur = phases.last_mut().expect("at least one phase");
+        let g = match cur.groups.iter().position(|(k, _, _)| *k == gk) {
+            Some(g) => g,
+            None => {
+                cur.groups
+                    .push((gk, PlannedGroup::default(), HashMap::new()));
+                cur.groups.len() - 1
+            }
+        };
+        cur.owner.insert(rk.clone(), g);
+        let (_, group, rows) = &mut cur.groups[g];
+        match rows.get(&rk) {
+            Some(&r) => group.rows[r].ops.push(i),
+            None => {
+                rows.insert(rk, group.rows.len());
+                group.rows.push(PlannedRow { ops: vec![i] });
+            }
+        }
+    }
+    phases
+        .into_iter()
+        .filter(|p| !p.groups.is_empty())
+        .map(|p| PlannedPhase {
+            groups: p
+                .groups
+                .into_iter()
+                .map(|(_, mut g, _)| {
+                    g.rows.sort_by_key(PlannedRow::last);
+                    g
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A failed statement: the error, and whether it is about the statement itself (a missing
+/// table or column, a privilege) rather than about some of its rows, so bisecting is useless.
+#[derive(Debug, Clone)]
+pub(crate) struct StatementFailure {
+    /// The error; a transient one fails the whole batch.
+    pub error: StoreError,
+    /// Every row of the statement would fail the same way.
+    pub whole_statement: bool,
+}
+
+/// What a backend provides inside an open transaction to apply planned rows.
+#[async_trait]
+pub(crate) trait SetApplier: Send {
+    /// `SAVEPOINT`.
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// `ROLLBACK TO SAVEPOINT` (and release it), leaving the transaction usable.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+    /// `RELEASE SAVEPOINT`.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+    /// Applies entries of one group, all upserts or all deletes, each for a different row,
+    /// with as few statements as the backend can. The error names the key when there is
+    /// one entry.
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure>;
+}
+
+fn is_delete(op: &StoreOp) -> bool {
+    matches!(op.write, StoreWrite::Delete)
+}
+
+/// Applies the planned batch, writing per-entry outcomes. `Err` (a transient failure, or a
+/// savepoint that could not be set) means the transaction must not be committed.
+pub(crate) async fn apply_planned<A: SetApplier + ?Sized>(
+    applier: &mut A,
+    ops: &[StoreOp],
+    phases: &[PlannedPhase],
+    outcome: &mut [Result<(), StoreError>],
+) -> Result<(), StoreError> {
+    for phase in phases {
+        for group in &phase.groups {
+            for deletes in [false, true] {
+                let rows: Vec<&PlannedRow> = group
+                    .rows
+                    .iter()
+                    .filter(|r| is_delete(&ops[r.last()]) == deletes)
+                    .collect();
+                if !rows.is_empty() {
+                    apply_rows(applier, ops, &rows, outcome).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_rows<A: SetApplier + ?Sized>(
+    applier: &mut A,
+    ops: &[StoreOp],
+    rows: &[&PlannedRow],
+    outcome: &mut [Result<(), StoreError>],
+) -> Result<(), StoreError> {
+    // Depth-first, first half before second, so rows keep their batch order.
+    let mut pending: Vec<&[&PlannedRow]> = vec![rows];
+    while let Some(range) = pending.pop() {
+        let entries: Vec<&StoreOp> = range.iter().map(|r| &ops[r.last()]).collect();
+        applier.savepoint().await?;
+        match applier.apply(&entries).await {
+            Ok(()) => applier.release_savepoint().await?,
+            Err(f) if !f.error.is_permanent() => return Err(f.error),
+            Err(f) => {
+                applier.rollback_to_savepoint().await?;
+                if f.whole_statement {
+                    for row in range {
+                        for &i in &row.ops {
+                            outcome[i] = Err(f.error.clone());
+                        }
+                    }
+                } else if range.len() == 1 {
+                    fall_back(applier, ops, range[0], f.error, outcome).await?;
+                } else {
+                    let (first, second) = range.split_at(range.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The row's deciding entry failed: try its earlier entries, newest first, as applying the
+/// batch in order would have left the row at the last entry that succeeded.
+async fn fall_back<A: SetApplier + ?Sized>(
+    applier: &mut A,
+    ops: &[StoreOp],
+    row: &PlannedRow,
+    error: StoreError,
+    outcome: &mut [Result<(), StoreError>],
+) -> Result<(), StoreError> {
+    outcome[row.last()] = Err(error);
+    for &i in row.ops.iter().rev().skip(1) {
+        applier.savepoint().await?;
+        match applier.apply(&[&ops[i]]).await {
+            Ok(()) => {
+                applier.release_savepoint().await?;
+                return Ok(());
+            }
+            Err(f) if !f.error.is_permanent() => return Err(f.error),
+            Err(f) => {
+                applier.rollback_to_savepoint().await?;
+                outcome[i] = Err(f.error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `items` into consecutive chunks of at most `max_items` entries and (unless a single
+/// entry is larger) at most `max_bytes`, each chunk's length a power of two, so a backend that
+/// prepares one statement per row count needs only a handful of statement shapes.
+pub(crate) fn pow2_chunks<T>(
+    items: &[T],
+    max_items: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
+    let max_items = max_items.max(1);
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start;
+        let mut bytes = 0usize;
+        while end < items.len() && end - start < max_items {
+            let s = size(&items[end]);
+            if end > start && bytes + s > max_bytes {
+                break;
+            }
+            bytes += s;
+            end += 1;
+        }
+        let mut n = end - start;
+        while n > 0 {
+            let take = 1usize << (usize::BITS - 1 - n.leading_zeros());
+            chunks.push(&items[start..start + take]);
+            start += take;
+            n -= take;
+        }
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(db: u8, key: &str, value: Option<&str>) -> StoreOp {
+        StoreOp {
+            target: Target::Builtin { db },
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            write: match value {
+                Some(v) => StoreWrite::Upsert {
+                    value: Bytes::copy_from_slice(v.as_bytes()),
+                    expires_at: None,
+                },
+                None => StoreWrite::Delete,
+            },
+        }
+    }
+
+    fn mapped(value_column: &str) -> Target {
+        Target::Mapped(Arc::new(MappedTable {
+            table: "products".into(),
+            key_column: "id".into(),
+            value_column: value_column.into(),
+            key_type: ColumnType::Integer,
+            value_type: ColumnType::Integer,
+        }))
+    }
+
+    #[test]
+    fn repeated_keys_collapse_to_the_last_entry() {
+        let ops = vec![
+            op(0, "a", Some("1")),
+            op(0, "b", Some("1")),
+            op(0, "a", None),
+            op(1, "a", Some("x")),
+            op(0, "a", Some("2")),
+        ];
+        let phases = plan_batch(&ops, &[false; 5]);
+        assert_eq!(phases.len(), 1);
+        assert_eq!(phases[0].groups.len(), 1);
+        let rows: Vec<Vec<usize>> = phases[0].groups[0]
+            .rows
+            .iter()
+            .map(|r| r.ops.clone())
+            .collect();
+        assert_eq!(rows, vec![vec![1], vec![3], vec![0, 2, 4]]);
+    }
+
+    #[test]
+    fn skipped_entries_are_left_out() {
+        let ops = vec![op(0, "a", Some("1")), op(0, "a", Some("bad"))];
+        let phases = plan_batch(&ops, &[false, true]);
+        assert_eq!(phases[0].groups[0].rows[0].ops, vec![0]);
+        assert!(plan_batch(&ops, &[true, true]).is_empty());
+    }
+
+    #[test]
+    fn a_row_under_two_groups_starts_a_new_phase() {
+        let mut a = op(0, "7", Some("1"));
+        a.target = mapped("price");
+        let mut b = op(0, "7", None);
+        b.target = mapped("stock");
+        let mut c = op(0, "8", Some("1"));
+        c.target = mapped("price");
+        let phases = plan_batch(&[a, b, c], &[false; 3]);
+        assert_eq!(phases.len(), 2);
+        assert_eq!(phases[0].groups.len(), 1);
+        assert_eq!(phases[1].groups.len(), 2);
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two_within_limits() {
+        let items: Vec<usize> = vec![1; 13];
+        let sizes: Vec<usize> = pow2_chunks(&items, 8, usize::MAX, |s| *s)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![8, 4, 1]);
+        let items = vec![5usize, 5, 20, 1, 1, 1];
+        let sizes: Vec<usize> = pow2_chunks(&items, 100, 10, |s| *s)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![2, 1, 2, 1]);
+    }
+
+    /// A transactional map: statements are atomic, savepoints snapshot it, a value "bad"
+    /// fails its statement.
+    #[derive(Default)]
+    struct FakeTx {
+        rows: HashMap<Vec<u8>, Vec<u8>>,
+        saved: Vec<HashMap<Vec<u8>, Vec<u8>>>,
+        statements: usize,
+    }
+
+    #[async_trait]
+    impl SetApplier for FakeTx {
+        async fn savepoint(&mut self) -> Result<(), StoreError> {
+            self.saved.push(self.rows.clone());
+            Ok(())
+        }
+        async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+            self.rows = self.saved.pop().expect("a savepoint");
+            Ok(())
+        }
+        async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+            self.saved.pop().expect("a savepoint");
+            Ok(())
+        }
+        async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure> {
+            self.statements += 1;
+            if ops.iter().any(
+                |op| matches!(&op.write, StoreWrite::Upsert { value, .. } if &value[..] == b"bad"),
+            ) {
+                return Err(StatementFailure {
+                    error: StoreError::permanent("bad value"),
+                    whole_statement: false,
+                });
+            }
+            for op in ops {
+                match &op.write {
+                    StoreWrite::Upsert { value, .. } => {
+                        self.rows.insert(op.key.to_vec(), value.to_vec());
+                    }
+                    StoreWrite::Delete => {
+                        self.rows.remove(&op.key[..]);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    async fn run(ops: &[StoreOp]) -> (FakeTx, BatchOutcome) {
+        let mut tx = FakeTx::default();
+        let mut outcome: BatchOutcome = ops.iter().map(|_| Ok(())).collect();
+        let phases = plan_batch(ops, &vec![false; ops.len()]);
+        apply_planned(&mut tx, ops, &phases, &mut outcome)
+            .await
+            .unwrap();
+        assert!(
+            tx.saved.is_empty(),
+            "every savepoint released or rolled back"
+        );
+        (tx, outcome)
+    }
+
+    #[tokio::test]
+    async fn bad_entries_are_isolated_in_few_statements() {
+        let ops: Vec<StoreOp> = (0..1000)
+            .map(|i| {
+                let v = if i == 500 {
+                    "bad".to_string()
+                } else {
+                    i.to_string()
+                };
+                op(0, &format!("k{i}"), Some(&v))
+            })
+            .collect();
+        let (tx, outcome) = run(&ops).await;
+        for (i, r) in outcome.iter().enumerate() {
+            assert_eq!(r.is_err(), i == 500, "entry {i}");
+        }
+        assert_eq!(tx.rows.len(), 999);
+        assert!(tx.statements <= 2 * 11, "{} statements", tx.statements);
+    }
+
+    #[tokio::test]
+    async fn a_failing_last_entry_falls_back_to_the_one_before() {
+        let ops = vec![
+            op(0, "a", Some("1")),
+            op(0, "a", Some("2")),
+            op(0, "a", Some("bad")),
+            op(0, "b", None),
+            op(0, "b", Some("bad")),
+        ];
+        let (tx, outcome) = run(&ops).await;
+        assert_eq!(tx.rows.get(&b"a"[..]).map(|v| &v[..]), Some(&b"2"[..]));
+        assert!(!tx.rows.contains_key(&b"b"[..]));
+        let errs: Vec<bool> = outcome.iter().map(|r| r.is_err()).collect();
+        assert_eq!(errs, vec![false, false, true, false, true]);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://me:secret@db:5432/app?sslmode=disable"),
+            "postgres://me:***@db:5432/app"
+        );
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/test"),
+            "mysql://root@127.0.0.1/test"
+        );
+    }
 }

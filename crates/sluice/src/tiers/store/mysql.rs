@@ -1,0 +1,801 @@
+//! MySQL / MariaDB store (`mysql://…`, also `mariadb://…`), on mysql_async's connection pool.
+//!
+//! - **Batches** run in one transaction. Upserts are multi-row
+//!   `INSERT INTO t (k, v) VALUES (?, ?), … ON DUPLICATE KEY UPDATE v = VALUES(v)` (guarded,
+//!   see below), deletes
+//!   `DELETE FROM t WHERE k IN (?, …)`, chunked to stay far below the 65,535-placeholder limit
+//!   and under half of the server's `max_allowed_packet`. Chunk lengths are powers of two, so
+//!   each connection's prepared-statement cache needs only a handful of statement shapes.
+//!   Repeated keys are collapsed and a permanent failure is isolated with savepoints (see
+//!   [`super::apply_planned`]).
+//! - **Strict mode**: every connection (and every reset of one) runs
+//!   `SET SESSION sql_mode = 'STRICT_ALL_TABLES,…'`, so a value a column cannot hold is an
+//!   error, never silently truncated or zeroed.
+//! - **Reads** return the column's text form (`CAST(v AS CHAR)`: a `DECIMAL(10,2)` holding 7.5
+//!   reads `7.50`, a `BOOLEAN` `1`), and binary/blob columns raw.
+//! - **Errors**: connection and I/O errors, lock wait timeout (1205), deadlock (1213), too many
+//!   connections, shutdown, interruption and statement timeouts are transient; data errors
+//!   (1264 out of range, 1366 incorrect value, 1406 too long, 1048 null, 1062 duplicate, 1292,
+//!   4025 check constraint) and everything else are permanent.
+//! - **Built-in table**: `sluice_kv (db SMALLINT, key VARBINARY(3070), value LONGBLOB,
+//!   expires_at BIGINT NULL, PRIMARY KEY (db, key))`. InnoDB indexes at most 3,072 bytes per
+//!   key and the primary key also holds the 2-byte `db`, so a built-in key may be at most
+//!   3,070 bytes: a longer one is refused with a permanent error before reaching the server.
+//!   A value must fit in the server's `max_allowed_packet` (16 MiB by default on MariaDB
+//!   10.11); a larger one is refused the same way.
+//! - **Other unique indexes**: `ON DUPLICATE KEY UPDATE` fires on any unique index, so the
+//!   update is guarded with `IF(k <=> VALUES(k), VALUES(v), <error>)`: a value that collides
+//!   with another row on some other unique index fails that entry (permanently, as on
+//!   PostgreSQL and SQLite) instead of silently updating the other row.
+//! - Connecting and waiting for a pooled connection give up after 5 s, and any single
+//!   operation after 60 s, so a dead server fails fast; a broken connection is dropped by the
+//!   pool and the next call gets a fresh one.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value,
+};
+
+use super::{
+    apply_planned, conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, plan_batch,
+    pow2_chunks, BatchOutcome, ColumnInfo, ColumnType, MappedTable, SetApplier, StatementFailure,
+    Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+};
+use crate::error::StoreError;
+
+/// Most connections the pool opens.
+const POOL_SIZE: usize = 16;
+/// Connecting or waiting for a pooled connection gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One operation (a whole batch transaction, a read) gives up after this.
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most rows per multi-row statement (4 placeholders each for the built-in table).
+const MAX_ROWS_PER_STATEMENT: usize = 4096;
+/// The built-in key's length: InnoDB's 3,072-byte index limit less the 2-byte `db`.
+pub const MAX_BUILTIN_KEY: usize = 3070;
+/// What each pooled connection runs when it is opened or reset.
+const SESSION_SETUP: [&str; 3] = [
+    "SET NAMES utf8mb4",
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION innodb_lock_wait_timeout = 10",
+];
+
+/// Quotes a validated identifier (optionally `schema.table`) with backticks for MySQL.
+pub fn quote_mysql_identifier(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("`{}`", p.replace('`', "``")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The MySQL / MariaDB backend.
+pub struct MySqlStore {
+    pool: Pool,
+    described: String,
+    /// The server's `max_allowed_packet`.
+    max_packet: AtomicUsize,
+    /// The built-in key column's length.
+    max_key: AtomicUsize,
+}
+
+impl MySqlStore {
+    /// Opens a pool on `url` (`mysql://user[:password]@host[:port]/db`) and checks that a
+    /// connection can be made.
+    pub async fn open_url(url: &str) -> Result<MySqlStore, StoreError> {
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let opts = Opts::from_url(&url).map_err(|e| {
+            StoreError::permanent(format!(
+                "[store] url: {} is not a valid MySQL URL: {e}",
+                super::redact_url(&url)
+            ))
+        })?;
+        let described = format!(
+            "mysql://{}@{}:{}/{}",
+            opts.user().unwrap_or(""),
+            opts.ip_or_hostname(),
+            opts.tcp_port(),
+            opts.db_name().unwrap_or("")
+        );
+        let constraints = PoolConstraints::new(0, POOL_SIZE)
+            .ok_or_else(|| StoreError::permanent("invalid MySQL pool size"))?;
+        let pool_opts = PoolOpts::default()
+            .with_constraints(constraints)
+            .with_inactive_connection_ttl(Duration::from_secs(300));
+        let builder = OptsBuilder::from_opts(opts)
+            .pool_opts(pool_opts)
+            .setup(SESSION_SETUP.to_vec())
+            .tcp_keepalive(Some(Duration::from_secs(30)));
+        let store = MySqlStore {
+            pool: Pool::new(builder),
+            described,
+            max_packet: AtomicUsize::new(16 * 1024 * 1024),
+            max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
+        };
+        let mut conn = store.conn().await?;
+        let packet: Option<u64> = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| classify(&e, "read max_allowed_packet").error)?;
+        if let Some(p) = packet {
+            store.max_packet.store(p as usize, Ordering::Relaxed);
+        }
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(classify(&e, &format!("connect to {}", self.described)).error),
+            Err(_) => Err(StoreError::transient(format!(
+                "MySQL at {}: no connection within {CONNECT_TIMEOUT:?}",
+                self.described
+            ))),
+        }
+    }
+
+    /// Bytes a value may have: the packet limit less room for the rest of the statement.
+    fn max_value(&self) -> usize {
+        self.max_packet
+            .load(Ordering::Relaxed)
+            .saturating_sub(64 * 1024)
+    }
+
+    /// Bytes of parameters one multi-row statement may carry.
+    fn statement_budget(&self) -> usize {
+        (self.max_packet.load(Ordering::Relaxed) / 2).max(64 * 1024)
+    }
+}
+
+fn timed_out(doing: &str) -> StoreError {
+    StoreError::transient(format!("MySQL {doing}: no answer within {OP_TIMEOUT:?}"))
+}
+
+/// Server error codes worth retrying.
+fn transient_code(code: u16) -> bool {
+    matches!(
+        code,
+        1205 // lock wait timeout
+            | 1213 // deadlock
+            | 1040 // too many connections
+            | 1203 // too many user connections
+            | 1053 // server shutdown in progress
+            | 1077 | 1078 | 1079 | 1080 // shutdown
+            | 1152
+            ..=1161 // aborted connection, network read/write errors
+            | 1317 // query interrupted
+            | 1927 // connection killed (MariaDB)
+            | 1969 // statement timeout (MariaDB max_statement_time)
+            | 3024 // statement timeout (MySQL max_execution_time)
+            | 1037 | 1038 | 1041 // out of memory
+            | 1021 // disk full
+            | 1290 // --read-only (a replica after failover)
+            | 1792 // read-only transaction
+            | 1615 // prepared statement needs to be re-prepared
+            | 2006 | 2013 // server gone away, lost connection
+    )
+}
+
+/// Server errors about the statement itself rather than its rows.
+fn whole_statement_code(code: u16) -> bool {
+    matches!(
+        code,
+        1044 | 1045 | 1046 | 1049 | 1054 | 1064 | 1142 | 1143 | 1146 | 1149
+    )
+}
+
+/// Classifies a mysql_async error.
+fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure {
+    use mysql_async::{DriverError, Error};
+    let msg = format!("MySQL {doing}: {e}");
+    let (transient, whole) = match e {
+        Error::Server(s) => (transient_code(s.code), whole_statement_code(s.code)),
+        Error::Io(_) => (true, false),
+        Error::Driver(d) => (
+            matches!(
+                d,
+                DriverError::ConnectionClosed
+                    | DriverError::PoolDisconnected
+                    | DriverError::PacketOutOfOrder
+                    | DriverError::UnexpectedPacket { .. }
+                    | DriverError::BadCompressedPacketHeader
+            ),
+            false,
+        ),
+        Error::Url(_) => (false, true),
+        Error::Other(_) => (true, false),
+    };
+    StatementFailure {
+        error: if transient {
+            StoreError::transient(msg)
+        } else {
+            StoreError::permanent(msg)
+        },
+        whole_statement: whole,
+    }
+}
+
+fn kind_of(data_type: &str, column_type: &str) -> ColumnType {
+    let column_type = column_type.to_ascii_lowercase();
+    match data_type.to_ascii_lowercase().as_str() {
+        "tinyint" if column_type.starts_with("tinyint(1)") => ColumnType::Boolean,
+        "bool" | "boolean" => ColumnType::Boolean,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+            ColumnType::Integer
+        }
+        "decimal" | "numeric" => ColumnType::Numeric,
+        "float" | "double" | "real" => ColumnType::Real,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" => {
+            ColumnType::Blob
+        }
+        "json" => ColumnType::Json,
+        "date" | "datetime" | "timestamp" | "time" => ColumnType::Timestamp,
+        _ => ColumnType::Text,
+    }
+}
+
+/// Converts bytes for a mapped column, refusing what the column cannot hold.
+fn convert(m: &MappedTable, bytes: &[u8], key: &[u8], is_key: bool) -> Result<Value, StoreError> {
+    let (kind, column, what) = if is_key {
+        (m.key_type, &m.key_column, "key capture")
+    } else {
+        (m.value_type, &m.value_column, "value")
+    };
+    let fail = || conversion_error(what, bytes, key, m, column, kind);
+    Ok(match kind {
+        ColumnType::Integer => Value::Int(parse_strict_i64(bytes).ok_or_else(fail)?),
+        ColumnType::Real => Value::Double(parse_finite_f64(bytes).ok_or_else(fail)?),
+        ColumnType::Numeric => {
+            if parse_strict_i64(bytes).is_none() && parse_finite_f64(bytes).is_none() {
+                return Err(fail());
+            }
+            Value::Bytes(bytes.to_vec())
+        }
+        ColumnType::Boolean => Value::Int(parse_bool(bytes).ok_or_else(fail)? as i64),
+        ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => {
+            std::str::from_utf8(bytes).map_err(|_| fail())?;
+            Value::Bytes(bytes.to_vec())
+        }
+        ColumnType::Blob => Value::Bytes(bytes.to_vec()),
+    })
+}
+
+/// The value column as selected: blobs raw, anything else in its text form.
+fn out(column: &str, kind: ColumnType) -> String {
+    let q = quote_mysql_identifier(column);
+    if kind == ColumnType::Blob {
+        q
+    } else {
+        format!("CAST({q} AS CHAR)")
+    }
+}
+
+fn placeholders(rows: usize, per_row: usize) -> String {
+    let one = format!("({})", vec!["?"; per_row].join(", "));
+    vec![one; rows].join(", ")
+}
+
+fn op_size(op: &StoreOp) -> usize {
+    op.key.len()
+        + 32
+        + match &op.write {
+            StoreWrite::Upsert { value, .. } => value.len(),
+            StoreWrite::Delete => 0,
+        }
+}
+
+/// Applies planned rows inside one transaction.
+struct MyApplier<'a, 'c> {
+    tx: &'a mut mysql_async::Transaction<'c>,
+    budget: usize,
+}
+
+impl MyApplier<'_, '_> {
+    async fn exec(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        doing: &str,
+    ) -> Result<(), StatementFailure> {
+        self.tx
+            .exec_drop(sql, Params::Positional(params))
+            .await
+            .map_err(|e| classify(&e, doing))
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.tx
+            .query_drop(sql)
+            .await
+            .map_err(|e| classify(&e, "savepoint").error)
+    }
+}
+
+#[async_trait]
+impl SetApplier for MyApplier<'_, '_> {
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.query("SAVEPOINT sluice_batch").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        // The savepoint stays; the next SAVEPOINT of the same name replaces it.
+        self.query("ROLLBACK TO SAVEPOINT sluice_batch").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.query("RELEASE SAVEPOINT sluice_batch").await
+    }
+
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure> {
+        let Some(first) = ops.first() else {
+            return Ok(());
+        };
+        let delete = matches!(first.write, StoreWrite::Delete);
+        let single_key = (ops.len() == 1).then(|| String::from_utf8_lossy(&first.key).into_owned());
+        let with_key = |mut f: StatementFailure| {
+            if let Some(k) = &single_key {
+                f.error.message = format!("{} (key {k:?})", f.error.message);
+            }
+            f
+        };
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let budget = self.budget;
+        match &first.target {
+            Target::Builtin { .. } => {
+                let db_of = |op: &StoreOp| match op.target {
+                    Target::Builtin { db } => db,
+                    Target::Mapped(_) => 0,
+                };
+                if delete {
+                    // One statement family per database, so the primary key prefix is fixed.
+                    let mut dbs: Vec<u8> = ops.iter().map(|op| db_of(op)).collect();
+                    dbs.sort_unstable();
+                    dbs.dedup();
+                    for db in dbs {
+                        let of_db: Vec<&StoreOp> =
+                            ops.iter().copied().filter(|op| db_of(op) == db).collect();
+                        for chunk in
+                            pow2_chunks(&of_db, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op))
+                        {
+                            let sql = format!(
+                                "DELETE FROM sluice_kv WHERE db = ? AND `key` IN ({})",
+                                vec!["?"; chunk.len()].join(", ")
+                            );
+                            let mut params = Vec::with_capacity(chunk.len() + 1);
+                            params.push(Value::Int(db as i64));
+                            params.extend(chunk.iter().map(|op| Value::Bytes(op.key.to_vec())));
+                            self.exec(&sql, params, "delete from sluice_kv")
+                                .await
+                                .map_err(with_key)?;
+                        }
+                    }
+                    return Ok(());
+                }
+                for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
+                    let sql = format!(
+                        "INSERT INTO sluice_kv (db, `key`, `value`, expires_at) VALUES {} \
+                         ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), expires_at = VALUES(expires_at)",
+                        placeholders(chunk.len(), 4)
+                    );
+                    let mut params = Vec::with_capacity(chunk.len() * 4);
+                    for op in chunk {
+                        if let StoreWrite::Upsert { value, expires_at } = &op.write {
+                            params.push(Value::Int(db_of(op) as i64));
+                            params.push(Value::Bytes(op.key.to_vec()));
+                            params.push(Value::Bytes(value.to_vec()));
+                            params.push(match expires_at {
+                                Some(e) => Value::Int((*e).min(i64::MAX as u64) as i64),
+                                None => Value::NULL,
+                            });
+                        }
+                    }
+                    self.exec(&sql, params, "upsert into sluice_kv")
+                        .await
+                        .map_err(with_key)?;
+                }
+                Ok(())
+            }
+            Target::Mapped(m) => {
+                let t = quote_mysql_identifier(&m.table);
+                let k = quote_mysql_identifier(&m.key_column);
+                let v = quote_mysql_identifier(&m.value_column);
+                let doing = format!("write to {}.{}", m.table, m.value_column);
+                for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
+                    let mut params = Vec::with_capacity(chunk.len() * 2);
+                    for op in chunk {
+                        params.push(convert(m, &op.key, &op.key, true).map_err(entry)?);
+                        if let StoreWrite::Upsert { value, .. } = &op.write {
+                            params.push(convert(m, value, &op.key, false).map_err(entry)?);
+                        }
+                    }
+                    let sql = if delete {
+                        format!(
+                            "DELETE FROM {t} WHERE {k} IN ({})",
+                            vec!["?"; chunk.len()].join(", ")
+                        )
+                    } else {
+                        // ON DUPLICATE KEY UPDATE fires on any unique index: when the row it
+                        // found has another key, the value collides with that row on some
+                        // other unique index; fail (a subquery of two rows) instead of
+                        // silently updating the wrong row.
+                        format!(
+                            "INSERT INTO {t} ({k}, {v}) VALUES {} ON DUPLICATE KEY UPDATE \
+                             {v} = IF({k} <=> VALUES({k}), VALUES({v}), (SELECT 1 UNION SELECT 2))",
+                            placeholders(chunk.len(), 2)
+                        )
+                    };
+                    self.exec(&sql, params, &doing).await.map_err(|mut f| {
+                        if !delete && f.error.message.contains("ERROR 1242 ") {
+                            f.error.message = format!(
+                                "MySQL {doing}: the row collides with another row of {} on a unique index other than {}",
+                                m.table, m.key_column
+                            );
+                        }
+                        with_key(f)
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `schema.table` split, the schema defaulting to the connection's database.
+fn split_table(table: &str) -> (Option<&str>, &str) {
+    match table.split_once('.') {
+        Some((s, t)) => (Some(s), t),
+        None => (None, table),
+    }
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "create table sluice_kv").error;
+            conn.query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS sluice_kv (
+                    db SMALLINT NOT NULL,
+                    `key` VARBINARY({MAX_BUILTIN_KEY}) NOT NULL,
+                    `value` LONGBLOB NOT NULL,
+                    expires_at BIGINT NULL,
+                    PRIMARY KEY (db, `key`),
+                    KEY sluice_kv_expires_at (expires_at)
+                ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC"
+            ))
+            .await
+            .map_err(q)?;
+            // An existing table may have been made with another key length.
+            let len: Option<Option<u64>> = conn
+                .query_first(
+                    "SELECT CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_kv' AND COLUMN_NAME = 'key'",
+                )
+                .await
+                .map_err(q)?;
+            if let Some(Some(len)) = len {
+                self.max_key.store(len as usize, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("create table sluice_kv")))
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        let mut conn = self.conn().await?;
+        let (schema, name) = split_table(table);
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q =
+                |e: mysql_async::Error| classify(&e, &format!("read the schema of {table}")).error;
+            let rows: Vec<(String, String, String)> = conn
+                .exec(
+                    "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND BINARY TABLE_NAME = ? \
+                     ORDER BY ORDINAL_POSITION",
+                    (schema, name),
+                )
+                .await
+                .map_err(q)?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            // MariaDB's JSON is LONGTEXT with a json_valid() check; find those columns.
+            let checks: Vec<String> = conn
+                .exec(
+                    "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                     WHERE CONSTRAINT_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                    (schema, name),
+                )
+                .await
+                .unwrap_or_default();
+            let columns = rows
+                .into_iter()
+                .map(|(col, data_type, column_type)| {
+                    let json_check = format!("json_valid(`{col}`)");
+                    let kind = if checks.iter().any(|c| c.eq_ignore_ascii_case(&json_check)) {
+                        ColumnType::Json
+                    } else {
+                        kind_of(&data_type, &column_type)
+                    };
+                    ColumnInfo {
+                        name: col,
+                        declared_type: column_type,
+                        kind,
+                    }
+                })
+                .collect();
+            let unique_columns: Vec<String> = conn
+                .exec(
+                    "SELECT MAX(COLUMN_NAME) FROM information_schema.STATISTICS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND BINARY TABLE_NAME = ? \
+                       AND NON_UNIQUE = 0 \
+                     GROUP BY INDEX_NAME HAVING COUNT(*) = 1 \
+                     ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME",
+                    (schema, name),
+                )
+                .await
+                .map_err(q)?;
+            Ok(Some(TableSchema {
+                columns,
+                unique_columns,
+            }))
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("read table schema")))
+    }
+
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        let too_big = |v: &[u8]| {
+            StoreError::permanent(format!(
+                "value of {} bytes for key {:?} is larger than the {} bytes the MySQL server accepts in one packet (max_allowed_packet)",
+                v.len(),
+                String::from_utf8_lossy(&key[..key.len().min(64)]),
+                self.max_value()
+            ))
+        };
+        if let Some(v) = value {
+            if v.len() > self.max_value() {
+                return Err(too_big(v));
+            }
+        }
+        match target {
+            Target::Builtin { .. } => {
+                let max = self.max_key.load(Ordering::Relaxed);
+                if key.len() > max {
+                    return Err(StoreError::permanent(format!(
+                        "key {:?}… of {} bytes is longer than the {max} bytes MySQL/MariaDB can index in sluice_kv",
+                        String::from_utf8_lossy(&key[..key.len().min(64)]),
+                        key.len()
+                    )));
+                }
+            }
+            Target::Mapped(m) => {
+                convert(m, key, key, true)?;
+                if let Some(v) = value {
+                    convert(m, v, key, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            match target {
+                Target::Builtin { db } => {
+                    let row: Option<(Vec<u8>, Option<i64>)> = conn
+                        .exec_first(
+                            "SELECT `value`, expires_at FROM sluice_kv WHERE db = ? AND `key` = ?",
+                            (*db as i64, key.to_vec()),
+                        )
+                        .await
+                        .map_err(|e| classify(&e, "read sluice_kv").error)?;
+                    Ok(row.map(|(value, expires_at)| StoredValue {
+                        value: Bytes::from(value),
+                        expires_at: expires_at.map(|e| e.max(0) as u64),
+                    }))
+                }
+                Target::Mapped(m) => {
+                    let k = convert(m, key, key, true)?;
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {} = ?",
+                        out(&m.value_column, m.value_type),
+                        quote_mysql_identifier(&m.table),
+                        quote_mysql_identifier(&m.key_column)
+                    );
+                    let row: Option<Option<Vec<u8>>> = conn
+                        .exec_first(sql.as_str(), Params::Positional(vec![k]))
+                        .await
+                        .map_err(|e| {
+                            let mut err =
+                                classify(&e, &format!("read {}.{}", m.table, m.value_column)).error;
+                            err.message = format!(
+                                "{} (key capture {:?})",
+                                err.message,
+                                String::from_utf8_lossy(key)
+                            );
+                            err
+                        })?;
+                    Ok(row.flatten().map(|v| StoredValue {
+                        value: Bytes::from(v),
+                        expires_at: None,
+                    }))
+                }
+            }
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("read")))
+    }
+
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
+        let mut skip = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let value = match &op.write {
+                StoreWrite::Upsert { value, .. } => Some(&value[..]),
+                StoreWrite::Delete => None,
+            };
+            let result = self.check(&op.target, &op.key, value);
+            skip.push(result.is_err());
+            outcome.push(result);
+        }
+        let phases = plan_batch(&ops, &skip);
+        if phases.is_empty() {
+            return Ok(outcome);
+        }
+        let mut conn = self.conn().await?;
+        let budget = self.statement_budget();
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| classify(&e, "begin transaction").error)?;
+            let mut applier = MyApplier {
+                tx: &mut tx,
+                budget,
+            };
+            apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
+            tx.commit()
+                .await
+                .map_err(|e| classify(&e, "commit").error)?;
+            Ok(())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("write batch")))?;
+        Ok(outcome)
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "scan keys").error;
+            let keys: Vec<Option<Vec<u8>>> = match target {
+                Target::Builtin { db } => conn
+                    .exec(
+                        "SELECT `key` FROM sluice_kv WHERE db = ? \
+                         AND (expires_at IS NULL OR expires_at > ?)",
+                        (*db as i64, now_ms.min(i64::MAX as u64) as i64),
+                    )
+                    .await
+                    .map_err(q)?,
+                Target::Mapped(m) => {
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {} IS NOT NULL",
+                        out(&m.key_column, m.key_type),
+                        quote_mysql_identifier(&m.table),
+                        quote_mysql_identifier(&m.value_column)
+                    );
+                    conn.query(sql).await.map_err(q)?
+                }
+            };
+            Ok(keys.into_iter().flatten().map(Bytes::from).collect())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("scan keys")))
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "clear").error;
+            match target {
+                Target::Builtin { db } => conn
+                    .exec_drop("DELETE FROM sluice_kv WHERE db = ?", (*db as i64,))
+                    .await
+                    .map_err(q),
+                Target::Mapped(m) => conn
+                    .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&m.table)))
+                    .await
+                    .map_err(q),
+            }
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("clear")))
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            conn.exec_drop(
+                "DELETE FROM sluice_kv WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (
+                    now_ms.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64,
+                ),
+            )
+            .await
+            .map_err(|e| classify(&e, "purge expired keys").error)?;
+            Ok(conn.affected_rows())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("purge expired keys")))
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            conn.exec_drop(
+                "DELETE FROM sluice_kv WHERE db = ? AND `key` = ? AND expires_at <= ?",
+                (db as i64, key.to_vec(), now_ms.min(i64::MAX as u64) as i64),
+            )
+            .await
+            .map_err(|e| classify(&e, "delete expired key").error)
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("delete expired key")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_mapping() {
+        assert_eq!(kind_of("tinyint", "tinyint(1)"), ColumnType::Boolean);
+        assert_eq!(kind_of("tinyint", "tinyint(4)"), ColumnType::Integer);
+        assert_eq!(kind_of("bigint", "bigint(20)"), ColumnType::Integer);
+        assert_eq!(kind_of("decimal", "decimal(10,2)"), ColumnType::Numeric);
+        assert_eq!(kind_of("double", "double"), ColumnType::Real);
+        assert_eq!(kind_of("longblob", "longblob"), ColumnType::Blob);
+        assert_eq!(kind_of("varbinary", "varbinary(16)"), ColumnType::Blob);
+        assert_eq!(kind_of("json", "json"), ColumnType::Json);
+        assert_eq!(kind_of("datetime", "datetime"), ColumnType::Timestamp);
+        assert_eq!(kind_of("varchar", "varchar(20)"), ColumnType::Text);
+    }
+
+    #[test]
+    fn backtick_quoting() {
+        assert_eq!(quote_mysql_identifier("shop.products"), "`shop`.`products`");
+        assert_eq!(quote_mysql_identifier("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn error_codes() {
+        assert!(transient_code(1205));
+        assert!(transient_code(1213));
+        for c in [1264, 1366, 1406, 1062, 1048, 1292, 4025] {
+            assert!(!transient_code(c), "{c}");
+        }
+    }
+}
