@@ -329,6 +329,8 @@ async fn run_flusher(
             }
             Err(e) => {
                 ks.counters.retries.fetch_add(1, Ordering::Relaxed);
+                // Rewrites supersede older records even while the store is down.
+                engine.advance_checkpoint().await;
                 wait = backoff.fail();
                 warn!(keyspace = %ks.name, "flush failed, retrying in {wait:?}: {e}");
             }

@@ -213,11 +213,14 @@ pub static COMMANDS: &[Spec] = &[
 
 /// The spec of a command name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    if name.len() > 32 {
-        return None;
+    static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static [u8], &'static Spec>> =
+        std::sync::LazyLock::new(|| COMMANDS.iter().map(|s| (s.name.as_bytes(), s)).collect());
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, c) in lower.iter_mut().zip(name) {
+        *l = c.to_ascii_lowercase();
     }
-    let lower = name.to_ascii_lowercase();
-    COMMANDS.iter().find(|s| s.name.as_bytes() == &lower[..])
+    BY_NAME.get(&*lower).copied()
 }
 
 /// Redis's reply for a command it does not know: `%.128s` of the name, then each argument as

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Side-by-side redis-benchmark: Sluice (write-back, each journal mode) against redis-server
+# (no persistence, and appendonly yes + appendfsync always), measured in the same run.
+# Prints requests/s and the Sluice/Redis ratio. Not a test: the machines are shared and noisy.
+#
+# usage: bench/redis_benchmark.sh [requests] [keyspace-size]
+#   requests       per test (default 200000)
+#   keyspace-size  redis-benchmark -r (default 0: one key, as redis-benchmark does by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+R=${2:-0}
+CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-set,get}
+command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
+cargo build --release -q
+BIN=target/release/sluice
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() { for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+start_redis() { # name, extra args...
+  local port; port=$(free_port)
+  mkdir -p "$WORK/$1"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --dir "$WORK/$1" --daemonize no "${@:2}" >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_ping "$port"
+  echo "$port"
+}
+
+start_sluice() { # name, durability
+  local port; port=$(free_port)
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1.toml" <<TOML
+[server]
+port = $port
+data_dir = "$WORK/$1/data"
+[journal]
+durability = "$2"
+TOML
+  "$BIN" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_ping "$port"
+  echo "$port"
+}
+
+rps() { # port, test, pipeline
+  local rflag=()
+  [ "$R" -gt 0 ] && rflag=(-r "$R")
+  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" "${rflag[@]}" -t "$2" -P "$3" -q 2>/dev/null \
+    | tr '\r' '\n' | grep 'requests per second' | tail -n1 | awk '{print $2}'
+}
+
+row() { # label, sluice-port, redis-port, test, pipeline
+  local s r
+  s=$(rps "$2" "$4" "$5"); r=$(rps "$3" "$4" "$5")
+  printf '| %-44s | %-5s | P%-2s | %12s | %12s | %5.2fx |\n' "$1" "$4" "$5" "$s" "$r" "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')"
+}
+
+REDIS_PLAIN=$(start_redis plain --appendonly no)
+REDIS_ALWAYS=$(start_redis always --appendonly yes --appendfsync always)
+S_NONE=$(start_sluice none none)
+S_OS=$(start_sluice os os)
+S_FSYNC=$(start_sluice fsync fsync)
+
+echo "requests=$N clients=$CLIENTS keyspace=${R:-1}"
+echo
+echo "| Sluice write-back vs Redis                   | test  | P   |     Sluice/s |      Redis/s | ratio |"
+echo "|----------------------------------------------|-------|-----|--------------|--------------|-------|"
+for P in 1 16; do
+  for T in ${TESTS//,/ }; do
+    row "journal none vs redis no persistence" "$S_NONE" "$REDIS_PLAIN" "$T" "$P"
+  done
+  row "journal os vs redis appendfsync always" "$S_OS" "$REDIS_ALWAYS" set "$P"
+  row "journal fsync vs redis appendfsync always" "$S_FSYNC" "$REDIS_ALWAYS" set "$P"
+done
+echo
+for name in fsync os; do
+  port=$([ $name = fsync ] && echo "$S_FSYNC" || echo "$S_OS")
+  redis-cli -p "$port" info sluice | grep -E 'journal_(appends|fsyncs|writes_per_fsync)' | sed "s/^/$name: /"
+done
