@@ -43,11 +43,34 @@ enum Command {
         #[arg(long)]
         salvage: bool,
     },
+    /// Measure latency, throughput, write amplification, database lag and writes at risk for
+    /// each policy, on the configured store (default: a temp SQLite).
+    Bench {
+        /// TOML config file whose [store], [journal] and built-in keyspace knobs are used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Run time per policy, e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Distinct keys (zipfian, s = 0.99).
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Directory for summary.md and the SVG plots.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+    },
     /// Validate a config file against its database and exit.
     CheckConfig {
         /// TOML config file.
         file: PathBuf,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    sluice::config::parse_duration(s)
 }
 
 fn init_logging() {
@@ -163,6 +186,26 @@ fn main() -> ExitCode {
                 data_dir,
                 salvage,
             } => serve(config, bind, port, data_dir, salvage).await,
+            Command::Bench {
+                config,
+                duration,
+                clients,
+                keys,
+                out,
+            } => {
+                let config = match config {
+                    Some(path) => Some(load_config(Some(&path))?),
+                    None => None,
+                };
+                sluice_server::bench::run(sluice_server::bench::BenchOptions {
+                    config,
+                    duration,
+                    clients,
+                    out,
+                    keys,
+                })
+                .await
+            }
             Command::CheckConfig { file } => {
                 let config = load_config(Some(&file))?;
                 let lines = sluice::check_config(&config).await?;

@@ -283,8 +283,9 @@ impl Config {
 
 /// Parses `"250ms"`, `"1s"`, `"1h"`, `"1m 30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. \"250ms\", \"1s\" or \"1h\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. \"250ms\", \"1s\" or \"1h\"")
+    })
 }
 
 /// Parses `"256MiB"`, `"64KB"`, `"1gb"` or a plain byte count.
@@ -320,7 +321,9 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -383,7 +386,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("write-around") && err.contains("write-back"), "{err}");
+        assert!(
+            err.contains("write-around") && err.contains("write-back"),
+            "{err}"
+        );
     }
 
     #[test]

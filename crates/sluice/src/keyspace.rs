@@ -141,6 +141,9 @@ mod tests {
         assert!(validate_identifier("t", "products; drop table x").is_err());
         assert!(validate_identifier("t", "1abc").is_err());
         assert!(validate_identifier("t", "a\"b").is_err());
-        assert_eq!(quote_identifier("public.products"), "\"public\".\"products\"");
+        assert_eq!(
+            quote_identifier("public.products"),
+            "\"public\".\"products\""
+        );
     }
 }

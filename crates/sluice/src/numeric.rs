@@ -37,7 +37,11 @@ pub fn parse_finite_f64(bytes: &[u8]) -> Option<f64> {
 
 /// Parses a boolean as databases accept it: `0`, `1`, `true`, `false`, `t`, `f` (any case).
 pub fn parse_bool(bytes: &[u8]) -> Option<bool> {
-    match std::str::from_utf8(bytes).ok()?.to_ascii_lowercase().as_str() {
+    match std::str::from_utf8(bytes)
+        .ok()?
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "1" | "true" | "t" => Some(true),
         "0" | "false" | "f" => Some(false),
         _ => None,
@@ -100,7 +104,10 @@ pub fn incr_by_float(current: Option<&[u8]>, increment: &[u8]) -> Result<Vec<u8>
 /// Checks that `bytes` is a float Redis accepts (`strtold` over the whole string, no leading
 /// space, not NaN, no overflow).
 pub fn is_redis_float(bytes: &[u8]) -> bool {
-    !matches!(incr_by_float(Some(bytes), b"0"), Err(FloatIncrError::NotFloat))
+    !matches!(
+        incr_by_float(Some(bytes), b"0"),
+        Err(FloatIncrError::NotFloat)
+    )
 }
 
 #[cfg(test)]
@@ -113,8 +120,23 @@ mod tests {
         assert_eq!(parse_strict_i64(b"-42"), Some(-42));
         assert_eq!(parse_strict_i64(b"0"), Some(0));
         assert_eq!(parse_strict_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b"+1"[..], b"01", b" 1", b"1 ", b"", b"-", b"-0", b"abc", b"9223372036854775808"] {
-            assert_eq!(parse_strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"+1"[..],
+            b"01",
+            b" 1",
+            b"1 ",
+            b"",
+            b"-",
+            b"-0",
+            b"abc",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_strict_i64(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -134,10 +156,25 @@ mod tests {
         assert_eq!(incr_by_float(None, b"5.0e3").unwrap(), b"5000");
         assert_eq!(incr_by_float(Some(b"3"), b"-3").unwrap(), b"0");
         assert_eq!(incr_by_float(Some(b"-0.5"), b"0.25").unwrap(), b"-0.25");
-        assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(FloatIncrError::NotFloat));
-        assert_eq!(incr_by_float(Some(b"1"), b" 1"), Err(FloatIncrError::NotFloat));
-        assert_eq!(incr_by_float(Some(b"1"), b"nan"), Err(FloatIncrError::NotFloat));
-        assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(FloatIncrError::NanOrInfinity));
-        assert_eq!(incr_by_float(Some(b""), b"1"), Err(FloatIncrError::NotFloat));
+        assert_eq!(
+            incr_by_float(Some(b"abc"), b"1"),
+            Err(FloatIncrError::NotFloat)
+        );
+        assert_eq!(
+            incr_by_float(Some(b"1"), b" 1"),
+            Err(FloatIncrError::NotFloat)
+        );
+        assert_eq!(
+            incr_by_float(Some(b"1"), b"nan"),
+            Err(FloatIncrError::NotFloat)
+        );
+        assert_eq!(
+            incr_by_float(Some(b"1"), b"inf"),
+            Err(FloatIncrError::NanOrInfinity)
+        );
+        assert_eq!(
+            incr_by_float(Some(b""), b"1"),
+            Err(FloatIncrError::NotFloat)
+        );
     }
 }

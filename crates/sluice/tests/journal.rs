@@ -84,7 +84,12 @@ fn put(seq: u64, key: &str, value: &str) -> JournalRecord {
 fn varied_records(n: u64) -> Vec<JournalRecord> {
     (1..=n)
         .map(|seq| match seq % 7 {
-            0 => record(seq, 0, format!("del:{seq}").as_bytes(), JournalOp::Write(StoreWrite::Delete)),
+            0 => record(
+                seq,
+                0,
+                format!("del:{seq}").as_bytes(),
+                JournalOp::Write(StoreWrite::Delete),
+            ),
             1 => record(
                 seq,
                 (seq % 16) as u8,
@@ -94,10 +99,15 @@ fn varied_records(n: u64) -> Vec<JournalRecord> {
                     expires_at: Some(1_700_000_000_000 + seq),
                 }),
             ),
-            2 => record(seq, 3, b"", JournalOp::Write(StoreWrite::Upsert {
-                value: Bytes::new(),
-                expires_at: None,
-            })),
+            2 => record(
+                seq,
+                3,
+                b"",
+                JournalOp::Write(StoreWrite::Upsert {
+                    value: Bytes::new(),
+                    expires_at: None,
+                }),
+            ),
             3 if seq % 2 == 1 => record(seq, 255, b"", JournalOp::Clear),
             3 => record(seq, 0, b"", JournalOp::Clear),
             4 => record(
@@ -199,7 +209,11 @@ async fn pristine_segment(records: &[JournalRecord]) -> (String, Vec<u8>, Vec<us
     for r in records {
         bounds.push(bounds.last().unwrap() + framed_len(r));
     }
-    assert_eq!(*bounds.last().unwrap(), bytes.len(), "segment = header + framed records");
+    assert_eq!(
+        *bounds.last().unwrap(),
+        bytes.len(),
+        "segment = header + framed records"
+    );
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     (name, bytes, bounds)
 }
@@ -222,11 +236,17 @@ async fn records_come_back_in_append_order_after_close_and_after_drop() {
     }
     assert_eq!(j.stats().appends, 30);
     j.close().await.unwrap();
-    assert!(j.append(records[30].clone()).await.is_err(), "append after close must fail");
+    assert!(
+        j.append(records[30].clone()).await.is_err(),
+        "append after close must fail"
+    );
 
     let j = open(dir.path(), &cfg, false).await;
     assert_eq!(j.take_recovered(), records[..30].to_vec());
-    assert!(j.take_recovered().is_empty(), "take_recovered returns the records once");
+    assert!(
+        j.take_recovered().is_empty(),
+        "take_recovered returns the records once"
+    );
     assert_eq!(j.last_seq(), 30);
     for r in &records[30..] {
         j.append(r.clone()).await.unwrap();
@@ -238,7 +258,10 @@ async fn records_come_back_in_append_order_after_close_and_after_drop() {
     assert_eq!(j.take_recovered(), records);
     assert_eq!(j.last_seq(), 60);
     let report = j.recovery_report();
-    assert_eq!((report.records, report.torn_bytes, report.salvaged), (60, 0, 0));
+    assert_eq!(
+        (report.records, report.torn_bytes, report.salvaged),
+        (60, 0, 0)
+    );
     j.close().await.unwrap();
 
     // Opening does not consume anything: a third open sees the same records.
@@ -261,7 +284,11 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
     }
     let files = segment_files(dir.path());
     let stats = j.stats();
-    assert!(files.len() >= 5, "several 4 KiB segments expected, got {}", files.len());
+    assert!(
+        files.len() >= 5,
+        "several 4 KiB segments expected, got {}",
+        files.len()
+    );
     assert_eq!(stats.segments as usize, files.len());
     assert_eq!(stats.bytes, files.iter().map(|f| file_len(f)).sum::<u64>());
     assert_eq!(stats.appends, 300);
@@ -269,12 +296,15 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
         assert!(file_len(f) <= 4096, "{} exceeds segment_size", f.display());
     }
 
+    let max_seqs: Vec<u64> = files
+        .iter()
+        .map(|f| segment_seqs(f).into_iter().max().unwrap_or(0))
+        .collect();
     j.checkpoint(150).await.unwrap();
     let after = segment_files(dir.path());
     let current = files.last().unwrap();
     let mut deleted = 0;
-    for f in &files {
-        let max = segment_seqs(f).into_iter().max().unwrap_or(0);
+    for (f, &max) in files.iter().zip(&max_seqs) {
         let wholly_below = f != current && max <= 150;
         assert_eq!(
             !after.contains(f),
@@ -284,7 +314,10 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
         );
         deleted += usize::from(wholly_below);
     }
-    assert!(deleted >= 2, "the checkpoint should delete segments, deleted {deleted}");
+    assert!(
+        deleted >= 2,
+        "the checkpoint should delete segments, deleted {deleted}"
+    );
     let stats = j.stats();
     assert_eq!(stats.segments as usize, after.len());
     assert_eq!(stats.bytes, after.iter().map(|f| file_len(f)).sum::<u64>());
@@ -306,11 +339,38 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
     // No segment holds a record any more: the checkpoint file still remembers the last seq.
     let j = open(dir.path(), &cfg, false).await;
     assert!(j.take_recovered().is_empty());
-    assert_eq!(j.last_seq(), 300, "last_seq must survive the deletion of every segment");
+    assert_eq!(
+        j.last_seq(),
+        300,
+        "last_seq must survive the deletion of every segment"
+    );
     j.append(put(301, "new", "after")).await.unwrap();
     j.close().await.unwrap();
     let j = open(dir.path(), &cfg, false).await;
     assert_eq!(j.take_recovered(), vec![put(301, "new", "after")]);
+    j.close().await.unwrap();
+}
+
+/// A checkpoint above every appended record (the engine checkpoints at its own sequence
+/// counter, which can be ahead of the journal): numbering must still resume above it.
+#[tokio::test]
+async fn last_seq_is_never_below_the_checkpoint() {
+    let dir = tempdir();
+    let j = open(dir.path(), &big_segments(), false).await;
+    j.append(put(3, "k", "v")).await.unwrap();
+    j.checkpoint(10).await.unwrap();
+    j.close().await.unwrap();
+    let j = open(dir.path(), &big_segments(), false).await;
+    assert!(j.take_recovered().is_empty());
+    assert!(
+        j.last_seq() >= 10,
+        "last_seq {} is below the checkpoint 10",
+        j.last_seq()
+    );
+    j.append(put(11, "k", "w")).await.unwrap();
+    j.close().await.unwrap();
+    let j = open(dir.path(), &big_segments(), false).await;
+    assert_eq!(j.take_recovered(), vec![put(11, "k", "w")]);
     j.close().await.unwrap();
 }
 
@@ -322,10 +382,31 @@ async fn os_durability_appends_without_fsync() {
     for s in 1..=20 {
         j.append(put(s, "k", "v")).await.unwrap();
     }
-    assert_eq!(j.stats().syncs, 0, "durability os acknowledges after write(), no fsync");
+    assert_eq!(
+        j.stats().syncs,
+        0,
+        "durability os acknowledges after write(), no fsync"
+    );
     drop(j);
     let j = open(dir.path(), &big_segments(), false).await;
     assert_eq!(j.take_recovered().len(), 20);
+    j.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn interval_durability_fsyncs_in_the_background() {
+    let dir = tempdir();
+    let j = open(dir.path(), &jconfig(Durability::Interval, 1 << 20), false).await;
+    for s in 1..=20 {
+        j.append(put(s, "k", "v")).await.unwrap();
+    }
+    // fsync_interval is 50 ms: the writer syncs on its own, without a new append.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while j.stats().syncs == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(j.stats().syncs >= 1, "no periodic fsync within 5 s");
+    assert!(j.stats().syncs < 20);
     j.close().await.unwrap();
 }
 
@@ -360,7 +441,10 @@ async fn concurrent_appends_share_fsyncs() {
     );
     assert_eq!(stats.appends, WRITERS);
     assert!(stats.syncs >= 1, "durability fsync must fsync");
-    assert!(stats.syncs < stats.appends, "group commit should share fsyncs: {stats:?}");
+    assert!(
+        stats.syncs < stats.appends,
+        "group commit should share fsyncs: {stats:?}"
+    );
     j.close().await.unwrap();
 
     let j = open(dir.path(), &big_segments(), false).await;
@@ -394,11 +478,23 @@ async fn torn_tail_at_every_byte_is_cut_to_the_last_valid_record() {
         let (dir, result) = open_files(&[(name.clone(), bytes[..cut].to_vec())], false).await;
         let j = result.unwrap_or_else(|e| panic!("cut at {cut}: open failed: {e}"));
         let whole = bounds.iter().skip(1).filter(|&&b| b <= cut).count();
-        assert_eq!(j.take_recovered(), records[..whole].to_vec(), "cut at {cut}");
+        assert_eq!(
+            j.take_recovered(),
+            records[..whole].to_vec(),
+            "cut at {cut}"
+        );
         // The last valid position; a cut inside the header leaves a fresh header-only segment.
         let valid_end = bounds[whole].max(HEADER_LEN);
-        let expected_torn = if cut < HEADER_LEN { cut } else { cut - bounds[whole] };
-        assert_eq!(j.recovery_report().torn_bytes as usize, expected_torn, "cut at {cut}");
+        let expected_torn = if cut < HEADER_LEN {
+            cut
+        } else {
+            cut - bounds[whole]
+        };
+        assert_eq!(
+            j.recovery_report().torn_bytes as usize,
+            expected_torn,
+            "cut at {cut}"
+        );
         assert_eq!(
             file_len(&dir.path().join(&name)) as usize,
             valid_end,
@@ -407,7 +503,11 @@ async fn torn_tail_at_every_byte_is_cut_to_the_last_valid_record() {
         j.close().await.unwrap();
         // And it stays clean: a second open finds no torn bytes.
         let j = open(dir.path(), &big_segments(), false).await;
-        assert_eq!(j.recovery_report().torn_bytes, 0, "cut at {cut}: second open");
+        assert_eq!(
+            j.recovery_report().torn_bytes,
+            0,
+            "cut at {cut}: second open"
+        );
         assert_eq!(j.take_recovered().len(), whole);
         j.close().await.unwrap();
     }
@@ -430,7 +530,11 @@ async fn bit_flips_in_the_last_record_drop_only_that_record() {
             "bit {bit} (byte {} of the last record)",
             bit / 8 - last_start
         );
-        assert_eq!(file_len(&dir.path().join(&name)) as usize, last_start, "bit {bit}");
+        assert_eq!(
+            file_len(&dir.path().join(&name)) as usize,
+            last_start,
+            "bit {bit}"
+        );
         j.close().await.unwrap();
     }
 }
@@ -480,7 +584,11 @@ async fn corruption_before_the_tail_needs_salvage() {
         let mut crc_flip = bytes.clone();
         crc_flip[start + 5] ^= 0x01;
         damages.push(("crc", crc_flip));
-        for (what, len) in [("huge length", 0xffff_fff0u32), ("zero length", 0), ("length - 1", (end - start - FRAME_LEN - 1) as u32)] {
+        for (what, len) in [
+            ("huge length", 0xffff_fff0u32),
+            ("zero length", 0),
+            ("length - 1", (end - start - FRAME_LEN - 1) as u32),
+        ] {
             let mut b = bytes.clone();
             b[start..start + 4].copy_from_slice(&len.to_le_bytes());
             damages.push((what, b));
@@ -491,13 +599,20 @@ async fn corruption_before_the_tail_needs_salvage() {
                 Ok(_) => panic!("record {k} ({what}) corrupt before the tail must be refused"),
                 Err(e) => e,
             };
-            assert!(err.to_string().contains("--salvage"), "record {k} ({what}): {err}");
+            assert!(
+                err.to_string().contains("--salvage"),
+                "record {k} ({what}): {err}"
+            );
 
             let (_dir, salvaged) = open_files(&[(name.clone(), bad)], true).await;
             let j = salvaged.unwrap_or_else(|e| panic!("record {k} ({what}) with salvage: {e}"));
             let mut expected = records.clone();
             expected.remove(k);
-            assert_eq!(j.take_recovered(), expected, "record {k} ({what}) with salvage");
+            assert_eq!(
+                j.take_recovered(),
+                expected,
+                "record {k} ({what}) with salvage"
+            );
             assert_eq!(j.recovery_report().salvaged, 1);
             j.close().await.unwrap();
         }
@@ -516,9 +631,18 @@ async fn corrupt_non_last_segments_need_salvage() {
     write_journal(dir.path(), &cfg, &records).await;
     let files: Vec<(String, Vec<u8>)> = segment_files(dir.path())
         .iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), fs::read(p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(p).unwrap(),
+            )
+        })
         .collect();
-    assert!(files.len() >= 3, "need several segments, got {}", files.len());
+    assert!(
+        files.len() >= 3,
+        "need several segments, got {}",
+        files.len()
+    );
     let seqs_of = |i: usize| segment_seqs(&dir.path().join(&files[i].0));
 
     for victim in 0..files.len() - 1 {
@@ -528,7 +652,9 @@ async fn corrupt_non_last_segments_need_salvage() {
             let mut damaged = files.clone();
             damaged[victim].1[byte] ^= 0x40;
             let (_d, refused) = open_files(&damaged, false).await;
-            let err = refused.err().unwrap_or_else(|| panic!("segment {victim} header byte {byte}"));
+            let err = refused
+                .err()
+                .unwrap_or_else(|| panic!("segment {victim} header byte {byte}"));
             assert!(err.to_string().contains("--salvage"), "{err}");
 
             let (_d, salvaged) = open_files(&damaged, true).await;
@@ -538,7 +664,11 @@ async fn corrupt_non_last_segments_need_salvage() {
                 .filter(|r| !victim_seqs.contains(&r.seq))
                 .cloned()
                 .collect();
-            assert_eq!(j.take_recovered(), expected, "segment {victim} header byte {byte}");
+            assert_eq!(
+                j.take_recovered(),
+                expected,
+                "segment {victim} header byte {byte}"
+            );
             j.close().await.unwrap();
         }
         // The last record of a segment that is not the last: not a torn tail.
@@ -546,15 +676,106 @@ async fn corrupt_non_last_segments_need_salvage() {
         let len = damaged[victim].1.len();
         damaged[victim].1[len - 2] ^= 0x01;
         let (_d, refused) = open_files(&damaged, false).await;
-        let err = refused.err().unwrap_or_else(|| panic!("segment {victim} last record"));
+        let err = refused
+            .err()
+            .unwrap_or_else(|| panic!("segment {victim} last record"));
         assert!(err.to_string().contains("--salvage"), "{err}");
         let (_d, salvaged) = open_files(&damaged, true).await;
         let j = salvaged.unwrap();
         let lost = *victim_seqs.last().unwrap();
-        let expected: Vec<JournalRecord> = records.iter().filter(|r| r.seq != lost).cloned().collect();
+        let expected: Vec<JournalRecord> =
+            records.iter().filter(|r| r.seq != lost).cloned().collect();
         assert_eq!(j.take_recovered(), expected);
         j.close().await.unwrap();
     }
+}
+
+/// (f) Each segment starts where the one before it ended. A segment file that went missing,
+/// or a segment cut exactly at a record boundary, loses records silently unless that is
+/// checked: it must be refused without `--salvage`. A gap left by checkpoint deletion (every
+/// segment before it wholly below the checkpoint) is benign.
+#[tokio::test]
+async fn a_missing_or_shortened_segment_needs_salvage() {
+    let dir = tempdir();
+    let cfg = jconfig(Durability::Fsync, 4096);
+    let records: Vec<JournalRecord> = (1..=150)
+        .map(|s| put(s, &format!("key:{s}"), &"v".repeat(50)))
+        .collect();
+    write_journal(dir.path(), &cfg, &records).await;
+    let paths = segment_files(dir.path());
+    let files: Vec<(String, Vec<u8>)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(p).unwrap(),
+            )
+        })
+        .collect();
+    let seqs: Vec<Vec<u64>> = paths.iter().map(|p| segment_seqs(p)).collect();
+    assert!(
+        files.len() >= 4,
+        "need several segments, got {}",
+        files.len()
+    );
+    let keep = |lost: &[u64]| -> Vec<JournalRecord> {
+        records
+            .iter()
+            .filter(|r| !lost.contains(&r.seq))
+            .cloned()
+            .collect()
+    };
+
+    // A middle segment file is missing.
+    let mut missing = files.clone();
+    missing.remove(1);
+    let (_d, refused) = open_files(&missing, false).await;
+    let err = refused.err().expect("a missing segment must be refused");
+    assert!(err.to_string().contains("--salvage"), "{err}");
+    let (_d, salvaged) = open_files(&missing, true).await;
+    let j = salvaged.expect("salvage opens");
+    assert_eq!(j.take_recovered(), keep(&seqs[1]));
+    j.close().await.unwrap();
+
+    // A non-last segment cut at the boundary before its last record.
+    let mut cut = files.clone();
+    let last = *seqs[1].last().unwrap();
+    let last_len = framed_len(&records[last as usize - 1]);
+    let new_len = cut[1].1.len() - last_len;
+    cut[1].1.truncate(new_len);
+    let (_d, refused) = open_files(&cut, false).await;
+    let err = refused.err().expect("a shortened segment must be refused");
+    assert!(err.to_string().contains("--salvage"), "{err}");
+    let (_d, salvaged) = open_files(&cut, true).await;
+    let j = salvaged.expect("salvage opens");
+    assert_eq!(j.take_recovered(), keep(&[last]));
+    j.close().await.unwrap();
+
+    // A gap inside the prefix the checkpoint made deletable (segments deleted out of order
+    // by a crash) is not an error.
+    let (_d, result) = {
+        let d = tempdir();
+        for (name, bytes) in files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, f)| f)
+        {
+            fs::write(d.path().join(name), bytes).unwrap();
+        }
+        let cp = *seqs[1].last().unwrap();
+        let j = open(d.path(), &big_segments(), true).await;
+        j.checkpoint(cp).await.unwrap();
+        drop(j);
+        // Put the first segment back, as if its deletion had not reached the disk.
+        fs::write(d.path().join(&files[0].0), &files[0].1).unwrap();
+        let r = WalJournal::open(d.path(), &big_segments(), false).await;
+        (d, r)
+    };
+    let j = result.expect("a gap below the checkpoint is benign");
+    let cp = *seqs[1].last().unwrap();
+    assert_eq!(j.take_recovered(), records[cp as usize..].to_vec());
+    j.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -661,7 +882,11 @@ fn crc32c(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -738,12 +963,22 @@ async fn set(s: &Sluice, db: u8, key: &[u8], value: &[u8]) {
 async fn assert_reads(s: &Sluice, model: &Model, also_absent: &[(u8, Vec<u8>)]) {
     for ((db, key), value) in model {
         let got = s.get(*db, &Bytes::copy_from_slice(key)).await.unwrap();
-        assert_eq!(got.as_deref(), Some(&value[..]), "db {db} key {:?}", String::from_utf8_lossy(key));
+        assert_eq!(
+            got.as_deref(),
+            Some(&value[..]),
+            "db {db} key {:?}",
+            String::from_utf8_lossy(key)
+        );
     }
     for (db, key) in also_absent {
         if !model.contains_key(&(*db, key.clone())) {
             let got = s.get(*db, &Bytes::copy_from_slice(key)).await.unwrap();
-            assert_eq!(got, None, "db {db} key {:?} must be absent", String::from_utf8_lossy(key));
+            assert_eq!(
+                got,
+                None,
+                "db {db} key {:?} must be absent",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 }
@@ -754,10 +989,19 @@ async fn assert_reads(s: &Sluice, model: &Model, also_absent: &[(u8, Vec<u8>)]) 
 
 #[derive(Debug, Clone)]
 enum Op {
-    Set { db: u8, key: u8, value: u8 },
-    Del { db: u8, key: u8 },
+    Set {
+        db: u8,
+        key: u8,
+        value: u8,
+    },
+    Del {
+        db: u8,
+        key: u8,
+    },
     /// FLUSHDB of one database, or FLUSHALL (`None`).
-    Clear { db: Option<u8> },
+    Clear {
+        db: Option<u8>,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -795,7 +1039,12 @@ fn op_record(op: &Op, seq: u64) -> JournalRecord {
                 expires_at: None,
             }),
         ),
-        Op::Del { db, key } => record(seq, *db, &key_name(*key), JournalOp::Write(StoreWrite::Delete)),
+        Op::Del { db, key } => record(
+            seq,
+            *db,
+            &key_name(*key),
+            JournalOp::Write(StoreWrite::Delete),
+        ),
         Op::Clear { db } => record(seq, db.unwrap_or(u8::MAX), b"", JournalOp::Clear),
     }
 }
@@ -822,7 +1071,11 @@ fn write_store(data_dir: &Path, rows: &Model) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        // 32 by default; PROPTEST_CASES=N for a longer run.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+        ..ProptestConfig::default()
+    })]
 
     /// Writes with strictly increasing seq; a prefix of them is already in sluice_kv (a
     /// partial flush; FLUSHDB clears the store before its record is journaled, so every clear
@@ -896,6 +1149,72 @@ proptest! {
     }
 }
 
+/// The engine refuses a journal corrupt before its tail unless started with salvage, and
+/// refuses records of a keyspace that is no longer configured.
+#[test]
+fn engine_open_refuses_a_corrupt_journal_unless_salvaging() {
+    let dir = tempdir();
+    let data_dir = dir.path().to_path_buf();
+    let records: Vec<JournalRecord> = (1..=5)
+        .map(|s| put(s, &format!("key:{s}"), &format!("v{s}")))
+        .collect();
+    let d = data_dir.clone();
+    let recs = records.clone();
+    lifetime(|| async move {
+        write_journal(&d.join("journal"), &big_segments(), &recs).await;
+    });
+    // Damage record 2 of the first segment: valid records follow it.
+    let first = segment_files(&data_dir.join("journal"))[0].clone();
+    let mut bytes = fs::read(&first).unwrap();
+    let at = HEADER_LEN + framed_len(&records[0]) + FRAME_LEN + 3;
+    bytes[at] ^= 0x20;
+    fs::write(&first, bytes).unwrap();
+
+    let d = data_dir.clone();
+    lifetime(|| async move {
+        let refused = Sluice::builder(engine_config(&d)).open().await;
+        let err = refused
+            .err()
+            .expect("a corrupt journal must stop the engine");
+        assert!(err.to_string().contains("--salvage"), "{err}");
+
+        let s = Sluice::builder(engine_config(&d))
+            .salvage(true)
+            .open()
+            .await
+            .expect("salvage opens");
+        for r in &records {
+            let got = s.get(0, &r.key).await.unwrap();
+            let want = (r.seq != 2).then(|| Bytes::from(format!("v{}", r.seq)));
+            assert_eq!(got, want, "seq {}", r.seq);
+        }
+        s.shutdown().await;
+    });
+
+    // A record of a keyspace missing from the config: refused, and kept for a later start.
+    let d = data_dir.clone();
+    lifetime(|| async move {
+        let j = open(&d.join("journal"), &big_segments(), false).await;
+        let mut orphan = put(j.last_seq() + 1, "orphan", "x");
+        orphan.keyspace = "removed".into();
+        j.append(orphan).await.unwrap();
+        j.close().await.unwrap();
+        let err = Sluice::builder(engine_config(&d))
+            .open()
+            .await
+            .err()
+            .expect("records of an unknown keyspace must stop the engine");
+        assert!(err.to_string().contains("keyspace"), "{err}");
+        let j = open(&d.join("journal"), &big_segments(), false).await;
+        assert_eq!(
+            j.take_recovered().len(),
+            1,
+            "the orphan record stays in the journal"
+        );
+        j.close().await.unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. End to end: crash and reopen
 // ---------------------------------------------------------------------------------------------
@@ -908,17 +1227,26 @@ fn acknowledged_writes_survive_a_crash() {
     let data_dir = dir.path().to_path_buf();
     let mut model = Model::new();
     for i in 0..100u32 {
-        model.insert(((i % 3) as u8, format!("key:{i}").into_bytes()), format!("v1-{i}").into_bytes());
+        model.insert(
+            ((i % 3) as u8, format!("key:{i}").into_bytes()),
+            format!("v1-{i}").into_bytes(),
+        );
     }
     let mut last = model.clone();
     for i in (0..100u32).step_by(3) {
-        last.insert(((i % 3) as u8, format!("key:{i}").into_bytes()), format!("v2-{i}").into_bytes());
+        last.insert(
+            ((i % 3) as u8, format!("key:{i}").into_bytes()),
+            format!("v2-{i}").into_bytes(),
+        );
     }
     for i in (1..100u32).step_by(5) {
         last.remove(&((i % 3) as u8, format!("key:{i}").into_bytes()));
     }
     for i in 100..150u32 {
-        last.insert((0, format!("key:{i}").into_bytes()), format!("late-{i}").into_bytes());
+        last.insert(
+            (0, format!("key:{i}").into_bytes()),
+            format!("late-{i}").into_bytes(),
+        );
     }
     let universe: Vec<(u8, Vec<u8>)> = (0..150u32)
         .map(|i| ((i % 3) as u8, format!("key:{i}").into_bytes()))
@@ -997,12 +1325,32 @@ fn writes_after_a_restart_survive_the_next_crash() {
         let d = data_dir.clone();
         lifetime(|| async move {
             let s = open_engine(&d).await;
-            assert_eq!(s.get(0, &Bytes::from_static(b"new")).await.unwrap().as_deref(), Some(&b"2"[..]), "clean_first={clean_first}");
-            assert_eq!(s.get(0, &Bytes::from_static(b"old:3")).await.unwrap().as_deref(), Some(&b"3"[..]), "clean_first={clean_first}");
+            assert_eq!(
+                s.get(0, &Bytes::from_static(b"new"))
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(&b"2"[..]),
+                "clean_first={clean_first}"
+            );
+            assert_eq!(
+                s.get(0, &Bytes::from_static(b"old:3"))
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(&b"3"[..]),
+                "clean_first={clean_first}"
+            );
             s.flush().await.unwrap();
             let rows = stored_rows(&d);
-            assert_eq!(rows.get(&(0, b"new".to_vec())).map(|v| &v[..]), Some(&b"2"[..]));
-            assert_eq!(rows.get(&(0, b"old:3".to_vec())).map(|v| &v[..]), Some(&b"3"[..]));
+            assert_eq!(
+                rows.get(&(0, b"new".to_vec())).map(|v| &v[..]),
+                Some(&b"2"[..])
+            );
+            assert_eq!(
+                rows.get(&(0, b"old:3".to_vec())).map(|v| &v[..]),
+                Some(&b"3"[..])
+            );
             assert_eq!(rows.len(), 21);
         });
     }
@@ -1027,7 +1375,9 @@ fn flushdb_is_not_undone_by_a_crash() {
                 set(&s, 0, format!("buffered:{i}").as_bytes(), b"0").await;
                 set(&s, 1, format!("buffered:{i}").as_bytes(), b"1").await;
             }
-            s.flush_db(if flushall { None } else { Some(0) }).await.unwrap();
+            s.flush_db(if flushall { None } else { Some(0) })
+                .await
+                .unwrap();
             set(&s, 0, b"after-flush", b"kept").await;
             // Crash.
         });
@@ -1042,7 +1392,10 @@ fn flushdb_is_not_undone_by_a_crash() {
         let universe: Vec<(u8, Vec<u8>)> = (0..2u8)
             .flat_map(|db| {
                 (0..10u32).flat_map(move |i| {
-                    [(db, format!("stored:{i}").into_bytes()), (db, format!("buffered:{i}").into_bytes())]
+                    [
+                        (db, format!("stored:{i}").into_bytes()),
+                        (db, format!("buffered:{i}").into_bytes()),
+                    ]
                 })
             })
             .collect();
@@ -1060,7 +1413,11 @@ fn flushdb_is_not_undone_by_a_crash() {
         lifetime(|| async move {
             let s = open_engine(&d).await;
             s.flush().await.unwrap();
-            assert_eq!(stored_rows(&d), expected, "flushall={flushall}, second restart");
+            assert_eq!(
+                stored_rows(&d),
+                expected,
+                "flushall={flushall}, second restart"
+            );
         });
     }
 }
@@ -1100,7 +1457,9 @@ fn journal_speed() {
             tasks.spawn(async move {
                 let mut seq = w + 1;
                 while seq <= n {
-                    j.append(put(seq, &format!("key:{}", seq % KEYS), &v)).await.unwrap();
+                    j.append(put(seq, &format!("key:{}", seq % KEYS), &v))
+                        .await
+                        .unwrap();
                     seq += WRITERS;
                 }
             });
@@ -1131,7 +1490,10 @@ fn journal_speed() {
         (elapsed, recovered)
     });
     assert_eq!(recovered as u64, n);
-    println!("recovery (WalJournal::open): {n} records in {open_time:.2?} = {}", rate(n, open_time));
+    println!(
+        "recovery (WalJournal::open): {n} records in {open_time:.2?} = {}",
+        rate(n, open_time)
+    );
 
     // Engine replay: open the engine over the same journal ({KEYS} distinct keys) = recovery,
     // buffer replay and the flush of the survivors.

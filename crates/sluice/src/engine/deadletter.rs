@@ -82,7 +82,10 @@ impl DeadLetters {
             let rows = st
                 .query_map([], |r| {
                     Ok((
-                        (r.get::<_, i64>(0)? as u8, Bytes::from(r.get::<_, Vec<u8>>(1)?)),
+                        (
+                            r.get::<_, i64>(0)? as u8,
+                            Bytes::from(r.get::<_, Vec<u8>>(1)?),
+                        ),
                         r.get::<_, i64>(2)? as u64,
                     ))
                 })

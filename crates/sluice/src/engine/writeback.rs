@@ -97,7 +97,11 @@ impl WriteBackBuffer {
 
     /// Holds room for a write to `key`, waiting up to `timeout` while the buffer is full.
     /// A key already buffered needs no room: its write coalesces.
-    pub async fn reserve(&self, key: &CacheKey, timeout: Duration) -> Result<Reservation, ReserveError> {
+    pub async fn reserve(
+        &self,
+        key: &CacheKey,
+        timeout: Duration,
+    ) -> Result<Reservation, ReserveError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.space.notified();
@@ -127,7 +131,14 @@ impl WriteBackBuffer {
     }
 
     /// Buffers a write, replacing (coalescing) any older one for the key.
-    pub fn insert(&self, reservation: Reservation, key: CacheKey, seq: u64, write: StoreWrite, now_ms: u64) {
+    pub fn insert(
+        &self,
+        reservation: Reservation,
+        key: CacheKey,
+        seq: u64,
+        write: StoreWrite,
+        now_ms: u64,
+    ) {
         let full_batch;
         {
             let mut inner = self.inner.lock();
@@ -192,7 +203,11 @@ impl WriteBackBuffer {
         {
             let mut inner = self.inner.lock();
             for item in done {
-                if inner.entries.get(&item.key).is_some_and(|p| p.seq == item.seq) {
+                if inner
+                    .entries
+                    .get(&item.key)
+                    .is_some_and(|p| p.seq == item.seq)
+                {
                     if let Some(p) = inner.entries.remove(&item.key) {
                         inner.bytes -= write_bytes(&item.key, &p.write);
                     }
@@ -249,7 +264,12 @@ impl WriteBackBuffer {
 
     /// Unix ms since which the oldest buffered write has waited.
     pub fn oldest_dirty_since(&self) -> Option<u64> {
-        self.inner.lock().entries.values().map(|p| p.dirty_since).min()
+        self.inner
+            .lock()
+            .entries
+            .values()
+            .map(|p| p.dirty_since)
+            .min()
     }
 
     /// Snapshot of buffered keys with their writes, for KEYS / SCAN / DBSIZE.
@@ -308,7 +328,9 @@ mod tests {
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
         buf.insert(r, key("a"), 1, put("1"), 0);
         assert_eq!(
-            buf.reserve(&key("b"), Duration::from_millis(10)).await.unwrap_err(),
+            buf.reserve(&key("b"), Duration::from_millis(10))
+                .await
+                .unwrap_err(),
             ReserveError::Full
         );
         assert!(buf.reserve(&key("a"), Duration::ZERO).await.is_ok());

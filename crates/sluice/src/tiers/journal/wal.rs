@@ -783,7 +783,7 @@ mod tests {
             op: JournalOp::Write(match value {
                 Some(v) => StoreWrite::Upsert {
                     value: Bytes::copy_from_slice(v.as_bytes()),
-                    expires_at: Some(seq * 10),
+                    expires_at: Some(seq.saturating_mul(10)),
                 },
                 None => StoreWrite::Delete,
             }),

@@ -96,7 +96,9 @@ impl FaultyStore {
 
     fn injected_batch_failure(&self) -> Option<StoreError> {
         if self.outage.load(Ordering::SeqCst) {
-            return Some(StoreError::transient("injected outage: database unreachable"));
+            return Some(StoreError::transient(
+                "injected outage: database unreachable",
+            ));
         }
         let took = self
             .fail_batches
@@ -126,7 +128,9 @@ impl Store for FaultyStore {
 
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
         if self.read_outage.load(Ordering::SeqCst) || self.outage.load(Ordering::SeqCst) {
-            return Err(StoreError::transient("injected outage: database unreachable"));
+            return Err(StoreError::transient(
+                "injected outage: database unreachable",
+            ));
         }
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(target, key).await

@@ -823,17 +823,23 @@ impl Store for PostgresStore {
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             // Resolve every mapped table first, outside the transaction.
             let mut tables: HashMap<String, Arc<PgTable>> = HashMap::new();
+            let mut missing: HashMap<String, StoreError> = HashMap::new();
             let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
             let mut skip = Vec::with_capacity(ops.len());
             for op in &ops {
                 let mut result = Ok(());
                 if let Target::Mapped(m) = &op.target {
-                    if !tables.contains_key(&m.table) {
+                    if let Some(e) = missing.get(&m.table) {
+                        result = Err(e.clone());
+                    } else if !tables.contains_key(&m.table) {
                         match self.table(&client, &m.table).await {
                             Ok(t) => {
                                 tables.insert(m.table.clone(), t);
                             }
-                            Err(e) if e.is_permanent() => result = Err(e),
+                            Err(e) if e.is_permanent() => {
+                                missing.insert(m.table.clone(), e.clone());
+                                result = Err(e);
+                            }
                             Err(e) => return Err(e),
                         }
                     }

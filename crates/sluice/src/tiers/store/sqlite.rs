@@ -93,9 +93,7 @@ impl SqliteStore {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| {
-                StoreError::permanent(format!("{url:?} is not a sqlite:// URL"))
-            })?;
+            .ok_or_else(|| StoreError::permanent(format!("{url:?} is not a sqlite:// URL")))?;
         SqliteStore::open(Path::new(path))
     }
 
@@ -177,7 +175,10 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterJob>) {
     }
 }
 
-type GroupEntry = (Vec<StoreOp>, oneshot::Sender<Result<BatchOutcome, StoreError>>);
+type GroupEntry = (
+    Vec<StoreOp>,
+    oneshot::Sender<Result<BatchOutcome, StoreError>>,
+);
 
 fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -278,11 +279,9 @@ fn to_sql(m: &MappedTable, bytes: &[u8], key: &[u8], is_key: bool) -> Result<Val
             None => Value::Real(parse_finite_f64(bytes).ok_or_else(fail)?),
         },
         ColumnType::Boolean => Value::Integer(parse_bool(bytes).ok_or_else(fail)? as i64),
-        ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => Value::Text(
-            std::str::from_utf8(bytes)
-                .map_err(|_| fail())?
-                .to_string(),
-        ),
+        ColumnType::Text | ColumnType::Json | ColumnType::Timestamp => {
+            Value::Text(std::str::from_utf8(bytes).map_err(|_| fail())?.to_string())
+        }
         ColumnType::Blob => Value::Blob(bytes.to_vec()),
     })
 }
@@ -348,7 +347,11 @@ fn classify(e: &rusqlite::Error, doing: &str) -> StoreError {
 
 fn mapped_error(e: &rusqlite::Error, m: &MappedTable, key: &[u8]) -> StoreError {
     let mut err = classify(e, &format!("write to {}.{}", m.table, m.value_column));
-    err.message = format!("{} (key capture {:?})", err.message, String::from_utf8_lossy(key));
+    err.message = format!(
+        "{} (key capture {:?})",
+        err.message,
+        String::from_utf8_lossy(key)
+    );
     err
 }
 
@@ -385,7 +388,10 @@ impl Store for SqliteStore {
             };
             let q = |e: rusqlite::Error| classify(&e, "read table schema");
             let mut st = conn
-                .prepare(&format!("PRAGMA {schema}table_info({})", quote_identifier(&name)))
+                .prepare(&format!(
+                    "PRAGMA {schema}table_info({})",
+                    quote_identifier(&name)
+                ))
                 .map_err(q)?;
             let mut columns = Vec::new();
             let mut pk = Vec::new();
@@ -411,10 +417,15 @@ impl Store for SqliteStore {
                 unique_columns.push(pk[0].clone());
             }
             let mut st = conn
-                .prepare(&format!("PRAGMA {schema}index_list({})", quote_identifier(&name)))
+                .prepare(&format!(
+                    "PRAGMA {schema}index_list({})",
+                    quote_identifier(&name)
+                ))
                 .map_err(q)?;
             let indexes: Vec<(String, bool)> = st
-                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1)))
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1))
+                })
                 .map_err(q)?
                 .collect::<Result<_, _>>()
                 .map_err(q)?;
@@ -423,7 +434,10 @@ impl Store for SqliteStore {
                     continue;
                 }
                 let mut st = conn
-                    .prepare(&format!("PRAGMA {schema}index_info({})", quote_identifier(&index)))
+                    .prepare(&format!(
+                        "PRAGMA {schema}index_info({})",
+                        quote_identifier(&index)
+                    ))
                     .map_err(q)?;
                 let cols: Vec<String> = st
                     .query_map([], |r| r.get::<_, String>(2))
@@ -493,7 +507,9 @@ impl Store for SqliteStore {
                 let mut st = conn
                     .prepare_cached(&sql)
                     .map_err(|e| mapped_error(&e, m, &key))?;
-                let mut rows = st.query(params![k]).map_err(|e| mapped_error(&e, m, &key))?;
+                let mut rows = st
+                    .query(params![k])
+                    .map_err(|e| mapped_error(&e, m, &key))?;
                 match rows.next().map_err(|e| mapped_error(&e, m, &key))? {
                     None => Ok(None),
                     Some(row) => Ok(row

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Rows/s of Sluice's write-back flush into PostgreSQL, side by side with pgbench upserting the
+# same table shape in batches of 500 rows, measured in the same run. Prints both and the ratio.
+#
+# usage: bench/pg_flush.sh [rows] [pgbench-seconds]
+# env:   PG_URL (default postgres://postgres@127.0.0.1:5432/test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-200000}
+SECS=${2:-10}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+for tool in psql pgbench redis-benchmark redis-cli; do
+  command -v $tool >/dev/null || { echo "$tool missing (apt-get install postgresql-client redis-tools)"; exit 1; }
+done
+cargo build --release -q
+WORK=$(mktemp -d)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_flush_sluice, bench_flush_pgbench" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_flush_sluice, bench_flush_pgbench;
+  CREATE TABLE bench_flush_sluice (id text PRIMARY KEY, v text);
+  CREATE TABLE bench_flush_pgbench (id text PRIMARY KEY, v text);" >/dev/null
+
+# pgbench: one client, each transaction upserts 500 rows (new and existing keys mixed).
+cat >"$WORK/upsert.sql" <<'SQL'
+\set base random(0, 400000)
+INSERT INTO bench_flush_pgbench (id, v)
+  SELECT lpad((:base + g)::text, 12, '0'), 'xxx' FROM generate_series(1, 500) g
+  ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;
+SQL
+TPS=$(pgbench -n -c 1 -T "$SECS" -f "$WORK/upsert.sql" "$PG_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+PG_ROWS=$(awk -v t="$TPS" 'BEGIN{printf "%.0f", t*500}')
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$WORK/sluice.toml" <<TOML
+[server]
+port = $PORT
+data_dir = "$WORK/data"
+[store]
+url = "$PG_URL"
+[journal]
+durability = "none"
+[[keyspace]]
+name = "bench"
+keys = "key:{id}"
+table = "bench_flush_sluice"
+key_column = "id"
+value_column = "v"
+policy = "write-back"
+flush_interval = "1h"
+flush_batch = 500
+max_dirty = 10000000
+TOML
+target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+# Fill the buffer with ROWS distinct keys (nothing flushes: flush_interval is 1h), then time
+# one SLUICE.FLUSH: that is the flush path alone, batched 500 rows per transaction.
+redis-benchmark -p "$PORT" -c 50 -n "$ROWS" -r 100000000 -t set -P 16 -q >/dev/null 2>&1
+BUFFERED=$(redis-cli -p "$PORT" info sluice | awk -F'[=,]' '/^keyspace_bench:/ {for(i=1;i<=NF;i++) if($i=="buffered") print $(i+1)}')
+START=$(date +%s.%N)
+redis-cli -p "$PORT" sluice.flush >/dev/null
+END=$(date +%s.%N)
+SL_ROWS=$(awk -v n="$BUFFERED" -v a="$START" -v b="$END" 'BEGIN{printf "%.0f", n/(b-a)}')
+echo "| measure | rows/s |"
+echo "|---|---|"
+echo "| pgbench, 1 client, upsert batches of 500 | $PG_ROWS |"
+echo "| Sluice write-back flush ($BUFFERED buffered rows, batches of 500) | $SL_ROWS |"
+echo "| ratio Sluice / pgbench | $(awk -v a="$SL_ROWS" -v b="$PG_ROWS" 'BEGIN{printf "%.2f", a/b}') |"

@@ -1,0 +1,965 @@
+//! One conformance suite for every store backend: SQLite always, PostgreSQL and MySQL/MariaDB
+//! when `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server (each test gets its
+//! own schema or database there, dropped at the end).
+
+mod store_common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sluice::config::Config;
+use sluice::tiers::store::{self, ColumnType, SharedStore, StoreOp, Target};
+use sluice::{Durability, KeyspaceConfig, Policy, SetOptions, Sluice};
+use store_common::*;
+
+/// Far enough in the future never to expire during a test.
+const NEVER: u64 = 4_000_000_000_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn write(store: &SharedStore, ops: Vec<StoreOp>) -> Vec<Result<(), sluice::StoreError>> {
+    let n = ops.len();
+    let outcome = store.write_batch(ops).await.expect("batch committed");
+    assert_eq!(outcome.len(), n, "one outcome per entry");
+    outcome
+}
+
+async fn write_ok(store: &SharedStore, ops: Vec<StoreOp>) {
+    for (i, r) in write(store, ops).await.into_iter().enumerate() {
+        if let Err(e) = r {
+            panic!("entry {i} failed: {e}");
+        }
+    }
+}
+
+/// The whole suite, against one store. `db` creates tables with the backend's own DDL.
+async fn conformance(store: &SharedStore, db: &TestDb) {
+    builtin_batches(store).await;
+    mapped_batches(store, db).await;
+    per_entry_outcomes(store, db).await;
+    repeated_keys(store, db).await;
+    odd_keys(store).await;
+    big_value(store).await;
+    typed_round_trip(store, db).await;
+    injection_is_inert(store, db).await;
+    scan_clear_and_expiry(store, db).await;
+    schema_reports_unique_columns(store, db).await;
+}
+
+async fn builtin_batches(store: &SharedStore) {
+    let t = Target::Builtin { db: 1 };
+    write_ok(
+        store,
+        vec![
+            upsert(&t, b"a", b"1"),
+            upsert(&t, b"b", b"2"),
+            upsert_exp(&t, b"c", b"3", Some(NEVER)),
+        ],
+    )
+    .await;
+    assert_eq!(get_text(store, &t, "a").await.as_deref(), Some("1"));
+    assert_eq!(get_text(store, &t, "b").await.as_deref(), Some("2"));
+    let c = store.read(&t, b"c").await.unwrap().unwrap();
+    assert_eq!(c.expires_at, Some(NEVER));
+    assert_eq!(
+        store.read(&t, b"a").await.unwrap().unwrap().expires_at,
+        None
+    );
+    // Another database is another namespace.
+    assert_eq!(get(store, &Target::Builtin { db: 2 }, b"a").await, None);
+
+    write_ok(
+        store,
+        vec![delete(&t, b"a"), delete(&t, b"b"), upsert(&t, b"c", b"33")],
+    )
+    .await;
+    assert_eq!(get(store, &t, b"a").await, None);
+    assert_eq!(get(store, &t, b"b").await, None);
+    let c = store.read(&t, b"c").await.unwrap().unwrap();
+    assert_eq!(
+        (&c.value[..], c.expires_at),
+        (&b"33"[..], None),
+        "an upsert replaces the expiry"
+    );
+    // Deleting what is absent is fine (idempotent).
+    write_ok(store, vec![delete(&t, b"nope"), delete(&t, b"c")]).await;
+    assert!(store.scan_keys(&t, now_ms()).await.unwrap().is_empty());
+}
+
+async fn mapped_batches(store: &SharedStore, db: &TestDb) {
+    let table = unique("stock");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, qty INTEGER, name VARCHAR(40))",
+        db.pick("INTEGER", "bigint", "BIGINT")
+    ))
+    .await;
+    let qty = mapped(store, &table, "id", "qty").await;
+    let name = mapped(store, &table, "id", "name").await;
+    write_ok(
+        store,
+        (1..=5)
+            .map(|i| {
+                upsert(
+                    &qty,
+                    i.to_string().as_bytes(),
+                    (i * 10).to_string().as_bytes(),
+                )
+            })
+            .chain([upsert(&name, b"1", b"one")])
+            .collect(),
+    )
+    .await;
+    for i in 1..=5 {
+        assert_eq!(
+            get_text(store, &qty, &i.to_string()).await,
+            Some((i * 10).to_string())
+        );
+    }
+    // Two columns of one row: both stay.
+    assert_eq!(get_text(store, &name, "1").await.as_deref(), Some("one"));
+    assert_eq!(get_text(store, &qty, "1").await.as_deref(), Some("10"));
+    write_ok(
+        store,
+        vec![
+            delete(&qty, b"2"),
+            delete(&qty, b"4"),
+            upsert(&qty, b"5", b"55"),
+        ],
+    )
+    .await;
+    assert_eq!(get(store, &qty, b"2").await, None);
+    assert_eq!(get(store, &qty, b"4").await, None);
+    assert_eq!(get_text(store, &qty, "5").await.as_deref(), Some("55"));
+    let keys: BTreeSet<Vec<u8>> = store
+        .scan_keys(&qty, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.to_vec())
+        .collect();
+    assert_eq!(
+        keys,
+        ["1", "3", "5"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect()
+    );
+    // A row deleted through one column and written through another in the same batch: the
+    // batch's order decides.
+    write_ok(
+        store,
+        vec![delete(&qty, b"1"), upsert(&name, b"1", b"again")],
+    )
+    .await;
+    assert_eq!(get_text(store, &name, "1").await.as_deref(), Some("again"));
+    assert_eq!(
+        get(store, &qty, b"1").await,
+        None,
+        "the row was recreated without qty"
+    );
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+async fn per_entry_outcomes(store: &SharedStore, db: &TestDb) {
+    let table = unique("checked");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, qty INTEGER CHECK (qty >= 0), short VARCHAR(5), amount {})",
+        db.pick("INTEGER", "bigint", "BIGINT"),
+        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)"),
+    ))
+    .await;
+    let qty = mapped(store, &table, "id", "qty").await;
+
+    // A database-side failure in the middle, a conversion failure, and good entries around.
+    let outcome = write(
+        store,
+        vec![
+            upsert(&qty, b"1", b"5"),
+            upsert(&qty, b"2", b"-1"),
+            upsert(&qty, b"3", b"7"),
+            upsert(&qty, b"4", b"abc"),
+            delete(&qty, b"5"),
+            upsert(&qty, b"x", b"1"),
+        ],
+    )
+    .await;
+    assert!(
+        outcome[0].is_ok() && outcome[2].is_ok() && outcome[4].is_ok(),
+        "{outcome:?}"
+    );
+    let e = outcome[1].as_ref().unwrap_err();
+    assert!(e.is_permanent(), "{e}");
+    let e = outcome[3].as_ref().unwrap_err();
+    assert!(e.is_permanent(), "{e}");
+    assert!(
+        e.message
+            .contains("value \"abc\" for key \"4\" cannot be stored in column")
+            && e.message.contains("qty (integer)"),
+        "{e}"
+    );
+    let e = outcome[5].as_ref().unwrap_err();
+    assert!(e.message.contains("key capture \"x\""), "{e}");
+    assert_eq!(get_text(store, &qty, "1").await.as_deref(), Some("5"));
+    assert_eq!(get(store, &qty, b"2").await, None);
+    assert_eq!(get_text(store, &qty, "3").await.as_deref(), Some("7"));
+    assert_eq!(get(store, &qty, b"4").await, None);
+
+    // A large batch with a few bad entries scattered: exactly those fail.
+    let bad = [17usize, 150, 299];
+    let ops: Vec<StoreOp> = (0..300usize)
+        .map(|i| {
+            let v = if bad.contains(&i) {
+                "-5".to_string()
+            } else {
+                i.to_string()
+            };
+            upsert(&qty, (1000 + i).to_string().as_bytes(), v.as_bytes())
+        })
+        .collect();
+    let outcome = write(store, ops).await;
+    for (i, r) in outcome.iter().enumerate() {
+        assert_eq!(r.is_err(), bad.contains(&i), "entry {i}: {r:?}");
+    }
+    for i in [0usize, 16, 18, 151, 298] {
+        assert_eq!(
+            get_text(store, &qty, &(1000 + i).to_string()).await,
+            Some(i.to_string())
+        );
+    }
+    assert_eq!(get(store, &qty, b"1017").await, None);
+
+    // A row whose last entry fails keeps the entry before it, as in-order application would.
+    let outcome = write(
+        store,
+        vec![upsert(&qty, b"6", b"3"), upsert(&qty, b"6", b"-1")],
+    )
+    .await;
+    assert!(outcome[0].is_ok() && outcome[1].is_err(), "{outcome:?}");
+    assert_eq!(get_text(store, &qty, "6").await.as_deref(), Some("3"));
+
+    if db.flavor != Flavor::Sqlite {
+        // Limits only the server enforces: varchar length, numeric precision.
+        let short = mapped(store, &table, "id", "short").await;
+        let amount = mapped(store, &table, "id", "amount").await;
+        let outcome = write(
+            store,
+            vec![
+                upsert(&short, b"7", b"fits"),
+                upsert(&short, b"8", b"far too long"),
+                upsert(&amount, b"9", b"123456789012"),
+                upsert(&amount, b"10", b"12.5"),
+            ],
+        )
+        .await;
+        assert!(outcome[0].is_ok() && outcome[3].is_ok(), "{outcome:?}");
+        for i in [1, 2] {
+            let e = outcome[i].as_ref().unwrap_err();
+            assert!(e.is_permanent(), "{e}");
+        }
+        let e = outcome[1].as_ref().unwrap_err();
+        assert!(e.message.contains("\"8\""), "the error names the key: {e}");
+        assert_eq!(get_text(store, &short, "7").await.as_deref(), Some("fits"));
+        assert_eq!(get(store, &short, b"8").await, None);
+        assert_eq!(
+            get_text(store, &amount, "10").await.as_deref(),
+            Some("12.50")
+        );
+    }
+    db.exec(&format!("DROP TABLE {table}")).await;
+
+    // A value colliding with another row on a unique index of the value column fails that
+    // entry; it never updates the other row.
+    let table = unique("uniqval");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, email VARCHAR(40) UNIQUE); \
+         INSERT INTO {table} (id, email) VALUES (1, 'x@example.com')",
+        db.pick("INTEGER", "bigint", "BIGINT")
+    ))
+    .await;
+    let email = mapped(store, &table, "id", "email").await;
+    let outcome = write(
+        store,
+        vec![
+            upsert(&email, b"2", b"x@example.com"),
+            upsert(&email, b"3", b"y@example.com"),
+            upsert(&email, b"1", b"z@example.com"),
+        ],
+    )
+    .await;
+    assert!(
+        outcome[0].as_ref().is_err_and(|e| e.is_permanent()),
+        "{outcome:?}"
+    );
+    assert!(outcome[1].is_ok() && outcome[2].is_ok(), "{outcome:?}");
+    assert_eq!(get(store, &email, b"2").await, None);
+    assert_eq!(
+        get_text(store, &email, "1").await.as_deref(),
+        Some("z@example.com")
+    );
+    assert_eq!(
+        get_text(store, &email, "3").await.as_deref(),
+        Some("y@example.com")
+    );
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+async fn repeated_keys(store: &SharedStore, db: &TestDb) {
+    let t = Target::Builtin { db: 3 };
+    write_ok(
+        store,
+        vec![
+            upsert(&t, b"a", b"1"),
+            upsert(&t, b"b", b"1"),
+            delete(&t, b"a"),
+            upsert(&t, b"b", b"2"),
+            upsert(&t, b"a", b"2"),
+            delete(&t, b"b"),
+        ],
+    )
+    .await;
+    assert_eq!(get_text(store, &t, "a").await.as_deref(), Some("2"));
+    assert_eq!(get(store, &t, b"b").await, None);
+    // The same key in two databases is two rows.
+    write_ok(
+        store,
+        vec![
+            upsert(&t, b"c", b"3"),
+            upsert(&Target::Builtin { db: 4 }, b"c", b"4"),
+        ],
+    )
+    .await;
+    assert_eq!(get_text(store, &t, "c").await.as_deref(), Some("3"));
+    assert_eq!(
+        get_text(store, &Target::Builtin { db: 4 }, "c")
+            .await
+            .as_deref(),
+        Some("4")
+    );
+
+    let table = unique("rep");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, v TEXT)",
+        db.pick("INTEGER", "bigint", "BIGINT")
+    ))
+    .await;
+    let m = mapped(store, &table, "id", "v").await;
+    write_ok(
+        store,
+        vec![
+            upsert(&m, b"1", b"x"),
+            delete(&m, b"1"),
+            upsert(&m, b"2", b"x"),
+            upsert(&m, b"1", b"y"),
+            upsert(&m, b"2", b"y"),
+            delete(&m, b"2"),
+        ],
+    )
+    .await;
+    assert_eq!(get_text(store, &m, "1").await.as_deref(), Some("y"));
+    assert_eq!(get(store, &m, b"2").await, None);
+    db.exec(&format!("DROP TABLE {table}")).await;
+    store.clear(&t).await.unwrap();
+}
+
+async fn odd_keys(store: &SharedStore) {
+    let t = Target::Builtin { db: 7 };
+    let keys: Vec<Vec<u8>> = vec![
+        b"\x00".to_vec(),
+        b"\xff".to_vec(),
+        b"\x00\xff\x00".to_vec(),
+        b"a\x00b".to_vec(),
+        "é".as_bytes().to_vec(),
+        "🦀 crab".as_bytes().to_vec(),
+        "日本語".as_bytes().to_vec(),
+        b"with space ".to_vec(),
+        b"A".to_vec(),
+        b"a".to_vec(),
+    ];
+    let ops = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut v = k.clone();
+            v.extend_from_slice(&[0, 255, i as u8]);
+            upsert(&t, k, &v)
+        })
+        .collect();
+    write_ok(store, ops).await;
+    for (i, k) in keys.iter().enumerate() {
+        let mut v = k.clone();
+        v.extend_from_slice(&[0, 255, i as u8]);
+        assert_eq!(get(store, &t, k).await, Some(v), "key {k:?}");
+    }
+    let scanned: BTreeSet<Vec<u8>> = store
+        .scan_keys(&t, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.to_vec())
+        .collect();
+    assert_eq!(scanned, keys.iter().cloned().collect());
+    store.clear(&t).await.unwrap();
+}
+
+async fn big_value(store: &SharedStore) {
+    let t = Target::Builtin { db: 8 };
+    let value: Vec<u8> = (0..10 * 1024 * 1024)
+        .map(|i: usize| (i * 31 % 251) as u8)
+        .collect();
+    write_ok(
+        store,
+        vec![upsert(&t, b"big", &value), upsert(&t, b"small", b"s")],
+    )
+    .await;
+    let back = get(store, &t, b"big").await.expect("big value stored");
+    assert_eq!(back.len(), value.len());
+    assert!(back == value, "10 MiB value round-trips byte for byte");
+    store.clear(&t).await.unwrap();
+}
+
+async fn typed_round_trip(store: &SharedStore, db: &TestDb) {
+    let table = unique("typed");
+    db.exec(&format!(
+        "CREATE TABLE {table} ({})",
+        db.pick(
+            "id INTEGER PRIMARY KEY, txt TEXT, ival INTEGER, num NUMERIC(10,2), flt REAL, \
+             flag BOOLEAN, bin BLOB, doc JSON, ts TIMESTAMP",
+            "id bigint PRIMARY KEY, txt text, ival integer, num numeric(10,2), flt double precision, \
+             flag boolean, bin bytea, doc json, ts timestamp",
+            "id BIGINT PRIMARY KEY, txt TEXT, ival INT, num DECIMAL(10,2), flt DOUBLE, \
+             flag BOOLEAN, bin LONGBLOB, doc JSON, ts DATETIME",
+        )
+    ))
+    .await;
+    let schema = store.table_schema(&table).await.unwrap().unwrap();
+    let kinds: Vec<(String, ColumnType)> = schema
+        .columns
+        .iter()
+        .map(|c| (c.name.to_lowercase(), c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("id".into(), ColumnType::Integer),
+            ("txt".into(), ColumnType::Text),
+            ("ival".into(), ColumnType::Integer),
+            ("num".into(), ColumnType::Numeric),
+            ("flt".into(), ColumnType::Real),
+            ("flag".into(), ColumnType::Boolean),
+            ("bin".into(), ColumnType::Blob),
+            ("doc".into(), ColumnType::Json),
+            ("ts".into(), ColumnType::Timestamp),
+        ],
+        "{:?}",
+        schema.columns
+    );
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        ("txt", "héllo wörld 🦀".into(), "héllo wörld 🦀".into()),
+        ("ival", b"-42".to_vec(), b"-42".to_vec()),
+        (
+            "num",
+            b"7.5".to_vec(),
+            db.pick("7.5", "7.50", "7.50").into(),
+        ),
+        ("flt", b"0.25".to_vec(), b"0.25".to_vec()),
+        ("flag", b"true".to_vec(), db.pick("1", "true", "1").into()),
+        ("bin", vec![0, 255, 1, 2, 0], vec![0, 255, 1, 2, 0]),
+        (
+            "doc",
+            br#"{"a": [1, 2]}"#.to_vec(),
+            br#"{"a": [1, 2]}"#.to_vec(),
+        ),
+        (
+            "ts",
+            b"2024-01-02 03:04:05".to_vec(),
+            b"2024-01-02 03:04:05".to_vec(),
+        ),
+    ];
+    for (column, input, expected) in &cases {
+        let m = mapped(store, &table, "id", column).await;
+        write_ok(store, vec![upsert(&m, b"1", input)]).await;
+        assert_eq!(
+            get(store, &m, b"1")
+                .await
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            Some(String::from_utf8_lossy(expected).into_owned()),
+            "{column}"
+        );
+    }
+    // Values the column type cannot hold are refused before the database, naming the column.
+    for (column, bad, kind) in [
+        ("ival", "abc", "integer"),
+        ("ival", "1.5", "integer"),
+        ("flt", "nan", "real"),
+        ("flag", "maybe", "boolean"),
+        ("num", "seven", "numeric"),
+    ] {
+        let m = mapped(store, &table, "id", column).await;
+        let err = store.check(&m, b"1", Some(bad.as_bytes())).unwrap_err();
+        assert!(err.is_permanent());
+        assert!(
+            err.message
+                .contains(&format!("value \"{bad}\" for key \"1\""))
+                && err.message.contains(&format!("{table}.{column} ({kind})")),
+            "{err}"
+        );
+        let outcome = write(store, vec![upsert(&m, b"2", bad.as_bytes())]).await;
+        assert!(outcome[0].is_err());
+    }
+    if db.flavor != Flavor::Sqlite {
+        // The server parses JSON and timestamps; what it refuses fails that entry only.
+        let doc = mapped(store, &table, "id", "doc").await;
+        let ts = mapped(store, &table, "id", "ts").await;
+        let outcome = write(
+            store,
+            vec![
+                upsert(&doc, b"3", b"{not json"),
+                upsert(&ts, b"4", b"not a time"),
+                upsert(&doc, b"5", b"[1]"),
+            ],
+        )
+        .await;
+        assert!(
+            outcome[0].is_err() && outcome[1].is_err() && outcome[2].is_ok(),
+            "{outcome:?}"
+        );
+    }
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+async fn injection_is_inert(store: &SharedStore, db: &TestDb) {
+    let nasty = [
+        "'; DROP TABLE x; --",
+        "\" OR 1=1",
+        "`; DELETE FROM sluice_kv; --",
+        "\\'",
+    ];
+    let t = Target::Builtin { db: 9 };
+    write_ok(
+        store,
+        nasty
+            .iter()
+            .zip(nasty.iter().rev())
+            .map(|(k, v)| upsert(&t, k.as_bytes(), v.as_bytes()))
+            .collect(),
+    )
+    .await;
+    for (k, v) in nasty.iter().zip(nasty.iter().rev()) {
+        assert_eq!(get_text(store, &t, k).await.as_deref(), Some(*v));
+    }
+    let table = unique("codes");
+    db.exec(&format!(
+        "CREATE TABLE {table} (code VARCHAR(64) PRIMARY KEY, label TEXT)"
+    ))
+    .await;
+    let m = mapped(store, &table, "code", "label").await;
+    write_ok(
+        store,
+        nasty
+            .iter()
+            .zip(nasty.iter().rev())
+            .map(|(k, v)| upsert(&m, k.as_bytes(), v.as_bytes()))
+            .collect(),
+    )
+    .await;
+    for (k, v) in nasty.iter().zip(nasty.iter().rev()) {
+        assert_eq!(get_text(store, &m, k).await.as_deref(), Some(*v));
+    }
+    let keys: BTreeSet<String> = store
+        .scan_keys(&m, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| String::from_utf8(k.to_vec()).unwrap())
+        .collect();
+    assert_eq!(keys, nasty.iter().map(|s| s.to_string()).collect());
+    write_ok(store, vec![delete(&m, nasty[0].as_bytes())]).await;
+    assert_eq!(get(store, &m, nasty[0].as_bytes()).await, None);
+    assert!(
+        store.table_schema(&table).await.unwrap().is_some(),
+        "the table is still there"
+    );
+    assert_eq!(
+        store.scan_keys(&t, now_ms()).await.unwrap().len(),
+        nasty.len()
+    );
+    db.exec(&format!("DROP TABLE {table}")).await;
+    store.clear(&t).await.unwrap();
+}
+
+async fn scan_clear_and_expiry(store: &SharedStore, db: &TestDb) {
+    let t = Target::Builtin { db: 5 };
+    let other = Target::Builtin { db: 6 };
+    let now = now_ms();
+    write_ok(
+        store,
+        vec![
+            upsert(&t, b"forever", b"1"),
+            upsert_exp(&t, b"later", b"2", Some(now + 3_600_000)),
+            upsert_exp(&t, b"gone1", b"3", Some(now - 1_000)),
+            upsert_exp(&t, b"gone2", b"3", Some(now - 2_000)),
+            upsert_exp(&other, b"gone3", b"3", Some(now - 3_000)),
+            upsert(&other, b"kept", b"4"),
+        ],
+    )
+    .await;
+    let keys: BTreeSet<Vec<u8>> = store
+        .scan_keys(&t, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.to_vec())
+        .collect();
+    assert_eq!(
+        keys,
+        [b"forever".to_vec(), b"later".to_vec()]
+            .into_iter()
+            .collect()
+    );
+    // Expired rows are still readable, with their expiry: the caller decides.
+    assert_eq!(
+        store.read(&t, b"gone1").await.unwrap().unwrap().expires_at,
+        Some(now - 1_000)
+    );
+
+    assert_eq!(store.purge_expired(now, 2).await.unwrap(), 2);
+    assert_eq!(store.purge_expired(now, 10).await.unwrap(), 1);
+    assert_eq!(store.purge_expired(now, 10).await.unwrap(), 0);
+    assert_eq!(get(store, &t, b"gone1").await, None);
+    assert_eq!(get(store, &other, b"gone3").await, None);
+
+    // delete_if_expired removes only a row that is expired at that time.
+    write_ok(
+        store,
+        vec![
+            upsert_exp(&t, b"stale", b"x", Some(now - 10)),
+            upsert_exp(&t, b"fresh", b"y", Some(now + 60_000)),
+        ],
+    )
+    .await;
+    store.delete_if_expired(5, b"stale", now).await.unwrap();
+    store.delete_if_expired(5, b"fresh", now).await.unwrap();
+    store.delete_if_expired(5, b"forever", now).await.unwrap();
+    store.delete_if_expired(5, b"missing", now).await.unwrap();
+    assert_eq!(get(store, &t, b"stale").await, None);
+    assert_eq!(get_text(store, &t, "fresh").await.as_deref(), Some("y"));
+    assert_eq!(get_text(store, &t, "forever").await.as_deref(), Some("1"));
+
+    store.clear(&t).await.unwrap();
+    assert!(store.scan_keys(&t, now).await.unwrap().is_empty());
+    assert_eq!(
+        get_text(store, &other, "kept").await.as_deref(),
+        Some("4"),
+        "clear is per database"
+    );
+    store.clear(&other).await.unwrap();
+
+    // Mapped: scan lists rows whose value is set; clear empties the table.
+    let table = unique("scan");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, v TEXT); INSERT INTO {table} (id, v) VALUES (99, NULL)",
+        db.pick("INTEGER", "bigint", "BIGINT")
+    ))
+    .await;
+    let m = mapped(store, &table, "id", "v").await;
+    write_ok(store, vec![upsert(&m, b"1", b"a"), upsert(&m, b"2", b"b")]).await;
+    let keys: BTreeSet<Vec<u8>> = store
+        .scan_keys(&m, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.to_vec())
+        .collect();
+    assert_eq!(keys, [b"1".to_vec(), b"2".to_vec()].into_iter().collect());
+    assert_eq!(
+        get(store, &m, b"99").await,
+        None,
+        "a NULL value reads as absent"
+    );
+    store.clear(&m).await.unwrap();
+    assert!(store.scan_keys(&m, now).await.unwrap().is_empty());
+    assert_eq!(get(store, &m, b"1").await, None);
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+async fn schema_reports_unique_columns(store: &SharedStore, db: &TestDb) {
+    let table = unique("uniq");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, code VARCHAR(20) UNIQUE, a INTEGER, b INTEGER, note TEXT, UNIQUE (a, b))",
+        db.pick("INTEGER", "bigint", "BIGINT")
+    ))
+    .await;
+    let schema = store.table_schema(&table).await.unwrap().unwrap();
+    let unique_cols: BTreeSet<String> = schema
+        .unique_columns
+        .iter()
+        .map(|c| c.to_lowercase())
+        .collect();
+    assert_eq!(
+        unique_cols,
+        ["code", "id"].iter().map(|s| s.to_string()).collect()
+    );
+    let names: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| c.name.to_lowercase())
+        .collect();
+    assert_eq!(names, ["id", "code", "a", "b", "note"]);
+    assert!(schema.column("CODE").is_some());
+    assert!(store
+        .table_schema(&unique("missing"))
+        .await
+        .unwrap()
+        .is_none());
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+/// The engine on this store: a write-back keyspace mapped onto a typed table, plus the
+/// built-in table, written, flushed and read back from the database.
+async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
+    let table = unique("prices");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, price {})",
+        db.pick("INTEGER", "bigint", "BIGINT"),
+        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)")
+    ))
+    .await;
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
+    ks.name = "price".into();
+    ks.keys = "product:{id}:price".into();
+    ks.table = Some(table.clone());
+    ks.key_column = Some("id".into());
+    ks.value_column = Some("price".into());
+    ks.flush_interval = Duration::from_millis(50);
+    let mut config = Config::default();
+    config.server.data_dir = db.dir.path().join("engine");
+    config.server.shutdown_timeout = Duration::from_secs(5);
+    config.journal.durability = Durability::None;
+    config.keyspaces = vec![ks, KeyspaceConfig::builtin(Policy::WriteBack)];
+    let sluice = Sluice::builder(config)
+        .store(store.clone())
+        .open()
+        .await
+        .expect("engine opens on this store");
+    for (id, price) in [("1", "7.5"), ("2", "12"), ("3", "0.1")] {
+        sluice
+            .set(
+                0,
+                b(&format!("product:{id}:price")),
+                b(price),
+                SetOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    sluice
+        .set(0, b("plain"), b("hello"), SetOptions::default())
+        .await
+        .unwrap();
+    sluice
+        .set(0, b("product:3:price"), b("3.25"), SetOptions::default())
+        .await
+        .unwrap();
+    sluice.del(0, &b("product:2:price")).await.unwrap();
+    sluice.flush().await.unwrap();
+
+    let m = mapped(&store, &table, "id", "price").await;
+    assert_eq!(
+        get_text(&store, &m, "1").await.as_deref(),
+        Some(db.pick("7.5", "7.50", "7.50"))
+    );
+    assert_eq!(get(&store, &m, b"2").await, None);
+    assert_eq!(
+        get_text(&store, &m, "3").await.as_deref(),
+        Some(db.pick("3.25", "3.25", "3.25"))
+    );
+    assert_eq!(
+        get_text(&store, &Target::Builtin { db: 0 }, "plain")
+            .await
+            .as_deref(),
+        Some("hello")
+    );
+    assert!(sluice
+        .get(0, &b("product:1:price"))
+        .await
+        .unwrap()
+        .is_some());
+    let report = sluice.shutdown().await;
+    assert_eq!(report.unflushed, 0);
+    store.clear(&Target::Builtin { db: 0 }).await.unwrap();
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+/// A broken connection surfaces as a transient error (or is replaced unseen), and the next
+/// call works on a fresh one.
+async fn reconnects(store: &SharedStore, db: &TestDb) {
+    let t = Target::Builtin { db: 10 };
+    write_ok(store, vec![upsert(&t, b"k", b"v")]).await;
+    let killed = db.kill_store_connections().await;
+    assert!(killed > 0, "the store holds a connection");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    match store.read(&t, b"k").await {
+        Ok(v) => assert_eq!(v.map(|v| v.value.to_vec()), Some(b"v".to_vec())),
+        Err(e) => assert!(!e.is_permanent(), "a killed connection is transient: {e}"),
+    }
+    let mut last = None;
+    for _ in 0..3 {
+        match store.read(&t, b"k").await {
+            Ok(v) => {
+                last = Some(v);
+                break;
+            }
+            Err(e) => assert!(!e.is_permanent(), "{e}"),
+        }
+    }
+    assert_eq!(
+        last.flatten().map(|v| v.value.to_vec()),
+        Some(b"v".to_vec())
+    );
+    store.clear(&t).await.unwrap();
+}
+
+/// Rough throughput of one 10k-row upsert batch, printed, not asserted.
+async fn throughput(store: &SharedStore, db: &TestDb) {
+    let t = Target::Builtin { db: 11 };
+    let ops: Vec<StoreOp> = (0..10_000)
+        .map(|i| {
+            upsert(
+                &t,
+                format!("bench:{i}").as_bytes(),
+                format!("value-{i}").as_bytes(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    write_ok(store, ops).await;
+    let builtin = started.elapsed();
+
+    let table = unique("bench");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, price {})",
+        db.pick("INTEGER", "bigint", "BIGINT"),
+        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)")
+    ))
+    .await;
+    let m = mapped(store, &table, "id", "price").await;
+    let ops: Vec<StoreOp> = (0..10_000)
+        .map(|i| {
+            upsert(
+                &m,
+                i.to_string().as_bytes(),
+                format!("{}.25", i % 1000).as_bytes(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    write_ok(store, ops).await;
+    let mapped_time = started.elapsed();
+    println!(
+        "throughput[{:?}]: 10k-row upsert batch: sluice_kv {:.0} rows/s ({:?}), mapped numeric column {:.0} rows/s ({:?})",
+        db.flavor,
+        10_000.0 / builtin.as_secs_f64(),
+        builtin,
+        10_000.0 / mapped_time.as_secs_f64(),
+        mapped_time
+    );
+    store.clear(&t).await.unwrap();
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_sqlite() {
+    let db = TestDb::sqlite().await;
+    conformance(&db.store, &db).await;
+    throughput(&db.store, &db).await;
+    engine_end_to_end(db.store.clone(), &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    conformance(&db.store, &db).await;
+    throughput(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    conformance(&db.store, &db).await;
+    mysql_limits(&db.store).await;
+    throughput(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    engine_end_to_end(db.store.clone(), &db).await;
+    reconnects(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_on_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    engine_end_to_end(db.store.clone(), &db).await;
+    reconnects(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+/// Built-in keys longer than InnoDB can index are refused up front, with a clear message.
+async fn mysql_limits(store: &SharedStore) {
+    let t = Target::Builtin { db: 12 };
+    let ok = vec![b'k'; store::mysql::MAX_BUILTIN_KEY];
+    let long = vec![b'k'; store::mysql::MAX_BUILTIN_KEY + 1];
+    let outcome = write(store, vec![upsert(&t, &ok, b"1"), upsert(&t, &long, b"2")]).await;
+    assert!(outcome[0].is_ok(), "{outcome:?}");
+    let e = outcome[1].as_ref().unwrap_err();
+    assert!(e.is_permanent() && e.message.contains("3070 bytes"), "{e}");
+    assert_eq!(get(store, &t, &ok).await, Some(b"1".to_vec()));
+    store.clear(&t).await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_servers_fail_fast_and_transient() {
+    for url in [
+        "postgres://postgres@127.0.0.1:1/test",
+        "mysql://root@127.0.0.1:1/test",
+    ] {
+        let started = Instant::now();
+        let err = match store::open_url(url).await {
+            Ok(_) => panic!("{url} opened"),
+            Err(e) => e,
+        };
+        assert!(!err.is_permanent(), "{url}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{url} took {:?}",
+            started.elapsed()
+        );
+    }
+    let err = match store::open_url("oracle://x").await {
+        Ok(_) => panic!("oracle opened"),
+        Err(e) => e,
+    };
+    assert!(
+        err.is_permanent() && err.message.contains("oracle"),
+        "{err}"
+    );
+}
