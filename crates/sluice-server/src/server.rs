@@ -283,8 +283,10 @@ impl Server {
                         drop(permit);
                     });
                 }
-                // `wait_for` also sees a shutdown triggered before this receiver existed.
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                // `wait_for` also sees a shutdown triggered before this receiver existed. Its
+                // `Ref` is dropped inside the block: held across the select it would make this
+                // future `!Send`, and `run()` could no longer be spawned.
+                _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }

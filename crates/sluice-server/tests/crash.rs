@@ -1,0 +1,1018 @@
+//! Crash safety and graceful drain of the real `sluice` binary.
+//!
+//! Every test starts the binary on a free port with its own data directory, talks RESP over a
+//! plain TCP socket, and inspects the SQLite file (`<data-dir>/sluice.db`, table `sluice_kv`)
+//! directly.
+//!
+//! - `crash_safety_{fsync,os,interval}`: writers SET / INCR / DEL their own keys under
+//!   write-back, pipelining 1-16 commands; the server is SIGKILLed at a random moment (now and
+//!   then during a drain, or again during the replay that follows), restarted on the same data
+//!   dir, and every acknowledged write must read back (of the unanswered ones, any prefix may
+//!   have landed). After SLUICE.FLUSH the table must equal what GET returns.
+//! - `shutdown_drains_buffered_writes` / `sigterm_drains_buffered_writes`: a graceful stop
+//!   stores every buffered write and exits 0.
+//! - `drain_past_deadline_*`: with the store locked, the drain stops at `shutdown_timeout`,
+//!   says the writes stay in the journal, and the next start stores them.
+//! - `journal_none_*`: without a journal a kill loses buffered writes, as documented and as
+//!   the start-up log warns.
+//! - `full_buffer_answers_busy`: `max_dirty` backpressure answers BUSY, and nothing acked is
+//!   lost once the store comes back.
+//!
+//! Set `SLUICE_CRASH_SEED` to replay the kill moments and op choices of a failing run.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+// ---------------------------------------------------------------------------------------
+// A minimal RESP2 client: every reply is read whole, so "acknowledged" is exact.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(port: u16) -> io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    fn cmd(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.writer.write_all(&out)?;
+        self.read_reply()
+    }
+
+    fn cmd_str(&mut self, args: &[&str]) -> io::Result<Reply> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.cmd(&args)
+    }
+
+    fn line(&mut self) -> io::Result<String> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line)?;
+        if !line.ends_with(b"\r\n") {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-reply",
+            ));
+        }
+        line.truncate(line.len() - 2);
+        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    fn read_reply(&mut self) -> io::Result<Reply> {
+        let line = self.line()?;
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad reply line {line:?}"),
+            )
+        };
+        let (kind, rest) = line.split_at(1.min(line.len()));
+        match kind {
+            "+" => Ok(Reply::Status(rest.to_string())),
+            "-" => Ok(Reply::Error(rest.to_string())),
+            ":" => rest.parse().map(Reply::Int).map_err(|_| bad()),
+            "$" => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
+                if len < 0 {
+                    return Ok(Reply::Bulk(None));
+                }
+                let mut buf = vec![0u8; len as usize + 2];
+                self.reader.read_exact(&mut buf)?;
+                buf.truncate(len as usize);
+                Ok(Reply::Bulk(Some(buf)))
+            }
+            "*" => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
+                if len < 0 {
+                    return Ok(Reply::Array(None));
+                }
+                let items = (0..len)
+                    .map(|_| self.read_reply())
+                    .collect::<io::Result<_>>()?;
+                Ok(Reply::Array(Some(items)))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// GET, expecting a bulk reply.
+    fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+        match self.cmd_str(&["GET", key]).expect("GET") {
+            Reply::Bulk(v) => v,
+            other => panic!("GET {key}: unexpected reply {other:?}"),
+        }
+    }
+
+    fn ok(&mut self, args: &[&str]) {
+        let reply = self
+            .cmd_str(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(reply, Reply::Status("OK".into()), "{args:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the binary.
+// ---------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One run of `sluice serve`; killed on drop if still running.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary on `data` (with `config` as its TOML file, if any) and waits until
+    /// it answers PING.
+    fn start(data: &Path, config: Option<&str>) -> Server {
+        let config_path = config.map(|text| write_config(data, text));
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let mut server = Server::spawn(data, config_path.as_deref());
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(text) if text.contains("cannot listen") => last_log = text, // port raced; retry
+                Err(text) => panic!("sluice did not start:\n{text}"),
+            }
+        }
+        panic!("sluice could not bind a port:\n{last_log}");
+    }
+
+    /// Starts the binary and SIGKILLs it `after` later, ready or not (e.g. mid-recovery).
+    fn spawn_and_kill(data: &Path, config: &str, after: Duration) {
+        let mut server = Server::spawn(data, Some(&write_config(data, config)));
+        thread::sleep(after);
+        server.kill();
+    }
+
+    fn spawn(data: &Path, config: Option<&Path>) -> Server {
+        let base = data.parent().expect("data dir has a parent");
+        let port = free_port();
+        let log = base.join(format!(
+            "sluice-{}.log",
+            LOG_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("serve")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(data);
+        if let Some(p) = config {
+            cmd.arg("--config").arg(p);
+        }
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create log"))
+            .spawn()
+            .expect("spawn sluice");
+        Server { child, port, log }
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}; log:\n{}", self.log()));
+            }
+            if let Ok(mut c) = Client::connect(self.port) {
+                if let Ok(Reply::Status(s)) = c.cmd_str(&["PING"]) {
+                    if s == "PONG" {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("no PONG within 30s; log:\n{}", self.log()));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.port).expect("connect to sluice")
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// SIGKILL, and reap.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// Waits for the process to exit on its own.
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!(
+                    "sluice did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The stderr log so far, ANSI escapes removed.
+    fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes the config next to the data dir.
+fn write_config(data: &Path, text: &str) -> PathBuf {
+    let p = data
+        .parent()
+        .expect("data dir has a parent")
+        .join("sluice.toml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// A temp dir holding the data dir (`data/`), the config file and the logs.
+fn workdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    (dir, data)
+}
+
+fn seed() -> u64 {
+    match std::env::var("SLUICE_CRASH_SEED") {
+        Ok(s) => s.parse().expect("SLUICE_CRASH_SEED must be a u64"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The SQLite file.
+// ---------------------------------------------------------------------------------------
+
+fn open_db(data: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(data.join("sluice.db")).expect("open sluice.db");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy_timeout");
+    conn
+}
+
+/// Every row of database 0 in `sluice_kv`: key → (value, expires_at).
+fn stored_rows(data: &Path) -> BTreeMap<String, (Vec<u8>, Option<i64>)> {
+    let conn = open_db(data);
+    let mut st = conn
+        .prepare("SELECT key, value, expires_at FROM sluice_kv WHERE db = 0")
+        .expect("prepare");
+    let rows = st
+        .query_map([], |r| {
+            let key: Vec<u8> = r.get(0)?;
+            Ok((
+                String::from_utf8_lossy(&key).into_owned(),
+                (r.get(1)?, r.get(2)?),
+            ))
+        })
+        .expect("query sluice_kv");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// Stored values of database 0 without expiry, as strings.
+fn stored_values(data: &Path) -> BTreeMap<String, String> {
+    stored_rows(data)
+        .into_iter()
+        .map(|(k, (v, exp))| {
+            assert_eq!(exp, None, "row {k} has an expiry");
+            (k, String::from_utf8(v).expect("utf-8 value"))
+        })
+        .collect()
+}
+
+/// Holds SQLite's write lock from the test, so every store write of the server fails with
+/// SQLITE_BUSY (after its 5 s busy timeout). Reads still work (WAL mode).
+struct StoreLock(rusqlite::Connection);
+
+impl StoreLock {
+    fn take(data: &Path) -> StoreLock {
+        let conn = open_db(data);
+        conn.execute_batch("BEGIN EXCLUSIVE")
+            .expect("BEGIN EXCLUSIVE");
+        StoreLock(conn)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").expect("ROLLBACK");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Crash safety under SIGKILL.
+// ---------------------------------------------------------------------------------------
+
+const WRITERS: usize = 4;
+const KEYS_PER_WRITER: usize = 12;
+const CYCLES_PER_DURABILITY: usize = 20;
+
+/// A key's state: absent, or an integer value. Every writer owns its keys, and values only
+/// grow (a SET picks a value above anything the key ever held; INCR adds one), so "at least
+/// the last acked value" and "exactly the acked or the in-flight value" are both checkable.
+type State = Option<u64>;
+
+fn key_name(writer: usize, i: usize) -> String {
+    format!("w{writer}:k{i}")
+}
+
+struct WriterResult {
+    /// The state of each owned key after the last acknowledged op.
+    state: BTreeMap<String, State>,
+    /// Ops sent whose reply never came, in order, as (key, state it leaves if applied). Any
+    /// prefix of them may have been applied.
+    in_flight: Vec<(String, State)>,
+    acked: usize,
+    /// Ops refused with "shutting down" (never applied).
+    refused: usize,
+    /// A reply that contradicts the model (a bug even without a crash).
+    error: Option<String>,
+}
+
+const SHUTTING_DOWN: &str = "ERR Sluice is shutting down";
+
+/// Sends SET / INCR / DEL to the writer's own keys, in pipelines of 1 to 16 commands, until
+/// the connection dies. A reply that was read is an acknowledgement.
+fn run_writer(
+    port: u16,
+    mut state: BTreeMap<String, State>,
+    mut high: BTreeMap<String, u64>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> WriterResult {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let keys: Vec<String> = state.keys().cloned().collect();
+    let mut result = WriterResult {
+        state: BTreeMap::new(),
+        in_flight: Vec::new(),
+        acked: 0,
+        refused: 0,
+        error: None,
+    };
+    let mut client = match Client::connect(port) {
+        Ok(c) => c,
+        Err(e) => {
+            result.error = Some(format!("connect: {e}"));
+            result.state = state;
+            return result;
+        }
+    };
+    'run: while !stop.load(Ordering::Relaxed) {
+        let depth = if rng.gen_bool(0.5) {
+            1
+        } else {
+            rng.gen_range(2..=16)
+        };
+        // Plan the pipeline against the state it would leave: (args, expected reply, key, after).
+        let mut projected = state.clone();
+        let mut planned = Vec::with_capacity(depth);
+        for _ in 0..depth {
+            let key = keys[rng.gen_range(0..keys.len())].clone();
+            let current = projected[&key];
+            let roll = rng.gen_range(0..100);
+            let (args, expect, after): (Vec<String>, Reply, State) = match current {
+                Some(v) if roll < 40 => (
+                    vec!["INCR".into(), key.clone()],
+                    Reply::Int(v as i64 + 1),
+                    Some(v + 1),
+                ),
+                Some(_) if roll < 55 => (vec!["DEL".into(), key.clone()], Reply::Int(1), None),
+                None if roll < 10 => (vec!["DEL".into(), key.clone()], Reply::Int(0), None),
+                _ => {
+                    let h = high.get_mut(&key).expect("owned key");
+                    *h += rng.gen_range(1..=1000);
+                    (
+                        vec!["SET".into(), key.clone(), h.to_string()],
+                        Reply::Status("OK".into()),
+                        Some(*h),
+                    )
+                }
+            };
+            if let Some(v) = after {
+                let h = high.get_mut(&key).expect("owned key");
+                *h = (*h).max(v);
+            }
+            projected.insert(key.clone(), after);
+            planned.push((args, expect, key, after));
+        }
+        let mut out = Vec::new();
+        for (args, ..) in &planned {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        if client.writer.write_all(&out).is_err() {
+            // Some of the pipeline may have reached the server.
+            result.in_flight = planned.into_iter().map(|(_, _, k, a)| (k, a)).collect();
+            break;
+        }
+        let mut refused = false;
+        for (i, (args, expect, key, after)) in planned.iter().enumerate() {
+            match client.read_reply() {
+                Ok(Reply::Error(e)) if e.starts_with(SHUTTING_DOWN) => {
+                    // A graceful stop began: this op and every later one is refused.
+                    refused = true;
+                    result.refused += 1;
+                }
+                Ok(reply) if refused => {
+                    result.error = Some(format!(
+                        "{args:?} answered {reply:?} after a shutdown refusal"
+                    ));
+                    break 'run;
+                }
+                Ok(reply) if reply == *expect => {
+                    state.insert(key.clone(), *after);
+                    result.acked += 1;
+                }
+                Ok(reply) => {
+                    result.error = Some(format!(
+                        "{args:?} from state {:?}: expected {expect:?}, got {reply:?}",
+                        state[key]
+                    ));
+                    break 'run;
+                }
+                Err(_) if refused => break 'run,
+                Err(_) => {
+                    // Killed while these were sent or answered: any prefix may have landed.
+                    result.in_flight = planned[i..]
+                        .iter()
+                        .map(|(_, _, k, a)| (k.clone(), *a))
+                        .collect();
+                    break 'run;
+                }
+            }
+        }
+        if refused {
+            break;
+        }
+    }
+    result.state = state;
+    result
+}
+
+fn crash_config(rng: &mut StdRng, durability: &str) -> String {
+    let flush_interval = ["5ms", "50ms", "500ms", "1h"][rng.gen_range(0..4)];
+    let flush_batch = [4, 32, 512][rng.gen_range(0..3)];
+    format!(
+        r#"
+[journal]
+durability = "{durability}"
+segment_size = "8KiB"
+
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "{flush_interval}"
+flush_batch = {flush_batch}
+"#
+    )
+}
+
+/// How a cycle ends.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    /// SIGKILL while the writers run.
+    Kill,
+    /// SIGTERM, then SIGKILL a few ms into the drain.
+    KillDuringDrain,
+    /// SIGKILL, then SIGKILL again while the restart replays the journal.
+    KillDuringRecovery,
+}
+
+fn crash_safety(durability: &str) {
+    let started = Instant::now();
+    let seed = seed();
+    let ctx = format!("durability {durability}, SLUICE_CRASH_SEED={seed}");
+    eprintln!("crash safety: {ctx}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (_dir, data) = workdir();
+
+    // The model: what every key holds, and the highest value it ever held.
+    let mut model: BTreeMap<String, State> = BTreeMap::new();
+    let mut high: BTreeMap<String, u64> = BTreeMap::new();
+    for w in 0..WRITERS {
+        for i in 0..KEYS_PER_WRITER {
+            model.insert(key_name(w, i), None);
+            high.insert(key_name(w, i), 0);
+        }
+    }
+
+    let mut server = Server::start(&data, Some(&crash_config(&mut rng, durability)));
+    let (mut total_acked, mut total_in_flight, mut in_flight_landed) = (0, 0, 0);
+    for cycle in 0..CYCLES_PER_DURABILITY {
+        // Writers, each on its own keys.
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let owned: BTreeMap<String, State> = model
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&format!("w{w}:")))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                let owned_high = owned.keys().map(|k| (k.clone(), high[k])).collect();
+                let (port, stop, wseed) = (server.port, stop.clone(), rng.gen());
+                thread::spawn(move || run_writer(port, owned, owned_high, wseed, stop))
+            })
+            .collect();
+        let crash = match rng.gen_range(0..100) {
+            0..=69 => Crash::Kill,
+            70..=84 => Crash::KillDuringDrain,
+            _ => Crash::KillDuringRecovery,
+        };
+        let kill_after = Duration::from_millis(rng.gen_range(20..=200));
+        thread::sleep(kill_after);
+        if let Crash::KillDuringDrain = crash {
+            server.signal(libc::SIGTERM);
+            thread::sleep(Duration::from_millis(rng.gen_range(0..=30)));
+        }
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        let results: Vec<WriterResult> = handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect();
+        let killed_log = server.log();
+
+        // What each key may hold now: its last acked state, or the state after any prefix of
+        // its writer's unanswered ops.
+        let mut allowed: BTreeMap<String, Vec<State>> = BTreeMap::new();
+        let (mut acked, mut in_flight, mut refused) = (0, 0, 0);
+        for r in &results {
+            if let Some(e) = &r.error {
+                panic!("cycle {cycle} ({ctx}): {e}\nlog:\n{killed_log}");
+            }
+            acked += r.acked;
+            refused += r.refused;
+            in_flight += r.in_flight.len();
+            for (k, s) in &r.state {
+                allowed.insert(k.clone(), vec![*s]);
+            }
+            for (k, s) in &r.in_flight {
+                allowed.get_mut(k).expect("owned key").push(*s);
+            }
+        }
+        total_acked += acked;
+        total_in_flight += in_flight;
+
+        if let Crash::KillDuringRecovery = crash {
+            let early = Duration::from_millis(rng.gen_range(0..=40));
+            Server::spawn_and_kill(&data, &crash_config(&mut rng, durability), early);
+        }
+
+        // Restart on the same data dir, with other flush knobs.
+        server = Server::start(&data, Some(&crash_config(&mut rng, durability)));
+        let mut c = server.client();
+        let mut landed = 0;
+        for (key, options) in &allowed {
+            let got: State = c.get(key).map(|v| {
+                String::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("{key}: not an integer"))
+            });
+            assert!(
+                options.contains(&got),
+                "cycle {cycle} ({ctx}, {crash:?}): {key} reads {got:?} after restart, but its last acked \
+                 state is {:?} (unanswered ops would leave {:?})\n\
+                 log of the killed run:\n{killed_log}\nlog of the restart:\n{}",
+                options[0],
+                &options[1..],
+                server.log()
+            );
+            if got != options[0] {
+                landed += 1;
+            }
+            model.insert(key.clone(), got);
+            if let Some(v) = got {
+                let h = high.get_mut(key).expect("known key");
+                *h = (*h).max(v);
+            }
+        }
+        in_flight_landed += landed;
+
+        // Once flushed, the table holds exactly what GET returns.
+        c.ok(&["SLUICE.FLUSH"]);
+        let rows = stored_values(&data);
+        let expected: BTreeMap<String, String> = model
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (k.clone(), v.to_string())))
+            .collect();
+        assert_eq!(
+            rows, expected,
+            "cycle {cycle} ({ctx}): sluice_kv differs from GET after SLUICE.FLUSH"
+        );
+        eprintln!(
+            "  {durability} cycle {cycle:2}: {crash:?} after {:3} ms: {acked:5} acked, {in_flight:2} unanswered \
+             ({landed} keys show one), {refused} refused",
+            kill_after.as_millis(),
+        );
+    }
+
+    // A graceful stop at the end stores everything and exits 0.
+    let _ = server.client().cmd_str(&["SHUTDOWN"]);
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "{ctx}: SHUTDOWN exited with {status}; log:\n{}",
+        server.log()
+    );
+    let expected: BTreeMap<String, String> = model
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k.clone(), v.to_string())))
+        .collect();
+    assert_eq!(
+        stored_values(&data),
+        expected,
+        "{ctx}: after the final SHUTDOWN"
+    );
+    eprintln!(
+        "crash safety ({durability}): {CYCLES_PER_DURABILITY} crash/restart cycles, {total_acked} acked ops, \
+         {total_in_flight} unanswered at a crash ({in_flight_landed} landed), {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn crash_safety_fsync() {
+    crash_safety("fsync");
+}
+
+#[test]
+fn crash_safety_os() {
+    crash_safety("os");
+}
+
+#[test]
+fn crash_safety_interval() {
+    crash_safety("interval");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Graceful drain.
+// ---------------------------------------------------------------------------------------
+
+/// Write-back that never flushes on its own.
+fn buffered_config(extra_server: &str, durability: &str) -> String {
+    format!(
+        r#"
+[server]
+{extra_server}
+
+[journal]
+durability = "{durability}"
+
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "1h"
+"#
+    )
+}
+
+/// Stores `stored:*` rows, then buffers new keys, overwrites and deletes; returns what the
+/// table must hold once everything is flushed.
+fn write_buffered(c: &mut Client, data: &Path) -> BTreeMap<String, String> {
+    let mut expected = BTreeMap::new();
+    for i in 0..20 {
+        c.ok(&["SET", &format!("stored:{i}"), &format!("old{i}")]);
+        expected.insert(format!("stored:{i}"), format!("old{i}"));
+    }
+    c.ok(&["SLUICE.FLUSH"]);
+    assert_eq!(stored_values(data), expected);
+    for i in 0..50 {
+        c.ok(&["SET", &format!("new:{i}"), &format!("v{i}")]);
+        expected.insert(format!("new:{i}"), format!("v{i}"));
+    }
+    for i in 0..10 {
+        c.ok(&["SET", &format!("stored:{i}"), &format!("newer{i}")]);
+        expected.insert(format!("stored:{i}"), format!("newer{i}"));
+    }
+    for i in 10..15 {
+        assert_eq!(
+            c.cmd_str(&["DEL", &format!("stored:{i}")]).unwrap(),
+            Reply::Int(1)
+        );
+        expected.remove(&format!("stored:{i}"));
+    }
+    for _ in 0..7 {
+        c.cmd_str(&["INCR", "counter"]).unwrap();
+    }
+    expected.insert("counter".into(), "7".into());
+    // Nothing of that reached the table yet.
+    let rows = stored_values(data);
+    assert!(
+        rows.keys().all(|k| k.starts_with("stored:")),
+        "flushed early: {rows:?}"
+    );
+    assert_eq!(
+        rows.get("stored:0").map(String::as_str),
+        Some("old0"),
+        "flushed early"
+    );
+    expected
+}
+
+fn drain_on(stop: impl FnOnce(&Server, &mut Client)) {
+    let (_dir, data) = workdir();
+    let mut server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    let expected = write_buffered(&mut c, &data);
+    stop(&server, &mut c);
+    let status = server.wait_exit(Duration::from_secs(30));
+    let log = server.log();
+    assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
+    assert!(
+        log.contains("drain complete: every buffered write is stored"),
+        "log:\n{log}"
+    );
+    assert_eq!(stored_values(&data), expected, "log:\n{log}");
+}
+
+#[test]
+fn shutdown_drains_buffered_writes() {
+    drain_on(|_, c| {
+        // SHUTDOWN closes the connection without a reply, as Redis does.
+        match c.cmd_str(&["SHUTDOWN"]) {
+            Err(_) => {}
+            Ok(reply) => panic!("SHUTDOWN replied {reply:?}"),
+        }
+    });
+}
+
+#[test]
+fn sigterm_drains_buffered_writes() {
+    drain_on(|server, _| server.signal(libc::SIGTERM));
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A drain that cannot finish stops at its deadline; the journal keeps the writes.
+// ---------------------------------------------------------------------------------------
+
+fn drain_past_deadline(flush_interval: &str) {
+    let (_dir, data) = workdir();
+    let config = format!(
+        r#"
+[server]
+shutdown_timeout = "1s"
+
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "{flush_interval}"
+"#
+    );
+    let mut server = Server::start(&data, Some(&config));
+    let mut c = server.client();
+    c.ok(&["SET", "before", "stored"]);
+    c.ok(&["SLUICE.FLUSH"]);
+    let lock = StoreLock::take(&data);
+    let mut expected = stored_values(&data);
+    for i in 0..30 {
+        c.ok(&["SET", &format!("k{i}"), &format!("v{i}")]);
+        expected.insert(format!("k{i}"), format!("v{i}"));
+    }
+    assert_eq!(c.cmd_str(&["DEL", "before"]).unwrap(), Reply::Int(1));
+    expected.remove("before");
+    // Let the background flusher and the expiry reaper get stuck on the lock too.
+    thread::sleep(Duration::from_millis(700));
+
+    let asked = Instant::now();
+    let _ = c.cmd_str(&["SHUTDOWN"]);
+    let status = server.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    eprintln!(
+        "drain past deadline (flush_interval {flush_interval}): stopped {took:?} after SHUTDOWN"
+    );
+    let log = server.log();
+    assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
+    assert!(
+        log.contains("drain deadline passed; the unstored writes stay in the journal"),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("drain stopped at its deadline of 1s"),
+        "log:\n{log}"
+    );
+    // The deadline is 1 s; SQLite's busy timeout (5 s) must not stretch the stop.
+    assert!(
+        took < Duration::from_millis(4500),
+        "stopping took {took:?}; log:\n{log}"
+    );
+    // Nothing was stored meanwhile.
+    assert_eq!(
+        stored_values(&data).get("before").map(String::as_str),
+        Some("stored")
+    );
+    assert!(!stored_values(&data).contains_key("k0"));
+
+    lock.release();
+    let server = Server::start(&data, Some(&config));
+    let mut c = server.client();
+    c.ok(&["SLUICE.FLUSH"]);
+    assert_eq!(stored_values(&data), expected, "log:\n{}", server.log());
+    assert_eq!(c.get("k29").as_deref(), Some(&b"v29"[..]));
+    assert_eq!(c.get("before"), None);
+}
+
+#[test]
+fn drain_past_deadline_keeps_writes_in_journal() {
+    drain_past_deadline("1h");
+}
+
+/// The same, with the background flusher itself stuck in a store write when the stop comes.
+#[test]
+fn drain_past_deadline_with_flush_in_flight() {
+    drain_past_deadline("100ms");
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Journal "none": the documented loss.
+// ---------------------------------------------------------------------------------------
+
+const NONE_WARNING: &str =
+    "journal durability is \"none\": write-back writes are acknowledged from memory only, \
+and a crash or kill loses every write not yet flushed to the database";
+
+/// This asserts the documented loss: with `[journal] durability = "none"`, a SIGKILL loses
+/// every write-back write not yet flushed, and the start-up log says so.
+#[test]
+fn journal_none_warns_and_a_kill_loses_buffered_writes() {
+    let (_dir, data) = workdir();
+    let config = buffered_config("", "none");
+    let mut server = Server::start(&data, Some(&config));
+    assert!(
+        server.log().contains(NONE_WARNING),
+        "log:\n{}",
+        server.log()
+    );
+    let mut c = server.client();
+    c.ok(&["SET", "kept", "1"]);
+    c.ok(&["SLUICE.FLUSH"]);
+    for i in 0..10 {
+        c.ok(&["SET", &format!("lost:{i}"), "x"]);
+    }
+    c.ok(&["SET", "kept", "2"]);
+    assert_eq!(c.get("lost:0").as_deref(), Some(&b"x"[..]));
+    server.kill();
+
+    let server = Server::start(&data, Some(&config));
+    assert!(server.log().contains(NONE_WARNING));
+    let mut c = server.client();
+    for i in 0..10 {
+        assert_eq!(
+            c.get(&format!("lost:{i}")),
+            None,
+            "lost:{i} survived a kill without a journal"
+        );
+    }
+    assert_eq!(
+        c.get("kept").as_deref(),
+        Some(&b"1"[..]),
+        "the flushed value is what remains"
+    );
+    let rows = stored_values(&data);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Backpressure.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn full_buffer_answers_busy() {
+    let (_dir, data) = workdir();
+    let config = r#"
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "1h"
+max_dirty = 10
+backpressure_timeout = "100ms"
+"#;
+    let server = Server::start(&data, Some(config));
+    let mut c = server.client();
+    let lock = StoreLock::take(&data);
+    let mut expected = BTreeMap::new();
+    for i in 0..10 {
+        c.ok(&["SET", &format!("k{i}"), &format!("v{i}")]);
+        expected.insert(format!("k{i}"), format!("v{i}"));
+    }
+    let asked = Instant::now();
+    let reply = c.cmd_str(&["SET", "k10", "v10"]).unwrap();
+    assert_eq!(
+        reply,
+        Reply::Error("BUSY write-back buffer full (keyspace default)".into())
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_millis(100),
+        "BUSY before the backpressure timeout"
+    );
+    // A key already buffered still takes writes: they coalesce.
+    c.ok(&["SET", "k3", "v3b"]);
+    expected.insert("k3".into(), "v3b".into());
+    assert_eq!(c.get("k10"), None);
+
+    lock.release();
+    c.ok(&["SLUICE.FLUSH"]);
+    assert_eq!(stored_values(&data), expected, "log:\n{}", server.log());
+    // Room again.
+    c.ok(&["SET", "k10", "v10"]);
+}
