@@ -216,7 +216,6 @@ impl Engine {
                 continue;
             }
             buffer.insert_replayed(key.clone(), record.seq, write.clone(), now);
-            let _ = self.cache.remove(&key).await;
         }
         info!(
             records = count,
