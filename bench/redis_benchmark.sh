@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 R=${2:-0}
 CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-set,get}
+TESTS=${TESTS:-get,set,incr}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
 cargo build --release -q

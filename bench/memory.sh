@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Memory per key after loading 1M keys (16-byte keys, 32-byte values): Sluice's RSS growth
+# against redis-server's used_memory growth for the same data, measured in the same run.
+#
+# usage: bench/memory.sh [keys]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${1:-1000000}
+cargo build --release -q
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() { for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+# RESP for KEYS distinct SETs: keys "k:%014d" (16 bytes), values of 32 bytes.
+python3 - "$KEYS" >"$WORK/load.resp" <<'PY'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+val = b"v" * 32
+for i in range(n):
+    k = b"k:%014d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$16\r\n" + k + b"\r\n$32\r\n" + val + b"\r\n")
+PY
+
+RP=$(free_port)
+redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+wait_ping "$RP"
+SP=$(free_port)
+cat >"$WORK/sluice.toml" <<TOML
+[server]
+port = $SP
+data_dir = "$WORK/data"
+[journal]
+durability = "none"
+[cache]
+capacity = "1GiB"
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+max_dirty = 2000000
+TOML
+target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
+SPID=$!
+PIDS+=($SPID)
+wait_ping "$SP"
+
+rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
+R0=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2+0}')
+S0=$(rss "$SPID")
+redis-cli -p "$RP" --pipe <"$WORK/load.resp" >/dev/null
+redis-cli -p "$SP" --pipe <"$WORK/load.resp" >/dev/null
+redis-cli -p "$SP" sluice.flush >/dev/null
+sleep 1
+R1=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2+0}')
+S1=$(rss "$SPID")
+RK=$(awk -v a="$R0" -v b="$R1" -v n="$KEYS" 'BEGIN{printf "%.1f", (b-a)/n}')
+SK=$(awk -v a="$S0" -v b="$S1" -v n="$KEYS" 'BEGIN{printf "%.1f", (b-a)/n}')
+echo "| keys | redis used_memory bytes/key | sluice RSS bytes/key (all keys cached, flushed) | ratio |"
+echo "|---|---|---|---|"
+echo "| $KEYS | $RK | $SK | $(awk -v a="$SK" -v b="$RK" 'BEGIN{printf "%.2f", a/b}') |"
