@@ -1,4 +1,6 @@
 fn main() {
     println!("cargo:rerun-if-changed=src/numeric.c");
-    cc::Build::new().file("src/numeric.c").compile("sluice_numeric");
+    cc::Build::new()
+        .file("src/numeric.c")
+        .compile("sluice_numeric");
 }

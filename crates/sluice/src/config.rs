@@ -170,6 +170,18 @@ impl Policy {
     }
 }
 
+/// What DEL does to the row of a mapped key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDelete {
+    /// Set the value column to NULL and keep the row, so other columns (and other keyspaces
+    /// mapped onto the same row) are untouched. A NOT NULL column refuses the DEL.
+    #[default]
+    SetNull,
+    /// Delete the whole row.
+    DeleteRow,
+}
+
 /// One `[[keyspace]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +222,9 @@ pub struct KeyspaceConfig {
     /// Allow FLUSHDB / FLUSHALL to delete this mapped table's rows.
     #[serde(default)]
     pub allow_flush: bool,
+    /// Mapped tables: what DEL does to the row.
+    #[serde(default)]
+    pub on_delete: OnDelete,
 }
 
 fn default_flush_interval() -> Duration {
@@ -242,6 +257,7 @@ impl KeyspaceConfig {
             backpressure_timeout: default_backpressure_timeout(),
             critical: false,
             allow_flush: false,
+            on_delete: OnDelete::SetNull,
         }
     }
 

@@ -46,6 +46,9 @@
 //! periodic reaper. On a mapped table a TTL (the keyspace `ttl`, or EX/PX on SET) bounds only
 //! the cached copy: the row stays, and TTL reports -1.
 //!
+//! DEL on a mapped key sets the value column to NULL and keeps the row (a NULL value reads as
+//! a missing key); `on_delete = "delete-row"` deletes the row instead.
+//!
 //! Mapped keyspaces live in database 0; SELECT 1-15 reach only the built-in table.
 
 pub mod clock;

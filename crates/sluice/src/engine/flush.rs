@@ -90,7 +90,7 @@ impl Engine {
                     StoreWrite::Upsert {
                         expires_at: Some(e),
                         ..
-                    } if *e <= now => StoreWrite::Delete,
+                    } if *e < now => StoreWrite::Delete,
                     w => w.clone(),
                 },
             })

@@ -212,7 +212,7 @@ impl Engine {
         }
         match self.cache.get(&route.cache_key).await {
             Ok(Some(copy)) => {
-                if copy.expires_at.is_some_and(|e| e <= now) {
+                if copy.expires_at.is_some_and(|e| e < now) {
                     self.expire_lazily(route, now).await;
                     return Ok(None);
                 }
@@ -243,7 +243,7 @@ impl Engine {
         let Some(stored) = stored else {
             return Ok(None);
         };
-        if stored.expires_at.is_some_and(|e| e <= now) {
+        if stored.expires_at.is_some_and(|e| e < now) {
             self.expire_lazily(route, now).await;
             return Ok(None);
         }
@@ -516,7 +516,7 @@ pub async fn with_deferred_durability<F: std::future::Future>(
 }
 
 fn live(value: Bytes, expires_at: Option<u64>, now: u64) -> Option<Entry> {
-    if expires_at.is_some_and(|e| e <= now) {
+    if expires_at.is_some_and(|e| e < now) {
         None
     } else {
         Some(Entry { value, expires_at })

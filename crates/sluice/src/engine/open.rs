@@ -377,6 +377,7 @@ async fn build_keyspaces(
             value_column: value_col.name.clone(),
             key_type: key_col.kind,
             value_type: value_col.kind,
+            on_delete: ks.on_delete,
         };
         keyspaces.push(new_keyspace(
             keyspaces.len(),

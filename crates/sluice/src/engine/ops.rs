@@ -569,7 +569,9 @@ impl Sluice {
             }
             for (key, write) in buffered {
                 match write {
-                    StoreWrite::Upsert { expires_at, .. } if expires_at.is_none_or(|e| e > now) => {
+                    StoreWrite::Upsert { expires_at, .. }
+                        if expires_at.is_none_or(|e| e >= now) =>
+                    {
                         keys.insert(key);
                     }
                     _ => {

@@ -65,12 +65,26 @@ pub fn mapped(
 
 /// `product:{id}:price` on `products.price`.
 pub fn price_keyspace(policy: Policy) -> KeyspaceConfig {
-    mapped("price", "product:{id}:price", "products", "id", "price", policy)
+    mapped(
+        "price",
+        "product:{id}:price",
+        "products",
+        "id",
+        "price",
+        policy,
+    )
 }
 
 /// `product:{id}:stock` on `products.stock`.
 pub fn stock_keyspace(policy: Policy) -> KeyspaceConfig {
-    mapped("stock", "product:{id}:stock", "products", "id", "stock", policy)
+    mapped(
+        "stock",
+        "product:{id}:stock",
+        "products",
+        "id",
+        "stock",
+        policy,
+    )
 }
 
 /// Runs SQL on the database file directly, before or after the engine opened it.
@@ -123,7 +137,10 @@ impl Harness {
     pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Harness {
         let mut cfg = self.sluice.config().clone();
         let report = self.sluice.shutdown().await;
-        assert_eq!(report.unflushed, 0, "graceful shutdown stores every buffered write");
+        assert_eq!(
+            report.unflushed, 0,
+            "graceful shutdown stores every buffered write"
+        );
         drop(self.sluice);
         tweak(&mut cfg);
         let (sluice, store) = open_engine(cfg, &self.clock).await.expect("engine reopens");

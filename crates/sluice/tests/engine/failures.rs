@@ -45,14 +45,25 @@ async fn write_through_returns_the_store_error_and_never_caches_the_refused_valu
     // Nothing to serve but the database, which is down: never the refused value.
     let during = h.sluice.get(0, &b("k")).await;
     assert_ne!(during, Ok(Some(b("v2"))));
-    assert!(during.is_err(), "the cached v1 copy was removed too: {during:?}");
+    assert!(
+        during.is_err(),
+        "the cached v1 copy was removed too: {during:?}"
+    );
 
     h.store.set_outage(false);
-    assert_eq!(h.get("k").await.as_deref(), Some("v1"), "GET reads the database's value");
+    assert_eq!(
+        h.get("k").await.as_deref(),
+        Some("v1"),
+        "GET reads the database's value"
+    );
     assert_eq!(h.kv_row(0, "k"), Some(("v1".into(), None)));
     let info = &h.sluice.keyspaces()[0];
     assert_eq!(info.store_errors, 1);
-    assert!(info.last_error.as_deref().unwrap().contains("injected outage"));
+    assert!(info
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("injected outage"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +78,10 @@ async fn write_through_transient_batch_failure_leaves_the_old_value_everywhere()
         .await
         .unwrap_err();
     assert_store_error(&err, "price");
-    assert!(err.to_string().contains("injected transient batch failure"), "{err}");
+    assert!(
+        err.to_string().contains("injected transient batch failure"),
+        "{err}"
+    );
 
     // Reads still work: the refused 20 is neither in the cache nor in the table.
     assert_eq!(h.get("product:1:price").await.as_deref(), Some("10"));
@@ -93,6 +107,7 @@ async fn invalidate_returns_the_store_error_and_serves_the_database_value() {
             .unwrap_err(),
         "default",
     );
+    h.store.fail_next_batches(1);
     assert_store_error(&h.sluice.del(0, &b("k")).await.unwrap_err(), "default");
     assert_eq!(h.get("k").await.as_deref(), Some("v1"));
     assert_eq!(h.kv_row(0, "k"), Some(("v1".into(), None)));
@@ -117,12 +132,18 @@ async fn write_back_keeps_acked_writes_through_an_outage_and_stores_them_on_reco
     assert!(h.sluice.del(0, &b("k4")).await.unwrap());
     expected.remove("k4");
 
-    // Let the flusher fail a few times.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(h.kv_table(0).is_empty(), "nothing reached the database during the outage");
+    // Let the flusher fail and schedule retries.
+    let retried = eventually(Duration::from_secs(5), || {
+        let info = &h.sluice.keyspaces()[0];
+        info.store_errors > 0 && info.retries > 0
+    })
+    .await;
+    assert!(retried, "{:?}", h.sluice.keyspaces()[0]);
+    assert!(
+        h.kv_table(0).is_empty(),
+        "nothing reached the database during the outage"
+    );
     assert_eq!(h.buffered("default"), 50);
-    let info = &h.sluice.keyspaces()[0];
-    assert!(info.store_errors > 0 && info.retries > 0, "{info:?}");
     assert_store_error(&h.sluice.flush().await.unwrap_err(), "default");
 
     // Every acknowledged write is readable during the outage, from the buffer.
@@ -154,7 +175,11 @@ async fn write_back_survives_transient_batch_failures_without_loss_or_duplicatio
     let stored = eventually(Duration::from_secs(15), || h.kv_table(0) == expected).await;
     assert!(stored, "table: {:?}", h.kv_table(0));
     h.sluice.flush().await.unwrap();
-    assert_eq!(h.store.rows_written(), 40, "each key was stored exactly once");
+    assert_eq!(
+        h.store.rows_written(),
+        40,
+        "each key was stored exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +200,10 @@ async fn a_full_write_back_buffer_answers_busy_and_loses_nothing_acked() {
         .await
         .unwrap_err();
     assert_eq!(err, SluiceError::BufferFull("default".into()));
-    assert_eq!(err.to_string(), "BUSY write-back buffer full (keyspace default)");
+    assert_eq!(
+        err.to_string(),
+        "BUSY write-back buffer full (keyspace default)"
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(45),
         "the write waited backpressure_timeout for room first"
@@ -192,8 +220,16 @@ async fn a_full_write_back_buffer_answers_busy_and_loses_nothing_acked() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    assert_eq!(h.kv_table(0), expected, "every acknowledged write, and only those");
-    assert_eq!(h.get("e").await, None, "the refused write was never applied");
+    assert_eq!(
+        h.kv_table(0),
+        expected,
+        "every acknowledged write, and only those"
+    );
+    assert_eq!(
+        h.get("e").await,
+        None,
+        "the refused write was never applied"
+    );
 
     // With room again, the write is accepted.
     h.set("e", "e2").await;
@@ -250,12 +286,20 @@ async fn a_poison_entry_is_parked_as_a_dead_letter_and_blocks_nothing() {
             expires_at: None
         }
     );
-    assert!(letter.error.contains("injected permanent failure"), "{}", letter.error);
+    assert!(
+        letter.error.contains("injected permanent failure"),
+        "{}",
+        letter.error
+    );
     assert_eq!(h.sluice.dead_letters(Some("default")).unwrap().len(), 1);
     assert!(h.sluice.dead_letters(Some("other")).unwrap().is_empty());
     assert_eq!(h.sluice.keyspaces()[0].dead_letters, 1);
     assert_eq!(h.buffered("default"), 0, "the poison entry left the buffer");
-    assert_eq!(h.get("bad").await, None, "the database never took it, so it is not served");
+    assert_eq!(
+        h.get("bad").await,
+        None,
+        "the database never took it, so it is not served"
+    );
 
     // The queue keeps moving.
     h.set("good:late", "late").await;
@@ -263,14 +307,26 @@ async fn a_poison_entry_is_parked_as_a_dead_letter_and_blocks_nothing() {
     assert_eq!(h.kv_row(0, "good:late"), Some(("late".into(), None)));
 
     // Retrying while the store still refuses parks it again.
-    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    assert_eq!(
+        h.sluice
+            .retry_dead_letters(&DeadLetterSelector::All)
+            .await
+            .unwrap(),
+        1
+    );
     h.sluice.flush().await.unwrap();
     assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 1);
     assert_eq!(h.kv_row(0, "bad"), None);
 
     // Once the store accepts it, a retry stores it.
     h.store.cure_key(b"bad");
-    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    assert_eq!(
+        h.sluice
+            .retry_dead_letters(&DeadLetterSelector::All)
+            .await
+            .unwrap(),
+        1
+    );
     h.sluice.flush().await.unwrap();
     assert!(h.sluice.dead_letters(None).unwrap().is_empty());
     assert_eq!(h.kv_row(0, "bad"), Some(("x".into(), None)));
@@ -292,7 +348,10 @@ async fn dropping_a_dead_letter_discards_only_that_key() {
 
     let dropped = h
         .sluice
-        .drop_dead_letters(&DeadLetterSelector::Key { db: 0, key: b("p1") })
+        .drop_dead_letters(&DeadLetterSelector::Key {
+            db: 0,
+            key: b("p1"),
+        })
         .unwrap();
     assert_eq!(dropped, 1);
     let left = h.sluice.dead_letters(None).unwrap();
@@ -302,13 +361,24 @@ async fn dropping_a_dead_letter_discards_only_that_key() {
     // A dropped letter is gone for good; retrying the rest does not bring it back.
     h.store.cure_key(b"p1");
     h.store.cure_key(b"p2");
-    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 1);
+    assert_eq!(
+        h.sluice
+            .retry_dead_letters(&DeadLetterSelector::All)
+            .await
+            .unwrap(),
+        1
+    );
     h.sluice.flush().await.unwrap();
     assert_eq!(h.kv_row(0, "p1"), None);
     assert_eq!(h.get("p1").await, None);
     assert_eq!(h.kv_row(0, "p2"), Some(("two".into(), None)));
     assert_eq!(h.kv_row(0, "ok"), Some(("fine".into(), None)));
-    assert_eq!(h.sluice.drop_dead_letters(&DeadLetterSelector::All).unwrap(), 0);
+    assert_eq!(
+        h.sluice
+            .drop_dead_letters(&DeadLetterSelector::All)
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +398,13 @@ async fn a_newer_stored_write_supersedes_a_dead_letter() {
         h.sluice.dead_letters(None).unwrap().is_empty(),
         "retrying the old letter could only bring back an older value"
     );
-    assert_eq!(h.sluice.retry_dead_letters(&DeadLetterSelector::All).await.unwrap(), 0);
+    assert_eq!(
+        h.sluice
+            .retry_dead_letters(&DeadLetterSelector::All)
+            .await
+            .unwrap(),
+        0
+    );
     h.sluice.flush().await.unwrap();
     assert_eq!(h.kv_row(0, "k"), Some(("new".into(), None)));
 }
@@ -386,7 +462,9 @@ impl Store for AbortingStore {
             ops.iter().any(|op| poison.contains(&op.key[..]))
         };
         if poisoned {
-            return Err(StoreError::permanent("constraint violation; transaction aborted"));
+            return Err(StoreError::permanent(
+                "constraint violation; transaction aborted",
+            ));
         }
         self.inner.write_batch(ops).await
     }
@@ -419,7 +497,12 @@ async fn a_batch_refused_whole_is_split_until_the_poison_entry_is_isolated() {
 
     for i in 0..32 {
         sluice
-            .set(0, b(&format!("k{i}")), b(&format!("v{i}")), Default::default())
+            .set(
+                0,
+                b(&format!("k{i}")),
+                b(&format!("v{i}")),
+                Default::default(),
+            )
             .await
             .unwrap();
     }

@@ -32,7 +32,7 @@ struct FlakyCache {
 #[async_trait]
 impl Cache for FlakyCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
-        if self.flaky.load(Ordering::SeqCst) && self.gets.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        if self.flaky.load(Ordering::SeqCst) && self.gets.fetch_add(1, Ordering::Relaxed) & 1 == 0 {
             self.inner.remove(key).await?;
             return Ok(None);
         }
@@ -177,7 +177,10 @@ async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
         );
         assert_eq!(sluice.get(0, &b(&key)).await.unwrap(), Some(b(&last)));
     }
-    assert!(read_throughs > 0, "{policy:?}: the readers never raced a write");
+    assert!(
+        read_throughs > 0,
+        "{policy:?}: the readers never raced a write"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

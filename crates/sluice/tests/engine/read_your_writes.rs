@@ -45,7 +45,11 @@ async fn reads_see_the_latest_write_back_write_even_after_the_cache_evicted_it()
         assert_eq!(&h.get(k).await, v, "{k}");
     }
     let live = model.values().filter(|v| v.is_some()).count() as u64;
-    assert_eq!(h.sluice.dbsize(0).await.unwrap(), live, "buffered keys count, tombstones don't");
+    assert_eq!(
+        h.sluice.dbsize(0).await.unwrap(),
+        live,
+        "buffered keys count, tombstones don't"
+    );
 
     // After recovery the table holds exactly the model, and reads still agree.
     h.store.set_outage(false);
@@ -86,6 +90,9 @@ async fn read_modify_write_sees_buffered_values_after_eviction() {
     h.store.set_outage(false);
     h.sluice.flush().await.unwrap();
     for id in 0..100 {
-        assert_eq!(h.column("products", "stock", id), Some(Some((id * 5).to_string())));
+        assert_eq!(
+            h.column("products", "stock", id),
+            Some(Some((id * 5).to_string()))
+        );
     }
 }

@@ -347,5 +347,6 @@ pub async fn mapped(
         value_column: value.name.clone(),
         key_type: key.kind,
         value_type: value.kind,
+        on_delete: sluice::config::OnDelete::DeleteRow,
     }))
 }

@@ -97,6 +97,8 @@ pub struct MappedTable {
     pub key_type: ColumnType,
     /// Conversion for the value.
     pub value_type: ColumnType,
+    /// What a delete does: clear the value column, or remove the row.
+    pub on_delete: crate::config::OnDelete,
 }
 
 /// Where a key lives in the database.
@@ -563,6 +565,7 @@ mod tests {
             value_column: value_column.into(),
             key_type: ColumnType::Integer,
             value_type: ColumnType::Integer,
+            on_delete: crate::config::OnDelete::DeleteRow,
         }))
     }
 

@@ -419,10 +419,15 @@ impl SetApplier for MyApplier<'_, '_> {
                         }
                     }
                     let sql = if delete {
-                        format!(
-                            "DELETE FROM {t} WHERE {k} IN ({})",
-                            vec!["?"; chunk.len()].join(", ")
-                        )
+                        let keys = vec!["?"; chunk.len()].join(", ");
+                        match m.on_delete {
+                            crate::config::OnDelete::SetNull => {
+                                format!("UPDATE {t} SET {v} = NULL WHERE {k} IN ({keys})")
+                            }
+                            crate::config::OnDelete::DeleteRow => {
+                                format!("DELETE FROM {t} WHERE {k} IN ({keys})")
+                            }
+                        }
                     } else {
                         // ON DUPLICATE KEY UPDATE fires on any unique index: when the row it
                         // found has another key, the value collides with that row on some
@@ -693,7 +698,7 @@ impl Store for MySqlStore {
                 Target::Builtin { db } => conn
                     .exec(
                         "SELECT `key` FROM sluice_kv WHERE db = ? \
-                         AND (expires_at IS NULL OR expires_at > ?)",
+                         AND (expires_at IS NULL OR expires_at >= ?)",
                         (*db as i64, now_ms.min(i64::MAX as u64) as i64),
                     )
                     .await
@@ -737,7 +742,7 @@ impl Store for MySqlStore {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             conn.exec_drop(
-                "DELETE FROM sluice_kv WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                "DELETE FROM sluice_kv WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
                 (
                     now_ms.min(i64::MAX as u64) as i64,
                     limit.min(i64::MAX as usize) as i64,
@@ -755,7 +760,7 @@ impl Store for MySqlStore {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             conn.exec_drop(
-                "DELETE FROM sluice_kv WHERE db = ? AND `key` = ? AND expires_at <= ?",
+                "DELETE FROM sluice_kv WHERE db = ? AND `key` = ? AND expires_at < ?",
                 (db as i64, key.to_vec(), now_ms.min(i64::MAX as u64) as i64),
             )
             .await

@@ -486,14 +486,24 @@ impl<'t> MappedSql<'t> {
         )
     }
 
-    fn delete(&self) -> String {
-        format!(
-            "DELETE FROM {t} WHERE {k} = ANY($1::{kp}[]::{kc}[])",
-            t = self.table.qualified,
-            k = quote(&self.key.name),
-            kc = self.key.cast,
-            kp = Self::param_type(self.key),
-        )
+    fn delete(&self, on_delete: crate::config::OnDelete) -> String {
+        match on_delete {
+            crate::config::OnDelete::SetNull => format!(
+                "UPDATE {t} SET {v} = NULL WHERE {k} = ANY($1::{kp}[]::{kc}[])",
+                t = self.table.qualified,
+                k = quote(&self.key.name),
+                v = quote(&self.value.name),
+                kc = self.key.cast,
+                kp = Self::param_type(self.key),
+            ),
+            crate::config::OnDelete::DeleteRow => format!(
+                "DELETE FROM {t} WHERE {k} = ANY($1::{kp}[]::{kc}[])",
+                t = self.table.qualified,
+                k = quote(&self.key.name),
+                kc = self.key.cast,
+                kp = Self::param_type(self.key),
+            ),
+        }
     }
 
     /// The value column as read back: bytea raw, anything else in its text form.
@@ -666,7 +676,7 @@ impl SetApplier for PgApplier<'_, '_> {
                 let k = keys.as_sql(sql.key.kind);
                 if delete {
                     return self
-                        .exec(&sql.delete(), &[&*k], &doing)
+                        .exec(&sql.delete(m.on_delete), &[&*k], &doing)
                         .await
                         .map_err(with_key);
                 }
@@ -881,7 +891,7 @@ impl Store for PostgresStore {
                     let rows = client
                         .query(
                             "SELECT key FROM sluice_kv WHERE db = $1 \
-                             AND (expires_at IS NULL OR expires_at > $2)",
+                             AND (expires_at IS NULL OR expires_at >= $2)",
                             &[&(*db as i16), &(now_ms.min(i64::MAX as u64) as i64)],
                         )
                         .await
@@ -947,7 +957,7 @@ impl Store for PostgresStore {
             client
                 .execute(
                     "DELETE FROM sluice_kv WHERE (db, key) IN \
-                     (SELECT db, key FROM sluice_kv WHERE expires_at <= $1 LIMIT $2)",
+                     (SELECT db, key FROM sluice_kv WHERE expires_at < $1 LIMIT $2)",
                     &[
                         &(now_ms.min(i64::MAX as u64) as i64),
                         &(limit.min(i64::MAX as usize) as i64),
@@ -966,7 +976,7 @@ impl Store for PostgresStore {
             let q = |e: tokio_postgres::Error| classify(&e, "delete expired key");
             let stmt = client
                 .prepare_cached(
-                    "DELETE FROM sluice_kv WHERE db = $1 AND key = $2 AND expires_at <= $3",
+                    "DELETE FROM sluice_kv WHERE db = $1 AND key = $2 AND expires_at < $3",
                 )
                 .await
                 .map_err(q)?;

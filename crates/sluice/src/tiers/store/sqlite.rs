@@ -19,6 +19,7 @@ use super::{
     conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
     ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
 };
+use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::keyspace::quote_identifier;
 
@@ -250,11 +251,19 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         }
         (Target::Mapped(m), StoreWrite::Delete) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
-            let sql = format!(
-                "DELETE FROM {t} WHERE {k} = ?1",
-                t = quote_identifier(&m.table),
-                k = quote_identifier(&m.key_column),
-            );
+            let sql = match m.on_delete {
+                OnDelete::SetNull => format!(
+                    "UPDATE {t} SET {v} = NULL WHERE {k} = ?1",
+                    t = quote_identifier(&m.table),
+                    k = quote_identifier(&m.key_column),
+                    v = quote_identifier(&m.value_column),
+                ),
+                OnDelete::DeleteRow => format!(
+                    "DELETE FROM {t} WHERE {k} = ?1",
+                    t = quote_identifier(&m.table),
+                    k = quote_identifier(&m.key_column),
+                ),
+            };
             conn.prepare_cached(&sql)
                 .and_then(|mut st| st.execute(params![key]))
                 .map(drop)
@@ -546,7 +555,7 @@ impl Store for SqliteStore {
                 Target::Builtin { db } => {
                     let mut st = conn
                         .prepare_cached(
-                            "SELECT key FROM sluice_kv WHERE db = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                            "SELECT key FROM sluice_kv WHERE db = ?1 AND (expires_at IS NULL OR expires_at >= ?2)",
                         )
                         .map_err(q)?;
                     let keys = st
@@ -601,11 +610,9 @@ impl Store for SqliteStore {
         // something to remove, so an idle reaper never delays flushes.
         let any_expired = self
             .on_reader(move |conn| {
-                conn.prepare_cached(
-                    "SELECT 1 FROM sluice_kv WHERE expires_at <= ?1 LIMIT 1",
-                )
-                .and_then(|mut st| st.exists(params![now_ms as i64]))
-                .map_err(|e| classify(&e, "look for expired keys"))
+                conn.prepare_cached("SELECT 1 FROM sluice_kv WHERE expires_at < ?1 LIMIT 1")
+                    .and_then(|mut st| st.exists(params![now_ms as i64]))
+                    .map_err(|e| classify(&e, "look for expired keys"))
             })
             .await?;
         if !any_expired {
@@ -614,7 +621,7 @@ impl Store for SqliteStore {
         self.on_writer(move |conn| {
             conn.execute(
                 "DELETE FROM sluice_kv WHERE (db, key) IN \
-                 (SELECT db, key FROM sluice_kv WHERE expires_at <= ?1 LIMIT ?2)",
+                 (SELECT db, key FROM sluice_kv WHERE expires_at < ?1 LIMIT ?2)",
                 params![now_ms as i64, limit as i64],
             )
             .map(|n| n as u64)
@@ -627,7 +634,7 @@ impl Store for SqliteStore {
         let key = key.to_vec();
         self.on_writer(move |conn| {
             conn.prepare_cached(
-                "DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2 AND expires_at <= ?3",
+                "DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2 AND expires_at < ?3",
             )
             .and_then(|mut st| st.execute(params![db as i64, &key[..], now_ms as i64]))
             .map(drop)
