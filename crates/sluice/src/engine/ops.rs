@@ -435,61 +435,43 @@ impl Sluice {
     /// Sets several keys, holding all their locks so no reader of the engine's writers sees
     /// a partial interleaving with another MSET.
     pub async fn mset(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<(), SluiceError> {
-        let engine = self.engine();
-        let stripes = pairs
-            .iter()
-            .map(|(k, _)| engine.locks.stripe(db, k))
-            .collect();
-        let guards = engine.locks.lock_many(stripes).await;
-        let mut pending = Vec::with_capacity(pairs.len());
-        for (key, value) in pairs {
-            let route = engine.route(db, &key);
-            pending.push(
-                engine
-                    .apply(
-                        &route,
-                        StoreWrite::Upsert {
-                            value,
-                            expires_at: None,
-                        },
-                    )
-                    .await?,
-            );
-        }
-        drop(guards);
-        for applied in pending {
-            durable(applied).await?;
-        }
-        Ok(())
+        self.set_all(db, pairs, false).await.map(drop)
     }
 
     /// Sets several keys only if none exists; true if they were set.
     pub async fn msetnx(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<bool, SluiceError> {
+        self.set_all(db, pairs, true).await
+    }
+
+    /// MSET / MSETNX: under every key's lock, optionally check that none exists, then write
+    /// them all; durability is awaited after the locks are released.
+    async fn set_all(
+        &self,
+        db: u8,
+        pairs: Vec<(Bytes, Bytes)>,
+        only_if_none_exists: bool,
+    ) -> Result<bool, SluiceError> {
         let engine = self.engine();
         let stripes = pairs
             .iter()
             .map(|(k, _)| engine.locks.stripe(db, k))
             .collect();
         let guards = engine.locks.lock_many(stripes).await;
-        for (key, _) in &pairs {
-            if engine.read(&engine.route(db, key)).await?.is_some() {
-                return Ok(false);
+        if only_if_none_exists {
+            for (key, _) in &pairs {
+                if engine.read(&engine.route(db, key)).await?.is_some() {
+                    return Ok(false);
+                }
             }
         }
         let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             let route = engine.route(db, &key);
-            pending.push(
-                engine
-                    .apply(
-                        &route,
-                        StoreWrite::Upsert {
-                            value,
-                            expires_at: None,
-                        },
-                    )
-                    .await?,
-            );
+            let write = StoreWrite::Upsert {
+                value,
+                expires_at: None,
+            };
+            pending.push(engine.apply(&route, write).await?);
         }
         drop(guards);
         for applied in pending {
