@@ -224,7 +224,11 @@ async fn client(
     Ok(r)
 }
 
-async fn run_policy(opts: &BenchOptions, policy: Policy, bar: &ProgressBar) -> anyhow::Result<PolicyRun> {
+async fn run_policy(
+    opts: &BenchOptions,
+    policy: Policy,
+    bar: &ProgressBar,
+) -> anyhow::Result<PolicyRun> {
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let mut config = opts.config.clone().unwrap_or_default();
     config.server.port = 0;
@@ -239,7 +243,9 @@ async fn run_policy(opts: &BenchOptions, policy: Policy, bar: &ProgressBar) -> a
     builtin.policy = policy;
     config.keyspaces.retain(|k| !k.is_builtin());
     config.keyspaces.push(builtin);
-    let sluice = Sluice::open(config).await.context("cannot open the engine")?;
+    let sluice = Sluice::open(config)
+        .await
+        .context("cannot open the engine")?;
     // Benchmark keys live in database 15 of the built-in table, away from other data.
     let _ = sluice.flush_db(Some(BENCH_DB)).await;
     let durability = sluice.durability();
@@ -253,7 +259,13 @@ async fn run_policy(opts: &BenchOptions, policy: Policy, bar: &ProgressBar) -> a
     let ops = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..opts.clients)
         .map(|i| {
-            tokio::spawn(client(addr, zipf.clone(), stop.clone(), ops.clone(), i as u64 + 1))
+            tokio::spawn(client(
+                addr,
+                zipf.clone(),
+                stop.clone(),
+                ops.clone(),
+                i as u64 + 1,
+            ))
         })
         .collect();
     let started = Instant::now();
@@ -301,7 +313,11 @@ async fn run_policy(opts: &BenchOptions, policy: Policy, bar: &ProgressBar) -> a
         run.errors += r.errors;
     }
     sluice.flush().await.context("final flush failed")?;
-    run.rows_stored = sluice.keyspaces().last().map(|k| k.rows_stored).unwrap_or(0);
+    run.rows_stored = sluice
+        .keyspaces()
+        .last()
+        .map(|k| k.rows_stored)
+        .unwrap_or(0);
     let _ = sluice.flush_db(Some(BENCH_DB)).await;
     run.write_lat_us.sort_unstable();
     run.read_lat_us.sort_unstable();
@@ -343,12 +359,21 @@ fn summary(runs: &[PolicyRun], opts: &BenchOptions, store: &str) -> String {
     row(&mut s, "throughput (ops/s)", &|r| {
         format!("{:.0}", r.ops as f64 / r.elapsed.as_secs_f64())
     });
-    row(&mut s, "write amplification (row writes per client write)", &|r| {
-        format!("{:.4}", r.rows_stored as f64 / r.client_writes.max(1) as f64)
-    });
-    row(&mut s, "data freshness: max age of oldest unflushed write (ms)", &|r| {
-        r.max_lag_ms().to_string()
-    });
+    row(
+        &mut s,
+        "write amplification (row writes per client write)",
+        &|r| {
+            format!(
+                "{:.4}",
+                r.rows_stored as f64 / r.client_writes.max(1) as f64
+            )
+        },
+    );
+    row(
+        &mut s,
+        "data freshness: max age of oldest unflushed write (ms)",
+        &|r| r.max_lag_ms().to_string(),
+    );
     row(&mut s, "writes at risk (acked, not durable), max", &|r| {
         format!("{} (journal {})", r.max_at_risk(), r.durability.as_str())
     });
@@ -361,7 +386,11 @@ fn summary(runs: &[PolicyRun], opts: &BenchOptions, store: &str) -> String {
     s
 }
 
-const COLORS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
+const COLORS: [RGBColor; 3] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+];
 
 fn plot_cdf(runs: &[PolicyRun], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
@@ -379,7 +408,11 @@ fn plot_cdf(runs: &[PolicyRun], path: &Path) -> anyhow::Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d((0.001f64..max_ms.max(0.01)).log_scale(), 0f64..1f64)?;
-    chart.configure_mesh().x_desc("latency (ms)").y_desc("fraction").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms)")
+        .y_desc("fraction")
+        .draw()?;
     for (i, r) in runs.iter().enumerate() {
         let n = r.write_lat_us.len().max(1) as f64;
         let step = (r.write_lat_us.len() / 500).max(1);
@@ -424,11 +457,18 @@ fn plot_series(
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..max_x, 0f64..max_y * 1.1)?;
-    chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .draw()?;
     for (i, r) in runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
-            .draw_series(LineSeries::new(r.series.iter().map(|s| (s.0, value(s))), &color))?
+            .draw_series(LineSeries::new(
+                r.series.iter().map(|s| (s.0, value(s))),
+                &color,
+            ))?
             .label(r.policy.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
@@ -453,7 +493,9 @@ fn register_plot_font() {
             }
         }
     }
-    eprintln!("note: no TrueType font found (install fonts-dejavu-core); plots will have no labels");
+    eprintln!(
+        "note: no TrueType font found (install fonts-dejavu-core); plots will have no labels"
+    );
 }
 
 /// Runs the benchmark and writes `summary.md` and the plots into `opts.out`.
@@ -480,7 +522,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let text = summary(&runs, &opts, &store);
     std::fs::write(opts.out.join("summary.md"), &text)?;
     plot_cdf(&runs, &opts.out.join("latency_cdf.svg"))?;
-    plot_series(&runs, &opts.out.join("throughput.svg"), "throughput", "ops/s", |s| s.1)?;
+    plot_series(
+        &runs,
+        &opts.out.join("throughput.svg"),
+        "throughput",
+        "ops/s",
+        |s| s.1,
+    )?;
     plot_series(
         &runs,
         &opts.out.join("db_lag.svg"),

@@ -182,7 +182,9 @@ impl RequestParser {
         if args.is_empty() {
             return Ok(Some(Parsed::Nothing));
         }
-        Ok(Some(Parsed::Command(args.into_iter().map(Bytes::from).collect())))
+        Ok(Some(Parsed::Command(
+            args.into_iter().map(Bytes::from).collect(),
+        )))
     }
 }
 
@@ -292,7 +294,11 @@ mod tests {
     }
 
     fn cmd(args: &[&str]) -> Parsed {
-        Parsed::Command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+        Parsed::Command(
+            args.iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -319,7 +325,10 @@ mod tests {
 
     #[test]
     fn inline_commands_split_like_redis() {
-        assert_eq!(parse_all(b"SET k \"a b\\n\"\r\n").unwrap(), vec![cmd(&["SET", "k", "a b\n"])]);
+        assert_eq!(
+            parse_all(b"SET k \"a b\\n\"\r\n").unwrap(),
+            vec![cmd(&["SET", "k", "a b\n"])]
+        );
         assert_eq!(parse_all(b"\r\n").unwrap(), vec![Parsed::Nothing]);
         assert_eq!(split_args(b"'it\\'s'").unwrap(), vec![b"it's".to_vec()]);
         assert_eq!(split_args(b"\"\\x41\"").unwrap(), vec![b"A".to_vec()]);
@@ -349,7 +358,10 @@ mod tests {
 
     #[test]
     fn inline_separators_are_those_of_sdssplitargs() {
-        assert_eq!(split_args(b"a\x0bb c").unwrap(), vec![b"a\x0bb".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            split_args(b"a\x0bb c").unwrap(),
+            vec![b"a\x0bb".to_vec(), b"c".to_vec()]
+        );
         assert_eq!(split_args(b"\x0b a").unwrap(), vec![b"a".to_vec()]);
         assert_eq!(split_args(b"a\0b").unwrap(), vec![b"a".to_vec()]);
     }

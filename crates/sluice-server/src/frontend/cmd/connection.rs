@@ -41,8 +41,8 @@ fn invalid_name() -> Frame {
 
 /// HELLO [protover [AUTH user pass] [SETNAME name]]
 ///
-/// As Redis 7.0: options are parsed (and a name validated) first, then AUTH is checked, and
-/// nothing changes unless all succeed.
+/// As Redis 7.0: options apply in order as they are read (a name set before a failing option
+/// stays set); the protocol switches only once all succeeded.
 pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut proto = ctx.session.proto;
     if args.len() >= 2 {
@@ -54,33 +54,38 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
             }
         }
     }
-    let mut user: Option<&Bytes> = None;
-    let mut name: Option<&Bytes> = None;
     let mut j = 2;
     while j < args.len() {
         let more = args.len() - 1 - j;
         if is(&args[j], "auth") && more >= 2 {
-            user = Some(&args[j + 1]);
+            // Sluice has one user, `default`, with no password: like a Redis without
+            // requirepass or ACL users, it accepts any password for `default` and refuses
+            // every other user name.
+            if &args[j + 1][..] != b"default" {
+                return Frame::error(
+                    "WRONGPASS invalid username-password pair or user is disabled.",
+                );
+            }
             j += 3;
         } else if is(&args[j], "setname") && more >= 1 {
-            if !valid_name(&args[j + 1]) {
+            let name = &args[j + 1];
+            if !valid_name(name) {
                 return invalid_name();
             }
-            name = Some(&args[j + 1]);
+            ctx.session
+                .set_name((!name.is_empty()).then(|| name.clone()));
+            ctx.session.publish();
             j += 2;
         } else {
             return format_error(
-                &[&b"ERR Syntax error in HELLO option '"[..], c_str(&args[j]), b"'"].concat(),
+                &[
+                    &b"ERR Syntax error in HELLO option '"[..],
+                    c_str(&args[j]),
+                    b"'",
+                ]
+                .concat(),
             );
         }
-    }
-    // Sluice has one user, `default`, with no password: like a Redis without requirepass or
-    // ACL users, it accepts any password for `default` and refuses every other user name.
-    if user.is_some_and(|u| &u[..] != b"default") {
-        return Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
-    }
-    if let Some(n) = name {
-        ctx.session.set_name((!n.is_empty()).then(|| n.clone()));
     }
     ctx.session.proto = proto;
     ctx.session.publish();
@@ -120,12 +125,13 @@ fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
         let kind = &args[3];
         if is(kind, "normal") {
             ctx.shared.clients.list()
-        } else if ["master", "slave", "replica", "pubsub"].iter().any(|t| is(kind, t)) {
+        } else if ["master", "slave", "replica", "pubsub"]
+            .iter()
+            .any(|t| is(kind, t))
+        {
             String::new()
         } else {
-            return format_error(
-                &[&b"ERR Unknown client type '"[..], c_str(kind), b"'"].concat(),
-            );
+            return format_error(&[&b"ERR Unknown client type '"[..], c_str(kind), b"'"].concat());
         }
     } else if args.len() > 3 && is(&args[2], "id") {
         let mut text = String::new();
@@ -133,7 +139,10 @@ fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
             let Ok(id) = int_arg(id) else {
                 return Frame::error("ERR Invalid client ID");
             };
-            if let Some(line) = u64::try_from(id).ok().and_then(|id| ctx.shared.clients.line(id)) {
+            if let Some(line) = u64::try_from(id)
+                .ok()
+                .and_then(|id| ctx.shared.clients.line(id))
+            {
                 text.push_str(&line);
             }
         }

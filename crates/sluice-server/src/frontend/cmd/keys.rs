@@ -85,7 +85,7 @@ pub async fn expire(ctx: Ctx<'_>, args: &[Bytes], unit: ExpireUnit, absolute: bo
         Err(f) => return f,
     };
     if unit == ExpireUnit::Seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return invalid();
         }
         when *= 1000;
@@ -144,12 +144,18 @@ pub async fn persist(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
+/// Whether a key matches a KEYS / SCAN pattern. As in Redis, a lone `*` matches every key
+/// without being matched (which matters for the empty key: the glob `*` does not match it).
+fn matches_pattern(pattern: &[u8], key: &[u8]) -> bool {
+    pattern == b"*" || glob_match(pattern, key)
+}
+
 /// KEYS pattern
 pub async fn keys(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     match ctx.shared.sluice.keys(ctx.session.db).await {
         Ok(keys) => Frame::Array(
             keys.into_iter()
-                .filter(|k| glob_match(&args[1], k))
+                .filter(|k| matches_pattern(&args[1], k))
                 .map(Frame::Bulk)
                 .collect(),
         ),
@@ -200,7 +206,7 @@ pub async fn scan(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let wants_strings = type_filter.as_ref().is_none_or(|t| is(t, "string"));
     let page: Vec<Frame> = keys[start..end]
         .iter()
-        .filter(|k| wants_strings && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+        .filter(|k| wants_strings && pattern.as_ref().is_none_or(|p| matches_pattern(p, k)))
         .cloned()
         .map(Frame::Bulk)
         .collect();

@@ -98,12 +98,18 @@ pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         _ => Frame::Array(
             [
                 "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "(no subcommand)", "    Return details about all Redis commands.",
-                "COUNT", "    Return the total number of commands in this Redis server.",
-                "LIST", "    Return a list of all commands in this Redis server.",
-                "INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
-                "DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.",
-                "HELP", "    Print this help.",
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "HELP",
+                "    Print this help.",
             ]
             .iter()
             .map(|s| Frame::Simple(s.to_string()))
@@ -166,7 +172,11 @@ fn command_list(args: &[Bytes]) -> Frame {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
@@ -244,7 +254,11 @@ pub async fn info(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
                             expires += 1;
                         }
                     }
-                    let _ = write!(out, "db{db}:keys={},expires={expires},avg_ttl=0\r\n", keys.len());
+                    let _ = write!(
+                        out,
+                        "db{db}:keys={},expires={expires},avg_ttl=0\r\n",
+                        keys.len()
+                    );
                 }
             }
         }
@@ -352,7 +366,7 @@ pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     match &sub[..] {
         b"get" => config_get(&config_params(&ctx), &args[2..]),
         b"set" => {
-            if args.len() % 2 == 1 {
+            if !args.len().is_multiple_of(2) {
                 return syntax_error();
             }
             let params = config_params(&ctx);
@@ -380,9 +394,12 @@ pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         _ => Frame::Array(
             [
                 "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-                "RESETSTAT", "    Reset statistics reported by the INFO command.",
-                "HELP", "    Print this help.",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "HELP",
+                "    Print this help.",
             ]
             .iter()
             .map(|s| Frame::Simple(s.to_string()))
@@ -393,7 +410,9 @@ pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// TIME
 pub fn time() -> Frame {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Frame::Array(vec![
         Frame::bulk(now.as_secs().to_string()),
         Frame::bulk(now.subsec_micros().to_string()),

@@ -13,7 +13,11 @@ pub async fn flush(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let sluice = &ctx.shared.sluice;
     let result = match args.len() {
         1 => sluice.flush().await,
-        2 => sluice.flush_keyspace(&String::from_utf8_lossy(&args[1])).await,
+        2 => {
+            sluice
+                .flush_keyspace(&String::from_utf8_lossy(&args[1]))
+                .await
+        }
         _ => return syntax_error(),
     };
     match result {
@@ -43,7 +47,10 @@ pub fn keyspaces(ctx: Ctx<'_>) -> Frame {
                     kv("durability", Frame::bulk(k.durability.as_str())),
                     kv("buffered", Frame::Integer(k.buffered as i64)),
                     kv("buffered_bytes", Frame::Integer(k.buffered_bytes as i64)),
-                    kv("oldest_buffered_age_ms", Frame::Integer(k.oldest_buffered_age_ms as i64)),
+                    kv(
+                        "oldest_buffered_age_ms",
+                        Frame::Integer(k.oldest_buffered_age_ms as i64),
+                    ),
                     kv("journal_bytes", Frame::Integer(journal.bytes as i64)),
                     kv("journal_segments", Frame::Integer(journal.segments as i64)),
                     kv(
@@ -60,7 +67,10 @@ pub fn keyspaces(ctx: Ctx<'_>) -> Frame {
                     kv("retries", Frame::Integer(k.retries as i64)),
                     kv("dead_letters", Frame::Integer(k.dead_letters as i64)),
                     kv("last_flush_us", Frame::Integer(k.last_flush_us as i64)),
-                    kv("last_error", Frame::bulk_or_null(k.last_error.map(Bytes::from))),
+                    kv(
+                        "last_error",
+                        Frame::bulk_or_null(k.last_error.map(Bytes::from)),
+                    ),
                 ])
             })
             .collect(),

@@ -17,7 +17,10 @@ fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
 /// GET key
 pub async fn get(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let db = ctx.session.db;
-    ok_or(ctx.shared.sluice.get(db, &args[1]).await, Frame::bulk_or_null)
+    ok_or(
+        ctx.shared.sluice.get(db, &args[1]).await,
+        Frame::bulk_or_null,
+    )
 }
 
 /// Which command is parsing expiry options (they differ in what they accept).
@@ -269,7 +272,7 @@ pub async fn mget(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// MSET key value [key value ...]
 pub async fn mset(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return wrong_arity("mset");
     }
     ok_or(
@@ -283,7 +286,7 @@ pub async fn mset(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// MSETNX key value [key value ...]
 pub async fn msetnx(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return wrong_arity("msetnx");
     }
     ok_or(

@@ -182,6 +182,9 @@ mod tests {
         assert!(glob_match(b"h[a-b]llo", b"hbllo"));
         assert!(glob_match(b"user:\\*", b"user:*"));
         assert!(!glob_match(b"a", b""));
-        assert!(glob_match(b"*", b""));
+        // As `stringmatchlen`: nothing but an empty pattern matches the empty string (KEYS
+        // and SCAN special-case a lone `*`).
+        assert!(!glob_match(b"*", b""));
+        assert!(glob_match(b"", b""));
     }
 }

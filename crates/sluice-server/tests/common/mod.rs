@@ -1,0 +1,241 @@
+//! Shared helpers for the server's integration tests: an in-process Sluice on an ephemeral
+//! port, and a raw RESP client that returns replies as the exact bytes sent.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sluice::{Config, Durability, ShutdownReport, Sluice};
+use sluice_server::server::Shared;
+use sluice_server::Server;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for a reply before failing.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running in-process server.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its shared state (`trigger_shutdown()`).
+    pub shared: Arc<Shared>,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    run: JoinHandle<ShutdownReport>,
+    _dir: Option<TempDir>,
+}
+
+impl TestServer {
+    /// A server with the default configuration (built-in write-back keyspace, journal `fsync`)
+    /// in a fresh temporary data directory, removed when the server is dropped.
+    pub async fn start() -> TestServer {
+        Self::start_with(Durability::Fsync).await
+    }
+
+    /// As [`TestServer::start`], with the given journal durability.
+    pub async fn start_with(durability: Durability) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_in(dir.path(), durability).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over an existing data directory (to restart over the same data).
+    pub async fn start_in(data_dir: &Path, durability: Durability) -> TestServer {
+        let mut config = Config::default();
+        config.server.port = 0;
+        config.server.data_dir = data_dir.to_path_buf();
+        config.journal.durability = durability;
+        let sluice = Sluice::open(config).await.expect("open sluice");
+        let server = Server::bind(sluice).await.expect("bind");
+        let addr = server.local_addr().expect("local addr");
+        let shared = server.shared();
+        let run = tokio::spawn(server.run());
+        TestServer {
+            addr,
+            shared,
+            data_dir: data_dir.to_path_buf(),
+            run,
+            _dir: None,
+        }
+    }
+
+    /// The port, for external clients.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A `redis://` URL for client libraries.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// A raw client connected to this server.
+    pub async fn client(&self) -> RawClient {
+        RawClient::connect(self.addr).await
+    }
+
+    /// Triggers a graceful shutdown and waits for the drain.
+    pub async fn stop(self) -> ShutdownReport {
+        self.shared.trigger_shutdown();
+        self.wait().await
+    }
+
+    /// Waits for the server to stop on its own (after SHUTDOWN).
+    pub async fn wait(self) -> ShutdownReport {
+        tokio::time::timeout(Duration::from_secs(60), self.run)
+            .await
+            .expect("server stops within 60s")
+            .expect("server task")
+    }
+}
+
+/// The multibulk encoding of a command.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The length of the first complete RESP2/RESP3 reply in `buf`, or `None` if it is not all
+/// there yet.
+pub fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")? + 2;
+    let count = || -> i64 {
+        std::str::from_utf8(&buf[1..line_end - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad length line {:?}", String::from_utf8_lossy(buf)))
+    };
+    match buf[0] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(line_end),
+        b'$' | b'=' | b'!' => {
+            let n = count();
+            if n < 0 {
+                return Some(line_end);
+            }
+            let end = line_end + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = count().max(0) as usize * if matches!(buf[0], b'%' | b'|') { 2 } else { 1 };
+            let mut at = line_end;
+            for _ in 0..n {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        other => panic!(
+            "not a RESP reply (type byte {other:#x}): {:?}",
+            String::from_utf8_lossy(buf)
+        ),
+    }
+}
+
+/// A client that speaks raw bytes and returns raw replies.
+pub struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    /// Connects.
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Connects, or `None` if nothing listens there.
+    pub async fn try_connect(addr: &str) -> Option<RawClient> {
+        let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(RawClient {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Writes bytes as they are.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads one complete reply and returns its exact bytes.
+    pub async fn reply(&mut self) -> Vec<u8> {
+        tokio::time::timeout(REPLY_TIMEOUT, async {
+            loop {
+                if !self.buf.is_empty() {
+                    if let Some(n) = reply_len(&self.buf) {
+                        return self.buf.split_to(n).to_vec();
+                    }
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+                assert!(
+                    n > 0,
+                    "connection closed mid-reply; have {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        })
+        .await
+        .expect("reply within the timeout")
+    }
+
+    /// Reads exactly `n` replies, concatenated.
+    pub async fn replies(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.extend(self.reply().await);
+        }
+        out
+    }
+
+    /// Sends a command as multibulk and returns its reply.
+    pub async fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&encode(args)).await;
+        self.reply().await
+    }
+
+    /// Sends a command given as space-separated words (no quoting) and returns its reply.
+    pub async fn run(&mut self, line: &str) -> Vec<u8> {
+        let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+        self.cmd(&args).await
+    }
+
+    /// Everything the server sends until it closes the connection (`true`) or stays silent
+    /// for `idle` (`false`).
+    pub async fn read_until_close(&mut self, idle: Duration) -> (Vec<u8>, bool) {
+        let mut out = self.buf.split().to_vec();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match tokio::time::timeout(idle, self.stream.read(&mut chunk)).await {
+                Err(_) => return (out, false),
+                Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+                Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// Shows bytes as an escaped string, for assertion messages.
+pub fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
