@@ -114,12 +114,20 @@ async fn serve(
     // Registered before the port answers: a SIGTERM sent as soon as the server is reachable
     // must start the drain, not kill the process with the default action.
     let signals = shutdown_signals();
-    let server = Server::bind(sluice.clone()).await.with_context(|| {
-        format!(
-            "cannot listen on {}:{}; pick another --port or stop what is using it",
-            config.server.bind, config.server.port
-        )
-    })?;
+    let server = match Server::bind(sluice.clone()).await {
+        Ok(server) => server,
+        Err(e) => {
+            sluice.shutdown().await;
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                anyhow::bail!("{e}");
+            }
+            anyhow::bail!(
+                "cannot listen on {}:{}: {e}; pick another --port or stop what is using it",
+                config.server.bind,
+                config.server.port
+            );
+        }
+    };
     let addr = server.local_addr()?;
     info!(
         "sluice {} listening on {addr}, store {}, journal {}, keyspaces: {}",

@@ -123,6 +123,8 @@ pub struct Session {
     pub close_without_reply: bool,
     /// The last command run, for CLIENT LIST.
     pub last_command: &'static str,
+    /// The authenticated user; `None` until AUTH when a password is required.
+    pub user: Option<Arc<crate::auth::User>>,
     addr: String,
     laddr: String,
     created: Instant,
@@ -174,6 +176,8 @@ pub struct Shared {
     pub started: Instant,
     /// Framing limits.
     pub limits: Limits,
+    /// Users and their permissions.
+    pub users: crate::auth::Users,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -201,6 +205,7 @@ impl Shared {
             close_after_reply: false,
             close_without_reply: false,
             last_command: "",
+            user: self.users.initial(),
             addr: addr.to_string(),
             laddr: laddr.to_string(),
             created: Instant::now(),
@@ -228,8 +233,14 @@ impl Server {
             max_multibulk_len: config.server.proto_max_multibulk_len,
             max_inline_len: config.server.proto_inline_max_size as usize,
         };
+        let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+        let users = crate::auth::Users::from_config(&config).map_err(invalid)?;
+        if let Some(refusal) = crate::auth::protected_mode_refusal(&config, &users) {
+            return Err(invalid(refusal));
+        }
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
+            users,
             sluice,
             config,
             port,

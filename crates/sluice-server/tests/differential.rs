@@ -1293,6 +1293,14 @@ const NOT_COMPARED: &[(&str, &str)] = &[
         "flushall",
         "would empty every database of the shared oracle",
     ),
+    (
+        "auth",
+        "users and passwords differ from the oracle's; tests/security.rs covers AUTH",
+    ),
+    (
+        "acl",
+        "users differ from the oracle's; tests/security.rs covers ACL",
+    ),
     ("sluice.flush", "Sluice's own command"),
     ("sluice.keyspaces", "Sluice's own command"),
     ("sluice.deadletters", "Sluice's own command"),

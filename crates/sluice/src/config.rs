@@ -29,6 +29,63 @@ pub struct Config {
     /// Keyspaces in match order; the first whose template matches a key owns it.
     #[serde(default, rename = "keyspace")]
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// Named users (Redis 6 ACL users), besides `default`.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[user]]`: a Redis ACL user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// User name, as given to `AUTH name password`.
+    pub name: String,
+    /// Plaintext, `sha256:<64 hex digits>`, or `${VAR}`.
+    pub password: String,
+    /// Allowed command categories: `read`, `write`, `admin`, `dangerous`, or `all`.
+    #[serde(default = "all_categories")]
+    pub commands: Vec<String>,
+    /// Allowed key patterns (Redis glob); default every key.
+    #[serde(default = "all_keys")]
+    pub keys: Vec<String>,
+    /// A disabled user cannot authenticate.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn all_categories() -> Vec<String> {
+    vec!["all".to_string()]
+}
+fn all_keys() -> Vec<String> {
+    vec!["*".to_string()]
+}
+fn enabled() -> bool {
+    true
+}
+
+/// Replaces every `${NAME}` in `text` with the environment variable NAME, so secrets need not
+/// be written into the file. An unset variable is an error naming it and the field.
+pub fn expand_env(field: &str, text: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            ConfigError::invalid(field, "has an unclosed ${ ; write ${NAME}")
+        })?;
+        let name = &after[..end];
+        let value = std::env::var(name).map_err(|_| {
+            ConfigError::invalid(
+                field,
+                format!("uses the environment variable {name}, which is not set; export it or write the value"),
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `[server]`: where Sluice listens and keeps its files.
@@ -54,6 +111,31 @@ pub struct ServerConfig {
     /// How long a graceful shutdown may spend draining write-back buffers.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_timeout: Duration,
+    /// Password of the `default` user (Redis `requirepass`); `${VAR}` reads the environment.
+    pub requirepass: Option<String>,
+    /// Refuse to start when bound to a non-loopback address with no password set.
+    pub protected_mode: bool,
+    /// Close a client idle this long; 0 never (Redis `timeout`).
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Largest unparsed input one client may accumulate (Redis `client-query-buffer-limit`).
+    #[serde(deserialize_with = "de_size")]
+    pub client_query_buffer_limit: u64,
+    /// Largest reply backlog one client may accumulate before it is disconnected. Redis has no
+    /// limit for normal clients; Sluice bounds it so a client that never reads cannot grow the
+    /// server without bound.
+    #[serde(deserialize_with = "de_size")]
+    pub client_output_buffer_limit: u64,
+    /// Port for TLS connections (beside `port`, or instead of it with `tls_only`).
+    pub tls_port: Option<u16>,
+    /// Serve only TLS: no plaintext listener on `port`.
+    pub tls_only: bool,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub tls_ca_cert: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +149,16 @@ impl Default for ServerConfig {
             proto_max_multibulk_len: 1024 * 1024,
             proto_inline_max_size: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            requirepass: None,
+            protected_mode: true,
+            timeout: Duration::ZERO,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: 256 * 1024 * 1024,
+            tls_port: None,
+            tls_only: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca_cert: None,
         }
     }
 }
@@ -270,7 +362,24 @@ impl KeyspaceConfig {
 impl Config {
     /// Parses a TOML document. Errors name the line and the field.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.expand_secrets()?;
+        Ok(config)
+    }
+
+    /// Resolves `${VAR}` in the fields that hold secrets.
+    fn expand_secrets(&mut self) -> Result<(), ConfigError> {
+        if let Some(p) = &self.server.requirepass {
+            self.server.requirepass = Some(expand_env("server.requirepass", p)?);
+        }
+        if let Some(store) = &mut self.store {
+            store.url = expand_env("store.url", &store.url)?;
+        }
+        for (i, user) in self.users.iter_mut().enumerate() {
+            user.password = expand_env(&format!("user[{i}] \"{}\".password", user.name), &user.password)?;
+        }
+        Ok(())
     }
 
     /// Reads and parses a TOML file.
@@ -416,5 +525,20 @@ mod tests {
         assert_eq!(parse_size("256MiB").unwrap(), 256 * 1024 * 1024);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        std::env::set_var("SLUICE_CONFIG_TEST_SECRET", "s3cret");
+        let cfg = Config::from_toml(
+            "[server]\nrequirepass = \"${SLUICE_CONFIG_TEST_SECRET}\"\n[[user]]\nname = \"app\"\npassword = \"x-${SLUICE_CONFIG_TEST_SECRET}\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.requirepass.as_deref(), Some("s3cret"));
+        assert_eq!(cfg.users[0].password, "x-s3cret");
+        let err = Config::from_toml("[server]\nrequirepass = \"${SLUICE_CONFIG_TEST_UNSET_VAR}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SLUICE_CONFIG_TEST_UNSET_VAR") && err.contains("server.requirepass"), "{err}");
     }
 }

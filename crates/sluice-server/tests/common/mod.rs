@@ -67,6 +67,26 @@ impl TestServer {
         }
     }
 
+    /// A server with `config` (its port and data dir replaced by an ephemeral port and a
+    /// fresh temporary directory).
+    pub async fn start_config(mut config: Config) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        config.server.port = 0;
+        config.server.data_dir = dir.path().to_path_buf();
+        let sluice = Sluice::open(config).await.expect("open sluice");
+        let server = Server::bind(sluice).await.expect("bind");
+        let addr = server.local_addr().expect("local addr");
+        let shared = server.shared();
+        let run = tokio::spawn(server.run());
+        TestServer {
+            addr,
+            shared,
+            data_dir: dir.path().to_path_buf(),
+            run,
+            _dir: Some(dir),
+        }
+    }
+
     /// The port, for external clients.
     pub fn port(&self) -> u16 {
         self.addr.port()

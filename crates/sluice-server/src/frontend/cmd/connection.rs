@@ -27,6 +27,7 @@ pub fn reset(ctx: Ctx<'_>) -> Frame {
     ctx.session.db = 0;
     ctx.session.proto = 2;
     ctx.session.set_name(None);
+    ctx.session.user = ctx.shared.users.initial();
     ctx.session.publish();
     Frame::Simple("RESET".into())
 }
@@ -58,13 +59,13 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     while j < args.len() {
         let more = args.len() - 1 - j;
         if is(&args[j], "auth") && more >= 2 {
-            // Sluice has one user, `default`, with no password: like a Redis without
-            // requirepass or ACL users, it accepts any password for `default` and refuses
-            // every other user name.
-            if &args[j + 1][..] != b"default" {
-                return Frame::error(
-                    "WRONGPASS invalid username-password pair or user is disabled.",
-                );
+            match ctx.shared.users.authenticate(&args[j + 1], &args[j + 2]) {
+                Some(user) => ctx.session.user = Some(user),
+                None => {
+                    return Frame::error(
+                        "WRONGPASS invalid username-password pair or user is disabled.",
+                    )
+                }
             }
             j += 3;
         } else if is(&args[j], "setname") && more >= 1 {
@@ -86,6 +87,11 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
                 .concat(),
             );
         }
+    }
+    if ctx.session.user.is_none() {
+        return Frame::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
     }
     ctx.session.proto = proto;
     ctx.session.publish();

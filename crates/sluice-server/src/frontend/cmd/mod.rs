@@ -9,6 +9,7 @@ use sluice::SluiceError;
 use super::frame::Frame;
 use crate::server::{Session, Shared};
 
+pub mod acl;
 pub mod connection;
 pub mod keys;
 pub mod server;
@@ -65,6 +66,8 @@ pub enum Cmd {
     Quit,
     Reset,
     Hello,
+    Auth,
+    Acl,
     Select,
     Client,
     Command,
@@ -194,6 +197,9 @@ pub static COMMANDS: &[Spec] = &[
     spec!("quit", -1, &["fast", "no-auth"], 0, 0, 0, CONN, "Closes the connection.", Quit),
     spec!("reset", 1, &["fast", "no-auth"], 0, 0, 0, CONN, "Resets the connection.", Reset),
     spec!("hello", -1, &["fast", "no-auth"], 0, 0, 0, CONN, "Handshakes with the Redis server.", Hello),
+    spec!("auth", -2, &["fast", "no-auth"], 0, 0, 0, CONN, "Authenticates the connection.", Auth),
+    spec!("acl", -2, &[], 0, 0, 0, &["@slow"], "A container for Access List Control commands.", Acl,
+        &[("whoami", 2), ("list", 2), ("cat", -2), ("help", 2)]),
     spec!("select", 2, &["fast"], 0, 0, 0, CONN, "Changes the selected database.", Select),
     spec!("client", -2, &[], 0, 0, 0, &["@slow", "@connection"], "A container for client connection commands.", Client,
         &[("setname", 3), ("getname", 2), ("id", 2), ("setinfo", 4), ("list", -2), ("info", 2), ("help", 2)]),
@@ -304,6 +310,9 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
             Some(_) => {}
         }
     }
+    if let Some(denied) = acl::check(session, spec, &args) {
+        return denied;
+    }
     session.last_command = spec.name;
     shared
         .stats
@@ -367,6 +376,8 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
         Quit => connection::quit(ctx),
         Reset => connection::reset(ctx),
         Hello => connection::hello(ctx, args),
+        Auth => acl::auth(ctx, args),
+        Acl => acl::acl(ctx, args),
         Select => connection::select(ctx, args),
         Client => connection::client(ctx, args),
         Command => server::command(ctx, args),

@@ -1,0 +1,225 @@
+//! Authentication, ACL permissions and protected mode, with Redis's exact error strings.
+
+mod common;
+
+use common::{encode, TestServer};
+use sluice::Config;
+
+const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
+const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+
+fn secured() -> Config {
+    Config::from_toml(
+        r#"
+        [server]
+        requirepass = "topsecret"
+        [[user]]
+        name = "reader"
+        password = "readpw"
+        commands = ["read"]
+        keys = ["app:*"]
+        [[user]]
+        name = "writer"
+        password = "sha256:f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7"
+        commands = ["read", "write"]
+        [[user]]
+        name = "gone"
+        password = "x"
+        enabled = false
+        "#,
+    )
+    .expect("config")
+}
+
+async fn ask(c: &mut common::RawClient, args: &[&[u8]]) -> Vec<u8> {
+    c.send(&encode(args)).await;
+    c.reply().await
+}
+
+#[tokio::test]
+async fn a_password_protected_server_refuses_everything_before_auth() {
+    let server = TestServer::start_config(secured()).await;
+    let mut c = server.client().await;
+    assert_eq!(ask(&mut c, &[b"PING"]).await, NOAUTH);
+    assert_eq!(ask(&mut c, &[b"GET", b"k"]).await, NOAUTH);
+    // Unknown commands and wrong arity are reported before NOAUTH, as in Redis.
+    assert_eq!(
+        ask(&mut c, &[b"NOPE"]).await,
+        b"-ERR unknown command 'NOPE', with args beginning with: \r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"GET"]).await,
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(ask(&mut c, &[b"AUTH", b"wrong"]).await, WRONGPASS);
+    assert_eq!(ask(&mut c, &[b"AUTH", b"topsecret"]).await, b"+OK\r\n");
+    assert_eq!(ask(&mut c, &[b"PING"]).await, b"+PONG\r\n");
+    assert_eq!(
+        ask(&mut c, &[b"ACL", b"WHOAMI"]).await,
+        b"$7\r\ndefault\r\n"
+    );
+    // RESET logs the connection out again.
+    assert_eq!(ask(&mut c, &[b"RESET"]).await, b"+RESET\r\n");
+    assert_eq!(ask(&mut c, &[b"PING"]).await, NOAUTH);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn named_users_authenticate_with_plain_and_hashed_passwords() {
+    let server = TestServer::start_config(secured()).await;
+    let mut c = server.client().await;
+    assert_eq!(ask(&mut c, &[b"AUTH", b"reader", b"nope"]).await, WRONGPASS);
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"nobody", b"readpw"]).await,
+        WRONGPASS
+    );
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"gone", b"x"]).await,
+        WRONGPASS,
+        "disabled user"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"a", b"b", b"c"]).await,
+        b"-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"writer", b"hunter2"]).await,
+        b"+OK\r\n"
+    );
+    assert_eq!(ask(&mut c, &[b"ACL", b"WHOAMI"]).await, b"$6\r\nwriter\r\n");
+    assert_eq!(ask(&mut c, &[b"SET", b"k", b"v"]).await, b"+OK\r\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hello_authenticates_and_switches_protocol_at_once() {
+    let server = TestServer::start_config(secured()).await;
+    let mut c = server.client().await;
+    let reply = ask(&mut c, &[b"HELLO", b"3"]).await;
+    assert!(
+        reply.starts_with(b"-NOAUTH HELLO must be called with the client already authenticated"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(
+        ask(&mut c, &[b"HELLO", b"3", b"AUTH", b"reader", b"bad"]).await,
+        WRONGPASS
+    );
+    let reply = ask(&mut c, &[b"HELLO", b"3", b"AUTH", b"reader", b"readpw"]).await;
+    assert!(
+        reply.starts_with(b"%7\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(ask(&mut c, &[b"ACL", b"WHOAMI"]).await, b"$6\r\nreader\r\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
+    let server = TestServer::start_config(secured()).await;
+    let mut admin = server.client().await;
+    assert_eq!(ask(&mut admin, &[b"AUTH", b"topsecret"]).await, b"+OK\r\n");
+    assert_eq!(
+        ask(&mut admin, &[b"SET", b"app:1", b"one"]).await,
+        b"+OK\r\n"
+    );
+    let mut c = server.client().await;
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"reader", b"readpw"]).await,
+        b"+OK\r\n"
+    );
+    assert_eq!(ask(&mut c, &[b"GET", b"app:1"]).await, b"$3\r\none\r\n");
+    assert_eq!(
+        ask(&mut c, &[b"SET", b"app:1", b"x"]).await,
+        b"-NOPERM this user has no permissions to run the 'set' command\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"GET", b"secret:1"]).await,
+        b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"MGET", b"app:1", b"secret:1"]).await,
+        b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"FLUSHALL"]).await,
+        b"-NOPERM this user has no permissions to run the 'flushall' command\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"ACL", b"LIST"]).await,
+        b"-NOPERM this user has no permissions to run the 'acl|list' command\r\n"
+    );
+    assert_eq!(
+        ask(&mut c, &[b"PING"]).await,
+        b"+PONG\r\n",
+        "connection commands stay open"
+    );
+    // ACL LIST shows passwords only as SHA-256 digests.
+    let list = ask(&mut admin, &[b"ACL", b"LIST"]).await;
+    let text = String::from_utf8_lossy(&list);
+    assert!(
+        text.contains("user default on #") && text.contains("user reader on #"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("topsecret") && !text.contains("readpw"),
+        "{text}"
+    );
+    let cat = ask(&mut admin, &[b"ACL", b"CAT"]).await;
+    assert_eq!(
+        cat,
+        b"*4\r\n$4\r\nread\r\n$5\r\nwrite\r\n$5\r\nadmin\r\n$9\r\ndangerous\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_password_auth_says_so_like_redis() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    assert_eq!(
+        ask(&mut c, &[b"AUTH", b"x"]).await,
+        b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n".to_vec()
+    );
+    assert_eq!(
+        ask(&mut c, &[b"ACL", b"WHOAMI"]).await,
+        b"$7\r\ndefault\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protected_mode_refuses_a_public_bind_without_a_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.server.bind = "0.0.0.0".into();
+    config.server.port = 0;
+    config.server.data_dir = dir.path().to_path_buf();
+    let sluice = sluice::Sluice::open(config.clone()).await.expect("open");
+    let err = match sluice_server::Server::bind(sluice.clone()).await {
+        Ok(_) => panic!("protected mode let a public bind through"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("protected mode") && err.contains("requirepass") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+    sluice.shutdown().await;
+}
+
+#[tokio::test]
+async fn info_and_config_never_show_secrets() {
+    let server = TestServer::start_config(secured()).await;
+    let mut c = server.client().await;
+    assert_eq!(ask(&mut c, &[b"AUTH", b"topsecret"]).await, b"+OK\r\n");
+    for args in [&[&b"INFO"[..]][..], &[b"CONFIG", b"GET", b"*"]] {
+        let reply = ask(&mut c, args).await;
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            !text.contains("topsecret") && !text.contains("readpw"),
+            "{text}"
+        );
+    }
+    server.stop().await;
+}
