@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -21,10 +21,22 @@ pub async fn refuse(mut stream: TcpStream, line: &str) {
     let _ = stream.write_all(format!("-{line}\r\n").as_bytes()).await;
 }
 
-/// Serves one connection until it closes, errs, or the server shuts down.
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+/// Serves one TCP connection until it closes, errs, or the server shuts down.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    serve_stream(shared, stream, addr, laddr).await;
+}
+
+/// Serves one connection over any byte stream (plain TCP or TLS).
+pub async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut session = shared.new_session(addr, laddr);
     let mut parser = RequestParser::new(shared.limits);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
