@@ -71,9 +71,9 @@ pub fn expand_env(field: &str, text: &str) -> Result<String, ConfigError> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| {
-            ConfigError::invalid(field, "has an unclosed ${ ; write ${NAME}")
-        })?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| ConfigError::invalid(field, "has an unclosed ${ ; write ${NAME}"))?;
         let name = &after[..end];
         let value = std::env::var(name).map_err(|_| {
             ConfigError::invalid(
@@ -126,6 +126,10 @@ pub struct ServerConfig {
     /// server without bound.
     #[serde(deserialize_with = "de_size")]
     pub client_output_buffer_limit: u64,
+    /// A client whose pending replies make no progress (it does not read) for this long is
+    /// disconnected.
+    #[serde(deserialize_with = "de_duration")]
+    pub client_output_stall_timeout: Duration,
     /// Port for TLS connections (beside `port`, or instead of it with `tls_only`).
     pub tls_port: Option<u16>,
     /// Serve only TLS: no plaintext listener on `port`.
@@ -154,6 +158,7 @@ impl Default for ServerConfig {
             timeout: Duration::ZERO,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: 256 * 1024 * 1024,
+            client_output_stall_timeout: Duration::from_secs(60),
             tls_port: None,
             tls_only: false,
             tls_cert: None,
@@ -377,7 +382,10 @@ impl Config {
             store.url = expand_env("store.url", &store.url)?;
         }
         for (i, user) in self.users.iter_mut().enumerate() {
-            user.password = expand_env(&format!("user[{i}] \"{}\".password", user.name), &user.password)?;
+            user.password = expand_env(
+                &format!("user[{i}] \"{}\".password", user.name),
+                &user.password,
+            )?;
         }
         Ok(())
     }
@@ -536,9 +544,13 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.server.requirepass.as_deref(), Some("s3cret"));
         assert_eq!(cfg.users[0].password, "x-s3cret");
-        let err = Config::from_toml("[server]\nrequirepass = \"${SLUICE_CONFIG_TEST_UNSET_VAR}\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("SLUICE_CONFIG_TEST_UNSET_VAR") && err.contains("server.requirepass"), "{err}");
+        let err =
+            Config::from_toml("[server]\nrequirepass = \"${SLUICE_CONFIG_TEST_UNSET_VAR}\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("SLUICE_CONFIG_TEST_UNSET_VAR") && err.contains("server.requirepass"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
@@ -38,6 +38,11 @@ pub async fn serve_stream<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut session = shared.new_session(addr, laddr);
+    let limits = &shared.config.server;
+    let idle_limit = limits.timeout;
+    let query_limit = limits.client_query_buffer_limit as usize;
+    let output_limit = limits.client_output_buffer_limit as usize;
+    let stall_limit = limits.client_output_stall_timeout;
     let mut parser = RequestParser::new(shared.limits);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -58,11 +63,21 @@ pub async fn serve_stream<S>(
             // A write could not be made durable: send no reply that could acknowledge it.
             return;
         }
+        if wbuf.len() > output_limit {
+            warn!(%addr, bytes = wbuf.len(), "closing client whose pending replies exceed client_output_buffer_limit");
+            return;
+        }
         if !wbuf.is_empty() {
-            if stream.write_all(&wbuf).await.is_err() {
-                return;
+            // A client that stops reading stalls this write; past the limit it is dropped,
+            // so it cannot pin its replies in memory for ever.
+            match tokio::time::timeout(stall_limit, stream.write_all(&wbuf)).await {
+                Ok(Ok(())) => wbuf.clear(),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    warn!(%addr, "closing client that has not read its replies for {stall_limit:?} (client_output_stall_timeout)");
+                    return;
+                }
             }
-            wbuf.clear();
         }
         match batch {
             Batch::Close => {
@@ -75,15 +90,29 @@ pub async fn serve_stream<S>(
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
+        let idle = async {
+            if idle_limit.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(idle_limit).await;
+        };
         tokio::select! {
             read = stream.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
+            _ = idle => {
+                debug!(%addr, "closing client idle for {idle_limit:?} (timeout)");
+                return;
+            }
             _ = shutdown.changed() => {
                 let _ = stream.shutdown().await;
                 return;
             }
+        }
+        if rbuf.len() > query_limit {
+            warn!(%addr, bytes = rbuf.len(), "closing client that reached client_query_buffer_limit");
+            return;
         }
     }
 }
