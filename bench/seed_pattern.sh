@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sluice write-through against the seed's own application pattern (upsert into PostgreSQL,
+# then SET into Redis, per request), with the same number of clients, in the same run.
+# Also measures one database commit (1 client) for the p50 target.
+#
+# usage: bench/seed_pattern.sh [clients] [seconds]
+# env:   PG_URL (postgres://postgres@127.0.0.1:5432/test), REDIS_URL (redis://127.0.0.1:6379)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLIENTS=${1:-50}
+SECS=${2:-10}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+TABLE=bench_seed_products
+cargo build --release -q
+cargo build --release -q -p sluice-server --example seed_pattern
+EX=target/release/examples/seed_pattern
+WORK=$(mktemp -d)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE; CREATE TABLE $TABLE (id bigint PRIMARY KEY, price numeric(10,2), name text);
+  INSERT INTO $TABLE (id, price) SELECT g, 1 FROM generate_series(1, 10000) g;" >/dev/null
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$WORK/sluice.toml" <<TOML
+[server]
+port = $PORT
+data_dir = "$WORK/data"
+[store]
+url = "$PG_URL"
+[[keyspace]]
+name = "price"
+keys = "product:{id}:price"
+table = "$TABLE"
+key_column = "id"
+value_column = "price"
+policy = "write-through"
+ttl = "1h"
+TOML
+target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+COMMIT=$($EX commit "$PG_URL" "$REDIS_URL" 1 "$SECS" "$TABLE")
+SEED=$($EX seed "$PG_URL" "$REDIS_URL" "$CLIENTS" "$SECS" "$TABLE")
+SLUICE=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT" "$CLIENTS" "$SECS" "$TABLE")
+echo "$COMMIT"; echo "$SEED"; echo "$SLUICE"
+get() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
+echo
+echo "| measure | value |"
+echo "|---|---|"
+echo "| seed pattern ops/s ($CLIENTS clients) | $(get "$SEED" ops_per_sec) |"
+echo "| Sluice write-through ops/s ($CLIENTS clients) | $(get "$SLUICE" ops_per_sec) |"
+echo "| ratio | $(awk -v a="$(get "$SLUICE" ops_per_sec)" -v b="$(get "$SEED" ops_per_sec)" 'BEGIN{printf "%.2f", a/b}') |"
+echo "| one commit p50 (ms) | $(get "$COMMIT" p50_ms) |"
+echo "| Sluice write-through p50 (ms) | $(get "$SLUICE" p50_ms) |"
+echo "| p50 ratio to one commit | $(awk -v a="$(get "$SLUICE" p50_ms)" -v b="$(get "$COMMIT" p50_ms)" 'BEGIN{printf "%.2f", a/b}') |"
