@@ -143,6 +143,14 @@ impl Engine {
                 .supersede(item.key.db, &item.key.key, item.seq);
         }
         buffer.complete(done.iter().copied());
+        if ks.stores_different_text() {
+            // The cached copy holds the client's text; the row may hold another form.
+            for item in &done {
+                if buffer.lookup(&item.key).is_none() {
+                    let _ = self.cache.remove(&item.key).await;
+                }
+            }
+        }
         if !dead.is_empty() {
             match self.dead_letters.park(&dead) {
                 Ok(()) => {
@@ -332,6 +340,11 @@ async fn run_flusher(
                 // Rewrites supersede older records even while the store is down.
                 engine.advance_checkpoint().await;
                 wait = backoff.fail();
+                if ks.buffer.as_ref().is_some_and(|b| b.is_full()) {
+                    // Writers are getting BUSY: probe the store every second rather than
+                    // make them wait out a long backoff after it has recovered.
+                    wait = wait.min(Duration::from_secs(1));
+                }
                 warn!(keyspace = %ks.name, "flush failed, retrying in {wait:?}: {e}");
             }
         }

@@ -123,6 +123,18 @@ impl Keyspace {
         }
     }
 
+    /// True when the database may store a value in another text form than the client sent
+    /// (a typed column: `9.999` into numeric(10,2) reads back `10.00`). Such values are not
+    /// cached on write; the next read caches the database's own form.
+    fn stores_different_text(&self) -> bool {
+        self.mapped.as_ref().is_some_and(|m| {
+            !matches!(
+                m.value_type,
+                crate::tiers::store::ColumnType::Text | crate::tiers::store::ColumnType::Blob
+            )
+        })
+    }
+
     fn cache_ttl_ms(&self) -> Option<u64> {
         self.config.ttl.map(|d| d.as_millis() as u64)
     }
@@ -333,8 +345,25 @@ impl Engine {
                         ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
                         match (&write, ks.policy()) {
                             (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
-                                self.install(route, value.clone(), *expires_at, copy_deadline, now)
-                                    .await
+                                // A typed column may store another text form than was sent:
+                                // cache what the database holds, read back under the key lock.
+                                let cached = if ks.stores_different_text() {
+                                    let target = ks.target(route.cache_key.db);
+                                    let store_key = ks.store_key(&route.cache_key.key);
+                                    match self.store.read(&target, &store_key).await {
+                                        Ok(Some(stored)) => Some(stored.value),
+                                        _ => None,
+                                    }
+                                } else {
+                                    Some(value.clone())
+                                };
+                                match cached {
+                                    Some(v) => {
+                                        self.install(route, v, *expires_at, copy_deadline, now)
+                                            .await
+                                    }
+                                    None => self.evict(route).await,
+                                }
                             }
                             _ => self.evict(route).await,
                         }

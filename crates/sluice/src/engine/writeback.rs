@@ -242,6 +242,12 @@ impl WriteBackBuffer {
         doomed.len()
     }
 
+    /// True when new keys would have to wait for room.
+    pub fn is_full(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.entries.len() + inner.reserved >= self.max_dirty
+    }
+
     /// Buffered entries.
     pub fn len(&self) -> usize {
         self.inner.lock().entries.len()

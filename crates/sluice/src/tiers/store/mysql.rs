@@ -680,9 +680,16 @@ impl Store for MySqlStore {
                 budget,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
-            tx.commit()
-                .await
-                .map_err(|e| classify(&e, "commit").error)?;
+            tx.commit().await.map_err(|e| {
+                let mut err = classify(&e, "commit").error;
+                // No answer to COMMIT (the connection broke): it may have been applied.
+                if !matches!(e, mysql_async::Error::Server(_)) {
+                    err.message.push_str(
+                        "; the outcome is unknown: the transaction may have been committed",
+                    );
+                }
+                err
+            })?;
             Ok(())
         })
         .await;

@@ -276,6 +276,17 @@ fn classify(e: &tokio_postgres::Error, doing: &str) -> StoreError {
     }
 }
 
+/// A failed COMMIT. Without an answer from the server (the connection broke once COMMIT was
+/// sent) the transaction may have committed, and the error must not claim it did not.
+fn commit_error(e: &tokio_postgres::Error) -> StoreError {
+    let mut err = classify(e, "commit");
+    if e.as_db_error().is_none() {
+        err.message
+            .push_str("; the outcome is unknown: the transaction may have been committed");
+    }
+    err
+}
+
 /// A statement failure; class 42 (a missing table or column, a privilege), 0A and 25 are
 /// about the statement itself, not its rows.
 fn statement_failure(e: &tokio_postgres::Error, doing: &str) -> StatementFailure {
@@ -875,7 +886,7 @@ impl Store for PostgresStore {
                 tables: &tables,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
-            tx.commit().await.map_err(|e| classify(&e, "commit"))?;
+            tx.commit().await.map_err(|e| commit_error(&e))?;
             Ok(outcome)
         })
         .await;

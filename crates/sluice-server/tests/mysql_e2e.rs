@@ -1,0 +1,139 @@
+//! End-to-end test of the real `sluice` binary over MySQL / MariaDB.
+//!
+//! Needs `SLUICE_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306/test`); when it is unset
+//! the test prints "skipped: ... not set" and passes. The table has a unique name per run and
+//! is dropped at the end, even when the test fails.
+//!
+//! - `products_table_end_to_end`: an existing `products (id BIGINT, price DECIMAL(10,2), name
+//!   TEXT)` table written by "another program": read-through in the server's own text form
+//!   (`7.50`), write-through SET, read-through of an external write to a key not cached, and
+//!   values the column cannot hold refused (by Sluice, or by strict mode on the server) with
+//!   the row keeping its old value.
+
+mod sql_e2e;
+
+use mysql_async::prelude::Queryable;
+use sql_e2e::{env_url, unique_suffix, with_cleanup, Sluice};
+
+const URL_VAR: &str = "SLUICE_TEST_MYSQL_URL";
+
+async fn exec(pool: &mysql_async::Pool, sql: &str) {
+    let mut conn = pool
+        .get_conn()
+        .await
+        .unwrap_or_else(|e| panic!("connect to MySQL: {e}"));
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The price of row `id` as text: `None` without a row, `Some(None)` for NULL.
+async fn price(pool: &mysql_async::Pool, table: &str, id: i64) -> Option<Option<String>> {
+    let mut conn = pool
+        .get_conn()
+        .await
+        .unwrap_or_else(|e| panic!("connect to MySQL: {e}"));
+    conn.exec_first(
+        format!("SELECT CAST(price AS CHAR) FROM {table} WHERE id = ?"),
+        (id,),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("read {table}.price of {id}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_table_end_to_end() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let table = format!("sluice_e2e_products_{}", unique_suffix());
+    let pool = mysql_async::Pool::new(url.as_str());
+    exec(
+        &pool,
+        &format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, price DECIMAL(10,2), name TEXT) \
+             ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    with_cleanup(products(url, table.clone(), pool.clone()), async {
+        exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
+    })
+    .await;
+    pool.disconnect().await.expect("close the MySQL pool");
+}
+
+async fn products(url: String, table: String, other: mysql_async::Pool) {
+    // "Another program" owns the rows.
+    exec(
+        &other,
+        &format!("INSERT INTO {table} (id, price, name) VALUES (1, 7.5, 'pen'), (2, 3.25, 'ink')"),
+    )
+    .await;
+    let server = Sluice::start(&format!(
+        r#"
+[store]
+url = "{url}"
+
+[[keyspace]]
+name = "product_price"
+keys = "product:{{id}}:price"
+table = "{table}"
+key_column = "id"
+value_column = "price"
+policy = "write-through"
+ttl = "1h"
+"#
+    ))
+    .await;
+    let mut c = server.client().await;
+
+    // Read-through, in the server's own text form for the column.
+    assert_eq!(c.get("product:1:price").await.as_deref(), Some("7.50"));
+    assert_eq!(c.get("product:404:price").await, None);
+
+    // Write-through.
+    c.ok(&["SET", "product:1:price", "9.99"]).await;
+    assert_eq!(price(&other, &table, 1).await, Some(Some("9.99".into())));
+    assert_eq!(c.get("product:1:price").await.as_deref(), Some("9.99"));
+
+    // Refused by Sluice before anything is written: the row and the cached copy keep 9.99.
+    let e = c.err(&["SET", "product:1:price", "abc"]).await;
+    assert!(
+        e.contains(r#"value "abc" for key "1""#)
+            && e.contains(&format!("{table}.price"))
+            && e.contains("numeric"),
+        "{e}"
+    );
+    eprintln!("SET product:1:price abc: -{e}");
+    assert_eq!(price(&other, &table, 1).await, Some(Some("9.99".into())));
+    assert_eq!(c.get("product:1:price").await.as_deref(), Some("9.99"));
+    // Refused by the server (strict mode: out of range for DECIMAL(10,2)): nothing changes.
+    let e = c.err(&["SET", "product:1:price", "123456789"]).await;
+    assert!(
+        e.starts_with("ERR store failed for keyspace 'product_price'") && e.contains("1264"),
+        "{e}"
+    );
+    eprintln!("SET product:1:price 123456789: -{e}");
+    assert_eq!(price(&other, &table, 1).await, Some(Some("9.99".into())));
+    assert_eq!(c.get("product:1:price").await.as_deref(), Some("9.99"));
+    // A non-integer id is refused too.
+    let e = c.err(&["SET", "product:xyz:price", "1"]).await;
+    assert!(e.contains(r#"key capture "xyz""#), "{e}");
+
+    // Another program's write to a key not cached is read through.
+    exec(
+        &other,
+        &format!("UPDATE {table} SET price = 4.75 WHERE id = 2"),
+    )
+    .await;
+    assert_eq!(c.get("product:2:price").await.as_deref(), Some("4.75"));
+    // A cached copy stays until the ttl (1h): Sluice is not told about external writes.
+    exec(
+        &other,
+        &format!("UPDATE {table} SET price = 10.50 WHERE id = 1"),
+    )
+    .await;
+    assert_eq!(c.get("product:1:price").await.as_deref(), Some("9.99"));
+    drop(server);
+}

@@ -1,0 +1,515 @@
+//! Shared helpers of the PostgreSQL and MySQL end-to-end tests (`postgres_e2e.rs`,
+//! `mysql_e2e.rs`): the real `sluice` binary on a free port, an async raw RESP client, a TCP
+//! proxy that can cut and restore the way to the database, and table clean-up that runs even
+//! when the test body panics.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long any single reply may take before the test fails.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The database URL from `var`, or `None` (after saying so) when it is unset or empty.
+pub fn env_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+        _ => {
+            eprintln!("skipped: {var} not set");
+            None
+        }
+    }
+}
+
+/// A suffix for table names unique to this run: process id and a counter.
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs `body` as its own task, then `cleanup` whatever happened, then re-raises a panic of
+/// the body. (The body's server is killed when its task is dropped, before the clean-up.)
+pub async fn with_cleanup<B, C>(body: B, cleanup: C)
+where
+    B: Future<Output = ()> + Send + 'static,
+    C: Future<Output = ()>,
+{
+    let result = tokio::spawn(body).await;
+    cleanup.await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test body did not finish: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw RESP2 client: every reply is read whole, so "acknowledged" is exact.
+// ---------------------------------------------------------------------------------------
+
+/// One reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// True for `+OK`.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Reply::Status(s) if s == "OK")
+    }
+
+    /// The error text, if this is an error reply.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Reply::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A bulk reply as a string (`None` for nil); panics on anything else.
+    pub fn bulk_str(&self) -> Option<String> {
+        match self {
+            Reply::Bulk(v) => v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            other => panic!("expected a bulk reply, got {other:?}"),
+        }
+    }
+}
+
+/// A connection to the server.
+pub struct Resp {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Resp {
+    /// Connects to 127.0.0.1:`port`.
+    pub async fn connect(port: u16) -> io::Result<Resp> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        Ok(Resp {
+            reader: BufReader::new(r),
+            writer: w,
+        })
+    }
+
+    /// Sends one command and reads its reply, within [`REPLY_TIMEOUT`].
+    pub async fn try_cmd(&mut self, args: &[&str]) -> io::Result<Reply> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        match tokio::time::timeout(REPLY_TIMEOUT, async {
+            self.writer.write_all(&out).await?;
+            self.read_reply().await
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no reply to {args:?} within {REPLY_TIMEOUT:?}"),
+            )),
+        }
+    }
+
+    /// Sends one command; panics on a connection error or a timeout.
+    pub async fn cmd(&mut self, args: &[&str]) -> Reply {
+        self.try_cmd(args)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Sends a command that must answer `+OK`.
+    pub async fn ok(&mut self, args: &[&str]) {
+        let reply = self.cmd(args).await;
+        assert!(reply.is_ok(), "{args:?}: expected +OK, got {reply:?}");
+    }
+
+    /// GET, expecting a bulk reply.
+    pub async fn get(&mut self, key: &str) -> Option<String> {
+        match self.cmd(&["GET", key]).await {
+            Reply::Bulk(v) => v.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            other => panic!("GET {key}: unexpected reply {other:?}"),
+        }
+    }
+
+    /// A command that must answer an error; returns its text.
+    pub async fn err(&mut self, args: &[&str]) -> String {
+        match self.cmd(args).await {
+            Reply::Error(e) => e,
+            other => panic!("{args:?}: expected an error, got {other:?}"),
+        }
+    }
+
+    /// The `keyspace_NAME:` line of `INFO sluice`, as field → value.
+    pub async fn keyspace_info(&mut self, name: &str) -> Vec<(String, String)> {
+        let info = self
+            .cmd(&["INFO", "sluice"])
+            .await
+            .bulk_str()
+            .expect("INFO");
+        let prefix = format!("keyspace_{name}:");
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in INFO sluice:\n{info}"));
+        line.split(',')
+            .filter_map(|f| f.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// One numeric field of the keyspace's INFO line (e.g. `buffered`).
+    pub async fn keyspace_counter(&mut self, name: &str, field: &str) -> u64 {
+        let fields = self.keyspace_info(name).await;
+        fields
+            .iter()
+            .find(|(k, _)| k == field)
+            .unwrap_or_else(|| panic!("no {field} in keyspace_{name}: {fields:?}"))
+            .1
+            .parse()
+            .unwrap_or_else(|e| panic!("{field} of keyspace_{name}: {e}"))
+    }
+
+    async fn line(&mut self) -> io::Result<String> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).await?;
+        if !line.ends_with(b"\r\n") {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-reply",
+            ));
+        }
+        line.truncate(line.len() - 2);
+        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    fn read_reply(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Reply>> + Send + '_>> {
+        Box::pin(async move {
+            let line = self.line().await?;
+            let bad = || {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad reply line {line:?}"),
+                )
+            };
+            let (kind, rest) = line.split_at(1.min(line.len()));
+            match kind {
+                "+" => Ok(Reply::Status(rest.to_string())),
+                "-" => Ok(Reply::Error(rest.to_string())),
+                ":" => rest.parse().map(Reply::Int).map_err(|_| bad()),
+                "$" => {
+                    let len: i64 = rest.parse().map_err(|_| bad())?;
+                    if len < 0 {
+                        return Ok(Reply::Bulk(None));
+                    }
+                    let mut buf = vec![0u8; len as usize + 2];
+                    self.reader.read_exact(&mut buf).await?;
+                    buf.truncate(len as usize);
+                    Ok(Reply::Bulk(Some(buf)))
+                }
+                "*" => {
+                    let len: i64 = rest.parse().map_err(|_| bad())?;
+                    if len < 0 {
+                        return Ok(Reply::Array(None));
+                    }
+                    let mut items = Vec::with_capacity(len as usize);
+                    for _ in 0..len {
+                        items.push(self.read_reply().await?);
+                    }
+                    Ok(Reply::Array(Some(items)))
+                }
+                _ => Err(bad()),
+            }
+        })
+    }
+}
+
+/// The strings of an array reply of bulk strings, sorted.
+pub fn sorted_strings(reply: Reply) -> Vec<String> {
+    let Reply::Array(Some(items)) = reply else {
+        panic!("expected an array, got {reply:?}");
+    };
+    let mut out: Vec<String> = items.iter().filter_map(Reply::bulk_str).collect();
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary.
+// ---------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// One `sluice serve` process with its own data dir; killed when dropped.
+pub struct Sluice {
+    child: Child,
+    /// The port it answers on.
+    pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sluice {
+    /// Writes `config` (the TOML file, without `[server]`: port and data dir are flags),
+    /// starts the binary and waits until it answers PING.
+    pub async fn start(config: &str) -> Sluice {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("sluice.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let port = free_port();
+            let log = dir.path().join(format!("sluice-{attempt}.log"));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_path)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("create log"))
+                .spawn()
+                .expect("spawn sluice");
+            match wait_ready(&mut child, port, &log).await {
+                Ok(()) => {
+                    return Sluice {
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    }
+                }
+                // The port was taken between probing and binding: try another.
+                Err(text) if text.contains("cannot listen") => last = text,
+                Err(text) => panic!("sluice did not start:\n{text}"),
+            }
+        }
+        panic!("sluice could not bind a port:\n{last}");
+    }
+
+    /// A new client connection.
+    pub async fn client(&self) -> Resp {
+        Resp::connect(self.port)
+            .await
+            .unwrap_or_else(|e| panic!("connect to sluice: {e}; log:\n{}", self.log()))
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits until the child answers PING on `port`; on failure the child is reaped and the
+/// error carries its log.
+async fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}; log:\n{}", read_log()));
+        }
+        if let Ok(Ok(mut c)) =
+            tokio::time::timeout(Duration::from_secs(2), Resp::connect(port)).await
+        {
+            if let Ok(Reply::Status(s)) = c.try_cmd(&["PING"]).await {
+                if s == "PONG" {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no PONG within 30s; log:\n{}", read_log()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A TCP proxy that can cut the way to the database.
+// ---------------------------------------------------------------------------------------
+
+/// What the proxy does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forward to the upstream address.
+    Forward,
+    /// Accept, then close at once: the client sees the connection drop during start-up.
+    Refuse,
+    /// Accept and never answer (until the next mode change): a hung database.
+    Stall,
+}
+
+struct ProxyState {
+    /// The mode and its generation; every change ends the connections of older generations.
+    mode: parking_lot::Mutex<(ProxyMode, u64)>,
+    generation: watch::Sender<u64>,
+    forwarded: AtomicUsize,
+    refused: AtomicUsize,
+    stalled: AtomicUsize,
+}
+
+/// A proxy on 127.0.0.1:<ephemeral> in front of `upstream`.
+pub struct Proxy {
+    /// The port clients connect to.
+    pub port: u16,
+    state: Arc<ProxyState>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let (generation, _) = watch::channel(0u64);
+        let state = Arc::new(ProxyState {
+            mode: parking_lot::Mutex::new((ProxyMode::Forward, 0)),
+            generation,
+            forwarded: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            stalled: AtomicUsize::new(0),
+        });
+        let accept_state = state.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (mode, gen, mut changed) = {
+                    let m = accept_state.mode.lock();
+                    (m.0, m.1, accept_state.generation.subscribe())
+                };
+                match mode {
+                    ProxyMode::Refuse => {
+                        accept_state.refused.fetch_add(1, Ordering::Relaxed);
+                        drop(client);
+                    }
+                    ProxyMode::Stall => {
+                        accept_state.stalled.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            // Hold the socket, silent, until the mode changes.
+                            while *changed.borrow_and_update() == gen {
+                                if changed.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                            drop(client);
+                        });
+                    }
+                    ProxyMode::Forward => {
+                        accept_state.forwarded.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            let _ = client.set_nodelay(true);
+                            let Ok(mut upstream) = TcpStream::connect(upstream).await else {
+                                return;
+                            };
+                            let _ = upstream.set_nodelay(true);
+                            let mut client = client;
+                            let cut = async {
+                                while *changed.borrow_and_update() == gen {
+                                    if changed.changed().await.is_err() {
+                                        // The proxy is gone: end the connection too.
+                                        break;
+                                    }
+                                }
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                                _ = cut => {}
+                            }
+                            // Dropping both sockets cuts the connection on both sides.
+                        });
+                    }
+                }
+            }
+        });
+        Proxy {
+            port,
+            state,
+            accept,
+        }
+    }
+
+    /// Switches mode. Every connection accepted before the switch is cut (closed on both
+    /// sides, mid-statement or not); new ones get the new mode.
+    pub fn set_mode(&self, mode: ProxyMode) {
+        let mut m = self.state.mode.lock();
+        m.0 = mode;
+        m.1 += 1;
+        self.state.generation.send_replace(m.1);
+    }
+
+    /// Connections forwarded, refused and stalled so far.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.state.forwarded.load(Ordering::Relaxed),
+            self.state.refused.load(Ordering::Relaxed),
+            self.state.stalled.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        // Ends every connection task still running.
+        let mut m = self.state.mode.lock();
+        m.1 += 1;
+        self.state.generation.send_replace(m.1);
+    }
+}
