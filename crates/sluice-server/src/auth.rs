@@ -83,7 +83,10 @@ impl User {
 
     /// Whether this user may touch `key`.
     pub fn may_access(&self, key: &[u8]) -> bool {
-        self.key_patterns.iter().any(|p| glob_match(p, key))
+        // A lone `*` means every key, the empty key included (Redis's `allkeys`).
+        self.key_patterns
+            .iter()
+            .any(|p| p.as_slice() == b"*" || glob_match(p, key))
     }
 
     fn password_matches(&self, password: &[u8]) -> bool {

@@ -7,5 +7,6 @@ pub mod auth;
 pub mod bench;
 pub mod frontend;
 pub mod server;
+pub mod tls;
 
 pub use server::Server;

@@ -121,17 +121,21 @@ async fn serve(
             if e.kind() == std::io::ErrorKind::InvalidInput {
                 anyhow::bail!("{e}");
             }
-            anyhow::bail!(
-                "cannot listen on {}:{}: {e}; pick another --port or stop what is using it",
-                config.server.bind,
-                config.server.port
-            );
+            // The error names the address and the setting (`port` or `tls_port`).
+            anyhow::bail!("cannot listen on {e}; pick another port or stop what is using it");
         }
     };
-    let addr = server.local_addr()?;
+    let mut listening = Vec::new();
+    if let Ok(addr) = server.local_addr() {
+        listening.push(addr.to_string());
+    }
+    if let Some(addr) = server.tls_local_addr() {
+        listening.push(format!("{addr} (TLS)"));
+    }
     info!(
-        "sluice {} listening on {addr}, store {}, journal {}, keyspaces: {}",
+        "sluice {} listening on {}, store {}, journal {}, keyspaces: {}",
         env!("CARGO_PKG_VERSION"),
+        listening.join(" and "),
         sluice.store_description(),
         sluice.durability().as_str(),
         sluice.keyspace_summaries().join("; ")

@@ -9,12 +9,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use sluice::{Config, Sluice};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
 use crate::frontend::connection;
 use crate::frontend::parse::Limits;
+use crate::tls::{self, TlsListener};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.
@@ -166,8 +167,10 @@ pub struct Shared {
     pub sluice: Sluice,
     /// The configuration in force.
     pub config: Config,
-    /// The port actually bound.
+    /// The plaintext port actually bound; 0 with `tls_only` (no plaintext listener).
     pub port: u16,
+    /// The TLS port actually bound, when TLS is on.
+    pub tls_port: Option<u16>,
     /// Live connections.
     pub clients: ClientRegistry,
     /// Counters.
@@ -185,7 +188,9 @@ pub struct Shared {
 impl Shared {
     /// Starts a graceful shutdown: stop accepting, close connections, drain, exit.
     pub fn trigger_shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        // `send_replace`, not `send`: `send` drops the value when no receiver exists yet (a
+        // shutdown triggered before `run()` first subscribed), and the server would never stop.
+        self.shutdown.send_replace(true);
     }
 
     /// A receiver that changes when shutdown starts.
@@ -219,15 +224,56 @@ impl Shared {
 /// A bound, running server.
 pub struct Server {
     shared: Arc<Shared>,
-    listener: TcpListener,
+    /// The plaintext listener; `None` with `tls_only`.
+    listener: Option<TcpListener>,
+    /// The TLS listener; `None` without `tls_port`.
+    tls: Option<TlsListener>,
+}
+
+/// Accepts from `listener`, or waits forever if there is none.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Binds `bind:port`; an error names the address (and which setting it came from).
+async fn listen(bind: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind((bind, port))
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{bind}:{port} ({what}): {e}")))
 }
 
 impl Server {
-    /// Binds the configured address (port 0 picks a free port) around an opened engine.
+    /// Binds the configured address (port 0 picks a free port) around an opened engine, and
+    /// the TLS port when `tls_port` is set (beside the plaintext port, or alone with
+    /// `tls_only`). Configuration errors, TLS files included, are `InvalidInput`.
     pub async fn bind(sluice: Sluice) -> std::io::Result<Server> {
         let config = sluice.config().clone();
-        let listener = TcpListener::bind((config.server.bind.as_str(), config.server.port)).await?;
-        let port = listener.local_addr()?.port();
+        // Certificates are loaded before anything is bound: a bad file is a config error.
+        let acceptor = tls::acceptor_from_config(&config.server)?;
+        let bind = config.server.bind.as_str();
+        let listener = if config.server.tls_only {
+            None
+        } else {
+            Some(listen(bind, config.server.port, "port").await?)
+        };
+        let tls = match (acceptor, config.server.tls_port) {
+            (Some(acceptor), Some(tls_port)) => Some(TlsListener {
+                listener: listen(bind, tls_port, "tls_port").await?,
+                acceptor,
+            }),
+            _ => None,
+        };
+        let port = match &listener {
+            Some(l) => l.local_addr()?.port(),
+            None => 0,
+        };
+        let tls_port = match &tls {
+            Some(t) => Some(t.listener.local_addr()?.port()),
+            None => None,
+        };
         let limits = Limits {
             max_bulk_len: config.server.proto_max_bulk_len,
             max_multibulk_len: config.server.proto_max_multibulk_len,
@@ -244,6 +290,7 @@ impl Server {
             sluice,
             config,
             port,
+            tls_port,
             clients: ClientRegistry::default(),
             stats: ServerStats::default(),
             started: Instant::now(),
@@ -251,12 +298,27 @@ impl Server {
             next_id: AtomicU64::new(0),
             shutdown,
         });
-        Ok(Server { shared, listener })
+        Ok(Server {
+            shared,
+            listener,
+            tls,
+        })
     }
 
-    /// The address bound.
+    /// The plaintext address bound; an error (`NotConnected`) with `tls_only`.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no plaintext listener (tls_only)",
+            )),
+        }
+    }
+
+    /// The TLS address bound, when TLS is on.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|t| t.listener.local_addr().ok())
     }
 
     /// The shared state (to trigger a shutdown from outside).
@@ -271,38 +333,52 @@ impl Server {
         let mut shutdown = shared.shutdown_signal();
         let slots = Arc::new(Semaphore::new(shared.config.server.maxclients));
         let mut connections = tokio::task::JoinSet::new();
+        let tls_acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
         loop {
-            tokio::select! {
-                accepted = self.listener.accept() => {
-                    let (stream, addr) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            warn!("accept failed: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
-                    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(connection::refuse(stream, "ERR max number of clients reached"));
-                        continue;
-                    };
-                    let shared = shared.clone();
-                    connections.spawn(async move {
-                        connection::serve(shared, stream, addr).await;
-                        drop(permit);
-                    });
+            // Which listener accepted: `None` plaintext, `Some(acceptor)` TLS.
+            let (accepted, tls) = tokio::select! {
+                accepted = accept(self.listener.as_ref()) => (accepted, None),
+                accepted = accept(self.tls.as_ref().map(|t| &t.listener)) => {
+                    (accepted, tls_acceptor.clone())
                 }
                 // `wait_for` also sees a shutdown triggered before this receiver existed. Its
                 // `Ref` is dropped inside the block: held across the select it would make this
                 // future `!Send`, and `run()` could no longer be spawned.
                 _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (stream, addr) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+            // TLS connections take their slot before the handshake: pending handshakes count
+            // against `maxclients` too.
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                const FULL: &str = "ERR max number of clients reached";
+                match tls {
+                    None => tokio::spawn(connection::refuse(stream, FULL)),
+                    Some(acceptor) => tokio::spawn(tls::refuse(acceptor, stream, FULL)),
+                };
+                continue;
+            };
+            let shared = shared.clone();
+            connections.spawn(async move {
+                match tls {
+                    None => connection::serve(shared, stream, addr).await,
+                    Some(acceptor) => tls::serve(shared, acceptor, stream, addr).await,
+                }
+                drop(permit);
+            });
         }
         info!("shutting down: no new connections; closing clients and draining write-back buffers");
         drop(self.listener);
+        drop(self.tls);
         let close_deadline = tokio::time::sleep(std::time::Duration::from_secs(5));
         tokio::pin!(close_deadline);
         loop {

@@ -22,8 +22,10 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running in-process server.
 pub struct TestServer {
-    /// Where it listens.
+    /// Where it listens (the TLS address with `tls_only`).
     pub addr: SocketAddr,
+    /// Where it listens for TLS, with `tls_port` (set it to 0 for an ephemeral port).
+    pub tls_addr: Option<SocketAddr>,
     /// Its shared state (`trigger_shutdown()`).
     pub shared: Arc<Shared>,
     /// Its data directory.
@@ -55,11 +57,13 @@ impl TestServer {
         config.journal.durability = durability;
         let sluice = Sluice::open(config).await.expect("open sluice");
         let server = Server::bind(sluice).await.expect("bind");
-        let addr = server.local_addr().expect("local addr");
+        let tls_addr = server.tls_local_addr();
+        let addr = server.local_addr().ok().or(tls_addr).expect("local addr");
         let shared = server.shared();
         let run = tokio::spawn(server.run());
         TestServer {
             addr,
+            tls_addr,
             shared,
             data_dir: data_dir.to_path_buf(),
             run,
@@ -75,11 +79,13 @@ impl TestServer {
         config.server.data_dir = dir.path().to_path_buf();
         let sluice = Sluice::open(config).await.expect("open sluice");
         let server = Server::bind(sluice).await.expect("bind");
-        let addr = server.local_addr().expect("local addr");
+        let tls_addr = server.tls_local_addr();
+        let addr = server.local_addr().ok().or(tls_addr).expect("local addr");
         let shared = server.shared();
         let run = tokio::spawn(server.run());
         TestServer {
             addr,
+            tls_addr,
             shared,
             data_dir: dir.path().to_path_buf(),
             run,

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::util::{is, syntax_error};
+use super::util::{c_str, format_error, is, syntax_error};
 use super::{Ctx, Spec, COMMANDS};
 use crate::auth::{required_category, CATEGORIES};
 use crate::frontend::Frame;
@@ -39,7 +39,7 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
         return Some(Frame::error("NOAUTH Authentication required."));
     };
     if !user.may_run(spec) {
-        let name = if spec.subcommands.is_empty() {
+        let name = if spec.subcommands.is_empty() || args.len() < 2 {
             spec.name.to_string()
         } else {
             format!(
@@ -113,10 +113,11 @@ pub fn acl(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
             None => Frame::Array(CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(cat) if args.len() == 3 => {
                 let Some(cat) = CATEGORIES.iter().find(|c| is(cat, c)) else {
-                    return Frame::error(format!(
-                        "ERR Unknown category '{}'",
-                        String::from_utf8_lossy(cat)
-                    ));
+                    // `addReplyErrorFormat("Unknown category '%.128s'")`: the name as sent, up
+                    // to a NUL, with CR and LF made spaces so the reply stays one line.
+                    let cat = c_str(cat);
+                    let cat = &cat[..cat.len().min(128)];
+                    return format_error(&[&b"ERR Unknown category '"[..], cat, b"'"].concat());
                 };
                 Frame::Array(
                     COMMANDS

@@ -296,7 +296,8 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
     if !arity_ok(spec.arity, args.len()) {
         return wrong_arity(spec.name);
     }
-    if !spec.subcommands.is_empty() {
+    // A container with no sub-command runs itself (bare COMMAND lists every command).
+    if !spec.subcommands.is_empty() && args.len() > 1 {
         let sub = args[1].to_ascii_lowercase();
         match spec
             .subcommands
@@ -390,5 +391,59 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
         SluiceFlush => sluice_cmds::flush(ctx, args).await,
         SluiceKeyspaces => sluice_cmds::keyspaces(ctx),
         SluiceDeadLetters => sluice_cmds::deadletters(ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::Server;
+
+    /// Runs `commands` in one session against a fresh in-process engine; their replies.
+    async fn run_all(commands: &[&[&[u8]]]) -> Vec<Frame> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = sluice::Config::default();
+        config.server.port = 0;
+        config.server.data_dir = dir.path().to_path_buf();
+        config.journal.durability = sluice::Durability::None;
+        let sluice = sluice::Sluice::open(config).await.expect("open sluice");
+        let shared = Server::bind(sluice).await.expect("bind").shared();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut session = shared.new_session(addr, addr);
+        let mut replies = Vec::new();
+        for args in commands {
+            let args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+            replies.push(dispatch(&shared, &mut session, args).await);
+        }
+        replies
+    }
+
+    /// Found by `fuzz/command_args`: a container command sent without a sub-command indexed
+    /// past its arguments (COMMAND has arity -1), panicking the connection task.
+    #[tokio::test]
+    async fn bare_container_command_runs_itself() {
+        let replies = run_all(&[&[b"COMMAND"], &[b"command"]]).await;
+        for reply in replies {
+            let Frame::Array(items) = reply else {
+                panic!("COMMAND replied {reply:?}");
+            };
+            assert_eq!(items.len(), COMMANDS.len());
+        }
+    }
+
+    /// Found by `fuzz/command_args`: ACL CAT echoed an unknown category with its CR and LF,
+    /// breaking the reply framing. Now as Redis: up to a NUL, CR and LF made spaces.
+    #[tokio::test]
+    async fn acl_cat_error_stays_one_line() {
+        let replies = run_all(&[&[b"ACL", b"CAT", b"st\n\r\0x"], &[b"acl", b"cat", b"\nno"]]).await;
+        assert_eq!(
+            replies,
+            vec![
+                Frame::error("ERR Unknown category 'st  '"),
+                Frame::error("ERR Unknown category ' no'"),
+            ]
+        );
     }
 }
