@@ -55,20 +55,7 @@ impl TestServer {
         config.server.port = 0;
         config.server.data_dir = data_dir.to_path_buf();
         config.journal.durability = durability;
-        let sluice = Sluice::open(config).await.expect("open sluice");
-        let server = Server::bind(sluice).await.expect("bind");
-        let tls_addr = server.tls_local_addr();
-        let addr = server.local_addr().ok().or(tls_addr).expect("local addr");
-        let shared = server.shared();
-        let run = tokio::spawn(server.run());
-        TestServer {
-            addr,
-            tls_addr,
-            shared,
-            data_dir: data_dir.to_path_buf(),
-            run,
-            _dir: None,
-        }
+        Self::launch(config, None).await
     }
 
     /// A server with `config` (its port and data dir replaced by an ephemeral port and a
@@ -77,6 +64,12 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         config.server.port = 0;
         config.server.data_dir = dir.path().to_path_buf();
+        Self::launch(config, Some(dir)).await
+    }
+
+    /// Opens the engine, binds and runs the server; `dir` is removed when the server is.
+    async fn launch(config: Config, dir: Option<TempDir>) -> TestServer {
+        let data_dir = config.server.data_dir.clone();
         let sluice = Sluice::open(config).await.expect("open sluice");
         let server = Server::bind(sluice).await.expect("bind");
         let tls_addr = server.tls_local_addr();
@@ -87,9 +80,9 @@ impl TestServer {
             addr,
             tls_addr,
             shared,
-            data_dir: dir.path().to_path_buf(),
+            data_dir,
             run,
-            _dir: Some(dir),
+            _dir: dir,
         }
     }
 
