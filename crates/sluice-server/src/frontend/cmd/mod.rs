@@ -120,18 +120,18 @@ const ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 macro_rules! spec {
     ($name:expr, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $cats:expr, $summary:expr, $cmd:ident) => {
-        Spec {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            first_key: $first,
-            last_key: $last,
-            step: $step,
-            categories: $cats,
-            summary: $summary,
-            subcommands: &[],
-            cmd: Cmd::$cmd,
-        }
+        spec!(
+            $name,
+            $arity,
+            $flags,
+            $first,
+            $last,
+            $step,
+            $cats,
+            $summary,
+            $cmd,
+            &[]
+        )
     };
     ($name:expr, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $cats:expr, $summary:expr, $cmd:ident, $subs:expr) => {
         Spec {

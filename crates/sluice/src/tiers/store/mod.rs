@@ -400,6 +400,21 @@ pub(crate) struct StatementFailure {
     pub whole_statement: bool,
 }
 
+/// Appends the key to a statement failure when the statement wrote one row, so the error
+/// names what failed; a multi-row failure is later narrowed down row by row.
+pub(crate) fn name_single_key(ops: &[&StoreOp]) -> impl Fn(StatementFailure) -> StatementFailure {
+    let single_key = match ops {
+        [only] => Some(String::from_utf8_lossy(&only.key).into_owned()),
+        _ => None,
+    };
+    move |mut f: StatementFailure| {
+        if let Some(k) = &single_key {
+            f.error.message = format!("{} (key {k:?})", f.error.message);
+        }
+        f
+    }
+}
+
 /// What a backend provides inside an open transaction to apply planned rows.
 #[async_trait]
 pub(crate) trait SetApplier: Send {

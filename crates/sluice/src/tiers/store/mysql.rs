@@ -42,9 +42,9 @@ use mysql_async::{
 };
 
 use super::{
-    apply_planned, conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, plan_batch,
-    pow2_chunks, BatchOutcome, ColumnInfo, ColumnType, MappedTable, SetApplier, StatementFailure,
-    Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    apply_planned, conversion_error, name_single_key, parse_bool, parse_finite_f64,
+    parse_strict_i64, plan_batch, pow2_chunks, BatchOutcome, ColumnInfo, ColumnType, MappedTable,
+    SetApplier, StatementFailure, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
 };
 use crate::error::StoreError;
 
@@ -338,13 +338,7 @@ impl SetApplier for MyApplier<'_, '_> {
             return Ok(());
         };
         let delete = matches!(first.write, StoreWrite::Delete);
-        let single_key = (ops.len() == 1).then(|| String::from_utf8_lossy(&first.key).into_owned());
-        let with_key = |mut f: StatementFailure| {
-            if let Some(k) = &single_key {
-                f.error.message = format!("{} (key {k:?})", f.error.message);
-            }
-            f
-        };
+        let with_key = &name_single_key(ops);
         let entry = |e: StoreError| StatementFailure {
             error: e,
             whole_statement: false,

@@ -40,9 +40,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::{
-    apply_planned, conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, plan_batch,
-    BatchOutcome, ColumnInfo, ColumnType, MappedTable, SetApplier, StatementFailure, Store,
-    StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    apply_planned, conversion_error, name_single_key, parse_bool, parse_finite_f64,
+    parse_strict_i64, plan_batch, BatchOutcome, ColumnInfo, ColumnType, MappedTable, SetApplier,
+    StatementFailure, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
 };
 use crate::error::StoreError;
 
@@ -617,13 +617,7 @@ impl SetApplier for PgApplier<'_, '_> {
             return Ok(());
         };
         let delete = matches!(first.write, StoreWrite::Delete);
-        let single_key = (ops.len() == 1).then(|| String::from_utf8_lossy(&first.key).into_owned());
-        let with_key = |mut f: StatementFailure| {
-            if let Some(k) = &single_key {
-                f.error.message = format!("{} (key {k:?})", f.error.message);
-            }
-            f
-        };
+        let with_key = &name_single_key(ops);
         match &first.target {
             Target::Builtin { .. } => {
                 let dbs: Vec<i16> = ops
