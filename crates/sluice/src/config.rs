@@ -140,6 +140,22 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// PEM CA bundle; when set, clients must present a certificate it signed.
     pub tls_ca_cert: Option<PathBuf>,
+    /// Threads serving client connections (Redis `io-threads`). 0 picks one per core minus
+    /// one, at least one: the journal, store and flusher threads need a core too, and on a
+    /// small machine a load generator often shares it.
+    pub io_threads: usize,
+}
+
+impl ServerConfig {
+    /// The number of connection threads `io_threads` asks for, with 0 resolved.
+    pub fn resolved_io_threads(&self) -> usize {
+        if self.io_threads > 0 {
+            return self.io_threads;
+        }
+        std::thread::available_parallelism()
+            .map(|n| n.get().saturating_sub(1).max(1))
+            .unwrap_or(1)
+    }
 }
 
 impl Default for ServerConfig {
@@ -164,6 +180,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca_cert: None,
+            io_threads: 0,
         }
     }
 }
@@ -301,7 +318,12 @@ pub struct KeyspaceConfig {
     /// Write-back: longest time a write waits in the buffer before a flush starts.
     #[serde(default = "default_flush_interval", deserialize_with = "de_duration")]
     pub flush_interval: Duration,
-    /// Write-back: entries per flush transaction; a buffer this full flushes at once.
+    /// Write-back: most entries per flush transaction, and the size trigger: a flush starts at
+    /// once when this many fresh keys are buffered, i.e. keys that became dirty since the last
+    /// flush started and that no flush stored since the last timed one (each `flush_interval`
+    /// starts afresh). Rewrites of a buffered or recently stored key never count, so a hot set
+    /// of any size coalesces until `flush_interval`; a load of new keys flushes every
+    /// `flush_batch` keys.
     #[serde(default = "default_flush_batch")]
     pub flush_batch: usize,
     /// Write-back: buffered entries at which new writes wait (backpressure).

@@ -66,8 +66,9 @@ pub use config::{Config, Durability, KeyspaceConfig, Policy};
 pub use engine::deadletter::{DeadLetter, DeadLetterSelector};
 pub use engine::ops_types::{KeyspaceInfo, Mutation};
 pub use engine::{
-    check_config, with_deferred_durability, DurabilityBatch, Entry, ExpireCondition, KeyTtl,
-    SetCondition, SetExpiry, SetOptions, SetOutcome, ShutdownReport, SluiceBuilder,
+    check_config, take_deferred_durability, with_deferred_durability, with_durability_scope,
+    DurabilityBatch, Entry, ExpireCondition, KeyTtl, SetCondition, SetExpiry, SetOptions,
+    SetOutcome, ShutdownReport, SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, SluiceError, StoreError};
 

@@ -6,19 +6,32 @@ use std::ffi::c_char;
 /// Parses a decimal 64-bit integer as Redis `string2ll` does: optional `-`, no `+`, no spaces,
 /// no leading zeros, and `-0` refused.
 pub fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
-    if bytes.is_empty() || bytes.len() > 20 {
+    // One pass, no UTF-8 check or str::parse: this reads every `*N` and `$N` of the protocol.
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    // 19 digits always fit in a u64; 20 or more never fit in an i64.
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    let s = std::str::from_utf8(bytes).ok()?;
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || (digits.len() > 1 && digits.starts_with('0'))
-        || s == "-0"
-    {
-        return None;
+    if digits[0] == b'0' {
+        // "0" only: no leading zeros, no "-0" (Redis string2ll).
+        return (digits.len() == 1 && !negative).then_some(0);
     }
-    s.parse().ok()
+    let mut magnitude: u64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(d);
+    }
+    if negative {
+        (magnitude <= i64::MIN.unsigned_abs()).then(|| (magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 /// Parses a finite decimal number (no hex, no `inf`, no `nan`, no spaces).
@@ -137,6 +150,31 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    /// What `string2ll` accepts, written the slow obvious way.
+    fn reference_strict_i64(bytes: &[u8]) -> Option<i64> {
+        let s = std::str::from_utf8(bytes).ok()?;
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+            || s == "-0"
+        {
+            return None;
+        }
+        s.parse().ok()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strict_integers_match_the_reference(
+            s in "-?[0-9]{0,22}|-?9223372036854775[0-9]{3}|[ -~]{0,6}",
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+        ) {
+            proptest::prop_assert_eq!(parse_strict_i64(s.as_bytes()), reference_strict_i64(s.as_bytes()));
+            proptest::prop_assert_eq!(parse_strict_i64(&raw), reference_strict_i64(&raw));
         }
     }
 

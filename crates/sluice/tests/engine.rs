@@ -4,9 +4,13 @@
 //!
 //! - `policies`: what each policy leaves in the database when a write is acknowledged.
 //! - `failures`: store outages, transient and permanent failures, backpressure, dead letters.
+//! - `group_commit`: concurrent write-through writes share transactions; a failure reaches only
+//!   the writers it concerns; one key's writes stay in order; shutdown never leaves one hanging.
 //! - `read_your_writes`: reads see every acknowledged write even after cache eviction.
 //! - `races`: a read-through racing a write never installs the older value.
 //! - `coalescing`: write-back folds repeated writes to a key into one row write per flush.
+//! - `flush_trigger`: the size trigger counts fresh keys, so a hot set coalesces until the
+//!   interval while a bulk load of new keys flushes every `flush_batch` keys.
 //! - `expiry`: Redis expiry semantics on the built-in table, cache-only TTL on mapped tables.
 //! - `config_validation`: a config that cannot work is refused, naming the field.
 //! - `refused_values`: values and keys a mapped column cannot hold are refused up front.
@@ -24,6 +28,10 @@ mod config_validation;
 mod expiry;
 #[path = "engine/failures.rs"]
 mod failures;
+#[path = "engine/flush_trigger.rs"]
+mod flush_trigger;
+#[path = "engine/group_commit.rs"]
+mod group_commit;
 #[path = "engine/policies.rs"]
 mod policies;
 #[path = "engine/races.rs"]

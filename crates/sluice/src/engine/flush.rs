@@ -12,7 +12,7 @@ use super::writeback::FlushItem;
 use super::{Backoff, Engine, Keyspace};
 use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
-use crate::tiers::store::{BatchOutcome, StoreOp, StoreWrite};
+use crate::tiers::store::{BatchOutcome, Store, StoreOp, StoreWrite};
 
 /// What a graceful shutdown left behind.
 #[derive(Debug, Clone, Default)]
@@ -71,11 +71,7 @@ impl Engine {
         let Some(buffer) = &ks.buffer else {
             return Ok(0);
         };
-        let batch: Vec<FlushItem> = buffer
-            .take_batch()
-            .into_iter()
-            .filter(|item| item.seq <= cutoff)
-            .collect();
+        let batch: Vec<FlushItem> = buffer.take_batch(cutoff);
         if batch.is_empty() {
             return Ok(0);
         }
@@ -96,7 +92,7 @@ impl Engine {
             })
             .collect();
         let started = Instant::now();
-        let outcome = self.write_isolating(ops).await;
+        let outcome = write_isolating(&*self.store, ops).await;
         ks.counters
             .last_flush_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -142,7 +138,7 @@ impl Engine {
             self.dead_letters
                 .supersede(item.key.db, &item.key.key, item.seq);
         }
-        buffer.complete(done.iter().copied());
+        buffer.complete_taken_at(done.iter().copied(), now);
         if ks.stores_different_text() {
             // The cached copy holds the client's text; the row may hold another form.
             for item in &done {
@@ -180,29 +176,22 @@ impl Engine {
         }
     }
 
-    /// Writes a batch; a batch refused whole with a permanent error is split in halves until
-    /// the failing entries are isolated, so one poison entry never blocks the others.
-    fn write_isolating(&self, ops: Vec<StoreOp>) -> BoxedOutcome<'_> {
-        Box::pin(async move {
-            let len = ops.len();
-            match self.store.write_batch(ops.clone()).await {
-                Err(e) if e.is_permanent() && len > 1 => {
-                    let right = ops[len / 2..].to_vec();
-                    let left = ops[..len / 2].to_vec();
-                    let mut outcome = self.write_isolating(left).await?;
-                    outcome.extend(self.write_isolating(right).await?);
-                    Ok(outcome)
-                }
-                Err(e) if e.is_permanent() => Ok(vec![Err(e)]),
-                other => other,
-            }
-        })
-    }
-
     /// Flushes every entry of `ks` buffered at the time of the call. Holds the keyspace's
     /// flush lock, so at most one store is in flight per key.
     pub(crate) async fn drain_keyspace(&self, ks: &Keyspace) -> Result<(), StoreError> {
         let _flushing = ks.flush_lock.lock().await;
+        self.drain_locked(ks, false).await
+    }
+
+    /// [`Engine::drain_keyspace`] with the flush lock already held. `new_epoch` (the flusher's
+    /// timed drain) restarts the buffer's memory of stored keys, which the size trigger uses to
+    /// tell a hot key's rewrite from a fresh key.
+    async fn drain_locked(&self, ks: &Keyspace, new_epoch: bool) -> Result<(), StoreError> {
+        if let Some(buffer) = &ks.buffer {
+            // Before the cutoff: a write buffered in between counts as fresh and is also
+            // taken, which can only bring the next size-triggered drain forward.
+            buffer.begin_drain(new_epoch);
+        }
         let cutoff = self.seq.load(Ordering::SeqCst);
         while self.flush_batch(ks, cutoff).await? > 0 {}
         Ok(())
@@ -310,26 +299,59 @@ impl Engine {
     }
 }
 
+/// Writes a batch; a batch refused whole with a permanent error is split in halves until
+/// the failing entries are isolated, so one poison entry never blocks the others. Shared by
+/// the write-back flusher and the write-through group committer.
+///
+/// `Ok` holds one outcome per entry, in order. `Err` is a transient failure of the whole batch
+/// or, after a split, of one part of it: the other part may then have been stored, so every
+/// entry must be treated as possibly unstored (retried, or reported as failed).
+pub(crate) fn write_isolating(store: &dyn Store, ops: Vec<StoreOp>) -> BoxedOutcome<'_> {
+    Box::pin(async move {
+        let len = ops.len();
+        match store.write_batch(ops.clone()).await {
+            Err(e) if e.is_permanent() && len > 1 => {
+                let right = ops[len / 2..].to_vec();
+                let left = ops[..len / 2].to_vec();
+                let mut outcome = write_isolating(store, left).await?;
+                outcome.extend(write_isolating(store, right).await?);
+                Ok(outcome)
+            }
+            Err(e) if e.is_permanent() => Ok(vec![Err(e)]),
+            other => other,
+        }
+    })
+}
+
 async fn run_flusher(
     engine: std::sync::Weak<Engine>,
     ks: Arc<Keyspace>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Some(buffer_wake) = ks.buffer.as_ref().map(|b| &b.wake) else {
+    let Some(buffer) = ks.buffer.as_ref() else {
         return;
     };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut wait = ks.config.flush_interval;
+    let mut deadline = tokio::time::Instant::now() + wait;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = buffer_wake.notified(), if !backoff.failing() => {}
+        let timed = tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => true,
+            _ = buffer.wake.notified(), if !backoff.failing() => false,
             _ = shutdown.changed() => return,
-        }
+        };
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        match engine.drain_keyspace(&ks).await {
+        let flushing = ks.flush_lock.lock().await;
+        if !timed && !buffer.flush_due() {
+            // A stale wake: a drain since took the keys that asked for it. The interval's
+            // deadline stands.
+            continue;
+        }
+        let drained = engine.drain_locked(&ks, timed).await;
+        drop(flushing);
+        match drained {
             Ok(()) => {
                 backoff.succeed();
                 wait = ks.config.flush_interval;
@@ -348,5 +370,6 @@ async fn run_flusher(
                 warn!(keyspace = %ks.name, "flush failed, retrying in {wait:?}: {e}");
             }
         }
+        deadline = tokio::time::Instant::now() + wait;
     }
 }

@@ -6,7 +6,7 @@
 //! only if the version did not move while it read, and removes it again if the version moved
 //! while it installed. A read-through can therefore never leave an older value in the cache.
 
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, MutexGuard};
@@ -21,6 +21,8 @@ pub struct Stripe(usize);
 pub struct KeyLocks {
     locks: Box<[Mutex<()>]>,
     versions: Box<[AtomicU64]>,
+    /// Randomly seeded, so clients cannot choose keys that all share one stripe.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for KeyLocks {
@@ -28,6 +30,7 @@ impl Default for KeyLocks {
         KeyLocks {
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             versions: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -35,10 +38,7 @@ impl Default for KeyLocks {
 impl KeyLocks {
     /// The stripe of `(db, key)`.
     pub fn stripe(&self, db: u8, key: &[u8]) -> Stripe {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        db.hash(&mut h);
-        key.hash(&mut h);
-        Stripe(h.finish() as usize % STRIPES)
+        Stripe(self.hasher.hash_one((db, key)) as usize % STRIPES)
     }
 
     /// Waits for the write lock of a stripe.

@@ -19,12 +19,13 @@ use crate::clock::SharedClock;
 use crate::config::{Config, KeyspaceConfig, Policy};
 use crate::error::{SluiceError, StoreError};
 use crate::keyspace::KeyTemplate;
-use crate::tiers::cache::{CacheKey, CachedValue, SharedCache};
+use crate::tiers::cache::{CacheError, CacheKey, CachedValue, SharedCache};
 use crate::tiers::journal::{JournalOp, JournalRecord, SharedJournal};
 use crate::tiers::store::{MappedTable, SharedStore, StoreOp, StoreWrite, Target};
 
 pub mod deadletter;
 mod flush;
+mod group_commit;
 pub mod locks;
 mod open;
 mod ops;
@@ -159,6 +160,9 @@ pub struct Engine {
     closing: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Stores write-through and invalidate writes of concurrent clients in shared
+    /// transactions; stops with the other background tasks.
+    committer: group_commit::GroupCommitter,
 }
 
 /// Where a key lives.
@@ -222,7 +226,7 @@ impl Engine {
                 });
             }
         }
-        match self.cache.get(&route.cache_key).await {
+        match self.cache_get(&route.cache_key).await {
             Ok(Some(copy)) => {
                 if copy.expires_at.is_some_and(|e| e < now) {
                     self.expire_lazily(route, now).await;
@@ -238,6 +242,19 @@ impl Engine {
             Ok(None) => {}
             Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
         }
+        // Boxed: the miss path's future is large, and every read's future would carry it.
+        Box::pin(self.read_through(route, version, now)).await
+    }
+
+    /// The miss path of [`Engine::read`]: one store read per key at a time (single flight),
+    /// installed in the cache only if no write moved the stripe's version meanwhile.
+    async fn read_through(
+        &self,
+        route: &Route<'_>,
+        version: u64,
+        now: u64,
+    ) -> Result<Option<Entry>, SluiceError> {
+        let ks = route.ks;
         let target = ks.target(route.cache_key.db);
         let store_key = ks.store_key(&route.cache_key.key);
         if !ks.is_builtin() && self.store.check(&target, &store_key, None).is_err() {
@@ -265,9 +282,9 @@ impl Engine {
             cache_until: ks.cache_ttl_ms().map(|t| now.saturating_add(t)),
         };
         if self.locks.version(route.stripe) == version {
-            let _ = self.cache.put(route.cache_key.clone(), copy).await;
+            let _ = self.cache_put(&route.cache_key, copy).await;
             if self.locks.version(route.stripe) != version {
-                let _ = self.cache.remove(&route.cache_key).await;
+                let _ = self.cache_remove(&route.cache_key).await;
             }
         }
         Ok(Some(Entry {
@@ -279,7 +296,7 @@ impl Engine {
     /// An expired built-in key seen by a read: drop the cached copy and, if the row is still
     /// expired, the row. Conditional, so it can never remove a newer write.
     async fn expire_lazily(&self, route: &Route<'_>, now: u64) {
-        let _ = self.cache.remove(&route.cache_key).await;
+        let _ = self.cache_remove(&route.cache_key).await;
         if route.ks.is_builtin() {
             let store = self.store.clone();
             let key = route.cache_key.clone();
@@ -316,75 +333,41 @@ impl Engine {
             } if e <= now => (StoreWrite::Delete, None),
             other => (other, None),
         };
-        let target = ks.target(route.cache_key.db);
-        let store_key = ks.store_key(&route.cache_key.key);
         if !ks.is_builtin() {
             let value = match &write {
                 StoreWrite::Upsert { value, .. } => Some(&value[..]),
                 StoreWrite::Delete => None,
             };
             self.store
-                .check(&target, &store_key, value)
+                .check(
+                    &ks.target(route.cache_key.db),
+                    &ks.store_key(&route.cache_key.key),
+                    value,
+                )
                 .map_err(|e| SluiceError::Refused(e.message))?;
         }
         ks.counters.writes.fetch_add(1, Ordering::Relaxed);
         match ks.policy() {
             Policy::WriteThrough | Policy::Invalidate => {
-                let op = StoreOp {
-                    target,
-                    key: store_key,
-                    write: write.clone(),
-                };
-                let outcome = match self.store.write_batch(vec![op]).await {
-                    Ok(mut outcomes) => outcomes.pop().unwrap_or(Ok(())),
-                    Err(e) => Err(e),
-                };
-                self.locks.bump(route.stripe);
-                match outcome {
-                    Ok(()) => {
-                        ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
-                        match (&write, ks.policy()) {
-                            (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
-                                // A typed column may store another text form than was sent:
-                                // cache what the database holds, read back under the key lock.
-                                let cached = if ks.stores_different_text() {
-                                    let target = ks.target(route.cache_key.db);
-                                    let store_key = ks.store_key(&route.cache_key.key);
-                                    match self.store.read(&target, &store_key).await {
-                                        Ok(Some(stored)) => Some(stored.value),
-                                        _ => None,
-                                    }
-                                } else {
-                                    Some(value.clone())
-                                };
-                                match cached {
-                                    Some(v) => {
-                                        self.install(route, v, *expires_at, copy_deadline, now)
-                                            .await
-                                    }
-                                    None => self.evict(route).await,
-                                }
-                            }
-                            _ => self.evict(route).await,
-                        }
-                        Ok(None)
-                    }
-                    Err(e) => {
-                        self.evict(route).await;
-                        self.note_store_error(ks, &e);
-                        Err(SluiceError::store(&ks.name, e))
-                    }
-                }
+                // Boxed: this path waits for a database commit anyway, and its future would
+                // otherwise enlarge every write-back write's.
+                Box::pin(self.apply_through(route, write, copy_deadline, now)).await
             }
             Policy::WriteBack => {
                 let buffer = ks
                     .buffer
                     .as_ref()
                     .expect("write-back keyspaces always have a buffer");
-                let reservation = buffer
-                    .reserve(&route.cache_key, ks.config.backpressure_timeout)
-                    .await
-                    .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))?;
+                let reservation =
+                    match buffer.try_reserve(&route.cache_key) {
+                        Some(reservation) => reservation,
+                        // Full: wait for room (boxed, like every rarely taken wait on this path).
+                        None => Box::pin(
+                            buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
+                        )
+                        .await
+                        .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))?,
+                    };
                 let durable = self.journal.durability() != crate::config::Durability::None;
                 let seq = self.next_seq(durable);
                 // Queue the record under the key lock (so the journal holds one key's writes in
@@ -412,12 +395,71 @@ impl Engine {
                 self.locks.bump(route.stripe);
                 match &write {
                     StoreWrite::Upsert { value, expires_at } => {
-                        self.install(route, value.clone(), *expires_at, copy_deadline, now)
+                        self.install(route, value, *expires_at, copy_deadline, now)
                             .await
                     }
                     StoreWrite::Delete => self.evict(route).await,
                 }
                 Ok(ack.map(PendingDurability))
+            }
+        }
+    }
+
+    /// The write-through / invalidate half of [`Engine::apply`]: the store first (through the
+    /// group committer), then the cache.
+    async fn apply_through(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        copy_deadline: Option<u64>,
+        now: u64,
+    ) -> Result<Applied, SluiceError> {
+        let ks = route.ks;
+        let op = StoreOp {
+            target: ks.target(route.cache_key.db),
+            key: ks.store_key(&route.cache_key.key),
+            write: write.clone(),
+        };
+        let outcome = match self.committer.commit(op).await {
+            Ok(outcome) => outcome,
+            // The committer stopped with the engine before taking the write, so
+            // nothing reached the store and the cache is untouched.
+            Err(group_commit::Stopped) => return Err(SluiceError::ShuttingDown),
+        };
+        self.locks.bump(route.stripe);
+        match outcome {
+            Ok(()) => {
+                ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
+                match (&write, ks.policy()) {
+                    (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
+                        // A typed column may store another text form than was sent:
+                        // cache what the database holds, read back under the key lock.
+                        let cached = if ks.stores_different_text() {
+                            let target = ks.target(route.cache_key.db);
+                            let store_key = ks.store_key(&route.cache_key.key);
+                            match self.store.read(&target, &store_key).await {
+                                Ok(Some(stored)) => Some(stored.value),
+                                _ => None,
+                            }
+                        } else {
+                            Some(value.clone())
+                        };
+                        match cached {
+                            Some(v) => {
+                                self.install(route, &v, *expires_at, copy_deadline, now)
+                                    .await
+                            }
+                            None => self.evict(route).await,
+                        }
+                    }
+                    _ => self.evict(route).await,
+                }
+                Ok(None)
+            }
+            Err(e) => {
+                self.evict(route).await;
+                self.note_store_error(ks, &e);
+                Err(SluiceError::store(&ks.name, e))
             }
         }
     }
@@ -441,7 +483,7 @@ impl Engine {
     async fn install(
         &self,
         route: &Route<'_>,
-        value: Bytes,
+        value: &Bytes,
         expires_at: Option<u64>,
         copy_deadline: Option<u64>,
         now: u64,
@@ -451,20 +493,53 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if let Some(local) = self.cache.local() {
+            local.put_now(&route.cache_key, value, expires_at, cache_until);
+            return;
+        }
         let copy = CachedValue {
-            value,
+            value: value.clone(),
             expires_at,
             cache_until,
         };
-        if let Err(e) = self.cache.put(route.cache_key.clone(), copy).await {
+        if let Err(e) = self.cache_put(&route.cache_key, copy).await {
             warn!(keyspace = %route.ks.name, "cache write failed, invalidating: {e}");
             self.evict(route).await;
         }
     }
 
     async fn evict(&self, route: &Route<'_>) {
-        if let Err(e) = self.cache.remove(&route.cache_key).await {
+        if let Err(e) = self.cache_remove(&route.cache_key).await {
             warn!(keyspace = %route.ks.name, "cache invalidation failed: {e}");
+        }
+    }
+
+    // The three cache calls of the hot path: straight into an in-process cache, through the
+    // trait's futures otherwise.
+    async fn cache_get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+        match self.cache.local() {
+            Some(local) => Ok(local.get_now(key)),
+            None => self.cache.get(key).await,
+        }
+    }
+
+    async fn cache_put(&self, key: &CacheKey, copy: CachedValue) -> Result<(), CacheError> {
+        match self.cache.local() {
+            Some(local) => {
+                local.put_now(key, &copy.value, copy.expires_at, copy.cache_until);
+                Ok(())
+            }
+            None => self.cache.put(key.clone(), copy).await,
+        }
+    }
+
+    async fn cache_remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+        match self.cache.local() {
+            Some(local) => {
+                local.remove_now(key);
+                Ok(())
+            }
+            None => self.cache.remove(key).await,
         }
     }
 
@@ -542,6 +617,27 @@ pub async fn with_deferred_durability<F: std::future::Future>(
             (out, DurabilityBatch(acks))
         })
         .await
+}
+
+/// Runs `work` (typically a whole client connection) in a scope where write-back writes
+/// return as soon as they are buffered and queued in the journal, as inside
+/// [`with_deferred_durability`]; the caller collects their acknowledgements with
+/// [`take_deferred_durability`] and must await them before acknowledging those writes.
+/// One scope per connection instead of one per pipeline keeps the per-request cost down.
+pub async fn with_durability_scope<F: std::future::Future>(work: F) -> F::Output {
+    DEFERRED
+        .scope(std::cell::RefCell::new(Vec::new()), work)
+        .await
+}
+
+/// The acknowledgements deferred since the last call, inside [`with_durability_scope`];
+/// empty outside one (there, writes wait for their own durability).
+pub fn take_deferred_durability() -> DurabilityBatch {
+    DurabilityBatch(
+        DEFERRED
+            .try_with(|d| std::mem::take(&mut *d.borrow_mut()))
+            .unwrap_or_default(),
+    )
 }
 
 fn live(value: Bytes, expires_at: Option<u64>, now: u64) -> Option<Entry> {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::deadletter::DeadLetters;
+use super::group_commit::GroupCommitter;
 use super::locks::KeyLocks;
 use super::singleflight::SingleFlight;
 use super::writeback::WriteBackBuffer;
@@ -134,6 +135,9 @@ impl SluiceBuilder {
         let dead_letters =
             DeadLetters::open(&data_dir.join("deadletters.db")).map_err(OpenError::Io)?;
         let (shutdown_tx, _) = watch::channel(false);
+        // One committer per store: it is the store's transactions that are shared.
+        let (committer, committer_task) =
+            GroupCommitter::start(store.clone(), shutdown_tx.subscribe());
         let engine = Arc::new(Engine {
             config,
             clock,
@@ -148,7 +152,8 @@ impl SluiceBuilder {
             unbuffered: Mutex::new(BTreeSet::new()),
             closing: AtomicBool::new(false),
             shutdown_tx,
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(vec![committer_task]),
+            committer,
         });
         engine.recover().await?;
         engine.start_background();

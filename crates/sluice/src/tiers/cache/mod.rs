@@ -68,6 +68,30 @@ pub trait Cache: Send + Sync + 'static {
     async fn clear(&self, db: Option<u8>) -> Result<(), CacheError>;
     /// Sizes for INFO.
     fn stats(&self) -> CacheStats;
+    /// The same cache without futures, when it lives in this process and never waits on I/O.
+    /// The engine then calls it directly on its hot path (no allocation per call). A cache
+    /// reached over the network returns `None`.
+    fn local(&self) -> Option<&dyn LocalCache> {
+        None
+    }
+}
+
+/// A cache answering from this process's memory, synchronously. Same guarantees as
+/// [`Cache`]; it cannot fail.
+pub trait LocalCache: Send + Sync {
+    /// The copy for `key`, if held.
+    fn get_now(&self, key: &CacheKey) -> Option<CachedValue>;
+    /// Stores a copy of `value` with its deadlines (as in [`CachedValue`]), replacing any
+    /// other. Takes the parts by reference: the cache copies them into its own memory.
+    fn put_now(
+        &self,
+        key: &CacheKey,
+        value: &[u8],
+        expires_at: Option<u64>,
+        cache_until: Option<u64>,
+    );
+    /// Drops the copy for `key`.
+    fn remove_now(&self, key: &CacheKey);
 }
 
 /// Shared handle to a cache.

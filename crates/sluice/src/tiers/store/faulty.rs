@@ -11,7 +11,32 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target};
-use crate::error::StoreError;
+use crate::error::{ErrorClass, StoreError};
+
+/// What became of one batch that passed the door (see [`FaultyStore::batch_log`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFate {
+    /// The batch was committed (its entries may still have failed one by one).
+    Committed,
+    /// The whole batch failed with this class of error; nothing of it was committed.
+    Failed(ErrorClass),
+}
+
+/// One batch as [`FaultyStore::batch_log`] records it.
+#[derive(Debug, Clone)]
+pub struct LoggedBatch {
+    /// The entries, in batch order.
+    pub ops: Vec<StoreOp>,
+    /// What happened to it.
+    pub fate: BatchFate,
+}
+
+impl LoggedBatch {
+    /// The key (built-in key or mapped capture) of each entry, in batch order.
+    pub fn keys(&self) -> Vec<Bytes> {
+        self.ops.iter().map(|op| op.key.clone()).collect()
+    }
+}
 
 /// Wraps a real store; injected failures never reach it.
 pub struct FaultyStore {
@@ -25,6 +50,11 @@ pub struct FaultyStore {
     rows: AtomicU64,
     reads: AtomicU64,
     per_key: Mutex<HashMap<Vec<u8>, u64>>,
+    refuse_whole: Mutex<HashSet<Vec<u8>>>,
+    door: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    at_door: AtomicU64,
+    logging: AtomicBool,
+    log: Mutex<Vec<LoggedBatch>>,
 }
 
 impl FaultyStore {
@@ -41,6 +71,11 @@ impl FaultyStore {
             rows: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             per_key: Mutex::new(HashMap::new()),
+            refuse_whole: Mutex::new(HashSet::new()),
+            door: Mutex::new(None),
+            at_door: AtomicU64::new(0),
+            logging: AtomicBool::new(false),
+            log: Mutex::new(Vec::new()),
         })
     }
 
@@ -67,6 +102,50 @@ impl FaultyStore {
     /// Stops failing entries for this key.
     pub fn cure_key(&self, key: &[u8]) {
         self.poison.lock().remove(key);
+    }
+
+    /// A batch holding an entry for this key is refused whole with a permanent error, as by
+    /// a database that cannot isolate one bad row; nothing of it is committed.
+    pub fn refuse_batches_with_key(&self, key: &[u8]) {
+        self.refuse_whole.lock().insert(key.to_vec());
+    }
+
+    /// From now on every batch waits at the door until [`FaultyStore::let_through`] or
+    /// [`FaultyStore::open_door`] lets it in; lets a test decide what is in flight.
+    pub fn close_door(&self) {
+        *self.door.lock() = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets `n` batches through the closed door (those waiting first, in no promised order).
+    pub fn let_through(&self, n: usize) {
+        if let Some(door) = self.door.lock().as_ref() {
+            door.add_permits(n);
+        }
+    }
+
+    /// Lets every batch through, now and from now on.
+    pub fn open_door(&self) {
+        if let Some(door) = self.door.lock().take() {
+            door.close();
+        }
+    }
+
+    /// Batches waiting at the closed door.
+    pub fn waiting_at_door(&self) -> u64 {
+        self.at_door.load(Ordering::SeqCst)
+    }
+
+    /// Starts recording every batch for [`FaultyStore::batch_log`] (off by default, so a long
+    /// run does not grow without bound).
+    pub fn log_batches(&self) {
+        self.logging.store(true, Ordering::SeqCst);
+    }
+
+    /// Every batch that passed the door since [`FaultyStore::log_batches`], in the order their
+    /// fates were decided (so one key's batches appear in the order they were applied, as long
+    /// as they were not in flight together).
+    pub fn batch_log(&self) -> Vec<LoggedBatch> {
+        self.log.lock().clone()
     }
 
     /// Every batch waits this long before reaching the database.
@@ -137,12 +216,67 @@ impl Store for FaultyStore {
     }
 
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        let door = self.door.lock().clone();
+        if let Some(door) = door {
+            self.at_door.fetch_add(1, Ordering::SeqCst);
+            // A closed semaphore is an opened door: pass either way.
+            if let Ok(permit) = door.acquire().await {
+                permit.forget();
+            }
+            self.at_door.fetch_sub(1, Ordering::SeqCst);
+        }
         let delay = *self.write_delay.lock();
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
+        if !self.logging.load(Ordering::SeqCst) {
+            return self.write_batch_inner(ops).await;
+        }
+        let logged = ops.clone();
+        let result = self.write_batch_inner(ops).await;
+        self.log.lock().push(LoggedBatch {
+            ops: logged,
+            fate: match &result {
+                Ok(_) => BatchFate::Committed,
+                Err(e) => BatchFate::Failed(e.class),
+            },
+        });
+        result
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        self.inner.scan_keys(target, now_ms).await
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        self.inner.clear(target).await
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now_ms, limit).await
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        self.inner.delete_if_expired(db, key, now_ms).await
+    }
+}
+
+impl FaultyStore {
+    async fn write_batch_inner(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
         if let Some(err) = self.injected_batch_failure() {
             return Err(err);
+        }
+        let refused = {
+            let refuse = self.refuse_whole.lock();
+            ops.iter()
+                .find(|op| refuse.contains(&op.key[..]))
+                .map(|op| op.key.clone())
+        };
+        if let Some(key) = refused {
+            return Err(StoreError::permanent(format!(
+                "injected whole-batch refusal for key {:?}",
+                String::from_utf8_lossy(&key)
+            )));
         }
         let poison = self.poison.lock().clone();
         let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
@@ -172,21 +306,5 @@ impl Store for FaultyStore {
             outcome[slot] = result;
         }
         Ok(outcome)
-    }
-
-    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
-        self.inner.scan_keys(target, now_ms).await
-    }
-
-    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
-        self.inner.clear(target).await
-    }
-
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now_ms, limit).await
-    }
-
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        self.inner.delete_if_expired(db, key, now_ms).await
     }
 }

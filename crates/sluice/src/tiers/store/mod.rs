@@ -434,6 +434,28 @@ fn is_delete(op: &StoreOp) -> bool {
     matches!(op.write, StoreWrite::Delete)
 }
 
+/// The deciding entries of a planned batch when one statement applies them all (one phase,
+/// one table, all upserts or all deletes); `None` when it needs several statements. A backend
+/// may then run that statement on its own, atomic without an explicit transaction, and fall
+/// back to [`apply_planned`] in a transaction only if it is refused.
+pub(crate) fn single_statement<'o>(
+    ops: &'o [StoreOp],
+    phases: &[PlannedPhase],
+) -> Option<Vec<&'o StoreOp>> {
+    let [phase] = phases else {
+        return None;
+    };
+    let [group] = &phase.groups[..] else {
+        return None;
+    };
+    let entries: Vec<&StoreOp> = group.rows.iter().map(|r| &ops[r.last()]).collect();
+    let delete = is_delete(entries.first()?);
+    entries
+        .iter()
+        .all(|op| is_delete(op) == delete)
+        .then_some(entries)
+}
+
 /// Applies the planned batch, writing per-entry outcomes. `Err` (a transient failure, or a
 /// savepoint that could not be set) means the transaction must not be committed.
 pub(crate) async fn apply_planned<A: SetApplier + ?Sized>(

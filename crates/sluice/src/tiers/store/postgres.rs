@@ -41,8 +41,9 @@ use tokio_postgres::NoTls;
 
 use super::{
     apply_planned, conversion_error, name_single_key, parse_bool, parse_finite_f64,
-    parse_strict_i64, plan_batch, BatchOutcome, ColumnInfo, ColumnType, MappedTable, SetApplier,
-    StatementFailure, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    parse_strict_i64, plan_batch, single_statement, BatchOutcome, ColumnInfo, ColumnType,
+    MappedTable, SetApplier, StatementFailure, Store, StoreOp, StoreWrite, StoredValue,
+    TableSchema, Target,
 };
 use crate::error::StoreError;
 
@@ -564,9 +565,17 @@ impl<'a> Column<'a> {
     }
 }
 
-/// Applies planned rows inside one transaction.
+/// Where an applier's statements run.
+enum PgConn<'a, 'c> {
+    /// Inside the batch's transaction, with savepoints around each attempt.
+    Tx(&'a deadpool_postgres::Transaction<'c>),
+    /// On its own (autocommit): only for a batch that is one statement.
+    Alone(&'a deadpool_postgres::Client),
+}
+
+/// Applies planned rows.
 struct PgApplier<'a, 'c> {
-    tx: &'a deadpool_postgres::Transaction<'c>,
+    conn: PgConn<'a, 'c>,
     tables: &'a HashMap<String, Arc<PgTable>>,
 }
 
@@ -577,23 +586,32 @@ impl PgApplier<'_, '_> {
         params: &[&(dyn ToSql + Sync)],
         doing: &str,
     ) -> Result<(), StatementFailure> {
-        let stmt = self
-            .tx
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| statement_failure(&e, doing))?;
-        self.tx
-            .execute(&stmt, params)
-            .await
-            .map(drop)
-            .map_err(|e| statement_failure(&e, doing))
+        let failed = |e: tokio_postgres::Error| statement_failure(&e, doing);
+        match self.conn {
+            PgConn::Tx(tx) => {
+                let stmt = tx.prepare_cached(sql).await.map_err(failed)?;
+                tx.execute(&stmt, params).await.map(drop).map_err(failed)
+            }
+            PgConn::Alone(client) => {
+                let stmt = client.prepare_cached(sql).await.map_err(failed)?;
+                client
+                    .execute(&stmt, params)
+                    .await
+                    .map(drop)
+                    .map_err(failed)
+            }
+        }
     }
 
     async fn savepoint_sql(&self, sql: &str) -> Result<(), StoreError> {
-        self.tx
-            .batch_execute(sql)
-            .await
-            .map_err(|e| classify(&e, "savepoint"))
+        match self.conn {
+            PgConn::Tx(tx) => tx
+                .batch_execute(sql)
+                .await
+                .map_err(|e| classify(&e, "savepoint")),
+            // A lone statement is atomic by itself: there is nothing to mark.
+            PgConn::Alone(_) => Ok(()),
+        }
     }
 }
 
@@ -873,10 +891,24 @@ impl Store for PostgresStore {
             if phases.is_empty() {
                 return Ok(outcome);
             }
+            if let Some(entries) = single_statement(&ops, &phases) {
+                // The common batch (one table, upserts only) commits in one round trip
+                // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT). Refused
+                // permanently, it changed nothing: isolate the culprits in a transaction.
+                let mut alone = PgApplier {
+                    conn: PgConn::Alone(&client),
+                    tables: &tables,
+                };
+                match alone.apply(&entries).await {
+                    Ok(()) => return Ok(outcome),
+                    Err(f) if !f.error.is_permanent() => return Err(f.error),
+                    Err(_) => {}
+                }
+            }
             let q = |e: tokio_postgres::Error| classify(&e, "batch transaction");
             let tx = client.transaction().await.map_err(q)?;
             let mut applier = PgApplier {
-                tx: &tx,
+                conn: PgConn::Tx(&tx),
                 tables: &tables,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;

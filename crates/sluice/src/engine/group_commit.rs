@@ -1,0 +1,201 @@
+//! Group commit for write-through and invalidate writes.
+//!
+//! One transaction per client write makes the database's commit the ceiling on write-through
+//! throughput. The [`GroupCommitter`] instead takes single writes from concurrent callers and
+//! stores them together, up to [`MAX_IN_FLIGHT`] batches at once:
+//!
+//! - with fewer than [`MAX_IN_FLIGHT`] batches in flight, a write starts a batch at once (with
+//!   whatever else is queued), so a lone writer pays one commit and no timer;
+//! - with all of them in flight, writes queue, and the next batch takes the whole queue (up to
+//!   [`MAX_BATCH`]), so the batch size grows with the load and the commit rate does not have to.
+//!
+//! Per-key order is not the committer's job: every caller holds its key's stripe lock until its
+//! outcome arrives, so two writes to one key are never queued or in flight at the same time.
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::error;
+
+use super::flush::write_isolating;
+use crate::error::StoreError;
+use crate::tiers::store::{SharedStore, StoreOp};
+
+/// Batches in flight at once. More than one so a new write never waits for a whole commit
+/// before its own starts (p50 stays near one commit); few, so that under load the queue, not
+/// the number of concurrent transactions, absorbs the writers (and the store's pool, 16
+/// connections for PostgreSQL, keeps room for reads).
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
+
+/// Most writes in one batch: large enough that 50 or more waiting clients go in one
+/// transaction, small enough that one batch's statements stay quick to plan and send.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// The committer had stopped (the engine is shutting down): the write was not queued and
+/// nothing of it reached the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
+/// The outcome of one write: stored, or the store's error for it.
+pub(crate) type WriteOutcome = Result<(), StoreError>;
+
+/// A handle on the committer task of one store; the engine holds one.
+pub(crate) struct GroupCommitter {
+    // Unbounded on purpose: every queued write has a caller awaiting it while holding a key
+    // lock, so the queue never holds more writes than there are concurrent writers, and a
+    // bounded queue would only add a second place to wait.
+    queue: mpsc::UnboundedSender<Waiter>,
+}
+
+struct Waiter {
+    op: StoreOp,
+    reply: Reply,
+}
+
+/// The reply to one caller. If it is dropped unanswered (the committer task was aborted or a
+/// batch task failed), the caller hears that the outcome is unknown instead of waiting forever.
+struct Reply(Option<oneshot::Sender<WriteOutcome>>);
+
+impl Reply {
+    fn send(mut self, outcome: WriteOutcome) {
+        if let Some(tx) = self.0.take() {
+            // The caller may have gone (its connection closed): nobody to tell.
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Err(outcome_unknown()));
+        }
+    }
+}
+
+fn outcome_unknown() -> StoreError {
+    StoreError::transient(
+        "the group committer stopped before this write's outcome was known (Sluice is shutting down); the row may hold the old or the new value",
+    )
+}
+
+impl GroupCommitter {
+    /// Starts the committer task on `store`. The task stops when `shutdown` changes (or its
+    /// sender is dropped) or when every handle is dropped: it then refuses new writes, stores
+    /// the ones already queued, waits for the batches in flight, and ends. The returned handle
+    /// belongs with the engine's other background tasks.
+    pub(crate) fn start(
+        store: SharedStore,
+        shutdown: watch::Receiver<bool>,
+    ) -> (GroupCommitter, JoinHandle<()>) {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(store, rx, shutdown));
+        (GroupCommitter { queue }, task)
+    }
+
+    /// Stores `op` in a transaction shared with concurrent callers and returns its own outcome.
+    ///
+    /// - `Ok(Ok(()))`: committed.
+    /// - `Ok(Err(e))`: not committed, or, only when `e` says the outcome is unknown (the
+    ///   committer was stopped in the middle of the batch), possibly committed. A whole-batch
+    ///   transient error reaches every caller of that batch; a whole-batch permanent error is
+    ///   isolated by bisection, so it reaches only the writes the store refuses on their own.
+    /// - `Err(Stopped)`: the committer had stopped; nothing was written.
+    ///
+    /// Never waits for a write queued after it. The caller must hold the key's lock until this
+    /// returns: that, not the committer, keeps one key's writes in order.
+    pub(crate) async fn commit(&self, op: StoreOp) -> Result<WriteOutcome, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(Waiter {
+                op,
+                reply: Reply(Some(tx)),
+            })
+            .map_err(|_| Stopped)?;
+        // `Reply` answers even when dropped, so a closed channel here is only possible if the
+        // task vanished between the two; report it like an abort rather than hang or panic.
+        Ok(rx.await.unwrap_or_else(|_| Err(outcome_unknown())))
+    }
+}
+
+async fn run(
+    store: SharedStore,
+    mut queue: mpsc::UnboundedReceiver<Waiter>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Batches run as tasks of their own so that K of them progress in parallel on a
+    // multi-threaded runtime; dropping the set (this task aborted) aborts them, and their
+    // `Reply`s then tell their callers.
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut stopping = *shutdown.borrow();
+    if stopping {
+        queue.close();
+    }
+    loop {
+        if in_flight.len() >= MAX_IN_FLIGHT {
+            // Full: writes pile up in the queue and form the next, bigger batch.
+            reap(in_flight.join_next().await);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            done = in_flight.join_next(), if !in_flight.is_empty() => reap(done),
+            first = queue.recv() => {
+                let Some(first) = first else {
+                    // Closed (stopping or every handle dropped) and empty.
+                    break;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(w) => batch.push(w),
+                        Err(_) => break,
+                    }
+                }
+                in_flight.spawn(write_group(store.clone(), batch));
+            }
+            _ = shutdown.changed(), if !stopping => {
+                // Refuse new writes (they get `Stopped`), but store what callers already
+                // handed over: they passed the engine's open check and are waiting for it.
+                stopping = true;
+                queue.close();
+            }
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        reap(Some(done));
+    }
+}
+
+fn reap(done: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(e)) = done {
+        if e.is_panic() {
+            // Its callers were answered by their `Reply`s being dropped.
+            error!("a group-commit batch task panicked: {e}");
+        }
+    }
+}
+
+/// Stores one batch and answers each caller with its own outcome.
+async fn write_group(store: SharedStore, batch: Vec<Waiter>) {
+    let (ops, replies): (Vec<StoreOp>, Vec<Reply>) =
+        batch.into_iter().map(|w| (w.op, w.reply)).unzip();
+    match write_isolating(&*store, ops).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for reply in replies {
+                // A store owes one outcome per entry; if it falls short, the writes without
+                // one must not be reported as stored.
+                reply.send(outcomes.next().unwrap_or_else(|| {
+                    Err(StoreError::transient(
+                        "the store reported no outcome for this write",
+                    ))
+                }));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
