@@ -101,7 +101,7 @@ impl Env {
             let (reply, durability) = self.rt.block_on(sluice::with_deferred_durability(dispatch(
                 &self.shared,
                 &mut session,
-                args,
+                &args,
             )));
             let _ = self.rt.block_on(durability.wait());
             let mut out = BytesMut::new();
@@ -132,7 +132,7 @@ impl Env {
             let flush = vec![Bytes::from_static(b"flushall")];
             let reply = self
                 .rt
-                .block_on(dispatch(&self.shared, &mut session, flush));
+                .block_on(dispatch(&self.shared, &mut session, &flush));
             assert!(!reply.is_error(), "FLUSHALL failed: {reply:?}");
         }
     }

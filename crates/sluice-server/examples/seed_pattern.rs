@@ -32,14 +32,17 @@ async fn main() {
     let clients: usize = args[4].parse().expect("CLIENTS");
     let seconds: u64 = args[5].parse().expect("SECONDS");
     let table = args[6].clone();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    // Every client connects (and prepares) before any is timed: 50 PostgreSQL connections take
+    // long enough that counting them would short the seed pattern's window, not Sluice's.
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(clients));
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (mode, pg_url, redis_url, table) = (
+        let (mode, pg_url, redis_url, table, ready) = (
             mode.clone(),
             pg_url.clone(),
             redis_url.clone(),
             table.clone(),
+            ready.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::new();
@@ -70,6 +73,8 @@ async fn main() {
                         .expect("connect to redis"),
                 )
             };
+            ready.wait().await;
+            let deadline = Instant::now() + Duration::from_secs(seconds);
             while Instant::now() < deadline {
                 let (id, price) = {
                     let mut rng = rand::thread_rng();

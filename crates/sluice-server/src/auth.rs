@@ -75,10 +75,15 @@ pub fn required_category(spec: &Spec) -> Option<&'static str> {
 impl User {
     /// Whether this user may run the command.
     pub fn may_run(&self, spec: &Spec) -> bool {
-        match (&self.categories, required_category(spec)) {
-            (None, _) | (_, None) => true,
-            (Some(allowed), Some(needed)) => allowed.contains(needed),
-        }
+        let Some(allowed) = &self.categories else {
+            return true;
+        };
+        required_category(spec).is_none_or(|needed| allowed.contains(needed))
+    }
+
+    /// Whether this user may touch every key (checked once per command, before any key).
+    pub fn may_access_all(&self) -> bool {
+        self.key_patterns.iter().any(|p| p.as_slice() == b"*")
     }
 
     /// Whether this user may touch `key`.

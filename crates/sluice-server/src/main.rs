@@ -9,6 +9,26 @@ use sluice::{Config, Sluice};
 use sluice_server::Server;
 use tracing::info;
 
+// mimalloc rather than glibc malloc, as Redis ships jemalloc: the cache is millions of small
+// allocations, which glibc pads with a header each and keeps in per-thread arenas after
+// they are freed (a drained write-back buffer never gave its memory back).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike; libmimalloc-sys
+/// names the options around it but not this one).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed pages go back to the OS at once. mimalloc's default delays that until the thread
+/// allocates again, so a server that went idle after a burst (a bulk load, a drained
+/// write-back buffer) kept the burst's memory in RSS indefinitely. Redis purges in a jemalloc
+/// background thread for the same reason.
+fn release_freed_memory_promptly() {
+    // SAFETY: sets a plain integer option; mimalloc documents mi_option_set as callable at
+    // any time, from any thread.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -177,9 +197,19 @@ fn shutdown_signals() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> ExitCode {
+    release_freed_memory_promptly();
     let cli = Cli::parse();
     init_logging();
+    // The config is read again (with its errors reported) by the command itself; here only
+    // the thread count matters, and it must be known before the runtime exists.
+    let io_threads = match &cli.command {
+        Command::Serve { config, .. } => load_config(config.as_ref())
+            .map(|c| c.server.resolved_io_threads())
+            .unwrap_or(1),
+        _ => sluice::config::ServerConfig::default().resolved_io_threads(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
         .enable_all()
         .build()
     {

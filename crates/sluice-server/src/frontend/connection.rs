@@ -1,5 +1,6 @@
 //! One client connection: read, frame, run, and write the replies of a whole pipeline at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -29,12 +30,16 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
 }
 
 /// Serves one connection over any byte stream (plain TCP or TLS).
-pub async fn serve_stream<S>(
-    shared: Arc<Shared>,
-    mut stream: S,
-    addr: SocketAddr,
-    laddr: SocketAddr,
-) where
+pub async fn serve_stream<S>(shared: Arc<Shared>, stream: S, addr: SocketAddr, laddr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Write-back durability is collected per pipeline and awaited before its replies go out.
+    sluice::with_durability_scope(serve_in_scope(shared, stream, addr, laddr)).await;
+}
+
+async fn serve_in_scope<S>(shared: Arc<Shared>, mut stream: S, addr: SocketAddr, laddr: SocketAddr)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut session = shared.new_session(addr, laddr);
@@ -47,18 +52,23 @@ pub async fn serve_stream<S>(
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut shutdown = shared.shutdown_signal();
+    // One future for the whole connection: building a fresh `changed()` per read costs more
+    // than the GET it waits beside.
+    let shutdown_fired = shutdown.changed();
+    tokio::pin!(shutdown_fired);
     loop {
         // Run every complete request buffered, deferring write-back durability to one wait
         // per batch: replies are written only after every write they acknowledge is durable.
-        let (batch, durability) = sluice::with_deferred_durability(run_buffered(
+        let batch = run_buffered(
             &shared,
             &mut session,
             &mut parser,
             &mut rbuf,
             &mut wbuf,
             addr,
-        ))
+        )
         .await;
+        let durability = sluice::take_deferred_durability();
         if durability.wait().await.is_err() {
             // A write could not be made durable: send no reply that could acknowledge it.
             return;
@@ -70,7 +80,7 @@ pub async fn serve_stream<S>(
         if !wbuf.is_empty() {
             // A client that stops reading stalls this write; past the limit it is dropped,
             // so it cannot pin its replies in memory for ever.
-            match tokio::time::timeout(stall_limit, stream.write_all(&wbuf)).await {
+            match write_with_stall_limit(&mut stream, &wbuf, stall_limit).await {
                 Ok(Ok(())) => wbuf.clear(),
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -105,7 +115,7 @@ pub async fn serve_stream<S>(
                 debug!(%addr, "closing client idle for {idle_limit:?} (timeout)");
                 return;
             }
-            _ = shutdown.changed() => {
+            _ = &mut shutdown_fired => {
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -114,6 +124,22 @@ pub async fn serve_stream<S>(
             warn!(%addr, bytes = rbuf.len(), "closing client that reached client_query_buffer_limit");
             return;
         }
+    }
+}
+
+/// Writes `bytes`, giving up after `stall_limit` without progress being possible. The timer
+/// is armed only when the socket cannot take the bytes at once: almost every reply fits in
+/// the socket buffer, and a timer per reply cost more than the GET it answered.
+async fn write_with_stall_limit<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    stall_limit: std::time::Duration,
+) -> Result<std::io::Result<()>, tokio::time::error::Elapsed> {
+    let mut write = std::pin::pin!(stream.write_all(bytes));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(stall_limit, write).await,
     }
 }
 
@@ -139,7 +165,8 @@ async fn run_buffered(
     loop {
         match parser.next(rbuf) {
             Ok(Some(Parsed::Command(args))) => {
-                let reply = dispatch(shared, session, args).await;
+                let reply = dispatch(shared, session, &args).await;
+                parser.recycle(args);
                 if session.close_without_reply {
                     return Batch::Close;
                 }

@@ -63,6 +63,10 @@ struct Multibulk {
 pub struct RequestParser {
     limits: Limits,
     pending: Option<Multibulk>,
+    /// Emptied vectors handed back by [`RequestParser::recycle`], reused so a steady stream
+    /// of commands allocates no argument vectors.
+    spare_args: Vec<Bytes>,
+    spare_ranges: Vec<Range<usize>>,
 }
 
 /// The first `byte` at or after `from`, searched as Redis does with `strchr` over its query
@@ -78,12 +82,26 @@ fn parse_count(digits: &[u8]) -> Option<i64> {
     sluice::numeric::parse_strict_i64(digits)
 }
 
+/// Vectors longer than this are dropped rather than kept for reuse (one MSET of a million
+/// keys must not pin its argument vector for the life of the connection).
+const MAX_SPARE_ARGS: usize = 64;
+
 impl RequestParser {
+    /// Hands back a command's argument vector once the command has run, for reuse.
+    pub fn recycle(&mut self, mut args: Vec<Bytes>) {
+        if args.capacity() <= MAX_SPARE_ARGS {
+            args.clear();
+            self.spare_args = args;
+        }
+    }
+
     /// A parser with the given limits.
     pub fn new(limits: Limits) -> Self {
         RequestParser {
             limits,
             pending: None,
+            spare_args: Vec::new(),
+            spare_ranges: Vec::new(),
         }
     }
 
@@ -123,10 +141,12 @@ impl RequestParser {
                 if count as u64 > limits.max_multibulk_len {
                     return Err(ProtocolError::new("invalid multibulk length"));
                 }
+                let mut args = std::mem::take(&mut self.spare_ranges);
+                args.reserve((count as usize).min(64));
                 self.pending.insert(Multibulk {
                     expected: count as usize,
                     pos: cr + 2,
-                    args: Vec::with_capacity((count as usize).min(64)),
+                    args,
                 })
             }
         };
@@ -158,11 +178,14 @@ impl RequestParser {
             mb.args.push(start..start + len);
             mb.pos = start + len + 2;
         }
-        let mb = self.pending.take().unwrap_or_default();
+        let mut mb = self.pending.take().unwrap_or_default();
         let frame = buf.split_to(mb.pos).freeze();
-        Ok(Some(Parsed::Command(
-            mb.args.into_iter().map(|r| frame.slice(r)).collect(),
-        )))
+        let mut args = std::mem::take(&mut self.spare_args);
+        args.extend(mb.args.drain(..).map(|r| frame.slice(r)));
+        if mb.args.capacity() <= MAX_SPARE_ARGS {
+            self.spare_ranges = mb.args;
+        }
+        Ok(Some(Parsed::Command(args)))
     }
 
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Parsed>, ProtocolError> {

@@ -219,7 +219,10 @@ pub static COMMANDS: &[Spec] = &[
 
 /// The spec of a command name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static [u8], &'static Spec>> =
+    // A fixed table that clients only read: a fast unkeyed hash is safe here.
+    type ByName =
+        std::collections::HashMap<&'static [u8], &'static Spec, foldhash::fast::FixedState>;
+    static BY_NAME: std::sync::LazyLock<ByName> =
         std::sync::LazyLock::new(|| COMMANDS.iter().map(|s| (s.name.as_bytes(), s)).collect());
     let mut lower = [0u8; 32];
     let lower = lower.get_mut(..name.len())?;
@@ -289,9 +292,9 @@ pub fn engine_error(e: SluiceError) -> Frame {
 }
 
 /// Runs one command for a session and returns its reply.
-pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) -> Frame {
+pub async fn dispatch(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Frame {
     let Some(spec) = lookup(&args[0]) else {
-        return unknown_command(&args);
+        return unknown_command(args);
     };
     if !arity_ok(spec.arity, args.len()) {
         return wrong_arity(spec.name);
@@ -311,7 +314,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
             Some(_) => {}
         }
     }
-    if let Some(denied) = acl::check(session, spec, &args) {
+    if let Some(denied) = acl::check(session, spec, args) {
         return denied;
     }
     session.last_command = spec.name;
@@ -320,7 +323,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: Vec<Bytes>) 
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = Ctx { shared, session };
-    run(ctx, spec.cmd, &args).await
+    run(ctx, spec.cmd, args).await
 }
 
 /// What a command sees.
@@ -331,6 +334,9 @@ pub struct Ctx<'a> {
     pub session: &'a mut Session,
 }
 
+/// Runs a command. The commands on every benchmark's hot path are awaited in place; the rest
+/// run boxed, so this future stays small: it is moved on every command, and a match over
+/// every command's future would be the size of the largest (KEYS, INFO, SCAN...).
 async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
     use Cmd::*;
     match cmd {
@@ -339,32 +345,41 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
         SetNx => strings::setnx(ctx, args).await,
         SetEx => strings::setex(ctx, args, false).await,
         PSetEx => strings::setex(ctx, args, true).await,
-        GetSet => strings::getset(ctx, args).await,
-        GetDel => strings::getdel(ctx, args).await,
-        GetEx => strings::getex(ctx, args).await,
         MGet => strings::mget(ctx, args).await,
-        MSet => strings::mset(ctx, args).await,
-        MSetNx => strings::msetnx(ctx, args).await,
-        Append => strings::append(ctx, args).await,
         StrLen => strings::strlen(ctx, args).await,
-        GetRange | SubStr => strings::getrange(ctx, args).await,
-        SetRange => strings::setrange(ctx, args).await,
         Incr => strings::incr_by_const(ctx, args, 1).await,
         Decr => strings::incr_by_const(ctx, args, -1).await,
         IncrBy => strings::incrby(ctx, args, false).await,
         DecrBy => strings::incrby(ctx, args, true).await,
-        IncrByFloat => strings::incrbyfloat(ctx, args).await,
         Del | Unlink => keys::del(ctx, args).await,
         Exists | Touch => keys::exists(ctx, args).await,
-        Type => keys::type_(ctx, args).await,
         Expire => keys::expire(ctx, args, keys::ExpireUnit::Seconds, false).await,
         PExpire => keys::expire(ctx, args, keys::ExpireUnit::Millis, false).await,
+        Ttl => keys::ttl(ctx, args, false).await,
+        PTtl => keys::ttl(ctx, args, true).await,
+        Ping => connection::ping(ctx, args),
+        Echo => Frame::Bulk(args[1].clone()),
+        _ => Box::pin(run_cold(ctx, cmd, args)).await,
+    }
+}
+
+async fn run_cold(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
+    use Cmd::*;
+    match cmd {
+        GetSet => strings::getset(ctx, args).await,
+        GetDel => strings::getdel(ctx, args).await,
+        GetEx => strings::getex(ctx, args).await,
+        MSet => strings::mset(ctx, args).await,
+        MSetNx => strings::msetnx(ctx, args).await,
+        Append => strings::append(ctx, args).await,
+        GetRange | SubStr => strings::getrange(ctx, args).await,
+        SetRange => strings::setrange(ctx, args).await,
+        IncrByFloat => strings::incrbyfloat(ctx, args).await,
+        Type => keys::type_(ctx, args).await,
         ExpireAt => keys::expire(ctx, args, keys::ExpireUnit::Seconds, true).await,
         PExpireAt => keys::expire(ctx, args, keys::ExpireUnit::Millis, true).await,
         ExpireTime => keys::expiretime(ctx, args, false).await,
         PExpireTime => keys::expiretime(ctx, args, true).await,
-        Ttl => keys::ttl(ctx, args, false).await,
-        PTtl => keys::ttl(ctx, args, true).await,
         Persist => keys::persist(ctx, args).await,
         Keys => keys::keys(ctx, args).await,
         Scan => keys::scan(ctx, args).await,
@@ -372,8 +387,6 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
         DbSize => keys::dbsize(ctx).await,
         Rename => keys::rename(ctx, args, false).await,
         RenameNx => keys::rename(ctx, args, true).await,
-        Ping => connection::ping(ctx, args),
-        Echo => Frame::Bulk(args[1].clone()),
         Quit => connection::quit(ctx),
         Reset => connection::reset(ctx),
         Hello => connection::hello(ctx, args),
@@ -391,6 +404,10 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
         SluiceFlush => sluice_cmds::flush(ctx, args).await,
         SluiceKeyspaces => sluice_cmds::keyspaces(ctx),
         SluiceDeadLetters => sluice_cmds::deadletters(ctx, args).await,
+        Get | Set | Incr | Decr | IncrBy | DecrBy | MGet | Ping | Echo | Exists | Touch | Del
+        | Unlink | Ttl | PTtl | StrLen | SetNx | SetEx | PSetEx | Expire | PExpire => {
+            Box::pin(run(ctx, cmd, args)).await
+        }
     }
 }
 
@@ -414,8 +431,8 @@ mod tests {
         let mut session = shared.new_session(addr, addr);
         let mut replies = Vec::new();
         for args in commands {
-            let args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-            replies.push(dispatch(&shared, &mut session, args).await);
+            let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+            replies.push(dispatch(&shared, &mut session, &args).await);
         }
         replies
     }
