@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 R=${2:-0}
 CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-get,set,incr}
+# SET runs first: it creates the key(s) GET reads, so GET measures hits, not misses.
+TESTS=${TESTS:-set,get,incr}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
 cargo build --release -q
@@ -30,7 +31,7 @@ start_redis() { # name, extra args...
   redis-server --port "$port" --bind 127.0.0.1 --save "" --dir "$WORK/$1" --daemonize no "${@:2}" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   wait_ping "$port"
-  echo "$port"
+  PORT=$port
 }
 
 start_sluice() { # name, durability
@@ -46,32 +47,35 @@ TOML
   "$BIN" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   wait_ping "$port"
-  echo "$port"
+  PORT=$port
 }
 
-rps() { # port, test, pipeline
+bench_csv() { # port, test, pipeline -> "rps p99_ms"
   local rflag=()
   [ "$R" -gt 0 ] && rflag=(-r "$R")
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" "${rflag[@]}" -t "$2" -P "$3" -q 2>/dev/null \
-    | tr '\r' '\n' | grep 'requests per second' | tail -n1 | awk '{print $2}'
+  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" "${rflag[@]}" -t "$2" -P "$3" --csv 2>/dev/null \
+    | awk -F'"' 'NR==2 {print $4, $14}'
 }
 
 row() { # label, sluice-port, redis-port, test, pipeline
   local s r
-  s=$(rps "$2" "$4" "$5"); r=$(rps "$3" "$4" "$5")
-  printf '| %-44s | %-5s | P%-2s | %12s | %12s | %5.2fx |\n' "$1" "$4" "$5" "$s" "$r" "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')"
+  read -r s sp99 < <(bench_csv "$2" "$4" "$5")
+  read -r r rp99 < <(bench_csv "$3" "$4" "$5")
+  printf '| %-44s | %-5s | P%-2s | %12s | %12s | %5.2fx | %7s | %7s |\n' "$1" "$4" "$5" "$s" "$r" \
+    "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
 }
 
-REDIS_PLAIN=$(start_redis plain --appendonly no)
-REDIS_ALWAYS=$(start_redis always --appendonly yes --appendfsync always)
-S_NONE=$(start_sluice none none)
-S_OS=$(start_sluice os os)
-S_FSYNC=$(start_sluice fsync fsync)
+# Started in this shell (not in $(...)), so the EXIT trap knows every PID to stop.
+start_redis plain --appendonly no; REDIS_PLAIN=$PORT
+start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
+start_sluice none none; S_NONE=$PORT
+start_sluice os os; S_OS=$PORT
+start_sluice fsync fsync; S_FSYNC=$PORT
 
 echo "requests=$N clients=$CLIENTS keyspace=${R:-1}"
 echo
-echo "| Sluice write-back vs Redis                   | test  | P   |     Sluice/s |      Redis/s | ratio |"
-echo "|----------------------------------------------|-------|-----|--------------|--------------|-------|"
+echo "| Sluice write-back vs Redis                   | test  | P   |     Sluice/s |      Redis/s | ratio | Sluice p99 ms | Redis p99 ms |"
+echo "|----------------------------------------------|-------|-----|--------------|--------------|-------|---------|---------|"
 for P in 1 16; do
   for T in ${TESTS//,/ }; do
     row "journal none vs redis no persistence" "$S_NONE" "$REDIS_PLAIN" "$T" "$P"

@@ -40,6 +40,9 @@ TOML
 target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+if ! redis-cli -p "$PORT" ping >/dev/null 2>&1; then
+  echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1
+fi
 COMMIT=$($EX commit "$PG_URL" "$REDIS_URL" 1 "$SECS" "$TABLE")
 SEED=$($EX seed "$PG_URL" "$REDIS_URL" "$CLIENTS" "$SECS" "$TABLE")
 SLUICE=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT" "$CLIENTS" "$SECS" "$TABLE")
