@@ -37,6 +37,11 @@ pub struct Pending {
     pub write: StoreWrite,
     /// Unix ms when the key first became dirty (kept across coalesced rewrites).
     pub dirty_since: u64,
+    /// Sequence number of the oldest write no flush has taken yet (kept across coalesced
+    /// rewrites). A drain takes every key whose `first_seq` is at or below its cutoff, with
+    /// its latest value: a key rewritten between the drain's start and its batch is still
+    /// stored by that drain, so a constantly rewritten key cannot be skipped drain after drain.
+    pub first_seq: u64,
 }
 
 /// An entry taken for a flush.
@@ -220,13 +225,13 @@ impl WriteBackBuffer {
                 inner.reserved -= 1;
             }
             let added = write_bytes(&key, &write);
-            let dirty_since = match inner.entries.get(&key) {
+            let (dirty_since, first_seq) = match inner.entries.get(&key) {
                 Some(old) => {
-                    let (old_seq, old_since) = (old.seq, old.dirty_since);
+                    let (old_seq, old_since, old_first) = (old.seq, old.dirty_since, old.first_seq);
                     let old_bytes = write_bytes(&key, &old.write);
                     inner.order.remove(&old_seq);
                     inner.bytes -= old_bytes;
-                    old_since
+                    (old_since, old_first)
                 }
                 None => {
                     if !inner.stored.contains(&self.fingerprint(&key)) {
@@ -234,7 +239,7 @@ impl WriteBackBuffer {
                         // Wake once, on reaching the threshold: the wake is remembered.
                         batch_due = inner.fresh == self.flush_batch;
                     }
-                    now_ms
+                    (now_ms, seq)
                 }
             };
             inner.bytes += added;
@@ -245,6 +250,7 @@ impl WriteBackBuffer {
                     seq,
                     write,
                     dirty_since,
+                    first_seq,
                 },
             );
             self.len.store(inner.entries.len(), Ordering::Release);
@@ -287,17 +293,23 @@ impl WriteBackBuffer {
         let cap = self.memory_cap();
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
+        // Past the cutoff only keys rewritten since the drain began: few, and each is either
+        // taken now (its first unflushed write predates the drain) or skipped.
         let batch: Vec<FlushItem> = inner
             .order
-            .range(..=cutoff)
-            .take(self.flush_batch)
+            .iter()
             .filter_map(|(seq, key)| {
-                inner.entries.get(key).map(|p| FlushItem {
-                    key: key.clone(),
-                    seq: *seq,
-                    write: p.write.clone(),
-                })
+                inner
+                    .entries
+                    .get(key)
+                    .filter(|p| p.first_seq <= cutoff)
+                    .map(|p| FlushItem {
+                        key: key.clone(),
+                        seq: *seq,
+                        write: p.write.clone(),
+                    })
             })
+            .take(self.flush_batch)
             .collect();
         for item in &batch {
             inner.remember(self.fingerprint(&item.key), cap);
@@ -328,7 +340,10 @@ impl WriteBackBuffer {
                 match inner.entries.get_mut(&item.key) {
                     Some(p) if p.seq == item.seq => {}
                     Some(p) => {
+                        // Rewritten after the batch was taken, so after the drain began: its
+                        // first unflushed write is newer than this drain's cutoff.
                         p.dirty_since = p.dirty_since.max(taken_at_ms);
+                        p.first_seq = p.seq;
                         continue;
                     }
                     None => continue,
@@ -705,6 +720,31 @@ mod tests {
         // Write 1 is stored; write 2 (made after the batch was taken at 120) is not.
         assert_eq!(buf.complete_taken_at(&batch, 120), 0);
         assert_eq!(buf.oldest_dirty_since(), Some(120));
+    }
+
+    #[tokio::test]
+    async fn a_key_rewritten_after_the_drain_began_is_still_stored_by_that_drain() {
+        let buf = WriteBackBuffer::new(10, 10);
+        for (seq, k) in [(1, "hot"), (2, "cold")] {
+            let r = buf.reserve(&key(k), Duration::ZERO).await.unwrap();
+            buf.insert(r, key(k), seq, put("old"), 0);
+        }
+        let cutoff = 2;
+        // Rewritten after the drain took its cutoff, before its batch was taken.
+        let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
+        buf.insert(r, key("hot"), 3, put("new"), 5);
+        let batch = buf.take_batch(cutoff);
+        let hot = batch
+            .iter()
+            .find(|i| i.key == key("hot"))
+            .expect("hot key taken");
+        assert_eq!((hot.seq, hot.write.clone()), (3, put("new")));
+        // Rewritten again while in flight: kept, and not taken again by this drain.
+        let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
+        buf.insert(r, key("hot"), 4, put("newer"), 9);
+        assert_eq!(buf.complete_taken_at(&batch, 6), 1);
+        assert!(buf.take_batch(cutoff).is_empty());
+        assert_eq!(buf.take_batch(4).len(), 1);
     }
 
     #[tokio::test]
