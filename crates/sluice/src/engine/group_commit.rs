@@ -20,10 +20,11 @@ use super::flush::write_isolating;
 use crate::error::StoreError;
 use crate::tiers::store::{SharedStore, StoreOp};
 
-/// Batches in flight at once. More than one so a new write never waits for a whole commit
-/// before its own starts (p50 stays near one commit); few, so that under load the queue, not
-/// the number of concurrent transactions, absorbs the writers (and the store's pool, 16
-/// connections for PostgreSQL, keeps room for reads).
+/// Batches in flight at once. More than one so that under light load a new write rarely
+/// waits for another batch's commit before its own starts; few, so that under load the queue,
+/// not the number of concurrent transactions, absorbs the writers, and the store's pool (16
+/// connections for PostgreSQL) keeps room for reads. On a local PostgreSQL with 50 clients,
+/// 2 to 4 gave the same throughput within noise; 8 lost a quarter of it, 16 over half.
 pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 /// Most writes in one batch: large enough that 50 or more waiting clients go in one

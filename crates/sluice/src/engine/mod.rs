@@ -382,13 +382,7 @@ impl Engine {
                         op: JournalOp::Write(write.clone()),
                     })
                 });
-                buffer.insert(
-                    reservation,
-                    route.cache_key.clone(),
-                    seq,
-                    write.clone(),
-                    now,
-                );
+                buffer.insert(reservation, &route.cache_key, seq, write.clone(), now);
                 if durable {
                     self.unbuffered.lock().remove(&seq);
                 }

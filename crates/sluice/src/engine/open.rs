@@ -220,7 +220,7 @@ impl Engine {
             if newer_buffered {
                 continue;
             }
-            buffer.insert_replayed(key.clone(), record.seq, write.clone(), now);
+            buffer.insert_replayed(&key, record.seq, write.clone(), now);
         }
         info!(
             records = count,

@@ -213,47 +213,50 @@ impl WriteBackBuffer {
     pub fn insert(
         &self,
         reservation: Reservation,
-        key: CacheKey,
+        key: &CacheKey,
         seq: u64,
         write: StoreWrite,
         now_ms: u64,
     ) {
         let mut batch_due = false;
         {
-            let mut inner = self.inner.lock();
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
             if reservation.counted {
                 inner.reserved -= 1;
             }
-            let added = write_bytes(&key, &write);
-            let (dirty_since, first_seq) = match inner.entries.get(&key) {
-                Some(old) => {
-                    let (old_seq, old_since, old_first) = (old.seq, old.dirty_since, old.first_seq);
-                    let old_bytes = write_bytes(&key, &old.write);
-                    inner.order.remove(&old_seq);
-                    inner.bytes -= old_bytes;
-                    (old_since, old_first)
+            let added = write_bytes(key, &write);
+            match inner.entries.get_mut(key) {
+                // A rewrite (the hot path): updated in place, the key's own copy reused, so a
+                // coalesced write clones no key.
+                Some(p) => {
+                    let old_seq = std::mem::replace(&mut p.seq, seq);
+                    let old_bytes = write_bytes(key, &p.write);
+                    p.write = write;
+                    inner.bytes = inner.bytes - old_bytes + added;
+                    let owned = inner.order.remove(&old_seq).unwrap_or_else(|| key.clone());
+                    inner.order.insert(seq, owned);
                 }
                 None => {
-                    if !inner.stored.contains(&self.fingerprint(&key)) {
+                    if !inner.stored.contains(&self.fingerprint(key)) {
                         inner.fresh += 1;
                         // Wake once, on reaching the threshold: the wake is remembered.
                         batch_due = inner.fresh == self.flush_batch;
                     }
-                    (now_ms, seq)
+                    inner.bytes += added;
+                    inner.order.insert(seq, key.clone());
+                    inner.entries.insert(
+                        key.clone(),
+                        Pending {
+                            seq,
+                            write,
+                            dirty_since: now_ms,
+                            first_seq: seq,
+                        },
+                    );
+                    self.len.store(inner.entries.len(), Ordering::Release);
                 }
-            };
-            inner.bytes += added;
-            inner.order.insert(seq, key.clone());
-            inner.entries.insert(
-                key,
-                Pending {
-                    seq,
-                    write,
-                    dirty_since,
-                    first_seq,
-                },
-            );
-            self.len.store(inner.entries.len(), Ordering::Release);
+            }
         }
         if batch_due {
             self.wake.notify_one();
@@ -262,7 +265,7 @@ impl WriteBackBuffer {
 
     /// Buffers a write recovered from the journal; replay may exceed `max_dirty`, since those
     /// writes were acknowledged before the crash.
-    pub fn insert_replayed(&self, key: CacheKey, seq: u64, write: StoreWrite, now_ms: u64) {
+    pub fn insert_replayed(&self, key: &CacheKey, seq: u64, write: StoreWrite, now_ms: u64) {
         self.insert(Reservation { counted: false }, key, seq, write, now_ms);
     }
 
@@ -455,16 +458,16 @@ mod tests {
     async fn rewrites_coalesce_and_survive_a_concurrent_flush() {
         let buf = WriteBackBuffer::new(10, 10);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("a"), 1, put("1"), 0);
+        buf.insert(r, &key("a"), 1, put("1"), 0);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("a"), 2, put("2"), 5);
+        buf.insert(r, &key("a"), 2, put("2"), 5);
         assert_eq!(buf.len(), 1);
         let batch = buf.take_batch(u64::MAX);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].seq, 2);
         // A rewrite lands while the batch is in flight: completing the batch must keep it.
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("a"), 3, put("3"), 9);
+        buf.insert(r, &key("a"), 3, put("3"), 9);
         assert_eq!(buf.complete(&batch), 0);
         let p = buf.lookup(&key("a")).unwrap();
         assert_eq!(p.seq, 3);
@@ -473,7 +476,7 @@ mod tests {
 
     /// Buffers `k` as a write that needs no reservation.
     fn write(buf: &WriteBackBuffer, k: &str, seq: u64) {
-        buf.insert_replayed(key(k), seq, put(&seq.to_string()), 0);
+        buf.insert_replayed(&key(k), seq, put(&seq.to_string()), 0);
     }
 
     /// One drain of everything buffered, as the flusher runs it.
@@ -713,10 +716,10 @@ mod tests {
     async fn a_key_rewritten_during_each_flush_reports_the_age_of_its_unstored_writes() {
         let buf = WriteBackBuffer::new(10, 10);
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("hot"), 1, put("1"), 100);
+        buf.insert(r, &key("hot"), 1, put("1"), 100);
         let batch = buf.take_batch(u64::MAX);
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("hot"), 2, put("2"), 150);
+        buf.insert(r, &key("hot"), 2, put("2"), 150);
         // Write 1 is stored; write 2 (made after the batch was taken at 120) is not.
         assert_eq!(buf.complete_taken_at(&batch, 120), 0);
         assert_eq!(buf.oldest_dirty_since(), Some(120));
@@ -727,12 +730,12 @@ mod tests {
         let buf = WriteBackBuffer::new(10, 10);
         for (seq, k) in [(1, "hot"), (2, "cold")] {
             let r = buf.reserve(&key(k), Duration::ZERO).await.unwrap();
-            buf.insert(r, key(k), seq, put("old"), 0);
+            buf.insert(r, &key(k), seq, put("old"), 0);
         }
         let cutoff = 2;
         // Rewritten after the drain took its cutoff, before its batch was taken.
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("hot"), 3, put("new"), 5);
+        buf.insert(r, &key("hot"), 3, put("new"), 5);
         let batch = buf.take_batch(cutoff);
         let hot = batch
             .iter()
@@ -741,7 +744,7 @@ mod tests {
         assert_eq!((hot.seq, hot.write.clone()), (3, put("new")));
         // Rewritten again while in flight: kept, and not taken again by this drain.
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("hot"), 4, put("newer"), 9);
+        buf.insert(r, &key("hot"), 4, put("newer"), 9);
         assert_eq!(buf.complete_taken_at(&batch, 6), 1);
         assert!(buf.take_batch(cutoff).is_empty());
         assert_eq!(buf.take_batch(4).len(), 1);
@@ -751,7 +754,7 @@ mod tests {
     async fn full_buffer_refuses_after_timeout_but_admits_rewrites() {
         let buf = WriteBackBuffer::new(1, 10);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, key("a"), 1, put("1"), 0);
+        buf.insert(r, &key("a"), 1, put("1"), 0);
         assert_eq!(
             buf.reserve(&key("b"), Duration::from_millis(10))
                 .await
