@@ -206,7 +206,8 @@ fn main() -> ExitCode {
         Command::Serve { config, .. } => load_config(config.as_ref())
             .map(|c| c.server.resolved_io_threads())
             .unwrap_or(1),
-        _ => sluice::config::ServerConfig::default().resolved_io_threads(),
+        // `bench` runs its load generator in this process too: give it every core.
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(io_threads)
