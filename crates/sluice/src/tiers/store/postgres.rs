@@ -598,7 +598,15 @@ impl PgApplier<'_, '_> {
                     .execute(&stmt, params)
                     .await
                     .map(drop)
-                    .map_err(failed)
+                    .map_err(|e| match e.as_db_error() {
+                        Some(_) => failed(e),
+                        // Alone, the statement is its own commit: lost without an answer from
+                        // the server, it may have committed, and the error must say so.
+                        None => StatementFailure {
+                            error: commit_error(&e),
+                            whole_statement: true,
+                        },
+                    })
             }
         }
     }
