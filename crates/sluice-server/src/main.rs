@@ -16,7 +16,9 @@ use tracing::info;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike; libmimalloc-sys
-/// names the options around it but not this one).
+/// names the options around it but not this one). Check after a mimalloc upgrade:
+/// `MIMALLOC_VERBOSE=1 sluice --version` lists the options in enum order, and the 16th
+/// (index 15) must be `purge_delay`.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed pages go back to the OS at once. mimalloc's default delays that until the thread
