@@ -112,13 +112,12 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 async fn serve(
-    config: Option<PathBuf>,
+    mut config: Config,
     bind: Option<String>,
     port: Option<u16>,
     data_dir: Option<PathBuf>,
     salvage: bool,
 ) -> anyhow::Result<()> {
-    let mut config = load_config(config.as_ref())?;
     if let Some(b) = bind {
         config.server.bind = b;
     }
@@ -202,14 +201,21 @@ fn main() -> ExitCode {
     release_freed_memory_promptly();
     let cli = Cli::parse();
     init_logging();
-    // The config is read again (with its errors reported) by the command itself; here only
-    // the thread count matters, and it must be known before the runtime exists.
-    let io_threads = match &cli.command {
-        Command::Serve { config, .. } => load_config(config.as_ref())
-            .map(|c| c.server.resolved_io_threads())
-            .unwrap_or(1),
+    // `serve` reads its config before the runtime exists: the runtime's thread count is in it.
+    let serve_config = match &cli.command {
+        Command::Serve { config, .. } => match load_config(config.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let io_threads = match &serve_config {
+        Some(c) => c.server.resolved_io_threads(),
         // `bench` runs its load generator in this process too: give it every core.
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(io_threads)
@@ -225,12 +231,15 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve {
-                config,
                 bind,
                 port,
                 data_dir,
                 salvage,
-            } => serve(config, bind, port, data_dir, salvage).await,
+                ..
+            } => {
+                let config = serve_config.unwrap_or_default();
+                serve(config, bind, port, data_dir, salvage).await
+            }
             Command::Bench {
                 config,
                 duration,
