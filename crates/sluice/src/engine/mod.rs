@@ -276,13 +276,16 @@ impl Engine {
             self.expire_lazily(route, now).await;
             return Ok(None);
         }
-        let copy = CachedValue {
-            value: stored.value.clone(),
-            expires_at: stored.expires_at,
-            cache_until: ks.cache_ttl_ms().map(|t| now.saturating_add(t)),
-        };
+        let cache_until = ks.cache_ttl_ms().map(|t| now.saturating_add(t));
         if self.locks.version(route.stripe) == version {
-            let _ = self.cache_put(&route.cache_key, copy).await;
+            let _ = self
+                .cache_put(
+                    &route.cache_key,
+                    &stored.value,
+                    stored.expires_at,
+                    cache_until,
+                )
+                .await;
             if self.locks.version(route.stripe) != version {
                 let _ = self.cache_remove(&route.cache_key).await;
             }
@@ -487,16 +490,10 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if let Some(local) = self.cache.local() {
-            local.put_now(&route.cache_key, value, expires_at, cache_until);
-            return;
-        }
-        let copy = CachedValue {
-            value: value.clone(),
-            expires_at,
-            cache_until,
-        };
-        if let Err(e) = self.cache_put(&route.cache_key, copy).await {
+        if let Err(e) = self
+            .cache_put(&route.cache_key, value, expires_at, cache_until)
+            .await
+        {
             warn!(keyspace = %route.ks.name, "cache write failed, invalidating: {e}");
             self.evict(route).await;
         }
@@ -517,13 +514,28 @@ impl Engine {
         }
     }
 
-    async fn cache_put(&self, key: &CacheKey, copy: CachedValue) -> Result<(), CacheError> {
+    /// Takes the parts by reference: an in-process cache copies them itself, so only a remote
+    /// cache needs an owned [`CachedValue`].
+    async fn cache_put(
+        &self,
+        key: &CacheKey,
+        value: &Bytes,
+        expires_at: Option<u64>,
+        cache_until: Option<u64>,
+    ) -> Result<(), CacheError> {
         match self.cache.local() {
             Some(local) => {
-                local.put_now(key, &copy.value, copy.expires_at, copy.cache_until);
+                local.put_now(key, value, expires_at, cache_until);
                 Ok(())
             }
-            None => self.cache.put(key.clone(), copy).await,
+            None => {
+                let copy = CachedValue {
+                    value: value.clone(),
+                    expires_at,
+                    cache_until,
+                };
+                self.cache.put(key.clone(), copy).await
+            }
         }
     }
 
