@@ -8,6 +8,7 @@
 #   defaults: 200000 "get set incr" "1 16"
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 N=${1:-200000}
 TESTS=${2:-get set incr}
 PIPES=${3:-1 16}
@@ -19,7 +20,6 @@ WORK=$(mktemp -d)
 VPID=""
 cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 measure() { # name, port, test, pipeline -> Ir per request
   local out="$WORK/$1.$3.$4"

@@ -5,14 +5,13 @@
 # usage: bench/memory.sh [keys]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 KEYS=${1:-1000000}
 cargo build --release -q
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 # RESP for KEYS distinct SETs: keys "k:%014d" (16 bytes), values of 32 bytes.
 python3 - "$KEYS" >"$WORK/load.resp" <<'PY'

@@ -6,6 +6,7 @@
 # env:   PG_URL (default postgres://postgres@127.0.0.1:5432/test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 ROWS=${1:-200000}
 SECS=${2:-10}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -32,7 +33,7 @@ SQL
 TPS=$(pgbench -n -c 1 -T "$SECS" -f "$WORK/upsert.sql" "$PG_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
 PG_ROWS=$(awk -v t="$TPS" 'BEGIN{printf "%.0f", t*500}')
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 cat >"$WORK/sluice.toml" <<TOML
 [server]
 port = $PORT
@@ -54,7 +55,7 @@ max_dirty = 10000000
 TOML
 target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
 # Fill the buffer with ROWS random keys, then time one SLUICE.FLUSH: batches of 500 rows per
 # transaction. flush_interval is 1h, but a buffer holding flush_batch entries wakes the flusher,
 # so part of the fill is already flushed in the background while redis-benchmark runs. The rate

@@ -8,6 +8,7 @@
 #   keyspace-size  redis-benchmark -r (default 0: one key, as redis-benchmark does by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 N=${1:-200000}
 R=${2:-0}
 CLIENTS=${CLIENTS:-50}
@@ -22,8 +23,6 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 start_redis() { # name, extra args...
   local port; port=$(free_port)

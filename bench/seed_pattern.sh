@@ -7,6 +7,7 @@
 # env:   PG_URL (postgres://postgres@127.0.0.1:5432/test), REDIS_URL (redis://127.0.0.1:6379)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 CLIENTS=${1:-50}
 SECS=${2:-10}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -21,7 +22,7 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; psql "$PG_URL" -qc "DROP T
 trap cleanup EXIT
 psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE; CREATE TABLE $TABLE (id bigint PRIMARY KEY, price numeric(10,2), name text);
   INSERT INTO $TABLE (id, price) SELECT g, 1 FROM generate_series(1, 10000) g;" >/dev/null
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 cat >"$WORK/sluice.toml" <<TOML
 [server]
 port = $PORT
@@ -39,10 +40,7 @@ ttl = "1h"
 TOML
 target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-if ! redis-cli -p "$PORT" ping >/dev/null 2>&1; then
-  echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1
-fi
+wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
 COMMIT=$($EX commit "$PG_URL" "$REDIS_URL" 1 "$SECS" "$TABLE")
 SEED=$($EX seed "$PG_URL" "$REDIS_URL" "$CLIENTS" "$SECS" "$TABLE")
 SLUICE=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT" "$CLIENTS" "$SECS" "$TABLE")

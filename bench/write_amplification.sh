@@ -5,6 +5,7 @@
 # usage: bench/write_amplification.sh [incrs] [keys]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 N=${1:-1000000}
 K=${2:-1000}
 cargo build --release -q
@@ -12,10 +13,10 @@ WORK=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 target/release/sluice serve --port "$PORT" --data-dir "$WORK/data" >"$WORK/sluice.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
 START=$(date +%s.%N)
 redis-benchmark -p "$PORT" -c 50 -n "$N" -r "$K" -t incr -P 16 -q >/dev/null 2>&1
 redis-cli -p "$PORT" sluice.flush >/dev/null
