@@ -40,6 +40,15 @@ async fn open(dir: &std::path::Path, policy: Policy) -> Sluice {
     Sluice::open(config).await.unwrap()
 }
 
+/// Operations per second, short runs: one operation is microseconds.
+fn per_operation(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .throughput(Throughput::Elements(1))
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
+}
+
 fn policies(c: &mut Criterion) {
     let rt = runtime();
     let value = Bytes::from_static(b"a value of about forty bytes, say 1234567");
@@ -49,11 +58,7 @@ fn policies(c: &mut Criterion) {
         let name = policy.as_str();
 
         let mut group = c.benchmark_group("set");
-        group
-            .throughput(Throughput::Elements(1))
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(10);
+        per_operation(&mut group);
         let n = AtomicU64::new(0);
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
@@ -80,11 +85,7 @@ fn policies(c: &mut Criterion) {
             sluice.flush().await.unwrap();
         });
         let mut group = c.benchmark_group("get");
-        group
-            .throughput(Throughput::Elements(1))
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(10);
+        per_operation(&mut group);
         let n = AtomicU64::new(0);
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
