@@ -20,6 +20,8 @@
 //!
 //! Set `SLUICE_CRASH_SEED` to replay the kill moments and op choices of a failing run.
 
+mod resp_reply;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -31,21 +33,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use resp_reply::{bulk_body, parse_head, strip_crlf, Head, Reply};
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 // ---------------------------------------------------------------------------------------
 // A minimal RESP2 client: every reply is read whole, so "acknowledged" is exact.
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
 
 struct Client {
     reader: BufReader<TcpStream>,
@@ -80,53 +75,22 @@ impl Client {
         self.cmd(&args)
     }
 
-    fn line(&mut self) -> io::Result<String> {
+    fn read_reply(&mut self) -> io::Result<Reply> {
         let mut line = Vec::new();
         self.reader.read_until(b'\n', &mut line)?;
-        if !line.ends_with(b"\r\n") {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed mid-reply",
-            ));
-        }
-        line.truncate(line.len() - 2);
-        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    }
-
-    fn read_reply(&mut self) -> io::Result<Reply> {
-        let line = self.line()?;
-        let bad = || {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad reply line {line:?}"),
-            )
-        };
-        let (kind, rest) = line.split_at(1.min(line.len()));
-        match kind {
-            "+" => Ok(Reply::Status(rest.to_string())),
-            "-" => Ok(Reply::Error(rest.to_string())),
-            ":" => rest.parse().map(Reply::Int).map_err(|_| bad()),
-            "$" => {
-                let len: i64 = rest.parse().map_err(|_| bad())?;
-                if len < 0 {
-                    return Ok(Reply::Bulk(None));
-                }
-                let mut buf = vec![0u8; len as usize + 2];
+        match parse_head(&strip_crlf(line)?)? {
+            Head::Done(reply) => Ok(reply),
+            Head::Bulk(len) => {
+                let mut buf = vec![0u8; len + 2];
                 self.reader.read_exact(&mut buf)?;
-                buf.truncate(len as usize);
-                Ok(Reply::Bulk(Some(buf)))
+                Ok(bulk_body(buf))
             }
-            "*" => {
-                let len: i64 = rest.parse().map_err(|_| bad())?;
-                if len < 0 {
-                    return Ok(Reply::Array(None));
-                }
+            Head::Array(len) => {
                 let items = (0..len)
                     .map(|_| self.read_reply())
                     .collect::<io::Result<_>>()?;
                 Ok(Reply::Array(Some(items)))
             }
-            _ => Err(bad()),
         }
     }
 

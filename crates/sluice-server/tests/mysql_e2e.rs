@@ -10,6 +10,7 @@
 //!   values the column cannot hold refused (by Sluice, or by strict mode on the server) with
 //!   the row keeping its old value.
 
+mod resp_reply;
 mod sql_e2e;
 
 use mysql_async::prelude::Queryable;

@@ -22,6 +22,7 @@
 //!   captures the columns cannot hold refused with the row untouched, DEL as `delete-row` and
 //!   as the default `set-null`, and KEYS rebuilt from the template.
 
+mod resp_reply;
 mod sql_e2e;
 
 use std::collections::{BTreeMap, BTreeSet};

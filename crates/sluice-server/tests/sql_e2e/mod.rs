@@ -21,6 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::resp_reply::Reply;
+use crate::resp_reply::{bulk_body, parse_head, strip_crlf, Head};
+
 /// How long any single reply may take before the test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -70,16 +73,6 @@ where
 // ---------------------------------------------------------------------------------------
 // A raw RESP2 client: every reply is read whole, so "acknowledged" is exact.
 // ---------------------------------------------------------------------------------------
-
-/// One reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
 
 impl Reply {
     /// True for `+OK`.
@@ -203,55 +196,24 @@ impl Resp {
             .unwrap_or_else(|e| panic!("{field} of keyspace_{name}: {e}"))
     }
 
-    async fn line(&mut self) -> io::Result<String> {
-        let mut line = Vec::new();
-        self.reader.read_until(b'\n', &mut line).await?;
-        if !line.ends_with(b"\r\n") {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed mid-reply",
-            ));
-        }
-        line.truncate(line.len() - 2);
-        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    }
-
     fn read_reply(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Reply>> + Send + '_>> {
         Box::pin(async move {
-            let line = self.line().await?;
-            let bad = || {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad reply line {line:?}"),
-                )
-            };
-            let (kind, rest) = line.split_at(1.min(line.len()));
-            match kind {
-                "+" => Ok(Reply::Status(rest.to_string())),
-                "-" => Ok(Reply::Error(rest.to_string())),
-                ":" => rest.parse().map(Reply::Int).map_err(|_| bad()),
-                "$" => {
-                    let len: i64 = rest.parse().map_err(|_| bad())?;
-                    if len < 0 {
-                        return Ok(Reply::Bulk(None));
-                    }
-                    let mut buf = vec![0u8; len as usize + 2];
+            let mut line = Vec::new();
+            self.reader.read_until(b'\n', &mut line).await?;
+            match parse_head(&strip_crlf(line)?)? {
+                Head::Done(reply) => Ok(reply),
+                Head::Bulk(len) => {
+                    let mut buf = vec![0u8; len + 2];
                     self.reader.read_exact(&mut buf).await?;
-                    buf.truncate(len as usize);
-                    Ok(Reply::Bulk(Some(buf)))
+                    Ok(bulk_body(buf))
                 }
-                "*" => {
-                    let len: i64 = rest.parse().map_err(|_| bad())?;
-                    if len < 0 {
-                        return Ok(Reply::Array(None));
-                    }
-                    let mut items = Vec::with_capacity(len as usize);
+                Head::Array(len) => {
+                    let mut items = Vec::with_capacity(len);
                     for _ in 0..len {
                         items.push(self.read_reply().await?);
                     }
                     Ok(Reply::Array(Some(items)))
                 }
-                _ => Err(bad()),
             }
         })
     }
