@@ -1,17 +1,14 @@
 //! Store failures: what the caller sees, what the cache keeps, and that every acknowledged
 //! write-back write ends up stored, retried, or parked as a dead letter.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use parking_lot::Mutex;
+use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::sqlite::SqliteStore;
-use sluice::tiers::store::{
-    BatchOutcome, SharedStore, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
-};
-use sluice::{Bytes, DeadLetterSelector, Policy, Sluice, SluiceError, StoreError};
+use sluice::tiers::store::{SharedStore, StoreWrite};
+use sluice::{DeadLetterSelector, Policy, Sluice, SluiceError};
 
 use crate::common::*;
 
@@ -432,56 +429,6 @@ async fn a_mapped_value_the_database_refuses_becomes_a_dead_letter() {
     assert_eq!(h.get("product:2:price").await, None);
 }
 
-/// A store that, like PostgreSQL, aborts a whole batch when one entry violates a
-/// constraint: the error is permanent and says nothing about which entry failed.
-struct AbortingStore {
-    inner: SharedStore,
-    poison: Mutex<HashSet<Vec<u8>>>,
-}
-
-#[async_trait]
-impl Store for AbortingStore {
-    fn describe(&self) -> String {
-        format!("aborting({})", self.inner.describe())
-    }
-    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
-        self.inner.ensure_builtin_table().await
-    }
-    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
-        self.inner.table_schema(table).await
-    }
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.inner.check(target, key, value)
-    }
-    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
-        self.inner.read(target, key).await
-    }
-    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
-        let poisoned = {
-            let poison = self.poison.lock();
-            ops.iter().any(|op| poison.contains(&op.key[..]))
-        };
-        if poisoned {
-            return Err(StoreError::permanent(
-                "constraint violation; transaction aborted",
-            ));
-        }
-        self.inner.write_batch(ops).await
-    }
-    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
-        self.inner.scan_keys(target, now_ms).await
-    }
-    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
-        self.inner.clear(target).await
-    }
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now_ms, limit).await
-    }
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        self.inner.delete_if_expired(db, key, now_ms).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_refused_whole_is_split_until_the_poison_entry_is_isolated() {
     let dir = tempfile::tempdir().unwrap();
@@ -489,10 +436,10 @@ async fn a_batch_refused_whole_is_split_until_the_poison_entry_is_isolated() {
     ks.flush_interval = Duration::from_secs(3600);
     let cfg = config(dir.path(), vec![ks]);
     let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir.path())).unwrap());
-    let store = Arc::new(AbortingStore {
-        inner,
-        poison: Mutex::new([b"k13".to_vec()].into_iter().collect()),
-    });
+    // Like PostgreSQL, the store aborts a whole batch when one entry violates a constraint:
+    // the error is permanent and says nothing about which entry failed.
+    let store = FaultyStore::new(inner);
+    store.refuse_batches_with_key(b"k13");
     let sluice = Sluice::builder(cfg).store(store).open().await.unwrap();
 
     for i in 0..32 {

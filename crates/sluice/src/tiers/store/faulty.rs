@@ -273,8 +273,9 @@ impl FaultyStore {
                 .map(|op| op.key.clone())
         };
         if let Some(key) = refused {
+            // Worded like PostgreSQL's abort: the error does not say which entry failed.
             return Err(StoreError::permanent(format!(
-                "injected whole-batch refusal for key {:?}",
+                "constraint violation; transaction aborted (injected whole-batch refusal for key {:?})",
                 String::from_utf8_lossy(&key)
             )));
         }
