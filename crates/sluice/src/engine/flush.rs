@@ -304,8 +304,9 @@ impl Engine {
 /// the write-back flusher and the write-through group committer.
 ///
 /// `Ok` holds one outcome per entry, in order. `Err` is a transient failure of the whole batch
-/// or, after a split, of one part of it: the other part may then have been stored, so every
-/// entry must be treated as possibly unstored (retried, or reported as failed).
+/// before any split, so nothing of it was stored. After a split each part answers for its own
+/// entries: a part that fails transiently gives each of its entries that error, and the entries
+/// of parts that were committed are still reported stored.
 pub(crate) fn write_isolating(store: &dyn Store, ops: Vec<StoreOp>) -> BoxedOutcome<'_> {
     Box::pin(async move {
         let len = ops.len();
@@ -313,14 +314,23 @@ pub(crate) fn write_isolating(store: &dyn Store, ops: Vec<StoreOp>) -> BoxedOutc
             Err(e) if e.is_permanent() && len > 1 => {
                 let right = ops[len / 2..].to_vec();
                 let left = ops[..len / 2].to_vec();
-                let mut outcome = write_isolating(store, left).await?;
-                outcome.extend(write_isolating(store, right).await?);
+                let mut outcome = part_outcome(store, left).await;
+                outcome.extend(part_outcome(store, right).await);
                 Ok(outcome)
             }
             Err(e) if e.is_permanent() => Ok(vec![Err(e)]),
             other => other,
         }
     })
+}
+
+/// One part of a split batch: its entries' outcomes, a transient failure of the part given to
+/// each of them (the other parts' commits stand).
+async fn part_outcome(store: &dyn Store, ops: Vec<StoreOp>) -> BatchOutcome {
+    let len = ops.len();
+    write_isolating(store, ops)
+        .await
+        .unwrap_or_else(|e| (0..len).map(|_| Err(e.clone())).collect())
 }
 
 async fn run_flusher(

@@ -214,6 +214,60 @@ async fn a_value_refused_in_a_group_fails_only_its_own_writer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_whose_part_of_a_split_batch_committed_are_told_so() {
+    // The group is refused whole (k7), so the committer splits it; the part holding k15 then
+    // fails transiently. The parts committed before or beside it stay committed, and their
+    // writers must hear that, not the other part's error.
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let st = stage_cleanly(
+        |h| {
+            h.store.refuse_batches_with_key(b"k7");
+            h.store.fail_batches_with_key(b"k15");
+        },
+        &keys,
+    )
+    .await;
+    st.h.store.open_door();
+    for w in st.fillers {
+        join(w).await.expect("filler acknowledged");
+    }
+    let mut results = Vec::new();
+    for w in st.writers {
+        results.push(join(w).await);
+    }
+    let h = st.h;
+    let table = h.kv_table(0);
+    let mut acknowledged = 0;
+    for (k, result) in keys.iter().zip(results) {
+        match (k.as_str(), result) {
+            ("k7", Err(SluiceError::Store { error, .. })) => {
+                assert!(error.is_permanent(), "{error:?}")
+            }
+            ("k15", Err(SluiceError::Store { error, .. })) => {
+                assert!(!error.is_permanent(), "{error:?}")
+            }
+            (_, Ok(())) => {
+                acknowledged += 1;
+                assert_eq!(table.get(k), Some(&value_of(k)), "{k} acknowledged: stored");
+                assert_eq!(cached(&h, k).await, Some(value_of(k)), "{k} cached");
+            }
+            (_, Err(SluiceError::Store { error, .. })) if !error.is_permanent() => {
+                // In k15's part: nothing of that part was committed.
+                assert_eq!(table.get(k), None, "{k} failed transiently: not stored");
+                assert_eq!(cached(&h, k).await, None, "{k} not cached");
+            }
+            (_, other) => panic!("{k}: unexpected outcome {other:?}"),
+        }
+    }
+    for k in ["k7", "k15"] {
+        assert_eq!(table.get(k), None, "{k} not stored");
+    }
+    // However the group was ordered, the first split leaves one half free of k15 whose
+    // innocent entries were committed.
+    assert!(acknowledged > 0, "no writer heard that its write committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_fails_exactly_the_writers_of_its_batch() {
     let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
     let st = stage_cleanly(|h| h.store.log_batches(), &keys).await;

@@ -51,6 +51,7 @@ pub struct FaultyStore {
     reads: AtomicU64,
     per_key: Mutex<HashMap<Vec<u8>, u64>>,
     refuse_whole: Mutex<HashSet<Vec<u8>>>,
+    fail_whole: Mutex<HashSet<Vec<u8>>>,
     door: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     at_door: AtomicU64,
     logging: AtomicBool,
@@ -72,6 +73,7 @@ impl FaultyStore {
             reads: AtomicU64::new(0),
             per_key: Mutex::new(HashMap::new()),
             refuse_whole: Mutex::new(HashSet::new()),
+            fail_whole: Mutex::new(HashSet::new()),
             door: Mutex::new(None),
             at_door: AtomicU64::new(0),
             logging: AtomicBool::new(false),
@@ -108,6 +110,13 @@ impl FaultyStore {
     /// a database that cannot isolate one bad row; nothing of it is committed.
     pub fn refuse_batches_with_key(&self, key: &[u8]) {
         self.refuse_whole.lock().insert(key.to_vec());
+    }
+
+    /// A batch holding an entry for this key fails whole with a transient error, as when the
+    /// connection drops while it is written; nothing of it is committed. Checked after
+    /// [`FaultyStore::refuse_batches_with_key`], so a batch holding keys of both is refused.
+    pub fn fail_batches_with_key(&self, key: &[u8]) {
+        self.fail_whole.lock().insert(key.to_vec());
     }
 
     /// From now on every batch waits at the door until [`FaultyStore::let_through`] or
@@ -266,16 +275,16 @@ impl FaultyStore {
         if let Some(err) = self.injected_batch_failure() {
             return Err(err);
         }
-        let refused = {
-            let refuse = self.refuse_whole.lock();
-            ops.iter()
-                .find(|op| refuse.contains(&op.key[..]))
-                .map(|op| op.key.clone())
-        };
-        if let Some(key) = refused {
+        if let Some(key) = first_key_in(&ops, &self.refuse_whole) {
             // Worded like PostgreSQL's abort: the error does not say which entry failed.
             return Err(StoreError::permanent(format!(
                 "constraint violation; transaction aborted (injected whole-batch refusal for key {:?})",
+                String::from_utf8_lossy(&key)
+            )));
+        }
+        if let Some(key) = first_key_in(&ops, &self.fail_whole) {
+            return Err(StoreError::transient(format!(
+                "injected transient failure of a batch holding key {:?}",
                 String::from_utf8_lossy(&key)
             )));
         }
@@ -308,4 +317,12 @@ impl FaultyStore {
         }
         Ok(outcome)
     }
+}
+
+/// The first key of `ops` that is in `keys`.
+fn first_key_in(ops: &[StoreOp], keys: &Mutex<HashSet<Vec<u8>>>) -> Option<Bytes> {
+    let keys = keys.lock();
+    ops.iter()
+        .find(|op| keys.contains(&op.key[..]))
+        .map(|op| op.key.clone())
 }
