@@ -92,7 +92,7 @@ fn policies(c: &mut Criterion) {
                 let i = n.fetch_add(1, Ordering::Relaxed);
                 let sluice = &sluice;
                 async move {
-                    assert!(sluice.get(0, &key(i)).await.unwrap().is_some());
+                    assert!(sluice.get(0, key(i)).await.unwrap().is_some());
                 }
             })
         });

@@ -962,7 +962,7 @@ async fn set(s: &Sluice, db: u8, key: &[u8], value: &[u8]) {
 
 async fn assert_reads(s: &Sluice, model: &Model, also_absent: &[(u8, Vec<u8>)]) {
     for ((db, key), value) in model {
-        let got = s.get(*db, &Bytes::copy_from_slice(key)).await.unwrap();
+        let got = s.get(*db, Bytes::copy_from_slice(key)).await.unwrap();
         assert_eq!(
             got.as_deref(),
             Some(&value[..]),
@@ -972,7 +972,7 @@ async fn assert_reads(s: &Sluice, model: &Model, also_absent: &[(u8, Vec<u8>)]) 
     }
     for (db, key) in also_absent {
         if !model.contains_key(&(*db, key.clone())) {
-            let got = s.get(*db, &Bytes::copy_from_slice(key)).await.unwrap();
+            let got = s.get(*db, Bytes::copy_from_slice(key)).await.unwrap();
             assert_eq!(
                 got,
                 None,
@@ -1184,7 +1184,7 @@ fn engine_open_refuses_a_corrupt_journal_unless_salvaging() {
             .await
             .expect("salvage opens");
         for r in &records {
-            let got = s.get(0, &r.key).await.unwrap();
+            let got = s.get(0, r.key.clone()).await.unwrap();
             let want = (r.seq != 2).then(|| Bytes::from(format!("v{}", r.seq)));
             assert_eq!(got, want, "seq {}", r.seq);
         }
@@ -1326,7 +1326,7 @@ fn writes_after_a_restart_survive_the_next_crash() {
         lifetime(|| async move {
             let s = open_engine(&d).await;
             assert_eq!(
-                s.get(0, &Bytes::from_static(b"new"))
+                s.get(0, Bytes::from_static(b"new"))
                     .await
                     .unwrap()
                     .as_deref(),
@@ -1334,7 +1334,7 @@ fn writes_after_a_restart_survive_the_next_crash() {
                 "clean_first={clean_first}"
             );
             assert_eq!(
-                s.get(0, &Bytes::from_static(b"old:3"))
+                s.get(0, Bytes::from_static(b"old:3"))
                     .await
                     .unwrap()
                     .as_deref(),

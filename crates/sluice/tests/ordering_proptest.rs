@@ -103,7 +103,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             },
             Op::IncrBy(k, d) => {
                 let current = model.get(KEYS[k]).map(|v| v.parse::<i64>());
-                match (h.sluice.incr_by(0, &b(KEYS[k]), d).await, current) {
+                match (h.sluice.incr_by(0, b(KEYS[k]), d).await, current) {
                     (Ok(n), None) => {
                         prop_assert_eq!(n, d, "{}", what);
                         model.insert(KEYS[k], n.to_string());
@@ -121,7 +121,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     (Err(e), _) => tolerate(outage, &what, e)?,
                 }
             }
-            Op::Get(k) => match h.sluice.get(0, &b(KEYS[k])).await {
+            Op::Get(k) => match h.sluice.get(0, b(KEYS[k])).await {
                 Ok(v) => {
                     let got = v.map(|v| String::from_utf8(v.to_vec()).unwrap());
                     prop_assert_eq!(got.as_ref(), model.get(KEYS[k]), "{}", what);

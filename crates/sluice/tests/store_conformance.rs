@@ -784,11 +784,7 @@ async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
             .as_deref(),
         Some("hello")
     );
-    assert!(sluice
-        .get(0, &b("product:1:price"))
-        .await
-        .unwrap()
-        .is_some());
+    assert!(sluice.get(0, b("product:1:price")).await.unwrap().is_some());
     let report = sluice.shutdown().await;
     assert_eq!(report.unflushed, 0);
     store.clear(&Target::Builtin { db: 0 }).await.unwrap();

@@ -164,8 +164,8 @@ async fn run_buffered(
 ) -> Batch {
     loop {
         match parser.next(rbuf) {
-            Ok(Some(Parsed::Command(args))) => {
-                let reply = dispatch(shared, session, &args).await;
+            Ok(Some(Parsed::Command(mut args))) => {
+                let reply = dispatch(shared, session, &mut args).await;
                 parser.recycle(args);
                 if session.close_without_reply {
                     return Batch::Close;

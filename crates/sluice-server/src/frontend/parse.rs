@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Framing limits (Redis `proto-max-bulk-len` and friends).
 #[derive(Debug, Clone, Copy)]
@@ -179,9 +179,16 @@ impl RequestParser {
             mb.pos = start + len + 2;
         }
         let mut mb = self.pending.take().unwrap_or_default();
-        let frame = buf.split_to(mb.pos).freeze();
+        // Each argument is split off the buffer on its own: one reference count per argument,
+        // where a frame split first and then sliced would cost two more per command.
         let mut args = std::mem::take(&mut self.spare_args);
-        args.extend(mb.args.drain(..).map(|r| frame.slice(r)));
+        let mut consumed = 0;
+        for r in mb.args.drain(..) {
+            buf.advance(r.start - consumed);
+            args.push(buf.split_to(r.len()).freeze());
+            consumed = r.end;
+        }
+        buf.advance(mb.pos - consumed);
         if mb.args.capacity() <= MAX_SPARE_ARGS {
             self.spare_ranges = mb.args;
         }

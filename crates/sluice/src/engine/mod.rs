@@ -174,12 +174,15 @@ pub(crate) struct Route<'a> {
 
 impl Engine {
     /// The keyspace owning `key` in `db`. Mapped keyspaces live in database 0 only.
-    pub(crate) fn route(&self, db: u8, key: &Bytes) -> Route<'_> {
+    ///
+    /// Takes the key by value: the route keeps it, and a caller that owns it (a command that
+    /// moved it out of its request) pays no reference count for it.
+    pub(crate) fn route(&self, db: u8, key: Bytes) -> Route<'_> {
         let ks = if db == 0 {
             self.keyspaces.iter().find(|ks| {
                 ks.template
                     .as_ref()
-                    .is_some_and(|t| t.capture(key).is_some())
+                    .is_some_and(|t| t.capture(&key).is_some())
             })
         } else {
             None
@@ -187,11 +190,8 @@ impl Engine {
         .unwrap_or_else(|| self.builtin());
         Route {
             ks,
-            stripe: self.locks.stripe(db, key),
-            cache_key: CacheKey {
-                db,
-                key: key.clone(),
-            },
+            stripe: self.locks.stripe(db, &key),
+            cache_key: CacheKey { db, key },
         }
     }
 

@@ -197,12 +197,12 @@ impl Sluice {
     }
 
     /// The value of `key`, seeing every acknowledged write (buffered ones included).
-    pub async fn get(&self, db: u8, key: &Bytes) -> Result<Option<Bytes>, SluiceError> {
+    pub async fn get(&self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
         Ok(self.get_entry(db, key).await?.map(|e| e.value))
     }
 
     /// The value and expiry of `key`.
-    pub async fn get_entry(&self, db: u8, key: &Bytes) -> Result<Option<Entry>, SluiceError> {
+    pub async fn get_entry(&self, db: u8, key: Bytes) -> Result<Option<Entry>, SluiceError> {
         let engine = self.engine();
         engine.read(&engine.route(db, key)).await
     }
@@ -212,6 +212,16 @@ impl Sluice {
         &self,
         db: u8,
         key: &Bytes,
+        f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
+    ) -> Result<T, SluiceError> {
+        self.update_owned(db, key.clone(), f).await
+    }
+
+    /// [`Sluice::update`] taking the key by value, for callers that own it.
+    async fn update_owned<T>(
+        &self,
+        db: u8,
+        key: Bytes,
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
     ) -> Result<T, SluiceError> {
         let engine = self.engine();
@@ -237,7 +247,7 @@ impl Sluice {
         opts: SetOptions,
     ) -> Result<SetOutcome, SluiceError> {
         let engine = self.engine();
-        let route = engine.route(db, &key);
+        let route = engine.route(db, key);
         let guard = engine.locks.lock(route.stripe).await;
         let needs_read = opts.condition != SetCondition::Always
             || opts.return_old
@@ -289,8 +299,8 @@ impl Sluice {
 
     /// INCRBY / DECRBY: atomic in the engine; under write-back, repeated increments of one key
     /// coalesce into one row write per flush.
-    pub async fn incr_by(&self, db: u8, key: &Bytes, delta: i64) -> Result<i64, SluiceError> {
-        self.update(db, key, |cur| {
+    pub async fn incr_by(&self, db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError> {
+        self.update_owned(db, key, |cur| {
             let (current, expires_at) = match &cur {
                 Some(e) => (
                     numeric::parse_strict_i64(&e.value).ok_or(SluiceError::NotInteger)?,
@@ -346,7 +356,7 @@ impl Sluice {
     ) -> Result<bool, SluiceError> {
         let now = self.now_ms() as i64;
         let engine = self.engine();
-        if !engine.route(db, key).ks.is_builtin() {
+        if !engine.route(db, key.clone()).ks.is_builtin() {
             return self.expire_cached_copy(db, key, at_ms, now).await;
         }
         self.update(db, key, |cur| {
@@ -379,7 +389,7 @@ impl Sluice {
         now: i64,
     ) -> Result<bool, SluiceError> {
         let engine = self.engine();
-        let route = engine.route(db, key);
+        let route = engine.route(db, key.clone());
         let _guard = engine.locks.lock(route.stripe).await;
         let Some(entry) = engine.read(&route).await? else {
             return Ok(false);
@@ -400,7 +410,7 @@ impl Sluice {
 
     /// The remaining lifetime of `key`.
     pub async fn ttl(&self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
-        Ok(match self.get_entry(db, key).await? {
+        Ok(match self.get_entry(db, key.clone()).await? {
             None => KeyTtl::Missing,
             Some(Entry {
                 expires_at: None, ..
@@ -459,14 +469,14 @@ impl Sluice {
         let guards = engine.locks.lock_many(stripes).await;
         if only_if_none_exists {
             for (key, _) in &pairs {
-                if engine.read(&engine.route(db, key)).await?.is_some() {
+                if engine.read(&engine.route(db, key.clone())).await?.is_some() {
                     return Ok(false);
                 }
             }
         }
         let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
-            let route = engine.route(db, &key);
+            let route = engine.route(db, key);
             let write = StoreWrite::Upsert {
                 value,
                 expires_at: None,
@@ -492,14 +502,14 @@ impl Sluice {
         let engine = self.engine();
         let stripes = vec![engine.locks.stripe(db, src), engine.locks.stripe(db, dst)];
         let guards = engine.locks.lock_many(stripes).await;
-        let src_route = engine.route(db, src);
+        let src_route = engine.route(db, src.clone());
         let Some(entry) = engine.read(&src_route).await? else {
             return Ok(None);
         };
         if src == dst {
             return Ok(Some(!only_if_absent));
         }
-        let dst_route = engine.route(db, dst);
+        let dst_route = engine.route(db, dst.clone());
         if only_if_absent && engine.read(&dst_route).await?.is_some() {
             return Ok(Some(false));
         }
@@ -545,7 +555,7 @@ impl Sluice {
                     Some(t) => Bytes::from(t.render(&capture)),
                     None => capture,
                 };
-                if engine.route(db, &key).ks.id == ks.id {
+                if engine.route(db, key.clone()).ks.id == ks.id {
                     keys.insert(key);
                 }
             }
@@ -767,7 +777,7 @@ impl Sluice {
         let mut retried = 0;
         let mut failed: Vec<DeadLetter> = Vec::new();
         for letter in letters {
-            let route = engine.route(letter.db, &letter.key);
+            let route = engine.route(letter.db, letter.key.clone());
             let guard = engine.locks.lock(route.stripe).await;
             let superseded = route
                 .ks

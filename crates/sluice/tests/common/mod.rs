@@ -158,7 +158,7 @@ impl Harness {
 
     pub async fn get(&self, key: &str) -> Option<String> {
         self.sluice
-            .get(0, &b(key))
+            .get(0, b(key))
             .await
             .unwrap_or_else(|e| panic!("GET {key}: {e}"))
             .map(|v| String::from_utf8(v.to_vec()).unwrap())

@@ -19,7 +19,7 @@ async fn ten_thousand_incrs_to_one_key_cost_one_row_write_per_flush() {
     let h = Harness::start("", vec![quiet(builtin(Policy::WriteBack))]).await;
     let key = b("hits");
     for i in 1..=N {
-        assert_eq!(h.sluice.incr_by(0, &key, 1).await.unwrap(), i);
+        assert_eq!(h.sluice.incr_by(0, key.clone(), 1).await.unwrap(), i);
     }
     assert_eq!(h.store.rows_written(), 0);
     h.sluice.flush().await.unwrap();
@@ -31,7 +31,7 @@ async fn ten_thousand_incrs_to_one_key_cost_one_row_write_per_flush() {
     // Each further flush with new increments costs one more row write, no more.
     for round in 2..=3u64 {
         for _ in 0..1000 {
-            h.sluice.incr_by(0, &key, 1).await.unwrap();
+            h.sluice.incr_by(0, key.clone(), 1).await.unwrap();
         }
         h.sluice.flush().await.unwrap();
         assert_eq!(h.store.writes_for_key(b"hits"), round);
@@ -65,7 +65,7 @@ async fn concurrent_incrs_are_atomic_and_still_coalesce() {
             let sluice = h.sluice.clone();
             tokio::spawn(async move {
                 for _ in 0..2500 {
-                    sluice.incr_by(0, &b("shared"), 1).await.unwrap();
+                    sluice.incr_by(0, b("shared"), 1).await.unwrap();
                 }
             })
         })

@@ -43,7 +43,7 @@ async fn a_key_set_with_an_expiry_vanishes_once_the_clock_passes_it() {
             KeyTtl::ExpiresAt(at),
             "{policy:?}"
         );
-        let entry = h.sluice.get_entry(0, &b("session")).await.unwrap().unwrap();
+        let entry = h.sluice.get_entry(0, b("session")).await.unwrap().unwrap();
         assert_eq!(entry.expires_at, Some(at));
 
         h.clock.advance_ms(999);
@@ -242,7 +242,7 @@ async fn keepttl_keeps_the_expiry_and_a_plain_set_clears_it() {
             .set(0, b("n"), b("1"), px(T0 + 1000))
             .await
             .unwrap();
-        assert_eq!(h.sluice.incr_by(0, &b("n"), 1).await.unwrap(), 2);
+        assert_eq!(h.sluice.incr_by(0, b("n"), 1).await.unwrap(), 2);
         assert_eq!(ttl(&h, "n").await, KeyTtl::ExpiresAt(T0 + 1000));
 
         h.sluice

@@ -40,7 +40,7 @@ async fn write_through_returns_the_store_error_and_never_caches_the_refused_valu
         .unwrap_err();
     assert_store_error(&err, "default");
     // Nothing to serve but the database, which is down: never the refused value.
-    let during = h.sluice.get(0, &b("k")).await;
+    let during = h.sluice.get(0, b("k")).await;
     assert_ne!(during, Ok(Some(b("v2"))));
     assert!(
         during.is_err(),

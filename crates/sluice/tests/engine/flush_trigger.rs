@@ -30,7 +30,7 @@ fn hot(i: usize) -> String {
 /// has stored every hot key. Returns the rows written so far.
 async fn warm_hot_set(h: &Harness) -> u64 {
     for i in 0..HOT {
-        h.sluice.incr_by(0, &b(&hot(i)), 1).await.unwrap();
+        h.sluice.incr_by(0, b(&hot(i)), 1).await.unwrap();
     }
     h.sluice.flush().await.unwrap();
     assert_eq!(h.buffered("default"), 0);
@@ -69,7 +69,7 @@ async fn a_hot_set_three_batches_large_coalesces_until_the_next_flush() {
     for round in 1..=3u64 {
         for _ in 0..5 {
             for i in 0..HOT {
-                h.sluice.incr_by(0, &b(&hot(i)), 1).await.unwrap();
+                h.sluice.incr_by(0, b(&hot(i)), 1).await.unwrap();
             }
         }
         // 7,680 rewrites of 1,536 stored keys: none of them is fresh, nothing flushed.
@@ -93,7 +93,7 @@ async fn new_keys_among_hot_rewrites_still_trigger() {
     // 511 new keys, each after three hot rewrites: below the trigger.
     for n in 0..BATCH - 1 {
         for i in 3 * n..3 * n + 3 {
-            h.sluice.incr_by(0, &b(&hot(i)), 1).await.unwrap();
+            h.sluice.incr_by(0, b(&hot(i)), 1).await.unwrap();
         }
         h.set(&format!("new:{n}"), "v").await;
     }
@@ -129,7 +129,7 @@ async fn random_rewrites_of_a_large_hot_set_stop_triggering_once_it_is_known() {
         x ^= x >> 7;
         x ^= x << 17;
         h.sluice
-            .incr_by(0, &b(&format!("r:{}", x % KEYS)), 1)
+            .incr_by(0, b(&format!("r:{}", x % KEYS)), 1)
             .await
             .unwrap();
     }
@@ -161,7 +161,7 @@ async fn timed_flushes_keep_the_hot_set_known() {
     let mut writes = 0u64;
     while started.elapsed() < Duration::from_millis(800) {
         for i in 0..KEYS {
-            h.sluice.incr_by(0, &b(&hot(i)), 1).await.unwrap();
+            h.sluice.incr_by(0, b(&hot(i)), 1).await.unwrap();
             writes += 1;
         }
         tokio::task::yield_now().await;

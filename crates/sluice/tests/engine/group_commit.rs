@@ -118,7 +118,7 @@ async fn join(w: Writer) -> Result<(), SluiceError> {
 /// Whether `key` is in the cache: with store reads failing, only a cached copy can answer.
 async fn cached(h: &Harness, key: &str) -> Option<String> {
     h.store.set_read_outage(true);
-    let got = h.sluice.get(0, &b(key)).await;
+    let got = h.sluice.get(0, b(key)).await;
     h.store.set_read_outage(false);
     got.ok()
         .flatten()

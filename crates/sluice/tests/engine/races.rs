@@ -136,7 +136,7 @@ async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
                 tokio::spawn(async move {
                     let mut reads = 0u64;
                     while !stop.load(Ordering::SeqCst) {
-                        if let Some(v) = sluice.get(0, &key).await.unwrap() {
+                        if let Some(v) = sluice.get(0, key.clone()).await.unwrap() {
                             let n: u64 = std::str::from_utf8(&v).unwrap().parse().unwrap();
                             assert!(n >= 1);
                         }
@@ -159,7 +159,7 @@ async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
                 // guarantees read-throughs even when the readers are not scheduled here.
                 for _ in 0..2 {
                     assert_eq!(
-                        sluice.get(0, &b(&key)).await.unwrap(),
+                        sluice.get(0, b(&key)).await.unwrap(),
                         Some(b(&v.to_string()))
                     );
                 }
@@ -168,7 +168,7 @@ async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
         let last = writes.to_string();
         cache.flaky.store(false, Ordering::SeqCst);
         assert_eq!(
-            sluice.get(0, &b(&key)).await.unwrap(),
+            sluice.get(0, b(&key)).await.unwrap(),
             Some(b(&last)),
             "{policy:?} round {round}: GET after the last write, readers still running"
         );
@@ -183,7 +183,7 @@ async fn writer_against_readers(policy: Policy, rounds: usize, writes: u64) {
             cached.as_ref().is_none_or(|c| c.value == last),
             "{policy:?} round {round}: stale cached copy {cached:?}, expected {last}"
         );
-        assert_eq!(sluice.get(0, &b(&key)).await.unwrap(), Some(b(&last)));
+        assert_eq!(sluice.get(0, b(&key)).await.unwrap(), Some(b(&last)));
     }
     assert!(
         read_throughs > 0,
@@ -227,7 +227,7 @@ async fn late_install_after_a_completed_write(policy: Policy) {
     cache.armed.store(true, Ordering::SeqCst);
     let reader = {
         let sluice = sluice.clone();
-        tokio::spawn(async move { sluice.get(0, &b("k")).await.unwrap() })
+        tokio::spawn(async move { sluice.get(0, b("k")).await.unwrap() })
     };
     cache.entered.notified().await; // the reader is installing "old"
     sluice
@@ -243,7 +243,7 @@ async fn late_install_after_a_completed_write(policy: Policy) {
         cached.as_ref().is_none_or(|c| c.value == "new"),
         "{policy:?}: the late install left {cached:?} in the cache"
     );
-    assert_eq!(sluice.get(0, &b("k")).await.unwrap(), Some(b("new")));
+    assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("new")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,7 +79,7 @@ async fn read_modify_write_sees_buffered_values_after_eviction() {
         for id in 0..100 {
             let n = h
                 .sluice
-                .incr_by(0, &b(&format!("product:{id}:stock")), id)
+                .incr_by(0, b(&format!("product:{id}:stock")), id)
                 .await
                 .unwrap();
             assert_eq!(n, id * round);

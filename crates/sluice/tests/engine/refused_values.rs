@@ -121,7 +121,7 @@ async fn a_key_capture_an_integer_key_column_cannot_hold_is_refused() {
                 .set(0, b("product:1.0:price"), b("5"), Default::default())
                 .await,
         );
-        refused(h.sluice.incr_by(0, &b("product:x:stock"), 1).await);
+        refused(h.sluice.incr_by(0, b("product:x:stock"), 1).await);
         // No row can have such a key, so it reads as absent rather than as a store failure.
         assert_eq!(h.get("product:abc:price").await, None, "{policy:?}");
         assert!(!h.sluice.del(0, &b("product:abc:price")).await.unwrap());

@@ -40,8 +40,8 @@ async fn write_back_writes_survive_shutdown_and_reopen() {
         )
         .await
         .unwrap();
-    h.sluice.incr_by(2, &b("counter"), 41).await.unwrap();
-    h.sluice.incr_by(2, &b("counter"), 1).await.unwrap();
+    h.sluice.incr_by(2, b("counter"), 41).await.unwrap();
+    h.sluice.incr_by(2, b("counter"), 1).await.unwrap();
     assert!(
         h.kv_table(0).is_empty(),
         "nothing flushed before the shutdown"
@@ -66,13 +66,13 @@ async fn write_back_writes_survive_shutdown_and_reopen() {
             Some(format!("{i}.5"))
         );
     }
-    let entry = h.sluice.get_entry(0, &b("session")).await.unwrap().unwrap();
+    let entry = h.sluice.get_entry(0, b("session")).await.unwrap().unwrap();
     assert_eq!(
         entry.expires_at,
         Some(T0 + 60_000),
         "the expiry survives the restart"
     );
-    assert_eq!(h.sluice.get(2, &b("counter")).await.unwrap(), Some(b("42")));
+    assert_eq!(h.sluice.get(2, b("counter")).await.unwrap(), Some(b("42")));
     assert_eq!(h.sluice.dbsize(0).await.unwrap(), 299 + 50 + 1);
     assert_eq!(
         h.store.rows_written(),

@@ -24,7 +24,12 @@ pub async fn del(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 pub async fn exists(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut n = 0;
     for key in &args[1..] {
-        match ctx.shared.sluice.get_entry(ctx.session.db, key).await {
+        match ctx
+            .shared
+            .sluice
+            .get_entry(ctx.session.db, key.clone())
+            .await
+        {
             Ok(Some(_)) => n += 1,
             Ok(None) => {}
             Err(e) => return engine_error(e),
@@ -35,7 +40,12 @@ pub async fn exists(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// TYPE key
 pub async fn type_(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    match ctx.shared.sluice.get_entry(ctx.session.db, &args[1]).await {
+    match ctx
+        .shared
+        .sluice
+        .get_entry(ctx.session.db, args[1].clone())
+        .await
+    {
         Ok(Some(_)) => Frame::Simple("string".into()),
         Ok(None) => Frame::Simple("none".into()),
         Err(e) => engine_error(e),

@@ -292,7 +292,10 @@ pub fn engine_error(e: SluiceError) -> Frame {
 }
 
 /// Runs one command for a session and returns its reply.
-pub async fn dispatch(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Frame {
+/// Runs one request. A hot command may move its key and value out of `args` rather than
+/// clone them (each clone is an atomic reference count on the request buffer); `args` is
+/// only fit for recycling afterwards.
+pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]) -> Frame {
     let Some(spec) = lookup(&args[0]) else {
         return unknown_command(args);
     };
@@ -337,7 +340,7 @@ pub struct Ctx<'a> {
 /// Runs a command. The commands on every benchmark's hot path are awaited in place; the rest
 /// run boxed, so this future stays small: it is moved on every command, and a match over
 /// every command's future would be the size of the largest (KEYS, INFO, SCAN...).
-async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
+async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &mut [Bytes]) -> Frame {
     use Cmd::*;
     match cmd {
         Get => strings::get(ctx, args).await,
@@ -363,7 +366,7 @@ async fn run(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
     }
 }
 
-async fn run_cold(ctx: Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> Frame {
+async fn run_cold(ctx: Ctx<'_>, cmd: Cmd, args: &mut [Bytes]) -> Frame {
     use Cmd::*;
     match cmd {
         GetSet => strings::getset(ctx, args).await,
@@ -431,8 +434,8 @@ mod tests {
         let mut session = shared.new_session(addr, addr);
         let mut replies = Vec::new();
         for args in commands {
-            let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-            replies.push(dispatch(&shared, &mut session, &args).await);
+            let mut args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+            replies.push(dispatch(&shared, &mut session, &mut args).await);
         }
         replies
     }

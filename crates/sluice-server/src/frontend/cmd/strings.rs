@@ -1,5 +1,7 @@
 //! String commands.
 
+use std::mem::take;
+
 use bytes::{Bytes, BytesMut};
 use sluice::{Mutation, SetCondition, SetExpiry, SetOptions, SluiceError};
 
@@ -15,10 +17,10 @@ fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
 }
 
 /// GET key
-pub async fn get(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+pub async fn get(ctx: Ctx<'_>, args: &mut [Bytes]) -> Frame {
     let db = ctx.session.db;
     ok_or(
-        ctx.shared.sluice.get(db, &args[1]).await,
+        ctx.shared.sluice.get(db, take(&mut args[1])).await,
         Frame::bulk_or_null,
     )
 }
@@ -112,7 +114,7 @@ pub(super) fn expire_at_ms(
 }
 
 /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
-pub async fn set(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+pub async fn set(ctx: Ctx<'_>, args: &mut [Bytes]) -> Frame {
     let o = match parse_extended(args, OptionsOf::Set) {
         Ok(o) => o,
         Err(f) => return f,
@@ -138,20 +140,16 @@ pub async fn set(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         return_old: o.get,
     };
     let get = o.get;
-    ok_or(
-        sluice
-            .set(ctx.session.db, args[1].clone(), args[2].clone(), opts)
-            .await,
-        |out| {
-            if get {
-                Frame::bulk_or_null(out.old)
-            } else if out.written {
-                Frame::ok()
-            } else {
-                Frame::Null
-            }
-        },
-    )
+    let (key, value) = (take(&mut args[1]), take(&mut args[2]));
+    ok_or(sluice.set(ctx.session.db, key, value, opts).await, |out| {
+        if get {
+            Frame::bulk_or_null(out.old)
+        } else if out.written {
+            Frame::ok()
+        } else {
+            Frame::Null
+        }
+    })
 }
 
 /// SETNX key value
@@ -262,7 +260,7 @@ pub async fn getex(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 pub async fn mget(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut out = Vec::with_capacity(args.len() - 1);
     for key in &args[1..] {
-        match ctx.shared.sluice.get(ctx.session.db, key).await {
+        match ctx.shared.sluice.get(ctx.session.db, key.clone()).await {
             Ok(v) => out.push(Frame::bulk_or_null(v)),
             Err(e) => return engine_error(e),
         }
@@ -338,9 +336,10 @@ pub async fn append(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// STRLEN key
 pub async fn strlen(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    ok_or(ctx.shared.sluice.get(ctx.session.db, &args[1]).await, |v| {
-        Frame::Integer(v.map(|v| v.len() as i64).unwrap_or(0))
-    })
+    ok_or(
+        ctx.shared.sluice.get(ctx.session.db, args[1].clone()).await,
+        |v| Frame::Integer(v.map(|v| v.len() as i64).unwrap_or(0)),
+    )
 }
 
 /// GETRANGE key start end (and SUBSTR)
@@ -349,7 +348,7 @@ pub async fn getrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         (Ok(s), Ok(e)) => (s, e),
         (Err(f), _) | (_, Err(f)) => return f,
     };
-    let value = match ctx.shared.sluice.get(ctx.session.db, &args[1]).await {
+    let value = match ctx.shared.sluice.get(ctx.session.db, args[1].clone()).await {
         Ok(Some(v)) => v,
         Ok(None) => return Frame::bulk(Bytes::new()),
         Err(e) => return engine_error(e),
@@ -438,18 +437,18 @@ pub async fn setrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// INCR / DECR key
-pub async fn incr_by_const(ctx: Ctx<'_>, args: &[Bytes], delta: i64) -> Frame {
+pub async fn incr_by_const(ctx: Ctx<'_>, args: &mut [Bytes], delta: i64) -> Frame {
     ok_or(
         ctx.shared
             .sluice
-            .incr_by(ctx.session.db, &args[1], delta)
+            .incr_by(ctx.session.db, take(&mut args[1]), delta)
             .await,
         Frame::Integer,
     )
 }
 
 /// INCRBY / DECRBY key n
-pub async fn incrby(ctx: Ctx<'_>, args: &[Bytes], negate: bool) -> Frame {
+pub async fn incrby(ctx: Ctx<'_>, args: &mut [Bytes], negate: bool) -> Frame {
     let Ok(n) = int_arg(&args[2]) else {
         return not_integer();
     };
