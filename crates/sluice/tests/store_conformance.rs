@@ -5,9 +5,14 @@
 mod store_common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice::clock::SystemClock;
 use sluice::config::Config;
+use sluice::tiers::cache::memory::MemoryCache;
+use sluice::tiers::cache::{Cache, CacheKey};
+use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::{self, ColumnType, SharedStore, StoreOp, Target};
 use sluice::{Durability, KeyspaceConfig, Policy, SetOptions, Sluice};
 use store_common::*;
@@ -22,7 +27,7 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-async fn write(store: &SharedStore, ops: Vec<StoreOp>) -> Vec<Result<(), sluice::StoreError>> {
+async fn write(store: &SharedStore, ops: Vec<StoreOp>) -> store::BatchOutcome {
     let n = ops.len();
     let outcome = store.write_batch(ops).await.expect("batch committed");
     assert_eq!(outcome.len(), n, "one outcome per entry");
@@ -46,6 +51,7 @@ async fn conformance(store: &SharedStore, db: &TestDb) {
     odd_keys(store).await;
     big_value(store).await;
     typed_round_trip(store, db).await;
+    stored_text_is_what_a_read_returns(store, db).await;
     injection_is_inert(store, db).await;
     scan_clear_and_expiry(store, db).await;
     schema_reports_unique_columns(store, db).await;
@@ -532,6 +538,95 @@ async fn typed_round_trip(store: &SharedStore, db: &TestDb) {
     db.exec(&format!("DROP TABLE {table}")).await;
 }
 
+/// An upsert into a typed column reports the text the column then holds (where the backend
+/// can), byte for byte what a read returns, so write-through can cache it without reading the
+/// row back; deletes and untyped columns report nothing.
+async fn stored_text_is_what_a_read_returns(store: &SharedStore, db: &TestDb) {
+    let table = unique("stored");
+    db.exec(&format!(
+        "CREATE TABLE {table} ({})",
+        db.pick(
+            "id INTEGER PRIMARY KEY, num NUMERIC(10,2), flt REAL, flag BOOLEAN, txt TEXT",
+            "id bigint PRIMARY KEY, num numeric(10,2), flt double precision, flag boolean, txt text",
+            "id BIGINT PRIMARY KEY, num DECIMAL(10,2), flt DOUBLE, flag BOOLEAN, txt TEXT",
+        )
+    ))
+    .await;
+    let reports = db.reports_stored_text().await;
+    let num = mapped(store, &table, "id", "num").await;
+    let flt = mapped(store, &table, "id", "flt").await;
+    let flag = mapped(store, &table, "id", "flag").await;
+    let txt = mapped(store, &table, "id", "txt").await;
+    let stored = |outcome: &store::BatchOutcome, i: usize| match &outcome[i] {
+        Ok(w) => w
+            .stored
+            .as_ref()
+            .map(|s| String::from_utf8_lossy(s).into_owned()),
+        Err(e) => panic!("entry {i} failed: {e}"),
+    };
+
+    // One table, upserts only: PostgreSQL's single-statement path.
+    let values = ["9.999", "7.5", "12", "-0.001"];
+    let ops: Vec<StoreOp> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| upsert(&num, (i + 1).to_string().as_bytes(), v.as_bytes()))
+        .collect();
+    let outcome = write(store, ops).await;
+    for i in 0..values.len() {
+        let read = get_text(store, &num, &(i + 1).to_string()).await;
+        assert!(read.is_some());
+        match stored(&outcome, i) {
+            Some(s) => assert_eq!(Some(s), read, "entry {i}"),
+            None => assert!(!reports, "entry {i} reports nothing"),
+        }
+    }
+    assert_eq!(
+        get_text(store, &num, "1").await.as_deref(),
+        Some(db.pick("9.999", "10.00", "10.00"))
+    );
+
+    // Several statements in a transaction: two typed columns, a text column and a delete.
+    let outcome = write(
+        store,
+        vec![
+            upsert(&num, b"1", b"3.14159"),
+            upsert(&flag, b"1", b"true"),
+            upsert(&flt, b"2", b"0.1"),
+            upsert(&txt, b"2", b"  as sent  "),
+            delete(&num, b"4"),
+        ],
+    )
+    .await;
+    for (i, target, key) in [(0, &num, "1"), (1, &flag, "1"), (2, &flt, "2")] {
+        let read = get_text(store, target, key).await;
+        match stored(&outcome, i) {
+            Some(s) => assert_eq!(Some(s), read, "entry {i}"),
+            None => assert!(!reports, "entry {i} reports nothing"),
+        }
+    }
+    assert_eq!(stored(&outcome, 3), None, "a text column is stored as sent");
+    assert_eq!(stored(&outcome, 4), None, "a delete reports nothing");
+
+    // The last write of a repeated key reports the row's final text.
+    let outcome = write(
+        store,
+        vec![
+            upsert(&num, b"8", b"1.111"),
+            upsert(&num, b"7", b"1"),
+            upsert(&num, b"8", b"2.222"),
+        ],
+    )
+    .await;
+    let eight = get_text(store, &num, "8").await;
+    assert_eq!(eight.as_deref(), Some(db.pick("2.222", "2.22", "2.22")));
+    match stored(&outcome, 2) {
+        Some(s) => assert_eq!(Some(s), eight),
+        None => assert!(!reports, "the deciding write of row 8 reports nothing"),
+    }
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
 async fn injection_is_inert(store: &SharedStore, db: &TestDb) {
     let nasty = [
         "'; DROP TABLE x; --",
@@ -791,6 +886,78 @@ async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
     db.exec(&format!("DROP TABLE {table}")).await;
 }
 
+/// Write-through on a typed column caches the database's own text, not the client's: `9.999`
+/// into numeric(10,2) is served as `10.00` right after the SET (from the cache) and after the
+/// cached copy is dropped (read through). Where the commit reports the stored text, the SET
+/// costs no read of the row.
+async fn write_through_caches_the_stored_text(store: SharedStore, db: &TestDb) {
+    let table = unique("wt_prices");
+    db.exec(&format!(
+        "CREATE TABLE {table} (id {} PRIMARY KEY, price {})",
+        db.pick("INTEGER", "bigint", "BIGINT"),
+        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)")
+    ))
+    .await;
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
+    ks.name = "price".into();
+    ks.keys = "product:{id}:price".into();
+    ks.table = Some(table.clone());
+    ks.key_column = Some("id".into());
+    ks.value_column = Some("price".into());
+    let mut config = Config::default();
+    config.server.data_dir = db.dir.path().join(unique("engine"));
+    config.server.shutdown_timeout = Duration::from_secs(5);
+    config.journal.durability = Durability::None;
+    config.keyspaces = vec![ks, KeyspaceConfig::builtin(Policy::WriteThrough)];
+    let faulty = FaultyStore::new(store.clone());
+    let cache = Arc::new(MemoryCache::new(1 << 20, Arc::new(SystemClock)));
+    let sluice = Sluice::builder(config)
+        .store(faulty.clone())
+        .cache(cache.clone())
+        .open()
+        .await
+        .expect("engine opens on this store");
+    let key = b("product:1:price");
+    let expected = db.pick("9.999", "10.00", "10.00");
+    let reads_before = faulty.reads();
+    sluice
+        .set(0, key.clone(), b("9.999"), SetOptions::default())
+        .await
+        .unwrap();
+    let reads_for_set = faulty.reads() - reads_before;
+    let text = |v: Option<sluice::Bytes>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
+    assert_eq!(
+        text(sluice.get(0, key.clone()).await.unwrap()).as_deref(),
+        Some(expected),
+        "right after the write, from the cache"
+    );
+    assert_eq!(
+        faulty.reads() - reads_before,
+        reads_for_set,
+        "the GET was served from the cache"
+    );
+    if db.reports_stored_text().await {
+        assert_eq!(reads_for_set, 0, "the commit reported the stored text");
+    } else {
+        assert_eq!(reads_for_set, 1, "the row was read back once");
+    }
+    cache
+        .remove(&CacheKey {
+            db: 0,
+            key: key.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        text(sluice.get(0, key.clone()).await.unwrap()).as_deref(),
+        Some(expected),
+        "read through after the cached copy was dropped"
+    );
+    assert_eq!(faulty.reads() - reads_before, reads_for_set + 1);
+    sluice.shutdown().await;
+    db.exec(&format!("DROP TABLE {table}")).await;
+}
+
 /// A broken connection surfaces as a transient error (or is replaced unseen), and the next
 /// call works on a fresh one.
 async fn reconnects(store: &SharedStore, db: &TestDb) {
@@ -876,6 +1043,7 @@ async fn conformance_sqlite() {
     conformance(&db.store, &db).await;
     throughput(&db.store, &db).await;
     engine_end_to_end(db.store.clone(), &db).await;
+    write_through_caches_the_stored_text(db.store.clone(), &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -905,6 +1073,7 @@ async fn engine_on_postgres() {
         return;
     };
     engine_end_to_end(db.store.clone(), &db).await;
+    write_through_caches_the_stored_text(db.store.clone(), &db).await;
     reconnects(&db.store, &db).await;
     db.drop_all().await;
 }
@@ -915,6 +1084,7 @@ async fn engine_on_mysql() {
         return;
     };
     engine_end_to_end(db.store.clone(), &db).await;
+    write_through_caches_the_stored_text(db.store.clone(), &db).await;
     reconnects(&db.store, &db).await;
     db.drop_all().await;
 }

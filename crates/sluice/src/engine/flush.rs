@@ -92,7 +92,7 @@ impl Engine {
             })
             .collect();
         let started = Instant::now();
-        let outcome = write_isolating(&*self.store, ops).await;
+        let outcome = write_isolating(&*self.store, &ops).await;
         ks.counters
             .last_flush_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -110,7 +110,9 @@ impl Engine {
         let mut transient: Option<StoreError> = None;
         for (item, result) in batch.iter().zip(outcome) {
             match result {
-                Ok(()) => done.push(item),
+                // The stored text is of no use here: the flush drops the cached copy of a
+                // typed column below, and the next read caches the database's form.
+                Ok(_) => done.push(item),
                 Err(e) if e.is_permanent() => {
                     error!(keyspace = %ks.name, key = %String::from_utf8_lossy(&item.key.key), "store refused a write-back entry permanently; parked as a dead letter: {e}");
                     self.note_store_error(ks, &e);
@@ -307,13 +309,12 @@ impl Engine {
 /// before any split, so nothing of it was stored. After a split each part answers for its own
 /// entries: a part that fails transiently gives each of its entries that error, and the entries
 /// of parts that were committed are still reported stored.
-pub(crate) fn write_isolating(store: &dyn Store, ops: Vec<StoreOp>) -> BoxedOutcome<'_> {
+pub(crate) fn write_isolating<'a>(store: &'a dyn Store, ops: &'a [StoreOp]) -> BoxedOutcome<'a> {
     Box::pin(async move {
         let len = ops.len();
-        match store.write_batch(ops.clone()).await {
+        match store.write_batch(ops.to_vec()).await {
             Err(e) if e.is_permanent() && len > 1 => {
-                let right = ops[len / 2..].to_vec();
-                let left = ops[..len / 2].to_vec();
+                let (left, right) = ops.split_at(len / 2);
                 let mut outcome = part_outcome(store, left).await;
                 outcome.extend(part_outcome(store, right).await);
                 Ok(outcome)
@@ -326,11 +327,10 @@ pub(crate) fn write_isolating(store: &dyn Store, ops: Vec<StoreOp>) -> BoxedOutc
 
 /// One part of a split batch: its entries' outcomes, a transient failure of the part given to
 /// each of them (the other parts' commits stand).
-async fn part_outcome(store: &dyn Store, ops: Vec<StoreOp>) -> BatchOutcome {
-    let len = ops.len();
+async fn part_outcome(store: &dyn Store, ops: &[StoreOp]) -> BatchOutcome {
     write_isolating(store, ops)
         .await
-        .unwrap_or_else(|e| (0..len).map(|_| Err(e.clone())).collect())
+        .unwrap_or_else(|e| ops.iter().map(|_| Err(e.clone())).collect())
 }
 
 async fn run_flusher(

@@ -18,7 +18,7 @@ use tracing::error;
 
 use super::flush::write_isolating;
 use crate::error::StoreError;
-use crate::tiers::store::{SharedStore, StoreOp};
+use crate::tiers::store::{SharedStore, StoreOp, Written};
 
 /// Batches in flight at once. More than one so that under light load a new write rarely
 /// waits for another batch's commit before its own starts; few, so that under load the queue,
@@ -36,8 +36,9 @@ pub(crate) const MAX_BATCH: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stopped;
 
-/// The outcome of one write: stored, or the store's error for it.
-pub(crate) type WriteOutcome = Result<(), StoreError>;
+/// The outcome of one write: stored (with what the store reported about it), or the store's
+/// error for it.
+pub(crate) type WriteOutcome = Result<Written, StoreError>;
 
 /// A handle on the committer task of one store; the engine holds one.
 pub(crate) struct GroupCommitter {
@@ -95,11 +96,13 @@ impl GroupCommitter {
 
     /// Stores `op` in a transaction shared with concurrent callers and returns its own outcome.
     ///
-    /// - `Ok(Ok(()))`: committed.
+    /// - `Ok(Ok(written))`: committed; `written.stored` is the text the column then held, where
+    ///   the store reported it.
     /// - `Ok(Err(e))`: not committed, or, only when `e` says the outcome is unknown (the
-    ///   committer was stopped in the middle of the batch), possibly committed. A whole-batch
-    ///   transient error reaches every caller of that batch; a whole-batch permanent error is
-    ///   isolated by bisection, so it reaches only the writes the store refuses on their own.
+    ///   committer was stopped in the middle of the batch, or the connection was lost during
+    ///   COMMIT), possibly committed. A whole-batch transient error reaches every caller of that
+    ///   batch; a whole-batch permanent error is isolated by bisection, so it reaches only the
+    ///   writes the store refuses on their own.
     /// - `Err(Stopped)`: the committer had stopped; nothing was written.
     ///
     /// Never waits for a write queued after it. The caller must hold the key's lock until this
@@ -180,7 +183,7 @@ fn reap(done: Option<Result<(), tokio::task::JoinError>>) {
 async fn write_group(store: SharedStore, batch: Vec<Waiter>) {
     let (ops, replies): (Vec<StoreOp>, Vec<Reply>) =
         batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-    match write_isolating(&*store, ops).await {
+    match write_isolating(&*store, &ops).await {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for reply in replies {

@@ -125,15 +125,13 @@ impl Keyspace {
     }
 
     /// True when the database may store a value in another text form than the client sent
-    /// (a typed column: `9.999` into numeric(10,2) reads back `10.00`). Such values are not
-    /// cached on write; the next read caches the database's own form.
+    /// (a typed column: `9.999` into numeric(10,2) reads back `10.00`). A write-through write
+    /// caches the database's own form (reported by the commit, or read back); a write-back
+    /// flush drops the client's form from the cache, so the next read caches the database's.
     fn stores_different_text(&self) -> bool {
-        self.mapped.as_ref().is_some_and(|m| {
-            !matches!(
-                m.value_type,
-                crate::tiers::store::ColumnType::Text | crate::tiers::store::ColumnType::Blob
-            )
-        })
+        self.mapped
+            .as_ref()
+            .is_some_and(|m| m.stores_different_text())
     }
 
     fn cache_ttl_ms(&self) -> Option<u64> {
@@ -425,21 +423,24 @@ impl Engine {
         };
         self.locks.bump(route.stripe);
         match outcome {
-            Ok(()) => {
+            Ok(written) => {
                 ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
                 match (&write, ks.policy()) {
                     (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
-                        // A typed column may store another text form than was sent:
-                        // cache what the database holds, read back under the key lock.
-                        let cached = if ks.stores_different_text() {
+                        // A typed column may store another text form than was sent: cache
+                        // what the database holds, as the commit reported it or, from a
+                        // backend that cannot report it, read back under the key lock.
+                        let cached = if !ks.stores_different_text() {
+                            Some(value.clone())
+                        } else if let Some(stored) = written.stored {
+                            Some(stored)
+                        } else {
                             let target = ks.target(route.cache_key.db);
                             let store_key = ks.store_key(&route.cache_key.key);
                             match self.store.read(&target, &store_key).await {
                                 Ok(Some(stored)) => Some(stored.value),
                                 _ => None,
                             }
-                        } else {
-                            Some(value.clone())
                         };
                         match cached {
                             Some(v) => {

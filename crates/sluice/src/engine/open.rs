@@ -251,8 +251,8 @@ async fn buffer_less_replay(
         write,
     };
     match engine.store.write_batch(vec![op]).await {
-        Ok(mut outcome) => match outcome.pop().unwrap_or(Ok(())) {
-            Ok(()) => Ok(()),
+        Ok(mut outcome) => match outcome.pop().unwrap_or(Ok(Default::default())) {
+            Ok(_) => Ok(()),
             Err(e) => Err(OpenError::Store(e)),
         },
         Err(e) => Err(OpenError::Store(e)),

@@ -167,6 +167,19 @@ impl TestDb {
         }
     }
 
+    /// Whether upserts into typed columns report the stored text (`Written::stored`): SQLite
+    /// and PostgreSQL do, MariaDB from 10.5 on, MySQL not.
+    pub async fn reports_stored_text(&self) -> bool {
+        match &self.admin {
+            Admin::Sqlite(_) | Admin::Postgres { .. } => true,
+            Admin::Mysql { pool, .. } => {
+                let mut conn = pool.get_conn().await.unwrap();
+                let version: Option<String> = conn.query_first("SELECT VERSION()").await.unwrap();
+                version.is_some_and(|v| v.contains("MariaDB"))
+            }
+        }
+    }
+
     /// The SQL for this flavor.
     pub fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str, mysql: &'a str) -> &'a str {
         match self.flavor {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target};
+use super::{BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target, Written};
 use crate::error::{ErrorClass, StoreError};
 
 /// What became of one batch that passed the door (see [`FaultyStore::batch_log`]).
@@ -300,7 +300,7 @@ impl FaultyStore {
                 ))));
             } else {
                 slots.push(outcome.len());
-                outcome.push(Ok(()));
+                outcome.push(Ok(Written::NOTHING));
                 passed.push(op);
             }
         }

@@ -101,6 +101,14 @@ pub struct MappedTable {
     pub on_delete: crate::config::OnDelete,
 }
 
+impl MappedTable {
+    /// True when the database may store a value in another text form than the one sent: every
+    /// typed column (`9.999` into numeric(10,2) reads back `10.00`), not text or bytes.
+    pub fn stores_different_text(&self) -> bool {
+        !matches!(self.value_type, ColumnType::Text | ColumnType::Blob)
+    }
+}
+
 /// Where a key lives in the database.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -147,8 +155,28 @@ pub struct StoreOp {
     pub write: StoreWrite,
 }
 
+/// What a store reports about one entry it applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// For an upsert into a mapped column whose text form may differ from what was sent
+    /// ([`MappedTable::stores_different_text`]), and only where the backend can tell without
+    /// another round trip: the value as the column holds it once this entry's statement ran,
+    /// byte for byte what [`Store::read`] would return for the row at that point. `None` when
+    /// the backend does not say (a delete, an untyped column, a backend or key form that cannot
+    /// report it); the caller must then read the row back if it needs the stored form.
+    pub stored: Option<Bytes>,
+}
+
+impl Written {
+    /// Applied, with nothing more to report.
+    pub const NOTHING: Written = Written { stored: None };
+}
+
+/// The outcome of one entry of a batch.
+pub type EntryOutcome = Result<Written, StoreError>;
+
 /// Outcome of each entry of a batch, in batch order.
-pub type BatchOutcome = Vec<Result<(), StoreError>>;
+pub type BatchOutcome = Vec<EntryOutcome>;
 
 /// The system of record.
 #[async_trait]
@@ -172,8 +200,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies an ordered batch in one transaction.
     ///
-    /// `Ok` carries one outcome per entry: a failed entry does not stop the others. `Err` means
-    /// nothing of the batch was committed.
+    /// `Ok` carries one outcome per entry: a failed entry does not stop the others, and an
+    /// applied upsert may report the text its column now holds ([`Written::stored`]). `Err`
+    /// means nothing of the batch was committed, unless its message says that the outcome is
+    /// unknown.
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError>;
 
     /// Every key of `target` (captures, for mapped tables) not expired at `now_ms`.
@@ -390,6 +420,10 @@ pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
         .collect()
 }
 
+/// What a statement reports per entry: the stored text of each, in entry order, or nothing at
+/// all (an empty vector).
+pub(crate) type StatementStored = Vec<Option<Bytes>>;
+
 /// A failed statement: the error, and whether it is about the statement itself (a missing
 /// table or column, a privilege) rather than about some of its rows, so bisecting is useless.
 #[derive(Debug, Clone)]
@@ -427,21 +461,25 @@ pub(crate) trait SetApplier: Send {
     /// Applies entries of one group, all upserts or all deletes, each for a different row,
     /// with as few statements as the backend can. The error names the key when there is
     /// one entry.
-    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure>;
+    ///
+    /// `Ok` holds, for each entry in `ops` order, the text its column holds afterwards (see
+    /// [`Written::stored`]) where the backend reports it; it may be empty when it reports
+    /// nothing.
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure>;
 }
 
 fn is_delete(op: &StoreOp) -> bool {
     matches!(op.write, StoreWrite::Delete)
 }
 
-/// The deciding entries of a planned batch when one statement applies them all (one phase,
-/// one table, all upserts or all deletes); `None` when it needs several statements. A backend
-/// may then run that statement on its own, atomic without an explicit transaction, and fall
-/// back to [`apply_planned`] in a transaction only if it is refused.
-pub(crate) fn single_statement<'o>(
+/// The rows and their deciding entries of a planned batch when one statement applies them all
+/// (one phase, one table, all upserts or all deletes); `None` when it needs several statements.
+/// A backend may then run that statement on its own, atomic without an explicit transaction,
+/// and fall back to [`apply_planned`] in a transaction only if it is refused.
+pub(crate) fn single_statement<'o, 'p>(
     ops: &'o [StoreOp],
-    phases: &[PlannedPhase],
-) -> Option<Vec<&'o StoreOp>> {
+    phases: &'p [PlannedPhase],
+) -> Option<(&'p [PlannedRow], Vec<&'o StoreOp>)> {
     let [phase] = phases else {
         return None;
     };
@@ -453,7 +491,25 @@ pub(crate) fn single_statement<'o>(
     entries
         .iter()
         .all(|op| is_delete(op) == delete)
-        .then_some(entries)
+        .then_some((&group.rows[..], entries))
+}
+
+/// Matches the rows a statement returned (key and value, each as [`Store::read`] and
+/// [`Store::scan_keys`] would render them) to its entries, for [`Written::stored`]. An entry
+/// whose key text is not exactly the rendered key (a capture the database normalizes, such as
+/// `007` for an integer key) or that several returned rows share gets nothing, so the caller
+/// falls back to reading the row.
+pub(crate) fn match_returned(
+    ops: &[&StoreOp],
+    returned: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+) -> StatementStored {
+    let mut by_key: HashMap<Bytes, Option<Bytes>> = HashMap::with_capacity(ops.len());
+    for (key, value) in returned {
+        by_key.entry(key).and_modify(|v| *v = None).or_insert(value);
+    }
+    ops.iter()
+        .map(|op| by_key.get(&op.key).cloned().flatten())
+        .collect()
 }
 
 /// Applies the planned batch, writing per-entry outcomes. `Err` (a transient failure, or a
@@ -462,7 +518,7 @@ pub(crate) async fn apply_planned<A: SetApplier + ?Sized>(
     applier: &mut A,
     ops: &[StoreOp],
     phases: &[PlannedPhase],
-    outcome: &mut [Result<(), StoreError>],
+    outcome: &mut [EntryOutcome],
 ) -> Result<(), StoreError> {
     for phase in phases {
         for group in &phase.groups {
@@ -485,7 +541,7 @@ async fn apply_rows<A: SetApplier + ?Sized>(
     applier: &mut A,
     ops: &[StoreOp],
     rows: &[&PlannedRow],
-    outcome: &mut [Result<(), StoreError>],
+    outcome: &mut [EntryOutcome],
 ) -> Result<(), StoreError> {
     // Depth-first, first half before second, so rows keep their batch order.
     let mut pending: Vec<&[&PlannedRow]> = vec![rows];
@@ -493,7 +549,10 @@ async fn apply_rows<A: SetApplier + ?Sized>(
         let entries: Vec<&StoreOp> = range.iter().map(|r| &ops[r.last()]).collect();
         applier.savepoint().await?;
         match applier.apply(&entries).await {
-            Ok(()) => applier.release_savepoint().await?,
+            Ok(stored) => {
+                applier.release_savepoint().await?;
+                record_stored(ops, range.iter().copied(), stored, outcome);
+            }
             Err(f) if !f.error.is_permanent() => return Err(f.error),
             Err(f) => {
                 applier.rollback_to_savepoint().await?;
@@ -523,14 +582,17 @@ async fn fall_back<A: SetApplier + ?Sized>(
     ops: &[StoreOp],
     row: &PlannedRow,
     error: StoreError,
-    outcome: &mut [Result<(), StoreError>],
+    outcome: &mut [EntryOutcome],
 ) -> Result<(), StoreError> {
     outcome[row.last()] = Err(error);
     for &i in row.ops.iter().rev().skip(1) {
         applier.savepoint().await?;
         match applier.apply(&[&ops[i]]).await {
-            Ok(()) => {
+            Ok(stored) => {
                 applier.release_savepoint().await?;
+                outcome[i] = Ok(Written {
+                    stored: stored.into_iter().next().flatten(),
+                });
                 return Ok(());
             }
             Err(f) if !f.error.is_permanent() => return Err(f.error),
@@ -541,6 +603,21 @@ async fn fall_back<A: SetApplier + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Records what an applied statement reported for each row's deciding entry. Earlier entries
+/// of a row report nothing: their value did not stay.
+pub(crate) fn record_stored<'r>(
+    ops: &[StoreOp],
+    rows: impl IntoIterator<Item = &'r PlannedRow>,
+    stored: StatementStored,
+    outcome: &mut [EntryOutcome],
+) {
+    for (row, text) in rows.into_iter().zip(stored) {
+        if let (Some(text), StoreWrite::Upsert { .. }) = (text, &ops[row.last()].write) {
+            outcome[row.last()] = Ok(Written { stored: Some(text) });
+        }
+    }
 }
 
 /// Splits `items` into consecutive chunks of at most `max_items` entries and (unless a single
@@ -687,7 +764,7 @@ mod tests {
             self.saved.pop().expect("a savepoint");
             Ok(())
         }
-        async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure> {
+        async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure> {
             self.statements += 1;
             if ops.iter().any(
                 |op| matches!(&op.write, StoreWrite::Upsert { value, .. } if &value[..] == b"bad"),
@@ -707,13 +784,22 @@ mod tests {
                     }
                 }
             }
-            Ok(())
+            // Reports the stored text as "=value", so tests see which entry it came from.
+            Ok(ops
+                .iter()
+                .map(|op| match &op.write {
+                    StoreWrite::Upsert { value, .. } => {
+                        Some(Bytes::from([b"=", &value[..]].concat()))
+                    }
+                    StoreWrite::Delete => None,
+                })
+                .collect())
         }
     }
 
     async fn run(ops: &[StoreOp]) -> (FakeTx, BatchOutcome) {
         let mut tx = FakeTx::default();
-        let mut outcome: BatchOutcome = ops.iter().map(|_| Ok(())).collect();
+        let mut outcome: BatchOutcome = ops.iter().map(|_| Ok(Written::NOTHING)).collect();
         let phases = plan_batch(ops, &vec![false; ops.len()]);
         apply_planned(&mut tx, ops, &phases, &mut outcome)
             .await
@@ -759,6 +845,84 @@ mod tests {
         assert!(!tx.rows.contains_key(&b"b"[..]));
         let errs: Vec<bool> = outcome.iter().map(|r| r.is_err()).collect();
         assert_eq!(errs, vec![false, false, true, false, true]);
+        // The stored text comes from the entry that stayed, and only for it.
+        assert_eq!(outcome[0], Ok(Written::NOTHING));
+        assert_eq!(
+            outcome[1],
+            Ok(Written {
+                stored: Some(Bytes::from_static(b"=2"))
+            })
+        );
+        assert_eq!(outcome[3], Ok(Written::NOTHING), "a delete reports nothing");
+    }
+
+    #[tokio::test]
+    async fn stored_text_reaches_the_entry_that_decides_each_row() {
+        // Keys k0..k49 twice; the second write of k37 (entry 87) is refused.
+        let ops: Vec<StoreOp> = (0..100)
+            .map(|i| {
+                let v = if i == 87 {
+                    "bad".to_string()
+                } else {
+                    i.to_string()
+                };
+                op(0, &format!("k{}", i % 50), Some(&v))
+            })
+            .collect();
+        let (_, outcome) = run(&ops).await;
+        for (i, r) in outcome.iter().enumerate() {
+            let stored = match i {
+                87 => {
+                    assert!(r.is_err(), "entry {i}: {r:?}");
+                    continue;
+                }
+                // k37 fell back to its first write, which stayed.
+                37 => Some(Bytes::from("=37")),
+                // Overwritten later in the same batch: nothing to report.
+                0..=49 => None,
+                _ => Some(Bytes::from(format!("={i}"))),
+            };
+            assert_eq!(r, &Ok(Written { stored }), "entry {i}");
+        }
+    }
+
+    #[test]
+    fn returned_rows_match_entries_only_by_their_exact_key() {
+        let t = Target::Builtin { db: 0 };
+        let ops = [
+            upsert_op(&t, "1"),
+            upsert_op(&t, "007"),
+            upsert_op(&t, "2"),
+            upsert_op(&t, "3"),
+        ];
+        let refs: Vec<&StoreOp> = ops.iter().collect();
+        let text = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let stored = match_returned(
+            &refs,
+            [
+                (text("3"), Some(text("3.00"))),
+                (text("1"), Some(text("1.00"))),
+                (text("7"), Some(text("7.00"))),
+                (text("2"), Some(text("2.00"))),
+                (text("2"), Some(text("2.50"))),
+            ],
+        );
+        assert_eq!(
+            stored,
+            vec![Some(text("1.00")), None, None, Some(text("3.00"))],
+            "order does not matter; a normalized or repeated key reports nothing"
+        );
+    }
+
+    fn upsert_op(t: &Target, key: &str) -> StoreOp {
+        StoreOp {
+            target: t.clone(),
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            write: StoreWrite::Upsert {
+                value: Bytes::from_static(b"x"),
+                expires_at: None,
+            },
+        }
     }
 
     #[test]

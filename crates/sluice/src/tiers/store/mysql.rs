@@ -7,7 +7,10 @@
 //!   and under half of the server's `max_allowed_packet`. Chunk lengths are powers of two, so
 //!   each connection's prepared-statement cache needs only a handful of statement shapes.
 //!   Repeated keys are collapsed and a permanent failure is isolated with savepoints (see
-//!   [`super::apply_planned`]).
+//!   [`super::apply_planned`]). On MariaDB 10.5 or later, an upsert into a typed column adds
+//!   `RETURNING CAST(k AS CHAR), CAST(v AS CHAR)`, so each entry reports the text the column
+//!   now holds ([`super::Written::stored`]) without a second round trip; MySQL has no
+//!   `INSERT … RETURNING`, so there it reports nothing and the caller reads the row back.
 //! - **Strict mode**: every connection (and every reset of one) runs
 //!   `SET SESSION sql_mode = 'STRICT_ALL_TABLES,…'`, so a value a column cannot hold is an
 //!   error, never silently truncated or zeroed.
@@ -42,9 +45,10 @@ use mysql_async::{
 };
 
 use super::{
-    apply_planned, conversion_error, name_single_key, parse_bool, parse_finite_f64,
+    apply_planned, conversion_error, match_returned, name_single_key, parse_bool, parse_finite_f64,
     parse_strict_i64, plan_batch, pow2_chunks, BatchOutcome, ColumnInfo, ColumnType, MappedTable,
-    SetApplier, StatementFailure, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    SetApplier, StatementFailure, StatementStored, Store, StoreOp, StoreWrite, StoredValue,
+    TableSchema, Target, Written,
 };
 use crate::error::StoreError;
 
@@ -81,6 +85,8 @@ pub struct MySqlStore {
     max_packet: AtomicUsize,
     /// The built-in key column's length.
     max_key: AtomicUsize,
+    /// The server takes `INSERT … RETURNING` (MariaDB 10.5 and later).
+    returning: bool,
 }
 
 impl MySqlStore {
@@ -113,20 +119,23 @@ impl MySqlStore {
             .pool_opts(pool_opts)
             .setup(SESSION_SETUP.to_vec())
             .tcp_keepalive(Some(Duration::from_secs(30)));
-        let store = MySqlStore {
+        let mut store = MySqlStore {
             pool: Pool::new(builder),
             described,
             max_packet: AtomicUsize::new(16 * 1024 * 1024),
             max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
+            returning: false,
         };
         let mut conn = store.conn().await?;
-        let packet: Option<u64> = conn
-            .query_first("SELECT @@max_allowed_packet")
+        let server: Option<(u64, String)> = conn
+            .query_first("SELECT @@max_allowed_packet, VERSION()")
             .await
             .map_err(|e| classify(&e, "read max_allowed_packet").error)?;
-        if let Some(p) = packet {
+        if let Some((p, version)) = server {
             store.max_packet.store(p as usize, Ordering::Relaxed);
+            store.returning = takes_insert_returning(&version);
         }
+        drop(conn);
         Ok(store)
     }
 
@@ -151,6 +160,19 @@ impl MySqlStore {
     /// Bytes of parameters one multi-row statement may carry.
     fn statement_budget(&self) -> usize {
         (self.max_packet.load(Ordering::Relaxed) / 2).max(64 * 1024)
+    }
+}
+
+/// Whether a server of this `VERSION()` takes `INSERT … ON DUPLICATE KEY UPDATE … RETURNING`:
+/// MariaDB from 10.5 on; MySQL not at all.
+fn takes_insert_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (10, 5),
+        _ => false,
     }
 }
 
@@ -295,6 +317,8 @@ fn op_size(op: &StoreOp) -> usize {
 struct MyApplier<'a, 'c> {
     tx: &'a mut mysql_async::Transaction<'c>,
     budget: usize,
+    /// Upserts into typed columns return what they stored.
+    returning: bool,
 }
 
 impl MyApplier<'_, '_> {
@@ -308,6 +332,30 @@ impl MyApplier<'_, '_> {
             .exec_drop(sql, Params::Positional(params))
             .await
             .map_err(|e| classify(&e, doing))
+    }
+
+    /// Runs a statement that returns (key, value) rows.
+    async fn exec_returning(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        doing: &str,
+    ) -> Result<Vec<(Bytes, Option<Bytes>)>, StatementFailure> {
+        let rows: Vec<mysql_async::Row> = self
+            .tx
+            .exec(sql, Params::Positional(params))
+            .await
+            .map_err(|e| classify(&e, doing))?;
+        let bytes = |row: &mysql_async::Row, i: usize| {
+            row.get_opt::<Option<Vec<u8>>, _>(i)
+                .and_then(Result::ok)
+                .flatten()
+                .map(Bytes::from)
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((bytes(r, 0)?, bytes(r, 1))))
+            .collect())
     }
 
     async fn query(&mut self, sql: &str) -> Result<(), StoreError> {
@@ -333,9 +381,9 @@ impl SetApplier for MyApplier<'_, '_> {
         self.query("RELEASE SAVEPOINT sluice_batch").await
     }
 
-    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure> {
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure> {
         let Some(first) = ops.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let delete = matches!(first.write, StoreWrite::Delete);
         let with_key = &name_single_key(ops);
@@ -373,7 +421,7 @@ impl SetApplier for MyApplier<'_, '_> {
                                 .map_err(with_key)?;
                         }
                     }
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
                 for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
                     let sql = format!(
@@ -397,13 +445,17 @@ impl SetApplier for MyApplier<'_, '_> {
                         .await
                         .map_err(with_key)?;
                 }
-                Ok(())
+                Ok(Vec::new())
             }
             Target::Mapped(m) => {
                 let t = quote_mysql_identifier(&m.table);
                 let k = quote_mysql_identifier(&m.key_column);
                 let v = quote_mysql_identifier(&m.value_column);
                 let doing = format!("write to {}.{}", m.table, m.value_column);
+                // A typed column's upsert reports what the column now holds, as a read
+                // renders it.
+                let returning = self.returning && !delete && m.stores_different_text();
+                let mut stored: StatementStored = Vec::new();
                 for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
                     let mut params = Vec::with_capacity(chunk.len() * 2);
                     for op in chunk {
@@ -427,13 +479,21 @@ impl SetApplier for MyApplier<'_, '_> {
                         // found has another key, the value collides with that row on some
                         // other unique index; fail (a subquery of two rows) instead of
                         // silently updating the wrong row.
-                        format!(
+                        let mut sql = format!(
                             "INSERT INTO {t} ({k}, {v}) VALUES {} ON DUPLICATE KEY UPDATE \
                              {v} = IF({k} <=> VALUES({k}), VALUES({v}), (SELECT 1 UNION SELECT 2))",
                             placeholders(chunk.len(), 2)
-                        )
+                        );
+                        if returning {
+                            sql.push_str(&format!(
+                                " RETURNING {}, {}",
+                                out(&m.key_column, m.key_type),
+                                out(&m.value_column, m.value_type)
+                            ));
+                        }
+                        sql
                     };
-                    self.exec(&sql, params, &doing).await.map_err(|mut f| {
+                    let named = |mut f: StatementFailure| {
                         if !delete && f.error.message.contains("ERROR 1242 ") {
                             f.error.message = format!(
                                 "MySQL {doing}: the row collides with another row of {} on a unique index other than {}",
@@ -441,9 +501,18 @@ impl SetApplier for MyApplier<'_, '_> {
                             );
                         }
                         with_key(f)
-                    })?;
+                    };
+                    if returning {
+                        let rows = self
+                            .exec_returning(&sql, params, &doing)
+                            .await
+                            .map_err(named)?;
+                        stored.extend(match_returned(chunk, rows));
+                    } else {
+                        self.exec(&sql, params, &doing).await.map_err(named)?;
+                    }
                 }
-                Ok(())
+                Ok(stored)
             }
         }
     }
@@ -656,7 +725,7 @@ impl Store for MySqlStore {
             };
             let result = self.check(&op.target, &op.key, value);
             skip.push(result.is_err());
-            outcome.push(result);
+            outcome.push(result.map(|()| Written::NOTHING));
         }
         let phases = plan_batch(&ops, &skip);
         if phases.is_empty() {
@@ -672,6 +741,7 @@ impl Store for MySqlStore {
             let mut applier = MyApplier {
                 tx: &mut tx,
                 budget,
+                returning: self.returning,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
             tx.commit().await.map_err(|e| {
@@ -794,6 +864,17 @@ mod tests {
     fn backtick_quoting() {
         assert_eq!(quote_mysql_identifier("shop.products"), "`shop`.`products`");
         assert_eq!(quote_mysql_identifier("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn insert_returning_is_mariadb_10_5_on() {
+        assert!(takes_insert_returning("10.11.19-MariaDB-0+deb12u1"));
+        assert!(takes_insert_returning("10.5.0-MariaDB"));
+        assert!(takes_insert_returning("11.4.2-MariaDB-log"));
+        assert!(!takes_insert_returning("10.4.34-MariaDB"));
+        assert!(!takes_insert_returning("8.0.36"));
+        assert!(!takes_insert_returning("8.4.0-MySQL"));
+        assert!(!takes_insert_returning("MariaDB"));
     }
 
     #[test]

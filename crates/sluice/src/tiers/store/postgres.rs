@@ -10,7 +10,9 @@
 //!   cast is to the type without its modifier and the column assignment applies the modifier,
 //!   so an over-long `varchar(n)` value is an error rather than silently truncated. Repeated
 //!   keys are collapsed and a permanent failure is isolated with savepoints (see
-//!   [`super::apply_planned`]).
+//!   [`super::apply_planned`]). An upsert into a typed column adds `RETURNING k::text, v::text`,
+//!   so each entry reports the text the column now holds ([`super::Written::stored`]) without
+//!   a second round trip.
 //! - **Reads** return the column's text form as PostgreSQL prints it (`v::text`: a
 //!   `numeric(10,2)` holding 7.5 reads `7.50`, a boolean `true`), and bytea as raw bytes.
 //! - **Errors**: connection loss, timeouts, serialization failures, deadlocks, lock timeouts,
@@ -40,10 +42,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::{
-    apply_planned, conversion_error, name_single_key, parse_bool, parse_finite_f64,
-    parse_strict_i64, plan_batch, single_statement, BatchOutcome, ColumnInfo, ColumnType,
-    MappedTable, SetApplier, StatementFailure, Store, StoreOp, StoreWrite, StoredValue,
-    TableSchema, Target,
+    apply_planned, conversion_error, match_returned, name_single_key, parse_bool, parse_finite_f64,
+    parse_strict_i64, plan_batch, record_stored, single_statement, BatchOutcome, ColumnInfo,
+    ColumnType, MappedTable, SetApplier, StatementFailure, StatementStored, Store, StoreOp,
+    StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::error::StoreError;
 
@@ -483,8 +485,10 @@ impl<'t> MappedSql<'t> {
         }
     }
 
-    fn upsert(&self) -> String {
-        format!(
+    /// The upsert; with `returning`, it also returns each row's key and value as
+    /// [`MappedSql::out`] renders them for reads and scans.
+    fn upsert(&self, returning: bool) -> String {
+        let mut sql = format!(
             "INSERT INTO {t} ({k}, {v}) SELECT u.k::{kc}, u.v::{vc} \
              FROM UNNEST($1::{kp}[], $2::{vp}[]) AS u(k, v) \
              ON CONFLICT ({k}) DO UPDATE SET {v} = EXCLUDED.{v}",
@@ -495,7 +499,15 @@ impl<'t> MappedSql<'t> {
             vc = self.value.cast,
             kp = Self::param_type(self.key),
             vp = Self::param_type(self.value),
-        )
+        );
+        if returning {
+            sql.push_str(&format!(
+                " RETURNING {}, {}",
+                Self::out(self.key),
+                self.value_out()
+            ));
+        }
+        sql
     }
 
     fn delete(&self, on_delete: crate::config::OnDelete) -> String {
@@ -580,35 +592,56 @@ struct PgApplier<'a, 'c> {
 }
 
 impl PgApplier<'_, '_> {
+    /// Runs a statement; with `rows`, returns the rows it returns (none otherwise).
+    async fn run(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: &str,
+        rows: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, StatementFailure> {
+        let failed = |e: tokio_postgres::Error| statement_failure(&e, doing);
+        match self.conn {
+            PgConn::Tx(tx) => {
+                let stmt = tx.prepare_cached(sql).await.map_err(failed)?;
+                if rows {
+                    tx.query(&stmt, params).await.map_err(failed)
+                } else {
+                    tx.execute(&stmt, params)
+                        .await
+                        .map(|_| Vec::new())
+                        .map_err(failed)
+                }
+            }
+            PgConn::Alone(client) => {
+                let stmt = client.prepare_cached(sql).await.map_err(failed)?;
+                let result = if rows {
+                    client.query(&stmt, params).await
+                } else {
+                    client.execute(&stmt, params).await.map(|_| Vec::new())
+                };
+                result.map_err(|e| match e.as_db_error() {
+                    Some(_) => failed(e),
+                    // Alone, the statement is its own commit: lost without an answer from
+                    // the server, it may have committed, and the error must say so.
+                    None => StatementFailure {
+                        error: commit_error(&e),
+                        whole_statement: true,
+                    },
+                })
+            }
+        }
+    }
+
     async fn exec(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         doing: &str,
-    ) -> Result<(), StatementFailure> {
-        let failed = |e: tokio_postgres::Error| statement_failure(&e, doing);
-        match self.conn {
-            PgConn::Tx(tx) => {
-                let stmt = tx.prepare_cached(sql).await.map_err(failed)?;
-                tx.execute(&stmt, params).await.map(drop).map_err(failed)
-            }
-            PgConn::Alone(client) => {
-                let stmt = client.prepare_cached(sql).await.map_err(failed)?;
-                client
-                    .execute(&stmt, params)
-                    .await
-                    .map(drop)
-                    .map_err(|e| match e.as_db_error() {
-                        Some(_) => failed(e),
-                        // Alone, the statement is its own commit: lost without an answer from
-                        // the server, it may have committed, and the error must say so.
-                        None => StatementFailure {
-                            error: commit_error(&e),
-                            whole_statement: true,
-                        },
-                    })
-            }
-        }
+    ) -> Result<StatementStored, StatementFailure> {
+        self.run(sql, params, doing, false)
+            .await
+            .map(|_| Vec::new())
     }
 
     async fn savepoint_sql(&self, sql: &str) -> Result<(), StoreError> {
@@ -638,9 +671,9 @@ impl SetApplier for PgApplier<'_, '_> {
         self.savepoint_sql("RELEASE SAVEPOINT sluice_batch").await
     }
 
-    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<(), StatementFailure> {
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure> {
         let Some(first) = ops.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let delete = matches!(first.write, StoreWrite::Delete);
         let with_key = &name_single_key(ops);
@@ -712,9 +745,24 @@ impl SetApplier for PgApplier<'_, '_> {
                         .map_err(with_key);
                 }
                 let v = values.as_sql(sql.value.kind);
-                self.exec(&sql.upsert(), &[&*k, &*v], &doing)
+                if !m.stores_different_text() {
+                    return self
+                        .exec(&sql.upsert(false), &[&*k, &*v], &doing)
+                        .await
+                        .map_err(with_key);
+                }
+                // A typed column: report what it now holds, as a read would render it.
+                let rows = self
+                    .run(&sql.upsert(true), &[&*k, &*v], &doing, true)
                     .await
-                    .map_err(with_key)
+                    .map_err(with_key)?;
+                Ok(match_returned(
+                    ops,
+                    rows.iter().filter_map(|r| {
+                        let key = column_bytes(r, 0, sql.key.kind)?;
+                        Some((key, column_bytes(r, 1, sql.value.kind)))
+                    }),
+                ))
             }
         }
     }
@@ -893,13 +941,13 @@ impl Store for PostgresStore {
                     result = self.check(&op.target, &op.key, value);
                 }
                 skip.push(result.is_err());
-                outcome.push(result);
+                outcome.push(result.map(|()| Written::NOTHING));
             }
             let phases = plan_batch(&ops, &skip);
             if phases.is_empty() {
                 return Ok(outcome);
             }
-            if let Some(entries) = single_statement(&ops, &phases) {
+            if let Some((rows, entries)) = single_statement(&ops, &phases) {
                 // The common batch (one table, upserts only) commits in one round trip
                 // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT). Refused
                 // permanently, it changed nothing: isolate the culprits in a transaction.
@@ -908,7 +956,10 @@ impl Store for PostgresStore {
                     tables: &tables,
                 };
                 match alone.apply(&entries).await {
-                    Ok(()) => return Ok(outcome),
+                    Ok(stored) => {
+                        record_stored(&ops, rows, stored, &mut outcome);
+                        return Ok(outcome);
+                    }
                     Err(f) if !f.error.is_permanent() => return Err(f.error),
                     Err(_) => {}
                 }
@@ -1041,10 +1092,22 @@ impl Store for PostgresStore {
 
 /// A selected value: bytea raw, anything else already cast to text. NULL is no value.
 fn value_bytes(row: &tokio_postgres::Row, kind: ColumnType) -> Option<Bytes> {
+    column_bytes(row, 0, kind)
+}
+
+/// Column `idx` of a row, selected as [`MappedSql::out`] renders a column of `kind`. NULL (or a
+/// column of an unexpected type, which would be a bug) is no value.
+fn column_bytes(row: &tokio_postgres::Row, idx: usize, kind: ColumnType) -> Option<Bytes> {
     if kind == ColumnType::Blob {
-        row.get::<_, Option<Vec<u8>>>(0).map(Bytes::from)
+        row.try_get::<_, Option<Vec<u8>>>(idx)
+            .ok()
+            .flatten()
+            .map(Bytes::from)
     } else {
-        row.get::<_, Option<String>>(0).map(Bytes::from)
+        row.try_get::<_, Option<String>>(idx)
+            .ok()
+            .flatten()
+            .map(Bytes::from)
     }
 }
 

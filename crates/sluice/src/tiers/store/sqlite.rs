@@ -3,7 +3,9 @@
 //! One dedicated writer thread owns the only writing connection. It drains every batch that is
 //! waiting and commits them together in one transaction (group commit), so concurrent
 //! write-through writers share one fsync. Reads run on a small pool of reader threads; WAL mode
-//! lets them proceed while the writer commits.
+//! lets them proceed while the writer commits. An upsert into a typed mapped column returns
+//! the text the column now holds (`RETURNING`, rendered as a read renders it), reported as
+//! [`Written::stored`].
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -17,7 +19,8 @@ use tokio::sync::oneshot;
 
 use super::{
     conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
-    ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    ColumnType, EntryOutcome, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema,
+    Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -213,7 +216,7 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
     }
 }
 
-fn apply_op(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
+fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
     match (&op.target, &op.write) {
         (Target::Builtin { db }, StoreWrite::Upsert { value, expires_at }) => conn
             .prepare_cached(
@@ -228,25 +231,42 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                     expires_at.map(|e| e as i64)
                 ])
             })
-            .map(drop)
+            .map(|_| Written::NOTHING)
             .map_err(|e| classify(&e, "upsert into sluice_kv")),
         (Target::Builtin { db }, StoreWrite::Delete) => conn
             .prepare_cached("DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2")
             .and_then(|mut st| st.execute(params![*db as i64, &op.key[..]]))
-            .map(drop)
+            .map(|_| Written::NOTHING)
             .map_err(|e| classify(&e, "delete from sluice_kv")),
         (Target::Mapped(m), StoreWrite::Upsert { value, .. }) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
             let val = to_sql(m, value, &op.key, false)?;
-            let sql = format!(
+            let mut sql = format!(
                 "INSERT INTO {t} ({k}, {v}) VALUES (?1, ?2) ON CONFLICT ({k}) DO UPDATE SET {v} = excluded.{v}",
                 t = quote_identifier(&m.table),
                 k = quote_identifier(&m.key_column),
                 v = quote_identifier(&m.value_column),
             );
+            if !m.stores_different_text() {
+                return conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| st.execute(params![key, val]))
+                    .map(|_| Written::NOTHING)
+                    .map_err(|e| mapped_error(&e, m, &op.key));
+            }
+            // A typed column: report what it now holds, rendered as `read` renders it.
+            sql.push_str(&format!(" RETURNING {}", mapped_value_out(m)));
             conn.prepare_cached(&sql)
-                .and_then(|mut st| st.execute(params![key, val]))
-                .map(drop)
+                .and_then(|mut st| {
+                    // Every change happens at the first step; a missing row (which an upsert
+                    // never leaves) would only mean nothing to report.
+                    let mut rows = st.query(params![key, val])?;
+                    match rows.next()? {
+                        Some(row) => row.get_ref(0).map(from_sql),
+                        None => Ok(None),
+                    }
+                })
+                .map(|stored| Written { stored })
                 .map_err(|e| mapped_error(&e, m, &op.key))
         }
         (Target::Mapped(m), StoreWrite::Delete) => {
@@ -266,10 +286,19 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             };
             conn.prepare_cached(&sql)
                 .and_then(|mut st| st.execute(params![key]))
-                .map(drop)
+                .map(|_| Written::NOTHING)
                 .map_err(|e| mapped_error(&e, m, &op.key))
         }
     }
+}
+
+/// A mapped value column as reads select it: a REAL in SQLite's own text form, anything else
+/// as stored.
+fn mapped_value_out(m: &MappedTable) -> String {
+    format!(
+        "CASE WHEN typeof({v}) = 'real' THEN CAST({v} AS TEXT) ELSE {v} END",
+        v = quote_identifier(&m.value_column)
+    )
 }
 
 /// Converts bytes to the SQLite value the column's type calls for, refusing what it cannot hold.
@@ -507,11 +536,10 @@ impl Store for SqliteStore {
             Target::Mapped(m) => {
                 let k = to_sql(m, &key, &key, true)?;
                 let sql = format!(
-                    "SELECT CASE WHEN typeof({v}) = 'real' THEN CAST({v} AS TEXT) ELSE {v} END \
-                     FROM {t} WHERE {k} = ?1",
+                    "SELECT {v} FROM {t} WHERE {k} = ?1",
                     t = quote_identifier(&m.table),
                     k = quote_identifier(&m.key_column),
-                    v = quote_identifier(&m.value_column),
+                    v = mapped_value_out(m),
                 );
                 let mut st = conn
                     .prepare_cached(&sql)
