@@ -21,6 +21,11 @@ pub struct StoreError {
     pub class: ErrorClass,
     /// What failed, naming the key and column where known.
     pub message: String,
+    /// The database itself rolled the whole transaction back because it conflicted with
+    /// another one (a deadlock, a serialization failure), and said so: nothing of it was
+    /// committed, and running it again may well succeed. Always transient. Never set when the
+    /// outcome is unknown (a connection lost during COMMIT).
+    pub conflict: bool,
 }
 
 impl StoreError {
@@ -29,6 +34,7 @@ impl StoreError {
         StoreError {
             class: ErrorClass::Permanent,
             message: message.into(),
+            conflict: false,
         }
     }
 
@@ -37,12 +43,30 @@ impl StoreError {
         StoreError {
             class: ErrorClass::Transient,
             message: message.into(),
+            conflict: false,
+        }
+    }
+
+    /// A transient error for a transaction the database rolled back whole because of a
+    /// conflict with another transaction (see [`StoreError::conflict`]): nothing of it was
+    /// committed, and it may be run again at once.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        StoreError {
+            class: ErrorClass::Transient,
+            message: message.into(),
+            conflict: true,
         }
     }
 
     /// True for errors that retrying cannot fix.
     pub fn is_permanent(&self) -> bool {
         self.class == ErrorClass::Permanent
+    }
+
+    /// True when the database rolled the transaction back because of a conflict with another
+    /// one: nothing was committed and an immediate retry may succeed.
+    pub fn is_conflict(&self) -> bool {
+        self.conflict
     }
 }
 

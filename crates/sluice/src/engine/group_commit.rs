@@ -11,14 +11,26 @@
 //!
 //! Per-key order is not the committer's job: every caller holds its key's stripe lock until its
 //! outcome arrives, so two writes to one key are never queued or in flight at the same time.
+//!
+//! Batches of different keyspaces that map columns of one table can lock the same rows in
+//! different orders, and the database may then roll one back as a deadlock or serialization
+//! failure ([`StoreError::is_conflict`]). Such a batch committed nothing, so it is run again, up
+//! to [`CONFLICT_RETRIES`] times after a short random pause, before its writers hear the error.
+//! A retry runs alone: it waits for the batches in flight and holds new ones back until it is
+//! done, so it cannot meet them again (only a transaction from outside Sluice can still make it
+//! fail). Every store operation is idempotent and every writer still holds its key's lock, so
+//! running the batch again can only leave the rows as running it once would have.
 
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, RwLock};
 use tokio::task::{JoinHandle, JoinSet};
-use tracing::error;
+use tracing::{debug, error};
 
 use super::flush::write_isolating;
 use crate::error::StoreError;
-use crate::tiers::store::{SharedStore, StoreOp, Written};
+use crate::tiers::store::{BatchOutcome, SharedStore, StoreOp, Written};
 
 /// Batches in flight at once. More than one so that under light load a new write rarely
 /// waits for another batch's commit before its own starts; few, so that under load the queue,
@@ -30,6 +42,15 @@ pub(crate) const MAX_IN_FLIGHT: usize = 4;
 /// Most writes in one batch: large enough that 50 or more waiting clients go in one
 /// transaction, small enough that one batch's statements stay quick to plan and send.
 pub(crate) const MAX_BATCH: usize = 512;
+
+/// Times a batch the database rolled back for a conflict is run again before its writers get
+/// the error. A deadlock between two batches aborts one of them, and the survivor then commits,
+/// so one retry nearly always suffices; a few more cover a burst of them.
+pub(crate) const CONFLICT_RETRIES: u32 = 3;
+
+/// The pause before the first retry after a conflict, doubled for each further one and
+/// jittered (×0.5 to ×1.5) so that batches aborted together do not collide again.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(5);
 
 /// The committer had stopped (the engine is shutting down): the write was not queued and
 /// nothing of it reached the store.
@@ -100,8 +121,10 @@ impl GroupCommitter {
     ///   the store reported it.
     /// - `Ok(Err(e))`: not committed, or, only when `e` says the outcome is unknown (the
     ///   committer was stopped in the middle of the batch, or the connection was lost during
-    ///   COMMIT), possibly committed. A whole-batch transient error reaches every caller of that
-    ///   batch; a whole-batch permanent error is isolated by bisection, so it reaches only the
+    ///   COMMIT), possibly committed. A batch the database rolled back for a conflict with
+    ///   another transaction is run again, up to [`CONFLICT_RETRIES`] times, before its error is
+    ///   reported; any other whole-batch transient error reaches every caller of that batch at
+    ///   once; a whole-batch permanent error is isolated by bisection, so it reaches only the
     ///   writes the store refuses on their own.
     /// - `Err(Stopped)`: the committer had stopped; nothing was written.
     ///
@@ -130,6 +153,8 @@ async fn run(
     // multi-threaded runtime; dropping the set (this task aborted) aborts them, and their
     // `Reply`s then tell their callers.
     let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Shared by every batch, taken whole by a batch run again after a conflict.
+    let turns = Arc::new(RwLock::new(()));
     let mut stopping = *shutdown.borrow();
     if stopping {
         queue.close();
@@ -155,7 +180,7 @@ async fn run(
                         Err(_) => break,
                     }
                 }
-                in_flight.spawn(write_group(store.clone(), batch));
+                in_flight.spawn(write_group(store.clone(), turns.clone(), batch));
             }
             _ = shutdown.changed(), if !stopping => {
                 // Refuse new writes (they get `Stopped`), but store what callers already
@@ -179,11 +204,12 @@ fn reap(done: Option<Result<(), tokio::task::JoinError>>) {
     }
 }
 
-/// Stores one batch and answers each caller with its own outcome.
-async fn write_group(store: SharedStore, batch: Vec<Waiter>) {
+/// Stores one batch, again after a conflict (see [`store_retrying_conflicts`]), and answers
+/// each caller with its own outcome.
+async fn write_group(store: SharedStore, turns: Arc<RwLock<()>>, batch: Vec<Waiter>) {
     let (ops, replies): (Vec<StoreOp>, Vec<Reply>) =
         batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-    match write_isolating(&*store, &ops).await {
+    match store_retrying_conflicts(&store, &turns, ops).await {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for reply in replies {
@@ -200,6 +226,46 @@ async fn write_group(store: SharedStore, batch: Vec<Waiter>) {
             for reply in replies {
                 reply.send(Err(e.clone()));
             }
+        }
+    }
+}
+
+/// Stores `ops`, running the batch again, up to [`CONFLICT_RETRIES`] times after a short
+/// jittered pause, while the database rolls it back for a conflict with another transaction.
+/// The first attempt shares `turns` with the other batches; a retry takes it whole, so no other
+/// batch of this committer runs beside it.
+///
+/// Only a conflict is retried: the database said the transaction was rolled back, so nothing
+/// of it committed (with one exception: after a bisection, an earlier part may have committed;
+/// running it again rewrites the same values, which the callers' key locks keep current). An
+/// error whose outcome is unknown, or any other transient error, is returned at once.
+async fn store_retrying_conflicts(
+    store: &SharedStore,
+    turns: &RwLock<()>,
+    ops: Vec<StoreOp>,
+) -> Result<BatchOutcome, StoreError> {
+    let mut pause = CONFLICT_PAUSE;
+    let mut attempt = 0;
+    loop {
+        let result = if attempt == 0 {
+            let _shared = turns.read().await;
+            write_isolating(&**store, &ops).await
+        } else {
+            let _alone = turns.write().await;
+            write_isolating(&**store, &ops).await
+        };
+        match result {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                let wait = pause.mul_f64(0.5 + rand::random::<f64>());
+                debug!(
+                    entries = ops.len(),
+                    attempt, "the database rolled a batch back for a conflict; running it again in {wait:?}: {e}"
+                );
+                tokio::time::sleep(wait).await;
+                pause *= 2;
+            }
+            other => return other,
         }
     }
 }

@@ -450,3 +450,73 @@ async fn a_write_stuck_past_the_shutdown_deadline_gets_an_error_not_a_hang() {
         Err(SluiceError::ShuttingDown)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_rolled_back_for_a_conflict_is_run_again_and_its_writers_succeed() {
+    let h = Harness::start("", vec![builtin(Policy::WriteThrough)]).await;
+    h.store.log_batches();
+    // The database rolls the next two transactions back as deadlock victims.
+    h.store.conflict_next_batches(2);
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let writers: Vec<Writer> = keys
+        .iter()
+        .map(|k| spawn_set(&h, k, &value_of(k)))
+        .collect();
+    for (k, w) in keys.iter().zip(writers) {
+        join(w)
+            .await
+            .unwrap_or_else(|e| panic!("{k}: a conflict is retried, not reported: {e}"));
+    }
+    let log = h.store.batch_log();
+    let conflicts = log
+        .iter()
+        .filter(|batch| batch.fate == BatchFate::Failed(ErrorClass::Transient))
+        .count();
+    assert_eq!(conflicts, 2, "{log:?}");
+    // Every write committed exactly once: the rolled-back attempts committed nothing.
+    let committed: Vec<_> = log
+        .iter()
+        .filter(|batch| batch.fate == BatchFate::Committed)
+        .flat_map(|batch| batch.keys())
+        .collect();
+    let distinct: BTreeSet<_> = committed.iter().cloned().collect();
+    assert_eq!(committed.len(), keys.len(), "{log:?}");
+    assert_eq!(distinct.len(), keys.len());
+    let table = h.kv_table(0);
+    for k in &keys {
+        assert_eq!(table.get(k), Some(&value_of(k)), "{k} stored");
+        assert_eq!(cached(&h, k).await, Some(value_of(k)), "{k} cached");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_past_the_retries_reach_the_writer_and_store_nothing() {
+    let h = Harness::start(PRODUCTS, vec![price_keyspace(Policy::WriteThrough)]).await;
+    h.store.log_batches();
+    // One more conflict than the committer retries: 1 attempt + 3 retries.
+    h.store.conflict_next_batches(4);
+    match h
+        .sluice
+        .set(0, b("product:1:price"), b("9.999"), Default::default())
+        .await
+    {
+        Err(SluiceError::Store { error, .. }) => {
+            assert!(!error.is_permanent() && error.is_conflict(), "{error:?}");
+            assert!(error.message.contains("injected conflict"), "{error:?}");
+        }
+        other => panic!("expected the conflict error, got {other:?}"),
+    }
+    assert_eq!(
+        h.store.batch_log().len(),
+        4,
+        "one attempt and three retries"
+    );
+    assert_eq!(h.column("products", "price", 1), None);
+    assert_eq!(cached(&h, "product:1:price").await, None);
+    // The conflicts are over: the next write goes through at once, and the typed column's
+    // stored text is what the key serves.
+    h.set("product:1:price", "9.999").await;
+    assert_eq!(h.store.batch_log().len(), 5);
+    assert_eq!(h.column("products", "price", 1), Some(Some("9.999".into())));
+    assert_eq!(h.get("product:1:price").await.as_deref(), Some("9.999"));
+}

@@ -44,6 +44,7 @@ pub struct FaultyStore {
     outage: AtomicBool,
     read_outage: AtomicBool,
     fail_batches: AtomicU64,
+    conflict_batches: AtomicU64,
     poison: Mutex<HashSet<Vec<u8>>>,
     write_delay: Mutex<Option<Duration>>,
     batches: AtomicU64,
@@ -66,6 +67,7 @@ impl FaultyStore {
             outage: AtomicBool::new(false),
             read_outage: AtomicBool::new(false),
             fail_batches: AtomicU64::new(0),
+            conflict_batches: AtomicU64::new(0),
             poison: Mutex::new(HashSet::new()),
             write_delay: Mutex::new(None),
             batches: AtomicU64::new(0),
@@ -94,6 +96,13 @@ impl FaultyStore {
     /// The next `n` batches fail whole with a transient error.
     pub fn fail_next_batches(&self, n: u64) {
         self.fail_batches.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` batches are rolled back whole as by a deadlock with another transaction: a
+    /// transient error marked as a conflict ([`StoreError::is_conflict`]); nothing of them
+    /// reaches the database.
+    pub fn conflict_next_batches(&self, n: u64) {
+        self.conflict_batches.store(n, Ordering::SeqCst);
     }
 
     /// Entries for this key (built-in key or mapped capture) fail with a permanent error.
@@ -192,7 +201,18 @@ impl FaultyStore {
             .fail_batches
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        took.then(|| StoreError::transient("injected transient batch failure"))
+        if took {
+            return Some(StoreError::transient("injected transient batch failure"));
+        }
+        let conflict = self
+            .conflict_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        conflict.then(|| {
+            StoreError::conflict(
+                "injected conflict: deadlock detected; the transaction was rolled back",
+            )
+        })
     }
 }
 

@@ -203,7 +203,8 @@ pub trait Store: Send + Sync + 'static {
     /// `Ok` carries one outcome per entry: a failed entry does not stop the others, and an
     /// applied upsert may report the text its column now holds ([`Written::stored`]). `Err`
     /// means nothing of the batch was committed, unless its message says that the outcome is
-    /// unknown.
+    /// unknown; an `Err` with [`StoreError::is_conflict`] was rolled back by the database
+    /// because of another transaction and may be retried at once.
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError>;
 
     /// Every key of `target` (captures, for mapped tables) not expired at `now_ms`.

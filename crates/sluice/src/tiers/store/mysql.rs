@@ -19,7 +19,12 @@
 //! - **Errors**: connection and I/O errors, lock wait timeout (1205), deadlock (1213), too many
 //!   connections, shutdown, interruption and statement timeouts are transient; data errors
 //!   (1264 out of range, 1366 incorrect value, 1406 too long, 1048 null, 1062 duplicate, 1292,
-//!   4025 check constraint) and everything else are permanent.
+//!   4025 check constraint) and everything else are permanent. A deadlock is also marked as a
+//!   conflict ([`StoreError::is_conflict`]): InnoDB rolled the whole transaction back, so it may
+//!   be run again at once. A lock wait timeout is not: InnoDB rolls back only the statement
+//!   (the batch's transaction is then abandoned, so nothing commits either), but a lock held
+//!   for the whole `innodb_lock_wait_timeout` (10 s) is no passing conflict, and the writers
+//!   have already waited that long.
 //! - **Built-in table**: `sluice_kv (db SMALLINT, key VARBINARY(3070), value LONGBLOB,
 //!   expires_at BIGINT NULL, PRIMARY KEY (db, key))`. InnoDB indexes at most 3,072 bytes per
 //!   key and the primary key also holds the 2-byte `db`, so a built-in key may be at most
@@ -234,8 +239,11 @@ fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure {
         Error::Url(_) => (false, true),
         Error::Other(_) => (true, false),
     };
+    let deadlock = matches!(e, Error::Server(s) if s.code == 1213);
     StatementFailure {
-        error: if transient {
+        error: if deadlock {
+            StoreError::conflict(msg)
+        } else if transient {
             StoreError::transient(msg)
         } else {
             StoreError::permanent(msg)
@@ -875,6 +883,25 @@ mod tests {
         assert!(!takes_insert_returning("8.0.36"));
         assert!(!takes_insert_returning("8.4.0-MySQL"));
         assert!(!takes_insert_returning("MariaDB"));
+    }
+
+    #[test]
+    fn only_a_deadlock_is_a_conflict() {
+        let server = |code: u16| {
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "x".into(),
+                state: "40001".into(),
+            })
+        };
+        let deadlock = classify(&server(1213), "write").error;
+        assert!(deadlock.is_conflict() && !deadlock.is_permanent());
+        for code in [1205, 2013, 1062] {
+            assert!(
+                !classify(&server(code), "write").error.is_conflict(),
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!   `numeric(10,2)` holding 7.5 reads `7.50`, a boolean `true`), and bytea as raw bytes.
 //! - **Errors**: connection loss, timeouts, serialization failures, deadlocks, lock timeouts,
 //!   shutdowns and resource exhaustion are transient; data exceptions (class 22), integrity
-//!   violations (class 23) and everything else are permanent.
+//!   violations (class 23) and everything else are permanent. Serialization failures (40001)
+//!   and deadlocks (40P01) are also marked as conflicts ([`StoreError::is_conflict`]): the
+//!   server rolled the transaction back, so it may be run again at once.
 //! - **Reconnection** is the pool's job: a broken connection surfaces as a transient error, is
 //!   not returned to the pool, and the next call gets a fresh one. Waiting for a connection,
 //!   connecting and recycling each time out after 5 s, and any single operation after 60 s
@@ -247,6 +249,16 @@ fn transient_state(code: &str) -> bool {
         )
 }
 
+/// SQLSTATEs of a transaction the server rolled back because of another transaction: nothing
+/// of it committed, and running it again may succeed.
+fn conflict_state(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" // serialization_failure
+            | "40P01" // deadlock_detected
+    )
+}
+
 /// Classifies a tokio-postgres error.
 fn classify(e: &tokio_postgres::Error, doing: &str) -> StoreError {
     if let Some(db) = e.as_db_error() {
@@ -255,7 +267,9 @@ fn classify(e: &tokio_postgres::Error, doing: &str) -> StoreError {
         if let Some(detail) = db.detail() {
             msg.push_str(&format!("; {detail}"));
         }
-        return if transient_state(code) {
+        return if conflict_state(code) {
+            StoreError::conflict(msg)
+        } else if transient_state(code) {
             StoreError::transient(msg)
         } else {
             StoreError::permanent(msg)
@@ -1126,6 +1140,18 @@ mod tests {
         assert_eq!(kind_of("timestamptz"), ColumnType::Timestamp);
         assert_eq!(kind_of("varchar"), ColumnType::Text);
         assert_eq!(kind_of("uuid"), ColumnType::Text);
+    }
+
+    #[test]
+    fn conflicts_are_marked() {
+        for c in ["40001", "40P01"] {
+            assert!(conflict_state(c), "{c}");
+        }
+        // Rolled back too, but not for a conflict with another transaction; 40003 is a
+        // statement whose completion is unknown.
+        for c in ["40000", "40002", "40003", "55P03", "08006", "57014"] {
+            assert!(!conflict_state(c), "{c}");
+        }
     }
 
     #[test]
