@@ -236,9 +236,9 @@ async fn write_group(store: SharedStore, turns: Arc<RwLock<()>>, batch: Vec<Wait
 /// batch of this committer runs beside it.
 ///
 /// Only a conflict is retried: the database said the transaction was rolled back, so nothing
-/// of it committed (with one exception: after a bisection, an earlier part may have committed;
-/// running it again rewrites the same values, which the callers' key locks keep current). An
-/// error whose outcome is unknown, or any other transient error, is returned at once.
+/// of it committed ([`write_isolating`] returns an error only for the batch as a whole; after
+/// a bisection each part reports its own entries). An error whose outcome is unknown, or any
+/// other transient error, is returned at once.
 async fn store_retrying_conflicts(
     store: &SharedStore,
     turns: &RwLock<()>,
