@@ -359,34 +359,48 @@ impl Engine {
                     .buffer
                     .as_ref()
                     .expect("write-back keyspaces always have a buffer");
-                let reservation =
-                    match buffer.try_reserve(&route.cache_key) {
+                let full = || SluiceError::BufferFull(ks.name.clone());
+                let ack = if self.journal.durability() != crate::config::Durability::None {
+                    let reservation = match buffer.try_reserve(&route.cache_key) {
                         Some(reservation) => reservation,
                         // Full: wait for room (boxed, like every rarely taken wait on this path).
                         None => Box::pin(
                             buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
                         )
                         .await
-                        .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))?,
+                        .map_err(|ReserveError::Full| full())?,
                     };
-                let durable = self.journal.durability() != crate::config::Durability::None;
-                let seq = self.next_seq(durable);
-                // Queue the record under the key lock (so the journal holds one key's writes in
-                // sequence order) but wait for its fsync only after the lock is released, so
-                // writers of a hot key share one group commit.
-                let ack = durable.then(|| {
-                    self.journal.append(JournalRecord {
+                    let seq = self.next_seq(true);
+                    // Queue the record under the key lock (so the journal holds one key's writes
+                    // in sequence order) but wait for its fsync only after the lock is released,
+                    // so writers of a hot key share one group commit.
+                    let ack = self.journal.append(JournalRecord {
                         seq,
                         keyspace: ks.name.clone(),
                         db: route.cache_key.db,
                         key: route.cache_key.key.clone(),
                         op: JournalOp::Write(write.clone()),
-                    })
-                });
-                buffer.insert(reservation, &route.cache_key, seq, write.clone(), now);
-                if durable {
+                    });
+                    buffer.insert(reservation, &route.cache_key, seq, write.clone(), now);
                     self.unbuffered.lock().remove(&seq);
-                }
+                    Some(ack)
+                } else {
+                    // No journal record between reserving room and buffering: one critical
+                    // section for both.
+                    let seq = self.next_seq(false);
+                    if let Err(write) = buffer.try_insert(&route.cache_key, seq, write.clone(), now)
+                    {
+                        let reservation = Box::pin(
+                            buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
+                        )
+                        .await
+                        .map_err(|ReserveError::Full| full())?;
+                        // A new number: drains may have begun while this write waited.
+                        let seq = self.next_seq(false);
+                        buffer.insert(reservation, &route.cache_key, seq, write, now);
+                    }
+                    None
+                };
                 self.locks.bump(route.stripe);
                 match &write {
                     StoreWrite::Upsert { value, expires_at } => {

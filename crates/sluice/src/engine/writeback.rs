@@ -199,6 +199,32 @@ impl WriteBackBuffer {
         None
     }
 
+    /// Reserves and inserts in one critical section, for a write with nothing to do between the
+    /// two (no journal record): buffers `write` if the key is buffered already or there is room
+    /// now, and otherwise hands it back for [`WriteBackBuffer::reserve`].
+    pub fn try_insert(
+        &self,
+        key: &CacheKey,
+        seq: u64,
+        write: StoreWrite,
+        now_ms: u64,
+    ) -> Result<(), StoreWrite> {
+        let batch_due = {
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
+            if !inner.entries.contains_key(key)
+                && inner.entries.len() + inner.reserved >= self.max_dirty
+            {
+                return Err(write);
+            }
+            self.insert_locked(inner, key, seq, write, now_ms)
+        };
+        if batch_due {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// Gives back a reservation whose write was abandoned.
     pub fn release(&self, reservation: Reservation) {
         if reservation.counted {
@@ -218,48 +244,61 @@ impl WriteBackBuffer {
         write: StoreWrite,
         now_ms: u64,
     ) {
-        let mut batch_due = false;
-        {
+        let batch_due = {
             let mut guard = self.inner.lock();
-            let inner = &mut *guard;
             if reservation.counted {
-                inner.reserved -= 1;
+                guard.reserved -= 1;
             }
-            let added = write_bytes(key, &write);
-            match inner.entries.get_mut(key) {
-                // A rewrite (the hot path): updated in place, the key's own copy reused, so a
-                // coalesced write clones no key.
-                Some(p) => {
-                    let old_seq = std::mem::replace(&mut p.seq, seq);
-                    let old_bytes = write_bytes(key, &p.write);
-                    p.write = write;
-                    inner.bytes = inner.bytes - old_bytes + added;
-                    let owned = inner.order.remove(&old_seq).unwrap_or_else(|| key.clone());
-                    inner.order.insert(seq, owned);
-                }
-                None => {
-                    if !inner.stored.contains(&self.fingerprint(key)) {
-                        inner.fresh += 1;
-                        // Wake once, on reaching the threshold: the wake is remembered.
-                        batch_due = inner.fresh == self.flush_batch;
-                    }
-                    inner.bytes += added;
-                    inner.order.insert(seq, key.clone());
-                    inner.entries.insert(
-                        key.clone(),
-                        Pending {
-                            seq,
-                            write,
-                            dirty_since: now_ms,
-                            first_seq: seq,
-                        },
-                    );
-                    self.len.store(inner.entries.len(), Ordering::Release);
-                }
-            }
-        }
+            self.insert_locked(&mut guard, key, seq, write, now_ms)
+        };
         if batch_due {
             self.wake.notify_one();
+        }
+    }
+
+    /// The insert itself, under the lock; true when it made the `flush_batch`-th fresh key.
+    fn insert_locked(
+        &self,
+        inner: &mut Inner,
+        key: &CacheKey,
+        seq: u64,
+        write: StoreWrite,
+        now_ms: u64,
+    ) -> bool {
+        let added = write_bytes(key, &write);
+        match inner.entries.get_mut(key) {
+            // A rewrite (the hot path): updated in place, the key's own copy reused, so a
+            // coalesced write clones no key.
+            Some(p) => {
+                let old_seq = std::mem::replace(&mut p.seq, seq);
+                let old_bytes = write_bytes(key, &p.write);
+                p.write = write;
+                inner.bytes = inner.bytes - old_bytes + added;
+                let owned = inner.order.remove(&old_seq).unwrap_or_else(|| key.clone());
+                inner.order.insert(seq, owned);
+                false
+            }
+            None => {
+                let mut batch_due = false;
+                if !inner.stored.contains(&self.fingerprint(key)) {
+                    inner.fresh += 1;
+                    // Wake once, on reaching the threshold: the wake is remembered.
+                    batch_due = inner.fresh == self.flush_batch;
+                }
+                inner.bytes += added;
+                inner.order.insert(seq, key.clone());
+                inner.entries.insert(
+                    key.clone(),
+                    Pending {
+                        seq,
+                        write,
+                        dirty_since: now_ms,
+                        first_seq: seq,
+                    },
+                );
+                self.len.store(inner.entries.len(), Ordering::Release);
+                batch_due
+            }
         }
     }
 
