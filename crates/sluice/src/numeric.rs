@@ -3,6 +3,8 @@
 
 use std::ffi::c_char;
 
+use bytes::Bytes;
+
 /// Parses a decimal 64-bit integer as Redis `string2ll` does: optional `-`, no `+`, no spaces,
 /// no leading zeros, and `-0` refused.
 pub fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
@@ -32,6 +34,43 @@ pub fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
     } else {
         i64::try_from(magnitude).ok()
     }
+}
+
+/// The decimal text of `n` as [`Bytes`], in a single allocation that clones share. (A `Bytes`
+/// made from a `String` allocates twice: the string, then a shared header at its first clone,
+/// and every written value is cloned once into the write-back buffer.)
+pub fn int_bytes(n: i64) -> Bytes {
+    /// `i64::MIN` is the longest: 20 characters.
+    struct Decimal {
+        digits: [u8; 20],
+        len: u8,
+    }
+    impl AsRef<[u8]> for Decimal {
+        fn as_ref(&self) -> &[u8] {
+            &self.digits[..self.len as usize]
+        }
+    }
+    let mut d = Decimal {
+        digits: [0; 20],
+        len: 0,
+    };
+    let mut rest = n.unsigned_abs();
+    let mut start = d.digits.len();
+    loop {
+        start -= 1;
+        d.digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        start -= 1;
+        d.digits[start] = b'-';
+    }
+    d.digits.copy_within(start.., 0);
+    d.len = (d.digits.len() - start) as u8;
+    Bytes::from_owner(d)
 }
 
 /// Parses a finite decimal number (no hex, no `inf`, no `nan`, no spaces).
@@ -175,6 +214,21 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(parse_strict_i64(s.as_bytes()), reference_strict_i64(s.as_bytes()));
             proptest::prop_assert_eq!(parse_strict_i64(&raw), reference_strict_i64(&raw));
+        }
+
+        #[test]
+        fn int_bytes_prints_what_to_string_prints(n in proptest::num::i64::ANY) {
+            let printed = int_bytes(n);
+            proptest::prop_assert_eq!(printed, Bytes::from(n.to_string()));
+        }
+    }
+
+    #[test]
+    fn int_bytes_at_the_edges() {
+        for n in [0, -1, 9, 10, i64::MAX, i64::MIN] {
+            let b = int_bytes(n);
+            assert_eq!(&b[..], n.to_string().as_bytes());
+            assert_eq!(&b.clone()[..], &b[..]);
         }
     }
 

@@ -213,8 +213,17 @@ impl Engine {
 
     /// Reads a key through buffer → cache → store, never returning an expired key.
     pub(crate) async fn read(&self, route: &Route<'_>) -> Result<Option<Entry>, SluiceError> {
+        self.read_at(route, self.now()).await
+    }
+
+    /// [`Engine::read`] at the time `now`: a read-modify-write reads and writes at one instant,
+    /// as Redis runs a command at one cached time (and the clock is read once, not twice).
+    pub(crate) async fn read_at(
+        &self,
+        route: &Route<'_>,
+        now: u64,
+    ) -> Result<Option<Entry>, SluiceError> {
         let version = self.locks.version(route.stripe);
-        let now = self.now();
         let ks = route.ks;
         if let Some(buffer) = &ks.buffer {
             if let Some(pending) = buffer.lookup(&route.cache_key) {
@@ -316,9 +325,18 @@ impl Engine {
         route: &Route<'_>,
         write: StoreWrite,
     ) -> Result<Applied, SluiceError> {
+        self.apply_at(route, write, self.now()).await
+    }
+
+    /// [`Engine::apply`] at the time `now` (see [`Engine::read_at`]).
+    pub(crate) async fn apply_at(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        now: u64,
+    ) -> Result<Applied, SluiceError> {
         self.check_open()?;
         let ks = route.ks;
-        let now = self.now();
         // On a mapped table an expiry bounds only the cached copy: the row never carries one.
         let (write, copy_deadline) = match write {
             StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => (

@@ -227,10 +227,11 @@ impl Sluice {
         let engine = self.engine();
         let route = engine.route(db, key);
         let guard = engine.locks.lock(route.stripe).await;
-        let current = engine.read(&route).await?;
+        let now = engine.now();
+        let current = engine.read_at(&route, now).await?;
         let (mutation, result) = f(current)?;
         let applied = match Option::<StoreWrite>::from(mutation) {
-            Some(write) => engine.apply(&route, write).await?,
+            Some(write) => engine.apply_at(&route, write, now).await?,
             None => None,
         };
         drop(guard);
@@ -249,11 +250,12 @@ impl Sluice {
         let engine = self.engine();
         let route = engine.route(db, key);
         let guard = engine.locks.lock(route.stripe).await;
+        let now = engine.now();
         let needs_read = opts.condition != SetCondition::Always
             || opts.return_old
             || opts.expiry == SetExpiry::Keep;
         let current = if needs_read {
-            engine.read(&route).await?
+            engine.read_at(&route, now).await?
         } else {
             None
         };
@@ -279,7 +281,7 @@ impl Sluice {
             SetExpiry::At(t) => Some(t),
         };
         let applied = engine
-            .apply(&route, StoreWrite::Upsert { value, expires_at })
+            .apply_at(&route, StoreWrite::Upsert { value, expires_at }, now)
             .await?;
         drop(guard);
         durable(applied).await?;
@@ -311,7 +313,7 @@ impl Sluice {
             let next = current.checked_add(delta).ok_or(SluiceError::Overflow)?;
             Ok((
                 Mutation::Put {
-                    value: Bytes::from(next.to_string()),
+                    value: numeric::int_bytes(next),
                     expires_at,
                 },
                 next,
