@@ -5,9 +5,10 @@
 //! never lost. Records carry the engine's sequence number; replay keeps, per key, only the
 //! highest, so a record already stored can never regress a key.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -108,23 +109,29 @@ impl JournalAck {
     }
 }
 
-impl IntoFuture for JournalAck {
+/// Polled in place (no boxed future per acknowledgement: a pipeline of writes awaits one each).
+impl Future for JournalAck {
     type Output = Result<(), JournalError>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            match self.0 {
-                AckState::Done(r) => r,
-                AckState::Waiting(rx) => rx.await.unwrap_or_else(|_| {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            AckState::Done(result) => Poll::Ready(std::mem::replace(
+                result,
+                Err(JournalError(ACK_TAKEN.into())),
+            )),
+            AckState::Waiting(rx) => Pin::new(rx).poll(cx).map(|received| {
+                received.unwrap_or_else(|_| {
                     Err(JournalError(
                         "journal writer stopped before the record was durable".into(),
                     ))
-                }),
-            }
-        })
+                })
+            }),
+        }
     }
 }
+
+/// What a `JournalAck` polled again after it resolved reports (a caller bug, not an outcome).
+const ACK_TAKEN: &str = "journal acknowledgement polled after it resolved";
 
 /// Shared handle to a journal.
 pub type SharedJournal = Arc<dyn Journal>;

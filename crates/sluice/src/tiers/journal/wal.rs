@@ -43,6 +43,22 @@ const OP_CLEAR: u8 = 2;
 
 /// Encodes a record's payload.
 pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
+    let mut p = Vec::with_capacity(payload_capacity(r));
+    encode_payload_into(r, &mut p);
+    p
+}
+
+/// An upper bound of the payload's length, so encoding allocates once.
+fn payload_capacity(r: &JournalRecord) -> usize {
+    let value_len = match &r.op {
+        JournalOp::Write(StoreWrite::Upsert { value, .. }) => value.len(),
+        _ => 0,
+    };
+    8 + 2 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
+}
+
+/// Appends a record's payload to `p`.
+fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
     let (op, value, expires_at) = match &r.op {
         JournalOp::Write(StoreWrite::Upsert { value, expires_at }) => {
             (OP_UPSERT, &value[..], *expires_at)
@@ -51,7 +67,6 @@ pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
         JournalOp::Clear => (OP_CLEAR, &[][..], None),
     };
     let ks = r.keyspace.as_bytes();
-    let mut p = Vec::with_capacity(8 + 2 + 2 + ks.len() + 4 + r.key.len() + 4 + value.len() + 9);
     p.extend_from_slice(&r.seq.to_le_bytes());
     p.push(op);
     p.push(r.db);
@@ -68,8 +83,23 @@ pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
         }
         None => p.push(0),
     }
-    p
 }
+
+/// A record framed as it goes to disk (`[len u32][crc32c u32][payload]`), encoded in place in
+/// one allocation.
+fn encode_framed(r: &JournalRecord) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(FRAME_HEADER + payload_capacity(r));
+    bytes.extend_from_slice(&[0; FRAME_HEADER]);
+    encode_payload_into(r, &mut bytes);
+    let payload = &bytes[FRAME_HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32c::crc32c(payload));
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    bytes[4..FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// Length and CRC before each payload.
+const FRAME_HEADER: usize = 8;
 
 /// Decodes a payload; `None` if it is malformed.
 pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
@@ -109,12 +139,6 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
         key,
         op,
     })
-}
-
-fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
 }
 
 fn header(start: u64) -> [u8; HEADER_LEN as usize] {
@@ -330,9 +354,7 @@ impl Journal for WalJournal {
     }
 
     fn append(&self, record: JournalRecord) -> JournalAck {
-        let payload = encode_payload(&record);
-        let mut bytes = Vec::with_capacity(payload.len() + 8);
-        frame(&payload, &mut bytes);
+        let bytes = encode_framed(&record);
         let seq = record.seq;
         let (done, rx) = oneshot::channel();
         let tx = self.tx.lock();
