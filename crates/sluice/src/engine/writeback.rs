@@ -314,7 +314,10 @@ impl WriteBackBuffer {
         let mut inner = self.inner.lock();
         inner.fresh = 0;
         if new_epoch {
-            let kept = inner.stored.len().max(self.flush_batch);
+            // The keys buffered now are the hot set this epoch will remember again; sizing by
+            // the epoch that ended would keep a bulk load's million fingerprints (16 bytes a
+            // key) for one more interval.
+            let kept = inner.entries.len().max(self.flush_batch);
             inner.stored.clear();
             if inner.stored.capacity() > 4 * kept {
                 inner.stored.shrink_to(kept);
@@ -642,6 +645,20 @@ mod tests {
         write(&buf, "b", 5);
         write(&buf, "c", 6);
         assert!(buf.flush_due(), "b and c are fresh");
+    }
+
+    #[test]
+    fn a_bulk_load_leaves_no_fingerprint_table_behind_after_the_next_epoch() {
+        let buf = WriteBackBuffer::new(100_000, 4);
+        for i in 0..20_000 {
+            write(&buf, &format!("bulk{i}"), i + 1);
+        }
+        drain(&buf, false);
+        assert!(buf.is_empty());
+        assert!(buf.inner.lock().stored.capacity() >= 20_000);
+        // The next timed drain starts with nothing buffered: nothing to remember.
+        buf.begin_drain(true);
+        assert!(buf.inner.lock().stored.capacity() < 64);
     }
 
     #[test]
