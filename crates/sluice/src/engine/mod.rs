@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::clock::SharedClock;
+use crate::clock::{OpTime, SharedClock};
 use crate::config::{Config, KeyspaceConfig, Policy};
 use crate::error::{SluiceError, StoreError};
 use crate::keyspace::KeyTemplate;
@@ -213,15 +213,20 @@ impl Engine {
 
     /// Reads a key through buffer → cache → store, never returning an expired key.
     pub(crate) async fn read(&self, route: &Route<'_>) -> Result<Option<Entry>, SluiceError> {
-        self.read_at(route, self.now()).await
+        self.read_at(route, &self.op_time()).await
+    }
+
+    /// The time of one operation, read from the clock only if the operation needs it.
+    pub(crate) fn op_time(&self) -> OpTime<'_> {
+        OpTime::new(&*self.clock)
     }
 
     /// [`Engine::read`] at the time `now`: a read-modify-write reads and writes at one instant,
-    /// as Redis runs a command at one cached time (and the clock is read once, not twice).
+    /// as Redis runs a command at one cached time (and the clock is read at most once).
     pub(crate) async fn read_at(
         &self,
         route: &Route<'_>,
-        now: u64,
+        now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
         let version = self.locks.version(route.stripe);
         let ks = route.ks;
@@ -235,11 +240,11 @@ impl Engine {
         }
         match self.cache_get(&route.cache_key).await {
             Ok(Some(copy)) => {
-                if copy.expires_at.is_some_and(|e| e < now) {
-                    self.expire_lazily(route, now).await;
+                if copy.expires_at.is_some_and(|e| e < now.ms()) {
+                    self.expire_lazily(route, now.ms()).await;
                     return Ok(None);
                 }
-                if copy.cache_until.is_none_or(|u| u > now) {
+                if copy.cache_until.is_none_or(|u| u > now.ms()) {
                     return Ok(Some(Entry {
                         value: copy.value,
                         expires_at: copy.expires_at,
@@ -250,7 +255,7 @@ impl Engine {
             Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
         }
         // Boxed: the miss path's future is large, and every read's future would carry it.
-        Box::pin(self.read_through(route, version, now)).await
+        Box::pin(self.read_through(route, version, now.ms())).await
     }
 
     /// The miss path of [`Engine::read`]: one store read per key at a time (single flight),
@@ -325,7 +330,7 @@ impl Engine {
         route: &Route<'_>,
         write: StoreWrite,
     ) -> Result<Applied, SluiceError> {
-        self.apply_at(route, write, self.now()).await
+        self.apply_at(route, write, &self.op_time()).await
     }
 
     /// [`Engine::apply`] at the time `now` (see [`Engine::read_at`]).
@@ -333,7 +338,7 @@ impl Engine {
         &self,
         route: &Route<'_>,
         write: StoreWrite,
-        now: u64,
+        now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
         self.check_open()?;
         let ks = route.ks;
@@ -349,7 +354,7 @@ impl Engine {
             StoreWrite::Upsert {
                 expires_at: Some(e),
                 ..
-            } if e <= now => (StoreWrite::Delete, None),
+            } if e <= now.ms() => (StoreWrite::Delete, None),
             other => (other, None),
         };
         if !ks.is_builtin() {
@@ -399,14 +404,15 @@ impl Engine {
                         key: route.cache_key.key.clone(),
                         op: JournalOp::Write(write.clone()),
                     });
-                    buffer.insert(reservation, &route.cache_key, seq, write.clone(), now);
+                    buffer.insert(reservation, &route.cache_key, seq, write.clone(), now.ms());
                     self.unbuffered.lock().remove(&seq);
                     Some(ack)
                 } else {
                     // No journal record between reserving room and buffering: one critical
                     // section for both.
                     let seq = self.next_seq(false);
-                    if let Err(write) = buffer.try_insert(&route.cache_key, seq, write.clone(), now)
+                    if let Err(write) =
+                        buffer.try_insert(&route.cache_key, seq, write.clone(), || now.ms())
                     {
                         let reservation = Box::pin(
                             buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
@@ -415,7 +421,7 @@ impl Engine {
                         .map_err(|ReserveError::Full| full())?;
                         // A new number: drains may have begun while this write waited.
                         let seq = self.next_seq(false);
-                        buffer.insert(reservation, &route.cache_key, seq, write, now);
+                        buffer.insert(reservation, &route.cache_key, seq, write, now.ms());
                     }
                     None
                 };
@@ -439,7 +445,7 @@ impl Engine {
         route: &Route<'_>,
         write: StoreWrite,
         copy_deadline: Option<u64>,
-        now: u64,
+        now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
         let ks = route.ks;
         let op = StoreOp {
@@ -516,9 +522,9 @@ impl Engine {
         value: &Bytes,
         expires_at: Option<u64>,
         copy_deadline: Option<u64>,
-        now: u64,
+        now: &OpTime<'_>,
     ) {
-        let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.saturating_add(t));
+        let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.ms().saturating_add(t));
         let cache_until = match (ttl_deadline, copy_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -679,8 +685,8 @@ pub fn take_deferred_durability() -> DurabilityBatch {
     )
 }
 
-fn live(value: Bytes, expires_at: Option<u64>, now: u64) -> Option<Entry> {
-    if expires_at.is_some_and(|e| e < now) {
+fn live(value: Bytes, expires_at: Option<u64>, now: &OpTime<'_>) -> Option<Entry> {
+    if expires_at.is_some_and(|e| e < now.ms()) {
         None
     } else {
         Some(Entry { value, expires_at })

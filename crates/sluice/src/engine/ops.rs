@@ -227,11 +227,11 @@ impl Sluice {
         let engine = self.engine();
         let route = engine.route(db, key);
         let guard = engine.locks.lock(route.stripe).await;
-        let now = engine.now();
-        let current = engine.read_at(&route, now).await?;
+        let now = engine.op_time();
+        let current = engine.read_at(&route, &now).await?;
         let (mutation, result) = f(current)?;
         let applied = match Option::<StoreWrite>::from(mutation) {
-            Some(write) => engine.apply_at(&route, write, now).await?,
+            Some(write) => engine.apply_at(&route, write, &now).await?,
             None => None,
         };
         drop(guard);
@@ -250,12 +250,12 @@ impl Sluice {
         let engine = self.engine();
         let route = engine.route(db, key);
         let guard = engine.locks.lock(route.stripe).await;
-        let now = engine.now();
+        let now = engine.op_time();
         let needs_read = opts.condition != SetCondition::Always
             || opts.return_old
             || opts.expiry == SetExpiry::Keep;
         let current = if needs_read {
-            engine.read_at(&route, now).await?
+            engine.read_at(&route, &now).await?
         } else {
             None
         };
@@ -281,7 +281,7 @@ impl Sluice {
             SetExpiry::At(t) => Some(t),
         };
         let applied = engine
-            .apply_at(&route, StoreWrite::Upsert { value, expires_at }, now)
+            .apply_at(&route, StoreWrite::Upsert { value, expires_at }, &now)
             .await?;
         drop(guard);
         durable(applied).await?;

@@ -202,12 +202,14 @@ impl WriteBackBuffer {
     /// Reserves and inserts in one critical section, for a write with nothing to do between the
     /// two (no journal record): buffers `write` if the key is buffered already or there is room
     /// now, and otherwise hands it back for [`WriteBackBuffer::reserve`].
+    ///
+    /// `now_ms` is called only if the key enters the buffer (its `dirty_since`).
     pub fn try_insert(
         &self,
         key: &CacheKey,
         seq: u64,
         write: StoreWrite,
-        now_ms: u64,
+        now_ms: impl FnOnce() -> u64,
     ) -> Result<(), StoreWrite> {
         let batch_due = {
             let mut guard = self.inner.lock();
@@ -249,7 +251,7 @@ impl WriteBackBuffer {
             if reservation.counted {
                 guard.reserved -= 1;
             }
-            self.insert_locked(&mut guard, key, seq, write, now_ms)
+            self.insert_locked(&mut guard, key, seq, write, || now_ms)
         };
         if batch_due {
             self.wake.notify_one();
@@ -263,7 +265,7 @@ impl WriteBackBuffer {
         key: &CacheKey,
         seq: u64,
         write: StoreWrite,
-        now_ms: u64,
+        now_ms: impl FnOnce() -> u64,
     ) -> bool {
         let added = write_bytes(key, &write);
         match inner.entries.get_mut(key) {
@@ -292,7 +294,7 @@ impl WriteBackBuffer {
                     Pending {
                         seq,
                         write,
-                        dirty_since: now_ms,
+                        dirty_since: now_ms(),
                         first_seq: seq,
                     },
                 );
