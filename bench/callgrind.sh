@@ -16,10 +16,7 @@ for tool in valgrind callgrind_control callgrind_annotate redis-benchmark redis-
   command -v $tool >/dev/null || { echo "$tool missing: apt-get install valgrind redis-tools redis-server"; exit 1; }
 done
 cargo build --release -q -p sluice-server
-WORK=$(mktemp -d)
-VPID=""
-cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+setup_work
 
 measure() { # name, port, test, pipeline -> Ir per request
   local out="$WORK/$1.$3.$4"
@@ -43,19 +40,14 @@ run_server() { # name, command...
   local port=$1; shift
   valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out.%p" "$@" >"$WORK/server.log" 2>&1 &
   VPID=$!
+  PIDS+=("$VPID")
   for _ in $(seq 1 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "server did not start"; cat "$WORK/server.log"; exit 1
 }
 
 declare -A RESULT
 SPORT=$(free_port)
-cat >"$WORK/sluice.toml" <<TOML
-[server]
-port = $SPORT
-data_dir = "$WORK/data"
-[journal]
-durability = "none"
-TOML
+sluice_config "$SPORT" "$WORK/data" none >"$WORK/sluice.toml"
 run_server "$SPORT" target/release/sluice serve --config "$WORK/sluice.toml"
 for T in $TESTS; do for P in $PIPES; do RESULT[sluice.$T.$P]=$(measure sluice "$SPORT" "$T" "$P"); done; done
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
@@ -67,7 +59,6 @@ RPORT=$(free_port)
 run_server "$RPORT" redis-server --port "$RPORT" --save "" --appendonly no --dir "$WORK"
 for T in $TESTS; do for P in $PIPES; do RESULT[redis.$T.$P]=$(measure redis "$RPORT" "$T" "$P"); done; done
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
-VPID=""
 echo "| test | P | Sluice Ir/request | redis-server Ir/request | ratio (Sluice/Redis) |"
 echo "|---|---|---|---|---|"
 for T in $TESTS; do for P in $PIPES; do

@@ -21,29 +21,11 @@ DURABILITY=${DURABILITY:-none}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
 cargo build --release -q
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-RPID=$!
-PIDS+=("$RPID")
-wait_ping "$RPORT" || { echo "redis-server did not start:" >&2; cat "$WORK/redis.log" >&2; exit 1; }
-
-SPORT=$(free_port)
-cat >"$WORK/sluice.toml" <<TOML
-[server]
-port = $SPORT
-data_dir = "$WORK/data"
-[journal]
-durability = "$DURABILITY"
-TOML
-target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
-SPID=$!
-PIDS+=("$SPID")
-wait_ping "$SPORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
+setup_work
+start_redis redis --appendonly no
+RPORT=$PORT RPID=$SERVER_PID
+start_sluice sluice "$DURABILITY"
+SPORT=$PORT SPID=$SERVER_PID
 
 TICK=$(getconf CLK_TCK)
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; } # utime stime, in clock ticks

@@ -8,10 +8,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 KEYS=${1:-1000000}
 cargo build --release -q
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+setup_work
 
 # RESP for KEYS distinct SETs: keys "k:%014d" (16 bytes), values of 32 bytes.
 python3 - "$KEYS" >"$WORK/load.resp" <<'PY'
@@ -24,29 +21,16 @@ for i in range(n):
     out.write(b"*3\r\n$3\r\nSET\r\n$16\r\n" + k + b"\r\n$32\r\n" + val + b"\r\n")
 PY
 
-RP=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-wait_ping "$RP"
-SP=$(free_port)
-cat >"$WORK/sluice.toml" <<TOML
-[server]
-port = $SP
-data_dir = "$WORK/data"
-[journal]
-durability = "none"
-[cache]
+start_redis redis --appendonly no
+RP=$PORT
+start_sluice sluice none '[cache]
 capacity = "1GiB"
 [[keyspace]]
 name = "default"
 keys = "*"
 policy = "write-back"
-max_dirty = 2000000
-TOML
-target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
-SPID=$!
-PIDS+=($SPID)
-wait_ping "$SP"
+max_dirty = 2000000'
+SP=$PORT SPID=$SERVER_PID
 
 rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 R0=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2+0}')

@@ -14,10 +14,8 @@ for tool in psql pgbench redis-benchmark redis-cli; do
   command -v $tool >/dev/null || { echo "$tool missing (apt-get install postgresql-client redis-tools)"; exit 1; }
 done
 cargo build --release -q
-WORK=$(mktemp -d)
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_flush_sluice, bench_flush_pgbench" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+extra_cleanup() { psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_flush_sluice, bench_flush_pgbench" >/dev/null 2>&1; }
+setup_work
 
 psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_flush_sluice, bench_flush_pgbench;
   CREATE TABLE bench_flush_sluice (id text PRIMARY KEY, v text);
@@ -33,15 +31,8 @@ SQL
 TPS=$(pgbench -n -c 1 -T "$SECS" -f "$WORK/upsert.sql" "$PG_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
 PG_ROWS=$(awk -v t="$TPS" 'BEGIN{printf "%.0f", t*500}')
 
-PORT=$(free_port)
-cat >"$WORK/sluice.toml" <<TOML
-[server]
-port = $PORT
-data_dir = "$WORK/data"
-[store]
-url = "$PG_URL"
-[journal]
-durability = "none"
+start_sluice sluice none '[store]
+url = "'"$PG_URL"'"
 [[keyspace]]
 name = "bench"
 keys = "key:{id}"
@@ -51,11 +42,7 @@ value_column = "v"
 policy = "write-back"
 flush_interval = "1h"
 flush_batch = 500
-max_dirty = 10000000
-TOML
-target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
-PID=$!
-wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
+max_dirty = 10000000'
 # Fill the buffer with ROWS random keys, then time one SLUICE.FLUSH: batches of 500 rows per
 # transaction. flush_interval is 1h, but a buffer holding flush_batch entries wakes the flusher,
 # so part of the fill is already flushed in the background while redis-benchmark runs. The rate

@@ -17,37 +17,7 @@ TESTS=${TESTS:-set,get,incr}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
 cargo build --release -q
-BIN=target/release/sluice
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-
-start_redis() { # name, extra args...
-  local port; port=$(free_port)
-  mkdir -p "$WORK/$1"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --dir "$WORK/$1" --daemonize no "${@:2}" >"$WORK/$1.log" 2>&1 &
-  PIDS+=($!)
-  wait_ping "$port"
-  PORT=$port
-}
-
-start_sluice() { # name, durability
-  local port; port=$(free_port)
-  mkdir -p "$WORK/$1"
-  cat >"$WORK/$1.toml" <<TOML
-[server]
-port = $port
-data_dir = "$WORK/$1/data"
-[journal]
-durability = "$2"
-TOML
-  "$BIN" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
-  PIDS+=($!)
-  wait_ping "$port"
-  PORT=$port
-}
+setup_work
 
 bench_csv() { # port, test, pipeline -> "rps p99_ms"
   local rflag=()
@@ -64,7 +34,6 @@ row() { # label, sluice-port, redis-port, test, pipeline
     "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
 }
 
-# Started in this shell (not in $(...)), so the EXIT trap knows every PID to stop.
 start_redis plain --appendonly no; REDIS_PLAIN=$PORT
 start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
 start_sluice none none; S_NONE=$PORT

@@ -18,41 +18,28 @@ TABLE=bench_seed_products
 cargo build --release -q
 cargo build --release -q -p sluice-server --example seed_pattern
 EX=target/release/examples/seed_pattern
-WORK=$(mktemp -d)
-PID=""
-PID_WB=""
-cleanup() { for p in $PID $PID_WB; do kill "$p" 2>/dev/null; done; psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+extra_cleanup() { psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1; }
+setup_work
 psql "$PG_URL" -qc "DROP TABLE IF EXISTS $TABLE; CREATE TABLE $TABLE (id bigint PRIMARY KEY, price numeric(10,2), name text);
   INSERT INTO $TABLE (id, price) SELECT g, 1 FROM generate_series(1, 10000) g;" >/dev/null
-PORT=$(free_port)
-cat >"$WORK/sluice.toml" <<TOML
-[server]
-port = $PORT
-data_dir = "$WORK/data"
-[store]
-url = "$PG_URL"
+KEYSPACE='[store]
+url = "'"$PG_URL"'"
 [[keyspace]]
 name = "price"
 keys = "product:{id}:price"
-table = "$TABLE"
+table = "'"$TABLE"'"
 key_column = "id"
 value_column = "price"
 policy = "write-through"
-ttl = "1h"
-TOML
-target/release/sluice serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 &
-PID=$!
-wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
-PORT_WB=$(free_port)
-sed -e "s/^port = .*/port = $PORT_WB/" -e "s|/data\"|/data-wb\"|" -e 's/"write-through"/"write-back"/' \
-  "$WORK/sluice.toml" >"$WORK/sluice-wb.toml"
-target/release/sluice serve --config "$WORK/sluice-wb.toml" >"$WORK/sluice-wb.log" 2>&1 &
-PID_WB=$!
-wait_ping "$PORT_WB" || { echo "sluice (write-back) did not start:" >&2; cat "$WORK/sluice-wb.log" >&2; exit 1; }
+ttl = "1h"'
+# The journal is the default (fsync): it matters only to the write-back ceiling.
+start_sluice sluice fsync "$KEYSPACE"
+PORT_WT=$PORT
+start_sluice sluice-wb fsync "${KEYSPACE/write-through/write-back}"
+PORT_WB=$PORT
 COMMIT=$($EX commit "$PG_URL" "$REDIS_URL" 1 "$SECS" "$TABLE")
 SEED=$($EX seed "$PG_URL" "$REDIS_URL" "$CLIENTS" "$SECS" "$TABLE")
-SLUICE=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT" "$CLIENTS" "$SECS" "$TABLE")
+SLUICE=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT_WT" "$CLIENTS" "$SECS" "$TABLE")
 CEILING=$($EX sluice "$PG_URL" "redis://127.0.0.1:$PORT_WB" "$CLIENTS" "$SECS" "$TABLE")
 echo "$COMMIT"; echo "$SEED"; echo "$SLUICE"; echo "ceiling (write-back) $CEILING"
 get() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }

@@ -9,14 +9,8 @@ source bench/lib.sh
 N=${1:-1000000}
 K=${2:-1000}
 cargo build --release -q
-WORK=$(mktemp -d)
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-PORT=$(free_port)
-target/release/sluice serve --port "$PORT" --data-dir "$WORK/data" >"$WORK/sluice.log" 2>&1 &
-PID=$!
-wait_ping "$PORT" || { echo "sluice did not start:" >&2; cat "$WORK/sluice.log" >&2; exit 1; }
+setup_work
+start_sluice sluice fsync
 START=$(date +%s.%N)
 redis-benchmark -p "$PORT" -c 50 -n "$N" -r "$K" -t incr -P 16 -q >/dev/null 2>&1
 redis-cli -p "$PORT" sluice.flush >/dev/null
