@@ -814,28 +814,53 @@ async fn schema_reports_unique_columns(store: &SharedStore, db: &TestDb) {
     db.exec(&format!("DROP TABLE {table}")).await;
 }
 
-/// The engine on this store: a write-back keyspace mapped onto a typed table, plus the
-/// built-in table, written, flushed and read back from the database.
-async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
-    let table = unique("prices");
+/// A new table `id` / `price numeric(10,2)` named after `prefix`, and an engine config (journal
+/// none) whose keyspace `price` maps `product:{id}:price` onto it with `policy`, beside the
+/// built-in keyspace with the same policy.
+async fn prices_config(db: &TestDb, prefix: &str, policy: Policy) -> (String, Config) {
+    let table = unique(prefix);
     db.exec(&format!(
         "CREATE TABLE {table} (id {} PRIMARY KEY, price {})",
         db.pick("INTEGER", "bigint", "BIGINT"),
         db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)")
     ))
     .await;
-    let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
-    ks.name = "price".into();
-    ks.keys = "product:{id}:price".into();
-    ks.table = Some(table.clone());
+    let config = engine_config(
+        db,
+        vec![
+            mapped_keyspace("price", &table, policy),
+            KeyspaceConfig::builtin(policy),
+        ],
+    );
+    (table, config)
+}
+
+/// Keyspace `name`: `product:{id}:<name>` mapped onto column `name` of `table`, keyed by `id`.
+fn mapped_keyspace(name: &str, table: &str, policy: Policy) -> KeyspaceConfig {
+    let mut ks = KeyspaceConfig::builtin(policy);
+    ks.name = name.into();
+    ks.keys = format!("product:{{id}}:{name}");
+    ks.table = Some(table.into());
     ks.key_column = Some("id".into());
-    ks.value_column = Some("price".into());
-    ks.flush_interval = Duration::from_millis(50);
+    ks.value_column = Some(name.into());
+    ks
+}
+
+/// An engine config for these tests (journal none, data in a fresh directory).
+fn engine_config(db: &TestDb, keyspaces: Vec<KeyspaceConfig>) -> Config {
     let mut config = Config::default();
-    config.server.data_dir = db.dir.path().join("engine");
+    config.server.data_dir = db.dir.path().join(unique("engine"));
     config.server.shutdown_timeout = Duration::from_secs(5);
     config.journal.durability = Durability::None;
-    config.keyspaces = vec![ks, KeyspaceConfig::builtin(Policy::WriteBack)];
+    config.keyspaces = keyspaces;
+    config
+}
+
+/// The engine on this store: a write-back keyspace mapped onto a typed table, plus the
+/// built-in table, written, flushed and read back from the database.
+async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
+    let (table, mut config) = prices_config(db, "prices", Policy::WriteBack).await;
+    config.keyspaces[0].flush_interval = Duration::from_millis(50);
     let sluice = Sluice::builder(config)
         .store(store.clone())
         .open()
@@ -891,24 +916,7 @@ async fn engine_end_to_end(store: SharedStore, db: &TestDb) {
 /// cached copy is dropped (read through). Where the commit reports the stored text, the SET
 /// costs no read of the row.
 async fn write_through_caches_the_stored_text(store: SharedStore, db: &TestDb) {
-    let table = unique("wt_prices");
-    db.exec(&format!(
-        "CREATE TABLE {table} (id {} PRIMARY KEY, price {})",
-        db.pick("INTEGER", "bigint", "BIGINT"),
-        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)")
-    ))
-    .await;
-    let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
-    ks.name = "price".into();
-    ks.keys = "product:{id}:price".into();
-    ks.table = Some(table.clone());
-    ks.key_column = Some("id".into());
-    ks.value_column = Some("price".into());
-    let mut config = Config::default();
-    config.server.data_dir = db.dir.path().join(unique("engine"));
-    config.server.shutdown_timeout = Duration::from_secs(5);
-    config.journal.durability = Durability::None;
-    config.keyspaces = vec![ks, KeyspaceConfig::builtin(Policy::WriteThrough)];
+    let (table, config) = prices_config(db, "wt_prices", Policy::WriteThrough).await;
     let faulty = FaultyStore::new(store.clone());
     let cache = Arc::new(MemoryCache::new(1 << 20, Arc::new(SystemClock)));
     let sluice = Sluice::builder(config)
@@ -1105,24 +1113,14 @@ async fn conflicting_keyspaces_on_one_table(store: SharedStore, db: &TestDb) -> 
         db.pick("INTEGER", "integer", "INT"),
     ))
     .await;
-    let keyspace = |name: &str, column: &str| {
-        let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
-        ks.name = name.into();
-        ks.keys = format!("product:{{id}}:{name}");
-        ks.table = Some(table.clone());
-        ks.key_column = Some("id".into());
-        ks.value_column = Some(column.into());
-        ks
-    };
-    let mut config = Config::default();
-    config.server.data_dir = db.dir.path().join(unique("engine"));
-    config.server.shutdown_timeout = Duration::from_secs(5);
-    config.journal.durability = Durability::None;
-    config.keyspaces = vec![
-        keyspace("price", "price"),
-        keyspace("stock", "stock"),
-        KeyspaceConfig::builtin(Policy::WriteThrough),
-    ];
+    let config = engine_config(
+        db,
+        vec![
+            mapped_keyspace("price", &table, Policy::WriteThrough),
+            mapped_keyspace("stock", &table, Policy::WriteThrough),
+            KeyspaceConfig::builtin(Policy::WriteThrough),
+        ],
+    );
     let sluice = Sluice::builder(config)
         .store(store.clone())
         .open()
