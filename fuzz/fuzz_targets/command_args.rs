@@ -96,12 +96,12 @@ impl Env {
         let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let laddr: SocketAddr = "127.0.0.1:6380".parse().unwrap();
         let mut session = self.shared.new_session(addr, laddr);
-        for args in commands {
+        for mut args in commands {
             let shown = format!("{args:?}");
             let (reply, durability) = self.rt.block_on(sluice::with_deferred_durability(dispatch(
                 &self.shared,
                 &mut session,
-                &args,
+                &mut args,
             )));
             let _ = self.rt.block_on(durability.wait());
             let mut out = BytesMut::new();
@@ -129,10 +129,10 @@ impl Env {
         self.runs.set(runs);
         if runs.is_multiple_of(FLUSH_EVERY) {
             let mut session = self.shared.new_session(addr, laddr);
-            let flush = vec![Bytes::from_static(b"flushall")];
+            let mut flush = vec![Bytes::from_static(b"flushall")];
             let reply = self
                 .rt
-                .block_on(dispatch(&self.shared, &mut session, &flush));
+                .block_on(dispatch(&self.shared, &mut session, &mut flush));
             assert!(!reply.is_error(), "FLUSHALL failed: {reply:?}");
         }
     }

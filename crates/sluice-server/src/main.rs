@@ -212,16 +212,13 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    let io_threads = match &serve_config {
-        Some(c) => c.server.resolved_io_threads(),
-        // `bench` runs its load generator in this process too: give it every core.
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `bench` and `check-config` keep tokio's default of one worker per core (`bench` runs its
+    // load generator in this process too).
+    if let Some(c) = &serve_config {
+        builder.worker_threads(c.server.resolved_io_threads());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -236,10 +233,12 @@ fn main() -> ExitCode {
                 data_dir,
                 salvage,
                 ..
-            } => {
-                let config = serve_config.unwrap_or_default();
-                serve(config, bind, port, data_dir, salvage).await
-            }
+            } => match serve_config {
+                Some(config) => serve(config, bind, port, data_dir, salvage).await,
+                None => Err(anyhow::anyhow!(
+                    "internal error: the serve configuration was not loaded"
+                )),
+            },
             Command::Bench {
                 config,
                 duration,
