@@ -251,7 +251,12 @@ async fn buffer_less_replay(
         write,
     };
     match engine.store.write_batch(vec![op]).await {
-        Ok(mut outcome) => match outcome.pop().unwrap_or(Ok(Default::default())) {
+        // A store owes one outcome per entry: none is not a success.
+        Ok(mut outcome) => match outcome.pop().unwrap_or_else(|| {
+            Err(crate::error::StoreError::transient(
+                "the store reported no outcome for this write",
+            ))
+        }) {
             Ok(_) => Ok(()),
             Err(e) => Err(OpenError::Store(e)),
         },

@@ -124,10 +124,7 @@ impl Packed {
     }
 
     fn deadline(&self) -> Option<u64> {
-        match (self.expires_at(), self.cache_until()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        super::earlier(self.expires_at(), self.cache_until())
     }
 
     fn to_cached(&self) -> CachedValue {
@@ -187,8 +184,9 @@ impl Shard {
     }
 
     /// The position of the best eviction victim among a few sampled slots: a copy past its
-    /// deadline first, else the least recently touched.
-    fn victim(&mut self, now_ms: u64) -> Option<usize> {
+    /// deadline first, else the least recently touched. Ages are counted back from `tick` with
+    /// wrapping arithmetic, so the u32 clock wrapping around never makes fresh copies look old.
+    fn victim(&mut self, now_ms: u64, tick: u32) -> Option<usize> {
         let len = self.slots.len();
         if len == 0 {
             return None;
@@ -200,9 +198,9 @@ impl Shard {
             if slot.packed.deadline().is_some_and(|d| d <= now_ms) {
                 return Some(pos);
             }
-            let touched = slot.touched.load(Ordering::Relaxed);
-            if best.is_none_or(|(_, t)| touched < t) {
-                best = Some((pos, touched));
+            let age = tick.wrapping_sub(slot.touched.load(Ordering::Relaxed));
+            if best.is_none_or(|(_, oldest)| age > oldest) {
+                best = Some((pos, age));
             }
         }
         best.map(|(pos, _)| pos)
@@ -345,7 +343,7 @@ impl MemoryCache {
         {
             let mut shard = written.write();
             while self.bytes.load(Ordering::Relaxed) > self.capacity && shard.slots.len() > 1 {
-                let Some(pos) = shard.victim(now) else {
+                let Some(pos) = shard.victim(now, self.tick.load(Ordering::Relaxed)) else {
                     break;
                 };
                 let victim = &shard.slots[pos].packed;
@@ -359,7 +357,7 @@ impl MemoryCache {
         while self.bytes.load(Ordering::Relaxed) > self.capacity && empty_in_a_row < SHARDS {
             let i = self.evict_cursor.fetch_add(1, Ordering::Relaxed) as usize & (SHARDS - 1);
             let mut shard = self.shards[i].write();
-            let Some(pos) = shard.victim(now) else {
+            let Some(pos) = shard.victim(now, self.tick.load(Ordering::Relaxed)) else {
                 empty_in_a_row += 1;
                 continue;
             };
@@ -567,6 +565,28 @@ mod tests {
         }
         assert!(c.stats().entries <= 1_000);
         assert!(c.stats().entries > 900);
+    }
+
+    #[test]
+    fn recently_read_keys_are_kept_across_the_lru_clock_wrapping_around() {
+        let per_entry = 9 + 10 + ENTRY_OVERHEAD;
+        let c = cache(per_entry * 1_000);
+        // A few hundred writes before the u32 tick wraps: the hot key's stamp and the cold
+        // keys' stamps straddle the wrap.
+        c.tick.store(u32::MAX - 300, Ordering::Relaxed);
+        let hot = key(0, "hot:00000");
+        put(&c, &hot, &copy("0123456789", None, None));
+        for i in 0..5_000 {
+            put(
+                &c,
+                &key(0, &format!("key:{i:05}")),
+                &copy("0123456789", None, None),
+            );
+            assert!(
+                c.get_now(&hot).is_some() || i < 50,
+                "hot key evicted at {i}"
+            );
+        }
     }
 
     #[test]
