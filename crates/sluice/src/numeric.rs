@@ -50,26 +50,13 @@ pub fn int_bytes(n: i64) -> Bytes {
             &self.digits[..self.len as usize]
         }
     }
+    let mut printer = itoa::Buffer::new();
+    let text = printer.format(n).as_bytes();
     let mut d = Decimal {
         digits: [0; 20],
-        len: 0,
+        len: text.len() as u8,
     };
-    let mut rest = n.unsigned_abs();
-    let mut start = d.digits.len();
-    loop {
-        start -= 1;
-        d.digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        start -= 1;
-        d.digits[start] = b'-';
-    }
-    d.digits.copy_within(start.., 0);
-    d.len = (d.digits.len() - start) as u8;
+    d.digits[..text.len()].copy_from_slice(text);
     Bytes::from_owner(d)
 }
 

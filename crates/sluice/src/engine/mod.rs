@@ -176,21 +176,25 @@ impl Engine {
     /// Takes the key by value: the route keeps it, and a caller that owns it (a command that
     /// moved it out of its request) pays no reference count for it.
     pub(crate) fn route(&self, db: u8, key: Bytes) -> Route<'_> {
-        let ks = if db == 0 {
+        Route {
+            ks: self.keyspace_of(db, &key),
+            stripe: self.locks.stripe(db, &key),
+            cache_key: CacheKey { db, key },
+        }
+    }
+
+    /// The keyspace owning `key` in `db`, for callers that need nothing else of the route.
+    pub(crate) fn keyspace_of(&self, db: u8, key: &[u8]) -> &Arc<Keyspace> {
+        if db == 0 {
             self.keyspaces.iter().find(|ks| {
                 ks.template
                     .as_ref()
-                    .is_some_and(|t| t.capture(&key).is_some())
+                    .is_some_and(|t| t.capture(key).is_some())
             })
         } else {
             None
         }
-        .unwrap_or_else(|| self.builtin());
-        Route {
-            ks,
-            stripe: self.locks.stripe(db, &key),
-            cache_key: CacheKey { db, key },
-        }
+        .unwrap_or_else(|| self.builtin())
     }
 
     /// The built-in keyspace (always last).
@@ -382,16 +386,16 @@ impl Engine {
                     .buffer
                     .as_ref()
                     .expect("write-back keyspaces always have a buffer");
-                let full = || SluiceError::BufferFull(ks.name.clone());
+                // Full: wait for room (boxed, like every rarely taken wait on this path).
+                let wait_for_room = || async {
+                    Box::pin(buffer.reserve(&route.cache_key, ks.config.backpressure_timeout))
+                        .await
+                        .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))
+                };
                 let ack = if self.journal.durability() != crate::config::Durability::None {
                     let reservation = match buffer.try_reserve(&route.cache_key) {
                         Some(reservation) => reservation,
-                        // Full: wait for room (boxed, like every rarely taken wait on this path).
-                        None => Box::pin(
-                            buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
-                        )
-                        .await
-                        .map_err(|ReserveError::Full| full())?,
+                        None => wait_for_room().await?,
                     };
                     let seq = self.next_seq(true);
                     // Queue the record under the key lock (so the journal holds one key's writes
@@ -414,11 +418,7 @@ impl Engine {
                     if let Err(write) =
                         buffer.try_insert(&route.cache_key, seq, write.clone(), || now.ms())
                     {
-                        let reservation = Box::pin(
-                            buffer.reserve(&route.cache_key, ks.config.backpressure_timeout),
-                        )
-                        .await
-                        .map_err(|ReserveError::Full| full())?;
+                        let reservation = wait_for_room().await?;
                         // A new number: drains may have begun while this write waited.
                         let seq = self.next_seq(false);
                         buffer.insert(reservation, &route.cache_key, seq, write, now.ms());
@@ -525,10 +525,7 @@ impl Engine {
         now: &OpTime<'_>,
     ) {
         let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.ms().saturating_add(t));
-        let cache_until = match (ttl_deadline, copy_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let cache_until = crate::tiers::cache::earlier(ttl_deadline, copy_deadline);
         if let Err(e) = self
             .cache_put(&route.cache_key, value, expires_at, cache_until)
             .await
@@ -655,13 +652,11 @@ impl DurabilityBatch {
 pub async fn with_deferred_durability<F: std::future::Future>(
     work: F,
 ) -> (F::Output, DurabilityBatch) {
-    DEFERRED
-        .scope(std::cell::RefCell::new(Vec::new()), async move {
-            let out = work.await;
-            let acks = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
-            (out, DurabilityBatch(acks))
-        })
-        .await
+    with_durability_scope(async move {
+        let out = work.await;
+        (out, take_deferred_durability())
+    })
+    .await
 }
 
 /// Runs `work` (typically a whole client connection) in a scope where write-back writes

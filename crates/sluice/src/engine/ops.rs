@@ -358,7 +358,7 @@ impl Sluice {
     ) -> Result<bool, SluiceError> {
         let now = self.now_ms() as i64;
         let engine = self.engine();
-        if !engine.route(db, key.clone()).ks.is_builtin() {
+        if !engine.keyspace_of(db, key).is_builtin() {
             return self.expire_cached_copy(db, key, at_ms, now).await;
         }
         self.update(db, key, |cur| {
@@ -557,7 +557,7 @@ impl Sluice {
                     Some(t) => Bytes::from(t.render(&capture)),
                     None => capture,
                 };
-                if engine.route(db, key.clone()).ks.id == ks.id {
+                if engine.keyspace_of(db, &key).id == ks.id {
                     keys.insert(key);
                 }
             }

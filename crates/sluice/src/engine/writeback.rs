@@ -70,6 +70,11 @@ struct Inner {
 }
 
 impl Inner {
+    /// Whether a key not buffered yet would have to wait for room.
+    fn full(&self, max_dirty: usize) -> bool {
+        self.entries.len() + self.reserved >= max_dirty
+    }
+
     /// Gives back the table's memory once a burst has drained: a map that once held a
     /// million dirty keys would otherwise keep their slots for the life of the process.
     fn shrink_if_sparse(&mut self) {
@@ -192,7 +197,7 @@ impl WriteBackBuffer {
         if inner.entries.contains_key(key) {
             return Some(Reservation { counted: false });
         }
-        if inner.entries.len() + inner.reserved < self.max_dirty {
+        if !inner.full(self.max_dirty) {
             inner.reserved += 1;
             return Some(Reservation { counted: true });
         }
@@ -214,9 +219,7 @@ impl WriteBackBuffer {
         let batch_due = {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
-            if !inner.entries.contains_key(key)
-                && inner.entries.len() + inner.reserved >= self.max_dirty
-            {
+            if !inner.entries.contains_key(key) && inner.full(self.max_dirty) {
                 return Err(write);
             }
             self.insert_locked(inner, key, seq, write, now_ms)
@@ -331,7 +334,7 @@ impl WriteBackBuffer {
     /// started, or writers waiting for room.
     pub fn flush_due(&self) -> bool {
         let inner = self.inner.lock();
-        inner.fresh >= self.flush_batch || inner.entries.len() + inner.reserved >= self.max_dirty
+        inner.fresh >= self.flush_batch || inner.full(self.max_dirty)
     }
 
     /// Up to `flush_batch` entries with sequence numbers up to `cutoff`, oldest first. Their
@@ -435,7 +438,7 @@ impl WriteBackBuffer {
     /// True when new keys would have to wait for room.
     pub fn is_full(&self) -> bool {
         let inner = self.inner.lock();
-        inner.entries.len() + inner.reserved >= self.max_dirty
+        inner.full(self.max_dirty)
     }
 
     /// Buffered entries.

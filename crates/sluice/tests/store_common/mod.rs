@@ -175,7 +175,7 @@ impl TestDb {
             Admin::Mysql { pool, .. } => {
                 let mut conn = pool.get_conn().await.unwrap();
                 let version: Option<String> = conn.query_first("SELECT VERSION()").await.unwrap();
-                version.is_some_and(|v| v.contains("MariaDB"))
+                version.is_some_and(|v| sluice::tiers::store::mysql::takes_insert_returning(&v))
             }
         }
     }

@@ -32,10 +32,15 @@ pub struct CachedValue {
 impl CachedValue {
     /// The earlier of the key's expiry and the copy's own lifetime.
     pub fn deadline(&self) -> Option<u64> {
-        match (self.expires_at, self.cache_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earlier(self.expires_at, self.cache_until)
+    }
+}
+
+/// The earlier of two optional deadlines (None: never).
+pub fn earlier(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -170,7 +170,7 @@ impl MySqlStore {
 
 /// Whether a server of this `VERSION()` takes `INSERT … ON DUPLICATE KEY UPDATE … RETURNING`:
 /// MariaDB from 10.5 on; MySQL not at all.
-fn takes_insert_returning(version: &str) -> bool {
+pub fn takes_insert_returning(version: &str) -> bool {
     if !version.contains("MariaDB") {
         return false;
     }
