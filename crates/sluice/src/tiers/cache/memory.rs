@@ -546,39 +546,32 @@ mod tests {
 
     #[test]
     fn stays_within_capacity_and_keeps_recently_read_keys() {
-        let per_entry = 9 + 10 + ENTRY_OVERHEAD;
-        let c = cache(per_entry * 1_000);
-        let hot = key(0, "hot:00000");
-        put(&c, &hot, &copy("0123456789", None, None));
-        for i in 0..20_000 {
-            put(
-                &c,
-                &key(0, &format!("key:{i:05}")),
-                &copy("0123456789", None, None),
-            );
-            // A key read all the time is what an LRU keeps.
-            assert!(
-                c.get_now(&hot).is_some() || i < 50,
-                "hot key evicted at {i}"
-            );
-            assert!(c.stats().bytes <= c.capacity, "over capacity at {i}");
-        }
+        let c = cache(HOT_TEST_ENTRY * 1_000);
+        write_beside_a_hot_key(&c, 20_000);
         assert!(c.stats().entries <= 1_000);
         assert!(c.stats().entries > 900);
     }
 
     #[test]
     fn recently_read_keys_are_kept_across_the_lru_clock_wrapping_around() {
-        let per_entry = 9 + 10 + ENTRY_OVERHEAD;
-        let c = cache(per_entry * 1_000);
+        let c = cache(HOT_TEST_ENTRY * 1_000);
         // A few hundred writes before the u32 tick wraps: the hot key's stamp and the cold
         // keys' stamps straddle the wrap.
         c.tick.store(u32::MAX - 300, Ordering::Relaxed);
+        write_beside_a_hot_key(&c, 5_000);
+    }
+
+    /// The weight of one entry of [`write_beside_a_hot_key`].
+    const HOT_TEST_ENTRY: u64 = 9 + 10 + ENTRY_OVERHEAD;
+
+    /// Writes `writes` cold keys, reading one hot key after each: the hot key must stay (a key
+    /// read all the time is what an LRU keeps), and the cache within its capacity.
+    fn write_beside_a_hot_key(c: &MemoryCache, writes: usize) {
         let hot = key(0, "hot:00000");
-        put(&c, &hot, &copy("0123456789", None, None));
-        for i in 0..5_000 {
+        put(c, &hot, &copy("0123456789", None, None));
+        for i in 0..writes {
             put(
-                &c,
+                c,
                 &key(0, &format!("key:{i:05}")),
                 &copy("0123456789", None, None),
             );
@@ -586,6 +579,7 @@ mod tests {
                 c.get_now(&hot).is_some() || i < 50,
                 "hot key evicted at {i}"
             );
+            assert!(c.stats().bytes <= c.capacity, "over capacity at {i}");
         }
     }
 
