@@ -8,7 +8,8 @@
 # usage: bench/cpu_per_request.sh [requests] [rounds]
 #   requests  per test and server (default 2000000)
 #   rounds    alternating repetitions (default 3)
-# env:   TESTS (set,get,incr), P (pipeline, 16), CLIENTS (50), DURABILITY (Sluice journal, none)
+# env:   TESTS (set,get,incr; keep set before get, or GET measures misses), P (pipeline, 16),
+#        CLIENTS (50), DURABILITY (Sluice journal, none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -33,8 +34,7 @@ ticks() { awk '{print $14, $15}' "/proc/$1/stat"; } # utime stime, in clock tick
 measure() { # pid port test -> "user_s_per_M sys_s_per_M rps"
   local u0 s0 u1 s1 rps
   read -r u0 s0 < <(ticks "$1")
-  rps=$(redis-benchmark -p "$2" -c "$CLIENTS" -n "$N" -t "$3" -P "$P" --csv 2>/dev/null \
-    | awk -F'"' 'NR==2 {print $4}')
+  read -r rps _ < <(benchmark_csv "$2" "$CLIENTS" "$N" "$3" "$P")
   read -r u1 s1 < <(ticks "$1")
   awk -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v t="$TICK" -v n="$N" -v r="$rps" \
     'BEGIN {printf "%.3f %.3f %.0f\n", u/t*1e6/n, s/t*1e6/n, r}'

@@ -6,6 +6,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # Waits up to 10 s for a Redis-protocol server on port $1 to answer PING.
 wait_ping() { for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
+# benchmark_csv PORT CLIENTS REQUESTS TEST PIPELINE [redis-benchmark args...]: one
+# redis-benchmark run, printed as "requests_per_second p99_ms".
+benchmark_csv() {
+  redis-benchmark -p "$1" -c "$2" -n "$3" -t "$4" -P "$5" "${@:6}" --csv 2>/dev/null \
+    | awk -F'"' 'NR==2 {print $4, $14}'
+}
+
 # Makes $WORK, a temporary directory, and PIDS, the servers to stop; both are cleaned up on
 # exit. A script with more to undo (a table to drop) defines `extra_cleanup` first.
 setup_work() {

@@ -22,8 +22,7 @@ setup_work
 bench_csv() { # port, test, pipeline -> "rps p99_ms"
   local rflag=()
   [ "$R" -gt 0 ] && rflag=(-r "$R")
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" "${rflag[@]}" -t "$2" -P "$3" --csv 2>/dev/null \
-    | awk -F'"' 'NR==2 {print $4, $14}'
+  benchmark_csv "$1" "$CLIENTS" "$N" "$2" "$3" "${rflag[@]}"
 }
 
 row() { # label, sluice-port, redis-port, test, pipeline

@@ -30,6 +30,8 @@ fn parse_all(input: &[u8]) -> usize {
     while let Ok(Some(p)) = parser.next(&mut buf) {
         if let Parsed::Command(args) = p {
             n += args.len();
+            // As the server does: the argument vector is reused, not reallocated.
+            parser.recycle(args);
         }
     }
     n

@@ -127,8 +127,9 @@ where
     }
 }
 
-/// Writes `bytes`, giving up after `stall_limit` without progress being possible. The timer
-/// is armed only when the socket cannot take the bytes at once: almost every reply fits in
+/// Writes `bytes`, giving up if the rest of them is not written within `stall_limit` of the
+/// first time the socket could not take them all (a slow reader that still makes progress
+/// is dropped too). The timer is armed only when the socket cannot take the bytes at once: almost every reply fits in
 /// the socket buffer, and a timer per reply cost more than the GET it answered.
 async fn write_with_stall_limit<S: AsyncWrite + Unpin>(
     stream: &mut S,
