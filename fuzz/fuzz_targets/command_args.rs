@@ -20,8 +20,8 @@ use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use sluice::config::UserConfig;
 use sluice::{Config, Durability, Sluice};
-use sluice_server::frontend::cmd::{dispatch, Spec, COMMANDS};
-use sluice_server::server::Shared;
+use sluice_server::frontend::cmd::{commands, dispatch, Spec};
+use sluice_server::state::Shared;
 use sluice_server::Server;
 use tokio::runtime::Runtime;
 
@@ -80,8 +80,9 @@ impl Env {
             // Binds 127.0.0.1 on an ephemeral port; nothing ever accepts on it.
             Server::bind(sluice).await.expect("bind").shared()
         });
-        let commands = COMMANDS
+        let commands = commands()
             .iter()
+            .copied()
             .filter(|s| !SKIPPED.contains(&s.name))
             .collect();
         Env {

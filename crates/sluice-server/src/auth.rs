@@ -15,8 +15,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use sluice::Config;
 
-use crate::frontend::cmd::util::glob_match;
-use crate::frontend::cmd::Spec;
+use crate::glob::glob_match;
 
 /// The categories a `[[user]]` may list.
 pub const CATEGORIES: [&str; 4] = ["read", "write", "admin", "dangerous"];
@@ -61,24 +60,21 @@ fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The category a command needs, or `None` when every user may run it.
-pub fn required_category(spec: &Spec) -> Option<&'static str> {
+/// The category a command with these ACL categories (`@write`, ...) needs, or `None` when
+/// every user may run it.
+pub fn required_category(categories: &[&str]) -> Option<&'static str> {
     ["admin", "dangerous", "write", "read"]
         .into_iter()
-        .find(|c| {
-            spec.categories
-                .iter()
-                .any(|sc| sc.strip_prefix('@') == Some(*c))
-        })
+        .find(|c| categories.iter().any(|sc| sc.strip_prefix('@') == Some(*c)))
 }
 
 impl User {
-    /// Whether this user may run the command.
-    pub fn may_run(&self, spec: &Spec) -> bool {
+    /// Whether this user may run a command with these ACL categories.
+    pub fn may_run(&self, categories: &[&str]) -> bool {
         let Some(allowed) = &self.categories else {
             return true;
         };
-        required_category(spec).is_none_or(|needed| allowed.contains(needed))
+        required_category(categories).is_none_or(|needed| allowed.contains(needed))
     }
 
     /// Whether this user may touch every key (checked once per command, before any key).

@@ -2,11 +2,17 @@
 //!
 //! Data path: [`frontend`] (framing, commands) → [`sluice::Sluice`] (keyspace → policy →
 //! tiers). [`server`] owns the listener, connection limits and graceful shutdown.
+//!
+//! Layers, top first; a module uses only modules below it:
+//! `server` → `frontend::connection` → `frontend::cmd` → `state` → leaves (`auth`, `tls`,
+//! `glob`, `frontend::parse`, `frontend::frame`) → the `sluice` engine.
 
 pub mod auth;
 pub mod bench;
 pub mod frontend;
+pub mod glob;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 pub use server::Server;

@@ -3,12 +3,11 @@
 //! rustls with the `ring` provider (given explicitly, so nothing depends on a process-wide
 //! default provider). The certificate chain, key and client CA are read once, at bind; a
 //! missing or unusable file is an `InvalidInput` error naming the field. Each accepted TCP
-//! connection is handed to its own task, which runs the handshake under
-//! [`HANDSHAKE_TIMEOUT`] and then serves the decrypted stream like any other connection, so a
-//! slow or silent client never holds up the accept loop.
+//! connection is handed by the server to its own task, which runs [`handshake`] and then
+//! serves the decrypted stream like any other connection, so a slow or silent client never
+//! holds up the accept loop. This module returns streams and knows nothing of the server.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
-
-use crate::frontend::connection;
-use crate::server::Shared;
+use tracing::warn;
 
 /// How long a client has to complete the TLS handshake before it is disconnected.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,33 +155,19 @@ fn load_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
     })
 }
 
-/// Completes the handshake of one accepted connection, then serves it. Gives up after
-/// [`HANDSHAKE_TIMEOUT`], on a failed handshake, or when the server starts shutting down.
-pub async fn serve(
-    shared: Arc<Shared>,
-    acceptor: TlsAcceptor,
+/// Completes the server side of a TLS handshake, within [`HANDSHAKE_TIMEOUT`] (a timeout is
+/// `TimedOut`).
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
     stream: TcpStream,
-    addr: SocketAddr,
-) {
-    let _ = stream.set_nodelay(true);
-    let laddr = stream.local_addr().unwrap_or(addr);
-    let mut shutdown = shared.shutdown_signal();
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-    let stream = tokio::select! {
-        done = handshake => match done {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                debug!("TLS handshake with {addr} failed: {e}");
-                return;
-            }
-            Err(_) => {
-                debug!("TLS handshake with {addr} timed out");
-                return;
-            }
-        },
-        _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
-    };
-    connection::serve_stream(shared, stream, addr, laddr).await;
+) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(done) => done,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
 }
 
 /// Tells a TLS client over the connection limit why (after the handshake, so it can read

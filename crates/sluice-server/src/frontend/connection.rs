@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
-use crate::server::Shared;
+use crate::state::{Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
@@ -157,7 +157,7 @@ enum Batch {
 /// Runs the requests buffered in `rbuf`, encoding their replies into `wbuf`.
 async fn run_buffered(
     shared: &Shared,
-    session: &mut crate::server::Session,
+    session: &mut Session,
     parser: &mut RequestParser,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use sluice::{Config, Durability, ShutdownReport, Sluice};
-use sluice_server::server::Shared;
+use sluice_server::state::Shared;
 use sluice_server::Server;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

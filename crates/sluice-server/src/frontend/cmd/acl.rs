@@ -2,31 +2,38 @@
 
 use bytes::Bytes;
 
+use super::spec::categories::CONNECTION;
+use super::spec::Ctx;
+use super::spec::{Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
-use super::{Ctx, Spec, COMMANDS};
 use crate::auth::{required_category, CATEGORIES};
 use crate::frontend::Frame;
-use crate::server::Session;
+use crate::state::Session;
+
+/// The authentication commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "auth",
+        arity: -2,
+        flags: &["fast", "no-auth"],
+        categories: CONNECTION,
+        summary: "Authenticates the connection.",
+        handler: Handler::Sync(auth),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "acl",
+        arity: -2,
+        categories: &["@slow"],
+        summary: "A container for Access List Control commands.",
+        subcommands: &[("whoami", 2), ("list", 2), ("cat", -2), ("help", 2)],
+        handler: Handler::Sync(acl),
+        ..Spec::DEFAULT
+    },
+];
 
 fn wrongpass() -> Frame {
     Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
-}
-
-/// The keys a command names, by its key positions.
-fn keys<'a>(spec: &Spec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
-    let first = spec.first_key.max(0) as usize;
-    let last = if spec.last_key < 0 {
-        (args.len() as i32 + spec.last_key).max(0) as usize
-    } else {
-        spec.last_key as usize
-    };
-    let step = spec.step.max(1) as usize;
-    let range = if first == 0 {
-        0..0
-    } else {
-        first..last.min(args.len() - 1) + 1
-    };
-    args[range].iter().step_by(step)
 }
 
 /// NOAUTH before authentication, NOPERM for a command or key the user may not touch; `None`
@@ -38,7 +45,7 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
         }
         return Some(Frame::error("NOAUTH Authentication required."));
     };
-    if !user.may_run(spec) {
+    if !user.may_run(spec.categories) {
         let name = if spec.subcommands.is_empty() || args.len() < 2 {
             spec.name.to_string()
         } else {
@@ -52,7 +59,7 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
             "NOPERM this user has no permissions to run the '{name}' command"
         )));
     }
-    if !user.may_access_all() && keys(spec, args).any(|k| !user.may_access(k)) {
+    if !user.may_access_all() && spec.keys.of(args).any(|k| !user.may_access(k)) {
         return Some(Frame::error(
             "NOPERM this user has no permissions to access one of the keys used as arguments",
         ));
@@ -61,7 +68,8 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
 }
 
 /// AUTH [username] password
-pub fn auth(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn auth(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     if args.len() > 3 {
         return syntax_error();
     }
@@ -86,7 +94,8 @@ pub fn auth(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// ACL WHOAMI | LIST | CAT [category] | HELP
-pub fn acl(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let Some(user) = ctx.session.user.clone() else {
         return Frame::error("NOAUTH Authentication required.");
     };
@@ -95,7 +104,7 @@ pub fn acl(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         b"whoami" => Frame::bulk(user.name.clone()),
         b"list" => {
             // Listing users is an administrative act.
-            if !user.may_run(&ADMIN_PROBE) {
+            if !user.may_run(&["@admin"]) {
                 return Frame::error(
                     "NOPERM this user has no permissions to run the 'acl|list' command",
                 );
@@ -120,14 +129,15 @@ pub fn acl(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
                     return format_error(&[&b"ERR Unknown category '"[..], cat, b"'"].concat());
                 };
                 Frame::Array(
-                    COMMANDS
+                    ctx.table
+                        .all()
                         .iter()
-                        .filter(|s| required_category(s) == Some(cat))
+                        .filter(|s| required_category(s.categories) == Some(cat))
                         .map(|s| Frame::bulk(s.name))
                         .collect(),
                 )
             }
-            Some(_) => super::wrong_arity("acl|cat"),
+            Some(_) => super::util::wrong_arity("acl|cat"),
         },
         _ => Frame::Array(
             [
@@ -148,17 +158,3 @@ pub fn acl(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
         ),
     }
 }
-
-/// A stand-in spec that needs the `admin` category.
-static ADMIN_PROBE: Spec = Spec {
-    name: "acl|list",
-    arity: 2,
-    flags: &[],
-    first_key: 0,
-    last_key: 0,
-    step: 0,
-    categories: &["@admin"],
-    summary: "",
-    subcommands: &[],
-    cmd: super::Cmd::Acl,
-};

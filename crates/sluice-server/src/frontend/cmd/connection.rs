@@ -2,28 +2,113 @@
 
 use bytes::Bytes;
 
+use super::args::{parse, Args};
+use super::spec::categories::CONNECTION;
+use super::spec::Ctx;
+use super::spec::{Handler, Spec};
+use super::util::wrong_arity;
 use super::util::{c_str, format_error, int_arg, is, syntax_error};
-use super::{wrong_arity, Ctx};
 use crate::frontend::Frame;
-use crate::server::REDIS_COMPAT_VERSION;
+use crate::state::REDIS_COMPAT_VERSION;
+
+/// The connection commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "ping",
+        arity: -1,
+        flags: &["fast"],
+        categories: CONNECTION,
+        summary: "Returns the server's liveliness response.",
+        handler: Handler::Sync(ping),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "echo",
+        arity: 2,
+        flags: &["fast"],
+        categories: CONNECTION,
+        summary: "Returns the given string.",
+        handler: Handler::Sync(echo),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "quit",
+        arity: -1,
+        flags: &["fast", "no-auth"],
+        categories: CONNECTION,
+        summary: "Closes the connection.",
+        handler: Handler::Sync(quit),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "reset",
+        arity: 1,
+        flags: &["fast", "no-auth"],
+        categories: CONNECTION,
+        summary: "Resets the connection.",
+        handler: Handler::Sync(reset),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "hello",
+        arity: -1,
+        flags: &["fast", "no-auth"],
+        categories: CONNECTION,
+        summary: "Handshakes with the Redis server.",
+        handler: Handler::Sync(hello),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "select",
+        arity: 2,
+        flags: &["fast"],
+        categories: CONNECTION,
+        summary: "Changes the selected database.",
+        handler: Handler::Sync(select),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "client",
+        arity: -2,
+        categories: &["@slow", "@connection"],
+        summary: "A container for client connection commands.",
+        subcommands: &[
+            ("setname", 3),
+            ("getname", 2),
+            ("id", 2),
+            ("setinfo", 4),
+            ("list", -2),
+            ("info", 2),
+            ("help", 2),
+        ],
+        handler: Handler::Sync(client),
+        ..Spec::DEFAULT
+    },
+];
 
 /// PING [message]
-pub fn ping(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    match args.len() {
-        1 => Frame::Simple("PONG".into()),
-        2 => Frame::Bulk(args[1].clone()),
+fn ping(_ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let mut args = Args::new(argv);
+    match args.remaining() {
+        0 => Frame::Simple("PONG".into()),
+        1 => Frame::Bulk(parse!(args.next_bytes())),
         _ => wrong_arity("ping"),
     }
 }
 
+/// ECHO message
+fn echo(_ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    Frame::Bulk(parse!(Args::new(argv).next_bytes()))
+}
+
 /// QUIT
-pub fn quit(ctx: Ctx<'_>) -> Frame {
+fn quit(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     ctx.session.close_after_reply = true;
     Frame::ok()
 }
 
 /// RESET
-pub fn reset(ctx: Ctx<'_>) -> Frame {
+fn reset(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     ctx.session.db = 0;
     ctx.session.proto = 2;
     ctx.session.set_name(None);
@@ -44,7 +129,8 @@ fn invalid_name() -> Frame {
 ///
 /// As Redis 7.0: options apply in order as they are read (a name set before a failing option
 /// stays set); the protocol switches only once all succeeded.
-pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn hello(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let mut proto = ctx.session.proto;
     if args.len() >= 2 {
         match int_arg(&args[1]) {
@@ -107,11 +193,8 @@ pub fn hello(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// SELECT index
-pub fn select(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let db = match int_arg(&args[1]) {
-        Ok(db) => db,
-        Err(f) => return f,
-    };
+fn select(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let db = parse!(Args::new(argv).next_int());
     if db < i32::MIN as i64 || db > i32::MAX as i64 {
         return Frame::error(
             "ERR value is out of range, value must between -2147483648 and 2147483647",
@@ -162,7 +245,8 @@ fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// CLIENT SETNAME | GETNAME | ID | SETINFO | LIST | INFO | HELP
-pub fn client(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"setname" => {

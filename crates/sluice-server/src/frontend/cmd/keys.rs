@@ -3,14 +3,221 @@
 use bytes::Bytes;
 use sluice::{ExpireCondition, KeyTtl};
 
-use super::util::{c_str, format_error, glob_match, int_arg, is, syntax_error};
-use super::{engine_error, Ctx};
+use super::args::{parse, Args, KeyArg, KeyList};
+use super::spec::categories::{KEY_READ, KEY_WRITE};
+use super::spec::flags::{READ, WRITE_FAST};
+use super::spec::{boxed, Handler, Hot, KeyPositions, Spec, TimeUnit};
+use super::spec::{Ctx, ExpireBase};
+use super::util::engine_error;
+use super::util::{c_str, format_error, int_arg, is, syntax_error};
 use crate::frontend::Frame;
+use crate::glob::glob_match;
+
+/// The key commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "del",
+        arity: -2,
+        flags: &["write"],
+        keys: KeyPositions::ALL,
+        categories: KEY_WRITE,
+        summary: "Deletes one or more keys.",
+        handler: Handler::Hot(Hot::Del),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "unlink",
+        arity: -2,
+        flags: WRITE_FAST,
+        keys: KeyPositions::ALL,
+        categories: KEY_WRITE,
+        summary: "Asynchronously deletes one or more keys.",
+        handler: Handler::Hot(Hot::Del),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "exists",
+        arity: -2,
+        flags: READ,
+        keys: KeyPositions::ALL,
+        categories: KEY_READ,
+        summary: "Determines whether one or more keys exist.",
+        handler: Handler::Hot(Hot::Exists),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "touch",
+        arity: -2,
+        flags: READ,
+        keys: KeyPositions::ALL,
+        categories: KEY_READ,
+        summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        handler: Handler::Hot(Hot::Exists),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "type",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: KEY_READ,
+        summary: "Determines the type of value stored at a key.",
+        handler: boxed!(type_),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "expire",
+        arity: -3,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: KEY_WRITE,
+        summary: "Sets the expiration time of a key in seconds.",
+        handler: Handler::Hot(Hot::Expire(TimeUnit::Seconds)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "pexpire",
+        arity: -3,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: KEY_WRITE,
+        summary: "Sets the expiration time of a key in milliseconds.",
+        handler: Handler::Hot(Hot::Expire(TimeUnit::Millis)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "expireat",
+        arity: -3,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: KEY_WRITE,
+        summary: "Sets the expiration time of a key to a Unix timestamp.",
+        handler: boxed!(expireat),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "pexpireat",
+        arity: -3,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: KEY_WRITE,
+        summary: "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        handler: boxed!(pexpireat),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "expiretime",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: KEY_READ,
+        summary: "Returns the expiration time of a key as a Unix timestamp.",
+        handler: boxed!(expiretime),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "pexpiretime",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: KEY_READ,
+        summary: "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        handler: boxed!(pexpiretime),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "ttl",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: KEY_READ,
+        summary: "Returns the expiration time in seconds of a key.",
+        handler: Handler::Hot(Hot::Ttl(TimeUnit::Seconds)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "pttl",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: KEY_READ,
+        summary: "Returns the expiration time in milliseconds of a key.",
+        handler: Handler::Hot(Hot::Ttl(TimeUnit::Millis)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "persist",
+        arity: 2,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: KEY_WRITE,
+        summary: "Removes the expiration time of a key.",
+        handler: boxed!(persist),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "keys",
+        arity: 2,
+        flags: &["readonly"],
+        categories: &["@keyspace", "@read", "@slow", "@dangerous"],
+        summary: "Returns all key names that match a pattern.",
+        handler: boxed!(keys),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "scan",
+        arity: -2,
+        flags: &["readonly"],
+        categories: &["@keyspace", "@read", "@slow"],
+        summary: "Iterates over the key names in the database.",
+        handler: boxed!(scan),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "randomkey",
+        arity: 1,
+        flags: &["readonly"],
+        categories: &["@keyspace", "@read", "@slow"],
+        summary: "Returns a random key name from the database.",
+        handler: boxed!(randomkey),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "dbsize",
+        arity: 1,
+        flags: READ,
+        categories: &["@keyspace", "@read", "@fast"],
+        summary: "Returns the number of keys in the database.",
+        handler: boxed!(dbsize),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "rename",
+        arity: 3,
+        flags: &["write"],
+        keys: KeyPositions::FIRST_TWO,
+        categories: KEY_WRITE,
+        summary: "Renames a key and overwrites the destination.",
+        handler: boxed!(rename),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "renamenx",
+        arity: 3,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST_TWO,
+        categories: KEY_WRITE,
+        summary: "Renames a key only when the target key name doesn't exist.",
+        handler: boxed!(renamenx),
+        ..Spec::DEFAULT
+    },
+];
 
 /// DEL / UNLINK key [key ...]
-pub async fn del(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+pub async fn del(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = KeyList::parse(argv);
     let mut n = 0;
-    for key in &args[1..] {
+    for key in a.keys.iter() {
         match ctx.shared.sluice.del(ctx.session.db, key).await {
             Ok(true) => n += 1,
             Ok(false) => {}
@@ -21,9 +228,11 @@ pub async fn del(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// EXISTS / TOUCH key [key ...]
-pub async fn exists(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+pub async fn exists(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = KeyList::parse(argv);
     let mut n = 0;
-    for key in &args[1..] {
+    // Not moved out: a key may repeat, and each occurrence counts.
+    for key in a.keys.iter() {
         match ctx
             .shared
             .sluice
@@ -39,71 +248,87 @@ pub async fn exists(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// TYPE key
-pub async fn type_(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    match ctx
-        .shared
-        .sluice
-        .get_entry(ctx.session.db, args[1].clone())
-        .await
-    {
+async fn type_(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
+    match ctx.shared.sluice.get_entry(ctx.session.db, a.key).await {
         Ok(Some(_)) => Frame::Simple("string".into()),
         Ok(None) => Frame::Simple("none".into()),
         Err(e) => engine_error(e),
     }
 }
 
-/// The unit of an EXPIRE-family argument.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ExpireUnit {
-    /// EXPIRE, EXPIREAT.
-    Seconds,
-    /// PEXPIRE, PEXPIREAT.
-    Millis,
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key t [NX|XX|GT|LT]
+struct Expire {
+    key: Bytes,
+    when: i64,
+    condition: ExpireCondition,
+}
+
+impl Expire {
+    /// Parses as Redis `expireGenericCommand`: options first, then the time.
+    fn parse(argv: &mut [Bytes]) -> Result<Expire, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        let when = args.next_bytes()?;
+        let mut cond = ExpireCondition::ALWAYS;
+        while !args.is_empty() {
+            let opt = args.next_bytes()?;
+            if is(&opt, "nx") {
+                cond.if_none = true;
+            } else if is(&opt, "xx") {
+                cond.if_some = true;
+            } else if is(&opt, "gt") {
+                cond.if_greater = true;
+            } else if is(&opt, "lt") {
+                cond.if_less = true;
+            } else {
+                return Err(format_error(
+                    &[b"ERR Unsupported option ", c_str(&opt)].concat(),
+                ));
+            }
+        }
+        if cond.if_none && (cond.if_some || cond.if_greater || cond.if_less) {
+            return Err(Frame::error(
+                "ERR NX and XX, GT or LT options at the same time are not compatible",
+            ));
+        }
+        if cond.if_greater && cond.if_less {
+            return Err(Frame::error(
+                "ERR GT and LT options at the same time are not compatible",
+            ));
+        }
+        let when = int_arg(&when)?;
+        Ok(Expire {
+            key,
+            when,
+            condition: cond,
+        })
+    }
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key t [NX|XX|GT|LT]
-pub async fn expire(ctx: Ctx<'_>, args: &[Bytes], unit: ExpireUnit, absolute: bool) -> Frame {
-    let mut cond = ExpireCondition::ALWAYS;
-    for opt in &args[3..] {
-        if is(opt, "nx") {
-            cond.if_none = true;
-        } else if is(opt, "xx") {
-            cond.if_some = true;
-        } else if is(opt, "gt") {
-            cond.if_greater = true;
-        } else if is(opt, "lt") {
-            cond.if_less = true;
-        } else {
-            return format_error(&[b"ERR Unsupported option ", c_str(opt)].concat());
-        }
-    }
-    if cond.if_none && (cond.if_some || cond.if_greater || cond.if_less) {
-        return Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible");
-    }
-    if cond.if_greater && cond.if_less {
-        return Frame::error("ERR GT and LT options at the same time are not compatible");
-    }
-    let name = match (unit, absolute) {
-        (ExpireUnit::Seconds, false) => "expire",
-        (ExpireUnit::Millis, false) => "pexpire",
-        (ExpireUnit::Seconds, true) => "expireat",
-        (ExpireUnit::Millis, true) => "pexpireat",
+pub async fn expire(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit, base: ExpireBase) -> Frame {
+    let Expire {
+        key,
+        mut when,
+        condition,
+    } = parse!(Expire::parse(argv));
+    let name = match (unit, base) {
+        (TimeUnit::Seconds, ExpireBase::Now) => "expire",
+        (TimeUnit::Millis, ExpireBase::Now) => "pexpire",
+        (TimeUnit::Seconds, ExpireBase::UnixEpoch) => "expireat",
+        (TimeUnit::Millis, ExpireBase::UnixEpoch) => "pexpireat",
     };
     let invalid = || Frame::error(format!("ERR invalid expire time in '{name}' command"));
-    let mut when = match int_arg(&args[2]) {
-        Ok(w) => w,
-        Err(f) => return f,
-    };
-    if unit == ExpireUnit::Seconds {
+    if unit == TimeUnit::Seconds {
         if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return invalid();
         }
         when *= 1000;
     }
-    let base = if absolute {
-        0
-    } else {
-        ctx.shared.sluice.now_ms() as i64
+    let base = match base {
+        ExpireBase::UnixEpoch => 0,
+        ExpireBase::Now => ctx.shared.sluice.now_ms() as i64,
     };
     if when > i64::MAX - base {
         return invalid();
@@ -112,7 +337,7 @@ pub async fn expire(ctx: Ctx<'_>, args: &[Bytes], unit: ExpireUnit, absolute: bo
     match ctx
         .shared
         .sluice
-        .expire(ctx.session.db, &args[1], when, cond)
+        .expire(ctx.session.db, &key, when, condition)
         .await
     {
         Ok(done) => Frame::Integer(done as i64),
@@ -120,35 +345,62 @@ pub async fn expire(ctx: Ctx<'_>, args: &[Bytes], unit: ExpireUnit, absolute: bo
     }
 }
 
+/// EXPIREAT key timestamp [NX|XX|GT|LT]
+async fn expireat(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    expire(ctx, argv, TimeUnit::Seconds, ExpireBase::UnixEpoch).await
+}
+
+/// PEXPIREAT key timestamp-ms [NX|XX|GT|LT]
+async fn pexpireat(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    expire(ctx, argv, TimeUnit::Millis, ExpireBase::UnixEpoch).await
+}
+
 /// EXPIRETIME / PEXPIRETIME key
-pub async fn expiretime(ctx: Ctx<'_>, args: &[Bytes], millis: bool) -> Frame {
-    match ctx.shared.sluice.ttl(ctx.session.db, &args[1]).await {
+async fn expiretime_in(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
+    match ctx.shared.sluice.ttl(ctx.session.db, &a.key).await {
         Ok(KeyTtl::Missing) => Frame::Integer(-2),
         Ok(KeyTtl::Persistent) => Frame::Integer(-1),
-        Ok(KeyTtl::ExpiresAt(at)) => {
-            Frame::Integer(if millis { at as i64 } else { at as i64 / 1000 })
-        }
+        Ok(KeyTtl::ExpiresAt(at)) => Frame::Integer(match unit {
+            TimeUnit::Millis => at as i64,
+            TimeUnit::Seconds => at as i64 / 1000,
+        }),
         Err(e) => engine_error(e),
     }
 }
 
+/// EXPIRETIME key
+async fn expiretime(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    expiretime_in(ctx, argv, TimeUnit::Seconds).await
+}
+
+/// PEXPIRETIME key
+async fn pexpiretime(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    expiretime_in(ctx, argv, TimeUnit::Millis).await
+}
+
 /// TTL / PTTL key
-pub async fn ttl(ctx: Ctx<'_>, args: &[Bytes], millis: bool) -> Frame {
+pub async fn ttl(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
     let now = ctx.shared.sluice.now_ms() as i64;
-    match ctx.shared.sluice.ttl(ctx.session.db, &args[1]).await {
+    match ctx.shared.sluice.ttl(ctx.session.db, &a.key).await {
         Ok(KeyTtl::Missing) => Frame::Integer(-2),
         Ok(KeyTtl::Persistent) => Frame::Integer(-1),
         Ok(KeyTtl::ExpiresAt(at)) => {
             let left = (at as i64 - now).max(0);
-            Frame::Integer(if millis { left } else { (left + 500) / 1000 })
+            Frame::Integer(match unit {
+                TimeUnit::Millis => left,
+                TimeUnit::Seconds => (left + 500) / 1000,
+            })
         }
         Err(e) => engine_error(e),
     }
 }
 
 /// PERSIST key
-pub async fn persist(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    match ctx.shared.sluice.persist(ctx.session.db, &args[1]).await {
+async fn persist(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
+    match ctx.shared.sluice.persist(ctx.session.db, &a.key).await {
         Ok(done) => Frame::Integer(done as i64),
         Err(e) => engine_error(e),
     }
@@ -161,11 +413,13 @@ fn matches_pattern(pattern: &[u8], key: &[u8]) -> bool {
 }
 
 /// KEYS pattern
-pub async fn keys(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn keys(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let mut args = Args::new(argv);
+    let pattern = parse!(args.next_bytes());
     match ctx.shared.sluice.keys(ctx.session.db).await {
         Ok(keys) => Frame::Array(
             keys.into_iter()
-                .filter(|k| matches_pattern(&args[1], k))
+                .filter(|k| matches_pattern(&pattern, k))
                 .map(Frame::Bulk)
                 .collect(),
         ),
@@ -174,38 +428,58 @@ pub async fn keys(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+struct Scan {
+    cursor: u64,
+    count: i64,
+    pattern: Option<Bytes>,
+    type_filter: Option<Bytes>,
+}
+
+impl Scan {
+    /// Parses as Redis `scanGenericCommand`: an option missing its value is a syntax error.
+    fn parse(argv: &mut [Bytes]) -> Result<Scan, Frame> {
+        let mut args = Args::new(argv);
+        let cursor =
+            parse_cursor(&args.next_bytes()?).ok_or_else(|| Frame::error("ERR invalid cursor"))?;
+        let mut scan = Scan {
+            cursor,
+            count: 10,
+            pattern: None,
+            type_filter: None,
+        };
+        while !args.is_empty() {
+            let option = args.next_bytes()?;
+            if args.is_empty() {
+                return Err(syntax_error());
+            }
+            if is(&option, "count") {
+                scan.count = args.next_int()?;
+                if scan.count < 1 {
+                    return Err(syntax_error());
+                }
+            } else if is(&option, "match") {
+                scan.pattern = Some(args.next_bytes()?);
+            } else if is(&option, "type") {
+                scan.type_filter = Some(args.next_bytes()?);
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        Ok(scan)
+    }
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
 ///
 /// The cursor is a position in the sorted key list: a key present for the whole scan is
 /// returned at least once, as Redis promises.
-pub async fn scan(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let Some(cursor) = parse_cursor(&args[1]) else {
-        return Frame::error("ERR invalid cursor");
-    };
-    let mut count: i64 = 10;
-    let mut pattern: Option<Bytes> = None;
-    let mut type_filter: Option<Bytes> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let more = args.len() - i - 1;
-        if is(&args[i], "count") && more >= 1 {
-            count = match int_arg(&args[i + 1]) {
-                Ok(c) => c,
-                Err(f) => return f,
-            };
-            if count < 1 {
-                return syntax_error();
-            }
-            i += 2;
-        } else if is(&args[i], "match") && more >= 1 {
-            pattern = Some(args[i + 1].clone());
-            i += 2;
-        } else if is(&args[i], "type") && more >= 1 {
-            type_filter = Some(args[i + 1].clone());
-            i += 2;
-        } else {
-            return syntax_error();
-        }
-    }
+async fn scan(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let Scan {
+        cursor,
+        count,
+        pattern,
+        type_filter,
+    } = parse!(Scan::parse(argv));
     let keys = match ctx.shared.sluice.keys(ctx.session.db).await {
         Ok(k) => k,
         Err(e) => return engine_error(e),
@@ -248,7 +522,7 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
 }
 
 /// RANDOMKEY
-pub async fn randomkey(ctx: Ctx<'_>) -> Frame {
+async fn randomkey(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     match ctx.shared.sluice.keys(ctx.session.db).await {
         Ok(keys) if keys.is_empty() => Frame::Null,
         Ok(keys) => {
@@ -267,24 +541,46 @@ fn rand_index(n: usize) -> usize {
 }
 
 /// DBSIZE
-pub async fn dbsize(ctx: Ctx<'_>) -> Frame {
+async fn dbsize(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     match ctx.shared.sluice.dbsize(ctx.session.db).await {
         Ok(n) => Frame::Integer(n as i64),
         Err(e) => engine_error(e),
     }
 }
 
+/// Whether RENAME may replace an existing destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overwrite {
+    /// RENAME.
+    Yes,
+    /// RENAMENX.
+    No,
+}
+
 /// RENAME / RENAMENX src dst
-pub async fn rename(ctx: Ctx<'_>, args: &[Bytes], nx: bool) -> Frame {
+async fn rename_with(ctx: Ctx<'_>, argv: &mut [Bytes], overwrite: Overwrite) -> Frame {
+    let mut args = Args::new(argv);
+    let (src, dst) = (parse!(args.next_bytes()), parse!(args.next_bytes()));
+    let only_if_absent = overwrite == Overwrite::No;
     match ctx
         .shared
         .sluice
-        .rename(ctx.session.db, &args[1], &args[2], nx)
+        .rename(ctx.session.db, &src, &dst, only_if_absent)
         .await
     {
         Ok(None) => Frame::error("ERR no such key"),
-        Ok(Some(done)) if nx => Frame::Integer(done as i64),
+        Ok(Some(done)) if only_if_absent => Frame::Integer(done as i64),
         Ok(Some(_)) => Frame::ok(),
         Err(e) => engine_error(e),
     }
+}
+
+/// RENAME src dst
+async fn rename(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    rename_with(ctx, argv, Overwrite::Yes).await
+}
+
+/// RENAMENX src dst
+async fn renamenx(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    rename_with(ctx, argv, Overwrite::No).await
 }

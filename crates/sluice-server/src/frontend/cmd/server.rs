@@ -6,10 +6,87 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::util::{c_str, format_error, glob_match, is, syntax_error};
-use super::{engine_error, lookup, Ctx, Spec, COMMANDS};
+use super::spec::categories::ADMIN;
+use super::spec::{boxed, Handler, Spec};
+use super::spec::{Ctx, Table};
+use super::util::{c_str, engine_error, format_error, is, syntax_error};
 use crate::frontend::Frame;
-use crate::server::REDIS_COMPAT_VERSION;
+use crate::glob::glob_match;
+use crate::state::REDIS_COMPAT_VERSION;
+
+/// The server commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "command",
+        arity: -1,
+        flags: &["loading", "stale"],
+        categories: &["@slow", "@connection"],
+        summary: "Returns detailed information about all commands.",
+        subcommands: &[
+            ("count", 2),
+            ("info", -2),
+            ("docs", -2),
+            ("list", -2),
+            ("help", 2),
+        ],
+        handler: Handler::Sync(command),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "info",
+        arity: -1,
+        flags: &["loading", "stale"],
+        categories: &["@slow", "@dangerous"],
+        summary: "Returns information and statistics about the server.",
+        handler: boxed!(info),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "config",
+        arity: -2,
+        categories: &["@slow"],
+        summary: "A container for server configuration commands.",
+        subcommands: &[("get", -3), ("set", -4), ("resetstat", 2), ("help", 2)],
+        handler: Handler::Sync(config),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "time",
+        arity: 1,
+        flags: &["fast"],
+        categories: &["@fast"],
+        summary: "Returns the server time.",
+        handler: Handler::Sync(time),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "shutdown",
+        arity: -1,
+        flags: &["admin", "noscript"],
+        categories: ADMIN,
+        summary: "Drains the write-back buffers and stops the server.",
+        handler: Handler::Sync(shutdown),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "flushdb",
+        arity: -1,
+        flags: &["write"],
+        categories: &["@keyspace", "@write", "@slow", "@dangerous"],
+        summary: "Removes all keys from the current database.",
+        handler: boxed!(flushdb),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "flushall",
+        arity: -1,
+        flags: &["write"],
+        categories: &["@keyspace", "@write", "@slow", "@dangerous"],
+        summary: "Removes all keys from all databases.",
+        handler: boxed!(flushall),
+        ..Spec::DEFAULT
+    },
+];
 
 fn command_info(spec: &Spec) -> Frame {
     let simple = |s: &&str| Frame::Simple(s.to_string());
@@ -17,9 +94,9 @@ fn command_info(spec: &Spec) -> Frame {
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity as i64),
         Frame::Set(spec.flags.iter().map(simple).collect()),
-        Frame::Integer(spec.first_key as i64),
-        Frame::Integer(spec.last_key as i64),
-        Frame::Integer(spec.step as i64),
+        Frame::Integer(spec.keys.first as i64),
+        Frame::Integer(spec.keys.last as i64),
+        Frame::Integer(spec.keys.step as i64),
         Frame::Set(spec.categories.iter().map(simple).collect()),
         Frame::Set(vec![]),
         Frame::Array(vec![]),
@@ -63,30 +140,33 @@ fn command_docs(spec: &Spec) -> Frame {
 }
 
 /// COMMAND [COUNT | INFO name... | DOCS name... | LIST]
-pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
+    let table = ctx.table;
+    let all = table.all();
     if args.len() == 1 {
-        return Frame::Array(COMMANDS.iter().map(command_info).collect());
+        return Frame::Array(all.iter().map(|s| command_info(s)).collect());
     }
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
-        b"count" => Frame::Integer(COMMANDS.len() as i64),
-        b"list" => command_list(args),
+        b"count" => Frame::Integer(all.len() as i64),
+        b"list" => command_list(table, args),
         b"info" => {
             if args.len() == 2 {
-                return Frame::Array(COMMANDS.iter().map(command_info).collect());
+                return Frame::Array(all.iter().map(|s| command_info(s)).collect());
             }
             Frame::Array(
                 args[2..]
                     .iter()
-                    .map(|n| lookup(n).map(command_info).unwrap_or(Frame::Null))
+                    .map(|n| table.lookup(n).map(command_info).unwrap_or(Frame::Null))
                     .collect(),
             )
         }
         b"docs" => {
             let specs: Vec<&Spec> = if args.len() == 2 {
-                COMMANDS.iter().collect()
+                all.to_vec()
             } else {
-                args[2..].iter().filter_map(|n| lookup(n)).collect()
+                args[2..].iter().filter_map(|n| table.lookup(n)).collect()
             };
             Frame::Map(
                 specs
@@ -120,7 +200,7 @@ pub fn command(_ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command,
 /// each followed by its sub-commands (`client|list`), as Redis lists them.
-fn command_list(args: &[Bytes]) -> Frame {
+fn command_list(table: &Table, args: &[Bytes]) -> Frame {
     enum Filter<'a> {
         None,
         Module,
@@ -146,7 +226,7 @@ fn command_list(args: &[Bytes]) -> Frame {
         i += 3;
     }
     let mut names = Vec::new();
-    for spec in COMMANDS {
+    for spec in table.all() {
         let wanted = |fullname: &str| match &filter {
             Filter::None => true,
             Filter::Module => false,
@@ -182,7 +262,8 @@ fn rss_bytes() -> u64 {
 }
 
 /// INFO [section ...]
-pub async fn info(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let wanted: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
@@ -361,7 +442,8 @@ fn config_get(params: &[(&'static str, String)], patterns: &[Bytes]) -> Frame {
 }
 
 /// CONFIG GET pattern... | SET | RESETSTAT
-pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+fn config(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"get" => config_get(&config_params(&ctx), &args[2..]),
@@ -409,7 +491,7 @@ pub fn config(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// TIME
-pub fn time() -> Frame {
+fn time(_ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -421,8 +503,8 @@ pub fn time() -> Frame {
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: drains and stops; the connection closes
 /// without a reply, as with Redis.
-pub fn shutdown(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    for a in &args[1..] {
+fn shutdown(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    for a in argv.iter().skip(1) {
         if is(a, "abort") {
             return Frame::error("ERR No shutdown in progress.");
         }
@@ -435,14 +517,37 @@ pub fn shutdown(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
+/// Which databases FLUSHDB / FLUSHALL clear.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlushScope {
+    /// FLUSHDB: the selected database.
+    Selected,
+    /// FLUSHALL: every database.
+    All,
+}
+
 /// FLUSHDB / FLUSHALL [ASYNC|SYNC]
-pub async fn flushdb(ctx: Ctx<'_>, args: &[Bytes], all: bool) -> Frame {
+async fn flush_scope(ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) -> Frame {
+    let args: &[Bytes] = argv;
     if args.len() > 2 || (args.len() == 2 && !(is(&args[1], "async") || is(&args[1], "sync"))) {
         return syntax_error();
     }
-    let db = if all { None } else { Some(ctx.session.db) };
+    let db = match scope {
+        FlushScope::All => None,
+        FlushScope::Selected => Some(ctx.session.db),
+    };
     match ctx.shared.sluice.flush_db(db).await {
         Ok(()) => Frame::ok(),
         Err(e) => engine_error(e),
     }
+}
+
+/// FLUSHDB [ASYNC|SYNC]
+async fn flushdb(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    flush_scope(ctx, argv, FlushScope::Selected).await
+}
+
+/// FLUSHALL [ASYNC|SYNC]
+async fn flushall(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    flush_scope(ctx, argv, FlushScope::All).await
 }

@@ -4,12 +4,45 @@ use bytes::Bytes;
 use sluice::tiers::store::StoreWrite;
 use sluice::DeadLetterSelector;
 
-use super::util::{is, syntax_error};
-use super::{engine_error, Ctx};
+use super::spec::Ctx;
+use super::spec::{boxed, Handler, Spec};
+use super::util::{engine_error, is, syntax_error};
 use crate::frontend::Frame;
 
+/// The Sluice commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "sluice.flush",
+        arity: -1,
+        flags: &["write"],
+        categories: &["@write", "@slow"],
+        summary: "Returns once every buffered write-back write is stored.",
+        handler: boxed!(flush),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "sluice.keyspaces",
+        arity: 1,
+        flags: &["readonly"],
+        categories: &["@read", "@slow"],
+        summary: "Lists keyspaces with template, table, policy and counters.",
+        handler: Handler::Sync(keyspaces),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "sluice.deadletters",
+        arity: -1,
+        flags: &["write"],
+        categories: &["@write", "@slow"],
+        summary: "Lists, retries or drops write-back entries the store refused.",
+        handler: boxed!(deadletters),
+        ..Spec::DEFAULT
+    },
+];
+
 /// SLUICE.FLUSH [keyspace]: `+OK` once every buffered write is stored.
-pub async fn flush(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn flush(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let sluice = &ctx.shared.sluice;
     let result = match args.len() {
         1 => sluice.flush().await,
@@ -31,7 +64,7 @@ fn kv(k: &str, v: Frame) -> (Frame, Frame) {
 }
 
 /// SLUICE.KEYSPACES: each keyspace with template, table, policy and counters.
-pub fn keyspaces(ctx: Ctx<'_>) -> Frame {
+fn keyspaces(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     let journal = ctx.shared.sluice.journal_stats();
     Frame::Array(
         ctx.shared
@@ -89,7 +122,8 @@ fn selector(db: u8, arg: &Bytes) -> DeadLetterSelector {
 }
 
 /// SLUICE.DEADLETTERS [keyspace] | RETRY key|ALL | DROP key|ALL
-pub async fn deadletters(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
     let sluice = &ctx.shared.sluice;
     let db = ctx.session.db;
     if args.len() == 3 && is(&args[1], "retry") {

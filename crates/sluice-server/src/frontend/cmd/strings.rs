@@ -5,9 +5,228 @@ use std::mem::take;
 use bytes::{Bytes, BytesMut};
 use sluice::{Mutation, SetCondition, SetExpiry, SetOptions, SluiceError};
 
-use super::util::{int_arg, is, not_integer, pairs, syntax_error};
-use super::{engine_error, wrong_arity, Ctx};
+use super::args::{parse, Args, KeyArg, KeyList, KeyValue};
+use super::spec::categories::{STRING_READ, STRING_WRITE};
+use super::spec::flags::{READ, WRITE, WRITE_FAST, WRITE_GROW_FAST};
+use super::spec::{boxed, Handler, Hot, KeyPositions, Sign, Spec, TimeUnit};
+use super::spec::{Ctx, ExpireBase};
+use super::util::{engine_error, wrong_arity};
+use super::util::{int_arg, is, not_integer, syntax_error};
 use crate::frontend::Frame;
+
+/// The string commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "get",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: STRING_READ,
+        summary: "Returns the string value of a key.",
+        handler: Handler::Hot(Hot::Get),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "set",
+        arity: -3,
+        flags: WRITE,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Sets the string value of a key, ignoring its type.",
+        handler: Handler::Hot(Hot::Set),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "setnx",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Set the string value of a key only when the key doesn't exist.",
+        handler: Handler::Hot(Hot::SetNx),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "setex",
+        arity: 4,
+        flags: WRITE,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Sets the string value and expiration time of a key.",
+        handler: Handler::Hot(Hot::SetEx(TimeUnit::Seconds)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "psetex",
+        arity: 4,
+        flags: WRITE,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Sets both string value and expiration time in milliseconds of a key.",
+        handler: Handler::Hot(Hot::SetEx(TimeUnit::Millis)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "getset",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Returns the previous string value of a key after setting it to a new value.",
+        handler: boxed!(getset),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "getdel",
+        arity: 2,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Returns the string value of a key after deleting the key.",
+        handler: boxed!(getdel),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "getex",
+        arity: -2,
+        flags: WRITE_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Returns the string value of a key after setting its expiration time.",
+        handler: boxed!(getex),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "mget",
+        arity: -2,
+        flags: READ,
+        keys: KeyPositions::ALL,
+        categories: STRING_READ,
+        summary: "Atomically returns the string values of one or more keys.",
+        handler: Handler::Hot(Hot::MGet),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "mset",
+        arity: -3,
+        flags: WRITE,
+        keys: KeyPositions::PAIRS,
+        categories: STRING_WRITE,
+        summary: "Atomically creates or modifies the string values of one or more keys.",
+        handler: boxed!(mset),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "msetnx",
+        arity: -3,
+        flags: WRITE,
+        keys: KeyPositions::PAIRS,
+        categories: STRING_WRITE,
+        summary: "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        handler: boxed!(msetnx),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "append",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        handler: boxed!(append),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "strlen",
+        arity: 2,
+        flags: READ,
+        keys: KeyPositions::FIRST,
+        categories: STRING_READ,
+        summary: "Returns the length of a string value.",
+        handler: Handler::Hot(Hot::StrLen),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "getrange",
+        arity: 4,
+        flags: &["readonly"],
+        keys: KeyPositions::FIRST,
+        categories: STRING_READ,
+        summary: "Returns a substring of the string stored at a key.",
+        handler: boxed!(getrange),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "substr",
+        arity: 4,
+        flags: &["readonly"],
+        keys: KeyPositions::FIRST,
+        categories: STRING_READ,
+        summary: "Returns a substring from a string value.",
+        handler: boxed!(getrange),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "setrange",
+        arity: 4,
+        flags: WRITE,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        handler: boxed!(setrange),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "incr",
+        arity: 2,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        handler: Handler::Hot(Hot::IncrByOne(Sign::Plus)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "decr",
+        arity: 2,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        handler: Handler::Hot(Hot::IncrByOne(Sign::Minus)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "incrby",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        handler: Handler::Hot(Hot::IncrBy(Sign::Plus)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "decrby",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+        handler: Handler::Hot(Hot::IncrBy(Sign::Minus)),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "incrbyfloat",
+        arity: 3,
+        flags: WRITE_GROW_FAST,
+        keys: KeyPositions::FIRST,
+        categories: STRING_WRITE,
+        summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        handler: boxed!(incrbyfloat),
+        ..Spec::DEFAULT
+    },
+];
 
 fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
     match r {
@@ -17,12 +236,42 @@ fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
 }
 
 /// GET key
-pub async fn get(ctx: Ctx<'_>, args: &mut [Bytes]) -> Frame {
-    let db = ctx.session.db;
+pub async fn get(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
     ok_or(
-        ctx.shared.sluice.get(db, take(&mut args[1])).await,
+        ctx.shared.sluice.get(ctx.session.db, a.key).await,
         Frame::bulk_or_null,
     )
+}
+
+/// An expiry option's argument, not yet resolved against the clock.
+struct ExpiryArg {
+    unit: TimeUnit,
+    base: ExpireBase,
+    value: Bytes,
+}
+
+impl ExpiryArg {
+    /// The expiry as Unix ms, as Redis `getExpireMillisecondsOrReply`; `command` names the
+    /// command in the error.
+    fn resolve(&self, now_ms: u64, command: &str) -> Result<u64, Frame> {
+        let invalid = || Frame::error(format!("ERR invalid expire time in '{command}' command"));
+        let mut ms = int_arg(&self.value)?;
+        let secs = self.unit == TimeUnit::Seconds;
+        if ms <= 0 || (secs && ms > i64::MAX / 1000) {
+            return Err(invalid());
+        }
+        if secs {
+            ms *= 1000;
+        }
+        if self.base == ExpireBase::Now {
+            ms = ms.checked_add(now_ms as i64).ok_or_else(invalid)?;
+        }
+        if ms <= 0 {
+            return Err(invalid());
+        }
+        Ok(ms as u64)
+    }
 }
 
 /// Which command is parsing expiry options (they differ in what they accept).
@@ -32,117 +281,122 @@ enum OptionsOf {
     GetEx,
 }
 
-#[derive(Default)]
-struct ExtendedOptions {
-    nx: bool,
-    xx: bool,
-    get: bool,
-    keepttl: bool,
-    persist: bool,
-    /// (unit is seconds, is absolute, argument)
-    expire: Option<(bool, bool, Bytes)>,
+/// What SET and GETEX do to the key's expiry.
+enum ExpiryOption {
+    /// Neither KEEPTTL, PERSIST nor an expiry: SET clears it, GETEX leaves it.
+    Unchanged,
+    /// SET KEEPTTL.
+    KeepTtl,
+    /// GETEX PERSIST.
+    Persist,
+    /// EX, PX, EXAT or PXAT.
+    At(ExpiryArg),
 }
 
-/// Parses SET / GETEX options exactly as Redis `parseExtendedStringArgumentsOrReply`.
-fn parse_extended(args: &[Bytes], of: OptionsOf) -> Result<ExtendedOptions, Frame> {
-    let mut o = ExtendedOptions::default();
-    let mut j = if of == OptionsOf::Set { 3 } else { 2 };
-    while j < args.len() {
-        let a = &args[j];
-        let next = args.get(j + 1);
-        let has_expire = o.expire.is_some();
-        let expire_kind = o.expire.as_ref().map(|(secs, abs, _)| (*secs, *abs));
-        if is(a, "nx") && !o.xx && of == OptionsOf::Set {
-            o.nx = true;
-        } else if is(a, "xx") && !o.nx && of == OptionsOf::Set {
-            o.xx = true;
-        } else if is(a, "get") && of == OptionsOf::Set {
-            o.get = true;
-        } else if is(a, "keepttl") && !o.persist && !has_expire && of == OptionsOf::Set {
-            o.keepttl = true;
-        } else if is(a, "persist") && of == OptionsOf::GetEx && !has_expire && !o.keepttl {
-            o.persist = true;
-        } else if let Some(next) = next.filter(|_| !o.keepttl && !o.persist) {
-            let (secs, abs) = if is(a, "ex") {
-                (true, false)
-            } else if is(a, "px") {
-                (false, false)
-            } else if is(a, "exat") {
-                (true, true)
-            } else if is(a, "pxat") {
-                (false, true)
+/// SET / GETEX options.
+struct ExtendedOptions {
+    condition: SetCondition,
+    return_old: bool,
+    expiry: ExpiryOption,
+}
+
+impl ExtendedOptions {
+    /// Parses the options exactly as Redis `parseExtendedStringArgumentsOrReply`.
+    fn parse(args: &mut Args<'_>, of: OptionsOf) -> Result<ExtendedOptions, Frame> {
+        let mut o = ExtendedOptions {
+            condition: SetCondition::Always,
+            return_old: false,
+            expiry: ExpiryOption::Unchanged,
+        };
+        let is_set = of == OptionsOf::Set;
+        while !args.is_empty() {
+            let a = args.next_bytes()?;
+            let expiry_free = matches!(o.expiry, ExpiryOption::Unchanged);
+            if is(&a, "nx") && o.condition != SetCondition::IfPresent && is_set {
+                o.condition = SetCondition::IfAbsent;
+            } else if is(&a, "xx") && o.condition != SetCondition::IfAbsent && is_set {
+                o.condition = SetCondition::IfPresent;
+            } else if is(&a, "get") && is_set {
+                o.return_old = true;
+            } else if is(&a, "keepttl")
+                && is_set
+                && matches!(o.expiry, ExpiryOption::Unchanged | ExpiryOption::KeepTtl)
+            {
+                o.expiry = ExpiryOption::KeepTtl;
+            } else if is(&a, "persist")
+                && !is_set
+                && matches!(o.expiry, ExpiryOption::Unchanged | ExpiryOption::Persist)
+            {
+                o.expiry = ExpiryOption::Persist;
+            } else if !args.is_empty() && (expiry_free || matches!(o.expiry, ExpiryOption::At(_))) {
+                let (unit, base) = if is(&a, "ex") {
+                    (TimeUnit::Seconds, ExpireBase::Now)
+                } else if is(&a, "px") {
+                    (TimeUnit::Millis, ExpireBase::Now)
+                } else if is(&a, "exat") {
+                    (TimeUnit::Seconds, ExpireBase::UnixEpoch)
+                } else if is(&a, "pxat") {
+                    (TimeUnit::Millis, ExpireBase::UnixEpoch)
+                } else {
+                    return Err(syntax_error());
+                };
+                // The same option may repeat; a different expiry option may not.
+                if let ExpiryOption::At(e) = &o.expiry {
+                    if (e.unit, e.base) != (unit, base) {
+                        return Err(syntax_error());
+                    }
+                }
+                let value = args.next_bytes()?;
+                o.expiry = ExpiryOption::At(ExpiryArg { unit, base, value });
             } else {
                 return Err(syntax_error());
-            };
-            // The same option may repeat; a different expiry option may not.
-            if expire_kind.is_some_and(|k| k != (secs, abs)) {
-                return Err(syntax_error());
             }
-            o.expire = Some((secs, abs, next.clone()));
-            j += 1;
-        } else {
-            return Err(syntax_error());
         }
-        j += 1;
+        Ok(o)
     }
-    Ok(o)
-}
-
-/// Resolves an expiry argument to Unix ms as Redis `getExpireMillisecondsOrReply`.
-pub(super) fn expire_at_ms(
-    now_ms: u64,
-    secs: bool,
-    absolute: bool,
-    arg: &[u8],
-    command: &str,
-) -> Result<u64, Frame> {
-    let invalid = || Frame::error(format!("ERR invalid expire time in '{command}' command"));
-    let mut ms = int_arg(arg)?;
-    if ms <= 0 || (secs && ms > i64::MAX / 1000) {
-        return Err(invalid());
-    }
-    if secs {
-        ms *= 1000;
-    }
-    if !absolute {
-        ms = ms.checked_add(now_ms as i64).ok_or_else(invalid)?;
-    }
-    if ms <= 0 {
-        return Err(invalid());
-    }
-    Ok(ms as u64)
 }
 
 /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
-pub async fn set(ctx: Ctx<'_>, args: &mut [Bytes]) -> Frame {
-    let o = match parse_extended(args, OptionsOf::Set) {
-        Ok(o) => o,
-        Err(f) => return f,
-    };
+struct Set {
+    key: Bytes,
+    value: Bytes,
+    options: ExtendedOptions,
+}
+
+impl Set {
+    fn parse(argv: &mut [Bytes]) -> Result<Set, Frame> {
+        let mut args = Args::new(argv);
+        let (key, value) = (args.next_bytes()?, args.next_bytes()?);
+        let options = ExtendedOptions::parse(&mut args, OptionsOf::Set)?;
+        Ok(Set {
+            key,
+            value,
+            options,
+        })
+    }
+}
+
+/// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
+pub async fn set(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let Set {
+        key,
+        value,
+        options: o,
+    } = parse!(Set::parse(argv));
     let sluice = &ctx.shared.sluice;
-    let expiry = match &o.expire {
-        Some((secs, abs, arg)) => match expire_at_ms(sluice.now_ms(), *secs, *abs, arg, "set") {
-            Ok(at) => SetExpiry::At(at),
-            Err(f) => return f,
-        },
-        None if o.keepttl => SetExpiry::Keep,
-        None => SetExpiry::Clear,
+    let expiry = match &o.expiry {
+        ExpiryOption::At(arg) => SetExpiry::At(parse!(arg.resolve(sluice.now_ms(), "set"))),
+        ExpiryOption::KeepTtl => SetExpiry::Keep,
+        ExpiryOption::Unchanged | ExpiryOption::Persist => SetExpiry::Clear,
     };
+    let return_old = o.return_old;
     let opts = SetOptions {
-        condition: if o.nx {
-            SetCondition::IfAbsent
-        } else if o.xx {
-            SetCondition::IfPresent
-        } else {
-            SetCondition::Always
-        },
+        condition: o.condition,
         expiry,
-        return_old: o.get,
+        return_old,
     };
-    let get = o.get;
-    let (key, value) = (take(&mut args[1]), take(&mut args[2]));
     ok_or(sluice.set(ctx.session.db, key, value, opts).await, |out| {
-        if get {
+        if return_old {
             Frame::bulk_or_null(out.old)
         } else if out.written {
             Frame::ok()
@@ -153,7 +407,8 @@ pub async fn set(ctx: Ctx<'_>, args: &mut [Bytes]) -> Frame {
 }
 
 /// SETNX key value
-pub async fn setnx(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+pub async fn setnx(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyValue::parse(argv));
     let opts = SetOptions {
         condition: SetCondition::IfAbsent,
         ..Default::default()
@@ -161,34 +416,56 @@ pub async fn setnx(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     ok_or(
         ctx.shared
             .sluice
-            .set(ctx.session.db, args[1].clone(), args[2].clone(), opts)
+            .set(ctx.session.db, a.key, a.value, opts)
             .await,
         |o| Frame::Integer(o.written as i64),
     )
 }
 
-/// SETEX key seconds value / PSETEX key ms value
-pub async fn setex(ctx: Ctx<'_>, args: &[Bytes], millis: bool) -> Frame {
+/// SETEX key seconds value / PSETEX key milliseconds value
+struct SetEx {
+    key: Bytes,
+    expiry: ExpiryArg,
+    value: Bytes,
+}
+
+impl SetEx {
+    fn parse(argv: &mut [Bytes], unit: TimeUnit) -> Result<SetEx, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        let expiry = ExpiryArg {
+            unit,
+            base: ExpireBase::Now,
+            value: args.next_bytes()?,
+        };
+        let value = args.next_bytes()?;
+        args.finish()?;
+        Ok(SetEx { key, expiry, value })
+    }
+}
+
+/// SETEX key seconds value / PSETEX key milliseconds value
+pub async fn setex(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+    let a = parse!(SetEx::parse(argv, unit));
     let sluice = &ctx.shared.sluice;
-    let name = if millis { "psetex" } else { "setex" };
-    let at = match expire_at_ms(sluice.now_ms(), !millis, false, &args[2], name) {
-        Ok(at) => at,
-        Err(f) => return f,
+    let name = match unit {
+        TimeUnit::Seconds => "setex",
+        TimeUnit::Millis => "psetex",
     };
+    let at = parse!(a.expiry.resolve(sluice.now_ms(), name));
     let opts = SetOptions {
         expiry: SetExpiry::At(at),
         ..Default::default()
     };
     ok_or(
-        sluice
-            .set(ctx.session.db, args[1].clone(), args[3].clone(), opts)
-            .await,
+        sluice.set(ctx.session.db, a.key, a.value, opts).await,
         |_| Frame::ok(),
     )
 }
 
 /// GETSET key value
-pub async fn getset(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn getset(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyValue::parse(argv));
     let opts = SetOptions {
         return_old: true,
         ..Default::default()
@@ -196,18 +473,19 @@ pub async fn getset(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     ok_or(
         ctx.shared
             .sluice
-            .set(ctx.session.db, args[1].clone(), args[2].clone(), opts)
+            .set(ctx.session.db, a.key, a.value, opts)
             .await,
         |o| Frame::bulk_or_null(o.old),
     )
 }
 
 /// GETDEL key
-pub async fn getdel(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn getdel(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &args[1], |cur| {
+        .update(ctx.session.db, &a.key, |cur| {
             Ok(match cur {
                 Some(e) => (Mutation::Delete, Some(e.value)),
                 None => (Mutation::Keep, None),
@@ -218,23 +496,32 @@ pub async fn getdel(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// GETEX key [EX|PX|EXAT|PXAT t|PERSIST]
-pub async fn getex(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let o = match parse_extended(args, OptionsOf::GetEx) {
-        Ok(o) => o,
-        Err(f) => return f,
-    };
+struct GetEx {
+    key: Bytes,
+    options: ExtendedOptions,
+}
+
+impl GetEx {
+    fn parse(argv: &mut [Bytes]) -> Result<GetEx, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        let options = ExtendedOptions::parse(&mut args, OptionsOf::GetEx)?;
+        Ok(GetEx { key, options })
+    }
+}
+
+/// GETEX key [EX|PX|EXAT|PXAT t|PERSIST]
+async fn getex(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let GetEx { key, options: o } = parse!(GetEx::parse(argv));
     let sluice = &ctx.shared.sluice;
     let now = sluice.now_ms();
-    let at = match &o.expire {
-        Some((secs, abs, arg)) => match expire_at_ms(now, *secs, *abs, arg, "getex") {
-            Ok(at) => Some(at),
-            Err(f) => return f,
-        },
-        None => None,
+    let at = match &o.expiry {
+        ExpiryOption::At(arg) => Some(parse!(arg.resolve(now, "getex"))),
+        _ => None,
     };
-    let persist = o.persist;
+    let persist = matches!(o.expiry, ExpiryOption::Persist);
     let r = sluice
-        .update(ctx.session.db, &args[1], move |cur| {
+        .update(ctx.session.db, &key, move |cur| {
             let Some(e) = cur else {
                 return Ok((Mutation::Keep, None));
             };
@@ -257,10 +544,11 @@ pub async fn getex(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// MGET key [key ...]
-pub async fn mget(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let mut out = Vec::with_capacity(args.len() - 1);
-    for key in &args[1..] {
-        match ctx.shared.sluice.get(ctx.session.db, key.clone()).await {
+pub async fn mget(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = KeyList::parse(argv);
+    let mut out = Vec::with_capacity(a.keys.len());
+    for key in a.keys.iter_mut() {
+        match ctx.shared.sluice.get(ctx.session.db, take(key)).await {
             Ok(v) => out.push(Frame::bulk_or_null(v)),
             Err(e) => return engine_error(e),
         }
@@ -268,30 +556,37 @@ pub async fn mget(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(out)
 }
 
-/// MSET key value [key value ...]
-pub async fn mset(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len().is_multiple_of(2) {
-        return wrong_arity("mset");
+/// MSET / MSETNX key value [key value ...]
+struct Pairs {
+    pairs: Vec<(Bytes, Bytes)>,
+}
+
+impl Pairs {
+    /// `<key> <value> [<key> <value> ...]`; an odd count is the command's arity error.
+    fn parse(argv: &mut [Bytes], command: &str) -> Result<Pairs, Frame> {
+        if argv.len().is_multiple_of(2) {
+            return Err(wrong_arity(command));
+        }
+        Ok(Pairs {
+            pairs: Args::new(argv).pairs(),
+        })
     }
+}
+
+/// MSET key value [key value ...]
+async fn mset(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(Pairs::parse(argv, "mset"));
     ok_or(
-        ctx.shared
-            .sluice
-            .mset(ctx.session.db, pairs(&args[1..]))
-            .await,
+        ctx.shared.sluice.mset(ctx.session.db, a.pairs).await,
         |_| Frame::ok(),
     )
 }
 
 /// MSETNX key value [key value ...]
-pub async fn msetnx(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len().is_multiple_of(2) {
-        return wrong_arity("msetnx");
-    }
+async fn msetnx(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(Pairs::parse(argv, "msetnx"));
     ok_or(
-        ctx.shared
-            .sluice
-            .msetnx(ctx.session.db, pairs(&args[1..]))
-            .await,
+        ctx.shared.sluice.msetnx(ctx.session.db, a.pairs).await,
         |set| Frame::Integer(set as i64),
     )
 }
@@ -301,13 +596,13 @@ fn too_large() -> Frame {
 }
 
 /// APPEND key value
-pub async fn append(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let KeyValue { key, value: suffix } = parse!(KeyValue::parse(argv));
     let max = ctx.shared.config.server.proto_max_bulk_len;
-    let suffix = args[2].clone();
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &args[1], move |cur| {
+        .update(ctx.session.db, &key, move |cur| {
             let (value, expires_at) = match cur {
                 Some(e) => (e.value, e.expires_at),
                 None => (Bytes::new(), None),
@@ -335,20 +630,38 @@ pub async fn append(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// STRLEN key
-pub async fn strlen(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    ok_or(
-        ctx.shared.sluice.get(ctx.session.db, args[1].clone()).await,
-        |v| Frame::Integer(v.map(|v| v.len() as i64).unwrap_or(0)),
-    )
+pub async fn strlen(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
+    ok_or(ctx.shared.sluice.get(ctx.session.db, a.key).await, |v| {
+        Frame::Integer(v.map(|v| v.len() as i64).unwrap_or(0))
+    })
+}
+
+/// GETRANGE / SUBSTR key start end
+struct GetRange {
+    key: Bytes,
+    start: i64,
+    end: i64,
+}
+
+impl GetRange {
+    fn parse(argv: &mut [Bytes]) -> Result<GetRange, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        let (start, end) = (args.next_int()?, args.next_int()?);
+        args.finish()?;
+        Ok(GetRange { key, start, end })
+    }
 }
 
 /// GETRANGE key start end (and SUBSTR)
-pub async fn getrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let (mut start, mut end) = match (int_arg(&args[2]), int_arg(&args[3])) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(f), _) | (_, Err(f)) => return f,
-    };
-    let value = match ctx.shared.sluice.get(ctx.session.db, args[1].clone()).await {
+async fn getrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let GetRange {
+        key,
+        mut start,
+        mut end,
+    } = parse!(GetRange::parse(argv));
+    let value = match ctx.shared.sluice.get(ctx.session.db, key).await {
         Ok(Some(v)) => v,
         Ok(None) => return Frame::bulk(Bytes::new()),
         Err(e) => return engine_error(e),
@@ -375,20 +688,34 @@ pub async fn getrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// SETRANGE key offset value
-pub async fn setrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
-    let offset = match int_arg(&args[2]) {
-        Ok(o) => o,
-        Err(f) => return f,
-    };
+struct SetRange {
+    key: Bytes,
+    offset: i64,
+    patch: Bytes,
+}
+
+impl SetRange {
+    fn parse(argv: &mut [Bytes]) -> Result<SetRange, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        let offset = args.next_int()?;
+        let patch = args.next_bytes()?;
+        args.finish()?;
+        Ok(SetRange { key, offset, patch })
+    }
+}
+
+/// SETRANGE key offset value
+async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let SetRange { key, offset, patch } = parse!(SetRange::parse(argv));
     if offset < 0 {
         return Frame::error("ERR offset is out of range");
     }
     let max = ctx.shared.config.server.proto_max_bulk_len;
-    let patch = args[3].clone();
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &args[1], move |cur| {
+        .update(ctx.session.db, &key, move |cur| {
             let offset = offset as u64;
             let Some(e) = cur else {
                 if patch.is_empty() {
@@ -437,38 +764,62 @@ pub async fn setrange(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// INCR / DECR key
-pub async fn incr_by_const(ctx: Ctx<'_>, args: &mut [Bytes], delta: i64) -> Frame {
+pub async fn incr_by_one(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
+    let a = parse!(KeyArg::parse(argv));
+    let delta = match sign {
+        Sign::Plus => 1,
+        Sign::Minus => -1,
+    };
+    incr(ctx, a.key, delta).await
+}
+
+async fn incr(ctx: Ctx<'_>, key: Bytes, delta: i64) -> Frame {
     ok_or(
-        ctx.shared
-            .sluice
-            .incr_by(ctx.session.db, take(&mut args[1]), delta)
-            .await,
+        ctx.shared.sluice.incr_by(ctx.session.db, key, delta).await,
         Frame::Integer,
     )
 }
 
-/// INCRBY / DECRBY key n
-pub async fn incrby(ctx: Ctx<'_>, args: &mut [Bytes], negate: bool) -> Frame {
-    let Ok(n) = int_arg(&args[2]) else {
-        return not_integer();
-    };
-    let delta = if negate {
-        if n == i64::MIN {
+/// INCRBY / DECRBY key amount
+struct IncrBy {
+    key: Bytes,
+    amount: i64,
+}
+
+impl IncrBy {
+    fn parse(argv: &mut [Bytes]) -> Result<IncrBy, Frame> {
+        let mut args = Args::new(argv);
+        let key = args.next_bytes()?;
+        // Redis answers a bad amount with this error whatever the parse found wrong.
+        let amount = args.next_int().map_err(|_| not_integer())?;
+        args.finish()?;
+        Ok(IncrBy { key, amount })
+    }
+}
+
+/// INCRBY / DECRBY key amount
+pub async fn incrby(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
+    let IncrBy { key, amount } = parse!(IncrBy::parse(argv));
+    let delta = match sign {
+        Sign::Plus => amount,
+        Sign::Minus if amount == i64::MIN => {
             return Frame::error("ERR decrement would overflow");
         }
-        -n
-    } else {
-        n
+        Sign::Minus => -amount,
     };
-    incr_by_const(ctx, args, delta).await
+    incr(ctx, key, delta).await
 }
 
 /// INCRBYFLOAT key increment
-pub async fn incrbyfloat(ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+async fn incrbyfloat(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let KeyValue {
+        key,
+        value: increment,
+    } = parse!(KeyValue::parse(argv));
     ok_or(
         ctx.shared
             .sluice
-            .incr_by_float(ctx.session.db, &args[1], &args[2])
+            .incr_by_float(ctx.session.db, &key, &increment)
             .await,
         Frame::Bulk,
     )

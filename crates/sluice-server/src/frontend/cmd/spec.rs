@@ -1,0 +1,257 @@
+//! What a command declares about itself: its [`Spec`] (name, arity, flags, key positions, ACL
+//! categories, summary, sub-commands) and its [`Handler`]. Each family file lists its commands'
+//! specs beside their handlers; `cmd/mod.rs` assembles the table from those lists.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::frontend::Frame;
+use crate::state::{Session, Shared};
+
+/// What a command sees: the server-wide state, its own connection's, and the command table
+/// (handed in, so that COMMAND and ACL CAT list the table without importing it).
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub shared: &'a Shared,
+    /// This connection's state.
+    pub session: &'a mut Session,
+    /// Every command.
+    pub table: &'static Table,
+}
+
+/// The command table: every family's specs, and a case-insensitive index by name.
+pub struct Table {
+    all: Vec<&'static Spec>,
+    // A fixed table that clients only read: a fast unkeyed hash is safe here.
+    by_name: HashMap<&'static [u8], &'static Spec, foldhash::fast::FixedState>,
+}
+
+impl Table {
+    /// The table of these families' commands, in order.
+    pub fn new(families: &[&'static [Spec]]) -> Table {
+        let all: Vec<&'static Spec> = families.iter().flat_map(|f| f.iter()).collect();
+        let by_name = all.iter().map(|s| (s.name.as_bytes(), *s)).collect();
+        Table { all, by_name }
+    }
+
+    /// Every command.
+    pub fn all(&self) -> &[&'static Spec] {
+        &self.all
+    }
+
+    /// The spec of a command name, case-insensitively.
+    pub fn lookup(&self, name: &[u8]) -> Option<&'static Spec> {
+        let mut lower = [0u8; 32];
+        let lower = lower.get_mut(..name.len())?;
+        for (l, c) in lower.iter_mut().zip(name) {
+            *l = c.to_ascii_lowercase();
+        }
+        self.by_name.get(&*lower).copied()
+    }
+}
+
+/// A command's future, boxed so that the dispatcher's own future stays small.
+pub type BoxFrame<'a> = Pin<Box<dyn Future<Output = Frame> + Send + 'a>>;
+
+/// A command that needs no await.
+pub type SyncHandler = for<'a> fn(Ctx<'a>, &'a mut [Bytes]) -> Frame;
+
+/// A command that awaits the engine, behind a box.
+pub type AsyncHandler = for<'a> fn(Ctx<'a>, &'a mut [Bytes]) -> BoxFrame<'a>;
+
+/// How a command runs. The argument slice holds the whole request (`argv[0]` is the name); a
+/// handler may move arguments out of it, so it is only fit for recycling afterwards.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Runs to completion without awaiting.
+    Sync(SyncHandler),
+    /// Awaits the engine behind a boxed future: the default for a command that awaits.
+    Async(AsyncHandler),
+    /// One of the commands on every benchmark's hot path, awaited in place with no box (see
+    /// [`Hot`]).
+    Hot(Hot),
+}
+
+/// The commands awaited in place by `cmd::run_hot`. A boxed future costs an allocation and an
+/// indirect call per command, which is a measurable share of a GET; the per-command future is
+/// also moved on every command, so only a few small ones are awaited in place. A new command
+/// belongs here only if `bench/callgrind.sh` shows that it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hot {
+    Get,
+    Set,
+    SetNx,
+    SetEx(TimeUnit),
+    MGet,
+    StrLen,
+    /// INCR (+1) and DECR (-1).
+    IncrByOne(Sign),
+    /// INCRBY and DECRBY.
+    IncrBy(Sign),
+    /// DEL and UNLINK.
+    Del,
+    /// EXISTS and TOUCH.
+    Exists,
+    /// EXPIRE and PEXPIRE.
+    Expire(TimeUnit),
+    /// TTL and PTTL.
+    Ttl(TimeUnit),
+}
+
+/// The unit of a time argument or reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// EXPIRE, SETEX, TTL, EXPIRETIME.
+    Seconds,
+    /// PEXPIRE, PSETEX, PTTL, PEXPIRETIME.
+    Millis,
+}
+
+/// What a relative time argument counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireBase {
+    /// From now: EXPIRE, PEXPIRE, SET EX/PX.
+    Now,
+    /// A Unix timestamp: EXPIREAT, PEXPIREAT, SET EXAT/PXAT.
+    UnixEpoch,
+}
+
+/// Whether a counter command adds or subtracts its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// INCR, INCRBY.
+    Plus,
+    /// DECR, DECRBY.
+    Minus,
+}
+
+/// Where a command's keys are, as COMMAND reports them (`first` 0: no keys; `last` -1: the
+/// last argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPositions {
+    /// First key position.
+    pub first: i32,
+    /// Last key position; negative counts from the end.
+    pub last: i32,
+    /// Step between keys.
+    pub step: i32,
+}
+
+impl KeyPositions {
+    /// No keys.
+    pub const NONE: KeyPositions = KeyPositions::new(0, 0, 0);
+    /// One key, the first argument.
+    pub const FIRST: KeyPositions = KeyPositions::new(1, 1, 1);
+    /// Every argument is a key.
+    pub const ALL: KeyPositions = KeyPositions::new(1, -1, 1);
+    /// Key and value pairs (MSET).
+    pub const PAIRS: KeyPositions = KeyPositions::new(1, -1, 2);
+    /// The first two arguments (RENAME).
+    pub const FIRST_TWO: KeyPositions = KeyPositions::new(1, 2, 1);
+
+    const fn new(first: i32, last: i32, step: i32) -> KeyPositions {
+        KeyPositions { first, last, step }
+    }
+
+    /// The keys a request names.
+    pub fn of<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        let first = self.first.max(0) as usize;
+        let last = if self.last < 0 {
+            (args.len() as i32 + self.last).max(0) as usize
+        } else {
+            self.last as usize
+        };
+        let step = self.step.max(1) as usize;
+        let range = if first == 0 || args.is_empty() {
+            0..0
+        } else {
+            first.min(args.len())..last.min(args.len() - 1) + 1
+        };
+        args.get(range).unwrap_or_default().iter().step_by(step)
+    }
+}
+
+/// A command's static description, as COMMAND reports it, and how it runs.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: positive is exact, negative is a minimum.
+    pub arity: i32,
+    /// Command flags.
+    pub flags: &'static [&'static str],
+    /// Key positions.
+    pub keys: KeyPositions,
+    /// ACL categories.
+    pub categories: &'static [&'static str],
+    /// Short summary for COMMAND DOCS.
+    pub summary: &'static str,
+    /// Sub-commands (name, arity) of a container command.
+    pub subcommands: &'static [(&'static str, i32)],
+    /// How it runs.
+    pub handler: Handler,
+}
+
+impl Spec {
+    /// The fields a spec rarely sets (`..Spec::DEFAULT`).
+    pub const DEFAULT: Spec = Spec {
+        name: "",
+        arity: 1,
+        flags: &[],
+        keys: KeyPositions::NONE,
+        categories: &[],
+        summary: "",
+        subcommands: &[],
+        handler: Handler::Sync(|_, _| Frame::Null),
+    };
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec").field("name", &self.name).finish()
+    }
+}
+
+/// Command flags, as COMMAND reports them.
+pub mod flags {
+    /// A write that may grow memory.
+    pub const WRITE: &[&str] = &["write", "denyoom"];
+    /// A fast read.
+    pub const READ: &[&str] = &["readonly", "fast"];
+    /// A fast write that does not grow memory.
+    pub const WRITE_FAST: &[&str] = &["write", "fast"];
+    /// A fast write that may grow memory.
+    pub const WRITE_GROW_FAST: &[&str] = &["write", "denyoom", "fast"];
+}
+
+/// ACL categories.
+pub mod categories {
+    /// A string write.
+    pub const STRING_WRITE: &[&str] = &["@write", "@string"];
+    /// A fast string read.
+    pub const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
+    /// A keyspace write.
+    pub const KEY_WRITE: &[&str] = &["@write", "@keyspace"];
+    /// A keyspace read.
+    pub const KEY_READ: &[&str] = &["@read", "@keyspace"];
+    /// A connection command.
+    pub const CONNECTION: &[&str] = &["@fast", "@connection"];
+    /// An administrative command.
+    pub const ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+}
+
+/// A [`Handler::Async`] for an `async fn(Ctx, &mut [Bytes]) -> Frame`.
+macro_rules! boxed {
+    ($f:path) => {{
+        fn boxed<'a>(
+            ctx: $crate::frontend::cmd::Ctx<'a>,
+            args: &'a mut [bytes::Bytes],
+        ) -> $crate::frontend::cmd::spec::BoxFrame<'a> {
+            Box::pin($f(ctx, args))
+        }
+        $crate::frontend::cmd::Handler::Async(boxed)
+    }};
+}
+pub(crate) use boxed;

@@ -1,0 +1,113 @@
+//! The state commands see: what every connection shares ([`Shared`]) and what one
+//! connection owns ([`Session`]).
+//!
+//! This layer sits below the commands and the connection loop and above the leaves (auth,
+//! framing limits, the engine): it imports neither commands nor listeners, so a command can
+//! be tested against a `Shared` made from an engine, with no socket bound.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice::{Config, Sluice};
+use tokio::sync::watch;
+
+use crate::auth::Users;
+use crate::frontend::parse::Limits;
+
+mod clients;
+mod session;
+
+pub use clients::{ClientInfo, ClientRegistry};
+pub use session::Session;
+
+/// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
+/// enable the Redis 7 features Sluice implements.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+/// Server-wide counters.
+#[derive(Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Commands run.
+    pub commands: AtomicU64,
+    /// Connections refused by `maxclients`.
+    pub rejected: AtomicU64,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// The engine.
+    pub sluice: Sluice,
+    /// The configuration in force.
+    pub config: Config,
+    /// The plaintext port actually bound; 0 with `tls_only` (no plaintext listener).
+    pub port: u16,
+    /// The TLS port actually bound, when TLS is on.
+    pub tls_port: Option<u16>,
+    /// Live connections.
+    pub clients: Arc<ClientRegistry>,
+    /// Counters.
+    pub stats: ServerStats,
+    /// Start time.
+    pub started: Instant,
+    /// Framing limits.
+    pub limits: Limits,
+    /// Users and their permissions.
+    pub users: Users,
+    next_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Starts a graceful shutdown: stop accepting, close connections, drain, exit.
+    pub fn trigger_shutdown(&self) {
+        // `send_replace`, not `send`: `send` drops the value when no receiver exists yet (a
+        // shutdown triggered before `run()` first subscribed), and the server would never stop.
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that changes when shutdown starts.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// A new session for a connection; it shows in CLIENT LIST until dropped.
+    pub fn new_session(&self, addr: SocketAddr, laddr: SocketAddr) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        Session::new(id, self.users.initial(), addr, laddr, self.clients.clone())
+    }
+
+    /// The state for an opened engine, with its users and framing limits from the engine's
+    /// configuration, and no listener: the server binds around it, and command tests use it
+    /// directly. `port` and `tls_port` are what the listeners bound (INFO and CONFIG report
+    /// them). A user list or protected-mode setting that cannot be used is an error.
+    pub fn new(sluice: Sluice, port: u16, tls_port: Option<u16>) -> Result<Arc<Shared>, String> {
+        let config = sluice.config().clone();
+        let limits = Limits {
+            max_bulk_len: config.server.proto_max_bulk_len,
+            max_multibulk_len: config.server.proto_max_multibulk_len,
+            max_inline_len: config.server.proto_inline_max_size as usize,
+        };
+        let users = Users::from_config(&config)?;
+        if let Some(refusal) = crate::auth::protected_mode_refusal(&config, &users) {
+            return Err(refusal);
+        }
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Shared {
+            users,
+            sluice,
+            config,
+            port,
+            tls_port,
+            clients: Arc::default(),
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            limits,
+            next_id: AtomicU64::new(0),
+            shutdown,
+        }))
+    }
+}

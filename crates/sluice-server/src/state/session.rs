@@ -1,0 +1,100 @@
+//! One connection's state, in one place: commands receive it as `&mut Session`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::clients::{ClientInfo, ClientRegistry};
+use crate::auth::User;
+
+/// One connection's state.
+pub struct Session {
+    /// CLIENT ID.
+    pub id: u64,
+    /// SELECTed database.
+    pub db: u8,
+    /// RESP version (2 or 3).
+    pub proto: u8,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Option<Bytes>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Option<Bytes>,
+    /// QUIT: close once the reply is written.
+    pub close_after_reply: bool,
+    /// SHUTDOWN: close without a reply.
+    pub close_without_reply: bool,
+    /// The last command run, for CLIENT LIST.
+    pub last_command: &'static str,
+    /// The authenticated user; `None` until AUTH when a password is required.
+    pub user: Option<Arc<User>>,
+    addr: String,
+    laddr: String,
+    created: Instant,
+    /// Where CLIENT LIST reads this session (only the registry: a session never needs the
+    /// rest of the server state).
+    clients: Arc<ClientRegistry>,
+}
+
+impl Session {
+    /// Sets the connection name.
+    pub fn set_name(&mut self, name: Option<Bytes>) {
+        self.name = name;
+    }
+
+    /// Publishes this session's visible fields to CLIENT LIST.
+    pub fn publish(&self) {
+        self.clients.put(ClientInfo {
+            id: self.id,
+            addr: self.addr.clone(),
+            laddr: self.laddr.clone(),
+            name: self.name.clone(),
+            lib_name: self.lib_name.clone(),
+            lib_ver: self.lib_ver.clone(),
+            db: self.db,
+            proto: self.proto,
+            last_command: self.last_command,
+            created: Some(self.created),
+        });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.clients.remove(self.id);
+    }
+}
+
+impl Session {
+    /// A session for a connection from `addr` to `laddr`, published to `clients` until it is
+    /// dropped.
+    pub(crate) fn new(
+        id: u64,
+        user: Option<Arc<User>>,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        clients: Arc<ClientRegistry>,
+    ) -> Session {
+        let session = Session {
+            id,
+            db: 0,
+            proto: 2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            close_after_reply: false,
+            close_without_reply: false,
+            last_command: "",
+            user,
+            addr: addr.to_string(),
+            laddr: laddr.to_string(),
+            created: Instant::now(),
+            clients,
+        };
+        session.publish();
+        session
+    }
+}
