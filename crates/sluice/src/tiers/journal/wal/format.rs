@@ -1,0 +1,228 @@
+//! The bytes on disk: record payloads, their framing, the segment header and file names.
+//!
+//! A segment is a 24-byte header (magic `SLUICEJ1`, version, starting position, CRC) followed
+//! by records framed as `[len u32][crc32c u32][payload]`, all little-endian. A payload is
+//! `seq u64, op u8, db u8, keyspace (u16 length + bytes), key (u32 length + bytes),
+//! value (u32 length + bytes), expiry (0, or 1 + u64)`.
+
+use bytes::Bytes;
+
+use crate::tiers::journal::{JournalOp, JournalRecord};
+use crate::tiers::store::StoreWrite;
+
+const MAGIC: &[u8; 8] = b"SLUICEJ1";
+const VERSION: u32 = 1;
+/// Length of a segment header.
+pub(super) const HEADER_LEN: u64 = 24;
+/// Largest record payload accepted on replay: a 512 MiB value plus its key and framing.
+const MAX_PAYLOAD: u32 = 600 * 1024 * 1024;
+/// Length and CRC before each payload.
+const FRAME_HEADER: usize = 8;
+
+const OP_UPSERT: u8 = 0;
+const OP_DELETE: u8 = 1;
+const OP_CLEAR: u8 = 2;
+
+/// Encodes a record's payload.
+pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
+    let mut p = Vec::with_capacity(payload_capacity(r));
+    encode_payload_into(r, &mut p);
+    p
+}
+
+/// An upper bound of the payload's length, so encoding allocates once.
+fn payload_capacity(r: &JournalRecord) -> usize {
+    let value_len = match &r.op {
+        JournalOp::Write(StoreWrite::Upsert { value, .. }) => value.len(),
+        _ => 0,
+    };
+    8 + 2 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
+}
+
+/// Appends a record's payload to `p`.
+fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
+    let (op, value, expires_at) = match &r.op {
+        JournalOp::Write(StoreWrite::Upsert { value, expires_at }) => {
+            (OP_UPSERT, &value[..], *expires_at)
+        }
+        JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, &[][..], None),
+        JournalOp::Clear => (OP_CLEAR, &[][..], None),
+    };
+    let ks = r.keyspace.as_bytes();
+    p.extend_from_slice(&r.seq.to_le_bytes());
+    p.push(op);
+    p.push(r.db);
+    p.extend_from_slice(&(ks.len() as u16).to_le_bytes());
+    p.extend_from_slice(ks);
+    p.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
+    p.extend_from_slice(&r.key);
+    p.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    p.extend_from_slice(value);
+    match expires_at {
+        Some(e) => {
+            p.push(1);
+            p.extend_from_slice(&e.to_le_bytes());
+        }
+        None => p.push(0),
+    }
+}
+
+/// A record framed as it goes to disk (`[len u32][crc32c u32][payload]`), encoded in place in
+/// one allocation.
+pub(super) fn encode_framed(r: &JournalRecord) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(FRAME_HEADER + payload_capacity(r));
+    bytes.extend_from_slice(&[0; FRAME_HEADER]);
+    encode_payload_into(r, &mut bytes);
+    let payload = &bytes[FRAME_HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32c::crc32c(payload));
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    bytes[4..FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// Decodes a payload; `None` if it is malformed.
+pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = p.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(s)
+    };
+    let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let op = take(1)?[0];
+    let db = take(1)?[0];
+    let ks_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+    let keyspace = String::from_utf8(take(ks_len)?.to_vec()).ok()?;
+    let key_len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    let key = Bytes::copy_from_slice(take(key_len)?);
+    let value_len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    let value = Bytes::copy_from_slice(take(value_len)?);
+    let expires_at = match take(1)?[0] {
+        0 => None,
+        1 => Some(u64::from_le_bytes(take(8)?.try_into().ok()?)),
+        _ => return None,
+    };
+    if at != p.len() {
+        return None;
+    }
+    let op = match op {
+        OP_UPSERT => JournalOp::Write(StoreWrite::Upsert { value, expires_at }),
+        OP_DELETE => JournalOp::Write(StoreWrite::Delete),
+        OP_CLEAR => JournalOp::Clear,
+        _ => return None,
+    };
+    Some(JournalRecord {
+        seq,
+        keyspace,
+        db,
+        key,
+        op,
+    })
+}
+
+/// Parses the framed record at `at` of a segment's bytes, returning it and its framed length;
+/// `None` if the length, CRC or payload is bad, or the record runs past the end.
+pub(super) fn parse_record(buf: &[u8], at: usize) -> Option<(JournalRecord, usize)> {
+    let head = buf.get(at..at.checked_add(FRAME_HEADER)?)?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?);
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
+    let start = at + FRAME_HEADER;
+    let payload = buf.get(start..start + len as usize)?;
+    if crc32c::crc32c(payload) != crc {
+        return None;
+    }
+    Some((decode_payload(payload)?, FRAME_HEADER + len as usize))
+}
+
+/// The header of a segment whose first record sits at journal-wide offset `start`.
+pub(super) fn header(start: u64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&start.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..20]);
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The starting position a segment header declares; `None` unless magic, version and CRC
+/// are right.
+pub(super) fn parse_header(h: &[u8]) -> Option<u64> {
+    if h.len() < HEADER_LEN as usize || &h[..8] != MAGIC {
+        return None;
+    }
+    if u32::from_le_bytes(h[8..12].try_into().ok()?) != VERSION {
+        return None;
+    }
+    if crc32c::crc32c(&h[..20]) != u32::from_le_bytes(h[20..24].try_into().ok()?) {
+        return None;
+    }
+    Some(u64::from_le_bytes(h[12..20].try_into().ok()?))
+}
+
+/// The file name of the segment starting at `start`; zero-padded so names sort by position.
+pub(super) fn segment_name(start: u64) -> String {
+    format!("seg-{start:020}.wal")
+}
+
+/// The starting position in a segment file name; `None` for any other file.
+pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".wal")?
+        .parse::<u64>()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, key: &str, value: Option<&str>) -> JournalRecord {
+        JournalRecord {
+            seq,
+            keyspace: "default".into(),
+            db: 0,
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            op: JournalOp::Write(match value {
+                Some(v) => StoreWrite::Upsert {
+                    value: Bytes::copy_from_slice(v.as_bytes()),
+                    expires_at: Some(seq.saturating_mul(10)),
+                },
+                None => StoreWrite::Delete,
+            }),
+        }
+    }
+
+    #[test]
+    fn payload_round_trips() {
+        for r in [
+            rec(1, "a", Some("x")),
+            rec(2, "", None),
+            rec(u64::MAX, "k", Some("")),
+        ] {
+            assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
+        }
+        let clear = JournalRecord {
+            seq: 9,
+            keyspace: "ks".into(),
+            db: 255,
+            key: Bytes::new(),
+            op: JournalOp::Clear,
+        };
+        assert_eq!(decode_payload(&encode_payload(&clear)), Some(clear));
+    }
+
+    #[test]
+    fn decode_refuses_garbage_without_panicking() {
+        let good = encode_payload(&rec(7, "key", Some("value")));
+        for cut in 0..good.len() {
+            assert_eq!(decode_payload(&good[..cut]), None);
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert_eq!(decode_payload(&long), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! The write-ahead journal: segment files with group commit and commit-order recovery.
+//!
+//! Layout of `<data-dir>/journal/`:
+//! - `seg-<start>.wal`: a 24-byte header (magic `SLUICEJ1`, version, starting position, CRC)
+//!   followed by records framed as `[len u32][crc32c u32][payload]` ([`format`]). The starting
+//!   position is the journal-wide byte offset of the segment's first record.
+//! - `checkpoint`: the sequence number up to which every record is stored or superseded, and
+//!   the highest sequence number ever appended; replaced atomically ([`checkpoint`]).
+//!
+//! Opening scans the segments ([`recovery`]); then one writer thread ([`writer`]) does the
+//! group commit: it takes every append waiting, makes one `write`, then (under `fsync`) one
+//! `fdatasync`, and completes all the waiters together.
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::{Journal, JournalAck, JournalRecord, JournalStats};
+use crate::config::{Durability, JournalConfig};
+use crate::error::JournalError;
+
+mod checkpoint;
+mod format;
+mod recovery;
+mod writer;
+
+pub use format::{decode_payload, encode_payload};
+pub use recovery::RecoveryReport;
+
+use format::{encode_framed, HEADER_LEN};
+use writer::{Request, Writer};
+
+fn io_err(doing: &str, path: &Path, e: std::io::Error) -> JournalError {
+    JournalError(format!("{doing} {}: {e}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot fsync directory", dir, e))
+}
+
+/// Counters the writer thread updates and the handle reads.
+struct Shared {
+    bytes: AtomicU64,
+    segments: AtomicU64,
+    appends: AtomicU64,
+    syncs: AtomicU64,
+    last_seq: AtomicU64,
+}
+
+/// The segment-file journal.
+pub struct WalJournal {
+    durability: Durability,
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    shared: Arc<Shared>,
+    recovered: Mutex<Vec<JournalRecord>>,
+    report: RecoveryReport,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl WalJournal {
+    /// Opens the journal in `dir`, recovering what lies past the checkpoint. A torn tail is
+    /// cut with a warning; corruption before the tail is an error unless `salvage`.
+    pub async fn open(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+    ) -> Result<WalJournal, JournalError> {
+        let dir = dir.to_path_buf();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage))
+            .await
+            .map_err(|e| JournalError(format!("journal recovery task failed: {e}")))?
+    }
+
+    fn open_blocking(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+    ) -> Result<WalJournal, JournalError> {
+        fs::create_dir_all(dir).map_err(|e| io_err("cannot create journal directory", dir, e))?;
+        let recovered = recovery::recover(dir, salvage)?;
+        let segments = recovered.segments;
+        let next_start = segments.last().map(|s| s.start + s.len).unwrap_or(0);
+        let shared = Arc::new(Shared {
+            bytes: AtomicU64::new(segments.iter().map(|s| s.len).sum()),
+            segments: AtomicU64::new(segments.len() as u64),
+            appends: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            last_seq: AtomicU64::new(recovered.last_seq),
+        });
+        let mut writer = Writer {
+            dir: dir.to_path_buf(),
+            durability: config.durability,
+            fsync_interval: config.fsync_interval,
+            segment_size: config.segment_size.max(HEADER_LEN + 1),
+            closed: segments.into(),
+            current: None,
+            next_start,
+            shared: shared.clone(),
+            dirty: false,
+            last_sync: Instant::now(),
+            checkpoint: recovered.checkpoint,
+        };
+        writer.roll()?;
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("sluice-journal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| JournalError(format!("cannot start journal writer: {e}")))?;
+        Ok(WalJournal {
+            durability: config.durability,
+            tx: Mutex::new(Some(tx)),
+            shared,
+            recovered: Mutex::new(recovered.records),
+            report: recovered.report,
+            thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// What recovery found at open.
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.report.clone()
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Request,
+    ) -> Result<(), JournalError> {
+        let (done, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock();
+            let tx = tx
+                .as_ref()
+                .ok_or_else(|| JournalError("journal is closed".into()))?;
+            tx.send(make(done))
+                .map_err(|_| JournalError("journal writer has stopped".into()))?;
+        }
+        rx.await
+            .map_err(|_| JournalError("journal writer dropped the request".into()))?
+    }
+}
+
+#[async_trait]
+impl Journal for WalJournal {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn append(&self, record: JournalRecord) -> JournalAck {
+        let bytes = encode_framed(&record);
+        let seq = record.seq;
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock();
+        let Some(tx) = tx.as_ref() else {
+            return JournalAck::ready(Err(JournalError("journal is closed".into())));
+        };
+        if tx.send(Request::Append { bytes, seq, done }).is_err() {
+            return JournalAck::ready(Err(JournalError("journal writer has stopped".into())));
+        }
+        JournalAck::waiting(rx)
+    }
+
+    async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
+        self.request(|done| Request::Checkpoint { upto, done })
+            .await
+    }
+
+    fn take_recovered(&self) -> Vec<JournalRecord> {
+        std::mem::take(&mut *self.recovered.lock())
+    }
+
+    fn stats(&self) -> JournalStats {
+        JournalStats {
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+            segments: self.shared.segments.load(Ordering::Relaxed),
+            appends: self.shared.appends.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::SeqCst)
+    }
+
+    async fn close(&self) -> Result<(), JournalError> {
+        let result = self.request(|done| Request::Close { done }).await;
+        self.tx.lock().take();
+        let handle = self.thread.lock().take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        match result {
+            Err(JournalError(m)) if m == "journal is closed" => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for WalJournal {
+    fn drop(&mut self) {
+        self.tx.lock().take();
+    }
+}
