@@ -7,7 +7,7 @@
 //!   and under half of the server's `max_allowed_packet`. Chunk lengths are powers of two, so
 //!   each connection's prepared-statement cache needs only a handful of statement shapes.
 //!   Repeated keys are collapsed and a permanent failure is isolated with savepoints (see
-//!   [`super::apply_planned`]). On MariaDB 10.5 or later, an upsert into a typed column adds
+//!   [`super::batch`]). On MariaDB 10.5 or later, an upsert into a typed column adds
 //!   `RETURNING CAST(k AS CHAR), CAST(v AS CHAR)`, so each entry reports the text the column
 //!   now holds ([`super::Written::stored`]) without a second round trip; MySQL has no
 //!   `INSERT … RETURNING`, so there it reports nothing and the caller reads the row back.
@@ -49,11 +49,13 @@ use mysql_async::{
     Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value,
 };
 
+use super::batch::{
+    apply_planned, match_returned, name_single_key, plan_batch, pow2_chunks, SetApplier,
+    StatementFailure, StatementStored,
+};
 use super::{
-    apply_planned, conversion_error, match_returned, name_single_key, parse_bool, parse_finite_f64,
-    parse_strict_i64, plan_batch, pow2_chunks, BatchOutcome, ColumnInfo, ColumnType, MappedTable,
-    SetApplier, StatementFailure, StatementStored, Store, StoreOp, StoreWrite, StoredValue,
-    TableSchema, Target, Written,
+    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
+    ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::error::StoreError;
 

@@ -10,7 +10,7 @@
 //!   cast is to the type without its modifier and the column assignment applies the modifier,
 //!   so an over-long `varchar(n)` value is an error rather than silently truncated. Repeated
 //!   keys are collapsed and a permanent failure is isolated with savepoints (see
-//!   [`super::apply_planned`]). An upsert into a typed column adds `RETURNING k::text, v::text`,
+//!   [`super::batch`]). An upsert into a typed column adds `RETURNING k::text, v::text`,
 //!   so each entry reports the text the column now holds ([`super::Written::stored`]) without
 //!   a second round trip.
 //! - **Reads** return the column's text form as PostgreSQL prints it (`v::text`: a
@@ -43,11 +43,13 @@ use parking_lot::RwLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use super::batch::{
+    apply_planned, match_returned, name_single_key, plan_batch, record_stored, single_statement,
+    SetApplier, StatementFailure, StatementStored,
+};
 use super::{
-    apply_planned, conversion_error, match_returned, name_single_key, parse_bool, parse_finite_f64,
-    parse_strict_i64, plan_batch, record_stored, single_statement, BatchOutcome, ColumnInfo,
-    ColumnType, MappedTable, SetApplier, StatementFailure, StatementStored, Store, StoreOp,
-    StoreWrite, StoredValue, TableSchema, Target, Written,
+    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
+    ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::error::StoreError;
 
