@@ -1,0 +1,223 @@
+//! Applying planned rows on MySQL / MariaDB: multi-row statements in power-of-two chunks,
+//! inside the batch's transaction.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Params, Value};
+
+use super::errors::classify;
+use super::sql::{convert, op_size, out, placeholders, quote_mysql_identifier};
+use crate::error::StoreError;
+use crate::tiers::store::batch::{
+    match_returned, name_single_key, pow2_chunks, SetApplier, StatementFailure, StatementStored,
+};
+use crate::tiers::store::{StoreOp, StoreWrite, Target};
+
+/// Most rows per multi-row statement (4 placeholders each for the built-in table).
+const MAX_ROWS_PER_STATEMENT: usize = 4096;
+
+/// Applies planned rows inside one transaction.
+pub(super) struct MyApplier<'a, 'c> {
+    pub(super) tx: &'a mut mysql_async::Transaction<'c>,
+    pub(super) budget: usize,
+    /// Upserts into typed columns return what they stored.
+    pub(super) returning: bool,
+}
+
+impl MyApplier<'_, '_> {
+    async fn exec(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        doing: &str,
+    ) -> Result<(), StatementFailure> {
+        self.tx
+            .exec_drop(sql, Params::Positional(params))
+            .await
+            .map_err(|e| classify(&e, doing))
+    }
+
+    /// Runs a statement that returns (key, value) rows.
+    async fn exec_returning(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        doing: &str,
+    ) -> Result<Vec<(Bytes, Option<Bytes>)>, StatementFailure> {
+        let rows: Vec<mysql_async::Row> = self
+            .tx
+            .exec(sql, Params::Positional(params))
+            .await
+            .map_err(|e| classify(&e, doing))?;
+        let bytes = |row: &mysql_async::Row, i: usize| {
+            row.get_opt::<Option<Vec<u8>>, _>(i)
+                .and_then(Result::ok)
+                .flatten()
+                .map(Bytes::from)
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((bytes(r, 0)?, bytes(r, 1))))
+            .collect())
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.tx
+            .query_drop(sql)
+            .await
+            .map_err(|e| classify(&e, "savepoint").error)
+    }
+}
+
+#[async_trait]
+impl SetApplier for MyApplier<'_, '_> {
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.query("SAVEPOINT sluice_batch").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        // The savepoint stays; the next SAVEPOINT of the same name replaces it.
+        self.query("ROLLBACK TO SAVEPOINT sluice_batch").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.query("RELEASE SAVEPOINT sluice_batch").await
+    }
+
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure> {
+        let Some(first) = ops.first() else {
+            return Ok(Vec::new());
+        };
+        let delete = matches!(first.write, StoreWrite::Delete);
+        let with_key = &name_single_key(ops);
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let budget = self.budget;
+        match &first.target {
+            Target::Builtin { .. } => {
+                let db_of = |op: &StoreOp| match op.target {
+                    Target::Builtin { db } => db,
+                    Target::Mapped(_) => 0,
+                };
+                if delete {
+                    // One statement family per database, so the primary key prefix is fixed.
+                    let mut dbs: Vec<u8> = ops.iter().map(|op| db_of(op)).collect();
+                    dbs.sort_unstable();
+                    dbs.dedup();
+                    for db in dbs {
+                        let of_db: Vec<&StoreOp> =
+                            ops.iter().copied().filter(|op| db_of(op) == db).collect();
+                        for chunk in
+                            pow2_chunks(&of_db, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op))
+                        {
+                            let sql = format!(
+                                "DELETE FROM sluice_kv WHERE db = ? AND `key` IN ({})",
+                                vec!["?"; chunk.len()].join(", ")
+                            );
+                            let mut params = Vec::with_capacity(chunk.len() + 1);
+                            params.push(Value::Int(db as i64));
+                            params.extend(chunk.iter().map(|op| Value::Bytes(op.key.to_vec())));
+                            self.exec(&sql, params, "delete from sluice_kv")
+                                .await
+                                .map_err(with_key)?;
+                        }
+                    }
+                    return Ok(Vec::new());
+                }
+                for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
+                    let sql = format!(
+                        "INSERT INTO sluice_kv (db, `key`, `value`, expires_at) VALUES {} \
+                         ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), expires_at = VALUES(expires_at)",
+                        placeholders(chunk.len(), 4)
+                    );
+                    let mut params = Vec::with_capacity(chunk.len() * 4);
+                    for op in chunk {
+                        if let StoreWrite::Upsert { value, expires_at } = &op.write {
+                            params.push(Value::Int(db_of(op) as i64));
+                            params.push(Value::Bytes(op.key.to_vec()));
+                            params.push(Value::Bytes(value.to_vec()));
+                            params.push(match expires_at {
+                                Some(e) => Value::Int((*e).min(i64::MAX as u64) as i64),
+                                None => Value::NULL,
+                            });
+                        }
+                    }
+                    self.exec(&sql, params, "upsert into sluice_kv")
+                        .await
+                        .map_err(with_key)?;
+                }
+                Ok(Vec::new())
+            }
+            Target::Mapped(m) => {
+                let t = quote_mysql_identifier(&m.table);
+                let k = quote_mysql_identifier(&m.key_column);
+                let v = quote_mysql_identifier(&m.value_column);
+                let doing = format!("write to {}.{}", m.table, m.value_column);
+                // A typed column's upsert reports what the column now holds, as a read
+                // renders it.
+                let returning = self.returning && !delete && m.stores_different_text();
+                let mut stored: StatementStored = Vec::new();
+                for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
+                    let mut params = Vec::with_capacity(chunk.len() * 2);
+                    for op in chunk {
+                        params.push(convert(m, &op.key, &op.key, true).map_err(entry)?);
+                        if let StoreWrite::Upsert { value, .. } = &op.write {
+                            params.push(convert(m, value, &op.key, false).map_err(entry)?);
+                        }
+                    }
+                    let sql = if delete {
+                        let keys = vec!["?"; chunk.len()].join(", ");
+                        match m.on_delete {
+                            crate::config::OnDelete::SetNull => {
+                                format!("UPDATE {t} SET {v} = NULL WHERE {k} IN ({keys})")
+                            }
+                            crate::config::OnDelete::DeleteRow => {
+                                format!("DELETE FROM {t} WHERE {k} IN ({keys})")
+                            }
+                        }
+                    } else {
+                        // ON DUPLICATE KEY UPDATE fires on any unique index: when the row it
+                        // found has another key, the value collides with that row on some
+                        // other unique index; fail (a subquery of two rows) instead of
+                        // silently updating the wrong row.
+                        let mut sql = format!(
+                            "INSERT INTO {t} ({k}, {v}) VALUES {} ON DUPLICATE KEY UPDATE \
+                             {v} = IF({k} <=> VALUES({k}), VALUES({v}), (SELECT 1 UNION SELECT 2))",
+                            placeholders(chunk.len(), 2)
+                        );
+                        if returning {
+                            sql.push_str(&format!(
+                                " RETURNING {}, {}",
+                                out(&m.key_column, m.key_type),
+                                out(&m.value_column, m.value_type)
+                            ));
+                        }
+                        sql
+                    };
+                    let named = |mut f: StatementFailure| {
+                        if !delete && f.error.message.contains("ERROR 1242 ") {
+                            f.error.message = format!(
+                                "MySQL {doing}: the row collides with another row of {} on a unique index other than {}",
+                                m.table, m.key_column
+                            );
+                        }
+                        with_key(f)
+                    };
+                    if returning {
+                        let rows = self
+                            .exec_returning(&sql, params, &doing)
+                            .await
+                            .map_err(named)?;
+                        stored.extend(match_returned(chunk, rows));
+                    } else {
+                        self.exec(&sql, params, &doing).await.map_err(named)?;
+                    }
+                }
+                Ok(stored)
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! MySQL / MariaDB store (`mysql://…`, also `mariadb://…`), on mysql_async's connection pool.
+//!
+//! - **Batches** run in one transaction. Upserts are multi-row
+//!   `INSERT INTO t (k, v) VALUES (?, ?), … ON DUPLICATE KEY UPDATE v = VALUES(v)` (guarded,
+//!   see below), deletes
+//!   `DELETE FROM t WHERE k IN (?, …)`, chunked to stay far below the 65,535-placeholder limit
+//!   and under half of the server's `max_allowed_packet`. Chunk lengths are powers of two, so
+//!   each connection's prepared-statement cache needs only a handful of statement shapes.
+//!   Repeated keys are collapsed and a permanent failure is isolated with savepoints (see
+//!   [`super::batch`]). On MariaDB 10.5 or later, an upsert into a typed column adds
+//!   `RETURNING CAST(k AS CHAR), CAST(v AS CHAR)`, so each entry reports the text the column
+//!   now holds ([`super::Written::stored`]) without a second round trip; MySQL has no
+//!   `INSERT … RETURNING`, so there it reports nothing and the caller reads the row back.
+//! - **Strict mode**: every connection (and every reset of one) runs
+//!   `SET SESSION sql_mode = 'STRICT_ALL_TABLES,…'`, so a value a column cannot hold is an
+//!   error, never silently truncated or zeroed.
+//! - **Reads** return the column's text form (`CAST(v AS CHAR)`: a `DECIMAL(10,2)` holding 7.5
+//!   reads `7.50`, a `BOOLEAN` `1`), and binary/blob columns raw.
+//! - **Errors**: connection and I/O errors, lock wait timeout (1205), deadlock (1213), too many
+//!   connections, shutdown, interruption and statement timeouts are transient; data errors
+//!   (1264 out of range, 1366 incorrect value, 1406 too long, 1048 null, 1062 duplicate, 1292,
+//!   4025 check constraint) and everything else are permanent. A deadlock is also marked as a
+//!   conflict ([`StoreError::is_conflict`]): InnoDB rolled the whole transaction back, so it may
+//!   be run again at once. A lock wait timeout is not: InnoDB rolls back only the statement
+//!   (the batch's transaction is then abandoned, so nothing commits either), but a lock held
+//!   for the whole `innodb_lock_wait_timeout` (10 s) is no passing conflict, and the writers
+//!   have already waited that long.
+//! - **Built-in table**: `sluice_kv (db SMALLINT, key VARBINARY(3070), value LONGBLOB,
+//!   expires_at BIGINT NULL, PRIMARY KEY (db, key))`. InnoDB indexes at most 3,072 bytes per
+//!   key and the primary key also holds the 2-byte `db`, so a built-in key may be at most
+//!   3,070 bytes: a longer one is refused with a permanent error before reaching the server.
+//!   A value must fit in the server's `max_allowed_packet` (16 MiB by default on MariaDB
+//!   10.11); a larger one is refused the same way.
+//! - **Other unique indexes**: `ON DUPLICATE KEY UPDATE` fires on any unique index, so the
+//!   update is guarded with `IF(k <=> VALUES(k), VALUES(v), <error>)`: a value that collides
+//!   with another row on some other unique index fails that entry (permanently, as on
+//!   PostgreSQL and SQLite) instead of silently updating the other row.
+//! - Connecting and waiting for a pooled connection give up after 5 s, and any single
+//!   operation after 60 s, so a dead server fails fast; a broken connection is dropped by the
+//!   pool and the next call gets a fresh one.
+
+mod apply;
+mod errors;
+mod schema;
+mod sql;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts};
+
+use self::apply::MyApplier;
+use self::errors::{classify, commit_error};
+use self::schema::load_schema;
+pub use self::sql::quote_mysql_identifier;
+use self::sql::{convert, out};
+use super::batch::{apply_planned, plan_batch};
+use super::{BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written};
+use crate::error::StoreError;
+
+/// Most connections the pool opens.
+const POOL_SIZE: usize = 16;
+/// Connecting or waiting for a pooled connection gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One operation (a whole batch transaction, a read) gives up after this.
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The built-in key's length: InnoDB's 3,072-byte index limit less the 2-byte `db`.
+pub const MAX_BUILTIN_KEY: usize = 3070;
+/// What each pooled connection runs when it is opened or reset.
+const SESSION_SETUP: [&str; 3] = [
+    "SET NAMES utf8mb4",
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION innodb_lock_wait_timeout = 10",
+];
+
+/// The MySQL / MariaDB backend.
+pub struct MySqlStore {
+    pool: Pool,
+    described: String,
+    /// The server's `max_allowed_packet`.
+    max_packet: AtomicUsize,
+    /// The built-in key column's length.
+    max_key: AtomicUsize,
+    /// The server takes `INSERT … RETURNING` (MariaDB 10.5 and later).
+    returning: bool,
+}
+
+impl MySqlStore {
+    /// Opens a pool on `url` (`mysql://user[:password]@host[:port]/db`) and checks that a
+    /// connection can be made.
+    pub async fn open_url(url: &str) -> Result<MySqlStore, StoreError> {
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let opts = Opts::from_url(&url).map_err(|e| {
+            StoreError::permanent(format!(
+                "[store] url: {} is not a valid MySQL URL: {e}",
+                super::redact_url(&url)
+            ))
+        })?;
+        let described = format!(
+            "mysql://{}@{}:{}/{}",
+            opts.user().unwrap_or(""),
+            opts.ip_or_hostname(),
+            opts.tcp_port(),
+            opts.db_name().unwrap_or("")
+        );
+        let constraints = PoolConstraints::new(0, POOL_SIZE)
+            .ok_or_else(|| StoreError::permanent("invalid MySQL pool size"))?;
+        let pool_opts = PoolOpts::default()
+            .with_constraints(constraints)
+            .with_inactive_connection_ttl(Duration::from_secs(300));
+        let builder = OptsBuilder::from_opts(opts)
+            .pool_opts(pool_opts)
+            .setup(SESSION_SETUP.to_vec())
+            .tcp_keepalive(Some(Duration::from_secs(30)));
+        let mut store = MySqlStore {
+            pool: Pool::new(builder),
+            described,
+            max_packet: AtomicUsize::new(16 * 1024 * 1024),
+            max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
+            returning: false,
+        };
+        let mut conn = store.conn().await?;
+        let server: Option<(u64, String)> = conn
+            .query_first("SELECT @@max_allowed_packet, VERSION()")
+            .await
+            .map_err(|e| classify(&e, "read max_allowed_packet").error)?;
+        if let Some((p, version)) = server {
+            store.max_packet.store(p as usize, Ordering::Relaxed);
+            store.returning = takes_insert_returning(&version);
+        }
+        drop(conn);
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(classify(&e, &format!("connect to {}", self.described)).error),
+            Err(_) => Err(StoreError::transient(format!(
+                "MySQL at {}: no connection within {CONNECT_TIMEOUT:?}",
+                self.described
+            ))),
+        }
+    }
+
+    /// Bytes a value may have: the packet limit less room for the rest of the statement.
+    fn max_value(&self) -> usize {
+        self.max_packet
+            .load(Ordering::Relaxed)
+            .saturating_sub(64 * 1024)
+    }
+
+    /// Bytes of parameters one multi-row statement may carry.
+    fn statement_budget(&self) -> usize {
+        (self.max_packet.load(Ordering::Relaxed) / 2).max(64 * 1024)
+    }
+}
+
+/// Whether a server of this `VERSION()` takes `INSERT … ON DUPLICATE KEY UPDATE … RETURNING`:
+/// MariaDB from 10.5 on; MySQL not at all.
+pub fn takes_insert_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (10, 5),
+        _ => false,
+    }
+}
+
+fn timed_out(doing: &str) -> StoreError {
+    StoreError::transient(format!("MySQL {doing}: no answer within {OP_TIMEOUT:?}"))
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "create table sluice_kv").error;
+            conn.query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS sluice_kv (
+                    db SMALLINT NOT NULL,
+                    `key` VARBINARY({MAX_BUILTIN_KEY}) NOT NULL,
+                    `value` LONGBLOB NOT NULL,
+                    expires_at BIGINT NULL,
+                    PRIMARY KEY (db, `key`),
+                    KEY sluice_kv_expires_at (expires_at)
+                ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC"
+            ))
+            .await
+            .map_err(q)?;
+            // An existing table may have been made with another key length.
+            let len: Option<Option<u64>> = conn
+                .query_first(
+                    "SELECT CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_kv' AND COLUMN_NAME = 'key'",
+                )
+                .await
+                .map_err(q)?;
+            if let Some(Some(len)) = len {
+                self.max_key.store(len as usize, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("create table sluice_kv")))
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;
+        r.unwrap_or_else(|_| Err(timed_out("read table schema")))
+    }
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        let too_big = |v: &[u8]| {
+            StoreError::permanent(format!(
+                "value of {} bytes for key {:?} is larger than the {} bytes the MySQL server accepts in one packet (max_allowed_packet)",
+                v.len(),
+                String::from_utf8_lossy(&key[..key.len().min(64)]),
+                self.max_value()
+            ))
+        };
+        if let Some(v) = value {
+            if v.len() > self.max_value() {
+                return Err(too_big(v));
+            }
+        }
+        match target {
+            Target::Builtin { .. } => {
+                let max = self.max_key.load(Ordering::Relaxed);
+                if key.len() > max {
+                    return Err(StoreError::permanent(format!(
+                        "key {:?}… of {} bytes is longer than the {max} bytes MySQL/MariaDB can index in sluice_kv",
+                        String::from_utf8_lossy(&key[..key.len().min(64)]),
+                        key.len()
+                    )));
+                }
+            }
+            Target::Mapped(m) => {
+                convert(m, key, key, true)?;
+                if let Some(v) = value {
+                    convert(m, v, key, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            match target {
+                Target::Builtin { db } => {
+                    let row: Option<(Vec<u8>, Option<i64>)> = conn
+                        .exec_first(
+                            "SELECT `value`, expires_at FROM sluice_kv WHERE db = ? AND `key` = ?",
+                            (*db as i64, key.to_vec()),
+                        )
+                        .await
+                        .map_err(|e| classify(&e, "read sluice_kv").error)?;
+                    Ok(row.map(|(value, expires_at)| StoredValue {
+                        value: Bytes::from(value),
+                        expires_at: expires_at.map(|e| e.max(0) as u64),
+                    }))
+                }
+                Target::Mapped(m) => {
+                    let k = convert(m, key, key, true)?;
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {} = ?",
+                        out(&m.value_column, m.value_type),
+                        quote_mysql_identifier(&m.table),
+                        quote_mysql_identifier(&m.key_column)
+                    );
+                    let row: Option<Option<Vec<u8>>> = conn
+                        .exec_first(sql.as_str(), Params::Positional(vec![k]))
+                        .await
+                        .map_err(|e| {
+                            let mut err =
+                                classify(&e, &format!("read {}.{}", m.table, m.value_column)).error;
+                            err.message = format!(
+                                "{} (key capture {:?})",
+                                err.message,
+                                String::from_utf8_lossy(key)
+                            );
+                            err
+                        })?;
+                    Ok(row.flatten().map(|v| StoredValue {
+                        value: Bytes::from(v),
+                        expires_at: None,
+                    }))
+                }
+            }
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("read")))
+    }
+
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
+        let mut skip = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let value = match &op.write {
+                StoreWrite::Upsert { value, .. } => Some(&value[..]),
+                StoreWrite::Delete => None,
+            };
+            let result = self.check(&op.target, &op.key, value);
+            skip.push(result.is_err());
+            outcome.push(result.map(|()| Written::NOTHING));
+        }
+        let phases = plan_batch(&ops, &skip);
+        if phases.is_empty() {
+            return Ok(outcome);
+        }
+        let mut conn = self.conn().await?;
+        let budget = self.statement_budget();
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| classify(&e, "begin transaction").error)?;
+            let mut applier = MyApplier {
+                tx: &mut tx,
+                budget,
+                returning: self.returning,
+            };
+            apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
+            tx.commit().await.map_err(commit_error)?;
+            Ok(())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("write batch")))?;
+        Ok(outcome)
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "scan keys").error;
+            let keys: Vec<Option<Vec<u8>>> = match target {
+                Target::Builtin { db } => conn
+                    .exec(
+                        "SELECT `key` FROM sluice_kv WHERE db = ? \
+                         AND (expires_at IS NULL OR expires_at >= ?)",
+                        (*db as i64, now_ms.min(i64::MAX as u64) as i64),
+                    )
+                    .await
+                    .map_err(q)?,
+                Target::Mapped(m) => {
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {} IS NOT NULL",
+                        out(&m.key_column, m.key_type),
+                        quote_mysql_identifier(&m.table),
+                        quote_mysql_identifier(&m.value_column)
+                    );
+                    conn.query(sql).await.map_err(q)?
+                }
+            };
+            Ok(keys.into_iter().flatten().map(Bytes::from).collect())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("scan keys")))
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(&e, "clear").error;
+            match target {
+                Target::Builtin { db } => conn
+                    .exec_drop("DELETE FROM sluice_kv WHERE db = ?", (*db as i64,))
+                    .await
+                    .map_err(q),
+                Target::Mapped(m) => conn
+                    .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&m.table)))
+                    .await
+                    .map_err(q),
+            }
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("clear")))
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            conn.exec_drop(
+                "DELETE FROM sluice_kv WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+                (
+                    now_ms.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64,
+                ),
+            )
+            .await
+            .map_err(|e| classify(&e, "purge expired keys").error)?;
+            Ok(conn.affected_rows())
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("purge expired keys")))
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            conn.exec_drop(
+                "DELETE FROM sluice_kv WHERE db = ? AND `key` = ? AND expires_at < ?",
+                (db as i64, key.to_vec(), now_ms.min(i64::MAX as u64) as i64),
+            )
+            .await
+            .map_err(|e| classify(&e, "delete expired key").error)
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("delete expired key")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_returning_is_mariadb_10_5_on() {
+        assert!(takes_insert_returning("10.11.19-MariaDB-0+deb12u1"));
+        assert!(takes_insert_returning("10.5.0-MariaDB"));
+        assert!(takes_insert_returning("11.4.2-MariaDB-log"));
+        assert!(!takes_insert_returning("10.4.34-MariaDB"));
+        assert!(!takes_insert_returning("8.0.36"));
+        assert!(!takes_insert_returning("8.4.0-MySQL"));
+        assert!(!takes_insert_returning("MariaDB"));
+    }
+}

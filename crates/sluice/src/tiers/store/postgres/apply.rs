@@ -1,0 +1,208 @@
+//! Applying planned rows on PostgreSQL: one `UNNEST` statement per group, inside the batch's
+//! transaction or, for a batch that is one statement, on its own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
+
+use super::errors::{classify, commit_error, statement_failure};
+use super::schema::PgTable;
+use super::sql::{column_bytes, convert, Column, MappedSql, DELETE_KV, UPSERT_KV};
+use crate::error::StoreError;
+use crate::tiers::store::batch::{
+    match_returned, name_single_key, SetApplier, StatementFailure, StatementStored,
+};
+use crate::tiers::store::{StoreOp, StoreWrite, Target};
+
+/// Where an applier's statements run.
+pub(super) enum PgConn<'a, 'c> {
+    /// Inside the batch's transaction, with savepoints around each attempt.
+    Tx(&'a deadpool_postgres::Transaction<'c>),
+    /// On its own (autocommit): only for a batch that is one statement.
+    Alone(&'a deadpool_postgres::Client),
+}
+
+/// Applies planned rows.
+pub(super) struct PgApplier<'a, 'c> {
+    pub(super) conn: PgConn<'a, 'c>,
+    pub(super) tables: &'a HashMap<String, Arc<PgTable>>,
+}
+
+impl PgApplier<'_, '_> {
+    /// Runs a statement; with `rows`, returns the rows it returns (none otherwise).
+    async fn run(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: &str,
+        rows: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, StatementFailure> {
+        let failed = |e: tokio_postgres::Error| statement_failure(&e, doing);
+        match self.conn {
+            PgConn::Tx(tx) => {
+                let stmt = tx.prepare_cached(sql).await.map_err(failed)?;
+                if rows {
+                    tx.query(&stmt, params).await.map_err(failed)
+                } else {
+                    tx.execute(&stmt, params)
+                        .await
+                        .map(|_| Vec::new())
+                        .map_err(failed)
+                }
+            }
+            PgConn::Alone(client) => {
+                let stmt = client.prepare_cached(sql).await.map_err(failed)?;
+                let result = if rows {
+                    client.query(&stmt, params).await
+                } else {
+                    client.execute(&stmt, params).await.map(|_| Vec::new())
+                };
+                result.map_err(|e| match e.as_db_error() {
+                    Some(_) => failed(e),
+                    // Alone, the statement is its own commit: lost without an answer from
+                    // the server, it may have committed, and the error must say so.
+                    None => StatementFailure {
+                        error: commit_error(&e),
+                        whole_statement: true,
+                    },
+                })
+            }
+        }
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: &str,
+    ) -> Result<StatementStored, StatementFailure> {
+        self.run(sql, params, doing, false)
+            .await
+            .map(|_| Vec::new())
+    }
+
+    async fn savepoint_sql(&self, sql: &str) -> Result<(), StoreError> {
+        match self.conn {
+            PgConn::Tx(tx) => tx
+                .batch_execute(sql)
+                .await
+                .map_err(|e| classify(&e, "savepoint")),
+            // A lone statement is atomic by itself: there is nothing to mark.
+            PgConn::Alone(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl SetApplier for PgApplier<'_, '_> {
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.savepoint_sql("SAVEPOINT sluice_batch").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.savepoint_sql("ROLLBACK TO SAVEPOINT sluice_batch; RELEASE SAVEPOINT sluice_batch")
+            .await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.savepoint_sql("RELEASE SAVEPOINT sluice_batch").await
+    }
+
+    async fn apply(&mut self, ops: &[&StoreOp]) -> Result<StatementStored, StatementFailure> {
+        let Some(first) = ops.first() else {
+            return Ok(Vec::new());
+        };
+        let delete = matches!(first.write, StoreWrite::Delete);
+        let with_key = &name_single_key(ops);
+        match &first.target {
+            Target::Builtin { .. } => {
+                let dbs: Vec<i16> = ops
+                    .iter()
+                    .map(|op| match op.target {
+                        Target::Builtin { db } => db as i16,
+                        Target::Mapped(_) => 0,
+                    })
+                    .collect();
+                let keys: Vec<&[u8]> = ops.iter().map(|op| &op.key[..]).collect();
+                if delete {
+                    return self
+                        .exec(DELETE_KV, &[&dbs, &keys], "delete from sluice_kv")
+                        .await
+                        .map_err(with_key);
+                }
+                let mut values: Vec<&[u8]> = Vec::with_capacity(ops.len());
+                let mut expiry: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+                for op in ops {
+                    if let StoreWrite::Upsert { value, expires_at } = &op.write {
+                        values.push(&value[..]);
+                        expiry.push(expires_at.map(|e| e.min(i64::MAX as u64) as i64));
+                    }
+                }
+                self.exec(
+                    UPSERT_KV,
+                    &[&dbs, &keys, &values, &expiry],
+                    "upsert into sluice_kv",
+                )
+                .await
+                .map_err(with_key)
+            }
+            Target::Mapped(m) => {
+                let fail = |e: StoreError| StatementFailure {
+                    error: e,
+                    whole_statement: true,
+                };
+                let table = self.tables.get(&m.table).ok_or_else(|| {
+                    fail(StoreError::permanent(format!(
+                        "PostgreSQL table {} was not resolved",
+                        m.table
+                    )))
+                })?;
+                let sql = MappedSql::new(table, m).map_err(fail)?;
+                let doing = format!("write to {}.{}", m.table, m.value_column);
+                let mut keys = Column::default();
+                let mut values = Column::default();
+                for op in ops {
+                    // Checked before planning; a failure here would be a bug, kept per entry.
+                    let entry = |e: StoreError| StatementFailure {
+                        error: e,
+                        whole_statement: false,
+                    };
+                    keys.push(convert(m, Some(sql.key), &op.key, &op.key, true).map_err(entry)?);
+                    if let StoreWrite::Upsert { value, .. } = &op.write {
+                        values.push(
+                            convert(m, Some(sql.value), value, &op.key, false).map_err(entry)?,
+                        );
+                    }
+                }
+                let k = keys.as_sql(sql.key.kind);
+                if delete {
+                    return self
+                        .exec(&sql.delete(m.on_delete), &[&*k], &doing)
+                        .await
+                        .map_err(with_key);
+                }
+                let v = values.as_sql(sql.value.kind);
+                if !m.stores_different_text() {
+                    return self
+                        .exec(&sql.upsert(false), &[&*k, &*v], &doing)
+                        .await
+                        .map_err(with_key);
+                }
+                // A typed column: report what it now holds, as a read would render it.
+                let rows = self
+                    .run(&sql.upsert(true), &[&*k, &*v], &doing, true)
+                    .await
+                    .map_err(with_key)?;
+                Ok(match_returned(
+                    ops,
+                    rows.iter().filter_map(|r| {
+                        let key = column_bytes(r, 0, sql.key.kind)?;
+                        Some((key, column_bytes(r, 1, sql.value.kind)))
+                    }),
+                ))
+            }
+        }
+    }
+}

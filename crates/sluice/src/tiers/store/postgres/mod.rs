@@ -1,0 +1,501 @@
+//! PostgreSQL store (`postgres://…` or `postgresql://…`), on tokio-postgres with a deadpool
+//! connection pool.
+//!
+//! - **Batches** run in one transaction with one prepared statement per target and kind,
+//!   whatever the batch size: upserts are
+//!   `INSERT INTO t (k, v) SELECT u.k::K, u.v::V FROM UNNEST($1::text[], $2::text[]) AS u(k, v)
+//!   ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, deletes `DELETE FROM t WHERE k =
+//!   ANY($1::text[]::K[])`. Typed values travel as text and are cast to the column's own type,
+//!   so PostgreSQL does the numeric, JSON and timestamp parsing (bytea travels as bytea). The
+//!   cast is to the type without its modifier and the column assignment applies the modifier,
+//!   so an over-long `varchar(n)` value is an error rather than silently truncated. Repeated
+//!   keys are collapsed and a permanent failure is isolated with savepoints (see
+//!   [`super::batch`]). An upsert into a typed column adds `RETURNING k::text, v::text`,
+//!   so each entry reports the text the column now holds ([`super::Written::stored`]) without
+//!   a second round trip.
+//! - **Reads** return the column's text form as PostgreSQL prints it (`v::text`: a
+//!   `numeric(10,2)` holding 7.5 reads `7.50`, a boolean `true`), and bytea as raw bytes.
+//! - **Errors**: connection loss, timeouts, serialization failures, deadlocks, lock timeouts,
+//!   shutdowns and resource exhaustion are transient; data exceptions (class 22), integrity
+//!   violations (class 23) and everything else are permanent. Serialization failures (40001)
+//!   and deadlocks (40P01) are also marked as conflicts ([`StoreError::is_conflict`]): the
+//!   server rolled the transaction back, so it may be run again at once.
+//! - **Reconnection** is the pool's job: a broken connection surfaces as a transient error, is
+//!   not returned to the pool, and the next call gets a fresh one. Waiting for a connection,
+//!   connecting and recycling each time out after 5 s, and any single operation after 60 s
+//!   (its connection is then discarded), so a dead database fails fast instead of hanging.
+//! - **Built-in keys** are the primary key of `sluice_kv` (a btree): PostgreSQL refuses an
+//!   index entry over about 2.7 kB (after compression), so very long keys fail permanently
+//!   with "index row size … exceeds maximum".
+//! - TLS is not supported (`NoTls`); use a local socket, a tunnel, or `sslmode=disable`.
+
+mod apply;
+mod errors;
+mod schema;
+mod sql;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use parking_lot::RwLock;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use self::apply::{PgApplier, PgConn};
+use self::errors::{classify, commit_error};
+use self::schema::{load_table, PgTable};
+use self::sql::{convert, quote, value_bytes, MappedSql, Param};
+use super::batch::{apply_planned, plan_batch, record_stored, single_statement, SetApplier};
+use super::{BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written};
+use crate::error::StoreError;
+
+/// Most connections the pool opens.
+const POOL_SIZE: usize = 16;
+/// Connecting, waiting for a free connection and recycling one each give up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One operation (a whole batch transaction, a read) gives up after this.
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Serializes concurrent `CREATE TABLE IF NOT EXISTS sluice_kv` (which can otherwise race on
+/// the catalog); "sluice" in ASCII.
+const CREATE_LOCK: i64 = 0x736c_7569_6365;
+
+/// The PostgreSQL backend.
+pub struct PostgresStore {
+    pool: Pool,
+    described: String,
+    /// Tables resolved by [`Store::table_schema`] or on first use, by configured name.
+    tables: RwLock<HashMap<String, Arc<PgTable>>>,
+}
+
+impl PostgresStore {
+    /// Opens a pool on `url` (`postgres://user[:password]@host[:port]/db[?options]`) and checks
+    /// that a connection can be made.
+    pub async fn open_url(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::permanent(format!(
+                "[store] url: {} is not a valid PostgreSQL URL: {e}",
+                super::redact_url(url)
+            ))
+        })?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("sluice");
+        }
+        cfg.keepalives(true);
+        cfg.keepalives_idle(Duration::from_secs(30));
+        let described = describe_config(&cfg);
+        let manager = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::permanent(format!("cannot build PostgreSQL pool: {e}")))?;
+        let store = PostgresStore {
+            pool,
+            described,
+            tables: RwLock::new(HashMap::new()),
+        };
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(t) => StoreError::transient(format!(
+                "PostgreSQL at {}: no connection within {CONNECT_TIMEOUT:?} ({t:?})",
+                self.described
+            )),
+            PoolError::Backend(e) => classify(&e, &format!("connect to {}", self.described)),
+            PoolError::Closed => StoreError::transient("PostgreSQL pool is closed"),
+            PoolError::NoRuntimeSpecified => {
+                StoreError::permanent("PostgreSQL pool has no runtime")
+            }
+            PoolError::PostCreateHook(e) => {
+                StoreError::transient(format!("PostgreSQL connection setup failed: {e}"))
+            }
+        })
+    }
+
+    /// The configured table, resolved and cached.
+    async fn table(&self, client: &Object, name: &str) -> Result<Arc<PgTable>, StoreError> {
+        if let Some(t) = self.tables.read().get(name) {
+            return Ok(t.clone());
+        }
+        match load_table(client, name).await? {
+            Some(t) => {
+                let t = Arc::new(t);
+                self.tables.write().insert(name.to_string(), t.clone());
+                Ok(t)
+            }
+            None => Err(StoreError::permanent(format!(
+                "PostgreSQL table {name:?} does not exist in {}",
+                self.described
+            ))),
+        }
+    }
+
+    fn cached_table(&self, name: &str) -> Option<Arc<PgTable>> {
+        self.tables.read().get(name).cloned()
+    }
+}
+
+fn describe_config(cfg: &tokio_postgres::Config) -> String {
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        cfg.get_user().unwrap_or(""),
+        cfg.get_dbname().unwrap_or("")
+    )
+}
+
+/// Finishes an operation run under [`OP_TIMEOUT`]; a timed-out connection is discarded
+/// rather than returned to the pool, since it may be stuck.
+fn finish<T>(
+    client: Object,
+    result: Result<Result<T, StoreError>, tokio::time::error::Elapsed>,
+    doing: &str,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            drop(Object::take(client));
+            Err(StoreError::transient(format!(
+                "PostgreSQL {doing}: no answer within {OP_TIMEOUT:?}; connection discarded"
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(&e, "create table sluice_kv");
+            let tx = client.transaction().await.map_err(q)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
+                .await
+                .map_err(q)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS sluice_kv (
+                    db smallint NOT NULL,
+                    key bytea NOT NULL,
+                    value bytea NOT NULL,
+                    expires_at bigint,
+                    PRIMARY KEY (db, key)
+                );
+                CREATE INDEX IF NOT EXISTS sluice_kv_expires_at
+                    ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
+            )
+            .await
+            .map_err(q)?;
+            tx.commit().await.map_err(q)
+        })
+        .await;
+        finish(client, r, "create table sluice_kv")
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, load_table(&client, table)).await;
+        let Some(t) = finish(client, r, "read table schema")? else {
+            return Ok(None);
+        };
+        let schema = t.schema();
+        self.tables.write().insert(table.to_string(), Arc::new(t));
+        Ok(Some(schema))
+    }
+
+    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        if let Target::Mapped(m) = target {
+            let table = self.cached_table(&m.table);
+            let col = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
+            convert(m, col(&m.key_column).as_ref(), key, key, true)?;
+            if let Some(v) = value {
+                convert(m, col(&m.value_column).as_ref(), v, key, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
+        if let Target::Mapped(m) = target {
+            convert(m, None, key, key, true)?;
+        }
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            match target {
+                Target::Builtin { db } => {
+                    let q = |e: tokio_postgres::Error| classify(&e, "read sluice_kv");
+                    let stmt = client
+                        .prepare_cached(
+                            "SELECT value, expires_at FROM sluice_kv WHERE db = $1 AND key = $2",
+                        )
+                        .await
+                        .map_err(q)?;
+                    let row = client
+                        .query_opt(&stmt, &[&(*db as i16), &key])
+                        .await
+                        .map_err(q)?;
+                    Ok(row.map(|r| StoredValue {
+                        value: Bytes::from(r.get::<_, Vec<u8>>(0)),
+                        expires_at: r.get::<_, Option<i64>>(1).map(|e| e.max(0) as u64),
+                    }))
+                }
+                Target::Mapped(m) => {
+                    let table = self.table(&client, &m.table).await?;
+                    let sql = MappedSql::new(&table, m)?;
+                    let q = |e: tokio_postgres::Error| {
+                        let mut err = classify(&e, &format!("read {}.{}", m.table, m.value_column));
+                        err.message = format!(
+                            "{} (key capture {:?})",
+                            err.message,
+                            String::from_utf8_lossy(key)
+                        );
+                        err
+                    };
+                    let param = convert(m, Some(sql.key), key, key, true)?;
+                    let text;
+                    let p: &(dyn ToSql + Sync) = match &param {
+                        Param::Text(t) => {
+                            text = t.to_string();
+                            &text
+                        }
+                        Param::Bytes(b) => b,
+                    };
+                    let stmt = client
+                        .prepare_cached(&format!(
+                            "SELECT {} FROM {} WHERE {} = {}",
+                            sql.value_out(),
+                            table.qualified,
+                            quote(&sql.key.name),
+                            sql.key_in(1)
+                        ))
+                        .await
+                        .map_err(q)?;
+                    let row = client.query_opt(&stmt, &[p]).await.map_err(q)?;
+                    Ok(row
+                        .and_then(|r| value_bytes(&r, sql.value.kind))
+                        .map(|value| StoredValue {
+                            value,
+                            expires_at: None,
+                        }))
+                }
+            }
+        })
+        .await;
+        finish(client, r, "read")
+    }
+
+    async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            // Resolve every mapped table first, outside the transaction.
+            let mut tables: HashMap<String, Arc<PgTable>> = HashMap::new();
+            let mut missing: HashMap<String, StoreError> = HashMap::new();
+            let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
+            let mut skip = Vec::with_capacity(ops.len());
+            for op in &ops {
+                let mut result = Ok(());
+                if let Target::Mapped(m) = &op.target {
+                    if let Some(e) = missing.get(&m.table) {
+                        result = Err(e.clone());
+                    } else if !tables.contains_key(&m.table) {
+                        match self.table(&client, &m.table).await {
+                            Ok(t) => {
+                                tables.insert(m.table.clone(), t);
+                            }
+                            Err(e) if e.is_permanent() => {
+                                missing.insert(m.table.clone(), e.clone());
+                                result = Err(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                if result.is_ok() {
+                    let value = match &op.write {
+                        StoreWrite::Upsert { value, .. } => Some(&value[..]),
+                        StoreWrite::Delete => None,
+                    };
+                    result = self.check(&op.target, &op.key, value);
+                }
+                skip.push(result.is_err());
+                outcome.push(result.map(|()| Written::NOTHING));
+            }
+            let phases = plan_batch(&ops, &skip);
+            if phases.is_empty() {
+                return Ok(outcome);
+            }
+            if let Some((rows, entries)) = single_statement(&ops, &phases) {
+                // The common batch (one table, upserts only) commits in one round trip
+                // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT). Refused
+                // permanently, it changed nothing: isolate the culprits in a transaction.
+                let mut alone = PgApplier {
+                    conn: PgConn::Alone(&client),
+                    tables: &tables,
+                };
+                match alone.apply(&entries).await {
+                    Ok(stored) => {
+                        record_stored(&ops, rows, stored, &mut outcome);
+                        return Ok(outcome);
+                    }
+                    Err(f) if !f.error.is_permanent() => return Err(f.error),
+                    Err(_) => {}
+                }
+            }
+            let q = |e: tokio_postgres::Error| classify(&e, "batch transaction");
+            let tx = client.transaction().await.map_err(q)?;
+            let mut applier = PgApplier {
+                conn: PgConn::Tx(&tx),
+                tables: &tables,
+            };
+            apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
+            tx.commit().await.map_err(|e| commit_error(&e))?;
+            Ok(outcome)
+        })
+        .await;
+        finish(client, r, "write batch")
+    }
+
+    async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(&e, "scan keys");
+            match target {
+                Target::Builtin { db } => {
+                    let rows = client
+                        .query(
+                            "SELECT key FROM sluice_kv WHERE db = $1 \
+                             AND (expires_at IS NULL OR expires_at >= $2)",
+                            &[&(*db as i16), &(now_ms.min(i64::MAX as u64) as i64)],
+                        )
+                        .await
+                        .map_err(q)?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)))
+                        .collect())
+                }
+                Target::Mapped(m) => {
+                    let table = self.table(&client, &m.table).await?;
+                    let sql = MappedSql::new(&table, m)?;
+                    let rows = client
+                        .query(
+                            &format!(
+                                "SELECT {} FROM {} WHERE {} IS NOT NULL",
+                                MappedSql::out(sql.key),
+                                table.qualified,
+                                quote(&sql.value.name)
+                            ),
+                            &[],
+                        )
+                        .await
+                        .map_err(q)?;
+                    Ok(rows
+                        .iter()
+                        .filter_map(|r| value_bytes(r, sql.key.kind))
+                        .collect())
+                }
+            }
+        })
+        .await;
+        finish(client, r, "scan keys")
+    }
+
+    async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(&e, "clear");
+            match target {
+                Target::Builtin { db } => client
+                    .execute("DELETE FROM sluice_kv WHERE db = $1", &[&(*db as i16)])
+                    .await
+                    .map(drop)
+                    .map_err(q),
+                Target::Mapped(m) => {
+                    let table = self.table(&client, &m.table).await?;
+                    client
+                        .execute(&format!("DELETE FROM {}", table.qualified), &[])
+                        .await
+                        .map(drop)
+                        .map_err(q)
+                }
+            }
+        })
+        .await;
+        finish(client, r, "clear")
+    }
+
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            client
+                .execute(
+                    "DELETE FROM sluice_kv WHERE (db, key) IN \
+                     (SELECT db, key FROM sluice_kv WHERE expires_at < $1 LIMIT $2)",
+                    &[
+                        &(now_ms.min(i64::MAX as u64) as i64),
+                        &(limit.min(i64::MAX as usize) as i64),
+                    ],
+                )
+                .await
+                .map_err(|e| classify(&e, "purge expired keys"))
+        })
+        .await;
+        finish(client, r, "purge expired keys")
+    }
+
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(&e, "delete expired key");
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM sluice_kv WHERE db = $1 AND key = $2 AND expires_at < $3",
+                )
+                .await
+                .map_err(q)?;
+            client
+                .execute(
+                    &stmt,
+                    &[&(db as i16), &key, &(now_ms.min(i64::MAX as u64) as i64)],
+                )
+                .await
+                .map(drop)
+                .map_err(q)
+        })
+        .await;
+        finish(client, r, "delete expired key")
+    }
+}
