@@ -11,7 +11,7 @@ use std::mem::take;
 
 use bytes::Bytes;
 
-use super::util::{int_arg, is, syntax_error};
+use super::util::{int_arg, syntax_error};
 use crate::frontend::Frame;
 
 /// A cursor over one request's arguments after the command name.
@@ -25,13 +25,6 @@ impl<'a> Args<'a> {
         let mut rest = argv.iter_mut();
         rest.next();
         Args { rest }
-    }
-
-    /// The arguments after the command name and its sub-command (`argv[0]`, `argv[1]`).
-    pub fn after_subcommand(argv: &'a mut [Bytes]) -> Args<'a> {
-        let mut args = Args::new(argv);
-        args.rest.next();
-        args
     }
 
     /// How many arguments are left.
@@ -52,26 +45,6 @@ impl<'a> Args<'a> {
     /// The next argument as a 64-bit integer, as Redis `getLongLongFromObjectOrReply`.
     pub fn next_int(&mut self) -> Result<i64, Frame> {
         int_arg(&self.next_bytes()?)
-    }
-
-    /// The next argument without consuming it.
-    pub fn peek(&self) -> Option<&Bytes> {
-        self.rest.as_slice().first()
-    }
-
-    /// Consumes the next argument if it is the option `name` (ASCII, case-insensitive).
-    pub fn eat(&mut self, name: &str) -> bool {
-        if self.peek().is_some_and(|a| is(a, name)) {
-            self.rest.next();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Every argument left, moved out of the request.
-    pub fn rest(self) -> Vec<Bytes> {
-        self.rest.map(take).collect()
     }
 
     /// Key and value pairs to the end (MSET); a dangling key is dropped, the caller having
@@ -174,8 +147,7 @@ mod tests {
         assert_eq!(a.remaining(), 4);
         assert_eq!(a.next_bytes().unwrap(), "k");
         assert_eq!(a.next_bytes().unwrap(), "v");
-        assert!(!a.eat("px"));
-        assert!(a.eat("EX"));
+        assert_eq!(a.next_bytes().unwrap(), "ex");
         assert_eq!(a.next_int().unwrap(), 10);
         assert!(a.finish().is_ok());
         assert_eq!(a.next_bytes(), Err(syntax_error()));

@@ -204,7 +204,8 @@ impl Spec {
         categories: &[],
         summary: "",
         subcommands: &[],
-        handler: Handler::Sync(|_, _| Frame::Null),
+        // Every spec names its handler; one that forgot would answer this, never a silent nil.
+        handler: Handler::Sync(|_, _| Frame::error("ERR command has no handler")),
     };
 }
 

@@ -11,7 +11,7 @@ use super::spec::flags::{READ, WRITE, WRITE_FAST, WRITE_GROW_FAST};
 use super::spec::{boxed, Handler, Hot, KeyPositions, Sign, Spec, TimeUnit};
 use super::spec::{Ctx, ExpireBase};
 use super::util::{engine_error, wrong_arity};
-use super::util::{int_arg, is, not_integer, syntax_error};
+use super::util::{int_arg, is, syntax_error};
 use crate::frontend::Frame;
 
 /// The string commands.
@@ -381,17 +381,23 @@ pub async fn set(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let Set {
         key,
         value,
-        options: o,
+        options,
     } = parse!(Set::parse(argv));
+    // Options are taken apart by value, so nothing of them is held across the await below
+    // (it would grow this hot future and add a drop to every SET).
+    let ExtendedOptions {
+        condition,
+        return_old,
+        expiry,
+    } = options;
     let sluice = &ctx.shared.sluice;
-    let expiry = match &o.expiry {
+    let expiry = match expiry {
         ExpiryOption::At(arg) => SetExpiry::At(parse!(arg.resolve(sluice.now_ms(), "set"))),
         ExpiryOption::KeepTtl => SetExpiry::Keep,
         ExpiryOption::Unchanged | ExpiryOption::Persist => SetExpiry::Clear,
     };
-    let return_old = o.return_old;
     let opts = SetOptions {
-        condition: o.condition,
+        condition,
         expiry,
         return_old,
     };
@@ -770,12 +776,11 @@ pub async fn incr_by_one(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame 
         Sign::Plus => 1,
         Sign::Minus => -1,
     };
-    incr(ctx, a.key, delta).await
-}
-
-async fn incr(ctx: Ctx<'_>, key: Bytes, delta: i64) -> Frame {
     ok_or(
-        ctx.shared.sluice.incr_by(ctx.session.db, key, delta).await,
+        ctx.shared
+            .sluice
+            .incr_by(ctx.session.db, a.key, delta)
+            .await,
         Frame::Integer,
     )
 }
@@ -790,8 +795,7 @@ impl IncrBy {
     fn parse(argv: &mut [Bytes]) -> Result<IncrBy, Frame> {
         let mut args = Args::new(argv);
         let key = args.next_bytes()?;
-        // Redis answers a bad amount with this error whatever the parse found wrong.
-        let amount = args.next_int().map_err(|_| not_integer())?;
+        let amount = args.next_int()?;
         args.finish()?;
         Ok(IncrBy { key, amount })
     }
@@ -807,7 +811,10 @@ pub async fn incrby(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
         }
         Sign::Minus => -amount,
     };
-    incr(ctx, key, delta).await
+    ok_or(
+        ctx.shared.sluice.incr_by(ctx.session.db, key, delta).await,
+        Frame::Integer,
+    )
 }
 
 /// INCRBYFLOAT key increment

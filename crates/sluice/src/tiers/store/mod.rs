@@ -112,6 +112,16 @@ impl MappedTable {
     pub fn stores_different_text(&self) -> bool {
         !matches!(self.value_type, ColumnType::Text | ColumnType::Blob)
     }
+
+    /// The type and name of the column a key capture (`is_key`) or a value goes to, and what
+    /// a conversion error calls it.
+    pub fn conversion_target(&self, is_key: bool) -> (ColumnType, &str, &'static str) {
+        if is_key {
+            (self.key_type, &self.key_column, "key capture")
+        } else {
+            (self.value_type, &self.value_column, "value")
+        }
+    }
 }
 
 /// Where a key lives in the database.

@@ -303,11 +303,7 @@ fn mapped_value_out(m: &MappedTable) -> String {
 
 /// Converts bytes to the SQLite value the column's type calls for, refusing what it cannot hold.
 fn to_sql(m: &MappedTable, bytes: &[u8], key: &[u8], is_key: bool) -> Result<Value, StoreError> {
-    let (kind, column, what) = if is_key {
-        (m.key_type, &m.key_column, "key capture")
-    } else {
-        (m.value_type, &m.value_column, "value")
-    };
+    let (kind, column, what) = m.conversion_target(is_key);
     let fail = || conversion_error(what, bytes, key, m, column, kind);
     Ok(match kind {
         ColumnType::Integer => Value::Integer(parse_strict_i64(bytes).ok_or_else(fail)?),

@@ -24,11 +24,7 @@ pub(super) fn convert(
     key: &[u8],
     is_key: bool,
 ) -> Result<Value, StoreError> {
-    let (kind, column, what) = if is_key {
-        (m.key_type, &m.key_column, "key capture")
-    } else {
-        (m.value_type, &m.value_column, "value")
-    };
+    let (kind, column, what) = m.conversion_target(is_key);
     let fail = || conversion_error(what, bytes, key, m, column, kind);
     Ok(match kind {
         ColumnType::Integer => Value::Int(parse_strict_i64(bytes).ok_or_else(fail)?),

@@ -39,11 +39,7 @@ pub(super) fn convert<'a>(
     key: &[u8],
     is_key: bool,
 ) -> Result<Param<'a>, StoreError> {
-    let (kind, column, what) = if is_key {
-        (m.key_type, &m.key_column, "key capture")
-    } else {
-        (m.value_type, &m.value_column, "value")
-    };
+    let (kind, column, what) = m.conversion_target(is_key);
     let fail = || conversion_error(what, bytes, key, m, column, kind);
     let text = || std::str::from_utf8(bytes).map_err(|_| fail());
     let base = pg.map(|c| c.base.as_str()).unwrap_or("");
