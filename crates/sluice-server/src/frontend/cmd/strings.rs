@@ -376,31 +376,36 @@ impl Set {
     }
 }
 
+impl Set {
+    /// The key, the value and the engine's options, the expiry resolved against `now_ms`.
+    fn resolve(self, now_ms: impl FnOnce() -> u64) -> Result<(Bytes, Bytes, SetOptions), Frame> {
+        let ExtendedOptions {
+            condition,
+            return_old,
+            expiry,
+        } = self.options;
+        let expiry = match expiry {
+            ExpiryOption::At(arg) => SetExpiry::At(arg.resolve(now_ms(), "set")?),
+            ExpiryOption::KeepTtl => SetExpiry::Keep,
+            ExpiryOption::Unchanged | ExpiryOption::Persist => SetExpiry::Clear,
+        };
+        let opts = SetOptions {
+            condition,
+            expiry,
+            return_old,
+        };
+        Ok((self.key, self.value, opts))
+    }
+}
+
 /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
 pub async fn set(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let Set {
-        key,
-        value,
-        options,
-    } = parse!(Set::parse(argv));
-    // Options are taken apart by value, so nothing of them is held across the await below
-    // (it would grow this hot future and add a drop to every SET).
-    let ExtendedOptions {
-        condition,
-        return_old,
-        expiry,
-    } = options;
     let sluice = &ctx.shared.sluice;
-    let expiry = match expiry {
-        ExpiryOption::At(arg) => SetExpiry::At(parse!(arg.resolve(sluice.now_ms(), "set"))),
-        ExpiryOption::KeepTtl => SetExpiry::Keep,
-        ExpiryOption::Unchanged | ExpiryOption::Persist => SetExpiry::Clear,
-    };
-    let opts = SetOptions {
-        condition,
-        expiry,
-        return_old,
-    };
+    // Parsed and resolved outside the await by a plain function: this future then holds only
+    // what the engine call needs, which keeps the hot SET future small.
+    let (key, value, opts) =
+        parse!(Set::parse(argv).and_then(|set| set.resolve(|| sluice.now_ms())));
+    let return_old = opts.return_old;
     ok_or(sluice.set(ctx.session.db, key, value, opts).await, |out| {
         if return_old {
             Frame::bulk_or_null(out.old)
