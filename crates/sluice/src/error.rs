@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -122,6 +123,62 @@ impl StdError for StoreError {
 #[error("journal: {0}")]
 pub struct JournalError(pub String);
 
+/// A failure of the dead-letter registry (`<data-dir>/deadletters.db`).
+#[derive(Debug, Error)]
+pub enum DeadLetterError {
+    /// The file could not be opened or created.
+    #[error("cannot open dead-letter file {}: {source}", path.display())]
+    Open {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was opened but its settings or its table could not be set up.
+    #[error("cannot prepare dead-letter file {}: {source}", path.display())]
+    Prepare {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading, parking or removing letters failed. The text is SQLite's alone, as clients of
+    /// `SLUICE.DEADLETTERS` have always seen it.
+    #[error("{source}")]
+    Access {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl DeadLetterError {
+    /// The registry file that failed.
+    pub fn path(&self) -> &Path {
+        match self {
+            DeadLetterError::Open { path, .. }
+            | DeadLetterError::Prepare { path, .. }
+            | DeadLetterError::Access { path, .. } => path,
+        }
+    }
+}
+
+/// Two dead-letter errors are equal when they are about the same file and say the same
+/// (SQLite's errors themselves are compared by their text).
+impl PartialEq for DeadLetterError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.path() == other.path()
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for DeadLetterError {}
+
 /// Errors returned by engine operations. `Display` is the Redis error line without the `-`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SluiceError {
@@ -158,9 +215,22 @@ pub enum SluiceError {
     /// A value or key the mapped column cannot hold, or a request the keyspace refuses.
     #[error("ERR {0}")]
     Refused(String),
+    /// No keyspace has this name.
+    #[error("ERR no keyspace named '{0}'")]
+    NoSuchKeyspace(String),
+    /// The dead-letter registry could not be read or written; the letters it holds are
+    /// unchanged.
+    #[error("ERR {0}")]
+    DeadLetterIo(#[source] Arc<DeadLetterError>),
     /// The engine is shutting down and accepts no more writes.
     #[error("ERR Sluice is shutting down")]
     ShuttingDown,
+}
+
+impl From<DeadLetterError> for SluiceError {
+    fn from(e: DeadLetterError) -> Self {
+        SluiceError::DeadLetterIo(Arc::new(e))
+    }
 }
 
 impl SluiceError {
@@ -219,9 +289,18 @@ pub enum OpenError {
     /// The journal could not be opened or replayed.
     #[error("cannot open journal: {0}")]
     Journal(#[from] JournalError),
-    /// A file or directory in the data dir could not be created.
+    /// The data dir could not be created.
+    #[error("cannot create data dir {}: {source}; set [server] data_dir or --data-dir to a writable directory", path.display())]
+    Io {
+        /// The data dir.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dead-letter registry in the data dir could not be opened.
     #[error("{0}")]
-    Io(String),
+    DeadLetters(#[from] DeadLetterError),
 }
 
 impl From<StoreError> for OpenError {
@@ -250,6 +329,61 @@ mod tests {
             "ERR store failed for keyspace 'ks': PostgreSQL commit: pipe closed"
         );
         assert_eq!(e, StoreError::transient("PostgreSQL commit: pipe closed"));
+    }
+
+    /// The texts clients and operators saw when these were strings.
+    #[test]
+    fn typed_errors_keep_their_texts() {
+        assert_eq!(
+            SluiceError::NoSuchKeyspace("prices".into()).to_string(),
+            "ERR no keyspace named 'prices'"
+        );
+        let busy = || {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("database is locked".into()),
+            )
+        };
+        let path = PathBuf::from("/data/deadletters.db");
+        let access = DeadLetterError::Access {
+            path: path.clone(),
+            source: busy(),
+        };
+        assert_eq!(access.to_string(), "database is locked");
+        assert_eq!(
+            SluiceError::from(access).to_string(),
+            "ERR database is locked"
+        );
+        let open = DeadLetterError::Open {
+            path: path.clone(),
+            source: busy(),
+        };
+        assert_eq!(
+            open.to_string(),
+            "cannot open dead-letter file /data/deadletters.db: database is locked"
+        );
+        assert!(open.source().is_some());
+        assert_eq!(
+            OpenError::from(open).to_string(),
+            "cannot open dead-letter file /data/deadletters.db: database is locked"
+        );
+        let prepare = DeadLetterError::Prepare {
+            path,
+            source: busy(),
+        };
+        assert_eq!(
+            prepare.to_string(),
+            "cannot prepare dead-letter file /data/deadletters.db: database is locked"
+        );
+        let io = OpenError::Io {
+            path: PathBuf::from("/ro/data"),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied"),
+        };
+        assert_eq!(
+            io.to_string(),
+            "cannot create data dir /ro/data: Permission denied; set [server] data_dir or --data-dir to a writable directory"
+        );
+        assert!(io.source().is_some());
     }
 
     #[test]

@@ -661,7 +661,7 @@ impl Sluice {
             .keyspaces
             .iter()
             .find(|k| k.name == name)
-            .ok_or_else(|| SluiceError::Refused(format!("no keyspace named '{name}'")))?;
+            .ok_or_else(|| SluiceError::NoSuchKeyspace(name.to_string()))?;
         engine
             .drain_keyspace(ks)
             .await
@@ -753,7 +753,7 @@ impl Sluice {
         self.engine
             .dead_letters
             .list(keyspace)
-            .map_err(SluiceError::Refused)
+            .map_err(SluiceError::from)
     }
 
     /// Drops the selected dead letters; returns how many.
@@ -762,7 +762,7 @@ impl Sluice {
             .dead_letters
             .take(selector)
             .map(|l| l.len())
-            .map_err(SluiceError::Refused)
+            .map_err(SluiceError::from)
     }
 
     /// Writes the selected dead letters again as new writes. A letter whose key has a newer
@@ -775,7 +775,7 @@ impl Sluice {
         let letters = engine
             .dead_letters
             .take(selector)
-            .map_err(SluiceError::Refused)?;
+            .map_err(SluiceError::from)?;
         let mut retried = 0;
         let mut failed: Vec<DeadLetter> = Vec::new();
         for letter in letters {
