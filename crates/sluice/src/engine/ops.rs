@@ -148,7 +148,8 @@ pub struct KeyspaceInfo {
     pub buffered_bytes: usize,
     /// Age in ms of the oldest buffered write.
     pub oldest_buffered_age_ms: u64,
-    /// Client writes applied.
+    /// Writes the keyspace took, including those that then failed (see
+    /// [`KeyspaceCounters::writes`](crate::engine::KeyspaceCounters::writes)).
     pub writes: u64,
     /// Flush transactions.
     pub flushes: u64,
