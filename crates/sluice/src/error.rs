@@ -1,61 +1,80 @@
 //! Error types. Engine errors display as the exact Redis error line (code first), so the
 //! server can send them verbatim.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
-/// Whether retrying a failed store operation can succeed.
+/// What retrying a failed store operation can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// Connection lost, timeout, lock or busy: retry with backoff.
     Transient,
+    /// The database itself rolled the whole transaction back because it conflicted with
+    /// another one (a deadlock, a serialization failure), and said so: nothing of it was
+    /// committed, and it may be run again at once. Retryable like [`ErrorClass::Transient`].
+    /// Never used when the outcome is unknown (a connection lost during COMMIT).
+    Conflict,
     /// Constraint violation, a value the column cannot hold: retrying cannot help.
     Permanent,
 }
 
+impl ErrorClass {
+    /// True when running the operation again may succeed: transient or conflict.
+    pub fn is_retryable(self) -> bool {
+        self != ErrorClass::Permanent
+    }
+}
+
 /// A failure reported by a store backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Display` is the message alone (clients see it after `ERR store failed for keyspace ...:`);
+/// the driver's own error, where there is one, is the [`source`](StdError::source).
+#[derive(Debug, Clone)]
 pub struct StoreError {
-    /// Transient or permanent.
+    /// Transient, conflict or permanent.
     pub class: ErrorClass,
     /// What failed, naming the key and column where known.
     pub message: String,
-    /// The database itself rolled the whole transaction back because it conflicted with
-    /// another one (a deadlock, a serialization failure), and said so: nothing of it was
-    /// committed, and running it again may well succeed. Always transient. Never set when the
-    /// outcome is unknown (a connection lost during COMMIT).
-    pub conflict: bool,
+    /// The driver's or the OS's error this one was made from, shared so the error stays
+    /// cheap to clone (one batch failure reaches every writer of the batch).
+    source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
 impl StoreError {
+    fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        StoreError {
+            class,
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// A permanent error: retrying the same entry cannot succeed.
     pub fn permanent(message: impl Into<String>) -> Self {
-        StoreError {
-            class: ErrorClass::Permanent,
-            message: message.into(),
-            conflict: false,
-        }
+        StoreError::new(ErrorClass::Permanent, message)
     }
 
     /// A transient error: the same entry may succeed later.
     pub fn transient(message: impl Into<String>) -> Self {
-        StoreError {
-            class: ErrorClass::Transient,
-            message: message.into(),
-            conflict: false,
-        }
+        StoreError::new(ErrorClass::Transient, message)
     }
 
-    /// A transient error for a transaction the database rolled back whole because of a
-    /// conflict with another transaction (see [`StoreError::conflict`]): nothing of it was
-    /// committed, and it may be run again at once.
+    /// An error for a transaction the database rolled back whole because of a conflict with
+    /// another transaction ([`ErrorClass::Conflict`]): nothing of it was committed, and it may
+    /// be run again at once.
     pub fn conflict(message: impl Into<String>) -> Self {
-        StoreError {
-            class: ErrorClass::Transient,
-            message: message.into(),
-            conflict: true,
-        }
+        StoreError::new(ErrorClass::Conflict, message)
+    }
+
+    /// The same error, keeping `source` (the driver's or the OS's error it was made from) as
+    /// its [`source`](StdError::source). The message is unchanged.
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// True for errors that retrying cannot fix.
@@ -66,9 +85,24 @@ impl StoreError {
     /// True when the database rolled the transaction back because of a conflict with another
     /// one: nothing was committed and an immediate retry may succeed.
     pub fn is_conflict(&self) -> bool {
-        self.conflict
+        self.class == ErrorClass::Conflict
+    }
+
+    /// True when running the operation again may succeed (transient or conflict).
+    pub fn is_retryable(&self) -> bool {
+        self.class.is_retryable()
     }
 }
+
+/// Two store errors are equal when they have the same class and say the same; their sources
+/// (driver errors, which mostly cannot be compared) are left out.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class && self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,12 +110,74 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
 
 /// A failure of the journal tier.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("journal: {0}")]
 pub struct JournalError(pub String);
+
+/// A failure of the dead-letter registry (`<data-dir>/deadletters.db`).
+#[derive(Debug, Error)]
+pub enum DeadLetterError {
+    /// The file could not be opened or created.
+    #[error("cannot open dead-letter file {}: {source}", path.display())]
+    Open {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was opened but its settings or its table could not be set up.
+    #[error("cannot prepare dead-letter file {}: {source}", path.display())]
+    Prepare {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading, parking or removing letters failed. The text is SQLite's alone, as clients of
+    /// `SLUICE.DEADLETTERS` have always seen it.
+    #[error("{source}")]
+    Access {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl DeadLetterError {
+    /// The registry file that failed.
+    pub fn path(&self) -> &Path {
+        match self {
+            DeadLetterError::Open { path, .. }
+            | DeadLetterError::Prepare { path, .. }
+            | DeadLetterError::Access { path, .. } => path,
+        }
+    }
+}
+
+/// Two dead-letter errors are equal when they are about the same file and say the same
+/// (SQLite's errors themselves are compared by their text).
+impl PartialEq for DeadLetterError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.path() == other.path()
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for DeadLetterError {}
 
 /// Errors returned by engine operations. `Display` is the Redis error line without the `-`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -119,9 +215,22 @@ pub enum SluiceError {
     /// A value or key the mapped column cannot hold, or a request the keyspace refuses.
     #[error("ERR {0}")]
     Refused(String),
+    /// No keyspace has this name.
+    #[error("ERR no keyspace named '{0}'")]
+    NoSuchKeyspace(String),
+    /// The dead-letter registry could not be read or written; the letters it holds are
+    /// unchanged.
+    #[error("ERR {0}")]
+    DeadLetterIo(#[source] Arc<DeadLetterError>),
     /// The engine is shutting down and accepts no more writes.
     #[error("ERR Sluice is shutting down")]
     ShuttingDown,
+}
+
+impl From<DeadLetterError> for SluiceError {
+    fn from(e: DeadLetterError) -> Self {
+        SluiceError::DeadLetterIo(Arc::new(e))
+    }
 }
 
 impl SluiceError {
@@ -180,13 +289,110 @@ pub enum OpenError {
     /// The journal could not be opened or replayed.
     #[error("cannot open journal: {0}")]
     Journal(#[from] JournalError),
-    /// A file or directory in the data dir could not be created.
+    /// The data dir could not be created.
+    #[error("cannot create data dir {}: {source}; set [server] data_dir or --data-dir to a writable directory", path.display())]
+    Io {
+        /// The data dir.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dead-letter registry in the data dir could not be opened.
     #[error("{0}")]
-    Io(String),
+    DeadLetters(#[from] DeadLetterError),
 }
 
 impl From<StoreError> for OpenError {
     fn from(e: StoreError) -> Self {
         OpenError::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_store_error_shows_its_message_and_keeps_its_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed");
+        let e = StoreError::transient("PostgreSQL commit: pipe closed").with_source(io);
+        assert_eq!(e.to_string(), "PostgreSQL commit: pipe closed");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("pipe closed")
+        );
+        assert_eq!(
+            SluiceError::store("ks", e.clone()).to_string(),
+            "ERR store failed for keyspace 'ks': PostgreSQL commit: pipe closed"
+        );
+        assert_eq!(e, StoreError::transient("PostgreSQL commit: pipe closed"));
+    }
+
+    /// The texts clients and operators saw when these were strings.
+    #[test]
+    fn typed_errors_keep_their_texts() {
+        assert_eq!(
+            SluiceError::NoSuchKeyspace("prices".into()).to_string(),
+            "ERR no keyspace named 'prices'"
+        );
+        let busy = || {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("database is locked".into()),
+            )
+        };
+        let path = PathBuf::from("/data/deadletters.db");
+        let access = DeadLetterError::Access {
+            path: path.clone(),
+            source: busy(),
+        };
+        assert_eq!(access.to_string(), "database is locked");
+        assert_eq!(
+            SluiceError::from(access).to_string(),
+            "ERR database is locked"
+        );
+        let open = DeadLetterError::Open {
+            path: path.clone(),
+            source: busy(),
+        };
+        assert_eq!(
+            open.to_string(),
+            "cannot open dead-letter file /data/deadletters.db: database is locked"
+        );
+        assert!(open.source().is_some());
+        assert_eq!(
+            OpenError::from(open).to_string(),
+            "cannot open dead-letter file /data/deadletters.db: database is locked"
+        );
+        let prepare = DeadLetterError::Prepare {
+            path,
+            source: busy(),
+        };
+        assert_eq!(
+            prepare.to_string(),
+            "cannot prepare dead-letter file /data/deadletters.db: database is locked"
+        );
+        let io = OpenError::Io {
+            path: PathBuf::from("/ro/data"),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied"),
+        };
+        assert_eq!(
+            io.to_string(),
+            "cannot create data dir /ro/data: Permission denied; set [server] data_dir or --data-dir to a writable directory"
+        );
+        assert!(io.source().is_some());
+    }
+
+    #[test]
+    fn each_class_answers_its_predicates() {
+        let t = StoreError::transient("t");
+        let c = StoreError::conflict("c");
+        let p = StoreError::permanent("p");
+        assert!(!t.is_permanent() && !t.is_conflict() && t.is_retryable());
+        assert!(!c.is_permanent() && c.is_conflict() && c.is_retryable());
+        assert!(p.is_permanent() && !p.is_conflict() && !p.is_retryable());
     }
 }

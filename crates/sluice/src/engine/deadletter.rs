@@ -4,12 +4,13 @@
 //! same key is stored, so retrying can never bring back an older value.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
+use crate::error::DeadLetterError;
 use crate::tiers::store::StoreWrite;
 
 /// One parked write.
@@ -47,6 +48,8 @@ pub enum DeadLetterSelector {
 
 /// The dead-letter registry.
 pub struct DeadLetters {
+    /// The registry file, named by its errors.
+    path: PathBuf,
     conn: Mutex<Connection>,
     /// Parked keys with their highest parked sequence number, so the flush path can tell
     /// cheaply whether a stored write supersedes one.
@@ -55,9 +58,11 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// Opens (creating) the registry file.
-    pub fn open(path: &Path) -> Result<DeadLetters, String> {
-        let conn = Connection::open(path)
-            .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
+    pub fn open(path: &Path) -> Result<DeadLetters, DeadLetterError> {
+        let conn = Connection::open(path).map_err(|source| DeadLetterError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -74,11 +79,15 @@ impl DeadLetters {
                  failed_at INTEGER NOT NULL
              );",
         )
-        .map_err(|e| format!("cannot prepare dead-letter file {}: {e}", path.display()))?;
+        .map_err(|source| DeadLetterError::Prepare {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let access = access_error(path);
         let parked = {
             let mut st = conn
                 .prepare("SELECT db, key, MAX(seq) FROM dead_letters GROUP BY db, key")
-                .map_err(|e| e.to_string())?;
+                .map_err(&access)?;
             let rows = st
                 .query_map([], |r| {
                     Ok((
@@ -89,12 +98,13 @@ impl DeadLetters {
                         r.get::<_, i64>(2)? as u64,
                     ))
                 })
-                .map_err(|e| e.to_string())?
+                .map_err(&access)?
                 .collect::<Result<HashMap<_, _>, _>>()
-                .map_err(|e| e.to_string())?;
+                .map_err(&access)?;
             rows
         };
         Ok(DeadLetters {
+            path: path.to_path_buf(),
             conn: Mutex::new(conn),
             parked: Mutex::new(parked),
         })
@@ -102,9 +112,9 @@ impl DeadLetters {
 
     /// Parks letters durably. Errors are returned so the caller can keep the entries buffered
     /// instead of losing them.
-    pub fn park(&self, letters: &[DeadLetter]) -> Result<(), String> {
+    pub fn park(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
         let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        let tx = conn.transaction().map_err(access_error(&self.path))?;
         for l in letters {
             let (op, value, expires_at) = match &l.write {
                 StoreWrite::Upsert { value, expires_at } => {
@@ -127,9 +137,9 @@ impl DeadLetters {
                     l.failed_at_ms as i64
                 ],
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(access_error(&self.path))?;
         }
-        tx.commit().map_err(|e| e.to_string())?;
+        tx.commit().map_err(access_error(&self.path))?;
         let mut parked = self.parked.lock();
         for l in letters {
             let e = parked.entry((l.db, l.key.clone())).or_insert(0);
@@ -160,14 +170,14 @@ impl DeadLetters {
     }
 
     /// Letters, oldest first, optionally of one keyspace.
-    pub fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, String> {
+    pub fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let conn = self.conn.lock();
         let mut st = conn
             .prepare(
                 "SELECT keyspace, db, key, op, value, expires_at, seq, error, failed_at
                  FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id",
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(access_error(&self.path))?;
         let rows = st
             .query_map(params![keyspace], |r| {
                 let op: String = r.get(3)?;
@@ -189,14 +199,14 @@ impl DeadLetters {
                     failed_at_ms: r.get::<_, i64>(8)? as u64,
                 })
             })
-            .map_err(|e| e.to_string())?
+            .map_err(access_error(&self.path))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .map_err(access_error(&self.path))?;
         Ok(rows)
     }
 
     /// Removes and returns the selected letters.
-    pub fn take(&self, selector: &DeadLetterSelector) -> Result<Vec<DeadLetter>, String> {
+    pub fn take(&self, selector: &DeadLetterSelector) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let all = self.list(None)?;
         let chosen: Vec<DeadLetter> = all
             .into_iter()
@@ -213,7 +223,7 @@ impl DeadLetters {
                 params![*db as i64, &key[..]],
             ),
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(access_error(&self.path))?;
         let mut parked = self.parked.lock();
         match selector {
             DeadLetterSelector::All => parked.clear(),
@@ -234,5 +244,13 @@ impl DeadLetters {
         )
         .map(|n| n as u64)
         .unwrap_or(0)
+    }
+}
+
+/// The error for a failed read or write of the registry at `path`.
+fn access_error(path: &Path) -> impl Fn(rusqlite::Error) -> DeadLetterError + '_ {
+    move |source| DeadLetterError::Access {
+        path: path.to_path_buf(),
+        source,
     }
 }

@@ -168,7 +168,9 @@ impl Engine {
                 Err(e) => {
                     // Cannot park them: keep them buffered rather than lose them.
                     error!(keyspace = %ks.name, "cannot write dead letters, keeping the entries buffered: {e}");
-                    transient = Some(StoreError::transient(format!("dead-letter file: {e}")));
+                    transient = Some(
+                        StoreError::transient(format!("dead-letter file: {e}")).with_source(e),
+                    );
                 }
             }
         }

@@ -57,7 +57,10 @@ pub struct Entry {
 /// Counters of one keyspace, for INFO and SLUICE.KEYSPACES.
 #[derive(Debug, Default)]
 pub struct KeyspaceCounters {
-    /// Client writes applied.
+    /// Writes the keyspace took (client writes, each key of a multi-key command, and retried
+    /// dead letters): counted once a write passes the value check, before it reaches the
+    /// store or the buffer, so it includes writes that then failed (a store error, a full
+    /// buffer, a journal failure, a shutdown). Writes refused by the check are not counted.
     pub writes: AtomicU64,
     /// Flush transactions committed.
     pub flushes: AtomicU64,

@@ -87,11 +87,9 @@ impl SluiceBuilder {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let data_dir = config.server.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
-            OpenError::Io(format!(
-                "cannot create data dir {}: {e}; set [server] data_dir or --data-dir to a writable directory",
-                data_dir.display()
-            ))
+        std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::Io {
+            path: data_dir.clone(),
+            source,
         })?;
         let store = match self.store {
             Some(s) => s,
@@ -132,8 +130,7 @@ impl SluiceBuilder {
             Some(c) => c,
             None => Arc::new(MemoryCache::new(config.cache.capacity, clock.clone())),
         };
-        let dead_letters =
-            DeadLetters::open(&data_dir.join("deadletters.db")).map_err(OpenError::Io)?;
+        let dead_letters = DeadLetters::open(&data_dir.join("deadletters.db"))?;
         let (shutdown_tx, _) = watch::channel(false);
         // One committer per store: it is the store's transactions that are shared.
         let (committer, committer_task) =

@@ -148,7 +148,8 @@ pub struct KeyspaceInfo {
     pub buffered_bytes: usize,
     /// Age in ms of the oldest buffered write.
     pub oldest_buffered_age_ms: u64,
-    /// Client writes applied.
+    /// Writes the keyspace took, including those that then failed (see
+    /// [`KeyspaceCounters::writes`](crate::engine::KeyspaceCounters::writes)).
     pub writes: u64,
     /// Flush transactions.
     pub flushes: u64,
@@ -661,7 +662,7 @@ impl Sluice {
             .keyspaces
             .iter()
             .find(|k| k.name == name)
-            .ok_or_else(|| SluiceError::Refused(format!("no keyspace named '{name}'")))?;
+            .ok_or_else(|| SluiceError::NoSuchKeyspace(name.to_string()))?;
         engine
             .drain_keyspace(ks)
             .await
@@ -753,7 +754,7 @@ impl Sluice {
         self.engine
             .dead_letters
             .list(keyspace)
-            .map_err(SluiceError::Refused)
+            .map_err(SluiceError::from)
     }
 
     /// Drops the selected dead letters; returns how many.
@@ -762,7 +763,7 @@ impl Sluice {
             .dead_letters
             .take(selector)
             .map(|l| l.len())
-            .map_err(SluiceError::Refused)
+            .map_err(SluiceError::from)
     }
 
     /// Writes the selected dead letters again as new writes. A letter whose key has a newer
@@ -775,7 +776,7 @@ impl Sluice {
         let letters = engine
             .dead_letters
             .take(selector)
-            .map_err(SluiceError::Refused)?;
+            .map_err(SluiceError::from)?;
         let mut retried = 0;
         let mut failed: Vec<DeadLetter> = Vec::new();
         for letter in letters {

@@ -470,7 +470,7 @@ async fn a_batch_rolled_back_for_a_conflict_is_run_again_and_its_writers_succeed
     let log = h.store.batch_log();
     let conflicts = log
         .iter()
-        .filter(|batch| batch.fate == BatchFate::Failed(ErrorClass::Transient))
+        .filter(|batch| batch.fate == BatchFate::Failed(ErrorClass::Conflict))
         .count();
     assert_eq!(conflicts, 2, "{log:?}");
     // Every write committed exactly once: the rolled-back attempts committed nothing.

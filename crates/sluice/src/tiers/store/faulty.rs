@@ -99,7 +99,7 @@ impl FaultyStore {
     }
 
     /// The next `n` batches are rolled back whole as by a deadlock with another transaction: a
-    /// transient error marked as a conflict ([`StoreError::is_conflict`]); nothing of them
+    /// conflict error ([`StoreError::is_conflict`], retryable like a transient one); nothing of them
     /// reaches the database.
     pub fn conflict_next_batches(&self, n: u64) {
         self.conflict_batches.store(n, Ordering::SeqCst);

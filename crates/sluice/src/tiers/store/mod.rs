@@ -1,7 +1,7 @@
 //! The store tier: the SQL database that is the system of record.
 //!
-//! A backend converts values to the real column type, reports an outcome per batch entry,
-//! and classifies failures as transient or permanent. Every operation is idempotent: an
+//! A backend converts values to the real column type, reports an outcome per batch entry, and
+//! classifies failures as transient, conflict or permanent. Every operation is idempotent: an
 //! upsert or a delete applied twice leaves the same row as applied once, which is what makes
 //! at-least-once delivery from the write-back buffer and the journal safe.
 
@@ -246,7 +246,9 @@ pub async fn open_url(url: &str) -> Result<SharedStore, StoreError> {
         let url = url.to_string();
         let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open_url(&url))
             .await
-            .map_err(|e| StoreError::permanent(format!("SQLite open task failed: {e}")))??;
+            .map_err(|e| {
+                StoreError::permanent(format!("SQLite open task failed: {e}")).with_source(e)
+            })??;
         return Ok(Arc::new(store));
     }
     let scheme = url.split("://").next().unwrap_or(url);

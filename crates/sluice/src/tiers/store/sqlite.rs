@@ -59,18 +59,21 @@ impl SqliteStore {
                         "cannot create directory {} for SQLite: {e}",
                         dir.display()
                     ))
+                    .with_source(e)
                 })?;
             }
         }
         let writer_conn = open_connection(path, false)?;
         writer_conn
             .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| classify(&e, "set WAL mode"))?;
+            .map_err(|e| classify(e, "set WAL mode"))?;
         let (writer, rx) = mpsc::channel::<WriterJob>();
         thread::Builder::new()
             .name("sluice-sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, rx))
-            .map_err(|e| StoreError::permanent(format!("cannot start SQLite writer: {e}")))?;
+            .map_err(|e| {
+                StoreError::permanent(format!("cannot start SQLite writer: {e}")).with_source(e)
+            })?;
 
         let (readers, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
         for i in 0..READER_THREADS {
@@ -83,7 +86,9 @@ impl SqliteStore {
                         job(&conn);
                     }
                 })
-                .map_err(|e| StoreError::permanent(format!("cannot start SQLite reader: {e}")))?;
+                .map_err(|e| {
+                    StoreError::permanent(format!("cannot start SQLite reader: {e}")).with_source(e)
+                })?;
         }
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -136,11 +141,12 @@ fn open_connection(path: &Path, _reader: bool) -> Result<Connection, StoreError>
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| {
         StoreError::permanent(format!("cannot open SQLite file {}: {e}", path.display()))
+            .with_source(e)
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| classify(&e, "set busy timeout"))?;
+        .map_err(|e| classify(e, "set busy timeout"))?;
     conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| classify(&e, "set synchronous"))?;
+        .map_err(|e| classify(e, "set synchronous"))?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
@@ -188,7 +194,7 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            let err = classify(&e, "begin transaction");
+            let err = classify(e, "begin transaction");
             for (_, reply) in group {
                 let _ = reply.send(Err(err.clone()));
             }
@@ -208,7 +214,7 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
             }
         }
         Err(e) => {
-            let err = classify(&e, "commit");
+            let err = classify(e, "commit");
             for (_, reply) in group {
                 let _ = reply.send(Err(err.clone()));
             }
@@ -232,12 +238,12 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
                 ])
             })
             .map(|_| Written::NOTHING)
-            .map_err(|e| classify(&e, "upsert into sluice_kv")),
+            .map_err(|e| classify(e, "upsert into sluice_kv")),
         (Target::Builtin { db }, StoreWrite::Delete) => conn
             .prepare_cached("DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2")
             .and_then(|mut st| st.execute(params![*db as i64, &op.key[..]]))
             .map(|_| Written::NOTHING)
-            .map_err(|e| classify(&e, "delete from sluice_kv")),
+            .map_err(|e| classify(e, "delete from sluice_kv")),
         (Target::Mapped(m), StoreWrite::Upsert { value, .. }) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
             let val = to_sql(m, value, &op.key, false)?;
@@ -252,7 +258,7 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
                     .prepare_cached(&sql)
                     .and_then(|mut st| st.execute(params![key, val]))
                     .map(|_| Written::NOTHING)
-                    .map_err(|e| mapped_error(&e, m, &op.key));
+                    .map_err(|e| mapped_error(e, m, &op.key));
             }
             // A typed column: report what it now holds, rendered as `read` renders it.
             sql.push_str(&format!(" RETURNING {}", mapped_value_out(m)));
@@ -267,7 +273,7 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
                     }
                 })
                 .map(|stored| Written { stored })
-                .map_err(|e| mapped_error(&e, m, &op.key))
+                .map_err(|e| mapped_error(e, m, &op.key))
         }
         (Target::Mapped(m), StoreWrite::Delete) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
@@ -287,7 +293,7 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
             conn.prepare_cached(&sql)
                 .and_then(|mut st| st.execute(params![key]))
                 .map(|_| Written::NOTHING)
-                .map_err(|e| mapped_error(&e, m, &op.key))
+                .map_err(|e| mapped_error(e, m, &op.key))
         }
     }
 }
@@ -362,9 +368,11 @@ fn sqlite_kind(declared: &str) -> ColumnType {
     }
 }
 
-fn classify(e: &rusqlite::Error, doing: &str) -> StoreError {
+/// Classifies a rusqlite error, which becomes the source of the result: busy, locked, I/O,
+/// full disk, out of memory are transient, anything else permanent.
+fn classify(e: rusqlite::Error, doing: &str) -> StoreError {
     let msg = format!("SQLite {doing}: {e}");
-    match e {
+    let error = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
@@ -376,10 +384,11 @@ fn classify(e: &rusqlite::Error, doing: &str) -> StoreError {
             _ => StoreError::permanent(msg),
         },
         _ => StoreError::permanent(msg),
-    }
+    };
+    error.with_source(e)
 }
 
-fn mapped_error(e: &rusqlite::Error, m: &MappedTable, key: &[u8]) -> StoreError {
+fn mapped_error(e: rusqlite::Error, m: &MappedTable, key: &[u8]) -> StoreError {
     let mut err = classify(e, &format!("write to {}.{}", m.table, m.value_column));
     err.message = format!(
         "{} (key capture {:?})",
@@ -408,7 +417,7 @@ impl Store for SqliteStore {
                 CREATE INDEX IF NOT EXISTS sluice_kv_expires_at
                     ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
             )
-            .map_err(|e| classify(&e, "create table sluice_kv"))
+            .map_err(|e| classify(e, "create table sluice_kv"))
         })
         .await
     }
@@ -420,7 +429,7 @@ impl Store for SqliteStore {
                 Some((s, t)) => (format!("{}.", quote_identifier(s)), t.to_string()),
                 None => (String::new(), table.clone()),
             };
-            let q = |e: rusqlite::Error| classify(&e, "read table schema");
+            let q = |e: rusqlite::Error| classify(e, "read table schema");
             let mut st = conn
                 .prepare(&format!(
                     "PRAGMA {schema}table_info({})",
@@ -509,19 +518,19 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT value, expires_at FROM sluice_kv WHERE db = ?1 AND key = ?2",
                     )
-                    .map_err(|e| classify(&e, "read sluice_kv"))?;
+                    .map_err(|e| classify(e, "read sluice_kv"))?;
                 let mut rows = st
                     .query(params![*db as i64, &key[..]])
-                    .map_err(|e| classify(&e, "read sluice_kv"))?;
-                match rows.next().map_err(|e| classify(&e, "read sluice_kv"))? {
+                    .map_err(|e| classify(e, "read sluice_kv"))?;
+                match rows.next().map_err(|e| classify(e, "read sluice_kv"))? {
                     None => Ok(None),
                     Some(row) => {
                         let value = row
                             .get_ref(0)
                             .map(from_sql)
-                            .map_err(|e| classify(&e, "read sluice_kv"))?;
+                            .map_err(|e| classify(e, "read sluice_kv"))?;
                         let expires_at: Option<i64> =
-                            row.get(1).map_err(|e| classify(&e, "read sluice_kv"))?;
+                            row.get(1).map_err(|e| classify(e, "read sluice_kv"))?;
                         Ok(value.map(|value| StoredValue {
                             value,
                             expires_at: expires_at.map(|e| e.max(0) as u64),
@@ -539,16 +548,14 @@ impl Store for SqliteStore {
                 );
                 let mut st = conn
                     .prepare_cached(&sql)
-                    .map_err(|e| mapped_error(&e, m, &key))?;
-                let mut rows = st
-                    .query(params![k])
-                    .map_err(|e| mapped_error(&e, m, &key))?;
-                match rows.next().map_err(|e| mapped_error(&e, m, &key))? {
+                    .map_err(|e| mapped_error(e, m, &key))?;
+                let mut rows = st.query(params![k]).map_err(|e| mapped_error(e, m, &key))?;
+                match rows.next().map_err(|e| mapped_error(e, m, &key))? {
                     None => Ok(None),
                     Some(row) => Ok(row
                         .get_ref(0)
                         .map(from_sql)
-                        .map_err(|e| mapped_error(&e, m, &key))?
+                        .map_err(|e| mapped_error(e, m, &key))?
                         .map(|value| StoredValue {
                             value,
                             expires_at: None,
@@ -574,7 +581,7 @@ impl Store for SqliteStore {
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let target = target.clone();
         self.on_reader(move |conn| {
-            let q = |e: rusqlite::Error| classify(&e, "scan keys");
+            let q = |e: rusqlite::Error| classify(e, "scan keys");
             match &target {
                 Target::Builtin { db } => {
                     let mut st = conn
@@ -624,7 +631,7 @@ impl Store for SqliteStore {
                     .execute(&format!("DELETE FROM {}", quote_identifier(&m.table)), [])
                     .map(drop),
             }
-            .map_err(|e| classify(&e, "clear"))
+            .map_err(|e| classify(e, "clear"))
         })
         .await
     }
@@ -636,7 +643,7 @@ impl Store for SqliteStore {
             .on_reader(move |conn| {
                 conn.prepare_cached("SELECT 1 FROM sluice_kv WHERE expires_at < ?1 LIMIT 1")
                     .and_then(|mut st| st.exists(params![now_ms as i64]))
-                    .map_err(|e| classify(&e, "look for expired keys"))
+                    .map_err(|e| classify(e, "look for expired keys"))
             })
             .await?;
         if !any_expired {
@@ -649,7 +656,7 @@ impl Store for SqliteStore {
                 params![now_ms as i64, limit as i64],
             )
             .map(|n| n as u64)
-            .map_err(|e| classify(&e, "purge expired keys"))
+            .map_err(|e| classify(e, "purge expired keys"))
         })
         .await
     }
@@ -662,7 +669,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut st| st.execute(params![db as i64, &key[..], now_ms as i64]))
             .map(drop)
-            .map_err(|e| classify(&e, "delete expired key"))
+            .map_err(|e| classify(e, "delete expired key"))
         })
         .await
     }

@@ -35,7 +35,7 @@ impl MyApplier<'_, '_> {
         self.tx
             .exec_drop(sql, Params::Positional(params))
             .await
-            .map_err(|e| classify(&e, doing))
+            .map_err(|e| classify(e, doing))
     }
 
     /// Runs a statement that returns (key, value) rows.
@@ -49,7 +49,7 @@ impl MyApplier<'_, '_> {
             .tx
             .exec(sql, Params::Positional(params))
             .await
-            .map_err(|e| classify(&e, doing))?;
+            .map_err(|e| classify(e, doing))?;
         let bytes = |row: &mysql_async::Row, i: usize| {
             row.get_opt::<Option<Vec<u8>>, _>(i)
                 .and_then(Result::ok)
@@ -66,7 +66,7 @@ impl MyApplier<'_, '_> {
         self.tx
             .query_drop(sql)
             .await
-            .map_err(|e| classify(&e, "savepoint").error)
+            .map_err(|e| classify(e, "savepoint").error)
     }
 }
 

@@ -6,7 +6,8 @@
 use crate::error::StoreError;
 use crate::tiers::store::batch::StatementFailure;
 
-/// Server error codes worth retrying.
+/// Server error codes worth retrying: transient ones, and the deadlock (1213), which
+/// [`classify`] marks as a conflict.
 fn transient_code(code: u16) -> bool {
     matches!(
         code,
@@ -39,11 +40,11 @@ fn whole_statement_code(code: u16) -> bool {
     )
 }
 
-/// Classifies a mysql_async error.
-pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure {
+/// Classifies a mysql_async error, which becomes the source of the result.
+pub(super) fn classify(e: mysql_async::Error, doing: &str) -> StatementFailure {
     use mysql_async::{DriverError, Error};
     let msg = format!("MySQL {doing}: {e}");
-    let (transient, whole) = match e {
+    let (transient, whole) = match &e {
         Error::Server(s) => (transient_code(s.code), whole_statement_code(s.code)),
         Error::Io(_) => (true, false),
         Error::Driver(d) => (
@@ -60,7 +61,7 @@ pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure 
         Error::Url(_) => (false, true),
         Error::Other(_) => (true, false),
     };
-    let deadlock = matches!(e, Error::Server(s) if s.code == 1213);
+    let deadlock = matches!(&e, Error::Server(s) if s.code == 1213);
     StatementFailure {
         error: if deadlock {
             StoreError::conflict(msg)
@@ -68,7 +69,8 @@ pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure 
             StoreError::transient(msg)
         } else {
             StoreError::permanent(msg)
-        },
+        }
+        .with_source(e),
         whole_statement: whole,
     }
 }
@@ -77,7 +79,7 @@ pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> StatementFailure 
 /// may have been applied, and the error must not claim it was not.
 pub(super) fn commit_error(e: mysql_async::Error) -> StoreError {
     let answered = matches!(e, mysql_async::Error::Server(_));
-    let mut err = classify(&e, "commit").error;
+    let mut err = classify(e, "commit").error;
     if !answered {
         err.message
             .push_str("; the outcome is unknown: the transaction may have been committed");
@@ -98,11 +100,11 @@ mod tests {
                 state: "40001".into(),
             })
         };
-        let deadlock = classify(&server(1213), "write").error;
+        let deadlock = classify(server(1213), "write").error;
         assert!(deadlock.is_conflict() && !deadlock.is_permanent());
         for code in [1205, 2013, 1062] {
             assert!(
-                !classify(&server(code), "write").error.is_conflict(),
+                !classify(server(code), "write").error.is_conflict(),
                 "{code}"
             );
         }

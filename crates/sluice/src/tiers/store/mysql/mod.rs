@@ -16,12 +16,12 @@
 //!   error, never silently truncated or zeroed.
 //! - **Reads** return the column's text form (`CAST(v AS CHAR)`: a `DECIMAL(10,2)` holding 7.5
 //!   reads `7.50`, a `BOOLEAN` `1`), and binary/blob columns raw.
-//! - **Errors**: connection and I/O errors, lock wait timeout (1205), deadlock (1213), too many
-//!   connections, shutdown, interruption and statement timeouts are transient; data errors
-//!   (1264 out of range, 1366 incorrect value, 1406 too long, 1048 null, 1062 duplicate, 1292,
-//!   4025 check constraint) and everything else are permanent. A deadlock is also marked as a
-//!   conflict ([`StoreError::is_conflict`]): InnoDB rolled the whole transaction back, so it may
-//!   be run again at once. A lock wait timeout is not: InnoDB rolls back only the statement
+//! - **Errors**: connection and I/O errors, lock wait timeout (1205), too many connections,
+//!   shutdown, interruption and statement timeouts are transient; a deadlock (1213) is a
+//!   conflict ([`ErrorClass::Conflict`](crate::error::ErrorClass::Conflict)): InnoDB rolled the
+//!   whole transaction back, so it may be run again at once; data errors (1264 out of range,
+//!   1366 incorrect value, 1406 too long, 1048 null, 1062 duplicate, 1292, 4025 check
+//!   constraint) and everything else are permanent. A lock wait timeout is not: InnoDB rolls back only the statement
 //!   (the batch's transaction is then abandoned, so nothing commits either), but a lock held
 //!   for the whole `innodb_lock_wait_timeout` (10 s) is no passing conflict, and the writers
 //!   have already waited that long.
@@ -101,6 +101,7 @@ impl MySqlStore {
                 "[store] url: {} is not a valid MySQL URL: {e}",
                 super::redact_url(&url)
             ))
+            .with_source(e)
         })?;
         let described = format!(
             "mysql://{}@{}:{}/{}",
@@ -129,7 +130,7 @@ impl MySqlStore {
         let server: Option<(u64, String)> = conn
             .query_first("SELECT @@max_allowed_packet, VERSION()")
             .await
-            .map_err(|e| classify(&e, "read max_allowed_packet").error)?;
+            .map_err(|e| classify(e, "read max_allowed_packet").error)?;
         if let Some((p, version)) = server {
             store.max_packet.store(p as usize, Ordering::Relaxed);
             store.returning = takes_insert_returning(&version);
@@ -141,7 +142,7 @@ impl MySqlStore {
     async fn conn(&self) -> Result<Conn, StoreError> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(classify(&e, &format!("connect to {}", self.described)).error),
+            Ok(Err(e)) => Err(classify(e, &format!("connect to {}", self.described)).error),
             Err(_) => Err(StoreError::transient(format!(
                 "MySQL at {}: no connection within {CONNECT_TIMEOUT:?}",
                 self.described
@@ -188,7 +189,7 @@ impl Store for MySqlStore {
     async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: mysql_async::Error| classify(&e, "create table sluice_kv").error;
+            let q = |e: mysql_async::Error| classify(e, "create table sluice_kv").error;
             conn.query_drop(format!(
                 "CREATE TABLE IF NOT EXISTS sluice_kv (
                     db SMALLINT NOT NULL,
@@ -269,7 +270,7 @@ impl Store for MySqlStore {
                             (*db as i64, key.to_vec()),
                         )
                         .await
-                        .map_err(|e| classify(&e, "read sluice_kv").error)?;
+                        .map_err(|e| classify(e, "read sluice_kv").error)?;
                     Ok(row.map(|(value, expires_at)| StoredValue {
                         value: Bytes::from(value),
                         expires_at: expires_at.map(|e| e.max(0) as u64),
@@ -288,7 +289,7 @@ impl Store for MySqlStore {
                         .await
                         .map_err(|e| {
                             let mut err =
-                                classify(&e, &format!("read {}.{}", m.table, m.value_column)).error;
+                                classify(e, &format!("read {}.{}", m.table, m.value_column)).error;
                             err.message = format!(
                                 "{} (key capture {:?})",
                                 err.message,
@@ -332,7 +333,7 @@ impl Store for MySqlStore {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
-                .map_err(|e| classify(&e, "begin transaction").error)?;
+                .map_err(|e| classify(e, "begin transaction").error)?;
             let mut applier = MyApplier {
                 tx: &mut tx,
                 budget,
@@ -350,7 +351,7 @@ impl Store for MySqlStore {
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: mysql_async::Error| classify(&e, "scan keys").error;
+            let q = |e: mysql_async::Error| classify(e, "scan keys").error;
             let keys: Vec<Option<Vec<u8>>> = match target {
                 Target::Builtin { db } => conn
                     .exec(
@@ -379,7 +380,7 @@ impl Store for MySqlStore {
     async fn clear(&self, target: &Target) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: mysql_async::Error| classify(&e, "clear").error;
+            let q = |e: mysql_async::Error| classify(e, "clear").error;
             match target {
                 Target::Builtin { db } => conn
                     .exec_drop("DELETE FROM sluice_kv WHERE db = ?", (*db as i64,))
@@ -406,7 +407,7 @@ impl Store for MySqlStore {
                 ),
             )
             .await
-            .map_err(|e| classify(&e, "purge expired keys").error)?;
+            .map_err(|e| classify(e, "purge expired keys").error)?;
             Ok(conn.affected_rows())
         })
         .await;
@@ -421,7 +422,7 @@ impl Store for MySqlStore {
                 (db as i64, key.to_vec(), now_ms.min(i64::MAX as u64) as i64),
             )
             .await
-            .map_err(|e| classify(&e, "delete expired key").error)
+            .map_err(|e| classify(e, "delete expired key").error)
         })
         .await;
         r.unwrap_or_else(|_| Err(timed_out("delete expired key")))

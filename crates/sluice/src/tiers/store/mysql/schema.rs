@@ -42,7 +42,7 @@ pub(super) async fn load_schema(
     table: &str,
 ) -> Result<Option<TableSchema>, StoreError> {
     let (schema, name) = split_table(table);
-    let q = |e: mysql_async::Error| classify(&e, &format!("read the schema of {table}")).error;
+    let q = |e: mysql_async::Error| classify(e, &format!("read the schema of {table}")).error;
     let rows: Vec<(String, String, String)> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \

@@ -39,7 +39,7 @@ impl PgApplier<'_, '_> {
         doing: &str,
         rows: bool,
     ) -> Result<Vec<tokio_postgres::Row>, StatementFailure> {
-        let failed = |e: tokio_postgres::Error| statement_failure(&e, doing);
+        let failed = |e: tokio_postgres::Error| statement_failure(e, doing);
         match self.conn {
             PgConn::Tx(tx) => {
                 let stmt = tx.prepare_cached(sql).await.map_err(failed)?;
@@ -64,7 +64,7 @@ impl PgApplier<'_, '_> {
                     // Alone, the statement is its own commit: lost without an answer from
                     // the server, it may have committed, and the error must say so.
                     None => StatementFailure {
-                        error: commit_error(&e),
+                        error: commit_error(e),
                         whole_statement: true,
                     },
                 })
@@ -88,7 +88,7 @@ impl PgApplier<'_, '_> {
             PgConn::Tx(tx) => tx
                 .batch_execute(sql)
                 .await
-                .map_err(|e| classify(&e, "savepoint")),
+                .map_err(|e| classify(e, "savepoint")),
             // A lone statement is atomic by itself: there is nothing to mark.
             PgConn::Alone(_) => Ok(()),
         }

@@ -5,7 +5,8 @@
 use crate::error::StoreError;
 use crate::tiers::store::batch::StatementFailure;
 
-/// Transient SQLSTATEs: worth retrying with backoff.
+/// SQLSTATEs worth retrying: transient ones, and the conflicts among them, which [`classify`]
+/// tells apart first.
 fn transient_state(code: &str) -> bool {
     code.starts_with("08") // connection exception
         || code.starts_with("53") // insufficient resources, too_many_connections (53300)
@@ -35,22 +36,30 @@ fn conflict_state(code: &str) -> bool {
     )
 }
 
-/// Classifies a tokio-postgres error.
-pub(super) fn classify(e: &tokio_postgres::Error, doing: &str) -> StoreError {
-    if let Some(db) = e.as_db_error() {
+/// Classifies a tokio-postgres error, which becomes the source of the result.
+pub(super) fn classify(e: tokio_postgres::Error, doing: &str) -> StoreError {
+    let error = if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let mut msg = format!("PostgreSQL {doing}: {} (SQLSTATE {code})", db.message());
         if let Some(detail) = db.detail() {
             msg.push_str(&format!("; {detail}"));
         }
-        return if conflict_state(code) {
+        if conflict_state(code) {
             StoreError::conflict(msg)
         } else if transient_state(code) {
             StoreError::transient(msg)
         } else {
             StoreError::permanent(msg)
-        };
-    }
+        }
+    } else {
+        classify_client(&e, doing)
+    };
+    error.with_source(e)
+}
+
+/// A tokio-postgres error without a server answer: a broken or unusable connection is
+/// transient, anything else (a bad parameter, a type mismatch) permanent.
+fn classify_client(e: &tokio_postgres::Error, doing: &str) -> StoreError {
     let msg = format!("PostgreSQL {doing}: {e}");
     let text = e.to_string();
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
@@ -71,9 +80,10 @@ pub(super) fn classify(e: &tokio_postgres::Error, doing: &str) -> StoreError {
 
 /// A failed COMMIT. Without an answer from the server (the connection broke once COMMIT was
 /// sent) the transaction may have committed, and the error must not claim it did not.
-pub(super) fn commit_error(e: &tokio_postgres::Error) -> StoreError {
+pub(super) fn commit_error(e: tokio_postgres::Error) -> StoreError {
+    let answered = e.as_db_error().is_some();
     let mut err = classify(e, "commit");
-    if e.as_db_error().is_none() {
+    if !answered {
         err.message
             .push_str("; the outcome is unknown: the transaction may have been committed");
     }
@@ -82,7 +92,7 @@ pub(super) fn commit_error(e: &tokio_postgres::Error) -> StoreError {
 
 /// A statement failure; class 42 (a missing table or column, a privilege), 0A and 25 are
 /// about the statement itself, not its rows.
-pub(super) fn statement_failure(e: &tokio_postgres::Error, doing: &str) -> StatementFailure {
+pub(super) fn statement_failure(e: tokio_postgres::Error, doing: &str) -> StatementFailure {
     let whole = e.code().is_some_and(|c| {
         let c = c.code();
         c.starts_with("42") || c.starts_with("0A") || c.starts_with("25")

@@ -15,11 +15,11 @@
 //!   a second round trip.
 //! - **Reads** return the column's text form as PostgreSQL prints it (`v::text`: a
 //!   `numeric(10,2)` holding 7.5 reads `7.50`, a boolean `true`), and bytea as raw bytes.
-//! - **Errors**: connection loss, timeouts, serialization failures, deadlocks, lock timeouts,
-//!   shutdowns and resource exhaustion are transient; data exceptions (class 22), integrity
-//!   violations (class 23) and everything else are permanent. Serialization failures (40001)
-//!   and deadlocks (40P01) are also marked as conflicts ([`StoreError::is_conflict`]): the
-//!   server rolled the transaction back, so it may be run again at once.
+//! - **Errors**: connection loss, timeouts, lock timeouts, shutdowns and resource exhaustion
+//!   are transient; serialization failures (40001) and deadlocks (40P01) are conflicts
+//!   ([`ErrorClass::Conflict`](crate::error::ErrorClass::Conflict)): the server rolled the
+//!   transaction back, so it may be run again at once; data exceptions (class 22), integrity
+//!   violations (class 23) and everything else are permanent.
 //! - **Reconnection** is the pool's job: a broken connection surfaces as a transient error, is
 //!   not returned to the pool, and the next call gets a fresh one. Waiting for a connection,
 //!   connecting and recycling each time out after 5 s, and any single operation after 60 s
@@ -82,6 +82,7 @@ impl PostgresStore {
                 "[store] url: {} is not a valid PostgreSQL URL: {e}",
                 super::redact_url(url)
             ))
+            .with_source(e)
         })?;
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(CONNECT_TIMEOUT);
@@ -106,7 +107,9 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::permanent(format!("cannot build PostgreSQL pool: {e}")))?;
+            .map_err(|e| {
+                StoreError::permanent(format!("cannot build PostgreSQL pool: {e}")).with_source(e)
+            })?;
         let store = PostgresStore {
             pool,
             described,
@@ -122,13 +125,14 @@ impl PostgresStore {
                 "PostgreSQL at {}: no connection within {CONNECT_TIMEOUT:?} ({t:?})",
                 self.described
             )),
-            PoolError::Backend(e) => classify(&e, &format!("connect to {}", self.described)),
+            PoolError::Backend(e) => classify(e, &format!("connect to {}", self.described)),
             PoolError::Closed => StoreError::transient("PostgreSQL pool is closed"),
             PoolError::NoRuntimeSpecified => {
                 StoreError::permanent("PostgreSQL pool has no runtime")
             }
             PoolError::PostCreateHook(e) => {
                 StoreError::transient(format!("PostgreSQL connection setup failed: {e}"))
+                    .with_source(e)
             }
         })
     }
@@ -198,7 +202,7 @@ impl Store for PostgresStore {
     async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: tokio_postgres::Error| classify(&e, "create table sluice_kv");
+            let q = |e: tokio_postgres::Error| classify(e, "create table sluice_kv");
             let tx = client.transaction().await.map_err(q)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
                 .await
@@ -253,7 +257,7 @@ impl Store for PostgresStore {
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             match target {
                 Target::Builtin { db } => {
-                    let q = |e: tokio_postgres::Error| classify(&e, "read sluice_kv");
+                    let q = |e: tokio_postgres::Error| classify(e, "read sluice_kv");
                     let stmt = client
                         .prepare_cached(
                             "SELECT value, expires_at FROM sluice_kv WHERE db = $1 AND key = $2",
@@ -273,7 +277,7 @@ impl Store for PostgresStore {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
                     let q = |e: tokio_postgres::Error| {
-                        let mut err = classify(&e, &format!("read {}.{}", m.table, m.value_column));
+                        let mut err = classify(e, &format!("read {}.{}", m.table, m.value_column));
                         err.message = format!(
                             "{} (key capture {:?})",
                             err.message,
@@ -374,14 +378,14 @@ impl Store for PostgresStore {
                     Err(_) => {}
                 }
             }
-            let q = |e: tokio_postgres::Error| classify(&e, "batch transaction");
+            let q = |e: tokio_postgres::Error| classify(e, "batch transaction");
             let tx = client.transaction().await.map_err(q)?;
             let mut applier = PgApplier {
                 conn: PgConn::Tx(&tx),
                 tables: &tables,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
-            tx.commit().await.map_err(|e| commit_error(&e))?;
+            tx.commit().await.map_err(|e| commit_error(e))?;
             Ok(outcome)
         })
         .await;
@@ -391,7 +395,7 @@ impl Store for PostgresStore {
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: tokio_postgres::Error| classify(&e, "scan keys");
+            let q = |e: tokio_postgres::Error| classify(e, "scan keys");
             match target {
                 Target::Builtin { db } => {
                     let rows = client
@@ -436,7 +440,7 @@ impl Store for PostgresStore {
     async fn clear(&self, target: &Target) -> Result<(), StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: tokio_postgres::Error| classify(&e, "clear");
+            let q = |e: tokio_postgres::Error| classify(e, "clear");
             match target {
                 Target::Builtin { db } => client
                     .execute("DELETE FROM sluice_kv WHERE db = $1", &[&(*db as i16)])
@@ -470,7 +474,7 @@ impl Store for PostgresStore {
                     ],
                 )
                 .await
-                .map_err(|e| classify(&e, "purge expired keys"))
+                .map_err(|e| classify(e, "purge expired keys"))
         })
         .await;
         finish(client, r, "purge expired keys")
@@ -479,7 +483,7 @@ impl Store for PostgresStore {
     async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            let q = |e: tokio_postgres::Error| classify(&e, "delete expired key");
+            let q = |e: tokio_postgres::Error| classify(e, "delete expired key");
             let stmt = client
                 .prepare_cached(
                     "DELETE FROM sluice_kv WHERE db = $1 AND key = $2 AND expires_at < $3",

@@ -70,7 +70,7 @@ fn kind_of(base: &str) -> ColumnType {
 }
 
 pub(super) async fn load_table(client: &Object, name: &str) -> Result<Option<PgTable>, StoreError> {
-    let q = |e: tokio_postgres::Error| classify(&e, &format!("read the schema of {name}"));
+    let q = |e: tokio_postgres::Error| classify(e, &format!("read the schema of {name}"));
     let quoted = name.split('.').map(quote).collect::<Vec<_>>().join(".");
     // The quoted name first (exact spelling), then as PostgreSQL folds an unquoted name.
     let row = client
