@@ -78,10 +78,7 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// A failure of the journal tier.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("journal: {0}")]
-pub struct JournalError(pub String);
+pub use crate::tiers::journal::error::JournalError;
 
 /// Errors returned by engine operations. `Display` is the Redis error line without the `-`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

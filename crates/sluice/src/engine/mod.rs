@@ -617,7 +617,7 @@ pub(crate) async fn durable(applied: Applied) -> Result<(), SluiceError> {
         })
         .is_ok();
     match slot {
-        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.0)),
+        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.to_string())),
         _ => Ok(()),
     }
 }
@@ -638,7 +638,7 @@ impl DurabilityBatch {
         let mut first_error = None;
         for ack in self.0 {
             if let Err(e) = ack.await {
-                first_error.get_or_insert(SluiceError::Journal(e.0));
+                first_error.get_or_insert(SluiceError::Journal(e.to_string()));
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -12,7 +12,7 @@ use crate::config::{Config, Durability, Policy};
 use crate::error::SluiceError;
 use crate::numeric::{self, FloatIncrError};
 use crate::tiers::cache::CacheStats;
-use crate::tiers::journal::{JournalOp, JournalRecord, JournalStats};
+use crate::tiers::journal::{ClearScope, JournalRecord, JournalStats};
 use crate::tiers::store::StoreWrite;
 use crate::Sluice;
 
@@ -632,15 +632,13 @@ impl Sluice {
                 let seq = engine.seq.fetch_add(1, Ordering::SeqCst) + 1;
                 engine
                     .journal
-                    .append(JournalRecord {
+                    .append(JournalRecord::clear(
                         seq,
-                        keyspace: ks.name.clone(),
-                        db: db.unwrap_or(u8::MAX),
-                        key: Bytes::new(),
-                        op: JournalOp::Clear,
-                    })
+                        ks.name.clone(),
+                        db.map_or(ClearScope::AllDbs, ClearScope::Db),
+                    ))
                     .await
-                    .map_err(|e| SluiceError::Journal(e.0))?;
+                    .map_err(|e| SluiceError::Journal(e.to_string()))?;
             }
         }
         let _ = engine.cache.clear(db).await;

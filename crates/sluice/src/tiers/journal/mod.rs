@@ -14,20 +14,31 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::Durability;
-use crate::error::JournalError;
 use crate::tiers::store::StoreWrite;
 
+pub mod error;
 pub mod none;
 pub mod wal;
+
+pub use error::JournalError;
 
 /// What a journal record does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalOp {
     /// A write to one key.
     Write(StoreWrite),
-    /// FLUSHDB of the record's keyspace and database (`db` 255: every database): replay
-    /// drops every older record of that keyspace and database.
-    Clear,
+    /// FLUSHDB (one database) or FLUSHALL (every database) of the record's keyspace: replay
+    /// drops every older record of that keyspace in those databases.
+    Clear(ClearScope),
+}
+
+/// Which databases a [`JournalOp::Clear`] empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClearScope {
+    /// One database (FLUSHDB).
+    Db(u8),
+    /// Every database (FLUSHALL). On disk the database byte 255 (which no database uses).
+    AllDbs,
 }
 
 /// One journaled write-back write.
@@ -37,12 +48,30 @@ pub struct JournalRecord {
     pub seq: u64,
     /// Keyspace name.
     pub keyspace: String,
-    /// Redis database index.
+    /// Redis database index of a write. A clear carries its databases in its
+    /// [`ClearScope`]: its `db` is not written, and reads back as the scope's database (0
+    /// for every database); [`JournalRecord::clear`] sets it so.
     pub db: u8,
     /// The full Redis key (empty for [`JournalOp::Clear`]).
     pub key: Bytes,
     /// The change.
     pub op: JournalOp,
+}
+
+impl JournalRecord {
+    /// A FLUSHDB / FLUSHALL record, with `db` and `key` as recovery reads them back.
+    pub fn clear(seq: u64, keyspace: impl Into<String>, scope: ClearScope) -> JournalRecord {
+        JournalRecord {
+            seq,
+            keyspace: keyspace.into(),
+            db: match scope {
+                ClearScope::Db(db) => db,
+                ClearScope::AllDbs => 0,
+            },
+            key: Bytes::new(),
+            op: JournalOp::Clear(scope),
+        }
+    }
 }
 
 /// Figures for INFO and SLUICE.KEYSPACES.
@@ -115,23 +144,15 @@ impl Future for JournalAck {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            AckState::Done(result) => Poll::Ready(std::mem::replace(
-                result,
-                Err(JournalError(ACK_TAKEN.into())),
-            )),
-            AckState::Waiting(rx) => Pin::new(rx).poll(cx).map(|received| {
-                received.unwrap_or_else(|_| {
-                    Err(JournalError(
-                        "journal writer stopped before the record was durable".into(),
-                    ))
-                })
-            }),
+            AckState::Done(result) => {
+                Poll::Ready(std::mem::replace(result, Err(JournalError::AckPolledTwice)))
+            }
+            AckState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|received| received.unwrap_or(Err(JournalError::WriterStopped))),
         }
     }
 }
-
-/// What a `JournalAck` polled again after it resolved reports (a caller bug, not an outcome).
-const ACK_TAKEN: &str = "journal acknowledgement polled after it resolved";
 
 /// Shared handle to a journal.
 pub type SharedJournal = Arc<dyn Journal>;

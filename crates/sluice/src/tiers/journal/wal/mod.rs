@@ -22,9 +22,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::JournalError;
 use super::{Journal, JournalAck, JournalRecord, JournalStats};
 use crate::config::{Durability, JournalConfig};
-use crate::error::JournalError;
 
 mod checkpoint;
 mod format;
@@ -37,14 +37,10 @@ pub use recovery::RecoveryReport;
 use format::{encode_framed, HEADER_LEN};
 use writer::{Request, Writer};
 
-fn io_err(doing: &str, path: &Path, e: std::io::Error) -> JournalError {
-    JournalError(format!("{doing} {}: {e}", path.display()))
-}
-
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("cannot fsync directory", dir, e))
+        .map_err(|e| JournalError::io("fsync directory", dir, e))
 }
 
 /// Counters the writer thread updates and the handle reads.
@@ -78,7 +74,9 @@ impl WalJournal {
         let config = config.clone();
         tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage))
             .await
-            .map_err(|e| JournalError(format!("journal recovery task failed: {e}")))?
+            .map_err(|e| JournalError::RecoveryTask {
+                source: Arc::new(e),
+            })?
     }
 
     fn open_blocking(
@@ -86,7 +84,8 @@ impl WalJournal {
         config: &JournalConfig,
         salvage: bool,
     ) -> Result<WalJournal, JournalError> {
-        fs::create_dir_all(dir).map_err(|e| io_err("cannot create journal directory", dir, e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| JournalError::io("create journal directory", dir, e))?;
         let recovered = recovery::recover(dir, salvage)?;
         let segments = recovered.segments;
         let next_start = segments.last().map(|s| s.start + s.len).unwrap_or(0);
@@ -115,7 +114,7 @@ impl WalJournal {
         let handle = thread::Builder::new()
             .name("sluice-journal".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| JournalError(format!("cannot start journal writer: {e}")))?;
+            .map_err(|e| JournalError::io("start the writer thread of", dir, e))?;
         Ok(WalJournal {
             durability: config.durability,
             tx: Mutex::new(Some(tx)),
@@ -138,14 +137,11 @@ impl WalJournal {
         let (done, rx) = oneshot::channel();
         {
             let tx = self.tx.lock();
-            let tx = tx
-                .as_ref()
-                .ok_or_else(|| JournalError("journal is closed".into()))?;
+            let tx = tx.as_ref().ok_or(JournalError::Closed)?;
             tx.send(make(done))
-                .map_err(|_| JournalError("journal writer has stopped".into()))?;
+                .map_err(|_| JournalError::WriterStopped)?;
         }
-        rx.await
-            .map_err(|_| JournalError("journal writer dropped the request".into()))?
+        rx.await.map_err(|_| JournalError::WriterStopped)?
     }
 }
 
@@ -161,10 +157,10 @@ impl Journal for WalJournal {
         let (done, rx) = oneshot::channel();
         let tx = self.tx.lock();
         let Some(tx) = tx.as_ref() else {
-            return JournalAck::ready(Err(JournalError("journal is closed".into())));
+            return JournalAck::ready(Err(JournalError::Closed));
         };
         if tx.send(Request::Append { bytes, seq, done }).is_err() {
-            return JournalAck::ready(Err(JournalError("journal writer has stopped".into())));
+            return JournalAck::ready(Err(JournalError::WriterStopped));
         }
         JournalAck::waiting(rx)
     }
@@ -199,7 +195,7 @@ impl Journal for WalJournal {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         match result {
-            Err(JournalError(m)) if m == "journal is closed" => Ok(()),
+            Err(JournalError::Closed) => Ok(()),
             other => other,
         }
     }

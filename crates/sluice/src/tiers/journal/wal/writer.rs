@@ -17,9 +17,9 @@ use tracing::error;
 use super::checkpoint::write_checkpoint;
 use super::format::{header, segment_name, HEADER_LEN};
 use super::recovery::Segment;
-use super::{io_err, sync_dir, Shared};
+use super::{sync_dir, Shared};
 use crate::config::Durability;
-use crate::error::JournalError;
+use crate::tiers::journal::JournalError;
 
 /// What the journal handle asks of the writer thread.
 pub(super) enum Request {
@@ -59,10 +59,10 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts a new segment: header written and fsynced, directory fsynced.
-    pub(super) fn roll(&mut self) -> Result<(), JournalError> {
+    pub(super) fn roll(&mut self) -> Result<&mut (File, Segment), JournalError> {
         if let Some((file, seg)) = self.current.take() {
             file.sync_data()
-                .map_err(|e| io_err("cannot fsync", &seg.path, e))?;
+                .map_err(|e| JournalError::io("fsync", &seg.path, e))?;
             self.next_start = seg.start + seg.len;
             self.closed.push_back(seg);
         }
@@ -73,16 +73,16 @@ impl Writer {
             .truncate(true)
             .write(true)
             .open(&path)
-            .map_err(|e| io_err("cannot create", &path, e))?;
+            .map_err(|e| JournalError::io("create", &path, e))?;
         file.write_all(&header(start))
             .and_then(|_| file.sync_data())
-            .map_err(|e| io_err("cannot write header of", &path, e))?;
+            .map_err(|e| JournalError::io("write the header of", &path, e))?;
         sync_dir(&self.dir)?;
         file.seek(SeekFrom::End(0))
-            .map_err(|e| io_err("cannot seek", &path, e))?;
+            .map_err(|e| JournalError::io("seek in", &path, e))?;
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
-        self.current = Some((
+        Ok(self.current.insert((
             file,
             Segment {
                 path,
@@ -90,14 +90,13 @@ impl Writer {
                 len: HEADER_LEN,
                 max_seq: 0,
             },
-        ));
-        Ok(())
+        )))
     }
 
     fn sync(&mut self) -> Result<(), JournalError> {
         if let Some((file, seg)) = &self.current {
             file.sync_data()
-                .map_err(|e| io_err("cannot fsync", &seg.path, e))?;
+                .map_err(|e| JournalError::io("fsync", &seg.path, e))?;
             self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         }
         self.dirty = false;
@@ -106,21 +105,21 @@ impl Writer {
     }
 
     fn write_group(&mut self, bytes: &[u8], max_seq: u64) -> Result<(), JournalError> {
-        let needs_roll = self.current.as_ref().is_some_and(|(_, s)| {
-            s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size
-        });
-        if needs_roll || self.current.is_none() {
-            self.roll()?;
-        }
-        let Some((file, seg)) = self.current.as_mut() else {
-            return Err(JournalError("journal has no open segment".into()));
+        let full =
+            |s: &Segment| s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size;
+        let (file, seg) = match self.current.take() {
+            Some(current) if !full(&current.1) => self.current.insert(current),
+            current => {
+                self.current = current;
+                self.roll()?
+            }
         };
         if let Err(e) = file.write_all(bytes) {
             // Cut whatever part of the group reached the file, so nothing half-written that
             // was never acknowledged can be replayed.
             let _ = file.set_len(seg.len);
             let _ = file.seek(SeekFrom::Start(seg.len));
-            return Err(io_err("cannot append to", &seg.path, e));
+            return Err(JournalError::io("append to", &seg.path, e));
         }
         seg.len += bytes.len() as u64;
         seg.max_seq = seg.max_seq.max(max_seq);
@@ -147,7 +146,7 @@ impl Writer {
             if seg.max_seq > self.checkpoint {
                 break;
             }
-            fs::remove_file(&seg.path).map_err(|e| io_err("cannot delete", &seg.path, e))?;
+            fs::remove_file(&seg.path).map_err(|e| JournalError::io("delete", &seg.path, e))?;
             self.shared.segments.fetch_sub(1, Ordering::Relaxed);
             self.shared.bytes.fetch_sub(seg.len, Ordering::Relaxed);
             self.closed.pop_front();
