@@ -393,6 +393,11 @@ impl Engine {
                         .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))
                 };
                 let ack = if self.journal.durability() != crate::config::Durability::None {
+                    // A journal out of service (a failed write or fsync) makes nothing durable
+                    // any more: refuse before the write reaches the buffer or the cache.
+                    if let Some(e) = self.journal.health().error() {
+                        return Err(SluiceError::Journal(e.to_string()));
+                    }
                     let reservation = match buffer.try_reserve(&route.cache_key) {
                         Some(reservation) => reservation,
                         None => wait_for_room().await?,
@@ -408,6 +413,14 @@ impl Engine {
                         key: route.cache_key.key.clone(),
                         op: JournalOp::Write(write.clone()),
                     });
+                    // Refused at once (the journal failed since the check above, or is closed):
+                    // undo the reservation, so the write never shows.
+                    if let Some(e) = ack.failed_at_once() {
+                        let error = SluiceError::Journal(e.to_string());
+                        buffer.release(reservation);
+                        self.unbuffered.lock().remove(&seq);
+                        return Err(error);
+                    }
                     buffer.insert(reservation, &route.cache_key, seq, write.clone(), now.ms());
                     self.unbuffered.lock().remove(&seq);
                     Some(ack)

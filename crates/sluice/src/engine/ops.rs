@@ -600,6 +600,15 @@ impl Sluice {
                 )));
             }
         }
+        // The clear must be journaled, or a restart would replay the writes it removed:
+        // refuse before anything is cleared while the journal is out of service.
+        if engine.keyspaces.iter().any(|k| k.buffer.is_some())
+            && engine.journal.durability() != Durability::None
+        {
+            if let Some(e) = engine.journal.health().error() {
+                return Err(SluiceError::Journal(e.to_string()));
+            }
+        }
         let dbs: Vec<u8> = match db {
             Some(d) => vec![d],
             None => (0..16).collect(),
@@ -736,9 +745,11 @@ impl Sluice {
         self.engine.cache.stats()
     }
 
-    /// Journal sizes and counters.
+    /// Journal sizes, counters and health.
     pub fn journal_stats(&self) -> JournalStats {
-        self.engine.journal.stats()
+        let mut stats = self.engine.journal.stats();
+        stats.health = self.engine.journal.health();
+        stats
     }
 
     /// The journal durability in force.

@@ -56,13 +56,13 @@ pub enum JournalError {
     /// journal takes no more writes until Sluice is restarted and recovery reads back what is
     /// really on disk.
     #[error(
-        "journal {path} is out of service since a failed {doing}: {cause}; no write was acknowledged since; restart Sluice to recover",
+        "journal is out of service since it could not {doing} {path}: {cause}; no write was acknowledged since; restart Sluice to recover",
         path = path.display()
     )]
     Poisoned {
         /// The segment file whose write or fsync failed.
         path: PathBuf,
-        /// `write` or `fsync`.
+        /// What failed, e.g. `fsync` or `append to`.
         doing: &'static str,
         /// The OS error of the failed call.
         cause: Arc<io::Error>,

@@ -6,6 +6,7 @@
 //! highest, so a record already stored can never regress a key.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -74,8 +75,46 @@ impl JournalRecord {
     }
 }
 
+/// Whether a journal still takes writes.
+#[derive(Debug, Clone, Default)]
+pub enum JournalHealth {
+    /// Appends are made durable as the durability mode promises.
+    #[default]
+    Ok,
+    /// A write or fsync of a segment failed. Since then every append fails at once and
+    /// nothing is acknowledged; only a restart (recovery reads back what is really on disk)
+    /// brings the journal back.
+    Failed {
+        /// The segment file whose write or fsync failed.
+        path: PathBuf,
+        /// What failed, e.g. `fsync` or `append to`.
+        doing: &'static str,
+        /// The OS error of the failed call.
+        cause: Arc<std::io::Error>,
+    },
+}
+
+impl JournalHealth {
+    /// True while the journal takes writes.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, JournalHealth::Ok)
+    }
+
+    /// The error every append returns while the journal is failed; `None` while it is ok.
+    pub fn error(&self) -> Option<JournalError> {
+        match self {
+            JournalHealth::Ok => None,
+            JournalHealth::Failed { path, doing, cause } => Some(JournalError::Poisoned {
+                path: path.clone(),
+                doing,
+                cause: cause.clone(),
+            }),
+        }
+    }
+}
+
 /// Figures for INFO and SLUICE.KEYSPACES.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct JournalStats {
     /// Bytes on disk in live segments.
     pub bytes: u64,
@@ -85,6 +124,8 @@ pub struct JournalStats {
     pub appends: u64,
     /// fdatasync calls since start.
     pub syncs: u64,
+    /// Whether the journal still takes writes.
+    pub health: JournalHealth,
 }
 
 /// The durable write-back queue.
@@ -110,6 +151,12 @@ pub trait Journal: Send + Sync + 'static {
     /// Sizes and counters.
     fn stats(&self) -> JournalStats;
 
+    /// Whether appends can still be made durable. Cheap (no lock, no allocation while ok):
+    /// the engine asks before every write-back write.
+    fn health(&self) -> JournalHealth {
+        JournalHealth::Ok
+    }
+
     /// The highest sequence number ever appended, across restarts, so new writes continue
     /// above it.
     fn last_seq(&self) -> u64;
@@ -130,6 +177,15 @@ impl JournalAck {
     /// An acknowledgement that is already decided.
     pub fn ready(result: Result<(), JournalError>) -> JournalAck {
         JournalAck(AckState::Done(result))
+    }
+
+    /// The error of an acknowledgement that failed already when it was made (the journal
+    /// refused the record at once), so a caller can undo its work before anyone sees it.
+    pub fn failed_at_once(&self) -> Option<&JournalError> {
+        match &self.0 {
+            AckState::Done(Err(e)) => Some(e),
+            _ => None,
+        }
     }
 
     /// An acknowledgement the journal writer completes later.

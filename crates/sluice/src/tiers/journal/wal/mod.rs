@@ -14,7 +14,7 @@
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
 
@@ -23,19 +23,23 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::JournalError;
-use super::{Journal, JournalAck, JournalRecord, JournalStats};
+use super::{Journal, JournalAck, JournalHealth, JournalRecord, JournalStats};
 use crate::config::{Durability, JournalConfig};
 
 mod checkpoint;
+mod faults;
 mod format;
 mod recovery;
 mod writer;
 
+pub use faults::JournalFaults;
 pub use format::{decode_payload, encode_payload};
 pub use recovery::RecoveryReport;
 
+use faults::SegmentIo;
+
 use format::{encode_framed, HEADER_LEN};
-use writer::{Request, Writer};
+use writer::{Control, Request, Writer};
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
@@ -50,6 +54,8 @@ struct Shared {
     appends: AtomicU64,
     syncs: AtomicU64,
     last_seq: AtomicU64,
+    /// Set once, by the writer, when a segment write or fsync fails (always `Failed`).
+    failure: OnceLock<JournalHealth>,
 }
 
 /// The segment-file journal.
@@ -70,9 +76,30 @@ impl WalJournal {
         config: &JournalConfig,
         salvage: bool,
     ) -> Result<WalJournal, JournalError> {
+        WalJournal::open_inner(dir, config, salvage, None).await
+    }
+
+    /// Like [`WalJournal::open`], with the writer's segment writes and fsyncs failing as
+    /// `faults` plans: for tests of what a failing disk does.
+    pub async fn open_with_faults(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+        faults: JournalFaults,
+    ) -> Result<WalJournal, JournalError> {
+        WalJournal::open_inner(dir, config, salvage, Some(faults)).await
+    }
+
+    async fn open_inner(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+        faults: Option<JournalFaults>,
+    ) -> Result<WalJournal, JournalError> {
         let dir = dir.to_path_buf();
         let config = config.clone();
-        tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage))
+        let io = SegmentIo::new(faults);
+        tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage, io))
             .await
             .map_err(|e| JournalError::RecoveryTask {
                 source: Arc::new(e),
@@ -83,6 +110,7 @@ impl WalJournal {
         dir: &Path,
         config: &JournalConfig,
         salvage: bool,
+        io: SegmentIo,
     ) -> Result<WalJournal, JournalError> {
         fs::create_dir_all(dir)
             .map_err(|e| JournalError::io("create journal directory", dir, e))?;
@@ -95,6 +123,7 @@ impl WalJournal {
             appends: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             last_seq: AtomicU64::new(recovered.last_seq),
+            failure: OnceLock::new(),
         });
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -105,11 +134,12 @@ impl WalJournal {
             current: None,
             next_start,
             shared: shared.clone(),
+            io,
             dirty: false,
             last_sync: Instant::now(),
             checkpoint: recovered.checkpoint,
         };
-        writer.roll()?;
+        writer.current = Some(writer.roll()?);
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("sluice-journal".into())
@@ -152,6 +182,9 @@ impl Journal for WalJournal {
     }
 
     fn append(&self, record: JournalRecord) -> JournalAck {
+        if let Some(refused) = self.shared.failure.get().and_then(JournalHealth::error) {
+            return JournalAck::ready(Err(refused));
+        }
         let bytes = encode_framed(&record);
         let seq = record.seq;
         let (done, rx) = oneshot::channel();
@@ -166,7 +199,7 @@ impl Journal for WalJournal {
     }
 
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
-        self.request(|done| Request::Checkpoint { upto, done })
+        self.request(|done| Request::Control(Control::Checkpoint { upto, done }))
             .await
     }
 
@@ -180,7 +213,12 @@ impl Journal for WalJournal {
             segments: self.shared.segments.load(Ordering::Relaxed),
             appends: self.shared.appends.load(Ordering::Relaxed),
             syncs: self.shared.syncs.load(Ordering::Relaxed),
+            health: self.health(),
         }
+    }
+
+    fn health(&self) -> JournalHealth {
+        self.shared.failure.get().cloned().unwrap_or_default()
     }
 
     fn last_seq(&self) -> u64 {
@@ -188,7 +226,9 @@ impl Journal for WalJournal {
     }
 
     async fn close(&self) -> Result<(), JournalError> {
-        let result = self.request(|done| Request::Close { done }).await;
+        let result = self
+            .request(|done| Request::Control(Control::Close { done }))
+            .await;
         self.tx.lock().take();
         let handle = self.thread.lock().take();
         if let Some(h) = handle {
