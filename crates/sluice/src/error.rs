@@ -118,10 +118,7 @@ impl StdError for StoreError {
     }
 }
 
-/// A failure of the journal tier.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("journal: {0}")]
-pub struct JournalError(pub String);
+pub use crate::tiers::journal::error::JournalError;
 
 /// A failure of the dead-letter registry (`<data-dir>/deadletters.db`).
 #[derive(Debug, Error)]

@@ -396,6 +396,11 @@ impl Engine {
                         .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))
                 };
                 let ack = if self.journal.durability() != crate::config::Durability::None {
+                    // A journal out of service (a failed write or fsync) makes nothing durable
+                    // any more: refuse before the write reaches the buffer or the cache.
+                    if let Some(e) = self.journal.health().error() {
+                        return Err(SluiceError::Journal(e.to_string()));
+                    }
                     let reservation = match buffer.try_reserve(&route.cache_key) {
                         Some(reservation) => reservation,
                         None => wait_for_room().await?,
@@ -411,6 +416,14 @@ impl Engine {
                         key: route.cache_key.key.clone(),
                         op: JournalOp::Write(write.clone()),
                     });
+                    // Refused at once (the journal failed since the check above, or is closed):
+                    // undo the reservation, so the write never shows.
+                    if let Some(e) = ack.failed_at_once() {
+                        let error = SluiceError::Journal(e.to_string());
+                        buffer.release(reservation);
+                        self.unbuffered.lock().remove(&seq);
+                        return Err(error);
+                    }
                     buffer.insert(reservation, &route.cache_key, seq, write.clone(), now.ms());
                     self.unbuffered.lock().remove(&seq);
                     Some(ack)
@@ -620,7 +633,7 @@ pub(crate) async fn durable(applied: Applied) -> Result<(), SluiceError> {
         })
         .is_ok();
     match slot {
-        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.0)),
+        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.to_string())),
         _ => Ok(()),
     }
 }
@@ -641,7 +654,7 @@ impl DurabilityBatch {
         let mut first_error = None;
         for ack in self.0 {
             if let Err(e) = ack.await {
-                first_error.get_or_insert(SluiceError::Journal(e.0));
+                first_error.get_or_insert(SluiceError::Journal(e.to_string()));
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -23,7 +23,7 @@ use crate::tiers::cache::memory::MemoryCache;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::none::NoJournal;
 use crate::tiers::journal::wal::WalJournal;
-use crate::tiers::journal::{JournalOp, JournalRecord, SharedJournal};
+use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, SharedJournal};
 use crate::tiers::store::{self, MappedTable, SharedStore};
 use crate::Sluice;
 
@@ -178,19 +178,21 @@ impl Engine {
         let now = self.now();
         let mut unknown = 0usize;
         // FLUSHDB records: every older record of that keyspace and database is void.
-        let mut clears: std::collections::HashMap<(String, u8), u64> = Default::default();
+        let mut clears: std::collections::HashMap<(String, ClearScope), u64> = Default::default();
         for r in &records {
-            if r.op == JournalOp::Clear {
-                let e = clears.entry((r.keyspace.clone(), r.db)).or_insert(0);
+            if let JournalOp::Clear(scope) = r.op {
+                let e = clears.entry((r.keyspace.clone(), scope)).or_insert(0);
                 *e = (*e).max(r.seq);
             }
         }
         let cleared = |r: &JournalRecord| {
-            [r.db, u8::MAX].iter().any(|db| {
-                clears
-                    .get(&(r.keyspace.clone(), *db))
-                    .is_some_and(|&c| c > r.seq)
-            })
+            [ClearScope::Db(r.db), ClearScope::AllDbs]
+                .iter()
+                .any(|scope| {
+                    clears
+                        .get(&(r.keyspace.clone(), *scope))
+                        .is_some_and(|&c| c > r.seq)
+                })
         };
         for record in records {
             let JournalOp::Write(write) = &record.op else {
@@ -224,9 +226,9 @@ impl Engine {
             unknown, "journal replayed into the write-back buffers"
         );
         if unknown > 0 {
-            return Err(OpenError::Journal(crate::error::JournalError(format!(
-                "{unknown} journal records belong to keyspaces missing from the config; restore those [[keyspace]] entries so they can be stored"
-            ))));
+            return Err(OpenError::Journal(
+                crate::error::JournalError::UnknownKeyspaces { records: unknown },
+            ));
         }
         if let Err(e) = self.flush_all().await {
             warn!("flush after journal replay failed, will retry in the background: {e}");

@@ -12,7 +12,7 @@ use crate::config::{Config, Durability, Policy};
 use crate::error::SluiceError;
 use crate::numeric::{self, FloatIncrError};
 use crate::tiers::cache::CacheStats;
-use crate::tiers::journal::{JournalOp, JournalRecord, JournalStats};
+use crate::tiers::journal::{ClearScope, JournalRecord, JournalStats};
 use crate::tiers::store::StoreWrite;
 use crate::Sluice;
 
@@ -601,6 +601,15 @@ impl Sluice {
                 )));
             }
         }
+        // The clear must be journaled, or a restart would replay the writes it removed:
+        // refuse before anything is cleared while the journal is out of service.
+        if engine.keyspaces.iter().any(|k| k.buffer.is_some())
+            && engine.journal.durability() != Durability::None
+        {
+            if let Some(e) = engine.journal.health().error() {
+                return Err(SluiceError::Journal(e.to_string()));
+            }
+        }
         let dbs: Vec<u8> = match db {
             Some(d) => vec![d],
             None => (0..16).collect(),
@@ -633,15 +642,13 @@ impl Sluice {
                 let seq = engine.seq.fetch_add(1, Ordering::SeqCst) + 1;
                 engine
                     .journal
-                    .append(JournalRecord {
+                    .append(JournalRecord::clear(
                         seq,
-                        keyspace: ks.name.clone(),
-                        db: db.unwrap_or(u8::MAX),
-                        key: Bytes::new(),
-                        op: JournalOp::Clear,
-                    })
+                        ks.name.clone(),
+                        db.map_or(ClearScope::AllDbs, ClearScope::Db),
+                    ))
                     .await
-                    .map_err(|e| SluiceError::Journal(e.0))?;
+                    .map_err(|e| SluiceError::Journal(e.to_string()))?;
             }
         }
         let _ = engine.cache.clear(db).await;
@@ -739,9 +746,11 @@ impl Sluice {
         self.engine.cache.stats()
     }
 
-    /// Journal sizes and counters.
+    /// Journal sizes, counters and health.
     pub fn journal_stats(&self) -> JournalStats {
-        self.engine.journal.stats()
+        let mut stats = self.engine.journal.stats();
+        stats.health = self.engine.journal.health();
+        stats
     }
 
     /// The journal durability in force.

@@ -358,6 +358,16 @@ async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             j.syncs,
             j.appends as f64 / j.syncs.max(1) as f64,
         );
+        match j.health.error() {
+            None => out.push_str("journal_state:ok\r\n"),
+            Some(e) => {
+                let _ = write!(
+                    out,
+                    "journal_state:failed\r\njournal_error:{}\r\n",
+                    e.to_string().replace(['\r', '\n'], " ")
+                );
+            }
+        }
         for k in sluice.keyspaces() {
             let _ = write!(
                 out,

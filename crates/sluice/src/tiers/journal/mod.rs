@@ -6,6 +6,7 @@
 //! highest, so a record already stored can never regress a key.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,20 +15,31 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::Durability;
-use crate::error::JournalError;
 use crate::tiers::store::StoreWrite;
 
+pub mod error;
 pub mod none;
 pub mod wal;
+
+pub use error::JournalError;
 
 /// What a journal record does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalOp {
     /// A write to one key.
     Write(StoreWrite),
-    /// FLUSHDB of the record's keyspace and database (`db` 255: every database): replay
-    /// drops every older record of that keyspace and database.
-    Clear,
+    /// FLUSHDB (one database) or FLUSHALL (every database) of the record's keyspace: replay
+    /// drops every older record of that keyspace in those databases.
+    Clear(ClearScope),
+}
+
+/// Which databases a [`JournalOp::Clear`] empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClearScope {
+    /// One database (FLUSHDB).
+    Db(u8),
+    /// Every database (FLUSHALL). On disk the database byte 255 (which no database uses).
+    AllDbs,
 }
 
 /// One journaled write-back write.
@@ -37,7 +49,9 @@ pub struct JournalRecord {
     pub seq: u64,
     /// Keyspace name.
     pub keyspace: String,
-    /// Redis database index.
+    /// Redis database index of a write. A clear carries its databases in its
+    /// [`ClearScope`]: its `db` is not written, and reads back as the scope's database (0
+    /// for every database); [`JournalRecord::clear`] sets it so.
     pub db: u8,
     /// The full Redis key (empty for [`JournalOp::Clear`]).
     pub key: Bytes,
@@ -45,8 +59,62 @@ pub struct JournalRecord {
     pub op: JournalOp,
 }
 
+impl JournalRecord {
+    /// A FLUSHDB / FLUSHALL record, with `db` and `key` as recovery reads them back.
+    pub fn clear(seq: u64, keyspace: impl Into<String>, scope: ClearScope) -> JournalRecord {
+        JournalRecord {
+            seq,
+            keyspace: keyspace.into(),
+            db: match scope {
+                ClearScope::Db(db) => db,
+                ClearScope::AllDbs => 0,
+            },
+            key: Bytes::new(),
+            op: JournalOp::Clear(scope),
+        }
+    }
+}
+
+/// Whether a journal still takes writes.
+#[derive(Debug, Clone, Default)]
+pub enum JournalHealth {
+    /// Appends are made durable as the durability mode promises.
+    #[default]
+    Ok,
+    /// A write or fsync of a segment failed. Since then every append fails at once and
+    /// nothing is acknowledged; only a restart (recovery reads back what is really on disk)
+    /// brings the journal back.
+    Failed {
+        /// The segment file whose write or fsync failed.
+        path: PathBuf,
+        /// What failed, e.g. `fsync` or `append to`.
+        doing: &'static str,
+        /// The OS error of the failed call.
+        cause: Arc<std::io::Error>,
+    },
+}
+
+impl JournalHealth {
+    /// True while the journal takes writes.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, JournalHealth::Ok)
+    }
+
+    /// The error every append returns while the journal is failed; `None` while it is ok.
+    pub fn error(&self) -> Option<JournalError> {
+        match self {
+            JournalHealth::Ok => None,
+            JournalHealth::Failed { path, doing, cause } => Some(JournalError::Poisoned {
+                path: path.clone(),
+                doing,
+                cause: cause.clone(),
+            }),
+        }
+    }
+}
+
 /// Figures for INFO and SLUICE.KEYSPACES.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct JournalStats {
     /// Bytes on disk in live segments.
     pub bytes: u64,
@@ -56,6 +124,8 @@ pub struct JournalStats {
     pub appends: u64,
     /// fdatasync calls since start.
     pub syncs: u64,
+    /// Whether the journal still takes writes.
+    pub health: JournalHealth,
 }
 
 /// The durable write-back queue.
@@ -81,6 +151,12 @@ pub trait Journal: Send + Sync + 'static {
     /// Sizes and counters.
     fn stats(&self) -> JournalStats;
 
+    /// Whether appends can still be made durable. Cheap (no lock, no allocation while ok):
+    /// the engine asks before every write-back write.
+    fn health(&self) -> JournalHealth {
+        JournalHealth::Ok
+    }
+
     /// The highest sequence number ever appended, across restarts, so new writes continue
     /// above it.
     fn last_seq(&self) -> u64;
@@ -103,6 +179,15 @@ impl JournalAck {
         JournalAck(AckState::Done(result))
     }
 
+    /// The error of an acknowledgement that failed already when it was made (the journal
+    /// refused the record at once), so a caller can undo its work before anyone sees it.
+    pub fn failed_at_once(&self) -> Option<&JournalError> {
+        match &self.0 {
+            AckState::Done(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// An acknowledgement the journal writer completes later.
     pub fn waiting(rx: tokio::sync::oneshot::Receiver<Result<(), JournalError>>) -> JournalAck {
         JournalAck(AckState::Waiting(rx))
@@ -115,23 +200,15 @@ impl Future for JournalAck {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            AckState::Done(result) => Poll::Ready(std::mem::replace(
-                result,
-                Err(JournalError(ACK_TAKEN.into())),
-            )),
-            AckState::Waiting(rx) => Pin::new(rx).poll(cx).map(|received| {
-                received.unwrap_or_else(|_| {
-                    Err(JournalError(
-                        "journal writer stopped before the record was durable".into(),
-                    ))
-                })
-            }),
+            AckState::Done(result) => {
+                Poll::Ready(std::mem::replace(result, Err(JournalError::AckPolledTwice)))
+            }
+            AckState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|received| received.unwrap_or(Err(JournalError::WriterStopped))),
         }
     }
 }
-
-/// What a `JournalAck` polled again after it resolved reports (a caller bug, not an outcome).
-const ACK_TAKEN: &str = "journal acknowledgement polled after it resolved";
 
 /// Shared handle to a journal.
 pub type SharedJournal = Arc<dyn Journal>;

@@ -3,9 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{Journal, JournalAck, JournalRecord, JournalStats};
+use super::{Journal, JournalAck, JournalError, JournalRecord, JournalStats};
 use crate::config::Durability;
-use crate::error::JournalError;
 
 /// The journal that keeps nothing.
 #[derive(Debug, Default)]

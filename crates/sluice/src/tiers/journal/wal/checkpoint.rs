@@ -6,8 +6,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use super::{io_err, sync_dir};
-use crate::error::JournalError;
+use super::sync_dir;
+use crate::tiers::journal::JournalError;
 
 const CHECKPOINT_MAGIC: &[u8; 8] = b"SLUICECP";
 const CHECKPOINT_LEN: usize = 28;
@@ -19,13 +19,14 @@ pub(super) fn read_checkpoint(dir: &Path) -> Result<(u64, u64), JournalError> {
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(io_err("cannot read", &path, e)),
+        Err(e) => return Err(JournalError::io("read", path, e)),
     };
     if bytes.len() != CHECKPOINT_LEN || &bytes[..8] != CHECKPOINT_MAGIC {
-        return Err(JournalError(format!(
-            "checkpoint file {} is malformed; if the journal directory was copied partially, restore it whole",
-            path.display()
-        )));
+        return Err(JournalError::Corrupt {
+            path,
+            offset: 0,
+            reason: "the checkpoint file is malformed; if the journal directory was copied partially, restore it whole",
+        });
     }
     let word = |at: usize| {
         let mut b = [0u8; 8];
@@ -35,10 +36,11 @@ pub(super) fn read_checkpoint(dir: &Path) -> Result<(u64, u64), JournalError> {
     let mut crc = [0u8; 4];
     crc.copy_from_slice(&bytes[24..28]);
     if crc32c::crc32c(&bytes[..24]) != u32::from_le_bytes(crc) {
-        return Err(JournalError(format!(
-            "checkpoint file {} fails its checksum; restore it or remove it to replay the whole journal",
-            path.display()
-        )));
+        return Err(JournalError::Corrupt {
+            path,
+            offset: 24,
+            reason: "the checkpoint file fails its checksum; restore it, or remove it to replay the whole journal",
+        });
     }
     Ok((word(8), word(16)))
 }
@@ -52,10 +54,11 @@ pub(super) fn write_checkpoint(dir: &Path, upto: u64, last_seq: u64) -> Result<(
     b.extend_from_slice(&crc32c::crc32c(&b).to_le_bytes());
     let tmp = dir.join("checkpoint.tmp");
     let path = dir.join("checkpoint");
-    let mut f = File::create(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
+    let mut f = File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
     f.write_all(&b)
-        .map_err(|e| io_err("cannot write", &tmp, e))?;
-    f.sync_data().map_err(|e| io_err("cannot fsync", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &tmp, e))?;
+        .map_err(|e| JournalError::io("write", &tmp, e))?;
+    f.sync_data()
+        .map_err(|e| JournalError::io("fsync", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| JournalError::io("rename into place", &tmp, e))?;
     sync_dir(dir)
 }

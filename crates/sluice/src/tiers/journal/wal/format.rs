@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::tiers::journal::{JournalOp, JournalRecord};
+use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
 use crate::tiers::store::StoreWrite;
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
@@ -22,6 +22,8 @@ const FRAME_HEADER: usize = 8;
 const OP_UPSERT: u8 = 0;
 const OP_DELETE: u8 = 1;
 const OP_CLEAR: u8 = 2;
+/// The database byte of a clear of every database.
+const ALL_DBS: u8 = u8::MAX;
 
 /// Encodes a record's payload.
 pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
@@ -41,17 +43,18 @@ fn payload_capacity(r: &JournalRecord) -> usize {
 
 /// Appends a record's payload to `p`.
 fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
-    let (op, value, expires_at) = match &r.op {
+    let (op, db, value, expires_at) = match &r.op {
         JournalOp::Write(StoreWrite::Upsert { value, expires_at }) => {
-            (OP_UPSERT, &value[..], *expires_at)
+            (OP_UPSERT, r.db, &value[..], *expires_at)
         }
-        JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, &[][..], None),
-        JournalOp::Clear => (OP_CLEAR, &[][..], None),
+        JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, r.db, &[][..], None),
+        JournalOp::Clear(ClearScope::Db(db)) => (OP_CLEAR, *db, &[][..], None),
+        JournalOp::Clear(ClearScope::AllDbs) => (OP_CLEAR, ALL_DBS, &[][..], None),
     };
     let ks = r.keyspace.as_bytes();
     p.extend_from_slice(&r.seq.to_le_bytes());
     p.push(op);
-    p.push(r.db);
+    p.push(db);
     p.extend_from_slice(&(ks.len() as u16).to_le_bytes());
     p.extend_from_slice(ks);
     p.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
@@ -108,7 +111,10 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
     let op = match op {
         OP_UPSERT => JournalOp::Write(StoreWrite::Upsert { value, expires_at }),
         OP_DELETE => JournalOp::Write(StoreWrite::Delete),
-        OP_CLEAR => JournalOp::Clear,
+        OP_CLEAR if db == ALL_DBS => {
+            return Some(JournalRecord::clear(seq, keyspace, ClearScope::AllDbs))
+        }
+        OP_CLEAR => return Some(JournalRecord::clear(seq, keyspace, ClearScope::Db(db))),
         _ => return None,
     };
     Some(JournalRecord {
@@ -205,14 +211,27 @@ mod tests {
         ] {
             assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
         }
-        let clear = JournalRecord {
-            seq: 9,
-            keyspace: "ks".into(),
-            db: 255,
-            key: Bytes::new(),
-            op: JournalOp::Clear,
-        };
-        assert_eq!(decode_payload(&encode_payload(&clear)), Some(clear));
+        for scope in [ClearScope::AllDbs, ClearScope::Db(0), ClearScope::Db(15)] {
+            let clear = JournalRecord::clear(9, "ks", scope);
+            assert_eq!(decode_payload(&encode_payload(&clear)), Some(clear));
+        }
+    }
+
+    /// Journals written before `ClearScope` existed stored FLUSHALL as a clear of database
+    /// 255; those bytes still mean every database.
+    #[test]
+    fn a_clear_of_db_255_on_disk_is_every_database() {
+        let mut p = Vec::new();
+        p.extend_from_slice(&9u64.to_le_bytes());
+        p.extend_from_slice(&[OP_CLEAR, 255]);
+        p.extend_from_slice(&2u16.to_le_bytes());
+        p.extend_from_slice(b"ks");
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.push(0);
+        let r = decode_payload(&p).expect("an old FLUSHALL record decodes");
+        assert_eq!(r.op, JournalOp::Clear(ClearScope::AllDbs));
+        assert_eq!(encode_payload(&r), p, "and encodes to the same bytes");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
 
@@ -22,29 +22,29 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::{Journal, JournalAck, JournalRecord, JournalStats};
+use super::JournalError;
+use super::{Journal, JournalAck, JournalHealth, JournalRecord, JournalStats};
 use crate::config::{Durability, JournalConfig};
-use crate::error::JournalError;
 
 mod checkpoint;
+mod faults;
 mod format;
 mod recovery;
 mod writer;
 
+pub use faults::JournalFaults;
 pub use format::{decode_payload, encode_payload};
 pub use recovery::RecoveryReport;
 
-use format::{encode_framed, HEADER_LEN};
-use writer::{Request, Writer};
+use faults::SegmentIo;
 
-fn io_err(doing: &str, path: &Path, e: std::io::Error) -> JournalError {
-    JournalError(format!("{doing} {}: {e}", path.display()))
-}
+use format::{encode_framed, HEADER_LEN};
+use writer::{Control, Request, Writer};
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("cannot fsync directory", dir, e))
+        .map_err(|e| JournalError::io("fsync directory", dir, e))
 }
 
 /// Counters the writer thread updates and the handle reads.
@@ -54,6 +54,8 @@ struct Shared {
     appends: AtomicU64,
     syncs: AtomicU64,
     last_seq: AtomicU64,
+    /// Set once, by the writer, when a segment write or fsync fails (always `Failed`).
+    failure: OnceLock<JournalHealth>,
 }
 
 /// The segment-file journal.
@@ -74,19 +76,44 @@ impl WalJournal {
         config: &JournalConfig,
         salvage: bool,
     ) -> Result<WalJournal, JournalError> {
+        WalJournal::open_inner(dir, config, salvage, None).await
+    }
+
+    /// Like [`WalJournal::open`], with the writer's segment writes and fsyncs failing as
+    /// `faults` plans: for tests of what a failing disk does.
+    pub async fn open_with_faults(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+        faults: JournalFaults,
+    ) -> Result<WalJournal, JournalError> {
+        WalJournal::open_inner(dir, config, salvage, Some(faults)).await
+    }
+
+    async fn open_inner(
+        dir: &Path,
+        config: &JournalConfig,
+        salvage: bool,
+        faults: Option<JournalFaults>,
+    ) -> Result<WalJournal, JournalError> {
         let dir = dir.to_path_buf();
         let config = config.clone();
-        tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage))
+        let io = SegmentIo::new(faults);
+        tokio::task::spawn_blocking(move || WalJournal::open_blocking(&dir, &config, salvage, io))
             .await
-            .map_err(|e| JournalError(format!("journal recovery task failed: {e}")))?
+            .map_err(|e| JournalError::RecoveryTask {
+                source: Arc::new(e),
+            })?
     }
 
     fn open_blocking(
         dir: &Path,
         config: &JournalConfig,
         salvage: bool,
+        io: SegmentIo,
     ) -> Result<WalJournal, JournalError> {
-        fs::create_dir_all(dir).map_err(|e| io_err("cannot create journal directory", dir, e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| JournalError::io("create journal directory", dir, e))?;
         let recovered = recovery::recover(dir, salvage)?;
         let segments = recovered.segments;
         let next_start = segments.last().map(|s| s.start + s.len).unwrap_or(0);
@@ -96,6 +123,7 @@ impl WalJournal {
             appends: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             last_seq: AtomicU64::new(recovered.last_seq),
+            failure: OnceLock::new(),
         });
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -106,16 +134,17 @@ impl WalJournal {
             current: None,
             next_start,
             shared: shared.clone(),
+            io,
             dirty: false,
             last_sync: Instant::now(),
             checkpoint: recovered.checkpoint,
         };
-        writer.roll()?;
+        writer.current = Some(writer.roll()?);
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("sluice-journal".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| JournalError(format!("cannot start journal writer: {e}")))?;
+            .map_err(|e| JournalError::io("start the writer thread of", dir, e))?;
         Ok(WalJournal {
             durability: config.durability,
             tx: Mutex::new(Some(tx)),
@@ -138,14 +167,11 @@ impl WalJournal {
         let (done, rx) = oneshot::channel();
         {
             let tx = self.tx.lock();
-            let tx = tx
-                .as_ref()
-                .ok_or_else(|| JournalError("journal is closed".into()))?;
+            let tx = tx.as_ref().ok_or(JournalError::Closed)?;
             tx.send(make(done))
-                .map_err(|_| JournalError("journal writer has stopped".into()))?;
+                .map_err(|_| JournalError::WriterStopped)?;
         }
-        rx.await
-            .map_err(|_| JournalError("journal writer dropped the request".into()))?
+        rx.await.map_err(|_| JournalError::WriterStopped)?
     }
 }
 
@@ -156,21 +182,24 @@ impl Journal for WalJournal {
     }
 
     fn append(&self, record: JournalRecord) -> JournalAck {
+        if let Some(refused) = self.shared.failure.get().and_then(JournalHealth::error) {
+            return JournalAck::ready(Err(refused));
+        }
         let bytes = encode_framed(&record);
         let seq = record.seq;
         let (done, rx) = oneshot::channel();
         let tx = self.tx.lock();
         let Some(tx) = tx.as_ref() else {
-            return JournalAck::ready(Err(JournalError("journal is closed".into())));
+            return JournalAck::ready(Err(JournalError::Closed));
         };
         if tx.send(Request::Append { bytes, seq, done }).is_err() {
-            return JournalAck::ready(Err(JournalError("journal writer has stopped".into())));
+            return JournalAck::ready(Err(JournalError::WriterStopped));
         }
         JournalAck::waiting(rx)
     }
 
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
-        self.request(|done| Request::Checkpoint { upto, done })
+        self.request(|done| Request::Control(Control::Checkpoint { upto, done }))
             .await
     }
 
@@ -184,7 +213,12 @@ impl Journal for WalJournal {
             segments: self.shared.segments.load(Ordering::Relaxed),
             appends: self.shared.appends.load(Ordering::Relaxed),
             syncs: self.shared.syncs.load(Ordering::Relaxed),
+            health: self.health(),
         }
+    }
+
+    fn health(&self) -> JournalHealth {
+        self.shared.failure.get().cloned().unwrap_or_default()
     }
 
     fn last_seq(&self) -> u64 {
@@ -192,14 +226,16 @@ impl Journal for WalJournal {
     }
 
     async fn close(&self) -> Result<(), JournalError> {
-        let result = self.request(|done| Request::Close { done }).await;
+        let result = self
+            .request(|done| Request::Control(Control::Close { done }))
+            .await;
         self.tx.lock().take();
         let handle = self.thread.lock().take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         match result {
-            Err(JournalError(m)) if m == "journal is closed" => Ok(()),
+            Err(JournalError::Closed) => Ok(()),
             other => other,
         }
     }

@@ -10,8 +10,7 @@ use tracing::{error, warn};
 
 use super::checkpoint::read_checkpoint;
 use super::format::{parse_header, parse_record, parse_segment_name, HEADER_LEN};
-use super::io_err;
-use crate::error::JournalError;
+use crate::tiers::journal::JournalError;
 use crate::tiers::journal::JournalRecord;
 
 /// What recovery found.
@@ -93,8 +92,8 @@ pub(super) fn recover(dir: &Path, salvage: bool) -> Result<Recovered, JournalErr
 /// Every segment file of `dir`, oldest first, with unknown length.
 fn list_segments(dir: &Path) -> Result<Vec<Segment>, JournalError> {
     let mut segs = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| io_err("cannot list", dir, e))? {
-        let entry = entry.map_err(|e| io_err("cannot list", dir, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| JournalError::io("list", dir, e))? {
+        let entry = entry.map_err(|e| JournalError::io("list", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(start) = parse_segment_name(&name) else {
             continue;
@@ -129,13 +128,12 @@ fn check_contiguous(
             continue;
         }
         if !salvage {
-            return Err(JournalError(format!(
-                "journal segment {} ends at byte {} but the next one, {}, starts at byte {}: a segment file is missing or was cut; restore the journal directory whole, or start with --salvage to replay what is there (the missing writes are lost)",
-                prev.path.display(),
-                prev.start + prev.len,
-                next.path.display(),
-                next.start
-            )));
+            return Err(JournalError::Gap {
+                before: prev.path.clone(),
+                ends_at: prev.start + prev.len,
+                next: next.path.clone(),
+                starts_at: next.start,
+            });
         }
         error!(
             segment = %next.path.display(),
@@ -160,10 +158,10 @@ fn scan_segment(
         .read(true)
         .write(true)
         .open(&seg.path)
-        .map_err(|e| io_err("cannot open", &seg.path, e))?;
+        .map_err(|e| JournalError::io("open", &seg.path, e))?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)
-        .map_err(|e| io_err("cannot read", &seg.path, e))?;
+        .map_err(|e| JournalError::io("read", &seg.path, e))?;
     match parse_header(&buf) {
         Some(start) if start == seg.start => {}
         _ if is_last && buf.len() < HEADER_LEN as usize => {
@@ -179,10 +177,11 @@ fn scan_segment(
             return Ok(());
         }
         _ => {
-            return Err(JournalError(format!(
-                "journal segment {} has a corrupt header; start with --salvage to skip it (its writes are lost) or restore the file",
-                seg.path.display()
-            )))
+            return Err(JournalError::Corrupt {
+                path: seg.path.clone(),
+                offset: 0,
+                reason: "the segment header is corrupt; start with --salvage to skip the segment (its writes are lost) or restore the file",
+            })
         }
     }
     let mut at = HEADER_LEN as usize;
@@ -202,7 +201,7 @@ fn scan_segment(
                 report.torn_bytes += (buf.len() - at) as u64;
                 file.set_len(at as u64)
                     .and_then(|_| file.sync_data())
-                    .map_err(|e| io_err("cannot truncate torn tail of", &seg.path, e))?;
+                    .map_err(|e| JournalError::io("cut the torn tail of", &seg.path, e))?;
                 buf.truncate(at);
                 break;
             }
@@ -218,10 +217,11 @@ fn scan_segment(
                 at = skip_to;
             }
             _ => {
-                return Err(JournalError(format!(
-                    "journal segment {} is corrupt at byte {at}, before its tail; start with --salvage to skip bad records (logging each) or restore the file",
-                    seg.path.display()
-                )))
+                return Err(JournalError::Corrupt {
+                    path: seg.path.clone(),
+                    offset: at as u64,
+                    reason: "a bad record before the tail; start with --salvage to skip bad records (logging each) or restore the file",
+                })
             }
         }
     }

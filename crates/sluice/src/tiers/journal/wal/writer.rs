@@ -2,10 +2,17 @@
 //!
 //! It takes every append waiting, makes one `write`, then (under `fsync`) one `fdatasync`,
 //! and completes all the waiters of the group together.
+//!
+//! A failed `write` or `fdatasync` of a segment takes the journal out of service for good
+//! (see [`JournalHealth::Failed`]). After a failed fsync the kernel may have dropped the dirty
+//! pages and marked them clean, so a later fsync can succeed without the data ever reaching
+//! the disk (PostgreSQL's "fsyncgate"): the only trustworthy state is what recovery reads back
+//! after a restart. So the writer never retries: the failed group's waiters get the OS error,
+//! every later append fails at once, and nothing is acknowledged again.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -15,11 +22,12 @@ use tokio::sync::oneshot;
 use tracing::error;
 
 use super::checkpoint::write_checkpoint;
+use super::faults::SegmentIo;
 use super::format::{header, segment_name, HEADER_LEN};
 use super::recovery::Segment;
-use super::{io_err, sync_dir, Shared};
+use super::{sync_dir, Shared};
 use crate::config::Durability;
-use crate::error::JournalError;
+use crate::tiers::journal::{JournalError, JournalHealth};
 
 /// What the journal handle asks of the writer thread.
 pub(super) enum Request {
@@ -29,6 +37,12 @@ pub(super) enum Request {
         seq: u64,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
+    /// Anything else; it ends the group it arrives in.
+    Control(Control),
+}
+
+/// The requests that are not appends.
+pub(super) enum Control {
     Checkpoint {
         upto: u64,
         done: oneshot::Sender<Result<(), JournalError>>,
@@ -36,6 +50,29 @@ pub(super) enum Request {
     Close {
         done: oneshot::Sender<Result<(), JournalError>>,
     },
+}
+
+/// The appends of one group commit.
+#[derive(Default)]
+struct Group {
+    bytes: Vec<u8>,
+    max_seq: u64,
+    waiters: Vec<oneshot::Sender<Result<(), JournalError>>>,
+}
+
+impl Group {
+    /// Adds an append to the group; hands back anything else (which ends the group).
+    fn take(&mut self, request: Request) -> Option<Control> {
+        match request {
+            Request::Append { bytes, seq, done } => {
+                self.bytes.extend_from_slice(&bytes);
+                self.max_seq = self.max_seq.max(seq);
+                self.waiters.push(done);
+                None
+            }
+            Request::Control(control) => Some(control),
+        }
+    }
 }
 
 /// The state the writer thread owns.
@@ -51,20 +88,46 @@ pub(super) struct Writer {
     /// Journal-wide offset at which the next segment starts.
     pub(super) next_start: u64,
     pub(super) shared: Arc<Shared>,
+    pub(super) io: SegmentIo,
     /// Written since the last fsync.
     pub(super) dirty: bool,
     pub(super) last_sync: Instant,
     pub(super) checkpoint: u64,
 }
 
+/// Cuts a segment back to `len` after a failed write or fsync, so the records behind it,
+/// which were never acknowledged, are not replayed at the next start. Best effort and not
+/// fsynced (the journal never fsyncs again after a failure): if the cut fails, or a crash
+/// loses it, the next start replays those records. That is safe: their writers were told
+/// the write failed, which promises nothing either way, like a connection lost before the
+/// reply; and a record half on disk fails its CRC and is cut as a torn tail.
+fn cut_back(file: &mut File, seg: &Segment, len: u64) -> bool {
+    match file
+        .set_len(len)
+        .and_then(|_| file.seek(SeekFrom::Start(len)))
+    {
+        Ok(_) => true,
+        Err(e) => {
+            error!(
+                segment = %seg.path.display(),
+                offset = len,
+                "cannot cut the unacknowledged records off the journal segment ({e}); the next start will replay them"
+            );
+            false
+        }
+    }
+}
+
 impl Writer {
-    /// Starts a new segment: header written and fsynced, directory fsynced.
-    pub(super) fn roll(&mut self) -> Result<(), JournalError> {
+    /// Closes the current segment (fsynced) and creates the next one: header written and
+    /// fsynced, directory fsynced. The caller makes it current.
+    pub(super) fn roll(&mut self) -> Result<(File, Segment), JournalError> {
         if let Some((file, seg)) = self.current.take() {
-            file.sync_data()
-                .map_err(|e| io_err("cannot fsync", &seg.path, e))?;
+            let synced = self.io.sync_data(&file);
             self.next_start = seg.start + seg.len;
+            let path = seg.path.clone();
             self.closed.push_back(seg);
+            synced.map_err(|e| JournalError::io("fsync", path, e))?;
         }
         let start = self.next_start;
         let path = self.dir.join(segment_name(start));
@@ -73,16 +136,21 @@ impl Writer {
             .truncate(true)
             .write(true)
             .open(&path)
-            .map_err(|e| io_err("cannot create", &path, e))?;
-        file.write_all(&header(start))
-            .and_then(|_| file.sync_data())
-            .map_err(|e| io_err("cannot write header of", &path, e))?;
+            .map_err(|e| JournalError::io("create", &path, e))?;
+        // A header that failed half-way is cut by recovery: nothing in the file was
+        // acknowledged.
+        self.io
+            .write_all(&mut file, &header(start))
+            .map_err(|e| JournalError::io("write the header of", &path, e))?;
+        self.io
+            .sync_data(&file)
+            .map_err(|e| JournalError::io("fsync", &path, e))?;
         sync_dir(&self.dir)?;
         file.seek(SeekFrom::End(0))
-            .map_err(|e| io_err("cannot seek", &path, e))?;
+            .map_err(|e| JournalError::io("seek in", &path, e))?;
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
-        self.current = Some((
+        Ok((
             file,
             Segment {
                 path,
@@ -90,14 +158,15 @@ impl Writer {
                 len: HEADER_LEN,
                 max_seq: 0,
             },
-        ));
-        Ok(())
+        ))
     }
 
+    /// Fsyncs the current segment.
     fn sync(&mut self) -> Result<(), JournalError> {
         if let Some((file, seg)) = &self.current {
-            file.sync_data()
-                .map_err(|e| io_err("cannot fsync", &seg.path, e))?;
+            self.io
+                .sync_data(file)
+                .map_err(|e| JournalError::io("fsync", &seg.path, e))?;
             self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         }
         self.dirty = false;
@@ -105,22 +174,24 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends one group (and, under `fsync`, makes it durable). On a failure the group is
+    /// cut off the segment again where that keeps every acknowledged record (see below).
     fn write_group(&mut self, bytes: &[u8], max_seq: u64) -> Result<(), JournalError> {
-        let needs_roll = self.current.as_ref().is_some_and(|(_, s)| {
-            s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size
-        });
-        if needs_roll || self.current.is_none() {
-            self.roll()?;
-        }
-        let Some((file, seg)) = self.current.as_mut() else {
-            return Err(JournalError("journal has no open segment".into()));
+        let full =
+            |s: &Segment| s.len > HEADER_LEN && s.len + bytes.len() as u64 > self.segment_size;
+        let current = match self.current.take() {
+            Some(current) if !full(&current.1) => current,
+            current => {
+                self.current = current;
+                self.roll()?
+            }
         };
-        if let Err(e) = file.write_all(bytes) {
-            // Cut whatever part of the group reached the file, so nothing half-written that
-            // was never acknowledged can be replayed.
-            let _ = file.set_len(seg.len);
-            let _ = file.seek(SeekFrom::Start(seg.len));
-            return Err(io_err("cannot append to", &seg.path, e));
+        let (file, seg) = self.current.insert(current);
+        let before = seg.len;
+        if let Err(e) = self.io.write_all(file, bytes) {
+            // Whatever part of the group reached the file was never acknowledged.
+            cut_back(file, seg, before);
+            return Err(JournalError::io("append to", &seg.path, e));
         }
         seg.len += bytes.len() as u64;
         seg.max_seq = seg.max_seq.max(max_seq);
@@ -129,15 +200,78 @@ impl Writer {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.shared.last_seq.fetch_max(max_seq, Ordering::SeqCst);
         self.dirty = true;
-        if self.durability == Durability::Fsync {
-            self.sync()?;
+        if self.durability != Durability::Fsync {
+            return Ok(());
         }
+        if let Err(e) = self.io.sync_data(file) {
+            // Under `fsync` every earlier group was synced before it was acknowledged, so
+            // `before` is the end of the last group that synced: only this group goes. (Under
+            // `os` and `interval` a failed background fsync cuts nothing: the groups it
+            // covered were acknowledged after their write.)
+            if cut_back(file, seg, before) {
+                seg.len = before;
+                self.shared
+                    .bytes
+                    .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+            }
+            return Err(JournalError::io("fsync", &seg.path, e));
+        }
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        self.dirty = false;
+        self.last_sync = Instant::now();
         Ok(())
+    }
+
+    /// The error for an append while the journal is out of service; `None` while it is ok.
+    fn refusal(&self) -> Option<JournalError> {
+        self.shared.failure.get().and_then(JournalHealth::error)
+    }
+
+    /// Takes the journal out of service after `error`, a failed write or fsync of a segment
+    /// (logged once), and hands the error back for the failed group's waiters.
+    fn fail(&self, error: JournalError) -> JournalError {
+        if let JournalError::Io {
+            doing,
+            path,
+            source,
+        } = &error
+        {
+            let failure = JournalHealth::Failed {
+                path: path.clone(),
+                doing,
+                cause: source.clone(),
+            };
+            if self.shared.failure.set(failure).is_ok() {
+                error!(
+                    segment = %path.display(),
+                    "cannot {doing} the journal segment: {source}; the journal takes no more writes, and write-back writes fail until Sluice is restarted (none that failed was acknowledged)"
+                );
+            }
+        }
+        error
+    }
+
+    /// Group commit of one group, unless the journal is out of service.
+    fn commit(&mut self, bytes: &[u8], max_seq: u64) -> Result<(), JournalError> {
+        if let Some(refused) = self.refusal() {
+            return Err(refused);
+        }
+        self.write_group(bytes, max_seq).map_err(|e| self.fail(e))
+    }
+
+    /// The background fsync of `interval`, and the last one before the thread ends.
+    fn sync_dirty(&mut self) {
+        if self.dirty && self.refusal().is_none() {
+            if let Err(e) = self.sync() {
+                self.fail(e);
+            }
+        }
     }
 
     /// Records `upto` (if it is new) and deletes the closed segments wholly at or below the
     /// checkpoint. Runs even when the checkpoint did not move: a deletion that failed before
-    /// is tried again.
+    /// is tried again. Works on a journal out of service too: the checkpoint file is written
+    /// whole and fsynced before it replaces the old one, and stored writes need no replay.
     fn checkpoint(&mut self, upto: u64) -> Result<(), JournalError> {
         if upto > self.checkpoint {
             write_checkpoint(&self.dir, upto, self.shared.last_seq.load(Ordering::SeqCst))?;
@@ -147,12 +281,20 @@ impl Writer {
             if seg.max_seq > self.checkpoint {
                 break;
             }
-            fs::remove_file(&seg.path).map_err(|e| io_err("cannot delete", &seg.path, e))?;
+            fs::remove_file(&seg.path).map_err(|e| JournalError::io("delete", &seg.path, e))?;
             self.shared.segments.fetch_sub(1, Ordering::Relaxed);
             self.shared.bytes.fetch_sub(seg.len, Ordering::Relaxed);
             self.closed.pop_front();
         }
         Ok(())
+    }
+
+    /// The final fsync of `close`. A journal out of service reports why instead.
+    fn close(&mut self) -> Result<(), JournalError> {
+        if let Some(refused) = self.refusal() {
+            return Err(refused);
+        }
+        self.sync().map_err(|e| self.fail(e))
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) {
@@ -164,65 +306,46 @@ impl Writer {
             let first = match rx.recv_timeout(tick) {
                 Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.dirty {
-                        if let Err(e) = self.sync() {
-                            error!("journal periodic fsync failed: {e}");
-                        }
-                    }
+                    self.sync_dirty();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.sync();
+                    self.sync_dirty();
                     return;
                 }
             };
-            let mut group: Vec<u8> = Vec::new();
-            let mut waiters = Vec::new();
-            let mut max_seq = 0u64;
-            let mut others = Vec::new();
-            let mut push = |r: Request, others: &mut Vec<Request>| match r {
-                Request::Append { bytes, seq, done } => {
-                    group.extend_from_slice(&bytes);
-                    max_seq = max_seq.max(seq);
-                    waiters.push(done);
-                }
-                other => others.push(other),
-            };
-            push(first, &mut others);
-            while others.is_empty() {
+            self.io.before_group();
+            let mut group = Group::default();
+            let mut control = group.take(first);
+            while control.is_none() {
                 match rx.try_recv() {
-                    Ok(r) => push(r, &mut others),
+                    Ok(r) => control = group.take(r),
                     Err(_) => break,
                 }
             }
-            if !waiters.is_empty() {
-                let result = self.write_group(&group, max_seq);
+            if !group.waiters.is_empty() {
+                let result = self.commit(&group.bytes, group.max_seq);
                 self.shared
                     .appends
-                    .fetch_add(waiters.len() as u64, Ordering::Relaxed);
-                for w in waiters {
+                    .fetch_add(group.waiters.len() as u64, Ordering::Relaxed);
+                for w in group.waiters {
                     let _ = w.send(result.clone());
                 }
             }
             if self.durability == Durability::Interval
-                && self.dirty
                 && self.last_sync.elapsed() >= self.fsync_interval
             {
-                if let Err(e) = self.sync() {
-                    error!("journal periodic fsync failed: {e}");
-                }
+                self.sync_dirty();
             }
-            for r in others {
-                match r {
-                    Request::Checkpoint { upto, done } => {
-                        let _ = done.send(self.checkpoint(upto));
-                    }
-                    Request::Close { done } => {
-                        let _ = done.send(self.sync());
-                        return;
-                    }
-                    Request::Append { .. } => {}
+            match control {
+                Some(Control::Checkpoint { upto, done }) => {
+                    let _ = done.send(self.checkpoint(upto));
                 }
+                Some(Control::Close { done }) => {
+                    let _ = done.send(self.close());
+                    return;
+                }
+                None => {}
             }
         }
     }
