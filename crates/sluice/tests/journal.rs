@@ -1552,3 +1552,116 @@ fn journal_speed() {
         fstats.appends as f64 / fstats.syncs.max(1) as f64
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A failed write or fsync takes the journal out of service (PostgreSQL's fsync lesson: after a
+// failed fsync the page cache cannot be trusted, so nothing is retried and nothing after it is
+// acknowledged). Failures are injected with `JournalFaults`.
+// ---------------------------------------------------------------------------------------------
+
+/// Linux's EIO and ENOSPC.
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+async fn open_faulty(
+    dir: &Path,
+    faults: &sluice::tiers::journal::wal::JournalFaults,
+) -> WalJournal {
+    WalJournal::open_with_faults(dir, &big_segments(), false, faults.clone())
+        .await
+        .unwrap_or_else(|e| panic!("journal in {} should open: {e}", dir.display()))
+}
+
+fn recovered_seqs(j: &WalJournal) -> Vec<u64> {
+    j.take_recovered().iter().map(|r| r.seq).collect()
+}
+
+/// The checks every failure shares: the failed write's waiter is told, naming the segment
+/// file and the OS error; health says failed; a later append fails at once and says to
+/// restart; after a restart only the records acknowledged before the failure come back.
+async fn assert_out_of_service(
+    dir: &Path,
+    j: WalJournal,
+    failed: Result<(), JournalError>,
+    os_error: &str,
+    acknowledged: &[u64],
+) {
+    let e = failed.expect_err("an append whose write or fsync failed must not be acknowledged");
+    let text = e.to_string();
+    assert!(
+        text.contains(".wal") || text.contains("segment"),
+        "names the file: {text}"
+    );
+    assert!(text.contains(os_error), "names the OS error: {text}");
+    let health = j.health();
+    assert!(health.error().is_some(), "health reports the failure");
+    let later = j.append(put(100, "later", "x")).await;
+    let later = later.expect_err("a journal out of service refuses every later append");
+    assert!(
+        later.to_string().contains("restart Sluice"),
+        "says what to do: {later}"
+    );
+    assert!(
+        later.to_string().contains(os_error),
+        "keeps the first cause: {later}"
+    );
+    drop(j);
+    let reopened = open(dir, &big_segments(), false).await;
+    assert_eq!(
+        recovered_seqs(&reopened),
+        acknowledged,
+        "after a restart only what was acknowledged before the failure is replayed"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fsync_is_never_acknowledged_and_takes_the_journal_out_of_service() {
+    let dir = tempdir();
+    let faults = sluice::tiers::journal::wal::JournalFaults::new();
+    let j = open_faulty(dir.path(), &faults).await;
+    j.append(put(1, "a", "1")).await.expect("a healthy append");
+    j.append(put(2, "b", "2")).await.expect("a healthy append");
+    let syncs_before = faults.syncs();
+    faults.fail_sync_after(0, EIO);
+    let failed = j.append(put(3, "c", "3")).await;
+    assert_out_of_service(dir.path(), j, failed, "os error 5", &[1, 2]).await;
+    // No retry of the failed fsync: exactly one more fsync was tried.
+    assert_eq!(faults.syncs(), syncs_before + 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_on_a_full_disk_is_never_acknowledged() {
+    let dir = tempdir();
+    let faults = sluice::tiers::journal::wal::JournalFaults::new();
+    let j = open_faulty(dir.path(), &faults).await;
+    j.append(put(1, "a", "1")).await.expect("a healthy append");
+    // The failing write leaves half its bytes in the segment, as a filling disk does.
+    faults.fail_write_after(0, ENOSPC);
+    let failed = j.append(put(2, "b", "2")).await;
+    assert_out_of_service(dir.path(), j, failed, "os error 28", &[1]).await;
+}
+
+#[tokio::test]
+async fn every_waiter_of_a_failed_group_is_told() {
+    let dir = tempdir();
+    let faults = sluice::tiers::journal::wal::JournalFaults::new();
+    let j = open_faulty(dir.path(), &faults).await;
+    j.append(put(1, "a", "1")).await.expect("a healthy append");
+    // Hold the writer so that the next five appends share one group, then fail its fsync.
+    faults.hold();
+    let acks: Vec<_> = (2..=6)
+        .map(|seq| j.append(put(seq, &format!("k{seq}"), "v")))
+        .collect();
+    faults.fail_sync_after(0, EIO);
+    faults.release();
+    for (i, ack) in acks.into_iter().enumerate() {
+        let e = ack
+            .await
+            .expect_err("no waiter of the failed group is acknowledged");
+        assert!(e.to_string().contains("os error 5"), "waiter {i}: {e}");
+    }
+    assert!(j.health().error().is_some());
+    drop(j);
+    let reopened = open(dir.path(), &big_segments(), false).await;
+    assert_eq!(recovered_seqs(&reopened), vec![1]);
+}

@@ -385,7 +385,7 @@ impl Store for PostgresStore {
                 tables: &tables,
             };
             apply_planned(&mut applier, &ops, &phases, &mut outcome).await?;
-            tx.commit().await.map_err(|e| commit_error(e))?;
+            tx.commit().await.map_err(commit_error)?;
             Ok(outcome)
         })
         .await;
