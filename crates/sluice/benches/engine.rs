@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice::model::StoreWrite;
 use sluice::tiers::store::sqlite::SqliteStore;
-use sluice::tiers::store::{Store, StoreOp, StoreWrite, Target};
+use sluice::tiers::store::{Store, StoreOp, Target};
 use sluice::{Bytes, Config, Durability, KeyspaceConfig, Policy, Sluice};
 
 const KEYS: u64 = 10_000;

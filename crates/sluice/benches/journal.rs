@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice::config::{Durability, JournalConfig};
+use sluice::model::StoreWrite;
 use sluice::tiers::journal::wal::WalJournal;
 use sluice::tiers::journal::{Journal, JournalOp, JournalRecord};
-use sluice::tiers::store::StoreWrite;
 
 const WRITERS: u64 = 64;
 const PER_WRITER: u64 = 64;

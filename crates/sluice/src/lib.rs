@@ -34,7 +34,7 @@
 //!   flush drops a buffered entry only if it was not rewritten meanwhile, at most one store
 //!   is in flight per key, and journal replay keeps the highest sequence number per key.
 //! - Every write-back entry has an explicit fate: stored, retried with exponential backoff, or
-//!   parked as a dead letter (see [`engine::deadletter`]). One bad entry never blocks others.
+//!   parked as a dead letter (see [`DeadLetter`]). One bad entry never blocks others.
 //! - Under write-through a store failure is returned to the caller and the cached copy is
 //!   removed, so the cache never holds a value the database refused.
 //! - A read-through that races a write never installs the older value.
@@ -51,29 +51,26 @@
 //!
 //! Mapped keyspaces live in database 0; SELECT 1-15 reach only the built-in table.
 
+mod api;
 pub mod clock;
 pub mod config;
-pub mod engine;
+mod engine;
 pub mod error;
 pub mod keyspace;
+pub mod model;
 pub mod numeric;
 pub mod tiers;
 
-use std::sync::Arc;
-
+pub use api::{
+    ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
+    SetOutcome, Sluice,
+};
 pub use bytes::Bytes;
 pub use config::{Config, Durability, KeyspaceConfig, Policy};
 pub use engine::deadletter::{DeadLetter, DeadLetterSelector};
-pub use engine::ops_types::{KeyspaceInfo, Mutation};
 pub use engine::{
     check_config, take_deferred_durability, with_deferred_durability, with_durability_scope,
-    DurabilityBatch, Entry, ExpireCondition, KeyTtl, SetCondition, SetExpiry, SetOptions,
-    SetOutcome, ShutdownReport, SluiceBuilder,
+    DurabilityBatch, KeyspaceCounters, ShutdownReport, SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, SluiceError, StoreError};
-
-/// A handle to the engine. Cheap to clone; every clone shares the same tiers.
-#[derive(Clone)]
-pub struct Sluice {
-    engine: Arc<engine::Engine>,
-}
+pub use model::{DbKey, Entry, StoreWrite};

@@ -23,9 +23,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use sluice::config::{Config, Durability, JournalConfig, KeyspaceConfig, Policy};
 use sluice::error::JournalError;
+use sluice::model::StoreWrite;
 use sluice::tiers::journal::wal::{encode_payload, WalJournal};
 use sluice::tiers::journal::{ClearScope, Journal, JournalOp, JournalRecord};
-use sluice::tiers::store::StoreWrite;
 use sluice::{SetOptions, Sluice};
 
 /// Segment header: magic (8), version (4), starting position (8), CRC (4).

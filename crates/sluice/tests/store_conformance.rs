@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use sluice::clock::SystemClock;
 use sluice::config::Config;
+use sluice::model::DbKey;
 use sluice::tiers::cache::memory::MemoryCache;
-use sluice::tiers::cache::{Cache, CacheKey};
+use sluice::tiers::cache::Cache;
 use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::{self, ColumnType, SharedStore, StoreOp, Target};
 use sluice::{Durability, KeyspaceConfig, Policy, SetOptions, Sluice};
@@ -950,7 +951,7 @@ async fn write_through_caches_the_stored_text(store: SharedStore, db: &TestDb) {
         assert_eq!(reads_for_set, 1, "the row was read back once");
     }
     cache
-        .remove(&CacheKey {
+        .remove(&DbKey {
             db: 0,
             key: key.clone(),
         })

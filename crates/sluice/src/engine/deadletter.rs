@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
 use crate::error::DeadLetterError;
-use crate::tiers::store::StoreWrite;
+use crate::model::StoreWrite;
 
 /// One parked write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub enum DeadLetterSelector {
 }
 
 /// The dead-letter registry.
-pub struct DeadLetters {
+pub(crate) struct DeadLetters {
     /// The registry file, named by its errors.
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -58,7 +58,7 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// Opens (creating) the registry file.
-    pub fn open(path: &Path) -> Result<DeadLetters, DeadLetterError> {
+    pub(crate) fn open(path: &Path) -> Result<DeadLetters, DeadLetterError> {
         let conn = Connection::open(path).map_err(|source| DeadLetterError::Open {
             path: path.to_path_buf(),
             source,
@@ -112,7 +112,7 @@ impl DeadLetters {
 
     /// Parks letters durably. Errors are returned so the caller can keep the entries buffered
     /// instead of losing them.
-    pub fn park(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
+    pub(crate) fn park(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(access_error(&self.path))?;
         for l in letters {
@@ -149,7 +149,7 @@ impl DeadLetters {
     }
 
     /// Drops the letters of a key older than a write that was just stored.
-    pub fn supersede(&self, db: u8, key: &Bytes, stored_seq: u64) {
+    pub(crate) fn supersede(&self, db: u8, key: &Bytes, stored_seq: u64) {
         let hit = {
             let parked = self.parked.lock();
             if parked.is_empty() {
@@ -170,7 +170,7 @@ impl DeadLetters {
     }
 
     /// Letters, oldest first, optionally of one keyspace.
-    pub fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    pub(crate) fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let conn = self.conn.lock();
         let mut st = conn
             .prepare(
@@ -206,7 +206,10 @@ impl DeadLetters {
     }
 
     /// Removes and returns the selected letters.
-    pub fn take(&self, selector: &DeadLetterSelector) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    pub(crate) fn take(
+        &self,
+        selector: &DeadLetterSelector,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let all = self.list(None)?;
         let chosen: Vec<DeadLetter> = all
             .into_iter()
@@ -235,7 +238,7 @@ impl DeadLetters {
     }
 
     /// How many letters a keyspace has parked.
-    pub fn count(&self, keyspace: &str) -> u64 {
+    pub(crate) fn count(&self, keyspace: &str) -> u64 {
         let conn = self.conn.lock();
         conn.query_row(
             "SELECT COUNT(*) FROM dead_letters WHERE keyspace = ?1",

@@ -1,33 +1,22 @@
 //! Flushing write-back buffers, the checkpoint, the expiry reaper and the graceful drain.
 
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
+use super::backoff::Backoff;
+use super::buffer::FlushItem;
 use super::deadletter::DeadLetter;
-use super::writeback::FlushItem;
-use super::{Backoff, Engine, Keyspace};
-use crate::config::Durability;
+use super::isolate::write_isolating;
+use super::{Engine, Keyspace};
 use crate::error::{SluiceError, StoreError};
-use crate::tiers::store::{BatchOutcome, Store, StoreOp, StoreWrite};
-
-/// What a graceful shutdown left behind.
-#[derive(Debug, Clone, Default)]
-pub struct ShutdownReport {
-    /// Buffered write-back entries not stored by the deadline.
-    pub unflushed: usize,
-    /// Whether those entries are safe in the journal (false: they are lost).
-    pub kept_in_journal: bool,
-}
+use crate::model::StoreWrite;
+use crate::tiers::store::StoreOp;
 
 const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_LIMIT: usize = 500;
-
-type BoxedOutcome<'a> =
-    Pin<Box<dyn std::future::Future<Output = Result<BatchOutcome, StoreError>> + Send + 'a>>;
 
 impl Engine {
     pub(super) fn start_background(self: &Arc<Self>) {
@@ -99,7 +88,7 @@ impl Engine {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                self.note_store_error(ks, &e);
+                ks.note_store_error(&e);
                 return Err(e);
             }
         };
@@ -115,7 +104,7 @@ impl Engine {
                 Ok(_) => done.push(item),
                 Err(e) if e.is_permanent() => {
                     error!(keyspace = %ks.name, key = %String::from_utf8_lossy(&item.key.key), "store refused a write-back entry permanently; parked as a dead letter: {e}");
-                    self.note_store_error(ks, &e);
+                    ks.note_store_error(&e);
                     dead.push(DeadLetter {
                         keyspace: ks.name.clone(),
                         db: item.key.db,
@@ -128,7 +117,7 @@ impl Engine {
                     dead_items.push(item);
                 }
                 Err(e) => {
-                    self.note_store_error(ks, &e);
+                    ks.note_store_error(&e);
                     transient = Some(e);
                 }
             }
@@ -217,122 +206,6 @@ impl Engine {
             None => Ok(()),
         }
     }
-
-    /// The highest sequence number below which every journal record is stored or superseded.
-    pub(crate) fn checkpoint_position(&self) -> u64 {
-        // Read order matters: last assigned, then unbuffered, then buffers. A write moves
-        // from `unbuffered` into a buffer before leaving `unbuffered`, so it is seen in one.
-        let mut low = {
-            let unbuffered = self.unbuffered.lock();
-            let last = self.seq.load(Ordering::SeqCst);
-            match unbuffered.first() {
-                Some(s) => last.min(s - 1),
-                None => last,
-            }
-        };
-        for ks in &self.keyspaces {
-            if let Some(s) = ks.buffer.as_ref().and_then(|b| b.min_seq()) {
-                low = low.min(s - 1);
-            }
-        }
-        low
-    }
-
-    pub(crate) async fn advance_checkpoint(&self) {
-        if self.journal.durability() == Durability::None {
-            return;
-        }
-        let position = self.checkpoint_position();
-        if let Err(e) = self.journal.checkpoint(position).await {
-            warn!("journal checkpoint failed (replay after a crash will redo more work): {e}");
-        }
-    }
-
-    /// Stops accepting writes, drains the buffers within `deadline`, and closes the journal.
-    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        self.closing.store(true, Ordering::SeqCst);
-        let _ = self.shutdown_tx.send(true);
-        // One deadline for all of it: a flusher or the reaper stuck in a store call (SQLite
-        // waits out its busy timeout) must not hold the drain past `shutdown_timeout`.
-        let deadline_at = tokio::time::Instant::now() + deadline;
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
-        for mut t in tasks {
-            if tokio::time::timeout_at(deadline_at, &mut t).await.is_err() {
-                // Safe to cancel: an entry leaves its buffer only once the store confirmed it.
-                t.abort();
-            }
-        }
-        let drained = tokio::time::timeout_at(deadline_at, async {
-            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
-            loop {
-                match self.flush_all().await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        let wait = backoff.fail();
-                        warn!("drain: flush failed, retrying in {wait:?}: {e}");
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
-        })
-        .await;
-        let unflushed: usize = self
-            .keyspaces
-            .iter()
-            .filter_map(|k| k.buffer.as_ref().map(|b| b.len()))
-            .sum();
-        let kept_in_journal = self.journal.durability() != Durability::None;
-        self.advance_checkpoint().await;
-        if let Err(e) = self.journal.close().await {
-            error!("journal close failed: {e}");
-        }
-        if unflushed == 0 {
-            info!("drain complete: every buffered write is stored");
-        } else if kept_in_journal {
-            warn!(unflushed, "drain deadline passed; the unstored writes stay in the journal and are stored at the next start");
-        } else {
-            error!(unflushed, "drain deadline passed with journal durability \"none\": {unflushed} acknowledged writes are LOST");
-        }
-        if drained.is_err() {
-            warn!("drain stopped at its deadline of {deadline:?}");
-        }
-        ShutdownReport {
-            unflushed,
-            kept_in_journal,
-        }
-    }
-}
-
-/// Writes a batch; a batch refused whole with a permanent error is split in halves until
-/// the failing entries are isolated, so one poison entry never blocks the others. Shared by
-/// the write-back flusher and the write-through group committer.
-///
-/// `Ok` holds one outcome per entry, in order. `Err` is a transient failure of the whole batch
-/// before any split, so nothing of it was stored. After a split each part answers for its own
-/// entries: a part that fails transiently gives each of its entries that error, and the entries
-/// of parts that were committed are still reported stored.
-pub(crate) fn write_isolating<'a>(store: &'a dyn Store, ops: &'a [StoreOp]) -> BoxedOutcome<'a> {
-    Box::pin(async move {
-        let len = ops.len();
-        match store.write_batch(ops.to_vec()).await {
-            Err(e) if e.is_permanent() && len > 1 => {
-                let (left, right) = ops.split_at(len / 2);
-                let mut outcome = part_outcome(store, left).await;
-                outcome.extend(part_outcome(store, right).await);
-                Ok(outcome)
-            }
-            Err(e) if e.is_permanent() => Ok(vec![Err(e)]),
-            other => other,
-        }
-    })
-}
-
-/// One part of a split batch: its entries' outcomes, a transient failure of the part given to
-/// each of them (the other parts' commits stand).
-async fn part_outcome(store: &dyn Store, ops: &[StoreOp]) -> BatchOutcome {
-    write_isolating(store, ops)
-        .await
-        .unwrap_or_else(|e| ops.iter().map(|_| Err(e.clone())).collect())
 }
 
 async fn run_flusher(

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch, RwLock};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error};
 
-use super::flush::write_isolating;
+use super::isolate::write_isolating;
 use crate::error::StoreError;
 use crate::tiers::store::{BatchOutcome, SharedStore, StoreOp, Written};
 

@@ -15,10 +15,10 @@ const STRIPES: usize = 4096;
 
 /// Identifies the stripe of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Stripe(usize);
+pub(crate) struct Stripe(usize);
 
 /// The lock and version tables.
-pub struct KeyLocks {
+pub(crate) struct KeyLocks {
     locks: Box<[Mutex<()>]>,
     versions: Box<[AtomicU64]>,
     /// Randomly seeded, so clients cannot choose keys that all share one stripe.
@@ -37,17 +37,17 @@ impl Default for KeyLocks {
 
 impl KeyLocks {
     /// The stripe of `(db, key)`.
-    pub fn stripe(&self, db: u8, key: &[u8]) -> Stripe {
+    pub(crate) fn stripe(&self, db: u8, key: &[u8]) -> Stripe {
         Stripe(self.hasher.hash_one((db, key)) as usize % STRIPES)
     }
 
     /// Waits for the write lock of a stripe.
-    pub async fn lock(&self, stripe: Stripe) -> MutexGuard<'_, ()> {
+    pub(crate) async fn lock(&self, stripe: Stripe) -> MutexGuard<'_, ()> {
         self.locks[stripe.0].lock().await
     }
 
     /// Locks several stripes in a global order, so multi-key writers cannot deadlock.
-    pub async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<MutexGuard<'_, ()>> {
+    pub(crate) async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<MutexGuard<'_, ()>> {
         stripes.sort();
         stripes.dedup();
         let mut guards = Vec::with_capacity(stripes.len());
@@ -58,17 +58,17 @@ impl KeyLocks {
     }
 
     /// The stripe's current version.
-    pub fn version(&self, stripe: Stripe) -> u64 {
+    pub(crate) fn version(&self, stripe: Stripe) -> u64 {
         self.versions[stripe.0].load(Ordering::SeqCst)
     }
 
     /// Marks a write to the stripe as visible in the store or buffer.
-    pub fn bump(&self, stripe: Stripe) {
+    pub(crate) fn bump(&self, stripe: Stripe) {
         self.versions[stripe.0].fetch_add(1, Ordering::SeqCst);
     }
 
     /// Bumps every stripe (FLUSHDB and other bulk changes).
-    pub fn bump_all(&self) {
+    pub(crate) fn bump_all(&self) {
         for v in self.versions.iter() {
             v.fetch_add(1, Ordering::SeqCst);
         }

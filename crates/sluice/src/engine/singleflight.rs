@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
 use crate::error::StoreError;
-use crate::tiers::cache::CacheKey;
+use crate::model::DbKey;
 use crate::tiers::store::StoredValue;
 
 type ReadResult = Result<Option<StoredValue>, StoreError>;
@@ -19,13 +19,13 @@ type Cell = Arc<OnceCell<ReadResult>>;
 
 /// The table of reads in flight.
 #[derive(Default)]
-pub struct SingleFlight {
-    inflight: Mutex<HashMap<(usize, CacheKey), (u64, Cell)>>,
+pub(crate) struct SingleFlight {
+    inflight: Mutex<HashMap<(usize, DbKey), (u64, Cell)>>,
 }
 
 struct Leave<'a> {
     table: &'a SingleFlight,
-    key: &'a (usize, CacheKey),
+    key: &'a (usize, DbKey),
     cell: &'a Cell,
 }
 
@@ -44,7 +44,12 @@ impl Drop for Leave<'_> {
 impl SingleFlight {
     /// Runs `read` unless an equivalent read (same key, same version) is already in flight,
     /// in which case its result is shared.
-    pub async fn read<F, Fut>(&self, key: (usize, CacheKey), version: u64, read: F) -> ReadResult
+    pub(crate) async fn read<F, Fut>(
+        &self,
+        key: (usize, DbKey),
+        version: u64,
+        read: F,
+    ) -> ReadResult
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ReadResult>,

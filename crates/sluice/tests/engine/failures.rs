@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice::model::StoreWrite;
 use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::sqlite::SqliteStore;
-use sluice::tiers::store::{SharedStore, StoreWrite};
+use sluice::tiers::store::SharedStore;
 use sluice::{DeadLetterSelector, Policy, Sluice, SluiceError};
 
 use crate::common::*;

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sluice::error::ErrorClass;
+use sluice::model::StoreWrite;
 use sluice::tiers::store::faulty::BatchFate;
-use sluice::tiers::store::StoreWrite;
 use sluice::{Policy, SluiceError};
 use tokio::task::JoinHandle;
 

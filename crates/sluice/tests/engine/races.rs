@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice::clock::ManualClock;
+use sluice::model::DbKey;
 use sluice::tiers::cache::memory::MemoryCache;
-use sluice::tiers::cache::{Cache, CacheError, CacheKey, CacheStats, CachedValue};
+use sluice::tiers::cache::{Cache, CacheError, CacheStats, CachedValue};
 use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::sqlite::SqliteStore;
 use sluice::tiers::store::SharedStore;
@@ -31,14 +32,14 @@ struct FlakyCache {
 
 #[async_trait]
 impl Cache for FlakyCache {
-    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
         if self.flaky.load(Ordering::SeqCst) && self.gets.fetch_add(1, Ordering::Relaxed) & 1 == 0 {
             self.inner.remove(key).await?;
             return Ok(None);
         }
         self.inner.get(key).await
     }
-    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError> {
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
         if self.flaky.load(Ordering::SeqCst) {
             for _ in 0..rand::random::<u8>() % 4 {
                 tokio::task::yield_now().await;
@@ -46,7 +47,7 @@ impl Cache for FlakyCache {
         }
         self.inner.put(key, value).await
     }
-    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
         self.inner.remove(key).await
     }
     async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
@@ -67,17 +68,17 @@ struct GatedCache {
 
 #[async_trait]
 impl Cache for GatedCache {
-    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
         self.inner.get(key).await
     }
-    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError> {
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             self.entered.notify_one();
             self.release.notified().await;
         }
         self.inner.put(key, value).await
     }
-    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
         self.inner.remove(key).await
     }
     async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
@@ -88,8 +89,8 @@ impl Cache for GatedCache {
     }
 }
 
-fn cache_key(key: &str) -> CacheKey {
-    CacheKey { db: 0, key: b(key) }
+fn cache_key(key: &str) -> DbKey {
+    DbKey { db: 0, key: b(key) }
 }
 
 async fn open_with_cache(

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mysql_async::prelude::Queryable;
-use sluice::tiers::store::{self, MappedTable, SharedStore, StoreOp, StoreWrite, Target};
+use sluice::model::StoreWrite;
+use sluice::tiers::store::{self, MappedTable, SharedStore, StoreOp, Target};
 use sluice::Bytes;
 use tempfile::TempDir;
 

@@ -1,7 +1,7 @@
 //! Sluice's own commands.
 
 use bytes::Bytes;
-use sluice::tiers::store::StoreWrite;
+use sluice::model::StoreWrite;
 use sluice::DeadLetterSelector;
 
 use super::spec::Ctx;

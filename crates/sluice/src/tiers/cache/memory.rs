@@ -18,7 +18,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use super::{Cache, CacheError, CacheKey, CacheStats, CachedValue, LocalCache};
+use super::{Cache, CacheError, CacheStats, CachedValue, DbKey, LocalCache};
 use crate::clock::SharedClock;
 
 /// Bytes charged per entry on top of key and value: slot, index and allocator overhead.
@@ -38,12 +38,7 @@ const FIXED_HEADER: usize = 6;
 struct Packed(Box<[u8]>);
 
 impl Packed {
-    fn new(
-        key: &CacheKey,
-        value: &[u8],
-        expires_at: Option<u64>,
-        cache_until: Option<u64>,
-    ) -> Packed {
+    fn new(key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>) -> Packed {
         let mut flags = 0;
         let mut header = FIXED_HEADER;
         if expires_at.is_some() {
@@ -255,7 +250,7 @@ impl MemoryCache {
         }
     }
 
-    fn locate(&self, key: &CacheKey) -> (u64, &RwLock<Shard>) {
+    fn locate(&self, key: &DbKey) -> (u64, &RwLock<Shard>) {
         let hash = hash_of(&self.hasher, key.db, &key.key);
         // hashbrown uses the low bits for the bucket and the top seven for tags; take the
         // shard from the middle so neither loses entropy within a shard.
@@ -263,7 +258,7 @@ impl MemoryCache {
         (hash, &self.shards[shard])
     }
 
-    fn lookup(&self, key: &CacheKey) -> Option<CachedValue> {
+    fn lookup(&self, key: &DbKey) -> Option<CachedValue> {
         let (hash, shard) = self.locate(key);
         let shard = shard.read();
         let pos = shard.find(hash, key.db, &key.key)?;
@@ -276,13 +271,7 @@ impl MemoryCache {
         Some(slot.packed.to_cached())
     }
 
-    fn store(
-        &self,
-        key: &CacheKey,
-        value: &[u8],
-        expires_at: Option<u64>,
-        cache_until: Option<u64>,
-    ) {
+    fn store(&self, key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>) {
         let packed = Packed::new(key, value, expires_at, cache_until);
         let weight = packed.weight();
         if weight > self.capacity / 8 {
@@ -322,7 +311,7 @@ impl MemoryCache {
         self.evict_to_capacity(shard);
     }
 
-    fn discard(&self, key: &CacheKey) {
+    fn discard(&self, key: &DbKey) {
         let (hash, shard) = self.locate(key);
         let mut shard = shard.write();
         if let Some(pos) = shard.find(hash, key.db, &key.key) {
@@ -408,13 +397,13 @@ impl MemoryCache {
 }
 
 impl LocalCache for MemoryCache {
-    fn get_now(&self, key: &CacheKey) -> Option<CachedValue> {
+    fn get_now(&self, key: &DbKey) -> Option<CachedValue> {
         self.lookup(key)
     }
 
     fn put_now(
         &self,
-        key: &CacheKey,
+        key: &DbKey,
         value: &[u8],
         expires_at: Option<u64>,
         cache_until: Option<u64>,
@@ -422,23 +411,23 @@ impl LocalCache for MemoryCache {
         self.store(key, value, expires_at, cache_until);
     }
 
-    fn remove_now(&self, key: &CacheKey) {
+    fn remove_now(&self, key: &DbKey) {
         self.discard(key);
     }
 }
 
 #[async_trait]
 impl Cache for MemoryCache {
-    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError> {
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
         Ok(self.lookup(key))
     }
 
-    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError> {
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
         self.store(&key, &value.value, value.expires_at, value.cache_until);
         Ok(())
     }
 
-    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
         self.discard(key);
         Ok(())
     }
@@ -468,8 +457,8 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    fn key(db: u8, k: &str) -> CacheKey {
-        CacheKey {
+    fn key(db: u8, k: &str) -> DbKey {
+        DbKey {
             db,
             key: Bytes::copy_from_slice(k.as_bytes()),
         }
@@ -483,7 +472,7 @@ mod tests {
         }
     }
 
-    fn put(c: &MemoryCache, k: &CacheKey, v: &CachedValue) {
+    fn put(c: &MemoryCache, k: &DbKey, v: &CachedValue) {
         c.put_now(k, &v.value, v.expires_at, v.cache_until);
     }
 
@@ -527,7 +516,7 @@ mod tests {
     #[test]
     fn removal_moves_slots_without_losing_any_other_key() {
         let c = cache(64 << 20);
-        let keys: Vec<CacheKey> = (0..5_000).map(|i| key(0, &format!("key:{i}"))).collect();
+        let keys: Vec<DbKey> = (0..5_000).map(|i| key(0, &format!("key:{i}"))).collect();
         for (i, k) in keys.iter().enumerate() {
             put(&c, k, &copy(&i.to_string(), None, None));
         }
@@ -644,7 +633,7 @@ mod tests {
     fn a_cached_copy_does_not_share_the_request_buffer() {
         let c = cache(1 << 20);
         let frame = Bytes::from(vec![b'k'; 4096]);
-        let k = CacheKey {
+        let k = DbKey {
             db: 0,
             key: frame.slice(0..8),
         };

@@ -7,16 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use thiserror::Error;
 
-pub mod memory;
+use crate::model::DbKey;
 
-/// A cache key: logical database and key bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey {
-    /// Redis database index (SELECT).
-    pub db: u8,
-    /// The full Redis key.
-    pub key: Bytes,
-}
+pub mod memory;
 
 /// A cached copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +20,6 @@ pub struct CachedValue {
     pub expires_at: Option<u64>,
     /// Unix ms after which this copy must not be served (the keyspace `ttl`), if ever.
     pub cache_until: Option<u64>,
-}
-
-impl CachedValue {
-    /// The earlier of the key's expiry and the copy's own lifetime.
-    pub fn deadline(&self) -> Option<u64> {
-        earlier(self.expires_at, self.cache_until)
-    }
 }
 
 /// The earlier of two optional deadlines (None: never).
@@ -64,11 +50,11 @@ pub struct CacheStats {
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
     /// The copy for `key`, if held. The caller checks deadlines against its own clock.
-    async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, CacheError>;
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError>;
     /// Stores a copy, replacing any other.
-    async fn put(&self, key: CacheKey, value: CachedValue) -> Result<(), CacheError>;
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError>;
     /// Drops the copy for `key`.
-    async fn remove(&self, key: &CacheKey) -> Result<(), CacheError>;
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError>;
     /// Drops every copy in `db`, or in every database when `None`.
     async fn clear(&self, db: Option<u8>) -> Result<(), CacheError>;
     /// Sizes for INFO.
@@ -85,18 +71,12 @@ pub trait Cache: Send + Sync + 'static {
 /// [`Cache`]; it cannot fail.
 pub trait LocalCache: Send + Sync {
     /// The copy for `key`, if held.
-    fn get_now(&self, key: &CacheKey) -> Option<CachedValue>;
+    fn get_now(&self, key: &DbKey) -> Option<CachedValue>;
     /// Stores a copy of `value` with its deadlines (as in [`CachedValue`]), replacing any
     /// other. Takes the parts by reference: the cache copies them into its own memory.
-    fn put_now(
-        &self,
-        key: &CacheKey,
-        value: &[u8],
-        expires_at: Option<u64>,
-        cache_until: Option<u64>,
-    );
+    fn put_now(&self, key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>);
     /// Drops the copy for `key`.
-    fn remove_now(&self, key: &CacheKey);
+    fn remove_now(&self, key: &DbKey);
 }
 
 /// Shared handle to a cache.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::Durability;
-use crate::tiers::store::StoreWrite;
+use crate::model::StoreWrite;
 
 pub mod error;
 pub mod none;

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::StoreError;
+use crate::model::StoreWrite;
 
 mod batch;
 mod convert;
@@ -143,20 +144,6 @@ pub struct StoredValue {
     pub value: Bytes,
     /// Unix ms at which the key expires (built-in table only).
     pub expires_at: Option<u64>,
-}
-
-/// What to do to one row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreWrite {
-    /// Insert or replace the value (and expiry, on the built-in table).
-    Upsert {
-        /// New value.
-        value: Bytes,
-        /// Unix ms expiry; `None` for no expiry.
-        expires_at: Option<u64>,
-    },
-    /// Remove the row.
-    Delete,
 }
 
 /// One entry of a batch.

@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 
+use crate::model::StoreWrite;
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
-use crate::tiers::store::StoreWrite;
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
 const VERSION: u32 = 1;

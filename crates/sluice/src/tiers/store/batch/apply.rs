@@ -8,7 +8,8 @@ use bytes::Bytes;
 
 use super::plan::{is_delete, PlannedPhase, PlannedRow};
 use crate::error::StoreError;
-use crate::tiers::store::{EntryOutcome, StoreOp, StoreWrite, Written};
+use crate::model::StoreWrite;
+use crate::tiers::store::{EntryOutcome, StoreOp, Written};
 
 /// What a statement reports per entry: the stored text of each, in entry order, or nothing at
 /// all (an empty vector).

@@ -28,7 +28,8 @@ pub(crate) use plan::{plan_batch, pow2_chunks, single_statement};
 mod testing {
     use bytes::Bytes;
 
-    use crate::tiers::store::{StoreOp, StoreWrite, Target};
+    use crate::model::StoreWrite;
+    use crate::tiers::store::{StoreOp, Target};
 
     pub(super) fn op(db: u8, key: &str, value: Option<&str>) -> StoreOp {
         StoreOp {

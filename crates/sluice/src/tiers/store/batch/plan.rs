@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::tiers::store::{StoreOp, StoreWrite, Target};
+use crate::model::StoreWrite;
+use crate::tiers::store::{StoreOp, Target};
 
 /// Which statements an entry goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,7 +47,7 @@ pub(crate) struct PlannedRow {
 
 impl PlannedRow {
     /// The entry that decides the row.
-    pub fn last(&self) -> usize {
+    pub(crate) fn last(&self) -> usize {
         *self.ops.last().expect("a planned row has an entry")
     }
 }

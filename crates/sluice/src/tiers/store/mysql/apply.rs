@@ -9,10 +9,11 @@ use mysql_async::{Params, Value};
 use super::errors::classify;
 use super::sql::{convert, op_size, out, placeholders, quote_mysql_identifier};
 use crate::error::StoreError;
+use crate::model::StoreWrite;
 use crate::tiers::store::batch::{
     match_returned, name_single_key, pow2_chunks, SetApplier, StatementFailure, StatementStored,
 };
-use crate::tiers::store::{StoreOp, StoreWrite, Target};
+use crate::tiers::store::{StoreOp, Target};
 
 /// Most rows per multi-row statement (4 placeholders each for the built-in table).
 const MAX_ROWS_PER_STATEMENT: usize = 4096;

@@ -4,9 +4,10 @@
 use mysql_async::Value;
 
 use crate::error::StoreError;
+use crate::model::StoreWrite;
 use crate::tiers::store::{
     conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, ColumnType, MappedTable,
-    StoreOp, StoreWrite,
+    StoreOp,
 };
 
 /// Quotes a validated identifier (optionally `schema.table`) with backticks for MySQL.

@@ -11,10 +11,11 @@ use super::errors::{classify, commit_error, statement_failure};
 use super::schema::PgTable;
 use super::sql::{column_bytes, convert, Column, MappedSql, DELETE_KV, UPSERT_KV};
 use crate::error::StoreError;
+use crate::model::StoreWrite;
 use crate::tiers::store::batch::{
     match_returned, name_single_key, SetApplier, StatementFailure, StatementStored,
 };
-use crate::tiers::store::{StoreOp, StoreWrite, Target};
+use crate::tiers::store::{StoreOp, Target};
 
 /// Where an applier's statements run.
 pub(super) enum PgConn<'a, 'c> {

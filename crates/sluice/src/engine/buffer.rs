@@ -25,12 +25,12 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::tiers::cache::CacheKey;
-use crate::tiers::store::StoreWrite;
+use crate::model::DbKey;
+use crate::model::StoreWrite;
 
 /// A buffered write.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Sequence number of the latest write to this key.
     pub seq: u64,
     /// The latest write: an upsert or a tombstone.
@@ -46,9 +46,9 @@ pub struct Pending {
 
 /// An entry taken for a flush.
 #[derive(Debug, Clone)]
-pub struct FlushItem {
+pub(crate) struct FlushItem {
     /// The key.
-    pub key: CacheKey,
+    pub key: DbKey,
     /// The sequence number flushed.
     pub seq: u64,
     /// The write flushed.
@@ -58,8 +58,8 @@ pub struct FlushItem {
 #[derive(Default)]
 struct Inner {
     /// Keyed with a random seed, so clients cannot pick colliding keys.
-    entries: HashMap<CacheKey, Pending, RandomState>,
-    order: BTreeMap<u64, CacheKey>,
+    entries: HashMap<DbKey, Pending, RandomState>,
+    order: BTreeMap<u64, DbKey>,
     reserved: usize,
     bytes: usize,
     /// Fingerprints of the keys drains took during the current epoch.
@@ -98,7 +98,7 @@ impl Inner {
 
 /// Why a write could not enter the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReserveError {
+pub(crate) enum ReserveError {
     /// Still full after the backpressure timeout.
     Full,
 }
@@ -106,12 +106,12 @@ pub enum ReserveError {
 /// A slot held for a write between its journal append and its buffer insert.
 #[must_use]
 #[derive(Debug)]
-pub struct Reservation {
+pub(crate) struct Reservation {
     counted: bool,
 }
 
 /// The per-keyspace buffer.
-pub struct WriteBackBuffer {
+pub(crate) struct WriteBackBuffer {
     inner: Mutex<Inner>,
     /// `inner.entries.len()`, stored in the same critical section that changes the map, so a
     /// reader can skip the lock while nothing is buffered (see [`WriteBackBuffer::lookup`]).
@@ -125,7 +125,7 @@ pub struct WriteBackBuffer {
     pub wake: Notify,
 }
 
-fn write_bytes(key: &CacheKey, write: &StoreWrite) -> usize {
+fn write_bytes(key: &DbKey, write: &StoreWrite) -> usize {
     key.key.len()
         + match write {
             StoreWrite::Upsert { value, .. } => value.len(),
@@ -135,7 +135,7 @@ fn write_bytes(key: &CacheKey, write: &StoreWrite) -> usize {
 
 impl WriteBackBuffer {
     /// A buffer that admits `max_dirty` keys and asks for a flush at `flush_batch` fresh keys.
-    pub fn new(max_dirty: usize, flush_batch: usize) -> Self {
+    pub(crate) fn new(max_dirty: usize, flush_batch: usize) -> Self {
         WriteBackBuffer {
             inner: Mutex::new(Inner::default()),
             len: AtomicUsize::new(0),
@@ -147,7 +147,7 @@ impl WriteBackBuffer {
         }
     }
 
-    fn fingerprint(&self, key: &CacheKey) -> u64 {
+    fn fingerprint(&self, key: &DbKey) -> u64 {
         self.fingerprints.hash_one(key)
     }
 
@@ -163,7 +163,7 @@ impl WriteBackBuffer {
     /// its stripe version (SeqCst), so a read ordered after the acknowledgement, or after a
     /// version read that saw the bump, sees a non-zero count and takes the lock. A count of
     /// zero seen by a read that races an unacknowledged write is a read from before it.
-    pub fn lookup(&self, key: &CacheKey) -> Option<Pending> {
+    pub(crate) fn lookup(&self, key: &DbKey) -> Option<Pending> {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -172,9 +172,9 @@ impl WriteBackBuffer {
 
     /// Holds room for a write to `key`, waiting up to `timeout` while the buffer is full.
     /// A key already buffered needs no room: its write coalesces.
-    pub async fn reserve(
+    pub(crate) async fn reserve(
         &self,
-        key: &CacheKey,
+        key: &DbKey,
         timeout: Duration,
     ) -> Result<Reservation, ReserveError> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -192,7 +192,7 @@ impl WriteBackBuffer {
 
     /// Holds room for a write to `key` if there is room now (or the key is buffered already).
     /// The common case, without the future and timer of [`WriteBackBuffer::reserve`].
-    pub fn try_reserve(&self, key: &CacheKey) -> Option<Reservation> {
+    pub(crate) fn try_reserve(&self, key: &DbKey) -> Option<Reservation> {
         let mut inner = self.inner.lock();
         if inner.entries.contains_key(key) {
             return Some(Reservation { counted: false });
@@ -209,9 +209,9 @@ impl WriteBackBuffer {
     /// now, and otherwise hands it back for [`WriteBackBuffer::reserve`].
     ///
     /// `now_ms` is called only if the key enters the buffer (its `dirty_since`).
-    pub fn try_insert(
+    pub(crate) fn try_insert(
         &self,
-        key: &CacheKey,
+        key: &DbKey,
         seq: u64,
         write: StoreWrite,
         now_ms: impl FnOnce() -> u64,
@@ -231,7 +231,7 @@ impl WriteBackBuffer {
     }
 
     /// Gives back a reservation whose write was abandoned.
-    pub fn release(&self, reservation: Reservation) {
+    pub(crate) fn release(&self, reservation: Reservation) {
         if reservation.counted {
             self.inner.lock().reserved -= 1;
             self.space.notify_waiters();
@@ -241,10 +241,10 @@ impl WriteBackBuffer {
     /// Buffers a write, replacing (coalescing) any older one for the key. A key entering the
     /// buffer that no drain stored this epoch is fresh; the `flush_batch`-th fresh key since
     /// the last drain started wakes the flusher.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         reservation: Reservation,
-        key: &CacheKey,
+        key: &DbKey,
         seq: u64,
         write: StoreWrite,
         now_ms: u64,
@@ -265,7 +265,7 @@ impl WriteBackBuffer {
     fn insert_locked(
         &self,
         inner: &mut Inner,
-        key: &CacheKey,
+        key: &DbKey,
         seq: u64,
         write: StoreWrite,
         now_ms: impl FnOnce() -> u64,
@@ -309,13 +309,13 @@ impl WriteBackBuffer {
 
     /// Buffers a write recovered from the journal; replay may exceed `max_dirty`, since those
     /// writes were acknowledged before the crash.
-    pub fn insert_replayed(&self, key: &CacheKey, seq: u64, write: StoreWrite, now_ms: u64) {
+    pub(crate) fn insert_replayed(&self, key: &DbKey, seq: u64, write: StoreWrite, now_ms: u64) {
         self.insert(Reservation { counted: false }, key, seq, write, now_ms);
     }
 
     /// Starts a drain: the fresh count restarts. `new_epoch` (the flusher's timed drain) also
     /// forgets which keys earlier drains stored; the drain then remembers what it takes.
-    pub fn begin_drain(&self, new_epoch: bool) {
+    pub(crate) fn begin_drain(&self, new_epoch: bool) {
         let mut inner = self.inner.lock();
         inner.fresh = 0;
         if new_epoch {
@@ -332,14 +332,14 @@ impl WriteBackBuffer {
 
     /// Whether the flusher should drain now: `flush_batch` fresh keys since the last drain
     /// started, or writers waiting for room.
-    pub fn flush_due(&self) -> bool {
+    pub(crate) fn flush_due(&self) -> bool {
         let inner = self.inner.lock();
         inner.fresh >= self.flush_batch || inner.full(self.max_dirty)
     }
 
     /// Up to `flush_batch` entries with sequence numbers up to `cutoff`, oldest first. Their
     /// keys count as stored for the rest of the epoch.
-    pub fn take_batch(&self, cutoff: u64) -> Vec<FlushItem> {
+    pub(crate) fn take_batch(&self, cutoff: u64) -> Vec<FlushItem> {
         let cap = self.memory_cap();
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
@@ -369,7 +369,7 @@ impl WriteBackBuffer {
 
     /// Drops each flushed entry that was not rewritten since it was taken. Returns how many
     /// were dropped.
-    pub fn complete<'a>(&self, done: impl IntoIterator<Item = &'a FlushItem>) -> usize {
+    pub(crate) fn complete<'a>(&self, done: impl IntoIterator<Item = &'a FlushItem>) -> usize {
         self.complete_taken_at(done, 0)
     }
 
@@ -378,7 +378,7 @@ impl WriteBackBuffer {
     /// `dirty_since` moves up to the time the batch was taken (no later than its oldest
     /// unstored write), so a key rewritten during every flush does not report the age of its
     /// very first write for ever.
-    pub fn complete_taken_at<'a>(
+    pub(crate) fn complete_taken_at<'a>(
         &self,
         done: impl IntoIterator<Item = &'a FlushItem>,
         taken_at_ms: u64,
@@ -414,9 +414,9 @@ impl WriteBackBuffer {
     }
 
     /// Drops every entry of `db` (FLUSHDB) and returns how many went.
-    pub fn clear_db(&self, db: Option<u8>) -> usize {
+    pub(crate) fn clear_db(&self, db: Option<u8>) -> usize {
         let mut inner = self.inner.lock();
-        let doomed: Vec<(CacheKey, u64)> = inner
+        let doomed: Vec<(DbKey, u64)> = inner
             .entries
             .iter()
             .filter(|(k, _)| db.is_none_or(|d| k.db == d))
@@ -436,33 +436,34 @@ impl WriteBackBuffer {
     }
 
     /// True when new keys would have to wait for room.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         let inner = self.inner.lock();
         inner.full(self.max_dirty)
     }
 
     /// Buffered entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
 
     /// True when nothing is buffered.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes of keys and values buffered.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.inner.lock().bytes
     }
 
     /// The lowest buffered sequence number.
-    pub fn min_seq(&self) -> Option<u64> {
+    pub(crate) fn min_seq(&self) -> Option<u64> {
         self.inner.lock().order.keys().next().copied()
     }
 
     /// Unix ms since which the oldest buffered write has waited.
-    pub fn oldest_dirty_since(&self) -> Option<u64> {
+    pub(crate) fn oldest_dirty_since(&self) -> Option<u64> {
         self.inner
             .lock()
             .entries
@@ -472,7 +473,7 @@ impl WriteBackBuffer {
     }
 
     /// Snapshot of buffered keys with their writes, for KEYS / SCAN / DBSIZE.
-    pub fn snapshot(&self, db: u8) -> Vec<(Bytes, StoreWrite)> {
+    pub(crate) fn snapshot(&self, db: u8) -> Vec<(Bytes, StoreWrite)> {
         self.inner
             .lock()
             .entries
@@ -487,8 +488,8 @@ impl WriteBackBuffer {
 mod tests {
     use super::*;
 
-    fn key(k: &str) -> CacheKey {
-        CacheKey {
+    fn key(k: &str) -> DbKey {
+        DbKey {
             db: 0,
             key: Bytes::copy_from_slice(k.as_bytes()),
         }

@@ -1,0 +1,287 @@
+//! Key operations: DEL, expiry, RENAME, KEYS and DBSIZE, FLUSHDB and FLUSHALL.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::types::{ExpireCondition, KeyTtl, Mutation};
+use crate::config::Durability;
+use crate::engine::durable;
+use crate::error::SluiceError;
+use crate::model::{Entry, StoreWrite};
+use crate::tiers::journal::{ClearScope, JournalRecord};
+use crate::Sluice;
+
+impl Sluice {
+    /// Deletes `key`; true if it existed.
+    pub async fn del(&self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
+        self.update(db, key, |cur| {
+            Ok(match cur {
+                Some(_) => (Mutation::Delete, true),
+                None => (Mutation::Keep, false),
+            })
+        })
+        .await
+    }
+
+    /// Sets the expiry of `key` to `at_ms` (Unix ms) under a Redis 7 condition; an expiry in
+    /// the past deletes the key. On a mapped keyspace only the cached copy is bounded.
+    pub async fn expire(
+        &self,
+        db: u8,
+        key: &Bytes,
+        at_ms: i64,
+        condition: ExpireCondition,
+    ) -> Result<bool, SluiceError> {
+        let now = self.now_ms() as i64;
+        let engine = self.engine();
+        if !engine.keyspace_of(db, key).is_builtin() {
+            return self.expire_cached_copy(db, key, at_ms, now).await;
+        }
+        self.update(db, key, |cur| {
+            let Some(entry) = cur else {
+                return Ok((Mutation::Keep, false));
+            };
+            let current = entry.expires_at.map(|e| e as i64);
+            if !condition.allows(current, at_ms) {
+                return Ok((Mutation::Keep, false));
+            }
+            if at_ms <= now {
+                return Ok((Mutation::Delete, true));
+            }
+            Ok((
+                Mutation::Put {
+                    value: entry.value,
+                    expires_at: Some(at_ms as u64),
+                },
+                true,
+            ))
+        })
+        .await
+    }
+
+    async fn expire_cached_copy(
+        &self,
+        db: u8,
+        key: &Bytes,
+        at_ms: i64,
+        now: i64,
+    ) -> Result<bool, SluiceError> {
+        let engine = self.engine();
+        let route = engine.route(db, key.clone());
+        let _guard = engine.locks.lock(route.stripe).await;
+        let Some(entry) = engine.read(&route).await? else {
+            return Ok(false);
+        };
+        engine.locks.bump(route.stripe);
+        if at_ms <= now {
+            let _ = engine.cache.remove(&route.key).await;
+        } else {
+            let copy = crate::tiers::cache::CachedValue {
+                value: entry.value,
+                expires_at: None,
+                cache_until: Some(at_ms as u64),
+            };
+            let _ = engine.cache.put(route.key.clone(), copy).await;
+        }
+        Ok(true)
+    }
+
+    /// The remaining lifetime of `key`.
+    pub async fn ttl(&self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
+        Ok(match self.get_entry(db, key.clone()).await? {
+            None => KeyTtl::Missing,
+            Some(Entry {
+                expires_at: None, ..
+            }) => KeyTtl::Persistent,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => KeyTtl::ExpiresAt(at),
+        })
+    }
+
+    /// Removes the expiry of `key`; true if it had one.
+    pub async fn persist(&self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
+        self.update(db, key, |cur| {
+            Ok(match cur {
+                Some(Entry {
+                    value,
+                    expires_at: Some(_),
+                }) => (
+                    Mutation::Put {
+                        value,
+                        expires_at: None,
+                    },
+                    true,
+                ),
+                _ => (Mutation::Keep, false),
+            })
+        })
+        .await
+    }
+
+    /// RENAME / RENAMENX: `None` if `src` does not exist; `Some(false)` if `only_if_absent`
+    /// and `dst` exists. The value keeps its expiry.
+    pub async fn rename(
+        &self,
+        db: u8,
+        src: &Bytes,
+        dst: &Bytes,
+        only_if_absent: bool,
+    ) -> Result<Option<bool>, SluiceError> {
+        let engine = self.engine();
+        let stripes = vec![engine.locks.stripe(db, src), engine.locks.stripe(db, dst)];
+        let guards = engine.locks.lock_many(stripes).await;
+        let src_route = engine.route(db, src.clone());
+        let Some(entry) = engine.read(&src_route).await? else {
+            return Ok(None);
+        };
+        if src == dst {
+            return Ok(Some(!only_if_absent));
+        }
+        let dst_route = engine.route(db, dst.clone());
+        if only_if_absent && engine.read(&dst_route).await?.is_some() {
+            return Ok(Some(false));
+        }
+        let first = engine
+            .apply(
+                &dst_route,
+                StoreWrite::Upsert {
+                    value: entry.value,
+                    expires_at: entry.expires_at,
+                },
+            )
+            .await?;
+        let second = engine.apply(&src_route, StoreWrite::Delete).await?;
+        drop(guards);
+        durable(first).await?;
+        durable(second).await?;
+        Ok(Some(true))
+    }
+
+    /// Every live key of `db`, sorted: buffered writes, cached copies and table rows alike;
+    /// keys of mapped keyspaces are rebuilt from their templates.
+    pub async fn keys(&self, db: u8) -> Result<Vec<Bytes>, SluiceError> {
+        let engine = self.engine();
+        let now = engine.now();
+        let mut keys = BTreeSet::new();
+        for ks in &engine.keyspaces {
+            if !ks.is_builtin() && db != 0 {
+                continue;
+            }
+            // Buffer first, then the store: an entry flushed in between is in the store.
+            let buffered = ks
+                .buffer
+                .as_ref()
+                .map(|b| b.snapshot(db))
+                .unwrap_or_default();
+            let stored = engine
+                .store
+                .scan_keys(&ks.target(db), now)
+                .await
+                .map_err(|e| SluiceError::store(&ks.name, e))?;
+            for capture in stored {
+                let key = match &ks.template {
+                    Some(t) => Bytes::from(t.render(&capture)),
+                    None => capture,
+                };
+                if engine.keyspace_of(db, &key).id == ks.id {
+                    keys.insert(key);
+                }
+            }
+            for (key, write) in buffered {
+                match write {
+                    StoreWrite::Upsert { expires_at, .. }
+                        if expires_at.is_none_or(|e| e >= now) =>
+                    {
+                        keys.insert(key);
+                    }
+                    _ => {
+                        keys.remove(&key);
+                    }
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// The number of live keys in `db`.
+    pub async fn dbsize(&self, db: u8) -> Result<u64, SluiceError> {
+        Ok(self.keys(db).await?.len() as u64)
+    }
+
+    /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`). Refused when it would empty a mapped table
+    /// whose keyspace does not set `allow_flush = true`.
+    pub async fn flush_db(&self, db: Option<u8>) -> Result<(), SluiceError> {
+        let engine = self.engine();
+        let touches_mapped = db.is_none_or(|d| d == 0);
+        if touches_mapped {
+            if let Some(ks) = engine
+                .keyspaces
+                .iter()
+                .find(|k| !k.is_builtin() && !k.config.allow_flush)
+            {
+                return Err(SluiceError::Refused(format!(
+                    "flush refused: keyspace '{}' maps table '{}'; set allow_flush = true on it to let FLUSHDB/FLUSHALL delete its rows",
+                    ks.name,
+                    ks.mapped.as_ref().map(|m| m.table.as_str()).unwrap_or("")
+                )));
+            }
+        }
+        // The clear must be journaled, or a restart would replay the writes it removed:
+        // refuse before anything is cleared while the journal is out of service.
+        if engine.keyspaces.iter().any(|k| k.buffer.is_some())
+            && engine.journal.durability() != Durability::None
+        {
+            if let Some(e) = engine.journal.health().error() {
+                return Err(SluiceError::Journal(e.to_string()));
+            }
+        }
+        let dbs: Vec<u8> = match db {
+            Some(d) => vec![d],
+            None => (0..16).collect(),
+        };
+        for ks in &engine.keyspaces {
+            if !ks.is_builtin() && !touches_mapped {
+                continue;
+            }
+            let _flushing = ks.flush_lock.lock().await;
+            if let Some(buffer) = &ks.buffer {
+                buffer.clear_db(if ks.is_builtin() { db } else { None });
+            }
+            if ks.is_builtin() {
+                for d in &dbs {
+                    engine
+                        .store
+                        .clear(&ks.target(*d))
+                        .await
+                        .map_err(|e| SluiceError::store(&ks.name, e))?;
+                }
+            } else {
+                engine
+                    .store
+                    .clear(&ks.target(0))
+                    .await
+                    .map_err(|e| SluiceError::store(&ks.name, e))?;
+            }
+            if ks.buffer.is_some() && engine.journal.durability() != Durability::None {
+                // Older journal records of this keyspace must not come back on replay.
+                let seq = engine.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                engine
+                    .journal
+                    .append(JournalRecord::clear(
+                        seq,
+                        ks.name.clone(),
+                        db.map_or(ClearScope::AllDbs, ClearScope::Db),
+                    ))
+                    .await
+                    .map_err(|e| SluiceError::Journal(e.to_string()))?;
+            }
+        }
+        let _ = engine.cache.clear(db).await;
+        engine.locks.bump_all();
+        Ok(())
+    }
+}

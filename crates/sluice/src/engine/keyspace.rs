@@ -1,0 +1,107 @@
+//! A keyspace at run time: its template, mapped table, policy, buffer and counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::buffer::WriteBackBuffer;
+use crate::config::{KeyspaceConfig, Policy};
+use crate::error::StoreError;
+use crate::keyspace::KeyTemplate;
+use crate::tiers::store::{MappedTable, Target};
+
+/// Counters of one keyspace, for INFO and SLUICE.KEYSPACES.
+#[derive(Debug, Default)]
+pub struct KeyspaceCounters {
+    /// Writes the keyspace took (client writes, each key of a multi-key command, and retried
+    /// dead letters): counted once a write passes the value check, before it reaches the
+    /// store or the buffer, so it includes writes that then failed (a store error, a full
+    /// buffer, a journal failure, a shutdown). Writes refused by the check are not counted.
+    pub writes: AtomicU64,
+    /// Flush transactions committed.
+    pub flushes: AtomicU64,
+    /// Rows the store accepted.
+    pub rows_stored: AtomicU64,
+    /// Store failures (whole batches or single entries).
+    pub store_errors: AtomicU64,
+    /// Flush retries after a failure.
+    pub retries: AtomicU64,
+    /// Entries parked as dead letters.
+    pub dead_letters: AtomicU64,
+    /// Duration of the last flush, µs.
+    pub last_flush_us: AtomicU64,
+    /// The last store error, if any.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// One keyspace at run time.
+pub(crate) struct Keyspace {
+    /// Position in match order.
+    pub id: usize,
+    /// Configured name.
+    pub name: String,
+    /// The key template; `None` for the built-in keyspace.
+    pub template: Option<KeyTemplate>,
+    /// The mapped table; `None` for the built-in keyspace.
+    pub mapped: Option<Arc<MappedTable>>,
+    /// The configuration entry.
+    pub config: KeyspaceConfig,
+    /// The write-back buffer (write-back keyspaces only).
+    pub buffer: Option<WriteBackBuffer>,
+    /// Counters.
+    pub counters: KeyspaceCounters,
+    /// Held by whoever flushes this keyspace: at most one store in flight per key.
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl Keyspace {
+    /// The write policy.
+    pub(crate) fn policy(&self) -> Policy {
+        self.config.policy
+    }
+
+    /// True for the built-in `sluice_kv` keyspace.
+    pub(crate) fn is_builtin(&self) -> bool {
+        self.mapped.is_none()
+    }
+
+    pub(crate) fn target(&self, db: u8) -> Target {
+        match &self.mapped {
+            Some(m) => Target::Mapped(m.clone()),
+            None => Target::Builtin { db },
+        }
+    }
+
+    /// The store key of a Redis key: the capture on mapped keyspaces, the key itself otherwise.
+    pub(crate) fn store_key(&self, key: &Bytes) -> Bytes {
+        match &self.template {
+            Some(t) => t
+                .capture_range(key)
+                .map(|r| key.slice(r))
+                .unwrap_or_else(|| key.clone()),
+            None => key.clone(),
+        }
+    }
+
+    /// True when the database may store a value in another text form than the client sent
+    /// (a typed column: `9.999` into numeric(10,2) reads back `10.00`). A write-through write
+    /// caches the database's own form (reported by the commit, or read back); a write-back
+    /// flush drops the client's form from the cache, so the next read caches the database's.
+    pub(crate) fn stores_different_text(&self) -> bool {
+        self.mapped
+            .as_ref()
+            .is_some_and(|m| m.stores_different_text())
+    }
+
+    pub(crate) fn cache_ttl_ms(&self) -> Option<u64> {
+        self.config.ttl.map(|d| d.as_millis() as u64)
+    }
+
+    /// Counts a store failure and keeps its message for INFO.
+    pub(crate) fn note_store_error(&self, e: &StoreError) {
+        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        *self.counters.last_error.lock() = Some(e.message.clone());
+    }
+}

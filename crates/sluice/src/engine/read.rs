@@ -1,0 +1,122 @@
+//! The read path: write-back buffer (a tombstone there means absent), then the cache, then the
+//! store through single flight. A read-through installs what it read only if no write moved
+//! the key's stripe version meanwhile, so a racing write always wins.
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::route::Route;
+use super::Engine;
+use crate::clock::OpTime;
+use crate::error::SluiceError;
+use crate::model::{Entry, StoreWrite};
+
+impl Engine {
+    /// Reads a key through buffer → cache → store, never returning an expired key.
+    pub(crate) async fn read(&self, route: &Route<'_>) -> Result<Option<Entry>, SluiceError> {
+        self.read_at(route, &self.op_time()).await
+    }
+
+    /// [`Engine::read`] at the time `now`: a read-modify-write reads and writes at one instant,
+    /// as Redis runs a command at one cached time (and the clock is read at most once).
+    pub(crate) async fn read_at(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        let version = self.locks.version(route.stripe);
+        let ks = route.ks;
+        if let Some(buffer) = &ks.buffer {
+            if let Some(pending) = buffer.lookup(&route.key) {
+                return Ok(match pending.write {
+                    StoreWrite::Upsert { value, expires_at } => live(value, expires_at, now),
+                    StoreWrite::Delete => None,
+                });
+            }
+        }
+        match self.cache_get(&route.key).await {
+            Ok(Some(copy)) => {
+                if copy.expires_at.is_some_and(|e| e < now.ms()) {
+                    self.expire_lazily(route, now.ms()).await;
+                    return Ok(None);
+                }
+                if copy.cache_until.is_none_or(|u| u > now.ms()) {
+                    return Ok(Some(Entry {
+                        value: copy.value,
+                        expires_at: copy.expires_at,
+                    }));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
+        }
+        // Boxed: the miss path's future is large, and every read's future would carry it.
+        Box::pin(self.read_through(route, version, now.ms())).await
+    }
+
+    /// The miss path of [`Engine::read`]: one store read per key at a time (single flight),
+    /// installed in the cache only if no write moved the stripe's version meanwhile.
+    async fn read_through(
+        &self,
+        route: &Route<'_>,
+        version: u64,
+        now: u64,
+    ) -> Result<Option<Entry>, SluiceError> {
+        let ks = route.ks;
+        let target = ks.target(route.key.db);
+        let store_key = ks.store_key(&route.key.key);
+        if !ks.is_builtin() && self.store.check(&target, &store_key, None).is_err() {
+            // The key column cannot hold this capture, so no row has it: the key does not
+            // exist (a write to it is refused by `apply`).
+            return Ok(None);
+        }
+        let stored = self
+            .singleflight
+            .read((ks.id, route.key.clone()), version, || {
+                self.store.read(&target, &store_key)
+            })
+            .await
+            .map_err(|e| SluiceError::store(&ks.name, e))?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if stored.expires_at.is_some_and(|e| e < now) {
+            self.expire_lazily(route, now).await;
+            return Ok(None);
+        }
+        let cache_until = ks.cache_ttl_ms().map(|t| now.saturating_add(t));
+        if self.locks.version(route.stripe) == version {
+            let _ = self
+                .cache_put(&route.key, &stored.value, stored.expires_at, cache_until)
+                .await;
+            if self.locks.version(route.stripe) != version {
+                let _ = self.cache_remove(&route.key).await;
+            }
+        }
+        Ok(Some(Entry {
+            value: stored.value,
+            expires_at: stored.expires_at,
+        }))
+    }
+
+    /// An expired built-in key seen by a read: drop the cached copy and, if the row is still
+    /// expired, the row. Conditional, so it can never remove a newer write.
+    async fn expire_lazily(&self, route: &Route<'_>, now: u64) {
+        let _ = self.cache_remove(&route.key).await;
+        if route.ks.is_builtin() {
+            let store = self.store.clone();
+            let key = route.key.clone();
+            tokio::spawn(async move {
+                let _ = store.delete_if_expired(key.db, &key.key, now).await;
+            });
+        }
+    }
+}
+
+fn live(value: Bytes, expires_at: Option<u64>, now: &OpTime<'_>) -> Option<Entry> {
+    if expires_at.is_some_and(|e| e < now.ms()) {
+        None
+    } else {
+        Some(Entry { value, expires_at })
+    }
+}

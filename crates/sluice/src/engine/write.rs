@@ -1,0 +1,88 @@
+//! The write path shared by every policy: the value check, then the keyspace's policy
+//! ([`super::write_through`], [`super::write_back`]). The caller holds the key's lock.
+
+use std::sync::atomic::Ordering;
+
+use super::durability::Applied;
+use super::route::Route;
+use super::Engine;
+use crate::clock::OpTime;
+use crate::config::Policy;
+use crate::error::SluiceError;
+use crate::model::StoreWrite;
+
+impl Engine {
+    /// Applies one write according to the keyspace's policy. The caller holds the key's lock.
+    ///
+    /// A write-back write returns its pending journal acknowledgement: the caller releases
+    /// the key lock, then awaits it with [`durable`] before acknowledging the client.
+    pub(crate) async fn apply(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+    ) -> Result<Applied, SluiceError> {
+        self.apply_at(route, write, &self.op_time()).await
+    }
+
+    /// [`Engine::apply`] at the time `now` (see [`Engine::read_at`]).
+    pub(crate) async fn apply_at(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        now: &OpTime<'_>,
+    ) -> Result<Applied, SluiceError> {
+        self.check_open()?;
+        let ks = route.ks;
+        // On a mapped table an expiry bounds only the cached copy: the row never carries one.
+        let (write, copy_deadline) = match write {
+            StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => (
+                StoreWrite::Upsert {
+                    value,
+                    expires_at: None,
+                },
+                expires_at,
+            ),
+            StoreWrite::Upsert {
+                expires_at: Some(e),
+                ..
+            } if e <= now.ms() => (StoreWrite::Delete, None),
+            other => (other, None),
+        };
+        if !ks.is_builtin() {
+            let value = match &write {
+                StoreWrite::Upsert { value, .. } => Some(&value[..]),
+                StoreWrite::Delete => None,
+            };
+            self.store
+                .check(
+                    &ks.target(route.key.db),
+                    &ks.store_key(&route.key.key),
+                    value,
+                )
+                .map_err(|e| SluiceError::Refused(e.message))?;
+        }
+        ks.counters.writes.fetch_add(1, Ordering::Relaxed);
+        match ks.policy() {
+            Policy::WriteThrough | Policy::Invalidate => {
+                // Boxed: this path waits for a database commit anyway, and its future would
+                // otherwise enlarge every write-back write's.
+                Box::pin(self.apply_through(route, write, copy_deadline, now)).await
+            }
+            Policy::WriteBack => self.apply_back(route, write, copy_deadline, now).await,
+        }
+    }
+
+    /// Hands out the next sequence number. With a durable journal the number enters
+    /// `unbuffered` in the same critical section, so the checkpoint can never pass it before
+    /// it is buffered.
+    pub(super) fn next_seq(&self, track: bool) -> u64 {
+        if track {
+            let mut unbuffered = self.unbuffered.lock();
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+            unbuffered.insert(seq);
+            seq
+        } else {
+            self.seq.fetch_add(1, Ordering::SeqCst) + 1
+        }
+    }
+}

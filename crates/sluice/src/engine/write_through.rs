@@ -1,0 +1,79 @@
+//! The write-through and invalidate policies: key lock → store commit through the group
+//! committer → version bump → cache put (write-through) or removal (invalidate) → ack. A store
+//! error removes the cached copy and reaches the client.
+
+use std::sync::atomic::Ordering;
+
+use super::durability::Applied;
+use super::group_commit;
+use super::route::Route;
+use super::Engine;
+use crate::clock::OpTime;
+use crate::config::Policy;
+use crate::error::SluiceError;
+use crate::model::StoreWrite;
+use crate::tiers::store::StoreOp;
+
+impl Engine {
+    /// The write-through / invalidate half of [`Engine::apply`]: the store first (through the
+    /// group committer), then the cache.
+    pub(super) async fn apply_through(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        copy_deadline: Option<u64>,
+        now: &OpTime<'_>,
+    ) -> Result<Applied, SluiceError> {
+        let ks = route.ks;
+        let op = StoreOp {
+            target: ks.target(route.key.db),
+            key: ks.store_key(&route.key.key),
+            write: write.clone(),
+        };
+        let outcome = match self.committer.commit(op).await {
+            Ok(outcome) => outcome,
+            // The committer stopped with the engine before taking the write, so
+            // nothing reached the store and the cache is untouched.
+            Err(group_commit::Stopped) => return Err(SluiceError::ShuttingDown),
+        };
+        self.locks.bump(route.stripe);
+        match outcome {
+            Ok(written) => {
+                ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
+                match (&write, ks.policy()) {
+                    (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
+                        // A typed column may store another text form than was sent: cache
+                        // what the database holds, as the commit reported it or, from a
+                        // backend that cannot report it, read back under the key lock.
+                        let cached = if !ks.stores_different_text() {
+                            Some(value.clone())
+                        } else if let Some(stored) = written.stored {
+                            Some(stored)
+                        } else {
+                            let target = ks.target(route.key.db);
+                            let store_key = ks.store_key(&route.key.key);
+                            match self.store.read(&target, &store_key).await {
+                                Ok(Some(stored)) => Some(stored.value),
+                                _ => None,
+                            }
+                        };
+                        match cached {
+                            Some(v) => {
+                                self.install(route, &v, *expires_at, copy_deadline, now)
+                                    .await
+                            }
+                            None => self.evict(route).await,
+                        }
+                    }
+                    _ => self.evict(route).await,
+                }
+                Ok(None)
+            }
+            Err(e) => {
+                self.evict(route).await;
+                ks.note_store_error(&e);
+                Err(SluiceError::store(&ks.name, e))
+            }
+        }
+    }
+}
