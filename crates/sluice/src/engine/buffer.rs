@@ -413,6 +413,32 @@ impl WriteBackBuffer {
         removed
     }
 
+    /// Replaces everything buffered with `entries` (key → sequence number and write), as
+    /// replayed from the journal, in one critical section: a reader sees the old contents or the
+    /// new, never an empty buffer in between. Returns the keys that were buffered before.
+    pub(crate) fn replace_all(
+        &self,
+        entries: HashMap<DbKey, (u64, StoreWrite)>,
+        now_ms: u64,
+    ) -> Vec<DbKey> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let before: Vec<DbKey> = inner.entries.keys().cloned().collect();
+        inner.entries.clear();
+        inner.order.clear();
+        inner.bytes = 0;
+        inner.fresh = 0;
+        inner.stored.clear();
+        for (key, (seq, write)) in entries {
+            self.insert_locked(inner, &key, seq, write, || now_ms);
+        }
+        inner.shrink_if_sparse();
+        self.len.store(inner.entries.len(), Ordering::Release);
+        drop(guard);
+        self.space.notify_waiters();
+        before
+    }
+
     /// Drops every entry of `db` (FLUSHDB) and returns how many went.
     pub(crate) fn clear_db(&self, db: Option<u8>) -> usize {
         let mut inner = self.inner.lock();

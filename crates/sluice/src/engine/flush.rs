@@ -11,6 +11,7 @@ use super::buffer::FlushItem;
 use super::deadletter::DeadLetter;
 use super::isolate::write_isolating;
 use super::{Engine, Keyspace};
+use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
 use crate::model::StoreWrite;
 use crate::tiers::store::StoreOp;
@@ -29,6 +30,18 @@ impl Engine {
                 tasks.push(tokio::spawn(run_flusher(engine, ks, shutdown)));
             }
         }
+        let engine = Arc::downgrade(self);
+        let journal = self.journal.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = journal.failed() => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Some(engine) = engine.upgrade() {
+                engine.reload_buffers_after_journal_failure().await;
+            }
+        }));
         let engine = Arc::downgrade(self);
         let mut shutdown = self.shutdown_tx.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -63,6 +76,17 @@ impl Engine {
         let batch: Vec<FlushItem> = buffer.take_batch(cutoff);
         if batch.is_empty() {
             return Ok(0);
+        }
+        // A write is buffered before its journal record is durable. Store none whose writer
+        // may yet be told it failed: wait until every record appended so far is decided.
+        if self.journal.durability() != Durability::None
+            && !self.buffers_reloaded.load(Ordering::SeqCst)
+        {
+            if let Err(e) = self.journal.barrier().await {
+                return Err(StoreError::transient(format!(
+                    "not stored while the journal is out of service ({e}); the buffered writes are reloaded from the journal and stored then"
+                )));
+            }
         }
         let now = self.now();
         let ops: Vec<StoreOp> = batch

@@ -57,6 +57,15 @@ impl KeyLocks {
         guards
     }
 
+    /// Locks every stripe, in order: no write is in progress while the guards are held.
+    pub(crate) async fn lock_all(&self) -> Vec<MutexGuard<'_, ()>> {
+        let mut guards = Vec::with_capacity(self.locks.len());
+        for lock in self.locks.iter() {
+            guards.push(lock.lock().await);
+        }
+        guards
+    }
+
     /// The stripe's current version.
     pub(crate) fn version(&self, stripe: Stripe) -> u64 {
         self.versions[stripe.0].load(Ordering::SeqCst)

@@ -92,6 +92,13 @@ pub(crate) struct Engine {
     /// checkpoint.
     unbuffered: Mutex<BTreeSet<u64>>,
     closing: AtomicBool,
+    /// Set once the journal went out of service and the buffers were reloaded from it: every
+    /// buffered write is then known to be acknowledged, and the flusher stops asking the
+    /// (failed) journal.
+    buffers_reloaded: AtomicBool,
+    /// Held while a checkpoint position is computed and sent, and while the buffers are
+    /// reloaded after a journal failure.
+    checkpointing: tokio::sync::Mutex<()>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Stores write-through and invalidate writes of concurrent clients in shared

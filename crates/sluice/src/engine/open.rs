@@ -148,6 +148,8 @@ impl SluiceBuilder {
             seq: AtomicU64::new(0),
             unbuffered: Mutex::new(BTreeSet::new()),
             closing: AtomicBool::new(false),
+            buffers_reloaded: AtomicBool::new(false),
+            checkpointing: tokio::sync::Mutex::new(()),
             shutdown_tx,
             tasks: Mutex::new(vec![committer_task]),
             committer,

@@ -1,37 +1,42 @@
-//! Recovery at open: journal records past the checkpoint are replayed into the write-back
-//! buffers (the highest sequence number per key wins; FLUSHDB records void older ones), then
-//! flushed.
+//! Journal replay: at open, and again when the journal goes out of service.
+//!
+//! At open, records past the checkpoint are replayed into the write-back buffers (the highest
+//! sequence number per key wins; FLUSHDB records void older ones), then flushed.
+//!
+//! When a journal write or fsync fails, the writes of the failed group were already buffered
+//! (and cached) before their fsync ran, and their writers are told they failed. The buffers are
+//! then rebuilt from what the journal holds on disk, exactly as a restart would rebuild them, so
+//! a write that was never acknowledged is neither read nor stored; until then the flusher stores
+//! nothing it cannot prove durable ([`super::Engine::flush_batch`] waits for a journal barrier).
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
 use super::keyspace::Keyspace;
 use super::Engine;
-use crate::error::OpenError;
+use crate::error::{JournalError, OpenError, StoreError};
+use crate::model::{DbKey, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
+use crate::tiers::store::StoreOp;
+
+/// What a list of journal records leaves in the buffers.
+struct Replay<'e> {
+    /// Per write-back keyspace (by id): the newest write of each key, with its sequence number.
+    buffered: HashMap<usize, HashMap<DbKey, (u64, StoreWrite)>>,
+    /// Writes of keyspaces that are no longer write-back, in append order.
+    unbuffered: Vec<(&'e Keyspace, JournalRecord)>,
+    /// Records naming a keyspace that is no longer configured.
+    unknown: usize,
+}
 
 impl Engine {
-    /// Replays journal records past the checkpoint into the buffers, newest per key winning,
-    /// then flushes them.
-    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
-        let records = self.journal.take_recovered();
-        // New writes must be numbered above everything journaled before, even when nothing
-        // is left to replay: a seq at or below the checkpoint would be skipped by the next
-        // replay as "already stored".
-        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
-        self.seq.store(
-            max_seq.max(self.journal.last_seq()),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        if records.is_empty() {
-            return Ok(());
-        }
-        let count = records.len();
-        let now = self.now();
-        let mut unknown = 0usize;
+    /// Sorts `records` (in append order) into what each buffer must hold.
+    fn plan_replay(&self, records: Vec<JournalRecord>) -> Replay<'_> {
         // FLUSHDB records: every older record of that keyspace and database is void.
-        let mut clears: std::collections::HashMap<(String, ClearScope), u64> = Default::default();
+        let mut clears: HashMap<(String, ClearScope), u64> = HashMap::new();
         for r in &records {
             if let JournalOp::Clear(scope) = r.op {
                 let e = clears.entry((r.keyspace.clone(), scope)).or_insert(0);
@@ -47,65 +52,157 @@ impl Engine {
                         .is_some_and(|&c| c > r.seq)
                 })
         };
+        let mut replay = Replay {
+            buffered: HashMap::new(),
+            unbuffered: Vec::new(),
+            unknown: 0,
+        };
         for record in records {
-            let JournalOp::Write(write) = &record.op else {
-                continue;
-            };
-            if cleared(&record) {
+            if !matches!(record.op, JournalOp::Write(_)) || cleared(&record) {
                 continue;
             }
             let Some(ks) = self.keyspaces.iter().find(|k| k.name == record.keyspace) else {
-                unknown += 1;
+                replay.unknown += 1;
                 error!(keyspace = %record.keyspace, seq = record.seq, "journal record names a keyspace that is no longer configured; it is kept in the journal and not applied");
                 continue;
             };
-            let Some(buffer) = &ks.buffer else {
-                // The keyspace is no longer write-back: store the record straight away.
-                buffer_less_replay(self, ks, &record, write.clone()).await?;
-                continue;
-            };
-            let key = crate::model::DbKey {
-                db: record.db,
-                key: record.key.clone(),
-            };
-            let newer_buffered = buffer.lookup(&key).is_some_and(|p| p.seq >= record.seq);
-            if newer_buffered {
+            if ks.buffer.is_none() {
+                replay.unbuffered.push((ks, record));
                 continue;
             }
-            buffer.insert_replayed(&key, record.seq, write.clone(), now);
+            let JournalOp::Write(write) = record.op else {
+                continue;
+            };
+            let key = DbKey {
+                db: record.db,
+                key: record.key,
+            };
+            let newest = replay.buffered.entry(ks.id).or_default();
+            match newest.get(&key) {
+                Some((seq, _)) if *seq >= record.seq => {}
+                _ => {
+                    newest.insert(key, (record.seq, write));
+                }
+            }
+        }
+        replay
+    }
+
+    /// Replays journal records past the checkpoint into the buffers, newest per key winning,
+    /// then flushes them.
+    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
+        let records = self.journal.take_recovered();
+        // New writes must be numbered above everything journaled before, even when nothing
+        // is left to replay: a seq at or below the checkpoint would be skipped by the next
+        // replay as "already stored".
+        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        self.seq
+            .store(max_seq.max(self.journal.last_seq()), Ordering::SeqCst);
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = records.len();
+        let now = self.now();
+        let replay = self.plan_replay(records);
+        for (ks, record) in &replay.unbuffered {
+            // The keyspace is no longer write-back: store the record straight away.
+            store_unbuffered(self, ks, record).await?;
+        }
+        for ks in &self.keyspaces {
+            if let (Some(buffer), Some(entries)) = (&ks.buffer, replay.buffered.get(&ks.id)) {
+                for (key, (seq, write)) in entries {
+                    buffer.insert_replayed(key, *seq, write.clone(), now);
+                }
+            }
         }
         info!(
             records = count,
-            unknown, "journal replayed into the write-back buffers"
+            unknown = replay.unknown,
+            "journal replayed into the write-back buffers"
         );
-        if unknown > 0 {
-            return Err(OpenError::Journal(
-                crate::error::JournalError::UnknownKeyspaces { records: unknown },
-            ));
+        if replay.unknown > 0 {
+            return Err(OpenError::Journal(JournalError::UnknownKeyspaces {
+                records: replay.unknown,
+            }));
         }
         if let Err(e) = self.flush_all().await {
             warn!("flush after journal replay failed, will retry in the background: {e}");
         }
         Ok(())
     }
+
+    /// Once the journal has gone out of service: rebuilds every write-back buffer from the
+    /// records on disk, with no flush and no write in progress (every flush lock and every key
+    /// lock held), then drops the cached copies of every key that was buffered. Afterwards the
+    /// buffers hold exactly the acknowledged writes not yet stored, and the flusher stores them
+    /// without waiting for the (failed) journal.
+    pub(super) async fn reload_buffers_after_journal_failure(&self) {
+        let write_back: Vec<&Arc<Keyspace>> = self
+            .keyspaces
+            .iter()
+            .filter(|k| k.buffer.is_some())
+            .collect();
+        if write_back.is_empty() {
+            return;
+        }
+        let mut flushing = Vec::with_capacity(write_back.len());
+        for ks in &write_back {
+            flushing.push(ks.flush_lock.lock().await);
+        }
+        let _checkpointing = self.checkpointing.lock().await;
+        let _writers = self.locks.lock_all().await;
+        let records = match self.journal.reread_acknowledged().await {
+            Ok(records) => records,
+            Err(e) => {
+                error!("the journal failed and cannot be read back ({e}); writes whose journal write failed may stay visible and be stored until Sluice is restarted");
+                return;
+            }
+        };
+        let count = records.len();
+        let now = self.now();
+        let mut replay = self.plan_replay(records);
+        let mut dropped = Vec::new();
+        for ks in &write_back {
+            if let Some(buffer) = &ks.buffer {
+                let entries = replay.buffered.remove(&ks.id).unwrap_or_default();
+                dropped.extend(buffer.replace_all(entries, now));
+            }
+        }
+        // Nothing is between its journal append and its buffer insert while every key lock
+        // is held.
+        self.unbuffered.lock().clear();
+        // A read-through that began before the swap must not install what it read.
+        self.locks.bump_all();
+        for key in &dropped {
+            let _ = self.cache_remove(key).await;
+        }
+        self.buffers_reloaded.store(true, Ordering::SeqCst);
+        drop(flushing);
+        warn!(
+            records = count,
+            "the journal is out of service: the write-back buffers were reloaded from it, so only acknowledged writes are read and stored; new write-back writes are refused until Sluice is restarted"
+        );
+    }
 }
 
-async fn buffer_less_replay(
+/// Stores a replayed write of a keyspace that is no longer write-back.
+async fn store_unbuffered(
     engine: &Engine,
     ks: &Keyspace,
     record: &JournalRecord,
-    write: crate::model::StoreWrite,
 ) -> Result<(), OpenError> {
-    let key = bytes::Bytes::clone(&record.key);
-    let op = crate::tiers::store::StoreOp {
+    let JournalOp::Write(write) = &record.op else {
+        return Ok(());
+    };
+    let op = StoreOp {
         target: ks.target(record.db),
-        key: ks.store_key(&key),
-        write,
+        key: ks.store_key(&record.key),
+        write: write.clone(),
     };
     match engine.store.write_batch(vec![op]).await {
         // A store owes one outcome per entry: none is not a success.
         Ok(mut outcome) => match outcome.pop().unwrap_or_else(|| {
-            Err(crate::error::StoreError::transient(
+            Err(StoreError::transient(
                 "the store reported no outcome for this write",
             ))
         }) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice::model::StoreWrite;
+use sluice::tiers::journal::wal::{JournalFaults, WalJournal};
 use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::sqlite::SqliteStore;
 use sluice::tiers::store::SharedStore;
@@ -465,33 +466,31 @@ async fn a_batch_refused_whole_is_split_until_the_poison_entry_is_isolated() {
     assert!(letters[0].error.contains("transaction aborted"));
 }
 
-/// A write-back write made while the journal is out of service (after a failed fsync) is
-/// refused with the journal's error before it touches the buffer or the cache: it is never
-/// acknowledged and never readable.
-///
-/// Not asserted, because it does not hold yet (open in issue 12): the write whose own fsync
-/// failed is told so, but its value was buffered before the fsync ran, so it stays readable
-/// and will be flushed.
-#[tokio::test]
-async fn write_back_writes_are_refused_while_the_journal_is_failed() {
-    use sluice::tiers::journal::wal::{JournalFaults, WalJournal};
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), vec![builtin(Policy::WriteBack)]);
+/// Opens an engine over a fsync journal whose segment I/O fails as `faults` plans.
+async fn open_with_journal_faults(dir: &std::path::Path) -> (Sluice, JournalFaults) {
+    let mut cfg = config(dir, vec![builtin(Policy::WriteBack)]);
     cfg.journal.durability = sluice::Durability::Fsync;
     let faults = JournalFaults::new();
-    let journal = WalJournal::open_with_faults(
-        &dir.path().join("journal"),
-        &cfg.journal,
-        false,
-        faults.clone(),
-    )
-    .await
-    .unwrap();
+    let journal =
+        WalJournal::open_with_faults(&dir.join("journal"), &cfg.journal, false, faults.clone())
+            .await
+            .unwrap();
     let sluice = Sluice::builder(cfg)
         .journal(Arc::new(journal))
         .open()
         .await
         .unwrap();
+    (sluice, faults)
+}
+
+/// A write-back write made while the journal is out of service (after a failed fsync) is
+/// refused with the journal's error before it touches the buffer or the cache; the write
+/// whose own fsync failed was buffered before the fsync ran, and once the engine has reloaded
+/// its buffers from the journal it is neither read nor ever stored. Acknowledged writes are.
+#[tokio::test]
+async fn write_back_writes_are_refused_while_the_journal_is_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sluice, faults) = open_with_journal_faults(dir.path()).await;
     sluice
         .set(0, b("before"), b("1"), Default::default())
         .await
@@ -516,4 +515,185 @@ async fn write_back_writes_are_refused_while_the_journal_is_failed() {
         stats.health.error().is_some(),
         "stats report the failed journal"
     );
+    // The write whose fsync failed vanishes once the buffers are reloaded from the journal.
+    let mut gone = false;
+    for _ in 0..200 {
+        if sluice.get(0, b("failed")).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "a write told it failed is not read");
+    assert_eq!(sluice.get(0, b("before")).await.unwrap(), Some(b("1")));
+    sluice.flush().await.unwrap();
+    let table = kv_table(dir.path(), 0);
+    assert_eq!(
+        table.get("before").map(String::as_str),
+        Some("1"),
+        "acknowledged writes are stored"
+    );
+    assert!(!table.contains_key("failed"), "never stored: {table:?}");
+    assert!(!table.contains_key("later"));
+}
+
+/// The flusher stores no write before its journal record is durable: a flush that starts while
+/// the write's fsync is still pending waits for it, and when that fsync fails the write is not
+/// stored, while the key's acknowledged value before it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_fsync_is_pending_or_failed_is_never_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sluice, faults) = open_with_journal_faults(dir.path()).await;
+    sluice
+        .set(0, b("k"), b("acked"), Default::default())
+        .await
+        .unwrap();
+
+    // The next group is held in the writer: its fsync has not run.
+    faults.hold();
+    let writer = {
+        let sluice = sluice.clone();
+        tokio::spawn(async move { sluice.set(0, b("k"), b("doomed"), Default::default()).await })
+    };
+    let mut buffered = false;
+    for _ in 0..200 {
+        if sluice.get(0, b("k")).await.unwrap() == Some(b("doomed")) {
+            buffered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(buffered, "the write is buffered before its fsync ran");
+    let flush = {
+        let sluice = sluice.clone();
+        tokio::spawn(async move { sluice.flush().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        kv_table(dir.path(), 0).get("k").map(String::as_str) != Some("doomed"),
+        "the flush waits for the fsync"
+    );
+
+    const EIO: i32 = 5;
+    faults.fail_sync_after(0, EIO);
+    faults.release();
+    assert!(
+        matches!(writer.await.unwrap(), Err(SluiceError::Journal(_))),
+        "the writer is told its write failed"
+    );
+    let _ = flush.await.unwrap();
+    assert!(
+        kv_table(dir.path(), 0).get("k").map(String::as_str) != Some("doomed"),
+        "a write told it failed is never stored"
+    );
+    // After the reload, the acknowledged value is read and stored.
+    let mut stored = false;
+    for _ in 0..200 {
+        let _ = sluice.flush().await;
+        if kv_table(dir.path(), 0).get("k").map(String::as_str) == Some("acked") {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stored, "the acknowledged value is stored");
+    assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("acked")));
+}
+
+/// Unmounts a test's file system when the test ends, however it ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A real full disk, not an injected error: the journal lives on a 1 MiB tmpfs and write-back
+/// writes of 8 KiB go on until one does not fit. That write is refused with the OS's error
+/// and is never read or stored, every later write-back write is refused, and every write
+/// acknowledged before it is read back and stored. Needs root (to mount); skipped otherwise.
+#[tokio::test]
+async fn a_full_filesystem_refuses_the_write_that_does_not_fit_and_keeps_every_acked_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("small-disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => {}
+        other => {
+            eprintln!(
+                "skipped: cannot mount a tmpfs for the full-disk test (needs root): {other:?}"
+            );
+            return;
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let mut ks = builtin(Policy::WriteBack);
+    // No flush, so nothing is checkpointed away and the journal fills the disk.
+    ks.flush_interval = Duration::from_secs(3600);
+    ks.flush_batch = 100_000;
+    let mut cfg = config(&mnt, vec![ks]);
+    cfg.store = Some(sluice::config::StoreConfig {
+        url: format!("sqlite://{}", root.path().join("sluice.db").display()),
+    });
+    cfg.journal.durability = sluice::Durability::Fsync;
+    cfg.journal.segment_size = 256 * 1024;
+    let sluice = Sluice::open(cfg).await.unwrap();
+
+    let value = b(&"x".repeat(8 * 1024));
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..1000 {
+        let key = format!("k{i}");
+        match sluice
+            .set(0, b(&key), value.clone(), Default::default())
+            .await
+        {
+            Ok(_) => acked.push(key),
+            Err(SluiceError::Journal(text)) => {
+                refused = Some((key, text));
+                break;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    let (refused_key, text) = refused.expect("a 1 MiB disk fills up");
+    assert!(
+        text.contains("No space left on device"),
+        "the OS error reaches the writer: {text}"
+    );
+    assert!(!acked.is_empty());
+    let later = sluice.set(0, b("later"), b("v"), Default::default()).await;
+    assert!(matches!(later, Err(SluiceError::Journal(_))), "{later:?}");
+
+    let mut gone = false;
+    for _ in 0..200 {
+        if sluice.get(0, b(&refused_key)).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the write that did not fit is not read");
+    for key in &acked {
+        assert_eq!(
+            sluice.get(0, b(key)).await.unwrap(),
+            Some(value.clone()),
+            "{key}"
+        );
+    }
+    sluice.flush().await.unwrap();
+    let table = kv_table(root.path(), 0);
+    for key in &acked {
+        assert!(table.contains_key(key), "acknowledged {key} is stored");
+    }
+    assert!(!table.contains_key(&refused_key));
+    assert!(!table.contains_key("later"));
 }

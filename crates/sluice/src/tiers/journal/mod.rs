@@ -140,8 +140,10 @@ pub trait Journal: Send + Sync + 'static {
     /// that is what lets writers of one key share a group commit.
     fn append(&self, record: JournalRecord) -> JournalAck;
 
-    /// Declares every record with `seq <= upto` stored or superseded; segments wholly below
-    /// may be deleted.
+    /// Declares every record with `seq <= upto` stored, or superseded by a later record of its
+    /// key appended before this call; segments wholly below may be deleted. Refused after a
+    /// failure until the records were read back with [`Journal::reread_acknowledged`]: a
+    /// superseding record may then be one that never became durable.
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError>;
 
     /// Records found after the checkpoint when the journal was opened, in append order.
@@ -160,6 +162,29 @@ pub trait Journal: Send + Sync + 'static {
     /// The highest sequence number ever appended, across restarts, so new writes continue
     /// above it.
     fn last_seq(&self) -> u64;
+
+    /// Resolves once every record appended before the call is as durable as
+    /// [`Journal::durability`] promises (so each of their writers is, or will be, told it
+    /// succeeded), or with an error if the journal is out of service (some of them may be told
+    /// they failed). The flusher waits for it before it stores a batch, so the database never
+    /// holds a write whose writer was told it failed.
+    fn barrier(&self) -> JournalAck {
+        JournalAck::ready(self.health().error().map_or(Ok(()), Err))
+    }
+
+    /// Resolves when the journal goes out of service ([`JournalHealth::Failed`]); never, for a
+    /// journal that cannot fail.
+    async fn failed(&self) {
+        std::future::pending::<()>().await
+    }
+
+    /// After a failure: the records past the checkpoint that are on disk now, in append order,
+    /// read back as recovery at the next start would read them. They are exactly the records
+    /// whose writers were told they succeeded (the failed group was cut off the segment), so the
+    /// engine can drop what it buffered and reload these instead of waiting for a restart.
+    async fn reread_acknowledged(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        Err(JournalError::Closed)
+    }
 
     /// Makes everything appended durable and stops background work.
     async fn close(&self) -> Result<(), JournalError>;

@@ -56,6 +56,8 @@ struct Shared {
     last_seq: AtomicU64,
     /// Set once, by the writer, when a segment write or fsync fails (always `Failed`).
     failure: OnceLock<JournalHealth>,
+    /// Turns true when `failure` is set, for [`Journal::failed`].
+    failed: tokio::sync::watch::Sender<bool>,
 }
 
 /// The segment-file journal.
@@ -124,6 +126,7 @@ impl WalJournal {
             syncs: AtomicU64::new(0),
             last_seq: AtomicU64::new(recovered.last_seq),
             failure: OnceLock::new(),
+            failed: tokio::sync::watch::Sender::new(false),
         });
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -138,6 +141,7 @@ impl WalJournal {
             dirty: false,
             last_sync: Instant::now(),
             checkpoint: recovered.checkpoint,
+            reread_since_failure: false,
         };
         writer.current = Some(writer.roll()?);
         let (tx, rx) = mpsc::channel();
@@ -223,6 +227,38 @@ impl Journal for WalJournal {
 
     fn last_seq(&self) -> u64 {
         self.shared.last_seq.load(Ordering::SeqCst)
+    }
+
+    fn barrier(&self) -> JournalAck {
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock();
+        let Some(tx) = tx.as_ref() else {
+            return JournalAck::ready(Err(JournalError::Closed));
+        };
+        if tx
+            .send(Request::Control(Control::Barrier { done }))
+            .is_err()
+        {
+            return JournalAck::ready(Err(JournalError::WriterStopped));
+        }
+        JournalAck::waiting(rx)
+    }
+
+    async fn failed(&self) {
+        let mut failed = self.shared.failed.subscribe();
+        // Err only if the sender is gone, which the journal's own `shared` prevents.
+        let _ = failed.wait_for(|failed| *failed).await;
+    }
+
+    async fn reread_acknowledged(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        let (done, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock();
+            let tx = tx.as_ref().ok_or(JournalError::Closed)?;
+            tx.send(Request::Control(Control::Reread { done }))
+                .map_err(|_| JournalError::WriterStopped)?;
+        }
+        rx.await.map_err(|_| JournalError::WriterStopped)?
     }
 
     async fn close(&self) -> Result<(), JournalError> {

@@ -24,10 +24,10 @@ use tracing::error;
 use super::checkpoint::write_checkpoint;
 use super::faults::SegmentIo;
 use super::format::{header, segment_name, HEADER_LEN};
-use super::recovery::Segment;
+use super::recovery::{recover, Segment};
 use super::{sync_dir, Shared};
 use crate::config::Durability;
-use crate::tiers::journal::{JournalError, JournalHealth};
+use crate::tiers::journal::{JournalError, JournalHealth, JournalRecord};
 
 /// What the journal handle asks of the writer thread.
 pub(super) enum Request {
@@ -49,6 +49,15 @@ pub(super) enum Control {
     },
     Close {
         done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    /// Answered once every append sent before it is decided: `Ok` unless the journal is out of
+    /// service.
+    Barrier {
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    /// After a failure: the records past the checkpoint, read back from disk.
+    Reread {
+        done: oneshot::Sender<Result<Vec<JournalRecord>, JournalError>>,
     },
 }
 
@@ -93,6 +102,8 @@ pub(super) struct Writer {
     pub(super) dirty: bool,
     pub(super) last_sync: Instant,
     pub(super) checkpoint: u64,
+    /// Whether the engine read the journal back after it failed (see [`Writer::checkpoint`]).
+    pub(super) reread_since_failure: bool,
 }
 
 /// Cuts a segment back to `len` after a failed write or fsync, so the records behind it,
@@ -242,6 +253,7 @@ impl Writer {
                 cause: source.clone(),
             };
             if self.shared.failure.set(failure).is_ok() {
+                self.shared.failed.send_replace(true);
                 error!(
                     segment = %path.display(),
                     "cannot {doing} the journal segment: {source}; the journal takes no more writes, and write-back writes fail until Sluice is restarted (none that failed was acknowledged)"
@@ -270,9 +282,20 @@ impl Writer {
 
     /// Records `upto` (if it is new) and deletes the closed segments wholly at or below the
     /// checkpoint. Runs even when the checkpoint did not move: a deletion that failed before
-    /// is tried again. Works on a journal out of service too: the checkpoint file is written
-    /// whole and fsynced before it replaces the old one, and stored writes need no replay.
+    /// is tried again.
+    ///
+    /// A checkpoint may count records as superseded by later records of the same key; it is
+    /// handled only after every append sent before it, so while the journal is healthy those
+    /// later records are durable. Once a write or fsync has failed, some of them may not be, and
+    /// a record they superseded may be the key's last acknowledged write: checkpoints are then
+    /// refused until the engine has read the journal back ([`Control::Reread`]) and rebuilt
+    /// its buffers from it, after which it only ever counts records that are on disk.
     fn checkpoint(&mut self, upto: u64) -> Result<(), JournalError> {
+        if !self.reread_since_failure {
+            if let Some(refused) = self.refusal() {
+                return Err(refused);
+            }
+        }
         if upto > self.checkpoint {
             write_checkpoint(&self.dir, upto, self.shared.last_seq.load(Ordering::SeqCst))?;
             self.checkpoint = upto;
@@ -344,6 +367,17 @@ impl Writer {
                 Some(Control::Close { done }) => {
                     let _ = done.send(self.close());
                     return;
+                }
+                Some(Control::Barrier { done }) => {
+                    let _ = done.send(self.refusal().map_or(Ok(()), Err));
+                }
+                Some(Control::Reread { done }) => {
+                    // The writer reads, so no checkpoint deletes a segment under the scan.
+                    // Nothing is written any more once the journal has failed; before that the
+                    // current segment may grow past what the scan saw, which is harmless.
+                    let reread = recover(&self.dir, false).map(|r| r.records);
+                    self.reread_since_failure = reread.is_ok() && self.refusal().is_some();
+                    let _ = done.send(reread);
                 }
                 None => {}
             }
