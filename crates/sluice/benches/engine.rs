@@ -123,10 +123,7 @@ fn sqlite_batch(c: &mut Criterion) {
                 .map(|i| StoreOp {
                     target: Target::Builtin { db: 0 },
                     key: key(r * BATCH as u64 + i),
-                    write: StoreWrite::Upsert {
-                        value: value.clone(),
-                        expires_at: None,
-                    },
+                    write: StoreWrite::string(value.clone(), None),
                 })
                 .collect();
             let store = &store;

@@ -54,12 +54,10 @@ fn bench(c: &mut Criterion) {
                                         keyspace: "default".into(),
                                         db: 0,
                                         key: Bytes::from(format!("key:{w}:{i}")),
-                                        op: JournalOp::Write(StoreWrite::Upsert {
-                                            value: Bytes::from_static(
-                                                b"0123456789abcdef0123456789abcdef",
-                                            ),
-                                            expires_at: None,
-                                        }),
+                                        op: JournalOp::Write(StoreWrite::string(
+                                            Bytes::from_static(b"0123456789abcdef0123456789abcdef"),
+                                            None,
+                                        )),
                                     };
                                     journal.append(record).await.expect("append");
                                 }

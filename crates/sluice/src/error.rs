@@ -182,6 +182,12 @@ pub enum SluiceError {
     /// The stored value is not a 64-bit integer, or the argument is not one.
     #[error("ERR value is not an integer or out of range")]
     NotInteger,
+    /// The key holds a value of another type than the command works on.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// A stored value could not be decoded (a built-in row written by something else).
+    #[error("ERR {0}")]
+    Malformed(#[from] crate::model::hash::MalformedHash),
     /// INCRBY/DECRBY result would not fit in 64 bits.
     #[error("ERR increment or decrement would overflow")]
     Overflow,

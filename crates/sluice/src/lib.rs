@@ -73,4 +73,4 @@ pub use engine::{
     DurabilityBatch, KeyspaceCounters, ShutdownReport, SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, SluiceError, StoreError};
-pub use model::{DbKey, Entry, StoreWrite};
+pub use model::{DbKey, Entry, Kind, StoreWrite};

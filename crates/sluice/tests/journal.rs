@@ -72,10 +72,10 @@ fn put(seq: u64, key: &str, value: &str) -> JournalRecord {
         seq,
         0,
         key.as_bytes(),
-        JournalOp::Write(StoreWrite::Upsert {
-            value: Bytes::copy_from_slice(value.as_bytes()),
-            expires_at: None,
-        }),
+        JournalOp::Write(StoreWrite::string(
+            Bytes::copy_from_slice(value.as_bytes()),
+            None,
+        )),
     )
 }
 
@@ -94,19 +94,16 @@ fn varied_records(n: u64) -> Vec<JournalRecord> {
                 seq,
                 (seq % 16) as u8,
                 &[0, 0xff, b'k', (seq % 251) as u8],
-                JournalOp::Write(StoreWrite::Upsert {
-                    value: Bytes::from(vec![(seq % 256) as u8; (seq as usize * 37) % 300]),
-                    expires_at: Some(1_700_000_000_000 + seq),
-                }),
+                JournalOp::Write(StoreWrite::string(
+                    Bytes::from(vec![(seq % 256) as u8; (seq as usize * 37) % 300]),
+                    Some(1_700_000_000_000 + seq),
+                )),
             ),
             2 => record(
                 seq,
                 3,
                 b"",
-                JournalOp::Write(StoreWrite::Upsert {
-                    value: Bytes::new(),
-                    expires_at: None,
-                }),
+                JournalOp::Write(StoreWrite::string(Bytes::new(), None)),
             ),
             3 if seq % 2 == 1 => JournalRecord::clear(seq, "default", ClearScope::AllDbs),
             3 => JournalRecord::clear(seq, "default", ClearScope::Db(0)),
@@ -114,10 +111,7 @@ fn varied_records(n: u64) -> Vec<JournalRecord> {
                 seq,
                 0,
                 b"big",
-                JournalOp::Write(StoreWrite::Upsert {
-                    value: Bytes::from(vec![b'x'; 10_000]),
-                    expires_at: None,
-                }),
+                JournalOp::Write(StoreWrite::string(Bytes::from(vec![b'x'; 10_000]), None)),
             ),
             _ => put(seq, &format!("key:{seq}"), &format!("value-{seq}")),
         })
@@ -1037,10 +1031,10 @@ fn op_record(op: &Op, seq: u64) -> JournalRecord {
             seq,
             *db,
             &key_name(*key),
-            JournalOp::Write(StoreWrite::Upsert {
-                value: Bytes::from(format!("{value}@{seq}")),
-                expires_at: None,
-            }),
+            JournalOp::Write(StoreWrite::string(
+                Bytes::from(format!("{value}@{seq}")),
+                None,
+            )),
         ),
         Op::Del { db, key } => record(
             seq,

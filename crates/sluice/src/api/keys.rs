@@ -53,6 +53,7 @@ impl Sluice {
             Ok((
                 Mutation::Put {
                     value: entry.value,
+                    kind: entry.kind,
                     expires_at: Some(at_ms as u64),
                 },
                 true,
@@ -80,6 +81,7 @@ impl Sluice {
         } else {
             let copy = crate::tiers::cache::CachedValue {
                 value: entry.value,
+                kind: entry.kind,
                 expires_at: None,
                 cache_until: Some(at_ms as u64),
             };
@@ -108,10 +110,12 @@ impl Sluice {
             Ok(match cur {
                 Some(Entry {
                     value,
+                    kind,
                     expires_at: Some(_),
                 }) => (
                     Mutation::Put {
                         value,
+                        kind,
                         expires_at: None,
                     },
                     true,
@@ -150,6 +154,7 @@ impl Sluice {
                 &dst_route,
                 StoreWrite::Upsert {
                     value: entry.value,
+                    kind: entry.kind,
                     expires_at: entry.expires_at,
                 },
             )
@@ -226,7 +231,7 @@ impl Sluice {
                 return Err(SluiceError::Refused(format!(
                     "flush refused: keyspace '{}' maps table '{}'; set allow_flush = true on it to let FLUSHDB/FLUSHALL delete its rows",
                     ks.name,
-                    ks.mapped.as_ref().map(|m| m.table.as_str()).unwrap_or("")
+                    ks.table_name().unwrap_or("")
                 )));
             }
         }

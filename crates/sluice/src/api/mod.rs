@@ -113,11 +113,7 @@ impl Sluice {
                         .as_ref()
                         .map(|t| t.text())
                         .unwrap_or_else(|| "*".into()),
-                    table: ks
-                        .mapped
-                        .as_ref()
-                        .map(|m| format!("{}.{}", m.table, m.value_column))
-                        .unwrap_or_else(|| "sluice_kv".into()),
+                    table: ks.table_text(),
                     policy: ks.policy(),
                     durability: engine.journal.durability(),
                     buffered: buffer.map(|b| b.len()).unwrap_or(0),

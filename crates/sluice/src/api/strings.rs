@@ -5,17 +5,18 @@ use bytes::Bytes;
 use super::types::{Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome};
 use crate::engine::durable;
 use crate::error::SluiceError;
-use crate::model::{Entry, StoreWrite};
+use crate::model::{Entry, Kind, StoreWrite};
 use crate::numeric::{self, FloatIncrError};
 use crate::Sluice;
 
 impl Sluice {
     /// The value of `key`, seeing every acknowledged write (buffered ones included).
+    /// `WRONGTYPE` if the key holds another type.
     pub async fn get(&self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
-        Ok(self.get_entry(db, key).await?.map(|e| e.value))
+        Ok(string_of(self.get_entry(db, key).await?)?.map(|e| e.value))
     }
 
-    /// The value and expiry of `key`.
+    /// The value, type and expiry of `key`.
     pub async fn get_entry(&self, db: u8, key: Bytes) -> Result<Option<Entry>, SluiceError> {
         let engine = self.engine();
         engine.read(&engine.route(db, key)).await
@@ -29,6 +30,18 @@ impl Sluice {
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
     ) -> Result<T, SluiceError> {
         self.update_owned(db, key.clone(), f).await
+    }
+
+    /// [`Sluice::update`] for a string command: `WRONGTYPE`, and nothing written, if the key
+    /// holds another type; `f` sees only a string or nothing.
+    pub async fn update_string<T>(
+        &self,
+        db: u8,
+        key: &Bytes,
+        f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
+    ) -> Result<T, SluiceError> {
+        self.update_owned(db, key.clone(), |cur| f(string_of(cur)?))
+            .await
     }
 
     /// [`Sluice::update`] taking the key by value, for callers that own it.
@@ -74,6 +87,10 @@ impl Sluice {
             None
         };
         let old = if opts.return_old {
+            // SET ... GET of a key of another type writes nothing.
+            if current.as_ref().is_some_and(|e| e.kind != Kind::String) {
+                return Err(SluiceError::WrongType);
+            }
             current.as_ref().map(|e| e.value.clone())
         } else {
             None
@@ -95,7 +112,7 @@ impl Sluice {
             SetExpiry::At(t) => Some(t),
         };
         let applied = engine
-            .apply_at(&route, StoreWrite::Upsert { value, expires_at }, &now)
+            .apply_at(&route, StoreWrite::string(value, expires_at), &now)
             .await?;
         drop(guard);
         durable(applied).await?;
@@ -106,7 +123,7 @@ impl Sluice {
     /// coalesce into one row write per flush.
     pub async fn incr_by(&self, db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError> {
         self.update_owned(db, key, |cur| {
-            let (current, expires_at) = match &cur {
+            let (current, expires_at) = match &string_of(cur)? {
                 Some(e) => (
                     numeric::parse_strict_i64(&e.value).ok_or(SluiceError::NotInteger)?,
                     e.expires_at,
@@ -117,6 +134,7 @@ impl Sluice {
             Ok((
                 Mutation::Put {
                     value: numeric::int_bytes(next),
+                    kind: Kind::String,
                     expires_at,
                 },
                 next,
@@ -133,6 +151,7 @@ impl Sluice {
         increment: &[u8],
     ) -> Result<Bytes, SluiceError> {
         self.update(db, key, |cur| {
+            let cur = string_of(cur)?;
             let next = numeric::incr_by_float(cur.as_ref().map(|e| &e.value[..]), increment)
                 .map_err(|e| match e {
                     FloatIncrError::NotFloat => SluiceError::NotFloat,
@@ -142,6 +161,7 @@ impl Sluice {
             Ok((
                 Mutation::Put {
                     value: next.clone(),
+                    kind: Kind::String,
                     expires_at: cur.and_then(|e| e.expires_at),
                 },
                 next,
@@ -185,10 +205,7 @@ impl Sluice {
         let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             let route = engine.route(db, key);
-            let write = StoreWrite::Upsert {
-                value,
-                expires_at: None,
-            };
+            let write = StoreWrite::string(value, None);
             pending.push(engine.apply(&route, write).await?);
         }
         drop(guards);
@@ -196,5 +213,13 @@ impl Sluice {
             durable(applied).await?;
         }
         Ok(true)
+    }
+}
+
+/// A key read by a string command: `WRONGTYPE` if it holds another type.
+pub(crate) fn string_of(entry: Option<Entry>) -> Result<Option<Entry>, SluiceError> {
+    match entry {
+        Some(e) if e.kind != Kind::String => Err(SluiceError::WrongType),
+        other => Ok(other),
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::config::{Durability, Policy};
-use crate::model::StoreWrite;
+use crate::model::{Kind, StoreWrite};
 
 /// When SET writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,8 +99,10 @@ pub enum Mutation {
     Keep,
     /// Write this value and expiry.
     Put {
-        /// New value.
+        /// New value: the string, or the encoding of `kind`.
         value: Bytes,
+        /// Its type.
+        kind: Kind,
         /// Unix ms expiry, or none.
         expires_at: Option<u64>,
     },
@@ -112,7 +114,15 @@ impl From<Mutation> for Option<StoreWrite> {
     fn from(m: Mutation) -> Self {
         match m {
             Mutation::Keep => None,
-            Mutation::Put { value, expires_at } => Some(StoreWrite::Upsert { value, expires_at }),
+            Mutation::Put {
+                value,
+                kind,
+                expires_at,
+            } => Some(StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            }),
             Mutation::Delete => Some(StoreWrite::Delete),
         }
     }

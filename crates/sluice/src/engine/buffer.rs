@@ -126,11 +126,7 @@ pub(crate) struct WriteBackBuffer {
 }
 
 fn write_bytes(key: &DbKey, write: &StoreWrite) -> usize {
-    key.key.len()
-        + match write {
-            StoreWrite::Upsert { value, .. } => value.len(),
-            StoreWrite::Delete => 0,
-        }
+    key.key.len() + write.value_len()
 }
 
 impl WriteBackBuffer {
@@ -522,10 +518,7 @@ mod tests {
     }
 
     fn put(v: &str) -> StoreWrite {
-        StoreWrite::Upsert {
-            value: Bytes::copy_from_slice(v.as_bytes()),
-            expires_at: None,
-        }
+        StoreWrite::string(Bytes::copy_from_slice(v.as_bytes()), None)
     }
 
     #[tokio::test]

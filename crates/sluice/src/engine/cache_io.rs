@@ -8,7 +8,7 @@ use tracing::warn;
 use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
-use crate::model::DbKey;
+use crate::model::{DbKey, Kind};
 use crate::tiers::cache::{CacheError, CachedValue};
 
 impl Engine {
@@ -18,6 +18,7 @@ impl Engine {
         &self,
         route: &Route<'_>,
         value: &Bytes,
+        kind: Kind,
         expires_at: Option<u64>,
         copy_deadline: Option<u64>,
         now: &OpTime<'_>,
@@ -25,7 +26,7 @@ impl Engine {
         let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.ms().saturating_add(t));
         let cache_until = crate::tiers::cache::earlier(ttl_deadline, copy_deadline);
         if let Err(e) = self
-            .cache_put(&route.key, value, expires_at, cache_until)
+            .cache_put(&route.key, value, kind, expires_at, cache_until)
             .await
         {
             warn!(keyspace = %route.ks.name, "cache write failed, invalidating: {e}");
@@ -54,17 +55,19 @@ impl Engine {
         &self,
         key: &DbKey,
         value: &Bytes,
+        kind: Kind,
         expires_at: Option<u64>,
         cache_until: Option<u64>,
     ) -> Result<(), CacheError> {
         match self.cache.local() {
             Some(local) => {
-                local.put_now(key, value, expires_at, cache_until);
+                local.put_now(key, value, kind, expires_at, cache_until);
                 Ok(())
             }
             None => {
                 let copy = CachedValue {
                     value: value.clone(),
+                    kind,
                     expires_at,
                     cache_until,
                 };

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
 use crate::error::DeadLetterError;
-use crate::model::StoreWrite;
+use crate::model::{FieldsWrite, Kind, StoreWrite};
 
 /// One parked write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +117,22 @@ impl DeadLetters {
         let tx = conn.transaction().map_err(access_error(&self.path))?;
         for l in letters {
             let (op, value, expires_at) = match &l.write {
-                StoreWrite::Upsert { value, expires_at } => {
-                    ("set", Some(value.to_vec()), expires_at.map(|e| e as i64))
-                }
+                StoreWrite::Upsert {
+                    value,
+                    kind: Kind::String,
+                    expires_at,
+                } => ("set", Some(value.to_vec()), expires_at.map(|e| e as i64)),
+                StoreWrite::Upsert {
+                    value,
+                    kind: Kind::Hash,
+                    expires_at,
+                } => (
+                    "set-hash",
+                    Some(value.to_vec()),
+                    expires_at.map(|e| e as i64),
+                ),
                 StoreWrite::Delete => ("del", None, None),
+                StoreWrite::Fields(row) => ("fields", Some(row.to_bytes()), None),
             };
             tx.execute(
                 "INSERT INTO dead_letters (keyspace, db, key, op, value, expires_at, seq, error, failed_at)
@@ -181,13 +193,26 @@ impl DeadLetters {
         let rows = st
             .query_map(params![keyspace], |r| {
                 let op: String = r.get(3)?;
-                let write = if op == "set" {
-                    StoreWrite::Upsert {
-                        value: Bytes::from(r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default()),
-                        expires_at: r.get::<_, Option<i64>>(5)?.map(|e| e as u64),
+                let value = Bytes::from(r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default());
+                let expires_at = r.get::<_, Option<i64>>(5)?.map(|e| e as u64);
+                let upsert = |kind| StoreWrite::Upsert {
+                    value: value.clone(),
+                    kind,
+                    expires_at,
+                };
+                let write = match op.as_str() {
+                    "set" => upsert(Kind::String),
+                    "set-hash" => upsert(Kind::Hash),
+                    "fields" => {
+                        StoreWrite::Fields(FieldsWrite::from_bytes(&value).map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                4,
+                                rusqlite::types::Type::Blob,
+                                Box::new(e),
+                            )
+                        })?)
                     }
-                } else {
-                    StoreWrite::Delete
+                    _ => StoreWrite::Delete,
                 };
                 Ok(DeadLetter {
                     keyspace: r.get(0)?,

@@ -10,7 +10,8 @@ use super::buffer::WriteBackBuffer;
 use crate::config::{KeyspaceConfig, Policy};
 use crate::error::StoreError;
 use crate::keyspace::KeyTemplate;
-use crate::tiers::store::{MappedTable, Target};
+use crate::model::Kind;
+use crate::tiers::store::{MappedRow, MappedTable, Target};
 
 /// Counters of one keyspace, for INFO and SLUICE.KEYSPACES.
 #[derive(Debug, Default)]
@@ -36,6 +37,19 @@ pub struct KeyspaceCounters {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// What a keyspace maps its keys onto.
+#[derive(Debug, Clone)]
+pub(crate) enum Mapping {
+    /// The built-in `sluice_kv` table: any type, Redis-exact expiry.
+    Builtin,
+    /// One column of an existing table: strings.
+    Column(Arc<MappedTable>),
+    /// A row of an existing table: hashes, a field per column.
+    #[allow(dead_code)]
+    // TODO(issue 13): built from `columns` in build_keyspaces (store work).
+    Row(Arc<MappedRow>),
+}
+
 /// One keyspace at run time.
 pub(crate) struct Keyspace {
     /// Position in match order.
@@ -45,7 +59,7 @@ pub(crate) struct Keyspace {
     /// The key template; `None` for the built-in keyspace.
     pub template: Option<KeyTemplate>,
     /// The mapped table; `None` for the built-in keyspace.
-    pub mapped: Option<Arc<MappedTable>>,
+    pub mapping: Mapping,
     /// The configuration entry.
     pub config: KeyspaceConfig,
     /// The write-back buffer (write-back keyspaces only).
@@ -64,13 +78,49 @@ impl Keyspace {
 
     /// True for the built-in `sluice_kv` keyspace.
     pub(crate) fn is_builtin(&self) -> bool {
-        self.mapped.is_none()
+        matches!(self.mapping, Mapping::Builtin)
     }
 
     pub(crate) fn target(&self, db: u8) -> Target {
-        match &self.mapped {
-            Some(m) => Target::Mapped(m.clone()),
-            None => Target::Builtin { db },
+        match &self.mapping {
+            Mapping::Builtin => Target::Builtin { db },
+            Mapping::Column(m) => Target::Mapped(m.clone()),
+            Mapping::Row(r) => Target::Row(r.clone()),
+        }
+    }
+
+    /// The only type this keyspace can hold, or `None` for the built-in keyspace (any type).
+    pub(crate) fn holds_only(&self) -> Option<Kind> {
+        match &self.mapping {
+            Mapping::Builtin => None,
+            Mapping::Column(_) => Some(Kind::String),
+            Mapping::Row(_) => Some(Kind::Hash),
+        }
+    }
+
+    /// `table.column`, `table(columns)` or `sluice_kv`, for INFO and errors.
+    pub(crate) fn table_text(&self) -> String {
+        match &self.mapping {
+            Mapping::Builtin => "sluice_kv".into(),
+            Mapping::Column(m) => format!("{}.{}", m.table, m.value_column),
+            Mapping::Row(r) => format!(
+                "{}({})",
+                r.table,
+                r.columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    /// The mapped table's name, if any.
+    pub(crate) fn table_name(&self) -> Option<&str> {
+        match &self.mapping {
+            Mapping::Builtin => None,
+            Mapping::Column(m) => Some(&m.table),
+            Mapping::Row(r) => Some(&r.table),
         }
     }
 
@@ -90,9 +140,11 @@ impl Keyspace {
     /// caches the database's own form (reported by the commit, or read back); a write-back
     /// flush drops the client's form from the cache, so the next read caches the database's.
     pub(crate) fn stores_different_text(&self) -> bool {
-        self.mapped
-            .as_ref()
-            .is_some_and(|m| m.stores_different_text())
+        match &self.mapping {
+            Mapping::Builtin => false,
+            Mapping::Column(m) => m.stores_different_text(),
+            Mapping::Row(r) => r.stores_different_text(),
+        }
     }
 
     pub(crate) fn cache_ttl_ms(&self) -> Option<u64> {

@@ -12,6 +12,7 @@ use tracing::warn;
 use super::buffer::WriteBackBuffer;
 use super::deadletter::DeadLetters;
 use super::group_commit::GroupCommitter;
+use super::keyspace::Mapping;
 use super::locks::KeyLocks;
 use super::singleflight::SingleFlight;
 use super::{Engine, Keyspace, KeyspaceCounters};
@@ -289,11 +290,16 @@ async fn build_keyspaces(
             keyspaces.len(),
             ks.clone(),
             Some(template),
-            Some(Arc::new(mapped)),
+            Mapping::Column(Arc::new(mapped)),
         ));
     }
     let builtin = builtin.unwrap_or_else(|| KeyspaceConfig::builtin(Policy::WriteBack));
-    keyspaces.push(new_keyspace(keyspaces.len(), builtin, None, None));
+    keyspaces.push(new_keyspace(
+        keyspaces.len(),
+        builtin,
+        None,
+        Mapping::Builtin,
+    ));
     Ok(keyspaces)
 }
 
@@ -301,7 +307,7 @@ fn new_keyspace(
     id: usize,
     config: KeyspaceConfig,
     template: Option<KeyTemplate>,
-    mapped: Option<Arc<MappedTable>>,
+    mapping: Mapping,
 ) -> Arc<Keyspace> {
     let buffer = (config.policy == Policy::WriteBack)
         .then(|| WriteBackBuffer::new(config.max_dirty, config.flush_batch));
@@ -309,7 +315,7 @@ fn new_keyspace(
         id,
         name: config.name.clone(),
         template,
-        mapped,
+        mapping,
         buffer,
         counters: KeyspaceCounters::default(),
         config,
@@ -341,15 +347,15 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
 
 /// `name (template -> table.column, policy)`.
 pub(crate) fn describe_keyspace(ks: &Keyspace) -> String {
-    match (&ks.template, &ks.mapped) {
-        (Some(t), Some(m)) => format!(
-            "{} ({} -> {}.{}, {})",
-            ks.name,
-            t.text(),
-            m.table,
-            m.value_column,
-            ks.policy().as_str()
-        ),
-        _ => format!("{} (* -> sluice_kv, {})", ks.name, ks.policy().as_str()),
-    }
+    let template = ks
+        .template
+        .as_ref()
+        .map_or_else(|| "*".into(), |t| t.text());
+    format!(
+        "{} ({} -> {}, {})",
+        ks.name,
+        template,
+        ks.table_text(),
+        ks.policy().as_str()
+    )
 }

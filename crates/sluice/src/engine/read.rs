@@ -9,7 +9,7 @@ use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
 use crate::error::SluiceError;
-use crate::model::{Entry, StoreWrite};
+use crate::model::{Entry, Kind, StoreWrite};
 
 impl Engine {
     /// Reads a key through buffer → cache → store, never returning an expired key.
@@ -29,8 +29,17 @@ impl Engine {
         if let Some(buffer) = &ks.buffer {
             if let Some(pending) = buffer.lookup(&route.key) {
                 return Ok(match pending.write {
-                    StoreWrite::Upsert { value, expires_at } => live(value, expires_at, now),
+                    StoreWrite::Upsert {
+                        value,
+                        kind,
+                        expires_at,
+                    } => live(value, kind, expires_at, now),
                     StoreWrite::Delete => None,
+                    StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
+                        value: row.image,
+                        kind: Kind::Hash,
+                        expires_at: None,
+                    }),
                 });
             }
         }
@@ -43,6 +52,7 @@ impl Engine {
                 if copy.cache_until.is_none_or(|u| u > now.ms()) {
                     return Ok(Some(Entry {
                         value: copy.value,
+                        kind: copy.kind,
                         expires_at: copy.expires_at,
                     }));
                 }
@@ -87,7 +97,13 @@ impl Engine {
         let cache_until = ks.cache_ttl_ms().map(|t| now.saturating_add(t));
         if self.locks.version(route.stripe) == version {
             let _ = self
-                .cache_put(&route.key, &stored.value, stored.expires_at, cache_until)
+                .cache_put(
+                    &route.key,
+                    &stored.value,
+                    stored.kind,
+                    stored.expires_at,
+                    cache_until,
+                )
                 .await;
             if self.locks.version(route.stripe) != version {
                 let _ = self.cache_remove(&route.key).await;
@@ -95,6 +111,7 @@ impl Engine {
         }
         Ok(Some(Entry {
             value: stored.value,
+            kind: stored.kind,
             expires_at: stored.expires_at,
         }))
     }
@@ -113,10 +130,14 @@ impl Engine {
     }
 }
 
-fn live(value: Bytes, expires_at: Option<u64>, now: &OpTime<'_>) -> Option<Entry> {
+fn live(value: Bytes, kind: Kind, expires_at: Option<u64>, now: &OpTime<'_>) -> Option<Entry> {
     if expires_at.is_some_and(|e| e < now.ms()) {
         None
     } else {
-        Some(Entry { value, expires_at })
+        Some(Entry {
+            value,
+            kind,
+            expires_at,
+        })
     }
 }

@@ -9,7 +9,7 @@ use super::Engine;
 use crate::clock::OpTime;
 use crate::config::Policy;
 use crate::error::SluiceError;
-use crate::model::StoreWrite;
+use crate::model::{Kind, StoreWrite};
 
 impl Engine {
     /// Applies one write according to the keyspace's policy. The caller holds the key's lock.
@@ -35,9 +35,14 @@ impl Engine {
         let ks = route.ks;
         // On a mapped table an expiry bounds only the cached copy: the row never carries one.
         let (write, copy_deadline) = match write {
-            StoreWrite::Upsert { value, expires_at } if !ks.is_builtin() => (
+            StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            } if !ks.is_builtin() => (
                 StoreWrite::Upsert {
                     value,
+                    kind,
                     expires_at: None,
                 },
                 expires_at,
@@ -49,17 +54,7 @@ impl Engine {
             other => (other, None),
         };
         if !ks.is_builtin() {
-            let value = match &write {
-                StoreWrite::Upsert { value, .. } => Some(&value[..]),
-                StoreWrite::Delete => None,
-            };
-            self.store
-                .check(
-                    &ks.target(route.key.db),
-                    &ks.store_key(&route.key.key),
-                    value,
-                )
-                .map_err(|e| SluiceError::Refused(e.message))?;
+            self.check_mapped_write(route, &write)?;
         }
         ks.counters.writes.fetch_add(1, Ordering::Relaxed);
         match ks.policy() {
@@ -70,6 +65,41 @@ impl Engine {
             }
             Policy::WriteBack => self.apply_back(route, write, copy_deadline, now).await,
         }
+    }
+
+    /// Refuses, before anything is written, a write that a mapped keyspace cannot hold: a type
+    /// other than the one it maps (a hash into a column, a string into a row), or a key or
+    /// value its columns cannot take.
+    fn check_mapped_write(&self, route: &Route<'_>, write: &StoreWrite) -> Result<(), SluiceError> {
+        let ks = route.ks;
+        let kind = match write {
+            StoreWrite::Upsert { kind, .. } => Some(*kind),
+            StoreWrite::Fields(_) => Some(Kind::Hash),
+            StoreWrite::Delete => None,
+        };
+        if let (Some(kind), Some(holds)) = (kind, ks.holds_only()) {
+            if kind != holds {
+                return Err(SluiceError::Refused(format!(
+                    "keyspace '{}' maps {} and holds only {} values; a {} cannot be stored at {}",
+                    ks.name,
+                    ks.table_text(),
+                    holds.type_name(),
+                    kind.type_name(),
+                    String::from_utf8_lossy(&route.key.key),
+                )));
+            }
+        }
+        let value = match write {
+            StoreWrite::Upsert { value, .. } => Some(&value[..]),
+            StoreWrite::Delete | StoreWrite::Fields(_) => None,
+        };
+        self.store
+            .check(
+                &ks.target(route.key.db),
+                &ks.store_key(&route.key.key),
+                value,
+            )
+            .map_err(|e| SluiceError::Refused(e.message))
     }
 
     /// Hands out the next sequence number. With a durable journal the number enters

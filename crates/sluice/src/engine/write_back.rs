@@ -76,12 +76,12 @@ impl Engine {
             None
         };
         self.locks.bump(route.stripe);
-        match &write {
-            StoreWrite::Upsert { value, expires_at } => {
-                self.install(route, value, *expires_at, copy_deadline, now)
+        match write.visible() {
+            Some((value, kind, expires_at)) => {
+                self.install(route, value, kind, expires_at, copy_deadline, now)
                     .await
             }
-            StoreWrite::Delete => self.evict(route).await,
+            None => self.evict(route).await,
         }
         Ok(ack.map(PendingDurability))
     }

@@ -11,7 +11,7 @@ use super::Engine;
 use crate::clock::OpTime;
 use crate::config::Policy;
 use crate::error::SluiceError;
-use crate::model::StoreWrite;
+use crate::model::{Kind, StoreWrite};
 use crate::tiers::store::StoreOp;
 
 impl Engine {
@@ -40,8 +40,8 @@ impl Engine {
         match outcome {
             Ok(written) => {
                 ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
-                match (&write, ks.policy()) {
-                    (StoreWrite::Upsert { value, expires_at }, Policy::WriteThrough) => {
+                match (write.visible(), ks.policy()) {
+                    (Some((value, kind, expires_at)), Policy::WriteThrough) => {
                         // A typed column may store another text form than was sent: cache
                         // what the database holds, as the commit reported it or, from a
                         // backend that cannot report it, read back under the key lock.
@@ -58,8 +58,12 @@ impl Engine {
                             }
                         };
                         match cached {
+                            // A row the database left with every mapped column NULL is gone.
+                            Some(v) if kind == Kind::Hash && v.is_empty() => {
+                                self.evict(route).await
+                            }
                             Some(v) => {
-                                self.install(route, &v, *expires_at, copy_deadline, now)
+                                self.install(route, &v, kind, expires_at, copy_deadline, now)
                                     .await
                             }
                             None => self.evict(route).await,

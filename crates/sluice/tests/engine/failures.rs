@@ -278,13 +278,7 @@ async fn a_poison_entry_is_parked_as_a_dead_letter_and_blocks_nothing() {
     let letter = &letters[0];
     assert_eq!(letter.keyspace, "default");
     assert_eq!((letter.db, &letter.key[..]), (0, &b"bad"[..]));
-    assert_eq!(
-        letter.write,
-        StoreWrite::Upsert {
-            value: b("x"),
-            expires_at: None
-        }
-    );
+    assert_eq!(letter.write, StoreWrite::string(b("x"), None));
     assert!(
         letter.error.contains("injected permanent failure"),
         "{}",

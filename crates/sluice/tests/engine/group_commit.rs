@@ -358,7 +358,7 @@ async fn concurrent_writes_to_one_key_end_with_the_last_acknowledged_value() {
                 StoreWrite::Upsert { value, .. } => {
                     applied.push(String::from_utf8(value.to_vec()).unwrap())
                 }
-                StoreWrite::Delete => panic!("no deletes were sent"),
+                other => panic!("only upserts were sent: {other:?}"),
             }
         }
     }

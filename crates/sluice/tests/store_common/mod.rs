@@ -302,10 +302,7 @@ pub fn upsert_exp(target: &Target, key: &[u8], value: &[u8], expires_at: Option<
     StoreOp {
         target: target.clone(),
         key: Bytes::copy_from_slice(key),
-        write: StoreWrite::Upsert {
-            value: Bytes::copy_from_slice(value),
-            expires_at,
-        },
+        write: StoreWrite::string(Bytes::copy_from_slice(value), expires_at),
     }
 }
 

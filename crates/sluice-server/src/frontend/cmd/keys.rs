@@ -251,7 +251,7 @@ pub async fn exists(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn type_(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     match ctx.shared.sluice.get_entry(ctx.session.db, a.key).await {
-        Ok(Some(_)) => Frame::Simple("string".into()),
+        Ok(Some(e)) => Frame::Simple(e.kind.type_name().into()),
         Ok(None) => Frame::Simple("none".into()),
         Err(e) => engine_error(e),
     }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use sluice::model::StoreWrite;
 use sluice::DeadLetterSelector;
+use sluice::Kind;
 
 use super::spec::Ctx;
 use super::spec::{boxed, Handler, Spec};
@@ -148,8 +149,27 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 .into_iter()
                 .map(|l| {
                     let (op, value) = match l.write {
-                        StoreWrite::Upsert { value, .. } => ("set", Frame::Bulk(value)),
+                        StoreWrite::Upsert {
+                            value,
+                            kind: Kind::String,
+                            ..
+                        } => ("set", Frame::Bulk(value)),
+                        StoreWrite::Upsert { value, .. } => ("hset", hash_frame(&value)),
                         StoreWrite::Delete => ("del", Frame::Null),
+                        StoreWrite::Fields(row) => (
+                            "hset-row",
+                            Frame::Map(
+                                row.changed
+                                    .iter()
+                                    .map(|f| {
+                                        (
+                                            Frame::Bulk(f.clone()),
+                                            Frame::bulk_or_null(row.value_of(f)),
+                                        )
+                                    })
+                                    .collect(),
+                            ),
+                        ),
                     };
                     Frame::Map(vec![
                         kv("keyspace", Frame::bulk(l.keyspace)),
@@ -164,5 +184,17 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 .collect(),
         ),
         Err(e) => engine_error(e),
+    }
+}
+
+/// A stored hash as a map reply (an undecodable one as its raw bytes).
+fn hash_frame(image: &Bytes) -> Frame {
+    match sluice::model::hash::HashValue::decode(image) {
+        Ok(h) => Frame::Map(
+            h.iter()
+                .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
+                .collect(),
+        ),
+        Err(_) => Frame::Bulk(image.clone()),
     }
 }

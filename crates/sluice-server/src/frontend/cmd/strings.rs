@@ -3,7 +3,7 @@
 use std::mem::take;
 
 use bytes::{Bytes, BytesMut};
-use sluice::{Mutation, SetCondition, SetExpiry, SetOptions, SluiceError};
+use sluice::{Kind, Mutation, SetCondition, SetExpiry, SetOptions, SluiceError};
 
 use super::args::{parse, Args, KeyArg, KeyList, KeyValue};
 use super::spec::categories::{STRING_READ, STRING_WRITE};
@@ -496,7 +496,7 @@ async fn getdel(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &a.key, |cur| {
+        .update_string(ctx.session.db, &a.key, |cur| {
             Ok(match cur {
                 Some(e) => (Mutation::Delete, Some(e.value)),
                 None => (Mutation::Keep, None),
@@ -532,17 +532,19 @@ async fn getex(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     };
     let persist = matches!(o.expiry, ExpiryOption::Persist);
     let r = sluice
-        .update(ctx.session.db, &key, move |cur| {
+        .update_string(ctx.session.db, &key, move |cur| {
             let Some(e) = cur else {
                 return Ok((Mutation::Keep, None));
             };
             let m = match at {
                 Some(at) if at <= now => Mutation::Delete,
                 Some(at) => Mutation::Put {
+                    kind: Kind::String,
                     value: e.value.clone(),
                     expires_at: Some(at),
                 },
                 None if persist && e.expires_at.is_some() => Mutation::Put {
+                    kind: Kind::String,
                     value: e.value.clone(),
                     expires_at: None,
                 },
@@ -559,8 +561,10 @@ pub async fn mget(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = KeyList::parse(argv);
     let mut out = Vec::with_capacity(a.keys.len());
     for key in a.keys.iter_mut() {
-        match ctx.shared.sluice.get(ctx.session.db, take(key)).await {
-            Ok(v) => out.push(Frame::bulk_or_null(v)),
+        // A key of another type reads as nil, as in Redis.
+        match ctx.shared.sluice.get_entry(ctx.session.db, take(key)).await {
+            Ok(Some(e)) if e.kind == Kind::String => out.push(Frame::Bulk(e.value)),
+            Ok(_) => out.push(Frame::Null),
             Err(e) => return engine_error(e),
         }
     }
@@ -613,7 +617,7 @@ async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &key, move |cur| {
+        .update_string(ctx.session.db, &key, move |cur| {
             let (value, expires_at) = match cur {
                 Some(e) => (e.value, e.expires_at),
                 None => (Bytes::new(), None),
@@ -627,6 +631,7 @@ async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             let len = v.len() as i64;
             Ok((
                 Mutation::Put {
+                    kind: Kind::String,
                     value: v.freeze(),
                     expires_at,
                 },
@@ -726,7 +731,7 @@ async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let r = ctx
         .shared
         .sluice
-        .update(ctx.session.db, &key, move |cur| {
+        .update_string(ctx.session.db, &key, move |cur| {
             let offset = offset as u64;
             let Some(e) = cur else {
                 if patch.is_empty() {
@@ -740,6 +745,7 @@ async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 let len = v.len() as i64;
                 return Ok((
                     Mutation::Put {
+                        kind: Kind::String,
                         value: Bytes::from(v),
                         expires_at: None,
                     },
@@ -761,6 +767,7 @@ async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             let len = v.len() as i64;
             Ok((
                 Mutation::Put {
+                    kind: Kind::String,
                     value: Bytes::from(v),
                     expires_at: e.expires_at,
                 },

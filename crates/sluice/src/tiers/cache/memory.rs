@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use super::{Cache, CacheError, CacheStats, CachedValue, DbKey, LocalCache};
 use crate::clock::SharedClock;
+use crate::model::Kind;
 
 /// Bytes charged per entry on top of key and value: slot, index and allocator overhead.
 const ENTRY_OVERHEAD: u64 = 48;
@@ -30,6 +31,8 @@ const EVICTION_SAMPLES: usize = 5;
 
 const HAS_EXPIRY: u8 = 1;
 const HAS_CACHE_UNTIL: u8 = 2;
+/// The value's [`Kind`] code lives in the flags' high nibble.
+const KIND_SHIFT: u8 = 4;
 /// db, flags, key length (u32).
 const FIXED_HEADER: usize = 6;
 
@@ -38,8 +41,14 @@ const FIXED_HEADER: usize = 6;
 struct Packed(Box<[u8]>);
 
 impl Packed {
-    fn new(key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>) -> Packed {
-        let mut flags = 0;
+    fn new(
+        key: &DbKey,
+        value: &[u8],
+        kind: Kind,
+        expires_at: Option<u64>,
+        cache_until: Option<u64>,
+    ) -> Packed {
+        let mut flags = kind.code() << KIND_SHIFT;
         let mut header = FIXED_HEADER;
         if expires_at.is_some() {
             flags |= HAS_EXPIRY;
@@ -122,9 +131,15 @@ impl Packed {
         super::earlier(self.expires_at(), self.cache_until())
     }
 
+    fn kind(&self) -> Kind {
+        // Only `Packed::new` writes the flags, from a `Kind`.
+        Kind::from_code(self.flags() >> KIND_SHIFT).unwrap_or_default()
+    }
+
     fn to_cached(&self) -> CachedValue {
         CachedValue {
             value: Bytes::copy_from_slice(self.value()),
+            kind: self.kind(),
             expires_at: self.expires_at(),
             cache_until: self.cache_until(),
         }
@@ -271,8 +286,15 @@ impl MemoryCache {
         Some(slot.packed.to_cached())
     }
 
-    fn store(&self, key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>) {
-        let packed = Packed::new(key, value, expires_at, cache_until);
+    fn store(
+        &self,
+        key: &DbKey,
+        value: &[u8],
+        kind: Kind,
+        expires_at: Option<u64>,
+        cache_until: Option<u64>,
+    ) {
+        let packed = Packed::new(key, value, kind, expires_at, cache_until);
         let weight = packed.weight();
         if weight > self.capacity / 8 {
             // Too big to be worth the room: reads of it go to the store.
@@ -405,10 +427,11 @@ impl LocalCache for MemoryCache {
         &self,
         key: &DbKey,
         value: &[u8],
+        kind: Kind,
         expires_at: Option<u64>,
         cache_until: Option<u64>,
     ) {
-        self.store(key, value, expires_at, cache_until);
+        self.store(key, value, kind, expires_at, cache_until);
     }
 
     fn remove_now(&self, key: &DbKey) {
@@ -423,7 +446,13 @@ impl Cache for MemoryCache {
     }
 
     async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
-        self.store(&key, &value.value, value.expires_at, value.cache_until);
+        self.store(
+            &key,
+            &value.value,
+            value.kind,
+            value.expires_at,
+            value.cache_until,
+        );
         Ok(())
     }
 
@@ -467,13 +496,14 @@ mod tests {
     fn copy(v: &str, expires_at: Option<u64>, cache_until: Option<u64>) -> CachedValue {
         CachedValue {
             value: Bytes::copy_from_slice(v.as_bytes()),
+            kind: Kind::String,
             expires_at,
             cache_until,
         }
     }
 
     fn put(c: &MemoryCache, k: &DbKey, v: &CachedValue) {
-        c.put_now(k, &v.value, v.expires_at, v.cache_until);
+        c.put_now(k, &v.value, v.kind, v.expires_at, v.cache_until);
     }
 
     fn cache(capacity: u64) -> MemoryCache {

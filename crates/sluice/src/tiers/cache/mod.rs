@@ -7,15 +7,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::model::DbKey;
+use crate::model::{DbKey, Kind};
 
 pub mod memory;
 
 /// A cached copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedValue {
-    /// The value.
+    /// The value: the string, or the encoding of `kind`.
     pub value: Bytes,
+    /// Its type.
+    pub kind: Kind,
     /// Unix ms at which the key itself expires (built-in keyspace), if ever.
     pub expires_at: Option<u64>,
     /// Unix ms after which this copy must not be served (the keyspace `ttl`), if ever.
@@ -74,7 +76,14 @@ pub trait LocalCache: Send + Sync {
     fn get_now(&self, key: &DbKey) -> Option<CachedValue>;
     /// Stores a copy of `value` with its deadlines (as in [`CachedValue`]), replacing any
     /// other. Takes the parts by reference: the cache copies them into its own memory.
-    fn put_now(&self, key: &DbKey, value: &[u8], expires_at: Option<u64>, cache_until: Option<u64>);
+    fn put_now(
+        &self,
+        key: &DbKey,
+        value: &[u8],
+        kind: Kind,
+        expires_at: Option<u64>,
+        cache_until: Option<u64>,
+    );
     /// Drops the copy for `key`.
     fn remove_now(&self, key: &DbKey);
 }

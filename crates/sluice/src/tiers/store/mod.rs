@@ -125,6 +125,39 @@ impl MappedTable {
     }
 }
 
+/// A mapped hash keyspace: a hash is a row of `table` where `key_column = capture`, each field
+/// one of `columns`. NULL columns are absent fields; a row whose mapped columns are all NULL
+/// (or no row) is a missing key.
+#[derive(Debug, Clone)]
+pub struct MappedRow {
+    /// Validated table identifier.
+    pub table: String,
+    /// Validated key column identifier (unique).
+    pub key_column: String,
+    /// Conversion for the key capture.
+    pub key_type: ColumnType,
+    /// The columns a client may use as fields, with their types, in the order configured.
+    pub columns: Vec<ColumnInfo>,
+    /// What DEL does: set every mapped column NULL, or remove the row.
+    pub on_delete: crate::config::OnDelete,
+}
+
+impl MappedRow {
+    /// The column a field names, compared exactly (field names are column names as
+    /// configured).
+    pub fn column(&self, field: &[u8]) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name.as_bytes() == field)
+    }
+
+    /// True when the database may store a field in another text form than the one sent (any
+    /// typed column).
+    pub fn stores_different_text(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| !matches!(c.kind, ColumnType::Text | ColumnType::Blob))
+    }
+}
+
 /// Where a key lives in the database.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -135,13 +168,18 @@ pub enum Target {
     },
     /// A column of an existing table.
     Mapped(Arc<MappedTable>),
+    /// A row of an existing table, as a hash.
+    Row(Arc<MappedRow>),
 }
 
-/// A row as read back: the value as a Redis client expects it, and its expiry.
+/// A row as read back: the value as a Redis client expects it, its type, and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredValue {
-    /// The value in the text form the database itself would print.
+    /// The value in the text form the database itself would print (a row: the encoded hash of
+    /// its non-NULL mapped columns).
     pub value: Bytes,
+    /// Its type.
+    pub kind: crate::model::Kind,
     /// Unix ms at which the key expires (built-in table only).
     pub expires_at: Option<u64>,
 }
@@ -221,6 +259,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one built-in row only if it is still expired at `now_ms`, so a newer value
     /// written meanwhile is never removed.
     async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError>;
+}
+
+/// The error for a mapped-row write on a store that cannot apply one yet.
+pub(crate) fn fields_unsupported() -> StoreError {
+    StoreError::permanent("this store cannot write the fields of a mapped hash row yet")
+}
+
+/// The error for any operation on a mapped row on a store that cannot map rows yet.
+pub(crate) fn rows_unsupported() -> StoreError {
+    StoreError::permanent("this store cannot map hash keyspaces onto rows yet")
 }
 
 /// Shared handle to a store.

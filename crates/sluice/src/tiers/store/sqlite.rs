@@ -224,7 +224,8 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
 
 fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
     match (&op.target, &op.write) {
-        (Target::Builtin { db }, StoreWrite::Upsert { value, expires_at }) => conn
+        (_, StoreWrite::Fields(_)) => Err(super::fields_unsupported()),
+        (Target::Builtin { db }, StoreWrite::Upsert { value, expires_at, .. }) => conn
             .prepare_cached(
                 "INSERT INTO sluice_kv (db, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -244,6 +245,7 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
             .and_then(|mut st| st.execute(params![*db as i64, &op.key[..]]))
             .map(|_| Written::NOTHING)
             .map_err(|e| classify(e, "delete from sluice_kv")),
+        (Target::Row(_), _) => Err(crate::tiers::store::rows_unsupported()),
         (Target::Mapped(m), StoreWrite::Upsert { value, .. }) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
             let val = to_sql(m, value, &op.key, false)?;
@@ -532,12 +534,14 @@ impl Store for SqliteStore {
                         let expires_at: Option<i64> =
                             row.get(1).map_err(|e| classify(e, "read sluice_kv"))?;
                         Ok(value.map(|value| StoredValue {
+                            kind: crate::model::Kind::String,
                             value,
                             expires_at: expires_at.map(|e| e.max(0) as u64),
                         }))
                     }
                 }
             }
+            Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
             Target::Mapped(m) => {
                 let k = to_sql(m, &key, &key, true)?;
                 let sql = format!(
@@ -557,6 +561,7 @@ impl Store for SqliteStore {
                         .map(from_sql)
                         .map_err(|e| mapped_error(e, m, &key))?
                         .map(|value| StoredValue {
+                            kind: crate::model::Kind::String,
                             value,
                             expires_at: None,
                         })),
@@ -598,6 +603,7 @@ impl Store for SqliteStore {
                         .map_err(q)?;
                     Ok(keys)
                 }
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let sql = format!(
                         "SELECT CASE WHEN typeof({k}) = 'real' THEN CAST({k} AS TEXT) ELSE {k} END \
@@ -627,6 +633,7 @@ impl Store for SqliteStore {
                 Target::Builtin { db } => conn
                     .execute("DELETE FROM sluice_kv WHERE db = ?1", params![*db as i64])
                     .map(drop),
+                Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => conn
                     .execute(&format!("DELETE FROM {}", quote_identifier(&m.table)), [])
                     .map(drop),

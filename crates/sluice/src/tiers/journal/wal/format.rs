@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::model::StoreWrite;
+use crate::model::{FieldsWrite, Kind, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
@@ -19,9 +19,14 @@ const MAX_PAYLOAD: u32 = 600 * 1024 * 1024;
 /// Length and CRC before each payload.
 const FRAME_HEADER: usize = 8;
 
+/// A string upsert (the format of every upsert before values had types).
 const OP_UPSERT: u8 = 0;
 const OP_DELETE: u8 = 1;
 const OP_CLEAR: u8 = 2;
+/// An upsert of a value of another type: a kind byte follows the op byte.
+const OP_UPSERT_KIND: u8 = 3;
+/// A write to some fields of a mapped row: the value is [`FieldsWrite::to_bytes`].
+const OP_FIELDS: u8 = 4;
 /// The database byte of a clear of every database.
 const ALL_DBS: u8 = u8::MAX;
 
@@ -35,25 +40,40 @@ pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
 /// An upper bound of the payload's length, so encoding allocates once.
 fn payload_capacity(r: &JournalRecord) -> usize {
     let value_len = match &r.op {
-        JournalOp::Write(StoreWrite::Upsert { value, .. }) => value.len(),
+        JournalOp::Write(write) => write.value_len() + 16,
         _ => 0,
     };
-    8 + 2 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
+    8 + 3 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
 }
 
 /// Appends a record's payload to `p`.
 fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
-    let (op, db, value, expires_at) = match &r.op {
-        JournalOp::Write(StoreWrite::Upsert { value, expires_at }) => {
-            (OP_UPSERT, r.db, &value[..], *expires_at)
+    let fields;
+    let (op, kind, db, value, expires_at) = match &r.op {
+        JournalOp::Write(StoreWrite::Upsert {
+            value,
+            kind: Kind::String,
+            expires_at,
+        }) => (OP_UPSERT, None, r.db, &value[..], *expires_at),
+        JournalOp::Write(StoreWrite::Upsert {
+            value,
+            kind,
+            expires_at,
+        }) => (OP_UPSERT_KIND, Some(*kind), r.db, &value[..], *expires_at),
+        JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, None, r.db, &[][..], None),
+        JournalOp::Write(StoreWrite::Fields(row)) => {
+            fields = row.to_bytes();
+            (OP_FIELDS, None, r.db, &fields[..], None)
         }
-        JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, r.db, &[][..], None),
-        JournalOp::Clear(ClearScope::Db(db)) => (OP_CLEAR, *db, &[][..], None),
-        JournalOp::Clear(ClearScope::AllDbs) => (OP_CLEAR, ALL_DBS, &[][..], None),
+        JournalOp::Clear(ClearScope::Db(db)) => (OP_CLEAR, None, *db, &[][..], None),
+        JournalOp::Clear(ClearScope::AllDbs) => (OP_CLEAR, None, ALL_DBS, &[][..], None),
     };
     let ks = r.keyspace.as_bytes();
     p.extend_from_slice(&r.seq.to_le_bytes());
     p.push(op);
+    if let Some(kind) = kind {
+        p.push(kind.code());
+    }
     p.push(db);
     p.extend_from_slice(&(ks.len() as u16).to_le_bytes());
     p.extend_from_slice(ks);
@@ -93,6 +113,10 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
     };
     let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let op = take(1)?[0];
+    let kind = match op {
+        OP_UPSERT_KIND => Kind::from_code(take(1)?[0])?,
+        _ => Kind::String,
+    };
     let db = take(1)?[0];
     let ks_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
     let keyspace = String::from_utf8(take(ks_len)?.to_vec()).ok()?;
@@ -109,7 +133,12 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
         return None;
     }
     let op = match op {
-        OP_UPSERT => JournalOp::Write(StoreWrite::Upsert { value, expires_at }),
+        OP_UPSERT | OP_UPSERT_KIND => JournalOp::Write(StoreWrite::Upsert {
+            value,
+            kind,
+            expires_at,
+        }),
+        OP_FIELDS => JournalOp::Write(StoreWrite::Fields(FieldsWrite::from_bytes(&value).ok()?)),
         OP_DELETE => JournalOp::Write(StoreWrite::Delete),
         OP_CLEAR if db == ALL_DBS => {
             return Some(JournalRecord::clear(seq, keyspace, ClearScope::AllDbs))
@@ -193,10 +222,10 @@ mod tests {
             db: 0,
             key: Bytes::copy_from_slice(key.as_bytes()),
             op: JournalOp::Write(match value {
-                Some(v) => StoreWrite::Upsert {
-                    value: Bytes::copy_from_slice(v.as_bytes()),
-                    expires_at: Some(seq.saturating_mul(10)),
-                },
+                Some(v) => StoreWrite::string(
+                    Bytes::copy_from_slice(v.as_bytes()),
+                    Some(seq.saturating_mul(10)),
+                ),
                 None => StoreWrite::Delete,
             }),
         }

@@ -235,7 +235,7 @@ mod tests {
                     StoreWrite::Upsert { value, .. } => {
                         self.rows.insert(op.key.to_vec(), value.to_vec());
                     }
-                    StoreWrite::Delete => {
+                    StoreWrite::Delete | StoreWrite::Fields(_) => {
                         self.rows.remove(&op.key[..]);
                     }
                 }
@@ -247,7 +247,7 @@ mod tests {
                     StoreWrite::Upsert { value, .. } => {
                         Some(Bytes::from([b"=", &value[..]].concat()))
                     }
-                    StoreWrite::Delete => None,
+                    StoreWrite::Delete | StoreWrite::Fields(_) => None,
                 })
                 .collect())
         }
@@ -374,10 +374,7 @@ mod tests {
         StoreOp {
             target: t.clone(),
             key: Bytes::copy_from_slice(key.as_bytes()),
-            write: StoreWrite::Upsert {
-                value: Bytes::from_static(b"x"),
-                expires_at: None,
-            },
+            write: StoreWrite::string(Bytes::from_static(b"x"), None),
         }
     }
 }

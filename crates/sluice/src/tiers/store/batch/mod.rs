@@ -36,10 +36,7 @@ mod testing {
             target: Target::Builtin { db },
             key: Bytes::copy_from_slice(key.as_bytes()),
             write: match value {
-                Some(v) => StoreWrite::Upsert {
-                    value: Bytes::copy_from_slice(v.as_bytes()),
-                    expires_at: None,
-                },
+                Some(v) => StoreWrite::string(Bytes::copy_from_slice(v.as_bytes()), None),
                 None => StoreWrite::Delete,
             },
         }

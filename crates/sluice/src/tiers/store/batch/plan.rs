@@ -35,6 +35,17 @@ fn plan_keys(op: &StoreOp) -> (GroupKey, RowKey) {
                 RowKey::Mapped(table, op.key.clone()),
             )
         }
+        Target::Row(r) => {
+            let table = r.table.to_ascii_lowercase();
+            (
+                GroupKey::Mapped(
+                    table.clone(),
+                    r.key_column.to_ascii_lowercase(),
+                    String::new(),
+                ),
+                RowKey::Mapped(table, op.key.clone()),
+            )
+        }
     }
 }
 

@@ -101,6 +101,7 @@ impl SetApplier for MyApplier<'_, '_> {
             Target::Builtin { .. } => {
                 let db_of = |op: &StoreOp| match op.target {
                     Target::Builtin { db } => db,
+                    Target::Row(_) => 0,
                     Target::Mapped(_) => 0,
                 };
                 if delete {
@@ -136,7 +137,10 @@ impl SetApplier for MyApplier<'_, '_> {
                     );
                     let mut params = Vec::with_capacity(chunk.len() * 4);
                     for op in chunk {
-                        if let StoreWrite::Upsert { value, expires_at } = &op.write {
+                        if let StoreWrite::Upsert {
+                            value, expires_at, ..
+                        } = &op.write
+                        {
                             params.push(Value::Int(db_of(op) as i64));
                             params.push(Value::Bytes(op.key.to_vec()));
                             params.push(Value::Bytes(value.to_vec()));
@@ -152,6 +156,7 @@ impl SetApplier for MyApplier<'_, '_> {
                 }
                 Ok(Vec::new())
             }
+            Target::Row(_) => Err(entry(crate::tiers::store::rows_unsupported())),
             Target::Mapped(m) => {
                 let t = quote_mysql_identifier(&m.table);
                 let k = quote_mysql_identifier(&m.key_column);

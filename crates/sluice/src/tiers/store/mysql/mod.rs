@@ -249,6 +249,7 @@ impl Store for MySqlStore {
                     )));
                 }
             }
+            Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
             Target::Mapped(m) => {
                 convert(m, key, key, true)?;
                 if let Some(v) = value {
@@ -272,10 +273,12 @@ impl Store for MySqlStore {
                         .await
                         .map_err(|e| classify(e, "read sluice_kv").error)?;
                     Ok(row.map(|(value, expires_at)| StoredValue {
+                        kind: crate::model::Kind::String,
                         value: Bytes::from(value),
                         expires_at: expires_at.map(|e| e.max(0) as u64),
                     }))
                 }
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let k = convert(m, key, key, true)?;
                     let sql = format!(
@@ -298,6 +301,7 @@ impl Store for MySqlStore {
                             err
                         })?;
                     Ok(row.flatten().map(|v| StoredValue {
+                        kind: crate::model::Kind::String,
                         value: Bytes::from(v),
                         expires_at: None,
                     }))
@@ -318,6 +322,11 @@ impl Store for MySqlStore {
             let value = match &op.write {
                 StoreWrite::Upsert { value, .. } => Some(&value[..]),
                 StoreWrite::Delete => None,
+                StoreWrite::Fields(_) => {
+                    skip.push(true);
+                    outcome.push(Err(super::fields_unsupported()));
+                    continue;
+                }
             };
             let result = self.check(&op.target, &op.key, value);
             skip.push(result.is_err());
@@ -361,6 +370,7 @@ impl Store for MySqlStore {
                     )
                     .await
                     .map_err(q)?,
+                Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let sql = format!(
                         "SELECT {} FROM {} WHERE {} IS NOT NULL",
@@ -386,6 +396,7 @@ impl Store for MySqlStore {
                     .exec_drop("DELETE FROM sluice_kv WHERE db = ?", (*db as i64,))
                     .await
                     .map_err(q),
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => conn
                     .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&m.table)))
                     .await

@@ -4,7 +4,6 @@
 use mysql_async::Value;
 
 use crate::error::StoreError;
-use crate::model::StoreWrite;
 use crate::tiers::store::{
     conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, ColumnType, MappedTable,
     StoreOp,
@@ -61,12 +60,7 @@ pub(super) fn placeholders(rows: usize, per_row: usize) -> String {
 }
 
 pub(super) fn op_size(op: &StoreOp) -> usize {
-    op.key.len()
-        + 32
-        + match &op.write {
-            StoreWrite::Upsert { value, .. } => value.len(),
-            StoreWrite::Delete => 0,
-        }
+    op.key.len() + 32 + op.write.value_len()
 }
 
 #[cfg(test)]

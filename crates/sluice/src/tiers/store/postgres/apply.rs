@@ -123,6 +123,7 @@ impl SetApplier for PgApplier<'_, '_> {
                     .iter()
                     .map(|op| match op.target {
                         Target::Builtin { db } => db as i16,
+                        Target::Row(_) => 0,
                         Target::Mapped(_) => 0,
                     })
                     .collect();
@@ -136,7 +137,10 @@ impl SetApplier for PgApplier<'_, '_> {
                 let mut values: Vec<&[u8]> = Vec::with_capacity(ops.len());
                 let mut expiry: Vec<Option<i64>> = Vec::with_capacity(ops.len());
                 for op in ops {
-                    if let StoreWrite::Upsert { value, expires_at } = &op.write {
+                    if let StoreWrite::Upsert {
+                        value, expires_at, ..
+                    } = &op.write
+                    {
                         values.push(&value[..]);
                         expiry.push(expires_at.map(|e| e.min(i64::MAX as u64) as i64));
                     }
@@ -149,6 +153,10 @@ impl SetApplier for PgApplier<'_, '_> {
                 .await
                 .map_err(with_key)
             }
+            Target::Row(_) => Err(StatementFailure {
+                error: crate::tiers::store::rows_unsupported(),
+                whole_statement: true,
+            }),
             Target::Mapped(m) => {
                 let fail = |e: StoreError| StatementFailure {
                     error: e,

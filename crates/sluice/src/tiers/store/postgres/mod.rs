@@ -269,10 +269,12 @@ impl Store for PostgresStore {
                         .await
                         .map_err(q)?;
                     Ok(row.map(|r| StoredValue {
+                        kind: crate::model::Kind::String,
                         value: Bytes::from(r.get::<_, Vec<u8>>(0)),
                         expires_at: r.get::<_, Option<i64>>(1).map(|e| e.max(0) as u64),
                     }))
                 }
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -308,6 +310,7 @@ impl Store for PostgresStore {
                     Ok(row
                         .and_then(|r| value_bytes(&r, sql.value.kind))
                         .map(|value| StoredValue {
+                            kind: crate::model::Kind::String,
                             value,
                             expires_at: None,
                         }))
@@ -351,6 +354,11 @@ impl Store for PostgresStore {
                     let value = match &op.write {
                         StoreWrite::Upsert { value, .. } => Some(&value[..]),
                         StoreWrite::Delete => None,
+                        StoreWrite::Fields(_) => {
+                            skip.push(true);
+                            outcome.push(Err(super::fields_unsupported()));
+                            continue;
+                        }
                     };
                     result = self.check(&op.target, &op.key, value);
                 }
@@ -411,6 +419,7 @@ impl Store for PostgresStore {
                         .map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)))
                         .collect())
                 }
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -447,6 +456,7 @@ impl Store for PostgresStore {
                     .await
                     .map(drop)
                     .map_err(q),
+                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     client

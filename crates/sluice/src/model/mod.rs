@@ -1,0 +1,216 @@
+//! The types every layer shares: a key in a logical database, the type of a value, the change
+//! to one key, and a live key as a read returns it. They belong to no tier: the cache, the
+//! write-back buffer, the journal and the store all speak them, so none of those imports
+//! another for them.
+
+use bytes::Bytes;
+
+pub mod hash;
+
+/// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the
+/// key locks and single-flight reads are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DbKey {
+    /// Redis database index (SELECT).
+    pub db: u8,
+    /// The full Redis key.
+    pub key: Bytes,
+}
+
+/// The Redis type of a value. A value's bytes are the string itself, or the encoding of its
+/// type (for a hash, [`hash`]). Stored as a small integer (the discriminant) in the built-in
+/// table and the journal, so the numbers never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Kind {
+    /// A string (TYPE `string`).
+    #[default]
+    String = 0,
+    /// A hash (TYPE `hash`): field → value, in insertion order.
+    Hash = 1,
+}
+
+impl Kind {
+    /// The stored number of a kind, or `None` for a number no kind has.
+    pub fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::String),
+            1 => Some(Kind::Hash),
+            _ => None,
+        }
+    }
+
+    /// The stored number.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What TYPE answers.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Hash => "hash",
+        }
+    }
+}
+
+/// What to do to one key: what the write-back buffer holds per key, what the journal records
+/// and what a store applies to a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Insert or replace the whole value (and expiry, on the built-in table).
+    Upsert {
+        /// New value: the string, or the encoding of `kind`.
+        value: Bytes,
+        /// Its type.
+        kind: Kind,
+        /// Unix ms expiry; `None` for no expiry.
+        expires_at: Option<u64>,
+    },
+    /// Remove the key.
+    Delete,
+    /// Set some fields of a row of a mapped hash keyspace (a hash is a row: field → column),
+    /// leaving its other columns as they are.
+    Fields(FieldsWrite),
+}
+
+impl StoreWrite {
+    /// A string upsert.
+    pub fn string(value: Bytes, expires_at: Option<u64>) -> StoreWrite {
+        StoreWrite::Upsert {
+            value,
+            kind: Kind::String,
+            expires_at,
+        }
+    }
+
+    /// The key as a reader sees it once this write is applied: `Some((value, kind,
+    /// expires_at))`, or `None` if the key is gone (a delete, or a row with every mapped
+    /// column NULL).
+    pub fn visible(&self) -> Option<(&Bytes, Kind, Option<u64>)> {
+        match self {
+            StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            } => Some((value, *kind, *expires_at)),
+            StoreWrite::Delete => None,
+            StoreWrite::Fields(f) if f.image_is_empty() => None,
+            StoreWrite::Fields(f) => Some((&f.image, Kind::Hash, None)),
+        }
+    }
+
+    /// Bytes this write holds (value or image), for buffer accounting.
+    pub fn value_len(&self) -> usize {
+        match self {
+            StoreWrite::Upsert { value, .. } => value.len(),
+            StoreWrite::Delete => 0,
+            StoreWrite::Fields(f) => {
+                f.image.len() + f.changed.iter().map(Bytes::len).sum::<usize>()
+            }
+        }
+    }
+
+    /// This write applied after `older` to the same key, as one write: what a coalescing
+    /// buffer keeps. A partial row write after another keeps the union of their changed
+    /// fields; after a delete it replaces the row.
+    pub fn coalesce_after(self, older: &StoreWrite) -> StoreWrite {
+        match (self, older) {
+            (StoreWrite::Fields(mut newer), StoreWrite::Fields(older)) => {
+                if !newer.replace {
+                    newer.replace = older.replace;
+                    for field in &older.changed {
+                        if !newer.changed.contains(field) {
+                            newer.changed.push(field.clone());
+                        }
+                    }
+                }
+                StoreWrite::Fields(newer)
+            }
+            (StoreWrite::Fields(mut newer), StoreWrite::Delete) => {
+                newer.replace = true;
+                StoreWrite::Fields(newer)
+            }
+            (newer, _) => newer,
+        }
+    }
+}
+
+/// A write to some fields of a mapped row ([`StoreWrite::Fields`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldsWrite {
+    /// The whole hash after the write, encoded as [`hash`] (NULL columns absent): what a reader
+    /// sees while the write waits in a buffer, and where the store takes the changed fields'
+    /// values from.
+    pub image: Bytes,
+    /// The fields (column names) the write changes; a changed field absent from `image` is set
+    /// NULL.
+    pub changed: Vec<Bytes>,
+    /// The row is replaced: every mapped column not in `image` is set NULL (or, with
+    /// `on_delete = "delete-row"`, the row is deleted first), as after a DEL.
+    pub replace: bool,
+}
+
+impl FieldsWrite {
+    /// True when the row is left with every mapped column NULL: the key does not exist.
+    pub fn image_is_empty(&self) -> bool {
+        hash::len(&self.image) == 0
+    }
+
+    /// The new value of a changed field; `None` sets it NULL.
+    pub fn value_of(&self, field: &[u8]) -> Option<Bytes> {
+        hash::get(&self.image, field)
+    }
+
+    /// The bytes the journal and the dead-letter file keep: `replace` (one byte), the changed
+    /// fields (a count, then each length-prefixed), then the image.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = bytes::BytesMut::with_capacity(
+            1 + self.image.len() + self.changed.iter().map(|f| f.len() + 2).sum::<usize>(),
+        );
+        out.extend_from_slice(&[u8::from(self.replace)]);
+        hash::put_len(&mut out, self.changed.len());
+        for field in &self.changed {
+            hash::put_len(&mut out, field.len());
+            out.extend_from_slice(field);
+        }
+        out.extend_from_slice(&self.image);
+        out.to_vec()
+    }
+
+    /// Reads back [`FieldsWrite::to_bytes`]; an error for bytes it did not write.
+    pub fn from_bytes(bytes: &Bytes) -> Result<FieldsWrite, hash::MalformedHash> {
+        let replace = match bytes.first() {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err(hash::MalformedHash),
+        };
+        let mut at = 1;
+        let count = hash::take_len(bytes, &mut at)?;
+        let mut changed = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            changed.push(bytes.slice_ref(hash::take(bytes, &mut at)?));
+        }
+        let image = bytes.slice(at..);
+        // The image must decode too, or a reader would fail later, far from the cause.
+        for pair in hash::pairs(&image) {
+            pair?;
+        }
+        Ok(FieldsWrite {
+            image,
+            changed,
+            replace,
+        })
+    }
+}
+
+/// A live key: its value, type and, on the built-in keyspace, its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value: the string, or the encoding of `kind`.
+    pub value: Bytes,
+    /// Its type.
+    pub kind: Kind,
+    /// Unix ms at which the key expires; always `None` on mapped keyspaces.
+    pub expires_at: Option<u64>,
+}
