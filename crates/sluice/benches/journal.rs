@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
                                             Bytes::from_static(b"0123456789abcdef0123456789abcdef"),
                                             None,
                                         )),
+                                        group: None,
                                     };
                                     journal.append(record).await.expect("append");
                                 }

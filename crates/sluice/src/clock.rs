@@ -83,6 +83,15 @@ impl<'a> OpTime<'a> {
     }
 
     /// The operation's time in Unix milliseconds, read from the clock on first use.
+    /// An operation time already read: a transaction runs every command at the one instant
+    /// it began, as Redis freezes time during MULTI/EXEC and scripts.
+    pub(crate) fn fixed(clock: &'a dyn Clock, now_ms: u64) -> Self {
+        OpTime {
+            clock,
+            at: AtomicU64::new(now_ms),
+        }
+    }
+
     pub(crate) fn ms(&self) -> u64 {
         match self.at.load(Ordering::Relaxed) {
             UNREAD => {

@@ -225,6 +225,25 @@ pub enum SluiceError {
     /// unchanged.
     #[error("ERR {0}")]
     DeadLetterIo(#[source] Arc<DeadLetterError>),
+    /// A transaction needed a key another transaction holds; it is run again from the start
+    /// (the server never shows this to a client).
+    #[error("ERR a key of the transaction is held by another transaction; run it again")]
+    Contended,
+    /// The database refused a write of a transaction: nothing of the transaction was applied,
+    /// in the database or the cache.
+    #[error("ERR transaction not applied: the database refused the write of key '{key}' (keyspace '{keyspace}'): {error}; nothing of the transaction was applied")]
+    TransactionRefused {
+        /// The keyspace of the refused write.
+        keyspace: String,
+        /// The refused key, as text (empty when the database did not say which).
+        key: String,
+        /// The database's error.
+        error: StoreError,
+    },
+    /// A transaction's write-through and invalidate writes were committed, but its
+    /// write-back writes could not be journaled, so they were not applied.
+    #[error("ERR transaction partly applied: its write-through and invalidate writes were committed, but its write-back writes could not be journaled ({0}) and were not applied")]
+    CommittedJournalFailed(String),
     /// The engine is shutting down and accepts no more writes.
     #[error("ERR Sluice is shutting down")]
     ShuttingDown,

@@ -62,8 +62,8 @@ pub mod numeric;
 pub mod tiers;
 
 pub use api::{
-    ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
-    SetOutcome, Sluice,
+    Access, ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
+    SetOutcome, Sluice, Transaction, WatchSet,
 };
 pub use bytes::Bytes;
 pub use config::{Config, Durability, KeyspaceConfig, Policy};

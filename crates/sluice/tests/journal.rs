@@ -64,6 +64,7 @@ fn record(seq: u64, db: u8, key: &[u8], op: JournalOp) -> JournalRecord {
         db,
         key: Bytes::copy_from_slice(key),
         op,
+        group: None,
     }
 }
 

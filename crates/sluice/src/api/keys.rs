@@ -5,17 +5,16 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::access::Access;
 use super::types::{ExpireCondition, KeyTtl, Mutation};
 use crate::config::Durability;
-use crate::engine::durable;
 use crate::error::SluiceError;
-use crate::model::{Entry, StoreWrite};
+use crate::model::{DbKey, Entry, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalRecord};
-use crate::Sluice;
 
-impl Sluice {
+impl Access<'_> {
     /// Deletes `key`; true if it existed.
-    pub async fn del(&self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
+    pub async fn del(&mut self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
         self.update(db, key, |cur| {
             Ok(match cur {
                 Some(_) => (Mutation::Delete, true),
@@ -28,15 +27,14 @@ impl Sluice {
     /// Sets the expiry of `key` to `at_ms` (Unix ms) under a Redis 7 condition; an expiry in
     /// the past deletes the key. On a mapped keyspace only the cached copy is bounded.
     pub async fn expire(
-        &self,
+        &mut self,
         db: u8,
         key: &Bytes,
         at_ms: i64,
         condition: ExpireCondition,
     ) -> Result<bool, SluiceError> {
         let now = self.now_ms() as i64;
-        let engine = self.engine();
-        if !engine.keyspace_of(db, key).is_builtin() {
+        if !self.engine().keyspace_of(db, key).is_builtin() {
             return self.expire_cached_copy(db, key, at_ms, now).await;
         }
         self.update(db, key, |cur| {
@@ -62,8 +60,10 @@ impl Sluice {
         .await
     }
 
+    /// EXPIRE on a mapped key: bounds the cached copy only (the row never expires). Not a
+    /// write: inside a transaction it takes effect at once.
     async fn expire_cached_copy(
-        &self,
+        &mut self,
         db: u8,
         key: &Bytes,
         at_ms: i64,
@@ -71,8 +71,9 @@ impl Sluice {
     ) -> Result<bool, SluiceError> {
         let engine = self.engine();
         let route = engine.route(db, key.clone());
-        let _guard = engine.locks.lock(route.stripe).await;
-        let Some(entry) = engine.read(&route).await? else {
+        let _guard = self.lock(&route).await?;
+        let op_time = self.op_time();
+        let Some(entry) = self.read(&route, &op_time).await? else {
             return Ok(false);
         };
         engine.locks.bump(route.stripe);
@@ -91,7 +92,7 @@ impl Sluice {
     }
 
     /// The remaining lifetime of `key`.
-    pub async fn ttl(&self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
+    pub async fn ttl(&mut self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
         Ok(match self.get_entry(db, key.clone()).await? {
             None => KeyTtl::Missing,
             Some(Entry {
@@ -105,7 +106,7 @@ impl Sluice {
     }
 
     /// Removes the expiry of `key`; true if it had one.
-    pub async fn persist(&self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
+    pub async fn persist(&mut self, db: u8, key: &Bytes) -> Result<bool, SluiceError> {
         self.update(db, key, |cur| {
             Ok(match cur {
                 Some(Entry {
@@ -127,50 +128,62 @@ impl Sluice {
     }
 
     /// RENAME / RENAMENX: `None` if `src` does not exist; `Some(false)` if `only_if_absent`
-    /// and `dst` exists. The value keeps its expiry.
+    /// and `dst` exists. The value keeps its type and expiry. All or none: the new key and the
+    /// removal of the old one are one transaction.
     pub async fn rename(
-        &self,
+        &mut self,
         db: u8,
         src: &Bytes,
         dst: &Bytes,
         only_if_absent: bool,
     ) -> Result<Option<bool>, SluiceError> {
+        if self.in_transaction() {
+            return self.stage_rename(db, src, dst, only_if_absent).await;
+        }
         let engine = self.engine();
-        let stripes = vec![engine.locks.stripe(db, src), engine.locks.stripe(db, dst)];
-        let guards = engine.locks.lock_many(stripes).await;
-        let src_route = engine.route(db, src.clone());
-        let Some(entry) = engine.read(&src_route).await? else {
+        let mut txn = engine.begin_txn([(db, &src[..]), (db, &dst[..])]).await;
+        let staged = Access::in_txn(engine, &mut txn)
+            .stage_rename(db, src, dst, only_if_absent)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    /// RENAME inside a transaction.
+    async fn stage_rename(
+        &mut self,
+        db: u8,
+        src: &Bytes,
+        dst: &Bytes,
+        only_if_absent: bool,
+    ) -> Result<Option<bool>, SluiceError> {
+        let now = self.op_time();
+        let src_route = self.route(db, src.clone());
+        let Some(entry) = self.read(&src_route, &now).await? else {
             return Ok(None);
         };
         if src == dst {
             return Ok(Some(!only_if_absent));
         }
-        let dst_route = engine.route(db, dst.clone());
-        if only_if_absent && engine.read(&dst_route).await?.is_some() {
+        let dst_route = self.route(db, dst.clone());
+        if only_if_absent && self.read(&dst_route, &now).await?.is_some() {
             return Ok(Some(false));
         }
-        let first = engine
-            .apply(
-                &dst_route,
-                StoreWrite::Upsert {
-                    value: entry.value,
-                    kind: entry.kind,
-                    expires_at: entry.expires_at,
-                },
-            )
-            .await?;
-        let second = engine.apply(&src_route, StoreWrite::Delete).await?;
-        drop(guards);
-        durable(first).await?;
-        durable(second).await?;
+        let moved = StoreWrite::Upsert {
+            value: entry.value,
+            kind: entry.kind,
+            expires_at: entry.expires_at,
+        };
+        self.write(&dst_route, moved, &now).await?;
+        self.write(&src_route, StoreWrite::Delete, &now).await?;
         Ok(Some(true))
     }
 
     /// Every live key of `db`, sorted: buffered writes, cached copies and table rows alike;
     /// keys of mapped keyspaces are rebuilt from their templates.
-    pub async fn keys(&self, db: u8) -> Result<Vec<Bytes>, SluiceError> {
+    /// Inside a transaction, its own writes count.
+    pub async fn keys(&mut self, db: u8) -> Result<Vec<Bytes>, SluiceError> {
         let engine = self.engine();
-        let now = engine.now();
+        let now = self.now_ms();
         let mut keys = BTreeSet::new();
         for ks in &engine.keyspaces {
             if !ks.is_builtin() && db != 0 {
@@ -197,10 +210,8 @@ impl Sluice {
                 }
             }
             for (key, write) in buffered {
-                match write {
-                    StoreWrite::Upsert { expires_at, .. }
-                        if expires_at.is_none_or(|e| e >= now) =>
-                    {
+                match write.visible() {
+                    Some((_, _, expires_at)) if expires_at.is_none_or(|e| e >= now) => {
                         keys.insert(key);
                     }
                     _ => {
@@ -209,17 +220,34 @@ impl Sluice {
                 }
             }
         }
+        if let Some(txn) = self.txn() {
+            for (key, exists) in txn.staged_in(db) {
+                if exists {
+                    keys.insert(key.clone());
+                } else {
+                    keys.remove(key);
+                }
+            }
+        }
         Ok(keys.into_iter().collect())
     }
 
     /// The number of live keys in `db`.
-    pub async fn dbsize(&self, db: u8) -> Result<u64, SluiceError> {
+    pub async fn dbsize(&mut self, db: u8) -> Result<u64, SluiceError> {
         Ok(self.keys(db).await?.len() as u64)
     }
 
     /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`). Refused when it would empty a mapped table
     /// whose keyspace does not set `allow_flush = true`.
-    pub async fn flush_db(&self, db: Option<u8>) -> Result<(), SluiceError> {
+    ///
+    /// Not inside a transaction: a clear of whole databases cannot be staged with the other
+    /// writes of one, so MULTI/EXEC and scripts get an error for it.
+    pub async fn flush_db(&mut self, db: Option<u8>) -> Result<(), SluiceError> {
+        if self.in_transaction() {
+            return Err(SluiceError::Refused(
+                "FLUSHDB and FLUSHALL cannot run inside MULTI/EXEC or a script in Sluice; run them on their own".into(),
+            ));
+        }
         let engine = self.engine();
         let touches_mapped = db.is_none_or(|d| d == 0);
         if touches_mapped {
@@ -248,6 +276,15 @@ impl Sluice {
             Some(d) => vec![d],
             None => (0..16).collect(),
         };
+        // WATCHed keys that exist now are changed by the flush (Redis's
+        // touchAllWatchedKeysInDb): find them before they are gone.
+        let mut watched_alive: Vec<DbKey> = Vec::new();
+        for key in engine.watches.watched_in(db) {
+            let route = engine.route(key.db, key.key.clone());
+            if engine.read(&route).await?.is_some() {
+                watched_alive.push(key);
+            }
+        }
         for ks in &engine.keyspaces {
             if !ks.is_builtin() && !touches_mapped {
                 continue;
@@ -287,6 +324,9 @@ impl Sluice {
         }
         let _ = engine.cache.clear(db).await;
         engine.locks.bump_all();
+        for key in &watched_alive {
+            engine.watches.touch(key);
+        }
         Ok(())
     }
 }

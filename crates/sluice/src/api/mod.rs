@@ -1,21 +1,35 @@
-//! The library API: [`Sluice`], a thin public handle over the private engine, and its
-//! Redis-shaped operations, one file per family (`strings.rs`, `keys.rs`), with their option
-//! and outcome types in `types.rs`.
+//! The library API: [`Sluice`], a thin public handle over the private engine.
+//!
+//! Its Redis-shaped operations are written once on [`Access`] (`access.rs`), one file per
+//! family (`strings.rs`, `keys.rs`), with their option and outcome types in `types.rs`; an
+//! `Access` runs them directly on the engine or inside a [`Transaction`] (`transaction.rs`).
+//! WATCH is a [`WatchSet`] (`watch.rs`). `Sluice` forwards the common operations to its direct
+//! `Access`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::config::{Config, Durability};
 use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::engine::{durable, Engine, ShutdownReport, SluiceBuilder};
 use crate::error::SluiceError;
+use crate::model::Entry;
 use crate::tiers::cache::CacheStats;
 use crate::tiers::journal::JournalStats;
 
+mod access;
 mod keys;
 mod strings;
+mod transaction;
 mod types;
+mod watch;
+
+pub use access::Access;
+pub use transaction::Transaction;
+pub use watch::WatchSet;
 
 pub use types::{
     ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
@@ -46,6 +60,27 @@ impl Sluice {
 
     fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Runs operations directly on the engine: each locks its keys and is durable (as the
+    /// journal promises) before it returns.
+    pub fn access(&self) -> Access<'_> {
+        Access::direct(&self.engine)
+    }
+
+    /// Begins a transaction holding the locks of `keys` (database and key), taken in one
+    /// global order: operations on its [`Transaction::access`] are staged and applied all or
+    /// none by [`Transaction::commit`].
+    pub async fn transaction<'k>(
+        &self,
+        keys: impl IntoIterator<Item = (u8, &'k [u8])>,
+    ) -> Transaction {
+        Transaction::begin(self.engine.clone(), keys).await
+    }
+
+    /// An empty WATCH set for one connection.
+    pub fn watch_set(&self) -> WatchSet {
+        WatchSet::new(self.engine.clone())
     }
 
     /// The configuration in force.
@@ -218,4 +253,55 @@ impl Sluice {
         }
         Ok(retried)
     }
+}
+
+/// `Sluice`'s own methods for the common operations: each runs on [`Sluice::access`].
+macro_rules! forward {
+    ($( $(#[$doc:meta])* fn $name:ident $(<$t:ident>)? ( $($arg:ident : $ty:ty),* ) -> $ret:ty; )*) => {
+        impl Sluice {
+            $(
+                $(#[$doc])*
+                pub async fn $name $(<$t>)? (&self, $($arg: $ty),*) -> $ret {
+                    self.access().$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    /// See [`Access::get`].
+    fn get(db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError>;
+    /// See [`Access::get_entry`].
+    fn get_entry(db: u8, key: Bytes) -> Result<Option<Entry>, SluiceError>;
+    /// See [`Access::update`].
+    fn update<T>(db: u8, key: &Bytes, f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>) -> Result<T, SluiceError>;
+    /// See [`Access::update_string`].
+    fn update_string<T>(db: u8, key: &Bytes, f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>) -> Result<T, SluiceError>;
+    /// See [`Access::set`].
+    fn set(db: u8, key: Bytes, value: Bytes, opts: SetOptions) -> Result<SetOutcome, SluiceError>;
+    /// See [`Access::incr_by`].
+    fn incr_by(db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError>;
+    /// See [`Access::incr_by_float`].
+    fn incr_by_float(db: u8, key: &Bytes, increment: &[u8]) -> Result<Bytes, SluiceError>;
+    /// See [`Access::mset`].
+    fn mset(db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<(), SluiceError>;
+    /// See [`Access::msetnx`].
+    fn msetnx(db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<bool, SluiceError>;
+    /// See [`Access::del`].
+    fn del(db: u8, key: &Bytes) -> Result<bool, SluiceError>;
+    /// See [`Access::expire`].
+    fn expire(db: u8, key: &Bytes, at_ms: i64, condition: ExpireCondition) -> Result<bool, SluiceError>;
+    /// See [`Access::ttl`].
+    fn ttl(db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError>;
+    /// See [`Access::persist`].
+    fn persist(db: u8, key: &Bytes) -> Result<bool, SluiceError>;
+    /// See [`Access::rename`].
+    fn rename(db: u8, src: &Bytes, dst: &Bytes, only_if_absent: bool) -> Result<Option<bool>, SluiceError>;
+    /// See [`Access::keys`].
+    fn keys(db: u8) -> Result<Vec<Bytes>, SluiceError>;
+    /// See [`Access::dbsize`].
+    fn dbsize(db: u8) -> Result<u64, SluiceError>;
+    /// See [`Access::flush_db`].
+    fn flush_db(db: Option<u8>) -> Result<(), SluiceError>;
 }

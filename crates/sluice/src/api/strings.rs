@@ -2,29 +2,79 @@
 
 use bytes::Bytes;
 
+use super::access::Access;
 use super::types::{Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome};
-use crate::engine::durable;
 use crate::error::SluiceError;
 use crate::model::{Entry, Kind, StoreWrite};
 use crate::numeric::{self, FloatIncrError};
-use crate::Sluice;
 
-impl Sluice {
+impl Access<'_> {
     /// The value of `key`, seeing every acknowledged write (buffered ones included).
     /// `WRONGTYPE` if the key holds another type.
-    pub async fn get(&self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
+    pub async fn get(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
         Ok(string_of(self.get_entry(db, key).await?)?.map(|e| e.value))
     }
 
-    /// The value, type and expiry of `key`.
-    pub async fn get_entry(&self, db: u8, key: Bytes) -> Result<Option<Entry>, SluiceError> {
+    /// The entries of several keys, as at one instant (MGET is atomic in Redis): no write and no
+    /// transaction lands between the reads. Keys are moved out of `keys`.
+    pub async fn get_entries(
+        &mut self,
+        db: u8,
+        keys: &mut [Bytes],
+    ) -> Result<Vec<Option<Entry>>, SluiceError> {
+        let mut out = Vec::with_capacity(keys.len());
+        if keys.len() < 2 || self.in_transaction() {
+            // One key is read at one instant anyway; a transaction holds what it reads.
+            for key in keys.iter_mut() {
+                out.push(self.get_entry(db, std::mem::take(key)).await?);
+            }
+            return Ok(out);
+        }
         let engine = self.engine();
-        engine.read(&engine.route(db, key)).await
+        let routes: Vec<_> = keys
+            .iter_mut()
+            .map(|k| engine.route(db, std::mem::take(k)))
+            .collect();
+        let now = self.op_time();
+        // Optimistic: read with no lock, then check that no stripe's version moved (an even
+        // version that stayed put means no write and no transaction touched those keys).
+        let before: Vec<u64> = routes
+            .iter()
+            .map(|r| engine.locks.version(r.stripe))
+            .collect();
+        if before.iter().all(|v| v & 1 == 0) {
+            for route in &routes {
+                out.push(engine.read_at(route, &now).await?);
+            }
+            if routes
+                .iter()
+                .zip(&before)
+                .all(|(r, v)| engine.locks.version(r.stripe) == *v)
+            {
+                return Ok(out);
+            }
+            out.clear();
+        }
+        // Writers got in between: read again holding every key's lock.
+        let _guards = self
+            .lock_many(routes.iter().map(|r| r.stripe).collect())
+            .await?;
+        for route in &routes {
+            out.push(engine.read_at(route, &now).await?);
+        }
+        Ok(out)
+    }
+
+    /// The value, type and expiry of `key`.
+    pub async fn get_entry(&mut self, db: u8, key: Bytes) -> Result<Option<Entry>, SluiceError> {
+        let route = self.route(db, key);
+        let now = self.op_time();
+        self.read(&route, &now).await
     }
 
     /// Atomic read-modify-write of one key: `f` sees the current entry and decides.
     pub async fn update<T>(
-        &self,
+        &mut self,
         db: u8,
         key: &Bytes,
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
@@ -32,10 +82,10 @@ impl Sluice {
         self.update_owned(db, key.clone(), f).await
     }
 
-    /// [`Sluice::update`] for a string command: `WRONGTYPE`, and nothing written, if the key
+    /// [`Access::update`] for a string command: `WRONGTYPE`, and nothing written, if the key
     /// holds another type; `f` sees only a string or nothing.
     pub async fn update_string<T>(
-        &self,
+        &mut self,
         db: u8,
         key: &Bytes,
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
@@ -44,45 +94,43 @@ impl Sluice {
             .await
     }
 
-    /// [`Sluice::update`] taking the key by value, for callers that own it.
-    pub(super) async fn update_owned<T>(
-        &self,
+    /// [`Access::update`] taking the key by value, for callers that own it.
+    pub(crate) async fn update_owned<T>(
+        &mut self,
         db: u8,
         key: Bytes,
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
     ) -> Result<T, SluiceError> {
-        let engine = self.engine();
-        let route = engine.route(db, key);
-        let guard = engine.locks.lock(route.stripe).await;
-        let now = engine.op_time();
-        let current = engine.read_at(&route, &now).await?;
+        let route = self.route(db, key);
+        let guard = self.lock(&route).await?;
+        let now = self.op_time();
+        let current = self.read(&route, &now).await?;
         let (mutation, result) = f(current)?;
         let applied = match Option::<StoreWrite>::from(mutation) {
-            Some(write) => engine.apply_at(&route, write, &now).await?,
+            Some(write) => self.write(&route, write, &now).await?,
             None => None,
         };
         drop(guard);
-        durable(applied).await?;
+        self.durable(applied).await?;
         Ok(result)
     }
 
     /// SET with NX / XX, an expiry, KEEPTTL and GET.
     pub async fn set(
-        &self,
+        &mut self,
         db: u8,
         key: Bytes,
         value: Bytes,
         opts: SetOptions,
     ) -> Result<SetOutcome, SluiceError> {
-        let engine = self.engine();
-        let route = engine.route(db, key);
-        let guard = engine.locks.lock(route.stripe).await;
-        let now = engine.op_time();
+        let route = self.route(db, key);
+        let guard = self.lock(&route).await?;
+        let now = self.op_time();
         let needs_read = opts.condition != SetCondition::Always
             || opts.return_old
             || opts.expiry == SetExpiry::Keep;
         let current = if needs_read {
-            engine.read_at(&route, &now).await?
+            self.read(&route, &now).await?
         } else {
             None
         };
@@ -111,17 +159,17 @@ impl Sluice {
             SetExpiry::Keep => current.and_then(|e| e.expires_at),
             SetExpiry::At(t) => Some(t),
         };
-        let applied = engine
-            .apply_at(&route, StoreWrite::string(value, expires_at), &now)
+        let applied = self
+            .write(&route, StoreWrite::string(value, expires_at), &now)
             .await?;
         drop(guard);
-        durable(applied).await?;
+        self.durable(applied).await?;
         Ok(SetOutcome { written: true, old })
     }
 
     /// INCRBY / DECRBY: atomic in the engine; under write-back, repeated increments of one key
     /// coalesce into one row write per flush.
-    pub async fn incr_by(&self, db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError> {
+    pub async fn incr_by(&mut self, db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError> {
         self.update_owned(db, key, |cur| {
             let (current, expires_at) = match &string_of(cur)? {
                 Some(e) => (
@@ -145,7 +193,7 @@ impl Sluice {
 
     /// INCRBYFLOAT, computed and printed exactly as Redis does.
     pub async fn incr_by_float(
-        &self,
+        &mut self,
         db: u8,
         key: &Bytes,
         increment: &[u8],
@@ -170,47 +218,63 @@ impl Sluice {
         .await
     }
 
-    /// Sets several keys, holding all their locks so no reader of the engine's writers sees
-    /// a partial interleaving with another MSET.
-    pub async fn mset(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<(), SluiceError> {
+    /// Sets several keys, all or none (one transaction: in the database, the journal and the
+    /// cache; no reader sees some of them set and not the others).
+    pub async fn mset(&mut self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<(), SluiceError> {
         self.set_all(db, pairs, false).await.map(drop)
     }
 
-    /// Sets several keys only if none exists; true if they were set.
-    pub async fn msetnx(&self, db: u8, pairs: Vec<(Bytes, Bytes)>) -> Result<bool, SluiceError> {
+    /// Sets several keys only if none exists; true if they were set. All or none, as
+    /// [`Access::mset`].
+    pub async fn msetnx(
+        &mut self,
+        db: u8,
+        pairs: Vec<(Bytes, Bytes)>,
+    ) -> Result<bool, SluiceError> {
         self.set_all(db, pairs, true).await
     }
 
-    /// MSET / MSETNX: under every key's lock, optionally check that none exists, then write
-    /// them all; durability is awaited after the locks are released.
+    /// MSET / MSETNX: inside the enclosing transaction, or in one of their own.
     async fn set_all(
-        &self,
+        &mut self,
         db: u8,
         pairs: Vec<(Bytes, Bytes)>,
         only_if_none_exists: bool,
     ) -> Result<bool, SluiceError> {
+        if self.in_transaction() {
+            return self.stage_set_all(db, pairs, only_if_none_exists).await;
+        }
         let engine = self.engine();
-        let stripes = pairs
-            .iter()
-            .map(|(k, _)| engine.locks.stripe(db, k))
-            .collect();
-        let guards = engine.locks.lock_many(stripes).await;
+        let mut txn = engine
+            .begin_txn(pairs.iter().map(|(k, _)| (db, &k[..])))
+            .await;
+        let staged = Access::in_txn(engine, &mut txn)
+            .stage_set_all(db, pairs, only_if_none_exists)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    /// MSET / MSETNX inside a transaction: optionally check that none exists, then write them
+    /// all.
+    async fn stage_set_all(
+        &mut self,
+        db: u8,
+        pairs: Vec<(Bytes, Bytes)>,
+        only_if_none_exists: bool,
+    ) -> Result<bool, SluiceError> {
+        let now = self.op_time();
         if only_if_none_exists {
             for (key, _) in &pairs {
-                if engine.read(&engine.route(db, key.clone())).await?.is_some() {
+                let route = self.route(db, key.clone());
+                if self.read(&route, &now).await?.is_some() {
                     return Ok(false);
                 }
             }
         }
-        let mut pending = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
-            let route = engine.route(db, key);
-            let write = StoreWrite::string(value, None);
-            pending.push(engine.apply(&route, write).await?);
-        }
-        drop(guards);
-        for applied in pending {
-            durable(applied).await?;
+            let route = self.route(db, key);
+            self.write(&route, StoreWrite::string(value, None), &now)
+                .await?;
         }
         Ok(true)
     }

@@ -25,8 +25,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::model::DbKey;
-use crate::model::StoreWrite;
+use crate::model::{DbKey, StoreWrite};
+use crate::tiers::journal::TxnGroup;
 
 /// A buffered write.
 #[derive(Debug, Clone)]
@@ -42,6 +42,20 @@ pub(crate) struct Pending {
     /// its latest value: a key rewritten between the drain's start and its batch is still
     /// stored by that drain, so a constantly rewritten key cannot be skipped drain after drain.
     pub first_seq: u64,
+    /// The transaction whose write this is, while no later write replaced it: a flush takes
+    /// every entry still in the group together, and stores them in one transaction.
+    pub group: Option<TxnGroup>,
+}
+
+/// A key's newest write, as replayed from the journal.
+#[derive(Debug, Clone)]
+pub(crate) struct Replayed {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The write.
+    pub write: StoreWrite,
+    /// Its transaction's group.
+    pub group: Option<TxnGroup>,
 }
 
 /// An entry taken for a flush.
@@ -53,6 +67,9 @@ pub(crate) struct FlushItem {
     pub seq: u64,
     /// The write flushed.
     pub write: StoreWrite,
+    /// Its transaction's group, if it is still part of one: the flush isolates failures by
+    /// group, never splitting one.
+    pub group: Option<TxnGroup>,
 }
 
 #[derive(Default)]
@@ -218,7 +235,7 @@ impl WriteBackBuffer {
             if !inner.entries.contains_key(key) && inner.full(self.max_dirty) {
                 return Err(write);
             }
-            self.insert_locked(inner, key, seq, write, now_ms)
+            self.insert_locked(inner, key, seq, write, now_ms, None)
         };
         if batch_due {
             self.wake.notify_one();
@@ -245,12 +262,25 @@ impl WriteBackBuffer {
         write: StoreWrite,
         now_ms: u64,
     ) {
+        self.insert_in_group(reservation, key, seq, write, now_ms, None);
+    }
+
+    /// [`WriteBackBuffer::insert`] of one write of a transaction's group.
+    pub(crate) fn insert_in_group(
+        &self,
+        reservation: Reservation,
+        key: &DbKey,
+        seq: u64,
+        write: StoreWrite,
+        now_ms: u64,
+        group: Option<TxnGroup>,
+    ) {
         let batch_due = {
             let mut guard = self.inner.lock();
             if reservation.counted {
                 guard.reserved -= 1;
             }
-            self.insert_locked(&mut guard, key, seq, write, || now_ms)
+            self.insert_locked(&mut guard, key, seq, write, || now_ms, group)
         };
         if batch_due {
             self.wake.notify_one();
@@ -265,6 +295,7 @@ impl WriteBackBuffer {
         seq: u64,
         write: StoreWrite,
         now_ms: impl FnOnce() -> u64,
+        group: Option<TxnGroup>,
     ) -> bool {
         let added = write_bytes(key, &write);
         match inner.entries.get_mut(key) {
@@ -273,7 +304,15 @@ impl WriteBackBuffer {
             Some(p) => {
                 let old_seq = std::mem::replace(&mut p.seq, seq);
                 let old_bytes = write_bytes(key, &p.write);
-                p.write = write;
+                let added = if matches!(write, StoreWrite::Fields(_)) {
+                    // A partial row write keeps the columns the older one changed.
+                    p.write = write.coalesce_after(&p.write);
+                    write_bytes(key, &p.write)
+                } else {
+                    p.write = write;
+                    added
+                };
+                p.group = group;
                 inner.bytes = inner.bytes - old_bytes + added;
                 let owned = inner.order.remove(&old_seq).unwrap_or_else(|| key.clone());
                 inner.order.insert(seq, owned);
@@ -295,6 +334,7 @@ impl WriteBackBuffer {
                         write,
                         dirty_since: now_ms(),
                         first_seq: seq,
+                        group,
                     },
                 );
                 self.len.store(inner.entries.len(), Ordering::Release);
@@ -305,8 +345,22 @@ impl WriteBackBuffer {
 
     /// Buffers a write recovered from the journal; replay may exceed `max_dirty`, since those
     /// writes were acknowledged before the crash.
-    pub(crate) fn insert_replayed(&self, key: &DbKey, seq: u64, write: StoreWrite, now_ms: u64) {
-        self.insert(Reservation { counted: false }, key, seq, write, now_ms);
+    pub(crate) fn insert_replayed(
+        &self,
+        key: &DbKey,
+        seq: u64,
+        write: StoreWrite,
+        now_ms: u64,
+        group: Option<TxnGroup>,
+    ) {
+        self.insert_in_group(
+            Reservation { counted: false },
+            key,
+            seq,
+            write,
+            now_ms,
+            group,
+        );
     }
 
     /// Starts a drain: the fresh count restarts. `new_epoch` (the flusher's timed drain) also
@@ -333,30 +387,47 @@ impl WriteBackBuffer {
         inner.fresh >= self.flush_batch || inner.full(self.max_dirty)
     }
 
-    /// Up to `flush_batch` entries with sequence numbers up to `cutoff`, oldest first. Their
-    /// keys count as stored for the rest of the epoch.
+    /// Up to `flush_batch` entries with sequence numbers up to `cutoff`, oldest first, and
+    /// with every entry of each transaction group taken (a group may make the batch longer).
+    /// Their keys count as stored for the rest of the epoch.
     pub(crate) fn take_batch(&self, cutoff: u64) -> Vec<FlushItem> {
         let cap = self.memory_cap();
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
+        let item = |key: &DbKey, seq: u64, p: &Pending| FlushItem {
+            key: key.clone(),
+            seq,
+            write: p.write.clone(),
+            group: p.group,
+        };
+        let mut batch: Vec<FlushItem> = Vec::new();
+        let mut groups_taken: Vec<u64> = Vec::new();
         // Past the cutoff only keys rewritten since the drain began: few, and each is either
         // taken now (its first unflushed write predates the drain) or skipped.
-        let batch: Vec<FlushItem> = inner
-            .order
-            .iter()
-            .filter_map(|(seq, key)| {
-                inner
-                    .entries
-                    .get(key)
-                    .filter(|p| p.first_seq <= cutoff)
-                    .map(|p| FlushItem {
-                        key: key.clone(),
-                        seq: *seq,
-                        write: p.write.clone(),
-                    })
-            })
-            .take(self.flush_batch)
-            .collect();
+        for (seq, key) in inner.order.iter() {
+            if batch.len() >= self.flush_batch {
+                break;
+            }
+            let Some(p) = inner.entries.get(key).filter(|p| p.first_seq <= cutoff) else {
+                continue;
+            };
+            match p.group {
+                None => batch.push(item(key, *seq, p)),
+                Some(g) if groups_taken.contains(&g.first_seq) => {}
+                Some(g) => {
+                    // The members still in the group hold its numbers (a rewrite leaves it).
+                    groups_taken.push(g.first_seq);
+                    let members = g.first_seq..g.first_seq.saturating_add(u64::from(g.len));
+                    for (member_seq, member_key) in inner.order.range(members) {
+                        if let Some(m) = inner.entries.get(member_key) {
+                            if m.group == Some(g) {
+                                batch.push(item(member_key, *member_seq, m));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         for item in &batch {
             inner.remember(self.fingerprint(&item.key), cap);
         }
@@ -412,11 +483,7 @@ impl WriteBackBuffer {
     /// Replaces everything buffered with `entries` (key → sequence number and write), as
     /// replayed from the journal, in one critical section: a reader sees the old contents or the
     /// new, never an empty buffer in between. Returns the keys that were buffered before.
-    pub(crate) fn replace_all(
-        &self,
-        entries: HashMap<DbKey, (u64, StoreWrite)>,
-        now_ms: u64,
-    ) -> Vec<DbKey> {
+    pub(crate) fn replace_all(&self, entries: HashMap<DbKey, Replayed>, now_ms: u64) -> Vec<DbKey> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         let before: Vec<DbKey> = inner.entries.keys().cloned().collect();
@@ -425,8 +492,8 @@ impl WriteBackBuffer {
         inner.bytes = 0;
         inner.fresh = 0;
         inner.stored.clear();
-        for (key, (seq, write)) in entries {
-            self.insert_locked(inner, &key, seq, write, || now_ms);
+        for (key, r) in entries {
+            self.insert_locked(inner, &key, r.seq, r.write, || now_ms, r.group);
         }
         inner.shrink_if_sparse();
         self.len.store(inner.entries.len(), Ordering::Release);
@@ -543,7 +610,7 @@ mod tests {
 
     /// Buffers `k` as a write that needs no reservation.
     fn write(buf: &WriteBackBuffer, k: &str, seq: u64) {
-        buf.insert_replayed(&key(k), seq, put(&seq.to_string()), 0);
+        buf.insert_replayed(&key(k), seq, put(&seq.to_string()), 0, None);
     }
 
     /// One drain of everything buffered, as the flusher runs it.

@@ -14,7 +14,8 @@ use super::{Engine, Keyspace};
 use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
 use crate::model::StoreWrite;
-use crate::tiers::store::StoreOp;
+use crate::tiers::journal::TxnGroup;
+use crate::tiers::store::{BatchOutcome, EntryOutcome, StoreOp};
 
 const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_LIMIT: usize = 500;
@@ -105,7 +106,7 @@ impl Engine {
             })
             .collect();
         let started = Instant::now();
-        let outcome = write_isolating(&*self.store, &ops).await;
+        let outcome = self.store_flush_batch(&batch, ops).await;
         ks.counters
             .last_flush_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -191,6 +192,66 @@ impl Engine {
             Some(e) => Err(e),
             None => Ok(batch.len()),
         }
+    }
+
+    /// Stores a flush batch: the entries of no transaction together, each failure isolated
+    /// ([`write_isolating`]), and each transaction's entries in one all-or-nothing database
+    /// transaction of their own: a group the database refuses is refused whole (its entries
+    /// become dead letters together), and one that fails transiently stays buffered whole.
+    async fn store_flush_batch(
+        &self,
+        batch: &[FlushItem],
+        ops: Vec<StoreOp>,
+    ) -> Result<BatchOutcome, StoreError> {
+        if batch.iter().all(|item| item.group.is_none()) {
+            return write_isolating(&*self.store, &ops).await;
+        }
+        let mut outcome: Vec<Option<EntryOutcome>> = vec![None; ops.len()];
+        let singles: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].group.is_none())
+            .collect();
+        if !singles.is_empty() {
+            let single_ops: Vec<StoreOp> = singles.iter().map(|&i| ops[i].clone()).collect();
+            let stored = write_isolating(&*self.store, &single_ops).await?;
+            for (i, o) in singles.into_iter().zip(stored) {
+                outcome[i] = Some(o);
+            }
+        }
+        let mut groups: Vec<TxnGroup> = Vec::new();
+        for group in batch.iter().filter_map(|item| item.group) {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        for group in groups {
+            let members: Vec<usize> = (0..batch.len())
+                .filter(|&i| batch[i].group == Some(group))
+                .collect();
+            let group_ops = members.iter().map(|&i| ops[i].clone()).collect();
+            match self.store.write_atomic(group_ops).await {
+                Ok(written) => {
+                    for (i, w) in members.into_iter().zip(written) {
+                        outcome[i] = Some(Ok(w));
+                    }
+                }
+                Err(failure) => {
+                    for i in members {
+                        outcome[i] = Some(Err(failure.error.clone()));
+                    }
+                }
+            }
+        }
+        // A store owes one outcome per entry: none is not a success.
+        Ok(outcome
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::transient(
+                        "the store reported no outcome for this write",
+                    ))
+                })
+            })
+            .collect())
     }
 
     /// Flushes every entry of `ks` buffered at the time of the call. Holds the keyspace's

@@ -1,25 +1,37 @@
 //! Striped per-key write locks and version counters.
 //!
 //! Writes to one key are serialized by its stripe's lock, so store order and cache order
-//! agree. The stripe's version counter is bumped by every write after the store (or buffer)
-//! has the new value and before the cache is updated; a read-through installs what it read
-//! only if the version did not move while it read, and removes it again if the version moved
-//! while it installed. A read-through can therefore never leave an older value in the cache.
+//! agree. A write moves the stripe's version by 2 after the store (or buffer) has the new value
+//! and before the cache is updated; a read-through installs what it read only if the version
+//! did not move while it read, and removes it again if the version moved while it installed.
+//! A read-through can therefore never leave an older value in the cache.
+//!
+//! A transaction installs the writes of several keys, which must appear at once: it makes the
+//! version of each of their stripes odd ([`KeyLocks::begin_install`]) before anything of it
+//! becomes visible, and even again once all of it is ([`KeyLocks::end_install`]). A reader
+//! that finds an odd version waits for the stripe's lock, which the transaction holds until it
+//! is done, so no reader sees half of a transaction.
+//!
+//! The locks are semaphores of one permit, so a transaction can hold a set of them without a
+//! guard borrowing the table for each ([`KeyLocks::hold`], [`KeyLocks::release`]).
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 const STRIPES: usize = 4096;
 
 /// Identifies the stripe of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Stripe(usize);
+
+/// A held stripe lock, released when dropped.
+pub(crate) type StripeGuard<'a> = SemaphorePermit<'a>;
 
 /// The lock and version tables.
 pub(crate) struct KeyLocks {
-    locks: Box<[Mutex<()>]>,
+    locks: Box<[Semaphore]>,
     versions: Box<[AtomicU64]>,
     /// Randomly seeded, so clients cannot choose keys that all share one stripe.
     hasher: foldhash::fast::RandomState,
@@ -28,7 +40,7 @@ pub(crate) struct KeyLocks {
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
-            locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: (0..STRIPES).map(|_| Semaphore::new(1)).collect(),
             versions: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
@@ -42,44 +54,91 @@ impl KeyLocks {
     }
 
     /// Waits for the write lock of a stripe.
-    pub(crate) async fn lock(&self, stripe: Stripe) -> MutexGuard<'_, ()> {
-        self.locks[stripe.0].lock().await
+    pub(crate) async fn lock(&self, stripe: Stripe) -> StripeGuard<'_> {
+        // The semaphores are never closed.
+        match self.locks[stripe.0].acquire().await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("stripe semaphores are never closed"),
+        }
     }
 
     /// Locks several stripes in a global order, so multi-key writers cannot deadlock.
-    pub(crate) async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<MutexGuard<'_, ()>> {
+    pub(crate) async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<StripeGuard<'_>> {
         stripes.sort();
         stripes.dedup();
         let mut guards = Vec::with_capacity(stripes.len());
         for s in stripes {
-            guards.push(self.locks[s.0].lock().await);
+            guards.push(self.lock(s).await);
         }
         guards
     }
 
     /// Locks every stripe, in order: no write is in progress while the guards are held.
-    pub(crate) async fn lock_all(&self) -> Vec<MutexGuard<'_, ()>> {
+    pub(crate) async fn lock_all(&self) -> Vec<StripeGuard<'_>> {
         let mut guards = Vec::with_capacity(self.locks.len());
-        for lock in self.locks.iter() {
-            guards.push(lock.lock().await);
+        for s in 0..self.locks.len() {
+            guards.push(self.lock(Stripe(s)).await);
         }
         guards
     }
 
-    /// The stripe's current version.
+    /// Waits for a stripe's lock and keeps it with no guard: the caller must
+    /// [`KeyLocks::release`] it exactly once. For a transaction holding a set of stripes
+    /// across awaits. Callers take stripes in ascending order only, or with [`try_hold`].
+    ///
+    /// [`try_hold`]: KeyLocks::try_hold
+    pub(crate) async fn hold(&self, stripe: Stripe) {
+        self.lock(stripe).await.forget();
+    }
+
+    /// Takes a stripe's lock if it is free now, as [`KeyLocks::hold`] does; false if another
+    /// holds it. Never waits, so it can take a stripe out of order without risking a deadlock.
+    pub(crate) fn try_hold(&self, stripe: Stripe) -> bool {
+        match self.locks[stripe.0].try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Releases a stripe taken with [`KeyLocks::hold`] or [`KeyLocks::try_hold`].
+    pub(crate) fn release(&self, stripe: Stripe) {
+        self.locks[stripe.0].add_permits(1);
+    }
+
+    /// The stripe's current version: odd while a transaction installs writes in it.
     pub(crate) fn version(&self, stripe: Stripe) -> u64 {
         self.versions[stripe.0].load(Ordering::SeqCst)
     }
 
+    /// Waits until no transaction installs in the stripe (its holder released it), for a
+    /// reader that found an odd version.
+    pub(crate) async fn wait_installed(&self, stripe: Stripe) {
+        drop(self.lock(stripe).await);
+    }
+
     /// Marks a write to the stripe as visible in the store or buffer.
     pub(crate) fn bump(&self, stripe: Stripe) {
+        self.versions[stripe.0].fetch_add(2, Ordering::SeqCst);
+    }
+
+    /// Makes the stripe's version odd: a transaction holding its lock is about to make writes
+    /// visible in it. Readers wait until [`KeyLocks::end_install`].
+    pub(crate) fn begin_install(&self, stripe: Stripe) {
+        self.versions[stripe.0].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Makes the version even again (and moved): the transaction's writes are all visible.
+    pub(crate) fn end_install(&self, stripe: Stripe) {
         self.versions[stripe.0].fetch_add(1, Ordering::SeqCst);
     }
 
     /// Bumps every stripe (FLUSHDB and other bulk changes).
     pub(crate) fn bump_all(&self) {
         for v in self.versions.iter() {
-            v.fetch_add(1, Ordering::SeqCst);
+            v.fetch_add(2, Ordering::SeqCst);
         }
     }
 }

@@ -19,6 +19,8 @@
 //! | `flush.rs` | the flusher per keyspace, the expiry reaper |
 //! | `isolate.rs` | bisection of a refused batch, so one bad entry never blocks others |
 //! | `group_commit.rs` | shared transactions for write-through and invalidate writes |
+//! | `txn.rs` | transactions: locks held together, writes staged, committed all or nothing |
+//! | `watches.rs` | WATCH: watched keys and the flags writes set |
 //! | `checkpoint.rs` | the journal checkpoint |
 //! | `backoff.rs` | exponential backoff with jitter |
 //! | `deadletter.rs` | the dead-letter registry |
@@ -57,16 +59,20 @@ mod recover;
 mod route;
 mod shutdown;
 mod singleflight;
+mod txn;
+mod watches;
 mod write;
 mod write_back;
 mod write_through;
 
 pub(crate) use deadletter::DeadLetters;
-pub(crate) use durability::durable;
+pub(crate) use durability::{durable, Applied};
 pub(crate) use keyspace::Keyspace;
-pub(crate) use locks::KeyLocks;
+pub(crate) use locks::{KeyLocks, Stripe, StripeGuard};
 pub(crate) use open::describe_keyspace;
+pub(crate) use route::Route;
 pub(crate) use singleflight::SingleFlight;
+pub(crate) use txn::TxnState;
 
 pub use durability::{
     take_deferred_durability, with_deferred_durability, with_durability_scope, DurabilityBatch,
@@ -85,6 +91,8 @@ pub(crate) struct Engine {
     pub(crate) keyspaces: Vec<Arc<Keyspace>>,
     pub(crate) dead_letters: DeadLetters,
     pub(crate) locks: KeyLocks,
+    /// Who watches which key (WATCH); every write touches it.
+    pub(crate) watches: watches::Watches,
     singleflight: SingleFlight,
     /// Last sequence number handed out.
     pub(crate) seq: AtomicU64,

@@ -145,6 +145,7 @@ impl SluiceBuilder {
             keyspaces,
             dead_letters,
             locks: KeyLocks::default(),
+            watches: Default::default(),
             singleflight: SingleFlight::default(),
             seq: AtomicU64::new(0),
             unbuffered: Mutex::new(BTreeSet::new()),

@@ -25,6 +25,10 @@ impl Engine {
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
         let version = self.locks.version(route.stripe);
+        if version & 1 == 1 {
+            // A transaction is making writes visible in this stripe: read once it is done.
+            return Box::pin(self.read_after_install(route, now)).await;
+        }
         let ks = route.ks;
         if let Some(buffer) = &ks.buffer {
             if let Some(pending) = buffer.lookup(&route.key) {
@@ -62,6 +66,18 @@ impl Engine {
         }
         // Boxed: the miss path's future is large, and every read's future would carry it.
         Box::pin(self.read_through(route, version, now.ms())).await
+    }
+
+    /// [`Engine::read_at`] for a reader that found a transaction installing in the key's
+    /// stripe: waits for the stripe's lock, which the transaction holds until all of its
+    /// writes are visible, then reads.
+    async fn read_after_install(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        self.locks.wait_installed(route.stripe).await;
+        self.read_at(route, now).await
     }
 
     /// The miss path of [`Engine::read`]: one store read per key at a time (single flight),
@@ -120,6 +136,8 @@ impl Engine {
     /// expired, the row. Conditional, so it can never remove a newer write.
     async fn expire_lazily(&self, route: &Route<'_>, now: u64) {
         let _ = self.cache_remove(&route.key).await;
+        // Its expiry is a change to whoever watched it alive (Redis deletes it and signals).
+        self.watches.touch_expired(&route.key);
         if route.ks.is_builtin() {
             let store = self.store.clone();
             let key = route.key.clone();

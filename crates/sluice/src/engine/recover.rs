@@ -15,17 +15,18 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
+use super::buffer::Replayed;
 use super::keyspace::Keyspace;
 use super::Engine;
 use crate::error::{JournalError, OpenError, StoreError};
-use crate::model::{DbKey, StoreWrite};
+use crate::model::DbKey;
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
 use crate::tiers::store::StoreOp;
 
 /// What a list of journal records leaves in the buffers.
 struct Replay<'e> {
     /// Per write-back keyspace (by id): the newest write of each key, with its sequence number.
-    buffered: HashMap<usize, HashMap<DbKey, (u64, StoreWrite)>>,
+    buffered: HashMap<usize, HashMap<DbKey, Replayed>>,
     /// Writes of keyspaces that are no longer write-back, in append order.
     unbuffered: Vec<(&'e Keyspace, JournalRecord)>,
     /// Records naming a keyspace that is no longer configured.
@@ -79,9 +80,16 @@ impl Engine {
             };
             let newest = replay.buffered.entry(ks.id).or_default();
             match newest.get(&key) {
-                Some((seq, _)) if *seq >= record.seq => {}
+                Some(r) if r.seq >= record.seq => {}
                 _ => {
-                    newest.insert(key, (record.seq, write));
+                    newest.insert(
+                        key,
+                        Replayed {
+                            seq: record.seq,
+                            write,
+                            group: record.group,
+                        },
+                    );
                 }
             }
         }
@@ -110,8 +118,8 @@ impl Engine {
         }
         for ks in &self.keyspaces {
             if let (Some(buffer), Some(entries)) = (&ks.buffer, replay.buffered.get(&ks.id)) {
-                for (key, (seq, write)) in entries {
-                    buffer.insert_replayed(key, *seq, write.clone(), now);
+                for (key, r) in entries {
+                    buffer.insert_replayed(key, r.seq, r.write.clone(), now, r.group);
                 }
             }
         }

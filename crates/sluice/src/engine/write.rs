@@ -11,6 +11,15 @@ use crate::config::Policy;
 use crate::error::SluiceError;
 use crate::model::{Kind, StoreWrite};
 
+/// A write checked and normalized by [`Engine::prepare_write`].
+pub(crate) struct Prepared {
+    /// The write as the store and buffer take it.
+    pub(crate) write: StoreWrite,
+    /// On a mapped keyspace, the expiry the client asked for, which bounds only the cached
+    /// copy.
+    pub(crate) copy_deadline: Option<u64>,
+}
+
 impl Engine {
     /// Applies one write according to the keyspace's policy. The caller holds the key's lock.
     ///
@@ -31,9 +40,37 @@ impl Engine {
         write: StoreWrite,
         now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
+        let Prepared {
+            write,
+            copy_deadline,
+        } = self.prepare_write(route, write, now)?;
+        let ks = route.ks;
+        ks.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let applied = match ks.policy() {
+            Policy::WriteThrough | Policy::Invalidate => {
+                // Boxed: this path waits for a database commit anyway, and its future would
+                // otherwise enlarge every write-back write's.
+                Box::pin(self.apply_through(route, write, copy_deadline, now)).await
+            }
+            Policy::WriteBack => self.apply_back(route, write, copy_deadline, now).await,
+        }?;
+        // Under the key lock, so a transaction that locked the key to check its WATCH sees it.
+        self.watches.touch(&route.key);
+        Ok(applied)
+    }
+
+    /// What every policy does first, and a transaction does when it stages a write: refuses a
+    /// write the keyspace cannot hold (nothing written), and normalizes it: on a mapped table an
+    /// expiry bounds only the cached copy (the row never carries one), and a write that expires
+    /// before it is made is a delete.
+    pub(crate) fn prepare_write(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        now: &OpTime<'_>,
+    ) -> Result<Prepared, SluiceError> {
         self.check_open()?;
         let ks = route.ks;
-        // On a mapped table an expiry bounds only the cached copy: the row never carries one.
         let (write, copy_deadline) = match write {
             StoreWrite::Upsert {
                 value,
@@ -56,15 +93,10 @@ impl Engine {
         if !ks.is_builtin() {
             self.check_mapped_write(route, &write)?;
         }
-        ks.counters.writes.fetch_add(1, Ordering::Relaxed);
-        match ks.policy() {
-            Policy::WriteThrough | Policy::Invalidate => {
-                // Boxed: this path waits for a database commit anyway, and its future would
-                // otherwise enlarge every write-back write's.
-                Box::pin(self.apply_through(route, write, copy_deadline, now)).await
-            }
-            Policy::WriteBack => self.apply_back(route, write, copy_deadline, now).await,
-        }
+        Ok(Prepared {
+            write,
+            copy_deadline,
+        })
     }
 
     /// Refuses, before anything is written, a write that a mapped keyspace cannot hold: a type
@@ -106,13 +138,19 @@ impl Engine {
     /// `unbuffered` in the same critical section, so the checkpoint can never pass it before
     /// it is buffered.
     pub(super) fn next_seq(&self, track: bool) -> u64 {
+        self.next_seq_range(1, track)
+    }
+
+    /// Hands out `n` consecutive sequence numbers and returns the first (see
+    /// [`Engine::next_seq`]).
+    pub(super) fn next_seq_range(&self, n: u64, track: bool) -> u64 {
         if track {
             let mut unbuffered = self.unbuffered.lock();
-            let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-            unbuffered.insert(seq);
-            seq
+            let first = self.seq.fetch_add(n, Ordering::SeqCst) + 1;
+            unbuffered.extend(first..first + n);
+            first
         } else {
-            self.seq.fetch_add(1, Ordering::SeqCst) + 1
+            self.seq.fetch_add(n, Ordering::SeqCst) + 1
         }
     }
 }

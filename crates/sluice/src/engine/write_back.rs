@@ -2,7 +2,7 @@
 //! (group commit) → buffer insert (coalescing per key) → version bump → cache → ack. The
 //! journal acknowledgement is awaited after the key lock is released.
 
-use super::buffer::ReserveError;
+use super::buffer::{Reservation, ReserveError};
 use super::durability::{Applied, PendingDurability};
 use super::route::Route;
 use super::Engine;
@@ -25,22 +25,13 @@ impl Engine {
             .buffer
             .as_ref()
             .expect("write-back keyspaces always have a buffer");
-        // Full: wait for room (boxed, like every rarely taken wait on this path).
-        let wait_for_room = || async {
-            Box::pin(buffer.reserve(&route.key, ks.config.backpressure_timeout))
-                .await
-                .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))
-        };
         let ack = if self.journal.durability() != crate::config::Durability::None {
             // A journal out of service (a failed write or fsync) makes nothing durable
             // any more: refuse before the write reaches the buffer or the cache.
             if let Some(e) = self.journal.health().error() {
                 return Err(SluiceError::Journal(e.to_string()));
             }
-            let reservation = match buffer.try_reserve(&route.key) {
-                Some(reservation) => reservation,
-                None => wait_for_room().await?,
-            };
+            let reservation = self.reserve_room(route).await?;
             let seq = self.next_seq(true);
             // Queue the record under the key lock (so the journal holds one key's writes
             // in sequence order) but wait for its fsync only after the lock is released,
@@ -51,6 +42,7 @@ impl Engine {
                 db: route.key.db,
                 key: route.key.key.clone(),
                 op: JournalOp::Write(write.clone()),
+                group: None,
             });
             // Refused at once (the journal failed since the check above, or is closed):
             // undo the reservation, so the write never shows.
@@ -68,7 +60,7 @@ impl Engine {
             // section for both.
             let seq = self.next_seq(false);
             if let Err(write) = buffer.try_insert(&route.key, seq, write.clone(), || now.ms()) {
-                let reservation = wait_for_room().await?;
+                let reservation = self.wait_for_room(route).await?;
                 // A new number: drains may have begun while this write waited.
                 let seq = self.next_seq(false);
                 buffer.insert(reservation, &route.key, seq, write, now.ms());
@@ -84,5 +76,32 @@ impl Engine {
             None => self.evict(route).await,
         }
         Ok(ack.map(PendingDurability))
+    }
+
+    /// Holds room in the key's write-back buffer: at once if there is room (or the key is
+    /// buffered already), else after waiting up to `backpressure_timeout` (`BUSY` after that).
+    pub(super) async fn reserve_room(&self, route: &Route<'_>) -> Result<Reservation, SluiceError> {
+        let buffer = route
+            .ks
+            .buffer
+            .as_ref()
+            .expect("write-back keyspaces always have a buffer");
+        match buffer.try_reserve(&route.key) {
+            Some(reservation) => Ok(reservation),
+            None => self.wait_for_room(route).await,
+        }
+    }
+
+    /// The wait of [`Engine::reserve_room`] for a full buffer: boxed, like every rarely taken
+    /// wait on the write path, so it does not enlarge every write's future.
+    async fn wait_for_room(&self, route: &Route<'_>) -> Result<Reservation, SluiceError> {
+        let ks = route.ks;
+        let buffer = ks
+            .buffer
+            .as_ref()
+            .expect("write-back keyspaces always have a buffer");
+        Box::pin(buffer.reserve(&route.key, ks.config.backpressure_timeout))
+            .await
+            .map_err(|ReserveError::Full| SluiceError::BufferFull(ks.name.clone()))
     }
 }

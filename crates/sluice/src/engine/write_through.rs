@@ -12,7 +12,7 @@ use crate::clock::OpTime;
 use crate::config::Policy;
 use crate::error::SluiceError;
 use crate::model::{Kind, StoreWrite};
-use crate::tiers::store::StoreOp;
+use crate::tiers::store::{StoreOp, Written};
 
 impl Engine {
     /// The write-through / invalidate half of [`Engine::apply`]: the store first (through the
@@ -40,37 +40,8 @@ impl Engine {
         match outcome {
             Ok(written) => {
                 ks.counters.rows_stored.fetch_add(1, Ordering::Relaxed);
-                match (write.visible(), ks.policy()) {
-                    (Some((value, kind, expires_at)), Policy::WriteThrough) => {
-                        // A typed column may store another text form than was sent: cache
-                        // what the database holds, as the commit reported it or, from a
-                        // backend that cannot report it, read back under the key lock.
-                        let cached = if !ks.stores_different_text() {
-                            Some(value.clone())
-                        } else if let Some(stored) = written.stored {
-                            Some(stored)
-                        } else {
-                            let target = ks.target(route.key.db);
-                            let store_key = ks.store_key(&route.key.key);
-                            match self.store.read(&target, &store_key).await {
-                                Ok(Some(stored)) => Some(stored.value),
-                                _ => None,
-                            }
-                        };
-                        match cached {
-                            // A row the database left with every mapped column NULL is gone.
-                            Some(v) if kind == Kind::Hash && v.is_empty() => {
-                                self.evict(route).await
-                            }
-                            Some(v) => {
-                                self.install(route, &v, kind, expires_at, copy_deadline, now)
-                                    .await
-                            }
-                            None => self.evict(route).await,
-                        }
-                    }
-                    _ => self.evict(route).await,
-                }
+                self.cache_committed(route, &write, written, copy_deadline, now)
+                    .await;
                 Ok(None)
             }
             Err(e) => {
@@ -78,6 +49,48 @@ impl Engine {
                 ks.note_store_error(&e);
                 Err(SluiceError::store(&ks.name, e))
             }
+        }
+    }
+
+    /// The cache after the database committed `write` (write-through or invalidate): under
+    /// write-through, what the database holds; otherwise no copy.
+    pub(super) async fn cache_committed(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        written: Written,
+        copy_deadline: Option<u64>,
+        now: &OpTime<'_>,
+    ) {
+        let ks = route.ks;
+        let (Some((value, kind, expires_at)), Policy::WriteThrough) =
+            (write.visible(), ks.policy())
+        else {
+            return self.evict(route).await;
+        };
+        // A typed column may store another text form than was sent: cache what the database
+        // holds, as the commit reported it or, from a backend that cannot report it, read back
+        // under the key lock.
+        let cached = if !ks.stores_different_text() {
+            Some(value.clone())
+        } else if let Some(stored) = written.stored {
+            Some(stored)
+        } else {
+            let target = ks.target(route.key.db);
+            let store_key = ks.store_key(&route.key.key);
+            match self.store.read(&target, &store_key).await {
+                Ok(Some(stored)) => Some(stored.value),
+                _ => None,
+            }
+        };
+        match cached {
+            // A row the database left with every mapped column NULL is gone.
+            Some(v) if kind == Kind::Hash && v.is_empty() => self.evict(route).await,
+            Some(v) => {
+                self.install(route, &v, kind, expires_at, copy_deadline, now)
+                    .await
+            }
+            None => self.evict(route).await,
         }
     }
 }

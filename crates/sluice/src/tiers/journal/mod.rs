@@ -57,6 +57,9 @@ pub struct JournalRecord {
     pub key: Bytes,
     /// The change.
     pub op: JournalOp,
+    /// The transaction this record belongs to, if any: its records are written together and
+    /// replayed all or not at all.
+    pub group: Option<TxnGroup>,
 }
 
 impl JournalRecord {
@@ -71,8 +74,20 @@ impl JournalRecord {
             },
             key: Bytes::new(),
             op: JournalOp::Clear(scope),
+            group: None,
         }
     }
+}
+
+/// The records of one transaction: sequence numbers `first_seq .. first_seq + len`, appended
+/// together by [`Journal::append_group`]. Recovery keeps a group only if every one of its
+/// records is on disk, so a crash in the middle of writing it leaves none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TxnGroup {
+    /// The first sequence number of the group.
+    pub first_seq: u64,
+    /// How many records it has.
+    pub len: u32,
 }
 
 /// Whether a journal still takes writes.
@@ -139,6 +154,11 @@ pub trait Journal: Send + Sync + 'static {
     /// is synchronous, so a caller can queue under a lock and wait for durability outside it;
     /// that is what lets writers of one key share a group commit.
     fn append(&self, record: JournalRecord) -> JournalAck;
+
+    /// Queues the records of one transaction (each carrying the same [`TxnGroup`], numbered
+    /// `first_seq ..`) as one unit: they become durable together, and after a crash they are
+    /// replayed all or not at all. The acknowledgement resolves for the whole group.
+    fn append_group(&self, records: Vec<JournalRecord>) -> JournalAck;
 
     /// Declares every record with `seq <= upto` stored, or superseded by a later record of its
     /// key appended before this call; segments wholly below may be deleted. Refused after a

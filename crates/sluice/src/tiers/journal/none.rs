@@ -20,6 +20,10 @@ impl Journal for NoJournal {
         JournalAck::ready(Ok(()))
     }
 
+    fn append_group(&self, _records: Vec<JournalRecord>) -> JournalAck {
+        JournalAck::ready(Ok(()))
+    }
+
     async fn checkpoint(&self, _upto: u64) -> Result<(), JournalError> {
         Ok(())
     }

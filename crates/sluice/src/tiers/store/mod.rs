@@ -218,6 +218,15 @@ pub type EntryOutcome = Result<Written, StoreError>;
 /// Outcome of each entry of a batch, in batch order.
 pub type BatchOutcome = Vec<EntryOutcome>;
 
+/// Why an all-or-nothing batch ([`Store::write_atomic`]) was not committed.
+#[derive(Debug, Clone)]
+pub struct AtomicFailure {
+    /// The entry the database refused, when it says which.
+    pub index: Option<usize>,
+    /// Why: the entry's error, or the transaction's.
+    pub error: StoreError,
+}
+
 /// The system of record.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -246,6 +255,30 @@ pub trait Store: Send + Sync + 'static {
     /// unknown; an `Err` with [`StoreError::is_conflict`] was rolled back by the database
     /// because of another transaction and may be retried at once.
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError>;
+
+    /// Applies `ops` in one transaction, all or nothing: `Ok` with one [`Written`] per entry,
+    /// or `Err` with nothing of the batch committed (unless the error says the outcome is
+    /// unknown: a connection lost during COMMIT).
+    ///
+    /// The default runs [`Store::write_batch`] and fails if any entry failed; that is all or
+    /// nothing only for a store whose `write_batch` isolates no entry.
+    // TODO(issue 13): every backend implements this as one transaction (store work).
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        let outcomes = self
+            .write_batch(ops)
+            .await
+            .map_err(|error| AtomicFailure { index: None, error })?;
+        outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                o.map_err(|error| AtomicFailure {
+                    index: Some(i),
+                    error,
+                })
+            })
+            .collect()
+    }
 
     /// Every key of `target` (captures, for mapped tables) not expired at `now_ms`.
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError>;

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use crate::model::{FieldsWrite, Kind, StoreWrite};
-use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
+use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
 const VERSION: u32 = 1;
@@ -27,6 +27,9 @@ const OP_CLEAR: u8 = 2;
 const OP_UPSERT_KIND: u8 = 3;
 /// A write to some fields of a mapped row: the value is [`FieldsWrite::to_bytes`].
 const OP_FIELDS: u8 = 4;
+/// Flag on the op byte: the record belongs to a transaction's group; the group's first
+/// sequence number (u64) and length (u32) follow the database byte.
+const IN_GROUP: u8 = 0x80;
 /// The database byte of a clear of every database.
 const ALL_DBS: u8 = u8::MAX;
 
@@ -43,7 +46,7 @@ fn payload_capacity(r: &JournalRecord) -> usize {
         JournalOp::Write(write) => write.value_len() + 16,
         _ => 0,
     };
-    8 + 3 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
+    8 + 3 + 12 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
 }
 
 /// Appends a record's payload to `p`.
@@ -70,11 +73,15 @@ fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
     };
     let ks = r.keyspace.as_bytes();
     p.extend_from_slice(&r.seq.to_le_bytes());
-    p.push(op);
+    p.push(if r.group.is_some() { op | IN_GROUP } else { op });
     if let Some(kind) = kind {
         p.push(kind.code());
     }
     p.push(db);
+    if let Some(group) = r.group {
+        p.extend_from_slice(&group.first_seq.to_le_bytes());
+        p.extend_from_slice(&group.len.to_le_bytes());
+    }
     p.extend_from_slice(&(ks.len() as u16).to_le_bytes());
     p.extend_from_slice(ks);
     p.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
@@ -112,12 +119,24 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
         Some(s)
     };
     let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
-    let op = take(1)?[0];
+    let flagged = take(1)?[0];
+    let op = flagged & !IN_GROUP;
     let kind = match op {
         OP_UPSERT_KIND => Kind::from_code(take(1)?[0])?,
         _ => Kind::String,
     };
     let db = take(1)?[0];
+    let group = if flagged & IN_GROUP != 0 {
+        let first_seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let last = first_seq.checked_add(u64::from(len).checked_sub(1)?)?;
+        if seq < first_seq || seq > last {
+            return None;
+        }
+        Some(TxnGroup { first_seq, len })
+    } else {
+        None
+    };
     let ks_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
     let keyspace = String::from_utf8(take(ks_len)?.to_vec()).ok()?;
     let key_len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
@@ -152,6 +171,7 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
         db,
         key,
         op,
+        group,
     })
 }
 
@@ -228,6 +248,7 @@ mod tests {
                 ),
                 None => StoreWrite::Delete,
             }),
+            group: None,
         }
     }
 
@@ -244,6 +265,44 @@ mod tests {
             let clear = JournalRecord::clear(9, "ks", scope);
             assert_eq!(decode_payload(&encode_payload(&clear)), Some(clear));
         }
+    }
+
+    /// Every kind of write, in and out of a transaction's group, decodes to what was encoded.
+    #[test]
+    fn typed_writes_and_group_members_round_trip() {
+        let mut hash = crate::model::hash::HashValue::new();
+        hash.set(Bytes::from("f"), Bytes::from("v"));
+        let row = crate::model::FieldsWrite {
+            image: hash.encode(),
+            changed: vec![Bytes::from("f"), Bytes::from("gone")],
+            replace: true,
+        };
+        let writes = [
+            StoreWrite::Upsert {
+                value: hash.encode(),
+                kind: Kind::Hash,
+                expires_at: Some(5),
+            },
+            StoreWrite::Fields(row),
+            StoreWrite::string(Bytes::from("s"), None),
+        ];
+        for (i, write) in writes.into_iter().enumerate() {
+            let mut r = rec(10 + i as u64, "k", None);
+            r.op = JournalOp::Write(write);
+            assert_eq!(decode_payload(&encode_payload(&r)), Some(r.clone()));
+            r.group = Some(TxnGroup {
+                first_seq: 10,
+                len: 3,
+            });
+            assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
+        }
+        // A record outside the group it names is refused.
+        let mut r = rec(20, "k", Some("v"));
+        r.group = Some(TxnGroup {
+            first_seq: 10,
+            len: 3,
+        });
+        assert_eq!(decode_payload(&encode_payload(&r)), None);
     }
 
     /// Journals written before `ClearScope` existed stored FLUSHALL as a clear of database

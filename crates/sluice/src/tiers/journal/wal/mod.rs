@@ -202,6 +202,28 @@ impl Journal for WalJournal {
         JournalAck::waiting(rx)
     }
 
+    fn append_group(&self, records: Vec<JournalRecord>) -> JournalAck {
+        if let Some(refused) = self.shared.failure.get().and_then(JournalHealth::error) {
+            return JournalAck::ready(Err(refused));
+        }
+        // One request, so the writer puts the whole group in one write of one segment.
+        let mut bytes = Vec::new();
+        let mut seq = 0;
+        for record in &records {
+            bytes.extend_from_slice(&encode_framed(record));
+            seq = seq.max(record.seq);
+        }
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock();
+        let Some(tx) = tx.as_ref() else {
+            return JournalAck::ready(Err(JournalError::Closed));
+        };
+        if tx.send(Request::Append { bytes, seq, done }).is_err() {
+            return JournalAck::ready(Err(JournalError::WriterStopped));
+        }
+        JournalAck::waiting(rx)
+    }
+
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
         self.request(|done| Request::Control(Control::Checkpoint { upto, done }))
             .await

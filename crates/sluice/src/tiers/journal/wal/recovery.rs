@@ -2,6 +2,7 @@
 //! tail, and refuse (or, under `--salvage`, skip and log) corruption before it and records
 //! missing between segments.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -185,9 +186,15 @@ fn scan_segment(
         }
     }
     let mut at = HEADER_LEN as usize;
+    // Members seen of each transaction group (all of a group is in one segment: it is written
+    // in one write), counted whether or not they are past the checkpoint.
+    let mut groups: HashMap<u64, (u32, u32)> = HashMap::new();
     while at < buf.len() {
         if let Some((record, framed)) = parse_record(&buf, at) {
             seg.max_seq = seg.max_seq.max(record.seq);
+            if let Some(g) = record.group {
+                groups.entry(g.first_seq).or_insert((g.len, 0)).1 += 1;
+            }
             if record.seq > checkpoint {
                 out.push(record);
             }
@@ -226,5 +233,22 @@ fn scan_segment(
         }
     }
     seg.len = buf.len() as u64;
+    // A group cut short (a crash while it was written, or a record of it salvaged away) was
+    // never acknowledged: none of it is replayed.
+    let torn: Vec<u64> = groups
+        .iter()
+        .filter(|(_, (len, seen))| seen != len)
+        .map(|(first, _)| *first)
+        .collect();
+    if !torn.is_empty() {
+        let before = out.len();
+        out.retain(|r| r.group.is_none_or(|g| !torn.contains(&g.first_seq)));
+        warn!(
+            segment = %seg.path.display(),
+            groups = torn.len(),
+            records = before - out.len(),
+            "transaction groups only partly on disk were dropped whole (never acknowledged)"
+        );
+    }
     Ok(())
 }

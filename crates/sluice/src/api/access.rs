@@ -1,0 +1,139 @@
+//! [`Access`]: where an operation's reads and writes go.
+//!
+//! Every Redis-shaped operation (in `strings.rs`, `keys.rs`, `hashes.rs`) is written once, on
+//! `Access`, against four primitives: lock a key, read it, write it, wait for durability.
+//!
+//! - **Direct** ([`crate::Sluice::access`]): each operation locks its keys, writes through its
+//!   keyspace's policy, and is durable before it returns (or inside a durability scope, before
+//!   the caller acknowledges it).
+//! - **In a transaction** ([`crate::Transaction::access`]): the transaction holds the locks, a
+//!   write is checked and staged, reads see the staged writes, and nothing is applied before
+//!   [`crate::Transaction::commit`].
+//!
+//! The direct path is the hot one: each primitive costs it one branch, and its futures are
+//! the ones it always had.
+
+use bytes::Bytes;
+
+use crate::clock::OpTime;
+use crate::engine::{durable, Applied, Engine, Route, Stripe, StripeGuard, TxnState};
+use crate::error::SluiceError;
+use crate::model::{Entry, StoreWrite};
+
+/// A handle for running operations, directly on the engine or inside a transaction.
+pub struct Access<'a> {
+    engine: &'a Engine,
+    txn: Option<&'a mut TxnState>,
+}
+
+impl<'a> Access<'a> {
+    /// Operations straight on the engine.
+    pub(crate) fn direct(engine: &'a Engine) -> Access<'a> {
+        Access { engine, txn: None }
+    }
+
+    /// Operations staged in a transaction.
+    pub(crate) fn in_txn(engine: &'a Engine, txn: &'a mut TxnState) -> Access<'a> {
+        Access {
+            engine,
+            txn: Some(txn),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &'a Engine {
+        self.engine
+    }
+
+    /// Whether the operations are staged in a transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// The time of one operation: read from the clock when needed, or the transaction's.
+    pub(crate) fn op_time(&self) -> OpTime<'a> {
+        match &self.txn {
+            None => self.engine.op_time(),
+            Some(txn) => OpTime::fixed(&*self.engine.clock, txn.now()),
+        }
+    }
+
+    /// The engine clock (or the transaction's instant), in Unix ms.
+    pub fn now_ms(&self) -> u64 {
+        self.op_time().ms()
+    }
+
+    /// Where `key` lives.
+    pub(crate) fn route(&self, db: u8, key: Bytes) -> Route<'a> {
+        self.engine.route(db, key)
+    }
+
+    /// The lock of one key for one operation: its stripe lock, or, in a transaction, nothing
+    /// (the transaction holds it, or takes it now if it is free; if it is not, the
+    /// transaction must run again and this is [`SluiceError::Contended`]).
+    pub(crate) async fn lock(
+        &mut self,
+        route: &Route<'a>,
+    ) -> Result<Option<StripeGuard<'a>>, SluiceError> {
+        match &mut self.txn {
+            None => Ok(Some(self.engine.locks.lock(route.stripe).await)),
+            Some(txn) => self.engine.txn_hold(txn, route.stripe).map(|()| None),
+        }
+    }
+
+    /// The locks of several keys, taken in one global order (see [`Access::lock`]).
+    pub(crate) async fn lock_many(
+        &mut self,
+        stripes: Vec<Stripe>,
+    ) -> Result<Vec<StripeGuard<'a>>, SluiceError> {
+        match &mut self.txn {
+            None => Ok(self.engine.locks.lock_many(stripes).await),
+            Some(txn) => {
+                for stripe in stripes {
+                    self.engine.txn_hold(txn, stripe)?;
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Reads a key as this access sees it: a transaction's own staged write first.
+    pub(crate) async fn read(
+        &mut self,
+        route: &Route<'a>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        if let Some(txn) = &mut self.txn {
+            // A read inside a transaction holds the key too: nobody can change it before
+            // the commit, as in Redis, where nothing runs during EXEC or a script.
+            self.engine.txn_hold(txn, route.stripe)?;
+            if let Some(staged) = txn.staged_entry(&route.key) {
+                return Ok(staged);
+            }
+        }
+        self.engine.read_at(route, now).await
+    }
+
+    /// Writes a key (its lock held): through its policy, or staged in the transaction.
+    pub(crate) async fn write(
+        &mut self,
+        route: &Route<'a>,
+        write: StoreWrite,
+        now: &OpTime<'_>,
+    ) -> Result<Applied, SluiceError> {
+        match &mut self.txn {
+            None => self.engine.apply_at(route, write, now).await,
+            Some(txn) => self.engine.stage(txn, route, write, now).map(|()| None),
+        }
+    }
+
+    /// Waits until applied writes are as durable as the journal promises (nothing to wait for
+    /// in a transaction: its commit waits).
+    pub(crate) async fn durable(&self, applied: Applied) -> Result<(), SluiceError> {
+        durable(applied).await
+    }
+
+    /// The transaction's state, for operations that read across keys (KEYS, DBSIZE).
+    pub(crate) fn txn(&self) -> Option<&TxnState> {
+        self.txn.as_deref()
+    }
+}
