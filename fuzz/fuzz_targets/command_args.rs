@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use sluice::config::UserConfig;
-use sluice::{Config, Durability, Sluice};
+use sluice::{Durability, Sluice};
+use sluice_server::config::{FileConfig, UserConfig};
 use sluice_server::frontend::cmd::{commands, dispatch, Spec};
 use sluice_server::state::Shared;
 use sluice_server::Server;
@@ -60,15 +60,15 @@ impl Env {
             .enable_all()
             .build()
             .expect("runtime");
-        let mut config = Config::default();
+        let mut config = FileConfig::default();
         config.server.port = 0;
-        config.server.data_dir = dir;
-        config.journal.durability = Durability::None;
+        config.engine.data_dir = dir;
+        config.engine.journal.durability = Durability::None;
         // Keep SETRANGE / APPEND growth and the cache small: the fuzzer runs millions of inputs.
         config.server.proto_max_bulk_len = 1024 * 1024;
-        config.cache.capacity = 32 * 1024 * 1024;
+        config.engine.cache.capacity = 32 * 1024 * 1024;
         // A restricted user, so `AUTH reader pw` reaches the NOPERM paths (categories, keys).
-        config.users = vec![UserConfig {
+        config.server.users = vec![UserConfig {
             name: "reader".into(),
             password: "pw".into(),
             commands: vec!["read".into()],
@@ -76,9 +76,9 @@ impl Env {
             enabled: true,
         }];
         let shared = rt.block_on(async {
-            let sluice = Sluice::open(config).await.expect("open sluice");
+            let sluice = Sluice::open(config.engine).await.expect("open sluice");
             // Binds 127.0.0.1 on an ephemeral port; nothing ever accepts on it.
-            Server::bind(sluice).await.expect("bind").shared()
+            Server::bind(sluice, config.server).await.expect("bind").shared()
         });
         let commands = commands()
             .iter()

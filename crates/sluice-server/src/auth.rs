@@ -12,10 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-use sluice::Config;
-
+use crate::config::ServerConfig;
 use crate::glob::glob_match;
+use sha2::{Digest, Sha256};
 
 /// The categories a `[[user]]` may list.
 pub const CATEGORIES: [&str; 4] = ["read", "write", "admin", "dangerous"];
@@ -128,11 +127,10 @@ pub struct Users {
 
 impl Users {
     /// Builds the users from `[server] requirepass` and `[[user]]`; errors name the field.
-    pub fn from_config(config: &Config) -> Result<Users, String> {
+    pub fn from_config(config: &ServerConfig) -> Result<Users, String> {
         let default = Arc::new(User {
             name: "default".into(),
             password_sha256: config
-                .server
                 .requirepass
                 .as_ref()
                 .filter(|p| !p.is_empty())
@@ -243,11 +241,11 @@ impl Users {
 }
 
 /// Why protected mode refuses to start, if it does: bound beyond loopback with no password.
-pub fn protected_mode_refusal(config: &Config, users: &Users) -> Option<String> {
-    if !config.server.protected_mode || users.any_password() {
+pub fn protected_mode_refusal(config: &ServerConfig, users: &Users) -> Option<String> {
+    if !config.protected_mode || users.any_password() {
         return None;
     }
-    let bind = config.server.bind.trim();
+    let bind = config.bind.trim();
     let loopback = bind == "localhost"
         || bind
             .parse::<IpAddr>()
@@ -265,8 +263,8 @@ pub fn protected_mode_refusal(config: &Config, users: &Users) -> Option<String> 
 mod tests {
     use super::*;
 
-    fn config(text: &str) -> Config {
-        Config::from_toml(text).unwrap()
+    fn config(text: &str) -> ServerConfig {
+        crate::config::FileConfig::from_toml(text).unwrap().server
     }
 
     #[test]

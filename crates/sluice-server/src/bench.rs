@@ -13,18 +13,20 @@ use bytes::{Buf, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use rand::Rng;
-use sluice::{Config, Durability, KeyspaceConfig, Policy, Sluice};
+use sluice::{Durability, KeyspaceConfig, Policy, Sluice};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::config::FileConfig;
 use crate::Server;
 
 const BENCH_DB: u8 = 15;
 
 /// What to run.
 pub struct BenchOptions {
-    /// Base config (store, journal, keyspaces); `None`: a temp SQLite.
-    pub config: Option<Config>,
+    /// Base config (store, journal, keyspaces, server limits); `None`: a temp SQLite. Its
+    /// data dir, bind address and port are replaced by a temp dir and an ephemeral local port.
+    pub config: Option<FileConfig>,
     /// Run time per policy.
     pub duration: Duration,
     /// Concurrent clients.
@@ -230,10 +232,13 @@ async fn run_policy(
     bar: &ProgressBar,
 ) -> anyhow::Result<PolicyRun> {
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-    let mut config = opts.config.clone().unwrap_or_default();
-    config.server.port = 0;
-    config.server.bind = "127.0.0.1".into();
-    config.server.data_dir = dir.path().to_path_buf();
+    let FileConfig {
+        engine: mut config,
+        server: mut server_config,
+    } = opts.config.clone().unwrap_or_default();
+    server_config.port = 0;
+    server_config.bind = "127.0.0.1".into();
+    config.data_dir = dir.path().to_path_buf();
     let mut builtin = config
         .keyspaces
         .iter()
@@ -249,7 +254,7 @@ async fn run_policy(
     // Benchmark keys live in database 15 of the built-in table, away from other data.
     let _ = sluice.flush_db(Some(BENCH_DB)).await;
     let durability = sluice.durability();
-    let server = Server::bind(sluice.clone()).await?;
+    let server = Server::bind(sluice.clone(), server_config).await?;
     let addr = server.local_addr()?;
     let shared = server.shared();
     let serving = tokio::spawn(server.run());
@@ -512,7 +517,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let store = opts
         .config
         .as_ref()
-        .and_then(|c| c.store.as_ref().map(|s| s.url.clone()))
+        .and_then(|c| c.engine.store.as_ref().map(|s| s.url.clone()))
         .unwrap_or_else(|| "temporary SQLite".into());
     let mut runs = Vec::new();
     for policy in policies {

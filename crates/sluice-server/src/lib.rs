@@ -5,10 +5,12 @@
 //!
 //! Layers, top first; a module uses only modules below it:
 //! `server` → `frontend::connection` → `frontend::cmd` → `state` → leaves (`auth`, `tls`,
-//! `glob`, `frontend::parse`, `frontend::frame`) → the `sluice` engine.
+//! `glob`, `frontend::parse`, `frontend::frame`) → `config` (the file, split into the engine's
+//! settings and the server's) → the `sluice` engine.
 
 pub mod auth;
 pub mod bench;
+pub mod config;
 pub mod frontend;
 pub mod glob;
 pub mod server;

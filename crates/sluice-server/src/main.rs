@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::{Config, Sluice};
+use sluice::Sluice;
+use sluice_server::config::FileConfig;
 use sluice_server::Server;
 use tracing::info;
 
@@ -104,30 +105,34 @@ fn init_logging() {
         .init();
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     match path {
-        Some(p) => Config::from_file(p).map_err(anyhow::Error::from),
-        None => Ok(Config::default()),
+        Some(p) => FileConfig::from_file(p).map_err(anyhow::Error::from),
+        None => Ok(FileConfig::default()),
     }
 }
 
 async fn serve(
-    mut config: Config,
+    config: FileConfig,
     bind: Option<String>,
     port: Option<u16>,
     data_dir: Option<PathBuf>,
     salvage: bool,
 ) -> anyhow::Result<()> {
+    let FileConfig {
+        engine: mut engine_config,
+        server: mut server_config,
+    } = config;
     if let Some(b) = bind {
-        config.server.bind = b;
+        server_config.bind = b;
     }
     if let Some(p) = port {
-        config.server.port = p;
+        server_config.port = p;
     }
     if let Some(d) = data_dir {
-        config.server.data_dir = d;
+        engine_config.data_dir = d;
     }
-    let sluice = Sluice::builder(config.clone())
+    let sluice = Sluice::builder(engine_config)
         .salvage(salvage)
         .open()
         .await
@@ -135,7 +140,7 @@ async fn serve(
     // Registered before the port answers: a SIGTERM sent as soon as the server is reachable
     // must start the drain, not kill the process with the default action.
     let signals = shutdown_signals();
-    let server = match Server::bind(sluice.clone()).await {
+    let server = match Server::bind(sluice.clone(), server_config).await {
         Ok(server) => server,
         Err(e) => {
             sluice.shutdown().await;
@@ -261,7 +266,7 @@ fn main() -> ExitCode {
             }
             Command::CheckConfig { file } => {
                 let config = load_config(Some(&file))?;
-                let lines = sluice::check_config(&config).await?;
+                let lines = sluice::check_config(&config.engine).await?;
                 println!("{}: OK", file.display());
                 for l in lines {
                     println!("  keyspace {l}");

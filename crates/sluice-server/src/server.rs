@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::config::ServerConfig;
 use crate::frontend::connection;
 use crate::state::Shared;
 use crate::tls::{self, TlsListener};
@@ -41,20 +42,19 @@ async fn listen(bind: &str, port: u16, what: &str) -> std::io::Result<TcpListene
 }
 
 impl Server {
-    /// Binds the configured address (port 0 picks a free port) around an opened engine, and
-    /// the TLS port when `tls_port` is set (beside the plaintext port, or alone with
-    /// `tls_only`). Configuration errors, TLS files included, are `InvalidInput`.
-    pub async fn bind(sluice: Sluice) -> std::io::Result<Server> {
-        let config = sluice.config().clone();
+    /// Binds `config`'s address (port 0 picks a free port) around an opened engine, and the
+    /// TLS port when `tls_port` is set (beside the plaintext port, or alone with `tls_only`).
+    /// Configuration errors, TLS files and users included, are `InvalidInput`.
+    pub async fn bind(sluice: Sluice, config: ServerConfig) -> std::io::Result<Server> {
         // Certificates are loaded before anything is bound: a bad file is a config error.
-        let acceptor = tls::acceptor_from_config(&config.server)?;
-        let bind = config.server.bind.as_str();
-        let listener = if config.server.tls_only {
+        let acceptor = tls::acceptor_from_config(&config)?;
+        let bind = config.bind.as_str();
+        let listener = if config.tls_only {
             None
         } else {
-            Some(listen(bind, config.server.port, "port").await?)
+            Some(listen(bind, config.port, "port").await?)
         };
-        let tls = match (acceptor, config.server.tls_port) {
+        let tls = match (acceptor, config.tls_port) {
             (Some(acceptor), Some(tls_port)) => Some(TlsListener {
                 listener: listen(bind, tls_port, "tls_port").await?,
                 acceptor,
@@ -69,7 +69,7 @@ impl Server {
             Some(t) => Some(t.listener.local_addr()?.port()),
             None => None,
         };
-        let shared = Shared::new(sluice, port, tls_port)
+        let shared = Shared::new(sluice, config, port, tls_port)
             .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
         Ok(Server {
             shared,
@@ -104,7 +104,7 @@ impl Server {
     pub async fn run(self) -> sluice::ShutdownReport {
         let shared = self.shared;
         let mut shutdown = shared.shutdown_signal();
-        let slots = Arc::new(Semaphore::new(shared.config.server.maxclients));
+        let slots = Arc::new(Semaphore::new(shared.config.maxclients));
         let mut connections = tokio::task::JoinSet::new();
         let tls_acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
         loop {

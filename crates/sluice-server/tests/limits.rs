@@ -6,13 +6,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{encode, TestServer};
-use sluice::{config::parse_duration, config::parse_size, Config};
+use sluice::{config::parse_duration, config::parse_size};
+use sluice_server::config::FileConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn config(edit: impl FnOnce(&mut Config)) -> Config {
-    let mut c = Config::default();
-    c.journal.durability = sluice::Durability::None;
+fn config(edit: impl FnOnce(&mut FileConfig)) -> FileConfig {
+    let mut c = FileConfig::default();
+    c.engine.journal.durability = sluice::Durability::None;
     edit(&mut c);
     c
 }

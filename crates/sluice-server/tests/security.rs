@@ -3,13 +3,13 @@
 mod common;
 
 use common::{encode, TestServer};
-use sluice::Config;
+use sluice_server::config::FileConfig;
 
 const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
 const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
 
-fn secured() -> Config {
-    Config::from_toml(
+fn secured() -> FileConfig {
+    FileConfig::from_toml(
         r#"
         [server]
         requirepass = "topsecret"
@@ -192,12 +192,12 @@ async fn without_a_password_auth_says_so_like_redis() {
 #[tokio::test]
 async fn protected_mode_refuses_a_public_bind_without_a_password() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
+    let mut config = FileConfig::default();
     config.server.bind = "0.0.0.0".into();
     config.server.port = 0;
-    config.server.data_dir = dir.path().to_path_buf();
-    let sluice = sluice::Sluice::open(config.clone()).await.expect("open");
-    let err = match sluice_server::Server::bind(sluice.clone()).await {
+    config.engine.data_dir = dir.path().to_path_buf();
+    let sluice = sluice::Sluice::open(config.engine).await.expect("open");
+    let err = match sluice_server::Server::bind(sluice.clone(), config.server).await {
         Ok(_) => panic!("protected mode let a public bind through"),
         Err(e) => e.to_string(),
     };

@@ -15,7 +15,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use sluice::{Config, Sluice};
+use sluice::Sluice;
+use sluice_server::config::FileConfig;
 use sluice_server::Server;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,8 +63,8 @@ impl Pki {
     }
 
     /// A config serving TLS on an ephemeral port beside the plaintext one.
-    fn config(&self, require_client_cert: bool) -> Config {
-        let mut config = Config::default();
+    fn config(&self, require_client_cert: bool) -> FileConfig {
+        let mut config = FileConfig::default();
         config.server.tls_port = Some(0);
         config.server.tls_cert = Some(self.path("server.pem"));
         config.server.tls_key = Some(self.path("server.key"));
@@ -360,9 +361,9 @@ async fn tls_only_leaves_nothing_listening_in_plaintext() {
     let mut config = pki.config(false);
     config.server.tls_only = true;
     config.server.port = plain_port;
-    config.server.data_dir = data.path().to_path_buf();
-    let sluice = Sluice::open(config).await.expect("open sluice");
-    let server = Server::bind(sluice).await.expect("bind");
+    config.engine.data_dir = data.path().to_path_buf();
+    let sluice = Sluice::open(config.engine).await.expect("open sluice");
+    let server = Server::bind(sluice, config.server).await.expect("bind");
     assert!(
         server.local_addr().is_err(),
         "a plaintext address with tls_only"
@@ -440,12 +441,12 @@ async fn maxclients_counts_tls_connections_too() {
 }
 
 /// The error `Server::bind` gives for `config` (whose data dir it replaces).
-async fn bind_error(mut config: Config) -> std::io::Error {
+async fn bind_error(mut config: FileConfig) -> std::io::Error {
     let data = tempfile::tempdir().expect("temp dir");
     config.server.port = 0;
-    config.server.data_dir = data.path().to_path_buf();
-    let sluice = Sluice::open(config).await.expect("open sluice");
-    let result = Server::bind(sluice.clone()).await;
+    config.engine.data_dir = data.path().to_path_buf();
+    let sluice = Sluice::open(config.engine).await.expect("open sluice");
+    let result = Server::bind(sluice.clone(), config.server).await;
     sluice.shutdown().await;
     match result {
         Ok(_) => panic!("bind succeeded"),
@@ -471,7 +472,7 @@ async fn bad_tls_settings_are_start_up_errors_naming_the_field() {
     assert_invalid(&e, "[server] tls_cert: cannot read");
     assert_invalid(&e, &missing.display().to_string());
 
-    let check = |config: Config, needle: &str| {
+    let check = |config: FileConfig, needle: &str| {
         let e = sluice_server::tls::acceptor_from_config(&config.server)
             .err()
             .unwrap_or_else(|| panic!("no error; wanted {needle:?}"));
@@ -502,10 +503,10 @@ async fn bad_tls_settings_are_start_up_errors_naming_the_field() {
     let mut c = pki.config(false);
     c.server.tls_cert = None;
     check(c, "tls_cert and tls_key must be set together");
-    let mut c = Config::default();
+    let mut c = FileConfig::default();
     c.server.tls_port = Some(0);
     check(c, "tls_port requires tls_cert and tls_key");
-    let mut c = Config::default();
+    let mut c = FileConfig::default();
     c.server.tls_only = true;
     check(c, "tls_only requires tls_port");
     let mut c = pki.config(false);
@@ -514,7 +515,7 @@ async fn bad_tls_settings_are_start_up_errors_naming_the_field() {
     check(c, "tls_port 6380 is also the plaintext port");
     // TLS off: nothing to load.
     assert!(
-        sluice_server::tls::acceptor_from_config(&Config::default().server)
+        sluice_server::tls::acceptor_from_config(&FileConfig::default().server)
             .expect("no TLS")
             .is_none()
     );

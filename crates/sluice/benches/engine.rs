@@ -32,8 +32,10 @@ fn key(i: u64) -> Bytes {
 }
 
 async fn open(dir: &std::path::Path, policy: Policy) -> Sluice {
-    let mut config = Config::default();
-    config.server.data_dir = dir.to_path_buf();
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     config.journal.durability = Durability::None;
     let mut ks = KeyspaceConfig::builtin(policy);
     ks.flush_interval = Duration::from_millis(50);

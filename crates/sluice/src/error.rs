@@ -266,9 +266,12 @@ impl SluiceError {
 }
 
 /// A configuration that cannot be used. Each names the field and says what to do.
+///
+/// The engine reports `Invalid`; `Read` and `Parse` are for the front end that reads the
+/// configuration file (the engine reads none), so every config error reads alike.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// The file could not be read.
+    /// The configuration file could not be read.
     #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.

@@ -901,14 +901,15 @@ fn the_test_crc_is_crc32c() {
 // ---------------------------------------------------------------------------------------------
 
 fn engine_config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.server.data_dir = data_dir.to_path_buf();
-    config.journal = big_segments();
     let mut builtin = KeyspaceConfig::builtin(Policy::WriteBack);
     // Nothing is flushed unless the test asks.
     builtin.flush_interval = Duration::from_secs(3600);
-    config.keyspaces = vec![builtin];
-    config
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        journal: big_segments(),
+        keyspaces: vec![builtin],
+        ..Config::default()
+    }
 }
 
 /// Runs one "process lifetime" on its own runtime. Whatever the future leaves running is

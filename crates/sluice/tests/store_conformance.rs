@@ -849,11 +849,13 @@ fn mapped_keyspace(name: &str, table: &str, policy: Policy) -> KeyspaceConfig {
 
 /// An engine config for these tests (journal none, data in a fresh directory).
 fn engine_config(db: &TestDb, keyspaces: Vec<KeyspaceConfig>) -> Config {
-    let mut config = Config::default();
-    config.server.data_dir = db.dir.path().join(unique("engine"));
-    config.server.shutdown_timeout = Duration::from_secs(5);
+    let mut config = Config {
+        data_dir: db.dir.path().join(unique("engine")),
+        shutdown_timeout: Duration::from_secs(5),
+        keyspaces,
+        ..Config::default()
+    };
     config.journal.durability = Durability::None;
-    config.keyspaces = keyspaces;
     config
 }
 

@@ -43,7 +43,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut session = shared.new_session(addr, laddr);
-    let limits = &shared.config.server;
+    let limits = &shared.config;
     let idle_limit = limits.timeout;
     let query_limit = limits.client_query_buffer_limit as usize;
     let output_limit = limits.client_output_buffer_limit as usize;

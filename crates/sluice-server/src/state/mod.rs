@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice::{Config, Sluice};
+use sluice::Sluice;
 use tokio::sync::watch;
 
 use crate::auth::Users;
+use crate::config::ServerConfig;
 use crate::frontend::parse::Limits;
 
 mod clients;
@@ -41,8 +42,9 @@ pub struct ServerStats {
 pub struct Shared {
     /// The engine.
     pub sluice: Sluice,
-    /// The configuration in force.
-    pub config: Config,
+    /// The server's configuration in force (`[server]` and `[[user]]`); the engine's is
+    /// `sluice.config()`.
+    pub config: ServerConfig,
     /// The plaintext port actually bound; 0 with `tls_only` (no plaintext listener).
     pub port: u16,
     /// The TLS port actually bound, when TLS is on.
@@ -80,16 +82,20 @@ impl Shared {
         Session::new(id, self.users.initial(), addr, laddr, self.clients.clone())
     }
 
-    /// The state for an opened engine, with its users and framing limits from the engine's
-    /// configuration, and no listener: the server binds around it, and command tests use it
+    /// The state for an opened engine and the server's configuration, with its users and
+    /// framing limits, and no listener: the server binds around it, and command tests use it
     /// directly. `port` and `tls_port` are what the listeners bound (INFO and CONFIG report
     /// them). A user list or protected-mode setting that cannot be used is an error.
-    pub fn new(sluice: Sluice, port: u16, tls_port: Option<u16>) -> Result<Arc<Shared>, String> {
-        let config = sluice.config().clone();
+    pub fn new(
+        sluice: Sluice,
+        config: ServerConfig,
+        port: u16,
+        tls_port: Option<u16>,
+    ) -> Result<Arc<Shared>, String> {
         let limits = Limits {
-            max_bulk_len: config.server.proto_max_bulk_len,
-            max_multibulk_len: config.server.proto_max_multibulk_len,
-            max_inline_len: config.server.proto_inline_max_size as usize,
+            max_bulk_len: config.proto_max_bulk_len,
+            max_multibulk_len: config.proto_max_multibulk_len,
+            max_inline_len: config.proto_inline_max_size as usize,
         };
         let users = Users::from_config(&config)?;
         if let Some(refusal) = crate::auth::protected_mode_refusal(&config, &users) {

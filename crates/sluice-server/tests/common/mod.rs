@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sluice::{Config, Durability, ShutdownReport, Sluice};
+use sluice::{Durability, ShutdownReport, Sluice};
+use sluice_server::config::FileConfig;
 use sluice_server::state::Shared;
 use sluice_server::Server;
 use tempfile::TempDir;
@@ -51,27 +52,27 @@ impl TestServer {
 
     /// A server over an existing data directory (to restart over the same data).
     pub async fn start_in(data_dir: &Path, durability: Durability) -> TestServer {
-        let mut config = Config::default();
+        let mut config = FileConfig::default();
         config.server.port = 0;
-        config.server.data_dir = data_dir.to_path_buf();
-        config.journal.durability = durability;
+        config.engine.data_dir = data_dir.to_path_buf();
+        config.engine.journal.durability = durability;
         Self::launch(config, None).await
     }
 
     /// A server with `config` (its port and data dir replaced by an ephemeral port and a
     /// fresh temporary directory).
-    pub async fn start_config(mut config: Config) -> TestServer {
+    pub async fn start_config(mut config: FileConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         config.server.port = 0;
-        config.server.data_dir = dir.path().to_path_buf();
+        config.engine.data_dir = dir.path().to_path_buf();
         Self::launch(config, Some(dir)).await
     }
 
     /// Opens the engine, binds and runs the server; `dir` is removed when the server is.
-    async fn launch(config: Config, dir: Option<TempDir>) -> TestServer {
-        let data_dir = config.server.data_dir.clone();
-        let sluice = Sluice::open(config).await.expect("open sluice");
-        let server = Server::bind(sluice).await.expect("bind");
+    async fn launch(config: FileConfig, dir: Option<TempDir>) -> TestServer {
+        let data_dir = config.engine.data_dir.clone();
+        let sluice = Sluice::open(config.engine).await.expect("open sluice");
+        let server = Server::bind(sluice, config.server).await.expect("bind");
         let tls_addr = server.tls_local_addr();
         let addr = server.local_addr().ok().or(tls_addr).expect("local addr");
         let shared = server.shared();

@@ -122,7 +122,7 @@ impl Sluice {
 
     /// Stops accepting writes and drains the buffers within `[server] shutdown_timeout`.
     pub async fn shutdown(&self) -> ShutdownReport {
-        let deadline = self.engine.config.server.shutdown_timeout;
+        let deadline = self.engine.config.shutdown_timeout;
         self.shutdown_within(deadline).await
     }
 

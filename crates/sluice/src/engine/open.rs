@@ -87,7 +87,7 @@ impl SluiceBuilder {
     pub async fn open(self) -> Result<Sluice, OpenError> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let data_dir = config.server.data_dir.clone();
+        let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::Io {
             path: data_dir.clone(),
             source,

@@ -29,11 +29,13 @@ pub fn b(s: &str) -> Bytes {
 
 /// A config on `dir` with no journal (write-back is memory-only unless a test says otherwise).
 pub fn config(dir: &Path, keyspaces: Vec<KeyspaceConfig>) -> Config {
-    let mut c = Config::default();
-    c.server.data_dir = dir.to_path_buf();
-    c.server.shutdown_timeout = Duration::from_secs(5);
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        shutdown_timeout: Duration::from_secs(5),
+        keyspaces,
+        ..Config::default()
+    };
     c.journal.durability = Durability::None;
-    c.keyspaces = keyspaces;
     c
 }
 
@@ -218,7 +220,7 @@ pub async fn open_engine(
     clock: &ManualClock,
 ) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
     let inner: SharedStore =
-        Arc::new(SqliteStore::open(&db_path(&cfg.server.data_dir)).expect("sqlite opens"));
+        Arc::new(SqliteStore::open(&db_path(&cfg.data_dir)).expect("sqlite opens"));
     let store = FaultyStore::new(inner);
     let sluice = Sluice::builder(cfg)
         .clock(Arc::new(clock.clone()))

@@ -244,21 +244,3 @@ async fn other_unusable_keyspace_settings_are_refused_by_field() {
     let r = refusal(PRODUCTS, vec![price_keyspace(Policy::WriteThrough), bad]).await;
     assert_mentions(&r, r#"keyspace[1] "stock".value_column"#, &[r#""qty""#]);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_errors_from_toml_name_the_field() {
-    let err = Config::from_toml(
-        r#"
-        [[keyspace]]
-        name = "price"
-        keys = "product:{id}:price"
-        table = "products"
-        key_column = "id"
-        value_column = "price"
-        policy = "write-through"
-        flush_intervall = "1s"
-        "#,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("flush_intervall"), "{err}");
-}

@@ -132,11 +132,14 @@ mod tests {
     /// Runs `commands` in one session against a fresh in-process engine; their replies.
     async fn run_all(commands: &[&[&[u8]]]) -> Vec<Frame> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = sluice::Config::default();
-        config.server.data_dir = dir.path().to_path_buf();
+        let mut config = sluice::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..sluice::Config::default()
+        };
         config.journal.durability = sluice::Durability::None;
         let sluice = sluice::Sluice::open(config).await.expect("open sluice");
-        let shared = Shared::new(sluice, 0, None).expect("shared state");
+        let shared = Shared::new(sluice, crate::config::ServerConfig::default(), 0, None)
+            .expect("shared state");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut session = shared.new_session(addr, addr);
         let mut replies = Vec::new();

@@ -293,7 +293,7 @@ async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.clients.count(),
-            shared.config.server.maxclients
+            shared.config.maxclients
         );
     }
     if want("memory") {
@@ -399,7 +399,7 @@ async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
-    let s = &ctx.shared.config.server;
+    let s = &ctx.shared.config;
     vec![
         ("save", String::new()),
         ("appendonly", "no".into()),
@@ -414,7 +414,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("tcp-keepalive", "300".into()),
         ("proto-max-bulk-len", s.proto_max_bulk_len.to_string()),
         ("client-query-buffer-limit", "1073741824".into()),
-        ("dir", s.data_dir.display().to_string()),
+        (
+            "dir",
+            ctx.shared.sluice.config().data_dir.display().to_string(),
+        ),
         ("cluster-enabled", "no".into()),
         ("protected-mode", "yes".into()),
     ]

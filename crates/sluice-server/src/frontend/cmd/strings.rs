@@ -613,7 +613,7 @@ fn too_large() -> Frame {
 /// APPEND key value
 async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let KeyValue { key, value: suffix } = parse!(KeyValue::parse(argv));
-    let max = ctx.shared.config.server.proto_max_bulk_len;
+    let max = ctx.shared.config.proto_max_bulk_len;
     let r = ctx
         .shared
         .sluice
@@ -727,7 +727,7 @@ async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     if offset < 0 {
         return Frame::error("ERR offset is out of range");
     }
-    let max = ctx.shared.config.server.proto_max_bulk_len;
+    let max = ctx.shared.config.proto_max_bulk_len;
     let r = ctx
         .shared
         .sluice
