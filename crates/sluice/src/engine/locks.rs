@@ -4,7 +4,12 @@
 //! agree. A write moves the stripe's version by 2 after the store (or buffer) has the new value
 //! and before the cache is updated; a read-through installs what it read only if the version
 //! did not move while it read, and removes it again if the version moved while it installed.
-//! A read-through can therefore never leave an older value in the cache.
+//! A read-through can therefore never leave an older value in the cache. It can put one
+//! there for a moment (its version check passed, then a write landed and cached the new value,
+//! then the older put landed, to be removed once the read-through sees the version moved):
+//! every fill runs inside a fill window, and a reader whose cache lookup overlapped a window
+//! in its stripe reads the store instead of trusting the copy, so no reader ever sees that
+//! moment. Writers never wait for a fill (a slow cache put cannot delay a write).
 //!
 //! A transaction installs the writes of several keys, which must appear at once: it makes the
 //! version of each of their stripes odd ([`KeyLocks::begin_install`]) before anything of it
@@ -33,6 +38,9 @@ pub(crate) type StripeGuard<'a> = SemaphorePermit<'a>;
 pub(crate) struct KeyLocks {
     locks: Box<[Semaphore]>,
     versions: Box<[AtomicU64]>,
+    /// Read-through installs begun and ended per stripe (see [`KeyLocks::begin_fill`]).
+    fills_begun: Box<[AtomicU64]>,
+    fills_ended: Box<[AtomicU64]>,
     /// Randomly seeded, so clients cannot choose keys that all share one stripe.
     hasher: foldhash::fast::RandomState,
 }
@@ -42,6 +50,8 @@ impl Default for KeyLocks {
         KeyLocks {
             locks: (0..STRIPES).map(|_| Semaphore::new(1)).collect(),
             versions: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            fills_begun: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            fills_ended: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -135,10 +145,46 @@ impl KeyLocks {
         self.versions[stripe.0].fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Opens a read-through fill window in the stripe: from before the fill checks the version
+    /// until after it removed a copy a write made stale. While one is open, a copy read from
+    /// the cache in this stripe may be such a stale copy in the moment before its removal, so
+    /// readers that overlap a window read the store instead ([`KeyLocks::no_fill_since`]).
+    /// The window closes when the guard drops, even if the fill is cancelled.
+    pub(crate) fn begin_fill(&self, stripe: Stripe) -> FillWindow<'_> {
+        self.fills_begun[stripe.0].fetch_add(1, Ordering::SeqCst);
+        FillWindow {
+            ended: &self.fills_ended[stripe.0],
+        }
+    }
+
+    /// Fill windows closed so far in the stripe: read before a cache lookup, for
+    /// [`KeyLocks::no_fill_since`] after it.
+    pub(crate) fn fills_ended(&self, stripe: Stripe) -> u64 {
+        self.fills_ended[stripe.0].load(Ordering::SeqCst)
+    }
+
+    /// Whether no fill window was open at any time since `fills_ended` returned `ended`: every
+    /// window begun by now had closed by then. A cache copy read in between is then no fill's
+    /// stale install.
+    pub(crate) fn no_fill_since(&self, stripe: Stripe, ended: u64) -> bool {
+        self.fills_begun[stripe.0].load(Ordering::SeqCst) == ended
+    }
+
     /// Bumps every stripe (FLUSHDB and other bulk changes).
     pub(crate) fn bump_all(&self) {
         for v in self.versions.iter() {
             v.fetch_add(2, Ordering::SeqCst);
         }
+    }
+}
+
+/// An open read-through fill window ([`KeyLocks::begin_fill`]); closes on drop.
+pub(crate) struct FillWindow<'a> {
+    ended: &'a AtomicU64,
+}
+
+impl Drop for FillWindow<'_> {
+    fn drop(&mut self) {
+        self.ended.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -47,7 +47,18 @@ impl Engine {
                 });
             }
         }
+        let fills_ended = self.locks.fills_ended(route.stripe);
         match self.cache_get(&route.key).await {
+            Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
+                // A read-through was filling this stripe while we looked: the copy may be the
+                // stale one it put just before removing it. The store has the truth; read it
+                // at the version as it is now (a write may have moved it since we began).
+                let version = self.locks.version(route.stripe);
+                if version & 1 == 0 {
+                    return Box::pin(self.read_through(route, version, now.ms())).await;
+                }
+                return Box::pin(self.read_after_install(route, now)).await;
+            }
             Ok(Some(copy)) => {
                 if copy.expires_at.is_some_and(|e| e < now.ms()) {
                     self.expire_lazily(route, now.ms()).await;
@@ -111,6 +122,7 @@ impl Engine {
             return Ok(None);
         }
         let cache_until = ks.cache_ttl_ms().map(|t| now.saturating_add(t));
+        let _window = self.locks.begin_fill(route.stripe);
         if self.locks.version(route.stripe) == version {
             let _ = self
                 .cache_put(
