@@ -188,6 +188,12 @@ pub enum SluiceError {
     /// A stored value could not be decoded (a built-in row written by something else).
     #[error("ERR {0}")]
     Malformed(#[from] crate::model::hash::MalformedHash),
+    /// HINCRBY on a field whose value is not a 64-bit integer.
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    /// HINCRBYFLOAT on a field whose value is not a float.
+    #[error("ERR hash value is not a float")]
+    HashNotFloat,
     /// INCRBY/DECRBY result would not fit in 64 bits.
     #[error("ERR increment or decrement would overflow")]
     Overflow,

@@ -62,8 +62,8 @@ pub mod numeric;
 pub mod tiers;
 
 pub use api::{
-    Access, ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
-    SetOutcome, Sluice, Transaction, WatchSet,
+    Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry,
+    SetOptions, SetOutcome, Sluice, Transaction, WatchSet,
 };
 pub use bytes::Bytes;
 pub use config::{Config, Durability, KeyspaceConfig, Policy};
@@ -73,4 +73,5 @@ pub use engine::{
     DurabilityBatch, KeyspaceCounters, ShutdownReport, SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, SluiceError, StoreError};
+pub use model::hash::HashValue;
 pub use model::{DbKey, Entry, Kind, StoreWrite};

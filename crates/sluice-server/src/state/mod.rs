@@ -21,7 +21,7 @@ mod clients;
 mod session;
 
 pub use clients::{ClientInfo, ClientRegistry};
-pub use session::Session;
+pub use session::{MultiQueue, Session};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.

@@ -31,6 +31,10 @@ pub struct Session {
     pub last_command: &'static str,
     /// The authenticated user; `None` until AUTH when a password is required.
     pub user: Option<Arc<User>>,
+    /// MULTI: the commands queued for EXEC; `None` outside a transaction.
+    pub multi: Option<MultiQueue>,
+    /// WATCHed keys; `None` until the first WATCH.
+    pub watch: Option<sluice::WatchSet>,
     addr: String,
     laddr: String,
     created: Instant,
@@ -39,7 +43,46 @@ pub struct Session {
     clients: Arc<ClientRegistry>,
 }
 
+/// The commands a connection queued after MULTI.
+#[derive(Debug, Default)]
+pub struct MultiQueue {
+    /// Each queued request, whole (`argv[0]` is the name).
+    pub commands: Vec<Vec<Bytes>>,
+    /// Bytes queued so far, held against [`MultiQueue::MAX_BYTES`].
+    pub bytes: usize,
+    /// A command was refused while queueing (unknown, wrong arity, no permission, queue
+    /// full): EXEC must answer EXECABORT and run nothing.
+    pub refused: bool,
+}
+
+impl MultiQueue {
+    /// The most a transaction may queue, in argument bytes. Redis bounds it only by
+    /// `maxmemory`; a cache in front of a database bounds every connection's memory, so one
+    /// client cannot exhaust the server by never sending EXEC.
+    pub const MAX_BYTES: usize = 512 << 20;
+
+    /// Queues a request, or refuses it (and so the transaction) if the queue is full.
+    pub fn push(&mut self, args: &[Bytes]) -> bool {
+        let size: usize = args.iter().map(|a| a.len() + 16).sum();
+        if self.bytes + size > Self::MAX_BYTES {
+            self.refused = true;
+            return false;
+        }
+        self.bytes += size;
+        self.commands.push(args.to_vec());
+        true
+    }
+}
+
 impl Session {
+    /// Ends MULTI and unwatches every key (EXEC, DISCARD, RESET).
+    pub fn end_transaction(&mut self) {
+        self.multi = None;
+        if let Some(watch) = &mut self.watch {
+            watch.unwatch();
+        }
+    }
+
     /// Sets the connection name.
     pub fn set_name(&mut self, name: Option<Bytes>) {
         self.name = name;
@@ -89,6 +132,8 @@ impl Session {
             close_without_reply: false,
             last_command: "",
             user,
+            multi: None,
+            watch: None,
             addr: addr.to_string(),
             laddr: laddr.to_string(),
             created: Instant::now(),

@@ -1,7 +1,7 @@
 //! The library API: [`Sluice`], a thin public handle over the private engine.
 //!
 //! Its Redis-shaped operations are written once on [`Access`] (`access.rs`), one file per
-//! family (`strings.rs`, `keys.rs`), with their option and outcome types in `types.rs`; an
+//! family (`strings.rs`, `keys.rs`, `hashes.rs`), with their option and outcome types in `types.rs`; an
 //! `Access` runs them directly on the engine or inside a [`Transaction`] (`transaction.rs`).
 //! WATCH is a [`WatchSet`] (`watch.rs`). `Sluice` forwards the common operations to its direct
 //! `Access`.
@@ -21,6 +21,7 @@ use crate::tiers::cache::CacheStats;
 use crate::tiers::journal::JournalStats;
 
 mod access;
+mod hashes;
 mod keys;
 mod strings;
 mod transaction;
@@ -28,6 +29,7 @@ mod types;
 mod watch;
 
 pub use access::Access;
+pub use hashes::HashEdit;
 pub use transaction::Transaction;
 pub use watch::WatchSet;
 

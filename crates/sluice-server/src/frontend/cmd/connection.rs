@@ -109,6 +109,7 @@ fn quit(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
 
 /// RESET
 fn reset(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
+    ctx.session.end_transaction();
     ctx.session.db = 0;
     ctx.session.proto = 2;
     ctx.session.set_name(None);

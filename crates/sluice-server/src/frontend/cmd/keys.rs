@@ -214,11 +214,11 @@ pub static COMMANDS: &[Spec] = &[
 ];
 
 /// DEL / UNLINK key [key ...]
-pub async fn del(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn del(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = KeyList::parse(argv);
     let mut n = 0;
     for key in a.keys.iter() {
-        match ctx.shared.sluice.del(ctx.session.db, key).await {
+        match ctx.access.del(ctx.session.db, key).await {
             Ok(true) => n += 1,
             Ok(false) => {}
             Err(e) => return engine_error(e),
@@ -228,17 +228,12 @@ pub async fn del(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// EXISTS / TOUCH key [key ...]
-pub async fn exists(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn exists(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = KeyList::parse(argv);
     let mut n = 0;
     // Not moved out: a key may repeat, and each occurrence counts.
     for key in a.keys.iter() {
-        match ctx
-            .shared
-            .sluice
-            .get_entry(ctx.session.db, key.clone())
-            .await
-        {
+        match ctx.access.get_entry(ctx.session.db, key.clone()).await {
             Ok(Some(_)) => n += 1,
             Ok(None) => {}
             Err(e) => return engine_error(e),
@@ -248,9 +243,9 @@ pub async fn exists(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// TYPE key
-async fn type_(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn type_(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    match ctx.shared.sluice.get_entry(ctx.session.db, a.key).await {
+    match ctx.access.get_entry(ctx.session.db, a.key).await {
         Ok(Some(e)) => Frame::Simple(e.kind.type_name().into()),
         Ok(None) => Frame::Simple("none".into()),
         Err(e) => engine_error(e),
@@ -307,7 +302,12 @@ impl Expire {
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key t [NX|XX|GT|LT]
-pub async fn expire(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit, base: ExpireBase) -> Frame {
+pub async fn expire(
+    mut ctx: Ctx<'_>,
+    argv: &mut [Bytes],
+    unit: TimeUnit,
+    base: ExpireBase,
+) -> Frame {
     let Expire {
         key,
         mut when,
@@ -328,15 +328,14 @@ pub async fn expire(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit, base: Expi
     }
     let base = match base {
         ExpireBase::UnixEpoch => 0,
-        ExpireBase::Now => ctx.shared.sluice.now_ms() as i64,
+        ExpireBase::Now => ctx.access.now_ms() as i64,
     };
     if when > i64::MAX - base {
         return invalid();
     }
     when += base;
     match ctx
-        .shared
-        .sluice
+        .access
         .expire(ctx.session.db, &key, when, condition)
         .await
     {
@@ -356,9 +355,9 @@ async fn pexpireat(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// EXPIRETIME / PEXPIRETIME key
-async fn expiretime_in(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+async fn expiretime_in(mut ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    match ctx.shared.sluice.ttl(ctx.session.db, &a.key).await {
+    match ctx.access.ttl(ctx.session.db, &a.key).await {
         Ok(KeyTtl::Missing) => Frame::Integer(-2),
         Ok(KeyTtl::Persistent) => Frame::Integer(-1),
         Ok(KeyTtl::ExpiresAt(at)) => Frame::Integer(match unit {
@@ -380,10 +379,10 @@ async fn pexpiretime(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// TTL / PTTL key
-pub async fn ttl(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+pub async fn ttl(mut ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    let now = ctx.shared.sluice.now_ms() as i64;
-    match ctx.shared.sluice.ttl(ctx.session.db, &a.key).await {
+    let now = ctx.access.now_ms() as i64;
+    match ctx.access.ttl(ctx.session.db, &a.key).await {
         Ok(KeyTtl::Missing) => Frame::Integer(-2),
         Ok(KeyTtl::Persistent) => Frame::Integer(-1),
         Ok(KeyTtl::ExpiresAt(at)) => {
@@ -398,9 +397,9 @@ pub async fn ttl(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
 }
 
 /// PERSIST key
-async fn persist(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn persist(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    match ctx.shared.sluice.persist(ctx.session.db, &a.key).await {
+    match ctx.access.persist(ctx.session.db, &a.key).await {
         Ok(done) => Frame::Integer(done as i64),
         Err(e) => engine_error(e),
     }
@@ -408,15 +407,15 @@ async fn persist(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 
 /// Whether a key matches a KEYS / SCAN pattern. As in Redis, a lone `*` matches every key
 /// without being matched (which matters for the empty key: the glob `*` does not match it).
-fn matches_pattern(pattern: &[u8], key: &[u8]) -> bool {
+pub(super) fn matches_pattern(pattern: &[u8], key: &[u8]) -> bool {
     pattern == b"*" || glob_match(pattern, key)
 }
 
 /// KEYS pattern
-async fn keys(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn keys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let mut args = Args::new(argv);
     let pattern = parse!(args.next_bytes());
-    match ctx.shared.sluice.keys(ctx.session.db).await {
+    match ctx.access.keys(ctx.session.db).await {
         Ok(keys) => Frame::Array(
             keys.into_iter()
                 .filter(|k| matches_pattern(&pattern, k))
@@ -473,34 +472,42 @@ impl Scan {
 ///
 /// The cursor is a position in the sorted key list: a key present for the whole scan is
 /// returned at least once, as Redis promises.
-async fn scan(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn scan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let Scan {
         cursor,
         count,
         pattern,
         type_filter,
     } = parse!(Scan::parse(argv));
-    let keys = match ctx.shared.sluice.keys(ctx.session.db).await {
+    let keys = match ctx.access.keys(ctx.session.db).await {
         Ok(k) => k,
         Err(e) => return engine_error(e),
     };
     let start = (cursor as usize).min(keys.len());
     let end = start.saturating_add(count as usize).min(keys.len());
     let next = if end >= keys.len() { 0 } else { end };
-    let wants_strings = type_filter.as_ref().is_none_or(|t| is(t, "string"));
-    let page: Vec<Frame> = keys[start..end]
-        .iter()
-        .filter(|k| wants_strings && pattern.as_ref().is_none_or(|p| matches_pattern(p, k)))
-        .cloned()
-        .map(Frame::Bulk)
-        .collect();
+    let mut page = Vec::with_capacity(end - start);
+    for key in &keys[start..end] {
+        if !pattern.as_ref().is_none_or(|p| matches_pattern(p, key)) {
+            continue;
+        }
+        if let Some(wanted) = &type_filter {
+            // The type is read only for a TYPE filter (a key that expired meanwhile is left out).
+            match ctx.access.get_entry(ctx.session.db, key.clone()).await {
+                Ok(Some(e)) if is(wanted, e.kind.type_name()) => {}
+                Ok(_) => continue,
+                Err(e) => return engine_error(e),
+            }
+        }
+        page.push(Frame::Bulk(key.clone()));
+    }
     Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(page)])
 }
 
 /// Parses a SCAN cursor as Redis does with `strtoul(arg, &end, 10)`: the C string (up to a
 /// NUL) must be all digits after an optional sign, may not start with a space and may not
 /// overflow; a negative number wraps, and the empty string is cursor 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let s = c_str(arg);
     let (negative, digits) = match s.first() {
         None => return Some(0),
@@ -522,8 +529,8 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
 }
 
 /// RANDOMKEY
-async fn randomkey(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
-    match ctx.shared.sluice.keys(ctx.session.db).await {
+async fn randomkey(mut ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
+    match ctx.access.keys(ctx.session.db).await {
         Ok(keys) if keys.is_empty() => Frame::Null,
         Ok(keys) => {
             let i = rand_index(keys.len());
@@ -541,8 +548,8 @@ fn rand_index(n: usize) -> usize {
 }
 
 /// DBSIZE
-async fn dbsize(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
-    match ctx.shared.sluice.dbsize(ctx.session.db).await {
+async fn dbsize(mut ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
+    match ctx.access.dbsize(ctx.session.db).await {
         Ok(n) => Frame::Integer(n as i64),
         Err(e) => engine_error(e),
     }
@@ -558,13 +565,12 @@ enum Overwrite {
 }
 
 /// RENAME / RENAMENX src dst
-async fn rename_with(ctx: Ctx<'_>, argv: &mut [Bytes], overwrite: Overwrite) -> Frame {
+async fn rename_with(mut ctx: Ctx<'_>, argv: &mut [Bytes], overwrite: Overwrite) -> Frame {
     let mut args = Args::new(argv);
     let (src, dst) = (parse!(args.next_bytes()), parse!(args.next_bytes()));
     let only_if_absent = overwrite == Overwrite::No;
     match ctx
-        .shared
-        .sluice
+        .access
         .rename(ctx.session.db, &src, &dst, only_if_absent)
         .await
     {

@@ -15,11 +15,13 @@ use crate::state::{Session, Shared};
 pub mod acl;
 pub mod args;
 pub mod connection;
+pub mod hashes;
 pub mod keys;
 pub mod server;
 pub mod sluice_cmds;
 pub mod spec;
 pub mod strings;
+pub mod transactions;
 pub mod util;
 
 pub use spec::{Ctx, ExpireBase, Handler, Hot, KeyPositions, Sign, Spec, Table, TimeUnit};
@@ -29,10 +31,12 @@ pub use util::{engine_error, unknown_command, unknown_subcommand, wrong_arity};
 const FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    hashes::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,
     server::COMMANDS,
     sluice_cmds::COMMANDS,
+    transactions::COMMANDS,
 ];
 
 /// The command table.
@@ -65,10 +69,10 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]) -> Frame {
     let table = table();
     let Some(spec) = table.lookup(&args[0]) else {
-        return unknown_command(args);
+        return refuse_in_multi(session, unknown_command(args));
     };
     if !arity_ok(spec.arity, args.len()) {
-        return wrong_arity(spec.name);
+        return refuse_in_multi(session, wrong_arity(spec.name));
     }
     // A container with no sub-command runs itself (bare COMMAND lists every command).
     if !spec.subcommands.is_empty() && args.len() > 1 {
@@ -78,16 +82,31 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
             .iter()
             .find(|(n, _)| n.as_bytes() == &sub[..])
         {
-            None => return unknown_subcommand(spec.name, &args[1]),
+            None => return refuse_in_multi(session, unknown_subcommand(spec.name, &args[1])),
             Some((name, arity)) if !arity_ok(*arity, args.len()) => {
-                return wrong_arity(&format!("{}|{}", spec.name, name));
+                return refuse_in_multi(session, wrong_arity(&format!("{}|{}", spec.name, name)));
             }
             Some(_) => {}
         }
     }
     if let Some(denied) = acl::check(session, spec, args) {
-        return denied;
+        return refuse_in_multi(session, denied);
     }
+    if session.multi.is_some() && !transactions::runs_in_multi(spec) {
+        return transactions::queue(session, args);
+    }
+    run(shared, session, spec, shared.sluice.access(), args).await
+}
+
+/// Runs a command whose name, arity and permissions were checked, reading and writing keys
+/// through `access` (directly, or in the transaction of an EXEC).
+async fn run(
+    shared: &Shared,
+    session: &mut Session,
+    spec: &'static Spec,
+    access: sluice::Access<'_>,
+    args: &mut [Bytes],
+) -> Frame {
     session.last_command = spec.name;
     shared
         .stats
@@ -96,13 +115,23 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     let ctx = Ctx {
         shared,
         session,
-        table,
+        table: table(),
+        access,
     };
     match spec.handler {
         Handler::Hot(hot) => run_hot(ctx, hot, args).await,
         Handler::Sync(run) => run(ctx, args),
         Handler::Async(run) => run(ctx, args).await,
     }
+}
+
+/// A command refused before it ran: inside MULTI the refusal also dooms the transaction
+/// (EXEC answers EXECABORT), as Redis's `rejectCommand` flags it.
+fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
+    if let Some(multi) = &mut session.multi {
+        multi.refused = true;
+    }
+    refusal
 }
 
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).

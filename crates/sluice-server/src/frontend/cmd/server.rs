@@ -262,7 +262,7 @@ fn rss_bytes() -> u64 {
 }
 
 /// INFO [section ...]
-async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
     let wanted: Vec<String> = args[1..]
         .iter()
@@ -327,11 +327,11 @@ async fn info(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
         for db in 0..16u8 {
-            if let Ok(keys) = sluice.keys(db).await {
+            if let Ok(keys) = ctx.access.keys(db).await {
                 if !keys.is_empty() {
                     let mut expires = 0;
                     for k in &keys {
-                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = sluice.ttl(db, k).await {
+                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = ctx.access.ttl(db, k).await {
                             expires += 1;
                         }
                     }
@@ -540,7 +540,7 @@ enum FlushScope {
 }
 
 /// FLUSHDB / FLUSHALL [ASYNC|SYNC]
-async fn flush_scope(ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) -> Frame {
+async fn flush_scope(mut ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) -> Frame {
     let args: &[Bytes] = argv;
     if args.len() > 2 || (args.len() == 2 && !(is(&args[1], "async") || is(&args[1], "sync"))) {
         return syntax_error();
@@ -549,7 +549,7 @@ async fn flush_scope(ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) -> Fra
         FlushScope::All => None,
         FlushScope::Selected => Some(ctx.session.db),
     };
-    match ctx.shared.sluice.flush_db(db).await {
+    match ctx.access.flush_db(db).await {
         Ok(()) => Frame::ok(),
         Err(e) => engine_error(e),
     }

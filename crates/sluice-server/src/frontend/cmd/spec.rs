@@ -20,6 +20,10 @@ pub struct Ctx<'a> {
     pub session: &'a mut Session,
     /// Every command.
     pub table: &'static Table,
+    /// Where the command reads and writes keys: straight on the engine, or staged in the
+    /// transaction of an EXEC or a script. Commands reach keys only through it, never through
+    /// `shared.sluice` (which would wait for the locks its own transaction holds).
+    pub access: sluice::Access<'a>,
 }
 
 /// The command table: every family's specs, and a case-insensitive index by name.

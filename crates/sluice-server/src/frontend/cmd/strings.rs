@@ -236,10 +236,10 @@ fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
 }
 
 /// GET key
-pub async fn get(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn get(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     ok_or(
-        ctx.shared.sluice.get(ctx.session.db, a.key).await,
+        ctx.access.get(ctx.session.db, a.key).await,
         Frame::bulk_or_null,
     )
 }
@@ -399,36 +399,35 @@ impl Set {
 }
 
 /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
-pub async fn set(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let sluice = &ctx.shared.sluice;
+pub async fn set(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     // Parsed and resolved outside the await by a plain function: this future then holds only
     // what the engine call needs, which keeps the hot SET future small.
     let (key, value, opts) =
-        parse!(Set::parse(argv).and_then(|set| set.resolve(|| sluice.now_ms())));
+        parse!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
     let return_old = opts.return_old;
-    ok_or(sluice.set(ctx.session.db, key, value, opts).await, |out| {
-        if return_old {
-            Frame::bulk_or_null(out.old)
-        } else if out.written {
-            Frame::ok()
-        } else {
-            Frame::Null
-        }
-    })
+    ok_or(
+        ctx.access.set(ctx.session.db, key, value, opts).await,
+        |out| {
+            if return_old {
+                Frame::bulk_or_null(out.old)
+            } else if out.written {
+                Frame::ok()
+            } else {
+                Frame::Null
+            }
+        },
+    )
 }
 
 /// SETNX key value
-pub async fn setnx(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn setnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyValue::parse(argv));
     let opts = SetOptions {
         condition: SetCondition::IfAbsent,
         ..Default::default()
     };
     ok_or(
-        ctx.shared
-            .sluice
-            .set(ctx.session.db, a.key, a.value, opts)
-            .await,
+        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
         |o| Frame::Integer(o.written as i64),
     )
 }
@@ -456,46 +455,41 @@ impl SetEx {
 }
 
 /// SETEX key seconds value / PSETEX key milliseconds value
-pub async fn setex(ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
+pub async fn setex(mut ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame {
     let a = parse!(SetEx::parse(argv, unit));
-    let sluice = &ctx.shared.sluice;
     let name = match unit {
         TimeUnit::Seconds => "setex",
         TimeUnit::Millis => "psetex",
     };
-    let at = parse!(a.expiry.resolve(sluice.now_ms(), name));
+    let at = parse!(a.expiry.resolve(ctx.access.now_ms(), name));
     let opts = SetOptions {
         expiry: SetExpiry::At(at),
         ..Default::default()
     };
     ok_or(
-        sluice.set(ctx.session.db, a.key, a.value, opts).await,
+        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
         |_| Frame::ok(),
     )
 }
 
 /// GETSET key value
-async fn getset(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn getset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyValue::parse(argv));
     let opts = SetOptions {
         return_old: true,
         ..Default::default()
     };
     ok_or(
-        ctx.shared
-            .sluice
-            .set(ctx.session.db, a.key, a.value, opts)
-            .await,
+        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
         |o| Frame::bulk_or_null(o.old),
     )
 }
 
 /// GETDEL key
-async fn getdel(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn getdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx
-        .shared
-        .sluice
+        .access
         .update_string(ctx.session.db, &a.key, |cur| {
             Ok(match cur {
                 Some(e) => (Mutation::Delete, Some(e.value)),
@@ -522,16 +516,16 @@ impl GetEx {
 }
 
 /// GETEX key [EX|PX|EXAT|PXAT t|PERSIST]
-async fn getex(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn getex(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let GetEx { key, options: o } = parse!(GetEx::parse(argv));
-    let sluice = &ctx.shared.sluice;
-    let now = sluice.now_ms();
+    let now = ctx.access.now_ms();
     let at = match &o.expiry {
         ExpiryOption::At(arg) => Some(parse!(arg.resolve(now, "getex"))),
         _ => None,
     };
     let persist = matches!(o.expiry, ExpiryOption::Persist);
-    let r = sluice
+    let r = ctx
+        .access
         .update_string(ctx.session.db, &key, move |cur| {
             let Some(e) = cur else {
                 return Ok((Mutation::Keep, None));
@@ -557,12 +551,12 @@ async fn getex(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// MGET key [key ...]
-pub async fn mget(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn mget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = KeyList::parse(argv);
     let mut out = Vec::with_capacity(a.keys.len());
     for key in a.keys.iter_mut() {
         // A key of another type reads as nil, as in Redis.
-        match ctx.shared.sluice.get_entry(ctx.session.db, take(key)).await {
+        match ctx.access.get_entry(ctx.session.db, take(key)).await {
             Ok(Some(e)) if e.kind == Kind::String => out.push(Frame::Bulk(e.value)),
             Ok(_) => out.push(Frame::Null),
             Err(e) => return engine_error(e),
@@ -589,21 +583,19 @@ impl Pairs {
 }
 
 /// MSET key value [key value ...]
-async fn mset(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn mset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(Pairs::parse(argv, "mset"));
-    ok_or(
-        ctx.shared.sluice.mset(ctx.session.db, a.pairs).await,
-        |_| Frame::ok(),
-    )
+    ok_or(ctx.access.mset(ctx.session.db, a.pairs).await, |_| {
+        Frame::ok()
+    })
 }
 
 /// MSETNX key value [key value ...]
-async fn msetnx(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn msetnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(Pairs::parse(argv, "msetnx"));
-    ok_or(
-        ctx.shared.sluice.msetnx(ctx.session.db, a.pairs).await,
-        |set| Frame::Integer(set as i64),
-    )
+    ok_or(ctx.access.msetnx(ctx.session.db, a.pairs).await, |set| {
+        Frame::Integer(set as i64)
+    })
 }
 
 fn too_large() -> Frame {
@@ -611,12 +603,11 @@ fn too_large() -> Frame {
 }
 
 /// APPEND key value
-async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn append(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let KeyValue { key, value: suffix } = parse!(KeyValue::parse(argv));
     let max = ctx.shared.config.proto_max_bulk_len;
     let r = ctx
-        .shared
-        .sluice
+        .access
         .update_string(ctx.session.db, &key, move |cur| {
             let (value, expires_at) = match cur {
                 Some(e) => (e.value, e.expires_at),
@@ -646,9 +637,9 @@ async fn append(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// STRLEN key
-pub async fn strlen(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+pub async fn strlen(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    ok_or(ctx.shared.sluice.get(ctx.session.db, a.key).await, |v| {
+    ok_or(ctx.access.get(ctx.session.db, a.key).await, |v| {
         Frame::Integer(v.map(|v| v.len() as i64).unwrap_or(0))
     })
 }
@@ -671,13 +662,13 @@ impl GetRange {
 }
 
 /// GETRANGE key start end (and SUBSTR)
-async fn getrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn getrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let GetRange {
         key,
         mut start,
         mut end,
     } = parse!(GetRange::parse(argv));
-    let value = match ctx.shared.sluice.get(ctx.session.db, key).await {
+    let value = match ctx.access.get(ctx.session.db, key).await {
         Ok(Some(v)) => v,
         Ok(None) => return Frame::bulk(Bytes::new()),
         Err(e) => return engine_error(e),
@@ -722,15 +713,14 @@ impl SetRange {
 }
 
 /// SETRANGE key offset value
-async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn setrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let SetRange { key, offset, patch } = parse!(SetRange::parse(argv));
     if offset < 0 {
         return Frame::error("ERR offset is out of range");
     }
     let max = ctx.shared.config.proto_max_bulk_len;
     let r = ctx
-        .shared
-        .sluice
+        .access
         .update_string(ctx.session.db, &key, move |cur| {
             let offset = offset as u64;
             let Some(e) = cur else {
@@ -782,17 +772,14 @@ async fn setrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// INCR / DECR key
-pub async fn incr_by_one(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
+pub async fn incr_by_one(mut ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let delta = match sign {
         Sign::Plus => 1,
         Sign::Minus => -1,
     };
     ok_or(
-        ctx.shared
-            .sluice
-            .incr_by(ctx.session.db, a.key, delta)
-            .await,
+        ctx.access.incr_by(ctx.session.db, a.key, delta).await,
         Frame::Integer,
     )
 }
@@ -814,7 +801,7 @@ impl IncrBy {
 }
 
 /// INCRBY / DECRBY key amount
-pub async fn incrby(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
+pub async fn incrby(mut ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
     let IncrBy { key, amount } = parse!(IncrBy::parse(argv));
     let delta = match sign {
         Sign::Plus => amount,
@@ -824,20 +811,19 @@ pub async fn incrby(ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
         Sign::Minus => -amount,
     };
     ok_or(
-        ctx.shared.sluice.incr_by(ctx.session.db, key, delta).await,
+        ctx.access.incr_by(ctx.session.db, key, delta).await,
         Frame::Integer,
     )
 }
 
 /// INCRBYFLOAT key increment
-async fn incrbyfloat(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+async fn incrbyfloat(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let KeyValue {
         key,
         value: increment,
     } = parse!(KeyValue::parse(argv));
     ok_or(
-        ctx.shared
-            .sluice
+        ctx.access
             .incr_by_float(ctx.session.db, &key, &increment)
             .await,
         Frame::Bulk,
