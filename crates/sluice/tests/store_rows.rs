@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use sluice::config::{Config, KeyspaceType, OnDelete, StoreConfig};
 use sluice::model::{hash, FieldsWrite, Kind, StoreWrite};
-use sluice::tiers::store::{MappedRow, SharedStore, StoreOp, Target};
+use sluice::tiers::store::{MappedRow, SharedStore, Store, StoreOp, Target};
 use sluice::{Bytes, KeyspaceConfig, Policy};
 use store_common::*;
 
@@ -474,8 +474,82 @@ async fn atomic_batches(db: &TestDb) {
     assert_eq!(get(store, &t, b"c").await, None);
 }
 
+async fn row_writes_in_one_batch(db: &TestDb) {
+    let store = &db.store;
+    let table = users_table(db).await;
+    let users = row_target(store, &table, &["name", "email", "age"], OnDelete::SetNull).await;
+    // Each partial write changes its own columns: none stands in for another of the same row.
+    let outcome = store
+        .write_batch(vec![
+            fields(&users, "1", h(&[("name", "a")]), &["name"], false),
+            fields(&users, "2", h(&[("name", "b")]), &["name"], false),
+            fields(
+                &users,
+                "1",
+                h(&[("name", "a"), ("age", "1")]),
+                &["age"],
+                false,
+            ),
+            delete(&users, b"2"),
+            fields(
+                &users,
+                "1",
+                h(&[("name", "a"), ("email", "e"), ("age", "1")]),
+                &["email"],
+                false,
+            ),
+            fields(&users, "2", h(&[("age", "2")]), &["age"], false),
+        ])
+        .await
+        .unwrap();
+    for (i, r) in outcome.iter().enumerate() {
+        assert!(r.is_ok(), "entry {i}: {r:?}");
+    }
+    assert_eq!(
+        outcome[4].as_ref().unwrap().stored.as_deref().map(pairs),
+        Some(owned(&[("name", "a"), ("email", "e"), ("age", "1")]))
+    );
+    assert_eq!(
+        row(store, &users, "1").await,
+        Some(owned(&[("name", "a"), ("email", "e"), ("age", "1")]))
+    );
+    assert_eq!(row(store, &users, "2").await, Some(owned(&[("age", "2")])));
+}
+
+/// `FaultyStore::refuse_atomic_with_key` refuses an all-or-nothing batch holding the key,
+/// naming its entry, and commits nothing of it; ordinary batches pass.
+async fn injected_atomic_refusal(db: &TestDb) {
+    let store = sluice::tiers::store::faulty::FaultyStore::new(db.store.clone());
+    store.refuse_atomic_with_key(b"bad");
+    let t = Target::Builtin { db: 5 };
+    let f = store
+        .write_atomic(vec![upsert(&t, b"ok", b"1"), upsert(&t, b"bad", b"2")])
+        .await
+        .expect_err("refused");
+    assert_eq!(f.index, Some(1));
+    assert!(
+        f.error.is_permanent() && f.error.message.contains("bad"),
+        "{}",
+        f.error
+    );
+    assert_eq!(get(&db.store, &t, b"ok").await, None);
+    let written = store
+        .write_atomic(vec![upsert(&t, b"ok", b"1")])
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(written.len(), 1);
+    let outcome = store
+        .write_batch(vec![upsert(&t, b"bad", b"2")])
+        .await
+        .unwrap();
+    assert!(outcome[0].is_ok());
+    assert_eq!(store.rows_written(), 2);
+}
+
 async fn suite(db: &TestDb) {
     kind_round_trip(db).await;
+    row_writes_in_one_batch(db).await;
+    injected_atomic_refusal(db).await;
     rows_read_and_write(db).await;
     rows_refuse_what_they_cannot_hold(db).await;
     atomic_batches(db).await;
