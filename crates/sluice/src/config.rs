@@ -184,6 +184,16 @@ pub enum OnDelete {
     DeleteRow,
 }
 
+/// The Redis type a mapped keyspace holds (`type = "…"` in a `[[keyspace]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyspaceType {
+    /// Strings, each the value column of a row (`value_column`).
+    String,
+    /// Hashes, each a row: a field per mapped column (`columns`).
+    Hash,
+}
+
 /// One `[[keyspace]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,8 +206,17 @@ pub struct KeyspaceConfig {
     pub table: Option<String>,
     /// The table's unique key column; the capture is bound to it.
     pub key_column: Option<String>,
-    /// The column that holds the value.
+    /// The column that holds the value (a string keyspace).
     pub value_column: Option<String>,
+    /// The columns a hash keyspace maps, each a field of the hash named as the column, in this
+    /// order; absent with `type = "hash"`: every column of the table but the key column.
+    /// Setting it makes the keyspace a hash keyspace (a key is a row).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// What the keyspace holds: `"string"` (one column, `value_column`) or `"hash"` (a row,
+    /// `columns`). Absent: a hash when `columns` is set, a string otherwise.
+    #[serde(default, rename = "type")]
+    pub value_type: Option<KeyspaceType>,
     /// The write policy.
     pub policy: Policy,
     /// Lifetime of the cached copy. On mapped tables it bounds only the cache, never the row.
@@ -259,6 +278,8 @@ impl KeyspaceConfig {
             table: None,
             key_column: None,
             value_column: None,
+            columns: None,
+            value_type: None,
             policy,
             ttl: None,
             flush_interval: default_flush_interval(),
@@ -274,6 +295,15 @@ impl KeyspaceConfig {
     /// Whether this entry configures the built-in keyspace.
     pub fn is_builtin(&self) -> bool {
         self.keys == "*"
+    }
+
+    /// Whether this (mapped) entry maps hashes onto rows: `type = "hash"`, or `columns` set
+    /// without a type.
+    pub fn maps_rows(&self) -> bool {
+        match self.value_type {
+            Some(t) => t == KeyspaceType::Hash,
+            None => self.columns.is_some(),
+        }
     }
 }
 

@@ -507,7 +507,8 @@ async fn typed_round_trip(store: &SharedStore, db: &TestDb) {
         ("num", "seven", "numeric"),
     ] {
         let m = mapped(store, &table, "id", column).await;
-        let err = store.check(&m, b"1", Some(bad.as_bytes())).unwrap_err();
+        let bad_write = upsert(&m, b"1", bad.as_bytes()).write;
+        let err = store.check(&m, b"1", Some(&bad_write)).unwrap_err();
         assert!(err.is_permanent());
         assert!(
             err.message

@@ -44,9 +44,8 @@ pub(crate) enum Mapping {
     Builtin,
     /// One column of an existing table: strings.
     Column(Arc<MappedTable>),
-    /// A row of an existing table: hashes, a field per column.
-    #[allow(dead_code)]
-    // TODO(issue 13): built from `columns` in build_keyspaces (store work).
+    /// A row of an existing table: hashes, a field per column (`columns` or `type = "hash"`
+    /// in the keyspace's configuration).
     Row(Arc<MappedRow>),
 }
 

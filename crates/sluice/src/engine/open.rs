@@ -25,7 +25,7 @@ use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::none::NoJournal;
 use crate::tiers::journal::wal::WalJournal;
 use crate::tiers::journal::SharedJournal;
-use crate::tiers::store::{self, MappedTable, SharedStore};
+use crate::tiers::store::{self, ColumnInfo, MappedRow, MappedTable, SharedStore, TableSchema};
 use crate::Sluice;
 
 /// Builds a [`Sluice`], with the tiers and the clock injectable for tests.
@@ -207,15 +207,17 @@ async fn build_keyspaces(
                     "a second keys = \"*\" entry; configure the built-in keyspace once",
                 ));
             }
-            for (field, v) in [
-                ("table", &ks.table),
-                ("key_column", &ks.key_column),
-                ("value_column", &ks.value_column),
+            for (field, set) in [
+                ("table", ks.table.is_some()),
+                ("key_column", ks.key_column.is_some()),
+                ("value_column", ks.value_column.is_some()),
+                ("columns", ks.columns.is_some()),
+                ("type", ks.value_type.is_some()),
             ] {
-                if v.is_some() {
+                if set {
                     return Err(ConfigError::invalid(
                         at(field),
-                        "keys = \"*\" configures the built-in table sluice_kv and takes no table or columns; remove it, or give a key template",
+                        "keys = \"*\" configures the built-in table sluice_kv (which holds every type) and takes no table, columns or type; remove it, or give a key template",
                     ));
                 }
             }
@@ -234,15 +236,35 @@ async fn build_keyspaces(
         };
         let table = need("table", &ks.table)?;
         let key_column = need("key_column", &ks.key_column)?;
-        let value_column = need("value_column", &ks.value_column)?;
         validate_identifier(&at("table"), &table)?;
         validate_identifier(&at("key_column"), &key_column)?;
-        validate_identifier(&at("value_column"), &value_column)?;
-        if key_column.eq_ignore_ascii_case(&value_column) {
+        let rows = ks.maps_rows();
+        if rows {
+            if ks.value_column.is_some() {
+                return Err(ConfigError::invalid(
+                    at("value_column"),
+                    "is set on a hash keyspace (type = \"hash\" or columns), whose keys are rows with a field per column; remove it, or drop columns/type for a string keyspace",
+                ));
+            }
+        } else if ks.columns.is_some() {
             return Err(ConfigError::invalid(
-                at("value_column"),
-                "is the key column; map the value onto another column",
+                at("columns"),
+                "is set on a keyspace of type = \"string\", which maps one value_column; remove it, or set type = \"hash\"",
             ));
+        }
+        let value_column = if rows {
+            String::new()
+        } else {
+            need("value_column", &ks.value_column)?
+        };
+        if !rows {
+            validate_identifier(&at("value_column"), &value_column)?;
+            if key_column.eq_ignore_ascii_case(&value_column) {
+                return Err(ConfigError::invalid(
+                    at("value_column"),
+                    "is the key column; map the value onto another column",
+                ));
+            }
         }
         let schema = store
             .table_schema(&table)
@@ -263,12 +285,6 @@ async fn build_keyspaces(
                 format!("table {table:?} has no column {key_column:?}"),
             )
         })?;
-        let value_col = schema.column(&value_column).ok_or_else(|| {
-            ConfigError::invalid(
-                at("value_column"),
-                format!("table {table:?} has no column {value_column:?}"),
-            )
-        })?;
         if !schema
             .unique_columns
             .iter()
@@ -279,6 +295,29 @@ async fn build_keyspaces(
                 format!("column {table}.{key_column} is not unique on its own; make it the primary key or add a unique index on it"),
             ));
         }
+        if rows {
+            let columns = row_columns(ks, &schema, &table, &key_col.name, &at)?;
+            let row = MappedRow {
+                table: table.clone(),
+                key_column: key_col.name.clone(),
+                key_type: key_col.kind,
+                columns,
+                on_delete: ks.on_delete,
+            };
+            keyspaces.push(new_keyspace(
+                keyspaces.len(),
+                ks.clone(),
+                Some(template),
+                Mapping::Row(Arc::new(row)),
+            ));
+            continue;
+        }
+        let value_col = schema.column(&value_column).ok_or_else(|| {
+            ConfigError::invalid(
+                at("value_column"),
+                format!("table {table:?} has no column {value_column:?}"),
+            )
+        })?;
         let mapped = MappedTable {
             table: table.clone(),
             key_column: key_col.name.clone(),
@@ -302,6 +341,87 @@ async fn build_keyspaces(
         Mapping::Builtin,
     ));
     Ok(keyspaces)
+}
+
+/// The columns a hash keyspace maps, in order: `columns` as configured (each a plain
+/// identifier naming a column of the table other than the key, once), or every column of the
+/// table but the key. Each is named as the database spells it, which is also the field name.
+fn row_columns(
+    ks: &KeyspaceConfig,
+    schema: &TableSchema,
+    table: &str,
+    key_column: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Vec<ColumnInfo>, ConfigError> {
+    let Some(configured) = &ks.columns else {
+        let all: Vec<ColumnInfo> = schema
+            .columns
+            .iter()
+            .filter(|c| !c.name.eq_ignore_ascii_case(key_column))
+            .cloned()
+            .collect();
+        if all.is_empty() {
+            return Err(ConfigError::invalid(
+                at("table"),
+                format!("table {table:?} has no column but the key column {key_column:?}, so a hash keyspace has no field to map"),
+            ));
+        }
+        return Ok(all);
+    };
+    if configured.is_empty() {
+        return Err(ConfigError::invalid(
+            at("columns"),
+            "is empty; list the columns that are the hash's fields, or remove it to map every column but the key",
+        ));
+    }
+    let mut columns: Vec<ColumnInfo> = Vec::with_capacity(configured.len());
+    let mut unknown = Vec::new();
+    for name in configured {
+        if name.contains('.') {
+            return Err(ConfigError::invalid(
+                at("columns"),
+                format!("{name:?} is not a plain column name; write the column alone, without its table"),
+            ));
+        }
+        validate_identifier(&at("columns"), name)?;
+        let Some(col) = schema.column(name) else {
+            unknown.push(name.as_str());
+            continue;
+        };
+        if col.name.eq_ignore_ascii_case(key_column) {
+            return Err(ConfigError::invalid(
+                at("columns"),
+                format!("{name:?} is the key column; the key is the capture, not a field"),
+            ));
+        }
+        if columns.iter().any(|c| c.name == col.name) {
+            return Err(ConfigError::invalid(
+                at("columns"),
+                format!("lists {name:?} twice"),
+            ));
+        }
+        columns.push(col.clone());
+    }
+    if !unknown.is_empty() {
+        return Err(ConfigError::invalid(
+            at("columns"),
+            format!(
+                "table {table:?} has no column {}; its columns are {}",
+                unknown
+                    .iter()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(columns)
 }
 
 fn new_keyspace(

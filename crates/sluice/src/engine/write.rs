@@ -121,15 +121,11 @@ impl Engine {
                 )));
             }
         }
-        let value = match write {
-            StoreWrite::Upsert { value, .. } => Some(&value[..]),
-            StoreWrite::Delete | StoreWrite::Fields(_) => None,
-        };
         self.store
             .check(
                 &ks.target(route.key.db),
                 &ks.store_key(&route.key.key),
-                value,
+                Some(write),
             )
             .map_err(|e| SluiceError::Refused(e.message))
     }

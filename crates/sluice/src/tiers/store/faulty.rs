@@ -10,8 +10,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target, Written};
+use super::{
+    AtomicFailure, BatchOutcome, SharedStore, Store, StoreOp, StoredValue, TableSchema, Target,
+    Written,
+};
 use crate::error::{ErrorClass, StoreError};
+use crate::model::StoreWrite;
 
 /// What became of one batch that passed the door (see [`FaultyStore::batch_log`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,7 @@ pub struct FaultyStore {
     per_key: Mutex<HashMap<Vec<u8>, u64>>,
     refuse_whole: Mutex<HashSet<Vec<u8>>>,
     fail_whole: Mutex<HashSet<Vec<u8>>>,
+    refuse_atomic: Mutex<HashSet<Vec<u8>>>,
     door: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     at_door: AtomicU64,
     logging: AtomicBool,
@@ -76,6 +81,7 @@ impl FaultyStore {
             per_key: Mutex::new(HashMap::new()),
             refuse_whole: Mutex::new(HashSet::new()),
             fail_whole: Mutex::new(HashSet::new()),
+            refuse_atomic: Mutex::new(HashSet::new()),
             door: Mutex::new(None),
             at_door: AtomicU64::new(0),
             logging: AtomicBool::new(false),
@@ -126,6 +132,14 @@ impl FaultyStore {
     /// [`FaultyStore::refuse_batches_with_key`], so a batch holding keys of both is refused.
     pub fn fail_batches_with_key(&self, key: &[u8]) {
         self.fail_whole.lock().insert(key.to_vec());
+    }
+
+    /// An all-or-nothing batch ([`Store::write_atomic`]) holding an entry for this key is
+    /// refused with a permanent error naming that entry, as by a database refusing one
+    /// statement of a transaction; nothing of it is committed. Ordinary batches are not
+    /// affected.
+    pub fn refuse_atomic_with_key(&self, key: &[u8]) {
+        self.refuse_atomic.lock().insert(key.to_vec());
     }
 
     /// From now on every batch waits at the door until [`FaultyStore::let_through`] or
@@ -230,8 +244,13 @@ impl Store for FaultyStore {
         self.inner.table_schema(table).await
     }
 
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.inner.check(target, key, value)
+    fn check(
+        &self,
+        target: &Target,
+        key: &[u8],
+        write: Option<&StoreWrite>,
+    ) -> Result<(), StoreError> {
+        self.inner.check(target, key, write)
     }
 
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
@@ -245,19 +264,7 @@ impl Store for FaultyStore {
     }
 
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
-        let door = self.door.lock().clone();
-        if let Some(door) = door {
-            self.at_door.fetch_add(1, Ordering::SeqCst);
-            // A closed semaphore is an opened door: pass either way.
-            if let Ok(permit) = door.acquire().await {
-                permit.forget();
-            }
-            self.at_door.fetch_sub(1, Ordering::SeqCst);
-        }
-        let delay = *self.write_delay.lock();
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
+        self.pass_door().await;
         if !self.logging.load(Ordering::SeqCst) {
             return self.write_batch_inner(ops).await;
         }
@@ -268,6 +275,23 @@ impl Store for FaultyStore {
             fate: match &result {
                 Ok(_) => BatchFate::Committed,
                 Err(e) => BatchFate::Failed(e.class),
+            },
+        });
+        result
+    }
+
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        self.pass_door().await;
+        if !self.logging.load(Ordering::SeqCst) {
+            return self.write_atomic_inner(ops).await;
+        }
+        let logged = ops.clone();
+        let result = self.write_atomic_inner(ops).await;
+        self.log.lock().push(LoggedBatch {
+            ops: logged,
+            fate: match &result {
+                Ok(_) => BatchFate::Committed,
+                Err(f) => BatchFate::Failed(f.error.class),
             },
         });
         result
@@ -291,6 +315,76 @@ impl Store for FaultyStore {
 }
 
 impl FaultyStore {
+    /// Waits at the closed door (if it is), then the configured write delay.
+    async fn pass_door(&self) {
+        let door = self.door.lock().clone();
+        if let Some(door) = door {
+            self.at_door.fetch_add(1, Ordering::SeqCst);
+            // A closed semaphore is an opened door: pass either way.
+            if let Ok(permit) = door.acquire().await {
+                permit.forget();
+            }
+            self.at_door.fetch_sub(1, Ordering::SeqCst);
+        }
+        let delay = *self.write_delay.lock();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// The injected failures of [`FaultyStore::write_batch_inner`], as an all-or-nothing
+    /// batch meets them: any of them refuses the whole batch, naming the entry when one
+    /// entry caused it.
+    async fn write_atomic_inner(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        let whole = |error| AtomicFailure { index: None, error };
+        if let Some(err) = self.injected_batch_failure() {
+            return Err(whole(err));
+        }
+        let index_of = |keys: &Mutex<HashSet<Vec<u8>>>| {
+            let keys = keys.lock();
+            ops.iter().position(|op| keys.contains(&op.key[..]))
+        };
+        if let Some(i) = index_of(&self.refuse_atomic) {
+            return Err(AtomicFailure {
+                index: Some(i),
+                error: StoreError::permanent(format!(
+                    "injected refusal of the atomic batch entry for key {:?}; transaction rolled back",
+                    String::from_utf8_lossy(&ops[i].key)
+                )),
+            });
+        }
+        if let Some(i) = index_of(&self.refuse_whole) {
+            return Err(whole(StoreError::permanent(format!(
+                "constraint violation; transaction aborted (injected whole-batch refusal for key {:?})",
+                String::from_utf8_lossy(&ops[i].key)
+            ))));
+        }
+        if let Some(i) = index_of(&self.fail_whole) {
+            return Err(whole(StoreError::transient(format!(
+                "injected transient failure of a batch holding key {:?}",
+                String::from_utf8_lossy(&ops[i].key)
+            ))));
+        }
+        if let Some(i) = index_of(&self.poison) {
+            return Err(AtomicFailure {
+                index: Some(i),
+                error: StoreError::permanent(format!(
+                    "injected permanent failure for key {:?}",
+                    String::from_utf8_lossy(&ops[i].key)
+                )),
+            });
+        }
+        let keys: Vec<Bytes> = ops.iter().map(|op| op.key.clone()).collect();
+        let written = self.inner.write_atomic(ops).await?;
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.rows.fetch_add(keys.len() as u64, Ordering::SeqCst);
+        let mut per_key = self.per_key.lock();
+        for key in keys {
+            *per_key.entry(key.to_vec()).or_default() += 1;
+        }
+        Ok(written)
+    }
+
     async fn write_batch_inner(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
         if let Some(err) = self.injected_batch_failure() {
             return Err(err);

@@ -19,6 +19,7 @@ mod convert;
 pub mod faulty;
 pub mod mysql;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod url;
 
@@ -149,6 +150,19 @@ impl MappedRow {
         self.columns.iter().find(|c| c.name.as_bytes() == field)
     }
 
+    /// One mapped column seen as a mapped string column of the same table, so the converters
+    /// and conversion errors written for mapped columns serve row fields too.
+    pub fn as_column(&self, column: &ColumnInfo) -> MappedTable {
+        MappedTable {
+            table: self.table.clone(),
+            key_column: self.key_column.clone(),
+            value_column: column.name.clone(),
+            key_type: self.key_type,
+            value_type: column.kind,
+            on_delete: self.on_delete,
+        }
+    }
+
     /// True when the database may store a field in another text form than the one sent (any
     /// typed column).
     pub fn stores_different_text(&self) -> bool {
@@ -170,6 +184,22 @@ pub enum Target {
     Mapped(Arc<MappedTable>),
     /// A row of an existing table, as a hash.
     Row(Arc<MappedRow>),
+}
+
+impl Target {
+    /// For a mapped target: the table, its key column and the columns that hold the key's
+    /// value (a key exists while one of them is not NULL); `None` for the built-in table.
+    pub(crate) fn mapped_columns(&self) -> Option<(&str, &str, Vec<&str>)> {
+        match self {
+            Target::Builtin { .. } => None,
+            Target::Mapped(m) => Some((&m.table, &m.key_column, vec![m.value_column.as_str()])),
+            Target::Row(r) => Some((
+                &r.table,
+                &r.key_column,
+                r.columns.iter().map(|c| c.name.as_str()).collect(),
+            )),
+        }
+    }
 }
 
 /// A row as read back: the value as a Redis client expects it, its type, and its expiry.
@@ -201,9 +231,12 @@ pub struct Written {
     /// For an upsert into a mapped column whose text form may differ from what was sent
     /// ([`MappedTable::stores_different_text`]), and only where the backend can tell without
     /// another round trip: the value as the column holds it once this entry's statement ran,
-    /// byte for byte what [`Store::read`] would return for the row at that point. `None` when
-    /// the backend does not say (a delete, an untyped column, a backend or key form that cannot
-    /// report it); the caller must then read the row back if it needs the stored form.
+    /// byte for byte what [`Store::read`] would return for the row at that point. For a write
+    /// to a mapped row (every backend: `RETURNING` on PostgreSQL and SQLite, a read in the same
+    /// transaction on MySQL): the row's image, the encoded hash of its non-NULL mapped columns,
+    /// empty when none is left (the key does not exist). `None` when the backend does not say
+    /// (a delete, an untyped column, a backend or key form that cannot report it); the caller
+    /// must then read the row back if it needs the stored form.
     pub stored: Option<Bytes>,
 }
 
@@ -239,9 +272,16 @@ pub trait Store: Send + Sync + 'static {
     /// The schema of an existing table, or `None` if there is no such table.
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError>;
 
-    /// Checks, without touching the database, that `key` (and `value`, for an upsert) can be
-    /// stored in `target`. The error is permanent and names the key, column and type.
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Checks, without touching the database, that `key` (and `write`, when given) can be
+    /// stored in `target`: the key capture and an upsert's value convert for their columns; on
+    /// a mapped row, every field a write sets is a configured column and its value converts.
+    /// The error is permanent and names the key, the field and the column and type.
+    fn check(
+        &self,
+        target: &Target,
+        key: &[u8],
+        write: Option<&StoreWrite>,
+    ) -> Result<(), StoreError>;
 
     /// Reads one row. Expired built-in rows are returned with their `expires_at`; the caller
     /// decides, with its clock, whether they are visible.
@@ -256,34 +296,19 @@ pub trait Store: Send + Sync + 'static {
     /// because of another transaction and may be retried at once.
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError>;
 
-    /// Applies `ops` in one transaction, all or nothing: `Ok` with one [`Written`] per entry,
-    /// or `Err` with nothing of the batch committed (unless the error says the outcome is
-    /// unknown: a connection lost during COMMIT).
-    ///
-    /// The default runs [`Store::write_batch`] and fails if any entry failed; that is all or
-    /// nothing only for a store whose `write_batch` isolates no entry.
-    // TODO(issue 13): every backend implements this as one transaction (store work).
-    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
-        let outcomes = self
-            .write_batch(ops)
-            .await
-            .map_err(|error| AtomicFailure { index: None, error })?;
-        outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| {
-                o.map_err(|error| AtomicFailure {
-                    index: Some(i),
-                    error,
-                })
-            })
-            .collect()
-    }
+    /// Applies `ops` in one transaction, in order, all or nothing: `Ok` with one [`Written`]
+    /// per entry, or `Err` with nothing of the batch committed (unless the error says the
+    /// outcome is unknown: a connection lost during COMMIT). A refused entry rolls the whole
+    /// transaction back and is named by [`AtomicFailure::index`], its error carrying the
+    /// database's reason.
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure>;
 
     /// Every key of `target` (captures, for mapped tables) not expired at `now_ms`.
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError>;
 
-    /// Deletes every row of `target`.
+    /// Deletes every row of `target`. On a mapped row keyspace it follows `on_delete`: with
+    /// `set-null` every mapped column is set NULL (the rows and their other columns stay), with
+    /// `delete-row` the table's rows are deleted.
     async fn clear(&self, target: &Target) -> Result<(), StoreError>;
 
     /// Deletes up to `limit` built-in rows expired at `now_ms`; returns how many went.
@@ -294,14 +319,41 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError>;
 }
 
-/// The error for a mapped-row write on a store that cannot apply one yet.
-pub(crate) fn fields_unsupported() -> StoreError {
-    StoreError::permanent("this store cannot write the fields of a mapped hash row yet")
+/// The error for a write of fields (or a hash) to a target that is not a mapped row.
+pub(crate) fn fields_need_a_row(target: &Target, key: &[u8]) -> StoreError {
+    let place = match target {
+        Target::Builtin { .. } => "the built-in table stores a hash whole".to_string(),
+        Target::Mapped(m) => format!("{}.{} is one string column", m.table, m.value_column),
+        Target::Row(r) => format!("{} is a row", r.table),
+    };
+    StoreError::permanent(format!(
+        "key {:?}: a write of hash fields needs a mapped row keyspace, and {place}",
+        String::from_utf8_lossy(&key[..key.len().min(64)])
+    ))
 }
 
-/// The error for any operation on a mapped row on a store that cannot map rows yet.
-pub(crate) fn rows_unsupported() -> StoreError {
-    StoreError::permanent("this store cannot map hash keyspaces onto rows yet")
+/// The error for a hash upsert into a mapped string column.
+pub(crate) fn hash_in_column(m: &MappedTable, key: &[u8]) -> StoreError {
+    StoreError::permanent(format!(
+        "key {:?}: {}.{} holds strings; a hash cannot be stored there",
+        String::from_utf8_lossy(&key[..key.len().min(64)]),
+        m.table,
+        m.value_column
+    ))
+}
+
+/// The stored kind number of a built-in row, refusing a number no kind has (a table someone
+/// else wrote to).
+pub(crate) fn kind_from_stored(code: i64, key: &[u8]) -> Result<crate::model::Kind, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(crate::model::Kind::from_code)
+        .ok_or_else(|| {
+            StoreError::permanent(format!(
+                "sluice_kv row for key {:?} has kind {code}, which no Redis type has",
+                String::from_utf8_lossy(&key[..key.len().min(64)])
+            ))
+        })
 }
 
 /// Shared handle to a store.

@@ -5,7 +5,9 @@
 //! write-through writers share one fsync. Reads run on a small pool of reader threads; WAL mode
 //! lets them proceed while the writer commits. An upsert into a typed mapped column returns
 //! the text the column now holds (`RETURNING`, rendered as a read renders it), reported as
-//! [`Written::stored`].
+//! [`Written::stored`]; a write to a mapped row returns the row's image the same way.
+//! [`Store::write_atomic`] runs on the writer thread in a transaction of its own, never grouped
+//! with other batches, so a refused entry rolls back only that batch.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -18,13 +20,14 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, BatchOutcome, ColumnInfo,
-    ColumnType, EntryOutcome, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema,
-    Target, Written,
+    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, rows, AtomicFailure,
+    BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, MappedRow, MappedTable, Store, StoreOp,
+    StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::keyspace::quote_identifier;
+use crate::model::Kind;
 
 const READER_THREADS: usize = 2;
 /// Most batch entries one group commit takes, so one transaction stays short.
@@ -224,18 +227,28 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
 
 fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
     match (&op.target, &op.write) {
-        (_, StoreWrite::Fields(_)) => Err(super::fields_unsupported()),
-        (Target::Builtin { db }, StoreWrite::Upsert { value, expires_at, .. }) => conn
+        (Target::Row(r), write) => apply_row(conn, r, &op.key, write),
+        (target, StoreWrite::Fields(_)) => Err(super::fields_need_a_row(target, &op.key)),
+        (
+            Target::Builtin { db },
+            StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            },
+        ) => conn
             .prepare_cached(
-                "INSERT INTO sluice_kv (db, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                "INSERT INTO sluice_kv (db, key, value, expires_at, kind) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, \
+                 expires_at = excluded.expires_at, kind = excluded.kind",
             )
             .and_then(|mut st| {
                 st.execute(params![
                     *db as i64,
                     &op.key[..],
                     &value[..],
-                    expires_at.map(|e| e as i64)
+                    expires_at.map(|e| e as i64),
+                    kind.code() as i64
                 ])
             })
             .map(|_| Written::NOTHING)
@@ -245,7 +258,12 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
             .and_then(|mut st| st.execute(params![*db as i64, &op.key[..]]))
             .map(|_| Written::NOTHING)
             .map_err(|e| classify(e, "delete from sluice_kv")),
-        (Target::Row(_), _) => Err(crate::tiers::store::rows_unsupported()),
+        (
+            Target::Mapped(m),
+            StoreWrite::Upsert {
+                kind: Kind::Hash, ..
+            },
+        ) => Err(super::hash_in_column(m, &op.key)),
         (Target::Mapped(m), StoreWrite::Upsert { value, .. }) => {
             let key = to_sql(m, &op.key, &op.key, true)?;
             let val = to_sql(m, value, &op.key, false)?;
@@ -300,12 +318,183 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
     }
 }
 
+/// Converts a row's key capture and the values a write sets, refusing what the columns
+/// cannot hold (the error names the field).
+fn row_key(r: &MappedRow, key: &[u8]) -> Result<Value, StoreError> {
+    let first = r.columns.first().ok_or_else(|| {
+        StoreError::permanent(format!("keyspace table {} maps no column", r.table))
+    })?;
+    to_sql(&r.as_column(first), key, key, true)
+}
+
+/// The mapped columns of a row as reads select them, comma-separated.
+fn row_columns_out(r: &MappedRow) -> String {
+    r.columns
+        .iter()
+        .map(|c| column_out(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the image of a row from a statement whose columns are [`row_columns_out`].
+fn row_image(r: &MappedRow, row: &rusqlite::Row<'_>) -> rusqlite::Result<Bytes> {
+    let values = (0..r.columns.len())
+        .map(|i| row.get_ref(i).map(from_sql))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows::image(r, values))
+}
+
+/// Applies one write to a mapped row, reporting the row's image afterwards.
+fn apply_row(conn: &Connection, r: &MappedRow, key: &[u8], write: &StoreWrite) -> EntryOutcome {
+    let k = row_key(r, key)?;
+    let t = quote_identifier(&r.table);
+    let kc = quote_identifier(&r.key_column);
+    let failed = |e: rusqlite::Error| row_error(e, r, key);
+    let set = match rows::plan_row_write(r, key, write)? {
+        rows::RowAction::Delete => {
+            let sql = match r.on_delete {
+                OnDelete::SetNull => format!(
+                    "UPDATE {t} SET {} WHERE {kc} = ?1",
+                    r.columns
+                        .iter()
+                        .map(|c| format!("{} = NULL", quote_identifier(&c.name)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                OnDelete::DeleteRow => format!("DELETE FROM {t} WHERE {kc} = ?1"),
+            };
+            return conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params![k]))
+                .map(|_| Written::NOTHING)
+                .map_err(failed);
+        }
+        rows::RowAction::Set(set) => set,
+    };
+    let mut values = vec![k];
+    for (i, v) in &set.sets {
+        let col = &r.columns[*i];
+        values.push(match v {
+            Some(v) => to_sql(&r.as_column(col), v, key, false).map_err(|mut e| {
+                e.message = format!("field {:?}: {}", col.name, e.message);
+                e
+            })?,
+            None => Value::Null,
+        });
+    }
+    if set.delete_first {
+        conn.prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1"))
+            .and_then(|mut st| st.execute(params![values[0]]))
+            .map_err(failed)?;
+    }
+    let names: Vec<String> = set
+        .sets
+        .iter()
+        .map(|(i, _)| quote_identifier(&r.columns[*i].name))
+        .collect();
+    let sql = if set.sets.is_empty() {
+        // Nothing to change: report the row as it is.
+        format!("SELECT {} FROM {t} WHERE {kc} = ?1", row_columns_out(r))
+    } else if set.all_null() {
+        // Only NULLs: clear the columns of an existing row, never create one.
+        format!(
+            "UPDATE {t} SET {} WHERE {kc} = ?1 RETURNING {}",
+            names
+                .iter()
+                .map(|n| format!("{n} = NULL"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            row_columns_out(r)
+        )
+    } else {
+        format!(
+            "INSERT INTO {t} ({kc}, {}) VALUES ({}) ON CONFLICT ({kc}) DO UPDATE SET {} RETURNING {}",
+            names.join(", "),
+            (1..=values.len())
+                .map(|n| format!("?{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            names
+                .iter()
+                .map(|n| format!("{n} = excluded.{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            row_columns_out(r)
+        )
+    };
+    let params: &[Value] = if set.sets.is_empty() || set.all_null() {
+        &values[..1]
+    } else {
+        &values
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| {
+            let mut rows = st.query(rusqlite::params_from_iter(params))?;
+            match rows.next()? {
+                Some(row) => row_image(r, row),
+                // No row (a write of NULLs only to a missing row): the key does not exist.
+                None => Ok(Bytes::new()),
+            }
+        })
+        .map(|image| Written {
+            stored: Some(image),
+        })
+        .map_err(failed)
+}
+
+/// `a IS NOT NULL OR b IS NOT NULL …`: the row holds a value in one of these columns.
+fn not_all_null(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} IS NOT NULL", quote_identifier(c)))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// Applies `ops` in order in one transaction, all or nothing.
+fn apply_atomic(conn: &mut Connection, ops: &[StoreOp]) -> Result<Vec<Written>, AtomicFailure> {
+    let whole = |error| AtomicFailure { index: None, error };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| whole(classify(e, "begin transaction")))?;
+    let mut written = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match apply_op(&tx, op) {
+            Ok(w) => written.push(w),
+            // Dropping the transaction rolls it back: nothing of the batch stays.
+            Err(error) => {
+                return Err(AtomicFailure {
+                    index: Some(i),
+                    error,
+                })
+            }
+        }
+    }
+    tx.commit().map_err(|e| whole(classify(e, "commit")))?;
+    Ok(written)
+}
+
+fn row_error(e: rusqlite::Error, r: &MappedRow, key: &[u8]) -> StoreError {
+    let mut err = classify(e, &format!("write to a row of {}", r.table));
+    err.message = format!(
+        "{} (key capture {:?})",
+        err.message,
+        String::from_utf8_lossy(key)
+    );
+    err
+}
+
 /// A mapped value column as reads select it: a REAL in SQLite's own text form, anything else
 /// as stored.
 fn mapped_value_out(m: &MappedTable) -> String {
+    column_out(&m.value_column)
+}
+
+/// A column as reads select it: a REAL in SQLite's own text form, anything else as stored.
+fn column_out(name: &str) -> String {
     format!(
         "CASE WHEN typeof({v}) = 'real' THEN CAST({v} AS TEXT) ELSE {v} END",
-        v = quote_identifier(&m.value_column)
+        v = quote_identifier(name)
     )
 }
 
@@ -408,18 +597,34 @@ impl Store for SqliteStore {
 
     async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
         self.on_writer(|conn| {
+            let q = |e| classify(e, "create table sluice_kv");
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS sluice_kv (
                     db INTEGER NOT NULL,
                     key BLOB NOT NULL,
                     value BLOB NOT NULL,
                     expires_at INTEGER,
+                    kind INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (db, key)
                 ) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS sluice_kv_expires_at
                     ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
             )
-            .map_err(|e| classify(e, "create table sluice_kv"))
+            .map_err(q)?;
+            // A table made before values had types has no kind column: every row in it is a
+            // string, which the default says. The writer thread is the only writer, so no
+            // other connection of this process can race the check.
+            let has_kind = conn
+                .prepare("SELECT 1 FROM pragma_table_info('sluice_kv') WHERE name = 'kind'")
+                .and_then(|mut st| st.exists([]))
+                .map_err(q)?;
+            if !has_kind {
+                conn.execute_batch(
+                    "ALTER TABLE sluice_kv ADD COLUMN kind INTEGER NOT NULL DEFAULT 0",
+                )
+                .map_err(|e| classify(e, "add column kind to sluice_kv"))?;
+            }
+            Ok(())
         })
         .await
     }
@@ -501,14 +706,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        if let Target::Mapped(m) = target {
-            to_sql(m, key, key, true)?;
-            if let Some(v) = value {
-                to_sql(m, v, key, false)?;
+    fn check(
+        &self,
+        target: &Target,
+        key: &[u8],
+        write: Option<&StoreWrite>,
+    ) -> Result<(), StoreError> {
+        match (target, write) {
+            (Target::Row(r), write) => rows::check_row(r, key, write, |m, bytes, is_key| {
+                to_sql(m, bytes, key, is_key).map(drop)
+            }),
+            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, _) => Ok(()),
+            (Target::Mapped(m), write) => {
+                to_sql(m, key, key, true)?;
+                match write {
+                    Some(StoreWrite::Upsert {
+                        kind: Kind::Hash, ..
+                    }) => Err(super::hash_in_column(m, key)),
+                    Some(StoreWrite::Upsert { value, .. }) => {
+                        to_sql(m, value, key, false).map(drop)
+                    }
+                    _ => Ok(()),
+                }
             }
         }
-        Ok(())
     }
 
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
@@ -518,7 +740,7 @@ impl Store for SqliteStore {
             Target::Builtin { db } => {
                 let mut st = conn
                     .prepare_cached(
-                        "SELECT value, expires_at FROM sluice_kv WHERE db = ?1 AND key = ?2",
+                        "SELECT value, expires_at, kind FROM sluice_kv WHERE db = ?1 AND key = ?2",
                     )
                     .map_err(|e| classify(e, "read sluice_kv"))?;
                 let mut rows = st
@@ -533,15 +755,32 @@ impl Store for SqliteStore {
                             .map_err(|e| classify(e, "read sluice_kv"))?;
                         let expires_at: Option<i64> =
                             row.get(1).map_err(|e| classify(e, "read sluice_kv"))?;
+                        let kind: i64 = row.get(2).map_err(|e| classify(e, "read sluice_kv"))?;
+                        let kind = super::kind_from_stored(kind, &key)?;
                         Ok(value.map(|value| StoredValue {
-                            kind: crate::model::Kind::String,
+                            kind,
                             value,
                             expires_at: expires_at.map(|e| e.max(0) as u64),
                         }))
                     }
                 }
             }
-            Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+            Target::Row(r) => {
+                let k = row_key(r, &key)?;
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} = ?1",
+                    row_columns_out(r),
+                    quote_identifier(&r.table),
+                    quote_identifier(&r.key_column),
+                );
+                let q = |e| row_error(e, r, &key);
+                let mut st = conn.prepare_cached(&sql).map_err(q)?;
+                let mut found = st.query(params![k]).map_err(q)?;
+                match found.next().map_err(q)? {
+                    None => Ok(None),
+                    Some(row) => Ok(rows::stored_value(row_image(r, row).map_err(q)?)),
+                }
+            }
             Target::Mapped(m) => {
                 let k = to_sql(m, &key, &key, true)?;
                 let sql = format!(
@@ -583,6 +822,18 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::transient("SQLite writer dropped the batch"))?
     }
 
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let whole = |error| AtomicFailure { index: None, error };
+        // On the writer thread, between group commits: its own transaction, never shared with
+        // another batch, so rolling it back undoes only these entries.
+        self.on_writer(move |conn| Ok(apply_atomic(conn, &ops)))
+            .await
+            .map_err(whole)?
+    }
+
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let target = target.clone();
         self.on_reader(move |conn| {
@@ -603,14 +854,15 @@ impl Store for SqliteStore {
                         .map_err(q)?;
                     Ok(keys)
                 }
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
-                Target::Mapped(m) => {
+                Target::Mapped(_) | Target::Row(_) => {
+                    let Some((table, key_column, columns)) = target.mapped_columns() else {
+                        return Ok(Vec::new());
+                    };
                     let sql = format!(
-                        "SELECT CASE WHEN typeof({k}) = 'real' THEN CAST({k} AS TEXT) ELSE {k} END \
-                         FROM {t} WHERE {v} IS NOT NULL",
-                        t = quote_identifier(&m.table),
-                        k = quote_identifier(&m.key_column),
-                        v = quote_identifier(&m.value_column),
+                        "SELECT {} FROM {} WHERE {}",
+                        column_out(key_column),
+                        quote_identifier(table),
+                        not_all_null(&columns),
                     );
                     let mut st = conn.prepare_cached(&sql).map_err(q)?;
                     let keys = st
@@ -633,7 +885,28 @@ impl Store for SqliteStore {
                 Target::Builtin { db } => conn
                     .execute("DELETE FROM sluice_kv WHERE db = ?1", params![*db as i64])
                     .map(drop),
-                Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => match r.on_delete {
+                    OnDelete::SetNull => {
+                        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+                        conn.execute(
+                            &format!(
+                                "UPDATE {} SET {} WHERE {}",
+                                quote_identifier(&r.table),
+                                names
+                                    .iter()
+                                    .map(|n| format!("{} = NULL", quote_identifier(n)))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                not_all_null(&names)
+                            ),
+                            [],
+                        )
+                        .map(drop)
+                    }
+                    OnDelete::DeleteRow => conn
+                        .execute(&format!("DELETE FROM {}", quote_identifier(&r.table)), [])
+                        .map(drop),
+                },
                 Target::Mapped(m) => conn
                     .execute(&format!("DELETE FROM {}", quote_identifier(&m.table)), [])
                     .map(drop),

@@ -8,7 +8,6 @@ use bytes::Bytes;
 
 use super::plan::{is_delete, PlannedPhase, PlannedRow};
 use crate::error::StoreError;
-use crate::model::StoreWrite;
 use crate::tiers::store::{EntryOutcome, StoreOp, Written};
 
 /// What a statement reports per entry: the stored text of each, in entry order, or nothing at
@@ -182,7 +181,7 @@ pub(crate) fn record_stored<'r>(
     outcome: &mut [EntryOutcome],
 ) {
     for (row, text) in rows.into_iter().zip(stored) {
-        if let (Some(text), StoreWrite::Upsert { .. }) = (text, &ops[row.last()].write) {
+        if let (Some(text), false) = (text, is_delete(&ops[row.last()])) {
             outcome[row.last()] = Ok(Written { stored: Some(text) });
         }
     }
@@ -195,6 +194,7 @@ mod tests {
     use super::super::plan::plan_batch;
     use super::super::testing::op;
     use super::*;
+    use crate::model::StoreWrite;
     use crate::tiers::store::{BatchOutcome, Target};
 
     /// A transactional map: statements are atomic, savepoints snapshot it, a value "bad"

@@ -93,9 +93,14 @@ pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
             continue;
         }
         let (gk, rk) = plan_keys(op);
+        // A row write sets only its changed columns, so it never stands in for an earlier
+        // write to the same row: a repeated row starts a new phase instead of collapsing.
+        let row_write = matches!(op.target, Target::Row(_));
         let conflict = {
             let cur = phases.last().expect("at least one phase");
-            cur.owner.get(&rk).is_some_and(|&g| cur.groups[g].0 != gk)
+            cur.owner
+                .get(&rk)
+                .is_some_and(|&g| row_write || cur.groups[g].0 != gk)
         };
         if conflict {
             phases.push(new_phase());
@@ -257,6 +262,32 @@ mod tests {
         assert_eq!(phases.len(), 2);
         assert_eq!(phases[0].groups.len(), 1);
         assert_eq!(phases[1].groups.len(), 2);
+    }
+
+    #[test]
+    fn repeated_row_writes_are_kept_in_order_in_phases_of_their_own() {
+        let row = Target::Row(Arc::new(crate::tiers::store::MappedRow {
+            table: "users".into(),
+            key_column: "id".into(),
+            key_type: ColumnType::Integer,
+            columns: Vec::new(),
+            on_delete: crate::config::OnDelete::SetNull,
+        }));
+        let mut ops = vec![
+            op(0, "1", Some("a")),
+            op(0, "1", None),
+            op(0, "2", Some("b")),
+            op(0, "1", Some("c")),
+        ];
+        for o in &mut ops {
+            o.target = row.clone();
+        }
+        let phases = plan_batch(&ops, &[false; 4]);
+        let entries: Vec<Vec<usize>> = phases
+            .iter()
+            .map(|p| p.groups[0].rows.iter().map(PlannedRow::last).collect())
+            .collect();
+        assert_eq!(entries, vec![vec![0], vec![1, 2], vec![3]]);
     }
 
     #[test]

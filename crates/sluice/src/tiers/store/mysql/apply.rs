@@ -7,12 +7,15 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Value};
 
 use super::errors::classify;
+use super::rows;
 use super::sql::{convert, op_size, out, placeholders, quote_mysql_identifier};
+use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::model::StoreWrite;
 use crate::tiers::store::batch::{
     match_returned, name_single_key, pow2_chunks, SetApplier, StatementFailure, StatementStored,
 };
+use crate::tiers::store::rows::{plan_row_write, RowAction};
 use crate::tiers::store::{StoreOp, Target};
 
 /// Most rows per multi-row statement (4 placeholders each for the built-in table).
@@ -61,6 +64,68 @@ impl MyApplier<'_, '_> {
             .iter()
             .filter_map(|r| Some((bytes(r, 0)?, bytes(r, 1))))
             .collect())
+    }
+
+    /// Applies one write to a mapped row; reports the row's image afterwards, read back in
+    /// the same transaction (none for a DEL).
+    pub(super) async fn apply_row(
+        &mut self,
+        op: &StoreOp,
+    ) -> Result<Option<Bytes>, StatementFailure> {
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let Target::Row(r) = &op.target else {
+            return Err(entry(crate::tiers::store::fields_need_a_row(
+                &op.target, &op.key,
+            )));
+        };
+        let doing = format!("write to a row of {}", r.table);
+        let key = rows::key_param(r, &op.key).map_err(entry)?;
+        let set = match plan_row_write(r, &op.key, &op.write).map_err(entry)? {
+            RowAction::Delete => {
+                self.exec(&rows::delete(r, r.on_delete), vec![key], &doing)
+                    .await?;
+                return Ok(None);
+            }
+            RowAction::Set(set) => set,
+        };
+        let mut params = Vec::with_capacity(set.sets.len() + 1);
+        params.push(key.clone());
+        for (i, v) in &set.sets {
+            params.push(rows::value_param(r, *i, v.as_ref(), &op.key).map_err(entry)?);
+        }
+        if set.delete_first {
+            self.exec(
+                &rows::delete(r, OnDelete::DeleteRow),
+                vec![key.clone()],
+                &doing,
+            )
+            .await?;
+        }
+        if let Some((sql, n)) = rows::set(r, &set) {
+            params.truncate(n);
+            self.exec(&sql, params, &doing).await.map_err(|mut f| {
+                if f.error.message.contains("ERROR 1242 ") {
+                    f.error.message = format!(
+                        "MySQL {doing}: the row collides with another row of {} on a unique index other than {}",
+                        r.table, r.key_column
+                    );
+                }
+                f
+            })?;
+        }
+        // MySQL has no UPDATE … RETURNING: read the row back inside the transaction, which
+        // sees its own write.
+        let row: Option<mysql_async::Row> = self
+            .tx
+            .exec_first(rows::select(r), Params::Positional(vec![key]))
+            .await
+            .map_err(|e| classify(e, &doing))?;
+        Ok(Some(
+            row.map(|row| rows::image(r, &row)).unwrap_or_default(),
+        ))
     }
 
     async fn query(&mut self, sql: &str) -> Result<(), StoreError> {
@@ -131,24 +196,33 @@ impl SetApplier for MyApplier<'_, '_> {
                 }
                 for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
                     let sql = format!(
-                        "INSERT INTO sluice_kv (db, `key`, `value`, expires_at) VALUES {} \
-                         ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), expires_at = VALUES(expires_at)",
-                        placeholders(chunk.len(), 4)
+                        "INSERT INTO sluice_kv (db, `key`, `value`, expires_at, kind) VALUES {} \
+                         ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), \
+                         expires_at = VALUES(expires_at), kind = VALUES(kind)",
+                        placeholders(chunk.len(), 5)
                     );
-                    let mut params = Vec::with_capacity(chunk.len() * 4);
+                    let mut params = Vec::with_capacity(chunk.len() * 5);
                     for op in chunk {
-                        if let StoreWrite::Upsert {
-                            value, expires_at, ..
+                        let StoreWrite::Upsert {
+                            value,
+                            kind,
+                            expires_at,
                         } = &op.write
-                        {
-                            params.push(Value::Int(db_of(op) as i64));
-                            params.push(Value::Bytes(op.key.to_vec()));
-                            params.push(Value::Bytes(value.to_vec()));
-                            params.push(match expires_at {
-                                Some(e) => Value::Int((*e).min(i64::MAX as u64) as i64),
-                                None => Value::NULL,
-                            });
-                        }
+                        else {
+                            // Refused by `check` before planning; kept per entry if it gets
+                            // here.
+                            return Err(with_key(entry(crate::tiers::store::fields_need_a_row(
+                                &op.target, &op.key,
+                            ))));
+                        };
+                        params.push(Value::Int(db_of(op) as i64));
+                        params.push(Value::Bytes(op.key.to_vec()));
+                        params.push(Value::Bytes(value.to_vec()));
+                        params.push(match expires_at {
+                            Some(e) => Value::Int((*e).min(i64::MAX as u64) as i64),
+                            None => Value::NULL,
+                        });
+                        params.push(Value::Int(i64::from(kind.code())));
                     }
                     self.exec(&sql, params, "upsert into sluice_kv")
                         .await
@@ -156,7 +230,14 @@ impl SetApplier for MyApplier<'_, '_> {
                 }
                 Ok(Vec::new())
             }
-            Target::Row(_) => Err(entry(crate::tiers::store::rows_unsupported())),
+            Target::Row(_) => {
+                // Each write sets its own columns: one statement per entry.
+                let mut stored = Vec::with_capacity(ops.len());
+                for op in ops {
+                    stored.push(self.apply_row(op).await.map_err(with_key)?);
+                }
+                Ok(stored)
+            }
             Target::Mapped(m) => {
                 let t = quote_mysql_identifier(&m.table);
                 let k = quote_mysql_identifier(&m.key_column);

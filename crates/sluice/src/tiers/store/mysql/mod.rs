@@ -35,12 +35,18 @@
 //!   update is guarded with `IF(k <=> VALUES(k), VALUES(v), <error>)`: a value that collides
 //!   with another row on some other unique index fails that entry (permanently, as on
 //!   PostgreSQL and SQLite) instead of silently updating the other row.
+//! - **Mapped rows** (hash keyspaces): one guarded `INSERT … ON DUPLICATE KEY UPDATE` of the
+//!   changed columns per entry (a write of NULLs only is an `UPDATE`: it never creates a row),
+//!   then the row is read back in the same transaction to report its image.
+//! - **All-or-nothing batches** (`write_atomic`) run their entries in order, one statement
+//!   each, in one transaction; the first refused statement rolls it back and is named.
 //! - Connecting and waiting for a pooled connection give up after 5 s, and any single
 //!   operation after 60 s, so a dead server fails fast; a broken connection is dropped by the
 //!   pool and the next call gets a fresh one.
 
 mod apply;
 mod errors;
+mod rows;
 mod schema;
 mod sql;
 
@@ -57,9 +63,14 @@ use self::errors::{classify, commit_error};
 use self::schema::load_schema;
 pub use self::sql::quote_mysql_identifier;
 use self::sql::{convert, out};
-use super::batch::{apply_planned, plan_batch};
-use super::{BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written};
+use super::batch::{apply_planned, plan_batch, SetApplier};
+use super::{
+    AtomicFailure, BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    Written,
+};
+use crate::config::OnDelete;
 use crate::error::StoreError;
+use crate::model::Kind;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -196,12 +207,34 @@ impl Store for MySqlStore {
                     `key` VARBINARY({MAX_BUILTIN_KEY}) NOT NULL,
                     `value` LONGBLOB NOT NULL,
                     expires_at BIGINT NULL,
+                    kind SMALLINT NOT NULL DEFAULT 0,
                     PRIMARY KEY (db, `key`),
                     KEY sluice_kv_expires_at (expires_at)
                 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC"
             ))
             .await
             .map_err(q)?;
+            // A table made before values had types has no kind column: every row in it is a
+            // string, which the default says. (MySQL has no ADD COLUMN IF NOT EXISTS; two
+            // servers racing here make one ALTER fail with 1060, duplicate column, which is
+            // the state wanted.)
+            let has_kind: Option<u64> = conn
+                .query_first(
+                    "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_kv' AND COLUMN_NAME = 'kind'",
+                )
+                .await
+                .map_err(q)?;
+            if has_kind == Some(0) {
+                match conn
+                    .query_drop("ALTER TABLE sluice_kv ADD COLUMN kind SMALLINT NOT NULL DEFAULT 0")
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(mysql_async::Error::Server(e)) if e.code == 1060 => {}
+                    Err(e) => return Err(classify(e, "add column kind to sluice_kv").error),
+                }
+            }
             // An existing table may have been made with another key length.
             let len: Option<Option<u64>> = conn
                 .query_first(
@@ -224,22 +257,30 @@ impl Store for MySqlStore {
         let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;
         r.unwrap_or_else(|_| Err(timed_out("read table schema")))
     }
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        let too_big = |v: &[u8]| {
+    fn check(
+        &self,
+        target: &Target,
+        key: &[u8],
+        write: Option<&StoreWrite>,
+    ) -> Result<(), StoreError> {
+        let too_big = |len: usize| {
             StoreError::permanent(format!(
-                "value of {} bytes for key {:?} is larger than the {} bytes the MySQL server accepts in one packet (max_allowed_packet)",
-                v.len(),
+                "value of {len} bytes for key {:?} is larger than the {} bytes the MySQL server accepts in one packet (max_allowed_packet)",
                 String::from_utf8_lossy(&key[..key.len().min(64)]),
                 self.max_value()
             ))
         };
-        if let Some(v) = value {
-            if v.len() > self.max_value() {
-                return Err(too_big(v));
+        if let Some(w) = write {
+            if w.value_len() > self.max_value() {
+                return Err(too_big(w.value_len()));
             }
         }
-        match target {
-            Target::Builtin { .. } => {
+        match (target, write) {
+            (Target::Row(r), write) => super::rows::check_row(r, key, write, |m, bytes, is_key| {
+                convert(m, bytes, key, is_key).map(drop)
+            }),
+            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, _) => {
                 let max = self.max_key.load(Ordering::Relaxed);
                 if key.len() > max {
                     return Err(StoreError::permanent(format!(
@@ -248,16 +289,21 @@ impl Store for MySqlStore {
                         key.len()
                     )));
                 }
+                Ok(())
             }
-            Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
-            Target::Mapped(m) => {
+            (Target::Mapped(m), write) => {
                 convert(m, key, key, true)?;
-                if let Some(v) = value {
-                    convert(m, v, key, false)?;
+                match write {
+                    Some(StoreWrite::Upsert {
+                        kind: Kind::Hash, ..
+                    }) => Err(super::hash_in_column(m, key)),
+                    Some(StoreWrite::Upsert { value, .. }) => {
+                        convert(m, value, key, false).map(drop)
+                    }
+                    _ => Ok(()),
                 }
             }
         }
-        Ok(())
     }
 
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
@@ -265,20 +311,39 @@ impl Store for MySqlStore {
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             match target {
                 Target::Builtin { db } => {
-                    let row: Option<(Vec<u8>, Option<i64>)> = conn
+                    let row: Option<(Vec<u8>, Option<i64>, i64)> = conn
                         .exec_first(
-                            "SELECT `value`, expires_at FROM sluice_kv WHERE db = ? AND `key` = ?",
+                            "SELECT `value`, expires_at, kind FROM sluice_kv WHERE db = ? AND `key` = ?",
                             (*db as i64, key.to_vec()),
                         )
                         .await
                         .map_err(|e| classify(e, "read sluice_kv").error)?;
-                    Ok(row.map(|(value, expires_at)| StoredValue {
-                        kind: crate::model::Kind::String,
-                        value: Bytes::from(value),
-                        expires_at: expires_at.map(|e| e.max(0) as u64),
-                    }))
+                    row.map(|(value, expires_at, kind)| {
+                        Ok(StoredValue {
+                            kind: super::kind_from_stored(kind, key)?,
+                            value: Bytes::from(value),
+                            expires_at: expires_at.map(|e| e.max(0) as u64),
+                        })
+                    })
+                    .transpose()
                 }
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => {
+                    let k = rows::key_param(r, key)?;
+                    let row: Option<mysql_async::Row> = conn
+                        .exec_first(rows::select(r), Params::Positional(vec![k]))
+                        .await
+                        .map_err(|e| {
+                            let mut err =
+                                classify(e, &format!("read a row of {}", r.table)).error;
+                            err.message = format!(
+                                "{} (key capture {:?})",
+                                err.message,
+                                String::from_utf8_lossy(key)
+                            );
+                            err
+                        })?;
+                    Ok(row.and_then(|row| super::rows::stored_value(rows::image(r, &row))))
+                }
                 Target::Mapped(m) => {
                     let k = convert(m, key, key, true)?;
                     let sql = format!(
@@ -319,16 +384,7 @@ impl Store for MySqlStore {
         let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
         let mut skip = Vec::with_capacity(ops.len());
         for op in &ops {
-            let value = match &op.write {
-                StoreWrite::Upsert { value, .. } => Some(&value[..]),
-                StoreWrite::Delete => None,
-                StoreWrite::Fields(_) => {
-                    skip.push(true);
-                    outcome.push(Err(super::fields_unsupported()));
-                    continue;
-                }
-            };
-            let result = self.check(&op.target, &op.key, value);
+            let result = self.check(&op.target, &op.key, Some(&op.write));
             skip.push(result.is_err());
             outcome.push(result.map(|()| Written::NOTHING));
         }
@@ -357,6 +413,53 @@ impl Store for MySqlStore {
         Ok(outcome)
     }
 
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        let whole = |error| AtomicFailure { index: None, error };
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Everything that can be refused without the database is, before BEGIN.
+        for (i, op) in ops.iter().enumerate() {
+            self.check(&op.target, &op.key, Some(&op.write))
+                .map_err(|error| AtomicFailure {
+                    index: Some(i),
+                    error,
+                })?;
+        }
+        let mut conn = self.conn().await.map_err(whole)?;
+        let budget = self.statement_budget();
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| whole(classify(e, "begin transaction").error))?;
+            let mut applier = MyApplier {
+                tx: &mut tx,
+                budget,
+                returning: self.returning,
+            };
+            // In order, one entry at a time: a refused statement names its entry, and
+            // dropping the transaction uncommitted rolls every entry back.
+            let mut written = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                let stored = applier.apply(&[op]).await.map_err(|f| AtomicFailure {
+                    index: Some(i),
+                    error: f.error,
+                })?;
+                written.push(Written {
+                    stored: match op.write {
+                        StoreWrite::Delete => None,
+                        _ => stored.into_iter().next().flatten(),
+                    },
+                });
+            }
+            tx.commit().await.map_err(|e| whole(commit_error(e)))?;
+            Ok(written)
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(whole(timed_out("atomic batch"))))
+    }
+
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
@@ -370,7 +473,15 @@ impl Store for MySqlStore {
                     )
                     .await
                     .map_err(q)?,
-                Target::Row(_) => return Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => {
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {}",
+                        out(&r.key_column, r.key_type),
+                        quote_mysql_identifier(&r.table),
+                        rows::not_all_null(r)
+                    );
+                    conn.query(sql).await.map_err(q)?
+                }
                 Target::Mapped(m) => {
                     let sql = format!(
                         "SELECT {} FROM {} WHERE {} IS NOT NULL",
@@ -396,7 +507,21 @@ impl Store for MySqlStore {
                     .exec_drop("DELETE FROM sluice_kv WHERE db = ?", (*db as i64,))
                     .await
                     .map_err(q),
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => match r.on_delete {
+                    OnDelete::SetNull => conn
+                        .query_drop(format!(
+                            "UPDATE {} SET {} WHERE {}",
+                            quote_mysql_identifier(&r.table),
+                            rows::null_all(r.columns.iter().map(|c| c.name.as_str())),
+                            rows::not_all_null(r)
+                        ))
+                        .await
+                        .map_err(q),
+                    OnDelete::DeleteRow => conn
+                        .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&r.table)))
+                        .await
+                        .map_err(q),
+                },
                 Target::Mapped(m) => conn
                     .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&m.table)))
                     .await

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
+use bytes::Bytes;
+
 use super::errors::{classify, commit_error, statement_failure};
+use super::rows::{RowParam, RowSql};
 use super::schema::PgTable;
 use super::sql::{column_bytes, convert, Column, MappedSql, DELETE_KV, UPSERT_KV};
+use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::model::StoreWrite;
 use crate::tiers::store::batch::{
     match_returned, name_single_key, SetApplier, StatementFailure, StatementStored,
 };
+use crate::tiers::store::rows::{plan_row_write, RowAction};
 use crate::tiers::store::{StoreOp, Target};
 
 /// Where an applier's statements run.
@@ -71,6 +76,68 @@ impl PgApplier<'_, '_> {
                 })
             }
         }
+    }
+
+    /// Applies one write to a mapped row; reports the row's image afterwards (none for a
+    /// DEL).
+    pub(super) async fn apply_row(&self, op: &StoreOp) -> Result<Option<Bytes>, StatementFailure> {
+        let Target::Row(r) = &op.target else {
+            return Err(StatementFailure {
+                error: crate::tiers::store::fields_need_a_row(&op.target, &op.key),
+                whole_statement: false,
+            });
+        };
+        let whole = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: true,
+        };
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let table = self.tables.get(&r.table).ok_or_else(|| {
+            whole(StoreError::permanent(format!(
+                "PostgreSQL table {} was not resolved",
+                r.table
+            )))
+        })?;
+        let sql = RowSql::new(table, r).map_err(whole)?;
+        let doing = format!("write to a row of {}", r.table);
+        let key = sql.key_param(r, &op.key).map_err(entry)?;
+        let set = match plan_row_write(r, &op.key, &op.write).map_err(entry)? {
+            RowAction::Delete => {
+                self.run(&sql.delete(r.on_delete), &[&*key], &doing, false)
+                    .await?;
+                return Ok(None);
+            }
+            RowAction::Set(set) => set,
+        };
+        let mut params: Vec<RowParam> = Vec::with_capacity(set.sets.len() + 1);
+        params.push(key);
+        for (i, v) in &set.sets {
+            params.push(sql.value_param(r, *i, v.as_ref(), &op.key).map_err(entry)?);
+        }
+        if set.delete_first {
+            self.run(
+                &sql.delete(OnDelete::DeleteRow),
+                &[&*params[0]],
+                &doing,
+                false,
+            )
+            .await?;
+        }
+        let (statement, n) = sql.set(&set);
+        let refs: Vec<&(dyn ToSql + Sync)> = params[..n]
+            .iter()
+            .map(|p| &**p as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.run(&statement, &refs, &doing, true).await?;
+        // No row back: NULLs only, written to a missing row; the key does not exist.
+        Ok(Some(
+            rows.first()
+                .map(|row| sql.image(r, row))
+                .unwrap_or_default(),
+        ))
     }
 
     async fn exec(
@@ -136,27 +203,43 @@ impl SetApplier for PgApplier<'_, '_> {
                 }
                 let mut values: Vec<&[u8]> = Vec::with_capacity(ops.len());
                 let mut expiry: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+                let mut kinds: Vec<i16> = Vec::with_capacity(ops.len());
                 for op in ops {
-                    if let StoreWrite::Upsert {
-                        value, expires_at, ..
-                    } = &op.write
-                    {
-                        values.push(&value[..]);
-                        expiry.push(expires_at.map(|e| e.min(i64::MAX as u64) as i64));
+                    match &op.write {
+                        StoreWrite::Upsert {
+                            value,
+                            kind,
+                            expires_at,
+                        } => {
+                            values.push(&value[..]);
+                            expiry.push(expires_at.map(|e| e.min(i64::MAX as u64) as i64));
+                            kinds.push(i16::from(kind.code()));
+                        }
+                        // Refused by `check` before planning; kept per entry if it gets here.
+                        StoreWrite::Fields(_) | StoreWrite::Delete => {
+                            return Err(with_key(StatementFailure {
+                                error: crate::tiers::store::fields_need_a_row(&op.target, &op.key),
+                                whole_statement: false,
+                            }))
+                        }
                     }
                 }
                 self.exec(
                     UPSERT_KV,
-                    &[&dbs, &keys, &values, &expiry],
+                    &[&dbs, &keys, &values, &expiry, &kinds],
                     "upsert into sluice_kv",
                 )
                 .await
                 .map_err(with_key)
             }
-            Target::Row(_) => Err(StatementFailure {
-                error: crate::tiers::store::rows_unsupported(),
-                whole_statement: true,
-            }),
+            Target::Row(_) => {
+                // Each write sets its own columns: one statement per entry.
+                let mut stored = Vec::with_capacity(ops.len());
+                for op in ops {
+                    stored.push(self.apply_row(op).await.map_err(with_key)?);
+                }
+                Ok(stored)
+            }
             Target::Mapped(m) => {
                 let fail = |e: StoreError| StatementFailure {
                     error: e,

@@ -27,10 +27,16 @@
 //! - **Built-in keys** are the primary key of `sluice_kv` (a btree): PostgreSQL refuses an
 //!   index entry over about 2.7 kB (after compression), so very long keys fail permanently
 //!   with "index row size … exceeds maximum".
+//! - **Mapped rows** (hash keyspaces): one statement per entry, `INSERT … ON CONFLICT (k) DO
+//!   UPDATE SET` the changed columns only, `RETURNING` every mapped column, so the entry
+//!   reports the row's image; a write of NULLs only is an `UPDATE` (it never creates a row).
+//! - **All-or-nothing batches** (`write_atomic`) run their entries in order, one statement
+//!   each, in one transaction; the first refused statement rolls it back and is named.
 //! - TLS is not supported (`NoTls`); use a local socket, a tunnel, or `sslmode=disable`.
 
 mod apply;
 mod errors;
+mod rows;
 mod schema;
 mod sql;
 
@@ -49,11 +55,17 @@ use tokio_postgres::NoTls;
 
 use self::apply::{PgApplier, PgConn};
 use self::errors::{classify, commit_error};
+use self::rows::RowSql;
 use self::schema::{load_table, PgTable};
 use self::sql::{convert, quote, value_bytes, MappedSql, Param};
 use super::batch::{apply_planned, plan_batch, record_stored, single_statement, SetApplier};
-use super::{BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written};
+use super::{
+    AtomicFailure, BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
+    Written,
+};
+use crate::config::OnDelete;
 use crate::error::StoreError;
+use crate::model::Kind;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -155,6 +167,38 @@ impl PostgresStore {
         }
     }
 
+    /// Resolves the table of a mapped target into `tables` (once per batch); a table found
+    /// missing is remembered in `missing`, so its other entries fail the same way.
+    async fn resolve(
+        &self,
+        client: &Object,
+        target: &Target,
+        tables: &mut HashMap<String, Arc<PgTable>>,
+        missing: &mut HashMap<String, StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some((name, _, _)) = target.mapped_columns() else {
+            return Ok(());
+        };
+        if let Some(e) = missing.get(name) {
+            return Err(e.clone());
+        }
+        if tables.contains_key(name) {
+            return Ok(());
+        }
+        match self.table(client, name).await {
+            Ok(t) => {
+                tables.insert(name.to_string(), t);
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_permanent() {
+                    missing.insert(name.to_string(), e.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn cached_table(&self, name: &str) -> Option<Arc<PgTable>> {
         self.tables.read().get(name).cloned()
     }
@@ -213,10 +257,13 @@ impl Store for PostgresStore {
                     key bytea NOT NULL,
                     value bytea NOT NULL,
                     expires_at bigint,
+                    kind smallint NOT NULL DEFAULT 0,
                     PRIMARY KEY (db, key)
                 );
                 CREATE INDEX IF NOT EXISTS sluice_kv_expires_at
-                    ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
+                    ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;
+                -- A table made before values had types: every row in it is a string (0).
+                ALTER TABLE sluice_kv ADD COLUMN IF NOT EXISTS kind smallint NOT NULL DEFAULT 0;",
             )
             .await
             .map_err(q)?;
@@ -237,21 +284,49 @@ impl Store for PostgresStore {
         Ok(Some(schema))
     }
 
-    fn check(&self, target: &Target, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        if let Target::Mapped(m) = target {
-            let table = self.cached_table(&m.table);
-            let col = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
-            convert(m, col(&m.key_column).as_ref(), key, key, true)?;
-            if let Some(v) = value {
-                convert(m, col(&m.value_column).as_ref(), v, key, false)?;
+    fn check(
+        &self,
+        target: &Target,
+        key: &[u8],
+        write: Option<&StoreWrite>,
+    ) -> Result<(), StoreError> {
+        match (target, write) {
+            (Target::Row(r), write) => {
+                // Range limits (int2, float4) are known once the table has been resolved.
+                let table = self.cached_table(&r.table);
+                let pg = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
+                let key_col = pg(&r.key_column);
+                super::rows::check_row(r, key, write, |m, bytes, is_key| {
+                    let col = if is_key {
+                        key_col.clone()
+                    } else {
+                        pg(&m.value_column)
+                    };
+                    convert(m, col.as_ref(), bytes, key, is_key).map(drop)
+                })
+            }
+            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, _) => Ok(()),
+            (Target::Mapped(m), write) => {
+                let table = self.cached_table(&m.table);
+                let col = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
+                convert(m, col(&m.key_column).as_ref(), key, key, true)?;
+                match write {
+                    Some(StoreWrite::Upsert {
+                        kind: Kind::Hash, ..
+                    }) => Err(super::hash_in_column(m, key)),
+                    Some(StoreWrite::Upsert { value, .. }) => {
+                        convert(m, col(&m.value_column).as_ref(), value, key, false).map(drop)
+                    }
+                    _ => Ok(()),
+                }
             }
         }
-        Ok(())
     }
 
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError> {
-        if let Target::Mapped(m) = target {
-            convert(m, None, key, key, true)?;
+        if !matches!(target, Target::Builtin { .. }) {
+            self.check(target, key, None)?;
         }
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
@@ -260,7 +335,7 @@ impl Store for PostgresStore {
                     let q = |e: tokio_postgres::Error| classify(e, "read sluice_kv");
                     let stmt = client
                         .prepare_cached(
-                            "SELECT value, expires_at FROM sluice_kv WHERE db = $1 AND key = $2",
+                            "SELECT value, expires_at, kind FROM sluice_kv WHERE db = $1 AND key = $2",
                         )
                         .await
                         .map_err(q)?;
@@ -268,13 +343,38 @@ impl Store for PostgresStore {
                         .query_opt(&stmt, &[&(*db as i16), &key])
                         .await
                         .map_err(q)?;
-                    Ok(row.map(|r| StoredValue {
-                        kind: crate::model::Kind::String,
-                        value: Bytes::from(r.get::<_, Vec<u8>>(0)),
-                        expires_at: r.get::<_, Option<i64>>(1).map(|e| e.max(0) as u64),
-                    }))
+                    row.map(|r| {
+                        Ok(StoredValue {
+                            kind: super::kind_from_stored(
+                                i64::from(r.try_get::<_, i16>(2).map_err(q)?),
+                                key,
+                            )?,
+                            value: Bytes::from(r.try_get::<_, Vec<u8>>(0).map_err(q)?),
+                            expires_at: r
+                                .try_get::<_, Option<i64>>(1)
+                                .map_err(q)?
+                                .map(|e| e.max(0) as u64),
+                        })
+                    })
+                    .transpose()
                 }
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => {
+                    let table = self.table(&client, &r.table).await?;
+                    let sql = RowSql::new(&table, r)?;
+                    let q = |e: tokio_postgres::Error| {
+                        let mut err = classify(e, &format!("read a row of {}", r.table));
+                        err.message = format!(
+                            "{} (key capture {:?})",
+                            err.message,
+                            String::from_utf8_lossy(key)
+                        );
+                        err
+                    };
+                    let k = sql.key_param(r, key)?;
+                    let stmt = client.prepare_cached(&sql.select()).await.map_err(q)?;
+                    let row = client.query_opt(&stmt, &[&*k]).await.map_err(q)?;
+                    Ok(row.and_then(|row| super::rows::stored_value(sql.image(r, &row))))
+                }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -333,35 +433,14 @@ impl Store for PostgresStore {
             let mut outcome: BatchOutcome = Vec::with_capacity(ops.len());
             let mut skip = Vec::with_capacity(ops.len());
             for op in &ops {
-                let mut result = Ok(());
-                if let Target::Mapped(m) = &op.target {
-                    if let Some(e) = missing.get(&m.table) {
-                        result = Err(e.clone());
-                    } else if !tables.contains_key(&m.table) {
-                        match self.table(&client, &m.table).await {
-                            Ok(t) => {
-                                tables.insert(m.table.clone(), t);
-                            }
-                            Err(e) if e.is_permanent() => {
-                                missing.insert(m.table.clone(), e.clone());
-                                result = Err(e);
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                if result.is_ok() {
-                    let value = match &op.write {
-                        StoreWrite::Upsert { value, .. } => Some(&value[..]),
-                        StoreWrite::Delete => None,
-                        StoreWrite::Fields(_) => {
-                            skip.push(true);
-                            outcome.push(Err(super::fields_unsupported()));
-                            continue;
-                        }
-                    };
-                    result = self.check(&op.target, &op.key, value);
-                }
+                let result = match self
+                    .resolve(&client, &op.target, &mut tables, &mut missing)
+                    .await
+                {
+                    Ok(()) => self.check(&op.target, &op.key, Some(&op.write)),
+                    Err(e) if e.is_permanent() => Err(e),
+                    Err(e) => return Err(e),
+                };
                 skip.push(result.is_err());
                 outcome.push(result.map(|()| Written::NOTHING));
             }
@@ -369,7 +448,12 @@ impl Store for PostgresStore {
             if phases.is_empty() {
                 return Ok(outcome);
             }
-            if let Some((rows, entries)) = single_statement(&ops, &phases) {
+            // A row write may take two statements (delete-row replaces), so rows never go
+            // alone, outside a transaction.
+            let single = single_statement(&ops, &phases).filter(|(_, entries)| {
+                !entries.iter().any(|op| matches!(op.target, Target::Row(_)))
+            });
+            if let Some((rows, entries)) = single {
                 // The common batch (one table, upserts only) commits in one round trip
                 // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT). Refused
                 // permanently, it changed nothing: isolate the culprits in a transaction.
@@ -400,6 +484,65 @@ impl Store for PostgresStore {
         finish(client, r, "write batch")
     }
 
+    async fn write_atomic(&self, ops: Vec<StoreOp>) -> Result<Vec<Written>, AtomicFailure> {
+        let whole = |error| AtomicFailure { index: None, error };
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await.map_err(whole)?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let mut tables: HashMap<String, Arc<PgTable>> = HashMap::new();
+            let mut missing: HashMap<String, StoreError> = HashMap::new();
+            // Everything that can be refused without the database is, before BEGIN.
+            for (i, op) in ops.iter().enumerate() {
+                let at = |error| AtomicFailure {
+                    index: Some(i),
+                    error,
+                };
+                self.resolve(&client, &op.target, &mut tables, &mut missing)
+                    .await
+                    .map_err(at)?;
+                self.check(&op.target, &op.key, Some(&op.write))
+                    .map_err(at)?;
+            }
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| whole(classify(e, "begin transaction")))?;
+            let mut applier = PgApplier {
+                conn: PgConn::Tx(&tx),
+                tables: &tables,
+            };
+            // In order, one entry at a time: a refused statement names its entry, and
+            // dropping the transaction uncommitted rolls every entry back.
+            let mut written = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                let stored = applier.apply(&[op]).await.map_err(|f| AtomicFailure {
+                    index: Some(i),
+                    error: f.error,
+                })?;
+                written.push(Written {
+                    stored: match op.write {
+                        StoreWrite::Delete => None,
+                        _ => stored.into_iter().next().flatten(),
+                    },
+                });
+            }
+            tx.commit().await.map_err(|e| whole(commit_error(e)))?;
+            Ok(written)
+        })
+        .await;
+        match r {
+            Ok(r) => r,
+            Err(_) => {
+                drop(Object::take(client));
+                Err(whole(StoreError::transient(format!(
+                    "PostgreSQL atomic batch: no answer within {OP_TIMEOUT:?}; connection discarded"
+                ))))
+            }
+        }
+    }
+
     async fn scan_keys(&self, target: &Target, now_ms: u64) -> Result<Vec<Bytes>, StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
@@ -419,7 +562,32 @@ impl Store for PostgresStore {
                         .map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)))
                         .collect())
                 }
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => {
+                    let table = self.table(&client, &r.table).await?;
+                    let key = table.column(&r.key_column).ok_or_else(|| {
+                        StoreError::permanent(format!(
+                            "PostgreSQL table {} has no column {:?}",
+                            r.table, r.key_column
+                        ))
+                    })?;
+                    let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+                    let rows = client
+                        .query(
+                            &format!(
+                                "SELECT {} FROM {} WHERE {}",
+                                MappedSql::out(key),
+                                table.qualified,
+                                rows::not_all_null(&names)
+                            ),
+                            &[],
+                        )
+                        .await
+                        .map_err(q)?;
+                    Ok(rows
+                        .iter()
+                        .filter_map(|row| value_bytes(row, key.kind))
+                        .collect())
+                }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -456,7 +624,24 @@ impl Store for PostgresStore {
                     .await
                     .map(drop)
                     .map_err(q),
-                Target::Row(_) => Err(crate::tiers::store::rows_unsupported()),
+                Target::Row(r) => {
+                    let table = self.table(&client, &r.table).await?;
+                    let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+                    let sql = match r.on_delete {
+                        OnDelete::SetNull => format!(
+                            "UPDATE {} SET {} WHERE {}",
+                            table.qualified,
+                            names
+                                .iter()
+                                .map(|n| format!("{} = NULL", quote(n)))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            rows::not_all_null(&names)
+                        ),
+                        OnDelete::DeleteRow => format!("DELETE FROM {}", table.qualified),
+                    };
+                    client.execute(&sql, &[]).await.map(drop).map_err(q)
+                }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     client

@@ -12,9 +12,10 @@ use crate::tiers::store::{
     conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, ColumnType, MappedTable,
 };
 
-pub(super) const UPSERT_KV: &str = "INSERT INTO sluice_kv (db, key, value, expires_at) \
-     SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[], $4::int8[]) \
-     ON CONFLICT (db, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
+pub(super) const UPSERT_KV: &str = "INSERT INTO sluice_kv (db, key, value, expires_at, kind) \
+     SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[], $4::int8[], $5::int2[]) \
+     ON CONFLICT (db, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, \
+     kind = EXCLUDED.kind";
 pub(super) const DELETE_KV: &str =
     "DELETE FROM sluice_kv AS t USING UNNEST($1::int2[], $2::bytea[]) AS d(db, key) \
      WHERE t.db = d.db AND t.key = d.key";
