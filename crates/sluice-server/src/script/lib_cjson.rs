@@ -529,6 +529,8 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
             Err(e) => Ok(Outcome::RaiseWhere(e)),
         })?,
     )?;
+    // A new module table; settings are fixed (see the module doc), so it is a plain copy.
+    t.raw_set("new", native(lua, |lua, _| Outcome::ret(lua, table(lua)?))?)?;
     t.raw_set("null", null())?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;

@@ -36,6 +36,8 @@
 mod convert;
 mod lib_bit;
 mod lib_cjson;
+mod lib_cmsgpack;
+mod lib_struct;
 mod redis_api;
 mod sandbox;
 mod vm;

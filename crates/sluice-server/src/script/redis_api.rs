@@ -267,7 +267,8 @@ pub fn redis_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
         "set_repl",
         native(lua, |lua, args| {
             if args.len() != 1 {
-                return raise_error(lua, "redis.set_repl() requires one argument.");
+                // Sic: Redis 7.0's wording, though it wants one.
+                return raise_error(lua, "redis.set_repl() requires two arguments.");
             }
             let flags = c_int_cast(args.front().and_then(to_number).unwrap_or(0.0));
             if flags & !3 != 0 {

@@ -123,7 +123,7 @@ unsafe fn is_proxy(state: *mut ffi::lua_State, idx: c_int) -> bool {
     ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, RO_KEY.as_ptr());
     ffi::lua_pushvalue(state, idx);
     ffi::lua_rawget(state, -2);
-    let found = !ffi::lua_isnil(state, -1) != 0;
+    let found = ffi::lua_isnil(state, -1) == 0;
     ffi::lua_pop(state, 2);
     found
 }
@@ -241,6 +241,8 @@ math.random = N.math_random
 math.randomseed = N.math_randomseed
 G.bit = N.bit
 G.cjson = N.cjson
+G.cmsgpack = N.cmsgpack
+G.struct = N.struct
 G.redis = N.redis
 
 -- Redis replaces pcall so that a caught error table is returned as its message.

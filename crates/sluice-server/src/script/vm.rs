@@ -107,6 +107,8 @@ impl LuaVm {
         natives.raw_set("math_randomseed", randomseed)?;
         natives.raw_set("bit", super::lib_bit::table(&lua)?)?;
         natives.raw_set("cjson", super::lib_cjson::table(&lua)?)?;
+        natives.raw_set("cmsgpack", super::lib_cmsgpack::table(&lua)?)?;
+        natives.raw_set("struct", super::lib_struct::table(&lua)?)?;
         let overrides = lua.create_table()?;
         for (name, f) in base_overrides(&lua)? {
             overrides.raw_set(name, f)?;
