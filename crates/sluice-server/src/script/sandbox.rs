@@ -203,6 +203,106 @@ unsafe extern "C-unwind" fn sb_setmetatable(state: *mut ffi::lua_State) -> c_int
     1
 }
 
+/// Registry key of Lua's own `loadstring`.
+const LOADSTRING_KEY: &std::ffi::CStr = c"sluice.loadstring";
+
+/// Pushes the error Redis' Lua gives for a chunk starting with ESC: its parser no longer
+/// loads bytecode (a known way out of the 5.1 sandbox), so the lexer meets char(27). The
+/// chunk name is shown as Lua's `luaO_chunkid` shows it. Uses a stack buffer only: nothing
+/// here owns heap memory, so a Lua memory error can unwind through it.
+unsafe fn push_bytecode_error(state: *mut ffi::lua_State, chunkname: *const std::ffi::c_char) {
+    let name = std::ffi::CStr::from_ptr(chunkname).to_bytes();
+    let mut buf = [0u8; 160];
+    let mut n = 0usize;
+    let mut put = |bytes: &[u8], n: &mut usize| {
+        let take = bytes.len().min(buf.len() - *n);
+        buf[*n..*n + take].copy_from_slice(&bytes[..take]);
+        *n += take;
+    };
+    // luaO_chunkid with Redis' LUA_IDSIZE (80).
+    const IDSIZE: usize = 80;
+    let room = IDSIZE - " [string \"...\"] ".len() - 1;
+    if let Some(rest) = name.strip_prefix(b"=") {
+        put(&rest[..rest.len().min(IDSIZE - 1)], &mut n);
+    } else if let Some(rest) = name.strip_prefix(b"@") {
+        let keep = IDSIZE - " '...' ".len() - 1;
+        if rest.len() > keep {
+            put(b"...", &mut n);
+            put(&rest[rest.len() - keep..], &mut n);
+        } else {
+            put(rest, &mut n);
+        }
+    } else {
+        let line = name
+            .iter()
+            .position(|&c| c == b'\n' || c == b'\r')
+            .unwrap_or(name.len());
+        let len = line.min(room);
+        put(b"[string \"", &mut n);
+        put(&name[..len], &mut n);
+        if len < name.len() {
+            put(b"...", &mut n);
+        }
+        put(b"\"]", &mut n);
+    }
+    put(b":1: unexpected symbol near 'char(27)'", &mut n);
+    ffi::lua_pushnil(state);
+    ffi::lua_pushlstring(state, buf.as_ptr() as *const std::ffi::c_char, n);
+}
+
+unsafe extern "C-unwind" fn sb_loadstring(state: *mut ffi::lua_State) -> c_int {
+    let mut len = 0usize;
+    let s = ffi::luaL_checklstring(state, 1, &mut len);
+    let chunkname = ffi::luaL_optlstring(state, 2, s, std::ptr::null_mut());
+    if len > 0 && *s as u8 == 0x1b {
+        push_bytecode_error(state, chunkname);
+        return 2;
+    }
+    let n = ffi::lua_gettop(state);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, LOADSTRING_KEY.as_ptr());
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state)
+}
+
+/// `load(reader [, chunkname])`: reads every piece, then loads the text as `loadstring`
+/// does (refusing bytecode the same way).
+unsafe extern "C-unwind" fn sb_load(state: *mut ffi::lua_State) -> c_int {
+    ffi::luaL_checktype(state, 1, ffi::LUA_TFUNCTION);
+    let chunkname = ffi::luaL_optlstring(state, 2, c"=(load)".as_ptr(), std::ptr::null_mut());
+    ffi::lua_settop(state, 2);
+    let mut pieces = 0;
+    loop {
+        ffi::lua_pushvalue(state, 1);
+        ffi::lua_call(state, 0, 1);
+        match ffi::lua_type(state, -1) {
+            ffi::LUA_TNIL => {
+                ffi::lua_pop(state, 1);
+                break;
+            }
+            ffi::LUA_TSTRING => {
+                if ffi::lua_objlen(state, -1) == 0 {
+                    ffi::lua_pop(state, 1);
+                    break;
+                }
+                pieces += 1;
+            }
+            _ => {
+                ffi::lua_pushnil(state);
+                ffi::lua_pushstring(state, c"reader function must return a string".as_ptr());
+                return 2;
+            }
+        }
+    }
+    ffi::lua_concat(state, pieces);
+    // Stack: reader, name, source. Call our loadstring(source, chunkname).
+    ffi::lua_pushcfunction(state, sb_loadstring);
+    ffi::lua_insert(state, 3);
+    ffi::lua_pushstring(state, chunkname);
+    ffi::lua_call(state, 2, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state) - 2
+}
+
 /// The C replacements for base functions, by global name.
 pub fn base_overrides(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> {
     // SAFETY: each function follows the Lua C API contract and owns no Rust values.
@@ -214,6 +314,8 @@ pub fn base_overrides(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> 
             ("rawget", lua.create_c_function(sb_rawget)?),
             ("rawset", lua.create_c_function(sb_rawset)?),
             ("setmetatable", lua.create_c_function(sb_setmetatable)?),
+            ("loadstring", lua.create_c_function(sb_loadstring)?),
+            ("load", lua.create_c_function(sb_load)?),
         ])
     }
 }
@@ -283,6 +385,7 @@ G.__redis__err__handler = err_handler
 
 reg['sluice.next'] = raw_next
 reg['sluice.ipairs'] = ipairs
+reg['sluice.loadstring'] = loadstring
 for name, f in raw_next, N.overrides do G[name] = f end
 
 -- Read-only tables (see sandbox.rs).
