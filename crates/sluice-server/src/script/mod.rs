@@ -13,7 +13,9 @@
 //!   case-insensitive. Shared between connections (`Clone` is a handle).
 //! - [`with_thread_vm`]`(|vm| vm.run(&script, keys, argv, host))`: runs a script on this
 //!   thread's Lua state. [`LuaVm::run`] returns the reply [`Frame`] (errors included).
-//! - [`flush_vms`]: makes every thread rebuild its Lua state (`SCRIPT FLUSH`).
+//! - [`flush_vms`]: makes every thread rebuild its Lua state (`SCRIPT FLUSH` does it via
+//!   [`ScriptCache::flush`]); [`set_thread_vm_options`] sets a memory limit or the hook
+//!   period for them.
 //!
 //! # Why one Lua state per thread
 //!
@@ -291,6 +293,19 @@ impl ScriptCache {
 /// Bumped by [`flush_vms`]; a thread VM built under an older value is rebuilt.
 static VM_GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// Options for the thread VMs built from now on (see [`set_thread_vm_options`]).
+static VM_OPTIONS: RwLock<VmOptions> = RwLock::new(VmOptions {
+    hook_instructions: 100_000,
+    memory_limit: None,
+});
+
+/// Sets the options of every thread's VM (e.g. a Lua memory limit from the server config);
+/// existing VMs are rebuilt before their next script.
+pub fn set_thread_vm_options(options: VmOptions) {
+    *VM_OPTIONS.write() = options;
+    flush_vms();
+}
+
 thread_local! {
     static THREAD_VM: RefCell<Option<(u64, LuaVm)>> = const { RefCell::new(None) };
 }
@@ -327,7 +342,8 @@ pub fn with_thread_vm<R>(f: impl FnOnce(&mut LuaVm) -> Result<R, Frame>) -> Resu
         // Unreachable: `f` is only taken right before it runs and its result returned.
         return Err(Frame::error("ERR internal error: script runner lost"));
     };
-    let mut vm = LuaVm::new(VmOptions::default())
+    let options = *VM_OPTIONS.read();
+    let mut vm = LuaVm::new(options)
         .map_err(|e| Frame::error(format!("ERR cannot create Lua state: {e}")))?;
     f(&mut vm)
 }

@@ -247,3 +247,122 @@ fn thread_vm_is_reused() {
     let n = with_thread_vm(|vm| Ok(vm.compiled_len()));
     assert_eq!(n, Ok(1));
 }
+
+/// A host that answers with RESP3-only frames whatever the script's protocol.
+struct Resp3Host;
+
+impl ScriptHost for Resp3Host {
+    fn call(&mut self, _argv: &[Bytes], _resp: u8) -> Frame {
+        Frame::Array(vec![
+            Frame::Map(vec![(Frame::bulk("k"), Frame::Double(1.5))]),
+            Frame::Set(vec![Frame::bulk("m")]),
+            Frame::Boolean(true),
+            Frame::Null,
+            Frame::Verbatim(Bytes::from("txt")),
+            Frame::BigNumber(Bytes::from("12345678901234567890")),
+        ])
+    }
+    fn log(&mut self, _level: LogLevel, _msg: &[u8]) {}
+}
+
+#[test]
+fn resp3_frames_downgrade_in_resp2_scripts() {
+    let run3 = |src: &str| {
+        let script = Script::new(Bytes::from(src.to_string())).expect("script");
+        let mut vm = LuaVm::new(VmOptions::default()).expect("vm");
+        vm.run(&script, &[], &[], &mut Resp3Host)
+    };
+    // RESP2: map flattened, set as array, double as string, true as 1, null as false.
+    assert_eq!(
+        run3("local r = redis.call('x') return {r[1][1], r[1][2], r[2][1], r[3], type(r[4]), r[5], r[6]}"),
+        Frame::Array(vec![
+            Frame::bulk("k"),
+            Frame::bulk("1.5"),
+            Frame::bulk("m"),
+            Frame::Integer(1),
+            Frame::bulk("boolean"),
+            Frame::bulk("txt"),
+            Frame::bulk("12345678901234567890"),
+        ])
+    );
+    // RESP3: typed tables, and back out as the same frames.
+    assert_eq!(
+        run3("redis.setresp(3) local r = redis.call('x') return {r[1].map.k.double, r[3], type(r[4]), r[5].verbatim_string.string, r[6].big_number}"),
+        Frame::Array(vec![
+            Frame::Integer(1),
+            Frame::Boolean(true),
+            Frame::bulk("nil"),
+            Frame::bulk("txt"),
+            Frame::bulk("12345678901234567890"),
+        ])
+    );
+    assert_eq!(
+        run3("redis.setresp(3) return redis.call('x')[6]"),
+        Frame::BigNumber(Bytes::from("12345678901234567890"))
+    );
+}
+
+#[test]
+fn sandbox_escapes_are_closed() {
+    for src in [
+        "return os.exit()",
+        "return io.open('/etc/passwd')",
+        "return require('os')",
+        "return debug.getinfo(1)",
+        "return package.loadlib",
+    ] {
+        assert!(
+            matches!(run(src), Frame::Error(m) if m.starts_with(b"ERR user_script:1: Script attempted to access nonexistent global variable")),
+            "{src}"
+        );
+    }
+    // Bytecode is refused: loading it is a known way out of a Lua 5.1 sandbox.
+    assert_eq!(
+        run("local f, e = loadstring(string.dump(function() return 1 end)) return {type(f), e}"),
+        Frame::Array(vec![
+            Frame::bulk("nil"),
+            Frame::bulk("[string \"\x1bLuaQ\"]:1: unexpected symbol near 'char(27)'"),
+        ])
+    );
+    // The real globals are not reachable through the proxies' metatables.
+    assert!(
+        matches!(run("getmetatable(_G).__index.x = 1"), Frame::Error(m) if m.starts_with(b"ERR user_script:1: Attempt to modify a readonly table"))
+    );
+    assert!(
+        matches!(run("rawset(getmetatable(_G), 'x', 1)"), Frame::Error(m) if m.starts_with(b"ERR Attempt to modify a readonly table"))
+    );
+    // Scripts cannot leave state behind for later scripts on the same VM.
+    let mut vm = LuaVm::new(VmOptions::default()).expect("vm");
+    let mut host = FakeHost::default();
+    let first = Script::new(Bytes::from("pcall(function() leaked = 1 end) return 1")).expect("ok");
+    let second = Script::new(Bytes::from("return rawget(_G, 'leaked') == nil")).expect("ok");
+    vm.run(&first, &[], &[], &mut host);
+    assert_eq!(vm.run(&second, &[], &[], &mut host), Frame::Integer(1));
+}
+
+#[test]
+fn memory_limit_stops_a_script() {
+    let mut vm = LuaVm::new(VmOptions {
+        memory_limit: Some(8 << 20),
+        ..VmOptions::default()
+    })
+    .expect("vm");
+    let script = Script::new(Bytes::from(
+        "local t = {} for i = 1, 1e7 do t[i] = string.rep('x', 100) .. i end return #t",
+    ))
+    .expect("ok");
+    let f = vm.run(&script, &[], &[], &mut FakeHost::default());
+    assert_eq!(
+        f,
+        Frame::error(format!(
+            "ERR Error running script f_{}, not enough memory",
+            script.sha()
+        ))
+    );
+    // The VM stays usable.
+    let ok = Script::new(Bytes::from("return 1")).expect("ok");
+    assert_eq!(
+        vm.run(&ok, &[], &[], &mut FakeHost::default()),
+        Frame::Integer(1)
+    );
+}

@@ -78,6 +78,7 @@ pub struct LuaVm {
     runner: Function,
     /// Compiled scripts by SHA.
     compiled: HashMap<String, Function>,
+    options: VmOptions,
 }
 
 impl LuaVm {
@@ -146,6 +147,7 @@ impl LuaVm {
             globals,
             runner,
             compiled: HashMap::new(),
+            options,
         })
     }
 
@@ -208,6 +210,16 @@ impl LuaVm {
         let result = self.runner.call::<(Value, Value)>(f);
         drop(guard);
         let aborted = self.state.aborted.borrow_mut().take();
+        if let Some(limit) = self.options.memory_limit {
+            if !matches!(result, Ok((Value::Boolean(true), _))) {
+                // A script stopped by the memory limit leaves its garbage behind, and the
+                // collector itself needs a little memory: lift the limit (0 = none) while
+                // collecting so the next script gets the whole budget.
+                let _ = self.lua.set_memory_limit(0);
+                let _ = self.lua.gc_collect();
+                let _ = self.lua.set_memory_limit(limit);
+            }
+        }
         match result {
             Ok((Value::Boolean(true), v)) => lua_to_frame(&v, self.state.resp.get()),
             Ok((_, err)) => error_reply(script.sha(), &err, aborted),
