@@ -368,6 +368,28 @@ fn cases() -> Vec<Case> {
         ("redis.call('set', KEYS[1], 1e300)", &[]),
         ("redis.call('set', KEYS[1], -0.0)", &[]),
         ("redis.call('set', KEYS[1], 12345678901234567890)", &[]),
+        (
+            "redis.call('set', KEYS[1], 1e17) and redis.call('get', KEYS[1])",
+            &[],
+        ),
+        (
+            "redis.call('set', KEYS[1], 2^53) and redis.call('get', KEYS[1])",
+            &[],
+        ),
+        (
+            "redis.call('set', KEYS[1], -1e16) and redis.call('get', KEYS[1])",
+            &[],
+        ),
+        (
+            "redis.call('set', KEYS[1], 1e15 + 0.5) and redis.call('get', KEYS[1])",
+            &[],
+        ),
+        (
+            "redis.call('set', KEYS[1], 100) and redis.call('get', KEYS[1])",
+            &[],
+        ),
+        ("redis.sha1hex(1e15)", &[]),
+        ("redis.sha1hex(123456789012345678)", &[]),
         ("redis.call('zadd', KEYS[1], 1, 'a')", &[]),
         ("redis.call('sismember', KEYS[1], 'a')", &[]),
         ("redis.call('xadd', KEYS[1], '1-1', 'f', 'v')", &[]),
@@ -449,6 +471,9 @@ fn cases() -> Vec<Case> {
         "return redis.log('x', 'y')",
         "return redis.log(9, 'y')",
         "return redis.log(redis.LOG_DEBUG, 'quiet')",
+        "return redis.log(redis.LOG_DEBUG, 1e15, {}, 'x')",
+        "error({err = 'at line', line = 1e15})",
+        "local t = {} t[1e15] = 1 return cjson.encode(t)",
         "return redis.setresp(4)",
         "return redis.setresp()",
         "return redis.setresp('3')",

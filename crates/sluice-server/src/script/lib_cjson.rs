@@ -13,8 +13,8 @@ use super::redis_api::type_name;
 use super::sandbox::{native, Outcome};
 
 const MAX_DEPTH: usize = 1000;
-const SPARSE_RATIO: usize = 2;
-const SPARSE_SAFE: usize = 10;
+const SPARSE_RATIO: i32 = 2;
+const SPARSE_SAFE: i32 = 10;
 
 fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
@@ -66,22 +66,26 @@ fn number_of(v: &Value) -> Option<f64> {
 
 /// lua-cjson's `lua_array_length`: the array length, or None for an object.
 fn array_length(t: &Table) -> Result<Option<usize>, String> {
-    let mut max = 0usize;
-    let mut items = 0usize;
+    // `max` is a C int: a key past INT_MAX stores INT_MIN (x86-64's cast), which makes the
+    // table an object, as in Redis.
+    let mut max: i32 = 0;
+    let mut items: i32 = 0;
     for pair in t.pairs::<Value, Value>() {
         let (k, _) = pair.map_err(|e| e.to_string())?;
         match number_of(&k) {
             Some(k) if k != 0.0 && k.floor() == k && k >= 1.0 => {
-                max = max.max(k.min(i32::MAX as f64) as usize);
-                items += 1;
+                if k > f64::from(max) {
+                    max = super::redis_api::c_int_cast(k);
+                }
+                items = items.saturating_add(1);
             }
             _ => return Ok(None),
         }
     }
-    if max > items * SPARSE_RATIO && max > SPARSE_SAFE {
+    if max > items.saturating_mul(SPARSE_RATIO) && max > SPARSE_SAFE {
         return Err("Cannot serialise table: excessively sparse array".into());
     }
-    Ok(if max > 0 { Some(max) } else { None })
+    Ok(usize::try_from(max).ok().filter(|&m| m > 0))
 }
 
 fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), String> {

@@ -54,7 +54,9 @@ pub fn to_bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
         Value::String(s) => Some(s.as_bytes().to_vec()),
         Value::Number(n) => Some(format_g(*n, 14).into_bytes()),
-        Value::Integer(i) => Some(i.to_string().into_bytes()),
+        // mlua hands integral Lua numbers over as integers; Lua still formats them as
+        // doubles (1e15 is "1e+15").
+        Value::Integer(i) => Some(format_g(*i as f64, 14).into_bytes()),
         _ => None,
     }
 }
@@ -118,7 +120,7 @@ fn args_to_argv(args: &MultiValue) -> Result<Vec<Bytes>, &'static str> {
         match v {
             // Numbers use %.17g, not Lua's lossy %.14g.
             Value::Number(n) => argv.push(Bytes::from(format_g(*n, 17))),
-            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Integer(i) => argv.push(Bytes::from(format_g(*i as f64, 17))),
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
             _ => return Err("Lua redis lib command arguments must be strings or integers"),
         }

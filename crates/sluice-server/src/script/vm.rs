@@ -260,7 +260,7 @@ fn error_reply(sha: &str, err: &Value, aborted: Option<ScriptAbort>) -> Frame {
         match t.raw_get::<Value>(k).ok()? {
             Value::String(s) => Some(s.as_bytes().to_vec()),
             Value::Number(n) => Some(format_g(n, 14).into_bytes()),
-            Value::Integer(i) => Some(i.to_string().into_bytes()),
+            Value::Integer(i) => Some(format_g(i as f64, 14).into_bytes()),
             _ => None,
         }
     };
