@@ -353,7 +353,9 @@ local function fix_pcall(ok, ...)
   local e = ...
   if type(e) == 'table' then
     local m = e.err
-    if type(m) == 'string' or type(m) == 'number' then e = m end
+    if type(m) == 'string' or type(m) == 'number' then return false, m end
+    -- Redis leaves the non-string field on its stack, so it is returned too.
+    return false, e, m
   end
   return false, e
 end

@@ -366,3 +366,24 @@ fn memory_limit_stops_a_script() {
         Frame::Integer(1)
     );
 }
+
+#[test]
+fn thread_vms_run_concurrently() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let s = Script::new(Bytes::from(format!("return {i} + tonumber(ARGV[1])")))
+                    .expect("ok");
+                let mut host = FakeHost::default();
+                (0..50)
+                    .map(|_| {
+                        with_thread_vm(|vm| Ok(vm.run(&s, &[], &[Bytes::from("1")], &mut host)))
+                    })
+                    .all(|r| r == Ok(Frame::Integer(i + 1)))
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread"));
+    }
+}
