@@ -303,6 +303,44 @@ unsafe extern "C-unwind" fn sb_load(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_gettop(state) - 2
 }
 
+/// `table.insert` (Lua 5.1's `tinsert`) refusing read-only tables at the write, as Redis'
+/// patched `lua_rawseti` does: the stock one writes into a proxy's own slots.
+unsafe extern "C-unwind" fn sb_tinsert(state: *mut ffi::lua_State) -> c_int {
+    ffi::luaL_checktype(state, 1, ffi::LUA_TTABLE);
+    let mut e = ffi::lua_objlen(state, 1) as c_int + 1;
+    let pos = match ffi::lua_gettop(state) {
+        2 => e,
+        3 => {
+            let pos = ffi::luaL_checkinteger(state, 2) as c_int;
+            if pos > e {
+                e = pos;
+            }
+            if is_proxy(state, 1) {
+                return raise_readonly(state);
+            }
+            let mut i = e;
+            while i > pos {
+                ffi::lua_rawgeti(state, 1, (i - 1) as _);
+                ffi::lua_rawseti(state, 1, i as _);
+                i -= 1;
+            }
+            pos
+        }
+        _ => return ffi::luaL_error(state, c"wrong number of arguments to 'insert'".as_ptr()),
+    };
+    if is_proxy(state, 1) {
+        return raise_readonly(state);
+    }
+    ffi::lua_rawseti(state, 1, pos as _);
+    0
+}
+
+/// `table.insert`'s replacement.
+pub fn table_insert(lua: &Lua) -> mlua::Result<Function> {
+    // SAFETY: follows the Lua C API contract and owns no Rust values.
+    unsafe { lua.create_c_function(sb_tinsert) }
+}
+
 /// The C replacements for base functions, by global name.
 pub fn base_overrides(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> {
     // SAFETY: each function follows the Lua C API contract and owns no Rust values.
@@ -339,6 +377,7 @@ for _, name in ipairs({'debug', 'loadfile', 'dofile', 'setfenv', 'getfenv', 'new
   G[name] = nil
 end
 
+table.insert = N.table_insert
 math.random = N.math_random
 math.randomseed = N.math_randomseed
 G.bit = N.bit

@@ -115,6 +115,7 @@ impl LuaVm {
             overrides.raw_set(name, f)?;
         }
         natives.raw_set("overrides", overrides)?;
+        natives.raw_set("table_insert", super::sandbox::table_insert(&lua)?)?;
         let (proxy, globals, runner): (Table, Table, Function) = lua
             .load(PRELUDE)
             .set_name(super::sandbox::INTERNAL_CHUNK)
