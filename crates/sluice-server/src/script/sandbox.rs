@@ -341,6 +341,60 @@ pub fn table_insert(lua: &Lua) -> mlua::Result<Function> {
     unsafe { lua.create_c_function(sb_tinsert) }
 }
 
+/// Registry key of the flag set when the host aborts the running script.
+pub const ABORTED_KEY: &str = "sluice.aborted";
+
+/// True if the host aborted the running script: protected calls must not swallow that
+/// error (Redis makes its hook fire on every line after SCRIPT KILL for the same reason).
+unsafe fn aborted(state: *mut ffi::lua_State) -> bool {
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"sluice.aborted".as_ptr());
+    let set = ffi::lua_toboolean(state, -1) != 0;
+    ffi::lua_pop(state, 1);
+    set
+}
+
+/// Redis' `luaRedisPcall`: a caught error table comes back as its `err` message.
+unsafe extern "C-unwind" fn sb_pcall(state: *mut ffi::lua_State) -> c_int {
+    let argc = ffi::lua_gettop(state);
+    if argc == 0 {
+        // Redis calls lua_pcall with -1 arguments here, which calls its own placeholder.
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_pushstring(state, c"attempt to call a boolean value".as_ptr());
+        return 2;
+    }
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_insert(state, 1);
+    if ffi::lua_pcall(state, argc - 1, ffi::LUA_MULTRET, 0) != 0 {
+        if aborted(state) {
+            return ffi::lua_error(state);
+        }
+        ffi::lua_remove(state, 1);
+        if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+            ffi::lua_getfield(state, -1, c"err".as_ptr());
+            if ffi::lua_isstring(state, -1) != 0 {
+                ffi::lua_replace(state, -2);
+            }
+        }
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_insert(state, 1);
+    }
+    ffi::lua_gettop(state)
+}
+
+/// Lua 5.1's `xpcall`, except that an abort is not caught.
+unsafe extern "C-unwind" fn sb_xpcall(state: *mut ffi::lua_State) -> c_int {
+    ffi::luaL_checkany(state, 2);
+    ffi::lua_settop(state, 2);
+    ffi::lua_insert(state, 1);
+    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 1);
+    if status != 0 && aborted(state) {
+        return ffi::lua_error(state);
+    }
+    ffi::lua_pushboolean(state, (status == 0) as c_int);
+    ffi::lua_replace(state, 1);
+    ffi::lua_gettop(state)
+}
+
 /// The C replacements for base functions, by global name.
 pub fn base_overrides(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> {
     // SAFETY: each function follows the Lua C API contract and owns no Rust values.
@@ -353,6 +407,8 @@ pub fn base_overrides(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> 
             ("rawset", lua.create_c_function(sb_rawset)?),
             ("setmetatable", lua.create_c_function(sb_setmetatable)?),
             ("loadstring", lua.create_c_function(sb_loadstring)?),
+            ("pcall", lua.create_c_function(sb_pcall)?),
+            ("xpcall", lua.create_c_function(sb_xpcall)?),
             ("load", lua.create_c_function(sb_load)?),
         ])
     }
@@ -368,7 +424,7 @@ local N = ...
 local G = _G
 local dbg = debug
 local type, tostring, error, xpcall = type, tostring, error, xpcall
-local raw_setmetatable, raw_next, raw_pcall = setmetatable, next, pcall
+local raw_setmetatable, raw_next = setmetatable, next
 local reg = dbg.getregistry()
 
 -- What Redis 7.0 does not offer.
@@ -385,20 +441,6 @@ G.cjson = N.cjson
 G.cmsgpack = N.cmsgpack
 G.struct = N.struct
 G.redis = N.redis
-
--- Redis replaces pcall so that a caught error table is returned as its message.
-local function fix_pcall(ok, ...)
-  if ok then return ok, ... end
-  local e = ...
-  if type(e) == 'table' then
-    local m = e.err
-    if type(m) == 'string' or type(m) == 'number' then return false, m end
-    -- Redis leaves the non-string field on its stack, so it is returned too.
-    return false, e, m
-  end
-  return false, e
-end
-G.pcall = function(...) return fix_pcall(raw_pcall(...)) end
 
 -- Redis' handler: the error as a table with the user's source and line. Redis skips one C
 -- frame (the function that raised); the sandbox's own Lua frames are skipped too.

@@ -10,7 +10,7 @@ use mlua::{
 };
 
 use super::convert::{format_g, lua_to_frame, sanitize_line};
-use super::sandbox::{base_overrides, PRELUDE};
+use super::sandbox::{base_overrides, ABORTED_KEY, PRELUDE};
 use super::{redis_api, Frame, Script, ScriptAbort, ScriptHost};
 
 /// Settings of a Lua state.
@@ -130,13 +130,15 @@ impl LuaVm {
         let hook_state = Rc::clone(&state);
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(options.hook_instructions.max(1)),
-            move |_lua, _debug| {
+            move |lua, _debug| {
                 if hook_state.aborted.borrow().is_some() {
                     return Err(mlua::Error::runtime("script aborted"));
                 }
                 let verdict = hook_state.with_host(|h| h.check_abort());
                 if let Some(Err(abort)) = verdict {
                     *hook_state.aborted.borrow_mut() = Some(abort);
+                    // Seen by pcall/xpcall, which then re-raise instead of catching.
+                    lua.set_named_registry_value(ABORTED_KEY, true)?;
                     return Err(mlua::Error::runtime("script aborted"));
                 }
                 Ok(VmState::Continue)
@@ -211,6 +213,9 @@ impl LuaVm {
         let result = self.runner.call::<(Value, Value)>(f);
         drop(guard);
         let aborted = self.state.aborted.borrow_mut().take();
+        if aborted.is_some() {
+            let _ = self.lua.set_named_registry_value(ABORTED_KEY, false);
+        }
         if let Some(limit) = self.options.memory_limit {
             if !matches!(result, Ok((Value::Boolean(true), _))) {
                 // A script stopped by the memory limit leaves its garbage behind, and the
