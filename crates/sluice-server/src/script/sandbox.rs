@@ -366,7 +366,7 @@ unsafe extern "C-unwind" fn sb_pcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_insert(state, 1);
     if ffi::lua_pcall(state, argc - 1, ffi::LUA_MULTRET, 0) != 0 {
         if aborted(state) {
-            return ffi::lua_error(state);
+            ffi::lua_error(state);
         }
         ffi::lua_remove(state, 1);
         if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
@@ -388,7 +388,7 @@ unsafe extern "C-unwind" fn sb_xpcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_insert(state, 1);
     let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 1);
     if status != 0 && aborted(state) {
-        return ffi::lua_error(state);
+        ffi::lua_error(state);
     }
     ffi::lua_pushboolean(state, (status == 0) as c_int);
     ffi::lua_replace(state, 1);
