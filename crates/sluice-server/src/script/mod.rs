@@ -28,12 +28,31 @@
 //! can only rely on it after `math.randomseed`). `SCRIPT FLUSH` bumps a generation number;
 //! each thread rebuilds its state before its next script.
 //!
+//! A script runs synchronously on the calling thread: call [`with_thread_vm`] from a
+//! blocking context (or accept that the worker thread is busy for the script's duration, as
+//! Redis' single thread is). Nested use from inside `ScriptHost::call` gets a throwaway
+//! state rather than a panic, but the host should refuse EVAL from scripts anyway.
+//!
 //! # What the host must do itself
 //!
 //! The runtime only converts values and formats errors. The host returns, as
-//! `Frame::Error`, the errors Redis produces in `scriptCall` (see [`ScriptHost::call`]), and
-//! enforces `no-writes` / `EVAL_RO`, `NOSCRIPT`, `BUSY`, and `script_timeout` (via
-//! [`ScriptHost::check_abort`]).
+//! `Frame::Error`, the errors Redis produces in `scriptCall` (see [`ScriptHost::call`]):
+//! unknown command, wrong arity, `noscript` commands (MULTI, EXEC, WATCH, SUBSCRIBE,
+//! BLPOP..., EVAL), writes from `no-writes` scripts and EVAL_RO, ACL denials, OOM for
+//! scripts without `allow-oom`. It also answers `NOSCRIPT` for unknown SHAs, replies `BUSY`
+//! to other clients while a script runs longer than `busy-reply-threshold`, and stops a
+//! script through [`ScriptHost::check_abort`] (the runtime adds the script/line suffix).
+//!
+//! # Lua differences from redis-server 7.0 (known gaps)
+//!
+//! - Read-only tables are emulated with proxies (see `sandbox.rs`): `#`, `pairs`, `next`,
+//!   `rawget`, `rawset`, `setmetatable`, `table.insert` behave as in Redis; `getmetatable`
+//!   on a protected table returns a read-only stand-in rather than Redis' metatable.
+//! - Integral numbers reach Rust as integers, so `cjson.encode(-0)` gives `0` (Redis `-0`).
+//! - Lua's own messages use LUA_IDSIZE 60 for chunk names, Redis 80 (only visible with
+//!   `loadstring(code, very_long_name)` errors).
+//! - The cjson settings functions report the defaults and change nothing.
+//! - No script debugger (`redis.breakpoint` returns false, `redis.debug` does nothing).
 
 mod convert;
 mod lib_bit;

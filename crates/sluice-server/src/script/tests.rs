@@ -355,7 +355,7 @@ fn memory_limit_stops_a_script() {
     assert_eq!(
         f,
         Frame::error(format!(
-            "ERR Error running script f_{}, not enough memory",
+            "ERR Error running script {}, not enough memory",
             script.sha()
         ))
     );

@@ -232,7 +232,7 @@ impl LuaVm {
             Err(e) => {
                 let msg = e.to_string();
                 let msg: String = msg.chars().take(100).collect();
-                let line = format!("ERR Error running script f_{}, {msg}", script.sha());
+                let line = format!("ERR Error running script {}, {msg}", script.sha());
                 Frame::Error(sanitize_line(line.as_bytes()))
             }
         }
@@ -259,7 +259,7 @@ fn error_reply(sha: &str, err: &Value, aborted: Option<ScriptAbort>) -> Frame {
             _ => "execution failure".into(),
         };
         let msg: String = msg.chars().take(100).collect();
-        let line = format!("ERR Error running script f_{sha}, {msg}");
+        let line = format!("ERR Error running script {sha}, {msg}");
         return Frame::Error(sanitize_line(line.as_bytes()));
     };
     let text = |k: &str| -> Option<Vec<u8>> {
