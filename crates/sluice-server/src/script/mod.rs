@@ -48,7 +48,6 @@
 //! - Read-only tables are emulated with proxies (see `sandbox.rs`): `#`, `pairs`, `next`,
 //!   `rawget`, `rawset`, `setmetatable`, `table.insert` behave as in Redis; `getmetatable`
 //!   on a protected table returns a read-only stand-in rather than Redis' metatable.
-//! - Integral numbers reach Rust as integers, so `cjson.encode(-0)` gives `0` (Redis `-0`).
 //! - Lua's own messages use LUA_IDSIZE 60 for chunk names, Redis 80 (only visible with
 //!   `loadstring(code, very_long_name)` errors).
 //! - The cjson settings functions report the defaults and change nothing.

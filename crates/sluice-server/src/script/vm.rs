@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use mlua::{
-    ffi, ChunkMode, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState,
+    chunk::ChunkMode, ffi, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState,
 };
 
 use super::convert::{format_g, lua_to_frame, sanitize_line};
@@ -143,7 +143,7 @@ impl LuaVm {
                 }
                 Ok(VmState::Continue)
             },
-        );
+        )?;
         Ok(LuaVm {
             lua,
             state,
