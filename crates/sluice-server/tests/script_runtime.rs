@@ -867,6 +867,14 @@ fn cases() -> Vec<Case> {
         "cmsgpack.unpack('\\203\\64\\9\\33\\251\\84\\68\\45\\24')",
         "cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255')",
         "cmsgpack.unpack('\\211\\128\\0\\0\\0\\0\\0\\0\\0')",
+        "{pcall(cmsgpack.unpack, string.rep('\\145', 10000) .. '\\1')}",
+        "cmsgpack.unpack(string.rep('\\145', 10000) .. '\\1')",
+        "{pcall(cmsgpack.unpack, string.rep('\\1', 10000))}",
+        "select('#', cmsgpack.unpack(string.rep('\\1', 7998)))",
+        "select('#', cmsgpack.unpack(string.rep('\\1', 7999)))",
+        "select('#', cmsgpack.unpack(string.rep('\\1', 8000)))",
+        "{pcall(cmsgpack.unpack, string.rep('\\129\\1', 500) .. '\\1')}",
+        "type(cmsgpack.unpack(string.rep('\\145', 100) .. '\\1'))",
     ] {
         v.push(case(&format!("return {expr}")));
     }

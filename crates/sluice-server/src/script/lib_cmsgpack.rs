@@ -148,8 +148,16 @@ fn encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
 enum DecodeError {
     Eof,
     BadFormat,
+    /// Nesting past what Lua's C stack allows (luaL_checkstack in lua-cmsgpack).
+    TooDeep(&'static str),
     Lua(mlua::Error),
 }
+
+/// Nesting limit of decoded arrays and maps. lua-cmsgpack fails with the same message near
+/// 4000 levels (its `luaL_checkstack`: two slots a level of LUAI_MAXCSTACK); the decoder here
+/// recurses on the Rust stack, which must stay well inside a 2 MiB thread stack, so it stops
+/// earlier.
+const MAX_DECODE_DEPTH: usize = 1000;
 
 impl From<mlua::Error> for DecodeError {
     fn from(e: mlua::Error) -> Self {
@@ -160,6 +168,7 @@ impl From<mlua::Error> for DecodeError {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 impl Cursor<'_> {
@@ -240,15 +249,28 @@ impl Cursor<'_> {
     }
 
     fn array(&mut self, lua: &Lua, n: usize) -> Result<Value, DecodeError> {
+        if self.depth >= MAX_DECODE_DEPTH {
+            return Err(DecodeError::TooDeep(
+                "stack overflow (in function mp_decode_to_lua_array)",
+            ));
+        }
+        self.depth += 1;
         let t = lua.create_table()?;
         for j in 1..=n {
             let v = self.decode(lua)?;
             t.raw_set(j as i64, v)?;
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
 
     fn map(&mut self, lua: &Lua, n: usize) -> Result<Value, DecodeError> {
+        if self.depth >= MAX_DECODE_DEPTH {
+            return Err(DecodeError::TooDeep(
+                "stack overflow (in function mp_decode_to_lua_hash)",
+            ));
+        }
+        self.depth += 1;
         let t = lua.create_table()?;
         for _ in 0..n {
             let k = self.decode(lua)?;
@@ -258,6 +280,7 @@ impl Cursor<'_> {
             }
             t.raw_set(k, v)?;
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
 }
@@ -285,14 +308,24 @@ fn unpack_full(lua: &Lua, data: &[u8], limit: i64, offset: i64) -> Result<MultiV
     let mut c = Cursor {
         data,
         pos: offset as usize,
+        depth: 0,
     };
     let mut out = Vec::new();
     let mut count = 0;
     while c.pos < data.len() && count < limit {
+        // lua-cmsgpack's luaL_checkstack before each value: the string argument and the
+        // values so far must leave room in a C function's 8000 stack slots.
+        if count + 2 > 8000 {
+            return Err(
+                "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
+                    .into(),
+            );
+        }
         match c.decode(lua) {
             Ok(v) => out.push(v),
             Err(DecodeError::Eof) => return Err("Missing bytes in input.".into()),
             Err(DecodeError::BadFormat) => return Err("Bad data format in input.".into()),
+            Err(DecodeError::TooDeep(msg)) => return Err(msg.into()),
             Err(DecodeError::Lua(e)) => return Err(e.to_string()),
         }
         count += 1;

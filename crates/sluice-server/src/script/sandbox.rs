@@ -45,6 +45,9 @@ const NEXT_KEY: &std::ffi::CStr = c"sluice.next";
 const IPAIRS_KEY: &std::ffi::CStr = c"sluice.ipairs";
 const RO_MSG: &std::ffi::CStr = c"Attempt to modify a readonly table";
 
+/// Past this many results a native returns them through a table (see `raise_trampoline`).
+const MANY_RESULTS: usize = 64;
+
 /// Wraps a Rust function so that it can raise errors the way Redis' C functions do.
 pub fn native<F>(lua: &Lua, f: F) -> mlua::Result<Function>
 where
@@ -53,6 +56,15 @@ where
     let inner = lua.create_function(move |lua, args: MultiValue| {
         let mut out = MultiValue::new();
         match f(lua, args)? {
+            // Many values (cmsgpack.unpack) travel as a table: mlua's own stack checks
+            // for callback results stop far below the C function limit Redis allows.
+            Outcome::Return(vals) if vals.len() > MANY_RESULTS => {
+                let n = vals.len();
+                let t = lua.create_sequence_from(vals)?;
+                out.push_back(Value::Integer(3));
+                out.push_back(Value::Table(t));
+                out.push_back(Value::Integer(n as i64));
+            }
             Outcome::Return(vals) => {
                 out.push_back(Value::Integer(0));
                 out.extend(vals);
@@ -89,6 +101,18 @@ unsafe extern "C-unwind" fn raise_trampoline(state: *mut ffi::lua_State) -> c_in
     ffi::lua_remove(state, 1);
     match status {
         0 => ffi::lua_gettop(state),
+        3 => {
+            // (table, n): push the table's n values (nils included) as the results.
+            let n = ffi::lua_tointeger(state, 2) as c_int;
+            ffi::lua_settop(state, 1);
+            // The plain C function: mlua-sys's compat wrapper asks for 20 more slots.
+            ffi::luaL_checkstack_(state, n, c"too many results".as_ptr());
+            for i in 1..=n {
+                ffi::lua_rawgeti(state, 1, i as _);
+            }
+            ffi::lua_remove(state, 1);
+            n
+        }
         1 => {
             ffi::lua_settop(state, 1);
             ffi::lua_error(state)
