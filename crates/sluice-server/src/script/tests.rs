@@ -387,3 +387,27 @@ fn thread_vms_run_concurrently() {
         assert!(h.join().expect("thread"));
     }
 }
+
+#[test]
+fn deep_and_cyclic_replies_are_cut_not_crashed() {
+    fn depth(f: &Frame) -> usize {
+        match f {
+            Frame::Array(items) => 1 + items.first().map_or(0, depth),
+            _ => 0,
+        }
+    }
+    let deep = run("local t = {} local c = t for i = 1, 5000 do c[1] = {} c = c[1] end return t");
+    assert!(
+        depth(&deep) > 500 && depth(&deep) <= 1001,
+        "{}",
+        depth(&deep)
+    );
+    let cyclic = run("local t = {} t[1] = t return t");
+    assert!(depth(&cyclic) <= 1001);
+    let json = run(
+        "local t = {} local c = t for i = 1, 5000 do c[1] = {} c = c[1] end return cjson.encode(t)",
+    );
+    assert!(
+        matches!(json, Frame::Error(m) if m.starts_with(b"ERR user_script:1: Cannot serialise, excessive nesting (1001)"))
+    );
+}
