@@ -13,6 +13,7 @@ pub mod bench;
 pub mod config;
 pub mod frontend;
 pub mod glob;
+pub mod script;
 pub mod server;
 pub mod state;
 pub mod tls;

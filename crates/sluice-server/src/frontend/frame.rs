@@ -30,6 +30,9 @@ pub enum Frame {
     Boolean(bool),
     /// RESP3 verbatim string (`txt`); a bulk string in RESP2.
     Verbatim(Bytes),
+    /// RESP3 big number (`(123...`); a bulk string in RESP2. Only Lua scripts produce it
+    /// (`{big_number = "..."}`).
+    BigNumber(Bytes),
 }
 
 impl Frame {
@@ -127,6 +130,15 @@ impl Frame {
                     out.put_u8(b'=');
                     put_int(out, b.len() as i64 + 4);
                     out.put_slice(b"txt:");
+                    out.put_slice(b);
+                    out.put_slice(b"\r\n");
+                } else {
+                    put_bulk(out, b);
+                }
+            }
+            Frame::BigNumber(b) => {
+                if proto >= 3 {
+                    out.put_u8(b'(');
                     out.put_slice(b);
                     out.put_slice(b"\r\n");
                 } else {
