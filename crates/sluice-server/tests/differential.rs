@@ -40,6 +40,9 @@
 //!   "invalid multibulk length"; Redis 7.0 accepts counts up to 2^31-1.
 //! - AUTH and the other commands Sluice does not serve answer "unknown command".
 //! - HSCAN answers a whole hash in one page with cursor 0, as Redis does for a small hash.
+//! - A hash keeps its fields in insertion order; Redis does too until a value passes 64 bytes or
+//!   the hash 128 fields (`hash-max-listpack-*`), after which its order is unspecified. The
+//!   corpus reads back only small hashes in order.
 
 mod common;
 
@@ -76,6 +79,16 @@ const CORPUS: &[(&str, &[&str])] = &[
             "ECHO hi",
             "DISCARD",
             "GET a",
+            "MULTI",
+            "SET a 9",
+            "EXEC a1",
+            "GET a",
+            "EXEC",
+            "WATCH a",
+            "EXEC x",
+            "SET a 10",
+            "MULTI",
+            "EXEC",
         ],
     ),
     (
@@ -270,8 +283,10 @@ const CORPUS: &[(&str, &[&str])] = &[
             "HINCRBYFLOAT h f 0.1",
             "HINCRBYFLOAT h f 0.2",
             "HINCRBYFLOAT h f x",
-            "HINCRBYFLOAT h f 1e308",
-            "HINCRBYFLOAT h f 1e308",
+            "HINCRBYFLOAT big f 1e308",
+            "HINCRBYFLOAT big f 1e308",
+            "HINCRBYFLOAT h f -inf",
+            "HINCRBYFLOAT h f Infinity",
             "HINCRBYFLOAT h n 1.5",
             "HINCRBY h \" 1\" 1",
             "HSET h sp \" 1\"",

@@ -191,6 +191,9 @@ pub enum SluiceError {
     /// HINCRBY on a field whose value is not a 64-bit integer.
     #[error("ERR hash value is not an integer")]
     HashNotInteger,
+    /// HINCRBYFLOAT by an infinite increment.
+    #[error("ERR value is NaN or Infinity")]
+    InfiniteIncrement,
     /// HINCRBYFLOAT on a field whose value is not a float.
     #[error("ERR hash value is not a float")]
     HashNotFloat,

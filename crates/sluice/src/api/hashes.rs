@@ -162,6 +162,15 @@ impl Access<'_> {
         if !numeric::is_redis_float(increment) {
             return Err(SluiceError::NotFloat);
         }
+        // `strtold` reads "inf" and "infinity" (any case, signed); no finite text overflows,
+        // as `is_redis_float` refused those.
+        let unsigned = increment
+            .strip_prefix(b"-")
+            .or_else(|| increment.strip_prefix(b"+"))
+            .unwrap_or(increment);
+        if unsigned.eq_ignore_ascii_case(b"inf") || unsigned.eq_ignore_ascii_case(b"infinity") {
+            return Err(SluiceError::InfiniteIncrement);
+        }
         self.update_hash(db, key, |h| {
             let next =
                 numeric::incr_by_float(h.get(&field).map(|v| &v[..]), increment).map_err(|e| {

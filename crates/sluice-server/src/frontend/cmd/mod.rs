@@ -72,7 +72,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         return refuse_in_multi(session, unknown_command(args));
     };
     if !arity_ok(spec.arity, args.len()) {
-        return refuse_in_multi(session, wrong_arity(spec.name));
+        return refuse(session, spec, wrong_arity(spec.name));
     }
     // A container with no sub-command runs itself (bare COMMAND lists every command).
     if !spec.subcommands.is_empty() && args.len() > 1 {
@@ -90,7 +90,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         }
     }
     if let Some(denied) = acl::check(session, spec, args) {
-        return refuse_in_multi(session, denied);
+        return refuse(session, spec, denied);
     }
     if session.multi.is_some() && !transactions::runs_in_multi(spec) {
         return transactions::queue(session, args);
@@ -123,6 +123,25 @@ async fn run(
         Handler::Sync(run) => run(ctx, args),
         Handler::Async(run) => run(ctx, args).await,
     }
+}
+
+/// A known command refused before it ran (arity, permissions): as [`refuse_in_multi`], and a
+/// refused EXEC discards the transaction and unwatches, answering EXECABORT with the reason,
+/// as Redis's `rejectCommand` does.
+fn refuse(session: &mut Session, spec: &Spec, refusal: Frame) -> Frame {
+    if spec.name != "exec" {
+        return refuse_in_multi(session, refusal);
+    }
+    session.end_transaction();
+    let Frame::Error(line) = refusal else {
+        return refusal;
+    };
+    let reason = line.strip_prefix(b"ERR ").unwrap_or(&line);
+    Frame::Error(
+        [&b"EXECABORT Transaction discarded because of: "[..], reason]
+            .concat()
+            .into(),
+    )
 }
 
 /// A command refused before it ran: inside MULTI the refusal also dooms the transaction
