@@ -196,7 +196,6 @@ async fn builtin_hashes_under_every_policy() {
             Err(SluiceError::WrongType)
         );
         h.sluice.flush().await.unwrap();
-        drop(access);
         let h = h.restart(|_| {}).await;
         let mut access = h.sluice.access();
         let hash = access.hash(0, key.clone()).await.unwrap().unwrap();

@@ -229,11 +229,12 @@ async fn run_script(
     } = ctx;
     if access.in_transaction() {
         // Queued in MULTI: the EXEC's transaction holds the keys and commits (or restarts).
+        // A script stopped there leaves what it staged to the EXEC, which commits it with the
+        // rest: EXEC has no partial undo.
         return match run_once(shared, session, &mut access, &script, &keys, &argv, writes).await {
             Ran::Finished(reply) | Ran::Stopped(reply) => reply,
         };
     }
-    drop(access);
     let db = session.db;
     let mut txn = shared
         .sluice
