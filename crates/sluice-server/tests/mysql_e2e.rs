@@ -138,3 +138,46 @@ ttl = "1h"
     assert_eq!(c.get("product:1:price").await.as_deref(), Some("9.99"));
     drop(server);
 }
+
+/// A hash keyspace on a MySQL/MariaDB row: see [`sql_e2e::hash_rows_scenario`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_rows_end_to_end() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let table = format!("sluice_e2e_users_{}", unique_suffix());
+    let pool = mysql_async::Pool::new(url.as_str());
+    exec(
+        &pool,
+        &format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, email TEXT, \
+             age INT CHECK (age >= 0))"
+        ),
+    )
+    .await;
+    let body = {
+        let (url, table, pool) = (url.clone(), table.clone(), pool.clone());
+        async move {
+            let server = Sluice::start(&sql_e2e::users_keyspace(&url, &table)).await;
+            let row = move |id: i64| {
+                let (pool, table) = (pool.clone(), table.clone());
+                Box::pin(async move {
+                    let mut conn = pool.get_conn().await.expect("connect to MySQL");
+                    conn.exec_first::<(Option<String>, Option<String>, Option<String>), _, _>(
+                        format!("SELECT name, email, CAST(age AS CHAR) FROM {table} WHERE id = ?"),
+                        (id,),
+                    )
+                    .await
+                    .expect("read the row")
+                    .map(|(a, b, c)| [a, b, c])
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = sql_e2e::UserRow> + Send>>
+            };
+            sql_e2e::hash_rows_scenario(&server, &row).await;
+        }
+    };
+    with_cleanup(body, async {
+        exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
+    })
+    .await;
+}

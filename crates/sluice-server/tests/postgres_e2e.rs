@@ -687,3 +687,49 @@ policy = "write-through"
     );
     drop(server);
 }
+
+/// A hash keyspace on a PostgreSQL row: see [`sql_e2e::hash_rows_scenario`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_rows_end_to_end() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let table = format!("sluice_e2e_users_{}", unique_suffix());
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, name text, email text, \
+             age integer CHECK (age >= 0))"
+        ))
+        .await
+        .expect("create the table");
+    let body = {
+        let (url, table) = (url.clone(), table.clone());
+        async move {
+            let server = Sluice::start(&sql_e2e::users_keyspace(&url, &table)).await;
+            let reader = Arc::new(connect(&url).await);
+            let row = move |id: i64| {
+                let (reader, table) = (reader.clone(), table.clone());
+                Box::pin(async move {
+                    reader
+                        .query_opt(
+                            &format!("SELECT name, email, age::text FROM {table} WHERE id = $1"),
+                            &[&id],
+                        )
+                        .await
+                        .expect("read the row")
+                        .map(|r| [r.get(0), r.get(1), r.get(2)])
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = sql_e2e::UserRow> + Send>>
+            };
+            sql_e2e::hash_rows_scenario(&server, &row).await;
+        }
+    };
+    with_cleanup(body, async {
+        admin
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .expect("drop the table");
+    })
+    .await;
+}

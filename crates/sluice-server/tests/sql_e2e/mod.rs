@@ -475,3 +475,129 @@ impl Drop for Proxy {
         self.state.generation.send_replace(m.1);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A hash keyspace on a row, the same scenario on every database.
+// ---------------------------------------------------------------------------------------
+
+/// A row of the `users (id, name, email, age CHECK (age >= 0))` table as the database holds
+/// it: `None` without a row, else (name, email, age) as text, NULL as `None`.
+pub type UserRow = Option<[Option<String>; 3]>;
+
+/// Reads row `id` of the users table with the database's own client.
+pub type ReadUser =
+    dyn Fn(i64) -> std::pin::Pin<Box<dyn Future<Output = UserRow> + Send>> + Send + Sync;
+
+/// The config of a write-through hash keyspace `user:{id}` on `table`.
+pub fn users_keyspace(url: &str, table: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "{url}"
+
+[[keyspace]]
+name = "users"
+keys = "user:{{id}}"
+table = "{table}"
+key_column = "id"
+columns = ["name", "email", "age"]
+policy = "write-through"
+"#
+    )
+}
+
+fn strings(reply: Reply) -> Vec<String> {
+    let Reply::Array(Some(items)) = reply else {
+        panic!("expected an array, got {reply:?}");
+    };
+    items.iter().filter_map(Reply::bulk_str).collect()
+}
+
+/// HSET writes exactly the named columns; HGETALL reads the row (NULL columns absent); HDEL
+/// sets a column NULL; HINCRBY works on an integer column; a field that is not a column, or
+/// a value the column cannot hold, is refused with nothing written; an EXEC whose statement
+/// the database refuses applies nothing, in the table or the cache; DEL sets the mapped
+/// columns NULL.
+pub async fn hash_rows_scenario(server: &Sluice, row: &ReadUser) {
+    let mut c = server.client().await;
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        c.cmd(&["HSET", "user:7", "name", "Ann", "email", "a@b"])
+            .await,
+        Reply::Int(2)
+    );
+    assert_eq!(row(7).await, Some([some("Ann"), some("a@b"), None]));
+    assert_eq!(
+        c.cmd(&["HINCRBY", "user:7", "age", "41"]).await,
+        Reply::Int(41)
+    );
+    assert_eq!(row(7).await, Some([some("Ann"), some("a@b"), some("41")]));
+    assert_eq!(
+        strings(c.cmd(&["HGETALL", "user:7"]).await),
+        ["name", "Ann", "email", "a@b", "age", "41"]
+    );
+    assert_eq!(c.cmd(&["HDEL", "user:7", "email"]).await, Reply::Int(1));
+    assert_eq!(row(7).await, Some([some("Ann"), None, some("41")]));
+    assert_eq!(
+        c.cmd(&["TYPE", "user:7"]).await,
+        Reply::Status("hash".into())
+    );
+
+    let refused = c
+        .err(&["HSET", "user:7", "nosuch", "x", "name", "Bob"])
+        .await;
+    assert!(refused.contains("nosuch"), "names the field: {refused}");
+    let refused = c.err(&["HSET", "user:7", "age", "old"]).await;
+    assert!(refused.contains("age"), "names the column: {refused}");
+    let refused = c.err(&["HINCRBY", "user:7", "name", "1"]).await;
+    assert!(refused.contains("not an integer"), "{refused}");
+    assert_eq!(row(7).await, Some([some("Ann"), None, some("41")]));
+
+    // The database refuses age -5 (CHECK): nothing of the EXEC is applied.
+    c.ok(&["MULTI"]).await;
+    for args in [
+        ["HSET", "user:8", "name", "Bob"],
+        ["HSET", "user:7", "age", "-5"],
+    ] {
+        assert_eq!(c.cmd(&args).await, Reply::Status("QUEUED".into()));
+    }
+    let refused = c.err(&["EXEC"]).await;
+    assert!(
+        refused.contains("user:7") && refused.contains("nothing of the transaction"),
+        "names the key: {refused}"
+    );
+    assert_eq!(row(8).await, None, "no row created by the refused EXEC");
+    assert_eq!(row(7).await, Some([some("Ann"), None, some("41")]));
+    assert_eq!(
+        c.cmd(&["HGET", "user:7", "age"]).await,
+        Reply::Bulk(Some(b"41".to_vec()))
+    );
+    assert_eq!(c.cmd(&["EXISTS", "user:8"]).await, Reply::Int(0));
+
+    // Without the refused statement both rows are written, in one transaction.
+    c.ok(&["MULTI"]).await;
+    for args in [
+        ["HSET", "user:8", "name", "Bob"],
+        ["HSET", "user:7", "age", "42"],
+    ] {
+        assert_eq!(c.cmd(&args).await, Reply::Status("QUEUED".into()));
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        Reply::Array(Some(vec![Reply::Int(1), Reply::Int(0)]))
+    );
+    assert_eq!(row(8).await, Some([some("Bob"), None, None]));
+    assert_eq!(row(7).await, Some([some("Ann"), None, some("42")]));
+
+    assert_eq!(c.cmd(&["DEL", "user:7"]).await, Reply::Int(1));
+    assert_eq!(
+        row(7).await,
+        Some([None, None, None]),
+        "set-null keeps the row"
+    );
+    assert_eq!(
+        c.cmd(&["HGETALL", "user:7"]).await,
+        Reply::Array(Some(vec![]))
+    );
+    assert_eq!(c.cmd(&["EXISTS", "user:7"]).await, Reply::Int(0));
+}
