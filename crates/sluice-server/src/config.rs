@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// A client whose pending replies make no progress (it does not read) for this long is
     /// disconnected.
     pub client_output_stall_timeout: Duration,
+    /// A Lua script still running after this long is stopped (nothing it wrote is applied:
+    /// a script's writes commit when it ends) and answers an error.
+    pub script_timeout: Duration,
     /// Port for TLS connections (beside `port`, or instead of it with `tls_only`).
     pub tls_port: Option<u16>,
     /// Serve only TLS: no plaintext listener on `port`.
@@ -171,6 +174,8 @@ struct ServerSection {
     client_output_buffer_limit: u64,
     #[serde(deserialize_with = "deserialize_duration")]
     client_output_stall_timeout: Duration,
+    #[serde(deserialize_with = "deserialize_duration")]
+    script_timeout: Duration,
     tls_port: Option<u16>,
     tls_only: bool,
     tls_cert: Option<PathBuf>,
@@ -198,6 +203,7 @@ impl Default for ServerSection {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: 256 * 1024 * 1024,
             client_output_stall_timeout: Duration::from_secs(60),
+            script_timeout: Duration::from_secs(5),
             tls_port: None,
             tls_only: false,
             tls_cert: None,
@@ -225,6 +231,7 @@ impl ServerSection {
             client_query_buffer_limit: self.client_query_buffer_limit,
             client_output_buffer_limit: self.client_output_buffer_limit,
             client_output_stall_timeout: self.client_output_stall_timeout,
+            script_timeout: self.script_timeout,
             tls_port: self.tls_port,
             tls_only: self.tls_only,
             tls_cert: self.tls_cert,

@@ -57,6 +57,74 @@ const DB: &str = "9";
 
 /// Command sequences, each run on fresh connections after FLUSHDB.
 const CORPUS: &[(&str, &[&str])] = &[
+    // ---------------------------------------------------------------- EVAL and SCRIPT
+    (
+        "eval basics",
+        &[
+            "EVAL \"return 1\" 0",
+            "EVAL \"return {1,2,{3,'x'},nil,4}\" 0",
+            "EVAL \"return redis.call('set',KEYS[1],ARGV[1])\" 1 k v",
+            "EVAL \"return redis.call('get',KEYS[1])\" 1 k",
+            "EVAL \"redis.call('incr',KEYS[1]); return redis.call('incrby',KEYS[1],ARGV[1])\" 1 n 10",
+            "EVAL \"return redis.call('incr',KEYS[1])\" 1 k",
+            "EVAL \"return redis.pcall('incr',KEYS[1])\" 1 k",
+            "EVAL \"return redis.error_reply('MY bad')\" 0",
+            "EVAL \"return redis.status_reply('FINE')\" 0",
+            "EVAL \"return 3.99\" 0",
+            "EVAL \"return true\" 0",
+            "EVAL \"return false\" 0",
+            "EVAL \"return KEYS[1] .. ARGV[2]\" 1 a b c",
+            "EVAL \"return 1\" -1",
+            "EVAL \"return 1\" 2 a",
+            "EVAL \"return 1\" x",
+            "EVAL \"retur 1\" 0",
+            "EVAL \"error('boom')\" 0",
+            "EVAL \"return redis.call('nosuch')\" 0",
+            "EVAL \"return redis.call('get')\" 0",
+            "EVAL \"return redis.call('multi')\" 0",
+            "EVAL \"return redis.call('eval','return 1','0')\" 0",
+            "EVAL \"return redis.call('hset',KEYS[1],'f','v')\" 1 h",
+            "EVAL \"return redis.call('hgetall',KEYS[1])\" 1 h",
+            "EVAL \"return redis.call('get',KEYS[1])\" 1 h",
+            "EVAL \"return redis.pcall('get',KEYS[1])['err']\" 1 h",
+            "EVAL_RO \"return redis.call('get',KEYS[1])\" 1 k",
+            "EVAL_RO \"return redis.call('set',KEYS[1],'x')\" 1 k",
+            "EVAL \"#!lua flags=no-writes\nreturn redis.call('set',KEYS[1],'x')\" 1 k",
+            "EVAL \"#!lua flags=bogus\nreturn 1\" 0",
+            "GET k",
+        ],
+    ),
+    (
+        "evalsha and script load",
+        &[
+            "SCRIPT LOAD \"return ARGV[1]\"",
+            "EVALSHA 098e0f0d1448c0a81dafe820f66d460eb09263da 0 x",
+            "EVALSHA nosuch 0",
+            "EVALSHA 0123456789012345678901234567890123456789 0",
+            "SCRIPT EXISTS 098e0f0d1448c0a81dafe820f66d460eb09263da 0123456789012345678901234567890123456789",
+            "SCRIPT LOAD \"retur\"",
+            "EVAL \"return 'loaded by eval'\" 0",
+            "EVALSHA_RO 098e0f0d1448c0a81dafe820f66d460eb09263da 0 y",
+            "SCRIPT HELP",
+            "SCRIPT NOPE",
+        ],
+    ),
+    (
+        "eval in resp3 and in multi",
+        &[
+            "?HELLO 3",
+            "EVAL \"redis.setresp(3); return redis.call('hgetall',KEYS[1])\" 1 h",
+            "HSET h a 1",
+            "EVAL \"redis.setresp(3); return redis.call('hgetall',KEYS[1])\" 1 h",
+            "EVAL \"return redis.call('hgetall',KEYS[1])\" 1 h",
+            "EVAL \"return {double=3.5}\" 0",
+            "MULTI",
+            "EVAL \"return redis.call('incr',KEYS[1])\" 1 c",
+            "INCR c",
+            "EVAL \"return redis.call('incr',KEYS[1])\" 1 c",
+            "EXEC",
+        ],
+    ),
     // ---------------------------------------------------------------- MULTI / EXEC / WATCH
     (
         "multi exec basics",
@@ -1637,6 +1705,10 @@ const NOT_COMPARED: &[(&str, &str)] = &[
         "acl",
         "users differ from the oracle's; tests/security.rs covers ACL",
     ),
+    (
+        "function",
+        "FUNCTION FLUSH would empty the oracle's functions; tests/scripting.rs",
+    ),
     ("sluice.flush", "Sluice's own command"),
     ("sluice.keyspaces", "Sluice's own command"),
     ("sluice.deadletters", "Sluice's own command"),
@@ -1652,7 +1724,16 @@ fn forbidden(args: &[Vec<u8>]) -> Option<&'static str> {
     match &name[..] {
         b"flushall" | b"shutdown" | b"swapdb" | b"move" | b"migrate" | b"debug" | b"save"
         | b"bgsave" | b"bgrewriteaof" | b"replicaof" | b"slaveof" | b"failover" | b"acl"
-        | b"module" | b"script" | b"function" | b"eval" => Some("touches the whole server"),
+        | b"module" | b"function" => Some("touches the whole server"),
+        b"script"
+            if (word(1).as_deref() == Some(b"kill") && args.len() == 2)
+                || (word(1).as_deref() == Some(b"flush")
+                    && (args.len() == 2
+                        || (args.len() == 3
+                            && matches!(word(2).as_deref(), Some(b"sync" | b"async"))))) =>
+        {
+            Some("flushes or kills the oracle's scripts")
+        }
         b"select" => {
             let db = std::str::from_utf8(args.get(1)?)
                 .ok()?

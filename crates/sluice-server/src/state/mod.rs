@@ -18,9 +18,11 @@ use crate::config::ServerConfig;
 use crate::frontend::parse::Limits;
 
 mod clients;
+mod scripting;
 mod session;
 
 pub use clients::{ClientInfo, ClientRegistry};
+pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, Session};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
@@ -59,6 +61,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Users and their permissions.
     pub users: Users,
+    /// Loaded Lua scripts and the ones running.
+    pub scripting: Scripting,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -112,6 +116,7 @@ impl Shared {
             stats: ServerStats::default(),
             started: Instant::now(),
             limits,
+            scripting: Scripting::default(),
             next_id: AtomicU64::new(0),
             shutdown,
         }))

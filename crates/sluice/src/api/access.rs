@@ -132,6 +132,20 @@ impl<'a> Access<'a> {
         durable(applied).await
     }
 
+    /// This access again, for a shorter borrow (to hand to one operation and keep using it).
+    pub fn reborrow(&mut self) -> Access<'_> {
+        Access {
+            engine: self.engine,
+            txn: self.txn.as_deref_mut(),
+        }
+    }
+
+    /// Whether this access is a transaction's and an operation found a key another
+    /// transaction holds: the transaction must run again ([`crate::Transaction::restart`]).
+    pub fn needs_restart(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.needs_restart())
+    }
+
     /// The transaction's state, for operations that read across keys (KEYS, DBSIZE).
     pub(crate) fn txn(&self) -> Option<&TxnState> {
         self.txn.as_deref()

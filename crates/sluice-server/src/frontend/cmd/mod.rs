@@ -17,6 +17,7 @@ pub mod args;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod scripting;
 pub mod server;
 pub mod sluice_cmds;
 pub mod spec;
@@ -37,6 +38,7 @@ const FAMILIES: &[&[Spec]] = &[
     server::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// The command table.

@@ -1,0 +1,518 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT and FUNCTION FLUSH.
+//!
+//! A script runs as one engine transaction, as EXEC does: it holds its declared keys (and
+//! any other key it reaches, restarting from the top if another transaction held it), its
+//! own reads see its own writes, and when it ends its writes commit all or none (in one
+//! database transaction under write-through and invalidate, one journal group under
+//! write-back). A script stopped by SCRIPT KILL or `script_timeout` applies nothing. Inside
+//! MULTI, a queued EVAL runs in the EXEC's transaction.
+//!
+//! The Lua state runs on a blocking thread ([`tokio::task::spawn_blocking`]); each
+//! `redis.call` comes back to this connection's task over a channel and runs here, like any
+//! command, against the transaction. So a script never blocks a runtime worker, and the
+//! commands it calls are the very handlers clients reach.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sluice::Access;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::args::{parse, Args};
+use super::spec::{boxed, Ctx, Handler, Spec};
+use super::util::{engine_error, int_arg, is, unknown_subcommand};
+use super::{acl, arity_ok, lookup, run};
+use crate::frontend::Frame;
+use crate::script::{self, LogLevel, Script, ScriptAbort, ScriptHost};
+use crate::state::{Session, Shared};
+
+const SCRIPTING: &[&str] = &["@slow", "@scripting"];
+const EVAL_FLAGS: &[&str] = &[
+    "noscript",
+    "stale",
+    "skip_monitor",
+    "no_mandatory_keys",
+    "movablekeys",
+];
+const EVAL_RO_FLAGS: &[&str] = &[
+    "readonly",
+    "noscript",
+    "stale",
+    "skip_monitor",
+    "no_mandatory_keys",
+    "movablekeys",
+];
+
+/// The scripting commands.
+pub static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "eval",
+        arity: -3,
+        flags: EVAL_FLAGS,
+        categories: SCRIPTING,
+        summary: "Executes a server-side Lua script.",
+        handler: boxed!(eval),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "evalsha",
+        arity: -3,
+        flags: EVAL_FLAGS,
+        categories: SCRIPTING,
+        summary: "Executes a server-side Lua script by SHA1 digest.",
+        handler: boxed!(evalsha),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "eval_ro",
+        arity: -3,
+        flags: EVAL_RO_FLAGS,
+        categories: SCRIPTING,
+        summary: "Executes a read-only server-side Lua script.",
+        handler: boxed!(eval_ro),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "evalsha_ro",
+        arity: -3,
+        flags: EVAL_RO_FLAGS,
+        categories: SCRIPTING,
+        summary: "Executes a read-only server-side Lua script by SHA1 digest.",
+        handler: boxed!(evalsha_ro),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "script",
+        arity: -2,
+        categories: &["@slow"],
+        summary: "A container for Lua scripts management commands.",
+        subcommands: &[
+            ("kill", 2),
+            ("exists", -3),
+            ("load", 3),
+            ("flush", -2),
+            ("help", 2),
+        ],
+        handler: Handler::Sync(script_cmd),
+        ..Spec::DEFAULT
+    },
+    Spec {
+        name: "function",
+        arity: -2,
+        categories: &["@slow"],
+        summary: "A container for function commands.",
+        subcommands: &[("flush", -2)],
+        handler: Handler::Sync(function_cmd),
+        ..Spec::DEFAULT
+    },
+];
+
+/// `script numkeys [key ...] [arg ...]` (the script as its body or its SHA1).
+struct EvalArgs {
+    script: Bytes,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+}
+
+impl EvalArgs {
+    /// Parses as Redis `evalGenericCommand`: numkeys must be an integer, not negative, and
+    /// not more than the arguments that follow.
+    fn parse(argv: &mut [Bytes]) -> Result<EvalArgs, Frame> {
+        let mut args = Args::new(argv);
+        let script = args.next_bytes()?;
+        let numkeys = int_arg(&args.next_bytes()?)?;
+        if numkeys > args.remaining() as i64 {
+            return Err(Frame::error(
+                "ERR Number of keys can't be greater than number of args",
+            ));
+        }
+        if numkeys < 0 {
+            return Err(Frame::error("ERR Number of keys can't be negative"));
+        }
+        let mut keys = Vec::with_capacity(numkeys as usize);
+        for _ in 0..numkeys {
+            keys.push(args.next_bytes()?);
+        }
+        let mut rest = Vec::with_capacity(args.remaining());
+        while !args.is_empty() {
+            rest.push(args.next_bytes()?);
+        }
+        Ok(EvalArgs {
+            script,
+            keys,
+            argv: rest,
+        })
+    }
+}
+
+/// Whether a script may write (EVAL) or only read (EVAL_RO, or a `no-writes` script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    Allowed,
+    Refused,
+}
+
+/// EVAL script numkeys [key ...] [arg ...]
+async fn eval(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    eval_source(ctx, argv, Writes::Allowed).await
+}
+
+/// EVAL_RO script numkeys [key ...] [arg ...]
+async fn eval_ro(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    eval_source(ctx, argv, Writes::Refused).await
+}
+
+/// EVALSHA sha1 numkeys [key ...] [arg ...]
+async fn evalsha(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    eval_sha(ctx, argv, Writes::Allowed).await
+}
+
+/// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
+async fn evalsha_ro(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    eval_sha(ctx, argv, Writes::Refused).await
+}
+
+async fn eval_source(ctx: Ctx<'_>, argv: &mut [Bytes], writes: Writes) -> Frame {
+    let a = parse!(EvalArgs::parse(argv));
+    let cache = &ctx.shared.scripting.cache;
+    // A script already loaded is not parsed again.
+    let script = match cache.get(script::sha1_hex(&a.script).as_bytes()) {
+        Some(script) => script,
+        None => {
+            let script = parse!(Script::new(a.script));
+            parse!(script::compile_check(&script));
+            cache.insert(script.clone());
+            script
+        }
+    };
+    run_script(ctx, script, a.keys, a.argv, writes).await
+}
+
+async fn eval_sha(ctx: Ctx<'_>, argv: &mut [Bytes], writes: Writes) -> Frame {
+    let a = parse!(EvalArgs::parse(argv));
+    let Some(script) = ctx.shared.scripting.cache.get(&a.script) else {
+        return Frame::error("NOSCRIPT No matching script. Please use EVAL.");
+    };
+    run_script(ctx, script, a.keys, a.argv, writes).await
+}
+
+/// How one run of a script ended.
+enum Ran {
+    /// It returned (a reply or an error reply): its writes are to be committed.
+    Finished(Frame),
+    /// It was stopped (SCRIPT KILL, `script_timeout`, the connection went away): nothing of
+    /// it may be applied.
+    Stopped(Frame),
+}
+
+/// Runs a script as a transaction of its own, or inside the EXEC that queued it.
+async fn run_script(
+    ctx: Ctx<'_>,
+    script: Script,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    writes: Writes,
+) -> Frame {
+    let writes = if script.flags().no_writes {
+        Writes::Refused
+    } else {
+        writes
+    };
+    let Ctx {
+        shared,
+        session,
+        mut access,
+        ..
+    } = ctx;
+    if access.in_transaction() {
+        // Queued in MULTI: the EXEC's transaction holds the keys and commits (or restarts).
+        return match run_once(shared, session, &mut access, &script, &keys, &argv, writes).await {
+            Ran::Finished(reply) | Ran::Stopped(reply) => reply,
+        };
+    }
+    drop(access);
+    let db = session.db;
+    let mut txn = shared
+        .sluice
+        .transaction(keys.iter().map(|k| (db, &k[..])))
+        .await;
+    loop {
+        let ran = {
+            let mut access = txn.access();
+            run_once(shared, session, &mut access, &script, &keys, &argv, writes).await
+        };
+        if txn.needs_restart() {
+            // The script reached a key another transaction held: its effects were only
+            // staged, so run it again from the top, now holding that key too.
+            txn.restart().await;
+            continue;
+        }
+        return match ran {
+            Ran::Stopped(reply) => reply,
+            Ran::Finished(reply) => match txn.commit().await {
+                Ok(()) => reply,
+                Err(e) => engine_error(e),
+            },
+        };
+    }
+}
+
+/// One `redis.call` from the script thread, and where its reply goes.
+struct Call {
+    argv: Vec<Bytes>,
+    resp: u8,
+    reply: oneshot::Sender<Frame>,
+}
+
+/// Runs the script once on a blocking thread, serving its `redis.call`s here.
+async fn run_once(
+    shared: &Shared,
+    session: &mut Session,
+    access: &mut Access<'_>,
+    script: &Script,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    writes: Writes,
+) -> Ran {
+    let running = shared.scripting.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls_tx, mut calls) = mpsc::channel::<Call>(1);
+    let mut host = ThreadHost {
+        calls: calls_tx,
+        killed: running.kill_switch(),
+        stop: stop.clone(),
+        deadline: Instant::now() + shared.config.script_timeout,
+        timed_out: false,
+    };
+    let (script_c, keys_c, argv_c) = (script.clone(), keys.to_vec(), argv.to_vec());
+    let lua = tokio::task::spawn_blocking(move || {
+        let reply = script::with_thread_vm(|vm| Ok(vm.run(&script_c, &keys_c, &argv_c, &mut host)))
+            .unwrap_or_else(|e| e);
+        (reply, host.stopped_by())
+    });
+    // Serve the script's calls until it ends (its thread drops the sender).
+    let (db, proto) = (session.db, session.proto);
+    // If this future is dropped (the client went away), the script is told to stop.
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    while let Some(call) = calls.recv().await {
+        session.proto = call.resp;
+        let reply = call_from_script(shared, session, access, call.argv, writes).await;
+        session.proto = proto;
+        if access.needs_restart() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let _ = call.reply.send(reply);
+    }
+    // A script's SELECT does not outlive it (as in Redis 7.0).
+    session.db = db;
+    let (reply, stopped) = match lua.await {
+        Ok(done) => done,
+        Err(e) => {
+            warn!("a Lua script's thread failed: {e}");
+            return Ran::Stopped(Frame::error(
+                "ERR the script's thread failed; nothing of it was applied",
+            ));
+        }
+    };
+    drop(running);
+    match stopped {
+        Some(why) => {
+            info!(
+                "Lua script {} stopped ({why}); nothing of it was applied",
+                script.sha()
+            );
+            Ran::Stopped(reply)
+        }
+        None => Ran::Finished(reply),
+    }
+}
+
+/// Sets the stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs one command a script sent, with the checks Redis's `scriptCall` makes first.
+async fn call_from_script(
+    shared: &Shared,
+    session: &mut Session,
+    access: &mut Access<'_>,
+    mut args: Vec<Bytes>,
+    writes: Writes,
+) -> Frame {
+    let Some(spec) = args.first().and_then(|name| lookup(name)) else {
+        return Frame::error("ERR Unknown Redis command called from script");
+    };
+    if !arity_ok(spec.arity, args.len()) {
+        return Frame::error("ERR Wrong number of args calling Redis command from script");
+    }
+    if spec.flags.contains(&"noscript") {
+        return Frame::error("ERR This Redis command is not allowed from script");
+    }
+    if writes == Writes::Refused && spec.flags.contains(&"write") {
+        return Frame::error("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if !spec.subcommands.is_empty() && args.len() > 1 {
+        let sub = args[1].to_ascii_lowercase();
+        match spec
+            .subcommands
+            .iter()
+            .find(|(n, _)| n.as_bytes() == &sub[..])
+        {
+            None => return unknown_subcommand(spec.name, &args[1]),
+            Some((_, arity)) if !arity_ok(*arity, args.len()) => {
+                return Frame::error("ERR Wrong number of args calling Redis command from script");
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(denied) = acl::check(session, spec, &args) {
+        return denied;
+    }
+    let access = access.reborrow();
+    Box::pin(run(shared, session, spec, access, &mut args)).await
+}
+
+/// The [`ScriptHost`] on the script's thread: each call goes to the connection's task.
+struct ThreadHost {
+    calls: mpsc::Sender<Call>,
+    killed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+impl ThreadHost {
+    /// Why the script was stopped, if it was.
+    fn stopped_by(&self) -> Option<&'static str> {
+        if self.timed_out {
+            Some("script_timeout")
+        } else if self.killed.load(Ordering::SeqCst) {
+            Some("SCRIPT KILL")
+        } else if self.stop.load(Ordering::SeqCst) {
+            Some("restart or disconnect")
+        } else {
+            None
+        }
+    }
+}
+
+impl ScriptHost for ThreadHost {
+    fn call(&mut self, argv: &[Bytes], resp: u8) -> Frame {
+        if self.stop.load(Ordering::SeqCst) || self.killed.load(Ordering::SeqCst) {
+            return Frame::error("ERR the script is being stopped");
+        }
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            argv: argv.to_vec(),
+            resp,
+            reply,
+        };
+        if self.calls.blocking_send(call).is_err() {
+            return Frame::error("ERR the connection running the script went away");
+        }
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Frame::error("ERR the connection running the script went away"))
+    }
+
+    fn log(&mut self, level: LogLevel, msg: &[u8]) {
+        let msg = String::from_utf8_lossy(msg);
+        match level {
+            LogLevel::Debug | LogLevel::Verbose => debug!(target: "sluice::script", "{msg}"),
+            LogLevel::Notice => info!(target: "sluice::script", "{msg}"),
+            LogLevel::Warning => warn!(target: "sluice::script", "{msg}"),
+        }
+    }
+
+    fn check_abort(&mut self) -> Result<(), ScriptAbort> {
+        if self.killed.load(Ordering::SeqCst) {
+            return Err(ScriptAbort::killed());
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(ScriptAbort {
+                message: "ERR the script was stopped".into(),
+            });
+        }
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            return Err(ScriptAbort {
+                message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP
+fn script_cmd(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let scripting = &ctx.shared.scripting;
+    let sub = &argv[1];
+    if is(sub, "load") {
+        let script = parse!(Script::new(argv[2].clone()));
+        parse!(script::compile_check(&script));
+        Frame::bulk(scripting.cache.insert(script))
+    } else if is(sub, "exists") {
+        Frame::Array(
+            argv[2..]
+                .iter()
+                .map(|sha| Frame::Integer(scripting.cache.exists(sha) as i64))
+                .collect(),
+        )
+    } else if is(sub, "flush") {
+        match argv.get(2) {
+            None => {}
+            Some(mode) if argv.len() == 3 && (is(mode, "sync") || is(mode, "async")) => {}
+            Some(_) => return Frame::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        }
+        scripting.cache.flush();
+        Frame::ok()
+    } else if is(sub, "kill") {
+        if scripting.kill_all() {
+            Frame::ok()
+        } else {
+            Frame::error("NOTBUSY No scripts in execution right now.")
+        }
+    } else {
+        Frame::Array(
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::Simple((*l).into()))
+            .collect(),
+        )
+    }
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]: there are no functions to flush (FUNCTION LOAD is not served).
+fn function_cmd(_ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    match argv.get(2) {
+        None => Frame::ok(),
+        Some(mode) if argv.len() == 3 && (is(mode, "sync") || is(mode, "async")) => Frame::ok(),
+        Some(_) => Frame::error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+    }
+}
