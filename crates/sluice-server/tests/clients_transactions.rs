@@ -668,10 +668,10 @@ async fn redis_py_pipelines_and_watch_transactions_write_back() {
     redis_py("transactions", Policy::WriteBack).await;
 }
 
-/// redis-py's `Lock` (acquire, extend, release): its extend and release are Lua scripts run
-/// by EVALSHA, falling back to EVAL.
+/// redis-py's `Lock` (acquire, extend, reacquire, release; a foreign token refused; mutual
+/// exclusion under threads): its extend and release are Lua scripts run by EVALSHA, falling
+/// back to EVAL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (lead wiring it)"]
 async fn redis_py_lock_acquire_extend_release() {
     redis_py("lock", Policy::WriteThrough).await;
 }

@@ -121,14 +121,42 @@ def lock_part(r):
     lock.release()
     check("key after release", r.exists("py:lock"), 0)
     check("acquire after release", other.acquire(blocking=False), True)
-    # Releasing a lock another holder now owns is refused.
+    # The release script refuses a token that is not the holder's, and leaves the lock.
+    stale = r.lock("py:lock", timeout=5)
+    stale.local.token = b"not-the-holder"
     try:
-        lock.release()
-        raise AssertionError("release of a lock not owned succeeded")
+        stale.release()
+        raise AssertionError("release with another holder's token succeeded")
     except redis.exceptions.LockNotOwnedError:
         pass
+    stale.local.token = b"not-the-holder"  # release() forgot it
+    try:
+        stale.extend(5)
+        raise AssertionError("extend with another holder's token succeeded")
+    except redis.exceptions.LockNotOwnedError:
+        pass
+    check("holder still owns it", other.owned(), True)
     other.release()
-    print("redis-py: Lock acquire/extend/reacquire/release ok")
+    check("key after the holder's release", r.exists("py:lock"), 0)
+
+    # Mutual exclusion: threads increment by read-then-write, each under the lock (blocking
+    # acquire, release by script); none is lost.
+    r.set("py:locked-total", 0)
+
+    def worker():
+        for _ in range(INCREMENTS // 2):
+            with r.lock("py:lock", timeout=10, sleep=0.001, blocking_timeout=20):
+                current = int(r.get("py:locked-total"))
+                r.set("py:locked-total", current + 1)
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS // 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("total under the lock", int(r.get("py:locked-total")), (THREADS // 2) * (INCREMENTS // 2))
+    check("lock free at the end", r.exists("py:lock"), 0)
+    print("redis-py: Lock acquire/extend/reacquire/release and mutual exclusion ok")
 
 
 def main():
