@@ -589,6 +589,71 @@ async fn hash_keyspace_write_back_coalesces_writes_to_one_row_until_flushed() {
     server.stop().await;
 }
 
+/// One client's increments of the `age` field of the hash `key` by HGET then `MULTI HSET
+/// EXEC`, retried from WATCH when EXEC answers nil.
+async fn watch_hash_increments(url: String, key: &'static str, n: usize) {
+    let mut con = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for _ in 0..n {
+        loop {
+            let _: () = redis::cmd("WATCH")
+                .arg(key)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            let current: Option<i64> = con.hget(key, "age").await.unwrap();
+            let committed: Option<(i64,)> = redis::pipe()
+                .atomic()
+                .hset(key, "age", current.unwrap_or(0) + 1)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            if committed.is_some() {
+                break;
+            }
+        }
+    }
+}
+
+/// The WATCH loop on a field of a row: every increment lands once, in the column, and the
+/// row's other columns are untouched.
+async fn concurrent_watch_loop_on_a_row(policy: Policy) {
+    let setup = format!("{USERS} INSERT INTO users (id, name, age) VALUES (5, 'Eve', 0);");
+    let server =
+        TestServer::start_config_with_sql(config_with(vec![users_keyspace(policy)]), &setup).await;
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(watch_hash_increments(server.url(), "user:5", INCREMENTS)))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = (CLIENTS * INCREMENTS).to_string();
+    let mut c = server.client().await;
+    assert_eq!(
+        c.run("HGET user:5 age").await,
+        format!("${}\r\n{total}\r\n", total.len()).into_bytes()
+    );
+    assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n");
+    assert_eq!(
+        user_row(&server, 5),
+        Some(strings(&["Eve", "NULL", &total]))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rs_watch_retry_loop_on_a_row_field_write_through() {
+    concurrent_watch_loop_on_a_row(Policy::WriteThrough).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rs_watch_retry_loop_on_a_row_field_write_back() {
+    concurrent_watch_loop_on_a_row(Policy::WriteBack).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4 and 5. Other languages' clients, as child processes
 
