@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+/// The embedded SQLite database's file name in the data directory (`Config::store_url`).
+pub const SQLITE_FILE: &str = "sluice.db";
+
 /// How long a test waits for a reply before failing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,6 +69,32 @@ impl TestServer {
         config.server.port = 0;
         config.engine.data_dir = dir.path().to_path_buf();
         Self::launch(config, Some(dir)).await
+    }
+
+    /// As [`TestServer::start_config`], running `setup_sql` on the embedded SQLite database
+    /// (`<data_dir>/sluice.db`) first, so mapped keyspaces find their tables at start-up.
+    pub async fn start_config_with_sql(mut config: FileConfig, setup_sql: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        if !setup_sql.is_empty() {
+            let conn = rusqlite::Connection::open(dir.path().join(SQLITE_FILE)).expect("open db");
+            conn.execute_batch(setup_sql).expect("setup sql");
+        }
+        config.server.port = 0;
+        config.engine.data_dir = dir.path().to_path_buf();
+        Self::launch(config, Some(dir)).await
+    }
+
+    /// The embedded SQLite database file (when no `[store] url` is configured).
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(SQLITE_FILE)
+    }
+
+    /// A fresh connection to the embedded SQLite database, as another program would open it.
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.sqlite_path()).expect("open db");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        conn
     }
 
     /// Opens the engine, binds and runs the server; `dir` is removed when the server is.
