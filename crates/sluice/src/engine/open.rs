@@ -1,7 +1,7 @@
 //! Opening the engine: validate the config against the database, build the tiers, replay the
 //! journal, start the flushers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -169,6 +169,23 @@ async fn build_keyspaces(
     store: &SharedStore,
 ) -> Result<Vec<Arc<Keyspace>>, ConfigError> {
     let mut names = HashSet::new();
+    // Which keyspace maps each (table, column), lower-cased: a column mapped twice would keep
+    // two cached copies, each left stale by writes through the other (and WATCH on one would
+    // miss them), so every column is mapped once.
+    let mut claimed: HashMap<(String, String), String> = HashMap::new();
+    let mut claim = |table: &str, column: &str, field: String, name: &str| {
+        let key = (table.to_ascii_lowercase(), column.to_ascii_lowercase());
+        match claimed.get(&key) {
+            Some(other) => Err(ConfigError::invalid(
+                field,
+                format!("maps column {table}.{column}, which keyspace \"{other}\" maps too; two keyspaces on one column would each cache a copy the other's writes leave stale, so map every column once"),
+            )),
+            None => {
+                claimed.insert(key, name.to_string());
+                Ok(())
+            }
+        }
+    };
     let mut builtin: Option<KeyspaceConfig> = None;
     let mut keyspaces = Vec::new();
     for (i, ks) in config.keyspaces.iter().enumerate() {
@@ -297,6 +314,9 @@ async fn build_keyspaces(
         }
         if rows {
             let columns = row_columns(ks, &schema, &table, &key_col.name, &at)?;
+            for c in &columns {
+                claim(&table, &c.name, at("columns"), &ks.name)?;
+            }
             let row = MappedRow {
                 table: table.clone(),
                 key_column: key_col.name.clone(),
@@ -318,6 +338,7 @@ async fn build_keyspaces(
                 format!("table {table:?} has no column {value_column:?}"),
             )
         })?;
+        claim(&table, &value_col.name, at("value_column"), &ks.name)?;
         let mapped = MappedTable {
             table: table.clone(),
             key_column: key_col.name.clone(),

@@ -244,3 +244,57 @@ async fn other_unusable_keyspace_settings_are_refused_by_field() {
     let r = refusal(PRODUCTS, vec![price_keyspace(Policy::WriteThrough), bad]).await;
     assert_mentions(&r, r#"keyspace[1] "stock".value_column"#, &[r#""qty""#]);
 }
+
+/// Two keyspaces on one column would each cache a copy that writes through the other leave
+/// stale (and WATCH on one would miss writes through the other): every column is mapped once,
+/// whether as a string keyspace's value column or as a field of a hash keyspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_mapped_by_two_keyspaces_is_refused() {
+    let other_price = mapped(
+        "cost",
+        "product:{id}:cost",
+        "products",
+        "id",
+        "price",
+        Policy::WriteThrough,
+    );
+    let r = refusal(
+        PRODUCTS,
+        vec![price_keyspace(Policy::WriteThrough), other_price],
+    )
+    .await;
+    assert_eq!(r.field, "keyspace[1] \"cost\".value_column");
+    assert!(
+        r.message.contains("products.price") && r.message.contains("\"price\""),
+        "{}",
+        r.message
+    );
+
+    let mut rows = KeyspaceConfig::builtin(Policy::WriteThrough);
+    rows.name = "product".into();
+    rows.keys = "product:{id}".into();
+    rows.table = Some("products".into());
+    rows.key_column = Some("id".into());
+    rows.columns = Some(vec!["stock".into(), "name".into()]);
+    let r = refusal(
+        PRODUCTS,
+        vec![stock_keyspace(Policy::WriteThrough), rows.clone()],
+    )
+    .await;
+    assert_eq!(r.field, "keyspace[1] \"product\".columns");
+    assert!(r.message.contains("products.stock"), "{}", r.message);
+
+    // Disjoint columns of one table are fine.
+    rows.columns = Some(vec!["name".into()]);
+    let opened = open(
+        PRODUCTS,
+        vec![
+            price_keyspace(Policy::WriteThrough),
+            stock_keyspace(Policy::WriteThrough),
+            rows,
+        ],
+        |_| {},
+    )
+    .await;
+    assert!(opened.is_ok(), "{:?}", opened.err());
+}
