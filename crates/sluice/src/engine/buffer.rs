@@ -232,7 +232,8 @@ impl WriteBackBuffer {
         let batch_due = {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
-            if !inner.entries.contains_key(key) && inner.full(self.max_dirty) {
+            // `full` first: the key is hashed here only when the buffer is full.
+            if inner.full(self.max_dirty) && !inner.entries.contains_key(key) {
                 return Err(write);
             }
             self.insert_locked(inner, key, seq, write, now_ms, None)
