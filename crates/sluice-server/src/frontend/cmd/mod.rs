@@ -216,6 +216,27 @@ mod tests {
         replies
     }
 
+    /// On a current-thread runtime a script cannot run inside `block_in_place`: it runs on a
+    /// blocking thread and sends its calls back, with the same replies.
+    #[tokio::test]
+    async fn scripts_run_on_a_current_thread_runtime() {
+        let replies = run_all(&[
+            &[
+                b"EVAL",
+                b"redis.call('set', KEYS[1], ARGV[1]) return redis.call('incr', KEYS[1])",
+                b"1",
+                b"k",
+                b"41",
+            ],
+            &[b"GET", b"k"],
+            &[b"EVAL", b"return redis.call('nosuch')", b"0"],
+        ])
+        .await;
+        assert_eq!(replies[0], Frame::Integer(42));
+        assert_eq!(replies[1], Frame::bulk("42"));
+        assert!(replies[2].is_error(), "{:?}", replies[2]);
+    }
+
     /// Found by `fuzz/command_args`: a container command sent without a sub-command indexed
     /// past its arguments (COMMAND has arity -1), panicking the connection task.
     #[tokio::test]

@@ -268,8 +268,163 @@ struct Call {
     reply: oneshot::Sender<Frame>,
 }
 
-/// Runs the script once on a blocking thread, serving its `redis.call`s here.
+/// Runs the script once. On a multi-threaded runtime (the server's) the script runs right
+/// here, inside `block_in_place`, and each `redis.call` runs its command with
+/// `Handle::block_on`: no thread hand-off per call. Elsewhere (a current-thread runtime, as in
+/// some tests) it runs on a blocking thread and sends its calls back here.
 async fn run_once(
+    shared: &Shared,
+    session: &mut Session,
+    access: &mut Access<'_>,
+    script: &Script,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    writes: Writes,
+) -> Ran {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            run_inline(shared, session, access, script, keys, argv, writes)
+        }
+        _ => run_on_thread(shared, session, access, script, keys, argv, writes).await,
+    }
+}
+
+/// [`run_once`] on this worker thread, made a blocking one for the script's duration (the
+/// runtime moves its other tasks elsewhere meanwhile).
+fn run_inline(
+    shared: &Shared,
+    session: &mut Session,
+    access: &mut Access<'_>,
+    script: &Script,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    writes: Writes,
+) -> Ran {
+    let running = shared.scripting.start();
+    let (db, proto) = (session.db, session.proto);
+    let mut host = InlineHost {
+        handle: tokio::runtime::Handle::current(),
+        shared,
+        session: &mut *session,
+        access,
+        writes,
+        proto,
+        killed: running.kill_switch(),
+        restart: false,
+        deadline: Instant::now() + shared.config.script_timeout,
+        timed_out: false,
+    };
+    let reply = tokio::task::block_in_place(|| {
+        script::with_thread_vm(|vm| Ok(vm.run(script, keys, argv, &mut host))).unwrap_or_else(|e| e)
+    });
+    let stopped = host.stopped_by();
+    drop(host);
+    // A script's SELECT does not outlive it (as in Redis 7.0).
+    session.db = db;
+    session.proto = proto;
+    drop(running);
+    match stopped {
+        Some(why) => {
+            info!(
+                "Lua script {} stopped ({why}); nothing of it was applied",
+                script.sha()
+            );
+            Ran::Stopped(reply)
+        }
+        None => Ran::Finished(reply),
+    }
+}
+
+/// The [`ScriptHost`] of a script running on the connection's own thread.
+struct InlineHost<'s, 'a> {
+    handle: tokio::runtime::Handle,
+    shared: &'s Shared,
+    session: &'s mut Session,
+    access: &'s mut Access<'a>,
+    writes: Writes,
+    /// The connection's protocol, restored after each call (a call runs in the script's).
+    proto: u8,
+    killed: Arc<AtomicBool>,
+    /// A call found a key another transaction holds: stop, the transaction runs again.
+    restart: bool,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+impl InlineHost<'_, '_> {
+    fn stopped_by(&self) -> Option<&'static str> {
+        if self.timed_out {
+            Some("script_timeout")
+        } else if self.killed.load(Ordering::SeqCst) {
+            Some("SCRIPT KILL")
+        } else if self.restart {
+            Some("restart")
+        } else {
+            None
+        }
+    }
+}
+
+impl ScriptHost for InlineHost<'_, '_> {
+    fn call(&mut self, argv: &[Bytes], resp: u8) -> Frame {
+        if self.restart || self.killed.load(Ordering::SeqCst) {
+            return Frame::error("ERR the script is being stopped");
+        }
+        self.session.proto = resp;
+        let reply = self.handle.block_on(call_from_script(
+            self.shared,
+            self.session,
+            self.access,
+            argv.to_vec(),
+            self.writes,
+        ));
+        self.session.proto = self.proto;
+        if self.access.needs_restart() {
+            self.restart = true;
+        }
+        reply
+    }
+
+    fn log(&mut self, level: LogLevel, msg: &[u8]) {
+        log_from_script(level, msg);
+    }
+
+    fn check_abort(&mut self) -> Result<(), ScriptAbort> {
+        if self.killed.load(Ordering::SeqCst) {
+            return Err(ScriptAbort::killed());
+        }
+        if self.restart {
+            return Err(ScriptAbort {
+                message: "ERR the script was stopped".into(),
+            });
+        }
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            return Err(timeout_abort());
+        }
+        Ok(())
+    }
+}
+
+/// The abort of a script past `script_timeout`.
+fn timeout_abort() -> ScriptAbort {
+    ScriptAbort {
+        message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
+    }
+}
+
+/// `redis.log`, into the server's log.
+fn log_from_script(level: LogLevel, msg: &[u8]) {
+    let msg = String::from_utf8_lossy(msg);
+    match level {
+        LogLevel::Debug | LogLevel::Verbose => debug!(target: "sluice::script", "{msg}"),
+        LogLevel::Notice => info!(target: "sluice::script", "{msg}"),
+        LogLevel::Warning => warn!(target: "sluice::script", "{msg}"),
+    }
+}
+
+/// [`run_once`] on a blocking thread, serving the script's `redis.call`s here.
+async fn run_on_thread(
     shared: &Shared,
     session: &mut Session,
     access: &mut Access<'_>,
@@ -425,12 +580,7 @@ impl ScriptHost for ThreadHost {
     }
 
     fn log(&mut self, level: LogLevel, msg: &[u8]) {
-        let msg = String::from_utf8_lossy(msg);
-        match level {
-            LogLevel::Debug | LogLevel::Verbose => debug!(target: "sluice::script", "{msg}"),
-            LogLevel::Notice => info!(target: "sluice::script", "{msg}"),
-            LogLevel::Warning => warn!(target: "sluice::script", "{msg}"),
-        }
+        log_from_script(level, msg);
     }
 
     fn check_abort(&mut self) -> Result<(), ScriptAbort> {
@@ -444,9 +594,7 @@ impl ScriptHost for ThreadHost {
         }
         if Instant::now() >= self.deadline {
             self.timed_out = true;
-            return Err(ScriptAbort {
-                message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
-            });
+            return Err(timeout_abort());
         }
         Ok(())
     }
