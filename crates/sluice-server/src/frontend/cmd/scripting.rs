@@ -7,10 +7,11 @@
 //! write-back). A script stopped by SCRIPT KILL or `script_timeout` applies nothing. Inside
 //! MULTI, a queued EVAL runs in the EXEC's transaction.
 //!
-//! The Lua state runs on a blocking thread ([`tokio::task::spawn_blocking`]); each
-//! `redis.call` comes back to this connection's task over a channel and runs here, like any
-//! command, against the transaction. So a script never blocks a runtime worker, and the
-//! commands it calls are the very handlers clients reach.
+//! The Lua state runs on the connection's worker thread inside `block_in_place` (the runtime
+//! moves its other tasks elsewhere meanwhile), and each `redis.call` runs, like any command,
+//! against the transaction through `Handle::block_on`: the commands a script calls are the
+//! very handlers clients reach, with no thread hand-off per call. On a current-thread runtime
+//! the state runs on a blocking thread and sends its calls back over a channel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
