@@ -290,3 +290,68 @@ async fn script_flush_forgets_scripts() {
         .await
         .expect("FUNCTION FLUSH");
 }
+
+/// Scripts reaching keys they did not declare (ARGV) restart when another script holds one;
+/// many of them at once lose no increment and leave every lock with one holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_on_undeclared_keys_restart_and_lose_nothing() {
+    let server = TestServer::start_config(config(Policy::WriteBack)).await;
+    let keys = ["u:a", "u:b", "u:c"];
+    let mut tasks = Vec::new();
+    for client in 0..4 {
+        let mut conn = connection(&server).await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let (x, y) = (keys[(client + i) % 3], keys[(client + i + 1) % 3]);
+                let _: i64 = redis::cmd("EVAL")
+                    .arg("redis.call('incr', ARGV[1]) return redis.call('incr', ARGV[2])")
+                    .arg(0)
+                    .arg(x)
+                    .arg(y)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("EVAL");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let mut conn = connection(&server).await;
+    let mut total = 0;
+    for key in keys {
+        let v: i64 = conn.get(key).await.expect("GET");
+        total += v;
+    }
+    assert_eq!(total, 800, "two increments per script, 400 scripts");
+}
+
+/// A script stopped inside EXEC discards the whole EXEC: nothing it or the other queued
+/// commands wrote is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_stopped_inside_exec_discards_the_exec() {
+    let mut config = config(Policy::WriteThrough);
+    config.server.script_timeout = Duration::from_millis(300);
+    let server = TestServer::start_config(config).await;
+    let mut c = server.client().await;
+    assert_eq!(c.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&[
+            b"EVAL",
+            b"redis.call('set',KEYS[1],'half') while true do end",
+            b"1",
+            b"p",
+        ])
+        .await,
+        b"+QUEUED\r\n"
+    );
+    assert_eq!(c.run("SET q after").await, b"+QUEUED\r\n");
+    let reply = c.run("EXEC").await;
+    assert!(
+        String::from_utf8_lossy(&reply).contains("script_timeout"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(c.run("GET p").await, b"$-1\r\n");
+    assert_eq!(c.run("GET q").await, b"$-1\r\n");
+}

@@ -35,6 +35,9 @@ pub struct Session {
     pub multi: Option<MultiQueue>,
     /// WATCHed keys; `None` until the first WATCH.
     pub watch: Option<sluice::WatchSet>,
+    /// Set by a script stopped (SCRIPT KILL, `script_timeout`) inside EXEC: the EXEC applies
+    /// nothing and answers this error, rather than commit what the script had staged.
+    pub discard_exec: Option<crate::frontend::Frame>,
     addr: String,
     laddr: String,
     created: Instant,
@@ -134,6 +137,7 @@ impl Session {
             user,
             multi: None,
             watch: None,
+            discard_exec: None,
             addr: addr.to_string(),
             laddr: laddr.to_string(),
             created: Instant::now(),

@@ -24,71 +24,72 @@ impl Engine {
         route: &Route<'_>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
-        let version = self.locks.version(route.stripe);
-        if version & 1 == 1 {
-            // A transaction is making writes visible in this stripe: read once it is done.
-            return Box::pin(self.read_after_install(route, now)).await;
-        }
-        let ks = route.ks;
-        if let Some(buffer) = &ks.buffer {
-            if let Some(pending) = buffer.lookup(&route.key) {
-                return Ok(match pending.write {
-                    StoreWrite::Upsert {
-                        value,
-                        kind,
-                        expires_at,
-                    } => live(value, kind, expires_at, now),
-                    StoreWrite::Delete => None,
-                    StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
-                        value: row.image,
-                        kind: Kind::Hash,
-                        expires_at: None,
-                    }),
-                });
+        // A loop, not a recursion: a reader that keeps meeting installs on a busy stripe waits
+        // for each and tries again, with no deeper future (or stack) each time.
+        loop {
+            let version = self.locks.version(route.stripe);
+            if version & 1 == 1 {
+                // A transaction is making writes visible in this stripe: read once it is done.
+                self.wait_installed(route).await;
+                continue;
             }
-        }
-        let fills_ended = self.locks.fills_ended(route.stripe);
-        match self.cache_get(&route.key).await {
-            Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
-                // A read-through was filling this stripe while we looked: the copy may be the
-                // stale one it put just before removing it. The store has the truth; read it
-                // at the version as it is now (a write may have moved it since we began).
-                let version = self.locks.version(route.stripe);
-                if version & 1 == 0 {
+            let ks = route.ks;
+            if let Some(buffer) = &ks.buffer {
+                if let Some(pending) = buffer.lookup(&route.key) {
+                    return Ok(match pending.write {
+                        StoreWrite::Upsert {
+                            value,
+                            kind,
+                            expires_at,
+                        } => live(value, kind, expires_at, now),
+                        StoreWrite::Delete => None,
+                        StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
+                            value: row.image,
+                            kind: Kind::Hash,
+                            expires_at: None,
+                        }),
+                    });
+                }
+            }
+            let fills_ended = self.locks.fills_ended(route.stripe);
+            match self.cache_get(&route.key).await {
+                Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
+                    // A read-through was filling this stripe while we looked: the copy may be
+                    // the stale one it put just before removing it. The store has the truth;
+                    // read it at the version as it is now (a write may have moved it since).
+                    let version = self.locks.version(route.stripe);
+                    if version & 1 == 1 {
+                        self.wait_installed(route).await;
+                        continue;
+                    }
                     return Box::pin(self.read_through(route, version, now.ms())).await;
                 }
-                return Box::pin(self.read_after_install(route, now)).await;
-            }
-            Ok(Some(copy)) => {
-                if copy.expires_at.is_some_and(|e| e < now.ms()) {
-                    self.expire_lazily(route, now.ms()).await;
-                    return Ok(None);
+                Ok(Some(copy)) => {
+                    if copy.expires_at.is_some_and(|e| e < now.ms()) {
+                        self.expire_lazily(route, now.ms()).await;
+                        return Ok(None);
+                    }
+                    if copy.cache_until.is_none_or(|u| u > now.ms()) {
+                        return Ok(Some(Entry {
+                            value: copy.value,
+                            kind: copy.kind,
+                            expires_at: copy.expires_at,
+                        }));
+                    }
                 }
-                if copy.cache_until.is_none_or(|u| u > now.ms()) {
-                    return Ok(Some(Entry {
-                        value: copy.value,
-                        kind: copy.kind,
-                        expires_at: copy.expires_at,
-                    }));
-                }
+                Ok(None) => {}
+                Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
             }
-            Ok(None) => {}
-            Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
+            // Boxed: the miss path's future is large, and every read's future would carry it.
+            return Box::pin(self.read_through(route, version, now.ms())).await;
         }
-        // Boxed: the miss path's future is large, and every read's future would carry it.
-        Box::pin(self.read_through(route, version, now.ms())).await
     }
 
-    /// [`Engine::read_at`] for a reader that found a transaction installing in the key's
-    /// stripe: waits for the stripe's lock, which the transaction holds until all of its
-    /// writes are visible, then reads.
-    async fn read_after_install(
-        &self,
-        route: &Route<'_>,
-        now: &OpTime<'_>,
-    ) -> Result<Option<Entry>, SluiceError> {
-        self.locks.wait_installed(route.stripe).await;
-        self.read_at(route, now).await
+    /// Waits until the transaction installing in the key's stripe is done: it holds the
+    /// stripe's lock until all of its writes are visible. Boxed: rare, and every read's future
+    /// would otherwise carry the lock's.
+    async fn wait_installed(&self, route: &Route<'_>) {
+        Box::pin(self.locks.wait_installed(route.stripe)).await;
     }
 
     /// The miss path of [`Engine::read`]: one store read per key at a time (single flight),

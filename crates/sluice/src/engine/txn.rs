@@ -144,11 +144,13 @@ impl Engine {
     /// Starts the transaction over after [`TxnState::needs_restart`]: its staged writes are
     /// dropped and it holds, in order, every stripe it held or wanted. Its clock restarts too.
     pub(crate) async fn restart_txn(&self, txn: &mut TxnState) {
+        // Only what this transaction holds is released: a contended stripe is another's, and
+        // releasing it would let two holders into that lock.
         let mut wanted = std::mem::take(&mut txn.held);
-        wanted.extend(txn.contended.drain(..));
         for stripe in &wanted {
             self.locks.release(*stripe);
         }
+        wanted.extend(txn.contended.drain(..));
         txn.staged.clear();
         txn.order.clear();
         txn.now = self.now();

@@ -230,10 +230,16 @@ async fn run_script(
     } = ctx;
     if access.in_transaction() {
         // Queued in MULTI: the EXEC's transaction holds the keys and commits (or restarts).
-        // A script stopped there leaves what it staged to the EXEC, which commits it with the
-        // rest: EXEC has no partial undo.
+        // A script stopped there (not for a restart) discards the whole EXEC: it cannot undo
+        // only what the script staged.
         return match run_once(shared, session, &mut access, &script, &keys, &argv, writes).await {
-            Ran::Finished(reply) | Ran::Stopped(reply) => reply,
+            Ran::Finished(reply) => reply,
+            Ran::Stopped(reply) => {
+                if !access.needs_restart() {
+                    session.discard_exec = Some(reply.clone());
+                }
+                reply
+            }
         };
     }
     let db = session.db;

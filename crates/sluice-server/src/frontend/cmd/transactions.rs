@@ -194,6 +194,11 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
                 Some(denied) => denied,
                 None => Box::pin(run(shared, session, spec, txn.access(), &mut args)).await,
             };
+            if let Some(stopped) = session.discard_exec.take() {
+                // A script in the queue was stopped: nothing of the EXEC is applied.
+                session.db = db;
+                return stopped;
+            }
             if txn.needs_restart() {
                 break;
             }
