@@ -771,3 +771,19 @@ async fn ioredis_multi_exec_and_watch_conflict() {
     }
     server.stop().await;
 }
+
+/// On a row, an HSET of the value a column already holds writes nothing to the database, yet
+/// counts as a write for WATCH, as in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hset_of_the_same_value_on_a_row_wakes_watch() {
+    let users = users_keyspace(Policy::WriteThrough);
+    let server = TestServer::start_config_with_sql(config_with(vec![users]), USERS).await;
+    let mut watcher = server.client().await;
+    let mut other = server.client().await;
+    assert_eq!(other.run("HSET user:1 name Ann").await, b":1\r\n");
+    assert_eq!(watcher.run("WATCH user:1").await, b"+OK\r\n");
+    assert_eq!(other.run("HSET user:1 name Ann").await, b":0\r\n");
+    assert_eq!(watcher.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(watcher.run("HGET user:1 name").await, b"+QUEUED\r\n");
+    assert_eq!(watcher.run("EXEC").await, b"*-1\r\n", "the HSET woke WATCH");
+}

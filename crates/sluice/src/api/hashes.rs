@@ -53,6 +53,12 @@ impl Access<'_> {
             // A mapped row: only the columns this edit changed.
             let changed = changed_fields(&before, &after);
             if changed.is_empty() {
+                // Nothing for the row, but Redis counts the command as a write: WATCH sees it.
+                // (Under the key's lock; inside a transaction the commit touches only what it
+                // staged, so there it goes unseen.)
+                if !self.in_transaction() {
+                    self.engine().watches.touch(&route.key);
+                }
                 return Ok(result);
             }
             StoreWrite::Fields(FieldsWrite {

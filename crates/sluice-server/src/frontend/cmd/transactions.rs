@@ -210,7 +210,11 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
         }
         return match txn.commit().await {
             Ok(()) => Frame::Array(replies),
-            Err(e) => engine_error(e),
+            Err(e) => {
+                // Nothing was applied, a queued SELECT included.
+                session.db = db;
+                engine_error(e)
+            }
         };
     }
 }
