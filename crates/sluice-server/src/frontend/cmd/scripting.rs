@@ -316,20 +316,22 @@ fn run_inline(
         access,
         writes,
         proto,
-        killed: running.kill_switch(),
-        restart: false,
-        deadline: Instant::now() + shared.config.script_timeout,
-        timed_out: false,
+        limits: Limits::new(shared, &running),
     };
     let reply = tokio::task::block_in_place(|| {
         script::with_thread_vm(|vm| Ok(vm.run(script, keys, argv, &mut host))).unwrap_or_else(|e| e)
     });
-    let stopped = host.stopped_by();
+    let stopped = host.limits.stopped_by();
     drop(host);
     // A script's SELECT does not outlive it (as in Redis 7.0).
     session.db = db;
     session.proto = proto;
     drop(running);
+    ran(script, reply, stopped)
+}
+
+/// How a run ended, from its reply and why it was stopped (if it was).
+fn ran(script: &Script, reply: Frame, stopped: Option<&'static str>) -> Ran {
     match stopped {
         Some(why) => {
             info!(
@@ -342,6 +344,63 @@ fn run_inline(
     }
 }
 
+/// What stops a running script, whichever thread it runs on: SCRIPT KILL, `script_timeout`,
+/// or its connection (a restart of its transaction, a client gone).
+struct Limits {
+    killed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+impl Limits {
+    fn new(shared: &Shared, running: &crate::state::RunningScript<'_>) -> Limits {
+        Limits {
+            killed: running.kill_switch(),
+            stop: Arc::new(AtomicBool::new(false)),
+            deadline: Instant::now() + shared.config.script_timeout,
+            timed_out: false,
+        }
+    }
+
+    /// Whether a call must not run: the script is being stopped.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Why the script was stopped, if it was.
+    fn stopped_by(&self) -> Option<&'static str> {
+        if self.timed_out {
+            Some("script_timeout")
+        } else if self.killed.load(Ordering::SeqCst) {
+            Some("SCRIPT KILL")
+        } else if self.stop.load(Ordering::SeqCst) {
+            Some("restart or disconnect")
+        } else {
+            None
+        }
+    }
+
+    /// [`ScriptHost::check_abort`].
+    fn check_abort(&mut self) -> Result<(), ScriptAbort> {
+        if self.killed.load(Ordering::SeqCst) {
+            return Err(ScriptAbort::killed());
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(ScriptAbort {
+                message: "ERR the script was stopped".into(),
+            });
+        }
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            return Err(ScriptAbort {
+                message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The [`ScriptHost`] of a script running on the connection's own thread.
 struct InlineHost<'s, 'a> {
     handle: tokio::runtime::Handle,
@@ -351,30 +410,12 @@ struct InlineHost<'s, 'a> {
     writes: Writes,
     /// The connection's protocol, restored after each call (a call runs in the script's).
     proto: u8,
-    killed: Arc<AtomicBool>,
-    /// A call found a key another transaction holds: stop, the transaction runs again.
-    restart: bool,
-    deadline: Instant,
-    timed_out: bool,
-}
-
-impl InlineHost<'_, '_> {
-    fn stopped_by(&self) -> Option<&'static str> {
-        if self.timed_out {
-            Some("script_timeout")
-        } else if self.killed.load(Ordering::SeqCst) {
-            Some("SCRIPT KILL")
-        } else if self.restart {
-            Some("restart")
-        } else {
-            None
-        }
-    }
+    limits: Limits,
 }
 
 impl ScriptHost for InlineHost<'_, '_> {
     fn call(&mut self, argv: &[Bytes], resp: u8) -> Frame {
-        if self.restart || self.killed.load(Ordering::SeqCst) {
+        if self.limits.stopping() {
             return Frame::error("ERR the script is being stopped");
         }
         self.session.proto = resp;
@@ -387,7 +428,8 @@ impl ScriptHost for InlineHost<'_, '_> {
         ));
         self.session.proto = self.proto;
         if self.access.needs_restart() {
-            self.restart = true;
+            // A key another transaction holds: stop, the transaction runs again.
+            self.limits.stop.store(true, Ordering::SeqCst);
         }
         reply
     }
@@ -397,26 +439,7 @@ impl ScriptHost for InlineHost<'_, '_> {
     }
 
     fn check_abort(&mut self) -> Result<(), ScriptAbort> {
-        if self.killed.load(Ordering::SeqCst) {
-            return Err(ScriptAbort::killed());
-        }
-        if self.restart {
-            return Err(ScriptAbort {
-                message: "ERR the script was stopped".into(),
-            });
-        }
-        if Instant::now() >= self.deadline {
-            self.timed_out = true;
-            return Err(timeout_abort());
-        }
-        Ok(())
-    }
-}
-
-/// The abort of a script past `script_timeout`.
-fn timeout_abort() -> ScriptAbort {
-    ScriptAbort {
-        message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
+        self.limits.check_abort()
     }
 }
 
@@ -441,20 +464,18 @@ async fn run_on_thread(
     writes: Writes,
 ) -> Ran {
     let running = shared.scripting.start();
-    let stop = Arc::new(AtomicBool::new(false));
     let (calls_tx, mut calls) = mpsc::channel::<Call>(1);
+    let limits = Limits::new(shared, &running);
+    let stop = limits.stop.clone();
     let mut host = ThreadHost {
         calls: calls_tx,
-        killed: running.kill_switch(),
-        stop: stop.clone(),
-        deadline: Instant::now() + shared.config.script_timeout,
-        timed_out: false,
+        limits,
     };
     let (script_c, keys_c, argv_c) = (script.clone(), keys.to_vec(), argv.to_vec());
     let lua = tokio::task::spawn_blocking(move || {
         let reply = script::with_thread_vm(|vm| Ok(vm.run(&script_c, &keys_c, &argv_c, &mut host)))
             .unwrap_or_else(|e| e);
-        (reply, host.stopped_by())
+        (reply, host.limits.stopped_by())
     });
     // Serve the script's calls until it ends (its thread drops the sender).
     let (db, proto) = (session.db, session.proto);
@@ -481,16 +502,7 @@ async fn run_on_thread(
         }
     };
     drop(running);
-    match stopped {
-        Some(why) => {
-            info!(
-                "Lua script {} stopped ({why}); nothing of it was applied",
-                script.sha()
-            );
-            Ran::Stopped(reply)
-        }
-        None => Ran::Finished(reply),
-    }
+    ran(script, reply, stopped)
 }
 
 /// Sets the stop flag when dropped.
@@ -546,30 +558,12 @@ async fn call_from_script(
 /// The [`ScriptHost`] on the script's thread: each call goes to the connection's task.
 struct ThreadHost {
     calls: mpsc::Sender<Call>,
-    killed: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    deadline: Instant,
-    timed_out: bool,
-}
-
-impl ThreadHost {
-    /// Why the script was stopped, if it was.
-    fn stopped_by(&self) -> Option<&'static str> {
-        if self.timed_out {
-            Some("script_timeout")
-        } else if self.killed.load(Ordering::SeqCst) {
-            Some("SCRIPT KILL")
-        } else if self.stop.load(Ordering::SeqCst) {
-            Some("restart or disconnect")
-        } else {
-            None
-        }
-    }
+    limits: Limits,
 }
 
 impl ScriptHost for ThreadHost {
     fn call(&mut self, argv: &[Bytes], resp: u8) -> Frame {
-        if self.stop.load(Ordering::SeqCst) || self.killed.load(Ordering::SeqCst) {
+        if self.limits.stopping() {
             return Frame::error("ERR the script is being stopped");
         }
         let (reply, answer) = oneshot::channel();
@@ -591,19 +585,7 @@ impl ScriptHost for ThreadHost {
     }
 
     fn check_abort(&mut self) -> Result<(), ScriptAbort> {
-        if self.killed.load(Ordering::SeqCst) {
-            return Err(ScriptAbort::killed());
-        }
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(ScriptAbort {
-                message: "ERR the script was stopped".into(),
-            });
-        }
-        if Instant::now() >= self.deadline {
-            self.timed_out = true;
-            return Err(timeout_abort());
-        }
-        Ok(())
+        self.limits.check_abort()
     }
 }
 
