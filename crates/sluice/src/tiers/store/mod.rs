@@ -342,6 +342,26 @@ pub(crate) fn hash_in_column(m: &MappedTable, key: &[u8]) -> StoreError {
     ))
 }
 
+/// [`Store::check`] for a mapped string column, every backend alike: the key capture must
+/// convert for the key column, an upsert's value for the value column (`convert(bytes,
+/// is_key)` does the backend's conversion), and a hash has no place in a column.
+pub(crate) fn check_column(
+    m: &MappedTable,
+    key: &[u8],
+    write: Option<&StoreWrite>,
+    mut convert: impl FnMut(&[u8], bool) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    convert(key, true)?;
+    match write {
+        Some(StoreWrite::Upsert {
+            kind: crate::model::Kind::Hash,
+            ..
+        }) => Err(hash_in_column(m, key)),
+        Some(StoreWrite::Upsert { value, .. }) => convert(value, false),
+        _ => Ok(()),
+    }
+}
+
 /// The stored kind number of a built-in row, refusing a number no kind has (a table someone
 /// else wrote to).
 pub(crate) fn kind_from_stored(code: i64, key: &[u8]) -> Result<crate::model::Kind, StoreError> {

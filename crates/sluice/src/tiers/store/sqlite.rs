@@ -718,18 +718,9 @@ impl Store for SqliteStore {
             }),
             (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
             (Target::Builtin { .. }, _) => Ok(()),
-            (Target::Mapped(m), write) => {
-                to_sql(m, key, key, true)?;
-                match write {
-                    Some(StoreWrite::Upsert {
-                        kind: Kind::Hash, ..
-                    }) => Err(super::hash_in_column(m, key)),
-                    Some(StoreWrite::Upsert { value, .. }) => {
-                        to_sql(m, value, key, false).map(drop)
-                    }
-                    _ => Ok(()),
-                }
-            }
+            (Target::Mapped(m), write) => super::check_column(m, key, write, |bytes, is_key| {
+                to_sql(m, bytes, key, is_key).map(drop)
+            }),
         }
     }
 

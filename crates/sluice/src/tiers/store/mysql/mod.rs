@@ -70,7 +70,6 @@ use super::{
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
-use crate::model::Kind;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -291,18 +290,9 @@ impl Store for MySqlStore {
                 }
                 Ok(())
             }
-            (Target::Mapped(m), write) => {
-                convert(m, key, key, true)?;
-                match write {
-                    Some(StoreWrite::Upsert {
-                        kind: Kind::Hash, ..
-                    }) => Err(super::hash_in_column(m, key)),
-                    Some(StoreWrite::Upsert { value, .. }) => {
-                        convert(m, value, key, false).map(drop)
-                    }
-                    _ => Ok(()),
-                }
-            }
+            (Target::Mapped(m), write) => super::check_column(m, key, write, |bytes, is_key| {
+                convert(m, bytes, key, is_key).map(drop)
+            }),
         }
     }
 

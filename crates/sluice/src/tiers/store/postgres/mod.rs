@@ -65,7 +65,6 @@ use super::{
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
-use crate::model::Kind;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -310,16 +309,14 @@ impl Store for PostgresStore {
             (Target::Mapped(m), write) => {
                 let table = self.cached_table(&m.table);
                 let col = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
-                convert(m, col(&m.key_column).as_ref(), key, key, true)?;
-                match write {
-                    Some(StoreWrite::Upsert {
-                        kind: Kind::Hash, ..
-                    }) => Err(super::hash_in_column(m, key)),
-                    Some(StoreWrite::Upsert { value, .. }) => {
-                        convert(m, col(&m.value_column).as_ref(), value, key, false).map(drop)
-                    }
-                    _ => Ok(()),
-                }
+                super::check_column(m, key, write, |bytes, is_key| {
+                    let column = if is_key {
+                        &m.key_column
+                    } else {
+                        &m.value_column
+                    };
+                    convert(m, col(column).as_ref(), bytes, key, is_key).map(drop)
+                })
             }
         }
     }
