@@ -71,6 +71,19 @@ pub struct WalJournal {
 }
 
 impl WalJournal {
+    /// Hands framed bytes (one record, or a whole group) to the writer as one append.
+    fn send_append(&self, bytes: Vec<u8>, seq: u64) -> JournalAck {
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock();
+        let Some(tx) = tx.as_ref() else {
+            return JournalAck::ready(Err(JournalError::Closed));
+        };
+        if tx.send(Request::Append { bytes, seq, done }).is_err() {
+            return JournalAck::ready(Err(JournalError::WriterStopped));
+        }
+        JournalAck::waiting(rx)
+    }
+
     /// Opens the journal in `dir`, recovering what lies past the checkpoint. A torn tail is
     /// cut with a warning; corruption before the tail is an error unless `salvage`.
     pub async fn open(
@@ -189,17 +202,7 @@ impl Journal for WalJournal {
         if let Some(refused) = self.shared.failure.get().and_then(JournalHealth::error) {
             return JournalAck::ready(Err(refused));
         }
-        let bytes = encode_framed(&record);
-        let seq = record.seq;
-        let (done, rx) = oneshot::channel();
-        let tx = self.tx.lock();
-        let Some(tx) = tx.as_ref() else {
-            return JournalAck::ready(Err(JournalError::Closed));
-        };
-        if tx.send(Request::Append { bytes, seq, done }).is_err() {
-            return JournalAck::ready(Err(JournalError::WriterStopped));
-        }
-        JournalAck::waiting(rx)
+        self.send_append(encode_framed(&record), record.seq)
     }
 
     fn append_group(&self, records: Vec<JournalRecord>) -> JournalAck {
@@ -213,15 +216,7 @@ impl Journal for WalJournal {
             bytes.extend_from_slice(&encode_framed(record));
             seq = seq.max(record.seq);
         }
-        let (done, rx) = oneshot::channel();
-        let tx = self.tx.lock();
-        let Some(tx) = tx.as_ref() else {
-            return JournalAck::ready(Err(JournalError::Closed));
-        };
-        if tx.send(Request::Append { bytes, seq, done }).is_err() {
-            return JournalAck::ready(Err(JournalError::WriterStopped));
-        }
-        JournalAck::waiting(rx)
+        self.send_append(bytes, seq)
     }
 
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
