@@ -76,6 +76,8 @@ pub struct ServerConfig {
     /// one, at least one: the journal, store and flusher threads need a core too, and on a
     /// small machine a load generator often shares it.
     pub io_threads: usize,
+    /// The HTTP listener for `/metrics`, `/healthz` and `/readyz` (`[metrics]`).
+    pub metrics: MetricsConfig,
     /// How log lines are written to stderr (`--log-format` overrides it).
     pub log_format: LogFormat,
     /// Which log lines are written: a level (`info`) or `tracing` directives
@@ -83,6 +85,17 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// Named users (Redis 6 ACL users) from `[[user]]`, besides `default`.
     pub users: Vec<UserConfig>,
+}
+
+/// `[metrics]`: the HTTP listener for Prometheus and health probes. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `/metrics`, `/healthz` and `/readyz` on, e.g. `127.0.0.1:9121`.
+    /// Beyond loopback the same protected-mode rule as the RESP port applies: a password
+    /// (`requirepass` or `[[user]]`) must be set, and then `/metrics` asks for it (HTTP basic
+    /// auth with an ACL user name and password).
+    pub listen: Option<String>,
 }
 
 /// The shape of a log line.
@@ -162,6 +175,8 @@ struct FileSections {
     keyspaces: Vec<KeyspaceConfig>,
     #[serde(default, rename = "user")]
     users: Vec<UserConfig>,
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 /// `[server]` as written: the server's fields and the engine's `data_dir` and
@@ -260,6 +275,7 @@ impl ServerSection {
             tls_key: self.tls_key,
             tls_ca_cert: self.tls_ca_cert,
             io_threads: self.io_threads,
+            metrics: MetricsConfig::default(),
             log_format: self.log_format,
             log_level: self.log_level,
             users,
@@ -291,7 +307,8 @@ impl FileConfig {
     pub fn from_toml(text: &str) -> Result<FileConfig, ConfigError> {
         let sections: FileSections =
             toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let (server, data_dir, shutdown_timeout) = sections.server.split(sections.users);
+        let (mut server, data_dir, shutdown_timeout) = sections.server.split(sections.users);
+        server.metrics = sections.metrics;
         let mut config = FileConfig {
             engine: Config {
                 data_dir,

@@ -184,6 +184,9 @@ async fn serve(
     if let Some(addr) = server.tls_local_addr() {
         listening.push(format!("{addr} (TLS)"));
     }
+    if let Some(addr) = server.http_local_addr() {
+        listening.push(format!("{addr} (HTTP: /metrics, /healthz, /readyz)"));
+    }
     info!(
         "sluice {} listening on {}, store {}, journal {}, keyspaces: {}",
         env!("CARGO_PKG_VERSION"),

@@ -181,6 +181,22 @@ impl Sluice {
             .collect()
     }
 
+    /// Asks the store one cheap question (the built-in table's row of a key no client can
+    /// write): `Ok` when the database answered, else the store error. For readiness probes.
+    pub async fn probe_store(&self) -> Result<(), SluiceError> {
+        let engine = self.engine();
+        let builtin = engine
+            .keyspaces
+            .last()
+            .ok_or_else(|| SluiceError::NoSuchKeyspace("default".to_string()))?;
+        engine
+            .store
+            .read(&builtin.target(0), b"\0sluice:readiness-probe")
+            .await
+            .map(drop)
+            .map_err(|e| SluiceError::store(&builtin.name, e))
+    }
+
     /// Cache sizes.
     pub fn cache_stats(&self) -> CacheStats {
         self.engine.cache.stats()
