@@ -154,6 +154,12 @@ impl KeyLocks {
         StripeGuard { lock }
     }
 
+    /// The write lock of a stripe if it is free now and nobody waits for it.
+    pub(crate) fn try_lock(&self, stripe: Stripe) -> Option<StripeGuard<'_>> {
+        let lock = &self.locks[stripe.0];
+        lock.try_lock_unwaited().then_some(StripeGuard { lock })
+    }
+
     /// Locks several stripes in a global order, so multi-key writers cannot deadlock.
     pub(crate) async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<StripeGuard<'_>> {
         stripes.sort();
