@@ -16,6 +16,8 @@
 //! - `config_validation`: a config that cannot work is refused, naming the field.
 //! - `refused_values`: values and keys a mapped column cannot hold are refused up front.
 //! - `restart`: a graceful shutdown stores everything; a reopened engine reads it back.
+//! - `waitless`: GET, SET and INCR finish at once when nothing needs a wait, and otherwise hand
+//!   back the rest of the operation.
 //!
 //! The randomized ordering property lives in `ordering_proptest.rs`.
 
@@ -45,3 +47,5 @@ mod refused_values;
 mod restart;
 #[path = "engine/transactions.rs"]
 mod transactions;
+#[path = "engine/waitless.rs"]
+mod waitless;

@@ -28,7 +28,7 @@ mod transaction;
 mod types;
 mod watch;
 
-pub use access::Access;
+pub use access::{Access, Later};
 pub use hashes::HashEdit;
 pub use transaction::Transaction;
 pub use watch::WatchSet;

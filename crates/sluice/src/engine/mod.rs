@@ -66,7 +66,7 @@ mod write_back;
 mod write_through;
 
 pub(crate) use deadletter::DeadLetters;
-pub(crate) use durability::{durable, Applied};
+pub(crate) use durability::{defer, durable, in_durability_scope, Applied};
 pub(crate) use keyspace::Keyspace;
 pub(crate) use locks::{KeyLocks, Stripe, StripeGuard};
 pub(crate) use open::describe_keyspace;
