@@ -219,9 +219,20 @@ pub async fn open_engine(
     cfg: Config,
     clock: &ManualClock,
 ) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
+    open_engine_with(cfg, clock, |_| {}).await
+}
+
+/// [`open_engine`], with `prepare` run on the store before the engine opens (so it sees the
+/// flush of the journal's replay).
+pub async fn open_engine_with(
+    cfg: Config,
+    clock: &ManualClock,
+    prepare: impl FnOnce(&FaultyStore),
+) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
     let inner: SharedStore =
         Arc::new(SqliteStore::open(&db_path(&cfg.data_dir)).expect("sqlite opens"));
     let store = FaultyStore::new(inner);
+    prepare(&store);
     let sluice = Sluice::builder(cfg)
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
