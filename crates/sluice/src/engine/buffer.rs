@@ -40,6 +40,10 @@ pub(crate) struct BufferedGroup {
     pub spans_keyspaces: bool,
 }
 
+/// One write of a transaction for [`WriteBackBuffer::insert_group`]: its reservation, key and
+/// sequence number, and the write.
+pub(crate) type GroupWrite<'k> = (Reservation, &'k DbKey, u64, StoreWrite);
+
 /// A buffered write.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -119,7 +123,8 @@ impl Inner {
     /// The entries still in `group`, by sequence number: its members hold its numbers, and a
     /// rewrite of a member's key takes that key out of it.
     fn members(&self, group: BufferedGroup) -> impl Iterator<Item = (u64, &DbKey, &Pending)> {
-        let numbers = group.txn.first_seq..group.txn.first_seq.saturating_add(u64::from(group.txn.len));
+        let numbers =
+            group.txn.first_seq..group.txn.first_seq.saturating_add(u64::from(group.txn.len));
         self.order.range(numbers).filter_map(move |(seq, key)| {
             self.entries
                 .get(key)
@@ -295,7 +300,7 @@ impl WriteBackBuffer {
     /// where one between two inserts would store the first alone.
     pub(crate) fn insert_group(
         &self,
-        writes: Vec<(Reservation, &DbKey, u64, StoreWrite)>,
+        writes: Vec<GroupWrite<'_>>,
         now_ms: u64,
         group: Option<BufferedGroup>,
     ) {

@@ -79,10 +79,7 @@ impl Engine {
         }
         self.journal_barrier_before_flush().await?;
         let now = self.now();
-        let ops: Vec<StoreOp> = batch
-            .iter()
-            .map(|item| flush_op(ks, item, now))
-            .collect();
+        let ops: Vec<StoreOp> = batch.iter().map(|item| flush_op(ks, item, now)).collect();
         let started = Instant::now();
         let outcome = self.store_flush_batch(&batch, ops).await;
         ks.counters

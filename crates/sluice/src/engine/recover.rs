@@ -108,8 +108,9 @@ impl Engine {
         for entries in replay.buffered.values_mut() {
             for replayed in entries.values_mut() {
                 if let Some(group) = &mut replayed.group {
-                    group.spans_keyspaces =
-                        group_keyspaces.get(&group.txn).is_some_and(|ks| ks.len() > 1);
+                    group.spans_keyspaces = group_keyspaces
+                        .get(&group.txn)
+                        .is_some_and(|ks| ks.len() > 1);
                 }
             }
         }

@@ -44,7 +44,11 @@ struct Spanning {
 
 impl SpanningGroups {
     /// Registers `group`, written to `keyspaces`.
-    pub(crate) fn insert(&mut self, group: BufferedGroup, keyspaces: impl IntoIterator<Item = usize>) {
+    pub(crate) fn insert(
+        &mut self,
+        group: BufferedGroup,
+        keyspaces: impl IntoIterator<Item = usize>,
+    ) {
         let keyspaces: BTreeSet<usize> = keyspaces.into_iter().collect();
         self.groups.insert(
             group.txn.first_seq,
@@ -137,11 +141,9 @@ impl Engine {
                     first_error.get_or_insert(e);
                 }
             }
-            let still_buffered = keyspaces.iter().any(|ks| {
-                ks.buffer
-                    .as_ref()
-                    .is_some_and(|b| b.holds_group(g.group))
-            });
+            let still_buffered = keyspaces
+                .iter()
+                .any(|ks| ks.buffer.as_ref().is_some_and(|b| b.holds_group(g.group)));
             if !still_buffered {
                 self.spanning.lock().groups.remove(&g.group.txn.first_seq);
             }

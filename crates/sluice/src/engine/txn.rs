@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use foldhash::fast::RandomState;
 
-use super::buffer::{BufferedGroup, Reservation};
+use super::buffer::{BufferedGroup, GroupWrite, Reservation};
 use super::durability::{durable, Applied, PendingDurability};
 use super::keyspace::Keyspace;
 use super::locks::Stripe;
@@ -396,8 +396,7 @@ impl Engine {
         group: Option<BufferedGroup>,
         now_ms: u64,
     ) {
-        let mut per_keyspace: Vec<(&Keyspace, Vec<(Reservation, &DbKey, u64, StoreWrite)>)> =
-            Vec::new();
+        let mut per_keyspace: Vec<(&Keyspace, Vec<GroupWrite<'_>>)> = Vec::new();
         for (((route, staged), reservation), seq) in back.iter().zip(room).zip(first..) {
             route.ks.counters.writes.fetch_add(1, Ordering::Relaxed);
             let write = (reservation, &route.key, seq, staged.write.clone());

@@ -265,7 +265,8 @@ async fn a_restart_never_releases_a_key_it_did_not_hold() {
 // Write-back transactions spanning keyspaces
 
 /// Products 1 to 9, each priced 10, for the spanning-transaction tests.
-const PRICED: &str = "CREATE TABLE products (id INTEGER PRIMARY KEY, price NUMERIC, stock INTEGER, name TEXT);
+const PRICED: &str =
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, price NUMERIC, stock INTEGER, name TEXT);
      WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < 9)
      INSERT INTO products (id, price) SELECT id, 10 FROM n;";
 
@@ -339,7 +340,11 @@ async fn a_write_back_transaction_spanning_keyspaces_is_stored_in_one_database_t
     h.set("plain:c", "1").await;
     h.set("product:3:price", "1").await;
     h.sluice.flush().await.unwrap();
-    assert_eq!(h.kv_row(0, "plain:b"), None, "none of the refused transaction");
+    assert_eq!(
+        h.kv_row(0, "plain:b"),
+        None,
+        "none of the refused transaction"
+    );
     assert_eq!(price(&h, 2).as_deref(), Some("10"));
     assert_eq!(h.kv_row(0, "plain:c").map(|r| r.0).as_deref(), Some("1"));
     assert_eq!(price(&h, 3).as_deref(), Some("1"));
