@@ -271,7 +271,7 @@ impl Engine {
             self.drain_locked(ks, false).await
         };
         // Attempted even when the drain failed: one failing entry does not hold back others.
-        let spanning = self.flush_spanning_groups(Some(ks.id)).await;
+        let spanning = self.flush_spanning_groups(ks.id).await;
         drained.and(spanning)
     }
 
@@ -337,7 +337,7 @@ async fn run_flusher(
         drop(flushing);
         // The transactions spanning this keyspace and others, with every flush lock they need
         // (none may be held while taking them, or two flushers could wait for each other).
-        let drained = drained.and(engine.flush_spanning_groups(Some(ks.id)).await);
+        let drained = drained.and(engine.flush_spanning_groups(ks.id).await);
         match drained {
             Ok(()) => {
                 backoff.succeed();

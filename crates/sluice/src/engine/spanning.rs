@@ -86,19 +86,16 @@ impl Engine {
         self.spanning.lock().insert(group, keyspaces);
     }
 
-    /// Stores every registered transaction that spans `keyspace` (every one for `None`), each in
-    /// one database transaction, holding the flush locks of all the keyspaces they span. Returns
+    /// Stores every registered transaction that spans `keyspace` (an id), each in one database
+    /// transaction, holding the flush locks of all the keyspaces they span. Returns
     /// the first error of a group left buffered for the retry; the other groups are still tried.
-    pub(crate) async fn flush_spanning_groups(
-        &self,
-        keyspace: Option<usize>,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn flush_spanning_groups(&self, keyspace: usize) -> Result<(), StoreError> {
         let groups: Vec<Spanning> = self
             .spanning
             .lock()
             .groups
             .values()
-            .filter(|g| keyspace.is_none_or(|id| g.keyspaces.contains(&id)))
+            .filter(|g| g.keyspaces.contains(&keyspace))
             .cloned()
             .collect();
         if groups.is_empty() {
