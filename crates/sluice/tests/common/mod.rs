@@ -288,3 +288,15 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Polls GET `key` (database 0) every 10 ms for up to 2 s until it reads absent; returns whether
+/// it did. A write told its journal fsync failed vanishes so once the buffers are reloaded.
+pub async fn becomes_absent(sluice: &Sluice, key: &str) -> bool {
+    for _ in 0..200 {
+        if sluice.get(0, b(key)).await.unwrap().is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}

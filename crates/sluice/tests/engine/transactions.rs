@@ -1,4 +1,5 @@
-//! Transactions (MULTI/EXEC, scripts, MSET) and hashes: all or nothing, isolated, watched.
+//! Transactions (MULTI/EXEC, scripts, MSET) and hashes: all or nothing, isolated, watched; a
+//! write-back transaction spanning keyspaces is stored in one database transaction.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -6,8 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice::config::Config;
+use sluice::tiers::journal::wal::{JournalFaults, WalJournal};
 use sluice::tiers::store::faulty::{BatchFate, FaultyStore};
-use sluice::{Durability, Kind, Policy, SluiceError};
+use sluice::tiers::store::sqlite::SqliteStore;
+use sluice::tiers::store::SharedStore;
+use sluice::{Durability, Kind, Policy, Sluice, SluiceError};
 
 use crate::common::*;
 
@@ -511,4 +515,66 @@ async fn a_spanning_transaction_replayed_from_the_journal_is_still_one_database_
             assert_eq!(price(&h, 7).as_deref(), Some("3"));
         }
     }
+}
+
+/// When the journal goes out of service the buffers are rebuilt from its records: a spanning
+/// transaction acknowledged before is rebuilt as one too, and stored in one database transaction,
+/// while the write whose fsync failed is never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spanning_transaction_reloaded_after_a_journal_failure_is_still_one_database_transaction()
+{
+    let dir = tempfile::tempdir().unwrap();
+    exec_sql(dir.path(), PRICED);
+    let mut price = price_keyspace(Policy::WriteBack);
+    let mut plain = builtin(Policy::WriteBack);
+    price.flush_interval = Duration::from_secs(3600);
+    plain.flush_interval = Duration::from_secs(3600);
+    let mut cfg = config(dir.path(), vec![price, plain]);
+    cfg.journal.durability = Durability::Fsync;
+    let faults = JournalFaults::new();
+    let journal = WalJournal::open_with_faults(
+        &dir.path().join("journal"),
+        &cfg.journal,
+        false,
+        faults.clone(),
+    )
+    .await
+    .unwrap();
+    let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir.path())).unwrap());
+    let store = FaultyStore::new(inner);
+    store.log_batches();
+    let sluice = Sluice::builder(cfg)
+        .journal(Arc::new(journal))
+        .store(store.clone())
+        .open()
+        .await
+        .unwrap();
+    sluice
+        .mset(
+            0,
+            vec![(b("plain:j"), b("4")), (b("product:8:price"), b("4"))],
+        )
+        .await
+        .unwrap();
+
+    const EIO: i32 = 5;
+    faults.fail_sync_after(0, EIO);
+    let failed = sluice
+        .set(0, b("plain:failed"), b("1"), Default::default())
+        .await;
+    assert!(matches!(failed, Err(SluiceError::Journal(_))), "{failed:?}");
+    assert!(
+        becomes_absent(&sluice, "plain:failed").await,
+        "the buffers were reloaded from the journal"
+    );
+    sluice.flush().await.unwrap();
+    assert_eq!(
+        batches_holding(&store, "plain:j"),
+        vec![(vec!["8".into(), "plain:j".into()], BatchFate::Committed)]
+    );
+    assert_eq!(
+        kv_row(dir.path(), 0, "plain:j").map(|r| r.0).as_deref(),
+        Some("4")
+    );
+    assert_eq!(kv_row(dir.path(), 0, "plain:failed"), None);
 }
