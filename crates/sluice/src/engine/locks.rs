@@ -157,7 +157,9 @@ impl KeyLocks {
     /// The write lock of a stripe if it is free now and nobody waits for it.
     pub(crate) fn try_lock(&self, stripe: Stripe) -> Option<StripeGuard<'_>> {
         let lock = &self.locks[stripe.0];
-        lock.try_lock_unwaited().then_some(StripeGuard { lock })
+        // `then`, never `then_some`: an eagerly built guard would be dropped on failure and
+        // release the lock its holder still has.
+        lock.try_lock_unwaited().then(|| StripeGuard { lock })
     }
 
     /// Locks several stripes in a global order, so multi-key writers cannot deadlock.
@@ -268,5 +270,25 @@ pub(crate) struct FillWindow<'a> {
 impl Drop for FillWindow<'_> {
     fn drop(&mut self) {
         self.ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_try_lock_leaves_the_holders_lock_held() {
+        let locks = KeyLocks::default();
+        let stripe = locks.stripe(0, b"k");
+        assert!(locks.try_hold(stripe));
+        assert!(locks.try_lock(stripe).is_none());
+        assert!(
+            locks.try_lock(stripe).is_none(),
+            "still held after a failed attempt"
+        );
+        assert!(!locks.try_hold(stripe));
+        locks.release(stripe);
+        assert!(locks.try_lock(stripe).is_some());
     }
 }

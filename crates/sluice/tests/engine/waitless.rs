@@ -71,7 +71,19 @@ async fn a_key_another_holds_is_written_once_it_is_released() {
     let Err(rest) = h.sluice.access().incr_by_now(0, b("k"), 1) else {
         panic!("the transaction holds the key's lock");
     };
+    // A refused attempt leaves the lock with its holder: a second writer waits too.
+    let Err(second) = h.sluice.access().incr_by_now(0, b("k"), 1) else {
+        panic!("the first attempt released the transaction's lock");
+    };
+    let mut second = second;
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), &mut second)
+            .await
+            .is_err(),
+        "a write went through while the transaction held the key"
+    );
     drop(txn);
-    assert_eq!(rest.await.unwrap(), 42);
-    assert_eq!(h.get("k").await.as_deref(), Some("42"));
+    assert!(second.await.unwrap() >= 42);
+    assert!(rest.await.unwrap() >= 42);
+    assert_eq!(h.get("k").await.as_deref(), Some("43"));
 }
