@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::clock::OpTime;
 use crate::engine::{durable, Applied, Engine, Route, Stripe, StripeGuard, TxnState};
-use crate::error::SluiceError;
+use crate::error::{ScriptKind, SluiceError};
 use crate::model::{Entry, StoreWrite};
 
 /// A handle for running operations, directly on the engine or inside a transaction.
@@ -69,13 +69,17 @@ impl<'a> Access<'a> {
 
     /// The lock of one key for one operation: its stripe lock, or, in a transaction, nothing
     /// (the transaction holds it, or takes it now if it is free; if it is not, the
-    /// transaction must run again and this is [`SluiceError::Contended`]).
+    /// transaction must run again and this is [`SluiceError::Contended`]). A lock a busy
+    /// script holds is [`SluiceError::Busy`].
     pub(crate) async fn lock(
         &mut self,
         route: &Route<'a>,
     ) -> Result<Option<StripeGuard<'a>>, SluiceError> {
         match &mut self.txn {
-            None => Ok(Some(self.engine.locks.lock(route.stripe).await)),
+            None => match self.engine.locks.lock(route.stripe).await {
+                Ok(guard) => Ok(Some(guard)),
+                Err(kind) => Err(SluiceError::Busy(kind)),
+            },
             Some(txn) => self.engine.txn_hold(txn, route.stripe).map(|()| None),
         }
     }
@@ -86,7 +90,12 @@ impl<'a> Access<'a> {
         stripes: Vec<Stripe>,
     ) -> Result<Vec<StripeGuard<'a>>, SluiceError> {
         match &mut self.txn {
-            None => Ok(self.engine.locks.lock_many(stripes).await),
+            None => self
+                .engine
+                .locks
+                .lock_many(stripes)
+                .await
+                .map_err(SluiceError::Busy),
             Some(txn) => {
                 for stripe in stripes {
                     self.engine.txn_hold(txn, stripe)?;
@@ -130,6 +139,15 @@ impl<'a> Access<'a> {
     /// in a transaction: its commit waits).
     pub(crate) async fn durable(&self, applied: Applied) -> Result<(), SluiceError> {
         durable(applied).await
+    }
+
+    /// Marks the transaction busy: a script running in it has run past its busy threshold,
+    /// and whoever would wait for its keys gets [`SluiceError::Busy`] until it ends (see
+    /// [`crate::Transaction`]). Nothing outside a transaction.
+    pub fn mark_busy(&mut self, kind: ScriptKind) {
+        if let Some(txn) = &mut self.txn {
+            self.engine.mark_txn_busy(txn, kind);
+        }
     }
 
     /// This access again, for a shorter borrow (to hand to one operation and keep using it).
