@@ -369,7 +369,12 @@ async fn send_until_waiting(
     patience: Duration,
 ) -> bool {
     let mut written = false;
+    let since = Instant::now();
     loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "nothing held {key} for {patience:?}"
+        );
         client
             .send(&encode(&[b"SET", key.as_bytes(), value.as_bytes()]))
             .await;
