@@ -6,6 +6,8 @@
 #
 # usage: bench/callgrind.sh [requests] [tests] [pipelines]
 #   defaults: 200000 "get set incr" "1 16"
+# CALLGRIND_KEEP=DIR keeps each measured run's profile as DIR/NAME.TEST.PIPELINE.cg.out, for
+# callgrind_annotate --inclusive=yes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -32,6 +34,7 @@ measure() { # name, port, test, pipeline -> Ir per request
   for f in "$WORK"/cg.out.*; do
     [ -s "$f" ] || continue
     ir=$((ir + $(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')))
+    if [ -n "${CALLGRIND_KEEP:-}" ]; then mkdir -p "$CALLGRIND_KEEP"; cp "$f" "$CALLGRIND_KEEP/$1.$3.$4.cg.out"; fi
   done
   echo $((ir / N))
 }

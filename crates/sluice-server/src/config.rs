@@ -83,8 +83,39 @@ pub struct ServerConfig {
     /// one, at least one: the journal, store and flusher threads need a core too, and on a
     /// small machine a load generator often shares it.
     pub io_threads: usize,
+    /// The HTTP listener for `/metrics`, `/healthz` and `/readyz` (`[metrics]`).
+    pub metrics: MetricsConfig,
+    /// How log lines are written to stderr (`--log-format` overrides it).
+    pub log_format: LogFormat,
+    /// Which log lines are written: a level (`info`) or `tracing` directives
+    /// (`sluice=debug,info`). `RUST_LOG`, when set, overrides it. Validated at load.
+    pub log_level: Option<String>,
     /// Named users (Redis 6 ACL users) from `[[user]]`, besides `default`.
     pub users: Vec<UserConfig>,
+}
+
+/// `[metrics]`: the HTTP listener for Prometheus and health probes. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `/metrics`, `/healthz` and `/readyz` on, e.g. `127.0.0.1:9121`.
+    /// Beyond loopback the same protected-mode rule as the RESP port applies: a password
+    /// (`requirepass` or `[[user]]`) must be set, and then `/metrics` asks for it (HTTP basic
+    /// auth with an ACL user name and password).
+    pub listen: Option<String>,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only when stderr is a terminal, so a log
+    /// written to a file or a pipe holds no ANSI escapes.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for log
+    /// shippers.
+    Json,
 }
 
 impl ServerConfig {
@@ -151,6 +182,8 @@ struct FileSections {
     keyspaces: Vec<KeyspaceConfig>,
     #[serde(default, rename = "user")]
     users: Vec<UserConfig>,
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 /// `[server]` as written: the server's fields and the engine's `data_dir` and
@@ -191,6 +224,8 @@ struct ServerSection {
     tls_key: Option<PathBuf>,
     tls_ca_cert: Option<PathBuf>,
     io_threads: usize,
+    log_format: LogFormat,
+    log_level: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -220,6 +255,8 @@ impl Default for ServerSection {
             tls_key: None,
             tls_ca_cert: None,
             io_threads: 0,
+            log_format: LogFormat::Text,
+            log_level: None,
         }
     }
 }
@@ -249,10 +286,30 @@ impl ServerSection {
             tls_key: self.tls_key,
             tls_ca_cert: self.tls_ca_cert,
             io_threads: self.io_threads,
+            metrics: MetricsConfig::default(),
+            log_format: self.log_format,
+            log_level: self.log_level,
             users,
         };
         (server, self.data_dir, self.shutdown_timeout)
     }
+}
+
+/// A level, or `tracing` directives. A lone word that is no level would parse as "everything
+/// from the target of that name", which is never what `log_level = "verbose"` meant.
+fn check_log_level(level: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let hint = "use a level (off, error, warn, info, debug, trace) or directives such as \"sluice=debug,info\"";
+    let lone_word = !level.contains(['=', ',', '[']);
+    if lone_word && !LEVELS.contains(&level.trim().to_ascii_lowercase().as_str()) {
+        return Err(ConfigError::invalid(
+            "server.log_level",
+            format!("{level:?} is not a level: {hint}"),
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| ConfigError::invalid("server.log_level", format!("{e}: {hint}")))
 }
 
 impl FileConfig {
@@ -261,7 +318,8 @@ impl FileConfig {
     pub fn from_toml(text: &str) -> Result<FileConfig, ConfigError> {
         let sections: FileSections =
             toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let (server, data_dir, shutdown_timeout) = sections.server.split(sections.users);
+        let (mut server, data_dir, shutdown_timeout) = sections.server.split(sections.users);
+        server.metrics = sections.metrics;
         let mut config = FileConfig {
             engine: Config {
                 data_dir,
@@ -274,6 +332,9 @@ impl FileConfig {
             server,
         };
         config.expand_secrets()?;
+        if let Some(level) = &config.server.log_level {
+            check_log_level(level)?;
+        }
         Ok(config)
     }
 

@@ -4,7 +4,8 @@
 //! tiers). [`server`] owns the listener, connection limits and graceful shutdown.
 //!
 //! Layers, top first; a module uses only modules below it:
-//! `server` → `frontend::connection` → `frontend::cmd` → `state` → leaves (`auth`, `tls`,
+//! `server` → `http` (the metrics and health listener) and `frontend::connection` →
+//! `frontend::cmd` → `state` → leaves (`auth`, `tls`,
 //! `glob`, `frontend::parse`, `frontend::frame`) → `config` (the file, split into the engine's
 //! settings and the server's) → the `sluice` engine.
 
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod config;
 pub mod frontend;
 pub mod glob;
+pub mod http;
 pub mod script;
 pub mod server;
 pub mod state;

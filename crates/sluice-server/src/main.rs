@@ -1,12 +1,13 @@
 //! `sluice`: a Redis-protocol write-through / write-back cache in front of a SQL database.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice::Sluice;
-use sluice_server::config::FileConfig;
+use sluice_server::config::{FileConfig, LogFormat};
 use sluice_server::Server;
 use tracing::info;
 
@@ -44,6 +45,9 @@ invalidate. With no config it runs embedded: SQLite and a local journal in --dat
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format on stderr [default: `[server] log_format`, else text].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -96,13 +100,35 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     sluice::config::parse_duration(s)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Logs to stderr: `RUST_LOG` if set, else the configured level, else `info`. Text is coloured
+/// only on a terminal, so files and pipes get plain lines.
+fn init_logging(format: LogFormat, configured_level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let mut bad_rust_log = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => match EnvFilter::try_new(&directives) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                bad_rust_log = Some(format!("RUST_LOG={directives:?} ignored: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    // The configured level was validated when the config was loaded.
+    let filter = filter
+        .or_else(|| configured_level.and_then(|l| EnvFilter::try_new(l).ok()))
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => subscriber.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
+    if let Some(warning) = bad_rust_log {
+        tracing::warn!("{warning}");
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -158,6 +184,9 @@ async fn serve(
     if let Some(addr) = server.tls_local_addr() {
         listening.push(format!("{addr} (TLS)"));
     }
+    if let Some(addr) = server.http_local_addr() {
+        listening.push(format!("{addr} (HTTP: /metrics, /healthz, /readyz)"));
+    }
     info!(
         "sluice {} listening on {}, store {}, journal {}, keyspaces: {}",
         env!("CARGO_PKG_VERSION"),
@@ -205,7 +234,6 @@ fn shutdown_signals() -> impl std::future::Future<Output = ()> {
 fn main() -> ExitCode {
     release_freed_memory_promptly();
     let cli = Cli::parse();
-    init_logging();
     // `serve` reads its config before the runtime exists: the runtime's thread count is in it.
     let serve_config = match &cli.command {
         Command::Serve { config, .. } => match load_config(config.as_ref()) {
@@ -217,6 +245,13 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
+    let server_settings = serve_config.as_ref().map(|c| &c.server);
+    init_logging(
+        cli.log_format
+            .or(server_settings.map(|s| s.log_format))
+            .unwrap_or_default(),
+        server_settings.and_then(|s| s.log_level.as_deref()),
+    );
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // `bench` and `check-config` keep tokio's default of one worker per core (`bench` runs its
     // load generator in this process too).

@@ -24,6 +24,8 @@ pub struct Server {
     listener: Option<TcpListener>,
     /// The TLS listener; `None` without `tls_port`.
     tls: Option<TlsListener>,
+    /// The HTTP listener for metrics and probes; `None` without `[metrics] listen`.
+    http: Option<TcpListener>,
 }
 
 /// Accepts from `listener`, or waits forever if there is none.
@@ -71,10 +73,12 @@ impl Server {
         };
         let shared = Shared::new(sluice, config, port, tls_port)
             .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        let http = crate::http::bind(&shared.config, &shared.users).await?;
         Ok(Server {
             shared,
             listener,
             tls,
+            http,
         })
     }
 
@@ -94,6 +98,11 @@ impl Server {
         self.tls.as_ref().and_then(|t| t.listener.local_addr().ok())
     }
 
+    /// The metrics and probe address bound, when `[metrics] listen` is set.
+    pub fn http_local_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared state (to trigger a shutdown from outside).
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
@@ -107,6 +116,9 @@ impl Server {
         let slots = Arc::new(Semaphore::new(shared.config.maxclients));
         let mut connections = tokio::task::JoinSet::new();
         let tls_acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
+        let http = self
+            .http
+            .map(|listener| tokio::spawn(crate::http::serve(listener, shared.clone())));
         loop {
             // Which listener accepted: `None` plaintext, `Some(acceptor)` TLS.
             let (accepted, tls) = tokio::select! {
@@ -160,7 +172,11 @@ impl Server {
                 _ = &mut close_deadline => { connections.abort_all(); break }
             }
         }
-        shared.sluice.shutdown().await
+        let report = shared.sluice.shutdown().await;
+        if let Some(http) = http {
+            http.abort();
+        }
+        report
     }
 }
 

@@ -8,8 +8,8 @@
 //!   reply) loses no update under concurrency, under write-through and write-back alike;
 //! - a write-through or invalidate transaction the database refuses in part is applied in none
 //!   of its parts (built-in table included), in the database and in what clients read; under
-//!   write-back the refusal comes at the flush and should refuse the whole transaction too
-//!   (an ignored test: today a transaction spanning keyspaces is stored in part);
+//!   write-back the refusal comes at the flush and refuses the whole transaction too, across
+//!   keyspaces (EXEC, MSET, MSETNX, RENAME and scripts alike);
 //! - a hash keyspace mapped onto a row reads and writes the row's columns, refuses fields and
 //!   values the row cannot hold without writing anything, and sees other writers' rows once its
 //!   cached copy is gone; under write-back, writes to one row coalesce and land at a flush;
@@ -389,15 +389,8 @@ async fn exec_refused_by_a_check_constraint_changes_nothing_invalidate() {
 /// whole transaction is then refused (each write parked as a dead letter), none of it stored,
 /// including its writes to another write-back keyspace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Sluice bug (reported): a write-back EXEC spanning two keyspaces is flushed per keyspace, so the built-in table's write is stored while the refused keyspace's writes are dead letters"]
 async fn write_back_exec_refused_at_the_flush_stores_none_of_it() {
-    let mut config = config_with(vec![price_keyspace(Policy::WriteBack)]);
-    config.engine.keyspaces.pop();
-    config
-        .engine
-        .keyspaces
-        .push(KeyspaceConfig::builtin(Policy::WriteBack));
-    let server = TestServer::start_config_with_sql(config, PRODUCTS_CHECKED).await;
+    let server = TestServer::start_config_with_sql(both_write_back(), PRODUCTS_CHECKED).await;
     let mut c = server.client().await;
     assert_eq!(c.run("MULTI").await, b"+OK\r\n");
     assert_eq!(c.run("SET plain:x 1").await, b"+QUEUED\r\n");
@@ -425,6 +418,140 @@ async fn write_back_exec_refused_at_the_flush_stores_none_of_it() {
         "the transaction's write to the built-in table is not stored either"
     );
     server.stop().await;
+}
+
+/// `product:{id}:price` and the built-in table (every other key), both write-back.
+fn both_write_back() -> FileConfig {
+    let mut config = config_with(vec![price_keyspace(Policy::WriteBack)]);
+    config.engine.keyspaces.pop();
+    config
+        .engine
+        .keyspaces
+        .push(KeyspaceConfig::builtin(Policy::WriteBack));
+    config
+}
+
+/// A multi-key command spanning both write-back keyspaces whose write the database refuses at
+/// the flush.
+struct RefusedAtTheFlush<'a> {
+    /// Commands run first, each answering `+OK`.
+    setup: &'a [&'a str],
+    command: Vec<&'a [u8]>,
+    /// Its reply, as Redis answers it (the refusal comes later).
+    reply: &'a [u8],
+    /// The writes it made, each a dead letter after the flush.
+    writes: usize,
+    /// Keys and what GET answers after the flush: what it answered before the command.
+    restored: &'a [(&'a str, &'a [u8])],
+}
+
+/// The multi-key commands that are transactions of their own (MSET, MSETNX, RENAME, a Lua
+/// script) spanning both write-back keyspaces: answered as Redis answers them, and when the
+/// database refuses one of their writes at the flush, none of them is stored and clients read
+/// the values from before the command again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_multi_key_commands_refused_at_the_flush_store_none_of_it() {
+    let script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[2]); \
+                  return redis.call('SET', KEYS[3], ARGV[3])";
+    let unchanged: &[(&str, &[u8])] = &[
+        ("plain:x", b"$-1\r\n"),
+        ("product:1:price", b"$2\r\n10\r\n"),
+    ];
+    let cases = [
+        RefusedAtTheFlush {
+            setup: &[],
+            command: vec![
+                b"MSET",
+                b"plain:x",
+                b"1",
+                b"product:1:price",
+                b"5",
+                b"product:2:price",
+                b"-1",
+            ],
+            reply: b"+OK\r\n",
+            writes: 3,
+            restored: unchanged,
+        },
+        RefusedAtTheFlush {
+            setup: &[],
+            command: vec![
+                b"MSETNX",
+                b"plain:x",
+                b"1",
+                b"product:3:price",
+                b"5",
+                b"product:4:price",
+                b"-1",
+            ],
+            reply: b":1\r\n",
+            writes: 3,
+            restored: &[("plain:x", b"$-1\r\n"), ("product:3:price", b"$-1\r\n")],
+        },
+        RefusedAtTheFlush {
+            setup: &["SET plain:src -1", "SLUICE.FLUSH"],
+            command: vec![b"RENAME", b"plain:src", b"product:2:price"],
+            reply: b"+OK\r\n",
+            writes: 2,
+            restored: &[
+                ("plain:src", b"$2\r\n-1\r\n"),
+                ("product:2:price", b"$2\r\n20\r\n"),
+            ],
+        },
+        RefusedAtTheFlush {
+            setup: &[],
+            command: vec![
+                b"EVAL",
+                script.as_bytes(),
+                b"3",
+                b"plain:x",
+                b"product:1:price",
+                b"product:2:price",
+                b"1",
+                b"5",
+                b"-1",
+            ],
+            reply: b"+OK\r\n",
+            writes: 3,
+            restored: unchanged,
+        },
+    ];
+    for case in cases {
+        let name = String::from_utf8_lossy(case.command[0]).into_owned();
+        let server = TestServer::start_config_with_sql(both_write_back(), PRODUCTS_CHECKED).await;
+        let mut c = server.client().await;
+        for line in case.setup {
+            assert_eq!(c.run(line).await, b"+OK\r\n", "{name}: {line}");
+        }
+        assert_eq!(c.cmd(&case.command).await, case.reply, "{name}");
+        assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n", "{name}");
+        let dead = c.run("SLUICE.DEADLETTERS").await;
+        assert!(
+            dead.starts_with(format!("*{}\r\n", case.writes).as_bytes()),
+            "{name}: every write of the refused command is a dead letter: {}",
+            show(&dead)
+        );
+        for (key, value) in case.restored {
+            assert_eq!(
+                show(&c.run(&format!("GET {key}")).await),
+                show(value),
+                "{name}: {key} as before the command"
+            );
+        }
+        assert_eq!(kv_row(&server, "plain:x"), None, "{name}");
+        assert_eq!(
+            row(&server, "products", "price", 1),
+            Some(vec!["10".into()]),
+            "{name}"
+        );
+        assert_eq!(
+            row(&server, "products", "price", 2),
+            Some(vec!["20".into()]),
+            "{name}"
+        );
+        assert_eq!(row(&server, "products", "price", 3), None, "{name}");
+        server.stop().await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

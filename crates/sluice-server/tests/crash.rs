@@ -985,28 +985,57 @@ backpressure_timeout = "100ms"
 // Transaction groups: a MULTI/EXEC under write-back is one journal record group.
 // ---------------------------------------------------------------------------------------
 
-/// Keys each EXEC writes, all to the same value.
+/// Built-in keys each EXEC writes, all to the same value.
 const GROUP_KEYS: usize = 6;
+
+/// The keys writer `w`'s EXECs write: built-in keys, and with `spanning` also `txm:{w}` in a
+/// second write-back keyspace (column `txm.v` of row `w`).
+fn group_keys(w: usize, spanning: bool) -> Vec<String> {
+    let mut keys: Vec<String> = (0..GROUP_KEYS).map(|k| format!("tx:{w}:{k}")).collect();
+    if spanning {
+        keys.push(format!("txm:{w}"));
+    }
+    keys
+}
+
+/// What the database holds for writer `w`'s keys, in [`group_keys`] order.
+fn stored_group(data: &Path, w: usize, spanning: bool) -> Vec<Option<String>> {
+    let stored = stored_values(data);
+    let mut values: Vec<Option<String>> = (0..GROUP_KEYS)
+        .map(|k| stored.get(&format!("tx:{w}:{k}")).cloned())
+        .collect();
+    if spanning {
+        let conn = open_db(data);
+        let mapped = conn
+            .query_row("SELECT v FROM txm WHERE id = ?1", [w as i64], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .unwrap_or(None);
+        values.push(mapped);
+    }
+    values
+}
 
 /// Runs EXECs setting every key of writer `w` to 1, 2, 3... until the server goes away;
 /// returns (the last value an EXEC acknowledged, the last value sent).
-fn run_group_writer(port: u16, w: usize, start: u64) -> (u64, u64) {
+fn run_group_writer(port: u16, w: usize, start: u64, spanning: bool) -> (u64, u64) {
     let Ok(mut c) = Client::connect(port) else {
         return (start, start);
     };
+    let keys = group_keys(w, spanning);
     let (mut acked, mut sent) = (start, start);
     for value in start + 1.. {
         let v = value.to_string();
         let mut exec = || -> io::Result<Reply> {
             c.cmd_str(&["MULTI"])?;
-            for k in 0..GROUP_KEYS {
-                c.cmd_str(&["SET", &format!("tx:{w}:{k}"), &v])?;
+            for key in &keys {
+                c.cmd_str(&["SET", key, &v])?;
             }
             c.cmd_str(&["EXEC"])
         };
         sent = value;
         match exec() {
-            Ok(Reply::Array(Some(items))) if items.len() == GROUP_KEYS => acked = value,
+            Ok(Reply::Array(Some(items))) if items.len() == keys.len() => acked = value,
             Ok(other) => panic!("writer {w}: EXEC answered {other:?}"),
             Err(_) => break, // killed
         }
@@ -1020,17 +1049,64 @@ fn run_group_writer(port: u16, w: usize, start: u64) -> (u64, u64) {
 /// and no acknowledged EXEC is lost.
 #[test]
 fn transaction_groups_are_replayed_whole_or_not_at_all() {
+    groups_are_replayed_whole(false);
+}
+
+/// [`transaction_groups_are_replayed_whole_or_not_at_all`] with every EXEC also writing a
+/// mapped column in a second write-back keyspace: the group spans two keyspaces' buffers, and
+/// is still flushed (and replayed) whole.
+#[test]
+fn transaction_groups_spanning_keyspaces_are_replayed_whole_or_not_at_all() {
+    groups_are_replayed_whole(true);
+}
+
+/// Every writer's keys hold one value in the database (or none): no half transaction.
+fn assert_whole_groups_stored(data: &Path, writers: usize, spanning: bool, when: &str, seed: u64) {
+    for w in 0..writers {
+        let values = stored_group(data, w, spanning);
+        assert!(
+            values.iter().all(|v| *v == values[0]),
+            "{when}, writer {w}: half a transaction in the database: {values:?} \
+             (SLUICE_CRASH_SEED={seed})"
+        );
+    }
+}
+
+fn groups_are_replayed_whole(spanning: bool) {
     let seed = seed();
-    eprintln!("transaction groups: SLUICE_CRASH_SEED={seed}");
+    eprintln!("transaction groups (spanning keyspaces: {spanning}): SLUICE_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let (_dir, data) = workdir();
+    if spanning {
+        std::fs::create_dir_all(&data).expect("create the data dir");
+        open_db(&data)
+            .execute_batch("CREATE TABLE txm (id INTEGER PRIMARY KEY, v TEXT)")
+            .expect("create txm");
+    }
     let config = |flush_interval: &str| {
+        let mapped = if spanning {
+            format!(
+                r#"
+[[keyspace]]
+name = "mapped"
+keys = "txm:{{id}}"
+table = "txm"
+key_column = "id"
+value_column = "v"
+policy = "write-back"
+flush_interval = "{flush_interval}"
+flush_batch = 16
+"#
+            )
+        } else {
+            String::new()
+        };
         format!(
             r#"
 [journal]
 durability = "fsync"
 segment_size = "8KiB"
-
+{mapped}
 [[keyspace]]
 name = "default"
 keys = "*"
@@ -1048,9 +1124,8 @@ flush_batch = 16
         // After the restart: every writer's keys agree, at or past its last acknowledged EXEC.
         let mut c = server.client();
         for (w, acked) in acked.iter_mut().enumerate() {
-            let values: Vec<Option<Vec<u8>>> = (0..GROUP_KEYS)
-                .map(|k| c.get(&format!("tx:{w}:{k}")))
-                .collect();
+            let values: Vec<Option<Vec<u8>>> =
+                group_keys(w, spanning).iter().map(|k| c.get(k)).collect();
             assert!(
                 values.iter().all(|v| *v == values[0]),
                 "cycle {cycle}, writer {w}: half a transaction after the crash: {values:?} \
@@ -1067,20 +1142,17 @@ flush_batch = 16
             );
             *acked = now;
         }
-        let stored = stored_values(&data);
-        for w in 0..writers {
-            let values: Vec<Option<&String>> = (0..GROUP_KEYS)
-                .map(|k| stored.get(&format!("tx:{w}:{k}")))
-                .collect();
-            assert!(
-                values.iter().all(|v| *v == values[0]),
-                "cycle {cycle}, writer {w}: half a transaction in the database: {values:?}"
-            );
-        }
+        assert_whole_groups_stored(
+            &data,
+            writers,
+            spanning,
+            &format!("cycle {cycle}, restarted"),
+            seed,
+        );
         let handles: Vec<_> = (0..writers)
             .map(|w| {
                 let (port, start) = (server.port, acked[w]);
-                thread::spawn(move || run_group_writer(port, w, start))
+                thread::spawn(move || run_group_writer(port, w, start, spanning))
             })
             .collect();
         thread::sleep(Duration::from_millis(rng.gen_range(150..600)));
@@ -1089,6 +1161,14 @@ flush_batch = 16
             let (last_acked, _sent) = h.join().expect("writer thread");
             acked[w] = last_acked;
         }
+        // What the flushes stored before the kill: whole transactions only.
+        assert_whole_groups_stored(
+            &data,
+            writers,
+            spanning,
+            &format!("cycle {cycle}, killed"),
+            seed,
+        );
     }
     assert!(
         acked.iter().all(|&a| a > 0),

@@ -139,6 +139,48 @@ ttl = "1h"
     drop(server);
 }
 
+/// Creates a table (`create`, one statement after another), runs `scenario` with a pool for
+/// reading it, and drops the table afterwards, even when the scenario panics.
+async fn on_new_table<F, Fut>(url: &str, table: &str, create: &[String], scenario: F)
+where
+    F: FnOnce(mysql_async::Pool) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let pool = mysql_async::Pool::new(url);
+    for statement in create {
+        exec(&pool, statement).await;
+    }
+    with_cleanup(scenario(pool.clone()), async {
+        exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
+    })
+    .await;
+}
+
+/// A scenario's reader of one row of `table` by id: `read` runs it on a connection of `pool`.
+fn read_by_id<T, R, Fut>(
+    pool: mysql_async::Pool,
+    table: String,
+    read: R,
+) -> impl Fn(i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + Sync
+where
+    R: Fn(mysql_async::Pool, String, i64) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    move |id: i64| Box::pin(read(pool.clone(), table.clone(), id))
+}
+
+/// Row `id` of the users table: (name, email, age) as text.
+async fn user_row(pool: mysql_async::Pool, table: String, id: i64) -> sql_e2e::UserRow {
+    let mut conn = pool.get_conn().await.expect("connect to MySQL");
+    conn.exec_first::<(Option<String>, Option<String>, Option<String>), _, _>(
+        format!("SELECT name, email, CAST(age AS CHAR) FROM {table} WHERE id = ?"),
+        (id,),
+    )
+    .await
+    .expect("read the row")
+    .map(|(a, b, c)| [a, b, c])
+}
+
 /// A hash keyspace on a MySQL/MariaDB row: see [`sql_e2e::hash_rows_scenario`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_rows_end_to_end() {
@@ -146,38 +188,47 @@ async fn hash_rows_end_to_end() {
         return;
     };
     let table = format!("sluice_e2e_users_{}", unique_suffix());
-    let pool = mysql_async::Pool::new(url.as_str());
-    exec(
-        &pool,
-        &format!(
-            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, email TEXT, \
-             age INT CHECK (age >= 0))"
-        ),
-    )
-    .await;
-    let body = {
-        let (url, table, pool) = (url.clone(), table.clone(), pool.clone());
-        async move {
-            let server = Sluice::start(&sql_e2e::users_keyspace(&url, &table)).await;
-            let row = move |id: i64| {
-                let (pool, table) = (pool.clone(), table.clone());
-                Box::pin(async move {
-                    let mut conn = pool.get_conn().await.expect("connect to MySQL");
-                    conn.exec_first::<(Option<String>, Option<String>, Option<String>), _, _>(
-                        format!("SELECT name, email, CAST(age AS CHAR) FROM {table} WHERE id = ?"),
-                        (id,),
-                    )
-                    .await
-                    .expect("read the row")
-                    .map(|(a, b, c)| [a, b, c])
-                })
-                    as std::pin::Pin<Box<dyn std::future::Future<Output = sql_e2e::UserRow> + Send>>
-            };
+    let create = [format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, email TEXT, \
+         age INT CHECK (age >= 0))"
+    )];
+    let config = sql_e2e::users_keyspace(&url, &table);
+    let scenario = {
+        let table = table.clone();
+        |pool: mysql_async::Pool| async move {
+            let server = Sluice::start(&config).await;
+            let row = read_by_id(pool, table, user_row);
             sql_e2e::hash_rows_scenario(&server, &row).await;
         }
     };
-    with_cleanup(body, async {
-        exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
-    })
-    .await;
+    on_new_table(&url, &table, &create, scenario).await;
+}
+
+/// A write-back transaction spanning the built-in table and a mapped one on MySQL/MariaDB: see
+/// [`sql_e2e::spanning_write_back_scenario`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_transaction_spanning_keyspaces_end_to_end() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let (table, plain) = sql_e2e::spanning_names();
+    let create = [
+        format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, price DECIMAL(10,2) CHECK (price >= 0)) \
+             ENGINE=InnoDB"
+        ),
+        format!("INSERT INTO {table} (id, price) VALUES (1, 10), (2, 20)"),
+    ];
+    let config = sql_e2e::spanning_write_back_keyspaces(&url, &table);
+    let scenario = {
+        let table = table.clone();
+        |pool: mysql_async::Pool| async move {
+            let server = Sluice::start(&config).await;
+            let read = read_by_id(pool, table, |pool, table, id| async move {
+                price(&pool, &table, id).await.flatten()
+            });
+            sql_e2e::spanning_write_back_scenario(&server, &read, &plain).await;
+        }
+    };
+    on_new_table(&url, &table, &create, scenario).await;
 }

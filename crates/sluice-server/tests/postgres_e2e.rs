@@ -688,6 +688,43 @@ policy = "write-through"
     drop(server);
 }
 
+/// Creates a table (`create`, one batch of statements), runs `scenario` with a connection of
+/// its own for reading the table, and drops the table afterwards, even when the scenario panics.
+async fn on_new_table<F, Fut>(url: &str, table: &str, create: &str, scenario: F)
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let admin = connect(url).await;
+    admin.batch_execute(create).await.expect("create the table");
+    let reader = Arc::new(connect(url).await);
+    with_cleanup(scenario(reader), async {
+        admin
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .expect("drop the table");
+    })
+    .await;
+}
+
+/// A scenario's reader of one row by id: `select` takes the id as `$1`; `map` turns the row, if
+/// any, into what the scenario compares.
+fn read_by_id<T: Send + 'static>(
+    reader: Arc<Client>,
+    select: String,
+    map: fn(Option<tokio_postgres::Row>) -> T,
+) -> impl Fn(i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + Sync {
+    move |id: i64| {
+        let (reader, select) = (reader.clone(), select.clone());
+        Box::pin(async move {
+            map(reader
+                .query_opt(&select, &[&id])
+                .await
+                .expect("read the row"))
+        })
+    }
+}
+
 /// A hash keyspace on a PostgreSQL row: see [`sql_e2e::hash_rows_scenario`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_rows_end_to_end() {
@@ -695,41 +732,44 @@ async fn hash_rows_end_to_end() {
         return;
     };
     let table = format!("sluice_e2e_users_{}", unique_suffix());
-    let admin = connect(&url).await;
-    admin
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id bigint PRIMARY KEY, name text, email text, \
-             age integer CHECK (age >= 0))"
-        ))
-        .await
-        .expect("create the table");
-    let body = {
-        let (url, table) = (url.clone(), table.clone());
-        async move {
-            let server = Sluice::start(&sql_e2e::users_keyspace(&url, &table)).await;
-            let reader = Arc::new(connect(&url).await);
-            let row = move |id: i64| {
-                let (reader, table) = (reader.clone(), table.clone());
-                Box::pin(async move {
-                    reader
-                        .query_opt(
-                            &format!("SELECT name, email, age::text FROM {table} WHERE id = $1"),
-                            &[&id],
-                        )
-                        .await
-                        .expect("read the row")
-                        .map(|r| [r.get(0), r.get(1), r.get(2)])
-                })
-                    as std::pin::Pin<Box<dyn std::future::Future<Output = sql_e2e::UserRow> + Send>>
-            };
-            sql_e2e::hash_rows_scenario(&server, &row).await;
-        }
+    let create = format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, name text, email text, \
+         age integer CHECK (age >= 0))"
+    );
+    let (config, select) = (
+        sql_e2e::users_keyspace(&url, &table),
+        format!("SELECT name, email, age::text FROM {table} WHERE id = $1"),
+    );
+    on_new_table(&url, &table, &create, |reader| async move {
+        let server = Sluice::start(&config).await;
+        let row = read_by_id(reader, select, |row| {
+            row.map(|r| [r.get(0), r.get(1), r.get(2)])
+        });
+        sql_e2e::hash_rows_scenario(&server, &row).await;
+    })
+    .await;
+}
+
+/// A write-back transaction spanning the built-in table and a mapped one on PostgreSQL: see
+/// [`sql_e2e::spanning_write_back_scenario`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_transaction_spanning_keyspaces_end_to_end() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
     };
-    with_cleanup(body, async {
-        admin
-            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .expect("drop the table");
+    let (table, plain) = sql_e2e::spanning_names();
+    let create = format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, price numeric(10,2) CHECK (price >= 0));
+         INSERT INTO {table} VALUES (1, 10), (2, 20)"
+    );
+    let (config, select) = (
+        sql_e2e::spanning_write_back_keyspaces(&url, &table),
+        format!("SELECT price::text FROM {table} WHERE id = $1"),
+    );
+    on_new_table(&url, &table, &create, |reader| async move {
+        let server = Sluice::start(&config).await;
+        let price = read_by_id(reader, select, |row| row.and_then(|r| r.get(0)));
+        sql_e2e::spanning_write_back_scenario(&server, &price, &plain).await;
     })
     .await;
 }

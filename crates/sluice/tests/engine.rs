@@ -8,7 +8,9 @@
 //!   the writers it concerns; one key's writes stay in order; shutdown never leaves one hanging.
 //! - `read_your_writes`: reads see every acknowledged write even after cache eviction.
 //! - `races`: a read-through racing a write never installs the older value.
-//! - `transactions`: all or nothing, isolated from readers, WATCH; hashes on every policy.
+//! - `transactions`: all or nothing, isolated from readers, WATCH; hashes on every policy;
+//!   write-back transactions spanning keyspaces stored in one database transaction (refused,
+//!   retried, rewritten, replayed, reloaded after a journal failure).
 //! - `coalescing`: write-back folds repeated writes to a key into one row write per flush.
 //! - `flush_trigger`: the size trigger counts fresh keys, so a hot set coalesces until the
 //!   interval while a bulk load of new keys flushes every `flush_batch` keys.
@@ -16,6 +18,8 @@
 //! - `config_validation`: a config that cannot work is refused, naming the field.
 //! - `refused_values`: values and keys a mapped column cannot hold are refused up front.
 //! - `restart`: a graceful shutdown stores everything; a reopened engine reads it back.
+//! - `waitless`: GET, SET and INCR finish at once when nothing needs a wait, and otherwise hand
+//!   back the rest of the operation.
 //!
 //! The randomized ordering property lives in `ordering_proptest.rs`.
 
@@ -45,3 +49,5 @@ mod refused_values;
 mod restart;
 #[path = "engine/transactions.rs"]
 mod transactions;
+#[path = "engine/waitless.rs"]
+mod waitless;

@@ -40,6 +40,19 @@ pub struct ServerStats {
     pub rejected: AtomicU64,
 }
 
+/// The process's resident memory in bytes (0 where `/proc` is missing).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
 /// What every connection shares.
 pub struct Shared {
     /// The engine.

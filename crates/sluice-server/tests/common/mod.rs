@@ -30,6 +30,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Where it listens for TLS, with `tls_port` (set it to 0 for an ephemeral port).
     pub tls_addr: Option<SocketAddr>,
+    /// Where it serves `/metrics` and the probes, with `[metrics] listen`.
+    pub http_addr: Option<SocketAddr>,
     /// Its shared state (`trigger_shutdown()`).
     pub shared: Arc<Shared>,
     /// Its data directory.
@@ -103,12 +105,14 @@ impl TestServer {
         let sluice = Sluice::open(config.engine).await.expect("open sluice");
         let server = Server::bind(sluice, config.server).await.expect("bind");
         let tls_addr = server.tls_local_addr();
+        let http_addr = server.http_local_addr();
         let addr = server.local_addr().ok().or(tls_addr).expect("local addr");
         let shared = server.shared();
         let run = tokio::spawn(server.run());
         TestServer {
             addr,
             tls_addr,
+            http_addr,
             shared,
             data_dir,
             run,

@@ -601,3 +601,97 @@ pub async fn hash_rows_scenario(server: &Sluice, row: &ReadUser) {
     );
     assert_eq!(c.cmd(&["EXISTS", "user:7"]).await, Reply::Int(0));
 }
+
+// ---------------------------------------------------------------------------------------
+// A write-back transaction spanning keyspaces, the same scenario on every database.
+// ---------------------------------------------------------------------------------------
+
+/// The price of product `id` as the database's text, `None` without a row or for NULL.
+pub type ReadPrice =
+    dyn Fn(i64) -> std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;
+
+/// The config of `product:{id}:price` on `table.price` and the built-in table (every other
+/// key), both write-back, flushed only when asked (SLUICE.FLUSH).
+pub fn spanning_write_back_keyspaces(url: &str, table: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "{url}"
+
+[[keyspace]]
+name = "price"
+keys = "product:{{id}}:price"
+table = "{table}"
+key_column = "id"
+value_column = "price"
+policy = "write-back"
+flush_interval = "1h"
+
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "1h"
+"#
+    )
+}
+
+/// The table and the built-in key of one run of [`spanning_write_back_scenario`], used by no
+/// other run.
+pub fn spanning_names() -> (String, String) {
+    let suffix = unique_suffix();
+    (
+        format!("sluice_e2e_prices_{suffix}"),
+        format!("sluice_e2e:{suffix}:plain"),
+    )
+}
+
+fn array_len(reply: &Reply) -> Option<usize> {
+    match reply {
+        Reply::Array(Some(items)) => Some(items.len()),
+        _ => None,
+    }
+}
+
+/// On a `table (id, price CHECK (price >= 0))` holding products 1 and 2: an EXEC writing the
+/// built-in table and two prices, one of them refused by the database at the flush, stores none
+/// of its writes (each is a dead letter, and the built-in key reads back absent); a good MSET
+/// over both keyspaces is stored whole. `plain` is a built-in key no other run uses.
+pub async fn spanning_write_back_scenario(server: &Sluice, price: &ReadPrice, plain: &str) {
+    let mut c = server.client().await;
+    let (one, two) = (price(1).await, price(2).await);
+    c.ok(&["MULTI"]).await;
+    for args in [
+        ["SET", plain, "1"],
+        ["SET", "product:1:price", "5"],
+        ["SET", "product:2:price", "-1"],
+    ] {
+        assert_eq!(c.cmd(&args).await, Reply::Status("QUEUED".into()));
+    }
+    assert_eq!(array_len(&c.cmd(&["EXEC"]).await), Some(3));
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert_eq!(
+        array_len(&c.cmd(&["SLUICE.DEADLETTERS"]).await),
+        Some(3),
+        "every write of the refused EXEC is a dead letter; log:\n{}",
+        server.log()
+    );
+    assert_eq!(price(1).await, one, "none of the refused EXEC is stored");
+    assert_eq!(price(2).await, two);
+    // The dead letter dropped the cached copy: this is the database's answer.
+    assert_eq!(
+        c.get(plain).await,
+        None,
+        "nor its write to the built-in table"
+    );
+
+    c.ok(&["MSET", plain, "2", "product:1:price", "6"]).await;
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert!(
+        price(1).await.is_some_and(|p| p.starts_with('6')),
+        "the good MSET is stored"
+    );
+    assert_eq!(c.get(plain).await.as_deref(), Some("2"));
+    assert_eq!(c.cmd(&["DEL", plain]).await, Reply::Int(1));
+    c.ok(&["SLUICE.FLUSH"]).await;
+}

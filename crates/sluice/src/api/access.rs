@@ -11,14 +11,25 @@
 //!   [`crate::Transaction::commit`].
 //!
 //! The direct path is the hot one: each primitive costs it one branch, and its futures are
-//! the ones it always had.
+//! the ones it always had. GET, SET and INCR also have a form that builds no future when
+//! nothing needs a wait ([`Access::get_now`], [`Access::set_now`], [`Access::incr_by_now`]),
+//! handing back the rest of the operation ([`Later`]) when something does.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 
 use crate::clock::OpTime;
-use crate::engine::{durable, Applied, Engine, Route, Stripe, StripeGuard, TxnState};
+use crate::config::Durability;
+use crate::engine::{
+    defer, durable, in_durability_scope, Applied, Engine, Route, Stripe, StripeGuard, TxnState,
+};
 use crate::error::{ScriptKind, SluiceError};
 use crate::model::{Entry, StoreWrite};
+
+/// The rest of an operation that could not finish without waiting (see [`Access::get_now`]).
+pub type Later<'s, T> = Pin<Box<dyn Future<Output = Result<T, SluiceError>> + Send + 's>>;
 
 /// A handle for running operations, directly on the engine or inside a transaction.
 pub struct Access<'a> {
@@ -148,6 +159,29 @@ impl<'a> Access<'a> {
         if let Some(txn) = &mut self.txn {
             self.engine.mark_txn_busy(txn, kind);
         }
+    }
+
+    /// Whether an operation may run to its end without waiting: directly on the engine, with
+    /// its writes' durability settled at once (no journal, or a durability scope to hand the
+    /// wait to).
+    pub(crate) fn runs_now(&self) -> bool {
+        self.txn.is_none()
+            && (self.engine.journal.durability() == Durability::None || in_durability_scope())
+    }
+
+    /// The lock of one key, if it is free now (direct access only: see [`Access::runs_now`]).
+    pub(crate) fn lock_now(&self, route: &Route<'a>) -> Option<StripeGuard<'a>> {
+        self.engine.locks.try_lock(route.stripe)
+    }
+
+    /// Settles an applied write's durability without waiting (see [`Access::runs_now`]).
+    pub(crate) fn durable_now(&self, applied: Applied) -> Result<(), SluiceError> {
+        // `runs_now` checked, in this same poll, that there is nothing to wait for or a scope
+        // to hand the wait to; were there neither, the write is reported failed, never
+        // acknowledged before it is durable.
+        defer(applied).map_err(|_| {
+            SluiceError::Journal("no durability scope to wait for the journal in".into())
+        })
     }
 
     /// This access again, for a shorter borrow (to hand to one operation and keep using it).

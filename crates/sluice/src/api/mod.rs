@@ -28,7 +28,7 @@ mod transaction;
 mod types;
 mod watch;
 
-pub use access::Access;
+pub use access::{Access, Later};
 pub use hashes::HashEdit;
 pub use transaction::Transaction;
 pub use watch::WatchSet;
@@ -180,6 +180,22 @@ impl Sluice {
             .iter()
             .map(|k| crate::engine::describe_keyspace(k))
             .collect()
+    }
+
+    /// Asks the store one cheap question (the built-in table's row of a key no client can
+    /// write): `Ok` when the database answered, else the store error. For readiness probes.
+    pub async fn probe_store(&self) -> Result<(), SluiceError> {
+        let engine = self.engine();
+        let builtin = engine
+            .keyspaces
+            .last()
+            .ok_or_else(|| SluiceError::NoSuchKeyspace("default".to_string()))?;
+        engine
+            .store
+            .read(&builtin.target(0), b"\0sluice:readiness-probe")
+            .await
+            .map(drop)
+            .map_err(|e| SluiceError::store(&builtin.name, e))
     }
 
     /// Cache sizes.

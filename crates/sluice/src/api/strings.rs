@@ -2,17 +2,38 @@
 
 use bytes::Bytes;
 
-use super::access::Access;
+use super::access::{Access, Later};
 use super::types::{Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome};
+use crate::engine::Route;
 use crate::error::SluiceError;
 use crate::model::{Entry, Kind, StoreWrite};
 use crate::numeric::{self, FloatIncrError};
 
-impl Access<'_> {
+impl<'a> Access<'a> {
     /// The value of `key`, seeing every acknowledged write (buffered ones included).
     /// `WRONGTYPE` if the key holds another type.
     pub async fn get(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
         Ok(string_of(self.get_entry(db, key).await?)?.map(|e| e.value))
+    }
+
+    /// [`Access::get`], answered at once when no wait is needed (the key in the write-back
+    /// buffer or an in-process cache, outside a transaction): no future is built for it.
+    /// Otherwise `Err` holds the rest of the read, to await.
+    pub fn get_now(
+        mut self,
+        db: u8,
+        key: Bytes,
+    ) -> Result<Result<Option<Bytes>, SluiceError>, Later<'a, Option<Bytes>>> {
+        let route = self.route(db, key);
+        if !self.in_transaction() {
+            if let Some(entry) = self.engine().read_now(&route, &self.op_time()) {
+                return Ok(string_of(entry).map(|e| e.map(|e| e.value)));
+            }
+        }
+        Err(Box::pin(async move {
+            let now = self.op_time();
+            Ok(string_of(self.read(&route, &now).await?)?.map(|e| e.value))
+        }))
     }
 
     /// The entries of several keys, as at one instant (MGET is atomic in Redis): no write and no
@@ -102,9 +123,24 @@ impl Access<'_> {
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
     ) -> Result<T, SluiceError> {
         let route = self.route(db, key);
+        self.update_routed(route, true, f).await
+    }
+
+    /// Atomic read-modify-write of the key of `route`; with `needs_read` false, `f` sees
+    /// nothing (the key is not read).
+    async fn update_routed<T>(
+        &mut self,
+        route: Route<'a>,
+        needs_read: bool,
+        f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
+    ) -> Result<T, SluiceError> {
         let guard = self.lock(&route).await?;
         let now = self.op_time();
-        let current = self.read(&route, &now).await?;
+        let current = if needs_read {
+            self.read(&route, &now).await?
+        } else {
+            None
+        };
         let (mutation, result) = f(current)?;
         let applied = match Option::<StoreWrite>::from(mutation) {
             Some(write) => self.write(&route, write, &now).await?,
@@ -113,6 +149,62 @@ impl Access<'_> {
         drop(guard);
         self.durable(applied).await?;
         Ok(result)
+    }
+
+    /// [`Access::update_routed`] run to its end at once when nothing needs a wait (see
+    /// [`Access::runs_now`]: the key's lock free, its value in the buffer or an in-process
+    /// cache, room in the write-back buffer); otherwise `Err` holds the rest, to await.
+    fn update_now<T: Send + 'a>(
+        mut self,
+        db: u8,
+        key: Bytes,
+        needs_read: bool,
+        f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError> + Send + 'a,
+    ) -> Result<Result<T, SluiceError>, Later<'a, T>> {
+        let route = self.route(db, key);
+        // The key's lock and its current entry, if both are to be had now.
+        let ready = self
+            .runs_now()
+            .then(|| self.lock_now(&route))
+            .flatten()
+            .and_then(|guard| {
+                let now = self.op_time();
+                let current = if needs_read {
+                    self.engine().read_now(&route, &now)?
+                } else {
+                    None
+                };
+                Some((guard, now, current))
+            });
+        let Some((guard, now, current)) = ready else {
+            // Nothing done yet (the lock, if taken, is released): the whole operation waits.
+            return Err(Box::pin(async move {
+                self.update_routed(route, needs_read, f).await
+            }));
+        };
+        let (mutation, result) = match f(current) {
+            Ok(decided) => decided,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(write) = Option::<StoreWrite>::from(mutation) else {
+            return Ok(Ok(result));
+        };
+        match self.engine().apply_now(&route, write, &now) {
+            Ok(applied) => {
+                drop(guard);
+                Ok(applied
+                    .and_then(|applied| self.durable_now(applied))
+                    .map(|()| result))
+            }
+            // Checked but not applied (a full buffer, a remote cache, another policy): it is
+            // applied with the lock still held.
+            Err(prepared) => Err(Box::pin(async move {
+                let applied = self.engine().apply_prepared(&route, prepared, &now).await?;
+                drop(guard);
+                self.durable(applied).await?;
+                Ok(result)
+            })),
+        }
     }
 
     /// SET with NX / XX, an expiry, KEEPTTL and GET.
@@ -124,71 +216,37 @@ impl Access<'_> {
         opts: SetOptions,
     ) -> Result<SetOutcome, SluiceError> {
         let route = self.route(db, key);
-        let guard = self.lock(&route).await?;
-        let now = self.op_time();
-        let needs_read = opts.condition != SetCondition::Always
-            || opts.return_old
-            || opts.expiry == SetExpiry::Keep;
-        let current = if needs_read {
-            self.read(&route, &now).await?
-        } else {
-            None
-        };
-        let old = if opts.return_old {
-            // SET ... GET of a key of another type writes nothing.
-            if current.as_ref().is_some_and(|e| e.kind != Kind::String) {
-                return Err(SluiceError::WrongType);
-            }
-            current.as_ref().map(|e| e.value.clone())
-        } else {
-            None
-        };
-        let allowed = match opts.condition {
-            SetCondition::Always => true,
-            SetCondition::IfAbsent => current.is_none(),
-            SetCondition::IfPresent => current.is_some(),
-        };
-        if !allowed {
-            return Ok(SetOutcome {
-                written: false,
-                old,
-            });
-        }
-        let expires_at = match opts.expiry {
-            SetExpiry::Clear => None,
-            SetExpiry::Keep => current.and_then(|e| e.expires_at),
-            SetExpiry::At(t) => Some(t),
-        };
-        let applied = self
-            .write(&route, StoreWrite::string(value, expires_at), &now)
-            .await?;
-        drop(guard);
-        self.durable(applied).await?;
-        Ok(SetOutcome { written: true, old })
+        self.update_routed(route, set_reads(&opts), set_decision(value, opts))
+            .await
+    }
+
+    /// [`Access::set`], run to its end at once when nothing needs a wait (see
+    /// [`Access::get_now`]); otherwise `Err` holds the rest, to await.
+    pub fn set_now(
+        self,
+        db: u8,
+        key: Bytes,
+        value: Bytes,
+        opts: SetOptions,
+    ) -> Result<Result<SetOutcome, SluiceError>, Later<'a, SetOutcome>> {
+        self.update_now(db, key, set_reads(&opts), set_decision(value, opts))
     }
 
     /// INCRBY / DECRBY: atomic in the engine; under write-back, repeated increments of one key
     /// coalesce into one row write per flush.
     pub async fn incr_by(&mut self, db: u8, key: Bytes, delta: i64) -> Result<i64, SluiceError> {
-        self.update_owned(db, key, |cur| {
-            let (current, expires_at) = match &string_of(cur)? {
-                Some(e) => (
-                    numeric::parse_strict_i64(&e.value).ok_or(SluiceError::NotInteger)?,
-                    e.expires_at,
-                ),
-                None => (0, None),
-            };
-            let next = current.checked_add(delta).ok_or(SluiceError::Overflow)?;
-            Ok((
-                Mutation::Put {
-                    value: numeric::int_bytes(next),
-                    kind: Kind::String,
-                    expires_at,
-                },
-                next,
-            ))
-        })
-        .await
+        self.update_owned(db, key, incr_decision(delta)).await
+    }
+
+    /// [`Access::incr_by`], run to its end at once when nothing needs a wait (see
+    /// [`Access::get_now`]); otherwise `Err` holds the rest, to await.
+    pub fn incr_by_now(
+        self,
+        db: u8,
+        key: Bytes,
+        delta: i64,
+    ) -> Result<Result<i64, SluiceError>, Later<'a, i64>> {
+        self.update_now(db, key, true, incr_decision(delta))
     }
 
     /// INCRBYFLOAT, computed and printed exactly as Redis does.
@@ -285,5 +343,75 @@ pub(crate) fn string_of(entry: Option<Entry>) -> Result<Option<Entry>, SluiceErr
     match entry {
         Some(e) if e.kind != Kind::String => Err(SluiceError::WrongType),
         other => Ok(other),
+    }
+}
+
+/// What INCRBY decides: the key's integer plus `delta`, keeping its expiry.
+fn incr_decision(
+    delta: i64,
+) -> impl FnOnce(Option<Entry>) -> Result<(Mutation, i64), SluiceError> + Send {
+    move |cur| {
+        let (current, expires_at) = match &string_of(cur)? {
+            Some(e) => (
+                numeric::parse_strict_i64(&e.value).ok_or(SluiceError::NotInteger)?,
+                e.expires_at,
+            ),
+            None => (0, None),
+        };
+        let next = current.checked_add(delta).ok_or(SluiceError::Overflow)?;
+        Ok((
+            Mutation::Put {
+                value: numeric::int_bytes(next),
+                kind: Kind::String,
+                expires_at,
+            },
+            next,
+        ))
+    }
+}
+
+/// Whether a SET with `opts` reads the key first.
+fn set_reads(opts: &SetOptions) -> bool {
+    opts.condition != SetCondition::Always || opts.return_old || opts.expiry == SetExpiry::Keep
+}
+
+/// What a SET of `value` with `opts` decides, given the key's current entry.
+fn set_decision(
+    value: Bytes,
+    opts: SetOptions,
+) -> impl FnOnce(Option<Entry>) -> Result<(Mutation, SetOutcome), SluiceError> + Send {
+    move |current| {
+        let old = if opts.return_old {
+            // SET ... GET of a key of another type writes nothing.
+            if current.as_ref().is_some_and(|e| e.kind != Kind::String) {
+                return Err(SluiceError::WrongType);
+            }
+            current.as_ref().map(|e| e.value.clone())
+        } else {
+            None
+        };
+        let allowed = match opts.condition {
+            SetCondition::Always => true,
+            SetCondition::IfAbsent => current.is_none(),
+            SetCondition::IfPresent => current.is_some(),
+        };
+        if !allowed {
+            let outcome = SetOutcome {
+                written: false,
+                old,
+            };
+            return Ok((Mutation::Keep, outcome));
+        }
+        let expires_at = match opts.expiry {
+            SetExpiry::Clear => None,
+            SetExpiry::Keep => current.and_then(|e| e.expires_at),
+            SetExpiry::At(t) => Some(t),
+        };
+        let put = Mutation::Put {
+            value,
+            kind: Kind::String,
+            expires_at,
+        };
+        Ok((put, SetOutcome { written: true, old }))
     }
 }

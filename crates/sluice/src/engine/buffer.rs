@@ -28,6 +28,22 @@ use tokio::sync::Notify;
 use crate::model::{DbKey, StoreWrite};
 use crate::tiers::journal::TxnGroup;
 
+/// The transaction a buffered write belongs to, while no later write of its key replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BufferedGroup {
+    /// The transaction's journal group: its members hold its sequence numbers.
+    pub txn: TxnGroup,
+    /// Whether the transaction also wrote to other write-back keyspaces. No keyspace's own drain
+    /// takes such a group ([`WriteBackBuffer::take_batch`] skips it): the engine stores it whole,
+    /// every keyspace's members in one database transaction, holding each of those keyspaces'
+    /// flush locks (`engine/spanning.rs`).
+    pub spans_keyspaces: bool,
+}
+
+/// One write of a transaction for [`WriteBackBuffer::insert_group`]: its reservation, key and
+/// sequence number, and the write.
+pub(crate) type GroupWrite<'k> = (Reservation, &'k DbKey, u64, StoreWrite);
+
 /// A buffered write.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -44,7 +60,7 @@ pub(crate) struct Pending {
     pub first_seq: u64,
     /// The transaction whose write this is, while no later write replaced it: a flush takes
     /// every entry still in the group together, and stores them in one transaction.
-    pub group: Option<TxnGroup>,
+    pub group: Option<BufferedGroup>,
 }
 
 /// A key's newest write, as replayed from the journal.
@@ -55,7 +71,7 @@ pub(crate) struct Replayed {
     /// The write.
     pub write: StoreWrite,
     /// Its transaction's group.
-    pub group: Option<TxnGroup>,
+    pub group: Option<BufferedGroup>,
 }
 
 /// An entry taken for a flush.
@@ -69,7 +85,7 @@ pub(crate) struct FlushItem {
     pub write: StoreWrite,
     /// Its transaction's group, if it is still part of one: the flush isolates failures by
     /// group, never splitting one.
-    pub group: Option<TxnGroup>,
+    pub group: Option<BufferedGroup>,
 }
 
 #[derive(Default)]
@@ -102,6 +118,19 @@ impl Inner {
         if self.stored.capacity() > 1024 && self.stored.len() < self.stored.capacity() / 4 {
             self.stored.shrink_to(self.stored.len() * 2);
         }
+    }
+
+    /// The entries still in `group`, by sequence number: its members hold its numbers, and a
+    /// rewrite of a member's key takes that key out of it.
+    fn members(&self, group: BufferedGroup) -> impl Iterator<Item = (u64, &DbKey, &Pending)> {
+        let numbers =
+            group.txn.first_seq..group.txn.first_seq.saturating_add(u64::from(group.txn.len));
+        self.order.range(numbers).filter_map(move |(seq, key)| {
+            self.entries
+                .get(key)
+                .filter(|p| p.group == Some(group))
+                .map(|p| (*seq, key, p))
+        })
     }
 
     /// Remembers a key a drain took; forgets everything first rather than exceed `cap`.
@@ -266,15 +295,39 @@ impl WriteBackBuffer {
         self.insert_in_group(reservation, key, seq, write, now_ms, None);
     }
 
+    /// Buffers the writes of one transaction to this keyspace (each with its reservation, key
+    /// and sequence number) in one critical section: a drain takes every one of them or none,
+    /// where one between two inserts would store the first alone.
+    pub(crate) fn insert_group(
+        &self,
+        writes: Vec<GroupWrite<'_>>,
+        now_ms: u64,
+        group: Option<BufferedGroup>,
+    ) {
+        let mut batch_due = false;
+        {
+            let mut guard = self.inner.lock();
+            for (reservation, key, seq, write) in writes {
+                if reservation.counted {
+                    guard.reserved -= 1;
+                }
+                batch_due |= self.insert_locked(&mut guard, key, seq, write, || now_ms, group);
+            }
+        }
+        if batch_due {
+            self.wake.notify_one();
+        }
+    }
+
     /// [`WriteBackBuffer::insert`] of one write of a transaction's group.
-    pub(crate) fn insert_in_group(
+    fn insert_in_group(
         &self,
         reservation: Reservation,
         key: &DbKey,
         seq: u64,
         write: StoreWrite,
         now_ms: u64,
-        group: Option<TxnGroup>,
+        group: Option<BufferedGroup>,
     ) {
         let batch_due = {
             let mut guard = self.inner.lock();
@@ -296,7 +349,7 @@ impl WriteBackBuffer {
         seq: u64,
         write: StoreWrite,
         now_ms: impl FnOnce() -> u64,
-        group: Option<TxnGroup>,
+        group: Option<BufferedGroup>,
     ) -> bool {
         let added = write_bytes(key, &write);
         match inner.entries.get_mut(key) {
@@ -352,7 +405,7 @@ impl WriteBackBuffer {
         seq: u64,
         write: StoreWrite,
         now_ms: u64,
-        group: Option<TxnGroup>,
+        group: Option<BufferedGroup>,
     ) {
         self.insert_in_group(
             Reservation { counted: false },
@@ -414,18 +467,16 @@ impl WriteBackBuffer {
             };
             match p.group {
                 None => batch.push(item(key, *seq, p)),
-                Some(g) if groups_taken.contains(&g.first_seq) => {}
+                // Stored whole with its other keyspaces' members, by the engine.
+                Some(g) if g.spans_keyspaces => {}
+                Some(g) if groups_taken.contains(&g.txn.first_seq) => {}
                 Some(g) => {
-                    // The members still in the group hold its numbers (a rewrite leaves it).
-                    groups_taken.push(g.first_seq);
-                    let members = g.first_seq..g.first_seq.saturating_add(u64::from(g.len));
-                    for (member_seq, member_key) in inner.order.range(members) {
-                        if let Some(m) = inner.entries.get(member_key) {
-                            if m.group == Some(g) {
-                                batch.push(item(member_key, *member_seq, m));
-                            }
-                        }
-                    }
+                    groups_taken.push(g.txn.first_seq);
+                    batch.extend(
+                        inner
+                            .members(g)
+                            .map(|(member_seq, member_key, m)| item(member_key, member_seq, m)),
+                    );
                 }
             }
         }
@@ -433,6 +484,33 @@ impl WriteBackBuffer {
             inner.remember(self.fingerprint(&item.key), cap);
         }
         batch
+    }
+
+    /// The members of `group` still buffered here, oldest first, taken for a flush of the whole
+    /// group (see [`BufferedGroup::spans_keyspaces`]); their keys count as stored for the rest
+    /// of the epoch, as [`WriteBackBuffer::take_batch`]'s do.
+    pub(crate) fn take_group(&self, group: BufferedGroup) -> Vec<FlushItem> {
+        let cap = self.memory_cap();
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let batch: Vec<FlushItem> = inner
+            .members(group)
+            .map(|(seq, key, p)| FlushItem {
+                key: key.clone(),
+                seq,
+                write: p.write.clone(),
+                group: p.group,
+            })
+            .collect();
+        for item in &batch {
+            inner.remember(self.fingerprint(&item.key), cap);
+        }
+        batch
+    }
+
+    /// Whether any member of `group` is still buffered here.
+    pub(crate) fn holds_group(&self, group: BufferedGroup) -> bool {
+        self.inner.lock().members(group).next().is_some()
     }
 
     /// Drops each flushed entry that was not rewritten since it was taken. Returns how many

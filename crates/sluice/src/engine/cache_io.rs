@@ -8,7 +8,7 @@ use tracing::warn;
 use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
-use crate::model::{DbKey, Kind};
+use crate::model::{DbKey, Kind, StoreWrite};
 use crate::tiers::cache::{CacheError, CachedValue};
 
 impl Engine {
@@ -23,8 +23,7 @@ impl Engine {
         copy_deadline: Option<u64>,
         now: &OpTime<'_>,
     ) {
-        let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.ms().saturating_add(t));
-        let cache_until = crate::tiers::cache::earlier(ttl_deadline, copy_deadline);
+        let cache_until = copy_until(route, copy_deadline, now);
         if let Err(e) = self
             .cache_put(&route.key, value, kind, expires_at, cache_until)
             .await
@@ -34,21 +33,37 @@ impl Engine {
         }
     }
 
+    /// Shows a write in an in-process cache (its copy, or none for a delete), which cannot
+    /// fail; false, with nothing done, if the cache is remote ([`Engine::install`] and
+    /// [`Engine::evict`] then).
+    pub(super) fn show_now(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        copy_deadline: Option<u64>,
+        now: &OpTime<'_>,
+    ) -> bool {
+        let Some(local) = self.cache.local() else {
+            return false;
+        };
+        match write.visible() {
+            Some((value, kind, expires_at)) => {
+                let cache_until = copy_until(route, copy_deadline, now);
+                local.put_now(&route.key, value, kind, expires_at, cache_until);
+            }
+            None => local.remove_now(&route.key),
+        }
+        true
+    }
+
     pub(super) async fn evict(&self, route: &Route<'_>) {
         if let Err(e) = self.cache_remove(&route.key).await {
             warn!(keyspace = %route.ks.name, "cache invalidation failed: {e}");
         }
     }
 
-    // The three cache calls of the hot path: straight into an in-process cache, through the
-    // trait's futures otherwise.
-    pub(super) async fn cache_get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
-        match self.cache.local() {
-            Some(local) => Ok(local.get_now(key)),
-            None => self.cache.get(key).await,
-        }
-    }
-
+    // The cache calls of the write path: straight into an in-process cache, through the
+    // trait's futures otherwise (a read asks an in-process cache in `read_step`).
     /// Takes the parts by reference: an in-process cache copies them itself, so only a remote
     /// cache needs an owned [`CachedValue`].
     pub(super) async fn cache_put(
@@ -85,4 +100,11 @@ impl Engine {
             None => self.cache.remove(key).await,
         }
     }
+}
+
+/// Until when a copy of a write may be served: the keyspace's cache TTL, or the client's expiry
+/// on a mapped table (`copy_deadline`), whichever comes first.
+fn copy_until(route: &Route<'_>, copy_deadline: Option<u64>, now: &OpTime<'_>) -> Option<u64> {
+    let ttl_deadline = route.ks.cache_ttl_ms().map(|t| now.ms().saturating_add(t));
+    crate::tiers::cache::earlier(ttl_deadline, copy_deadline)
 }

@@ -19,21 +19,31 @@ tokio::task_local! {
 /// Waits until an applied write is as durable as the journal promises, or, inside
 /// [`with_deferred_durability`], hands the wait to the caller's batch.
 pub(crate) async fn durable(applied: Applied) -> Result<(), SluiceError> {
-    let Some(PendingDurability(ack)) = applied else {
+    match defer(applied) {
+        Ok(()) => Ok(()),
+        Err(PendingDurability(ack)) => ack.await.map_err(|e| SluiceError::Journal(e.to_string())),
+    }
+}
+
+/// Settles an applied write without waiting: nothing to wait for, or, inside a durability
+/// scope, its wait handed to the caller's batch. `Err` gives the wait back outside a scope.
+pub(crate) fn defer(applied: Applied) -> Result<(), PendingDurability> {
+    let Some(pending) = applied else {
         return Ok(());
     };
-    let mut slot = Some(ack);
-    let deferred = DEFERRED
-        .try_with(|d| {
-            if let Some(ack) = slot.take() {
-                d.borrow_mut().push(ack);
-            }
-        })
-        .is_ok();
-    match slot {
-        Some(ack) if !deferred => ack.await.map_err(|e| SluiceError::Journal(e.to_string())),
-        _ => Ok(()),
-    }
+    let mut slot = Some(pending);
+    let _ = DEFERRED.try_with(|d| {
+        if let Some(PendingDurability(ack)) = slot.take() {
+            d.borrow_mut().push(ack);
+        }
+    });
+    slot.map_or(Ok(()), Err)
+}
+
+/// Whether this task runs in a durability scope ([`with_durability_scope`]), where no write
+/// waits for its own durability.
+pub(crate) fn in_durability_scope() -> bool {
+    DEFERRED.try_with(|_| ()).is_ok()
 }
 
 /// Journal acknowledgements collected by [`with_deferred_durability`].

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
 use super::backoff::Backoff;
-use super::buffer::FlushItem;
+use super::buffer::{BufferedGroup, FlushItem};
 use super::deadletter::DeadLetter;
 use super::isolate::write_isolating;
 use super::{Engine, Keyspace};
 use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
 use crate::model::StoreWrite;
-use crate::tiers::journal::TxnGroup;
 use crate::tiers::store::{BatchOutcome, EntryOutcome, StoreOp};
 
 const REAP_EVERY: Duration = Duration::from_secs(1);
@@ -78,33 +77,9 @@ impl Engine {
         if batch.is_empty() {
             return Ok(0);
         }
-        // A write is buffered before its journal record is durable. Store none whose writer
-        // may yet be told it failed: wait until every record appended so far is decided.
-        if self.journal.durability() != Durability::None
-            && !self.buffers_reloaded.load(Ordering::SeqCst)
-        {
-            if let Err(e) = self.journal.barrier().await {
-                return Err(StoreError::transient(format!(
-                    "not stored while the journal is out of service ({e}); the buffered writes are reloaded from the journal and stored then"
-                )));
-            }
-        }
+        self.journal_barrier_before_flush().await?;
         let now = self.now();
-        let ops: Vec<StoreOp> = batch
-            .iter()
-            .map(|item| StoreOp {
-                target: ks.target(item.key.db),
-                key: ks.store_key(&item.key.key),
-                write: match &item.write {
-                    // An upsert that expired while buffered must still remove any older row.
-                    StoreWrite::Upsert {
-                        expires_at: Some(e),
-                        ..
-                    } if *e < now => StoreWrite::Delete,
-                    w => w.clone(),
-                },
-            })
-            .collect();
+        let ops: Vec<StoreOp> = batch.iter().map(|item| flush_op(ks, item, now)).collect();
         let started = Instant::now();
         let outcome = self.store_flush_batch(&batch, ops).await;
         ks.counters
@@ -118,6 +93,39 @@ impl Engine {
             }
         };
         ks.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.settle_flushed(ks, &batch, outcome, now).await?;
+        Ok(batch.len())
+    }
+
+    /// Before a flush stores what it took: a write is buffered before its journal record is
+    /// durable, so store none whose writer may yet be told it failed; waits until every record
+    /// appended so far is decided.
+    pub(super) async fn journal_barrier_before_flush(&self) -> Result<(), StoreError> {
+        if self.journal.durability() != Durability::None
+            && !self.buffers_reloaded.load(Ordering::SeqCst)
+        {
+            if let Err(e) = self.journal.barrier().await {
+                return Err(StoreError::transient(format!(
+                    "not stored while the journal is out of service ({e}); the buffered writes are reloaded from the journal and stored then"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the store's outcome for each entry of a flush of `ks` (taken at `now`): a stored
+    /// entry leaves the buffer unless rewritten meanwhile, a permanently refused one becomes a
+    /// dead letter, and a transiently failed one stays for the retry, whose error is returned.
+    pub(super) async fn settle_flushed(
+        &self,
+        ks: &Keyspace,
+        batch: &[FlushItem],
+        outcome: BatchOutcome,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let Some(buffer) = &ks.buffer else {
+            return Ok(());
+        };
         let mut done: Vec<&FlushItem> = Vec::with_capacity(batch.len());
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut dead_items: Vec<&FlushItem> = Vec::new();
@@ -190,7 +198,7 @@ impl Engine {
         }
         match transient {
             Some(e) => Err(e),
-            None => Ok(batch.len()),
+            None => Ok(()),
         }
     }
 
@@ -217,7 +225,7 @@ impl Engine {
                 outcome[i] = Some(o);
             }
         }
-        let mut groups: Vec<TxnGroup> = Vec::new();
+        let mut groups: Vec<BufferedGroup> = Vec::new();
         for group in batch.iter().filter_map(|item| item.group) {
             if !groups.contains(&group) {
                 groups.push(group);
@@ -254,11 +262,17 @@ impl Engine {
             .collect())
     }
 
-    /// Flushes every entry of `ks` buffered at the time of the call. Holds the keyspace's
-    /// flush lock, so at most one store is in flight per key.
+    /// Flushes every entry of `ks` buffered at the time of the call, then every transaction
+    /// spanning it and other keyspaces. Holds the keyspace's flush lock (and, for a spanning
+    /// transaction, every keyspace's it spans), so at most one store is in flight per key.
     pub(crate) async fn drain_keyspace(&self, ks: &Keyspace) -> Result<(), StoreError> {
-        let _flushing = ks.flush_lock.lock().await;
-        self.drain_locked(ks, false).await
+        let drained = {
+            let _flushing = ks.flush_lock.lock().await;
+            self.drain_locked(ks, false).await
+        };
+        // Attempted even when the drain failed: one failing entry does not hold back others.
+        let spanning = self.flush_spanning_groups(ks.id).await;
+        drained.and(spanning)
     }
 
     /// [`Engine::drain_keyspace`] with the flush lock already held. `new_epoch` (the flusher's
@@ -321,6 +335,9 @@ async fn run_flusher(
         }
         let drained = engine.drain_locked(&ks, timed).await;
         drop(flushing);
+        // The transactions spanning this keyspace and others, with every flush lock they need
+        // (none may be held while taking them, or two flushers could wait for each other).
+        let drained = drained.and(engine.flush_spanning_groups(ks.id).await);
         match drained {
             Ok(()) => {
                 backoff.succeed();
@@ -341,5 +358,21 @@ async fn run_flusher(
             }
         }
         deadline = tokio::time::Instant::now() + wait;
+    }
+}
+
+/// The store operation of a flushed entry.
+pub(super) fn flush_op(ks: &Keyspace, item: &FlushItem, now: u64) -> StoreOp {
+    StoreOp {
+        target: ks.target(item.key.db),
+        key: ks.store_key(&item.key.key),
+        write: match &item.write {
+            // An upsert that expired while buffered must still remove any older row.
+            StoreWrite::Upsert {
+                expires_at: Some(e),
+                ..
+            } if *e < now => StoreWrite::Delete,
+            w => w.clone(),
+        },
     }
 }

@@ -17,8 +17,11 @@
 //! that finds an odd version waits for the stripe's lock, which the transaction holds until it
 //! is done, so no reader sees half of a transaction.
 //!
-//! The locks are semaphores of one permit, so a transaction can hold a set of them without a
-//! guard borrowing the table for each ([`KeyLocks::hold`], [`KeyLocks::release`]).
+//! A stripe lock is one atomic word: a lock bit and a count of waiting tasks. Taking a free,
+//! unwaited lock is one compare-and-swap and releasing it one subtraction, with no mutex (a
+//! write takes and releases one per command); only tasks that must wait use the stripe's
+//! [`Notify`]. A transaction can hold a set of locks without a guard borrowing the table for
+//! each ([`KeyLocks::hold`], [`KeyLocks::release`]).
 //!
 //! A script running long marks the stripes it holds busy, and those waiting for them give up
 //! with BUSY (`busy.rs`).
@@ -26,9 +29,9 @@
 mod busy;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
 
 use crate::error::ScriptKind;
 
@@ -38,12 +41,90 @@ const STRIPES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Stripe(usize);
 
+/// The lock bit of [`StripeLock::state`]; the rest counts waiting tasks, in units of
+/// [`WAITER`].
+const LOCKED: usize = 1;
+const WAITER: usize = 2;
+
+/// One stripe's write lock.
+#[derive(Default)]
+struct StripeLock {
+    /// [`LOCKED`] while held, plus [`WAITER`] per task waiting in [`StripeLock::lock_slow`].
+    state: AtomicUsize,
+    /// Wakes a waiter when the lock is released while tasks wait.
+    released: Notify,
+}
+
+impl StripeLock {
+    /// Takes the lock if it is free and nobody waits for it: a newcomer does not overtake
+    /// the tasks already waiting.
+    fn try_lock_unwaited(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Takes the lock if it is free, waiters or not.
+    fn try_lock(&self) -> bool {
+        self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
+    }
+
+    /// Waits for the lock. Registered as a waiter from before its first attempt, so a
+    /// release either comes after the registration and wakes a waiter, or before it and
+    /// leaves the lock free for the attempt. A waiter dropped after its wake-up hands that
+    /// wake-up on ([`Notify`] forwards it), and unregisters.
+    async fn lock_slow(&self) {
+        self.state.fetch_add(WAITER, Ordering::SeqCst);
+        let _registered = Registered(&self.state);
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Listening before the attempt: a release between the two is not missed.
+            released.as_mut().enable();
+            if self.try_lock() {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    fn unlock(&self) {
+        if self.state.fetch_and(!LOCKED, Ordering::SeqCst) != LOCKED {
+            self.released.notify_one();
+        }
+    }
+}
+
+/// A task counted among a lock's waiters until it drops this.
+struct Registered<'a>(&'a AtomicUsize);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(WAITER, Ordering::SeqCst);
+    }
+}
+
 /// A held stripe lock, released when dropped.
-pub(crate) type StripeGuard<'a> = SemaphorePermit<'a>;
+pub(crate) struct StripeGuard<'a> {
+    lock: &'a StripeLock,
+}
+
+impl StripeGuard<'_> {
+    /// Keeps the lock held with no guard: someone must [`KeyLocks::release`] it.
+    fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for StripeGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.unlock();
+    }
+}
 
 /// The lock and version tables.
 pub(crate) struct KeyLocks {
-    locks: Box<[Semaphore]>,
+    locks: Box<[StripeLock]>,
     versions: Box<[AtomicU64]>,
     /// Read-through installs begun and ended per stripe (see [`KeyLocks::begin_fill`]).
     fills_begun: Box<[AtomicU64]>,
@@ -57,7 +138,7 @@ pub(crate) struct KeyLocks {
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
-            locks: (0..STRIPES).map(|_| Semaphore::new(1)).collect(),
+            locks: (0..STRIPES).map(|_| StripeLock::default()).collect(),
             versions: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             fills_begun: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             fills_ended: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
@@ -76,23 +157,28 @@ impl KeyLocks {
     /// Waits for the write lock of a stripe, unless a busy script holds it: then it gives up,
     /// at once or the moment the holder becomes busy, with the script's kind (`busy.rs`).
     pub(crate) async fn lock(&self, stripe: Stripe) -> Result<StripeGuard<'_>, ScriptKind> {
-        // A free lock without building an `Acquire` future (a waiter node and its polling
-        // cost about a hundred instructions per write). No barging: while waiters queue, a
-        // released permit goes to them, so `try_acquire` fails and this one queues too.
-        if let Ok(permit) = self.locks[stripe.0].try_acquire() {
-            return Ok(permit);
+        let lock = &self.locks[stripe.0];
+        if !lock.try_lock_unwaited() {
+            // Boxed: the wait's future is large and rare, and every write's would carry it.
+            Box::pin(self.lock_slow_unless_busy(stripe)).await?;
         }
-        self.wait_unless_busy(stripe).await
+        Ok(StripeGuard { lock })
     }
 
     /// Waits for the write lock of a stripe however long its holder runs, for work that must
     /// not give up (a journal reload, a reader waiting out an install).
     pub(crate) async fn lock_patiently(&self, stripe: Stripe) -> StripeGuard<'_> {
-        // The semaphores are never closed.
-        match self.locks[stripe.0].acquire().await {
-            Ok(permit) => permit,
-            Err(_) => unreachable!("stripe semaphores are never closed"),
+        let lock = &self.locks[stripe.0];
+        if !lock.try_lock_unwaited() {
+            Box::pin(lock.lock_slow()).await;
         }
+        StripeGuard { lock }
+    }
+
+    /// The write lock of a stripe if it is free now and nobody waits for it.
+    pub(crate) fn try_lock(&self, stripe: Stripe) -> Option<StripeGuard<'_>> {
+        let lock = &self.locks[stripe.0];
+        lock.try_lock_unwaited().then_some(StripeGuard { lock })
     }
 
     /// Locks several stripes in a global order, so multi-key writers cannot deadlock; gives
@@ -122,6 +208,7 @@ impl KeyLocks {
     /// Waits for a stripe's lock and keeps it with no guard: the caller must
     /// [`KeyLocks::release`] it exactly once. For a transaction holding a set of stripes
     /// across awaits. Callers take stripes in ascending order only, or with [`try_hold`].
+    ///
     /// Gives up as [`KeyLocks::lock`] does, holding nothing.
     ///
     /// [`try_hold`]: KeyLocks::try_hold
@@ -133,18 +220,12 @@ impl KeyLocks {
     /// Takes a stripe's lock if it is free now, as [`KeyLocks::hold`] does; false if another
     /// holds it. Never waits, so it can take a stripe out of order without risking a deadlock.
     pub(crate) fn try_hold(&self, stripe: Stripe) -> bool {
-        match self.locks[stripe.0].try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(_) => false,
-        }
+        self.locks[stripe.0].try_lock_unwaited()
     }
 
     /// Releases a stripe taken with [`KeyLocks::hold`] or [`KeyLocks::try_hold`].
     pub(crate) fn release(&self, stripe: Stripe) {
-        self.locks[stripe.0].add_permits(1);
+        self.locks[stripe.0].unlock();
     }
 
     /// The stripe's current version: odd while a transaction installs writes in it.

@@ -18,6 +18,7 @@
 //! | `buffer.rs` | the write-back buffer: coalescing, flush order, backpressure |
 //! | `flush.rs` | the flusher per keyspace, the expiry reaper |
 //! | `isolate.rs` | bisection of a refused batch, so one bad entry never blocks others |
+//! | `spanning.rs` | transactions spanning write-back keyspaces: registered, flushed whole |
 //! | `group_commit.rs` | shared transactions for write-through and invalidate writes |
 //! | `txn.rs` | transactions: locks held together, writes staged, committed all or nothing |
 //! | `watches.rs` | WATCH: watched keys and the flags writes set |
@@ -59,6 +60,7 @@ mod recover;
 mod route;
 mod shutdown;
 mod singleflight;
+mod spanning;
 mod txn;
 mod watches;
 mod write;
@@ -66,7 +68,7 @@ mod write_back;
 mod write_through;
 
 pub(crate) use deadletter::DeadLetters;
-pub(crate) use durability::{durable, Applied};
+pub(crate) use durability::{defer, durable, in_durability_scope, Applied};
 pub(crate) use keyspace::Keyspace;
 pub(crate) use locks::{KeyLocks, Stripe, StripeGuard};
 pub(crate) use open::describe_keyspace;
@@ -104,6 +106,9 @@ pub(crate) struct Engine {
     /// buffered write is then known to be acknowledged, and the flusher stops asking the
     /// (failed) journal.
     buffers_reloaded: AtomicBool,
+    /// The write-back transactions spanning keyspaces still buffered, each flushed whole by
+    /// whichever of its keyspaces flushes first.
+    spanning: Mutex<spanning::SpanningGroups>,
     /// Held while a checkpoint position is computed and sent, and while the buffers are
     /// reloaded after a journal failure.
     checkpointing: tokio::sync::Mutex<()>,

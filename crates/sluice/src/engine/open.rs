@@ -151,6 +151,7 @@ impl SluiceBuilder {
             unbuffered: Mutex::new(BTreeSet::new()),
             closing: AtomicBool::new(false),
             buffers_reloaded: AtomicBool::new(false),
+            spanning: Mutex::new(Default::default()),
             checkpointing: tokio::sync::Mutex::new(()),
             shutdown_tx,
             tasks: Mutex::new(vec![committer_task]),

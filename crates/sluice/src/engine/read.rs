@@ -10,6 +10,21 @@ use super::Engine;
 use crate::clock::OpTime;
 use crate::error::SluiceError;
 use crate::model::{Entry, Kind, StoreWrite};
+use crate::tiers::cache::{CacheError, CachedValue};
+
+/// How far a read got without waiting, and what it must do next.
+enum ReadStep {
+    /// The answer.
+    Found(Option<Entry>),
+    /// A transaction is installing in the stripe: wait for it, then read again.
+    WaitInstalled,
+    /// The cached copy expired: drop it (and the row); the key is absent.
+    Expired,
+    /// Read the store, installing what it has only if the stripe is still at `version`.
+    ReadStore { version: u64 },
+    /// The cache is remote: ask it, then judge its answer.
+    AskCache { version: u64, fills_ended: u64 },
+}
 
 impl Engine {
     /// Reads a key through buffer → cache → store, never returning an expired key.
@@ -27,61 +42,118 @@ impl Engine {
         // A loop, not a recursion: a reader that keeps meeting installs on a busy stripe waits
         // for each and tries again, with no deeper future (or stack) each time.
         loop {
-            let version = self.locks.version(route.stripe);
-            if version & 1 == 1 {
-                // A transaction is making writes visible in this stripe: read once it is done.
-                self.wait_installed(route).await;
-                continue;
-            }
-            let ks = route.ks;
-            if let Some(buffer) = &ks.buffer {
-                if let Some(pending) = buffer.lookup(&route.key) {
-                    return Ok(match pending.write {
-                        StoreWrite::Upsert {
-                            value,
-                            kind,
-                            expires_at,
-                        } => live(value, kind, expires_at, now),
-                        StoreWrite::Delete => None,
-                        StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
-                            value: row.image,
-                            kind: Kind::Hash,
-                            expires_at: None,
-                        }),
-                    });
+            let step = match self.read_step(route, now) {
+                ReadStep::AskCache {
+                    version,
+                    fills_ended,
+                } => {
+                    let got = self.cache.get(&route.key).await;
+                    self.judge_copy(route, version, fills_ended, got, now)
                 }
-            }
-            let fills_ended = self.locks.fills_ended(route.stripe);
-            match self.cache_get(&route.key).await {
-                Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
-                    // A read-through was filling this stripe while we looked: the copy may be
-                    // the stale one it put just before removing it. The store has the truth;
-                    // read it at the version as it is now (a write may have moved it since).
-                    let version = self.locks.version(route.stripe);
-                    if version & 1 == 1 {
-                        self.wait_installed(route).await;
-                        continue;
-                    }
+                step => step,
+            };
+            match step {
+                ReadStep::Found(entry) => return Ok(entry),
+                ReadStep::WaitInstalled => self.wait_installed(route).await,
+                ReadStep::Expired => {
+                    self.expire_lazily(route, now.ms()).await;
+                    return Ok(None);
+                }
+                // Boxed: the miss path's future is large, and every read's future would carry it.
+                // (`AskCache` was judged above; reading the store is right for it anyway.)
+                ReadStep::ReadStore { version } | ReadStep::AskCache { version, .. } => {
                     return Box::pin(self.read_through(route, version, now.ms())).await;
                 }
-                Ok(Some(copy)) => {
-                    if copy.expires_at.is_some_and(|e| e < now.ms()) {
-                        self.expire_lazily(route, now.ms()).await;
-                        return Ok(None);
-                    }
-                    if copy.cache_until.is_none_or(|u| u > now.ms()) {
-                        return Ok(Some(Entry {
-                            value: copy.value,
-                            kind: copy.kind,
-                            expires_at: copy.expires_at,
-                        }));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => warn!(keyspace = %ks.name, "cache read failed, reading the store: {e}"),
             }
-            // Boxed: the miss path's future is large, and every read's future would carry it.
-            return Box::pin(self.read_through(route, version, now.ms())).await;
+        }
+    }
+
+    /// [`Engine::read_at`] when it needs no wait: the key found in the write-back buffer or in
+    /// an in-process cache. `None` when the read must wait (a transaction installing, a store
+    /// read, a remote cache, an expired copy to drop): call [`Engine::read_at`].
+    pub(crate) fn read_now(&self, route: &Route<'_>, now: &OpTime<'_>) -> Option<Option<Entry>> {
+        match self.read_step(route, now) {
+            ReadStep::Found(entry) => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// How far a read gets without waiting: buffer, then an in-process cache.
+    fn read_step(&self, route: &Route<'_>, now: &OpTime<'_>) -> ReadStep {
+        let version = self.locks.version(route.stripe);
+        if version & 1 == 1 {
+            // A transaction is making writes visible in this stripe: read once it is done.
+            return ReadStep::WaitInstalled;
+        }
+        if let Some(buffer) = &route.ks.buffer {
+            if let Some(pending) = buffer.lookup(&route.key) {
+                return ReadStep::Found(match pending.write {
+                    StoreWrite::Upsert {
+                        value,
+                        kind,
+                        expires_at,
+                    } => live(value, kind, expires_at, now),
+                    StoreWrite::Delete => None,
+                    StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
+                        value: row.image,
+                        kind: Kind::Hash,
+                        expires_at: None,
+                    }),
+                });
+            }
+        }
+        let fills_ended = self.locks.fills_ended(route.stripe);
+        match self.cache.local() {
+            Some(local) => {
+                let got = Ok(local.get_now(&route.key));
+                self.judge_copy(route, version, fills_ended, got, now)
+            }
+            None => ReadStep::AskCache {
+                version,
+                fills_ended,
+            },
+        }
+    }
+
+    /// What a cache lookup begun at `version`, with `fills_ended` fill windows closed, means
+    /// for the read.
+    fn judge_copy(
+        &self,
+        route: &Route<'_>,
+        version: u64,
+        fills_ended: u64,
+        got: Result<Option<CachedValue>, CacheError>,
+        now: &OpTime<'_>,
+    ) -> ReadStep {
+        match got {
+            Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
+                // A read-through was filling this stripe while we looked: the copy may be
+                // the stale one it put just before removing it. The store has the truth;
+                // read it at the version as it is now (a write may have moved it since).
+                let version = self.locks.version(route.stripe);
+                if version & 1 == 1 {
+                    return ReadStep::WaitInstalled;
+                }
+                ReadStep::ReadStore { version }
+            }
+            Ok(Some(copy)) => {
+                if copy.expires_at.is_some_and(|e| e < now.ms()) {
+                    return ReadStep::Expired;
+                }
+                if copy.cache_until.is_none_or(|u| u > now.ms()) {
+                    return ReadStep::Found(Some(Entry {
+                        value: copy.value,
+                        kind: copy.kind,
+                        expires_at: copy.expires_at,
+                    }));
+                }
+                ReadStep::ReadStore { version }
+            }
+            Ok(None) => ReadStep::ReadStore { version },
+            Err(e) => {
+                warn!(keyspace = %route.ks.name, "cache read failed, reading the store: {e}");
+                ReadStep::ReadStore { version }
+            }
         }
     }
 

@@ -9,18 +9,18 @@
 //! a write that was never acknowledged is neither read nor stored; until then the flusher stores
 //! nothing it cannot prove durable ([`super::Engine::flush_batch`] waits for a journal barrier).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use super::buffer::Replayed;
+use super::buffer::{BufferedGroup, Replayed};
 use super::keyspace::Keyspace;
 use super::Engine;
 use crate::error::{JournalError, OpenError, StoreError};
 use crate::model::DbKey;
-use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord};
+use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 use crate::tiers::store::StoreOp;
 
 /// What a list of journal records leaves in the buffers.
@@ -31,6 +31,8 @@ struct Replay<'e> {
     unbuffered: Vec<(&'e Keyspace, JournalRecord)>,
     /// Records naming a keyspace that is no longer configured.
     unknown: usize,
+    /// The groups whose records name more than one write-back keyspace, with their keyspaces.
+    spanning: Vec<(BufferedGroup, BTreeSet<usize>)>,
 }
 
 impl Engine {
@@ -57,7 +59,10 @@ impl Engine {
             buffered: HashMap::new(),
             unbuffered: Vec::new(),
             unknown: 0,
+            spanning: Vec::new(),
         };
+        // The write-back keyspaces each group's records name.
+        let mut group_keyspaces: HashMap<TxnGroup, BTreeSet<usize>> = HashMap::new();
         for record in records {
             if !matches!(record.op, JournalOp::Write(_)) || cleared(&record) {
                 continue;
@@ -74,6 +79,9 @@ impl Engine {
             let JournalOp::Write(write) = record.op else {
                 continue;
             };
+            if let Some(group) = record.group {
+                group_keyspaces.entry(group).or_default().insert(ks.id);
+            }
             let key = DbKey {
                 db: record.db,
                 key: record.key,
@@ -87,12 +95,36 @@ impl Engine {
                         Replayed {
                             seq: record.seq,
                             write,
-                            group: record.group,
+                            group: record.group.map(|txn| BufferedGroup {
+                                txn,
+                                spans_keyspaces: false,
+                            }),
                         },
                     );
                 }
             }
         }
+        // A group spanning keyspaces is flushed whole by the engine, as it was before the crash.
+        for entries in replay.buffered.values_mut() {
+            for replayed in entries.values_mut() {
+                if let Some(group) = &mut replayed.group {
+                    group.spans_keyspaces = group_keyspaces
+                        .get(&group.txn)
+                        .is_some_and(|ks| ks.len() > 1);
+                }
+            }
+        }
+        replay.spanning = group_keyspaces
+            .into_iter()
+            .filter(|(_, keyspaces)| keyspaces.len() > 1)
+            .map(|(txn, keyspaces)| {
+                let group = BufferedGroup {
+                    txn,
+                    spans_keyspaces: true,
+                };
+                (group, keyspaces)
+            })
+            .collect();
         replay
     }
 
@@ -111,7 +143,7 @@ impl Engine {
         }
         let count = records.len();
         let now = self.now();
-        let replay = self.plan_replay(records);
+        let mut replay = self.plan_replay(records);
         for (ks, record) in &replay.unbuffered {
             // The keyspace is no longer write-back: store the record straight away.
             store_unbuffered(self, ks, record).await?;
@@ -123,6 +155,7 @@ impl Engine {
                 }
             }
         }
+        self.spanning.lock().extend(replay.spanning.drain(..));
         info!(
             records = count,
             unknown = replay.unknown,
@@ -175,6 +208,11 @@ impl Engine {
                 let entries = replay.buffered.remove(&ks.id).unwrap_or_default();
                 dropped.extend(buffer.replace_all(entries, now));
             }
+        }
+        {
+            let mut spanning = self.spanning.lock();
+            spanning.clear();
+            spanning.extend(replay.spanning.drain(..));
         }
         // Nothing is between its journal append and its buffer insert while every key lock
         // is held.

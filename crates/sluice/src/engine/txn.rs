@@ -32,8 +32,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use foldhash::fast::RandomState;
 
-use super::buffer::Reservation;
+use super::buffer::{BufferedGroup, GroupWrite, Reservation};
 use super::durability::{durable, Applied, PendingDurability};
+use super::keyspace::Keyspace;
 use super::locks::Stripe;
 use super::route::Route;
 use super::write::Prepared;
@@ -361,9 +362,13 @@ impl Engine {
         if !back.is_empty() {
             let durable = self.journal.durability() != Durability::None;
             let first = self.next_seq_range(back.len() as u64, durable);
-            let group = (back.len() > 1).then_some(TxnGroup {
+            let txn_group = (back.len() > 1).then_some(TxnGroup {
                 first_seq: first,
                 len: back.len() as u32,
+            });
+            let group = txn_group.map(|txn| BufferedGroup {
+                txn,
+                spans_keyspaces: back.iter().any(|(route, _)| route.ks.id != back[0].0.ks.id),
             });
             if durable {
                 let records = back
@@ -375,7 +380,7 @@ impl Engine {
                         db: route.key.db,
                         key: route.key.key.clone(),
                         op: JournalOp::Write(staged.write.clone()),
-                        group,
+                        group: txn_group,
                     })
                     .collect();
                 let pending = self.journal.append_group(records);
@@ -388,19 +393,7 @@ impl Engine {
             if journal_failure.is_some() {
                 self.give_back_room(back, room);
             } else {
-                for (((route, staged), reservation), seq) in back.iter().zip(room).zip(first..) {
-                    if let Some(buffer) = &route.ks.buffer {
-                        buffer.insert_in_group(
-                            reservation,
-                            &route.key,
-                            seq,
-                            staged.write.clone(),
-                            now.ms(),
-                            group,
-                        );
-                    }
-                    route.ks.counters.writes.fetch_add(1, Ordering::Relaxed);
-                }
+                self.buffer_group(back, room, first, group, now.ms());
             }
             if durable {
                 let mut unbuffered = self.unbuffered.lock();
@@ -433,6 +426,36 @@ impl Engine {
             self.watches.touch(&route.key);
         }
         Ok(ack)
+    }
+
+    /// Buffers the write-back writes of a committed transaction, numbered from `first`: each
+    /// keyspace's in one critical section of its buffer, so no drain takes part of them. A group
+    /// spanning keyspaces is registered for its whole flush only once every member is buffered.
+    fn buffer_group(
+        &self,
+        back: &[(Route<'_>, Staged)],
+        room: Vec<Reservation>,
+        first: u64,
+        group: Option<BufferedGroup>,
+        now_ms: u64,
+    ) {
+        let mut per_keyspace: Vec<(&Keyspace, Vec<GroupWrite<'_>>)> = Vec::new();
+        for (((route, staged), reservation), seq) in back.iter().zip(room).zip(first..) {
+            route.ks.counters.writes.fetch_add(1, Ordering::Relaxed);
+            let write = (reservation, &route.key, seq, staged.write.clone());
+            match per_keyspace.iter_mut().find(|(ks, _)| ks.id == route.ks.id) {
+                Some((_, writes)) => writes.push(write),
+                None => per_keyspace.push((route.ks, vec![write])),
+            }
+        }
+        for (ks, writes) in &mut per_keyspace {
+            if let Some(buffer) = &ks.buffer {
+                buffer.insert_group(std::mem::take(writes), now_ms, group);
+            }
+        }
+        if let Some(group) = group.filter(|g| g.spans_keyspaces) {
+            self.register_spanning_group(group, per_keyspace.iter().map(|(ks, _)| ks.id));
+        }
     }
 
     /// Ends a transaction an operation ran on its own (MSET, RENAME, ...): commits it if the

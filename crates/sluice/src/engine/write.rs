@@ -40,10 +40,47 @@ impl Engine {
         write: StoreWrite,
         now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
+        let prepared = self.prepare_write(route, write, now)?;
+        self.apply_prepared(route, prepared, now).await
+    }
+
+    /// [`Engine::apply_at`] when it needs no wait: a write-back write with room in the buffer
+    /// now and the cache in this process. `Err` gives the checked write back, with nothing
+    /// done, for [`Engine::apply_prepared`].
+    pub(crate) fn apply_now(
+        &self,
+        route: &Route<'_>,
+        write: StoreWrite,
+        now: &OpTime<'_>,
+    ) -> Result<Result<Applied, SluiceError>, Prepared> {
+        let prepared = match self.prepare_write(route, write, now) {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
+        if route.ks.policy() != Policy::WriteBack {
+            return Err(prepared);
+        }
+        let Some(applied) =
+            self.apply_back_now(route, &prepared.write, prepared.copy_deadline, now)
+        else {
+            return Err(prepared);
+        };
+        route.ks.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(applied.inspect(|_| self.watches.touch(&route.key)))
+    }
+
+    /// Applies a checked write according to the keyspace's policy (the caller holds the key's
+    /// lock), and wakes the key's WATCHers.
+    pub(crate) async fn apply_prepared(
+        &self,
+        route: &Route<'_>,
+        prepared: Prepared,
+        now: &OpTime<'_>,
+    ) -> Result<Applied, SluiceError> {
         let Prepared {
             write,
             copy_deadline,
-        } = self.prepare_write(route, write, now)?;
+        } = prepared;
         let ks = route.ks;
         ks.counters.writes.fetch_add(1, Ordering::Relaxed);
         let applied = match ks.policy() {

@@ -7,9 +7,10 @@ use super::durability::{Applied, PendingDurability};
 use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
+use crate::config::Durability;
 use crate::error::SluiceError;
 use crate::model::StoreWrite;
-use crate::tiers::journal::{JournalOp, JournalRecord};
+use crate::tiers::journal::{JournalAck, JournalOp, JournalRecord};
 
 impl Engine {
     /// The write-back half of [`Engine::apply`]: journal and buffer, then the cache.
@@ -20,62 +21,119 @@ impl Engine {
         copy_deadline: Option<u64>,
         now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
+        let ack = match self.buffer_now(route, &write, now) {
+            Some(buffered) => buffered?,
+            None => {
+                let reservation = self.wait_for_room(route).await?;
+                self.buffer_reserved(route, &write, now, reservation)?
+            }
+        };
+        self.locks.bump(route.stripe);
+        if !self.show_now(route, &write, copy_deadline, now) {
+            match write.visible() {
+                Some((value, kind, expires_at)) => {
+                    self.install(route, value, kind, expires_at, copy_deadline, now)
+                        .await
+                }
+                None => self.evict(route).await,
+            }
+        }
+        Ok(ack.map(PendingDurability))
+    }
+
+    /// [`Engine::apply_back`] when it needs no wait: the buffer has room now and the cache is
+    /// in this process. `None`, with nothing done, otherwise.
+    pub(super) fn apply_back_now(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        copy_deadline: Option<u64>,
+        now: &OpTime<'_>,
+    ) -> Option<Result<Applied, SluiceError>> {
+        self.cache.local()?;
+        let ack = match self.buffer_now(route, write, now)? {
+            Ok(ack) => ack,
+            Err(e) => return Some(Err(e)),
+        };
+        self.locks.bump(route.stripe);
+        self.show_now(route, write, copy_deadline, now);
+        Some(Ok(ack.map(PendingDurability)))
+    }
+
+    /// Journals and buffers a write if the buffer has room for it now (or holds the key
+    /// already); `None`, with nothing done, if the write must wait for room.
+    fn buffer_now(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        now: &OpTime<'_>,
+    ) -> Option<Result<Option<JournalAck>, SluiceError>> {
+        let buffer = route
+            .ks
+            .buffer
+            .as_ref()
+            .expect("write-back keyspaces always have a buffer");
+        if self.journal.durability() != Durability::None {
+            // A journal out of service (a failed write or fsync) makes nothing durable
+            // any more: refuse before the write reaches the buffer or the cache.
+            if let Some(e) = self.journal.health().error() {
+                return Some(Err(SluiceError::Journal(e.to_string())));
+            }
+            let reservation = buffer.try_reserve(&route.key)?;
+            Some(self.buffer_reserved(route, write, now, reservation))
+        } else {
+            // No journal record between reserving room and buffering: one critical
+            // section for both.
+            let seq = self.next_seq(false);
+            buffer
+                .try_insert(&route.key, seq, write.clone(), || now.ms())
+                .ok()?;
+            Some(Ok(None))
+        }
+    }
+
+    /// Journals and buffers a write into the room held for it.
+    fn buffer_reserved(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        now: &OpTime<'_>,
+        reservation: Reservation,
+    ) -> Result<Option<JournalAck>, SluiceError> {
         let ks = route.ks;
         let buffer = ks
             .buffer
             .as_ref()
             .expect("write-back keyspaces always have a buffer");
-        let ack = if self.journal.durability() != crate::config::Durability::None {
-            // A journal out of service (a failed write or fsync) makes nothing durable
-            // any more: refuse before the write reaches the buffer or the cache.
-            if let Some(e) = self.journal.health().error() {
-                return Err(SluiceError::Journal(e.to_string()));
-            }
-            let reservation = self.reserve_room(route).await?;
-            let seq = self.next_seq(true);
-            // Queue the record under the key lock (so the journal holds one key's writes
-            // in sequence order) but wait for its fsync only after the lock is released,
-            // so writers of a hot key share one group commit.
-            let ack = self.journal.append(JournalRecord {
-                seq,
-                keyspace: ks.name.clone(),
-                db: route.key.db,
-                key: route.key.key.clone(),
-                op: JournalOp::Write(write.clone()),
-                group: None,
-            });
-            // Refused at once (the journal failed since the check above, or is closed):
-            // undo the reservation, so the write never shows.
-            if let Some(e) = ack.failed_at_once() {
-                let error = SluiceError::Journal(e.to_string());
-                buffer.release(reservation);
-                self.unbuffered.lock().remove(&seq);
-                return Err(error);
-            }
-            buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
-            self.unbuffered.lock().remove(&seq);
-            Some(ack)
-        } else {
-            // No journal record between reserving room and buffering: one critical
-            // section for both.
+        if self.journal.durability() == Durability::None {
+            // A new number: drains may have begun while this write waited.
             let seq = self.next_seq(false);
-            if let Err(write) = buffer.try_insert(&route.key, seq, write.clone(), || now.ms()) {
-                let reservation = self.wait_for_room(route).await?;
-                // A new number: drains may have begun while this write waited.
-                let seq = self.next_seq(false);
-                buffer.insert(reservation, &route.key, seq, write, now.ms());
-            }
-            None
-        };
-        self.locks.bump(route.stripe);
-        match write.visible() {
-            Some((value, kind, expires_at)) => {
-                self.install(route, value, kind, expires_at, copy_deadline, now)
-                    .await
-            }
-            None => self.evict(route).await,
+            buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
+            return Ok(None);
         }
-        Ok(ack.map(PendingDurability))
+        let seq = self.next_seq(true);
+        // Queue the record under the key lock (so the journal holds one key's writes in
+        // sequence order) but wait for its fsync only after the lock is released, so writers
+        // of a hot key share one group commit.
+        let ack = self.journal.append(JournalRecord {
+            seq,
+            keyspace: ks.name.clone(),
+            db: route.key.db,
+            key: route.key.key.clone(),
+            op: JournalOp::Write(write.clone()),
+            group: None,
+        });
+        // Refused at once (the journal failed since the check, or is closed): undo the
+        // reservation, so the write never shows.
+        if let Some(e) = ack.failed_at_once() {
+            let error = SluiceError::Journal(e.to_string());
+            buffer.release(reservation);
+            self.unbuffered.lock().remove(&seq);
+            return Err(error);
+        }
+        buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
+        self.unbuffered.lock().remove(&seq);
+        Ok(Some(ack))
     }
 
     /// Holds room in the key's write-back buffer: at once if there is room (or the key is

@@ -219,9 +219,20 @@ pub async fn open_engine(
     cfg: Config,
     clock: &ManualClock,
 ) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
+    open_engine_with(cfg, clock, |_| {}).await
+}
+
+/// [`open_engine`], with `prepare` run on the store before the engine opens (so it sees the
+/// flush of the journal's replay).
+pub async fn open_engine_with(
+    cfg: Config,
+    clock: &ManualClock,
+    prepare: impl FnOnce(&FaultyStore),
+) -> Result<(Sluice, Arc<FaultyStore>), sluice::OpenError> {
     let inner: SharedStore =
         Arc::new(SqliteStore::open(&db_path(&cfg.data_dir)).expect("sqlite opens"));
     let store = FaultyStore::new(inner);
+    prepare(&store);
     let sluice = Sluice::builder(cfg)
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
@@ -276,4 +287,16 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Polls GET `key` (database 0) every 10 ms for up to 2 s until it reads absent; returns whether
+/// it did. A write told its journal fsync failed vanishes so once the buffers are reloaded.
+pub async fn becomes_absent(sluice: &Sluice, key: &str) -> bool {
+    for _ in 0..200 {
+        if sluice.get(0, b(key)).await.unwrap().is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }

@@ -1,11 +1,17 @@
-//! Transactions (MULTI/EXEC, scripts, MSET) and hashes: all or nothing, isolated, watched.
+//! Transactions (MULTI/EXEC, scripts, MSET) and hashes: all or nothing, isolated, watched; a
+//! write-back transaction spanning keyspaces is stored in one database transaction.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice::{Kind, Policy, SluiceError};
+use sluice::config::Config;
+use sluice::tiers::journal::wal::{JournalFaults, WalJournal};
+use sluice::tiers::store::faulty::{BatchFate, FaultyStore};
+use sluice::tiers::store::sqlite::SqliteStore;
+use sluice::tiers::store::SharedStore;
+use sluice::{Durability, Kind, Policy, Sluice, SluiceError};
 
 use crate::common::*;
 
@@ -354,4 +360,318 @@ async fn waiters_on_a_busy_transaction_give_up_and_others_keep_waiting() {
     drop(script);
     assert_eq!(set_in_task(&h.sluice, &held).await.expect("task"), Ok(()));
     assert_eq!(set_in_task(&h.sluice, &late).await.expect("task"), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write-back transactions spanning keyspaces
+
+/// Products 1 to 9, each priced 10, for the spanning-transaction tests.
+const PRICED: &str =
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, price NUMERIC, stock INTEGER, name TEXT);
+     WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < 9)
+     INSERT INTO products (id, price) SELECT id, 10 FROM n;";
+
+/// Two write-back keyspaces: `product:{id}:price` on `products.price`, then the built-in table
+/// for every other key; both flush every `flush_interval`.
+async fn spanning_harness(flush_interval: Duration, tweak: impl FnOnce(&mut Config)) -> Harness {
+    let mut price = price_keyspace(Policy::WriteBack);
+    let mut plain = builtin(Policy::WriteBack);
+    price.flush_interval = flush_interval;
+    plain.flush_interval = flush_interval;
+    Harness::start_with(PRICED, vec![price, plain], tweak).await
+}
+
+/// MSET of a plain key and a product's price: one transaction over both keyspaces.
+async fn mset_across(h: &Harness, plain: &str, product: i64, value: &str) {
+    h.sluice
+        .mset(
+            0,
+            vec![
+                (b(plain), b(value)),
+                (b(&format!("product:{product}:price")), b(value)),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+/// The batches the store saw that hold `key` (a built-in key or a product id), each as its
+/// sorted keys.
+fn batches_holding(store: &FaultyStore, key: &str) -> Vec<(Vec<String>, BatchFate)> {
+    store
+        .batch_log()
+        .into_iter()
+        .filter(|batch| batch.keys().contains(&b(key)))
+        .map(|batch| {
+            let mut keys: Vec<String> = batch
+                .keys()
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            keys.sort();
+            (keys, batch.fate)
+        })
+        .collect()
+}
+
+fn price(h: &Harness, id: i64) -> Option<String> {
+    h.column("products", "price", id).flatten()
+}
+
+/// A write-back transaction writing the built-in table and a mapped table is stored in ONE
+/// database transaction; when the database refuses any of its writes, none is stored (every
+/// write is a dead letter, in its own keyspace) and clients read the old values again. Keys
+/// outside it are stored as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_transaction_spanning_keyspaces_is_stored_in_one_database_transaction() {
+    let h = spanning_harness(Duration::from_secs(3600), |_| {}).await;
+    h.store.log_batches();
+    mset_across(&h, "plain:a", 1, "5").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(
+        batches_holding(&h.store, "plain:a"),
+        vec![(vec!["1".into(), "plain:a".into()], BatchFate::Committed)]
+    );
+    assert_eq!(h.kv_row(0, "plain:a").map(|r| r.0).as_deref(), Some("5"));
+    assert_eq!(price(&h, 1).as_deref(), Some("5"));
+    assert_eq!(h.buffered("price") + h.buffered("default"), 0);
+
+    h.store.refuse_atomic_with_key(b"2");
+    mset_across(&h, "plain:b", 2, "7").await;
+    h.set("plain:c", "1").await;
+    h.set("product:3:price", "1").await;
+    h.sluice.flush().await.unwrap();
+    assert_eq!(
+        h.kv_row(0, "plain:b"),
+        None,
+        "none of the refused transaction"
+    );
+    assert_eq!(price(&h, 2).as_deref(), Some("10"));
+    assert_eq!(h.kv_row(0, "plain:c").map(|r| r.0).as_deref(), Some("1"));
+    assert_eq!(price(&h, 3).as_deref(), Some("1"));
+    let mut dead: Vec<(String, String)> = h
+        .sluice
+        .dead_letters(None)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.keyspace, String::from_utf8_lossy(&d.key).into_owned()))
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        vec![
+            ("default".into(), "plain:b".into()),
+            ("price".into(), "product:2:price".into())
+        ]
+    );
+    assert_eq!(h.get("plain:b").await, None);
+    assert_eq!(h.get("product:2:price").await.as_deref(), Some("10"));
+    assert_eq!(h.buffered("price") + h.buffered("default"), 0);
+}
+
+/// A spanning transaction the database fails transiently stays buffered whole and is retried
+/// whole, with backoff, by the flushers; every retry holds all of it. Meanwhile the other keys
+/// of both keyspaces are stored, and once the database recovers so is the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spanning_transaction_failing_transiently_is_retried_whole_without_blocking_others() {
+    let h = spanning_harness(Duration::from_millis(50), |_| {}).await;
+    h.store.log_batches();
+    h.store.fail_batches_with_key(b"plain:t");
+    mset_across(&h, "plain:t", 4, "7").await;
+    h.set("plain:other", "1").await;
+    h.set("product:5:price", "9").await;
+    let both = vec!["4".to_string(), "plain:t".to_string()];
+    let retried = eventually(Duration::from_secs(10), || {
+        batches_holding(&h.store, "plain:t").len() >= 3
+    })
+    .await;
+    assert!(retried, "the flushers retry the failed transaction");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            h.kv_row(0, "plain:other").is_some() && price(&h, 5).as_deref() == Some("9")
+        })
+        .await,
+        "the other keys are stored while the transaction fails"
+    );
+    for (keys, fate) in batches_holding(&h.store, "plain:t") {
+        assert_eq!(keys, both, "retried whole, never split");
+        assert!(matches!(fate, BatchFate::Failed(_)));
+    }
+    assert!(batches_holding(&h.store, "4")
+        .iter()
+        .all(|(keys, _)| *keys == both));
+    assert_eq!(h.kv_row(0, "plain:t"), None);
+    assert_eq!(price(&h, 4).as_deref(), Some("10"));
+    assert_eq!((h.buffered("default"), h.buffered("price")), (1, 1));
+    assert!(h.sluice.dead_letters(None).unwrap().is_empty());
+    // Readers see the acknowledged transaction all along.
+    assert_eq!(h.get("plain:t").await.as_deref(), Some("7"));
+
+    h.store.heal_batches_with_key(b"plain:t");
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            h.kv_row(0, "plain:t").is_some() && price(&h, 4).as_deref() == Some("7")
+        })
+        .await,
+        "stored once the database recovers"
+    );
+    let last = batches_holding(&h.store, "plain:t").pop().unwrap();
+    assert_eq!(last, (both, BatchFate::Committed));
+    assert_eq!((h.buffered("default"), h.buffered("price")), (0, 0));
+}
+
+/// Per key a newer write never loses to a spanning transaction's older one: a write after the
+/// transaction takes its key out of the group (stored on its own, the rest of the group still
+/// together), and a write made while the group is being stored stays buffered for the next
+/// flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_write_to_a_member_of_a_spanning_transaction_wins() {
+    let h = spanning_harness(Duration::from_secs(3600), |_| {}).await;
+    // Rewritten before the flush: the group keeps only product 5, which the database refuses.
+    mset_across(&h, "plain:a", 5, "1").await;
+    h.set("plain:a", "2").await;
+    h.store.refuse_atomic_with_key(b"5");
+    h.sluice.flush().await.unwrap();
+    assert_eq!(h.kv_row(0, "plain:a").map(|r| r.0).as_deref(), Some("2"));
+    assert_eq!(price(&h, 5).as_deref(), Some("10"));
+    let dead = h.sluice.dead_letters(None).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].key[..], b"product:5:price");
+
+    // Rewritten while the group is in flight.
+    h.store.log_batches();
+    mset_across(&h, "plain:b", 6, "1").await;
+    h.store.close_door();
+    let flush = {
+        let sluice = h.sluice.clone();
+        tokio::spawn(async move { sluice.flush().await })
+    };
+    assert!(eventually(Duration::from_secs(5), || h.store.waiting_at_door() == 1).await);
+    h.set("plain:b", "2").await;
+    h.store.open_door();
+    flush.await.unwrap().unwrap();
+    // The group (with plain:b's older value) was stored whole, then plain:b's newer value.
+    assert_eq!(
+        batches_holding(&h.store, "plain:b"),
+        vec![
+            (vec!["6".into(), "plain:b".into()], BatchFate::Committed),
+            (vec!["plain:b".into()], BatchFate::Committed)
+        ]
+    );
+    assert_eq!(h.kv_row(0, "plain:b").map(|r| r.0).as_deref(), Some("2"));
+    assert_eq!(price(&h, 6).as_deref(), Some("1"));
+    assert_eq!(h.get("plain:b").await.as_deref(), Some("2"));
+    assert_eq!(h.buffered("default") + h.buffered("price"), 0);
+}
+
+/// After a restart with a spanning transaction still in the journal, the replay stores it in one
+/// database transaction too: whole, or (refused) not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spanning_transaction_replayed_from_the_journal_is_still_one_database_transaction() {
+    let journaled = |c: &mut Config| c.journal.durability = Durability::Fsync;
+    for refused in [false, true] {
+        let h = spanning_harness(Duration::from_secs(3600), journaled).await;
+        h.store.set_outage(true);
+        mset_across(&h, "plain:r", 7, "3").await;
+        let cfg = h.sluice.config().clone();
+        let report = h.sluice.shutdown_within(Duration::from_millis(100)).await;
+        assert_eq!(report.unflushed, 2);
+        assert!(report.kept_in_journal);
+        drop(h.sluice);
+        let (sluice, store) = open_engine_with(cfg, &h.clock, |store| {
+            store.log_batches();
+            if refused {
+                store.refuse_atomic_with_key(b"7");
+            }
+        })
+        .await
+        .expect("engine reopens");
+        let fate = if refused {
+            BatchFate::Failed(sluice::error::ErrorClass::Permanent)
+        } else {
+            BatchFate::Committed
+        };
+        assert_eq!(
+            batches_holding(&store, "plain:r"),
+            vec![(vec!["7".into(), "plain:r".into()], fate)],
+            "refused: {refused}"
+        );
+        let stored = kv_row(h.dir.path(), 0, "plain:r").map(|r| r.0);
+        let h = Harness {
+            dir: h.dir,
+            sluice,
+            store,
+            clock: h.clock,
+        };
+        if refused {
+            assert_eq!(stored, None);
+            assert_eq!(price(&h, 7).as_deref(), Some("10"));
+            assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 2);
+        } else {
+            assert_eq!(stored.as_deref(), Some("3"));
+            assert_eq!(price(&h, 7).as_deref(), Some("3"));
+        }
+    }
+}
+
+/// When the journal goes out of service the buffers are rebuilt from its records: a spanning
+/// transaction acknowledged before is rebuilt as one too, and stored in one database transaction,
+/// while the write whose fsync failed is never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spanning_transaction_reloaded_after_a_journal_failure_is_still_one_database_transaction()
+{
+    let dir = tempfile::tempdir().unwrap();
+    exec_sql(dir.path(), PRICED);
+    let mut price = price_keyspace(Policy::WriteBack);
+    let mut plain = builtin(Policy::WriteBack);
+    price.flush_interval = Duration::from_secs(3600);
+    plain.flush_interval = Duration::from_secs(3600);
+    let mut cfg = config(dir.path(), vec![price, plain]);
+    cfg.journal.durability = Durability::Fsync;
+    let faults = JournalFaults::new();
+    let journal = WalJournal::open_with_faults(
+        &dir.path().join("journal"),
+        &cfg.journal,
+        false,
+        faults.clone(),
+    )
+    .await
+    .unwrap();
+    let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir.path())).unwrap());
+    let store = FaultyStore::new(inner);
+    store.log_batches();
+    let sluice = Sluice::builder(cfg)
+        .journal(Arc::new(journal))
+        .store(store.clone())
+        .open()
+        .await
+        .unwrap();
+    sluice
+        .mset(
+            0,
+            vec![(b("plain:j"), b("4")), (b("product:8:price"), b("4"))],
+        )
+        .await
+        .unwrap();
+
+    const EIO: i32 = 5;
+    faults.fail_sync_after(0, EIO);
+    let failed = sluice
+        .set(0, b("plain:failed"), b("1"), Default::default())
+        .await;
+    assert!(matches!(failed, Err(SluiceError::Journal(_))), "{failed:?}");
+    assert!(
+        becomes_absent(&sluice, "plain:failed").await,
+        "the buffers were reloaded from the journal"
+    );
+    sluice.flush().await.unwrap();
+    assert_eq!(
+        batches_holding(&store, "plain:j"),
+        vec![(vec!["8".into(), "plain:j".into()], BatchFate::Committed)]
+    );
+    assert_eq!(
+        kv_row(dir.path(), 0, "plain:j").map(|r| r.0).as_deref(),
+        Some("4")
+    );
+    assert_eq!(kv_row(dir.path(), 0, "plain:failed"), None);
 }

@@ -173,19 +173,24 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
 
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).
 async fn run_hot(ctx: Ctx<'_>, hot: Hot, args: &mut [Bytes]) -> Frame {
-    match hot {
-        Hot::Get => strings::get(ctx, args).await,
-        Hot::Set => strings::set(ctx, args).await,
-        Hot::SetNx => strings::setnx(ctx, args).await,
-        Hot::SetEx(unit) => strings::setex(ctx, args, unit).await,
-        Hot::MGet => strings::mget(ctx, args).await,
-        Hot::StrLen => strings::strlen(ctx, args).await,
-        Hot::IncrByOne(sign) => strings::incr_by_one(ctx, args, sign).await,
-        Hot::IncrBy(sign) => strings::incrby(ctx, args, sign).await,
-        Hot::Del => keys::del(ctx, args).await,
-        Hot::Exists => keys::exists(ctx, args).await,
-        Hot::Expire(unit) => keys::expire(ctx, args, unit, ExpireBase::Now).await,
-        Hot::Ttl(unit) => keys::ttl(ctx, args, unit).await,
+    // GET, SET and INCR answer at once when they need no wait: no future is built for them.
+    let answer = match hot {
+        Hot::Get => strings::get(ctx, args),
+        Hot::Set => strings::set(ctx, args),
+        Hot::IncrByOne(sign) => strings::incr_by_one(ctx, args, sign),
+        Hot::IncrBy(sign) => strings::incrby(ctx, args, sign),
+        Hot::SetNx => return strings::setnx(ctx, args).await,
+        Hot::SetEx(unit) => return strings::setex(ctx, args, unit).await,
+        Hot::MGet => return strings::mget(ctx, args).await,
+        Hot::StrLen => return strings::strlen(ctx, args).await,
+        Hot::Del => return keys::del(ctx, args).await,
+        Hot::Exists => return keys::exists(ctx, args).await,
+        Hot::Expire(unit) => return keys::expire(ctx, args, unit, ExpireBase::Now).await,
+        Hot::Ttl(unit) => return keys::ttl(ctx, args, unit).await,
+    };
+    match answer {
+        Ok(reply) => reply,
+        Err(later) => later.await,
     }
 }
 

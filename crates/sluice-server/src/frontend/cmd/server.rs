@@ -249,18 +249,6 @@ fn command_list(table: &Table, args: &[Bytes]) -> Frame {
     Frame::Array(names)
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
-}
-
 /// INFO [section ...]
 async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
@@ -298,7 +286,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
     if want("memory") {
         let cache = sluice.cache_stats();
-        let rss = rss_bytes();
+        let rss = crate::state::rss_bytes();
         let _ = write!(
             out,
             "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\ncache_entries:{}\r\ncache_bytes:{}\r\ncache_capacity:{}\r\n\r\n",

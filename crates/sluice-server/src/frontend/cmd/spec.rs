@@ -81,8 +81,9 @@ pub enum Handler {
 
 /// The commands awaited in place by `cmd::run_hot`. A boxed future costs an allocation and an
 /// indirect call per command, which is a measurable share of a GET; the per-command future is
-/// also moved on every command, so only a few small ones are awaited in place. A new command
-/// belongs here only if `bench/callgrind.sh` shows that it matters.
+/// also moved on every command, so only a few small ones are awaited in place; GET, SET and
+/// INCR/DECR(BY) build no future at all when the engine answers at once (`sluice::Access::get_now`).
+/// A new command belongs here only if `bench/callgrind.sh` shows that it matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hot {
     Get,

@@ -1,6 +1,8 @@
 //! String commands.
 
+use std::future::Future;
 use std::mem::take;
+use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use sluice::{Kind, Mutation, SetCondition, SetExpiry, SetOptions, SluiceError};
@@ -236,13 +238,38 @@ fn ok_or<T>(r: Result<T, SluiceError>, f: impl FnOnce(T) -> Frame) -> Frame {
 }
 
 /// GET key
-pub async fn get(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let a = parse!(KeyArg::parse(argv));
-    ok_or(
-        ctx.access.get(ctx.session.db, a.key).await,
+pub fn get<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
+    let a = parse_now!(KeyArg::parse(argv));
+    answer(
+        ctx.access.get_now(ctx.session.db, a.key),
         Frame::bulk_or_null,
     )
 }
+
+/// A hot command's reply, given at once (see [`sluice::Access::get_now`]) or to be awaited.
+pub type Answer<'c> = Result<Frame, Pin<Box<dyn Future<Output = Frame> + Send + 'c>>>;
+
+/// The reply to an operation run at once or, if it had to wait, the future of its reply.
+fn answer<'c, T: Send + 'c>(
+    run: Result<Result<T, SluiceError>, sluice::Later<'c, T>>,
+    reply: impl FnOnce(T) -> Frame + Send + 'c,
+) -> Answer<'c> {
+    match run {
+        Ok(result) => Ok(ok_or(result, reply)),
+        Err(later) => Err(Box::pin(async move { ok_or(later.await, reply) })),
+    }
+}
+
+/// [`parse!`] for a handler returning an [`Answer`].
+macro_rules! parse_now {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(reply) => return Ok(reply),
+        }
+    };
+}
+use parse_now;
 
 /// An expiry option's argument, not yet resolved against the clock.
 struct ExpiryArg {
@@ -399,15 +426,13 @@ impl Set {
 }
 
 /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
-pub async fn set(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    // Parsed and resolved outside the await by a plain function: this future then holds only
-    // what the engine call needs, which keeps the hot SET future small.
+pub fn set<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
     let (key, value, opts) =
-        parse!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
+        parse_now!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
     let return_old = opts.return_old;
-    ok_or(
-        ctx.access.set(ctx.session.db, key, value, opts).await,
-        |out| {
+    answer(
+        ctx.access.set_now(ctx.session.db, key, value, opts),
+        move |out| {
             if return_old {
                 Frame::bulk_or_null(out.old)
             } else if out.written {
@@ -772,14 +797,14 @@ async fn setrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// INCR / DECR key
-pub async fn incr_by_one(mut ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
-    let a = parse!(KeyArg::parse(argv));
+pub fn incr_by_one<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'c> {
+    let a = parse_now!(KeyArg::parse(argv));
     let delta = match sign {
         Sign::Plus => 1,
         Sign::Minus => -1,
     };
-    ok_or(
-        ctx.access.incr_by(ctx.session.db, a.key, delta).await,
+    answer(
+        ctx.access.incr_by_now(ctx.session.db, a.key, delta),
         Frame::Integer,
     )
 }
@@ -801,17 +826,17 @@ impl IncrBy {
 }
 
 /// INCRBY / DECRBY key amount
-pub async fn incrby(mut ctx: Ctx<'_>, argv: &mut [Bytes], sign: Sign) -> Frame {
-    let IncrBy { key, amount } = parse!(IncrBy::parse(argv));
+pub fn incrby<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'c> {
+    let IncrBy { key, amount } = parse_now!(IncrBy::parse(argv));
     let delta = match sign {
         Sign::Plus => amount,
         Sign::Minus if amount == i64::MIN => {
-            return Frame::error("ERR decrement would overflow");
+            return Ok(Frame::error("ERR decrement would overflow"));
         }
         Sign::Minus => -amount,
     };
-    ok_or(
-        ctx.access.incr_by(ctx.session.db, key, delta).await,
+    answer(
+        ctx.access.incr_by_now(ctx.session.db, key, delta),
         Frame::Integer,
     )
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::Notify;
 
-use super::{KeyLocks, Stripe, StripeGuard, STRIPES};
+use super::{KeyLocks, Stripe, STRIPES};
 use crate::error::ScriptKind;
 
 /// No busy script holds the stripe.
@@ -67,14 +67,11 @@ fn decode(code: u8) -> ScriptKind {
 }
 
 impl KeyLocks {
-    /// The contended branch of [`KeyLocks::lock`]: waits for the stripe's lock, keeping its
-    /// place in the queue, unless the stripe's holder is or becomes a busy script; then gives
-    /// up with that script's kind.
-    pub(super) async fn wait_unless_busy(
-        &self,
-        stripe: Stripe,
-    ) -> Result<StripeGuard<'_>, ScriptKind> {
-        let mut acquire = pin!(self.locks[stripe.0].acquire());
+    /// The contended branch of [`KeyLocks::lock`]: waits for the stripe's lock, as one
+    /// waiter throughout, unless the stripe's holder is or becomes a busy script; then gives
+    /// up (unregistered, passing on any wake-up it got) with that script's kind.
+    pub(super) async fn lock_slow_unless_busy(&self, stripe: Stripe) -> Result<(), ScriptKind> {
+        let mut wait = pin!(self.locks[stripe.0].lock_slow());
         loop {
             // Listening before looking: a mark set after the look still wakes this waiter.
             let mut marked = pin!(self.busy.marked.notified());
@@ -84,12 +81,7 @@ impl KeyLocks {
             }
             tokio::select! {
                 biased;
-                permit = &mut acquire => {
-                    return match permit {
-                        Ok(permit) => Ok(permit),
-                        Err(_) => unreachable!("stripe semaphores are never closed"),
-                    };
-                }
+                () = &mut wait => return Ok(()),
                 () = &mut marked => {}
             }
         }

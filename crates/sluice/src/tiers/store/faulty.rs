@@ -142,6 +142,15 @@ impl FaultyStore {
         self.refuse_atomic.lock().insert(key.to_vec());
     }
 
+    /// Stops the whole-batch failures planned for this key
+    /// ([`FaultyStore::refuse_batches_with_key`], [`FaultyStore::fail_batches_with_key`],
+    /// [`FaultyStore::refuse_atomic_with_key`]): the database has recovered.
+    pub fn heal_batches_with_key(&self, key: &[u8]) {
+        for keys in [&self.refuse_whole, &self.fail_whole, &self.refuse_atomic] {
+            keys.lock().remove(key);
+        }
+    }
+
     /// From now on every batch waits at the door until [`FaultyStore::let_through`] or
     /// [`FaultyStore::open_door`] lets it in; lets a test decide what is in flight.
     pub fn close_door(&self) {
