@@ -60,8 +60,15 @@ pub struct ServerConfig {
     /// disconnected.
     pub client_output_stall_timeout: Duration,
     /// A Lua script still running after this long is stopped (nothing it wrote is applied:
-    /// a script's writes commit when it ends) and answers an error.
+    /// a script's writes commit when it ends) and answers an error. 0: never, as in Redis
+    /// (only SCRIPT KILL stops it).
     pub script_timeout: Duration,
+    /// A Lua script still running after this long is busy (Redis `busy-reply-threshold`, alias
+    /// `lua-time-limit`): a command that would wait for one of its keys is answered `BUSY`
+    /// instead, until the script ends. Only those: other clients keep being served. A
+    /// threshold not below a nonzero `script_timeout` never applies (the script is stopped
+    /// first).
+    pub busy_reply_threshold: Duration,
     /// Port for TLS connections (beside `port`, or instead of it with `tls_only`).
     pub tls_port: Option<u16>,
     /// Serve only TLS: no plaintext listener on `port`.
@@ -209,6 +216,8 @@ struct ServerSection {
     client_output_stall_timeout: Duration,
     #[serde(deserialize_with = "deserialize_duration")]
     script_timeout: Duration,
+    #[serde(deserialize_with = "deserialize_duration")]
+    busy_reply_threshold: Duration,
     tls_port: Option<u16>,
     tls_only: bool,
     tls_cert: Option<PathBuf>,
@@ -239,6 +248,7 @@ impl Default for ServerSection {
             client_output_buffer_limit: 256 * 1024 * 1024,
             client_output_stall_timeout: Duration::from_secs(60),
             script_timeout: Duration::from_secs(5),
+            busy_reply_threshold: Duration::from_secs(5),
             tls_port: None,
             tls_only: false,
             tls_cert: None,
@@ -269,6 +279,7 @@ impl ServerSection {
             client_output_buffer_limit: self.client_output_buffer_limit,
             client_output_stall_timeout: self.client_output_stall_timeout,
             script_timeout: self.script_timeout,
+            busy_reply_threshold: self.busy_reply_threshold,
             tls_port: self.tls_port,
             tls_only: self.tls_only,
             tls_cert: self.tls_cert,

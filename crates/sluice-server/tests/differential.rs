@@ -1592,6 +1592,8 @@ const CORPUS: &[(&str, &[&str])] = &[
             "CONFIG GET cluster-enabled",
             "CONFIG GET protected-mode",
             "CONFIG GET maxclients",
+            "CONFIG GET busy-reply-threshold",
+            "CONFIG GET lua-time-limit",
             "CONFIG GET maxmemory maxmemory",
             "CONFIG GET maxmemory MAXMEMORY",
             "CONFIG GET MAXMEMORY maxmemory",

@@ -1,13 +1,14 @@
 //! Lua scripts as transactions: a script's writes land all or none (in the cache and in the
-//! database), concurrent scripts never lose an update, and a script stopped by SCRIPT KILL or
-//! `script_timeout` applies nothing. Replies themselves are compared with redis-server in
+//! database), concurrent scripts never lose an update, a script stopped by SCRIPT KILL or
+//! `script_timeout` applies nothing, and one running past `busy_reply_threshold` has those
+//! waiting for its keys answered BUSY while everyone else is served. Replies themselves are compared with redis-server in
 //! `differential.rs` and `script_runtime.rs`.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{encode, show, RawClient, TestServer};
 use redis::AsyncCommands;
 use sluice::{KeyspaceConfig, Policy};
 use sluice_server::config::FileConfig;
@@ -354,4 +355,168 @@ async fn a_script_stopped_inside_exec_discards_the_exec() {
     );
     assert_eq!(c.run("GET p").await, b"$-1\r\n");
     assert_eq!(c.run("GET q").await, b"$-1\r\n");
+}
+
+const BUSY: &[u8] =
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+
+/// Sends `SET key value` until one stays unanswered for `patience`: that one waits for the key's
+/// lock. Returns whether an earlier one was answered (it ran before the lock was taken).
+async fn send_until_waiting(
+    client: &mut RawClient,
+    key: &str,
+    value: &str,
+    patience: Duration,
+) -> bool {
+    let mut written = false;
+    let since = Instant::now();
+    loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "nothing held {key} for {patience:?}"
+        );
+        client
+            .send(&encode(&[b"SET", key.as_bytes(), value.as_bytes()]))
+            .await;
+        match tokio::time::timeout(patience, client.reply()).await {
+            Ok(reply) => {
+                assert_eq!(reply, b"+OK\r\n", "{}", show(&reply));
+                written = true;
+            }
+            Err(_) => return written,
+        }
+    }
+}
+
+/// A script running past `busy_reply_threshold` (and far from `script_timeout`): a client already waiting for its key is answered BUSY
+/// once the threshold has passed and not before, and so is every later command that would
+/// wait for the key (a write, another script, an EXEC, an EXEC watching it); clients on
+/// other keys, and reads, are served all along. SCRIPT KILL works meanwhile, nothing the
+/// script wrote is applied, and the key then takes writes again.
+async fn busy_script_answers_busy_only_to_its_keys() {
+    let threshold = Duration::from_secs(2);
+    let mut config = config(Policy::WriteThrough);
+    config.server.busy_reply_threshold = threshold;
+    // Long, but bounded: a failing run must not leave the script spinning forever.
+    config.server.script_timeout = Duration::from_secs(30);
+    let server = TestServer::start_config(config).await;
+    let mut runner = server.client().await;
+    let started = Instant::now();
+    runner
+        .send(&encode(&[
+            b"EVAL",
+            b"redis.call('set', KEYS[1], 'script') while true do end",
+            b"1",
+            b"k",
+        ]))
+        .await;
+    let mut waiter = server.client().await;
+    let before_written = send_until_waiting(&mut waiter, "k", "before", threshold / 4).await;
+    let before: &[u8] = if before_written {
+        b"$6\r\nbefore\r\n"
+    } else {
+        b"$-1\r\n"
+    };
+
+    // Another client is served meanwhile, on other keys and reading the script's key (the
+    // value from before the script: its writes are not visible until it ends).
+    let mut other = server.client().await;
+    assert_eq!(other.run("SET other 1").await, b"+OK\r\n");
+    assert_eq!(other.run("GET k").await, before);
+
+    let reply = waiter.reply().await;
+    assert_eq!(reply, BUSY, "{}", show(&reply));
+    assert!(
+        started.elapsed() >= threshold,
+        "BUSY came before the script ran for the threshold"
+    );
+
+    // Later commands that would wait for the key are answered BUSY at once.
+    assert_eq!(waiter.run("INCR k").await, BUSY);
+    let eval = waiter
+        .cmd(&[b"EVAL", b"return redis.call('get', KEYS[1])", b"1", b"k"])
+        .await;
+    assert_eq!(eval, BUSY, "{}", show(&eval));
+    assert_eq!(waiter.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(waiter.run("SET k multi").await, b"+QUEUED\r\n");
+    let exec_abort = [
+        &b"-EXECABORT Transaction discarded because of: "[..],
+        &BUSY[1..],
+    ]
+    .concat();
+    assert_eq!(waiter.run("EXEC").await, exec_abort);
+    assert_eq!(waiter.run("WATCH k").await, b"+OK\r\n");
+    assert_eq!(waiter.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(waiter.run("SET other 2").await, b"+QUEUED\r\n");
+    assert_eq!(waiter.run("EXEC").await, exec_abort);
+    // The EXEC ended the transaction and the watch.
+    assert_eq!(waiter.run("GET other").await, b"$1\r\n1\r\n");
+    assert_eq!(other.run("SET other 3").await, b"+OK\r\n");
+
+    assert_eq!(other.run("SCRIPT KILL").await, b"+OK\r\n");
+    let killed = runner.reply().await;
+    assert!(
+        killed.starts_with(b"-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{}",
+        show(&killed)
+    );
+    assert_eq!(
+        other.run("SCRIPT KILL").await,
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    assert_eq!(
+        waiter.run("GET k").await,
+        before,
+        "the script applied nothing"
+    );
+    assert_eq!(
+        stored(&server, "k").as_deref(),
+        before_written.then_some("before")
+    );
+    assert_eq!(waiter.run("SET k after").await, b"+OK\r\n");
+    assert_eq!(stored(&server, "k").as_deref(), Some("after"));
+}
+
+/// On the server's runtime the script runs on its connection's thread and notices the
+/// threshold in its instruction hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_script_answers_busy_to_its_keys_only() {
+    busy_script_answers_busy_only_to_its_keys().await;
+}
+
+/// On a current-thread runtime the script runs on a thread of its own and its connection's
+/// task notices the threshold.
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_script_on_its_own_thread_answers_busy_to_its_keys_only() {
+    busy_script_answers_busy_only_to_its_keys().await;
+}
+
+/// With the default threshold (5 s, as in Redis) not below `script_timeout`, a runaway script
+/// is stopped before it is busy: a client waiting for its key is served after the stop, with
+/// no BUSY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_stopped_before_its_busy_threshold_never_answers_busy() {
+    let mut config = config(Policy::WriteThrough);
+    config.server.script_timeout = Duration::from_millis(500);
+    config.server.busy_reply_threshold = Duration::from_millis(500);
+    let server = TestServer::start_config(config).await;
+    let mut runner = server.client().await;
+    runner
+        .send(&encode(&[
+            b"EVAL",
+            b"redis.call('set', KEYS[1], 'script') while true do end",
+            b"1",
+            b"k",
+        ]))
+        .await;
+    let mut waiter = server.client().await;
+    send_until_waiting(&mut waiter, "k", "before", Duration::from_millis(100)).await;
+    let stopped = runner.reply().await;
+    assert!(
+        show(&stopped).contains("script_timeout"),
+        "{}",
+        show(&stopped)
+    );
+    assert_eq!(waiter.reply().await, b"+OK\r\n");
+    assert_eq!(waiter.run("GET k").await, b"$6\r\nbefore\r\n");
 }

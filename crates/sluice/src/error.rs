@@ -256,6 +256,33 @@ pub enum SluiceError {
     /// The engine is shutting down and accepts no more writes.
     #[error("ERR Sluice is shutting down")]
     ShuttingDown,
+    /// A key is held by a script that has run past its busy threshold: the operation gave up
+    /// instead of waiting for it, and did nothing (Redis's reply while a script runs long).
+    #[error(
+        "BUSY Redis is busy running a script. You can only call {} or SHUTDOWN NOSAVE.",
+        .0.kill_command()
+    )]
+    Busy(ScriptKind),
+}
+
+/// The kind of script holding keys long enough for [`SluiceError::Busy`]; it names the
+/// command that stops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// A script run by EVAL or EVALSHA.
+    Eval,
+    /// A function run by FCALL.
+    Function,
+}
+
+impl ScriptKind {
+    /// The command that stops a script of this kind.
+    pub fn kill_command(self) -> &'static str {
+        match self {
+            ScriptKind::Eval => "SCRIPT KILL",
+            ScriptKind::Function => "FUNCTION KILL",
+        }
+    }
 }
 
 impl From<DeadLetterError> for SluiceError {

@@ -72,6 +72,6 @@ pub use engine::{
     check_config, take_deferred_durability, with_deferred_durability, with_durability_scope,
     DurabilityBatch, KeyspaceCounters, ShutdownReport, SluiceBuilder,
 };
-pub use error::{ConfigError, OpenError, SluiceError, StoreError};
+pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::hash::HashValue;
 pub use model::{DbKey, Entry, Kind, StoreWrite};

@@ -25,7 +25,7 @@ use crate::config::Durability;
 use crate::engine::{
     defer, durable, in_durability_scope, Applied, Engine, Route, Stripe, StripeGuard, TxnState,
 };
-use crate::error::SluiceError;
+use crate::error::{ScriptKind, SluiceError};
 use crate::model::{Entry, StoreWrite};
 
 /// The rest of an operation that could not finish without waiting (see [`Access::get_now`]).
@@ -80,13 +80,17 @@ impl<'a> Access<'a> {
 
     /// The lock of one key for one operation: its stripe lock, or, in a transaction, nothing
     /// (the transaction holds it, or takes it now if it is free; if it is not, the
-    /// transaction must run again and this is [`SluiceError::Contended`]).
+    /// transaction must run again and this is [`SluiceError::Contended`]). A lock a busy
+    /// script holds is [`SluiceError::Busy`].
     pub(crate) async fn lock(
         &mut self,
         route: &Route<'a>,
     ) -> Result<Option<StripeGuard<'a>>, SluiceError> {
         match &mut self.txn {
-            None => Ok(Some(self.engine.locks.lock(route.stripe).await)),
+            None => match self.engine.locks.lock(route.stripe).await {
+                Ok(guard) => Ok(Some(guard)),
+                Err(kind) => Err(SluiceError::Busy(kind)),
+            },
             Some(txn) => self.engine.txn_hold(txn, route.stripe).map(|()| None),
         }
     }
@@ -97,7 +101,12 @@ impl<'a> Access<'a> {
         stripes: Vec<Stripe>,
     ) -> Result<Vec<StripeGuard<'a>>, SluiceError> {
         match &mut self.txn {
-            None => Ok(self.engine.locks.lock_many(stripes).await),
+            None => self
+                .engine
+                .locks
+                .lock_many(stripes)
+                .await
+                .map_err(SluiceError::Busy),
             Some(txn) => {
                 for stripe in stripes {
                     self.engine.txn_hold(txn, stripe)?;
@@ -141,6 +150,15 @@ impl<'a> Access<'a> {
     /// in a transaction: its commit waits).
     pub(crate) async fn durable(&self, applied: Applied) -> Result<(), SluiceError> {
         durable(applied).await
+    }
+
+    /// Marks the transaction busy: a script running in it has run past its busy threshold,
+    /// and whoever would wait for its keys gets [`SluiceError::Busy`] until it ends (see
+    /// [`crate::Transaction`]). Nothing outside a transaction.
+    pub fn mark_busy(&mut self, kind: ScriptKind) {
+        if let Some(txn) = &mut self.txn {
+            self.engine.mark_txn_busy(txn, kind);
+        }
     }
 
     /// Whether an operation may run to its end without waiting: directly on the engine, with

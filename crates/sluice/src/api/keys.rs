@@ -141,7 +141,7 @@ impl Access<'_> {
             return self.stage_rename(db, src, dst, only_if_absent).await;
         }
         let engine = self.engine();
-        let mut txn = engine.begin_txn([(db, &src[..]), (db, &dst[..])]).await;
+        let mut txn = engine.begin_txn([(db, &src[..]), (db, &dst[..])]).await?;
         let staged = Access::in_txn(engine, &mut txn)
             .stage_rename(db, src, dst, only_if_absent)
             .await;

@@ -72,11 +72,12 @@ impl Sluice {
 
     /// Begins a transaction holding the locks of `keys` (database and key), taken in one
     /// global order: operations on its [`Transaction::access`] are staged and applied all or
-    /// none by [`Transaction::commit`].
+    /// none by [`Transaction::commit`]. A key held by a busy script fails it with
+    /// [`SluiceError::Busy`].
     pub async fn transaction<'k>(
         &self,
         keys: impl IntoIterator<Item = (u8, &'k [u8])>,
-    ) -> Transaction {
+    ) -> Result<Transaction, SluiceError> {
         Transaction::begin(self.engine.clone(), keys).await
     }
 
@@ -246,7 +247,7 @@ impl Sluice {
         let mut failed: Vec<DeadLetter> = Vec::new();
         for letter in letters {
             let route = engine.route(letter.db, letter.key.clone());
-            let guard = engine.locks.lock(route.stripe).await;
+            let guard = engine.locks.lock_patiently(route.stripe).await;
             let superseded = route
                 .ks
                 .buffer

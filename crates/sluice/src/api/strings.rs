@@ -305,7 +305,7 @@ impl<'a> Access<'a> {
         let engine = self.engine();
         let mut txn = engine
             .begin_txn(pairs.iter().map(|(k, _)| (db, &k[..])))
-            .await;
+            .await?;
         let staged = Access::in_txn(engine, &mut txn)
             .stage_set_all(db, pairs, only_if_none_exists)
             .await;

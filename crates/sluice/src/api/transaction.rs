@@ -10,6 +10,11 @@ use crate::error::SluiceError;
 /// ends, stages the writes made on its [`Transaction::access`] (its reads see them), and
 /// applies them all or none on [`Transaction::commit`] (see the engine's `txn.rs` for what that
 /// means per policy). Dropping it applies nothing and releases the locks.
+///
+/// A script running in it past its busy threshold marks it busy ([`Access::mark_busy`]):
+/// until it commits or is dropped, an operation that would wait for one of its keys fails with
+/// [`SluiceError::Busy`] instead (a transaction waiting to begin or restart too), while one
+/// waiting for a key held by anything else keeps waiting.
 pub struct Transaction {
     engine: Arc<Engine>,
     state: TxnState,
@@ -19,9 +24,9 @@ impl Transaction {
     pub(crate) async fn begin<'k>(
         engine: Arc<Engine>,
         keys: impl IntoIterator<Item = (u8, &'k [u8])>,
-    ) -> Transaction {
-        let state = engine.begin_txn(keys).await;
-        Transaction { engine, state }
+    ) -> Result<Transaction, SluiceError> {
+        let state = engine.begin_txn(keys).await?;
+        Ok(Transaction { engine, state })
     }
 
     /// Runs operations inside the transaction.
@@ -42,8 +47,9 @@ impl Transaction {
     }
 
     /// Drops what was staged and holds, in one global order, every key held or wanted so far.
-    pub async fn restart(&mut self) {
-        self.engine.restart_txn(&mut self.state).await;
+    /// A key held by a busy script fails it with [`SluiceError::Busy`], holding nothing.
+    pub async fn restart(&mut self) -> Result<(), SluiceError> {
+        self.engine.restart_txn(&mut self.state).await
     }
 
     /// Whether nothing was staged.

@@ -22,11 +22,18 @@
 //! write takes and releases one per command); only tasks that must wait use the stripe's
 //! [`Notify`]. A transaction can hold a set of locks without a guard borrowing the table for
 //! each ([`KeyLocks::hold`], [`KeyLocks::release`]).
+//!
+//! A script running long marks the stripes it holds busy, and those waiting for them give up
+//! with BUSY (`busy.rs`).
+
+mod busy;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
+
+use crate::error::ScriptKind;
 
 const STRIPES: usize = 4096;
 
@@ -122,6 +129,8 @@ pub(crate) struct KeyLocks {
     /// Read-through installs begun and ended per stripe (see [`KeyLocks::begin_fill`]).
     fills_begun: Box<[AtomicU64]>,
     fills_ended: Box<[AtomicU64]>,
+    /// Stripes held by a script past its busy threshold.
+    busy: busy::BusyMarks,
     /// Randomly seeded, so clients cannot choose keys that all share one stripe.
     hasher: foldhash::fast::RandomState,
 }
@@ -133,6 +142,7 @@ impl Default for KeyLocks {
             versions: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             fills_begun: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             fills_ended: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            busy: busy::BusyMarks::default(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -144,11 +154,22 @@ impl KeyLocks {
         Stripe(self.hasher.hash_one((db, key)) as usize % STRIPES)
     }
 
-    /// Waits for the write lock of a stripe.
-    pub(crate) async fn lock(&self, stripe: Stripe) -> StripeGuard<'_> {
+    /// Waits for the write lock of a stripe, unless a busy script holds it: then it gives up,
+    /// at once or the moment the holder becomes busy, with the script's kind (`busy.rs`).
+    pub(crate) async fn lock(&self, stripe: Stripe) -> Result<StripeGuard<'_>, ScriptKind> {
         let lock = &self.locks[stripe.0];
         if !lock.try_lock_unwaited() {
             // Boxed: the wait's future is large and rare, and every write's would carry it.
+            Box::pin(self.lock_slow_unless_busy(stripe)).await?;
+        }
+        Ok(StripeGuard { lock })
+    }
+
+    /// Waits for the write lock of a stripe however long its holder runs, for work that must
+    /// not give up (a journal reload, a reader waiting out an install).
+    pub(crate) async fn lock_patiently(&self, stripe: Stripe) -> StripeGuard<'_> {
+        let lock = &self.locks[stripe.0];
+        if !lock.try_lock_unwaited() {
             Box::pin(lock.lock_slow()).await;
         }
         StripeGuard { lock }
@@ -162,22 +183,26 @@ impl KeyLocks {
         lock.try_lock_unwaited().then(|| StripeGuard { lock })
     }
 
-    /// Locks several stripes in a global order, so multi-key writers cannot deadlock.
-    pub(crate) async fn lock_many(&self, mut stripes: Vec<Stripe>) -> Vec<StripeGuard<'_>> {
+    /// Locks several stripes in a global order, so multi-key writers cannot deadlock; gives
+    /// up as [`KeyLocks::lock`] does, releasing those it took.
+    pub(crate) async fn lock_many(
+        &self,
+        mut stripes: Vec<Stripe>,
+    ) -> Result<Vec<StripeGuard<'_>>, ScriptKind> {
         stripes.sort();
         stripes.dedup();
         let mut guards = Vec::with_capacity(stripes.len());
         for s in stripes {
-            guards.push(self.lock(s).await);
+            guards.push(self.lock(s).await?);
         }
-        guards
+        Ok(guards)
     }
 
     /// Locks every stripe, in order: no write is in progress while the guards are held.
     pub(crate) async fn lock_all(&self) -> Vec<StripeGuard<'_>> {
         let mut guards = Vec::with_capacity(self.locks.len());
         for s in 0..self.locks.len() {
-            guards.push(self.lock(Stripe(s)).await);
+            guards.push(self.lock_patiently(Stripe(s)).await);
         }
         guards
     }
@@ -186,9 +211,12 @@ impl KeyLocks {
     /// [`KeyLocks::release`] it exactly once. For a transaction holding a set of stripes
     /// across awaits. Callers take stripes in ascending order only, or with [`try_hold`].
     ///
+    /// Gives up as [`KeyLocks::lock`] does, holding nothing.
+    ///
     /// [`try_hold`]: KeyLocks::try_hold
-    pub(crate) async fn hold(&self, stripe: Stripe) {
-        self.lock(stripe).await.forget();
+    pub(crate) async fn hold(&self, stripe: Stripe) -> Result<(), ScriptKind> {
+        self.lock(stripe).await?.forget();
+        Ok(())
     }
 
     /// Takes a stripe's lock if it is free now, as [`KeyLocks::hold`] does; false if another
@@ -210,7 +238,7 @@ impl KeyLocks {
     /// Waits until no transaction installs in the stripe (its holder released it), for a
     /// reader that found an odd version.
     pub(crate) async fn wait_installed(&self, stripe: Stripe) {
-        drop(self.lock(stripe).await);
+        drop(self.lock_patiently(stripe).await);
     }
 
     /// Marks a write to the stripe as visible in the store or buffer.

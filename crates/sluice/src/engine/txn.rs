@@ -21,6 +21,10 @@
 //! While the commit makes the writes visible, the versions of their stripes are odd
 //! ([`super::locks::KeyLocks::begin_install`]): a reader waits, so no client sees half of a
 //! transaction.
+//!
+//! A script running long marks its transaction busy ([`Engine::mark_txn_busy`]): from then until
+//! it commits or ends, whoever would wait for one of its stripes gets [`SluiceError::Busy`]
+//! instead, a transaction waiting to begin or restart included.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -37,7 +41,7 @@ use super::write::Prepared;
 use super::Engine;
 use crate::clock::OpTime;
 use crate::config::{Durability, Policy};
-use crate::error::SluiceError;
+use crate::error::{ScriptKind, SluiceError};
 use crate::model::{DbKey, Entry, StoreWrite};
 use crate::tiers::journal::{JournalOp, JournalRecord, TxnGroup};
 use crate::tiers::store::StoreOp;
@@ -59,6 +63,8 @@ pub(crate) struct TxnState {
     order: Vec<DbKey>,
     /// Unix ms at which the transaction began: every command in it runs at this instant.
     now: u64,
+    /// Set once a script running in it went past its busy threshold: its stripes are marked.
+    busy: Option<ScriptKind>,
 }
 
 impl TxnState {
@@ -106,11 +112,12 @@ impl TxnState {
 
 impl Engine {
     /// Begins a transaction holding the stripes of `keys` (database and key), taken in one
-    /// global order so that two transactions cannot deadlock.
+    /// global order so that two transactions cannot deadlock. A stripe held by a busy script
+    /// fails it with [`SluiceError::Busy`], holding nothing.
     pub(crate) async fn begin_txn<'k>(
         &self,
         keys: impl IntoIterator<Item = (u8, &'k [u8])>,
-    ) -> TxnState {
+    ) -> Result<TxnState, SluiceError> {
         let wanted: BTreeSet<Stripe> = keys
             .into_iter()
             .map(|(db, key)| self.locks.stripe(db, key))
@@ -121,20 +128,49 @@ impl Engine {
             staged: HashMap::default(),
             order: Vec::new(),
             now: self.now(),
+            busy: None,
         };
-        self.hold_in_order(&mut txn, wanted).await;
-        txn
+        self.hold_in_order(&mut txn, wanted).await?;
+        Ok(txn)
     }
 
-    async fn hold_in_order(&self, txn: &mut TxnState, stripes: BTreeSet<Stripe>) {
+    /// Takes `stripes` in order; if a busy script holds one, releases everything the
+    /// transaction holds and fails with [`SluiceError::Busy`].
+    async fn hold_in_order(
+        &self,
+        txn: &mut TxnState,
+        stripes: BTreeSet<Stripe>,
+    ) -> Result<(), SluiceError> {
         for stripe in stripes {
-            self.locks.hold(stripe).await;
+            if let Err(kind) = self.locks.hold(stripe).await {
+                self.release_txn(txn);
+                return Err(SluiceError::Busy(kind));
+            }
             txn.held.insert(stripe);
+        }
+        Ok(())
+    }
+
+    /// Marks the transaction busy: a script in it has run past its busy threshold. Until it
+    /// commits or ends, whoever would wait for one of its stripes (now or taken later) gives
+    /// up with [`SluiceError::Busy`].
+    pub(crate) fn mark_txn_busy(&self, txn: &mut TxnState, kind: ScriptKind) {
+        if txn.busy.is_none() {
+            txn.busy = Some(kind);
+            self.locks.mark_busy(txn.held.iter().copied(), kind);
+        }
+    }
+
+    /// Clears the busy marks of a transaction's stripes: its script is done or starts over.
+    fn clear_txn_busy(&self, txn: &mut TxnState) {
+        if txn.busy.take().is_some() {
+            self.locks.clear_busy(txn.held.iter().copied());
         }
     }
 
     /// Lets go of every stripe the transaction holds and forgets its staged writes.
     pub(crate) fn release_txn(&self, txn: &mut TxnState) {
+        self.clear_txn_busy(txn);
         for stripe in std::mem::take(&mut txn.held) {
             self.locks.release(stripe);
         }
@@ -144,7 +180,9 @@ impl Engine {
 
     /// Starts the transaction over after [`TxnState::needs_restart`]: its staged writes are
     /// dropped and it holds, in order, every stripe it held or wanted. Its clock restarts too.
-    pub(crate) async fn restart_txn(&self, txn: &mut TxnState) {
+    /// A stripe held by a busy script fails it with [`SluiceError::Busy`], holding nothing.
+    pub(crate) async fn restart_txn(&self, txn: &mut TxnState) -> Result<(), SluiceError> {
+        self.clear_txn_busy(txn);
         // Only what this transaction holds is released: a contended stripe is another's, and
         // releasing it would let two holders into that lock.
         let mut wanted = std::mem::take(&mut txn.held);
@@ -155,7 +193,7 @@ impl Engine {
         txn.staged.clear();
         txn.order.clear();
         txn.now = self.now();
-        self.hold_in_order(txn, wanted).await;
+        self.hold_in_order(txn, wanted).await
     }
 
     /// Makes sure the transaction holds `stripe`: it already does, or takes it if it is free.
@@ -167,6 +205,9 @@ impl Engine {
         }
         if self.locks.try_hold(stripe) {
             txn.held.insert(stripe);
+            if let Some(kind) = txn.busy {
+                self.locks.mark_busy([stripe], kind);
+            }
             return Ok(());
         }
         txn.contended.push(stripe);
@@ -213,6 +254,8 @@ impl Engine {
     /// transaction still holding its stripes. Returns what to wait for before acknowledging it
     /// (the journal group of its write-back writes), to await after the stripes are released.
     pub(crate) async fn commit_txn(&self, txn: &mut TxnState) -> Result<Applied, SluiceError> {
+        // The script is done: whoever waits for its stripes now waits for the commit.
+        self.clear_txn_busy(txn);
         if txn.staged.is_empty() {
             return Ok(None);
         }

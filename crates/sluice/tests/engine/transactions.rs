@@ -25,7 +25,11 @@ async fn a_committed_transaction_applies_every_write() {
         let h = Harness::start("", vec![builtin(policy)]).await;
         h.set("gone", "x").await;
         let keys = [b("a"), b("b"), b("gone")];
-        let mut txn = h.sluice.transaction(keys.iter().map(|k| (0, &k[..]))).await;
+        let mut txn = h
+            .sluice
+            .transaction(keys.iter().map(|k| (0, &k[..])))
+            .await
+            .expect("begin");
         {
             let mut access = txn.access();
             access
@@ -59,7 +63,7 @@ async fn a_dropped_transaction_applies_nothing() {
     for policy in POLICIES {
         let h = Harness::start("", vec![builtin(policy)]).await;
         let key = b("k");
-        let mut txn = h.sluice.transaction([(0, &key[..])]).await;
+        let mut txn = h.sluice.transaction([(0, &key[..])]).await.expect("begin");
         txn.access()
             .set(0, b("k"), b("v"), Default::default())
             .await
@@ -80,13 +84,13 @@ async fn a_dropped_transaction_applies_nothing() {
 async fn a_key_taken_late_restarts_the_transaction() {
     let h = Harness::start("", vec![builtin(Policy::WriteThrough)]).await;
     let (a, c) = (b("a"), b("c"));
-    let holder = h.sluice.transaction([(0, &c[..])]).await;
-    let mut txn = h.sluice.transaction([(0, &a[..])]).await;
+    let holder = h.sluice.transaction([(0, &c[..])]).await.expect("begin");
+    let mut txn = h.sluice.transaction([(0, &a[..])]).await.expect("begin");
     let r = txn.access().get(0, b("c")).await;
     if r == Err(SluiceError::Contended) {
         assert!(txn.needs_restart());
         drop(holder);
-        txn.restart().await;
+        txn.restart().await.expect("restart");
         assert!(!txn.needs_restart());
         txn.access()
             .set(0, b("c"), b("1"), Default::default())
@@ -151,7 +155,8 @@ async fn watched_keys_see_writes_but_not_reads() {
         let txn = h
             .sluice
             .transaction(keys.iter().map(|(d, k)| (*d, &k[..])))
-            .await;
+            .await
+            .expect("begin");
         assert!(!watch.changed(&txn), "{policy:?}: a read is not a change");
         drop(txn);
 
@@ -159,14 +164,15 @@ async fn watched_keys_see_writes_but_not_reads() {
         let txn = h
             .sluice
             .transaction(keys.iter().map(|(d, k)| (*d, &k[..])))
-            .await;
+            .await
+            .expect("begin");
         assert!(watch.changed(&txn), "{policy:?}: a write is a change");
         drop(txn);
 
         watch.unwatch();
         watch.watch(0, b("w")).await.unwrap();
         h.sluice.flush_db(Some(0)).await.unwrap();
-        let txn = h.sluice.transaction([(0, &b"w"[..])]).await;
+        let txn = h.sluice.transaction([(0, &b"w"[..])]).await.expect("begin");
         assert!(
             watch.changed(&txn),
             "{policy:?}: FLUSHDB of a live key is a change"
@@ -228,13 +234,13 @@ async fn builtin_hashes_under_every_policy() {
 async fn a_restart_never_releases_a_key_it_did_not_hold() {
     let h = Harness::start("", vec![builtin(Policy::WriteThrough)]).await;
     let (a, c) = (b("a"), b("c"));
-    let holder = h.sluice.transaction([(0, &c[..])]).await;
-    let mut txn = h.sluice.transaction([(0, &a[..])]).await;
+    let holder = h.sluice.transaction([(0, &c[..])]).await.expect("begin");
+    let mut txn = h.sluice.transaction([(0, &a[..])]).await.expect("begin");
     if txn.access().get(0, b("c")).await != Err(SluiceError::Contended) {
         return; // a and c share a stripe: nothing to restart
     }
     let restarted = tokio::spawn(async move {
-        txn.restart().await;
+        txn.restart().await.expect("restart");
         txn
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -263,6 +269,97 @@ async fn a_restart_never_releases_a_key_it_did_not_hold() {
     txn.commit().await.unwrap();
     direct.await.unwrap();
     assert_eq!(h.get("c").await.as_deref(), Some("direct"));
+}
+
+/// A key named `prefix` and a number whose stripe no transaction holds now: keys share 4096
+/// lock stripes, and a test about keys held apart needs them on different ones.
+async fn key_on_a_free_stripe(h: &Harness, prefix: &str) -> Bytes {
+    for n in 0.. {
+        let key = b(&format!("{prefix}{n}"));
+        let mut probe = h
+            .sluice
+            .transaction(std::iter::empty::<(u8, &[u8])>())
+            .await
+            .expect("begin");
+        if probe.access().get(0, key.clone()).await != Err(SluiceError::Contended) {
+            return key;
+        }
+    }
+    unreachable!("some stripe is free")
+}
+
+/// Sets `key` directly, from a task of its own.
+fn set_in_task(
+    sluice: &sluice::Sluice,
+    key: &Bytes,
+) -> tokio::task::JoinHandle<Result<(), SluiceError>> {
+    let (sluice, key) = (sluice.clone(), key.clone());
+    tokio::spawn(async move {
+        sluice
+            .access()
+            .set(0, key, b("v"), Default::default())
+            .await
+            .map(|_| ())
+    })
+}
+
+/// A transaction marked busy (a script past its busy threshold) turns away whoever waits for
+/// its keys: a writer already waiting, one arriving later, a transaction waiting to begin,
+/// and a key the script took late. A writer waiting for a key held by a transaction not
+/// marked busy keeps waiting. Once the busy transaction ends, its keys are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_a_busy_transaction_give_up_and_others_keep_waiting() {
+    let busy = Err(SluiceError::Busy(sluice::ScriptKind::Eval));
+    let h = Harness::start("", vec![builtin(Policy::WriteThrough)]).await;
+    let held = b("held");
+    let mut script = h.sluice.transaction([(0, &held[..])]).await.expect("begin");
+    let other = key_on_a_free_stripe(&h, "other").await;
+    let plain = h
+        .sluice
+        .transaction([(0, &other[..])])
+        .await
+        .expect("begin");
+    let late = key_on_a_free_stripe(&h, "late").await;
+
+    let early_writer = set_in_task(&h.sluice, &held);
+    let early_txn = {
+        let (sluice, held) = (h.sluice.clone(), held.clone());
+        tokio::spawn(async move { sluice.transaction([(0, &held[..])]).await.map(drop) })
+    };
+    let waits_for_plain = set_in_task(&h.sluice, &other);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !early_writer.is_finished(),
+        "waits while the script is not busy"
+    );
+    assert!(
+        !early_txn.is_finished(),
+        "waits while the script is not busy"
+    );
+
+    script.access().mark_busy(sluice::ScriptKind::Eval);
+    assert_eq!(early_writer.await.expect("task"), busy);
+    assert_eq!(early_txn.await.expect("task"), busy);
+    assert_eq!(set_in_task(&h.sluice, &held).await.expect("task"), busy);
+    // A key the busy script takes late is busy too.
+    script
+        .access()
+        .get(0, late.clone())
+        .await
+        .expect("a free key");
+    assert_eq!(set_in_task(&h.sluice, &late).await.expect("task"), busy);
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waits_for_plain.is_finished(),
+        "a key held by a transaction that is not busy is waited for"
+    );
+    drop(plain);
+    assert_eq!(waits_for_plain.await.expect("task"), Ok(()));
+
+    drop(script);
+    assert_eq!(set_in_task(&h.sluice, &held).await.expect("task"), Ok(()));
+    assert_eq!(set_in_task(&h.sluice, &late).await.expect("task"), Ok(()));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,18 +7,24 @@
 //! write-back). A script stopped by SCRIPT KILL or `script_timeout` applies nothing. Inside
 //! MULTI, a queued EVAL runs in the EXEC's transaction.
 //!
+//! A script still running after `busy_reply_threshold` marks its transaction busy: a command
+//! that would wait for one of its keys (a write, an EXEC, another script) is answered Redis's
+//! `BUSY` instead, at once or, if it was already waiting, at that moment. Other clients keep
+//! being served, unlike in Redis, where every client but SCRIPT KILL gets `BUSY`.
+//!
 //! The Lua state runs on the connection's worker thread inside `block_in_place` (the runtime
 //! moves its other tasks elsewhere meanwhile), and each `redis.call` runs, like any command,
 //! against the transaction through `Handle::block_on`: the commands a script calls are the
 //! very handlers clients reach, with no thread hand-off per call. On a current-thread runtime
 //! the state runs on a blocking thread and sends its calls back over a channel.
 
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice::Access;
+use sluice::{Access, ScriptKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -189,7 +195,7 @@ async fn eval_source(ctx: Ctx<'_>, argv: &mut [Bytes], writes: Writes) -> Frame 
             script
         }
     };
-    run_script(ctx, script, a.keys, a.argv, writes).await
+    run_script(ctx, &script, &a.keys, &a.argv, writes).await
 }
 
 async fn eval_sha(ctx: Ctx<'_>, argv: &mut [Bytes], writes: Writes) -> Frame {
@@ -197,7 +203,7 @@ async fn eval_sha(ctx: Ctx<'_>, argv: &mut [Bytes], writes: Writes) -> Frame {
     let Some(script) = ctx.shared.scripting.cache.get(&a.script) else {
         return Frame::error("NOSCRIPT No matching script. Please use EVAL.");
     };
-    run_script(ctx, script, a.keys, a.argv, writes).await
+    run_script(ctx, &script, &a.keys, &a.argv, writes).await
 }
 
 /// How one run of a script ended.
@@ -209,18 +215,34 @@ enum Ran {
     Stopped(Frame),
 }
 
+/// One run of a script: what runs, on which keys and arguments, and how.
+struct Invocation<'r> {
+    script: &'r Script,
+    keys: &'r [Bytes],
+    argv: &'r [Bytes],
+    writes: Writes,
+    /// Named in the `BUSY` reply of those waiting for its keys.
+    kind: ScriptKind,
+}
+
 /// Runs a script as a transaction of its own, or inside the EXEC that queued it.
 async fn run_script(
     ctx: Ctx<'_>,
-    script: Script,
-    keys: Vec<Bytes>,
-    argv: Vec<Bytes>,
+    script: &Script,
+    keys: &[Bytes],
+    argv: &[Bytes],
     writes: Writes,
 ) -> Frame {
-    let writes = if script.flags().no_writes {
-        Writes::Refused
-    } else {
-        writes
+    let run = Invocation {
+        script,
+        keys,
+        argv,
+        writes: if script.flags().no_writes {
+            Writes::Refused
+        } else {
+            writes
+        },
+        kind: ScriptKind::Eval,
     };
     let Ctx {
         shared,
@@ -232,7 +254,7 @@ async fn run_script(
         // Queued in MULTI: the EXEC's transaction holds the keys and commits (or restarts).
         // A script stopped there (not for a restart) discards the whole EXEC: it cannot undo
         // only what the script staged.
-        return match run_once(shared, session, &mut access, &script, &keys, &argv, writes).await {
+        return match run_once(shared, session, &mut access, &run).await {
             Ran::Finished(reply) => reply,
             Ran::Stopped(reply) => {
                 if !access.needs_restart() {
@@ -243,19 +265,26 @@ async fn run_script(
         };
     }
     let db = session.db;
-    let mut txn = shared
+    // A key held by a busy script: BUSY, as Redis answers an EVAL while a script runs long.
+    let mut txn = match shared
         .sluice
         .transaction(keys.iter().map(|k| (db, &k[..])))
-        .await;
+        .await
+    {
+        Ok(txn) => txn,
+        Err(e) => return engine_error(e),
+    };
     loop {
         let ran = {
             let mut access = txn.access();
-            run_once(shared, session, &mut access, &script, &keys, &argv, writes).await
+            run_once(shared, session, &mut access, &run).await
         };
         if txn.needs_restart() {
             // The script reached a key another transaction held: its effects were only
             // staged, so run it again from the top, now holding that key too.
-            txn.restart().await;
+            if let Err(e) = txn.restart().await {
+                return engine_error(e);
+            }
             continue;
         }
         return match ran {
@@ -283,16 +312,11 @@ async fn run_once(
     shared: &Shared,
     session: &mut Session,
     access: &mut Access<'_>,
-    script: &Script,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    writes: Writes,
+    run: &Invocation<'_>,
 ) -> Ran {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-            run_inline(shared, session, access, script, keys, argv, writes)
-        }
-        _ => run_on_thread(shared, session, access, script, keys, argv, writes).await,
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => run_inline(shared, session, access, run),
+        _ => run_on_thread(shared, session, access, run).await,
     }
 }
 
@@ -302,10 +326,7 @@ fn run_inline(
     shared: &Shared,
     session: &mut Session,
     access: &mut Access<'_>,
-    script: &Script,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    writes: Writes,
+    run: &Invocation<'_>,
 ) -> Ran {
     let running = shared.scripting.start();
     let (db, proto) = (session.db, session.proto);
@@ -314,12 +335,14 @@ fn run_inline(
         shared,
         session: &mut *session,
         access,
-        writes,
+        writes: run.writes,
+        kind: run.kind,
         proto,
         limits: Limits::new(shared, &running),
     };
     let reply = tokio::task::block_in_place(|| {
-        script::with_thread_vm(|vm| Ok(vm.run(script, keys, argv, &mut host))).unwrap_or_else(|e| e)
+        script::with_thread_vm(|vm| Ok(vm.run(run.script, run.keys, run.argv, &mut host)))
+            .unwrap_or_else(|e| e)
     });
     let stopped = host.limits.stopped_by();
     drop(host);
@@ -327,7 +350,7 @@ fn run_inline(
     session.db = db;
     session.proto = proto;
     drop(running);
-    ran(script, reply, stopped)
+    ran(run.script, reply, stopped)
 }
 
 /// How a run ended, from its reply and why it was stopped (if it was).
@@ -345,22 +368,42 @@ fn ran(script: &Script, reply: Frame, stopped: Option<&'static str>) -> Ran {
 }
 
 /// What stops a running script, whichever thread it runs on: SCRIPT KILL, `script_timeout`,
-/// or its connection (a restart of its transaction, a client gone).
+/// or its connection (a restart of its transaction, a client gone); and when it becomes busy.
 struct Limits {
     killed: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    deadline: Instant,
+    /// When `script_timeout` stops it; never if 0.
+    deadline: Option<Instant>,
     timed_out: bool,
+    /// When it becomes busy (`busy_reply_threshold`); never if it is stopped first.
+    busy_at: Option<Instant>,
+    busy: bool,
 }
 
 impl Limits {
     fn new(shared: &Shared, running: &crate::state::RunningScript<'_>) -> Limits {
+        let (deadline, busy_at) = stop_and_busy_instants(
+            Instant::now(),
+            shared.config.script_timeout,
+            shared.config.busy_reply_threshold,
+        );
         Limits {
             killed: running.kill_switch(),
             stop: Arc::new(AtomicBool::new(false)),
-            deadline: Instant::now() + shared.config.script_timeout,
+            deadline,
             timed_out: false,
+            busy_at,
+            busy: false,
         }
+    }
+
+    /// Whether the script has just run past its busy threshold (true once).
+    fn becomes_busy(&mut self) -> bool {
+        if self.busy || self.busy_at.is_none_or(|at| Instant::now() < at) {
+            return false;
+        }
+        self.busy = true;
+        true
     }
 
     /// Whether a call must not run: the script is being stopped.
@@ -391,7 +434,10 @@ impl Limits {
                 message: "ERR the script was stopped".into(),
             });
         }
-        if Instant::now() >= self.deadline {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             self.timed_out = true;
             return Err(ScriptAbort {
                 message: "ERR Script stopped after running longer than script_timeout; nothing it wrote was applied".into(),
@@ -401,6 +447,18 @@ impl Limits {
     }
 }
 
+/// When a script started at `start` is stopped by `script_timeout` (0: never, as in Redis) and
+/// when it becomes busy by `busy_reply_threshold` (never if the timeout stops it first).
+fn stop_and_busy_instants(
+    start: Instant,
+    timeout: Duration,
+    threshold: Duration,
+) -> (Option<Instant>, Option<Instant>) {
+    let deadline = (!timeout.is_zero()).then(|| start + timeout);
+    let busy_at = (timeout.is_zero() || threshold < timeout).then(|| start + threshold);
+    (deadline, busy_at)
+}
+
 /// The [`ScriptHost`] of a script running on the connection's own thread.
 struct InlineHost<'s, 'a> {
     handle: tokio::runtime::Handle,
@@ -408,6 +466,7 @@ struct InlineHost<'s, 'a> {
     session: &'s mut Session,
     access: &'s mut Access<'a>,
     writes: Writes,
+    kind: ScriptKind,
     /// The connection's protocol, restored after each call (a call runs in the script's).
     proto: u8,
     limits: Limits,
@@ -439,7 +498,11 @@ impl ScriptHost for InlineHost<'_, '_> {
     }
 
     fn check_abort(&mut self) -> Result<(), ScriptAbort> {
-        self.limits.check_abort()
+        self.limits.check_abort()?;
+        if self.limits.becomes_busy() {
+            self.access.mark_busy(self.kind);
+        }
+        Ok(())
     }
 }
 
@@ -458,20 +521,25 @@ async fn run_on_thread(
     shared: &Shared,
     session: &mut Session,
     access: &mut Access<'_>,
-    script: &Script,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    writes: Writes,
+    run: &Invocation<'_>,
 ) -> Ran {
     let running = shared.scripting.start();
     let (calls_tx, mut calls) = mpsc::channel::<Call>(1);
     let limits = Limits::new(shared, &running);
     let stop = limits.stop.clone();
+    // The script's thread cannot reach the transaction: this task marks it busy on time.
+    let busy_at = limits.busy_at;
+    let mut busy_timer = pin!(async move {
+        match busy_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    });
     let mut host = ThreadHost {
         calls: calls_tx,
         limits,
     };
-    let (script_c, keys_c, argv_c) = (script.clone(), keys.to_vec(), argv.to_vec());
+    let (script_c, keys_c, argv_c) = (run.script.clone(), run.keys.to_vec(), run.argv.to_vec());
     let lua = tokio::task::spawn_blocking(move || {
         let reply = script::with_thread_vm(|vm| Ok(vm.run(&script_c, &keys_c, &argv_c, &mut host)))
             .unwrap_or_else(|e| e);
@@ -481,9 +549,21 @@ async fn run_on_thread(
     let (db, proto) = (session.db, session.proto);
     // If this future is dropped (the client went away), the script is told to stop.
     let _stop_on_drop = StopOnDrop(stop.clone());
-    while let Some(call) = calls.recv().await {
+    let mut marked_busy = false;
+    loop {
+        let call = tokio::select! {
+            call = calls.recv() => call,
+            () = &mut busy_timer, if !marked_busy => {
+                access.mark_busy(run.kind);
+                marked_busy = true;
+                continue;
+            }
+        };
+        let Some(call) = call else {
+            break;
+        };
         session.proto = call.resp;
-        let reply = call_from_script(shared, session, access, call.argv, writes).await;
+        let reply = call_from_script(shared, session, access, call.argv, run.writes).await;
         session.proto = proto;
         if access.needs_restart() {
             stop.store(true, Ordering::SeqCst);
@@ -502,7 +582,7 @@ async fn run_on_thread(
         }
     };
     drop(running);
-    ran(script, reply, stopped)
+    ran(run.script, reply, stopped)
 }
 
 /// Sets the stop flag when dropped.
@@ -652,5 +732,30 @@ fn function_cmd(_ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         None => Frame::ok(),
         Some(mode) if argv.len() == 3 && (is(mode, "sync") || is(mode, "async")) => Frame::ok(),
         Some(_) => Frame::error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `script_timeout = 0` never stops a script, which then becomes busy at the threshold;
+    /// a threshold not below a nonzero timeout never applies.
+    #[test]
+    fn a_zero_timeout_never_stops_and_the_timeout_comes_before_a_later_threshold() {
+        let start = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(
+            stop_and_busy_instants(start, s(0), s(5)),
+            (None, Some(start + s(5)))
+        );
+        assert_eq!(
+            stop_and_busy_instants(start, s(10), s(5)),
+            (Some(start + s(10)), Some(start + s(5)))
+        );
+        assert_eq!(
+            stop_and_busy_instants(start, s(5), s(5)),
+            (Some(start + s(5)), None)
+        );
     }
 }

@@ -408,6 +408,14 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ),
         ("cluster-enabled", "no".into()),
         ("protected-mode", "yes".into()),
+        (
+            "busy-reply-threshold",
+            s.busy_reply_threshold.as_millis().to_string(),
+        ),
+        (
+            "lua-time-limit",
+            s.busy_reply_threshold.as_millis().to_string(),
+        ),
     ]
 }
 

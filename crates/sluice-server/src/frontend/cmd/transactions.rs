@@ -9,6 +9,7 @@
 //! write-back as one journal group. No other client sees part of it.
 
 use bytes::Bytes;
+use sluice::SluiceError;
 
 use super::args::KeyList;
 use super::spec::{boxed, Ctx, Handler, KeyPositions, Spec};
@@ -172,10 +173,14 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
     if let Some(watch) = &session.watch {
         keys.extend(watch.keys().map(|(d, k)| (d, Bytes::copy_from_slice(k))));
     }
-    let mut txn = shared
+    let mut txn = match shared
         .sluice
         .transaction(keys.iter().map(|(d, k)| (*d, &k[..])))
-        .await;
+        .await
+    {
+        Ok(txn) => txn,
+        Err(e) => return exec_abort(e),
+    };
     loop {
         if session.watch.as_ref().is_some_and(|w| w.changed(&txn)) {
             return Frame::NullArray;
@@ -205,7 +210,10 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
             replies.push(reply);
         }
         if txn.needs_restart() {
-            txn.restart().await;
+            if let Err(e) = txn.restart().await {
+                session.db = db;
+                return exec_abort(e);
+            }
             continue;
         }
         return match txn.commit().await {
@@ -217,4 +225,10 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
             }
         };
     }
+}
+
+/// EXEC refused before anything ran (a key held by a busy script), worded as Redis refuses an
+/// EXEC that arrives while a script runs long.
+fn exec_abort(e: SluiceError) -> Frame {
+    Frame::error(format!("EXECABORT Transaction discarded because of: {e}"))
 }
