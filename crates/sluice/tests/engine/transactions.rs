@@ -110,8 +110,10 @@ async fn readers_never_see_half_of_a_transaction() {
     for policy in POLICIES {
         let h = Harness::start("", vec![builtin(policy)]).await;
         let stop = Arc::new(AtomicBool::new(false));
+        let reads_so_far = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let reader = {
-            let (sluice, stop) = (h.sluice.clone(), stop.clone());
+            let (sluice, stop, reads_so_far) =
+                (h.sluice.clone(), stop.clone(), reads_so_far.clone());
             tokio::spawn(async move {
                 let mut reads = 0;
                 while !stop.load(Ordering::SeqCst) {
@@ -121,20 +123,27 @@ async fn readers_never_see_half_of_a_transaction() {
                         got.into_iter().map(|e| e.map(|e| e.value)).collect();
                     assert_eq!(values[0], values[1], "{policy:?}: half a transaction");
                     reads += 1;
+                    reads_so_far.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
                 }
                 reads
             })
         };
-        for i in 0..200 {
+        // At least 200 transactions, and on until the reader has run among them (on a loaded
+        // machine it may not be scheduled during the first 200).
+        for i in 0..100_000 {
             let v = Bytes::from(i.to_string());
             h.sluice
                 .mset(0, vec![(b("x"), v.clone()), (b("y"), v)])
                 .await
                 .unwrap();
+            if i >= 200 && reads_so_far.load(Ordering::SeqCst) >= 20 {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
         stop.store(true, Ordering::SeqCst);
-        assert!(reader.await.unwrap() > 0);
+        assert!(reader.await.unwrap() >= 20);
     }
 }
 
