@@ -44,7 +44,6 @@ where
 {
     let mut session = shared.new_session(addr, laddr);
     let limits = &shared.config;
-    let idle_limit = limits.timeout;
     let query_limit = limits.client_query_buffer_limit as usize;
     let output_limit = limits.client_output_buffer_limit as usize;
     let stall_limit = limits.client_output_stall_timeout;
@@ -100,6 +99,8 @@ where
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
+        // Read at each wait: CONFIG SET timeout applies from the connection's next wait.
+        let idle_limit = shared.settings.timeout();
         let idle = async {
             if idle_limit.is_zero() {
                 std::future::pending::<()>().await;

@@ -14,6 +14,7 @@ use crate::state::{Session, Shared};
 
 pub mod acl;
 pub mod args;
+pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -36,6 +37,7 @@ const FAMILIES: &[&[Spec]] = &[
     connection::COMMANDS,
     acl::COMMANDS,
     server::COMMANDS,
+    config::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
