@@ -6,6 +6,9 @@
 //! still run. Then each changed setting is shown to take effect: a lower `timeout` closes
 //! idle clients, `maxclients` refuses the next connection, `requirepass` asks new connections
 //! for the password.
+//!
+//! SLOWLOG entries hold values that differ between servers (ids, times, durations,
+//! addresses): they are checked field by field on Sluice's raw replies.
 
 mod common;
 
@@ -155,13 +158,11 @@ async fn maxclients_set_at_run_time_refuses_the_next_connection() {
     let (got, closed) = third.read_until_close(Duration::from_secs(2)).await;
     assert_eq!(show(&got), "-ERR max number of clients reached\\r\\n");
     assert!(closed);
-    assert_eq!(
-        admin
-            .run("INFO clients")
-            .await
-            .windows(13)
-            .any(|w| w == b"maxclients:2\r"),
-        true
+    let info = admin.run("INFO clients").await;
+    assert!(
+        info.windows(13).any(|w| w == b"maxclients:2\r"),
+        "{}",
+        show(&info)
     );
     assert_eq!(admin.run("CONFIG SET maxclients 10000").await, b"+OK\r\n");
     let mut fourth = sluice.client().await;
@@ -209,4 +210,142 @@ async fn config_resetstat_zeroes_the_info_counters() {
     assert_eq!(c.run("CONFIG RESETSTAT").await, b"+OK\r\n");
     let info = String::from_utf8(c.run("INFO stats").await).unwrap();
     assert!(info.contains("total_connections_received:0\r\n"), "{info}");
+}
+
+/// The elements of one RESP2 array reply, each as its raw bytes.
+fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(reply[0], b'*', "an array: {}", show(reply));
+    let header = reply.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let mut at = header;
+    let mut out = Vec::new();
+    while at < reply.len() {
+        let n = common::reply_len(&reply[at..]).unwrap();
+        out.push(reply[at..at + n].to_vec());
+        at += n;
+    }
+    out
+}
+
+/// The payload of a bulk string or integer reply.
+fn scalar(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    match reply[0] {
+        b':' => text[1..text.len() - 2].to_string(),
+        b'$' => text
+            .splitn(2, "\r\n")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("\r\n")
+            .to_string(),
+        _ => panic!("not a scalar: {}", show(reply)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_records_commands_as_redis_7_0_does() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut c = sluice.client().await;
+    assert_eq!(c.run("SLOWLOG LEN").await, b":0\r\n");
+    assert_eq!(
+        c.run("CONFIG SET slowlog-log-slower-than 0").await,
+        b"+OK\r\n"
+    );
+    assert_eq!(c.run("CLIENT SETNAME reporter").await, b"+OK\r\n");
+    let long = "v".repeat(200);
+    let many: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let mut exists: Vec<&[u8]> = vec![b"HSET", b"h", b"f", long.as_bytes()];
+    exists.extend(many.iter().map(|k| k.as_bytes()));
+    c.cmd(&exists).await;
+    c.cmd(&[b"AUTH", b"not-the-password"]).await;
+    let entries = elements(&c.run("SLOWLOG GET -1").await);
+    // Newest first: AUTH, HSET, CLIENT SETNAME, the CONFIG SET that turned logging on.
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    let fields: Vec<Vec<Vec<u8>>> = entries.iter().map(|e| elements(e)).collect();
+    for (i, entry) in fields.iter().enumerate() {
+        assert_eq!(entry.len(), 6, "id, time, duration, argv, addr, name");
+        assert_eq!(
+            scalar(&entry[0]),
+            (3 - i).to_string(),
+            "ids count up from 0"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let logged: u64 = scalar(&entry[1]).parse().unwrap();
+        assert!(now.abs_diff(logged) < 60, "unix time");
+        let _micros: u64 = scalar(&entry[2]).parse().expect("duration in µs");
+        assert!(scalar(&entry[4]).starts_with("127.0.0.1:"), "client addr");
+    }
+    let argv = |entry: &Vec<Vec<u8>>| -> Vec<String> {
+        elements(&entry[3]).iter().map(|a| scalar(a)).collect()
+    };
+    assert_eq!(
+        argv(&fields[0]),
+        ["AUTH", "(redacted)"],
+        "passwords never logged"
+    );
+    let hset = argv(&fields[1]);
+    assert_eq!(hset.len(), 32, "at most 32 arguments");
+    assert_eq!(hset[3], format!("{}... (72 more bytes)", "v".repeat(128)));
+    assert_eq!(hset[30], "k26");
+    assert_eq!(hset[31], "... (13 more arguments)");
+    assert_eq!(scalar(&fields[1][5]), "reporter", "client name");
+    assert_eq!(
+        argv(&fields[3]),
+        ["CONFIG", "SET", "slowlog-log-slower-than", "0"]
+    );
+    assert_eq!(scalar(&fields[3][5]), "", "no name yet");
+    assert_eq!(elements(&c.run("SLOWLOG GET 1").await).len(), 1);
+    assert_eq!(
+        elements(&c.run("SLOWLOG GET").await).len(),
+        6,
+        "10 at most by default"
+    );
+    assert_eq!(c.run("CONFIG SET slowlog-max-len 2").await, b"+OK\r\n");
+    c.run("PING").await;
+    assert_eq!(
+        c.run("SLOWLOG LEN").await,
+        b":2\r\n",
+        "trimmed to slowlog-max-len"
+    );
+    assert_eq!(c.run("SLOWLOG RESET").await, b"+OK\r\n");
+    assert_eq!(
+        c.run("SLOWLOG LEN").await,
+        b":1\r\n",
+        "the RESET itself is logged after"
+    );
+    assert_eq!(
+        c.run("CONFIG SET slowlog-log-slower-than -1").await,
+        b"+OK\r\n"
+    );
+    c.run("SLOWLOG RESET").await;
+    c.run("PING").await;
+    assert_eq!(c.run("SLOWLOG LEN").await, b":0\r\n", "-1 logs nothing");
+}
+
+/// The field names of a CLIENT INFO line, in order.
+fn field_names(reply: &[u8]) -> Vec<String> {
+    let text = scalar(reply);
+    text.split_whitespace()
+        .map(|f| f.split('=').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_info_shows_redis_7_0_fields_in_its_order() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let mut on_sluice = sluice.client().await;
+    let want = field_names(&on_redis.run("CLIENT INFO").await);
+    assert_eq!(field_names(&on_sluice.run("CLIENT INFO").await), want);
+    assert_eq!(field_names(&on_sluice.run("CLIENT LIST").await), want);
+    assert!(
+        !want.contains(&"lib-name".to_string()),
+        "7.2's fields are not 7.0's"
+    );
 }

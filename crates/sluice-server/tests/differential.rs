@@ -1540,6 +1540,15 @@ const CORPUS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "client no-evict",
+        &[
+            "CLIENT NO-EVICT on",
+            "CLIENT NO-EVICT OFF",
+            "CLIENT NO-EVICT maybe",
+            "CLIENT NO-EVICT \"\"",
+        ],
+    ),
+    (
         "reset",
         &["RESET x", "SET k v", "RESET"],
     ),
@@ -1620,6 +1629,21 @@ const CORPUS: &[(&str, &[&str])] = &[
             "?HELLO 3",
             "CONFIG GET slowlog* timeout",
             "CONFIG GET nosuch",
+        ],
+    ),
+    (
+        "slowlog",
+        &[
+            "SLOWLOG",
+            "SLOWLOG FOO",
+            "SLOWLOG HELP",
+            "SLOWLOG LEN x",
+            "SLOWLOG GET abc",
+            "SLOWLOG GET -2",
+            "SLOWLOG GET 1.5",
+            "SLOWLOG GET 1 2",
+            "SLOWLOG get 1 2 3",
+            "SLOWLOG RESET x",
         ],
     ),
     (
@@ -1804,6 +1828,9 @@ fn forbidden(args: &[Vec<u8>]) -> Option<&'static str> {
                 .any(|(i, p)| pairs[..i].iter().any(|q| q[0].eq_ignore_ascii_case(&p[0])));
             (!(repeated || pairs.iter().any(|p| refused(p))))
                 .then_some("could change the oracle's configuration")
+        }
+        b"slowlog" if word(1).as_deref() == Some(b"reset") && args.len() == 2 => {
+            Some("empties the oracle's slow log")
         }
         b"config" if word(1).as_deref() == Some(b"resetstat") && args.len() == 2 => {
             Some("resets the oracle's statistics")

@@ -21,11 +21,13 @@ mod clients;
 mod scripting;
 mod session;
 mod settings;
+mod slowlog;
 
 pub use clients::{ClientInfo, ClientRegistry};
 pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, Session};
 pub use settings::{keyspace_events, Settings};
+pub use slowlog::{SlowCall, SlowEntry, SlowLog};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.
@@ -73,6 +75,8 @@ pub struct Shared {
     pub config: ServerConfig,
     /// The settings CONFIG SET changes at run time (`maxclients`, `timeout`, slow log, ...).
     pub settings: Settings,
+    /// SLOWLOG's entries.
+    pub slowlog: SlowLog,
     /// The plaintext port actually bound; 0 with `tls_only` (no plaintext listener).
     pub port: u16,
     /// The TLS port actually bound, when TLS is on.
@@ -134,6 +138,7 @@ impl Shared {
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Shared {
             settings: Settings::new(&config),
+            slowlog: SlowLog::default(),
             users,
             sluice,
             config,

@@ -91,6 +91,11 @@ impl Session {
         self.name = name;
     }
 
+    /// The client's `ip:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Publishes this session's visible fields to CLIENT LIST.
     pub fn publish(&self) {
         self.clients.put(ClientInfo {
@@ -98,8 +103,6 @@ impl Session {
             addr: self.addr.clone(),
             laddr: self.laddr.clone(),
             name: self.name.clone(),
-            lib_name: self.lib_name.clone(),
-            lib_ver: self.lib_ver.clone(),
             db: self.db,
             proto: self.proto,
             last_command: self.last_command,

@@ -79,6 +79,7 @@ pub static COMMANDS: &[Spec] = &[
             ("setinfo", 4),
             ("list", -2),
             ("info", 2),
+            ("no-evict", 3),
             ("help", 2),
         ],
         handler: Handler::Sync(client),
@@ -290,6 +291,9 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             Frame::ok()
         }
         b"list" => client_list(&ctx, args),
+        // Sluice evicts no client for memory: protecting one is accepted and changes nothing.
+        b"no-evict" if is(&args[2], "on") || is(&args[2], "off") => Frame::ok(),
+        b"no-evict" => syntax_error(),
         b"info" => {
             let line = ctx.shared.clients.line(ctx.session.id).unwrap_or_default();
             Frame::Verbatim(Bytes::from(line))
@@ -305,6 +309,8 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 "    Return information about the current client connection.",
                 "LIST",
                 "    Return information about client connections.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
                 "SETINFO <option> <value>",
                 "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                 "SETNAME <name>",
