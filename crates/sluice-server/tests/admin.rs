@@ -231,12 +231,10 @@ fn scalar(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(reply).into_owned();
     match reply[0] {
         b':' => text[1..text.len() - 2].to_string(),
-        b'$' => text
-            .splitn(2, "\r\n")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches("\r\n")
-            .to_string(),
+        b'$' => {
+            let (_, payload) = text.split_once("\r\n").unwrap();
+            payload.strip_suffix("\r\n").unwrap().to_string()
+        }
         _ => panic!("not a scalar: {}", show(reply)),
     }
 }
