@@ -347,3 +347,44 @@ async fn client_info_shows_redis_7_0_fields_in_its_order() {
         "7.2's fields are not 7.0's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reply_off_and_skip_suppress_replies_as_redis_does() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    // One pipeline: everything both servers send back until they go quiet must be identical.
+    let mut requests = common::encode(&[b"CLIENT", b"REPLY", b"OFF"]);
+    for args in [
+        &[&b"SET"[..], b"k", b"1"][..],
+        &[b"GET", b"k"],
+        &[b"NOSUCH"],
+        &[b"CLIENT", b"REPLY", b"ON"],
+        &[b"ECHO", b"shown"],
+        &[b"CLIENT", b"REPLY", b"SKIP"],
+        &[b"ECHO", b"skipped"],
+        &[b"ECHO", b"shown again"],
+        &[b"CLIENT", b"REPLY", b"OFF"],
+        &[b"RESET"],
+        &[b"ECHO", b"after reset"],
+        &[b"DEL", b"k"],
+    ] {
+        requests.extend(common::encode(args));
+    }
+    let mut replies = Vec::new();
+    for mut side in [
+        RawClient::try_connect(&redis.addr).await.expect("redis"),
+        sluice.client().await,
+    ] {
+        side.send(&requests).await;
+        let (bytes, _) = side.read_until_close(Duration::from_millis(500)).await;
+        replies.push(bytes);
+    }
+    assert_eq!(show(&replies[1]), show(&replies[0]));
+    assert_eq!(
+        show(&replies[1]),
+        "+OK\\r\\n$5\\r\\nshown\\r\\n$11\\r\\nshown again\\r\\n+RESET\\r\\n$11\\r\\nafter reset\\r\\n:1\\r\\n"
+    );
+}

@@ -1546,6 +1546,8 @@ const CORPUS: &[(&str, &[&str])] = &[
             "CLIENT NO-EVICT OFF",
             "CLIENT NO-EVICT maybe",
             "CLIENT NO-EVICT \"\"",
+            "CLIENT REPLY maybe",
+            "CLIENT REPLY ON",
         ],
     ),
     (

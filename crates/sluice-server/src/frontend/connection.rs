@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
-use crate::state::{Session, Shared};
+use crate::state::{ReplyMode, Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
@@ -169,10 +169,16 @@ async fn run_buffered(
             Ok(Some(Parsed::Command(mut args))) => {
                 let reply = dispatch(shared, session, &mut args).await;
                 parser.recycle(args);
-                if session.close_without_reply {
-                    return Batch::Close;
+                if session.reply != ReplyMode::Send {
+                    match session.reply {
+                        ReplyMode::Close => return Batch::Close,
+                        ReplyMode::SkipThisAndNext => session.reply = ReplyMode::SkipNext,
+                        ReplyMode::SkipNext => session.reply = ReplyMode::Send,
+                        ReplyMode::Off | ReplyMode::Send => {}
+                    }
+                } else {
+                    reply.encode(session.proto, wbuf);
                 }
-                reply.encode(session.proto, wbuf);
                 if session.close_after_reply {
                     return Batch::Close;
                 }

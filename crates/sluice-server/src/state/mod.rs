@@ -25,7 +25,7 @@ mod slowlog;
 
 pub use clients::{ClientInfo, ClientRegistry};
 pub use scripting::{RunningScript, Scripting};
-pub use session::{MultiQueue, Session};
+pub use session::{MultiQueue, ReplyMode, Session};
 pub use settings::{keyspace_events, Settings};
 pub use slowlog::{SlowCall, SlowEntry, SlowLog};
 

@@ -400,7 +400,7 @@ fn shutdown(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         }
     }
     ctx.shared.trigger_shutdown();
-    ctx.session.close_without_reply = true;
+    ctx.session.reply = crate::state::ReplyMode::Close;
     Frame::ok()
 }
 
