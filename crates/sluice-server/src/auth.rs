@@ -12,6 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use crate::config::ServerConfig;
 use crate::glob::glob_match;
 use sha2::{Digest, Sha256};
@@ -118,27 +120,32 @@ impl User {
     }
 }
 
+/// The `default` user with this password (`None` or empty: none).
+fn default_user(password: Option<&str>) -> Arc<User> {
+    Arc::new(User {
+        name: "default".into(),
+        password_sha256: password
+            .filter(|p| !p.is_empty())
+            .map(|p| sha256(p.as_bytes())),
+        enabled: true,
+        categories: None,
+        key_patterns: vec![b"*".to_vec()],
+    })
+}
+
 /// Every user of the server.
 #[derive(Debug)]
 pub struct Users {
-    default: Arc<User>,
+    /// Replaced whole by `CONFIG SET requirepass`; connections already authenticated keep
+    /// the `Arc` they hold, as in Redis.
+    default: RwLock<Arc<User>>,
     named: HashMap<String, Arc<User>>,
 }
 
 impl Users {
     /// Builds the users from `[server] requirepass` and `[[user]]`; errors name the field.
     pub fn from_config(config: &ServerConfig) -> Result<Users, String> {
-        let default = Arc::new(User {
-            name: "default".into(),
-            password_sha256: config
-                .requirepass
-                .as_ref()
-                .filter(|p| !p.is_empty())
-                .map(|p| sha256(p.as_bytes())),
-            enabled: true,
-            categories: None,
-            key_patterns: vec![b"*".to_vec()],
-        });
+        let default = RwLock::new(default_user(config.requirepass.as_deref()));
         let mut named = HashMap::new();
         for (i, u) in config.users.iter().enumerate() {
             let at = |field: &str| format!("user[{i}] \"{}\".{field}", u.name);
@@ -201,7 +208,7 @@ impl Users {
 
     /// True when a new connection must AUTH before running commands.
     pub fn auth_required(&self) -> bool {
-        self.default.password_sha256.is_some()
+        self.default.read().password_sha256.is_some()
     }
 
     /// True when any password is configured.
@@ -211,30 +218,37 @@ impl Users {
 
     /// The user a new connection starts as, if it needs no AUTH.
     pub fn initial(&self) -> Option<Arc<User>> {
-        (!self.auth_required()).then(|| self.default.clone())
+        let default = self.default.read();
+        default.password_sha256.is_none().then(|| default.clone())
     }
 
     /// The `default` user.
-    pub fn default_user(&self) -> &Arc<User> {
-        &self.default
+    pub fn default_user(&self) -> Arc<User> {
+        self.default.read().clone()
+    }
+
+    /// Gives the `default` user this password (`None` or empty: none), as `CONFIG SET
+    /// requirepass` does; sessions already authenticated stay so.
+    pub fn set_default_password(&self, password: Option<&str>) {
+        *self.default.write() = default_user(password);
     }
 
     /// The user `name` if `password` is theirs and they are enabled.
     pub fn authenticate(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
         let name = std::str::from_utf8(name).ok()?;
         let user = if name == "default" {
-            &self.default
+            self.default_user()
         } else {
-            self.named.get(name)?
+            self.named.get(name)?.clone()
         };
-        (user.enabled && user.password_matches(password)).then(|| user.clone())
+        (user.enabled && user.password_matches(password)).then_some(user)
     }
 
     /// ACL LIST lines, `default` first.
     pub fn list(&self) -> Vec<String> {
         let mut names: Vec<&String> = self.named.keys().collect();
         names.sort();
-        std::iter::once(self.default.describe())
+        std::iter::once(self.default_user().describe())
             .chain(names.into_iter().map(|n| self.named[n].describe()))
             .collect()
     }

@@ -3,12 +3,11 @@
 //! but `main` and tests.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sluice::Sluice;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -113,7 +112,7 @@ impl Server {
     pub async fn run(self) -> sluice::ShutdownReport {
         let shared = self.shared;
         let mut shutdown = shared.shutdown_signal();
-        let slots = Arc::new(Semaphore::new(shared.config.maxclients));
+        let open_connections = Arc::new(AtomicUsize::new(0));
         let mut connections = tokio::task::JoinSet::new();
         let tls_acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
         let http = self
@@ -143,7 +142,8 @@ impl Server {
             shared.stats.connections.fetch_add(1, Ordering::Relaxed);
             // TLS connections take their slot before the handshake: pending handshakes count
             // against `maxclients` too.
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // The limit is read at each accept: CONFIG SET maxclients applies to the next one.
+            let Some(slot) = Slot::take(&open_connections, shared.settings.maxclients()) else {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 const FULL: &str = "ERR max number of clients reached";
                 match tls {
@@ -158,7 +158,7 @@ impl Server {
                     None => connection::serve(shared, stream, addr).await,
                     Some(acceptor) => serve_tls(shared, acceptor, stream, addr).await,
                 }
-                drop(permit);
+                drop(slot);
             });
         }
         info!("shutting down: no new connections; closing clients and draining write-back buffers");
@@ -177,6 +177,26 @@ impl Server {
             http.abort();
         }
         report
+    }
+}
+
+/// One open connection's place under `maxclients`, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A place, if fewer than `limit` connections hold one.
+    fn take(open: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
-use crate::state::{Session, Shared};
+use crate::state::{ReplyMode, Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
@@ -44,7 +44,6 @@ where
 {
     let mut session = shared.new_session(addr, laddr);
     let limits = &shared.config;
-    let idle_limit = limits.timeout;
     let query_limit = limits.client_query_buffer_limit as usize;
     let output_limit = limits.client_output_buffer_limit as usize;
     let stall_limit = limits.client_output_stall_timeout;
@@ -100,6 +99,8 @@ where
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
+        // Read at each wait: CONFIG SET timeout applies from the connection's next wait.
+        let idle_limit = shared.settings.timeout();
         let idle = async {
             if idle_limit.is_zero() {
                 std::future::pending::<()>().await;
@@ -168,10 +169,16 @@ async fn run_buffered(
             Ok(Some(Parsed::Command(mut args))) => {
                 let reply = dispatch(shared, session, &mut args).await;
                 parser.recycle(args);
-                if session.close_without_reply {
-                    return Batch::Close;
+                if session.reply != ReplyMode::Send {
+                    match session.reply {
+                        ReplyMode::Close => return Batch::Close,
+                        ReplyMode::SkipThisAndNext => session.reply = ReplyMode::SkipNext,
+                        ReplyMode::SkipNext => session.reply = ReplyMode::Send,
+                        ReplyMode::Off | ReplyMode::Send => {}
+                    }
+                } else {
+                    reply.encode(session.proto, wbuf);
                 }
-                reply.encode(session.proto, wbuf);
                 if session.close_after_reply {
                     return Batch::Close;
                 }

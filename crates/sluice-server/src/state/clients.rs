@@ -13,8 +13,6 @@ pub struct ClientInfo {
     pub(crate) addr: String,
     pub(crate) laddr: String,
     pub(crate) name: Option<Bytes>,
-    pub(crate) lib_name: Option<Bytes>,
-    pub(crate) lib_ver: Option<Bytes>,
     pub(crate) db: u8,
     pub(crate) proto: u8,
     pub(crate) last_command: &'static str,
@@ -65,7 +63,7 @@ fn format_client(c: &ClientInfo) -> String {
     };
     let age = c.created.map(|t| t.elapsed().as_secs()).unwrap_or(0);
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd=0 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -73,7 +71,5 @@ fn format_client(c: &ClientInfo) -> String {
         c.db,
         if c.last_command.is_empty() { "NULL" } else { c.last_command },
         c.proto,
-        text(&c.lib_name),
-        text(&c.lib_ver),
     )
 }

@@ -20,16 +20,20 @@ use crate::frontend::parse::Limits;
 mod clients;
 mod scripting;
 mod session;
+mod settings;
+mod slowlog;
 
 pub use clients::{ClientInfo, ClientRegistry};
 pub use scripting::{RunningScript, Scripting};
-pub use session::{MultiQueue, Session};
+pub use session::{MultiQueue, ReplyMode, Session};
+pub use settings::{keyspace_events, Settings};
+pub use slowlog::{SlowCall, SlowEntry, SlowLog};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
-/// Server-wide counters.
+/// Server-wide counters (INFO stats; CONFIG RESETSTAT zeroes them).
 #[derive(Default)]
 pub struct ServerStats {
     /// Connections accepted.
@@ -38,6 +42,15 @@ pub struct ServerStats {
     pub commands: AtomicU64,
     /// Connections refused by `maxclients`.
     pub rejected: AtomicU64,
+}
+
+impl ServerStats {
+    /// Zeroes every counter, as CONFIG RESETSTAT does.
+    pub fn reset(&self) {
+        for counter in [&self.connections, &self.commands, &self.rejected] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The process's resident memory in bytes (0 where `/proc` is missing).
@@ -57,9 +70,13 @@ pub fn rss_bytes() -> u64 {
 pub struct Shared {
     /// The engine.
     pub sluice: Sluice,
-    /// The server's configuration in force (`[server]` and `[[user]]`); the engine's is
-    /// `sluice.config()`.
+    /// The server's configuration as loaded (`[server]` and `[[user]]`); the engine's is
+    /// `sluice.config()`. What CONFIG SET changes is in `settings`.
     pub config: ServerConfig,
+    /// The settings CONFIG SET changes at run time (`maxclients`, `timeout`, slow log, ...).
+    pub settings: Settings,
+    /// SLOWLOG's entries.
+    pub slowlog: SlowLog,
     /// The plaintext port actually bound; 0 with `tls_only` (no plaintext listener).
     pub port: u16,
     /// The TLS port actually bound, when TLS is on.
@@ -120,6 +137,8 @@ impl Shared {
         }
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Shared {
+            settings: Settings::new(&config),
+            slowlog: SlowLog::default(),
             users,
             sluice,
             config,

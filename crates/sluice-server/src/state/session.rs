@@ -25,8 +25,10 @@ pub struct Session {
     pub lib_ver: Option<Bytes>,
     /// QUIT: close once the reply is written.
     pub close_after_reply: bool,
-    /// SHUTDOWN: close without a reply.
-    pub close_without_reply: bool,
+    /// Whether the last command's reply is sent: SHUTDOWN closes without one, CLIENT REPLY
+    /// OFF / SKIP suppress them. One field, so the connection loop checks one byte per
+    /// command for all of them.
+    pub reply: ReplyMode,
     /// The last command run, for CLIENT LIST.
     pub last_command: &'static str,
     /// The authenticated user; `None` until AUTH when a password is required.
@@ -44,6 +46,21 @@ pub struct Session {
     /// Where CLIENT LIST reads this session (only the registry: a session never needs the
     /// rest of the server state).
     clients: Arc<ClientRegistry>,
+}
+
+/// What happens to the replies of a connection's commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Sent (CLIENT REPLY ON, the default).
+    Send,
+    /// SHUTDOWN: the connection closes without a reply.
+    Close,
+    /// CLIENT REPLY OFF: none is sent until CLIENT REPLY ON.
+    Off,
+    /// CLIENT REPLY SKIP was just run: neither its reply nor the next command's is sent.
+    SkipThisAndNext,
+    /// The command after CLIENT REPLY SKIP: its reply is not sent.
+    SkipNext,
 }
 
 /// The commands a connection queued after MULTI.
@@ -91,6 +108,11 @@ impl Session {
         self.name = name;
     }
 
+    /// The client's `ip:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Publishes this session's visible fields to CLIENT LIST.
     pub fn publish(&self) {
         self.clients.put(ClientInfo {
@@ -98,8 +120,6 @@ impl Session {
             addr: self.addr.clone(),
             laddr: self.laddr.clone(),
             name: self.name.clone(),
-            lib_name: self.lib_name.clone(),
-            lib_ver: self.lib_ver.clone(),
             db: self.db,
             proto: self.proto,
             last_command: self.last_command,
@@ -132,7 +152,7 @@ impl Session {
             lib_name: None,
             lib_ver: None,
             close_after_reply: false,
-            close_without_reply: false,
+            reply: ReplyMode::Send,
             last_command: "",
             user,
             multi: None,

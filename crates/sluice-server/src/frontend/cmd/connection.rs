@@ -9,7 +9,7 @@ use super::spec::{Handler, Spec};
 use super::util::wrong_arity;
 use super::util::{c_str, format_error, int_arg, is, syntax_error};
 use crate::frontend::Frame;
-use crate::state::REDIS_COMPAT_VERSION;
+use crate::state::{ReplyMode, REDIS_COMPAT_VERSION};
 
 /// The connection commands.
 pub static COMMANDS: &[Spec] = &[
@@ -79,6 +79,8 @@ pub static COMMANDS: &[Spec] = &[
             ("setinfo", 4),
             ("list", -2),
             ("info", 2),
+            ("no-evict", 3),
+            ("reply", 3),
             ("help", 2),
         ],
         handler: Handler::Sync(client),
@@ -112,6 +114,7 @@ fn reset(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     ctx.session.end_transaction();
     ctx.session.db = 0;
     ctx.session.proto = 2;
+    ctx.session.reply = ReplyMode::Send;
     ctx.session.set_name(None);
     ctx.session.user = ctx.shared.users.initial();
     ctx.session.publish();
@@ -290,6 +293,23 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             Frame::ok()
         }
         b"list" => client_list(&ctx, args),
+        // Sluice evicts no client for memory: protecting one is accepted and changes nothing.
+        b"no-evict" if is(&args[2], "on") || is(&args[2], "off") => Frame::ok(),
+        b"no-evict" => syntax_error(),
+        // The connection loop reads the mode after each command (the reply to OFF and SKIP
+        // is itself suppressed; ON answers OK).
+        b"reply" => {
+            ctx.session.reply = if is(&args[2], "on") {
+                ReplyMode::Send
+            } else if is(&args[2], "off") {
+                ReplyMode::Off
+            } else if is(&args[2], "skip") {
+                ReplyMode::SkipThisAndNext
+            } else {
+                return syntax_error();
+            };
+            Frame::ok()
+        }
         b"info" => {
             let line = ctx.shared.clients.line(ctx.session.id).unwrap_or_default();
             Frame::Verbatim(Bytes::from(line))
@@ -305,6 +325,10 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 "    Return information about the current client connection.",
                 "LIST",
                 "    Return information about client connections.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "SETINFO <option> <value>",
                 "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                 "SETNAME <name>",

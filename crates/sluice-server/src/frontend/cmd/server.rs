@@ -1,4 +1,4 @@
-//! Server commands: COMMAND, INFO, CONFIG, TIME, SHUTDOWN, FLUSHDB / FLUSHALL.
+//! Server commands: COMMAND, INFO, TIME, SHUTDOWN, FLUSHDB / FLUSHALL.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::spec::categories::ADMIN;
 use super::spec::{boxed, Handler, Spec};
 use super::spec::{Ctx, Table};
-use super::util::{c_str, engine_error, format_error, is, syntax_error};
+use super::util::{engine_error, is, syntax_error};
 use crate::frontend::Frame;
 use crate::glob::glob_match;
 use crate::state::REDIS_COMPAT_VERSION;
@@ -39,15 +39,6 @@ pub static COMMANDS: &[Spec] = &[
         categories: &["@slow", "@dangerous"],
         summary: "Returns information and statistics about the server.",
         handler: boxed!(info),
-        ..Spec::DEFAULT
-    },
-    Spec {
-        name: "config",
-        arity: -2,
-        categories: &["@slow"],
-        summary: "A container for server configuration commands.",
-        subcommands: &[("get", -3), ("set", -4), ("resetstat", 2), ("help", 2)],
-        handler: Handler::Sync(config),
         ..Spec::DEFAULT
     },
     Spec {
@@ -281,7 +272,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.clients.count(),
-            shared.config.maxclients
+            shared.settings.maxclients()
         );
     }
     if want("memory") {
@@ -386,119 +377,6 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     Frame::Verbatim(Bytes::from(out))
 }
 
-fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
-    let s = &ctx.shared.config;
-    vec![
-        ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("appendfsync", "everysec".into()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
-        ("databases", "16".into()),
-        ("maxclients", s.maxclients.to_string()),
-        ("port", ctx.shared.port.to_string()),
-        ("bind", s.bind.clone()),
-        ("timeout", "0".into()),
-        ("tcp-keepalive", "300".into()),
-        ("proto-max-bulk-len", s.proto_max_bulk_len.to_string()),
-        ("client-query-buffer-limit", "1073741824".into()),
-        (
-            "dir",
-            ctx.shared.sluice.config().data_dir.display().to_string(),
-        ),
-        ("cluster-enabled", "no".into()),
-        ("protected-mode", "yes".into()),
-        (
-            "busy-reply-threshold",
-            s.busy_reply_threshold.as_millis().to_string(),
-        ),
-        (
-            "lua-time-limit",
-            s.busy_reply_threshold.as_millis().to_string(),
-        ),
-    ]
-}
-
-/// CONFIG GET as Redis 7.0: a name without `[*?` is looked up case-insensitively and shown as
-/// the client spelled it; a pattern matches case-insensitively; each parameter appears once.
-fn config_get(params: &[(&'static str, String)], patterns: &[Bytes]) -> Frame {
-    let mut out: Vec<(Bytes, &String)> = Vec::new();
-    let seen = |out: &[(Bytes, &String)], name: &[u8]| {
-        out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
-    for pattern in patterns {
-        if !c_str(pattern).iter().any(|b| b"[*?".contains(b)) {
-            if seen(&out, pattern) {
-                continue;
-            }
-            if let Some((_, value)) = params.iter().find(|(name, _)| is(pattern, name)) {
-                out.push((pattern.clone(), value));
-            }
-            continue;
-        }
-        let pattern = c_str(pattern).to_ascii_lowercase();
-        for (name, value) in params {
-            if !seen(&out, name.as_bytes()) && glob_match(&pattern, name.as_bytes()) {
-                out.push((Bytes::from_static(name.as_bytes()), value));
-            }
-        }
-    }
-    Frame::Map(
-        out.into_iter()
-            .map(|(name, value)| (Frame::Bulk(name), Frame::bulk(value.clone())))
-            .collect(),
-    )
-}
-
-/// CONFIG GET pattern... | SET | RESETSTAT
-fn config(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let args: &[Bytes] = argv;
-    let sub = args[1].to_ascii_lowercase();
-    match &sub[..] {
-        b"get" => config_get(&config_params(&ctx), &args[2..]),
-        b"set" => {
-            if !args.len().is_multiple_of(2) {
-                return syntax_error();
-            }
-            let params = config_params(&ctx);
-            if let Some(unknown) = args[2..]
-                .iter()
-                .step_by(2)
-                .find(|name| !params.iter().any(|(p, _)| is(name, p)))
-            {
-                return format_error(
-                    &[
-                        &b"ERR Unknown option or number of arguments for CONFIG SET - '"[..],
-                        c_str(unknown),
-                        b"'",
-                    ]
-                    .concat(),
-                );
-            }
-            // Sluice's configuration is its file: a parameter Redis could change at run time is
-            // refused rather than silently ignored.
-            Frame::error(
-                "ERR CONFIG SET is not supported by Sluice; change the config file and restart",
-            )
-        }
-        b"resetstat" => Frame::ok(),
-        _ => Frame::Array(
-            [
-                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>",
-                "    Return parameters matching the glob-like <pattern> and their values.",
-                "RESETSTAT",
-                "    Reset statistics reported by the INFO command.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|s| Frame::Simple(s.to_string()))
-            .collect(),
-        ),
-    }
-}
-
 /// TIME
 fn time(_ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     let now = SystemTime::now()
@@ -522,7 +400,7 @@ fn shutdown(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         }
     }
     ctx.shared.trigger_shutdown();
-    ctx.session.close_without_reply = true;
+    ctx.session.reply = crate::state::ReplyMode::Close;
     Frame::ok()
 }
 
