@@ -12,8 +12,9 @@ use crate::config::ServerConfig;
 pub struct Settings {
     /// Redis `maxclients`: connections beyond it are refused at accept.
     maxclients: AtomicUsize,
-    /// Redis `timeout`, in seconds: a client idle this long is closed; 0 never.
-    timeout_secs: AtomicU64,
+    /// Redis `timeout`, in ms (the config file takes durations below a second; CONFIG SET
+    /// whole seconds): a client idle this long is closed; 0 never.
+    timeout_ms: AtomicU64,
     /// Redis `slowlog-log-slower-than`, µs; negative: log nothing, 0: log every command.
     slowlog_log_slower_than: AtomicI64,
     /// Redis `slowlog-max-len`: entries the slow log keeps.
@@ -33,7 +34,7 @@ impl Settings {
     pub fn new(config: &ServerConfig) -> Settings {
         Settings {
             maxclients: AtomicUsize::new(config.maxclients),
-            timeout_secs: AtomicU64::new(config.timeout.as_secs()),
+            timeout_ms: AtomicU64::new(config.timeout.as_millis().min(u64::MAX as u128) as u64),
             slowlog_log_slower_than: AtomicI64::new(SLOWLOG_LOG_SLOWER_THAN),
             slowlog_max_len: AtomicU64::new(SLOWLOG_MAX_LEN),
             notify_keyspace_events: AtomicU32::new(0),
@@ -52,12 +53,13 @@ impl Settings {
 
     /// The idle limit in force; zero: none.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs.load(Ordering::Relaxed))
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
     }
 
     /// Sets the idle limit, in seconds.
     pub fn set_timeout_secs(&self, secs: u64) {
-        self.timeout_secs.store(secs, Ordering::Relaxed);
+        self.timeout_ms
+            .store(secs.saturating_mul(1000), Ordering::Relaxed);
     }
 
     /// `slowlog-log-slower-than` in µs.
