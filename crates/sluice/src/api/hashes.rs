@@ -43,13 +43,16 @@ impl Access<'_> {
         let now = self.op_time();
         let current = self.read(&route, &now).await?;
         let expires_at = current.as_ref().and_then(|e| e.expires_at);
-        let before = hash_of(current)?.unwrap_or_default();
-        let mut after = before.clone();
+        let mut after = hash_of(current)?.unwrap_or_default();
+        // A mapped row writes only the columns the edit changed, found by comparing with the
+        // hash as it was; the built-in keyspace writes the whole value and needs no copy.
+        let maps_row = route.ks.holds_only() == Some(Kind::Hash);
+        let before = maps_row.then(|| after.clone());
         let (edit, result) = f(&mut after)?;
         if edit == HashEdit::Untouched {
             return Ok(result);
         }
-        let write = if route.ks.holds_only() == Some(Kind::Hash) {
+        let write = if let Some(before) = before {
             // A mapped row: only the columns this edit changed.
             let changed = changed_fields(&before, &after);
             if changed.is_empty() {
@@ -92,8 +95,10 @@ impl Access<'_> {
         self.update_hash(db, key, |h| {
             let added = pairs
                 .into_iter()
-                .filter(|(f, v)| h.set(f.clone(), v.clone()));
-            Ok((HashEdit::Written, added.count()))
+                .map(|(field, value)| h.set(field, value))
+                .filter(|&new| new)
+                .count();
+            Ok((HashEdit::Written, added))
         })
         .await
     }

@@ -26,6 +26,12 @@ pub(crate) fn put_len(out: &mut BytesMut, mut n: usize) {
     }
 }
 
+/// The bytes [`put_len`] writes for `n`.
+fn len_size(n: usize) -> usize {
+    let bits = usize::BITS - (n | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
 /// Reads a LEB128 length at `*at`, moving past it.
 pub(crate) fn take_len(buf: &[u8], at: &mut usize) -> Result<usize, MalformedHash> {
     let mut n: usize = 0;
@@ -114,12 +120,17 @@ pub fn get(image: &Bytes, field: &[u8]) -> Option<Bytes> {
 }
 
 /// Encodes pairs, in the order given (the caller keeps fields unique).
-pub fn encode<'a>(pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) -> Bytes {
+pub fn encode<'a>(pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Bytes {
     let count = pairs.len();
-    let mut out = BytesMut::new();
     if count == 0 {
-        return out.freeze();
+        return Bytes::new();
     }
+    // One allocation of the exact size, not a doubling per growth: a hash is re-encoded
+    // whole on every change.
+    let size = pairs.clone().fold(len_size(count), |n, (f, v)| {
+        n + len_size(f.len()) + f.len() + len_size(v.len()) + v.len()
+    });
+    let mut out = BytesMut::with_capacity(size);
     put_len(&mut out, count);
     for (field, value) in pairs {
         put_len(&mut out, field.len());
@@ -231,6 +242,30 @@ mod tests {
         assert!(h.remove(b"b"));
         assert!(!h.remove(b"b"));
         assert_eq!(HashValue::decode(&h.encode()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_encoding_is_sized_exactly_before_it_is_written() {
+        for n in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u32::MAX as usize,
+            usize::MAX,
+        ] {
+            let mut out = BytesMut::new();
+            put_len(&mut out, n);
+            assert_eq!(len_size(n), out.len(), "{n}");
+        }
+        let mut h = HashValue::new();
+        h.set(Bytes::from("f"), Bytes::from(vec![1u8; 200]));
+        h.set(Bytes::from(vec![2u8; 130]), Bytes::new());
+        let image = h.encode();
+        assert_eq!(image.len(), 1 + 1 + 1 + 2 + 200 + 2 + 130 + 1);
+        assert_eq!(HashValue::decode(&image).unwrap(), h);
     }
 
     #[test]
