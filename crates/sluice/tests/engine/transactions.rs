@@ -524,6 +524,17 @@ async fn a_spanning_transaction_failing_transiently_is_retried_whole_without_blo
         .await,
         "stored once the database recovers"
     );
+    // The store logs a batch only after its commit returns, a moment after the rows are
+    // visible: wait for the entry before reading the log.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            batches_holding(&h.store, "plain:t")
+                .last()
+                .is_some_and(|(_, fate)| *fate == BatchFate::Committed)
+        })
+        .await,
+        "the committed batch is logged"
+    );
     let last = batches_holding(&h.store, "plain:t").pop().unwrap();
     assert_eq!(last, (both, BatchFate::Committed));
     assert_eq!((h.buffered("default"), h.buffered("price")), (0, 0));
