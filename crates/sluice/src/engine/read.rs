@@ -85,22 +85,8 @@ impl Engine {
             // A transaction is making writes visible in this stripe: read once it is done.
             return ReadStep::WaitInstalled;
         }
-        if let Some(buffer) = &route.ks.buffer {
-            if let Some(pending) = buffer.lookup(&route.key) {
-                return ReadStep::Found(match pending.write {
-                    StoreWrite::Upsert {
-                        value,
-                        kind,
-                        expires_at,
-                    } => live(value, kind, expires_at, now),
-                    StoreWrite::Delete => None,
-                    StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
-                        value: row.image,
-                        kind: Kind::Hash,
-                        expires_at: None,
-                    }),
-                });
-            }
+        if let Some(entry) = self.buffered(route, now) {
+            return ReadStep::Found(entry);
         }
         let fills_ended = self.locks.fills_ended(route.stripe);
         match self.cache.local() {
@@ -113,6 +99,27 @@ impl Engine {
                 fills_ended,
             },
         }
+    }
+
+    /// The key as the write-back buffer holds it (`Some(None)`: a tombstone, or expired), or
+    /// `None` when it holds nothing for the key. Look at it only after reading the stripe's
+    /// version, so that a write the lookup misses moves the version a store read installs at.
+    #[inline]
+    fn buffered(&self, route: &Route<'_>, now: &OpTime<'_>) -> Option<Option<Entry>> {
+        let pending = route.ks.buffer.as_ref()?.lookup(&route.key)?;
+        Some(match pending.write {
+            StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            } => live(value, kind, expires_at, now),
+            StoreWrite::Delete => None,
+            StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
+                value: row.image,
+                kind: Kind::Hash,
+                expires_at: None,
+            }),
+        })
     }
 
     /// What a cache lookup begun at `version`, with `fills_ended` fill windows closed, means
@@ -128,11 +135,16 @@ impl Engine {
         match got {
             Ok(Some(_)) if !self.locks.no_fill_since(route.stripe, fills_ended) => {
                 // A read-through was filling this stripe while we looked: the copy may be
-                // the stale one it put just before removing it. The store has the truth;
-                // read it at the version as it is now (a write may have moved it since).
+                // the stale one it put just before removing it. Read again at the version as
+                // it is now (a write may have moved it since), buffer first: a write-back
+                // write made since the buffer was looked at is newer than the store, and a
+                // store read at the new version would install the older row over it.
                 let version = self.locks.version(route.stripe);
                 if version & 1 == 1 {
                     return ReadStep::WaitInstalled;
+                }
+                if let Some(entry) = self.buffered(route, now) {
+                    return ReadStep::Found(entry);
                 }
                 ReadStep::ReadStore { version }
             }

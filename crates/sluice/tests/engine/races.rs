@@ -256,3 +256,97 @@ async fn a_late_read_through_install_never_overwrites_a_completed_write_through(
 async fn a_late_read_through_install_never_resurrects_an_invalidated_value() {
     late_install_after_a_completed_write(Policy::Invalidate).await;
 }
+
+/// A memory cache whose lookups can be held (the next one, once armed, announces itself and
+/// waits for release) or made to miss (the next one, once set, answers nothing).
+struct HeldLookupCache {
+    inner: MemoryCache,
+    hold_next_get: AtomicBool,
+    miss_next_get: AtomicBool,
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Cache for HeldLookupCache {
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
+        if self.hold_next_get.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        } else if self.miss_next_get.swap(false, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
+        self.inner.put(key, value).await
+    }
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
+        self.inner.remove(key).await
+    }
+    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
+        self.inner.clear(db).await
+    }
+    fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+}
+
+/// The exact interleaving behind a once-flaky run of the write-back race above: a reader
+/// finds the key in neither the buffer nor (yet) the cache's answer; while its lookup is out,
+/// another reader fills the stripe and a write-back write lands in the buffer. The first
+/// reader's copy is then suspect (a fill ran) and it reads again, but it must look at the
+/// buffer again too: reading the store at the new version would return and install the row
+/// the buffered write replaces, which every read sees once that write is flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_meets_a_fill_reads_the_buffer_again_before_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(HeldLookupCache {
+        inner: MemoryCache::new(64 << 20, Arc::new(ManualClock::new(T0))),
+        hold_next_get: AtomicBool::new(false),
+        miss_next_get: AtomicBool::new(false),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let clock = ManualClock::new(T0);
+    let inner: SharedStore = Arc::new(SqliteStore::open(&db_path(dir.path())).unwrap());
+    let mut keyspace = builtin(Policy::WriteBack);
+    keyspace.flush_interval = Duration::from_secs(3600); // flushed only when the test says
+    let sluice = Sluice::builder(config(dir.path(), vec![keyspace]))
+        .clock(Arc::new(clock))
+        .store(FaultyStore::new(inner))
+        .cache(cache.clone())
+        .open()
+        .await
+        .unwrap();
+    exec_sql(
+        dir.path(),
+        "INSERT INTO sluice_kv (db, key, value) VALUES (0, CAST('k' AS BLOB), CAST('old' AS BLOB))",
+    );
+    assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("old"))); // cached now
+
+    cache.hold_next_get.store(true, Ordering::SeqCst);
+    let reader = {
+        let sluice = sluice.clone();
+        tokio::spawn(async move { sluice.get(0, b("k")).await.unwrap() })
+    };
+    cache.entered.notified().await; // the reader's lookup is out
+    // Another reader misses and fills the stripe with the row.
+    cache.miss_next_get.store(true, Ordering::SeqCst);
+    assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("old")));
+    // A write-back write, buffered and acknowledged; the database still has "old".
+    sluice
+        .set(0, b("k"), b("new"), Default::default())
+        .await
+        .unwrap();
+    cache.release.notify_one();
+    assert_eq!(reader.await.unwrap(), Some(b("new")));
+
+    sluice.flush().await.unwrap();
+    let cached = cache.inner.get(&cache_key("k")).await.unwrap();
+    assert!(
+        cached.as_ref().is_none_or(|c| c.value == "new"),
+        "the reader installed {cached:?} over the buffered write"
+    );
+    assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("new")));
+}
