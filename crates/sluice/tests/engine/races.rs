@@ -331,7 +331,7 @@ async fn a_reader_that_meets_a_fill_reads_the_buffer_again_before_the_store() {
         tokio::spawn(async move { sluice.get(0, b("k")).await.unwrap() })
     };
     cache.entered.notified().await; // the reader's lookup is out
-    // Another reader misses and fills the stripe with the row.
+                                    // Another reader misses and fills the stripe with the row.
     cache.miss_next_get.store(true, Ordering::SeqCst);
     assert_eq!(sluice.get(0, b("k")).await.unwrap(), Some(b("old")));
     // A write-back write, buffered and acknowledged; the database still has "old".
