@@ -168,6 +168,8 @@ impl Sluice {
                     dead_letters: engine.dead_letters.count(&ks.name),
                     last_flush_us: c.last_flush_us.load(Ordering::Relaxed),
                     last_error: c.last_error.lock().clone(),
+                    read_hits: c.read_hits.total(),
+                    read_misses: c.read_misses.load(Ordering::Relaxed),
                 }
             })
             .collect()

@@ -44,6 +44,8 @@ pub enum DeadLetterSelector {
         /// The full Redis key.
         key: Bytes,
     },
+    /// Every dead letter of one keyspace (by name).
+    Keyspace(String),
 }
 
 /// The dead-letter registry.
@@ -241,6 +243,7 @@ impl DeadLetters {
             .filter(|l| match selector {
                 DeadLetterSelector::All => true,
                 DeadLetterSelector::Key { db, key } => l.db == *db && l.key == *key,
+                DeadLetterSelector::Keyspace(name) => l.keyspace == *name,
             })
             .collect();
         let conn = self.conn.lock();
@@ -250,6 +253,10 @@ impl DeadLetters {
                 "DELETE FROM dead_letters WHERE db = ?1 AND key = ?2",
                 params![*db as i64, &key[..]],
             ),
+            DeadLetterSelector::Keyspace(name) => conn.execute(
+                "DELETE FROM dead_letters WHERE keyspace = ?1",
+                params![name],
+            ),
         }
         .map_err(access_error(&self.path))?;
         let mut parked = self.parked.lock();
@@ -257,6 +264,11 @@ impl DeadLetters {
             DeadLetterSelector::All => parked.clear(),
             DeadLetterSelector::Key { db, key } => {
                 parked.remove(&(*db, key.clone()));
+            }
+            DeadLetterSelector::Keyspace(_) => {
+                for l in &chosen {
+                    parked.remove(&(l.db, l.key.clone()));
+                }
             }
         }
         Ok(chosen)
