@@ -405,6 +405,19 @@ async fn dead_letter_actions_need_the_action_header_and_an_admin() {
     assert_eq!(c.run("AUTH pw").await, b"+OK\r\n");
     assert_eq!(dead_letter_count(&mut c).await, 1, "nothing dropped so far");
 
+    // A whole keyspace's retry: written again, refused again at the flush.
+    let (status, body) = common::http_request(
+        http,
+        "POST",
+        "/deadletters/retry?keyspace=price",
+        Some(("default", "pw")),
+        &[ACTION],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "retried 1\n"));
+    assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n");
+    assert_eq!(dead_letter_count(&mut c).await, 1, "parked again");
+
     let (status, body) = post(Some(("default", "pw")), &[ACTION]).await;
     assert_eq!((status, body.as_str()), (200, "dropped 1\n"));
     assert_eq!(dead_letter_count(&mut c).await, 0);
@@ -528,14 +541,15 @@ async fn the_status_page_in_headless_chromium_shows_live_figures_and_guards_its_
     // Writes through RESP, a second apart so the chart has a shape: the figures and the
     // throughput chart follow.
     let mut c = server.client().await;
-    for round in 0..6 {
-        for i in 0..(10 + round * 15) {
+    let burst = |round: u64| 10 + (round * 37) % 90;
+    for round in 0..10 {
+        for i in 0..burst(round) {
             assert_eq!(c.run(&format!("SET item:{round}:{i} v")).await, b"+OK\r\n");
         }
         assert_eq!(c.run("GET item:0:0").await, b"$1\r\nv\r\n");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let writes: u64 = (0..6).map(|round| 10 + round * 15).sum();
+    let writes: u64 = (0..10).map(burst).sum();
     until_page(
         &browser,
         "every write in the default keyspace's row",
