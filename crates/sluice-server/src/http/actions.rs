@@ -145,7 +145,7 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)

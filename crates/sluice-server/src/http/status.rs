@@ -213,12 +213,12 @@ pub(super) fn page(shared: &Shared) -> Reply {
     let keyspaces = shared.sluice.keyspaces();
     let mut rows = String::new();
     for k in &keyspaces {
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr data-keyspace=\"{name}\"><td data-field=\"name\">{name}</td><td data-field=\"policy\">{policy}</td>\
              <td data-field=\"table\">{table}</td><td data-field=\"hit_rate\" class=\"num\">{hit_rate}</td>\
              <td data-field=\"writes\" class=\"num\">{writes}</td><td data-field=\"buffered\" class=\"num\">{buffered}</td>\
-             <td data-field=\"oldest_unflushed\" class=\"num\">{oldest}</td><td data-field=\"dead_letters\" class=\"num\">{dead}</td></tr>\n",
+             <td data-field=\"oldest_unflushed\" class=\"num\">{oldest}</td><td data-field=\"dead_letters\" class=\"num\">{dead}</td></tr>",
             name = escape(&k.name),
             policy = k.policy.as_str(),
             table = escape(&k.table),
