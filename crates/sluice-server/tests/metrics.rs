@@ -134,10 +134,10 @@ async fn metrics_beyond_loopback_without_a_password_refuse_to_start() {
     sluice.shutdown().await;
 }
 
-/// Kills the Prometheus server when the test ends, passed or not.
-struct Prometheus(Child);
+/// Kills a child process (Prometheus, chromedriver) when the test ends, passed or not.
+struct KillOnDrop(Child);
 
-impl Drop for Prometheus {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -174,7 +174,7 @@ async fn a_real_prometheus_scrapes_the_keyspace_series() {
     .unwrap();
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = Prometheus(
+    let _prometheus = KillOnDrop(
         Command::new(&binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -427,26 +427,16 @@ async fn dead_letter_actions_need_the_action_header_and_an_admin() {
 // ---------------------------------------------------------------------------------------------
 // The status page in a real browser: headless Chromium driven through chromedriver (WebDriver)
 
-/// Kills chromedriver (and with it the browser) when the test ends, passed or not.
-struct ChromeDriver(Child);
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts chromedriver on a free port and opens a session in headless `chromium`.
 async fn headless_chromium(
     chromium: &str,
     log_dir: &std::path::Path,
-) -> (ChromeDriver, fantoccini::Client) {
+) -> (KillOnDrop, fantoccini::Client) {
     let driver_binary = std::env::var("SLUICE_TEST_CHROMEDRIVER_BIN")
         .unwrap_or_else(|_| "/usr/bin/chromedriver".to_string());
     let port = free_port();
     let log = std::fs::File::create(log_dir.join("chromedriver.log")).expect("log file");
-    let driver = ChromeDriver(
+    let driver = KillOnDrop(
         Command::new(&driver_binary)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
