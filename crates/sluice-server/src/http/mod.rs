@@ -107,7 +107,10 @@ async fn route(shared: &Shared, history: &status::History, req: Request<Incoming
         };
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is served (and POST for the dead-letter actions)\n",
+        );
     }
     match path {
         "/healthz" => health::healthz(),

@@ -175,10 +175,18 @@ fn dead_letter_json(l: &DeadLetter) -> Value {
 pub(super) fn status_json(shared: &Shared, history: &History) -> Reply {
     let keyspaces = shared.sluice.keyspaces();
     let journal = shared.sluice.journal_stats();
-    let (dead_letters, dead_letters_error) = match shared.sluice.dead_letters(None) {
-        Ok(letters) => (letters, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
+    let (dead_letters, dead_letters_error) =
+        match shared.sluice.first_dead_letters(None, LISTED_DEAD_LETTERS) {
+            Ok(letters) => (letters, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+    // The keyspaces' counts, not a read of every letter (a letter of a keyspace no longer
+    // configured is counted only when listed).
+    let dead_letters_total = keyspaces
+        .iter()
+        .map(|k| k.dead_letters as usize)
+        .sum::<usize>()
+        .max(dead_letters.len());
     let mut reply = json(
         StatusCode::OK,
         json!({
@@ -191,12 +199,8 @@ pub(super) fn status_json(shared: &Shared, history: &History) -> Reply {
                 "error": journal.health.error().map(|e| e.to_string()),
             },
             "keyspaces": keyspaces.iter().map(keyspace_json).collect::<Vec<_>>(),
-            "dead_letters_total": dead_letters.len(),
-            "dead_letters": dead_letters
-                .iter()
-                .take(LISTED_DEAD_LETTERS)
-                .map(dead_letter_json)
-                .collect::<Vec<_>>(),
+            "dead_letters_total": dead_letters_total,
+            "dead_letters": dead_letters.iter().map(dead_letter_json).collect::<Vec<_>>(),
             "dead_letters_error": dead_letters_error,
             "history": history.to_json(),
         }),

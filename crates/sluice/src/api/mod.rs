@@ -225,6 +225,19 @@ impl Sluice {
             .map_err(SluiceError::from)
     }
 
+    /// The oldest `limit` dead letters, optionally of one keyspace, reading no more of the
+    /// registry than that (for a listing polled often, such as the status page).
+    pub fn first_dead_letters(
+        &self,
+        keyspace: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, SluiceError> {
+        self.engine
+            .dead_letters
+            .list_first(keyspace, Some(limit))
+            .map_err(SluiceError::from)
+    }
+
     /// Drops the selected dead letters; returns how many.
     pub fn drop_dead_letters(&self, selector: &DeadLetterSelector) -> Result<usize, SluiceError> {
         self.engine

@@ -185,15 +185,27 @@ impl DeadLetters {
 
     /// Letters, oldest first, optionally of one keyspace.
     pub(crate) fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        self.list_first(keyspace, None)
+    }
+
+    /// The oldest `limit` letters (all with `None`), optionally of one keyspace: a listing that
+    /// reads no more of a large registry than it shows.
+    pub(crate) fn list_first(
+        &self,
+        keyspace: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        // SQLite reads a negative LIMIT as none.
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let conn = self.conn.lock();
         let mut st = conn
             .prepare(
                 "SELECT keyspace, db, key, op, value, expires_at, seq, error, failed_at
-                 FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id",
+                 FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(access_error(&self.path))?;
         let rows = st
-            .query_map(params![keyspace], |r| {
+            .query_map(params![keyspace, limit], |r| {
                 let op: String = r.get(3)?;
                 let value = Bytes::from(r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default());
                 let expires_at = r.get::<_, Option<i64>>(5)?.map(|e| e as u64);

@@ -59,6 +59,7 @@ struct PaddedCounter(AtomicU64);
 
 impl ShardedCounter {
     /// Adds one in the shard `hint` selects.
+    #[inline]
     pub fn bump(&self, hint: usize) {
         self.shards[hint % COUNTER_SHARDS]
             .0

@@ -43,6 +43,7 @@ pub(crate) struct Stripe(usize);
 
 impl Stripe {
     /// The stripe's number, to spread per-key counters over shards.
+    #[inline]
     pub(crate) fn index(self) -> usize {
         self.0
     }
