@@ -278,6 +278,13 @@ async fn dead_letter_count(c: &mut common::RawClient) -> usize {
 /// `product:1:price` as the drop action names it: the key's bytes in hex.
 const DROP_PRICE_1: &str = "/deadletters/drop?db=0&key=70726f647563743a313a7072696365";
 const ACTION: (&str, &str) = ("X-Sluice-Action", "1");
+/// Every dead letter of the price keyspace, retried.
+const RETRY_PRICE: &str = "/deadletters/retry?keyspace=price";
+
+/// A POST to an action, with the action header the page sends.
+async fn act(addr: SocketAddr, path: &str, basic_auth: Option<(&str, &str)>) -> (u16, String) {
+    common::http_request(addr, "POST", path, basic_auth, &[ACTION]).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_shows_keyspaces_dead_letters_and_a_growing_history() {
@@ -353,17 +360,10 @@ async fn status_json_shows_keyspaces_dead_letters_and_a_growing_history() {
 async fn with_no_password_the_dead_letter_actions_are_refused() {
     let server = server_with_a_dead_letter("").await;
     let http = server.http_addr.expect("metrics listener");
-    let (status, body) = common::http_request(http, "POST", DROP_PRICE_1, None, &[ACTION]).await;
+    let (status, body) = act(http, DROP_PRICE_1, None).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("requirepass"), "{body}");
-    let (status, _) = common::http_request(
-        http,
-        "POST",
-        "/deadletters/retry?keyspace=price",
-        Some(("default", "anything")),
-        &[ACTION],
-    )
-    .await;
+    let (status, _) = act(http, RETRY_PRICE, Some(("default", "anything"))).await;
     assert_eq!(status, 403, "a nopass user's credentials prove nothing");
     let mut c = server.client().await;
     assert_eq!(dead_letter_count(&mut c).await, 1, "still parked");
@@ -406,14 +406,7 @@ async fn dead_letter_actions_need_the_action_header_and_an_admin() {
     assert_eq!(dead_letter_count(&mut c).await, 1, "nothing dropped so far");
 
     // A whole keyspace's retry: written again, refused again at the flush.
-    let (status, body) = common::http_request(
-        http,
-        "POST",
-        "/deadletters/retry?keyspace=price",
-        Some(("default", "pw")),
-        &[ACTION],
-    )
-    .await;
+    let (status, body) = act(http, RETRY_PRICE, Some(("default", "pw"))).await;
     assert_eq!((status, body.as_str()), (200, "retried 1\n"));
     assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n");
     assert_eq!(dead_letter_count(&mut c).await, 1, "parked again");
@@ -487,6 +480,33 @@ async fn until_page(browser: &fantoccini::Client, what: &str, script: &str) -> s
         assert!(Instant::now() < deadline, "the page never showed {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Clicks the button `css` selects (once the page shows it) and returns what the page then
+/// says of the action.
+async fn click_for_outcome(browser: &fantoccini::Client, css: &str) -> String {
+    browser
+        .execute(
+            "document.getElementById('action-result').textContent = ''",
+            vec![],
+        )
+        .await
+        .expect("clear the last outcome");
+    browser
+        .wait()
+        .for_element(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let outcome = until_page(
+        browser,
+        "the action's outcome",
+        "const r = document.getElementById('action-result').textContent; return r === '' ? null : r",
+    )
+    .await;
+    outcome.as_str().unwrap_or_default().to_string()
 }
 
 /// A cell of a keyspace's row, as the page shows it now.
@@ -585,20 +605,7 @@ async fn the_status_page_in_headless_chromium_shows_live_figures_and_guards_its_
 
     // With no password set, a click on Drop is refused and the dead letter stays.
     let drop = "#dead-letters tr.dead-letter[data-key=\"product:1:price\"] button.drop";
-    browser
-        .find(fantoccini::Locator::Css(drop))
-        .await
-        .expect("the Drop button")
-        .click()
-        .await
-        .expect("click Drop");
-    let refusal = until_page(
-        &browser,
-        "the refusal",
-        "const r = document.getElementById('action-result').textContent; return r === '' ? null : r",
-    )
-    .await;
-    let refusal = refusal.as_str().unwrap_or_default().to_string();
+    let refusal = click_for_outcome(&browser, drop).await;
     assert!(
         refusal.contains("403") && refusal.contains("requirepass"),
         "{refusal}"
@@ -623,21 +630,7 @@ async fn the_status_page_in_headless_chromium_shows_live_figures_and_guards_its_
         .goto(&format!("http://default:pw@{http}/"))
         .await
         .expect("load the page logged in");
-    browser
-        .wait()
-        .for_element(fantoccini::Locator::Css(drop))
-        .await
-        .expect("the Drop button, logged in")
-        .click()
-        .await
-        .expect("click Drop");
-    let done = until_page(
-        &browser,
-        "the drop's outcome",
-        "const r = document.getElementById('action-result'); return r.textContent === '' ? null : r.textContent",
-    )
-    .await;
-    assert_eq!(done, "dropped 1", "{done}");
+    assert_eq!(click_for_outcome(&browser, drop).await, "dropped 1");
     assert_eq!(dead_letter_count(&mut c).await, 0);
     until_page(
         &browser,

@@ -79,7 +79,9 @@ impl DeadLetters {
                  seq INTEGER NOT NULL,
                  error TEXT NOT NULL,
                  failed_at INTEGER NOT NULL
-             );",
+             );
+             -- Counted per keyspace on every INFO, SLUICE.KEYSPACES and status-page sample.
+             CREATE INDEX IF NOT EXISTS dead_letters_by_keyspace ON dead_letters (keyspace);",
         )
         .map_err(|source| DeadLetterError::Prepare {
             path: path.to_path_buf(),
