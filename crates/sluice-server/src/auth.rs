@@ -40,7 +40,8 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -89,6 +90,11 @@ impl User {
         self.key_patterns
             .iter()
             .any(|p| p.as_slice() == b"*" || glob_match(p, key))
+    }
+
+    /// Whether this user has a password (a nopass user takes any password, so proves nothing).
+    pub fn has_password(&self) -> bool {
+        self.password_sha256.is_some()
     }
 
     fn password_matches(&self, password: &[u8]) -> bool {

@@ -70,7 +70,7 @@ pub use config::{Config, Durability, KeyspaceConfig, Policy};
 pub use engine::deadletter::{DeadLetter, DeadLetterSelector};
 pub use engine::{
     check_config, take_deferred_durability, with_deferred_durability, with_durability_scope,
-    DurabilityBatch, KeyspaceCounters, ShutdownReport, SluiceBuilder,
+    DurabilityBatch, KeyspaceCounters, ShardedCounter, ShutdownReport, SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::hash::HashValue;

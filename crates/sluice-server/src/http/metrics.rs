@@ -67,6 +67,8 @@ fn record(shared: &Shared) {
         counter!("sluice_keyspace_rows_stored_total", &labels).absolute(ks.rows_stored);
         counter!("sluice_keyspace_store_errors_total", &labels).absolute(ks.store_errors);
         counter!("sluice_keyspace_flush_retries_total", &labels).absolute(ks.retries);
+        counter!("sluice_keyspace_read_hits_total", &labels).absolute(ks.read_hits);
+        counter!("sluice_keyspace_read_misses_total", &labels).absolute(ks.read_misses);
     }
 }
 
@@ -152,5 +154,13 @@ fn describe() {
     describe_counter!(
         "sluice_keyspace_flush_retries_total",
         "Flush retries after an error."
+    );
+    describe_counter!(
+        "sluice_keyspace_read_hits_total",
+        "Reads answered from the write-back buffer or the cache."
+    );
+    describe_counter!(
+        "sluice_keyspace_read_misses_total",
+        "Reads that asked the database."
     );
 }

@@ -292,3 +292,52 @@ impl RawClient {
 pub fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
+
+/// One HTTP/1.1 GET; returns the status code and the body.
+pub async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    basic_auth: Option<(&str, &str)>,
+) -> (u16, String) {
+    http_request(addr, "GET", path, basic_auth, &[]).await
+}
+
+/// One HTTP/1.1 request with no body, as `user:password` basic auth if given and with
+/// `headers`; returns the status code and the body.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    basic_auth: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use base64::Engine as _;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    if let Some((user, password)) = basic_auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    tokio::time::timeout(REPLY_TIMEOUT, stream.read_to_string(&mut response))
+        .await
+        .expect("HTTP reply in time")
+        .expect("read reply");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

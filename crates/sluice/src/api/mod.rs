@@ -168,6 +168,8 @@ impl Sluice {
                     dead_letters: engine.dead_letters.count(&ks.name),
                     last_flush_us: c.last_flush_us.load(Ordering::Relaxed),
                     last_error: c.last_error.lock().clone(),
+                    read_hits: c.read_hits.total(),
+                    read_misses: c.read_misses.load(Ordering::Relaxed),
                 }
             })
             .collect()
@@ -220,6 +222,19 @@ impl Sluice {
         self.engine
             .dead_letters
             .list(keyspace)
+            .map_err(SluiceError::from)
+    }
+
+    /// The oldest `limit` dead letters, optionally of one keyspace, reading no more of the
+    /// registry than that (for a listing polled often, such as the status page).
+    pub fn first_dead_letters(
+        &self,
+        keyspace: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, SluiceError> {
+        self.engine
+            .dead_letters
+            .list_first(keyspace, Some(limit))
             .map_err(SluiceError::from)
     }
 

@@ -164,4 +164,8 @@ pub struct KeyspaceInfo {
     pub last_flush_us: u64,
     /// The last store error.
     pub last_error: Option<String>,
+    /// Reads answered from the write-back buffer or the cache, reads before a write included.
+    pub read_hits: u64,
+    /// Reads that asked the store.
+    pub read_misses: u64,
 }

@@ -44,6 +44,8 @@ pub enum DeadLetterSelector {
         /// The full Redis key.
         key: Bytes,
     },
+    /// Every dead letter of one keyspace (by name).
+    Keyspace(String),
 }
 
 /// The dead-letter registry.
@@ -77,7 +79,9 @@ impl DeadLetters {
                  seq INTEGER NOT NULL,
                  error TEXT NOT NULL,
                  failed_at INTEGER NOT NULL
-             );",
+             );
+             -- Counted per keyspace on every INFO, SLUICE.KEYSPACES and status-page sample.
+             CREATE INDEX IF NOT EXISTS dead_letters_by_keyspace ON dead_letters (keyspace);",
         )
         .map_err(|source| DeadLetterError::Prepare {
             path: path.to_path_buf(),
@@ -183,15 +187,27 @@ impl DeadLetters {
 
     /// Letters, oldest first, optionally of one keyspace.
     pub(crate) fn list(&self, keyspace: Option<&str>) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        self.list_first(keyspace, None)
+    }
+
+    /// The oldest `limit` letters (all with `None`), optionally of one keyspace: a listing that
+    /// reads no more of a large registry than it shows.
+    pub(crate) fn list_first(
+        &self,
+        keyspace: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        // SQLite reads a negative LIMIT as none.
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let conn = self.conn.lock();
         let mut st = conn
             .prepare(
                 "SELECT keyspace, db, key, op, value, expires_at, seq, error, failed_at
-                 FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id",
+                 FROM dead_letters WHERE ?1 IS NULL OR keyspace = ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(access_error(&self.path))?;
         let rows = st
-            .query_map(params![keyspace], |r| {
+            .query_map(params![keyspace, limit], |r| {
                 let op: String = r.get(3)?;
                 let value = Bytes::from(r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default());
                 let expires_at = r.get::<_, Option<i64>>(5)?.map(|e| e as u64);
@@ -241,6 +257,7 @@ impl DeadLetters {
             .filter(|l| match selector {
                 DeadLetterSelector::All => true,
                 DeadLetterSelector::Key { db, key } => l.db == *db && l.key == *key,
+                DeadLetterSelector::Keyspace(name) => l.keyspace == *name,
             })
             .collect();
         let conn = self.conn.lock();
@@ -250,6 +267,10 @@ impl DeadLetters {
                 "DELETE FROM dead_letters WHERE db = ?1 AND key = ?2",
                 params![*db as i64, &key[..]],
             ),
+            DeadLetterSelector::Keyspace(name) => conn.execute(
+                "DELETE FROM dead_letters WHERE keyspace = ?1",
+                params![name],
+            ),
         }
         .map_err(access_error(&self.path))?;
         let mut parked = self.parked.lock();
@@ -257,6 +278,11 @@ impl DeadLetters {
             DeadLetterSelector::All => parked.clear(),
             DeadLetterSelector::Key { db, key } => {
                 parked.remove(&(*db, key.clone()));
+            }
+            DeadLetterSelector::Keyspace(_) => {
+                for l in &chosen {
+                    parked.remove(&(l.db, l.key.clone()));
+                }
             }
         }
         Ok(chosen)

@@ -35,6 +35,44 @@ pub struct KeyspaceCounters {
     pub last_flush_us: AtomicU64,
     /// The last store error, if any.
     pub last_error: Mutex<Option<String>>,
+    /// Reads answered from the write-back buffer or the cache (reads before a write included).
+    pub read_hits: ShardedCounter,
+    /// Reads that had to ask the store (the read-through path, which pays a database round trip
+    /// anyway).
+    pub read_misses: AtomicU64,
+}
+
+/// How many shards a [`ShardedCounter`] spreads its count over.
+const COUNTER_SHARDS: usize = 16;
+
+/// A counter bumped on the hot path from every core: one cache line per shard, the shard chosen
+/// by the caller (a key's lock stripe), so cores reading different keys do not contend for one
+/// line. Reads sum the shards (relaxed: a figure for monitoring, not a synchronisation point).
+#[derive(Debug, Default)]
+pub struct ShardedCounter {
+    shards: [PaddedCounter; COUNTER_SHARDS],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct PaddedCounter(AtomicU64);
+
+impl ShardedCounter {
+    /// Adds one in the shard `hint` selects.
+    #[inline]
+    pub fn bump(&self, hint: usize) {
+        self.shards[hint % COUNTER_SHARDS]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sum of every shard.
+    pub fn total(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// What a keyspace maps its keys onto.

@@ -41,6 +41,14 @@ const STRIPES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Stripe(usize);
 
+impl Stripe {
+    /// The stripe's number, to spread per-key counters over shards.
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// The lock bit of [`StripeLock::state`]; the rest counts waiting tasks, in units of
 /// [`WAITER`].
 const LOCKED: usize = 1;

@@ -79,7 +79,7 @@ pub(crate) use txn::TxnState;
 pub use durability::{
     take_deferred_durability, with_deferred_durability, with_durability_scope, DurabilityBatch,
 };
-pub use keyspace::KeyspaceCounters;
+pub use keyspace::{KeyspaceCounters, ShardedCounter};
 pub use open::{check_config, SluiceBuilder};
 pub use shutdown::ShutdownReport;
 

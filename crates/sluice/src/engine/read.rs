@@ -2,6 +2,8 @@
 //! store through single flight. A read-through installs what it read only if no write moved
 //! the key's stripe version meanwhile, so a racing write always wins.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use tracing::warn;
 
@@ -53,7 +55,10 @@ impl Engine {
                 step => step,
             };
             match step {
-                ReadStep::Found(entry) => return Ok(entry),
+                ReadStep::Found(entry) => {
+                    route.ks.counters.read_hits.bump(route.stripe.index());
+                    return Ok(entry);
+                }
                 ReadStep::WaitInstalled => self.wait_installed(route).await,
                 ReadStep::Expired => {
                     self.expire_lazily(route, now.ms()).await;
@@ -73,7 +78,10 @@ impl Engine {
     /// read, a remote cache, an expired copy to drop): call [`Engine::read_at`].
     pub(crate) fn read_now(&self, route: &Route<'_>, now: &OpTime<'_>) -> Option<Option<Entry>> {
         match self.read_step(route, now) {
-            ReadStep::Found(entry) => Some(entry),
+            ReadStep::Found(entry) => {
+                route.ks.counters.read_hits.bump(route.stripe.index());
+                Some(entry)
+            }
             _ => None,
         }
     }
@@ -192,6 +200,7 @@ impl Engine {
             // exist (a write to it is refused by `apply`).
             return Ok(None);
         }
+        ks.counters.read_misses.fetch_add(1, Ordering::Relaxed);
         let stored = self
             .singleflight
             .read((ks.id, route.key.clone()), version, || {

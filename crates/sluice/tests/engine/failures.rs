@@ -338,6 +338,13 @@ async fn dropping_a_dead_letter_discards_only_that_key() {
     h.set("ok", "fine").await;
     h.sluice.flush().await.unwrap();
     assert_eq!(h.sluice.dead_letters(None).unwrap().len(), 2);
+    let first = h.sluice.first_dead_letters(None, 1).unwrap();
+    assert_eq!(first.len(), 1, "a listing reads no more than asked");
+    assert_eq!(
+        first[0].key,
+        h.sluice.dead_letters(None).unwrap()[0].key,
+        "oldest first"
+    );
 
     let dropped = h
         .sluice
