@@ -292,3 +292,52 @@ impl RawClient {
 pub fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
+
+/// A redis-server started for one test on a free port, stopped when dropped: for comparisons
+/// that change its configuration or statistics, which the shared oracle must keep.
+pub struct OwnRedis {
+    child: std::process::Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    /// Starts one; `None` without a `redis-server` binary.
+    pub async fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = tempfile::tempdir().ok()?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let redis = OwnRedis {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if RawClient::try_connect(&redis.addr).await.is_some() {
+                return Some(redis);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
