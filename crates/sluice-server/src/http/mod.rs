@@ -7,6 +7,7 @@
 //! and password. The probes answer anyone: they say whether the node works, not what it holds.
 
 mod health;
+mod histograms;
 mod metrics;
 
 use std::convert::Infallible;
