@@ -29,7 +29,9 @@ pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, ReplyMode, Session};
 pub use settings::{keyspace_events, Settings};
 pub use slowlog::{SlowCall, SlowEntry, SlowLog};
-pub use stats::{CommandCounts, CommandStats, COMMAND_BOUNDS_NS, MAX_FAMILIES, MAX_SLOTS};
+pub use stats::{
+    CommandCounts, CommandStats, ReplyKind, COMMAND_BOUNDS_NS, MAX_FAMILIES, MAX_SLOTS,
+};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.

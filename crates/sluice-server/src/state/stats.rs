@@ -3,14 +3,14 @@
 //!
 //! Every command has a slot (its index in the command table; a sub-command has its own, after
 //! its container's): calls, time, rejections and failures as relaxed atomics. There is no
-//! hashing, lock or allocation per command. The slots are sharded by thread, so that workers
-//! running the same command do not fight over one cache line; a reader sums the shards.
-//! Time comes from a TSC clock (`quanta`: a `rdtsc` per read, scaled once per command), not
-//! from a system call. Error replies, rare by comparison, are counted by prefix under a lock.
+//! hashing, lock or allocation per command. The slots are sharded by connection (its id picks
+//! the shard), so that connections on different cores running the same command rarely share
+//! a cache line; a reader sums the shards. Time comes from a TSC clock (`quanta`: a `rdtsc`
+//! per read, scaled once per command), not from a system call. Error replies, rare by
+//! comparison, are counted by prefix under a lock.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -18,27 +18,34 @@ use parking_lot::Mutex;
 /// (`Table::new` checks).
 pub const MAX_SLOTS: usize = 384;
 
-/// Shards of the per-command counters: threads beyond this many share shards.
+/// Shards of the per-command counters (a power of two).
 const SHARDS: usize = 8;
 
-/// Upper bounds (ns, inclusive) of the command duration buckets: 10 µs to 1 s.
-pub const COMMAND_BOUNDS_NS: [u64; 12] = [
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    10_000_000,
-    50_000_000,
-    250_000_000,
-    1_000_000_000,
-];
+/// The smallest command duration bucket's bound is 2^this ns (8.192 µs).
+const FIRST_BOUND_LOG2: u32 = 13;
+
+/// Upper bounds (ns, inclusive) of the command duration buckets: powers of two from 8.192 µs
+/// to 1.07 s, so that a duration's bucket is a count of leading zeros, not a search.
+pub const COMMAND_BOUNDS_NS: [u64; 18] = {
+    let mut bounds = [0; 18];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = 1 << (FIRST_BOUND_LOG2 + i as u32);
+        i += 1;
+    }
+    bounds
+};
 
 /// Buckets per family histogram: one per bound, then the overflow.
 const BUCKETS: usize = COMMAND_BOUNDS_NS.len() + 1;
+
+/// The bucket of a duration: the first whose bound holds it.
+#[inline]
+fn bucket_of(nanos: u64) -> usize {
+    // ceil(log2(nanos)), the exponent of the smallest power of two >= nanos.
+    let log2 = u64::BITS - nanos.saturating_sub(1).leading_zeros();
+    (log2.saturating_sub(FIRST_BOUND_LOG2) as usize).min(BUCKETS - 1)
+}
 
 /// Command families with their own duration histogram (`Table` maps each slot to one).
 pub const MAX_FAMILIES: usize = 8;
@@ -52,32 +59,28 @@ struct Slot {
     nanos: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    /// Runs that answered nil: for GET, the keys it missed.
+    nils: AtomicU64,
 }
 
-struct Shard {
-    slots: Box<[Slot]>,
-    /// `MAX_FAMILIES` histograms of `BUCKETS` counters.
-    durations: Box<[AtomicU64]>,
-    keyspace_hits: AtomicU64,
-    keyspace_misses: AtomicU64,
+/// One shard's keyspace hits and misses counted by the commands that count them themselves,
+/// on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Lookups {
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
-impl Shard {
-    fn new() -> Shard {
-        Shard {
-            slots: (0..MAX_SLOTS).map(|_| Slot::default()).collect(),
-            durations: (0..MAX_FAMILIES * BUCKETS)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            keyspace_hits: AtomicU64::new(0),
-            keyspace_misses: AtomicU64::new(0),
-        }
-    }
-}
-
-thread_local! {
-    /// This thread's shard, assigned on its first command.
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+/// What a command answered, as its statistics tell replies apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// Anything but an error or nil.
+    Value,
+    /// An error: the call failed.
+    Error,
+    /// Nil (GET of a missing key).
+    Nil,
 }
 
 /// One command's counters, summed over the shards.
@@ -91,13 +94,24 @@ pub struct CommandCounts {
     pub rejected: u64,
     /// Times it ran and answered an error.
     pub failed: u64,
+    /// Times it ran and answered nil.
+    pub nils: u64,
 }
 
 /// Command and error statistics (INFO commandstats, errorstats, keyspace hits and misses).
 pub struct CommandStats {
-    shards: Box<[Shard]>,
-    next_shard: AtomicUsize,
+    /// `SHARDS` × `MAX_SLOTS`, shard after shard: one bounds check per command.
+    slots: Box<[Slot]>,
+    /// `SHARDS` × `MAX_FAMILIES` histograms of `BUCKETS` counters.
+    durations: Box<[AtomicU64]>,
+    lookups: [Lookups; SHARDS],
     clock: quanta::Clock,
+    /// Whether `clock` reads the TSC, which [`CommandStats::now`] then reads itself (inline,
+    /// without `quanta`'s dispatch on its clock source).
+    tsc: bool,
+    /// Nanoseconds per 2^32 raw clock ticks: a tick delta is scaled with one multiply
+    /// (`quanta`'s own scaling checks and branches on every call).
+    nanos_per_2_32_ticks: u64,
     /// Error replies by prefix, as Redis's `errorstat_<PREFIX>`.
     errors: Mutex<BTreeMap<Vec<u8>, u64>>,
     /// Every error reply, as Redis's `total_error_replies`.
@@ -106,10 +120,18 @@ pub struct CommandStats {
 
 impl Default for CommandStats {
     fn default() -> CommandStats {
+        let clock = quanta::Clock::new();
         CommandStats {
-            shards: (0..SHARDS).map(|_| Shard::new()).collect(),
-            next_shard: AtomicUsize::new(0),
-            clock: quanta::Clock::new(),
+            slots: (0..SHARDS * MAX_SLOTS).map(|_| Slot::default()).collect(),
+            durations: (0..SHARDS * MAX_FAMILIES * BUCKETS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            lookups: Default::default(),
+            // A clock on the system clock leaves raw readings (ns) unscaled; one on the TSC
+            // scales them (or reads ns already, at exactly 1 GHz, where either read is right).
+            tsc: cfg!(target_arch = "x86_64") && clock.delta_as_nanos(0, 1 << 32) != 1 << 32,
+            nanos_per_2_32_ticks: clock.delta_as_nanos(0, 1 << 32),
+            clock,
             errors: Mutex::default(),
             error_replies: AtomicU64::new(0),
         }
@@ -117,40 +139,55 @@ impl Default for CommandStats {
 }
 
 impl CommandStats {
-    fn shard(&self) -> &Shard {
-        let index = SHARD.with(|shard| {
-            let index = shard.get();
-            if index != usize::MAX {
-                return index;
-            }
-            let index = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            shard.set(index);
-            index
-        });
-        &self.shards[index % SHARDS]
+    /// The shard of the connection with this id.
+    #[inline(always)]
+    fn shard(connection: u64) -> usize {
+        connection as usize % SHARDS
     }
 
     /// A raw clock reading to time a command with ([`CommandStats::called`]).
-    #[inline]
+    #[inline(always)]
     pub fn start(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if self.tsc {
+            // SAFETY: `rdtsc` reads the time-stamp counter and has no preconditions; `tsc` is
+            // set only when `quanta` found it usable and reads it the same way.
+            #[allow(unused_unsafe)]
+            return unsafe { core::arch::x86_64::_rdtsc() };
+        }
         self.clock.raw()
     }
 
-    /// Counts a run of the command in `slot` (family `family`) that began at `started`, failed
-    /// if it answered an error. Returns how long it ran, ns.
-    #[inline]
-    pub fn called(&self, slot: usize, family: usize, started: u64, failed: bool) -> u64 {
-        let nanos = self.clock.delta_as_nanos(started, self.clock.raw());
-        let shard = self.shard();
-        if let Some(counts) = shard.slots.get(slot) {
+    /// Counts a run of the command in `slot` (family `family`), on the connection with id
+    /// `connection`, that began at `started` ([`CommandStats::start`]) and answered `reply`
+    /// (failed: an error; nil). Returns how long it ran, ns.
+    #[inline(always)]
+    pub fn called(
+        &self,
+        connection: u64,
+        slot: usize,
+        family: usize,
+        started: u64,
+        reply: ReplyKind,
+    ) -> u64 {
+        let ticks = self.start().saturating_sub(started);
+        let nanos = ((u128::from(ticks) * u128::from(self.nanos_per_2_32_ticks)) >> 32) as u64;
+        let shard = Self::shard(connection);
+        if let Some(counts) = self.slots.get(shard * MAX_SLOTS + slot) {
             counts.calls.fetch_add(1, Ordering::Relaxed);
             counts.nanos.fetch_add(nanos, Ordering::Relaxed);
-            if failed {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
+            match reply {
+                ReplyKind::Value => {}
+                ReplyKind::Error => {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                ReplyKind::Nil => {
+                    counts.nils.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        let bucket = COMMAND_BOUNDS_NS.partition_point(|&bound| bound < nanos);
-        if let Some(count) = shard.durations.get(family * BUCKETS + bucket) {
+        let bucket = (shard * MAX_FAMILIES + family) * BUCKETS + bucket_of(nanos);
+        if let Some(count) = self.durations.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
         }
         nanos
@@ -158,7 +195,8 @@ impl CommandStats {
 
     /// Counts a refusal of the command in `slot` before it ran.
     pub fn rejected(&self, slot: usize) {
-        if let Some(counts) = self.shard().slots.get(slot) {
+        // Not a hot path: one shard serves every connection.
+        if let Some(counts) = self.slots.get(slot) {
             counts.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -181,27 +219,28 @@ impl CommandStats {
         }
     }
 
-    /// Counts key lookups of read commands: found ones as hits, absent ones as misses.
-    #[inline]
-    pub fn keyspace_lookups(&self, hits: u64, misses: u64) {
-        let shard = self.shard();
-        if hits > 0 {
-            shard.keyspace_hits.fetch_add(hits, Ordering::Relaxed);
-        }
-        if misses > 0 {
-            shard.keyspace_misses.fetch_add(misses, Ordering::Relaxed);
-        }
+    /// Counts key lookups of a read command on the connection with id `connection`: found
+    /// keys as hits, absent ones as misses. (GET counts none here: its hits and misses are its
+    /// calls and nil replies, see [`CommandStats::keyspace`].)
+    pub fn keyspace_lookups(&self, connection: u64, hits: u64, misses: u64) {
+        let lookups = &self.lookups[Self::shard(connection)];
+        lookups.hits.fetch_add(hits, Ordering::Relaxed);
+        lookups.misses.fetch_add(misses, Ordering::Relaxed);
     }
 
     /// The counters of `slot`.
     pub fn counts(&self, slot: usize) -> CommandCounts {
         let mut total = CommandCounts::default();
-        for shard in self.shards.iter() {
-            if let Some(s) = shard.slots.get(slot) {
+        if slot >= MAX_SLOTS {
+            return total;
+        }
+        for shard in 0..SHARDS {
+            if let Some(s) = self.slots.get(shard * MAX_SLOTS + slot) {
                 total.calls += s.calls.load(Ordering::Relaxed);
                 total.nanos += s.nanos.load(Ordering::Relaxed);
                 total.rejected += s.rejected.load(Ordering::Relaxed);
                 total.failed += s.failed.load(Ordering::Relaxed);
+                total.nils += s.nils.load(Ordering::Relaxed);
             }
         }
         total
@@ -212,23 +251,31 @@ impl CommandStats {
     pub fn family_durations(&self, family: usize) -> Vec<u64> {
         (0..BUCKETS)
             .map(|bucket| {
-                self.shards
-                    .iter()
-                    .filter_map(|s| s.durations.get(family * BUCKETS + bucket))
+                (0..SHARDS)
+                    .filter_map(|s| {
+                        self.durations
+                            .get((s * MAX_FAMILIES + family) * BUCKETS + bucket)
+                    })
                     .map(|c| c.load(Ordering::Relaxed))
                     .sum()
             })
             .collect()
     }
 
-    /// `(keyspace_hits, keyspace_misses)`.
-    pub fn keyspace(&self) -> (u64, u64) {
-        self.shards.iter().fold((0, 0), |(h, m), s| {
-            (
-                h + s.keyspace_hits.load(Ordering::Relaxed),
-                m + s.keyspace_misses.load(Ordering::Relaxed),
-            )
-        })
+    /// `(keyspace_hits, keyspace_misses)`: the lookups counted by the read commands, and
+    /// GET's (slot `get_slot`): a nil reply missed its key, any other found it (a key of
+    /// the wrong type is found, as in Redis).
+    pub fn keyspace(&self, get_slot: Option<usize>) -> (u64, u64) {
+        let get = get_slot.map(|slot| self.counts(slot)).unwrap_or_default();
+        self.lookups.iter().fold(
+            (get.calls - get.nils.min(get.calls), get.nils),
+            |(h, m), l| {
+                (
+                    h + l.hits.load(Ordering::Relaxed),
+                    m + l.misses.load(Ordering::Relaxed),
+                )
+            },
+        )
     }
 
     /// Error replies by prefix, in byte order (Redis's rax order).
@@ -247,17 +294,23 @@ impl CommandStats {
 
     /// Zeroes everything, as CONFIG RESETSTAT does.
     pub fn reset(&self) {
-        for shard in self.shards.iter() {
-            for slot in shard.slots.iter() {
-                for counter in [&slot.calls, &slot.nanos, &slot.rejected, &slot.failed] {
-                    counter.store(0, Ordering::Relaxed);
-                }
-            }
-            for counter in shard.durations.iter() {
+        for slot in self.slots.iter() {
+            for counter in [
+                &slot.calls,
+                &slot.nanos,
+                &slot.rejected,
+                &slot.failed,
+                &slot.nils,
+            ] {
                 counter.store(0, Ordering::Relaxed);
             }
-            shard.keyspace_hits.store(0, Ordering::Relaxed);
-            shard.keyspace_misses.store(0, Ordering::Relaxed);
+        }
+        for counter in self.durations.iter() {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for lookups in self.lookups.iter() {
+            lookups.hits.store(0, Ordering::Relaxed);
+            lookups.misses.store(0, Ordering::Relaxed);
         }
         self.errors.lock().clear();
         self.error_replies.store(0, Ordering::Relaxed);
@@ -291,6 +344,20 @@ mod tests {
     }
 
     #[test]
+    fn durations_land_in_the_first_power_of_two_bucket_that_holds_them() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(8192), 0);
+        assert_eq!(bucket_of(8193), 1);
+        assert_eq!(bucket_of(16384), 1);
+        assert_eq!(bucket_of(1 << 30), 17);
+        assert_eq!(bucket_of((1 << 30) + 1), 18);
+        assert_eq!(bucket_of(u64::MAX), 18);
+        for (i, bound) in COMMAND_BOUNDS_NS.iter().enumerate() {
+            assert_eq!(bucket_of(*bound), i);
+        }
+    }
+
+    #[test]
     fn calls_sum_over_shards_and_reset() {
         let stats = std::sync::Arc::new(CommandStats::default());
         let threads: Vec<_> = (0..4)
@@ -298,8 +365,8 @@ mod tests {
                 let stats = stats.clone();
                 std::thread::spawn(move || {
                     let started = stats.start();
-                    stats.called(3, 1, started, false);
-                    stats.called(3, 1, started, true);
+                    stats.called(0, 3, 1, started, ReplyKind::Value);
+                    stats.called(1, 3, 1, started, ReplyKind::Error);
                     stats.rejected(3);
                 })
             })

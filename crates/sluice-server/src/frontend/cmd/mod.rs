@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::frame::Frame;
-use crate::state::{Session, Shared, SlowCall};
+use crate::state::{ReplyKind, Session, Shared, SlowCall};
 
 pub mod acl;
 pub mod args;
@@ -204,7 +204,7 @@ async fn run(
 /// Counts a command that ran (INFO commandstats; errorstats unless a command it ran, inside
 /// EXEC or a script, counted the error already; a LATENCY `command` or `fast-command`
 /// sample when it took at least `latency-monitor-threshold` ms).
-#[inline]
+#[inline(always)]
 fn ran(
     shared: &Shared,
     session: &mut Session,
@@ -214,7 +214,18 @@ fn ran(
     reply: &Frame,
 ) {
     let stats = &shared.command_stats;
-    let nanos = stats.called(slot.index, slot.family, started, reply.is_error());
+    let kind = match reply {
+        Frame::Error(_) => ReplyKind::Error,
+        Frame::Null => ReplyKind::Nil,
+        _ => ReplyKind::Value,
+    };
+    let nanos = stats.called(
+        session.id,
+        slot.index.into(),
+        slot.family.into(),
+        started,
+        kind,
+    );
     let inner_error_counted = std::mem::take(&mut session.inner_error_counted);
     if let Frame::Error(line) = reply {
         if !inner_error_counted {
@@ -239,7 +250,7 @@ fn ran(
 /// the command (or sub-command) when it is known, as Redis's `rejectCommand` counts it.
 fn rejected(shared: &Shared, slot: Option<StatSlot>, refusal: Frame) -> Frame {
     if let Some(slot) = slot {
-        shared.command_stats.rejected(slot.index);
+        shared.command_stats.rejected(slot.index.into());
     }
     if let Frame::Error(line) = &refusal {
         shared.command_stats.error_reply(line);
@@ -277,42 +288,46 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
 
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).
 async fn run_hot(ctx: Ctx<'_>, hot: Hot, args: &mut [Bytes]) -> Frame {
-    let stats = &ctx.shared.command_stats;
-    let named_keys = args.len().saturating_sub(1);
     // GET, SET and INCR answer at once when they need no wait: no future is built for them.
     let answer = match hot {
+        // GET's keyspace hits and misses are its calls and nil replies (`CommandStats::keyspace`).
         Hot::Get => strings::get(ctx, args),
         Hot::Set => strings::set(ctx, args),
         Hot::IncrByOne(sign) => strings::incr_by_one(ctx, args, sign),
         Hot::IncrBy(sign) => strings::incrby(ctx, args, sign),
         Hot::SetNx => return strings::setnx(ctx, args).await,
         Hot::SetEx(unit) => return strings::setex(ctx, args, unit).await,
-        Hot::MGet => Ok(strings::mget(ctx, args).await),
-        Hot::StrLen => Ok(strings::strlen(ctx, args).await),
         Hot::Del => return keys::del(ctx, args).await,
-        Hot::Exists => Ok(keys::exists(ctx, args).await),
         Hot::Expire(unit) => return keys::expire(ctx, args, unit, ExpireBase::Now).await,
-        Hot::Ttl(unit) => Ok(keys::ttl(ctx, args, unit).await),
+        // Keyspace hits and misses from the replies, as Redis counts its `lookupKeyRead`s (a
+        // key of the wrong type was found; writes count nothing).
+        Hot::MGet | Hot::StrLen | Hot::Exists | Hot::Ttl(_) => {
+            let stats = &ctx.shared.command_stats;
+            let connection = ctx.session.id;
+            let named_keys = args.len().saturating_sub(1);
+            let reply = match hot {
+                Hot::MGet => strings::mget(ctx, args).await,
+                Hot::StrLen => strings::strlen(ctx, args).await,
+                Hot::Ttl(unit) => keys::ttl(ctx, args, unit).await,
+                _ => keys::exists(ctx, args).await,
+            };
+            let (hits, misses) = key_lookups(hot, named_keys, &reply);
+            stats.keyspace_lookups(connection, hits, misses);
+            return reply;
+        }
     };
-    let reply = match answer {
+    match answer {
         Ok(reply) => reply,
         Err(later) => later.await,
-    };
-    let (hits, misses) = key_lookups(hot, named_keys, &reply);
-    stats.keyspace_lookups(hits, misses);
-    reply
+    }
 }
 
-/// The keys a read command found and missed, from its reply, as Redis counts its
-/// `lookupKeyRead`s in `keyspace_hits` / `keyspace_misses` (a key of the wrong type was
-/// found; writes look nothing up for these counters).
+/// The keys a multi-key or non-GET read command found and missed, from its reply.
 fn key_lookups(hot: Hot, named_keys: usize, reply: &Frame) -> (u64, u64) {
     let found = |hit: bool| if hit { (1, 0) } else { (0, 1) };
     let wrong_type = matches!(reply, Frame::Error(line) if line.starts_with(b"WRONGTYPE"));
     match (hot, reply) {
-        (Hot::Get | Hot::StrLen, _) if wrong_type => (1, 0),
-        (Hot::Get, Frame::Null) => (0, 1),
-        (Hot::Get, Frame::Bulk(_)) => (1, 0),
+        (Hot::StrLen, _) if wrong_type => (1, 0),
         (Hot::StrLen, Frame::Integer(len)) => found(*len > 0),
         (Hot::Ttl(_), Frame::Integer(ttl)) => found(*ttl != -2),
         (Hot::MGet, Frame::Array(values)) => {

@@ -292,7 +292,8 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
     if want("stats") {
         let s = &shared.stats;
-        let (hits, misses) = shared.command_stats.keyspace();
+        let get_slot = ctx.table.lookup_slot(b"get").map(|(_, s)| s.index.into());
+        let (hits, misses) = shared.command_stats.keyspace(get_slot);
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\ntotal_error_replies:{}\r\n\r\n",

@@ -45,16 +45,17 @@ pub struct Table {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatSlot {
     /// Index into the statistics slots.
-    pub index: usize,
+    pub index: u16,
     /// Index into [`FAMILY_NAMES`].
-    pub family: usize,
+    pub family: u8,
 }
 
 impl StatSlot {
     /// The slot of the sub-command at `position` in its container's spec.
     pub fn sub(self, position: usize) -> StatSlot {
         StatSlot {
-            index: self.index + 1 + position,
+            // Slots are fewer than `state::MAX_SLOTS` (`Table::new` checks).
+            index: self.index.saturating_add(1 + position as u16),
             family: self.family,
         }
     }
@@ -73,7 +74,7 @@ pub const FAMILY_NAMES: [&str; 7] = [
 ];
 
 /// A command's family, from its ACL categories.
-fn family_of(spec: &Spec) -> usize {
+fn family_of(spec: &Spec) -> u8 {
     let has = |c: &str| spec.categories.contains(&c);
     if has("@string") {
         0
@@ -105,15 +106,15 @@ impl Table {
         for spec in &all {
             let family = family_of(spec);
             let slot = StatSlot {
-                index: slot_names.len(),
+                index: slot_names.len() as u16,
                 family,
             };
             by_name.insert(spec.name.as_bytes(), (*spec, slot));
             slot_names.push(spec.name.to_string());
-            slot_families.push(family);
+            slot_families.push(family.into());
             for (sub, _) in spec.subcommands {
                 slot_names.push(format!("{}|{sub}", spec.name));
-                slot_families.push(family);
+                slot_families.push(family.into());
             }
         }
         assert!(
