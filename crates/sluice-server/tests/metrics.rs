@@ -117,13 +117,18 @@ async fn metrics_show_each_keyspaces_writes_buffer_and_flushes() {
 fn histogram_count(body: &str, name: &str, labels: &str) -> f64 {
     let count = sample(body, &format!("{name}_count{labels}"))
         .unwrap_or_else(|| panic!("no {name}_count{labels}:\n{body}"));
-    let open = labels.strip_suffix('}').map_or("{".to_string(), |l| format!("{l},"));
+    let open = labels
+        .strip_suffix('}')
+        .map_or("{".to_string(), |l| format!("{l},"));
     let buckets: Vec<f64> = body
         .lines()
         .filter(|l| l.starts_with(&format!("{name}_bucket{open}le=")))
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
-    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{name}: {buckets:?}");
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "{name}: {buckets:?}"
+    );
     assert_eq!(buckets.last(), Some(&count), "{name}: +Inf is the count");
     count
 }
@@ -168,14 +173,21 @@ policy = "write-through"
     assert_eq!(commands("get", "rejected"), Some(1.0));
     assert_eq!(commands("incr", "failed"), Some(1.0));
     assert_eq!(commands("sluice.flush", "ok"), Some(1.0));
-    assert_eq!(commands("incr", "ok"), None, "no series for what never happened");
+    assert_eq!(
+        commands("incr", "ok"),
+        None,
+        "no series for what never happened"
+    );
     assert_eq!(
         sample(&body, r#"sluice_errors_total{class="ERR"}"#),
         Some(3.0)
     );
     assert!(
-        histogram_count(&body, "sluice_command_duration_seconds", r#"{family="string"}"#)
-            >= 4.0
+        histogram_count(
+            &body,
+            "sluice_command_duration_seconds",
+            r#"{family="string"}"#
+        ) >= 4.0
     );
     let ks = r#"{keyspace="default",policy="write-back"}"#;
     assert!(histogram_count(&body, "sluice_keyspace_flush_duration_seconds", ks) >= 1.0);

@@ -243,7 +243,7 @@ impl LatencyMonitor {
         let before = all.len();
         match events {
             None => all.clear(),
-            Some(names) => all.retain(|s| !names.iter().any(|n| *n == s.event.as_bytes())),
+            Some(names) => all.retain(|s| !names.contains(&s.event.as_bytes())),
         }
         before - all.len()
     }

@@ -107,7 +107,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
                 return rejected(shared, None, refusal);
             }
             Some((position, (name, arity))) => {
-                slot = slot.sub(position);
+                slot = slot.subcommand(position);
                 if !arity_ok(*arity, args.len()) {
                     let refusal = wrong_arity(&format!("{}|{}", spec.name, name));
                     return rejected(shared, Some(slot), refuse_in_multi(session, refusal));

@@ -52,7 +52,7 @@ pub struct StatSlot {
 
 impl StatSlot {
     /// The slot of the sub-command at `position` in its container's spec.
-    pub fn sub(self, position: usize) -> StatSlot {
+    pub fn subcommand(self, position: usize) -> StatSlot {
         StatSlot {
             // Slots are fewer than `state::MAX_SLOTS` (`Table::new` checks).
             index: self.index.saturating_add(1 + position as u16),
@@ -157,7 +157,7 @@ impl Table {
         let sub = args.get(1).filter(|_| !spec.subcommands.is_empty());
         Some(
             match sub.and_then(|s| spec.subcommands.iter().position(|(n, _)| is(s, n))) {
-                Some(position) => slot.sub(position),
+                Some(position) => slot.subcommand(position),
                 None => *slot,
             },
         )
