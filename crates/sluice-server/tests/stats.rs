@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{show, OwnRedis, RawClient, TestServer};
+use common::{mismatch, own_redis_and_sluice, show, RawClient, TestServer};
 use sluice::Durability;
 
 /// The commands both servers run: successes, failures (ran and answered an error) and
@@ -104,13 +104,9 @@ async fn info(c: &mut RawClient, section: &str) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commandstats_errorstats_and_hits_count_as_redis_7_0_counts_them() {
-    let Some(redis) = OwnRedis::start().await else {
-        println!("skipped: no redis-server binary to start");
+    let Some((_redis, _sluice, mut on_redis, mut on_sluice)) = own_redis_and_sluice().await else {
         return;
     };
-    let sluice = TestServer::start_with(Durability::Os).await;
-    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
-    let mut on_sluice = sluice.client().await;
     let mut seen = Vec::new();
     for c in [&mut on_redis, &mut on_sluice] {
         assert_eq!(c.run("CONFIG RESETSTAT").await, b"+OK\r\n");
@@ -148,13 +144,9 @@ async fn commandstats_errorstats_and_hits_count_as_redis_7_0_counts_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_sections_default_all_and_everything_include_the_stats_as_redis_does() {
-    let Some(redis) = OwnRedis::start().await else {
-        println!("skipped: no redis-server binary to start");
+    let Some((_redis, _sluice, mut on_redis, mut on_sluice)) = own_redis_and_sluice().await else {
         return;
     };
-    let sluice = TestServer::start_with(Durability::Os).await;
-    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
-    let mut on_sluice = sluice.client().await;
     for c in [&mut on_redis, &mut on_sluice] {
         c.run("GET").await;
     }
@@ -231,23 +223,13 @@ fn integers_as_n(reply: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_replies_match_redis_7_0() {
-    let Some(redis) = OwnRedis::start().await else {
-        println!("skipped: no redis-server binary to start");
+    let Some((_redis, _sluice, mut on_redis, mut on_sluice)) = own_redis_and_sluice().await else {
         return;
     };
-    let sluice = TestServer::start_with(Durability::Os).await;
-    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
-    let mut on_sluice = sluice.client().await;
     let mut mismatches = Vec::new();
     for line in LATENCY_IDLE {
         let (want, got) = (on_redis.run(line).await, on_sluice.run(line).await);
-        if want != got {
-            mismatches.push(format!(
-                "{line}\n    redis:  {}\n    sluice: {}",
-                show(&want),
-                show(&got)
-            ));
-        }
+        mismatches.extend(mismatch(line, &want, &got));
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 

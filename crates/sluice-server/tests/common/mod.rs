@@ -341,3 +341,28 @@ impl Drop for OwnRedis {
         let _ = self.child.wait();
     }
 }
+
+/// A redis-server of the test's own and a Sluice (journal `os`), with a connection to each;
+/// `None`, after printing `skipped`, without a `redis-server` binary. Keep the `OwnRedis`
+/// alive: dropping it stops the server.
+pub async fn own_redis_and_sluice() -> Option<(OwnRedis, TestServer, RawClient, RawClient)> {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return None;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let on_sluice = sluice.client().await;
+    Some((redis, sluice, on_redis, on_sluice))
+}
+
+/// `None` when both servers answered `line` alike, else a report of the two replies.
+pub fn mismatch(line: &str, redis: &[u8], sluice: &[u8]) -> Option<String> {
+    (redis != sluice).then(|| {
+        format!(
+            "{line}\n    redis:  {}\n    sluice: {}",
+            show(redis),
+            show(sluice)
+        )
+    })
+}
