@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{show, OwnRedis, RawClient, TestServer};
+use common::{elements, show, OwnRedis, RawClient, TestServer};
 use sluice::Durability;
 
 /// CONFIG SET calls that succeed, and what CONFIG GET shows after them.
@@ -163,20 +163,6 @@ async fn config_resetstat_zeroes_the_info_counters() {
     assert_eq!(c.run("CONFIG RESETSTAT").await, b"+OK\r\n");
     let info = String::from_utf8(c.run("INFO stats").await).unwrap();
     assert!(info.contains("total_connections_received:0\r\n"), "{info}");
-}
-
-/// The elements of one RESP2 array reply, each as its raw bytes.
-fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(reply[0], b'*', "an array: {}", show(reply));
-    let header = reply.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-    let mut at = header;
-    let mut out = Vec::new();
-    while at < reply.len() {
-        let n = common::reply_len(&reply[at..]).unwrap();
-        out.push(reply[at..at + n].to_vec());
-        at += n;
-    }
-    out
 }
 
 /// The payload of a bulk string or integer reply.

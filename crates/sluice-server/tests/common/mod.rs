@@ -366,3 +366,17 @@ pub fn mismatch(line: &str, redis: &[u8], sluice: &[u8]) -> Option<String> {
         )
     })
 }
+
+/// The elements of one RESP2 array reply, each as its raw bytes.
+pub fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(reply[0], b'*', "an array: {}", show(reply));
+    let header = reply.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let mut at = header;
+    let mut out = Vec::new();
+    while at < reply.len() {
+        let n = reply_len(&reply[at..]).unwrap();
+        out.push(reply[at..at + n].to_vec());
+        at += n;
+    }
+    out
+}
