@@ -27,6 +27,24 @@ pub struct Ctx<'a> {
     pub access: sluice::Access<'a>,
 }
 
+impl Ctx<'_> {
+    /// Counts a read command's lookup of one key in INFO's `keyspace_hits` or
+    /// `keyspace_misses`, as Redis's `lookupKeyRead` does: found, or found holding another
+    /// type (`WRONGTYPE`), is a hit; absent a miss; any other error counts nothing.
+    pub fn count_read(&self, found: Result<bool, &sluice::SluiceError>) {
+        let found = match found {
+            Ok(found) => found,
+            Err(sluice::SluiceError::WrongType) => true,
+            Err(_) => return,
+        };
+        self.shared.command_stats.keyspace_lookups(
+            self.session.id,
+            u64::from(found),
+            u64::from(!found),
+        );
+    }
+}
+
 /// The command table: every family's specs, a case-insensitive index by name, and each
 /// command's statistics slot.
 pub struct Table {
