@@ -12,57 +12,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{show, RawClient, TestServer};
+use common::{elements, show, OwnRedis, RawClient, TestServer};
 use sluice::Durability;
-
-/// A redis-server started for one test, stopped when dropped.
-struct OwnRedis {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    async fn start() -> Option<OwnRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let dir = tempfile::tempdir().ok()?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let redis = OwnRedis {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if RawClient::try_connect(&redis.addr).await.is_some() {
-                return Some(redis);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// CONFIG SET calls that succeed, and what CONFIG GET shows after them.
 const CHANGES: &[&str] = &[
@@ -210,20 +163,6 @@ async fn config_resetstat_zeroes_the_info_counters() {
     assert_eq!(c.run("CONFIG RESETSTAT").await, b"+OK\r\n");
     let info = String::from_utf8(c.run("INFO stats").await).unwrap();
     assert!(info.contains("total_connections_received:0\r\n"), "{info}");
-}
-
-/// The elements of one RESP2 array reply, each as its raw bytes.
-fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(reply[0], b'*', "an array: {}", show(reply));
-    let header = reply.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-    let mut at = header;
-    let mut out = Vec::new();
-    while at < reply.len() {
-        let n = common::reply_len(&reply[at..]).unwrap();
-        out.push(reply[at..at + n].to_vec());
-        at += n;
-    }
-    out
 }
 
 /// The payload of a bulk string or integer reply.

@@ -1636,6 +1636,18 @@ const CORPUS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "latency",
+        &[
+            "LATENCY",
+            "LATENCY FOO",
+            "LATENCY HELP",
+            "LATENCY HISTORY",
+            "LATENCY HISTORY no-such-event",
+            "LATENCY LATEST x",
+            "LATENCY DOCTOR x",
+        ],
+    ),
+    (
         "slowlog",
         &[
             "SLOWLOG",

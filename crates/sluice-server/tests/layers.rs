@@ -36,6 +36,7 @@ const LIBRARY: Layers = &[
     ("clock", 0),
     ("numeric", 0),
     ("model", 0),
+    ("metrics", 0),
     // The journal's error type is a leaf file the crate's error module re-exports.
     ("tiers::journal::error", 0),
     ("error", 1),

@@ -82,6 +82,96 @@ async fn metrics_show_each_keyspaces_writes_buffer_and_flushes() {
     server.stop().await;
 }
 
+/// The series of one histogram: `_count` and the `+Inf` bucket agree, and buckets only grow.
+fn histogram_count(body: &str, name: &str, labels: &str) -> f64 {
+    let count = sample(body, &format!("{name}_count{labels}"))
+        .unwrap_or_else(|| panic!("no {name}_count{labels}:\n{body}"));
+    let open = labels
+        .strip_suffix('}')
+        .map_or("{".to_string(), |l| format!("{l},"));
+    let buckets: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{open}le=")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "{name}: {buckets:?}"
+    );
+    assert_eq!(buckets.last(), Some(&count), "{name}: +Inf is the count");
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_commands_by_outcome_errors_and_latency_histograms() {
+    let config = with_metrics(
+        r#"
+[[keyspace]]
+name = "price"
+keys = "price:{id}"
+table = "prices"
+key_column = "id"
+value_column = "price"
+policy = "write-through"
+"#,
+    );
+    let server = common::TestServer::start_config_with_sql(
+        config,
+        "CREATE TABLE prices (id TEXT PRIMARY KEY, price TEXT)",
+    )
+    .await;
+    let http = server.http_addr.expect("metrics listener");
+    let mut c = server.client().await;
+    assert_eq!(c.run("SET k v").await, b"+OK\r\n");
+    assert_eq!(c.run("SET price:1 7.50").await, b"+OK\r\n");
+    c.run("GET k").await;
+    c.run("GET").await;
+    c.run("INCR k").await;
+    c.run("CONFIG NOSUCH").await;
+    assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n");
+    let (status, body) = get(http, "/metrics", None).await;
+    assert_eq!(status, 200, "{body}");
+    let commands = |command: &str, outcome: &str| {
+        sample(
+            &body,
+            &format!(r#"sluice_commands_total{{command="{command}",outcome="{outcome}"}}"#),
+        )
+    };
+    assert_eq!(commands("set", "ok"), Some(2.0), "{body}");
+    assert_eq!(commands("get", "ok"), Some(1.0));
+    assert_eq!(commands("get", "rejected"), Some(1.0));
+    assert_eq!(commands("incr", "failed"), Some(1.0));
+    assert_eq!(commands("sluice.flush", "ok"), Some(1.0));
+    assert_eq!(
+        commands("incr", "ok"),
+        None,
+        "no series for what never happened"
+    );
+    assert_eq!(
+        sample(&body, r#"sluice_errors_total{class="ERR"}"#),
+        Some(3.0)
+    );
+    assert!(
+        histogram_count(
+            &body,
+            "sluice_command_duration_seconds",
+            r#"{family="string"}"#
+        ) >= 4.0
+    );
+    let ks = r#"{keyspace="default",policy="write-back"}"#;
+    assert!(histogram_count(&body, "sluice_keyspace_flush_duration_seconds", ks) >= 1.0);
+    assert!(histogram_count(&body, "sluice_keyspace_flush_batch_entries", ks) >= 1.0);
+    assert!(histogram_count(&body, "sluice_store_commit_duration_seconds", "") >= 1.0);
+    assert!(histogram_count(&body, "sluice_store_commit_writes", "") >= 1.0);
+    assert!(histogram_count(&body, "sluice_journal_fsync_duration_seconds", "") >= 1.0);
+    assert!(histogram_count(&body, "sluice_journal_writes_per_fsync", "") >= 1.0);
+    assert!(
+        body.contains("# TYPE sluice_journal_fsync_duration_seconds histogram"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_answer_json_and_unknown_paths_are_404() {
     let server = TestServer::start_config(with_metrics("")).await;
@@ -219,6 +309,20 @@ async fn a_real_prometheus_scrapes_the_keyspace_series() {
     assert_eq!(series["metric"]["policy"], "write-back", "{series}");
     assert_eq!(series["metric"]["job"], "sluice", "{series}");
     assert_eq!(series["value"][1], "7", "{series}");
+    // The histograms, written as text beside the recorder's output, parse too.
+    let (status, body) = get(
+        api,
+        "/api/v1/query?query=sluice_journal_fsync_duration_seconds_count",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let fsyncs = &reply["data"]["result"][0]["value"][1];
+    assert!(
+        fsyncs.as_str().and_then(|n| n.parse::<u64>().ok()) >= Some(1),
+        "{reply}"
+    );
     server.stop().await;
 }
 

@@ -57,6 +57,7 @@ pub mod config;
 mod engine;
 pub mod error;
 pub mod keyspace;
+pub mod metrics;
 pub mod model;
 pub mod numeric;
 pub mod tiers;

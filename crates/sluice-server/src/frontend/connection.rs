@@ -189,6 +189,8 @@ async fn run_buffered(
             Ok(Some(Parsed::Nothing)) => {}
             Ok(None) => return Batch::NeedInput,
             Err(e) => {
+                // Counted in INFO errorstats like any error reply, as Redis counts it.
+                shared.command_stats.error_reply(b"ERR Protocol error");
                 format_error(&[&b"ERR Protocol error: "[..], &e.0].concat())
                     .encode(session.proto, wbuf);
                 let reason = String::from_utf8_lossy(&e.0);

@@ -1,22 +1,169 @@
 //! `/metrics`: the node's counters in the Prometheus text format, read at scrape time.
 //!
-//! Every figure here is one the engine and the server keep anyway (INFO shows the same), so
-//! the scrape costs the request path nothing: no per-command recording, no extra atomics. A
-//! fresh recorder per scrape renders them, so a keyspace that is gone leaves no stale series.
+//! Every figure here is one the engine and the server keep anyway (INFO shows the same; the
+//! histograms are relaxed-atomic buckets filled where they are measured), so the scrape adds
+//! nothing to the request path. A fresh recorder per scrape renders the counters and gauges,
+//! so a keyspace that is gone leaves no stale series; the histograms are written as text
+//! after them ([`super::histograms`]).
 
 use std::sync::atomic::Ordering;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use crate::state::Shared;
+use super::histograms::{self, Series};
+use crate::frontend::cmd::{self, FAMILY_NAMES};
+use crate::state::{Shared, COMMAND_BOUNDS_NS};
+
+/// µs, as the engine measures, to seconds.
+const MICROS: f64 = 1e-6;
 
 /// The text format body of one scrape.
 pub(super) fn render(shared: &Shared) -> String {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || record(shared));
-    handle.render()
+    metrics::with_local_recorder(&recorder, || {
+        record(shared);
+        record_commands(shared);
+    });
+    let mut out = handle.render();
+    write_histograms(shared, &mut out);
+    out
+}
+
+/// Commands by name and outcome, and error replies by class (BUSY included).
+fn record_commands(shared: &Shared) {
+    describe_counter!(
+        "sluice_commands_total",
+        "Commands by name (sub-commands as container|sub) and outcome: ok, failed (ran and answered an error), rejected (refused before running: arity, permissions)."
+    );
+    describe_counter!(
+        "sluice_errors_total",
+        "Error replies by class, the error's first word as INFO errorstats counts it (ERR, WRONGTYPE, BUSY, NOPERM...)."
+    );
+    let stats = &shared.command_stats;
+    for (slot, name) in cmd::table().slot_names().iter().enumerate() {
+        let c = stats.counts(slot);
+        for (outcome, n) in [
+            ("ok", c.calls - c.failed.min(c.calls)),
+            ("failed", c.failed),
+            ("rejected", c.rejected),
+        ] {
+            if n > 0 {
+                counter!("sluice_commands_total", "command" => name.clone(), "outcome" => outcome)
+                    .absolute(n);
+            }
+        }
+    }
+    for (class, n) in stats.errors() {
+        counter!("sluice_errors_total", "class" => String::from_utf8_lossy(&class).into_owned())
+            .absolute(n);
+    }
+}
+
+/// The histograms: command durations per family, each keyspace's flushes, store commits and
+/// journal fsyncs.
+fn write_histograms(shared: &Shared, out: &mut String) {
+    let table = cmd::table();
+    let stats = &shared.command_stats;
+    let command_bounds: Vec<f64> = COMMAND_BOUNDS_NS.iter().map(|&b| b as f64 * 1e-9).collect();
+    let families: Vec<Series> = FAMILY_NAMES
+        .iter()
+        .enumerate()
+        .filter_map(|(family, name)| {
+            let counts = stats.family_durations(family);
+            if counts.iter().all(|&c| c == 0) {
+                return None;
+            }
+            let nanos: u64 = table
+                .slot_families()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| **f == family)
+                .map(|(slot, _)| stats.counts(slot).nanos)
+                .sum();
+            Some(Series {
+                labels: vec![("family", name.to_string())],
+                bounds: command_bounds.clone(),
+                counts,
+                sum: nanos as f64 * 1e-9,
+            })
+        })
+        .collect();
+    histograms::write(
+        out,
+        "sluice_command_duration_seconds",
+        "Time commands took to run, by command family (Redis's command groups).",
+        &families,
+    );
+
+    let keyspaces = shared.sluice.keyspaces();
+    let labels = |ks: &sluice::KeyspaceInfo| {
+        vec![
+            ("keyspace", ks.name.clone()),
+            ("policy", ks.policy.as_str().to_string()),
+        ]
+    };
+    let flushes: Vec<Series> = keyspaces
+        .iter()
+        .filter(|ks| ks.flush_duration.count > 0)
+        .map(|ks| Series::from_snapshot(labels(ks), &ks.flush_duration, MICROS))
+        .collect();
+    histograms::write(
+        out,
+        "sluice_keyspace_flush_duration_seconds",
+        "Time each write-back flush took to store its batch (one database transaction).",
+        &flushes,
+    );
+    let batches: Vec<Series> = keyspaces
+        .iter()
+        .filter(|ks| ks.flush_batch.count > 0)
+        .map(|ks| Series::from_snapshot(labels(ks), &ks.flush_batch, 1.0))
+        .collect();
+    histograms::write(
+        out,
+        "sluice_keyspace_flush_batch_entries",
+        "Entries each write-back flush stored.",
+        &batches,
+    );
+
+    let engine = shared.sluice.metrics();
+    for (name, help, histogram, scale) in [
+        (
+            "sluice_store_commit_duration_seconds",
+            "Time each group commit of write-through and invalidate writes took (one database transaction).",
+            &engine.store_commit,
+            MICROS,
+        ),
+        (
+            "sluice_store_commit_writes",
+            "Writes each group commit stored.",
+            &engine.store_commit_writes,
+            1.0,
+        ),
+        (
+            "sluice_journal_fsync_duration_seconds",
+            "Time each fdatasync of the journal took.",
+            &engine.journal_fsync,
+            MICROS,
+        ),
+        (
+            "sluice_journal_writes_per_fsync",
+            "Appends each journal fsync made durable.",
+            &engine.journal_writes_per_fsync,
+            1.0,
+        ),
+    ] {
+        let snapshot = histogram.snapshot();
+        if snapshot.count > 0 {
+            histograms::write(
+                out,
+                name,
+                help,
+                &[Series::from_snapshot(Vec::new(), &snapshot, scale)],
+            );
+        }
+    }
 }
 
 fn record(shared: &Shared) {

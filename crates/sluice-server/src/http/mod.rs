@@ -10,6 +10,7 @@
 
 mod actions;
 mod health;
+mod histograms;
 mod metrics;
 mod status;
 

@@ -22,12 +22,16 @@ mod scripting;
 mod session;
 mod settings;
 mod slowlog;
+mod stats;
 
 pub use clients::{ClientInfo, ClientRegistry};
 pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, ReplyMode, Session};
 pub use settings::{keyspace_events, Settings};
 pub use slowlog::{SlowCall, SlowEntry, SlowLog};
+pub use stats::{
+    CommandCounts, CommandStats, ReplyKind, COMMAND_BOUNDS_NS, MAX_FAMILIES, MAX_SLOTS,
+};
 
 /// The Redis version Sluice reports to clients (HELLO, INFO), chosen so client libraries
 /// enable the Redis 7 features Sluice implements.
@@ -85,6 +89,8 @@ pub struct Shared {
     pub clients: Arc<ClientRegistry>,
     /// Counters.
     pub stats: ServerStats,
+    /// Per-command and per-error counters (INFO commandstats, errorstats).
+    pub command_stats: CommandStats,
     /// Start time.
     pub started: Instant,
     /// Framing limits.
@@ -146,6 +152,7 @@ impl Shared {
             tls_port,
             clients: Arc::default(),
             stats: ServerStats::default(),
+            command_stats: CommandStats::default(),
             started: Instant::now(),
             limits,
             scripting: Scripting::default(),

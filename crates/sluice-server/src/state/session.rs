@@ -40,6 +40,9 @@ pub struct Session {
     /// Set by a script stopped (SCRIPT KILL, `script_timeout`) inside EXEC: the EXEC applies
     /// nothing and answers this error, rather than commit what the script had staged.
     pub discard_exec: Option<crate::frontend::Frame>,
+    /// A command run inside this one (by EXEC or a script) answered an error, already counted
+    /// in INFO errorstats: a script passing it on as its own reply does not count it again.
+    pub inner_error_counted: bool,
     addr: String,
     laddr: String,
     created: Instant,
@@ -158,6 +161,7 @@ impl Session {
             multi: None,
             watch: None,
             discard_exec: None,
+            inner_error_counted: false,
             addr: addr.to_string(),
             laddr: laddr.to_string(),
             created: Instant::now(),

@@ -341,3 +341,91 @@ pub async fn http_request(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A redis-server started for one test on a free port, stopped when dropped: for comparisons
+/// that change its configuration or statistics, which the shared oracle must keep.
+pub struct OwnRedis {
+    child: std::process::Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    /// Starts one; `None` without a `redis-server` binary.
+    pub async fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = tempfile::tempdir().ok()?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let redis = OwnRedis {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if RawClient::try_connect(&redis.addr).await.is_some() {
+                return Some(redis);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A redis-server of the test's own and a Sluice (journal `os`), with a connection to each;
+/// `None`, after printing `skipped`, without a `redis-server` binary. Keep the `OwnRedis`
+/// alive: dropping it stops the server.
+pub async fn own_redis_and_sluice() -> Option<(OwnRedis, TestServer, RawClient, RawClient)> {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return None;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let on_sluice = sluice.client().await;
+    Some((redis, sluice, on_redis, on_sluice))
+}
+
+/// `None` when both servers answered `line` alike, else a report of the two replies.
+pub fn mismatch(line: &str, redis: &[u8], sluice: &[u8]) -> Option<String> {
+    (redis != sluice).then(|| {
+        format!(
+            "{line}\n    redis:  {}\n    sluice: {}",
+            show(redis),
+            show(sluice)
+        )
+    })
+}
+
+/// The elements of one RESP2 array reply, each as its raw bytes.
+pub fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(reply[0], b'*', "an array: {}", show(reply));
+    let header = reply.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let mut at = header;
+    let mut out = Vec::new();
+    while at < reply.len() {
+        let n = reply_len(&reply[at..]).unwrap();
+        out.push(reply[at..at + n].to_vec());
+        at += n;
+    }
+    out
+}

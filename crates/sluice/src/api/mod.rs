@@ -16,6 +16,7 @@ use crate::config::{Config, Durability};
 use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::engine::{durable, Engine, ShutdownReport, SluiceBuilder};
 use crate::error::SluiceError;
+use crate::metrics::{EngineMetrics, LatencyMonitor};
 use crate::model::Entry;
 use crate::tiers::cache::CacheStats;
 use crate::tiers::journal::JournalStats;
@@ -167,6 +168,8 @@ impl Sluice {
                     retries: c.retries.load(Ordering::Relaxed),
                     dead_letters: engine.dead_letters.count(&ks.name),
                     last_flush_us: c.last_flush_us.load(Ordering::Relaxed),
+                    flush_duration: c.flush.duration.snapshot(),
+                    flush_batch: c.flush.batch.snapshot(),
                     last_error: c.last_error.lock().clone(),
                     read_hits: c.read_hits.total(),
                     read_misses: c.read_misses.load(Ordering::Relaxed),
@@ -203,6 +206,18 @@ impl Sluice {
     /// Cache sizes.
     pub fn cache_stats(&self) -> CacheStats {
         self.engine.cache.stats()
+    }
+
+    /// Histograms of store commits and journal fsyncs (read at any time; recorded off
+    /// GET/SET's path).
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.engine.metrics
+    }
+
+    /// The LATENCY monitor: the engine records its slow journal fsyncs, flushes and store
+    /// commits there; a front end adds its own events and sets the threshold.
+    pub fn latency(&self) -> &LatencyMonitor {
+        &self.engine.metrics.latency
     }
 
     /// Journal sizes, counters and health.

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use crate::config::{Durability, Policy};
+use crate::metrics::HistogramSnapshot;
 use crate::model::{Kind, StoreWrite};
 
 /// When SET writes.
@@ -162,6 +163,10 @@ pub struct KeyspaceInfo {
     pub dead_letters: u64,
     /// Duration of the last flush in µs.
     pub last_flush_us: u64,
+    /// Every flush's duration, µs (failed ones included).
+    pub flush_duration: HistogramSnapshot,
+    /// Every flush's entries.
+    pub flush_batch: HistogramSnapshot,
     /// The last store error.
     pub last_error: Option<String>,
     /// Reads answered from the write-back buffer or the cache, reads before a write included.

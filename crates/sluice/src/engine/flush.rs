@@ -13,6 +13,7 @@ use super::isolate::write_isolating;
 use super::{Engine, Keyspace};
 use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
+use crate::metrics::events;
 use crate::model::StoreWrite;
 use crate::tiers::store::{BatchOutcome, EntryOutcome, StoreOp};
 
@@ -82,9 +83,12 @@ impl Engine {
         let ops: Vec<StoreOp> = batch.iter().map(|item| flush_op(ks, item, now)).collect();
         let started = Instant::now();
         let outcome = self.store_flush_batch(&batch, ops).await;
+        let elapsed = started.elapsed();
         ks.counters
             .last_flush_us
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .store(elapsed.as_micros() as u64, Ordering::Relaxed);
+        ks.counters.flush.record(elapsed, batch.len());
+        self.metrics.latency.record(events::KEYSPACE_FLUSH, elapsed);
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {

@@ -30,6 +30,7 @@ use tracing::{debug, error};
 
 use super::isolate::write_isolating;
 use crate::error::StoreError;
+use crate::metrics::{events, EngineMetrics};
 use crate::tiers::store::{BatchOutcome, SharedStore, StoreOp, Written};
 
 /// Batches in flight at once. More than one so that under light load a new write rarely
@@ -106,12 +107,14 @@ impl GroupCommitter {
     /// sender is dropped) or when every handle is dropped: it then refuses new writes, stores
     /// the ones already queued, waits for the batches in flight, and ends. The returned handle
     /// belongs with the engine's other background tasks.
+    /// Each batch's commit is timed into `metrics`.
     pub(crate) fn start(
         store: SharedStore,
         shutdown: watch::Receiver<bool>,
+        metrics: Arc<EngineMetrics>,
     ) -> (GroupCommitter, JoinHandle<()>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, rx, shutdown));
+        let task = tokio::spawn(run(store, rx, shutdown, metrics));
         (GroupCommitter { queue }, task)
     }
 
@@ -148,6 +151,7 @@ async fn run(
     store: SharedStore,
     mut queue: mpsc::UnboundedReceiver<Waiter>,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<EngineMetrics>,
 ) {
     // Batches run as tasks of their own so that K of them progress in parallel on a
     // multi-threaded runtime; dropping the set (this task aborted) aborts them, and their
@@ -180,7 +184,7 @@ async fn run(
                         Err(_) => break,
                     }
                 }
-                in_flight.spawn(write_group(store.clone(), turns.clone(), batch));
+                in_flight.spawn(write_group(store.clone(), turns.clone(), batch, metrics.clone()));
             }
             _ = shutdown.changed(), if !stopping => {
                 // Refuse new writes (they get `Stopped`), but store what callers already
@@ -206,10 +210,21 @@ fn reap(done: Option<Result<(), tokio::task::JoinError>>) {
 
 /// Stores one batch, again after a conflict (see [`store_retrying_conflicts`]), and answers
 /// each caller with its own outcome.
-async fn write_group(store: SharedStore, turns: Arc<RwLock<()>>, batch: Vec<Waiter>) {
+async fn write_group(
+    store: SharedStore,
+    turns: Arc<RwLock<()>>,
+    batch: Vec<Waiter>,
+    metrics: Arc<EngineMetrics>,
+) {
     let (ops, replies): (Vec<StoreOp>, Vec<Reply>) =
         batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-    match store_retrying_conflicts(&store, &turns, ops).await {
+    metrics.store_commit_writes.record(ops.len() as u64);
+    let started = std::time::Instant::now();
+    let stored = store_retrying_conflicts(&store, &turns, ops).await;
+    let elapsed = started.elapsed();
+    metrics.store_commit.record_duration(elapsed);
+    metrics.latency.record(events::STORE_COMMIT, elapsed);
+    match stored {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for reply in replies {

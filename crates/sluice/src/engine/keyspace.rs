@@ -10,6 +10,7 @@ use super::buffer::WriteBackBuffer;
 use crate::config::{KeyspaceConfig, Policy};
 use crate::error::StoreError;
 use crate::keyspace::KeyTemplate;
+use crate::metrics::Histogram;
 use crate::model::Kind;
 use crate::tiers::store::{MappedRow, MappedTable, Target};
 
@@ -33,6 +34,8 @@ pub struct KeyspaceCounters {
     pub dead_letters: AtomicU64,
     /// Duration of the last flush, µs.
     pub last_flush_us: AtomicU64,
+    /// Every flush's duration and size.
+    pub flush: FlushHistograms,
     /// The last store error, if any.
     pub last_error: Mutex<Option<String>>,
     /// Reads answered from the write-back buffer or the cache (reads before a write included).
@@ -72,6 +75,32 @@ impl ShardedCounter {
             .iter()
             .map(|s| s.0.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+/// The durations (µs) and sizes (entries) of a keyspace's flushes, failed ones included.
+#[derive(Debug)]
+pub struct FlushHistograms {
+    /// Time to store one batch.
+    pub duration: Histogram,
+    /// Entries in one batch.
+    pub batch: Histogram,
+}
+
+impl Default for FlushHistograms {
+    fn default() -> FlushHistograms {
+        FlushHistograms {
+            duration: Histogram::durations(),
+            batch: Histogram::sizes(),
+        }
+    }
+}
+
+impl FlushHistograms {
+    /// Counts one flush of `entries` that took `elapsed`.
+    pub(crate) fn record(&self, elapsed: std::time::Duration, entries: usize) {
+        self.duration.record_duration(elapsed);
+        self.batch.record(entries as u64);
     }
 }
 

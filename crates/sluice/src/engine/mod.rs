@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{OpTime, SharedClock};
 use crate::config::Config;
 use crate::error::SluiceError;
+use crate::metrics::EngineMetrics;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::SharedStore;
@@ -117,6 +118,8 @@ pub(crate) struct Engine {
     /// Stores write-through and invalidate writes of concurrent clients in shared
     /// transactions; stops with the other background tasks.
     committer: group_commit::GroupCommitter,
+    /// Histograms of store commits and journal fsyncs, and the LATENCY events.
+    pub(crate) metrics: Arc<EngineMetrics>,
 }
 
 impl Engine {

@@ -20,6 +20,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Durability, KeyspaceConfig, Policy};
 use crate::error::{ConfigError, OpenError};
 use crate::keyspace::{validate_identifier, KeyTemplate};
+use crate::metrics::EngineMetrics;
 use crate::tiers::cache::memory::MemoryCache;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::none::NoJournal;
@@ -134,8 +135,10 @@ impl SluiceBuilder {
         let dead_letters = DeadLetters::open(&data_dir.join("deadletters.db"))?;
         let (shutdown_tx, _) = watch::channel(false);
         // One committer per store: it is the store's transactions that are shared.
+        let metrics = Arc::new(EngineMetrics::default());
+        journal.instrument(metrics.clone());
         let (committer, committer_task) =
-            GroupCommitter::start(store.clone(), shutdown_tx.subscribe());
+            GroupCommitter::start(store.clone(), shutdown_tx.subscribe(), metrics.clone());
         let engine = Arc::new(Engine {
             config,
             clock,
@@ -156,6 +159,7 @@ impl SluiceBuilder {
             shutdown_tx,
             tasks: Mutex::new(vec![committer_task]),
             committer,
+            metrics,
         });
         engine.recover().await?;
         engine.start_background();

@@ -26,6 +26,7 @@ use super::flush::flush_op;
 use super::keyspace::Keyspace;
 use super::Engine;
 use crate::error::StoreError;
+use crate::metrics::events;
 use crate::tiers::store::{BatchOutcome, StoreOp};
 
 /// The transactions spanning write-back keyspaces that may still have members buffered, by the
@@ -166,7 +167,9 @@ impl Engine {
         let len = ops.len();
         let started = Instant::now();
         let stored = self.store.write_atomic(ops).await;
-        let elapsed = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        self.metrics.latency.record(events::KEYSPACE_FLUSH, took);
+        let elapsed = took.as_micros() as u64;
         let committed = stored.is_ok();
         let mut outcome: BatchOutcome = match stored {
             Ok(written) => written.into_iter().map(Ok).collect(),
@@ -182,6 +185,7 @@ impl Engine {
         let mut first_error = None;
         for (ks, items) in parts {
             ks.counters.last_flush_us.store(elapsed, Ordering::Relaxed);
+            ks.counters.flush.record(took, items.len());
             if committed {
                 ks.counters.flushes.fetch_add(1, Ordering::Relaxed);
             }

@@ -250,6 +250,7 @@ enum Runtime {
     NotifyKeyspaceEvents,
     SlowlogLogSlowerThan,
     SlowlogMaxLen,
+    LatencyMonitorThreshold,
 }
 
 impl Runtime {
@@ -261,6 +262,7 @@ impl Runtime {
             "notify-keyspace-events" => Runtime::NotifyKeyspaceEvents,
             "slowlog-log-slower-than" => Runtime::SlowlogLogSlowerThan,
             "slowlog-max-len" => Runtime::SlowlogMaxLen,
+            "latency-monitor-threshold" => Runtime::LatencyMonitorThreshold,
             _ => return None,
         })
     }
@@ -283,6 +285,7 @@ impl Runtime {
             Runtime::Timeout => NewValue::Int(int(0, i32::MAX.into())?),
             Runtime::SlowlogLogSlowerThan => NewValue::Int(int(-1, i64::MAX)?),
             Runtime::SlowlogMaxLen => NewValue::Int(int(0, i64::MAX)?),
+            Runtime::LatencyMonitorThreshold => NewValue::Int(int(0, i64::MAX)?),
             Runtime::RequirePass => NewValue::Text(
                 String::from_utf8(value.to_vec())
                     .map_err(|_| "Sluice passwords must be UTF-8".to_string())?,
@@ -308,6 +311,9 @@ impl Runtime {
             }
             (Runtime::SlowlogMaxLen, NewValue::Int(n)) => {
                 shared.settings.set_slowlog_max_len(n.unsigned_abs())
+            }
+            (Runtime::LatencyMonitorThreshold, NewValue::Int(n)) => {
+                shared.sluice.latency().set_threshold_ms(n.unsigned_abs())
             }
             (Runtime::RequirePass, NewValue::Text(password)) => {
                 shared.users.set_default_password(Some(&password))
@@ -343,6 +349,7 @@ fn value(shared: &Shared, name: &str, redis_default: &str) -> String {
         "timeout" => settings.timeout().as_secs().to_string(),
         "slowlog-log-slower-than" => settings.slowlog_log_slower_than().to_string(),
         "slowlog-max-len" => settings.slowlog_max_len().to_string(),
+        "latency-monitor-threshold" => shared.sluice.latency().threshold_ms().to_string(),
         "notify-keyspace-events" => settings.notify_keyspace_events(),
         // Redis shows the password in clear; Sluice does not let it leave the process.
         "requirepass" if shared.users.auth_required() => "(redacted)".into(),
@@ -505,6 +512,7 @@ fn config(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         }
         b"resetstat" => {
             ctx.shared.stats.reset();
+            ctx.shared.command_stats.reset();
             Frame::ok()
         }
         _ => Frame::Array(

@@ -249,11 +249,15 @@ impl KeyFields {
     }
 }
 
-/// The reply of a command that read a hash, or the engine's error.
+/// The reply of a command that read a hash, or the engine's error. Counts the key's lookup in
+/// INFO's keyspace hits or misses, as Redis's `lookupKeyRead` does (a key of another type is
+/// found).
 fn with_hash(
+    ctx: &Ctx<'_>,
     r: Result<Option<HashValue>, SluiceError>,
     reply: impl FnOnce(HashValue) -> Frame,
 ) -> Frame {
+    ctx.count_read(r.as_ref().map(Option::is_some));
     match r {
         Ok(h) => reply(h.unwrap_or_default()),
         Err(e) => engine_error(e),
@@ -295,14 +299,14 @@ async fn hsetnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| Frame::bulk_or_null(h.get(&a.field).cloned()))
+    with_hash(&ctx, r, |h| Frame::bulk_or_null(h.get(&a.field).cloned()))
 }
 
 /// HMGET key field [field ...]
 async fn hmget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyFields::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         Frame::Array(
             a.fields
                 .iter()
@@ -316,7 +320,7 @@ async fn hmget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hgetall(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         Frame::Map(
             h.iter()
                 .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
@@ -336,21 +340,25 @@ async fn hdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hlen(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| Frame::Integer(h.len() as i64))
+    with_hash(&ctx, r, |h| Frame::Integer(h.len() as i64))
 }
 
 /// HEXISTS key field
 async fn hexists(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| Frame::Integer(h.get(&a.field).is_some() as i64))
+    with_hash(
+        &ctx,
+        r,
+        |h| Frame::Integer(h.get(&a.field).is_some() as i64),
+    )
 }
 
 /// HKEYS key
 async fn hkeys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         Frame::Array(h.iter().map(|(f, _)| Frame::Bulk(f.clone())).collect())
     })
 }
@@ -359,7 +367,7 @@ async fn hkeys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hvals(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         Frame::Array(h.iter().map(|(_, v)| Frame::Bulk(v.clone())).collect())
     })
 }
@@ -368,7 +376,7 @@ async fn hvals(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hstrlen(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         Frame::Integer(h.get(&a.field).map_or(0, |v| v.len()) as i64)
     })
 }
@@ -541,7 +549,7 @@ impl HScan {
 async fn hscan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(HScan::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(r, |h| {
+    with_hash(&ctx, r, |h| {
         let mut page = Vec::with_capacity(h.len() * 2);
         for (f, v) in h.iter() {
             if a.pattern.as_ref().is_none_or(|p| matches_pattern(p, f)) {

@@ -245,7 +245,9 @@ pub async fn exists(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 /// TYPE key
 async fn type_(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    match ctx.access.get_entry(ctx.session.db, a.key).await {
+    let r = ctx.access.get_entry(ctx.session.db, a.key).await;
+    ctx.count_read(r.as_ref().map(Option::is_some));
+    match r {
         Ok(Some(e)) => Frame::Simple(e.kind.type_name().into()),
         Ok(None) => Frame::Simple("none".into()),
         Err(e) => engine_error(e),

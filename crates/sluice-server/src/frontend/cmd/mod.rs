@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::frame::Frame;
-use crate::state::{Session, Shared, SlowCall};
+use crate::state::{ReplyKind, Session, Shared, SlowCall};
 
 pub mod acl;
 pub mod args;
@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod latency;
 pub mod scripting;
 pub mod server;
 pub mod slowlog;
@@ -27,7 +28,10 @@ pub mod strings;
 pub mod transactions;
 pub mod util;
 
-pub use spec::{Ctx, ExpireBase, Handler, Hot, KeyPositions, Sign, Spec, Table, TimeUnit};
+pub use spec::{
+    Ctx, ExpireBase, Handler, Hot, KeyPositions, Sign, Spec, StatSlot, Table, TimeUnit,
+    FAMILY_NAMES,
+};
 pub use util::{engine_error, unknown_command, unknown_subcommand, wrong_arity};
 
 /// Every family's command list, in the order COMMAND lists them.
@@ -40,6 +44,7 @@ const FAMILIES: &[&[Spec]] = &[
     server::COMMANDS,
     config::COMMANDS,
     slowlog::COMMANDS,
+    latency::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
@@ -74,11 +79,19 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 /// only fit for recycling afterwards.
 pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]) -> Frame {
     let table = table();
-    let Some(spec) = table.lookup(&args[0]) else {
-        return refuse_in_multi(session, unknown_command(args));
+    let Some((spec, mut slot)) = table.lookup_slot(&args[0]) else {
+        return rejected(
+            shared,
+            None,
+            refuse_in_multi(session, unknown_command(args)),
+        );
     };
     if !arity_ok(spec.arity, args.len()) {
-        return refuse(session, spec, wrong_arity(spec.name));
+        return rejected(
+            shared,
+            Some(slot),
+            refuse(session, spec, wrong_arity(spec.name)),
+        );
     }
     // A container with no sub-command runs itself (bare COMMAND lists every command).
     if !spec.subcommands.is_empty() && args.len() > 1 {
@@ -86,20 +99,31 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         match spec
             .subcommands
             .iter()
-            .find(|(n, _)| n.as_bytes() == &sub[..])
+            .enumerate()
+            .find(|(_, (n, _))| n.as_bytes() == &sub[..])
         {
-            None => return refuse_in_multi(session, unknown_subcommand(spec.name, &args[1])),
-            Some((name, arity)) if !arity_ok(*arity, args.len()) => {
-                return refuse_in_multi(session, wrong_arity(&format!("{}|{}", spec.name, name)));
+            None => {
+                let refusal = refuse_in_multi(session, unknown_subcommand(spec.name, &args[1]));
+                return rejected(shared, None, refusal);
             }
-            Some(_) => {}
+            Some((position, (name, arity))) => {
+                slot = slot.subcommand(position);
+                if !arity_ok(*arity, args.len()) {
+                    let refusal = wrong_arity(&format!("{}|{}", spec.name, name));
+                    return rejected(shared, Some(slot), refuse_in_multi(session, refusal));
+                }
+            }
         }
     }
     if let Some(denied) = acl::check(session, spec, args) {
-        return refuse(session, spec, denied);
+        return rejected(shared, Some(slot), refuse(session, spec, denied));
     }
     if session.multi.is_some() && !transactions::runs_in_multi(spec) {
-        return transactions::queue(session, args);
+        let queued = transactions::queue(session, args);
+        if let Frame::Error(line) = &queued {
+            shared.command_stats.error_reply(line);
+        }
+        return queued;
     }
     // `run`'s body, inlined by hand: one future fewer to build and move on every command.
     session.last_command = spec.name;
@@ -107,6 +131,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         .stats
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let started = shared.command_stats.start();
     let ctx = Ctx {
         shared,
         session,
@@ -114,9 +139,13 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         access: shared.sluice.access(),
     };
     // Only the commands outside `Hot` are timed for the slow log: GET/SET/INCR's path stays
-    // free of clock reads and argument copies.
+    // free of argument copies (commandstats' clock is a TSC read).
     let slow = match spec.handler {
-        Handler::Hot(hot) => return run_hot(ctx, hot, args).await,
+        Handler::Hot(hot) => {
+            let reply = run_hot(ctx, hot, args).await;
+            ran(shared, session, spec, slot, started, &reply);
+            return reply;
+        }
         Handler::Sync(_) | Handler::Async(_) => SlowCall::start(&shared.settings, args),
     };
     let reply = match spec.handler {
@@ -124,6 +153,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         Handler::Async(run) => run(ctx, args).await,
         Handler::Hot(hot) => run_hot(ctx, hot, args).await,
     };
+    ran(shared, session, spec, slot, started, &reply);
     if let Some(slow) = slow {
         shared.slowlog.finish(
             &shared.settings,
@@ -149,17 +179,83 @@ async fn run(
         .stats
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let table = table();
+    let slot = table.slot_of(spec, args);
+    let started = shared.command_stats.start();
     let ctx = Ctx {
         shared,
         session,
-        table: table(),
+        table,
         access,
     };
-    match spec.handler {
+    let reply = match spec.handler {
         Handler::Hot(hot) => run_hot(ctx, hot, args).await,
         Handler::Sync(run) => run(ctx, args),
         Handler::Async(run) => run(ctx, args).await,
+    };
+    if let Some(slot) = slot {
+        ran(shared, session, spec, slot, started, &reply);
     }
+    // The EXEC or script this ran in must not count the error again if it passes it on.
+    session.inner_error_counted |= reply.is_error();
+    reply
+}
+
+/// Counts a command that ran (INFO commandstats; errorstats unless a command it ran, inside
+/// EXEC or a script, counted the error already; a LATENCY `command` or `fast-command`
+/// sample when it took at least `latency-monitor-threshold` ms).
+#[inline(always)]
+fn ran(
+    shared: &Shared,
+    session: &mut Session,
+    spec: &Spec,
+    slot: StatSlot,
+    started: u64,
+    reply: &Frame,
+) {
+    let stats = &shared.command_stats;
+    let kind = match reply {
+        Frame::Error(_) => ReplyKind::Error,
+        Frame::Null => ReplyKind::Nil,
+        _ => ReplyKind::Value,
+    };
+    let nanos = stats.called(
+        session.id,
+        slot.index.into(),
+        slot.family.into(),
+        started,
+        kind,
+    );
+    let inner_error_counted = std::mem::take(&mut session.inner_error_counted);
+    if let Frame::Error(line) = reply {
+        if !inner_error_counted {
+            stats.error_reply(line);
+        }
+    }
+    // The threshold is whole ms: a faster command needs no look at it.
+    if nanos >= 1_000_000 {
+        let event = if spec.flags.contains(&"fast") {
+            "fast-command"
+        } else {
+            "command"
+        };
+        shared
+            .sluice
+            .latency()
+            .record(event, std::time::Duration::from_nanos(nanos));
+    }
+}
+
+/// A refusal before the command ran: counted as an error reply, and as a rejected call of
+/// the command (or sub-command) when it is known, as Redis's `rejectCommand` counts it.
+fn rejected(shared: &Shared, slot: Option<StatSlot>, refusal: Frame) -> Frame {
+    if let Some(slot) = slot {
+        shared.command_stats.rejected(slot.index.into());
+    }
+    if let Frame::Error(line) = &refusal {
+        shared.command_stats.error_reply(line);
+    }
+    refusal
 }
 
 /// A known command refused before it ran (arity, permissions): as [`refuse_in_multi`], and a
@@ -194,22 +290,55 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
 async fn run_hot(ctx: Ctx<'_>, hot: Hot, args: &mut [Bytes]) -> Frame {
     // GET, SET and INCR answer at once when they need no wait: no future is built for them.
     let answer = match hot {
+        // GET's keyspace hits and misses are its calls and nil replies (`CommandStats::keyspace`).
         Hot::Get => strings::get(ctx, args),
         Hot::Set => strings::set(ctx, args),
         Hot::IncrByOne(sign) => strings::incr_by_one(ctx, args, sign),
         Hot::IncrBy(sign) => strings::incrby(ctx, args, sign),
         Hot::SetNx => return strings::setnx(ctx, args).await,
         Hot::SetEx(unit) => return strings::setex(ctx, args, unit).await,
-        Hot::MGet => return strings::mget(ctx, args).await,
-        Hot::StrLen => return strings::strlen(ctx, args).await,
         Hot::Del => return keys::del(ctx, args).await,
-        Hot::Exists => return keys::exists(ctx, args).await,
         Hot::Expire(unit) => return keys::expire(ctx, args, unit, ExpireBase::Now).await,
-        Hot::Ttl(unit) => return keys::ttl(ctx, args, unit).await,
+        // Keyspace hits and misses from the replies, as Redis counts its `lookupKeyRead`s (a
+        // key of the wrong type was found; writes count nothing).
+        Hot::MGet | Hot::StrLen | Hot::Exists | Hot::Ttl(_) => {
+            let stats = &ctx.shared.command_stats;
+            let connection = ctx.session.id;
+            let named_keys = args.len().saturating_sub(1);
+            let reply = match hot {
+                Hot::MGet => strings::mget(ctx, args).await,
+                Hot::StrLen => strings::strlen(ctx, args).await,
+                Hot::Ttl(unit) => keys::ttl(ctx, args, unit).await,
+                _ => keys::exists(ctx, args).await,
+            };
+            let (hits, misses) = key_lookups(hot, named_keys, &reply);
+            stats.keyspace_lookups(connection, hits, misses);
+            return reply;
+        }
     };
     match answer {
         Ok(reply) => reply,
         Err(later) => later.await,
+    }
+}
+
+/// The keys a multi-key or non-GET read command found and missed, from its reply.
+fn key_lookups(hot: Hot, named_keys: usize, reply: &Frame) -> (u64, u64) {
+    let found = |hit: bool| if hit { (1, 0) } else { (0, 1) };
+    let wrong_type = matches!(reply, Frame::Error(line) if line.starts_with(b"WRONGTYPE"));
+    match (hot, reply) {
+        (Hot::StrLen, _) if wrong_type => (1, 0),
+        (Hot::StrLen, Frame::Integer(len)) => found(*len > 0),
+        (Hot::Ttl(_), Frame::Integer(ttl)) => found(*ttl != -2),
+        (Hot::MGet, Frame::Array(values)) => {
+            let misses = values.iter().filter(|v| matches!(v, Frame::Null)).count() as u64;
+            (values.len() as u64 - misses, misses)
+        }
+        (Hot::Exists, Frame::Integer(found)) => {
+            let hits = found.unsigned_abs();
+            (hits, (named_keys as u64).saturating_sub(hits))
+        }
+        _ => (0, 0),
     }
 }
 

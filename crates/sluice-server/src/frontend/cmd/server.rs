@@ -247,11 +247,11 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    // As Redis 7.0: `all` and `everything` are every section; the default ones leave out
+    // commandstats (and latencystats, which Sluice does not keep).
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let want = |s: &str| all || (default && s != "commandstats") || wanted.iter().any(|w| w == s);
     let shared = ctx.shared;
     let sluice = &shared.sluice;
     let mut out = String::new();
@@ -292,16 +292,49 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
     if want("stats") {
         let s = &shared.stats;
+        let get_slot = ctx.table.lookup_slot(b"get").map(|(_, s)| s.index.into());
+        let (hits, misses) = shared.command_stats.keyspace(get_slot);
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections.load(Ordering::Relaxed),
             s.commands.load(Ordering::Relaxed),
             s.rejected.load(Ordering::Relaxed),
+            shared.command_stats.error_replies(),
         );
     }
     if want("replication") {
         out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("commandstats") {
+        out.push_str("# Commandstats\r\n");
+        for (slot, name) in ctx.table.slot_names().iter().enumerate() {
+            let c = shared.command_stats.counts(slot);
+            if c.calls == 0 && c.rejected == 0 && c.failed == 0 {
+                continue;
+            }
+            let usec = c.nanos / 1000;
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={},usec={usec},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                c.calls,
+                if c.calls == 0 { 0.0 } else { usec as f64 / c.calls as f64 },
+                c.rejected,
+                c.failed,
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("errorstats") {
+        out.push_str("# Errorstats\r\n");
+        for (prefix, count) in shared.command_stats.errors() {
+            let _ = write!(
+                out,
+                "errorstat_{}:count={count}\r\n",
+                String::from_utf8_lossy(&prefix)
+            );
+        }
+        out.push_str("\r\n");
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");

@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+use super::util::is;
 use crate::frontend::Frame;
 use crate::state::{Session, Shared};
 
@@ -26,19 +27,125 @@ pub struct Ctx<'a> {
     pub access: sluice::Access<'a>,
 }
 
-/// The command table: every family's specs, and a case-insensitive index by name.
+impl Ctx<'_> {
+    /// Counts a read command's lookup of one key in INFO's `keyspace_hits` or
+    /// `keyspace_misses`, as Redis's `lookupKeyRead` does: found, or found holding another
+    /// type (`WRONGTYPE`), is a hit; absent a miss; any other error counts nothing.
+    pub fn count_read(&self, found: Result<bool, &sluice::SluiceError>) {
+        let found = match found {
+            Ok(found) => found,
+            Err(sluice::SluiceError::WrongType) => true,
+            Err(_) => return,
+        };
+        self.shared.command_stats.keyspace_lookups(
+            self.session.id,
+            u64::from(found),
+            u64::from(!found),
+        );
+    }
+}
+
+/// The command table: every family's specs, a case-insensitive index by name, and each
+/// command's statistics slot.
 pub struct Table {
     all: Vec<&'static Spec>,
     // A fixed table that clients only read: a fast unkeyed hash is safe here.
-    by_name: HashMap<&'static [u8], &'static Spec, foldhash::fast::FixedState>,
+    by_name: HashMap<&'static [u8], (&'static Spec, StatSlot), foldhash::fast::FixedState>,
+    /// Each slot's name as INFO commandstats shows it (`get`, `config|get`).
+    slot_names: Vec<String>,
+    /// Each slot's duration histogram (an index into [`FAMILY_NAMES`]).
+    slot_families: Vec<usize>,
+}
+
+/// Where a command (or a sub-command) counts its calls: its slot in
+/// `state::CommandStats` and its family's duration histogram. A command's sub-commands
+/// have the slots right after its own, in the order its spec lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatSlot {
+    /// Index into the statistics slots.
+    pub index: u16,
+    /// Index into [`FAMILY_NAMES`].
+    pub family: u8,
+}
+
+impl StatSlot {
+    /// The slot of the sub-command at `position` in its container's spec.
+    pub fn subcommand(self, position: usize) -> StatSlot {
+        StatSlot {
+            // Slots are fewer than `state::MAX_SLOTS` (`Table::new` checks).
+            index: self.index.saturating_add(1 + position as u16),
+            family: self.family,
+        }
+    }
+}
+
+/// The command families `/metrics` keeps a duration histogram for, named as Redis's command
+/// groups.
+pub const FAMILY_NAMES: [&str; 7] = [
+    "string",
+    "hash",
+    "generic",
+    "connection",
+    "transactions",
+    "scripting",
+    "server",
+];
+
+/// A command's family, from its ACL categories.
+fn family_of(spec: &Spec) -> u8 {
+    let has = |c: &str| spec.categories.contains(&c);
+    if has("@string") {
+        0
+    } else if has("@hash") {
+        1
+    } else if has("@keyspace") {
+        2
+    } else if has("@connection") {
+        3
+    } else if has("@transaction") {
+        4
+    } else if has("@scripting") {
+        5
+    } else {
+        6
+    }
 }
 
 impl Table {
     /// The table of these families' commands, in order.
+    ///
+    /// Panics if the commands and sub-commands outnumber `state::MAX_SLOTS`: a fixed table
+    /// that tests build, never input.
     pub fn new(families: &[&'static [Spec]]) -> Table {
         let all: Vec<&'static Spec> = families.iter().flat_map(|f| f.iter()).collect();
-        let by_name = all.iter().map(|s| (s.name.as_bytes(), *s)).collect();
-        Table { all, by_name }
+        let mut by_name = HashMap::default();
+        let mut slot_names = Vec::new();
+        let mut slot_families = Vec::new();
+        for spec in &all {
+            let family = family_of(spec);
+            let slot = StatSlot {
+                index: slot_names.len() as u16,
+                family,
+            };
+            by_name.insert(spec.name.as_bytes(), (*spec, slot));
+            slot_names.push(spec.name.to_string());
+            slot_families.push(family.into());
+            for (sub, _) in spec.subcommands {
+                slot_names.push(format!("{}|{sub}", spec.name));
+                slot_families.push(family.into());
+            }
+        }
+        assert!(
+            slot_names.len() <= crate::state::MAX_SLOTS
+                && FAMILY_NAMES.len() <= crate::state::MAX_FAMILIES,
+            "raise state::MAX_SLOTS or MAX_FAMILIES"
+        );
+        Table {
+            all,
+            by_name,
+            slot_names,
+            slot_families,
+        }
     }
 
     /// Every command.
@@ -48,12 +155,40 @@ impl Table {
 
     /// The spec of a command name, case-insensitively.
     pub fn lookup(&self, name: &[u8]) -> Option<&'static Spec> {
+        self.lookup_slot(name).map(|(spec, _)| spec)
+    }
+
+    /// The spec of a command name, case-insensitively, and its statistics slot.
+    pub fn lookup_slot(&self, name: &[u8]) -> Option<(&'static Spec, StatSlot)> {
         let mut lower = [0u8; 32];
         let lower = lower.get_mut(..name.len())?;
         for (l, c) in lower.iter_mut().zip(name) {
             *l = c.to_ascii_lowercase();
         }
         self.by_name.get(&*lower).copied()
+    }
+
+    /// The statistics slot of a request for `spec`: its sub-command's when it names one
+    /// `spec` has, else its own.
+    pub fn slot_of(&self, spec: &Spec, args: &[Bytes]) -> Option<StatSlot> {
+        let (_, slot) = self.by_name.get(spec.name.as_bytes())?;
+        let sub = args.get(1).filter(|_| !spec.subcommands.is_empty());
+        Some(
+            match sub.and_then(|s| spec.subcommands.iter().position(|(n, _)| is(s, n))) {
+                Some(position) => slot.subcommand(position),
+                None => *slot,
+            },
+        )
+    }
+
+    /// Each slot's name (`get`, `config|get`), by slot index.
+    pub fn slot_names(&self) -> &[String] {
+        &self.slot_names
+    }
+
+    /// Each slot's family (an index into [`FAMILY_NAMES`]), by slot index.
+    pub fn slot_families(&self) -> &[usize] {
+        &self.slot_families
     }
 }
 

@@ -504,10 +504,9 @@ async fn getset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         return_old: true,
         ..Default::default()
     };
-    ok_or(
-        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
-        |o| Frame::bulk_or_null(o.old),
-    )
+    let r = ctx.access.set(ctx.session.db, a.key, a.value, opts).await;
+    ctx.count_read(r.as_ref().map(|o| o.old.is_some()));
+    ok_or(r, |o| Frame::bulk_or_null(o.old))
 }
 
 /// GETDEL key
@@ -522,6 +521,7 @@ async fn getdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             })
         })
         .await;
+    ctx.count_read(r.as_ref().map(Option::is_some));
     ok_or(r, Frame::bulk_or_null)
 }
 
@@ -572,6 +572,7 @@ async fn getex(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             Ok((m, Some(e.value)))
         })
         .await;
+    ctx.count_read(r.as_ref().map(Option::is_some));
     ok_or(r, Frame::bulk_or_null)
 }
 
@@ -693,7 +694,9 @@ async fn getrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         mut start,
         mut end,
     } = parse!(GetRange::parse(argv));
-    let value = match ctx.access.get(ctx.session.db, key).await {
+    let r = ctx.access.get(ctx.session.db, key).await;
+    ctx.count_read(r.as_ref().map(Option::is_some));
+    let value = match r {
         Ok(Some(v)) => v,
         Ok(None) => return Frame::bulk(Bytes::new()),
         Err(e) => return engine_error(e),

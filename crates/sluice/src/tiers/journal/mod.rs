@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::Durability;
+use crate::metrics::EngineMetrics;
 use crate::model::StoreWrite;
 
 pub mod error;
@@ -172,6 +173,11 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Sizes and counters.
     fn stats(&self) -> JournalStats;
+
+    /// Where to time fsyncs (`journal_fsync`, `journal_writes_per_fsync`, the
+    /// `journal-fsync` LATENCY event). Called once, at open; a journal that never syncs
+    /// ignores it.
+    fn instrument(&self, _metrics: Arc<EngineMetrics>) {}
 
     /// Whether appends can still be made durable. Cheap (no lock, no allocation while ok):
     /// the engine asks before every write-back write.

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use super::JournalError;
 use super::{Journal, JournalAck, JournalHealth, JournalRecord, JournalStats};
 use crate::config::{Durability, JournalConfig};
+use crate::metrics::EngineMetrics;
 
 mod checkpoint;
 mod faults;
@@ -58,6 +59,8 @@ struct Shared {
     failure: OnceLock<JournalHealth>,
     /// Turns true when `failure` is set, for [`Journal::failed`].
     failed: tokio::sync::watch::Sender<bool>,
+    /// Where the writer times its fsyncs, once the engine handed it over.
+    metrics: OnceLock<Arc<EngineMetrics>>,
 }
 
 /// The segment-file journal.
@@ -140,6 +143,7 @@ impl WalJournal {
             last_seq: AtomicU64::new(recovered.last_seq),
             failure: OnceLock::new(),
             failed: tokio::sync::watch::Sender::new(false),
+            metrics: OnceLock::new(),
         });
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -155,6 +159,7 @@ impl WalJournal {
             last_sync: Instant::now(),
             checkpoint: recovered.checkpoint,
             reread_since_failure: false,
+            appends_since_sync: 0,
         };
         writer.current = Some(writer.roll()?);
         let (tx, rx) = mpsc::channel();
@@ -240,6 +245,10 @@ impl Journal for WalJournal {
 
     fn health(&self) -> JournalHealth {
         self.shared.failure.get().cloned().unwrap_or_default()
+    }
+
+    fn instrument(&self, metrics: Arc<EngineMetrics>) {
+        let _ = self.shared.metrics.set(metrics);
     }
 
     fn last_seq(&self) -> u64 {

@@ -27,6 +27,7 @@ use super::format::{header, segment_name, HEADER_LEN};
 use super::recovery::{recover, Segment};
 use super::{sync_dir, Shared};
 use crate::config::Durability;
+use crate::metrics::events;
 use crate::tiers::journal::{JournalError, JournalHealth, JournalRecord};
 
 /// What the journal handle asks of the writer thread.
@@ -104,6 +105,8 @@ pub(super) struct Writer {
     pub(super) checkpoint: u64,
     /// Whether the engine read the journal back after it failed (see [`Writer::checkpoint`]).
     pub(super) reread_since_failure: bool,
+    /// Appends written since the last fsync that succeeded.
+    pub(super) appends_since_sync: u64,
 }
 
 /// Cuts a segment back to `len` after a failed write or fsync, so the records behind it,
@@ -172,13 +175,28 @@ impl Writer {
         ))
     }
 
+    /// Counts an fsync that succeeded: its duration, and the appends it made durable.
+    fn synced(&mut self, started: Instant) {
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.shared.metrics.get() {
+            let elapsed = started.elapsed();
+            metrics.journal_fsync.record_duration(elapsed);
+            metrics
+                .journal_writes_per_fsync
+                .record(self.appends_since_sync);
+            metrics.latency.record(events::JOURNAL_FSYNC, elapsed);
+        }
+        self.appends_since_sync = 0;
+    }
+
     /// Fsyncs the current segment.
     fn sync(&mut self) -> Result<(), JournalError> {
         if let Some((file, seg)) = &self.current {
+            let started = Instant::now();
             self.io
                 .sync_data(file)
                 .map_err(|e| JournalError::io("fsync", &seg.path, e))?;
-            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+            self.synced(started);
         }
         self.dirty = false;
         self.last_sync = Instant::now();
@@ -214,6 +232,7 @@ impl Writer {
         if self.durability != Durability::Fsync {
             return Ok(());
         }
+        let started = Instant::now();
         if let Err(e) = self.io.sync_data(file) {
             // Under `fsync` every earlier group was synced before it was acknowledged, so
             // `before` is the end of the last group that synced: only this group goes. (Under
@@ -227,7 +246,7 @@ impl Writer {
             }
             return Err(JournalError::io("fsync", &seg.path, e));
         }
-        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        self.synced(started);
         self.dirty = false;
         self.last_sync = Instant::now();
         Ok(())
@@ -347,6 +366,7 @@ impl Writer {
                 }
             }
             if !group.waiters.is_empty() {
+                self.appends_since_sync += group.waiters.len() as u64;
                 let result = self.commit(&group.bytes, group.max_seq);
                 self.shared
                     .appends
