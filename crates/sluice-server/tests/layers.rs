@@ -25,11 +25,12 @@ const SERVER: Layers = &[
     ("script", 3),
     ("state", 4),
     ("frontend", 5),
-    ("http", 5),
-    ("server", 6),
-    ("bench", 6),
-    ("main", 7),
-    ("lib", 7),
+    // Above the commands: it names the per-command series from the command table.
+    ("http", 6),
+    ("server", 7),
+    ("bench", 7),
+    ("main", 8),
+    ("lib", 8),
 ];
 
 const LIBRARY: Layers = &[
