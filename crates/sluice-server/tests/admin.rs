@@ -388,3 +388,277 @@ async fn client_reply_off_and_skip_suppress_replies_as_redis_does() {
         "+OK\\r\\n$5\\r\\nshown\\r\\n$11\\r\\nshown again\\r\\n+RESET\\r\\n$11\\r\\nafter reset\\r\\n:1\\r\\n"
     );
 }
+
+/// CLIENT KILL and PAUSE calls whose replies must be Redis 7.0's, on a redis-server of the
+/// test's own (they would disturb the shared oracle's clients).
+const KILL_AND_PAUSE: &[&str] = &[
+    "CLIENT KILL",
+    "CLIENT KILL 1.2.3.4:5",
+    "CLIENT KILL addr",
+    "CLIENT KILL a b c",
+    "CLIENT KILL 127.0.0.1:1 x",
+    "CLIENT KILL ID x",
+    "CLIENT KILL ID 0",
+    "CLIENT KILL ID -1",
+    "CLIENT KILL ID 1.5",
+    "CLIENT KILL ID 99999999999999999999",
+    "CLIENT KILL ID 999999",
+    "CLIENT KILL ID 5 ID",
+    "CLIENT KILL ID 1 TYPE",
+    "CLIENT KILL TYPE foo",
+    "CLIENT KILL TYPE normal x",
+    "CLIENT KILL TYPE master",
+    "CLIENT KILL TYPE Replica",
+    "CLIENT KILL TYPE slave",
+    "CLIENT KILL TYPE pubsub",
+    "CLIENT KILL SKIPME maybe",
+    "CLIENT KILL SkipMe Yes",
+    "CLIENT KILL USER nouser",
+    "CLIENT KILL USER default SKIPME yes",
+    "CLIENT KILL ADDR 1.2.3.4:5",
+    "CLIENT KILL LADDR 1.2.3.4:5",
+    "CLIENT KILL ID 1 ID 2",
+    "CLIENT KILL FOO bar",
+    "CLIENT KILL ID 1 SKIPME",
+    "CLIENT PAUSE",
+    "CLIENT PAUSE x",
+    "CLIENT PAUSE -1",
+    "CLIENT PAUSE x foo",
+    "CLIENT PAUSE x write",
+    "CLIENT PAUSE 0 foo",
+    "CLIENT PAUSE 0 write x",
+    "CLIENT PAUSE 99999999999999999999",
+    "CLIENT PAUSE 0 WRITE",
+    "CLIENT PAUSE 0 all",
+    "CLIENT PAUSE 0",
+    "CLIENT UNPAUSE",
+    "CLIENT UNPAUSE x",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_and_pause_replies_match_redis() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let mut on_sluice = sluice.client().await;
+    let mut mismatches = Vec::new();
+    for line in KILL_AND_PAUSE {
+        let args = words(line);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let (want, got) = (on_redis.cmd(&argv).await, on_sluice.cmd(&argv).await);
+        if want != got {
+            mismatches.push(format!(
+                "{line}\n    redis:  {}\n    sluice: {}",
+                show(&want),
+                show(&got)
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// One `name=value` field of a CLIENT INFO / LIST line.
+fn field(line: &str, name: &str) -> String {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        .to_string()
+}
+
+/// A connection's CLIENT INFO line, asked on that connection.
+async fn info_line(client: &mut RawClient) -> String {
+    scalar(&client.run("CLIENT INFO").await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_closes_idle_connections_at_once() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut admin = sluice.client().await;
+    // By ID.
+    let mut victim = sluice.client().await;
+    let id = field(&info_line(&mut victim).await, "id");
+    assert_eq!(admin.run(&format!("CLIENT KILL ID {id}")).await, b":1\r\n");
+    let (_, closed) = victim.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "killed by id");
+    // The old form, by address.
+    let mut victim = sluice.client().await;
+    let addr = field(&info_line(&mut victim).await, "addr");
+    assert_eq!(admin.run(&format!("CLIENT KILL {addr}")).await, b"+OK\r\n");
+    let (_, closed) = victim.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "killed by address");
+    assert_eq!(
+        show(&admin.run(&format!("CLIENT KILL {addr}")).await),
+        "-ERR No such client\\r\\n"
+    );
+    // Every `default` connection but the caller (SKIPME defaults to yes).
+    let mut others = [sluice.client().await, sluice.client().await];
+    for o in &mut others {
+        assert_eq!(o.run("PING").await, b"+PONG\r\n");
+    }
+    assert_eq!(admin.run("CLIENT KILL USER default").await, b":2\r\n");
+    for o in &mut others {
+        let (_, closed) = o.read_until_close(Duration::from_secs(5)).await;
+        assert!(closed, "killed by user");
+    }
+    // LADDR matches the listener's address; MAXAGE none this young.
+    let mut victim = sluice.client().await;
+    let laddr = field(&info_line(&mut victim).await, "laddr");
+    assert_eq!(
+        admin.run("CLIENT KILL MAXAGE 3600 SKIPME no").await,
+        b":0\r\n"
+    );
+    assert_eq!(
+        admin.run(&format!("CLIENT KILL LADDR {laddr}")).await,
+        b":1\r\n"
+    );
+    let (_, closed) = victim.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "killed by local address");
+    // SKIPME no: the caller too, after its reply.
+    assert_eq!(admin.run("CLIENT KILL SKIPME no").await, b":1\r\n");
+    let (_, closed) = admin.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "the caller closes after its reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_pause_write_holds_writes_until_unpause() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut admin = sluice.client().await;
+    let mut writer = sluice.client().await;
+    let mut reader = sluice.client().await;
+    let writer_id = field(&info_line(&mut writer).await, "id");
+    assert_eq!(admin.run("CLIENT PAUSE 600000 WRITE").await, b"+OK\r\n");
+    writer.send(&common::encode(&[b"SET", b"k", b"v"])).await;
+    // Reads run; the write waits, shown as blocked (flag b) once it reached the pause.
+    assert_eq!(reader.run("GET k").await, b"$-1\r\n");
+    let mut flags = String::new();
+    for _ in 0..100 {
+        let line = scalar(&admin.run(&format!("CLIENT LIST ID {writer_id}")).await);
+        flags = field(&line, "flags");
+        if flags == "b" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(flags, "b", "the waiting writer is flagged blocked");
+    assert_eq!(reader.run("GET k").await, b"$-1\r\n", "not written yet");
+    assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
+    assert_eq!(writer.reply().await, b"+OK\r\n");
+    assert_eq!(reader.run("GET k").await, b"$1\r\nv\r\n");
+    // A pause ends by itself at its deadline; ALL holds every command until then.
+    assert_eq!(admin.run("CLIENT PAUSE 100 ALL").await, b"+OK\r\n");
+    assert_eq!(reader.run("PING").await, b"+PONG\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_reaches_a_client_waiting_for_a_pause() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut admin = sluice.client().await;
+    let mut writer = sluice.client().await;
+    let id = field(&info_line(&mut writer).await, "id");
+    assert_eq!(admin.run("CLIENT PAUSE 600000 WRITE").await, b"+OK\r\n");
+    writer.send(&common::encode(&[b"SET", b"k", b"v"])).await;
+    assert_eq!(admin.run(&format!("CLIENT KILL ID {id}")).await, b":1\r\n");
+    let (got, closed) = writer.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "killed while waiting");
+    assert!(
+        got.is_empty(),
+        "the waiting write never ran: {}",
+        show(&got)
+    );
+    assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
+    assert_eq!(admin.run("GET k").await, b"$-1\r\n");
+}
+
+/// The CLIENT LIST fields whose values both servers must agree on; the others hold ids,
+/// addresses, times and allocation sizes.
+const COMPARED_FIELDS: &[&str] = &[
+    "name", "db", "flags", "sub", "psub", "ssub", "multi", "qbuf", "argv-mem", "obl", "oll",
+    "omem", "events", "cmd", "user", "redir", "resp",
+];
+
+/// The compared fields of a CLIENT INFO / LIST line, as `name=value`.
+fn compared(line: &str) -> Vec<String> {
+    COMPARED_FIELDS
+        .iter()
+        .map(|f| format!("{f}={}", field(line, f)))
+        .collect()
+}
+
+/// What one server's CLIENT INFO / LIST shows along a connection's life; `observer` watches
+/// `client` from outside.
+async fn client_fields_along_a_session(
+    client: &mut RawClient,
+    observer: &mut RawClient,
+) -> Vec<Vec<String>> {
+    let mut seen = Vec::new();
+    let first = info_line(client).await;
+    let id = field(&first, "id");
+    seen.push(compared(&first));
+    let outside = async |observer: &mut RawClient| {
+        compared(&scalar(
+            &observer.run(&format!("CLIENT LIST ID {id}")).await,
+        ))
+    };
+    seen.push(outside(observer).await);
+    for line in ["CLIENT SETNAME worker", "SELECT 3", "CLIENT NO-EVICT on"] {
+        assert_eq!(client.run(line).await, b"+OK\r\n", "{line}");
+    }
+    seen.push(compared(&info_line(client).await));
+    seen.push(outside(observer).await);
+    assert_eq!(client.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(client.run("SET k v").await, b"+QUEUED\r\n");
+    assert_eq!(client.run("GET k").await, b"+QUEUED\r\n");
+    seen.push(outside(observer).await);
+    client.run("EXEC").await;
+    seen.push(outside(observer).await);
+    assert_eq!(client.run("CLIENT NO-EVICT off").await, b"+OK\r\n");
+    client.run("HELLO 3").await;
+    seen.push(outside(observer).await);
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_fields_match_redis_along_a_session() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut redis_client = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let mut redis_observer = RawClient::try_connect(&redis.addr).await.expect("redis");
+    let want = client_fields_along_a_session(&mut redis_client, &mut redis_observer).await;
+    let (mut client, mut observer) = (sluice.client().await, sluice.client().await);
+    let got = client_fields_along_a_session(&mut client, &mut observer).await;
+    for (step, (want, got)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(got, want, "step {step}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_the_socket_and_idle_time() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut client = sluice.client().await;
+    let mut observer = sluice.client().await;
+    let line = info_line(&mut client).await;
+    let fd: i32 = field(&line, "fd").parse().unwrap();
+    assert!(fd > 2, "a real socket: {line}");
+    let other: i32 = field(&info_line(&mut observer).await, "fd")
+        .parse()
+        .unwrap();
+    assert_ne!(fd, other, "one socket each");
+    assert_eq!(
+        field(&line, "qbuf"),
+        "26",
+        "this request, as Redis counts it"
+    );
+    assert_eq!(field(&line, "argv-mem"), "10", "CLIENT + INFO");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let id = field(&line, "id");
+    let seen = scalar(&observer.run(&format!("CLIENT LIST ID {id}")).await);
+    let idle: u64 = field(&seen, "idle").parse().unwrap();
+    assert!(idle >= 1, "idle for two seconds: {seen}");
+    assert!(field(&seen, "age").parse::<u64>().unwrap() >= idle);
+}

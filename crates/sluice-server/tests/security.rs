@@ -150,6 +150,15 @@ async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
         ask(&mut c, &[b"ACL", b"LIST"]).await,
         b"-NOPERM this user has no permissions to run the 'acl|list' command\r\n"
     );
+    for sub in [&b"KILL"[..], b"PAUSE"] {
+        let reply = ask(&mut c, &[b"CLIENT", sub, b"1000"]).await;
+        let name = String::from_utf8_lossy(sub).to_lowercase();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("-NOPERM this user has no permissions to run the 'client|{name}' command\r\n"),
+            "closing or pausing others' connections is @admin"
+        );
+    }
     assert_eq!(
         ask(&mut c, &[b"PING"]).await,
         b"+PONG\r\n",

@@ -87,6 +87,7 @@ fn auth(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     match users.authenticate(name, password) {
         Some(user) => {
             ctx.session.user = Some(user);
+            ctx.session.publish();
             Frame::ok()
         }
         None => wrongpass(),

@@ -81,28 +81,38 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         return refuse(session, spec, wrong_arity(spec.name));
     }
     // A container with no sub-command runs itself (bare COMMAND lists every command).
+    let mut full_name = spec.name;
     if !spec.subcommands.is_empty() && args.len() > 1 {
         let sub = args[1].to_ascii_lowercase();
         match spec
             .subcommands
             .iter()
-            .find(|(n, _)| n.as_bytes() == &sub[..])
+            .position(|(n, _)| n.as_bytes() == &sub[..])
         {
             None => return refuse_in_multi(session, unknown_subcommand(spec.name, &args[1])),
-            Some((name, arity)) if !arity_ok(*arity, args.len()) => {
+            Some(i) if !arity_ok(spec.subcommands[i].1, args.len()) => {
+                let name = spec.subcommands[i].0;
                 return refuse_in_multi(session, wrong_arity(&format!("{}|{}", spec.name, name)));
             }
-            Some(_) => {}
+            Some(i) => full_name = table.subcommand_name(spec, i),
         }
     }
     if let Some(denied) = acl::check(session, spec, args) {
         return refuse(session, spec, denied);
     }
+    // CLIENT PAUSE: one relaxed load unless a pause was set.
+    if shared.pause.may_be_active() && client_pause_wait(shared, session, spec).await {
+        // Killed while it waited: the connection closes without running it.
+        session.reply = crate::state::ReplyMode::Close;
+        return Frame::Null;
+    }
+    // Before queueing, as Redis sets `lastcmd`: CLIENT LIST shows `cmd=set` for a SET queued
+    // after MULTI.
+    session.last_command = full_name;
     if session.multi.is_some() && !transactions::runs_in_multi(spec) {
         return transactions::queue(session, args);
     }
     // `run`'s body, inlined by hand: one future fewer to build and move on every command.
-    session.last_command = spec.name;
     shared
         .stats
         .commands
@@ -136,7 +146,8 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
 }
 
 /// Runs a command whose name, arity and permissions were checked, reading and writing keys
-/// through `access` (directly, or in the transaction of an EXEC).
+/// through `access` (directly, or in the transaction of an EXEC). The session's last command
+/// stays the EXEC or the script that runs it, as Redis's `lastcmd` does.
 async fn run(
     shared: &Shared,
     session: &mut Session,
@@ -144,7 +155,6 @@ async fn run(
     access: sluice::Access<'_>,
     args: &mut [Bytes],
 ) -> Frame {
-    session.last_command = spec.name;
     shared
         .stats
         .commands
@@ -190,6 +200,43 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
     refusal
 }
 
+/// Waits while a CLIENT PAUSE holds back this command, as Redis 7.0's `processCommand`
+/// decides: every command under ALL; under WRITE, those that may write (flag `write` or
+/// `may_replicate`, EVAL and EVALSHA, EXEC of a queue holding one). Kept out of `dispatch`'s
+/// own future, behind a box, as it is almost never needed. True if CLIENT KILL closed the
+/// connection meanwhile.
+#[cold]
+fn client_pause_wait<'a>(
+    shared: &'a Shared,
+    session: &'a Session,
+    spec: &'static Spec,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+    let writes = |spec: &Spec| {
+        spec.flags
+            .iter()
+            .any(|f| *f == "write" || *f == "may_replicate")
+            || matches!(spec.name, "eval" | "evalsha")
+    };
+    let queued_writes = spec.name == "exec"
+        && session.multi.as_ref().is_some_and(|m| {
+            m.commands
+                .iter()
+                .filter_map(|c| c.first().and_then(|name| lookup(name)))
+                .any(writes)
+        });
+    let writes = writes(spec) || queued_writes;
+    let handle = session.handle().clone();
+    Box::pin(async move {
+        handle.note_paused(true);
+        let killed = tokio::select! {
+            _ = shared.pause.wait(writes) => false,
+            _ = handle.killed() => true,
+        };
+        handle.note_paused(false);
+        killed
+    })
+}
+
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).
 async fn run_hot(ctx: Ctx<'_>, hot: Hot, args: &mut [Bytes]) -> Frame {
     // GET, SET and INCR answer at once when they need no wait: no future is built for them.
@@ -231,7 +278,7 @@ mod tests {
         let shared = Shared::new(sluice, crate::config::ServerConfig::default(), 0, None)
             .expect("shared state");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut session = shared.new_session(addr, addr);
+        let mut session = shared.new_session(addr, addr, -1);
         let mut replies = Vec::new();
         for args in commands {
             let mut args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();

@@ -31,6 +31,8 @@ pub struct Table {
     all: Vec<&'static Spec>,
     // A fixed table that clients only read: a fast unkeyed hash is safe here.
     by_name: HashMap<&'static [u8], &'static Spec, foldhash::fast::FixedState>,
+    /// Each container's sub-commands' full names (`client|list`), in its `subcommands` order.
+    full_names: HashMap<&'static str, Vec<&'static str>, foldhash::fast::FixedState>,
 }
 
 impl Table {
@@ -38,7 +40,35 @@ impl Table {
     pub fn new(families: &[&'static [Spec]]) -> Table {
         let all: Vec<&'static Spec> = families.iter().flat_map(|f| f.iter()).collect();
         let by_name = all.iter().map(|s| (s.name.as_bytes(), *s)).collect();
-        Table { all, by_name }
+        // Built once per table (the server's is static): CLIENT LIST shows the last command
+        // by these names, so a command stores a `&'static str` rather than formats one.
+        let full_names = all
+            .iter()
+            .filter(|s| !s.subcommands.is_empty())
+            .map(|s| {
+                let names = s
+                    .subcommands
+                    .iter()
+                    .map(|(sub, _)| &*Box::leak(format!("{}|{sub}", s.name).into_boxed_str()))
+                    .collect();
+                (s.name, names)
+            })
+            .collect();
+        Table {
+            all,
+            by_name,
+            full_names,
+        }
+    }
+
+    /// The full name (`client|list`) of `spec`'s sub-command at `index` of its list; the
+    /// container's own name for an index out of range.
+    pub fn subcommand_name(&self, spec: &'static Spec, index: usize) -> &'static str {
+        self.full_names
+            .get(spec.name)
+            .and_then(|names| names.get(index))
+            .copied()
+            .unwrap_or(spec.name)
     }
 
     /// Every command.
