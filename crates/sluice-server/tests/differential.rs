@@ -63,6 +63,45 @@ const DB: &str = "9";
 
 /// Command sequences, each run on fresh connections after FLUSHDB.
 const CORPUS: &[(&str, &[&str])] = &[
+    // ---------------------------------------------------------------- MEMORY
+    (
+        "memory usage",
+        &[
+            "MEMORY USAGE nokey",
+            "SET k v",
+            "MEMORY USAGE k",
+            "MEMORY USAGE k SAMPLES 0",
+            "MEMORY USAGE k samples 3 SAMPLES 1",
+            "SET n 12345",
+            "MEMORY USAGE n",
+            "SET n -9223372036854775808",
+            "MEMORY USAGE n",
+            "SET n 0123",
+            "MEMORY USAGE n",
+            "SET e \"\"",
+            "MEMORY USAGE e",
+            "SET s zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "MEMORY USAGE s",
+            "SET s yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+            "MEMORY USAGE s",
+            "SET big xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "MEMORY USAGE big",
+            "SET a_key_of_thirty_two_bytes_long v",
+            "MEMORY USAGE a_key_of_thirty_two_bytes_long",
+            "HSET h a b c d",
+            "MEMORY USAGE h",
+            "HSET h2 f 123 g -5000 x 99999999999 y yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+            "MEMORY USAGE h2",
+            "MEMORY USAGE k samples",
+            "MEMORY USAGE k samples x",
+            "MEMORY USAGE k samples -1",
+            "MEMORY USAGE k foo 1",
+            "MEMORY USAGE nokey foo",
+            "MEMORY HELP",
+            "MEMORY FOO",
+            "MEMORY PURGE",
+        ],
+    ),
     // ---------------------------------------------------------------- EVAL and SCRIPT
     (
         "eval basics",

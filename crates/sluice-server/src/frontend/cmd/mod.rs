@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod memory;
 pub mod scripting;
 pub mod server;
 pub mod slowlog;
@@ -40,6 +41,7 @@ const FAMILIES: &[&[Spec]] = &[
     server::COMMANDS,
     config::COMMANDS,
     slowlog::COMMANDS,
+    memory::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
