@@ -63,6 +63,40 @@ const DB: &str = "9";
 
 /// Command sequences, each run on fresh connections after FLUSHDB.
 const CORPUS: &[(&str, &[&str])] = &[
+    // ---------------------------------------------------------------- COMMAND GETKEYS
+    (
+        "command getkeys",
+        &[
+            "COMMAND GETKEYS",
+            "COMMAND GETKEYS nosuch",
+            "COMMAND GETKEYS nosuch x",
+            "COMMAND GETKEYS get",
+            "COMMAND GETKEYS get k",
+            "COMMAND GETKEYS GET k",
+            "COMMAND GETKEYS get k x",
+            "COMMAND GETKEYS mset a 1 b 2",
+            "COMMAND GETKEYS mset a 1 b",
+            "COMMAND GETKEYS mset a",
+            "COMMAND GETKEYS ping x",
+            "COMMAND GETKEYS eval x 2 k1 k2 a",
+            "COMMAND GETKEYS eval x 3 k1",
+            "COMMAND GETKEYS eval x -1",
+            "COMMAND GETKEYS eval x 0",
+            "COMMAND GETKEYS eval x abc k",
+            "COMMAND GETKEYS eval x 99999999999999999999 k",
+            "COMMAND GETKEYS evalsha x 1 k",
+            "COMMAND GETKEYS eval_ro x 1 k",
+            "COMMAND GETKEYS client list",
+            "COMMAND GETKEYS client nosuch",
+            "COMMAND GETKEYS config get x",
+            "COMMAND GETKEYS memory usage k",
+            "COMMAND GETKEYS rename a b",
+            "COMMAND GETKEYS del a b c",
+            "COMMAND GETKEYS hset h f v",
+            "COMMAND GETKEYS hmget h f g",
+            "COMMAND GETKEYS exec x",
+        ],
+    ),
     // ---------------------------------------------------------------- MEMORY
     (
         "memory usage",

@@ -6,7 +6,30 @@ use super::spec::categories::CONNECTION;
 use super::spec::Ctx;
 use super::spec::{Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
-use crate::auth::{required_category, CATEGORIES};
+/// Redis 7.0's ACL categories, in the order ACL CAT lists them.
+pub const ACL_CATEGORIES: [&str; 21] = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
 use crate::frontend::Frame;
 use crate::state::Session;
 
@@ -120,23 +143,32 @@ fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             )
         }
         b"cat" => match args.get(2) {
-            None => Frame::Array(CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
+            None => Frame::Array(ACL_CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(cat) if args.len() == 3 => {
-                let Some(cat) = CATEGORIES.iter().find(|c| is(cat, c)) else {
+                let Some(cat) = ACL_CATEGORIES.iter().find(|c| is(cat, c)) else {
                     // `addReplyErrorFormat("Unknown category '%.128s'")`: the name as sent, up
                     // to a NUL, with CR and LF made spaces so the reply stays one line.
                     let cat = c_str(cat);
                     let cat = &cat[..cat.len().min(128)];
                     return format_error(&[&b"ERR Unknown category '"[..], cat, b"'"].concat());
                 };
-                Frame::Array(
-                    ctx.table
-                        .all()
+                // Sluice's sub-commands carry their container's categories: each is listed
+                // (`client|list`) where its container is, as Redis lists sub-commands.
+                let mut names = Vec::new();
+                for spec in ctx.table.all() {
+                    if !spec
+                        .categories
                         .iter()
-                        .filter(|s| required_category(s.categories) == Some(cat))
-                        .map(|s| Frame::bulk(s.name))
-                        .collect(),
-                )
+                        .any(|c| c.strip_prefix('@') == Some(cat))
+                    {
+                        continue;
+                    }
+                    names.push(Frame::bulk(spec.name));
+                    for (sub, _) in spec.subcommands {
+                        names.push(Frame::bulk(format!("{}|{sub}", spec.name)));
+                    }
+                }
+                Frame::Array(names)
             }
             Some(_) => super::util::wrong_arity("acl|cat"),
         },
