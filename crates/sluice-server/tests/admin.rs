@@ -662,3 +662,129 @@ async fn client_list_shows_the_socket_and_idle_time() {
     assert!(idle >= 1, "idle for two seconds: {seen}");
     assert!(field(&seen, "age").parse::<u64>().unwrap() >= idle);
 }
+
+/// What INFO shows as buffered in keyspace `name`.
+async fn buffered(client: &mut RawClient, name: &str) -> u64 {
+    let info = String::from_utf8(client.run("INFO sluice").await).unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.starts_with(&format!("keyspace_{name}:")))
+        .unwrap_or_else(|| panic!("no keyspace {name} in {info}"));
+    line.split(',')
+        .find_map(|f| f.strip_prefix("buffered="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no buffered= in {line}"))
+}
+
+/// Polls until keyspace `name` has nothing buffered; false if it still has after 20 s.
+async fn drains(client: &mut RawClient, name: &str) -> bool {
+    for _ in 0..400 {
+        if buffered(client, name).await == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_keyspace_settings_change_at_run_time() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let keyspaces = sluice.shared.sluice.keyspace_settings();
+    let ks = keyspaces
+        .first()
+        .expect("the built-in write-back keyspace")
+        .name
+        .clone();
+    let mut c = sluice.client().await;
+    // Every keyspace at once, then one by name; CONFIG GET shows both spellings.
+    assert_eq!(
+        c.run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
+            .await,
+        b"+OK\r\n"
+    );
+    let per_keyspace = format!("sluice-{ks}-max_dirty");
+    assert_eq!(
+        c.run(&format!("CONFIG SET {per_keyspace} 5000")).await,
+        b"+OK\r\n"
+    );
+    let got = String::from_utf8(c.run("CONFIG GET sluice-*").await).unwrap();
+    for (name, value) in [
+        ("sluice-flush_interval".to_string(), "3600000"),
+        ("sluice-flush_batch".to_string(), "100000"),
+        ("sluice-max_dirty".to_string(), "5000"),
+        (format!("sluice-{ks}-flush_interval"), "3600000"),
+        (per_keyspace.clone(), "5000"),
+    ] {
+        let pair = format!(
+            "${}\r\n{name}\r\n${}\r\n{value}\r\n",
+            name.len(),
+            value.len()
+        );
+        assert!(
+            got.contains(&pair),
+            "{name}={value} in {}",
+            show(got.as_bytes())
+        );
+    }
+    assert_eq!(
+        show(
+            &c.run(&format!("CONFIG GET {}", per_keyspace.to_uppercase()))
+                .await
+        ),
+        show(
+            format!(
+                "*2\r\n${}\r\n{}\r\n$4\r\n5000\r\n",
+                per_keyspace.len(),
+                per_keyspace.to_uppercase()
+            )
+            .as_bytes()
+        ),
+        "a name is shown as the client spelled it"
+    );
+    // Refusals, in Redis's shape; nothing is applied.
+    for (line, want) in [
+        (
+            "CONFIG SET sluice-max_dirty 0",
+            "-ERR CONFIG SET failed (possibly related to argument 'sluice-max_dirty') - argument must be between 1 and 9223372036854775807 inclusive\r\n",
+        ),
+        (
+            "CONFIG SET sluice-flush_interval 10 sluice-flush_batch x",
+            "-ERR CONFIG SET failed (possibly related to argument 'sluice-flush_batch') - argument couldn't be parsed into an integer\r\n",
+        ),
+        (
+            "CONFIG SET sluice-flush_batch 5 SLUICE-FLUSH_BATCH 6",
+            "-ERR CONFIG SET failed (possibly related to argument 'SLUICE-FLUSH_BATCH') - duplicate parameter\r\n",
+        ),
+        (
+            "CONFIG SET sluice-nosuch-flush_batch 5",
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'sluice-nosuch-flush_batch'\r\n",
+        ),
+    ] {
+        assert_eq!(String::from_utf8_lossy(&c.run(line).await), want, "{line}");
+    }
+    assert_eq!(
+        show(&c.run("CONFIG GET sluice-flush_interval").await),
+        "*2\\r\\n$21\\r\\nsluice-flush_interval\\r\\n$7\\r\\n3600000\\r\\n"
+    );
+    // The flusher picks up a new interval during the wait it is in.
+    assert_eq!(c.run("SET k1 v").await, b"+OK\r\n");
+    assert_eq!(buffered(&mut c, &ks).await, 1, "held for an hour");
+    assert_eq!(
+        c.run(&format!("CONFIG SET sluice-{ks}-flush_interval 20"))
+            .await,
+        b"+OK\r\n"
+    );
+    assert!(drains(&mut c, &ks).await, "flushed at the new interval");
+    // And a new batch size from the next write.
+    assert_eq!(
+        c.run("CONFIG SET sluice-flush_interval 3600000").await,
+        b"+OK\r\n"
+    );
+    assert_eq!(c.run("SET k2 v").await, b"+OK\r\n");
+    assert_eq!(buffered(&mut c, &ks).await, 1, "held for an hour again");
+    assert_eq!(c.run("CONFIG SET sluice-flush_batch 1").await, b"+OK\r\n");
+    assert!(drains(&mut c, &ks).await, "a batch of one is due at once");
+    assert_eq!(c.run("SET k3 v").await, b"+OK\r\n");
+    assert!(drains(&mut c, &ks).await, "every new key is a batch");
+}

@@ -35,7 +35,8 @@
 //!   Redis 7.0 answers "unknown subcommand".
 //! - CONFIG GET of parameters whose value is Sluice's own (`port`, `bind`, `dir`, TLS files,
 //!   `requirepass`, which Sluice never shows) or the oracle's own (`daemonize`, `logfile`,
-//!   `pidfile` as its packaging set them). CONFIG GET replies are compared with their pairs
+//!   `pidfile` as its packaging set them), and Sluice's own `sluice-*` parameters (listed only by
+//!   names and globs starting with `sluice`; `tests/admin.rs`). CONFIG GET replies are compared with their pairs
 //!   sorted: Redis lists them in its dictionary's (seeded) order. CONFIG SET of a parameter
 //!   Redis could change and Sluice cannot is refused in Redis's error shape; Redis would apply
 //!   it. CONFIG SET calls that succeed are compared in `tests/admin.rs` against a

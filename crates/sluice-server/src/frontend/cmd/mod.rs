@@ -23,6 +23,7 @@ pub mod scripting;
 pub mod server;
 pub mod slowlog;
 pub mod sluice_cmds;
+pub mod sluice_config;
 pub mod spec;
 pub mod strings;
 pub mod transactions;
