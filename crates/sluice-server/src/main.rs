@@ -89,6 +89,28 @@ enum Command {
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
     },
+    /// Show a running server's keyspaces (hits, misses, buffered writes, oldest unflushed
+    /// write, dead letters, writes/s), redrawn every interval on a terminal.
+    Status {
+        /// Server host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Server port.
+        #[arg(long, default_value_t = 6380)]
+        port: u16,
+        /// ACL user [default: default].
+        #[arg(long)]
+        user: Option<String>,
+        /// Password, when the server asks for one.
+        #[arg(long)]
+        password: Option<String>,
+        /// Time between samples, e.g. 1s.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// Print one table (two samples an interval apart, for the rates) and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Validate a config file against its database and exit.
     CheckConfig {
         /// TOML config file.
@@ -296,6 +318,24 @@ fn main() -> ExitCode {
                     clients,
                     out,
                     keys,
+                })
+                .await
+            }
+            Command::Status {
+                host,
+                port,
+                user,
+                password,
+                interval,
+                once,
+            } => {
+                sluice_server::status::run(sluice_server::status::StatusOptions {
+                    host,
+                    port,
+                    user,
+                    password,
+                    interval,
+                    once,
                 })
                 .await
             }

@@ -788,3 +788,80 @@ async fn sluice_keyspace_settings_change_at_run_time() {
     assert_eq!(c.run("SET k3 v").await, b"+OK\r\n");
     assert!(drains(&mut c, &ks).await, "every new key is a batch");
 }
+
+/// Runs `sluice status --once` against `port` with `extra` arguments: its exit success,
+/// stdout and stderr.
+async fn sluice_status(port: u16, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "status".to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--once".into(),
+        "--interval".into(),
+        "100ms".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .output()
+            .expect("run sluice status")
+    })
+    .await
+    .expect("sluice status task");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_status_once_prints_a_table_per_keyspace() {
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let ks = sluice.shared.sluice.keyspaces()[0].name.clone();
+    let mut c = sluice.client().await;
+    assert_eq!(
+        c.run("CONFIG SET sluice-flush_interval 3600000").await,
+        b"+OK\r\n"
+    );
+    for line in ["SET a 1", "SET b 2", "GET a", "GET a", "GET b"] {
+        c.run(line).await;
+    }
+    let (ok, out, err) = sluice_status(sluice.port(), &[]).await;
+    assert!(ok, "exit status; stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("sluice ") && lines[0].contains(&format!(":{}", sluice.port())),
+        "{out}"
+    );
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("KEYSPACE"))
+        .unwrap_or_else(|| panic!("a header row in {out}"));
+    for column in [
+        "POLICY", "TABLE", "HITS", "MISSES", "HIT%", "BUFFERED", "OLDEST", "DEAD", "WRITES/S",
+    ] {
+        assert!(lines[header].contains(column), "{column} in {out}");
+    }
+    let row: Vec<&str> = lines[header + 1].split_whitespace().collect();
+    assert_eq!(row[0], ks, "{out}");
+    assert_eq!(row[1], "write-back", "{out}");
+    assert_eq!(
+        &row[3..6],
+        ["3", "0", "100.0"],
+        "hits, misses, hit rate: {out}"
+    );
+    assert_eq!(row[6], "2", "both writes still buffered: {out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no terminal codes into a pipe: {out:?}"
+    );
+
+    // A server that asks for a password: refused without it, shown with it.
+    assert_eq!(c.run("CONFIG SET requirepass s3cret").await, b"+OK\r\n");
+    let (ok, _, err) = sluice_status(sluice.port(), &[]).await;
+    assert!(!ok && err.contains("error:"), "refused: {err}");
+    let (ok, out, err) = sluice_status(sluice.port(), &["--password", "s3cret"]).await;
+    assert!(ok && out.contains("KEYSPACE"), "{out}{err}");
+}

@@ -133,6 +133,21 @@ impl<'a> Access<'a> {
         self.engine.read_at(route, now).await
     }
 
+    /// [`Access::read`] for a write that reads its key first: not counted as a hit or miss.
+    pub(crate) async fn read_for_write(
+        &mut self,
+        route: &Route<'a>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        if let Some(txn) = &mut self.txn {
+            self.engine.txn_hold(txn, route.stripe)?;
+            if let Some(staged) = txn.staged_entry(&route.key) {
+                return Ok(staged);
+            }
+        }
+        self.engine.read_for_write(route, now).await
+    }
+
     /// Writes a key (its lock held): through its policy, or staged in the transaction.
     pub(crate) async fn write(
         &mut self,

@@ -161,6 +161,8 @@ impl Sluice {
                         .map(|t| now.saturating_sub(t))
                         .unwrap_or(0),
                     writes: c.writes.load(Ordering::Relaxed),
+                    hits: c.hits.load(Ordering::Relaxed),
+                    misses: c.misses.load(Ordering::Relaxed),
                     flushes: c.flushes.load(Ordering::Relaxed),
                     rows_stored: c.rows_stored.load(Ordering::Relaxed),
                     store_errors: c.store_errors.load(Ordering::Relaxed),

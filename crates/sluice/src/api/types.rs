@@ -174,6 +174,10 @@ pub struct KeyspaceInfo {
     /// Writes the keyspace took, including those that then failed (see
     /// [`KeyspaceCounters::writes`](crate::engine::KeyspaceCounters::writes)).
     pub writes: u64,
+    /// Reads answered from the write-back buffer or the cache.
+    pub hits: u64,
+    /// Reads that went to the store.
+    pub misses: u64,
     /// Flush transactions.
     pub flushes: u64,
     /// Rows stored.

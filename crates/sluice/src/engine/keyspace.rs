@@ -21,6 +21,10 @@ pub struct KeyspaceCounters {
     /// store or the buffer, so it includes writes that then failed (a store error, a full
     /// buffer, a journal failure, a shutdown). Writes refused by the check are not counted.
     pub writes: AtomicU64,
+    /// Reads answered from the write-back buffer or the cache.
+    pub hits: AtomicU64,
+    /// Reads that went to the store (or found the cached copy expired).
+    pub misses: AtomicU64,
     /// Flush transactions committed.
     pub flushes: AtomicU64,
     /// Rows the store accepted.

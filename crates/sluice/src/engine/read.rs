@@ -2,6 +2,8 @@
 //! store through single flight. A read-through installs what it read only if no write moved
 //! the key's stripe version meanwhile, so a racing write always wins.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use tracing::warn;
 
@@ -39,6 +41,31 @@ impl Engine {
         route: &Route<'_>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, true).await
+    }
+
+    /// [`Engine::read_at`] for a write that reads its key first (INCR, HSET...): not counted
+    /// as a hit or a miss, as Redis counts only the lookups of reads.
+    pub(crate) async fn read_for_write(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, false).await
+    }
+
+    async fn read_counted(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+        count: bool,
+    ) -> Result<Option<Entry>, SluiceError> {
+        let counter = |hit: bool| {
+            if count {
+                let c = &route.ks.counters;
+                if hit { &c.hits } else { &c.misses }.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         // A loop, not a recursion: a reader that keeps meeting installs on a busy stripe waits
         // for each and tries again, with no deeper future (or stack) each time.
         loop {
@@ -53,15 +80,20 @@ impl Engine {
                 step => step,
             };
             match step {
-                ReadStep::Found(entry) => return Ok(entry),
+                ReadStep::Found(entry) => {
+                    counter(true);
+                    return Ok(entry);
+                }
                 ReadStep::WaitInstalled => self.wait_installed(route).await,
                 ReadStep::Expired => {
+                    counter(false);
                     self.expire_lazily(route, now.ms()).await;
                     return Ok(None);
                 }
                 // Boxed: the miss path's future is large, and every read's future would carry it.
                 // (`AskCache` was judged above; reading the store is right for it anyway.)
                 ReadStep::ReadStore { version } | ReadStep::AskCache { version, .. } => {
+                    counter(false);
                     return Box::pin(self.read_through(route, version, now.ms())).await;
                 }
             }
@@ -72,6 +104,20 @@ impl Engine {
     /// an in-process cache. `None` when the read must wait (a transaction installing, a store
     /// read, a remote cache, an expired copy to drop): call [`Engine::read_at`].
     pub(crate) fn read_now(&self, route: &Route<'_>, now: &OpTime<'_>) -> Option<Option<Entry>> {
+        let found = self.read_for_write_now(route, now);
+        if found.is_some() {
+            route.ks.counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// [`Engine::read_now`] for a write that reads its key first: not counted (see
+    /// [`Engine::read_for_write`]).
+    pub(crate) fn read_for_write_now(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+    ) -> Option<Option<Entry>> {
         match self.read_step(route, now) {
             ReadStep::Found(entry) => Some(entry),
             _ => None,
