@@ -28,7 +28,9 @@
 //! - SLUICE.*: Sluice's own commands.
 //! - INFO (except unknown sections), CLIENT LIST/INFO/ID, HELLO's `id`, TIME, COMMAND (bare),
 //!   COMMAND COUNT/LIST/INFO/DOCS of real commands: server-specific contents. Sluice serves a
-//!   subset of the commands and publishes no key specs or argument docs.
+//!   subset of the commands and publishes no key specs, tips or argument docs. The head of
+//!   each command's COMMAND INFO (name, arity, flags, key positions, ACL categories) is
+//!   compared by [`command_info_flags_keys_and_categories_match_redis`].
 //! - CLIENT KILL and CLIENT PAUSE: they would close or hold back the shared oracle's other
 //!   clients; `tests/admin.rs` compares them with a redis-server of its own.
 //! - CLIENT SETINFO: a Redis 7.2 command that Sluice accepts (clients send it on connect);
@@ -2283,4 +2285,60 @@ async fn intended_differences_are_sluice_s_documented_replies() {
     let (got, closed) = c.read_until_close(Duration::from_secs(5)).await;
     assert_eq!(got, b"-ERR Protocol error: invalid multibulk length\r\n");
     assert!(closed);
+}
+
+/// Commands whose COMMAND INFO head differs from Redis 7.0's on purpose: Sluice's sub-commands
+/// share their container's spec, so a container carries what Redis puts on its sub-commands.
+const COMMAND_INFO_NOT_COMPARED: &[(&str, &str)] = &[
+    (
+        "client",
+        "@connection on the container lists CLIENT's sub-commands in ACL CAT connection",
+    ),
+    (
+        "slowlog",
+        "admin on the container keeps SLOWLOG @admin; Redis flags each sub-command",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_info_flags_keys_and_categories_match_redis() {
+    let url = std::env::var("SLUICE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let addr = redis_addr(&url);
+    let Some(mut redis) = RawClient::try_connect(&addr).await else {
+        println!("skipped: no redis-server at {url}");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut on_sluice = sluice.client().await;
+    // Name, arity, flags, first key, last key, step, ACL categories: the first 7 fields.
+    let head = |reply: &[u8]| -> Vec<u8> {
+        let (_, outer) = elements(reply);
+        let (_, fields) = elements(outer[0]);
+        fields[..7].concat()
+    };
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for spec in commands() {
+        if spec.name.starts_with("sluice.")
+            || COMMAND_INFO_NOT_COMPARED
+                .iter()
+                .any(|(n, _)| *n == spec.name)
+        {
+            continue;
+        }
+        let args: [&[u8]; 3] = [b"COMMAND", b"INFO", spec.name.as_bytes()];
+        let (want, got) = (redis.cmd(&args).await, on_sluice.cmd(&args).await);
+        compared += 1;
+        if head(&want) != head(&got) {
+            mismatches.push(format!(
+                "{}\n    redis:  {}\n    sluice: {}",
+                spec.name,
+                show(&head(&want)),
+                show(&head(&got))
+            ));
+        }
+    }
+    println!("{compared} commands compared");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

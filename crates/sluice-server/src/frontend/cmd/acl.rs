@@ -4,32 +4,9 @@ use bytes::Bytes;
 
 use super::spec::categories::CONNECTION;
 use super::spec::Ctx;
+use super::spec::ACL_CATEGORIES;
 use super::spec::{Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
-/// Redis 7.0's ACL categories, in the order ACL CAT lists them.
-pub const ACL_CATEGORIES: [&str; 21] = [
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-];
 use crate::frontend::Frame;
 use crate::state::Session;
 
@@ -38,7 +15,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "auth",
         arity: -2,
-        flags: &["fast", "no-auth"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         categories: CONNECTION,
         summary: "Authenticates the connection.",
         handler: Handler::Sync(auth),
@@ -63,7 +47,7 @@ fn wrongpass() -> Frame {
 /// when the command may run. Redis checks in this order, after existence and arity.
 pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
     let Some(user) = &session.user else {
-        if spec.flags.contains(&"no-auth") {
+        if spec.flags.contains(&"no_auth") {
             return None;
         }
         return Some(Frame::error("NOAUTH Authentication required."));
@@ -156,11 +140,7 @@ fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 // (`client|list`) where its container is, as Redis lists sub-commands.
                 let mut names = Vec::new();
                 for spec in ctx.table.all() {
-                    if !spec
-                        .categories
-                        .iter()
-                        .any(|c| c.strip_prefix('@') == Some(cat))
-                    {
+                    if !spec.acl_categories().contains(cat) {
                         continue;
                     }
                     names.push(Frame::bulk(spec.name));

@@ -25,7 +25,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "echo",
         arity: 2,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: CONNECTION,
         summary: "Returns the given string.",
         handler: Handler::Sync(echo),
@@ -34,7 +34,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "quit",
         arity: -1,
-        flags: &["fast", "no-auth"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         categories: CONNECTION,
         summary: "Closes the connection.",
         handler: Handler::Sync(quit),
@@ -43,7 +50,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "reset",
         arity: 1,
-        flags: &["fast", "no-auth"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         categories: CONNECTION,
         summary: "Resets the connection.",
         handler: Handler::Sync(reset),
@@ -52,7 +66,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "hello",
         arity: -1,
-        flags: &["fast", "no-auth"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         categories: CONNECTION,
         summary: "Handshakes with the Redis server.",
         handler: Handler::Sync(hello),
@@ -61,7 +82,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "select",
         arity: 2,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: CONNECTION,
         summary: "Changes the selected database.",
         handler: Handler::Sync(select),

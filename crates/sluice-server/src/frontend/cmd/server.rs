@@ -45,7 +45,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "time",
         arity: 1,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: &["@fast"],
         summary: "Returns the server time.",
         handler: Handler::Sync(time),
@@ -54,7 +54,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "shutdown",
         arity: -1,
-        flags: &["admin", "noscript"],
+        flags: &[
+            "admin",
+            "noscript",
+            "loading",
+            "stale",
+            "no_multi",
+            "allow_busy",
+        ],
         categories: ADMIN,
         summary: "Drains the write-back buffers and stops the server.",
         handler: Handler::Sync(shutdown),
@@ -82,6 +89,11 @@ pub static COMMANDS: &[Spec] = &[
 
 fn command_info(spec: &Spec) -> Frame {
     let simple = |s: &&str| Frame::Simple(s.to_string());
+    let categories: Vec<Frame> = spec
+        .acl_categories()
+        .iter()
+        .map(|c| Frame::Simple(format!("@{c}")))
+        .collect();
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity as i64),
@@ -89,7 +101,7 @@ fn command_info(spec: &Spec) -> Frame {
         Frame::Integer(spec.keys.first as i64),
         Frame::Integer(spec.keys.last as i64),
         Frame::Integer(spec.keys.step as i64),
-        Frame::Set(spec.categories.iter().map(simple).collect()),
+        Frame::Set(categories.clone()),
         Frame::Set(vec![]),
         Frame::Array(vec![]),
         Frame::Array(
@@ -103,7 +115,7 @@ fn command_info(spec: &Spec) -> Frame {
                         Frame::Integer(0),
                         Frame::Integer(0),
                         Frame::Integer(0),
-                        Frame::Set(spec.categories.iter().map(simple).collect()),
+                        Frame::Set(categories.clone()),
                         Frame::Set(vec![]),
                         Frame::Array(vec![]),
                         Frame::Array(vec![]),
@@ -272,9 +284,9 @@ fn command_list(table: &Table, args: &[Bytes]) -> Frame {
             Filter::None => true,
             Filter::Module => false,
             Filter::AclCat(cat) => spec
-                .categories
+                .acl_categories()
                 .iter()
-                .any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(cat)),
+                .any(|c| c.as_bytes().eq_ignore_ascii_case(cat)),
             Filter::Pattern(p) => glob_match(p, fullname.as_bytes()),
         };
         if wanted(spec.name) {

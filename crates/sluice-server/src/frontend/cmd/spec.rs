@@ -262,6 +262,62 @@ pub mod flags {
     pub const WRITE_GROW_FAST: &[&str] = &["write", "denyoom", "fast"];
 }
 
+/// Redis 7.0's ACL categories, in the order ACL CAT lists them (and COMMAND INFO orders a
+/// command's).
+pub const ACL_CATEGORIES: [&str; 21] = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+impl Spec {
+    /// The ACL categories COMMAND INFO and ACL CAT show: the spec's own, and those Redis's
+    /// `setImplicitACLCategories` derives from its flags (`write` → @write, `readonly` →
+    /// @read unless @scripting, `admin` → @admin @dangerous, `fast` → @fast, else @slow), in
+    /// Redis's order.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let has_flag = |f: &str| self.flags.contains(&f);
+        let has = |c: &str| {
+            self.categories
+                .iter()
+                .any(|s| s.strip_prefix('@') == Some(c))
+        };
+        ACL_CATEGORIES
+            .iter()
+            .copied()
+            .filter(|c| {
+                has(c)
+                    || match *c {
+                        "write" => has_flag("write"),
+                        "read" => has_flag("readonly") && !has("scripting"),
+                        "admin" | "dangerous" => has_flag("admin"),
+                        "fast" => has_flag("fast"),
+                        "slow" => !has_flag("fast") && !has("fast"),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+}
+
 /// ACL categories.
 pub mod categories {
     /// A string write.
