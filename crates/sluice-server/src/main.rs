@@ -91,26 +91,7 @@ enum Command {
     },
     /// Show a running server's keyspaces (hits, misses, buffered writes, oldest unflushed
     /// write, dead letters, writes/s), redrawn every interval on a terminal.
-    Status {
-        /// Server host.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Server port.
-        #[arg(long, default_value_t = 6380)]
-        port: u16,
-        /// ACL user [default: default].
-        #[arg(long)]
-        user: Option<String>,
-        /// Password, when the server asks for one.
-        #[arg(long)]
-        password: Option<String>,
-        /// Time between samples, e.g. 1s.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        interval: std::time::Duration,
-        /// Print one table (two samples an interval apart, for the rates) and exit.
-        #[arg(long)]
-        once: bool,
-    },
+    Status(sluice_server::status::StatusOptions),
     /// Validate a config file against its database and exit.
     CheckConfig {
         /// TOML config file.
@@ -321,24 +302,7 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Status {
-                host,
-                port,
-                user,
-                password,
-                interval,
-                once,
-            } => {
-                sluice_server::status::run(sluice_server::status::StatusOptions {
-                    host,
-                    port,
-                    user,
-                    password,
-                    interval,
-                    once,
-                })
-                .await
-            }
+            Command::Status(options) => sluice_server::status::run(options).await,
             Command::CheckConfig { file } => {
                 let config = load_config(Some(&file))?;
                 let lines = sluice::check_config(&config.engine).await?;

@@ -11,20 +11,26 @@ use anyhow::{bail, Context};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 
-/// Where the server is, and how to show it.
-#[derive(Debug, Clone)]
+/// Where the server is, and how to show it (`sluice status`'s flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct StatusOptions {
-    /// Host name or address.
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Port.
+    /// Server port.
+    #[arg(long, default_value_t = 6380)]
     pub port: u16,
-    /// ACL user (with `password`); `None`: `default`.
+    /// ACL user [default: default].
+    #[arg(long)]
     pub user: Option<String>,
     /// Password, when the server asks for one.
+    #[arg(long)]
     pub password: Option<String>,
-    /// Time between samples.
+    /// Time between samples, e.g. 1s.
+    #[arg(long, default_value = "1s", value_parser = sluice::config::parse_duration)]
     pub interval: Duration,
-    /// Print one table (from two samples `interval` apart) and exit.
+    /// Print one table (two samples an interval apart, for the rates) and exit.
+    #[arg(long)]
     pub once: bool,
 }
 

@@ -104,17 +104,12 @@ fn words(line: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_set_replies_and_values_match_redis() {
-    let Some(redis) = OwnRedis::start().await else {
-        println!("skipped: no redis-server binary to start");
-        return;
-    };
-    let sluice = TestServer::start_with(Durability::Os).await;
+/// Sends each line to both servers, one connection each; the lines whose replies differ.
+async fn compare_lines(redis: &OwnRedis, sluice: &TestServer, lines: &[&str]) -> Vec<String> {
     let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
     let mut on_sluice = sluice.client().await;
     let mut mismatches = Vec::new();
-    for line in CHANGES {
+    for line in lines {
         let args = words(line);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let (want, got) = (on_redis.cmd(&argv).await, on_sluice.cmd(&argv).await);
@@ -126,6 +121,17 @@ async fn config_set_replies_and_values_match_redis() {
             ));
         }
     }
+    mismatches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_replies_and_values_match_redis() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mismatches = compare_lines(&redis, &sluice, CHANGES).await;
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
@@ -442,21 +448,7 @@ async fn client_kill_and_pause_replies_match_redis() {
         return;
     };
     let sluice = TestServer::start_with(Durability::Os).await;
-    let mut on_redis = RawClient::try_connect(&redis.addr).await.expect("redis");
-    let mut on_sluice = sluice.client().await;
-    let mut mismatches = Vec::new();
-    for line in KILL_AND_PAUSE {
-        let args = words(line);
-        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let (want, got) = (on_redis.cmd(&argv).await, on_sluice.cmd(&argv).await);
-        if want != got {
-            mismatches.push(format!(
-                "{line}\n    redis:  {}\n    sluice: {}",
-                show(&want),
-                show(&got)
-            ));
-        }
-    }
+    let mismatches = compare_lines(&redis, &sluice, KILL_AND_PAUSE).await;
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 

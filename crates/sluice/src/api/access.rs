@@ -122,15 +122,7 @@ impl<'a> Access<'a> {
         route: &Route<'a>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
-        if let Some(txn) = &mut self.txn {
-            // A read inside a transaction holds the key too: nobody can change it before
-            // the commit, as in Redis, where nothing runs during EXEC or a script.
-            self.engine.txn_hold(txn, route.stripe)?;
-            if let Some(staged) = txn.staged_entry(&route.key) {
-                return Ok(staged);
-            }
-        }
-        self.engine.read_at(route, now).await
+        self.read_counted(route, now, true).await
     }
 
     /// [`Access::read`] for a write that reads its key first: not counted as a hit or miss.
@@ -139,13 +131,24 @@ impl<'a> Access<'a> {
         route: &Route<'a>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, false).await
+    }
+
+    async fn read_counted(
+        &mut self,
+        route: &Route<'a>,
+        now: &OpTime<'_>,
+        count: bool,
+    ) -> Result<Option<Entry>, SluiceError> {
         if let Some(txn) = &mut self.txn {
+            // A read inside a transaction holds the key too: nobody can change it before
+            // the commit, as in Redis, where nothing runs during EXEC or a script.
             self.engine.txn_hold(txn, route.stripe)?;
             if let Some(staged) = txn.staged_entry(&route.key) {
                 return Ok(staged);
             }
         }
-        self.engine.read_for_write(route, now).await
+        self.engine.read_counted(route, now, count).await
     }
 
     /// Writes a key (its lock held): through its policy, or staged in the transaction.

@@ -44,17 +44,10 @@ impl Engine {
         self.read_counted(route, now, true).await
     }
 
-    /// [`Engine::read_at`] for a write that reads its key first (INCR, HSET...): not counted
-    /// as a hit or a miss, as Redis counts only the lookups of reads.
-    pub(crate) async fn read_for_write(
-        &self,
-        route: &Route<'_>,
-        now: &OpTime<'_>,
-    ) -> Result<Option<Entry>, SluiceError> {
-        self.read_counted(route, now, false).await
-    }
-
-    async fn read_counted(
+    /// [`Engine::read_at`], counted as a hit or a miss of the keyspace when `count`: a write
+    /// that reads its key first (INCR, HSET...) passes false, as Redis counts only the lookups
+    /// of reads.
+    pub(crate) async fn read_counted(
         &self,
         route: &Route<'_>,
         now: &OpTime<'_>,

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::spec::categories::CONNECTION;
+use super::spec::flags::NO_AUTH;
 use super::spec::Ctx;
 use super::spec::ACL_CATEGORIES;
 use super::spec::{Handler, Spec};
@@ -15,14 +16,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "auth",
         arity: -2,
-        flags: &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Authenticates the connection.",
         handler: Handler::Sync(auth),

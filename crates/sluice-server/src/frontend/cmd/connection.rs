@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::args::{parse, Args};
 use super::spec::categories::CONNECTION;
+use super::spec::flags::NO_AUTH;
 use super::spec::Ctx;
 use super::spec::{Handler, Spec};
 use super::util::wrong_arity;
@@ -34,14 +35,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "quit",
         arity: -1,
-        flags: &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Closes the connection.",
         handler: Handler::Sync(quit),
@@ -50,14 +44,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "reset",
         arity: 1,
-        flags: &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Resets the connection.",
         handler: Handler::Sync(reset),
@@ -66,14 +53,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "hello",
         arity: -1,
-        flags: &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Handshakes with the Redis server.",
         handler: Handler::Sync(hello),

@@ -260,6 +260,15 @@ pub mod flags {
     pub const WRITE_FAST: &[&str] = &["write", "fast"];
     /// A fast write that may grow memory.
     pub const WRITE_GROW_FAST: &[&str] = &["write", "denyoom", "fast"];
+    /// A connection command a client may send before AUTH (AUTH, HELLO, QUIT, RESET).
+    pub const NO_AUTH: &[&str] = &[
+        "noscript",
+        "loading",
+        "stale",
+        "fast",
+        "no_auth",
+        "allow_busy",
+    ];
 }
 
 /// Redis 7.0's ACL categories, in the order ACL CAT lists them (and COMMAND INFO orders a
