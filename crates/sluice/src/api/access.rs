@@ -125,8 +125,9 @@ impl<'a> Access<'a> {
         self.read_counted(route, now, true).await
     }
 
-    /// [`Access::read`] for a write that reads its key first: not counted as a hit or miss.
-    pub(crate) async fn read_for_write(
+    /// [`Access::read`] not counted as a keyspace hit or miss: for a write that reads its key
+    /// first, and for looks that are not client reads (INFO's key counts).
+    pub(crate) async fn read_uncounted(
         &mut self,
         route: &Route<'a>,
         now: &OpTime<'_>,

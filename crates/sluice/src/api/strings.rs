@@ -137,7 +137,7 @@ impl<'a> Access<'a> {
         let guard = self.lock(&route).await?;
         let now = self.op_time();
         let current = if needs_read {
-            self.read_for_write(&route, &now).await?
+            self.read_uncounted(&route, &now).await?
         } else {
             None
         };

@@ -105,7 +105,7 @@ impl Engine {
     }
 
     /// [`Engine::read_now`] for a write that reads its key first: not counted (see
-    /// [`Engine::read_for_write`]).
+    /// [`Engine::read_counted`]).
     pub(crate) fn read_for_write_now(
         &self,
         route: &Route<'_>,

@@ -372,7 +372,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 if !keys.is_empty() {
                     let mut expires = 0;
                     for k in &keys {
-                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = ctx.access.ttl(db, k).await {
+                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = ctx.access.peek_ttl(db, k).await {
                             expires += 1;
                         }
                     }
