@@ -43,7 +43,10 @@ pub struct ClientInfo {
 /// that change on every read, kept in relaxed atomics.
 #[derive(Debug)]
 pub struct ClientHandle {
+    /// CLIENT KILL: close without sending the replies of the batch that was running.
     killed: AtomicBool,
+    /// Shutdown: close once the replies of the batch that was running are written.
+    closing: AtomicBool,
     kill: Notify,
     /// When it last sent something, in ms since the server started ([`Clock`]).
     last_read_ms: AtomicU64,
@@ -61,6 +64,7 @@ impl ClientHandle {
     fn new(now_ms: u64) -> ClientHandle {
         ClientHandle {
             killed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             kill: Notify::new(),
             last_read_ms: AtomicU64::new(now_ms),
             query_buffered: AtomicUsize::new(0),
@@ -79,17 +83,24 @@ impl ClientHandle {
         self.kill.notify_waiters();
     }
 
+    /// Closes the connection for a shutdown: as [`ClientHandle::kill`], except that the
+    /// replies of the batch running are written first.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.kill.notify_waiters();
+    }
+
     /// Whether CLIENT KILL closed this connection.
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Relaxed)
     }
 
-    /// Completes once the connection is killed.
+    /// Completes once the connection is killed, or closed for a shutdown.
     pub async fn killed(&self) {
         // A `Notified` sees `notify_waiters` calls made after it was created, polled or not:
-        // created before the flag is read, it cannot miss a kill in between.
+        // created before the flags are read, it cannot miss a kill in between.
         let notified = self.kill.notified();
-        if !self.is_killed() {
+        if !self.is_killed() && !self.closing.load(Ordering::Relaxed) {
             notified.await;
         }
     }
@@ -237,10 +248,10 @@ impl ClientRegistry {
             .collect()
     }
 
-    /// Kills every connection (shutdown).
-    pub(crate) fn kill_all(&self) {
+    /// Closes every connection (shutdown), each once its running batch's replies are out.
+    pub(crate) fn close_all(&self) {
         for entry in self.clients.lock().values() {
-            entry.handle.kill();
+            entry.handle.close();
         }
     }
 

@@ -108,7 +108,7 @@ impl Shared {
         // shutdown triggered before `run()` first subscribed), and the server would never stop.
         self.shutdown.send_replace(true);
         // After the flag: a session registered once this has run sees it (`new_session`).
-        self.clients.kill_all();
+        self.clients.close_all();
     }
 
     /// A receiver that changes when shutdown starts.
@@ -126,10 +126,10 @@ impl Shared {
             (addr, laddr, fd),
             self.clients.clone(),
         );
-        // Registered before the check: either `trigger_shutdown`'s `kill_all` found this
+        // Registered before the check: either `trigger_shutdown`'s `close_all` found this
         // session, or this sees the flag it set first.
         if *self.shutdown.borrow() {
-            session.handle().kill();
+            session.handle().close();
         }
         session
     }
