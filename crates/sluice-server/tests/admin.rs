@@ -539,6 +539,18 @@ async fn client_pause_write_holds_writes_until_unpause() {
     assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
     assert_eq!(writer.reply().await, b"+OK\r\n");
     assert_eq!(reader.run("GET k").await, b"$1\r\nv\r\n");
+    // An EXEC waits if its queue holds a write (queued before the pause: queueing a write
+    // waits too); one of reads runs.
+    assert_eq!(writer.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(writer.run("SET k w").await, b"+QUEUED\r\n");
+    assert_eq!(reader.run("MULTI").await, b"+OK\r\n");
+    assert_eq!(reader.run("GET k").await, b"+QUEUED\r\n");
+    assert_eq!(admin.run("CLIENT PAUSE 600000 WRITE").await, b"+OK\r\n");
+    writer.send(&common::encode(&[b"EXEC"])).await;
+    assert_eq!(reader.run("EXEC").await, b"*1\r\n$1\r\nv\r\n");
+    assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
+    assert_eq!(writer.reply().await, b"*1\r\n+OK\r\n");
+    assert_eq!(reader.run("GET k").await, b"$1\r\nw\r\n");
     // A pause ends by itself at its deadline; ALL holds every command until then.
     assert_eq!(admin.run("CLIENT PAUSE 100 ALL").await, b"+OK\r\n");
     assert_eq!(reader.run("PING").await, b"+PONG\r\n");

@@ -90,3 +90,41 @@ impl Pause {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_second_pause_keeps_the_later_end_and_the_stronger_mode() {
+        let pause = Pause::default();
+        assert!(!pause.may_be_active());
+        let now = Instant::now();
+        pause.pause(now + Duration::from_secs(60), PauseMode::Write);
+        pause.pause(now + Duration::from_secs(1), PauseMode::All);
+        assert_eq!(
+            pause.current(),
+            Some((now + Duration::from_secs(60), PauseMode::All))
+        );
+        pause.unpause();
+        assert!(!pause.may_be_active());
+        assert_eq!(pause.current(), None);
+    }
+
+    #[tokio::test]
+    async fn reads_pass_a_write_pause_and_an_expired_pause_lifts_itself() {
+        let pause = Pause::default();
+        pause.pause(Instant::now() + Duration::from_secs(600), PauseMode::Write);
+        pause.wait(false).await;
+        pause.pause(Instant::now(), PauseMode::All);
+        // The later end stands: ALL now holds reads too, until UNPAUSE.
+        assert!(pause.may_be_active());
+        pause.unpause();
+        pause.wait(true).await;
+        pause.pause(Instant::now(), PauseMode::All);
+        pause.wait(true).await;
+        assert!(!pause.may_be_active(), "found expired and cleared");
+    }
+}
