@@ -96,7 +96,7 @@ impl Env {
     fn run(&self, commands: Vec<Vec<Bytes>>) {
         let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let laddr: SocketAddr = "127.0.0.1:6380".parse().unwrap();
-        let mut session = self.shared.new_session(addr, laddr);
+        let mut session = self.shared.new_session(addr, laddr, -1);
         for mut args in commands {
             let shown = format!("{args:?}");
             let (reply, durability) = self.rt.block_on(sluice::with_deferred_durability(dispatch(
@@ -129,7 +129,7 @@ impl Env {
         let runs = self.runs.get() + 1;
         self.runs.set(runs);
         if runs.is_multiple_of(FLUSH_EVERY) {
-            let mut session = self.shared.new_session(addr, laddr);
+            let mut session = self.shared.new_session(addr, laddr, -1);
             let mut flush = vec![Bytes::from_static(b"flushall")];
             let reply = self
                 .rt

@@ -250,6 +250,11 @@ impl Users {
         (user.enabled && user.password_matches(password)).then_some(user)
     }
 
+    /// Whether a user of this name exists (CLIENT KILL USER).
+    pub fn exists(&self, name: &[u8]) -> bool {
+        name == b"default" || std::str::from_utf8(name).is_ok_and(|n| self.named.contains_key(n))
+    }
+
     /// ACL LIST lines, `default` first.
     pub fn list(&self) -> Vec<String> {
         let mut names: Vec<&String> = self.named.keys().collect();

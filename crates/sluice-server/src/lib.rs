@@ -18,6 +18,7 @@ pub mod http;
 pub mod script;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod tls;
 
 pub use server::Server;

@@ -89,6 +89,9 @@ enum Command {
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
     },
+    /// Show a running server's keyspaces (hits, misses, buffered writes, oldest unflushed
+    /// write, dead letters, writes/s), redrawn every interval on a terminal.
+    Status(sluice_server::status::StatusOptions),
     /// Validate a config file against its database and exit.
     CheckConfig {
         /// TOML config file.
@@ -299,6 +302,7 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Status(options) => sluice_server::status::run(options).await,
             Command::CheckConfig { file } => {
                 let config = load_config(Some(&file))?;
                 let lines = sluice::check_config(&config.engine).await?;

@@ -118,6 +118,17 @@ impl Server {
         let http = self
             .http
             .map(|listener| tokio::spawn(crate::http::serve(listener, shared.clone())));
+        // CLIENT LIST's clock: connections stamp their reads with it instead of reading the
+        // system clock per read.
+        let ticker = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    shared.clients.clock.tick();
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        };
         loop {
             // Which listener accepted: `None` plaintext, `Some(acceptor)` TLS.
             let (accepted, tls) = tokio::select! {
@@ -172,6 +183,7 @@ impl Server {
                 _ = &mut close_deadline => { connections.abort_all(); break }
             }
         }
+        ticker.abort();
         let report = shared.sluice.shutdown().await;
         if let Some(http) = http {
             http.abort();
@@ -210,6 +222,7 @@ async fn serve_tls(
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    let fd = connection::raw_fd(&stream);
     let mut shutdown = shared.shutdown_signal();
     let stream = tokio::select! {
         done = tls::handshake(&acceptor, stream) => match done {
@@ -221,5 +234,5 @@ async fn serve_tls(
         },
         _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
     };
-    connection::serve_stream(shared, stream, addr, laddr).await;
+    connection::serve_stream(shared, stream, (addr, laddr, fd)).await;
 }

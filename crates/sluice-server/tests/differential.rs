@@ -28,12 +28,17 @@
 //! - SLUICE.*: Sluice's own commands.
 //! - INFO (except unknown sections), CLIENT LIST/INFO/ID, HELLO's `id`, TIME, COMMAND (bare),
 //!   COMMAND COUNT/LIST/INFO/DOCS of real commands: server-specific contents. Sluice serves a
-//!   subset of the commands and publishes no key specs or argument docs.
+//!   subset of the commands and publishes no key specs, tips or argument docs. The head of
+//!   each command's COMMAND INFO (name, arity, flags, key positions, ACL categories) is
+//!   compared by [`command_info_flags_keys_and_categories_match_redis`].
+//! - CLIENT KILL and CLIENT PAUSE: they would close or hold back the shared oracle's other
+//!   clients; `tests/admin.rs` compares them with a redis-server of its own.
 //! - CLIENT SETINFO: a Redis 7.2 command that Sluice accepts (clients send it on connect);
 //!   Redis 7.0 answers "unknown subcommand".
 //! - CONFIG GET of parameters whose value is Sluice's own (`port`, `bind`, `dir`, TLS files,
 //!   `requirepass`, which Sluice never shows) or the oracle's own (`daemonize`, `logfile`,
-//!   `pidfile` as its packaging set them). CONFIG GET replies are compared with their pairs
+//!   `pidfile` as its packaging set them), and Sluice's own `sluice-*` parameters (listed only by
+//!   names and globs starting with `sluice`; `tests/admin.rs`). CONFIG GET replies are compared with their pairs
 //!   sorted: Redis lists them in its dictionary's (seeded) order. CONFIG SET of a parameter
 //!   Redis could change and Sluice cannot is refused in Redis's error shape; Redis would apply
 //!   it. CONFIG SET calls that succeed are compared in `tests/admin.rs` against a
@@ -61,6 +66,79 @@ const DB: &str = "9";
 
 /// Command sequences, each run on fresh connections after FLUSHDB.
 const CORPUS: &[(&str, &[&str])] = &[
+    // ---------------------------------------------------------------- COMMAND GETKEYS
+    (
+        "command getkeys",
+        &[
+            "COMMAND GETKEYS",
+            "COMMAND GETKEYS nosuch",
+            "COMMAND GETKEYS nosuch x",
+            "COMMAND GETKEYS get",
+            "COMMAND GETKEYS get k",
+            "COMMAND GETKEYS GET k",
+            "COMMAND GETKEYS get k x",
+            "COMMAND GETKEYS mset a 1 b 2",
+            "COMMAND GETKEYS mset a 1 b",
+            "COMMAND GETKEYS mset a",
+            "COMMAND GETKEYS ping x",
+            "COMMAND GETKEYS eval x 2 k1 k2 a",
+            "COMMAND GETKEYS eval x 3 k1",
+            "COMMAND GETKEYS eval x -1",
+            "COMMAND GETKEYS eval x 0",
+            "COMMAND GETKEYS eval x abc k",
+            "COMMAND GETKEYS eval x 99999999999999999999 k",
+            "COMMAND GETKEYS evalsha x 1 k",
+            "COMMAND GETKEYS eval_ro x 1 k",
+            "COMMAND GETKEYS client list",
+            "COMMAND GETKEYS client nosuch",
+            "COMMAND GETKEYS config get x",
+            "COMMAND GETKEYS memory usage k",
+            "COMMAND GETKEYS rename a b",
+            "COMMAND GETKEYS del a b c",
+            "COMMAND GETKEYS hset h f v",
+            "COMMAND GETKEYS hmget h f g",
+            "COMMAND GETKEYS exec x",
+        ],
+    ),
+    // ---------------------------------------------------------------- MEMORY
+    (
+        "memory usage",
+        &[
+            "MEMORY USAGE nokey",
+            "SET k v",
+            "MEMORY USAGE k",
+            "MEMORY USAGE k SAMPLES 0",
+            "MEMORY USAGE k samples 3 SAMPLES 1",
+            "SET n 12345",
+            "MEMORY USAGE n",
+            "SET n -9223372036854775808",
+            "MEMORY USAGE n",
+            "SET n 0123",
+            "MEMORY USAGE n",
+            "SET e \"\"",
+            "MEMORY USAGE e",
+            "SET s zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "MEMORY USAGE s",
+            "SET s yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+            "MEMORY USAGE s",
+            "SET big xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "MEMORY USAGE big",
+            "SET a_key_of_thirty_two_bytes_long v",
+            "MEMORY USAGE a_key_of_thirty_two_bytes_long",
+            "HSET h a b c d",
+            "MEMORY USAGE h",
+            "HSET h2 f 123 g -5000 x 99999999999 y yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+            "MEMORY USAGE h2",
+            "MEMORY USAGE k samples",
+            "MEMORY USAGE k samples x",
+            "MEMORY USAGE k samples -1",
+            "MEMORY USAGE k foo 1",
+            "MEMORY USAGE nokey foo",
+            "MEMORY HELP",
+            "MEMORY FOO",
+            "MEMORY PURGE",
+        ],
+    ),
     // ---------------------------------------------------------------- EVAL and SCRIPT
     (
         "eval basics",
@@ -1739,6 +1817,12 @@ const INTENDED_DIFFERENCES: &[(&str, &[u8], &str)] = &[
     ),
     ("CLIENT SETINFO lib-ver 0.27.6", b"+OK\r\n", "as above"),
     (
+        "CLIENT KILL MAXAGE 999999",
+        b":0\r\n",
+        "CLIENT KILL MAXAGE is Redis 7.4's filter (connections older than so many seconds); \
+         Redis 7.0: -ERR syntax error",
+    ),
+    (
         "CONFIG SET maxmemory 100mb",
         b"-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - Sluice cannot change this parameter at run time; change the config file and restart\r\n",
         "Sluice's configuration is its file; Redis would apply the value (+OK)",
@@ -1784,8 +1868,10 @@ const NOT_COMPARED: &[(&str, &str)] = &[
     ("sluice.deadletters", "Sluice's own command"),
 ];
 
-/// Sub-commands whose replies differ on purpose (see the module docs).
-const SUBCOMMANDS_NOT_COMPARED: &[&str] = &["client|setinfo"];
+/// Sub-commands whose replies differ on purpose (see the module docs), or that are compared
+/// on a redis-server of their own (`tests/admin.rs`: CLIENT KILL and PAUSE would disturb the
+/// shared oracle's clients).
+const SUBCOMMANDS_NOT_COMPARED: &[&str] = &["client|setinfo", "client|kill", "client|pause"];
 
 /// A command Sluice must never send to the oracle.
 fn forbidden(args: &[Vec<u8>]) -> Option<&'static str> {
@@ -2211,4 +2297,60 @@ async fn intended_differences_are_sluice_s_documented_replies() {
     let (got, closed) = c.read_until_close(Duration::from_secs(5)).await;
     assert_eq!(got, b"-ERR Protocol error: invalid multibulk length\r\n");
     assert!(closed);
+}
+
+/// Commands whose COMMAND INFO head differs from Redis 7.0's on purpose: Sluice's sub-commands
+/// share their container's spec, so a container carries what Redis puts on its sub-commands.
+const COMMAND_INFO_NOT_COMPARED: &[(&str, &str)] = &[
+    (
+        "client",
+        "@connection on the container lists CLIENT's sub-commands in ACL CAT connection",
+    ),
+    (
+        "slowlog",
+        "admin on the container keeps SLOWLOG @admin; Redis flags each sub-command",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_info_flags_keys_and_categories_match_redis() {
+    let url = std::env::var("SLUICE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let addr = redis_addr(&url);
+    let Some(mut redis) = RawClient::try_connect(&addr).await else {
+        println!("skipped: no redis-server at {url}");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut on_sluice = sluice.client().await;
+    // Name, arity, flags, first key, last key, step, ACL categories: the first 7 fields.
+    let head = |reply: &[u8]| -> Vec<u8> {
+        let (_, outer) = elements(reply);
+        let (_, fields) = elements(outer[0]);
+        fields[..7].concat()
+    };
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for spec in commands() {
+        if spec.name.starts_with("sluice.")
+            || COMMAND_INFO_NOT_COMPARED
+                .iter()
+                .any(|(n, _)| *n == spec.name)
+        {
+            continue;
+        }
+        let args: [&[u8]; 3] = [b"COMMAND", b"INFO", spec.name.as_bytes()];
+        let (want, got) = (redis.cmd(&args).await, on_sluice.cmd(&args).await);
+        compared += 1;
+        if head(&want) != head(&got) {
+            mismatches.push(format!(
+                "{}\n    redis:  {}\n    sluice: {}",
+                spec.name,
+                show(&head(&want)),
+                show(&head(&got))
+            ));
+        }
+    }
+    println!("{compared} commands compared");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

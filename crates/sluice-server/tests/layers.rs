@@ -29,6 +29,7 @@ const SERVER: Layers = &[
     ("http", 6),
     ("server", 7),
     ("bench", 7),
+    ("status", 7),
     ("main", 8),
     ("lib", 8),
 ];

@@ -150,6 +150,15 @@ async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
         ask(&mut c, &[b"ACL", b"LIST"]).await,
         b"-NOPERM this user has no permissions to run the 'acl|list' command\r\n"
     );
+    for sub in [&b"KILL"[..], b"PAUSE"] {
+        let reply = ask(&mut c, &[b"CLIENT", sub, b"1000"]).await;
+        let name = String::from_utf8_lossy(sub).to_lowercase();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("-NOPERM this user has no permissions to run the 'client|{name}' command\r\n"),
+            "closing or pausing others' connections is @admin"
+        );
+    }
     assert_eq!(
         ask(&mut c, &[b"PING"]).await,
         b"+PONG\r\n",
@@ -167,10 +176,24 @@ async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
         "{text}"
     );
     let cat = ask(&mut admin, &[b"ACL", b"CAT"]).await;
+    let redis_7_0_categories = "keyspace read write set sortedset list hash string bitmap \
+                                hyperloglog geo stream pubsub admin fast slow blocking dangerous \
+                                connection transaction scripting";
+    let mut want = b"*21\r\n".to_vec();
+    for c in redis_7_0_categories.split_whitespace() {
+        want.extend(format!("${}\r\n{c}\r\n", c.len()).as_bytes());
+    }
     assert_eq!(
-        cat,
-        b"*4\r\n$4\r\nread\r\n$5\r\nwrite\r\n$5\r\nadmin\r\n$9\r\ndangerous\r\n"
+        String::from_utf8_lossy(&cat),
+        String::from_utf8_lossy(&want)
     );
+    // A category lists Sluice's commands in it, sub-commands by their full names.
+    let listed = String::from_utf8_lossy(&ask(&mut admin, &[b"ACL", b"CAT", b"connection"]).await)
+        .into_owned();
+    for name in ["\r\nping\r\n", "\r\nclient\r\n", "\r\nclient|kill\r\n"] {
+        assert!(listed.contains(name), "{name:?} in {listed}");
+    }
+    assert_eq!(ask(&mut admin, &[b"ACL", b"CAT", b"geo"]).await, b"*0\r\n");
     server.stop().await;
 }
 

@@ -63,8 +63,9 @@ pub mod numeric;
 pub mod tiers;
 
 pub use api::{
-    Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, Later, Mutation, SetCondition,
-    SetExpiry, SetOptions, SetOutcome, Sluice, Transaction, WatchSet,
+    Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
+    Later, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice, Transaction,
+    WatchSet,
 };
 pub use bytes::Bytes;
 pub use config::{Config, Durability, KeyspaceConfig, Policy};

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
-use crate::state::{ReplyMode, Session, Shared};
+use crate::state::{ClientHandle, ReplyMode, Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
@@ -26,23 +26,46 @@ pub async fn refuse(mut stream: TcpStream, line: &str) {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
-    serve_stream(shared, stream, addr, laddr).await;
+    let fd = raw_fd(&stream);
+    serve_stream(shared, stream, (addr, laddr, fd)).await;
 }
 
-/// Serves one connection over any byte stream (plain TCP or TLS).
-pub async fn serve_stream<S>(shared: Arc<Shared>, stream: S, addr: SocketAddr, laddr: SocketAddr)
-where
+/// The socket's file descriptor, as CLIENT LIST shows it (-1 where there is none).
+pub fn raw_fd(stream: &TcpStream) -> i32 {
+    #[cfg(unix)]
+    {
+        std::os::fd::AsRawFd::as_raw_fd(stream)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        -1
+    }
+}
+
+/// Serves one connection over any byte stream (plain TCP or TLS), from the client's address
+/// to the local one, on socket `fd`.
+pub async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    (addr, laddr, fd): (SocketAddr, SocketAddr, i32),
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Write-back durability is collected per pipeline and awaited before its replies go out.
-    sluice::with_durability_scope(serve_in_scope(shared, stream, addr, laddr)).await;
+    sluice::with_durability_scope(serve_in_scope(shared, stream, (addr, laddr, fd))).await;
 }
 
-async fn serve_in_scope<S>(shared: Arc<Shared>, mut stream: S, addr: SocketAddr, laddr: SocketAddr)
-where
+async fn serve_in_scope<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    (addr, laddr, fd): (SocketAddr, SocketAddr, i32),
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session = shared.new_session(addr, laddr);
+    let mut session = shared.new_session(addr, laddr, fd);
+    let handle = session.handle().clone();
+    let clock = &shared.clients.clock;
     let limits = &shared.config;
     let query_limit = limits.client_query_buffer_limit as usize;
     let output_limit = limits.client_output_buffer_limit as usize;
@@ -50,12 +73,14 @@ where
     let mut parser = RequestParser::new(shared.limits);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
-    let mut shutdown = shared.shutdown_signal();
-    // One future for the whole connection: building a fresh `changed()` per read costs more
-    // than the GET it waits beside.
-    let shutdown_fired = shutdown.changed();
-    tokio::pin!(shutdown_fired);
+    // One future for the whole connection, for CLIENT KILL and shutdown alike (a shutdown
+    // kills every client): building a fresh one per read, or waiting on two, costs more than
+    // the GET it waits beside.
+    let killed = handle.killed();
+    tokio::pin!(killed);
     loop {
+        // Relaxed stores, once per batch: CLIENT LIST's `idle` and `qbuf`.
+        handle.note_read(clock.now_ms(), rbuf.len(), rbuf.capacity());
         // Run every complete request buffered, deferring write-back durability to one wait
         // per batch: replies are written only after every write they acknowledge is durable.
         let batch = run_buffered(
@@ -67,9 +92,16 @@ where
             addr,
         )
         .await;
+        // The requests that ran are consumed: an idle client shows `qbuf=0`, as in Redis.
+        handle.note_consumed(rbuf.len());
+        session.publish_progress();
         let durability = sluice::take_deferred_durability();
         if durability.wait().await.is_err() {
             // A write could not be made durable: send no reply that could acknowledge it.
+            return;
+        }
+        if handle.is_killed() {
+            debug!(%addr, "closing client killed by CLIENT KILL");
             return;
         }
         if wbuf.len() > output_limit {
@@ -79,10 +111,11 @@ where
         if !wbuf.is_empty() {
             // A client that stops reading stalls this write; past the limit it is dropped,
             // so it cannot pin its replies in memory for ever.
-            match write_with_stall_limit(&mut stream, &wbuf, stall_limit).await {
+            match write_with_stall_limit(&mut stream, &wbuf, stall_limit, &handle).await {
                 Ok(Ok(())) => wbuf.clear(),
                 Ok(Err(_)) => return,
-                Err(_) => {
+                Err(Stalled::Killed) => return,
+                Err(Stalled::TimedOut) => {
                     warn!(%addr, "closing client that has not read its replies for {stall_limit:?} (client_output_stall_timeout)");
                     return;
                 }
@@ -116,7 +149,8 @@ where
                 debug!(%addr, "closing client idle for {idle_limit:?} (timeout)");
                 return;
             }
-            _ = &mut shutdown_fired => {
+            _ = &mut killed => {
+                debug!(%addr, "closing client killed by CLIENT KILL or shutdown");
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -128,20 +162,39 @@ where
     }
 }
 
+/// Why a write was given up.
+enum Stalled {
+    /// The client read none of it for `client_output_stall_timeout`.
+    TimedOut,
+    /// CLIENT KILL closed the connection meanwhile.
+    Killed,
+}
+
 /// Writes `bytes`, giving up if the rest of them is not written within `stall_limit` of the
 /// first time the socket could not take them all (a slow reader that still makes progress
-/// is dropped too). The timer is armed only when the socket cannot take the bytes at once: almost every reply fits in
-/// the socket buffer, and a timer per reply cost more than the GET it answered.
+/// is dropped too), or if the client is killed meanwhile. The timer is armed only when the
+/// socket cannot take the bytes at once: almost every reply fits in the socket buffer, and a
+/// timer per reply cost more than the GET it answered.
 async fn write_with_stall_limit<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &[u8],
     stall_limit: std::time::Duration,
-) -> Result<std::io::Result<()>, tokio::time::error::Elapsed> {
+    handle: &ClientHandle,
+) -> Result<std::io::Result<()>, Stalled> {
     let mut write = std::pin::pin!(stream.write_all(bytes));
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
     match first {
         std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => tokio::time::timeout(stall_limit, write).await,
+        std::task::Poll::Pending => {
+            // CLIENT LIST shows the replies waiting (`omem`, events `rw`) while it lasts.
+            handle.note_output_pending(bytes.len());
+            let outcome = tokio::select! {
+                done = tokio::time::timeout(stall_limit, write) => done.map_err(|_| Stalled::TimedOut),
+                _ = handle.killed() => Err(Stalled::Killed),
+            };
+            handle.note_output_pending(0);
+            outcome
+        }
     }
 }
 

@@ -18,13 +18,15 @@ use crate::config::ServerConfig;
 use crate::frontend::parse::Limits;
 
 mod clients;
+mod pause;
 mod scripting;
 mod session;
 mod settings;
 mod slowlog;
 mod stats;
 
-pub use clients::{ClientInfo, ClientRegistry};
+pub use clients::{ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter};
+pub use pause::{Pause, PauseMode};
 pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, ReplyMode, Session};
 pub use settings::{keyspace_events, Settings};
@@ -99,6 +101,8 @@ pub struct Shared {
     pub users: Users,
     /// Loaded Lua scripts and the ones running.
     pub scripting: Scripting,
+    /// CLIENT PAUSE.
+    pub pause: Pause,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -109,6 +113,8 @@ impl Shared {
         // `send_replace`, not `send`: `send` drops the value when no receiver exists yet (a
         // shutdown triggered before `run()` first subscribed), and the server would never stop.
         self.shutdown.send_replace(true);
+        // After the flag: a session registered once this has run sees it (`new_session`).
+        self.clients.close_all();
     }
 
     /// A receiver that changes when shutdown starts.
@@ -116,10 +122,22 @@ impl Shared {
         self.shutdown.subscribe()
     }
 
-    /// A new session for a connection; it shows in CLIENT LIST until dropped.
-    pub fn new_session(&self, addr: SocketAddr, laddr: SocketAddr) -> Session {
+    /// A new session for a connection from `addr` to `laddr` on socket `fd` (-1: none); it
+    /// shows in CLIENT LIST until dropped.
+    pub fn new_session(&self, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        Session::new(id, self.users.initial(), addr, laddr, self.clients.clone())
+        let session = Session::new(
+            id,
+            self.users.initial(),
+            (addr, laddr, fd),
+            self.clients.clone(),
+        );
+        // Registered before the check: either `trigger_shutdown`'s `close_all` found this
+        // session, or this sees the flag it set first.
+        if *self.shutdown.borrow() {
+            session.handle().close();
+        }
+        session
     }
 
     /// The state for an opened engine and the server's configuration, with its users and
@@ -156,6 +174,7 @@ impl Shared {
             started: Instant::now(),
             limits,
             scripting: Scripting::default(),
+            pause: Pause::default(),
             next_id: AtomicU64::new(0),
             shutdown,
         }))

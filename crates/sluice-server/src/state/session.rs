@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::clients::{ClientInfo, ClientRegistry};
+use super::clients::{ClientHandle, ClientInfo, ClientRegistry};
 use crate::auth::User;
 
 /// One connection's state.
@@ -29,8 +29,10 @@ pub struct Session {
     /// OFF / SKIP suppress them. One field, so the connection loop checks one byte per
     /// command for all of them.
     pub reply: ReplyMode,
-    /// The last command run, for CLIENT LIST.
+    /// The last command run (`client|list` for a sub-command), for CLIENT LIST.
     pub last_command: &'static str,
+    /// CLIENT NO-EVICT ON: shown as flag `e` (Sluice evicts no client for memory).
+    pub no_evict: bool,
     /// The authenticated user; `None` until AUTH when a password is required.
     pub user: Option<Arc<User>>,
     /// MULTI: the commands queued for EXEC; `None` outside a transaction.
@@ -45,7 +47,12 @@ pub struct Session {
     pub inner_error_counted: bool,
     addr: String,
     laddr: String,
+    fd: i32,
     created: Instant,
+    /// What CLIENT KILL pulls, and the per-read fields CLIENT LIST shows.
+    handle: Arc<ClientHandle>,
+    /// The last command and MULTI queue length last copied to the registry.
+    published: (&'static str, Option<usize>),
     /// Where CLIENT LIST reads this session (only the registry: a session never needs the
     /// rest of the server state).
     clients: Arc<ClientRegistry>,
@@ -116,17 +123,54 @@ impl Session {
         &self.addr
     }
 
-    /// Publishes this session's visible fields to CLIENT LIST.
-    pub fn publish(&self) {
-        self.clients.put(ClientInfo {
+    /// This connection's kill switch and per-read fields.
+    pub fn handle(&self) -> &Arc<ClientHandle> {
+        &self.handle
+    }
+
+    fn info(&self) -> ClientInfo {
+        ClientInfo {
             id: self.id,
             addr: self.addr.clone(),
             laddr: self.laddr.clone(),
+            fd: self.fd,
             name: self.name.clone(),
             db: self.db,
             proto: self.proto,
-            last_command: self.last_command,
+            user: self.user.as_ref().map(|u| u.name.clone()),
+            last_command: (!self.last_command.is_empty()).then(|| self.last_command.to_string()),
+            multi: self.multi.as_ref().map(|m| m.commands.len()),
+            multi_mem: self.multi.as_ref().map_or(0, |m| m.bytes),
+            no_evict: self.no_evict,
             created: Some(self.created),
+        }
+    }
+
+    /// Publishes this session's visible fields to CLIENT LIST (after a command changed the
+    /// name, database, protocol, user...).
+    pub fn publish(&mut self) {
+        self.published = (
+            self.last_command,
+            self.multi.as_ref().map(|m| m.commands.len()),
+        );
+        self.clients.put(self.info());
+    }
+
+    /// Publishes the last command and the MULTI queue if they changed since the last call:
+    /// run once per batch of requests, it costs two comparisons when they did not.
+    pub fn publish_progress(&mut self) {
+        let multi = self.multi.as_ref().map(|m| m.commands.len());
+        let (command, queued) = self.published;
+        if std::ptr::eq(command, self.last_command) && queued == multi {
+            return;
+        }
+        self.published = (self.last_command, multi);
+        let last_command = self.last_command.to_string();
+        let multi_mem = self.multi.as_ref().map_or(0, |m| m.bytes);
+        self.clients.update(self.id, |info| {
+            info.last_command = Some(last_command);
+            info.multi = multi;
+            info.multi_mem = multi_mem;
         });
     }
 }
@@ -138,16 +182,17 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// A session for a connection from `addr` to `laddr`, published to `clients` until it is
-    /// dropped.
+    /// A session for a connection from `addr` to `laddr` on socket `fd` (-1: none), published
+    /// to `clients` until it is dropped.
     pub(crate) fn new(
         id: u64,
         user: Option<Arc<User>>,
-        addr: SocketAddr,
-        laddr: SocketAddr,
+        (addr, laddr, fd): (SocketAddr, SocketAddr, i32),
         clients: Arc<ClientRegistry>,
     ) -> Session {
-        let session = Session {
+        let placeholder = ClientInfo::default();
+        let handle = clients.register(ClientInfo { id, ..placeholder });
+        let mut session = Session {
             id,
             db: 0,
             proto: 2,
@@ -157,6 +202,7 @@ impl Session {
             close_after_reply: false,
             reply: ReplyMode::Send,
             last_command: "",
+            no_evict: false,
             user,
             multi: None,
             watch: None,
@@ -164,7 +210,10 @@ impl Session {
             inner_error_counted: false,
             addr: addr.to_string(),
             laddr: laddr.to_string(),
+            fd,
             created: Instant::now(),
+            handle,
+            published: ("", None),
             clients,
         };
         session.publish();

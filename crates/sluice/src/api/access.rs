@@ -122,6 +122,25 @@ impl<'a> Access<'a> {
         route: &Route<'a>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, true).await
+    }
+
+    /// [`Access::read`] not counted as a keyspace hit or miss: for a write that reads its key
+    /// first, and for looks that are not client reads (INFO's key counts).
+    pub(crate) async fn read_uncounted(
+        &mut self,
+        route: &Route<'a>,
+        now: &OpTime<'_>,
+    ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, false).await
+    }
+
+    async fn read_counted(
+        &mut self,
+        route: &Route<'a>,
+        now: &OpTime<'_>,
+        count: bool,
+    ) -> Result<Option<Entry>, SluiceError> {
         if let Some(txn) = &mut self.txn {
             // A read inside a transaction holds the key too: nobody can change it before
             // the commit, as in Redis, where nothing runs during EXEC or a script.
@@ -130,7 +149,7 @@ impl<'a> Access<'a> {
                 return Ok(staged);
             }
         }
-        self.engine.read_at(route, now).await
+        self.engine.read_counted(route, now, count).await
     }
 
     /// Writes a key (its lock held): through its policy, or staged in the transaction.

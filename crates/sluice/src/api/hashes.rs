@@ -41,7 +41,7 @@ impl Access<'_> {
         let route = self.route(db, key.clone());
         let guard = self.lock(&route).await?;
         let now = self.op_time();
-        let current = self.read(&route, &now).await?;
+        let current = self.read_uncounted(&route, &now).await?;
         let expires_at = current.as_ref().and_then(|e| e.expires_at);
         let mut after = hash_of(current)?.unwrap_or_default();
         // A mapped row writes only the columns the edit changed, found by comparing with the

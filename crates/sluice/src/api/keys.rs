@@ -93,16 +93,15 @@ impl Access<'_> {
 
     /// The remaining lifetime of `key`.
     pub async fn ttl(&mut self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
-        Ok(match self.get_entry(db, key.clone()).await? {
-            None => KeyTtl::Missing,
-            Some(Entry {
-                expires_at: None, ..
-            }) => KeyTtl::Persistent,
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) => KeyTtl::ExpiresAt(at),
-        })
+        Ok(ttl_of(self.get_entry(db, key.clone()).await?))
+    }
+
+    /// [`Access::ttl`] without counting a keyspace hit or miss: for a server's own looks at
+    /// its keys (INFO's count of keys with an expiry), which are not client reads.
+    pub async fn peek_ttl(&mut self, db: u8, key: &Bytes) -> Result<KeyTtl, SluiceError> {
+        let route = self.route(db, key.clone());
+        let now = self.op_time();
+        Ok(ttl_of(self.read_uncounted(&route, &now).await?))
     }
 
     /// Removes the expiry of `key`; true if it had one.
@@ -328,5 +327,19 @@ impl Access<'_> {
             engine.watches.touch(key);
         }
         Ok(())
+    }
+}
+
+/// The lifetime an entry (or its absence) shows.
+fn ttl_of(entry: Option<Entry>) -> KeyTtl {
+    match entry {
+        None => KeyTtl::Missing,
+        Some(Entry {
+            expires_at: None, ..
+        }) => KeyTtl::Persistent,
+        Some(Entry {
+            expires_at: Some(at),
+            ..
+        }) => KeyTtl::ExpiresAt(at),
     }
 }

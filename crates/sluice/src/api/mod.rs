@@ -35,8 +35,8 @@ pub use transaction::Transaction;
 pub use watch::WatchSet;
 
 pub use types::{
-    ExpireCondition, KeyTtl, KeyspaceInfo, Mutation, SetCondition, SetExpiry, SetOptions,
-    SetOutcome,
+    ExpireCondition, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings, Mutation,
+    SetCondition, SetExpiry, SetOptions, SetOutcome,
 };
 
 /// A handle to the engine. Cheap to clone; every clone shares the same tiers.
@@ -176,6 +176,44 @@ impl Sluice {
                 }
             })
             .collect()
+    }
+
+    /// The run-time settings of every write-back keyspace, in match order.
+    pub fn keyspace_settings(&self) -> Vec<KeyspaceSettings> {
+        self.engine()
+            .keyspaces
+            .iter()
+            .filter_map(|ks| {
+                let buffer = ks.buffer.as_ref()?;
+                Some(KeyspaceSettings {
+                    name: ks.name.clone(),
+                    flush_interval: ks.flush_interval(),
+                    flush_batch: buffer.flush_batch(),
+                    max_dirty: buffer.max_dirty(),
+                })
+            })
+            .collect()
+    }
+
+    /// Changes a write-back keyspace's setting while it runs: the flusher and writers use the
+    /// new value from their next wait or write (a wait under way is measured against a new
+    /// interval at once). False if no write-back keyspace has that name.
+    pub fn set_keyspace_setting(&self, keyspace: &str, setting: KeyspaceSetting) -> bool {
+        let Some(ks) = self
+            .engine()
+            .keyspaces
+            .iter()
+            .find(|ks| ks.name == keyspace && ks.buffer.is_some())
+        else {
+            return false;
+        };
+        match (setting, &ks.buffer) {
+            (KeyspaceSetting::FlushInterval(interval), _) => ks.set_flush_interval(interval),
+            (KeyspaceSetting::FlushBatch(n), Some(buffer)) => buffer.set_flush_batch(n),
+            (KeyspaceSetting::MaxDirty(n), Some(buffer)) => buffer.set_max_dirty(n),
+            (_, None) => return false,
+        }
+        true
     }
 
     /// One line per keyspace: `name (template -> table.column, policy)`.

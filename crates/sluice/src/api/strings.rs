@@ -137,7 +137,7 @@ impl<'a> Access<'a> {
         let guard = self.lock(&route).await?;
         let now = self.op_time();
         let current = if needs_read {
-            self.read(&route, &now).await?
+            self.read_uncounted(&route, &now).await?
         } else {
             None
         };
@@ -170,7 +170,7 @@ impl<'a> Access<'a> {
             .and_then(|guard| {
                 let now = self.op_time();
                 let current = if needs_read {
-                    self.engine().read_now(&route, &now)?
+                    self.engine().read_for_write_now(&route, &now)?
                 } else {
                     None
                 };

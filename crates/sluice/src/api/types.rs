@@ -129,6 +129,30 @@ impl From<Mutation> for Option<StoreWrite> {
     }
 }
 
+/// A run-time setting of a write-back keyspace (CONFIG SET `sluice-*` in the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyspaceSetting {
+    /// How long a write may wait in the buffer before a timed flush (at least 1 ms).
+    FlushInterval(std::time::Duration),
+    /// Fresh keys that start a flush early, and the most one batch stores (at least 1).
+    FlushBatch(usize),
+    /// Keys the buffer admits before writers wait (backpressure; at least 1).
+    MaxDirty(usize),
+}
+
+/// A write-back keyspace's run-time settings as now in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspaceSettings {
+    /// The keyspace's name.
+    pub name: String,
+    /// `flush_interval`.
+    pub flush_interval: std::time::Duration,
+    /// `flush_batch`.
+    pub flush_batch: usize,
+    /// `max_dirty`.
+    pub max_dirty: usize,
+}
+
 /// A keyspace as SLUICE.KEYSPACES and INFO show it.
 #[derive(Debug, Clone)]
 pub struct KeyspaceInfo {
@@ -169,7 +193,7 @@ pub struct KeyspaceInfo {
     pub flush_batch: HistogramSnapshot,
     /// The last store error.
     pub last_error: Option<String>,
-    /// Reads answered from the write-back buffer or the cache, reads before a write included.
+    /// Reads answered from the write-back buffer or the cache (a write's own read not counted).
     pub read_hits: u64,
     /// Reads that asked the store.
     pub read_misses: u64,

@@ -162,8 +162,10 @@ pub(crate) struct WriteBackBuffer {
     /// `inner.entries.len()`, stored in the same critical section that changes the map, so a
     /// reader can skip the lock while nothing is buffered (see [`WriteBackBuffer::lookup`]).
     len: AtomicUsize,
-    max_dirty: usize,
-    flush_batch: usize,
+    /// Keys admitted; CONFIG SET `sluice-max_dirty` changes it at run time.
+    max_dirty: AtomicUsize,
+    /// Fresh keys that make a flush due; CONFIG SET `sluice-flush_batch` changes it.
+    flush_batch: AtomicUsize,
     fingerprints: RandomState,
     space: Notify,
     /// Woken when `flush_batch` fresh keys are buffered or a writer waits for room. A hint:
@@ -181,12 +183,36 @@ impl WriteBackBuffer {
         WriteBackBuffer {
             inner: Mutex::new(Inner::default()),
             len: AtomicUsize::new(0),
-            max_dirty: max_dirty.max(1),
-            flush_batch: flush_batch.max(1),
+            max_dirty: AtomicUsize::new(max_dirty.max(1)),
+            flush_batch: AtomicUsize::new(flush_batch.max(1)),
             fingerprints: RandomState::default(),
             space: Notify::new(),
             wake: Notify::new(),
         }
+    }
+
+    /// The keys admitted now.
+    pub(crate) fn max_dirty(&self) -> usize {
+        self.max_dirty.load(Ordering::Relaxed)
+    }
+
+    /// The fresh keys that make a flush due now, and the most a batch stores.
+    pub(crate) fn flush_batch(&self) -> usize {
+        self.flush_batch.load(Ordering::Relaxed)
+    }
+
+    /// Admits `n` keys (at least 1) from now on: writers waiting for room look again, and a
+    /// smaller limit holds new keys back until flushes bring the buffer under it.
+    pub(crate) fn set_max_dirty(&self, n: usize) {
+        self.max_dirty.store(n.max(1), Ordering::Relaxed);
+        self.space.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// Makes a flush due at `n` fresh keys (at least 1) from now on; the flusher looks at once.
+    pub(crate) fn set_flush_batch(&self, n: usize) {
+        self.flush_batch.store(n.max(1), Ordering::Relaxed);
+        self.wake.notify_one();
     }
 
     fn fingerprint(&self, key: &DbKey) -> u64 {
@@ -195,7 +221,7 @@ impl WriteBackBuffer {
 
     /// Most fingerprints remembered per epoch.
     fn memory_cap(&self) -> usize {
-        self.max_dirty.max(self.flush_batch)
+        self.max_dirty().max(self.flush_batch())
     }
 
     /// The buffered write for `key`, if any.
@@ -239,7 +265,7 @@ impl WriteBackBuffer {
         if inner.entries.contains_key(key) {
             return Some(Reservation { counted: false });
         }
-        if !inner.full(self.max_dirty) {
+        if !inner.full(self.max_dirty()) {
             inner.reserved += 1;
             return Some(Reservation { counted: true });
         }
@@ -262,7 +288,7 @@ impl WriteBackBuffer {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
             // `full` first: the key is hashed here only when the buffer is full.
-            if inner.full(self.max_dirty) && !inner.entries.contains_key(key) {
+            if inner.full(self.max_dirty()) && !inner.entries.contains_key(key) {
                 return Err(write);
             }
             self.insert_locked(inner, key, seq, write, now_ms, None)
@@ -377,7 +403,7 @@ impl WriteBackBuffer {
                 if !inner.stored.contains(&self.fingerprint(key)) {
                     inner.fresh += 1;
                     // Wake once, on reaching the threshold: the wake is remembered.
-                    batch_due = inner.fresh == self.flush_batch;
+                    batch_due = inner.fresh == self.flush_batch();
                 }
                 inner.bytes += added;
                 inner.order.insert(seq, key.clone());
@@ -426,7 +452,7 @@ impl WriteBackBuffer {
             // The keys buffered now are the hot set this epoch will remember again; sizing by
             // the epoch that ended would keep a bulk load's million fingerprints (16 bytes a
             // key) for one more interval.
-            let kept = inner.entries.len().max(self.flush_batch);
+            let kept = inner.entries.len().max(self.flush_batch());
             inner.stored.clear();
             if inner.stored.capacity() > 4 * kept {
                 inner.stored.shrink_to(kept);
@@ -438,7 +464,7 @@ impl WriteBackBuffer {
     /// started, or writers waiting for room.
     pub(crate) fn flush_due(&self) -> bool {
         let inner = self.inner.lock();
-        inner.fresh >= self.flush_batch || inner.full(self.max_dirty)
+        inner.fresh >= self.flush_batch() || inner.full(self.max_dirty())
     }
 
     /// Up to `flush_batch` entries with sequence numbers up to `cutoff`, oldest first, and
@@ -459,7 +485,7 @@ impl WriteBackBuffer {
         // Past the cutoff only keys rewritten since the drain began: few, and each is either
         // taken now (its first unflushed write predates the drain) or skipped.
         for (seq, key) in inner.order.iter() {
-            if batch.len() >= self.flush_batch {
+            if batch.len() >= self.flush_batch() {
                 break;
             }
             let Some(p) = inner.entries.get(key).filter(|p| p.first_seq <= cutoff) else {
@@ -606,7 +632,7 @@ impl WriteBackBuffer {
     /// True when new keys would have to wait for room.
     pub(crate) fn is_full(&self) -> bool {
         let inner = self.inner.lock();
-        inner.full(self.max_dirty)
+        inner.full(self.max_dirty())
     }
 
     /// Buffered entries.

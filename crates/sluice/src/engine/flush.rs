@@ -320,9 +320,12 @@ async fn run_flusher(
         return;
     };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-    let mut wait = ks.config.flush_interval;
-    let mut deadline = tokio::time::Instant::now() + wait;
+    // While failing, the backoff's wait; otherwise the interval in force, read at each wait
+    // so that CONFIG SET `sluice-flush_interval` applies to the wait under way.
+    let mut failing_wait: Option<Duration> = None;
+    let mut waiting_since = tokio::time::Instant::now();
     loop {
+        let deadline = waiting_since + failing_wait.unwrap_or_else(|| ks.flush_interval());
         let timed = tokio::select! {
             _ = tokio::time::sleep_until(deadline) => true,
             _ = buffer.wake.notified(), if !backoff.failing() => false,
@@ -345,23 +348,24 @@ async fn run_flusher(
         match drained {
             Ok(()) => {
                 backoff.succeed();
-                wait = ks.config.flush_interval;
+                failing_wait = None;
                 engine.advance_checkpoint().await;
             }
             Err(e) => {
                 ks.counters.retries.fetch_add(1, Ordering::Relaxed);
                 // Rewrites supersede older records even while the store is down.
                 engine.advance_checkpoint().await;
-                wait = backoff.fail();
+                let mut wait = backoff.fail();
                 if ks.buffer.as_ref().is_some_and(|b| b.is_full()) {
                     // Writers are getting BUSY: probe the store every second rather than
                     // make them wait out a long backoff after it has recovered.
                     wait = wait.min(Duration::from_secs(1));
                 }
                 warn!(keyspace = %ks.name, "flush failed, retrying in {wait:?}: {e}");
+                failing_wait = Some(wait);
             }
         }
-        deadline = tokio::time::Instant::now() + wait;
+        waiting_since = tokio::time::Instant::now();
     }
 }
 

@@ -38,10 +38,11 @@ pub struct KeyspaceCounters {
     pub flush: FlushHistograms,
     /// The last store error, if any.
     pub last_error: Mutex<Option<String>>,
-    /// Reads answered from the write-back buffer or the cache (reads before a write included).
+    /// Reads answered from the write-back buffer or the cache. A write's own read of its key
+    /// (INCR, HSET...) is not counted, as Redis counts only the lookups of reads.
     pub read_hits: ShardedCounter,
-    /// Reads that had to ask the store (the read-through path, which pays a database round trip
-    /// anyway).
+    /// Reads that had to ask the store (or found the cached copy expired); counted on the
+    /// read-through path, which pays a database round trip anyway.
     pub read_misses: AtomicU64,
 }
 
@@ -134,12 +135,34 @@ pub(crate) struct Keyspace {
     pub counters: KeyspaceCounters,
     /// Held by whoever flushes this keyspace: at most one store in flight per key.
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    /// `config.flush_interval` in ms as now in force: CONFIG SET `sluice-flush_interval`
+    /// changes it, and the flusher reads it at each wait.
+    pub(crate) flush_interval_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Keyspace {
     /// The write policy.
     pub(crate) fn policy(&self) -> Policy {
         self.config.policy
+    }
+
+    /// The flush interval in force.
+    pub(crate) fn flush_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.flush_interval_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets the flush interval (at least 1 ms); the flusher's current wait is measured
+    /// against it at once.
+    pub(crate) fn set_flush_interval(&self, interval: std::time::Duration) {
+        let ms = interval.as_millis().clamp(1, u64::MAX as u128) as u64;
+        self.flush_interval_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+        if let Some(buffer) = &self.buffer {
+            buffer.wake.notify_one();
+        }
     }
 
     /// True for the built-in `sluice_kv` keyspace.

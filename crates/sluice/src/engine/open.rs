@@ -465,6 +465,9 @@ fn new_keyspace(
         mapping,
         buffer,
         counters: KeyspaceCounters::default(),
+        flush_interval_ms: std::sync::atomic::AtomicU64::new(
+            config.flush_interval.as_millis().clamp(1, u64::MAX as u128) as u64,
+        ),
         config,
         flush_lock: tokio::sync::Mutex::new(()),
     })

@@ -41,6 +41,28 @@ impl Engine {
         route: &Route<'_>,
         now: &OpTime<'_>,
     ) -> Result<Option<Entry>, SluiceError> {
+        self.read_counted(route, now, true).await
+    }
+
+    /// [`Engine::read_at`], counted as a hit or a miss of the keyspace when `count`: a write
+    /// that reads its key first (INCR, HSET...) passes false, as Redis counts only the lookups
+    /// of reads.
+    pub(crate) async fn read_counted(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+        count: bool,
+    ) -> Result<Option<Entry>, SluiceError> {
+        let counter = |hit: bool| {
+            if count {
+                let c = &route.ks.counters;
+                if hit {
+                    c.read_hits.bump(route.stripe.index());
+                } else {
+                    c.read_misses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
         // A loop, not a recursion: a reader that keeps meeting installs on a busy stripe waits
         // for each and tries again, with no deeper future (or stack) each time.
         loop {
@@ -56,17 +78,19 @@ impl Engine {
             };
             match step {
                 ReadStep::Found(entry) => {
-                    route.ks.counters.read_hits.bump(route.stripe.index());
+                    counter(true);
                     return Ok(entry);
                 }
                 ReadStep::WaitInstalled => self.wait_installed(route).await,
                 ReadStep::Expired => {
+                    counter(false);
                     self.expire_lazily(route, now.ms()).await;
                     return Ok(None);
                 }
                 // Boxed: the miss path's future is large, and every read's future would carry it.
                 // (`AskCache` was judged above; reading the store is right for it anyway.)
                 ReadStep::ReadStore { version } | ReadStep::AskCache { version, .. } => {
+                    counter(false);
                     return Box::pin(self.read_through(route, version, now.ms())).await;
                 }
             }
@@ -77,11 +101,22 @@ impl Engine {
     /// an in-process cache. `None` when the read must wait (a transaction installing, a store
     /// read, a remote cache, an expired copy to drop): call [`Engine::read_at`].
     pub(crate) fn read_now(&self, route: &Route<'_>, now: &OpTime<'_>) -> Option<Option<Entry>> {
+        let found = self.read_for_write_now(route, now);
+        if found.is_some() {
+            route.ks.counters.read_hits.bump(route.stripe.index());
+        }
+        found
+    }
+
+    /// [`Engine::read_now`] for a write that reads its key first: not counted (see
+    /// [`Engine::read_counted`]).
+    pub(crate) fn read_for_write_now(
+        &self,
+        route: &Route<'_>,
+        now: &OpTime<'_>,
+    ) -> Option<Option<Entry>> {
         match self.read_step(route, now) {
-            ReadStep::Found(entry) => {
-                route.ks.counters.read_hits.bump(route.stripe.index());
-                Some(entry)
-            }
+            ReadStep::Found(entry) => Some(entry),
             _ => None,
         }
     }
@@ -200,7 +235,6 @@ impl Engine {
             // exist (a write to it is refused by `apply`).
             return Ok(None);
         }
-        ks.counters.read_misses.fetch_add(1, Ordering::Relaxed);
         let stored = self
             .singleflight
             .read((ks.id, route.key.clone()), version, || {

@@ -3,10 +3,11 @@
 use bytes::Bytes;
 
 use super::spec::categories::CONNECTION;
+use super::spec::flags::NO_AUTH;
 use super::spec::Ctx;
+use super::spec::ACL_CATEGORIES;
 use super::spec::{Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
-use crate::auth::{required_category, CATEGORIES};
 use crate::frontend::Frame;
 use crate::state::Session;
 
@@ -15,7 +16,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "auth",
         arity: -2,
-        flags: &["fast", "no-auth"],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Authenticates the connection.",
         handler: Handler::Sync(auth),
@@ -40,7 +41,7 @@ fn wrongpass() -> Frame {
 /// when the command may run. Redis checks in this order, after existence and arity.
 pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
     let Some(user) = &session.user else {
-        if spec.flags.contains(&"no-auth") {
+        if spec.flags.contains(&"no_auth") {
             return None;
         }
         return Some(Frame::error("NOAUTH Authentication required."));
@@ -87,6 +88,7 @@ fn auth(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     match users.authenticate(name, password) {
         Some(user) => {
             ctx.session.user = Some(user);
+            ctx.session.publish();
             Frame::ok()
         }
         None => wrongpass(),
@@ -119,23 +121,28 @@ fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             )
         }
         b"cat" => match args.get(2) {
-            None => Frame::Array(CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
+            None => Frame::Array(ACL_CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(cat) if args.len() == 3 => {
-                let Some(cat) = CATEGORIES.iter().find(|c| is(cat, c)) else {
+                let Some(cat) = ACL_CATEGORIES.iter().find(|c| is(cat, c)) else {
                     // `addReplyErrorFormat("Unknown category '%.128s'")`: the name as sent, up
                     // to a NUL, with CR and LF made spaces so the reply stays one line.
                     let cat = c_str(cat);
                     let cat = &cat[..cat.len().min(128)];
                     return format_error(&[&b"ERR Unknown category '"[..], cat, b"'"].concat());
                 };
-                Frame::Array(
-                    ctx.table
-                        .all()
-                        .iter()
-                        .filter(|s| required_category(s.categories) == Some(cat))
-                        .map(|s| Frame::bulk(s.name))
-                        .collect(),
-                )
+                // Sluice's sub-commands carry their container's categories: each is listed
+                // (`client|list`) where its container is, as Redis lists sub-commands.
+                let mut names = Vec::new();
+                for spec in ctx.table.all() {
+                    if !spec.acl_categories().contains(cat) {
+                        continue;
+                    }
+                    names.push(Frame::bulk(spec.name));
+                    for (sub, _) in spec.subcommands {
+                        names.push(Frame::bulk(format!("{}|{sub}", spec.name)));
+                    }
+                }
+                Frame::Array(names)
             }
             Some(_) => super::util::wrong_arity("acl|cat"),
         },

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 
+use super::sluice_config;
 use super::spec::{Ctx, Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
 use crate::frontend::Frame;
@@ -379,6 +380,9 @@ fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
     let seen = |out: &[(Bytes, &str, &str)], name: &[u8]| {
         out.iter().any(|(n, _, _)| n.eq_ignore_ascii_case(name))
     };
+    // Sluice's own parameters (`sluice-*`), after Redis's.
+    let sluice_params = sluice_config::parameters(&shared.sluice);
+    let mut sluice_out: Vec<(Bytes, String)> = Vec::new();
     for pattern in patterns {
         if !c_str(pattern).iter().any(|b| b"[*?".contains(b)) {
             if seen(&out, pattern) {
@@ -389,6 +393,8 @@ fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
                 .find(|(name, _, _)| is(pattern, name))
             {
                 out.push((pattern.clone(), name, default));
+            } else if let Some((_, value)) = sluice_params.iter().find(|(n, _)| is(pattern, n)) {
+                sluice_out.push((pattern.clone(), value.clone()));
             }
             continue;
         }
@@ -398,7 +404,19 @@ fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
                 out.push((Bytes::from_static(name.as_bytes()), name, default));
             }
         }
+        // Only a glob that names the prefix lists them: `*max*` answers exactly as Redis does.
+        let sluice_glob = pattern.starts_with(b"sluice");
+        for (name, value) in sluice_params.iter().filter(|_| sluice_glob) {
+            let shown = |(n, _): &(Bytes, String)| n.eq_ignore_ascii_case(name.as_bytes());
+            let lower = name.to_ascii_lowercase();
+            if !sluice_out.iter().any(shown) && glob_match(&pattern, lower.as_bytes()) {
+                sluice_out.push((Bytes::from(name.clone()), value.clone()));
+            }
+        }
     }
+    let sluice_out = sluice_out
+        .into_iter()
+        .map(|(shown, value)| (Frame::Bulk(shown), Frame::bulk(value)));
     Frame::Map(
         out.into_iter()
             .map(|(shown, name, default)| {
@@ -407,6 +425,7 @@ fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
                     Frame::bulk(value(shared, name, default)),
                 )
             })
+            .chain(sluice_out)
             .collect(),
     )
 }
@@ -446,12 +465,22 @@ impl SetError<'_> {
 /// anything applied.
 fn config_set<'a>(shared: &Shared, pairs: &'a [Bytes]) -> Result<(), SetError<'a>> {
     let mut checked: Vec<(&'a [u8], &'static str, &'a [u8])> = Vec::new();
+    let mut sluice_checked: Vec<(&'a [u8], sluice_config::Param, &'a [u8])> = Vec::new();
     let mut first_error = None;
     for pair in pairs.chunks(2) {
         let (name, new) = (&pair[0][..], &pair[1][..]);
         let Some((canonical, _, change)) = REDIS_PARAMETERS.iter().find(|(n, _, _)| is(name, n))
         else {
-            first_error.get_or_insert(SetError::Unknown(name));
+            match sluice_config::param(&shared.sluice, name) {
+                None => {
+                    first_error.get_or_insert(SetError::Unknown(name));
+                }
+                Some(_) if first_error.is_some() => {}
+                Some(param) if sluice_checked.iter().any(|(_, p, _)| p.same(&param)) => {
+                    first_error = Some(SetError::Failed(name, "duplicate parameter".into()));
+                }
+                Some(param) => sluice_checked.push((name, param, new)),
+            }
             continue;
         };
         if first_error.is_some() {
@@ -489,8 +518,18 @@ fn config_set<'a>(shared: &Shared, pairs: &'a [Bytes]) -> Result<(), SetError<'a
                 .map_err(|why| SetError::Failed(name, why))?,
         ));
     }
+    let mut sluice_values = Vec::with_capacity(sluice_checked.len());
+    for (name, param, new) in sluice_checked {
+        let value = param
+            .parse(new)
+            .map_err(|why| SetError::Failed(name, why))?;
+        sluice_values.push((param, value));
+    }
     for (param, new) in values {
         param.apply(shared, new);
+    }
+    for (param, value) in sluice_values {
+        param.apply(&shared.sluice, value);
     }
     Ok(())
 }

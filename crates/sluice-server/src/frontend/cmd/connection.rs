@@ -4,12 +4,13 @@ use bytes::Bytes;
 
 use super::args::{parse, Args};
 use super::spec::categories::CONNECTION;
+use super::spec::flags::NO_AUTH;
 use super::spec::Ctx;
 use super::spec::{Handler, Spec};
 use super::util::wrong_arity;
 use super::util::{c_str, format_error, int_arg, is, syntax_error};
 use crate::frontend::Frame;
-use crate::state::{ReplyMode, REDIS_COMPAT_VERSION};
+use crate::state::{KillFilter, PauseMode, ReplyMode, REDIS_COMPAT_VERSION};
 
 /// The connection commands.
 pub static COMMANDS: &[Spec] = &[
@@ -25,7 +26,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "echo",
         arity: 2,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: CONNECTION,
         summary: "Returns the given string.",
         handler: Handler::Sync(echo),
@@ -34,7 +35,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "quit",
         arity: -1,
-        flags: &["fast", "no-auth"],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Closes the connection.",
         handler: Handler::Sync(quit),
@@ -43,7 +44,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "reset",
         arity: 1,
-        flags: &["fast", "no-auth"],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Resets the connection.",
         handler: Handler::Sync(reset),
@@ -52,7 +53,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "hello",
         arity: -1,
-        flags: &["fast", "no-auth"],
+        flags: NO_AUTH,
         categories: CONNECTION,
         summary: "Handshakes with the Redis server.",
         handler: Handler::Sync(hello),
@@ -61,7 +62,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "select",
         arity: 2,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: CONNECTION,
         summary: "Changes the selected database.",
         handler: Handler::Sync(select),
@@ -81,6 +82,9 @@ pub static COMMANDS: &[Spec] = &[
             ("info", 2),
             ("no-evict", 3),
             ("reply", 3),
+            ("kill", -3),
+            ("pause", -3),
+            ("unpause", 2),
             ("help", 2),
         ],
         handler: Handler::Sync(client),
@@ -212,12 +216,20 @@ fn select(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     Frame::ok()
 }
 
+/// The caller's id and its command's argument bytes, for CLIENT LIST / INFO's `argv-mem`;
+/// its last command is published first, so its own line shows `cmd=client|list`.
+fn caller(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (u64, usize) {
+    ctx.session.publish_progress();
+    (ctx.session.id, args.iter().map(|a| a.len()).sum())
+}
+
 /// CLIENT LIST [TYPE type | ID id ...], as Redis 7.0: every Sluice client is `normal`.
-fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
+fn client_list(mut ctx: Ctx<'_>, args: &[Bytes]) -> Frame {
+    let caller = caller(&mut ctx, args);
     let text = if args.len() == 4 && is(&args[2], "type") {
         let kind = &args[3];
         if is(kind, "normal") {
-            ctx.shared.clients.list()
+            ctx.shared.clients.list(caller)
         } else if ["master", "slave", "replica", "pubsub"]
             .iter()
             .any(|t| is(kind, t))
@@ -234,7 +246,7 @@ fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
             };
             if let Some(line) = u64::try_from(id)
                 .ok()
-                .and_then(|id| ctx.shared.clients.line(id))
+                .and_then(|id| ctx.shared.clients.line(id, caller))
             {
                 text.push_str(&line);
             }
@@ -243,13 +255,155 @@ fn client_list(ctx: &Ctx<'_>, args: &[Bytes]) -> Frame {
     } else if args.len() != 2 {
         return syntax_error();
     } else {
-        ctx.shared.clients.list()
+        ctx.shared.clients.list(caller)
     };
     Frame::Verbatim(Bytes::from(text))
 }
 
-/// CLIENT SETNAME | GETNAME | ID | SETINFO | LIST | INFO | HELP
-fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+/// CLIENT KILL's two forms.
+enum ClientKill {
+    /// `CLIENT KILL ip:port`: replies OK or `No such client`; may kill the caller.
+    Addr(Bytes),
+    /// `CLIENT KILL <filter> <value> ...`: replies how many were killed.
+    Filter(KillFilter),
+}
+
+impl ClientKill {
+    /// Parses as Redis 7.0's `clientKillCommand` does: every option is checked, in order,
+    /// before any client is killed.
+    fn parse(ctx: &Ctx<'_>, argv: &mut [Bytes]) -> Result<ClientKill, Frame> {
+        let mut args = Args::new(argv);
+        args.next_bytes()?; // KILL
+        if args.remaining() == 1 {
+            return Ok(ClientKill::Addr(args.next_bytes()?));
+        }
+        let mut filter = KillFilter {
+            skip_me: true,
+            ..KillFilter::default()
+        };
+        while !args.is_empty() {
+            let option = args.next_bytes()?;
+            if args.is_empty() {
+                return Err(syntax_error());
+            }
+            let value = args.next_bytes()?;
+            if is(&option, "id") {
+                match int_arg(&value) {
+                    Ok(id) if id > 0 => filter.id = Some(id as u64),
+                    _ => return Err(Frame::error("ERR client-id should be greater than 0")),
+                }
+            } else if is(&option, "type") {
+                if ["master", "slave", "replica", "pubsub"]
+                    .iter()
+                    .any(|t| is(&value, t))
+                {
+                    filter.no_normal_clients = true;
+                } else if !is(&value, "normal") {
+                    return Err(format_error(
+                        &[&b"ERR Unknown client type '"[..], c_str(&value), b"'"].concat(),
+                    ));
+                }
+            } else if is(&option, "addr") {
+                filter.addr = Some(value);
+            } else if is(&option, "laddr") {
+                filter.laddr = Some(value);
+            } else if is(&option, "user") {
+                if !ctx.shared.users.exists(&value) {
+                    return Err(format_error(
+                        &[&b"ERR No such user '"[..], c_str(&value), b"'"].concat(),
+                    ));
+                }
+                filter.user = Some(value);
+            } else if is(&option, "skipme") {
+                filter.skip_me = if is(&value, "yes") {
+                    true
+                } else if is(&value, "no") {
+                    false
+                } else {
+                    return Err(syntax_error());
+                };
+            } else if is(&option, "maxage") {
+                // Redis 7.4's filter; 7.0 answers a syntax error.
+                match int_arg(&value) {
+                    Ok(secs) if secs > 0 => filter.max_age_secs = Some(secs as u64),
+                    Ok(_) => return Err(Frame::error("ERR maxage should be greater than 0")),
+                    Err(_) => {
+                        return Err(Frame::error("ERR maxage is not an integer or out of range"))
+                    }
+                }
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        Ok(ClientKill::Filter(filter))
+    }
+}
+
+/// CLIENT KILL ip:port | CLIENT KILL [ID id] [TYPE type] [USER user] [ADDR ip:port]
+/// [LADDR ip:port] [SKIPME yes|no] [MAXAGE secs]: a killed connection closes at once, even
+/// idle or waiting; the caller, if killed, closes after this reply.
+fn client_kill(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let kill = parse!(ClientKill::parse(&ctx, argv));
+    let me = ctx.session.id;
+    let (reply, killed_me) = match kill {
+        ClientKill::Addr(addr) => {
+            let filter = KillFilter {
+                addr: Some(addr),
+                ..KillFilter::default()
+            };
+            match ctx.shared.clients.kill(&filter, me) {
+                (0, _) => (Frame::error("ERR No such client"), false),
+                (_, killed_me) => (Frame::ok(), killed_me),
+            }
+        }
+        ClientKill::Filter(filter) => {
+            let (killed, killed_me) = ctx.shared.clients.kill(&filter, me);
+            (Frame::Integer(killed as i64), killed_me)
+        }
+    };
+    if killed_me {
+        ctx.session.close_after_reply = true;
+    }
+    reply
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL]: until `timeout` ms from now, every command (ALL) or
+/// every write (WRITE) waits; checked as Redis 7.0 does, the mode first.
+fn client_pause(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
+    let mode = match args.get(3) {
+        // Redis's `addReplySubcommandSyntaxError`, naming the sub-command as sent.
+        _ if args.len() > 4 => {
+            return format_error(
+                &[
+                    &b"ERR unknown subcommand or wrong number of arguments for '"[..],
+                    c_str(&args[1]),
+                    b"'. Try CLIENT HELP.",
+                ]
+                .concat(),
+            )
+        }
+        None => PauseMode::All,
+        Some(m) if is(m, "write") => PauseMode::Write,
+        Some(m) if is(m, "all") => PauseMode::All,
+        Some(_) => return Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let millis = match int_arg(&args[2]) {
+        Ok(ms) if ms < 0 => return Frame::error("ERR timeout is negative"),
+        Ok(ms) => ms as u64,
+        Err(_) => return Frame::error("ERR timeout is not an integer or out of range"),
+    };
+    let now = std::time::Instant::now();
+    // A timeout past what an `Instant` holds pauses for a century: "until UNPAUSE".
+    let until = now
+        .checked_add(std::time::Duration::from_millis(millis))
+        .unwrap_or(now + std::time::Duration::from_secs(100 * 365 * 86400));
+    ctx.shared.pause.pause(until, mode);
+    Frame::ok()
+}
+
+/// CLIENT SETNAME | GETNAME | ID | SETINFO | LIST | INFO | KILL | PAUSE | UNPAUSE | ...
+fn client(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
@@ -292,9 +446,13 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             ctx.session.publish();
             Frame::ok()
         }
-        b"list" => client_list(&ctx, args),
+        b"list" => client_list(ctx, args),
         // Sluice evicts no client for memory: protecting one is accepted and changes nothing.
-        b"no-evict" if is(&args[2], "on") || is(&args[2], "off") => Frame::ok(),
+        b"no-evict" if is(&args[2], "on") || is(&args[2], "off") => {
+            ctx.session.no_evict = is(&args[2], "on");
+            ctx.session.publish();
+            Frame::ok()
+        }
         b"no-evict" => syntax_error(),
         // The connection loop reads the mode after each command (the reply to OFF and SKIP
         // is itself suppressed; ON answers OK).
@@ -310,8 +468,33 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             };
             Frame::ok()
         }
+        // Redis files these under @admin (the container's categories are CLIENT's own): a
+        // user without it may not close or hold back other users' connections.
+        b"kill" | b"pause" | b"unpause"
+            if !ctx
+                .session
+                .user
+                .as_ref()
+                .is_some_and(|u| u.may_run(&["@admin"])) =>
+        {
+            Frame::error(format!(
+                "NOPERM this user has no permissions to run the 'client|{}' command",
+                String::from_utf8_lossy(&sub)
+            ))
+        }
+        b"kill" => client_kill(ctx, argv),
+        b"pause" => client_pause(ctx, argv),
+        b"unpause" => {
+            ctx.shared.pause.unpause();
+            Frame::ok()
+        }
         b"info" => {
-            let line = ctx.shared.clients.line(ctx.session.id).unwrap_or_default();
+            let caller = caller(&mut ctx, args);
+            let line = ctx
+                .shared
+                .clients
+                .line(caller.0, caller)
+                .unwrap_or_default();
             Frame::Verbatim(Bytes::from(line))
         }
         _ => Frame::Array(
@@ -323,8 +506,26 @@ fn client(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 "    Return the ID of the current connection.",
                 "INFO",
                 "    Return information about the current client connection.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
                 "LIST",
                 "    Return information about client connections.",
+                "UNPAUSE",
+                "    Stop the current client pause, resuming traffic.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "NO-EVICT (ON|OFF)",
                 "    Protect current client connection from eviction.",
                 "REPLY (ON|OFF|SKIP)",

@@ -19,10 +19,12 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod latency;
+pub mod memory;
 pub mod scripting;
 pub mod server;
 pub mod slowlog;
 pub mod sluice_cmds;
+pub mod sluice_config;
 pub mod spec;
 pub mod strings;
 pub mod transactions;
@@ -45,6 +47,7 @@ const FAMILIES: &[&[Spec]] = &[
     config::COMMANDS,
     slowlog::COMMANDS,
     latency::COMMANDS,
+    memory::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
@@ -94,6 +97,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         );
     }
     // A container with no sub-command runs itself (bare COMMAND lists every command).
+    let mut full_name = spec.name;
     if !spec.subcommands.is_empty() && args.len() > 1 {
         let sub = args[1].to_ascii_lowercase();
         match spec
@@ -112,12 +116,22 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
                     let refusal = wrong_arity(&format!("{}|{}", spec.name, name));
                     return rejected(shared, Some(slot), refuse_in_multi(session, refusal));
                 }
+                full_name = table.subcommand_name(spec, position);
             }
         }
     }
     if let Some(denied) = acl::check(session, spec, args) {
         return rejected(shared, Some(slot), refuse(session, spec, denied));
     }
+    // CLIENT PAUSE: one relaxed load unless a pause was set.
+    if shared.pause.may_be_active() && client_pause_wait(shared, session, spec).await {
+        // Killed while it waited: the connection closes without running it.
+        session.reply = crate::state::ReplyMode::Close;
+        return Frame::Null;
+    }
+    // Before queueing, as Redis sets `lastcmd`: CLIENT LIST shows `cmd=set` for a SET queued
+    // after MULTI.
+    session.last_command = full_name;
     if session.multi.is_some() && !transactions::runs_in_multi(spec) {
         let queued = transactions::queue(session, args);
         if let Frame::Error(line) = &queued {
@@ -126,7 +140,6 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         return queued;
     }
     // `run`'s body, inlined by hand: one future fewer to build and move on every command.
-    session.last_command = spec.name;
     shared
         .stats
         .commands
@@ -166,7 +179,8 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
 }
 
 /// Runs a command whose name, arity and permissions were checked, reading and writing keys
-/// through `access` (directly, or in the transaction of an EXEC).
+/// through `access` (directly, or in the transaction of an EXEC). The session's last command
+/// stays the EXEC or the script that runs it, as Redis's `lastcmd` does.
 async fn run(
     shared: &Shared,
     session: &mut Session,
@@ -174,7 +188,6 @@ async fn run(
     access: sluice::Access<'_>,
     args: &mut [Bytes],
 ) -> Frame {
-    session.last_command = spec.name;
     shared
         .stats
         .commands
@@ -286,6 +299,43 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
     refusal
 }
 
+/// Waits while a CLIENT PAUSE holds back this command, as Redis 7.0's `processCommand`
+/// decides: every command under ALL; under WRITE, those that may write (flag `write` or
+/// `may_replicate`, EVAL and EVALSHA, EXEC of a queue holding one). Kept out of `dispatch`'s
+/// own future, behind a box, as it is almost never needed. True if CLIENT KILL closed the
+/// connection meanwhile.
+#[cold]
+fn client_pause_wait<'a>(
+    shared: &'a Shared,
+    session: &'a Session,
+    spec: &'static Spec,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+    let writes = |spec: &Spec| {
+        spec.flags
+            .iter()
+            .any(|f| *f == "write" || *f == "may_replicate")
+            || matches!(spec.name, "eval" | "evalsha")
+    };
+    let queued_writes = spec.name == "exec"
+        && session.multi.as_ref().is_some_and(|m| {
+            m.commands
+                .iter()
+                .filter_map(|c| c.first().and_then(|name| lookup(name)))
+                .any(writes)
+        });
+    let writes = writes(spec) || queued_writes;
+    let handle = session.handle().clone();
+    Box::pin(async move {
+        handle.note_paused(true);
+        let killed = tokio::select! {
+            _ = shared.pause.wait(writes) => false,
+            _ = handle.killed() => true,
+        };
+        handle.note_paused(false);
+        killed
+    })
+}
+
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).
 async fn run_hot(ctx: Ctx<'_>, hot: Hot, args: &mut [Bytes]) -> Frame {
     // GET, SET and INCR answer at once when they need no wait: no future is built for them.
@@ -360,7 +410,7 @@ mod tests {
         let shared = Shared::new(sluice, crate::config::ServerConfig::default(), 0, None)
             .expect("shared state");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut session = shared.new_session(addr, addr);
+        let mut session = shared.new_session(addr, addr, -1);
         let mut replies = Vec::new();
         for args in commands {
             let mut args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::spec::categories::ADMIN;
 use super::spec::{boxed, Handler, Spec};
-use super::spec::{Ctx, Table};
+use super::spec::{Ctx, KeyPositions, Table};
 use super::util::{engine_error, is, syntax_error};
 use crate::frontend::Frame;
 use crate::glob::glob_match;
@@ -27,6 +27,7 @@ pub static COMMANDS: &[Spec] = &[
             ("info", -2),
             ("docs", -2),
             ("list", -2),
+            ("getkeys", -4),
             ("help", 2),
         ],
         handler: Handler::Sync(command),
@@ -44,7 +45,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "time",
         arity: 1,
-        flags: &["fast"],
+        flags: &["loading", "stale", "fast"],
         categories: &["@fast"],
         summary: "Returns the server time.",
         handler: Handler::Sync(time),
@@ -53,7 +54,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "shutdown",
         arity: -1,
-        flags: &["admin", "noscript"],
+        flags: &[
+            "admin",
+            "noscript",
+            "loading",
+            "stale",
+            "no_multi",
+            "allow_busy",
+        ],
         categories: ADMIN,
         summary: "Drains the write-back buffers and stops the server.",
         handler: Handler::Sync(shutdown),
@@ -81,6 +89,11 @@ pub static COMMANDS: &[Spec] = &[
 
 fn command_info(spec: &Spec) -> Frame {
     let simple = |s: &&str| Frame::Simple(s.to_string());
+    let categories: Vec<Frame> = spec
+        .acl_categories()
+        .iter()
+        .map(|c| Frame::Simple(format!("@{c}")))
+        .collect();
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity as i64),
@@ -88,7 +101,7 @@ fn command_info(spec: &Spec) -> Frame {
         Frame::Integer(spec.keys.first as i64),
         Frame::Integer(spec.keys.last as i64),
         Frame::Integer(spec.keys.step as i64),
-        Frame::Set(spec.categories.iter().map(simple).collect()),
+        Frame::Set(categories.clone()),
         Frame::Set(vec![]),
         Frame::Array(vec![]),
         Frame::Array(
@@ -102,7 +115,7 @@ fn command_info(spec: &Spec) -> Frame {
                         Frame::Integer(0),
                         Frame::Integer(0),
                         Frame::Integer(0),
-                        Frame::Set(spec.categories.iter().map(simple).collect()),
+                        Frame::Set(categories.clone()),
                         Frame::Set(vec![]),
                         Frame::Array(vec![]),
                         Frame::Array(vec![]),
@@ -141,6 +154,7 @@ fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"count" => Frame::Integer(all.len() as i64),
+        b"getkeys" => command_getkeys(table, &args[2..]),
         b"list" => command_list(table, args),
         b"info" => {
             if args.len() == 2 {
@@ -179,6 +193,8 @@ fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 "    Return details about multiple Redis commands.",
                 "DOCS [<command-name> ...]",
                 "    Return documentation details about multiple Redis commands.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
                 "HELP",
                 "    Print this help.",
             ]
@@ -187,6 +203,52 @@ fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             .collect(),
         ),
     }
+}
+
+/// The keys a request names, found as Redis 7.0's key specs find them; `None` for a command
+/// that takes no keys.
+fn request_keys<'a>(spec: &Spec, request: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
+    match spec.name {
+        // `numkeys` keys after the script (or function); a bad count names none.
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+            let keys = request
+                .get(2)
+                .and_then(|n| super::util::int_arg(n).ok())
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| request.get(3..n.checked_add(3)?));
+            Some(keys.map(|k| k.iter().collect()).unwrap_or_default())
+        }
+        "memory" if request.get(1).is_some_and(|s| is(s, "usage")) => {
+            Some(request.get(2).into_iter().collect())
+        }
+        _ if spec.keys == KeyPositions::NONE => None,
+        _ => Some(spec.keys.of(request).collect()),
+    }
+}
+
+/// COMMAND GETKEYS command [arg ...], with Redis 7.0's errors.
+fn command_getkeys(table: &Table, request: &[Bytes]) -> Frame {
+    let Some(spec) = table.lookup(&request[0]) else {
+        return Frame::error("ERR Invalid command specified");
+    };
+    let mut arity = spec.arity;
+    if !spec.subcommands.is_empty() {
+        let Some((_, sub_arity)) = request
+            .get(1)
+            .and_then(|sub| spec.subcommands.iter().find(|(n, _)| is(sub, n)))
+        else {
+            return Frame::error("ERR Invalid command specified");
+        };
+        arity = *sub_arity;
+    }
+    let Some(keys) = request_keys(spec, request) else {
+        return Frame::error("ERR The command has no key arguments");
+    };
+    let argc = request.len() as i64;
+    if (arity > 0 && arity as i64 != argc) || argc < -(arity as i64) {
+        return Frame::error("ERR Invalid number of arguments specified for command");
+    }
+    Frame::Array(keys.into_iter().map(|k| Frame::Bulk(k.clone())).collect())
 }
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command,
@@ -222,9 +284,9 @@ fn command_list(table: &Table, args: &[Bytes]) -> Frame {
             Filter::None => true,
             Filter::Module => false,
             Filter::AclCat(cat) => spec
-                .categories
+                .acl_categories()
                 .iter()
-                .any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(cat)),
+                .any(|c| c.as_bytes().eq_ignore_ascii_case(cat)),
             Filter::Pattern(p) => glob_match(p, fullname.as_bytes()),
         };
         if wanted(spec.name) {
@@ -343,7 +405,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 if !keys.is_empty() {
                     let mut expires = 0;
                     for k in &keys {
-                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = ctx.access.ttl(db, k).await {
+                        if let Ok(sluice::KeyTtl::ExpiresAt(_)) = ctx.access.peek_ttl(db, k).await {
                             expires += 1;
                         }
                     }

@@ -95,6 +95,8 @@ fn keyspaces(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
                         )),
                     ),
                     kv("writes", Frame::Integer(k.writes as i64)),
+                    kv("hits", Frame::Integer(k.read_hits as i64)),
+                    kv("misses", Frame::Integer(k.read_misses as i64)),
                     kv("flushes", Frame::Integer(k.flushes as i64)),
                     kv("rows_stored", Frame::Integer(k.rows_stored as i64)),
                     kv("store_errors", Frame::Integer(k.store_errors as i64)),

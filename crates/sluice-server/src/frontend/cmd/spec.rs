@@ -55,6 +55,8 @@ pub struct Table {
     slot_names: Vec<String>,
     /// Each slot's duration histogram (an index into [`FAMILY_NAMES`]).
     slot_families: Vec<usize>,
+    /// Each container's sub-commands' full names (`client|list`), in its `subcommands` order.
+    full_names: HashMap<&'static str, Vec<&'static str>, foldhash::fast::FixedState>,
 }
 
 /// Where a command (or a sub-command) counts its calls: its slot in
@@ -140,12 +142,37 @@ impl Table {
                 && FAMILY_NAMES.len() <= crate::state::MAX_FAMILIES,
             "raise state::MAX_SLOTS or MAX_FAMILIES"
         );
+        // Built once per table (the server's is static): CLIENT LIST shows the last command
+        // by these names, so a command stores a `&'static str` rather than formats one.
+        let full_names = all
+            .iter()
+            .filter(|s| !s.subcommands.is_empty())
+            .map(|s| {
+                let names = s
+                    .subcommands
+                    .iter()
+                    .map(|(sub, _)| &*Box::leak(format!("{}|{sub}", s.name).into_boxed_str()))
+                    .collect();
+                (s.name, names)
+            })
+            .collect();
         Table {
             all,
             by_name,
             slot_names,
             slot_families,
+            full_names,
         }
+    }
+
+    /// The full name (`client|list`) of `spec`'s sub-command at `index` of its list; the
+    /// container's own name for an index out of range.
+    pub fn subcommand_name(&self, spec: &'static Spec, index: usize) -> &'static str {
+        self.full_names
+            .get(spec.name)
+            .and_then(|names| names.get(index))
+            .copied()
+            .unwrap_or(spec.name)
     }
 
     /// Every command.
@@ -365,6 +392,71 @@ pub mod flags {
     pub const WRITE_FAST: &[&str] = &["write", "fast"];
     /// A fast write that may grow memory.
     pub const WRITE_GROW_FAST: &[&str] = &["write", "denyoom", "fast"];
+    /// A connection command a client may send before AUTH (AUTH, HELLO, QUIT, RESET).
+    pub const NO_AUTH: &[&str] = &[
+        "noscript",
+        "loading",
+        "stale",
+        "fast",
+        "no_auth",
+        "allow_busy",
+    ];
+}
+
+/// Redis 7.0's ACL categories, in the order ACL CAT lists them (and COMMAND INFO orders a
+/// command's).
+pub const ACL_CATEGORIES: [&str; 21] = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+impl Spec {
+    /// The ACL categories COMMAND INFO and ACL CAT show: the spec's own, and those Redis's
+    /// `setImplicitACLCategories` derives from its flags (`write` → @write, `readonly` →
+    /// @read unless @scripting, `admin` → @admin @dangerous, `fast` → @fast, else @slow), in
+    /// Redis's order.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let has_flag = |f: &str| self.flags.contains(&f);
+        let has = |c: &str| {
+            self.categories
+                .iter()
+                .any(|s| s.strip_prefix('@') == Some(c))
+        };
+        ACL_CATEGORIES
+            .iter()
+            .copied()
+            .filter(|c| {
+                has(c)
+                    || match *c {
+                        "write" => has_flag("write"),
+                        "read" => has_flag("readonly") && !has("scripting"),
+                        "admin" | "dangerous" => has_flag("admin"),
+                        "fast" => has_flag("fast"),
+                        "slow" => !has_flag("fast") && !has("fast"),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
 }
 
 /// ACL categories.

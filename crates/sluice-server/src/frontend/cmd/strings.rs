@@ -153,7 +153,7 @@ pub static COMMANDS: &[Spec] = &[
         arity: 4,
         flags: &["readonly"],
         keys: KeyPositions::FIRST,
-        categories: STRING_READ,
+        categories: &["@read", "@string", "@slow"],
         summary: "Returns a substring of the string stored at a key.",
         handler: boxed!(getrange),
         ..Spec::DEFAULT
@@ -163,7 +163,7 @@ pub static COMMANDS: &[Spec] = &[
         arity: 4,
         flags: &["readonly"],
         keys: KeyPositions::FIRST,
-        categories: STRING_READ,
+        categories: &["@read", "@string", "@slow"],
         summary: "Returns a substring from a string value.",
         handler: boxed!(getrange),
         ..Spec::DEFAULT
