@@ -745,3 +745,32 @@ async fn the_status_page_in_headless_chromium_shows_live_figures_and_guards_its_
     browser.close().await.expect("close the browser");
     server.stop().await;
 }
+
+/// On PostgreSQL the store's connection pool is a series: its bound, open and idle connections
+/// and waiting callers. Needs `SLUICE_TEST_POSTGRES_URL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_postgres_pool() {
+    let url = match std::env::var("SLUICE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            println!("skipped: SLUICE_TEST_POSTGRES_URL not set");
+            return;
+        }
+    };
+    let server =
+        TestServer::start_config(with_metrics(&format!("[store]\nurl = \"{url}\"\n"))).await;
+    let http = server.http_addr.expect("metrics listener");
+    let mut c = server.client().await;
+    assert_eq!(c.run("SET metrics:pool v").await, b"+OK\r\n");
+    assert_eq!(c.run("SLUICE.FLUSH").await, b"+OK\r\n");
+    let (_, body) = get(http, "/metrics", None).await;
+    let max = sample(&body, "sluice_store_pool_max_connections").expect("pool bound");
+    let open = sample(&body, "sluice_store_pool_open_connections").expect("open connections");
+    let idle = sample(&body, "sluice_store_pool_idle_connections").expect("idle connections");
+    assert!(max >= 1.0 && open >= 1.0 && open <= max, "{body}");
+    assert!(idle <= open, "{body}");
+    assert_eq!(sample(&body, "sluice_store_pool_waiting"), Some(0.0));
+    // Nothing was journaled before this open.
+    assert_eq!(sample(&body, "sluice_journal_replay_records"), Some(0.0));
+    server.stop().await;
+}

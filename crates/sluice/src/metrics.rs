@@ -110,6 +110,13 @@ pub struct EngineMetrics {
     pub journal_writes_per_fsync: Histogram,
     /// Redis's LATENCY events.
     pub latency: LatencyMonitor,
+    /// The journal replay at open: records replayed (0 when there was nothing to replay).
+    pub replay_records: AtomicU64,
+    /// The journal replay at open: µs to put the records into the write-back buffers.
+    pub replay_buffer_us: AtomicU64,
+    /// The journal replay at open: µs of the flush that stored them (0 if it failed and was
+    /// left to the background flushers).
+    pub replay_flush_us: AtomicU64,
 }
 
 impl Default for EngineMetrics {
@@ -120,6 +127,9 @@ impl Default for EngineMetrics {
             journal_fsync: Histogram::durations(),
             journal_writes_per_fsync: Histogram::sizes(),
             latency: LatencyMonitor::default(),
+            replay_records: AtomicU64::new(0),
+            replay_buffer_us: AtomicU64::new(0),
+            replay_flush_us: AtomicU64::new(0),
         }
     }
 }

@@ -197,6 +197,20 @@ fn record(shared: &Shared) {
         },
     );
 
+    let engine = sluice.metrics();
+    gauge!("sluice_journal_replay_records")
+        .set(engine.replay_records.load(Ordering::Relaxed) as f64);
+    gauge!("sluice_journal_replay_buffer_seconds")
+        .set(engine.replay_buffer_us.load(Ordering::Relaxed) as f64 * MICROS);
+    gauge!("sluice_journal_replay_flush_seconds")
+        .set(engine.replay_flush_us.load(Ordering::Relaxed) as f64 * MICROS);
+    if let Some(pool) = sluice.store_pool() {
+        gauge!("sluice_store_pool_max_connections").set(pool.max as f64);
+        gauge!("sluice_store_pool_open_connections").set(pool.open as f64);
+        gauge!("sluice_store_pool_idle_connections").set(pool.idle as f64);
+        gauge!("sluice_store_pool_waiting").set(pool.waiting as f64);
+    }
+
     for ks in sluice.keyspaces() {
         let labels = [
             ("keyspace", ks.name.clone()),
@@ -237,6 +251,36 @@ fn describe() {
         "Connections refused because maxclients was reached."
     );
     describe_counter!("sluice_commands_processed_total", "Commands run.");
+    describe_gauge!(
+        "sluice_journal_replay_records",
+        "Journal records replayed into the write-back buffers at open (0: nothing to replay)."
+    );
+    describe_gauge!(
+        "sluice_journal_replay_buffer_seconds",
+        Unit::Seconds,
+        "Time the replay at open took to put the journal's records into the write-back buffers."
+    );
+    describe_gauge!(
+        "sluice_journal_replay_flush_seconds",
+        Unit::Seconds,
+        "Time the flush after the replay at open took to store them (0 if it failed and was left to the flushers)."
+    );
+    describe_gauge!(
+        "sluice_store_pool_max_connections",
+        "Most connections the store's pool opens (PostgreSQL)."
+    );
+    describe_gauge!(
+        "sluice_store_pool_open_connections",
+        "Connections the store's pool holds open (PostgreSQL)."
+    );
+    describe_gauge!(
+        "sluice_store_pool_idle_connections",
+        "Open connections idle in the store's pool (PostgreSQL)."
+    );
+    describe_gauge!(
+        "sluice_store_pool_waiting",
+        "Callers waiting for a connection from the store's pool (PostgreSQL)."
+    );
     describe_gauge!("sluice_cache_entries", "Entries in the cache.");
     describe_gauge!("sluice_cache_bytes", Unit::Bytes, "Bytes the cache holds.");
     describe_gauge!(

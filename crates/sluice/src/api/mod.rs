@@ -258,6 +258,11 @@ impl Sluice {
         &self.engine.metrics.latency
     }
 
+    /// The store's connection pool, where its backend reports one (PostgreSQL).
+    pub fn store_pool(&self) -> Option<crate::tiers::store::PoolStatus> {
+        self.engine.store.pool_status()
+    }
+
     /// Journal sizes, counters and health.
     pub fn journal_stats(&self) -> JournalStats {
         let mut stats = self.engine.journal.stats();

@@ -142,6 +142,7 @@ impl Engine {
             return Ok(());
         }
         let count = records.len();
+        let started = std::time::Instant::now();
         let now = self.now();
         let mut replay = self.plan_replay(records);
         for (ks, record) in &replay.unbuffered {
@@ -156,6 +157,13 @@ impl Engine {
             }
         }
         self.spanning.lock().extend(replay.spanning.drain(..));
+        let buffered_in = started.elapsed();
+        self.metrics
+            .replay_records
+            .store(count as u64, Ordering::Relaxed);
+        self.metrics
+            .replay_buffer_us
+            .store(buffered_in.as_micros() as u64, Ordering::Relaxed);
         info!(
             records = count,
             unknown = replay.unknown,
@@ -166,8 +174,15 @@ impl Engine {
                 records: replay.unknown,
             }));
         }
-        if let Err(e) = self.flush_all().await {
-            warn!("flush after journal replay failed, will retry in the background: {e}");
+        let flushing = std::time::Instant::now();
+        match self.flush_all().await {
+            Ok(()) => self
+                .metrics
+                .replay_flush_us
+                .store(flushing.elapsed().as_micros() as u64, Ordering::Relaxed),
+            Err(e) => {
+                warn!("flush after journal replay failed, will retry in the background: {e}")
+            }
         }
         Ok(())
     }

@@ -94,3 +94,44 @@ async fn shutdown_reports_writes_it_could_not_store() {
         "with durability none they are lost, and said so"
     );
 }
+
+/// The replay at open is measured for monitoring: how many records it put back into the
+/// buffers, and how long that and the flush after it took. An open with nothing to replay
+/// shows zero records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_at_open_reports_its_records_and_durations() {
+    let mut kv = builtin(Policy::WriteBack);
+    kv.flush_interval = Duration::from_secs(3600);
+    let h = Harness::start_with("", vec![kv], |c| {
+        c.journal.durability = sluice::Durability::Fsync
+    })
+    .await;
+    assert_eq!(
+        h.sluice
+            .metrics()
+            .replay_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    h.store.set_outage(true);
+    for i in 0..20 {
+        h.set(&format!("k{i}"), "v").await;
+    }
+    let cfg = h.sluice.config().clone();
+    let report = h.sluice.shutdown_within(Duration::from_millis(100)).await;
+    assert_eq!(report.unflushed, 20);
+    drop(h.sluice);
+
+    let (sluice, _store) = open_engine(cfg, &h.clock).await.expect("engine reopens");
+    let metrics = sluice.metrics();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&metrics.replay_records), 20);
+    assert!(
+        load(&metrics.replay_flush_us) > 0,
+        "the flush after the replay is timed"
+    );
+    assert_eq!(
+        kv_row(h.dir.path(), 0, "k19").map(|r| r.0).as_deref(),
+        Some("v")
+    );
+}

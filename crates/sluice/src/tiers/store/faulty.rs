@@ -245,6 +245,10 @@ impl Store for FaultyStore {
         format!("faulty({})", self.inner.describe())
     }
 
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        self.inner.pool_status()
+    }
+
     async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
         self.inner.ensure_builtin_table().await
     }

@@ -260,11 +260,29 @@ pub struct AtomicFailure {
     pub error: StoreError,
 }
 
+/// A store's connection pool, as monitoring shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    /// Most connections the pool opens.
+    pub max: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Open connections idle in the pool.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
 /// The system of record.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A description for logs: backend and location, never a password.
     fn describe(&self) -> String;
+
+    /// The connection pool's state; `None` for a store without a pool it can report on.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Creates the built-in `sluice_kv` table if it is missing.
     async fn ensure_builtin_table(&self) -> Result<(), StoreError>;

@@ -242,6 +242,16 @@ impl Store for PostgresStore {
         self.described.clone()
     }
 
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
+
     async fn ensure_builtin_table(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
