@@ -20,6 +20,7 @@ pub mod hashes;
 pub mod keys;
 pub mod latency;
 pub mod memory;
+pub mod redis_meta;
 pub mod scripting;
 pub mod server;
 pub mod slowlog;

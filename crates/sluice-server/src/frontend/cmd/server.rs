@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::redis_meta;
 use super::spec::categories::ADMIN;
 use super::spec::{boxed, Handler, Spec};
 use super::spec::{Ctx, KeyPositions, Table};
@@ -87,46 +88,111 @@ pub static COMMANDS: &[Spec] = &[
     },
 ];
 
+/// A command's COMMAND INFO entry: Redis 7.0's own (tips, key specs and all) for a command Redis
+/// has, listing only the sub-commands Sluice has, in its table's order; Sluice's own for the
+/// rest.
 fn command_info(spec: &Spec) -> Frame {
+    let Some(meta) = redis_meta::get(spec.name) else {
+        return own_command_info(spec);
+    };
+    let mut fields = meta.info.clone();
+    if !meta.subcommands.is_empty() {
+        if let Some(subs) = fields.get_mut(9) {
+            *subs = Frame::Array(
+                spec.subcommands
+                    .iter()
+                    .map(|(sub, arity)| {
+                        match meta.subcommands.get(&format!("{}|{sub}", spec.name)) {
+                            Some(sub) => Frame::Array(sub.info.clone()),
+                            None => own_subcommand_info(spec, sub, *arity),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Frame::Array(fields)
+}
+
+/// The COMMAND INFO entry of a command Redis does not have, from its spec: no tips, no key
+/// specs.
+fn own_command_info(spec: &Spec) -> Frame {
+    let mut fields = own_info_head(spec);
+    fields.extend([
+        Frame::Set(vec![]),
+        Frame::Set(vec![]),
+        Frame::Array(
+            spec.subcommands
+                .iter()
+                .map(|(sub, arity)| own_subcommand_info(spec, sub, *arity))
+                .collect(),
+        ),
+    ]);
+    Frame::Array(fields)
+}
+
+/// The first seven elements of a spec's COMMAND INFO entry: name, arity, flags, key positions
+/// and ACL categories.
+fn own_info_head(spec: &Spec) -> Vec<Frame> {
     let simple = |s: &&str| Frame::Simple(s.to_string());
-    let categories: Vec<Frame> = spec
-        .acl_categories()
-        .iter()
-        .map(|c| Frame::Simple(format!("@{c}")))
-        .collect();
-    Frame::Array(vec![
+    vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity as i64),
         Frame::Set(spec.flags.iter().map(simple).collect()),
         Frame::Integer(spec.keys.first as i64),
         Frame::Integer(spec.keys.last as i64),
         Frame::Integer(spec.keys.step as i64),
-        Frame::Set(categories.clone()),
+        Frame::Set(own_categories(spec)),
+    ]
+}
+
+fn own_categories(spec: &Spec) -> Vec<Frame> {
+    spec.acl_categories()
+        .iter()
+        .map(|c| Frame::Simple(format!("@{c}")))
+        .collect()
+}
+
+/// The COMMAND INFO entry of a sub-command Redis 7.0 does not have (CLIENT SETINFO, from 7.2):
+/// its arity and its container's ACL categories.
+fn own_subcommand_info(spec: &Spec, sub: &str, arity: i32) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk(format!("{}|{}", spec.name, sub)),
+        Frame::Integer(arity as i64),
         Frame::Set(vec![]),
-        Frame::Array(vec![]),
-        Frame::Array(
-            spec.subcommands
-                .iter()
-                .map(|(sub, arity)| {
-                    Frame::Array(vec![
-                        Frame::bulk(format!("{}|{}", spec.name, sub)),
-                        Frame::Integer(*arity as i64),
-                        Frame::Set(vec![]),
-                        Frame::Integer(0),
-                        Frame::Integer(0),
-                        Frame::Integer(0),
-                        Frame::Set(categories.clone()),
-                        Frame::Set(vec![]),
-                        Frame::Array(vec![]),
-                        Frame::Array(vec![]),
-                    ])
-                })
-                .collect(),
-        ),
+        Frame::Integer(0),
+        Frame::Integer(0),
+        Frame::Integer(0),
+        Frame::Set(own_categories(spec)),
+        Frame::Set(vec![]),
+        Frame::Set(vec![]),
+        Frame::Set(vec![]),
     ])
 }
 
+/// A command's COMMAND DOCS map: Redis 7.0's own for a command Redis has, its `subcommands`
+/// listing only the sub-commands Sluice has; Sluice's own for the rest.
 fn command_docs(spec: &Spec) -> Frame {
+    let Some(meta) = redis_meta::get(spec.name) else {
+        return own_command_docs(spec);
+    };
+    let mut pairs = meta.docs.clone();
+    if !meta.subcommands.is_empty() {
+        let subs = spec.subcommands.iter().map(|(sub, _)| {
+            let name = format!("{}|{sub}", spec.name);
+            let docs = match meta.subcommands.get(&name) {
+                Some(sub) => Frame::Map(sub.docs.clone()),
+                None => own_command_docs(spec),
+            };
+            (Frame::bulk(name), docs)
+        });
+        pairs.push((Frame::bulk("subcommands"), Frame::Map(subs.collect())));
+    }
+    Frame::Map(pairs)
+}
+
+/// The COMMAND DOCS map of a command Redis does not have (SLUICE.*): its summary and group.
+fn own_command_docs(spec: &Spec) -> Frame {
     let group = if spec.categories.contains(&"@string") {
         "string"
     } else if spec.categories.contains(&"@connection") {
@@ -532,4 +598,61 @@ async fn flushdb(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 /// FLUSHALL [ASYNC|SYNC]
 async fn flushall(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     flush_scope(ctx, argv, FlushScope::All).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Containers whose spec differs from Redis's entry on purpose: Sluice's sub-commands share
+    /// their container's spec, so a container carries what Redis puts on its sub-commands.
+    /// COMMAND INFO shows Redis's entry for them all the same.
+    const HEAD_NOT_REDIS_S: &[(&str, &str)] = &[
+        (
+            "client",
+            "@connection on the container lists CLIENT's sub-commands in ACL CAT connection",
+        ),
+        (
+            "slowlog",
+            "admin on the container keeps SLOWLOG @admin; Redis flags each sub-command",
+        ),
+    ];
+
+    /// Sub-commands Sluice has and Redis 7.0 does not.
+    const NOT_IN_REDIS: &[&str] = &["client|setinfo"];
+
+    /// What Sluice enforces (its spec: arity, flags, key positions, ACL categories) is what
+    /// COMMAND INFO shows from Redis's captured entry, and every command and sub-command but
+    /// Sluice's own has a captured entry.
+    #[test]
+    fn specs_agree_with_redis_s_command_info() {
+        let mut mismatches = Vec::new();
+        for spec in super::super::commands() {
+            if spec.name.starts_with("sluice.") {
+                assert!(redis_meta::get(spec.name).is_none(), "{}", spec.name);
+                continue;
+            }
+            let meta = redis_meta::get(spec.name)
+                .unwrap_or_else(|| panic!("{} not in redis_meta.resp", spec.name));
+            for (sub, _) in spec.subcommands {
+                let name = format!("{}|{sub}", spec.name);
+                assert!(
+                    meta.subcommands.contains_key(&name) || NOT_IN_REDIS.contains(&&*name),
+                    "{name} not in redis_meta.resp: run tools/gen_command_meta.py"
+                );
+            }
+            if HEAD_NOT_REDIS_S.iter().any(|(n, _)| *n == spec.name) {
+                continue;
+            }
+            if own_info_head(spec)[..] != meta.info[..7] {
+                mismatches.push(format!(
+                    "{}: sluice {:?}\n    redis {:?}",
+                    spec.name,
+                    own_info_head(spec),
+                    &meta.info[..7]
+                ));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
 }

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Writes crates/sluice-server/src/frontend/cmd/redis_meta.resp: redis-server 7.0's COMMAND INFO
+and COMMAND DOCS replies, in RESP3, for every command in Sluice's table that Redis has.
+
+Usage: python3 tools/gen_command_meta.py [redis://127.0.0.1:6379]
+
+Sluice's command names are read from the `name: "..."` lines of
+crates/sluice-server/src/frontend/cmd/*.rs (SLUICE.* commands are Sluice's own and skipped).
+A container's reply is kept whole, with all of Redis's sub-commands: Sluice lists only those it
+has. Redis lists sub-commands in its dictionary's (randomly seeded) order; this file sorts them by
+name so that regenerating gives the same bytes.
+
+The file holds one RESP3 frame of text (a header naming this script and the Redis version),
+then, for each command, the reply to `COMMAND INFO name` and the reply to `COMMAND DOCS name`.
+"""
+
+import glob
+import os
+import re
+import socket
+import sys
+from urllib.parse import urlparse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CMD_DIR = os.path.join(ROOT, "crates", "sluice-server", "src", "frontend", "cmd")
+OUT = os.path.join(CMD_DIR, "redis_meta.resp")
+
+
+class Conn:
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port))
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read(self):
+        """One reply as a tree: (type byte, scalar bytes) or (type byte, [children])."""
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+            return (kind, rest)
+        if kind in (b"$", b"=", b"!"):
+            n = int(rest)
+            if n < 0:
+                return (kind, None)
+            data = self.exact(n + 2)[:-2]
+            return (kind, data)
+        if kind in (b"*", b"~", b">", b"%", b"|"):
+            n = int(rest)
+            if n < 0:
+                return (kind, None)
+            if kind in (b"%", b"|"):
+                n *= 2
+            return (kind, [self.read() for _ in range(n)])
+        raise ValueError("unexpected reply type %r" % line)
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        reply = self.read()
+        if reply[0] == b"-":
+            raise RuntimeError("%s: %s" % (args, reply[1]))
+        return reply
+
+
+def encode(node):
+    kind, value = node
+    if value is None:
+        return kind + b"-1\r\n"
+    if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+        return kind + value + b"\r\n"
+    if kind in (b"$", b"=", b"!"):
+        return kind + b"%d\r\n" % len(value) + value + b"\r\n"
+    n = len(value) // 2 if kind in (b"%", b"|") else len(value)
+    return kind + b"%d\r\n" % n + b"".join(encode(c) for c in value)
+
+
+def sluice_commands():
+    names = set()
+    for path in glob.glob(os.path.join(CMD_DIR, "*.rs")):
+        with open(path) as f:
+            for m in re.finditer(r'^\s*name:\s*"([^"]+)"', f.read(), re.M):
+                if not m.group(1).startswith("sluice."):
+                    names.add(m.group(1))
+    return sorted(names)
+
+
+def sort_subcommands(info_reply, docs_reply):
+    """Sorts a container's sub-commands by name, in its info entry and in its docs map."""
+    entry = info_reply[1][0]
+    subs = entry[1][9]
+    subs[1].sort(key=lambda e: e[1][0][1])
+    doc = docs_reply[1][1][1]
+    for i in range(0, len(doc), 2):
+        if doc[i][1] == b"subcommands":
+            pairs = doc[i + 1][1]
+            pairs_sorted = sorted(
+                (pairs[j : j + 2] for j in range(0, len(pairs), 2)), key=lambda p: p[0][1]
+            )
+            doc[i + 1] = (doc[i + 1][0], [x for p in pairs_sorted for x in p])
+
+
+def main():
+    url = urlparse(sys.argv[1] if len(sys.argv) > 1 else "redis://127.0.0.1:6379")
+    conn = Conn(url.hostname or "127.0.0.1", url.port or 6379)
+    hello = conn.cmd("HELLO", "3")
+    fields = hello[1]
+    version = next(
+        fields[i + 1][1].decode() for i in range(0, len(fields), 2) if fields[i][1] == b"version"
+    )
+    if not version.startswith("7.0."):
+        sys.exit("the oracle is redis %s; Sluice follows 7.0" % version)
+    out = [
+        encode(
+            (
+                b"$",
+                (
+                    "Generated by tools/gen_command_meta.py from redis-server %s: do not edit. "
+                    "Regenerate with `python3 tools/gen_command_meta.py [redis://host:port]`." % version
+                ).encode(),
+            )
+        )
+    ]
+    skipped = []
+    for name in sluice_commands():
+        info = conn.cmd("COMMAND", "INFO", name)
+        if info[1][0][1] is None:
+            skipped.append(name)
+            continue
+        docs = conn.cmd("COMMAND", "DOCS", name)
+        sort_subcommands(info, docs)
+        out.append(encode(info))
+        out.append(encode(docs))
+    with open(OUT, "wb") as f:
+        f.write(b"".join(out))
+    print("wrote %s (%d commands)" % (OUT, (len(out) - 1) // 2))
+    if skipped:
+        print("not Redis 7.0 commands: %s" % ", ".join(skipped))
+
+
+if __name__ == "__main__":
+    main()
