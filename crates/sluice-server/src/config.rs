@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice::config::{
-    deserialize_duration, deserialize_size, expand_env, CacheConfig, JournalConfig, KeyspaceConfig,
-    StoreConfig,
+    deserialize_duration, deserialize_size, expand_env, CacheConfig, ChangesConfig, JournalConfig,
+    KeyspaceConfig, StoreConfig,
 };
 use sluice::{Config, ConfigError};
 
@@ -184,6 +184,8 @@ struct FileSections {
     users: Vec<UserConfig>,
     #[serde(default)]
     metrics: MetricsConfig,
+    #[serde(default)]
+    changes: ChangesConfig,
 }
 
 /// `[server]` as written: the server's fields and the engine's `data_dir` and
@@ -328,6 +330,7 @@ impl FileConfig {
                 journal: sections.journal,
                 cache: sections.cache,
                 keyspaces: sections.keyspaces,
+                changes: sections.changes,
             },
             server,
         };
@@ -403,6 +406,22 @@ mod tests {
         assert_eq!(ks.policy, Policy::WriteThrough);
         assert_eq!(ks.ttl, Some(Duration::from_secs(3600)));
         assert_eq!(cfg.engine.journal.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn the_changes_section_reaches_the_engine() {
+        let cfg = FileConfig::from_toml(
+            "[changes]\nenabled = true\nnode_name = \"a\"\npoll_interval = \"20ms\"\nmax_backlog = 10\n",
+        )
+        .unwrap();
+        let c = &cfg.engine.changes;
+        assert!(c.enabled);
+        assert_eq!(c.node_name, "a");
+        assert_eq!(c.poll_interval, Duration::from_millis(20));
+        assert_eq!(c.max_backlog, 10);
+        assert!(!FileConfig::default().engine.changes.enabled);
+        let err = FileConfig::from_toml("[changes]\nenable = true\n").unwrap_err();
+        assert!(err.to_string().contains("enable"), "{err}");
     }
 
     #[test]

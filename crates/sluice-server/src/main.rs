@@ -97,6 +97,25 @@ enum Command {
         /// TOML config file.
         file: PathBuf,
     },
+    /// Manage what change capture created in the database.
+    Changes {
+        #[command(subcommand)]
+        action: ChangesAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChangesAction {
+    /// Remove a node's position in the change stream and, once no node follows it, the
+    /// triggers and tables change capture created (run it with the server stopped).
+    Drop {
+        /// TOML config file (its [store] and [changes] node_name).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The node whose position to remove [default: [changes] node_name].
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -308,8 +327,21 @@ fn main() -> ExitCode {
                 let lines = sluice::check_config(&config.engine).await?;
                 println!("{}: OK", file.display());
                 for l in lines {
-                    println!("  keyspace {l}");
+                    if l.starts_with("changes:") {
+                        println!("  {l}");
+                    } else {
+                        println!("  keyspace {l}");
+                    }
                 }
+                Ok(())
+            }
+            Command::Changes {
+                action: ChangesAction::Drop { config, node },
+            } => {
+                let config = load_config(config.as_ref())?;
+                let node = node.unwrap_or_else(|| config.engine.changes.node_name.clone());
+                let done = sluice::drop_change_objects(&config.engine.store_url(), &node).await?;
+                println!("{done}");
                 Ok(())
             }
         }

@@ -1175,3 +1175,82 @@ flush_batch = 16
         "every writer had EXECs acknowledged: {acked:?}"
     );
 }
+
+/// Change capture and a SIGKILL: another program updates mapped rows in a burst while the
+/// server is killed and restarted; once the burst is over, every key reads the database's
+/// value, through the cache the restarted server fills and keeps in step, and INFO shows the
+/// stream followed without a loss.
+#[test]
+fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
+    const ROWS: i64 = 50;
+    let (_dir, data) = workdir();
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        let db = open_db(&data);
+        db.execute_batch("CREATE TABLE products (id INTEGER PRIMARY KEY, price INTEGER NOT NULL)")
+            .unwrap();
+        for id in 0..ROWS {
+            db.execute("INSERT INTO products VALUES (?1, 0)", [id])
+                .unwrap();
+        }
+    }
+    let config = r#"
+[changes]
+enabled = true
+
+[[keyspace]]
+name = "price"
+keys = "product:{id}:price"
+table = "products"
+key_column = "id"
+value_column = "price"
+policy = "write-through"
+"#;
+    let read_all = |server: &Server| {
+        let mut c = server.client();
+        (0..ROWS)
+            .map(|id| {
+                let v = c.get(&format!("product:{id}:price")).expect("row exists");
+                String::from_utf8(v).unwrap().parse::<i64>().unwrap()
+            })
+            .collect::<Vec<i64>>()
+    };
+    let mut server = Server::start(&data, Some(config));
+    read_all(&server); // Every key cached.
+    let burst = {
+        let data = data.clone();
+        thread::spawn(move || {
+            let db = open_db(&data);
+            for round in 1..=40i64 {
+                db.execute("UPDATE products SET price = ?1", [round])
+                    .unwrap();
+                thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(60));
+    server.kill();
+    let server = Server::start(&data, Some(config));
+    read_all(&server); // Cached again while the burst goes on.
+    burst.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = read_all(&server);
+        if seen.iter().all(|&p| p == 40) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keys still read {seen:?}; log:\n{}",
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = server.client();
+    let info = match c.cmd_str(&["INFO", "sluice"]).unwrap() {
+        Reply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+        other => panic!("INFO: {other:?}"),
+    };
+    assert!(info.contains("changes_enabled:1"), "{info}");
+    assert!(info.contains("changes_lost:0"), "{info}");
+}

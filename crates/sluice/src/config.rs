@@ -31,6 +31,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Keyspaces in match order; the first whose template matches a key owns it.
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// Change capture: rows changed by other programs reach the cache.
+    pub changes: ChangesConfig,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             journal: JournalConfig::default(),
             cache: CacheConfig::default(),
             keyspaces: Vec::new(),
+            changes: ChangesConfig::default(),
         }
     }
 }
@@ -145,6 +148,37 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[changes]`: following the database's own record of changed rows, so that rows other
+/// programs change reach the cache of every keyspace mapped on them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// Follow the change stream. Off by default: on SQLite it adds a trigger insert to every
+    /// write of a mapped table, Sluice's own included (see the README for the measured cost).
+    pub enabled: bool,
+    /// This node's name, unique among the Sluice nodes sharing a database: it names the
+    /// node's position in the stream (its cursor row, slot or binlog position).
+    pub node_name: String,
+    /// How often the feed asks the database whether anything changed (SQLite:
+    /// `PRAGMA data_version`, one cheap call).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub poll_interval: Duration,
+    /// Changes recorded but not yet applied by every node past which Sluice warns: an
+    /// unattended node's position holds them back (`sluice changes drop` releases it).
+    pub max_backlog: u64,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig {
+            enabled: false,
+            node_name: "sluice".to_string(),
+            poll_interval: Duration::from_millis(5),
+            max_backlog: 1_000_000,
         }
     }
 }

@@ -362,6 +362,9 @@ pub enum OpenError {
     /// The dead-letter registry in the data dir could not be opened.
     #[error("{0}")]
     DeadLetters(#[from] DeadLetterError),
+    /// `[changes] enabled = true`, and the change feed could not start.
+    #[error("cannot follow changes: {0}")]
+    Changes(#[from] ChangeError),
 }
 
 impl From<StoreError> for OpenError {
@@ -456,4 +459,23 @@ mod tests {
         assert!(!c.is_permanent() && c.is_conflict() && c.is_retryable());
         assert!(p.is_permanent() && !p.is_conflict() && !p.is_retryable());
     }
+}
+
+/// Why a feed failed. Feeds retry on their own; the engine logs and waits.
+#[derive(Debug, Error)]
+pub enum ChangeError {
+    /// The database refused or failed an operation of the feed.
+    #[error("change capture on {backend}: {what} failed: {source}")]
+    Database {
+        /// The backend.
+        backend: &'static str,
+        /// What the feed was doing.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database lacks a setting or a right the feed needs; the message says how to fix it.
+    #[error("change capture cannot start: {0}")]
+    Unsupported(String),
 }

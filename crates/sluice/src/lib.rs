@@ -68,11 +68,12 @@ pub use api::{
     WatchSet,
 };
 pub use bytes::Bytes;
-pub use config::{Config, Durability, KeyspaceConfig, Policy};
+pub use config::{ChangesConfig, Config, Durability, KeyspaceConfig, Policy};
 pub use engine::deadletter::{DeadLetter, DeadLetterSelector};
 pub use engine::{
-    check_config, take_deferred_durability, with_deferred_durability, with_durability_scope,
-    DurabilityBatch, KeyspaceCounters, ShardedCounter, ShutdownReport, SluiceBuilder,
+    check_config, drop_change_objects, take_deferred_durability, with_deferred_durability,
+    with_durability_scope, DurabilityBatch, KeyspaceCounters, ShardedCounter, ShutdownReport,
+    SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::hash::HashValue;

@@ -117,6 +117,36 @@ pub struct EngineMetrics {
     /// The journal replay at open: µs of the flush that stored them (0 if it failed and was
     /// left to the background flushers).
     pub replay_flush_us: AtomicU64,
+    /// Change capture ([`ChangeMetrics`]).
+    pub changes: ChangeMetrics,
+}
+
+/// What the change-capture task did, for INFO and `/metrics`.
+#[derive(Debug)]
+pub struct ChangeMetrics {
+    /// 1 while a change feed is configured and running.
+    pub enabled: AtomicU64,
+    /// Changed rows applied (each once per keyspace mapped on its table).
+    pub applied: AtomicU64,
+    /// Cached copies replaced by the database's new value.
+    pub replaced: AtomicU64,
+    /// Cached copies removed (the row is gone, or could not be read).
+    pub removed: AtomicU64,
+    /// Changes that found the cache already holding the database's value (Sluice's own
+    /// writes coming back).
+    pub unchanged: AtomicU64,
+    /// Times the stream broke and every cached copy was dropped.
+    pub lost: AtomicU64,
+    /// Failures of the feed (retried).
+    pub errors: AtomicU64,
+    /// From the recording of the last applied change to its application, ms.
+    pub lag_ms: AtomicU64,
+    /// The last confirmed position.
+    pub position: AtomicU64,
+    /// Changes recorded that not every node has confirmed, as of the last look.
+    pub retained: AtomicU64,
+    /// Delay from a change's recording to its application, µs.
+    pub delay: Histogram,
 }
 
 impl Default for EngineMetrics {
@@ -130,6 +160,25 @@ impl Default for EngineMetrics {
             replay_records: AtomicU64::new(0),
             replay_buffer_us: AtomicU64::new(0),
             replay_flush_us: AtomicU64::new(0),
+            changes: ChangeMetrics::default(),
+        }
+    }
+}
+
+impl Default for ChangeMetrics {
+    fn default() -> ChangeMetrics {
+        ChangeMetrics {
+            enabled: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            removed: AtomicU64::new(0),
+            unchanged: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            position: AtomicU64::new(0),
+            retained: AtomicU64::new(0),
+            delay: Histogram::durations(),
         }
     }
 }

@@ -25,6 +25,8 @@
 
 mod common;
 
+#[path = "engine/changes.rs"]
+mod changes;
 #[path = "engine/coalescing.rs"]
 mod coalescing;
 #[path = "engine/config_validation.rs"]

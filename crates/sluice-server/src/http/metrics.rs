@@ -153,6 +153,12 @@ fn write_histograms(shared: &Shared, out: &mut String) {
             &engine.journal_writes_per_fsync,
             1.0,
         ),
+        (
+            "sluice_changes_delay_seconds",
+            "Time from the database recording a changed row to Sluice applying it to the cache.",
+            &engine.changes.delay,
+            MICROS,
+        ),
     ] {
         let snapshot = histogram.snapshot();
         if snapshot.count > 0 {
@@ -204,6 +210,22 @@ fn record(shared: &Shared) {
         .set(engine.replay_buffer_us.load(Ordering::Relaxed) as f64 * MICROS);
     gauge!("sluice_journal_replay_flush_seconds")
         .set(engine.replay_flush_us.load(Ordering::Relaxed) as f64 * MICROS);
+    let changes = &engine.changes;
+    gauge!("sluice_changes_enabled").set(changes.enabled.load(Ordering::Relaxed) as f64);
+    for (name, value) in [
+        ("sluice_changes_applied_total", &changes.applied),
+        ("sluice_changes_replaced_total", &changes.replaced),
+        ("sluice_changes_removed_total", &changes.removed),
+        ("sluice_changes_unchanged_total", &changes.unchanged),
+        ("sluice_changes_lost_total", &changes.lost),
+        ("sluice_changes_errors_total", &changes.errors),
+    ] {
+        counter!(name).absolute(value.load(Ordering::Relaxed));
+    }
+    gauge!("sluice_changes_lag_seconds")
+        .set(changes.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    gauge!("sluice_changes_position").set(changes.position.load(Ordering::Relaxed) as f64);
+    gauge!("sluice_changes_retained").set(changes.retained.load(Ordering::Relaxed) as f64);
     if let Some(pool) = sluice.store_pool() {
         gauge!("sluice_store_pool_max_connections").set(pool.max as f64);
         gauge!("sluice_store_pool_open_connections").set(pool.open as f64);
@@ -251,6 +273,47 @@ fn describe() {
         "Connections refused because maxclients was reached."
     );
     describe_counter!("sluice_commands_processed_total", "Commands run.");
+    describe_gauge!(
+        "sluice_changes_enabled",
+        "1 while Sluice follows the database's changes ([changes] enabled)."
+    );
+    describe_counter!(
+        "sluice_changes_applied_total",
+        "Changed rows applied to the cache, once per keyspace mapped on the row's table."
+    );
+    describe_counter!(
+        "sluice_changes_replaced_total",
+        "Cached copies a changed row replaced with the database's value."
+    );
+    describe_counter!(
+        "sluice_changes_removed_total",
+        "Cached copies a changed row removed (the row is gone or a write-back write waits)."
+    );
+    describe_counter!(
+        "sluice_changes_unchanged_total",
+        "Changed rows whose cached copy already held the database's value (Sluice's own writes)."
+    );
+    describe_counter!(
+        "sluice_changes_lost_total",
+        "Times the change stream broke and every cached copy was dropped."
+    );
+    describe_counter!(
+        "sluice_changes_errors_total",
+        "Failures of the change feed, each retried with backoff."
+    );
+    describe_gauge!(
+        "sluice_changes_lag_seconds",
+        Unit::Seconds,
+        "From the database recording the last applied change to Sluice applying it."
+    );
+    describe_gauge!(
+        "sluice_changes_position",
+        "The last position of the change stream this node confirmed."
+    );
+    describe_gauge!(
+        "sluice_changes_retained",
+        "Changes the database keeps because not every node following them has confirmed them."
+    );
     describe_gauge!(
         "sluice_journal_replay_records",
         "Journal records replayed into the write-back buffers at open (0: nothing to replay)."

@@ -47,6 +47,7 @@ use crate::tiers::store::SharedStore;
 mod backoff;
 mod buffer;
 mod cache_io;
+pub(crate) mod changes;
 mod checkpoint;
 pub(crate) mod deadletter;
 mod durability;
@@ -77,6 +78,7 @@ pub(crate) use route::Route;
 pub(crate) use singleflight::SingleFlight;
 pub(crate) use txn::TxnState;
 
+pub use changes::drop_change_objects;
 pub use durability::{
     take_deferred_durability, with_deferred_durability, with_durability_scope, DurabilityBatch,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::buffer::WriteBackBuffer;
 use super::deadletter::DeadLetters;
@@ -163,6 +163,29 @@ impl SluiceBuilder {
         });
         engine.recover().await?;
         engine.start_background();
+        let store_url = engine.config.store_url();
+        if !engine.config.changes.enabled && store_url.starts_with("sqlite:") {
+            if let Ok(nodes @ 1..) = crate::tiers::changes::sqlite::leftover_nodes(&store_url).await
+            {
+                warn!("change capture is off, but its triggers from an earlier run are still in the database ({nodes} node position(s)): they record every change to the mapped tables and nothing deletes the records; run `sluice changes drop` (server stopped) or set [changes] enabled = true");
+            }
+        }
+        if engine.config.changes.enabled {
+            let tables = engine.watched_tables();
+            if tables.is_empty() {
+                info!("[changes] enabled, but no keyspace maps a table: nothing to follow");
+            } else {
+                let changes = &engine.config.changes;
+                let feed = super::changes::open_feed(
+                    &engine.config.store_url(),
+                    &changes.node_name,
+                    tables,
+                    changes.poll_interval,
+                )
+                .await?;
+                engine.start_changes(feed);
+            }
+        }
         Ok(Sluice::new(engine))
     }
 }
@@ -491,6 +514,23 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
             .into());
         }
         lines.push(describe_keyspace(ks));
+    }
+    if config.changes.enabled {
+        let store_url = config.store_url();
+        if !store_url.starts_with("sqlite:") {
+            return Err(OpenError::Changes(crate::error::ChangeError::Unsupported(
+                "[changes] enabled = true needs the SQLite store for now; PostgreSQL (logical replication) and MySQL (binlog) feeds are not built yet; set enabled = false".to_string(),
+            )));
+        }
+        lines.push(format!(
+            "changes: SQLite triggers on {} as node {:?} (created at start where missing; `sluice changes drop` removes them)",
+            keyspaces
+                .iter()
+                .filter_map(|k| k.table_name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            config.changes.node_name
+        ));
     }
     Ok(lines)
 }

@@ -13,6 +13,7 @@ use crate::clock::OpTime;
 use crate::error::SluiceError;
 use crate::model::{Entry, Kind, StoreWrite};
 use crate::tiers::cache::{CacheError, CachedValue};
+use crate::tiers::store::StoredValue;
 
 /// How far a read got without waiting, and what it must do next.
 enum ReadStep {
@@ -250,26 +251,44 @@ impl Engine {
             return Ok(None);
         }
         let cache_until = ks.cache_ttl_ms().map(|t| now.saturating_add(t));
-        let _window = self.locks.begin_fill(route.stripe);
-        if self.locks.version(route.stripe) == version {
-            let _ = self
-                .cache_put(
-                    &route.key,
-                    &stored.value,
-                    stored.kind,
-                    stored.expires_at,
-                    cache_until,
-                )
-                .await;
-            if self.locks.version(route.stripe) != version {
-                let _ = self.cache_remove(&route.key).await;
-            }
-        }
+        self.install_fill(route, version, &stored, cache_until)
+            .await;
         Ok(Some(Entry {
             value: stored.value,
             kind: stored.kind,
             expires_at: stored.expires_at,
         }))
+    }
+
+    /// Caches `stored`, read from the store while the key's stripe was at `version`, unless a
+    /// write moved the version since; removes it again if one moved it during the put. Inside
+    /// a fill window, so readers that overlap the put read the store instead of the copy.
+    /// True when the copy stayed.
+    pub(super) async fn install_fill(
+        &self,
+        route: &Route<'_>,
+        version: u64,
+        stored: &StoredValue,
+        cache_until: Option<u64>,
+    ) -> bool {
+        let _window = self.locks.begin_fill(route.stripe);
+        if self.locks.version(route.stripe) != version {
+            return false;
+        }
+        let _ = self
+            .cache_put(
+                &route.key,
+                &stored.value,
+                stored.kind,
+                stored.expires_at,
+                cache_until,
+            )
+            .await;
+        if self.locks.version(route.stripe) != version {
+            let _ = self.cache_remove(&route.key).await;
+            return false;
+        }
+        true
     }
 
     /// An expired built-in key seen by a read: drop the cached copy and, if the row is still

@@ -2,5 +2,6 @@
 //! Each is a small async trait with one file per backend.
 
 pub mod cache;
+pub mod changes;
 pub mod journal;
 pub mod store;

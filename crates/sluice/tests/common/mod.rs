@@ -4,17 +4,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sluice::clock::ManualClock;
 use sluice::config::Config;
+use sluice::model::DbKey;
+use sluice::tiers::cache::memory::MemoryCache;
+use sluice::tiers::cache::{Cache, CacheError, CacheStats, CachedValue};
 use sluice::tiers::store::faulty::FaultyStore;
 use sluice::tiers::store::sqlite::SqliteStore;
 use sluice::tiers::store::SharedStore;
 use sluice::{Bytes, Durability, KeyspaceConfig, Policy, Sluice};
 use tempfile::TempDir;
+use tokio::sync::Notify;
 
 /// Where every manual clock starts: a plausible "now" in Unix ms.
 pub const T0: u64 = 1_700_000_000_000;
@@ -299,4 +305,57 @@ pub async fn becomes_absent(sluice: &Sluice, key: &str) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// A memory cache whose next `put`, once armed, announces itself (`entered`) and waits for
+/// `release`: holds one install in flight while a test makes a write or a change land.
+pub struct GatedCache {
+    pub inner: MemoryCache,
+    pub armed: AtomicBool,
+    pub entered: Notify,
+    pub release: Notify,
+}
+
+impl GatedCache {
+    pub fn new(clock: ManualClock) -> GatedCache {
+        GatedCache {
+            inner: MemoryCache::new(64 << 20, Arc::new(clock)),
+            armed: AtomicBool::new(false),
+            entered: Notify::new(),
+            release: Notify::new(),
+        }
+    }
+
+    /// Holds the next `put`.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the held `put` go on.
+    pub fn let_go(&self) {
+        self.release.notify_one();
+    }
+}
+
+#[async_trait]
+impl Cache for GatedCache {
+    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.put(key, value).await
+    }
+    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
+        self.inner.remove(key).await
+    }
+    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
+        self.inner.clear(db).await
+    }
+    fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
 }

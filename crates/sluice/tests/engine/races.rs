@@ -58,37 +58,6 @@ impl Cache for FlakyCache {
     }
 }
 
-/// A memory cache whose next `put`, once armed, announces itself and waits for release.
-struct GatedCache {
-    inner: MemoryCache,
-    armed: AtomicBool,
-    entered: Notify,
-    release: Notify,
-}
-
-#[async_trait]
-impl Cache for GatedCache {
-    async fn get(&self, key: &DbKey) -> Result<Option<CachedValue>, CacheError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, key: DbKey, value: CachedValue) -> Result<(), CacheError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-        }
-        self.inner.put(key, value).await
-    }
-    async fn remove(&self, key: &DbKey) -> Result<(), CacheError> {
-        self.inner.remove(key).await
-    }
-    async fn clear(&self, db: Option<u8>) -> Result<(), CacheError> {
-        self.inner.clear(db).await
-    }
-    fn stats(&self) -> CacheStats {
-        self.inner.stats()
-    }
-}
-
 fn cache_key(key: &str) -> DbKey {
     DbKey { db: 0, key: b(key) }
 }

@@ -508,6 +508,24 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 );
             }
         }
+        let changes = &sluice.metrics().changes;
+        let enabled = changes.enabled.load(Ordering::Relaxed);
+        let _ = write!(out, "changes_enabled:{enabled}\r\n");
+        if enabled == 1 {
+            let _ = write!(
+                out,
+                "changes_applied:{}\r\nchanges_replaced:{}\r\nchanges_removed:{}\r\nchanges_unchanged:{}\r\nchanges_lost:{}\r\nchanges_errors:{}\r\nchanges_lag_ms:{}\r\nchanges_position:{}\r\nchanges_retained:{}\r\n",
+                changes.applied.load(Ordering::Relaxed),
+                changes.replaced.load(Ordering::Relaxed),
+                changes.removed.load(Ordering::Relaxed),
+                changes.unchanged.load(Ordering::Relaxed),
+                changes.lost.load(Ordering::Relaxed),
+                changes.errors.load(Ordering::Relaxed),
+                changes.lag_ms.load(Ordering::Relaxed),
+                changes.position.load(Ordering::Relaxed),
+                changes.retained.load(Ordering::Relaxed),
+            );
+        }
         for k in sluice.keyspaces() {
             let _ = write!(
                 out,

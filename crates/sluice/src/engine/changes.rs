@@ -1,0 +1,314 @@
+//! Change capture applied to the cache: rows other programs changed reach every keyspace
+//! mapped on their table.
+//!
+//! A changed row's cached copy is refreshed, not just removed: the database's value is read
+//! and replaces the copy, so Sluice's own writes coming back through the stream (which find
+//! the copy already equal) cost no cache miss. The change first moves the key's stripe
+//! version, so a read-through fill that read the row before the change can no longer install
+//! what it read. A key with a cached copy is then refreshed under its stripe lock, as a write
+//! would be: no client write of the key interleaves with the refresh's read and install (a
+//! write waits for it, then caches its own value), and the install still follows the fill
+//! protocol (installed only if the version did not move, inside a fill window) against the
+//! bulk bumps that take no lock. A key with a write-back write waiting in the buffer only loses
+//! its cached copy: reads answer from the buffer, whose write commits after the change (the
+//! last commit wins), and read the database again once it is flushed.
+//!
+//! A broken stream (changes may have been missed) drops every cached copy: none can be
+//! trusted. The buffers are untouched.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::route::Route;
+use super::Engine;
+use crate::keyspace::KeyTemplate;
+use crate::tiers::changes::sqlite::SqliteChangeFeed;
+use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
+
+/// A change feed shared by the engine and its task.
+pub(crate) type SharedChangeFeed = Arc<dyn ChangeFeed>;
+
+/// Most changes applied per batch.
+const BATCH: usize = 1024;
+/// Longest wait for changes before the task looks at shutdown and status again.
+const WAIT: Duration = Duration::from_millis(500);
+/// First and longest pause after a failure of the feed.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// What a refresh did to the cached copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// Nothing was cached: only the version moved.
+    NotCached,
+    /// The copy already held the database's value.
+    Unchanged,
+    /// The copy now holds the database's value.
+    Replaced,
+    /// The copy was removed.
+    Removed,
+}
+
+/// The tables the mapped keyspaces of `tables` watch, each once.
+pub(crate) fn watched_tables<'a>(
+    tables: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<WatchedTable> {
+    let mut watched: Vec<WatchedTable> = Vec::new();
+    for (table, key_column) in tables {
+        if !watched.iter().any(|w| w.table.eq_ignore_ascii_case(table)) {
+            watched.push(WatchedTable {
+                table: table.to_string(),
+                key_column: key_column.to_string(),
+            });
+        }
+    }
+    watched
+}
+
+/// Opens the feed for `store_url`, or says why change capture cannot run there.
+pub(crate) async fn open_feed(
+    store_url: &str,
+    node_name: &str,
+    tables: Vec<WatchedTable>,
+    poll: Duration,
+) -> Result<SharedChangeFeed, ChangeError> {
+    if store_url.starts_with("sqlite:") {
+        let feed = SqliteChangeFeed::open(store_url, node_name, tables, poll).await?;
+        return Ok(Arc::new(feed));
+    }
+    Err(ChangeError::Unsupported(
+        "[changes] enabled = true needs the SQLite store for now; PostgreSQL (logical replication) and MySQL (binlog) feeds are not built yet".to_string(),
+    ))
+}
+
+/// Removes what change capture created in the database for `node_name`, for
+/// `sluice changes drop`; says what it removed.
+pub async fn drop_change_objects(store_url: &str, node_name: &str) -> Result<String, ChangeError> {
+    if store_url.starts_with("sqlite:") {
+        return crate::tiers::changes::sqlite::drop_objects(store_url, node_name).await;
+    }
+    Ok("nothing to drop: change capture runs only on the SQLite store".to_string())
+}
+
+impl Engine {
+    /// The tables of every mapped keyspace, each once, with its key column.
+    pub(crate) fn watched_tables(&self) -> Vec<WatchedTable> {
+        let targets: Vec<_> = self
+            .keyspaces
+            .iter()
+            .filter(|ks| !ks.is_builtin())
+            .map(|ks| ks.target(0))
+            .collect();
+        watched_tables(
+            targets
+                .iter()
+                .filter_map(|t| t.mapped_columns().map(|(table, key, _)| (table, key))),
+        )
+    }
+
+    /// Starts the task that applies the feed's changes.
+    pub(super) fn start_changes(self: &Arc<Self>, feed: SharedChangeFeed) {
+        self.metrics.changes.enabled.store(1, Ordering::Relaxed);
+        info!("following changes: {}", feed.describe());
+        let engine = Arc::downgrade(self);
+        let shutdown = self.shutdown_tx.subscribe();
+        self.tasks
+            .lock()
+            .push(tokio::spawn(follow_changes(engine, feed, shutdown)));
+    }
+
+    /// Applies one batch: each change to every keyspace mapped on its table.
+    pub(crate) async fn apply_changes(&self, batch: &ChangeBatch) {
+        let metrics = &self.metrics.changes;
+        if let Some(why) = &batch.lost {
+            warn!("change stream broken ({why}): dropping every cached copy, which may be stale, and following a new stream");
+            self.drop_all_copies().await;
+            metrics.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = self.now();
+        for change in &batch.changes {
+            for ks in &self.keyspaces {
+                let (Some(template), Some(table)) = (&ks.template, ks.table_name()) else {
+                    continue;
+                };
+                if !table.eq_ignore_ascii_case(&change.table) {
+                    continue;
+                }
+                let Some(key) = render_key(template, &change.key) else {
+                    continue;
+                };
+                let route = self.route(0, key);
+                if route.ks.id != ks.id {
+                    // An earlier template owns that key: it is not this keyspace's.
+                    continue;
+                }
+                let done = self.refresh_changed(&route).await;
+                let counter = match done {
+                    Refreshed::NotCached => None,
+                    Refreshed::Unchanged => Some(&metrics.unchanged),
+                    Refreshed::Replaced => Some(&metrics.replaced),
+                    Refreshed::Removed => Some(&metrics.removed),
+                };
+                if let Some(c) = counter {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                metrics.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(at) = change.recorded_at_ms {
+                let lag = now.saturating_sub(at);
+                metrics.lag_ms.store(lag, Ordering::Relaxed);
+                metrics.delay.record(lag.saturating_mul(1000));
+            }
+        }
+    }
+
+    /// Every cached copy dropped, every stripe version moved (so no fill in flight installs
+    /// what it read before). The write-back buffers keep their writes.
+    async fn drop_all_copies(&self) {
+        self.locks.bump_all();
+        if let Err(e) = self.cache.clear(None).await {
+            warn!("clearing the cache after a broken change stream failed: {e}");
+        }
+    }
+
+    /// The cache after the row of `route`'s key changed in the database: the copy replaced
+    /// by the database's value, or removed (see the module comment).
+    pub(crate) async fn refresh_changed(&self, route: &Route<'_>) -> Refreshed {
+        // A fill that read the row before this change must not install it.
+        self.locks.bump(route.stripe);
+        if is_buffered(route) {
+            return self.remove_copy(route).await;
+        }
+        // Nothing cached: nothing to refresh (the bump keeps a fill in flight from installing).
+        if matches!(self.cache.get(&route.key).await, Ok(None)) {
+            return Refreshed::NotCached;
+        }
+        // Under the key's lock no write of the key runs, so the copy and the row are each as
+        // the last write left them; a write that committed before this change but had not yet
+        // cached its value finishes first. A busy script holding the key: drop the copy
+        // rather than wait (the next read refills it).
+        let Ok(_guard) = self.locks.lock(route.stripe).await else {
+            return self.remove_copy(route).await;
+        };
+        if is_buffered(route) {
+            return self.remove_copy(route).await;
+        }
+        let cached = match self.cache.get(&route.key).await {
+            Ok(Some(copy)) => copy,
+            Ok(None) => return Refreshed::NotCached,
+            Err(_) => return self.remove_copy(route).await,
+        };
+        let version = self.locks.version(route.stripe);
+        let ks = route.ks;
+        let stored = match self
+            .store
+            .read(&ks.target(route.key.db), &ks.store_key(&route.key.key))
+            .await
+        {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return self.remove_copy(route).await,
+            Err(e) => {
+                warn!(keyspace = %ks.name, "reading a changed row failed, dropping its cached copy: {e}");
+                return self.remove_copy(route).await;
+            }
+        };
+        if stored.value == cached.value
+            && stored.kind == cached.kind
+            && stored.expires_at == cached.expires_at
+        {
+            return Refreshed::Unchanged;
+        }
+        let cache_until = ks.cache_ttl_ms().map(|t| self.now().saturating_add(t));
+        if self
+            .install_fill(route, version, &stored, cache_until)
+            .await
+        {
+            Refreshed::Replaced
+        } else {
+            self.remove_copy(route).await
+        }
+    }
+
+    async fn remove_copy(&self, route: &Route<'_>) -> Refreshed {
+        self.evict(route).await;
+        Refreshed::Removed
+    }
+}
+
+/// Whether a write-back write of the key waits in its keyspace's buffer.
+fn is_buffered(route: &Route<'_>) -> bool {
+    route
+        .ks
+        .buffer
+        .as_ref()
+        .is_some_and(|b| b.lookup(&route.key).is_some())
+}
+
+/// The key of a keyspace whose capture is the changed row's key, if the template makes one
+/// (a capture is never empty).
+fn render_key(template: &KeyTemplate, capture: &[u8]) -> Option<bytes::Bytes> {
+    (!capture.is_empty()).then(|| bytes::Bytes::from(template.render(capture)))
+}
+
+/// The change task: next batch, apply, confirm; after a failure, waits (doubling up to
+/// [`RETRY_MAX`]) and asks again from the last confirmed position.
+async fn follow_changes(
+    engine: Weak<Engine>,
+    feed: SharedChangeFeed,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pause = RETRY_MIN;
+    let mut last_status = std::time::Instant::now();
+    loop {
+        let next = tokio::select! {
+            next = feed.next(WAIT, BATCH) => next,
+            _ = shutdown.changed() => return,
+        };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let result = match next {
+            Ok(batch) => {
+                engine.apply_changes(&batch).await;
+                feed.confirm(batch.position).await.map(|()| batch.position)
+            }
+            Err(e) => Err(e),
+        };
+        let metrics = &engine.metrics.changes;
+        match result {
+            Ok(position) => {
+                pause = RETRY_MIN;
+                metrics.position.store(position, Ordering::Relaxed);
+            }
+            Err(e) => {
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+                warn!("change capture failed, retrying in {pause:?}: {e}");
+                drop(engine);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+                pause = (pause * 2).min(RETRY_MAX);
+                continue;
+            }
+        }
+        if last_status.elapsed() >= Duration::from_secs(1) {
+            last_status = std::time::Instant::now();
+            if let Ok(status) = feed.status().await {
+                metrics.retained.store(status.retained, Ordering::Relaxed);
+                let max = engine.config.changes.max_backlog;
+                if status.retained > max {
+                    warn!(
+                        retained = status.retained,
+                        "the change stream holds {} changes that not every node has applied (more than [changes] max_backlog = {max}): a node that stopped following keeps them; run `sluice changes drop --node NAME` for a node that is gone",
+                        status.retained
+                    );
+                }
+            }
+        }
+    }
+}
