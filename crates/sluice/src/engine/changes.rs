@@ -16,24 +16,30 @@
 //! A broken stream (changes may have been missed) drops every cached copy: none can be
 //! trusted. The buffers are untouched.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::route::Route;
 use super::Engine;
 use crate::keyspace::KeyTemplate;
+use crate::tiers::cache::CachedValue;
 use crate::tiers::changes::sqlite::SqliteChangeFeed;
 use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
+use crate::tiers::store::StoredValue;
 
 /// A change feed shared by the engine and its task.
 pub(crate) type SharedChangeFeed = Arc<dyn ChangeFeed>;
 
 /// Most changes applied per batch.
 const BATCH: usize = 1024;
+/// Most keys refreshed at once.
+const REFRESHES_IN_FLIGHT: usize = 32;
 /// Longest wait for changes before the task looks at shutdown and status again.
 const WAIT: Duration = Duration::from_millis(500);
 /// First and longest pause after a failure of the feed.
@@ -121,15 +127,20 @@ impl Engine {
             .push(tokio::spawn(follow_changes(engine, feed, shutdown)));
     }
 
-    /// Applies one batch: each change to every keyspace mapped on its table.
-    pub(crate) async fn apply_changes(&self, batch: &ChangeBatch) {
+    /// Applies one batch: each change to every keyspace mapped on its table. A key changed
+    /// several times in the batch is refreshed once (each refresh reads the row as it is
+    /// now), and distinct keys are refreshed concurrently, at most [`REFRESHES_IN_FLIGHT`] at
+    /// a time: they are independent, and each waits mostly for a row read.
+    pub(crate) async fn apply_changes(self: &Arc<Self>, batch: &ChangeBatch) {
         let metrics = &self.metrics.changes;
         if let Some(why) = &batch.lost {
             warn!("change stream broken ({why}): dropping every cached copy, which may be stale, and following a new stream");
             self.drop_all_copies().await;
             metrics.lost.fetch_add(1, Ordering::Relaxed);
         }
-        let now = self.now();
+        let mut keys: Vec<Bytes> = Vec::new();
+        let mut seen: HashSet<Bytes> = HashSet::new();
+        let mut applied = 0u64;
         for change in &batch.changes {
             for ks in &self.keyspaces {
                 let (Some(template), Some(table)) = (&ks.template, ks.table_name()) else {
@@ -141,29 +152,58 @@ impl Engine {
                 let Some(key) = render_key(template, &change.key) else {
                     continue;
                 };
-                let route = self.route(0, key);
-                if route.ks.id != ks.id {
+                if self.keyspace_of(0, &key).id != ks.id {
                     // An earlier template owns that key: it is not this keyspace's.
                     continue;
                 }
-                let done = self.refresh_changed(&route).await;
-                let counter = match done {
-                    Refreshed::NotCached => None,
-                    Refreshed::Unchanged => Some(&metrics.unchanged),
-                    Refreshed::Replaced => Some(&metrics.replaced),
-                    Refreshed::Removed => Some(&metrics.removed),
-                };
-                if let Some(c) = counter {
-                    c.fetch_add(1, Ordering::Relaxed);
+                applied += 1;
+                if seen.insert(key.clone()) {
+                    keys.push(key);
                 }
-                metrics.applied.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(at) = change.recorded_at_ms {
-                let lag = now.saturating_sub(at);
-                metrics.lag_ms.store(lag, Ordering::Relaxed);
-                metrics.delay.record(lag.saturating_mul(1000));
             }
         }
+        let mut in_flight = tokio::task::JoinSet::new();
+        for key in keys {
+            if in_flight.len() >= REFRESHES_IN_FLIGHT {
+                self.count_refresh(in_flight.join_next().await);
+            }
+            let engine = self.clone();
+            in_flight.spawn(async move {
+                let route = engine.route(0, key);
+                engine.refresh_changed(&route).await
+            });
+        }
+        while let Some(done) = in_flight.join_next().await {
+            self.count_refresh(Some(done));
+        }
+        metrics.applied.fetch_add(applied, Ordering::Relaxed);
+        if let Some(at) = batch.changes.last().and_then(|c| c.recorded_at_ms) {
+            let lag = self.now().saturating_sub(at);
+            metrics.lag_ms.store(lag, Ordering::Relaxed);
+        }
+        let now = self.now();
+        for change in &batch.changes {
+            if let Some(at) = change.recorded_at_ms {
+                metrics
+                    .delay
+                    .record(now.saturating_sub(at).saturating_mul(1000));
+            }
+        }
+    }
+
+    fn count_refresh(&self, done: Option<Result<Refreshed, tokio::task::JoinError>>) {
+        let metrics = &self.metrics.changes;
+        let counter = match done {
+            Some(Ok(Refreshed::Unchanged)) => &metrics.unchanged,
+            Some(Ok(Refreshed::Replaced)) => &metrics.replaced,
+            Some(Ok(Refreshed::Removed)) => &metrics.removed,
+            Some(Ok(Refreshed::NotCached)) | None => return,
+            Some(Err(e)) => {
+                warn!("a cache refresh after a change failed: {e}");
+                &metrics.errors
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every cached copy dropped, every stripe version moved (so no fill in flight installs
@@ -186,6 +226,21 @@ impl Engine {
         // Nothing cached: nothing to refresh (the bump keeps a fill in flight from installing).
         if matches!(self.cache.get(&route.key).await, Ok(None)) {
             return Refreshed::NotCached;
+        }
+        // Sluice's own writes come back here: when the row reads as the copy, nothing is to do,
+        // and no lock is needed to say so (a write racing this one caches its own value).
+        if let (Ok(Some(copy)), Ok(Some(stored))) = (
+            self.cache.get(&route.key).await,
+            self.store
+                .read(
+                    &route.ks.target(route.key.db),
+                    &route.ks.store_key(&route.key.key),
+                )
+                .await,
+        ) {
+            if same(&copy, &stored) {
+                return Refreshed::Unchanged;
+            }
         }
         // Under the key's lock no write of the key runs, so the copy and the row are each as
         // the last write left them; a write that committed before this change but had not yet
@@ -216,10 +271,7 @@ impl Engine {
                 return self.remove_copy(route).await;
             }
         };
-        if stored.value == cached.value
-            && stored.kind == cached.kind
-            && stored.expires_at == cached.expires_at
-        {
+        if same(&cached, &stored) {
             return Refreshed::Unchanged;
         }
         let cache_until = ks.cache_ttl_ms().map(|t| self.now().saturating_add(t));
@@ -239,6 +291,11 @@ impl Engine {
     }
 }
 
+/// Whether a cached copy holds what the row holds.
+fn same(copy: &CachedValue, stored: &StoredValue) -> bool {
+    copy.value == stored.value && copy.kind == stored.kind && copy.expires_at == stored.expires_at
+}
+
 /// Whether a write-back write of the key waits in its keyspace's buffer.
 fn is_buffered(route: &Route<'_>) -> bool {
     route
@@ -250,8 +307,8 @@ fn is_buffered(route: &Route<'_>) -> bool {
 
 /// The key of a keyspace whose capture is the changed row's key, if the template makes one
 /// (a capture is never empty).
-fn render_key(template: &KeyTemplate, capture: &[u8]) -> Option<bytes::Bytes> {
-    (!capture.is_empty()).then(|| bytes::Bytes::from(template.render(capture)))
+fn render_key(template: &KeyTemplate, capture: &[u8]) -> Option<Bytes> {
+    (!capture.is_empty()).then(|| Bytes::from(template.render(capture)))
 }
 
 /// The change task: next batch, apply, confirm; after a failure, waits (doubling up to

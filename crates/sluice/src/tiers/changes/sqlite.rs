@@ -4,8 +4,8 @@
 //! SQLite has no replication stream, so the stream is a table: triggers on each watched table
 //! append the key of every inserted, updated or deleted row to `sluice_changes`, in the same
 //! transaction as the change (so a rolled-back change records nothing, and the sequence is
-//! the commit order: SQLite has one writer at a time, and `AUTOINCREMENT` never reuses a
-//! number). The feed asks `PRAGMA data_version` (which moves when another connection commits,
+//! the commit order: SQLite has one writer at a time, and a new row's rowid is the largest
+//! plus one, which trimming never deletes). The feed asks `PRAGMA data_version` (which moves when another connection commits,
 //! and costs no disk read) every poll interval and reads the new rows only when it moved. Each
 //! node keeps its position in `sluice_change_cursors`; rows every node has confirmed are
 //! deleted.
@@ -34,9 +34,11 @@ const CURSORS: &str = "sluice_change_cursors";
 const TRIGGER_PREFIX: &str = "sluice_changes_";
 /// The time of the change, in Unix ms, as SQLite computes it inside the trigger.
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
-/// How often confirmed rows are deleted: not at every confirm, which would add a write
-/// transaction to each applied batch.
-const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// How often the confirmed position is written to the cursor row and the rows every node
+/// has applied are deleted: not at every confirm, which would add a write transaction (and
+/// its sync) to each applied batch, competing with Sluice's own writes for SQLite's one write
+/// lock. A crash re-applies at most this much, which is harmless (a refresh is idempotent).
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 /// Follows the changes of the watched tables of one SQLite file.
 pub struct SqliteChangeFeed {
@@ -44,6 +46,9 @@ pub struct SqliteChangeFeed {
     poll: Duration,
     inner: Arc<Mutex<Inner>>,
 }
+
+/// A row of the change table: sequence number, table, key (NULL: none), time recorded.
+type ChangeRow = (u64, String, Option<Bytes>, Option<i64>);
 
 struct Inner {
     conn: Connection,
@@ -55,9 +60,14 @@ struct Inner {
     confirmed: u64,
     /// `PRAGMA data_version` when the rows were last read; `None`: read them now.
     data_version: Option<i64>,
+    /// `PRAGMA schema_version` when the triggers were last checked: they are looked for
+    /// again only when the schema changed.
+    schema_version: Option<i64>,
+    /// The position last written to this node's cursor row.
+    persisted: u64,
+    last_persist: Instant,
     /// Why the stream broke, found at open: reported with the first batch.
     lost_at_open: Option<String>,
-    last_trim: Instant,
 }
 
 fn db_error(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> ChangeError {
@@ -86,7 +96,7 @@ fn trigger_name(table: &str, event: &str) -> String {
 /// `tables` where missing.
 fn install_sql(tables: &[WatchedTable]) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {CHANGES} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key, at_ms INTEGER NOT NULL);\n\
+        "CREATE TABLE IF NOT EXISTS {CHANGES} (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, key, at_ms INTEGER NOT NULL);\n\
          CREATE TABLE IF NOT EXISTS {CURSORS} (node TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_ms INTEGER NOT NULL);\n"
     );
     for t in tables {
@@ -117,16 +127,14 @@ fn install_sql(tables: &[WatchedTable]) -> String {
     sql
 }
 
-/// The last sequence number ever handed out (0 when none or no table).
+/// The last sequence number handed out (0 when none). Trimming never deletes the newest row,
+/// so a new row always gets a larger number than every earlier one (SQLite gives a new row
+/// the largest rowid plus one) without `AUTOINCREMENT`, whose `sqlite_sequence` update would
+/// add a write to every recorded change.
 fn head(conn: &Connection) -> Result<u64, ChangeError> {
     let seq: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
-            [CHANGES],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_error("reading the change sequence"))?;
+        .query_row(&format!("SELECT max(seq) FROM {CHANGES}"), [], |r| r.get(0))
+        .map_err(db_error("reading the newest change"))?;
     Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
@@ -236,6 +244,7 @@ impl Inner {
             .map_err(db_error("writing this node's change cursor"))?;
         self.delivered = start;
         self.confirmed = start;
+        self.persisted = start;
         Ok(())
     }
 
@@ -268,11 +277,20 @@ impl Inner {
             return Ok(None);
         }
         self.data_version = Some(version);
-        let table_exists = table_exists(&self.conn, CHANGES)?;
-        let missing = if table_exists {
-            missing_triggers(&self.conn, &self.tables)?
+        let schema: i64 = self
+            .conn
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .map_err(db_error("reading PRAGMA schema_version"))?;
+        let (table_exists, missing) = if self.schema_version == Some(schema) {
+            (true, Vec::new())
         } else {
-            Vec::new()
+            let exists = table_exists(&self.conn, CHANGES)?;
+            let missing = if exists {
+                missing_triggers(&self.conn, &self.tables)?
+            } else {
+                Vec::new()
+            };
+            (exists, missing)
         };
         if !table_exists || !missing.is_empty() {
             self.install()?;
@@ -285,30 +303,19 @@ impl Inner {
             // Start after everything recorded so far: the caches are cleared anyway.
             self.delivered = head(&self.conn)?;
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT seq, tbl, key, at_ms FROM {CHANGES} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-            ))
-            .map_err(db_error("reading the change table"))?;
-        let rows = stmt
-            .query_map(params![self.delivered as i64, limit as i64], |r| {
-                let seq: i64 = r.get(0)?;
-                let table: String = r.get(1)?;
-                let key = match r.get_ref(2)? {
-                    ValueRef::Null => None,
-                    ValueRef::Integer(i) => Some(Bytes::from(i.to_string())),
-                    ValueRef::Real(f) => Some(Bytes::from(f.to_string())),
-                    ValueRef::Text(t) | ValueRef::Blob(t) => Some(Bytes::copy_from_slice(t)),
-                };
-                let at: Option<i64> = r.get(3)?;
-                Ok((seq.max(0) as u64, table, key, at))
-            })
-            .map_err(db_error("reading the change table"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error("reading the change table"))?;
-        drop(stmt);
-        let head_now = head(&self.conn)?;
+        self.schema_version = Some(
+            self.conn
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(db_error("reading PRAGMA schema_version"))?,
+        );
+        // The rows and the newest sequence number from one snapshot: a commit between two
+        // separate reads would look like rows gone missing.
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(db_error("starting a read of the change table"))?;
+        let read = self.read_rows(limit);
+        let _ = self.conn.execute_batch("COMMIT");
+        let (rows, head_now) = read?;
         match rows.first() {
             Some((first, ..)) if *first != self.delivered + 1 => {
                 lost.get_or_insert(format!(
@@ -359,26 +366,62 @@ impl Inner {
         }))
     }
 
+    /// The changes after the last delivered one, at most `limit`, and the newest sequence
+    /// number handed out.
+    fn read_rows(&self, limit: usize) -> Result<(Vec<ChangeRow>, u64), ChangeError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT seq, tbl, key, at_ms FROM {CHANGES} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(db_error("reading the change table"))?;
+        let rows = stmt
+            .query_map(params![self.delivered as i64, limit as i64], |r| {
+                let seq: i64 = r.get(0)?;
+                let table: String = r.get(1)?;
+                let key = match r.get_ref(2)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(i) => Some(Bytes::from(i.to_string())),
+                    ValueRef::Real(f) => Some(Bytes::from(f.to_string())),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => Some(Bytes::copy_from_slice(t)),
+                };
+                let at: Option<i64> = r.get(3)?;
+                Ok((seq.max(0) as u64, table, key, at))
+            })
+            .map_err(db_error("reading the change table"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error("reading the change table"))?;
+        drop(stmt);
+        Ok((rows, head(&self.conn)?))
+    }
+
     fn confirm(&mut self, position: u64) -> Result<(), ChangeError> {
-        if position <= self.confirmed {
-            return Ok(());
+        self.confirmed = self.confirmed.max(position);
+        if self.confirmed > self.persisted && self.last_persist.elapsed() >= PERSIST_EVERY {
+            self.persist()?;
         }
+        Ok(())
+    }
+
+    /// Writes the confirmed position to the cursor row and deletes what every node applied.
+    fn persist(&mut self) -> Result<(), ChangeError> {
+        self.last_persist = Instant::now();
         self.conn
             .execute(
                 &format!("UPDATE {CURSORS} SET seq = ?2, updated_ms = ?3 WHERE node = ?1"),
-                params![self.node, position as i64, now_ms()],
+                params![self.node, self.confirmed as i64, now_ms()],
             )
             .map_err(db_error("writing this node's change cursor"))?;
-        self.confirmed = position;
-        if self.last_trim.elapsed() >= TRIM_EVERY {
-            self.last_trim = Instant::now();
-            self.conn
-                .execute(
-                    &format!("DELETE FROM {CHANGES} WHERE seq <= (SELECT min(seq) FROM {CURSORS})"),
-                    [],
-                )
-                .map_err(db_error("deleting changes every node has applied"))?;
-        }
+        self.persisted = self.confirmed;
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM {CHANGES} WHERE seq <= (SELECT min(seq) FROM {CURSORS}) \
+                     AND seq < (SELECT max(seq) FROM {CHANGES})"
+                ),
+                [],
+            )
+            .map_err(db_error("deleting changes every node has applied"))?;
         Ok(())
     }
 
@@ -400,6 +443,9 @@ fn open_connection(path: &Path) -> Result<Connection, ChangeError> {
     let conn = Connection::open(path).map_err(db_error(format!("opening {}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(db_error("setting the busy timeout"))?;
+    // The cursor may lag a power loss by a commit or two: a change applied twice is harmless.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_error("setting synchronous"))?;
     Ok(conn)
 }
 
@@ -444,8 +490,10 @@ impl SqliteChangeFeed {
                 delivered: 0,
                 confirmed: 0,
                 data_version: None,
+                schema_version: None,
+                persisted: 0,
+                last_persist: Instant::now(),
                 lost_at_open: None,
-                last_trim: Instant::now(),
             };
             inner.install()?;
             inner.open_cursor()?;
