@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn the_changes_section_reaches_the_engine() {
         let cfg = FileConfig::from_toml(
-            "[changes]\nenabled = true\nnode_name = \"a\"\npoll_interval = \"20ms\"\nmax_backlog = 10\n",
+            "[changes]\nenabled = true\nnode_name = \"a\"\npoll_interval = \"20ms\"\nmax_backlog = 10\nmax_slot_wal = \"2MiB\"\n",
         )
         .unwrap();
         let c = &cfg.engine.changes;
@@ -419,6 +419,7 @@ mod tests {
         assert_eq!(c.node_name, "a");
         assert_eq!(c.poll_interval, Duration::from_millis(20));
         assert_eq!(c.max_backlog, 10);
+        assert_eq!(c.max_slot_wal, 2 << 20);
         assert!(!FileConfig::default().engine.changes.enabled);
         let err = FileConfig::from_toml("[changes]\nenable = true\n").unwrap_err();
         assert!(err.to_string().contains("enable"), "{err}");

@@ -167,9 +167,13 @@ pub struct ChangesConfig {
     /// `PRAGMA data_version`, one cheap call).
     #[serde(deserialize_with = "deserialize_duration")]
     pub poll_interval: Duration,
-    /// Changes recorded but not yet applied by every node past which Sluice warns: an
+    /// SQLite: change rows not yet applied by every node past which Sluice warns: an
     /// unattended node's position holds them back (`sluice changes drop` releases it).
     pub max_backlog: u64,
+    /// PostgreSQL: WAL bytes the node's replication slot holds back past which Sluice warns
+    /// (an unattended slot can fill the database's disk; `sluice changes drop` removes it).
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_slot_wal: u64,
 }
 
 impl Default for ChangesConfig {
@@ -179,6 +183,7 @@ impl Default for ChangesConfig {
             node_name: "sluice".to_string(),
             poll_interval: Duration::from_millis(5),
             max_backlog: 1_000_000,
+            max_slot_wal: 1 << 30,
         }
     }
 }

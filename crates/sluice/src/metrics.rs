@@ -143,8 +143,10 @@ pub struct ChangeMetrics {
     pub lag_ms: AtomicU64,
     /// The last confirmed position.
     pub position: AtomicU64,
-    /// Changes recorded that not every node has confirmed, as of the last look.
+    /// Changes recorded that not every node has confirmed, as of the last look (SQLite).
     pub retained: AtomicU64,
+    /// WAL bytes the node's replication slot holds, as of the last look (PostgreSQL).
+    pub retained_bytes: AtomicU64,
     /// Delay from a change's recording to its application, µs.
     pub delay: Histogram,
 }
@@ -178,6 +180,7 @@ impl Default for ChangeMetrics {
             lag_ms: AtomicU64::new(0),
             position: AtomicU64::new(0),
             retained: AtomicU64::new(0),
+            retained_bytes: AtomicU64::new(0),
             delay: Histogram::durations(),
         }
     }

@@ -226,6 +226,8 @@ fn record(shared: &Shared) {
         .set(changes.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0);
     gauge!("sluice_changes_position").set(changes.position.load(Ordering::Relaxed) as f64);
     gauge!("sluice_changes_retained").set(changes.retained.load(Ordering::Relaxed) as f64);
+    gauge!("sluice_changes_retained_wal_bytes")
+        .set(changes.retained_bytes.load(Ordering::Relaxed) as f64);
     if let Some(pool) = sluice.store_pool() {
         gauge!("sluice_store_pool_max_connections").set(pool.max as f64);
         gauge!("sluice_store_pool_open_connections").set(pool.open as f64);
@@ -313,6 +315,11 @@ fn describe() {
     describe_gauge!(
         "sluice_changes_retained",
         "Changes the database keeps because not every node following them has confirmed them."
+    );
+    describe_gauge!(
+        "sluice_changes_retained_wal_bytes",
+        Unit::Bytes,
+        "WAL the node's PostgreSQL replication slot holds back (an unattended slot can fill the disk)."
     );
     describe_gauge!(
         "sluice_journal_replay_records",

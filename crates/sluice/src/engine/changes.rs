@@ -29,8 +29,10 @@ use super::route::Route;
 use super::Engine;
 use crate::keyspace::KeyTemplate;
 use crate::tiers::cache::CachedValue;
+use crate::tiers::changes::postgres::{self, PostgresChangeFeed};
 use crate::tiers::changes::sqlite::SqliteChangeFeed;
 use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
+use crate::tiers::store::redact_url;
 use crate::tiers::store::StoredValue;
 
 /// A change feed shared by the engine and its task.
@@ -45,6 +47,8 @@ const WAIT: Duration = Duration::from_millis(500);
 /// First and longest pause after a failure of the feed.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Least time between two warnings about what the stream holds back.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// What a refresh did to the cached copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +90,35 @@ pub(crate) async fn open_feed(
         let feed = SqliteChangeFeed::open(store_url, node_name, tables, poll).await?;
         return Ok(Arc::new(feed));
     }
+    if is_postgres(store_url) {
+        let feed =
+            PostgresChangeFeed::open(store_url, redact_url(store_url), node_name, tables).await?;
+        return Ok(Arc::new(feed));
+    }
     Err(ChangeError::Unsupported(
-        "[changes] enabled = true needs the SQLite store for now; PostgreSQL (logical replication) and MySQL (binlog) feeds are not built yet".to_string(),
+        "[changes] enabled = true needs the SQLite or PostgreSQL store for now; the MySQL/MariaDB feed (binlog) is not built yet".to_string(),
     ))
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// What the database lacks for change capture, each with its fix (`sluice check-config`).
+pub(crate) async fn check_feed(
+    store_url: &str,
+    tables: &[WatchedTable],
+) -> Result<Vec<String>, ChangeError> {
+    if store_url.starts_with("sqlite:") {
+        return Ok(Vec::new());
+    }
+    if is_postgres(store_url) {
+        return postgres::check(store_url, tables).await;
+    }
+    Ok(vec![
+        "change capture is not built for MySQL/MariaDB yet; set [changes] enabled = false"
+            .to_string(),
+    ])
 }
 
 /// Removes what change capture created in the database for `node_name`, for
@@ -97,7 +127,10 @@ pub async fn drop_change_objects(store_url: &str, node_name: &str) -> Result<Str
     if store_url.starts_with("sqlite:") {
         return crate::tiers::changes::sqlite::drop_objects(store_url, node_name).await;
     }
-    Ok("nothing to drop: change capture runs only on the SQLite store".to_string())
+    if is_postgres(store_url) {
+        return postgres::drop_objects(store_url, node_name).await;
+    }
+    Ok("nothing to drop: change capture does not run on MySQL/MariaDB yet".to_string())
 }
 
 impl Engine {
@@ -320,6 +353,7 @@ async fn follow_changes(
 ) {
     let mut pause = RETRY_MIN;
     let mut last_status = std::time::Instant::now();
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let next = tokio::select! {
             next = feed.next(WAIT, BATCH) => next,
@@ -357,12 +391,20 @@ async fn follow_changes(
             last_status = std::time::Instant::now();
             if let Ok(status) = feed.status().await {
                 metrics.retained.store(status.retained, Ordering::Relaxed);
-                let max = engine.config.changes.max_backlog;
-                if status.retained > max {
+                metrics
+                    .retained_bytes
+                    .store(status.retained_bytes, Ordering::Relaxed);
+                let limits = &engine.config.changes;
+                let over = status.retained > limits.max_backlog
+                    || status.retained_bytes > limits.max_slot_wal;
+                if over && last_warning.is_none_or(|w| w.elapsed() >= WARN_EVERY) {
+                    last_warning = Some(std::time::Instant::now());
                     warn!(
                         retained = status.retained,
-                        "the change stream holds {} changes that not every node has applied (more than [changes] max_backlog = {max}): a node that stopped following keeps them; run `sluice changes drop --node NAME` for a node that is gone",
-                        status.retained
+                        retained_bytes = status.retained_bytes,
+                        "the database keeps more for the change stream than [changes] max_backlog ({}) / max_slot_wal ({} bytes) allow: a node that stopped following holds it back; run `sluice changes drop --node NAME` for a node that is gone",
+                        limits.max_backlog,
+                        limits.max_slot_wal
                     );
                 }
             }

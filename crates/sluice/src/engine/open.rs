@@ -517,16 +517,27 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
     }
     if config.changes.enabled {
         let store_url = config.store_url();
-        if !store_url.starts_with("sqlite:") {
+        let targets: Vec<_> = keyspaces
+            .iter()
+            .filter(|k| !k.is_builtin())
+            .map(|k| k.target(0))
+            .collect();
+        let tables = super::changes::watched_tables(
+            targets
+                .iter()
+                .filter_map(|t| t.mapped_columns().map(|(table, key, _)| (table, key))),
+        );
+        let gaps = super::changes::check_feed(&store_url, &tables).await?;
+        if !gaps.is_empty() {
             return Err(OpenError::Changes(crate::error::ChangeError::Unsupported(
-                "[changes] enabled = true needs the SQLite store for now; PostgreSQL (logical replication) and MySQL (binlog) feeds are not built yet; set enabled = false".to_string(),
+                gaps.join("; "),
             )));
         }
         lines.push(format!(
-            "changes: SQLite triggers on {} as node {:?} (created at start where missing; `sluice changes drop` removes them)",
-            keyspaces
+            "changes: followed on {} as node {:?} (publication, slot or triggers created at start where missing; `sluice changes drop` removes them)",
+            tables
                 .iter()
-                .filter_map(|k| k.table_name())
+                .map(|t| t.table.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
             config.changes.node_name

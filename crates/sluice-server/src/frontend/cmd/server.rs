@@ -514,7 +514,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         if enabled == 1 {
             let _ = write!(
                 out,
-                "changes_applied:{}\r\nchanges_replaced:{}\r\nchanges_removed:{}\r\nchanges_unchanged:{}\r\nchanges_lost:{}\r\nchanges_errors:{}\r\nchanges_lag_ms:{}\r\nchanges_position:{}\r\nchanges_retained:{}\r\n",
+                "changes_applied:{}\r\nchanges_replaced:{}\r\nchanges_removed:{}\r\nchanges_unchanged:{}\r\nchanges_lost:{}\r\nchanges_errors:{}\r\nchanges_lag_ms:{}\r\nchanges_position:{}\r\nchanges_retained:{}\r\nchanges_retained_wal_bytes:{}\r\n",
                 changes.applied.load(Ordering::Relaxed),
                 changes.replaced.load(Ordering::Relaxed),
                 changes.removed.load(Ordering::Relaxed),
@@ -524,6 +524,7 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 changes.lag_ms.load(Ordering::Relaxed),
                 changes.position.load(Ordering::Relaxed),
                 changes.retained.load(Ordering::Relaxed),
+                changes.retained_bytes.load(Ordering::Relaxed),
             );
         }
         for k in sluice.keyspaces() {

@@ -15,6 +15,8 @@ use bytes::Bytes;
 
 pub use crate::error::ChangeError;
 
+pub mod pgoutput;
+pub mod postgres;
 pub mod sqlite;
 
 /// A mapped table the feed watches, and the column whose value is a key's capture.
@@ -58,8 +60,10 @@ pub struct FeedStatus {
     /// The newest position the database has recorded.
     pub head: u64,
     /// Changes recorded but not yet confirmed by every node sharing the stream: what the
-    /// slowest node holds back.
+    /// slowest node holds back (SQLite).
     pub retained: u64,
+    /// Bytes of WAL the database keeps for this node's stream (PostgreSQL's slot).
+    pub retained_bytes: u64,
 }
 
 /// A change stream.

@@ -435,6 +435,7 @@ impl Inner {
             confirmed: self.confirmed,
             head,
             retained: head.saturating_sub(slowest.unwrap_or(0).max(0) as u64),
+            retained_bytes: 0,
         })
     }
 }

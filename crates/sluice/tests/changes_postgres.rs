@@ -1,0 +1,246 @@
+//! Change capture on PostgreSQL (logical replication, `pgoutput`), against the real server
+//! named by `SLUICE_TEST_POSTGRES_URL` (skipped when unset; it needs `wal_level = logical`,
+//! which `.ci/run` sets). Each test has its own table and node name, and drops its slot and
+//! publication at the end (and at its start, left over from a failed run).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sluice::config::{Config, StoreConfig};
+use sluice::{Bytes, Durability, KeyspaceConfig, Policy, Sluice};
+use tokio_postgres::{Client, NoTls};
+
+fn url() -> Option<String> {
+    match std::env::var("SLUICE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "skipped: set SLUICE_TEST_POSTGRES_URL to run the PostgreSQL change-capture tests"
+            );
+            None
+        }
+    }
+}
+
+async fn sql(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// A fresh table `name` (id, price, note) with rows 1..=3, and no slot or publication of
+/// `nodes` left from an earlier run.
+async fn fresh(url: &str, name: &str, nodes: &[&str]) -> Client {
+    for node in nodes {
+        let _ = sluice::drop_change_objects(url, node).await;
+    }
+    let c = sql(url).await;
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {name}; \
+         CREATE TABLE {name} (id integer PRIMARY KEY, price integer, note text); \
+         INSERT INTO {name} VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c');"
+    ))
+    .await
+    .unwrap();
+    c
+}
+
+async fn open(url: &str, table: &str, node: &str, dir: &std::path::Path) -> Sluice {
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
+    ks.name = "price".into();
+    ks.keys = format!("{table}:{{id}}");
+    ks.table = Some(table.into());
+    ks.key_column = Some("id".into());
+    ks.value_column = Some("price".into());
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        shutdown_timeout: Duration::from_secs(5),
+        store: Some(StoreConfig { url: url.into() }),
+        keyspaces: vec![ks],
+        ..Config::default()
+    };
+    config.journal.durability = Durability::None;
+    config.changes.enabled = true;
+    config.changes.node_name = node.into();
+    Sluice::open(config)
+        .await
+        .expect("sluice opens with change capture")
+}
+
+async fn get(s: &Sluice, key: &str) -> Option<String> {
+    s.get(0, b(key))
+        .await
+        .unwrap()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+}
+
+async fn eventually(s: &Sluice, key: &str, want: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = get(s, key).await;
+        if got.as_deref() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} reads {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn finish(url: &str, nodes: Vec<Sluice>, names: &[&str], table: &str) {
+    for s in nodes {
+        s.shutdown().await;
+    }
+    for n in names {
+        sluice::drop_change_objects(url, n).await.unwrap();
+    }
+    let c = sql(url).await;
+    c.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_changes_in_one_transaction_reach_the_cache() {
+    let Some(url) = url() else { return };
+    let (table, node) = ("cdc_outside", "cdc_outside");
+    let c = fresh(&url, table, &[node]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&url, table, node, dir.path()).await;
+    for id in 1..=3 {
+        assert!(get(&s, &format!("{table}:{id}")).await.is_some());
+    }
+    c.batch_execute(&format!(
+        "BEGIN; UPDATE {table} SET price = 11 WHERE id = 1; DELETE FROM {table} WHERE id = 2; \
+         INSERT INTO {table} VALUES (4, 40, 'd'); UPDATE {table} SET note = 'x' WHERE id = 3; COMMIT;"
+    ))
+    .await
+    .unwrap();
+    eventually(&s, &format!("{table}:1"), Some("11")).await;
+    eventually(&s, &format!("{table}:2"), None).await;
+    assert_eq!(get(&s, &format!("{table}:3")).await.as_deref(), Some("30"));
+    assert_eq!(get(&s, &format!("{table}:4")).await.as_deref(), Some("40"));
+    // A key column update moves the row.
+    c.batch_execute(&format!("UPDATE {table} SET id = 9 WHERE id = 1"))
+        .await
+        .unwrap();
+    eventually(&s, &format!("{table}:1"), None).await;
+    assert_eq!(get(&s, &format!("{table}:9")).await.as_deref(), Some("11"));
+    let m = &s.metrics().changes;
+    assert_eq!(m.lost.load(Ordering::SeqCst), 0);
+    assert!(m.applied.load(Ordering::SeqCst) >= 4);
+    finish(&url, vec![s], &[node], table).await;
+}
+
+/// Two nodes on one database, write-through on both: a write through A is read through B,
+/// whose cached copy the stream replaces; A's own write coming back costs A no miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_node_is_read_through_another() {
+    let Some(url) = url() else { return };
+    let table = "cdc_two_nodes";
+    let _c = fresh(&url, table, &["cdc_node_a", "cdc_node_b"]).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(&url, table, "cdc_node_a", da.path()).await;
+    let b_node = open(&url, table, "cdc_node_b", db.path()).await;
+    let key = format!("{table}:1");
+    assert_eq!(get(&a, &key).await.as_deref(), Some("10"));
+    assert_eq!(get(&b_node, &key).await.as_deref(), Some("10"));
+    a.set(0, b(&key), b("15"), Default::default())
+        .await
+        .unwrap();
+    eventually(&b_node, &key, Some("15")).await;
+    let misses = |s: &Sluice| s.keyspaces()[0].read_misses;
+    let before = misses(&a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&a, &key).await.as_deref(), Some("15"));
+    assert_eq!(misses(&a), before, "A's own write cost A no miss");
+    finish(&url, vec![a, b_node], &["cdc_node_a", "cdc_node_b"], table).await;
+}
+
+/// The slot dropped under a running node: it makes a new one, drops every cached copy (changes
+/// in between were missed) and goes on following.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_slot_is_made_again_and_the_cache_dropped() {
+    let Some(url) = url() else { return };
+    let (table, node) = ("cdc_dropped", "cdc_dropped");
+    let c = fresh(&url, table, &[node]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&url, table, node, dir.path()).await;
+    let key = format!("{table}:1");
+    assert_eq!(get(&s, &key).await.as_deref(), Some("10"));
+    let slot = format!("sluice_{node}");
+    // Stop the walsender and drop the slot before the node takes it again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        c.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+        if c.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "could not drop the slot");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.batch_execute(&format!("UPDATE {table} SET price = 12 WHERE id = 1"))
+        .await
+        .unwrap();
+    eventually(&s, &key, Some("12")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.metrics().changes.lost.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the loss was not reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.batch_execute(&format!("UPDATE {table} SET price = 13 WHERE id = 1"))
+        .await
+        .unwrap();
+    eventually(&s, &key, Some("13")).await;
+    finish(&url, vec![s], &[node], table).await;
+}
+
+/// The slot confirms only what was applied, and a node restarted after changes resumes from
+/// there without a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_resumes_from_its_slot() {
+    let Some(url) = url() else { return };
+    let (table, node) = ("cdc_restart", "cdc_restart");
+    let c = fresh(&url, table, &[node]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&url, table, node, dir.path()).await;
+    c.batch_execute(&format!("UPDATE {table} SET price = 21 WHERE id = 1"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.metrics().changes.applied.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the change was not applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.shutdown().await;
+    drop(s);
+    c.batch_execute(&format!("UPDATE {table} SET price = 22 WHERE id = 2"))
+        .await
+        .unwrap();
+    let s = open(&url, table, node, dir.path()).await;
+    assert_eq!(get(&s, &format!("{table}:2")).await.as_deref(), Some("22"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.metrics().changes.applied.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the change made while away was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.metrics().changes.lost.load(Ordering::SeqCst), 0);
+    finish(&url, vec![s], &[node], table).await;
+}
