@@ -257,30 +257,34 @@ impl Engine {
             return self.remove_copy(route).await;
         }
         // Nothing cached: nothing to refresh (the bump keeps a fill in flight from installing).
-        if matches!(self.cache.get(&route.key).await, Ok(None)) {
+        let Ok(Some(copy)) = self.cache.get(&route.key).await else {
             return Refreshed::NotCached;
-        }
-        // Sluice's own writes come back here: when the row reads as the copy, nothing is to do,
-        // and no lock is needed to say so (a write racing this one caches its own value).
-        if let (Ok(Some(copy)), Ok(Some(stored))) = (
-            self.cache.get(&route.key).await,
-            self.store
-                .read(
-                    &route.ks.target(route.key.db),
-                    &route.ks.store_key(&route.key.key),
-                )
-                .await,
-        ) {
-            if same(&copy, &stored) {
-                return Refreshed::Unchanged;
-            }
-        }
+        };
         // Under the key's lock no write of the key runs, so the copy and the row are each as
         // the last write left them; a write that committed before this change but had not yet
-        // cached its value finishes first. A busy script holding the key: drop the copy
+        // cached its value finishes first. The lock is usually free: take it at once. When a
+        // write holds it (often Sluice's own, whose change this is), first see whether the
+        // row already reads as the copy: then nothing is to do, and no wait is needed to say
+        // so (the write caches its own value). A busy script holding the key: drop the copy
         // rather than wait (the next read refills it).
-        let Ok(_guard) = self.locks.lock(route.stripe).await else {
-            return self.remove_copy(route).await;
+        let _guard = match self.locks.try_lock(route.stripe) {
+            Some(guard) => guard,
+            None => {
+                let stored = self
+                    .store
+                    .read(
+                        &route.ks.target(route.key.db),
+                        &route.ks.store_key(&route.key.key),
+                    )
+                    .await;
+                if matches!(&stored, Ok(Some(stored)) if same(&copy, stored)) {
+                    return Refreshed::Unchanged;
+                }
+                let Ok(guard) = self.locks.lock(route.stripe).await else {
+                    return self.remove_copy(route).await;
+                };
+                guard
+            }
         };
         if is_buffered(route) {
             return self.remove_copy(route).await;
