@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Change-capture lag (outside COMMIT to a GET through Sluice showing it, p50/p99 over N
 # changes) and rate (changes applied per second after one UPDATE of 10,000 rows), on SQLite
-# and, when SLUICE_TEST_POSTGRES_URL is set (it needs wal_level = logical), on PostgreSQL.
+# and, when SLUICE_TEST_POSTGRES_URL / SLUICE_TEST_MYSQL_URL are set (wal_level = logical;
+# a row binlog), on PostgreSQL and MySQL/MariaDB.
 # Not a test: machines are shared and noisy.
 #
 # usage: bench/changes_lag.sh [N]
@@ -14,4 +15,9 @@ if [ -n "${SLUICE_TEST_POSTGRES_URL:-}" ]; then
   target/release/examples/changes_lag "$SLUICE_TEST_POSTGRES_URL" "$N"
 else
   echo "PostgreSQL skipped: set SLUICE_TEST_POSTGRES_URL"
+fi
+if [ -n "${SLUICE_TEST_MYSQL_URL:-}" ]; then
+  target/release/examples/changes_lag "$SLUICE_TEST_MYSQL_URL" "$N"
+else
+  echo "MySQL skipped: set SLUICE_TEST_MYSQL_URL (log_bin, binlog_format = ROW)"
 fi

@@ -5,7 +5,7 @@
 //!   returning to a GET through Sluice showing the new value (p50, p99, max);
 //! - rate: one UPDATE of every row; changes applied per second until all 10,000 are.
 //!
-//! usage: cargo run --release -p sluice --example changes_lag -- (sqlite|postgres://...) [N]
+//! usage: cargo run --release -p sluice --example changes_lag -- (sqlite|postgres://...|mysql://...) [N]
 //! Not a test: figures depend on the machine; see bench/changes_lag.sh.
 
 use std::sync::atomic::Ordering;
@@ -20,13 +20,21 @@ const TABLE: &str = "changes_lag_bench";
 enum Outside {
     Sqlite(rusqlite::Connection),
     Postgres(tokio_postgres::Client),
+    MySql(tokio::sync::Mutex<mysql_async::Conn>),
 }
 
 impl Outside {
     async fn run(&self, sql: &str) {
+        use mysql_async::prelude::Queryable;
         match self {
             Outside::Sqlite(c) => c.execute_batch(sql).expect("sqlite statement"),
             Outside::Postgres(c) => c.batch_execute(sql).await.expect("postgres statement"),
+            Outside::MySql(c) => c
+                .lock()
+                .await
+                .query_drop(sql)
+                .await
+                .expect("mysql statement"),
         }
     }
 }
@@ -45,6 +53,16 @@ async fn main() {
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
         (Outside::Sqlite(conn), None)
+    } else if target.starts_with("mysql://") || target.starts_with("mariadb://") {
+        let conn = mysql_async::Conn::from_url(target)
+            .await
+            .expect("connect to MySQL");
+        (
+            Outside::MySql(tokio::sync::Mutex::new(conn)),
+            Some(StoreConfig {
+                url: target.to_string(),
+            }),
+        )
     } else {
         let _ = sluice::drop_change_objects(target, "lag_bench").await;
         let (client, connection) = tokio_postgres::connect(target, tokio_postgres::NoTls)
@@ -59,12 +77,14 @@ async fn main() {
         )
     };
     outside.run(&setup).await;
-    outside
-        .run(&format!(
-            "INSERT INTO {TABLE} SELECT * FROM (WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < {}) SELECT i, 0 FROM r) AS rows",
-            ROWS - 1
-        ))
-        .await;
+    for chunk in 0..ROWS / 1000 {
+        let values: Vec<String> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|i| format!("({i}, 0)"))
+            .collect();
+        outside
+            .run(&format!("INSERT INTO {TABLE} VALUES {}", values.join(", ")))
+            .await;
+    }
     let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
     ks.name = "price".into();
     ks.keys = format!("{TABLE}:{{id}}");

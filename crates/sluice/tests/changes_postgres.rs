@@ -6,9 +6,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sluice::config::{Config, StoreConfig};
-use sluice::{Bytes, Durability, KeyspaceConfig, Policy, Sluice};
+use sluice::Sluice;
 use tokio_postgres::{Client, NoTls};
+
+mod changes_common;
+use changes_common::*;
 
 fn url() -> Option<String> {
     match std::env::var("SLUICE_TEST_POSTGRES_URL") {
@@ -28,10 +30,6 @@ async fn sql(url: &str) -> Client {
     client
 }
 
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
 /// A fresh table `name` (id, price, note) with rows 1..=3, and no slot or publication of
 /// `nodes` left from an earlier run.
 async fn fresh(url: &str, name: &str, nodes: &[&str]) -> Client {
@@ -47,50 +45,6 @@ async fn fresh(url: &str, name: &str, nodes: &[&str]) -> Client {
     .await
     .unwrap();
     c
-}
-
-async fn open(url: &str, table: &str, node: &str, dir: &std::path::Path) -> Sluice {
-    let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
-    ks.name = "price".into();
-    ks.keys = format!("{table}:{{id}}");
-    ks.table = Some(table.into());
-    ks.key_column = Some("id".into());
-    ks.value_column = Some("price".into());
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        shutdown_timeout: Duration::from_secs(5),
-        store: Some(StoreConfig { url: url.into() }),
-        keyspaces: vec![ks],
-        ..Config::default()
-    };
-    config.journal.durability = Durability::None;
-    config.changes.enabled = true;
-    config.changes.node_name = node.into();
-    Sluice::open(config)
-        .await
-        .expect("sluice opens with change capture")
-}
-
-async fn get(s: &Sluice, key: &str) -> Option<String> {
-    s.get(0, b(key))
-        .await
-        .unwrap()
-        .map(|v| String::from_utf8(v.to_vec()).unwrap())
-}
-
-async fn eventually(s: &Sluice, key: &str, want: Option<&str>) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = get(s, key).await;
-        if got.as_deref() == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{key} reads {got:?}, not {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn finish(url: &str, nodes: Vec<Sluice>, names: &[&str], table: &str) {

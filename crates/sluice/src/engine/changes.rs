@@ -29,6 +29,7 @@ use super::route::Route;
 use super::Engine;
 use crate::keyspace::KeyTemplate;
 use crate::tiers::cache::CachedValue;
+use crate::tiers::changes::mysql::{self, MySqlChangeFeed};
 use crate::tiers::changes::postgres::{self, PostgresChangeFeed};
 use crate::tiers::changes::sqlite::SqliteChangeFeed;
 use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
@@ -95,9 +96,19 @@ pub(crate) async fn open_feed(
             PostgresChangeFeed::open(store_url, redact_url(store_url), node_name, tables).await?;
         return Ok(Arc::new(feed));
     }
-    Err(ChangeError::Unsupported(
-        "[changes] enabled = true needs the SQLite or PostgreSQL store for now; the MySQL/MariaDB feed (binlog) is not built yet".to_string(),
-    ))
+    if is_mysql(store_url) {
+        let feed =
+            MySqlChangeFeed::open(store_url, redact_url(store_url), node_name, tables).await?;
+        return Ok(Arc::new(feed));
+    }
+    Err(ChangeError::Unsupported(format!(
+        "change capture does not know the store {}",
+        redact_url(store_url)
+    )))
+}
+
+fn is_mysql(url: &str) -> bool {
+    url.starts_with("mysql://") || url.starts_with("mariadb://")
 }
 
 fn is_postgres(url: &str) -> bool {
@@ -115,10 +126,18 @@ pub(crate) async fn check_feed(
     if is_postgres(store_url) {
         return postgres::check(store_url, tables).await;
     }
-    Ok(vec![
-        "change capture is not built for MySQL/MariaDB yet; set [changes] enabled = false"
-            .to_string(),
-    ])
+    if is_mysql(store_url) {
+        let opts = mysql_async::Opts::from_url(store_url).map_err(|e| ChangeError::Database {
+            backend: "MySQL",
+            what: "reading the store URL".into(),
+            source: Box::new(e),
+        })?;
+        let pool = mysql_async::Pool::new(opts);
+        let gaps = mysql::check(&pool).await;
+        let _ = pool.disconnect().await;
+        return gaps;
+    }
+    Ok(Vec::new())
 }
 
 /// Removes what change capture created in the database for `node_name`, for
@@ -130,7 +149,7 @@ pub async fn drop_change_objects(store_url: &str, node_name: &str) -> Result<Str
     if is_postgres(store_url) {
         return postgres::drop_objects(store_url, node_name).await;
     }
-    Ok("nothing to drop: change capture does not run on MySQL/MariaDB yet".to_string())
+    Ok("nothing to drop: a MySQL/MariaDB binlog reader keeps no state in the server".to_string())
 }
 
 impl Engine {

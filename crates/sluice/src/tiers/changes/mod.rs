@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 pub use crate::error::ChangeError;
 
+pub mod mysql;
 pub mod pgoutput;
 pub mod postgres;
 pub mod sqlite;
