@@ -150,7 +150,8 @@ pub struct PostgresChangeFeed {
     described: String,
     slot: String,
     tables: Vec<WatchedTable>,
-    control: Client,
+    /// The control-plane connection, made again when it was closed (a cut connection).
+    control: Mutex<Client>,
     stream: Mutex<Stream>,
 }
 
@@ -212,7 +213,7 @@ impl PostgresChangeFeed {
             described,
             slot,
             tables,
-            control,
+            control: Mutex::new(control),
             stream: Mutex::new(Stream::default()),
         };
         let lost = feed.ensure_slot(false).await?;
@@ -227,8 +228,8 @@ impl PostgresChangeFeed {
     /// why the stream broke when an existing one was replaced, or when one that this feed
     /// followed (`followed`) is gone.
     async fn ensure_slot(&self, followed: bool) -> Result<Option<String>, ChangeError> {
-        let row = self
-            .control
+        let control = self.control().await?;
+        let row = control
             .query_opt(
                 "SELECT coalesce(wal_status, ''), active FROM pg_replication_slots WHERE slot_name = $1",
                 &[&self.slot],
@@ -249,7 +250,7 @@ impl PostgresChangeFeed {
                         self.slot
                     )));
                 }
-                self.control
+                control
                     .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])
                     .await
                     .map_err(db_error("dropping the lost replication slot"))?;
@@ -263,7 +264,7 @@ impl PostgresChangeFeed {
             }
             None => {}
         }
-        self.control
+        control
             .execute(
                 "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
                 &[&self.slot],
@@ -271,6 +272,15 @@ impl PostgresChangeFeed {
             .await
             .map_err(db_error("creating the replication slot"))?;
         Ok(lost)
+    }
+
+    /// The control connection, connected again if it was closed.
+    async fn control(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, ChangeError> {
+        let mut client = self.control.lock().await;
+        if client.is_closed() {
+            *client = control(&self.url).await?;
+        }
+        Ok(client)
     }
 
     async fn connect(&self, stream: &mut Stream) -> Result<(), ChangeError> {
@@ -521,7 +531,8 @@ impl ChangeFeed for PostgresChangeFeed {
 
     async fn status(&self) -> Result<FeedStatus, ChangeError> {
         let row = self
-            .control
+            .control()
+            .await?
             .query_opt(
                 "SELECT (pg_current_wal_lsn() - '0/0')::text, \
                         coalesce((confirmed_flush_lsn - '0/0')::text, '0'), \
