@@ -1253,4 +1253,20 @@ policy = "write-through"
     };
     assert!(info.contains("changes_enabled:1"), "{info}");
     assert!(info.contains("changes_lost:0"), "{info}");
+    // SLUICE.KEYSPACES shows the stream's lag on the mapped keyspace, null on the built-in one.
+    let Reply::Array(Some(keyspaces)) = c.cmd_str(&["SLUICE.KEYSPACES"]).unwrap() else {
+        panic!("SLUICE.KEYSPACES is not an array");
+    };
+    let lag = |entry: &Reply| {
+        let Reply::Array(Some(fields)) = entry else {
+            panic!("a keyspace entry is not an array: {entry:?}");
+        };
+        let at = fields
+            .iter()
+            .position(|f| matches!(f, Reply::Bulk(Some(b)) if b == b"change_lag_ms"))
+            .expect("change_lag_ms");
+        fields[at + 1].clone()
+    };
+    assert!(matches!(lag(&keyspaces[0]), Reply::Int(ms) if ms >= 0));
+    assert!(matches!(lag(&keyspaces[1]), Reply::Bulk(None)));
 }

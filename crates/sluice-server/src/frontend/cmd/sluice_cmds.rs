@@ -1,5 +1,7 @@
 //! Sluice's own commands.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use sluice::model::StoreWrite;
 use sluice::DeadLetterSelector;
@@ -67,12 +69,19 @@ fn kv(k: &str, v: Frame) -> (Frame, Frame) {
 /// SLUICE.KEYSPACES: each keyspace with template, table, policy and counters.
 fn keyspaces(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     let journal = ctx.shared.sluice.journal_stats();
+    let changes = &ctx.shared.sluice.metrics().changes;
+    let followed = changes.enabled.load(Ordering::Relaxed) == 1;
     Frame::Array(
         ctx.shared
             .sluice
             .keyspaces()
             .into_iter()
             .map(|k| {
+                let lag = if followed && k.template != "*" {
+                    Frame::Integer(changes.lag_ms.load(Ordering::Relaxed) as i64)
+                } else {
+                    Frame::Null
+                };
                 Frame::Map(vec![
                     kv("name", Frame::bulk(k.name)),
                     kv("template", Frame::bulk(k.template)),
@@ -103,6 +112,10 @@ fn keyspaces(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
                     kv("retries", Frame::Integer(k.retries as i64)),
                     kv("dead_letters", Frame::Integer(k.dead_letters as i64)),
                     kv("last_flush_us", Frame::Integer(k.last_flush_us as i64)),
+                    // How far behind the database's change stream this keyspace's copies are:
+                    // null where nothing is followed (change capture off, or the built-in
+                    // table, which only Sluice writes).
+                    kv("change_lag_ms", lag),
                     kv(
                         "last_error",
                         Frame::bulk_or_null(k.last_error.map(Bytes::from)),
