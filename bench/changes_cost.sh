@@ -6,25 +6,41 @@
 # the same transaction, and its own change comes back to refresh the cached copy (one row
 # read). Not a test: machines are shared and noisy; compare the ratio, not absolute numbers.
 #
-# usage: bench/changes_cost.sh [requests] [clients]
+# With `postgres` as the third argument, the same on PostgreSQL ($SLUICE_TEST_POSTGRES_URL, which
+# needs wal_level = logical): there the write path is unchanged (the WAL is written anyway)
+# and what change capture adds is the echo of each write (one row read per write of a cached
+# key) and the stream itself.
+#
+# usage: bench/changes_cost.sh [requests] [clients] [sqlite|postgres]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 N=${1:-50000}
 C=${2:-50}
+STORE=${3:-sqlite}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
 cargo build --release -q -p sluice-server --bin sluice
 setup_work
 
-keyspace='[[keyspace]]
-name = "price"
-keys = "product:{id}:price"
-table = "products"
-key_column = "id"
-value_column = "price"
-policy = "write-through"'
+keyspace() { # table
+  printf '[[keyspace]]\nname = "price"\nkeys = "product:{id}:price"\ntable = "%s"\nkey_column = "id"\nvalue_column = "price"\npolicy = "write-through"\n' "$1"
+}
 
 start_with() { # name enabled
+  if [ "$STORE" = postgres ]; then
+    : "${SLUICE_TEST_POSTGRES_URL:?set SLUICE_TEST_POSTGRES_URL}"
+    local table="changes_cost_$1"
+    psql -q "$SLUICE_TEST_POSTGRES_URL" -c "DROP TABLE IF EXISTS $table" \
+      -c "CREATE TABLE $table (id text PRIMARY KEY, price integer)" \
+      -c "INSERT INTO $table SELECT lpad(i::text, 12, '0'), 0 FROM generate_series(0, 9999) i"
+    start_sluice "$1" none "[store]
+url = \"$SLUICE_TEST_POSTGRES_URL\"
+$(keyspace "$table")
+[changes]
+enabled = $2
+node_name = \"changes_cost_$1\""
+    return
+  fi
   mkdir -p "$WORK/$1/data"
   python3 - "$WORK/$1/data/sluice.db" <<'PY'
 import sqlite3, sys
@@ -34,9 +50,20 @@ db.execute("CREATE TABLE products (id TEXT PRIMARY KEY, price INTEGER)")
 db.executemany("INSERT INTO products VALUES (?, 0)", [("%012d" % i,) for i in range(10000)])
 db.commit()
 PY
-  start_sluice "$1" fsync "$keyspace
+  start_sluice "$1" fsync "$(keyspace products)
 [changes]
 enabled = $2"
+}
+
+extra_cleanup() {
+  if [ "$STORE" = postgres ]; then
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    for n in off on; do
+      target/release/sluice changes drop --config "$WORK/$n.toml" >/dev/null 2>&1 || true
+      psql -q "$SLUICE_TEST_POSTGRES_URL" -c "DROP TABLE IF EXISTS changes_cost_$n" || true
+    done
+  fi
 }
 
 start_with off false; OFF=$PORT
