@@ -16,7 +16,7 @@
 //! A broken stream (changes may have been missed) drops every cached copy: none can be
 //! trusted. The buffers are untouched.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,19 +28,23 @@ use tracing::{info, warn};
 use super::route::Route;
 use super::Engine;
 use crate::keyspace::KeyTemplate;
+use crate::model::Kind;
 use crate::tiers::cache::CachedValue;
 use crate::tiers::changes::mysql::{self, MySqlChangeFeed};
 use crate::tiers::changes::postgres::{self, PostgresChangeFeed};
 use crate::tiers::changes::sqlite::SqliteChangeFeed;
 use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
 use crate::tiers::store::redact_url;
-use crate::tiers::store::StoredValue;
+use crate::tiers::store::{ColumnType, StoredValue, Target};
 
 /// A change feed shared by the engine and its task.
 pub(crate) type SharedChangeFeed = Arc<dyn ChangeFeed>;
 
 /// Most changes applied per batch.
 const BATCH: usize = 1024;
+/// A changed row's non-NULL columns, as the stream carries them.
+type ChangedRow = std::sync::Arc<[(String, Bytes)]>;
+
 /// Most keys refreshed at once.
 const REFRESHES_IN_FLIGHT: usize = 32;
 /// Longest wait for changes before the task looks at shutdown and status again.
@@ -190,8 +194,10 @@ impl Engine {
             self.drop_all_copies().await;
             metrics.lost.fetch_add(1, Ordering::Relaxed);
         }
-        let mut keys: Vec<Bytes> = Vec::new();
-        let mut seen: HashSet<Bytes> = HashSet::new();
+        // Each key once, with the row its newest change in the batch left (when the stream
+        // carries rows).
+        let mut keys: Vec<(Bytes, Option<ChangedRow>)> = Vec::new();
+        let mut index: HashMap<Bytes, usize> = HashMap::new();
         let mut applied = 0u64;
         for change in &batch.changes {
             for ks in &self.keyspaces {
@@ -209,20 +215,24 @@ impl Engine {
                     continue;
                 }
                 applied += 1;
-                if seen.insert(key.clone()) {
-                    keys.push(key);
+                match index.get(&key) {
+                    Some(&at) => keys[at].1 = change.row.clone(),
+                    None => {
+                        index.insert(key.clone(), keys.len());
+                        keys.push((key, change.row.clone()));
+                    }
                 }
             }
         }
         let mut in_flight = tokio::task::JoinSet::new();
-        for key in keys {
+        for (key, row) in keys {
             if in_flight.len() >= REFRESHES_IN_FLIGHT {
                 self.count_refresh(in_flight.join_next().await);
             }
             let engine = self.clone();
             in_flight.spawn(async move {
                 let route = engine.route(0, key);
-                engine.refresh_changed(&route).await
+                engine.refresh_changed(&route, row.as_deref()).await
             });
         }
         while let Some(done) = in_flight.join_next().await {
@@ -269,7 +279,11 @@ impl Engine {
 
     /// The cache after the row of `route`'s key changed in the database: the copy replaced
     /// by the database's value, or removed (see the module comment).
-    pub(crate) async fn refresh_changed(&self, route: &Route<'_>) -> Refreshed {
+    pub(crate) async fn refresh_changed(
+        &self,
+        route: &Route<'_>,
+        row: Option<&[(String, Bytes)]>,
+    ) -> Refreshed {
         // A fill that read the row before this change must not install it.
         self.locks.bump(route.stripe);
         if is_buffered(route) {
@@ -279,6 +293,19 @@ impl Engine {
         let Ok(Some(copy)) = self.cache.get(&route.key).await else {
             return Refreshed::NotCached;
         };
+        // The stream says what the row holds now (Sluice's own write coming back, usually):
+        // a copy equal to it is current for this change, and a later change has its own
+        // event. Only for text columns, whose text form is the value itself.
+        if let (Some(row), Target::Mapped(m)) = (row, route.ks.target(route.key.db)) {
+            if copy.kind == Kind::String
+                && m.value_type == ColumnType::Text
+                && row
+                    .iter()
+                    .any(|(c, v)| c == &m.value_column && *v == copy.value)
+            {
+                return Refreshed::Unchanged;
+            }
+        }
         // Under the key's lock no write of the key runs, so the copy and the row are each as
         // the last write left them; a write that committed before this change but had not yet
         // cached its value finishes first. The lock is usually free: take it at once. When a

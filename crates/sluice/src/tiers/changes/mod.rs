@@ -8,6 +8,7 @@
 //! says so in the batch ([`ChangeBatch::lost`]): the engine then drops every cached copy, as
 //! it can no longer tell which are stale, and the feed starts a new stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +40,9 @@ pub struct RowChange {
     pub key: Bytes,
     /// When the change was recorded, in Unix ms, where the backend says.
     pub recorded_at_ms: Option<u64>,
+    /// The row's non-NULL columns as the change left them, in the database's text form, where
+    /// the stream carries them (PostgreSQL); `None`: read the row to know it.
+    pub row: Option<Arc<[(String, Bytes)]>>,
 }
 
 /// What a feed delivers at once.

@@ -275,6 +275,7 @@ impl MySqlChangeFeed {
                         table: table.clone(),
                         key,
                         recorded_at_ms: at,
+                        row: None,
                     });
                 }
             }

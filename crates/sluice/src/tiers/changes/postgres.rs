@@ -15,6 +15,7 @@
 //! the table's keys is stale at once).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -155,11 +156,19 @@ pub struct PostgresChangeFeed {
     stream: Mutex<Stream>,
 }
 
+/// A watched table as the stream describes it.
+#[derive(Clone)]
+struct Watched {
+    table: String,
+    key_at: usize,
+    columns: Arc<[String]>,
+}
+
 #[derive(Default)]
 struct Stream {
     client: Option<ReplicationClient>,
-    /// Relation OID → the watched table it is and the key column's position.
-    relations: HashMap<u32, Option<(String, usize)>>,
+    /// Relation OID → the watched table it is, the key column's position and the columns.
+    relations: HashMap<u32, Option<Watched>>,
     /// The open transaction's changes and commit time.
     open: Vec<RowChange>,
     open_time_ms: Option<u64>,
@@ -323,7 +332,7 @@ impl PostgresChangeFeed {
     }
 
     /// The watched table a relation is, and where its key column is.
-    fn watched(&self, relation: &pgoutput::Relation) -> Option<(String, usize)> {
+    fn watched(&self, relation: &pgoutput::Relation) -> Option<Watched> {
         let table = self.tables.iter().find(|t| match t.table.split_once('.') {
             Some((schema, name)) => relation.namespace == schema && relation.name == name,
             None => relation.name == t.table || relation.name.eq_ignore_ascii_case(&t.table),
@@ -338,49 +347,69 @@ impl PostgresChangeFeed {
                     .iter()
                     .position(|c| c.eq_ignore_ascii_case(&table.key_column))
             })?;
-        Some((table.table.clone(), key))
+        Some(Watched {
+            table: table.table.clone(),
+            key_at: key,
+            columns: relation.columns.clone().into(),
+        })
     }
 
     /// Takes one decoded message into the open transaction.
     fn take(&self, stream: &mut Stream, message: Message) {
-        let key_of = |stream: &Stream, relation: u32, tuple: &[Datum]| {
-            let (table, at) = stream.relations.get(&relation)?.clone()?;
-            match tuple.get(at)? {
-                Datum::Text(key) => Some((table, key.clone())),
-                _ => None,
-            }
-        };
-        let push = |stream: &mut Stream, table: String, key: Bytes| {
-            let at = stream.open_time_ms;
-            stream.open.push(RowChange {
-                table,
-                key,
-                recorded_at_ms: at,
+        // The watched table, the key and (for a row that exists after the change) its
+        // non-NULL columns.
+        let key_of = |stream: &Stream, relation: u32, tuple: &[Datum], with_row: bool| {
+            let w = stream.relations.get(&relation)?.clone()?;
+            let Datum::Text(key) = tuple.get(w.key_at)? else {
+                return None;
+            };
+            let row = with_row.then(|| {
+                w.columns
+                    .iter()
+                    .zip(tuple)
+                    .filter_map(|(c, d)| match d {
+                        Datum::Text(v) => Some((c.clone(), v.clone())),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
             });
+            Some((w.table, key.clone(), row))
         };
+        let push =
+            |stream: &mut Stream,
+             (table, key, row): (String, Bytes, Option<Arc<[(String, Bytes)]>>)| {
+                let at = stream.open_time_ms;
+                stream.open.push(RowChange {
+                    table,
+                    key,
+                    recorded_at_ms: at,
+                    row,
+                });
+            };
         match message {
             Message::Relation(r) => {
                 let watched = self.watched(&r);
                 stream.relations.insert(r.id, watched);
             }
             Message::Insert { relation, new } => {
-                if let Some((table, key)) = key_of(stream, relation, &new) {
-                    push(stream, table, key);
+                if let Some(change) = key_of(stream, relation, &new, true) {
+                    push(stream, change);
                 }
             }
             Message::Update { relation, old, new } => {
-                let new_key = key_of(stream, relation, &new);
-                if let Some(old_key) = old.and_then(|old| key_of(stream, relation, &old)) {
-                    if new_key.as_ref().map(|(_, k)| k) != Some(&old_key.1) {
-                        push(stream, old_key.0, old_key.1);
+                let new_key = key_of(stream, relation, &new, true);
+                if let Some(old_key) = old.and_then(|old| key_of(stream, relation, &old, false)) {
+                    if new_key.as_ref().map(|(_, k, _)| k) != Some(&old_key.1) {
+                        push(stream, old_key);
                     }
                 }
-                if let Some((table, key)) = new_key {
-                    push(stream, table, key);
+                if let Some(change) = new_key {
+                    push(stream, change);
                 }
             }
-            Message::Delete { relation, old } => match key_of(stream, relation, &old) {
-                Some((table, key)) => push(stream, table, key),
+            Message::Delete { relation, old } => match key_of(stream, relation, &old, false) {
+                Some(change) => push(stream, change),
                 None if matches!(stream.relations.get(&relation), Some(Some(_))) => {
                     stream.lost.get_or_insert_with(|| {
                         "a delete did not say which key it removed (set REPLICA IDENTITY FULL)"

@@ -356,6 +356,7 @@ impl Inner {
                     table,
                     key: key?,
                     recorded_at_ms: at.map(|a| a.max(0) as u64),
+                    row: None,
                 })
             })
             .collect();
