@@ -33,7 +33,7 @@ use crate::tiers::cache::CachedValue;
 use crate::tiers::changes::mysql::{self, MySqlChangeFeed};
 use crate::tiers::changes::postgres::{self, PostgresChangeFeed};
 use crate::tiers::changes::sqlite::SqliteChangeFeed;
-use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, WatchedTable};
+use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, ChangedRow, WatchedTable};
 use crate::tiers::store::redact_url;
 use crate::tiers::store::{ColumnType, StoredValue, Target};
 
@@ -42,9 +42,6 @@ pub(crate) type SharedChangeFeed = Arc<dyn ChangeFeed>;
 
 /// Most changes applied per batch.
 const BATCH: usize = 1024;
-/// A changed row's non-NULL columns, as the stream carries them.
-type ChangedRow = std::sync::Arc<[(String, Bytes)]>;
-
 /// Most keys refreshed at once.
 const REFRESHES_IN_FLIGHT: usize = 32;
 /// Longest wait for changes before the task looks at shutdown and status again.

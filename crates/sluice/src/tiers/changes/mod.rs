@@ -42,8 +42,11 @@ pub struct RowChange {
     pub recorded_at_ms: Option<u64>,
     /// The row's non-NULL columns as the change left them, in the database's text form, where
     /// the stream carries them (PostgreSQL); `None`: read the row to know it.
-    pub row: Option<Arc<[(String, Bytes)]>>,
+    pub row: Option<ChangedRow>,
 }
+
+/// A changed row's non-NULL columns (name, text form), as a stream carries them.
+pub type ChangedRow = Arc<[(String, Bytes)]>;
 
 /// What a feed delivers at once.
 #[derive(Debug, Clone, Default)]

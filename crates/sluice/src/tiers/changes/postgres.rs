@@ -26,7 +26,9 @@ use tokio_postgres::{Client, NoTls};
 use tracing::warn;
 
 use super::pgoutput::{self, Datum, Message};
-use super::{ChangeBatch, ChangeError, ChangeFeed, FeedStatus, RowChange, WatchedTable};
+use super::{
+    ChangeBatch, ChangeError, ChangeFeed, ChangedRow, FeedStatus, RowChange, WatchedTable,
+};
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -155,6 +157,10 @@ pub struct PostgresChangeFeed {
     control: Mutex<Client>,
     stream: Mutex<Stream>,
 }
+
+/// What a change names: the watched table, the key and (for a row that exists after the
+/// change) its columns.
+type Found = (String, Bytes, Option<ChangedRow>);
 
 /// A watched table as the stream describes it.
 #[derive(Clone)]
@@ -376,17 +382,15 @@ impl PostgresChangeFeed {
             });
             Some((w.table, key.clone(), row))
         };
-        let push =
-            |stream: &mut Stream,
-             (table, key, row): (String, Bytes, Option<Arc<[(String, Bytes)]>>)| {
-                let at = stream.open_time_ms;
-                stream.open.push(RowChange {
-                    table,
-                    key,
-                    recorded_at_ms: at,
-                    row,
-                });
-            };
+        let push = |stream: &mut Stream, (table, key, row): Found| {
+            let at = stream.open_time_ms;
+            stream.open.push(RowChange {
+                table,
+                key,
+                recorded_at_ms: at,
+                row,
+            });
+        };
         match message {
             Message::Relation(r) => {
                 let watched = self.watched(&r);
