@@ -122,3 +122,80 @@ async fn a_truncate_drops_the_cache() {
     assert_eq!(s.metrics().changes.lost.load(Ordering::SeqCst), 1);
     finish(&url, vec![s], table).await;
 }
+
+/// A hash keyspace (a key is a row): an outside update gives the cached hash the new row, and
+/// a delete removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_keyspace_gets_the_new_row() {
+    let Some(url) = url() else { return };
+    let table = "cdc_my_hash";
+    let mut c = fresh(&url, table).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ks = sluice::KeyspaceConfig::builtin(sluice::Policy::WriteThrough);
+    ks.name = "row".into();
+    ks.keys = format!("{table}:{{id}}");
+    ks.table = Some(table.into());
+    ks.key_column = Some("id".into());
+    ks.columns = Some(vec!["price".into(), "note".into()]);
+    let mut config = sluice::Config {
+        data_dir: dir.path().to_path_buf(),
+        store: Some(sluice::config::StoreConfig { url: url.clone() }),
+        keyspaces: vec![ks],
+        ..sluice::Config::default()
+    };
+    config.journal.durability = sluice::Durability::None;
+    config.changes.enabled = true;
+    config.changes.node_name = "cdc_my_hash".into();
+    let s = Sluice::open(config).await.unwrap();
+    let hash = |s: &Sluice| {
+        let s = s.clone();
+        async move {
+            let mut fields: Vec<(String, String)> = s
+                .access()
+                .hash(0, b(&format!("{table}:1")))
+                .await
+                .unwrap()
+                .unwrap_or_default()
+                .iter()
+                .map(|(f, v)| {
+                    (
+                        String::from_utf8(f.to_vec()).unwrap(),
+                        String::from_utf8(v.to_vec()).unwrap(),
+                    )
+                })
+                .collect();
+            fields.sort();
+            fields
+        }
+    };
+    assert_eq!(
+        hash(&s).await,
+        vec![("note".into(), "a".into()), ("price".into(), "10".into())]
+    );
+    c.query_drop(format!(
+        "UPDATE {table} SET price = 15, note = 'z' WHERE id = 1"
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while hash(&s).await != vec![("note".into(), "z".into()), ("price".into(), "15".into())] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hash is still {:?}",
+            hash(&s).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.query_drop(format!("DELETE FROM {table} WHERE id = 1"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !hash(&s).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted row is still cached"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    finish(&url, vec![s], table).await;
+}
