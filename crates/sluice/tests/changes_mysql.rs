@@ -128,48 +128,13 @@ async fn a_truncate_drops_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hash_keyspace_gets_the_new_row() {
     let Some(url) = url() else { return };
-    let table = "cdc_my_hash";
+    let (table, node) = ("cdc_my_hash", "cdc_my_hash");
     let mut c = fresh(&url, table).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut ks = sluice::KeyspaceConfig::builtin(sluice::Policy::WriteThrough);
-    ks.name = "row".into();
-    ks.keys = format!("{table}:{{id}}");
-    ks.table = Some(table.into());
-    ks.key_column = Some("id".into());
-    ks.columns = Some(vec!["price".into(), "note".into()]);
-    let mut config = sluice::Config {
-        data_dir: dir.path().to_path_buf(),
-        store: Some(sluice::config::StoreConfig { url: url.clone() }),
-        keyspaces: vec![ks],
-        ..sluice::Config::default()
-    };
-    config.journal.durability = sluice::Durability::None;
-    config.changes.enabled = true;
-    config.changes.node_name = "cdc_my_hash".into();
-    let s = Sluice::open(config).await.unwrap();
-    let hash = |s: &Sluice| {
-        let s = s.clone();
-        async move {
-            let mut fields: Vec<(String, String)> = s
-                .access()
-                .hash(0, b(&format!("{table}:1")))
-                .await
-                .unwrap()
-                .unwrap_or_default()
-                .iter()
-                .map(|(f, v)| {
-                    (
-                        String::from_utf8(f.to_vec()).unwrap(),
-                        String::from_utf8(v.to_vec()).unwrap(),
-                    )
-                })
-                .collect();
-            fields.sort();
-            fields
-        }
-    };
+    let s = open_hash(&url, table, node, dir.path()).await;
+    let key = format!("{table}:1");
     assert_eq!(
-        hash(&s).await,
+        hash_fields(&s, &key).await,
         vec![("note".into(), "a".into()), ("price".into(), "10".into())]
     );
     c.query_drop(format!(
@@ -177,25 +142,10 @@ async fn a_hash_keyspace_gets_the_new_row() {
     ))
     .await
     .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while hash(&s).await != vec![("note".into(), "z".into()), ("price".into(), "15".into())] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hash is still {:?}",
-            hash(&s).await
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_hash(&s, &key, &[("note", "z"), ("price", "15")]).await;
     c.query_drop(format!("DELETE FROM {table} WHERE id = 1"))
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !hash(&s).await.is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deleted row is still cached"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_hash(&s, &key, &[]).await;
     finish(&url, vec![s], table).await;
 }
