@@ -26,15 +26,15 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::route::Route;
-use super::Engine;
+use super::{Engine, Keyspace};
 use crate::keyspace::KeyTemplate;
 use crate::model::Kind;
 use crate::tiers::cache::CachedValue;
 use crate::tiers::changes::mysql::{self, MySqlChangeFeed};
 use crate::tiers::changes::postgres::{self, PostgresChangeFeed};
-use crate::tiers::changes::sqlite::SqliteChangeFeed;
+use crate::tiers::changes::sqlite::{self, SqliteChangeFeed};
 use crate::tiers::changes::{ChangeBatch, ChangeError, ChangeFeed, ChangedRow, WatchedTable};
-use crate::tiers::store::redact_url;
+use crate::tiers::store::{redact_url, Backend};
 use crate::tiers::store::{ColumnType, StoredValue, Target};
 
 /// A change feed shared by the engine and its task.
@@ -65,12 +65,14 @@ pub(crate) enum Refreshed {
     Removed,
 }
 
-/// The tables the mapped keyspaces of `tables` watch, each once.
-pub(crate) fn watched_tables<'a>(
-    tables: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Vec<WatchedTable> {
+/// The tables the mapped keyspaces map, each once, with its key column.
+pub(crate) fn watched_tables(keyspaces: &[Arc<Keyspace>]) -> Vec<WatchedTable> {
     let mut watched: Vec<WatchedTable> = Vec::new();
-    for (table, key_column) in tables {
+    for ks in keyspaces.iter().filter(|ks| !ks.is_builtin()) {
+        let target = ks.target(0);
+        let Some((table, key_column, _)) = target.mapped_columns() else {
+            continue;
+        };
         if !watched.iter().any(|w| w.table.eq_ignore_ascii_case(table)) {
             watched.push(WatchedTable {
                 table: table.to_string(),
@@ -81,6 +83,15 @@ pub(crate) fn watched_tables<'a>(
     watched
 }
 
+/// The backend of `store_url`, as change capture needs to know it.
+fn backend(store_url: &str) -> Result<Backend, ChangeError> {
+    Backend::of(store_url).map_err(|scheme| {
+        ChangeError::Unsupported(format!(
+            "change capture does not know the scheme {scheme:?}"
+        ))
+    })
+}
+
 /// Opens the feed for `store_url`, or says why change capture cannot run there.
 pub(crate) async fn open_feed(
     store_url: &str,
@@ -88,32 +99,18 @@ pub(crate) async fn open_feed(
     tables: Vec<WatchedTable>,
     poll: Duration,
 ) -> Result<SharedChangeFeed, ChangeError> {
-    if store_url.starts_with("sqlite:") {
-        let feed = SqliteChangeFeed::open(store_url, node_name, tables, poll).await?;
-        return Ok(Arc::new(feed));
-    }
-    if is_postgres(store_url) {
-        let feed =
-            PostgresChangeFeed::open(store_url, redact_url(store_url), node_name, tables).await?;
-        return Ok(Arc::new(feed));
-    }
-    if is_mysql(store_url) {
-        let feed =
-            MySqlChangeFeed::open(store_url, redact_url(store_url), node_name, tables).await?;
-        return Ok(Arc::new(feed));
-    }
-    Err(ChangeError::Unsupported(format!(
-        "change capture does not know the store {}",
-        redact_url(store_url)
-    )))
-}
-
-fn is_mysql(url: &str) -> bool {
-    url.starts_with("mysql://") || url.starts_with("mariadb://")
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
+    let described = redact_url(store_url);
+    Ok(match backend(store_url)? {
+        Backend::Sqlite(path) => {
+            Arc::new(SqliteChangeFeed::open(&path, node_name, tables, poll).await?)
+        }
+        Backend::Postgres => {
+            Arc::new(PostgresChangeFeed::open(store_url, described, node_name, tables).await?)
+        }
+        Backend::MySql => {
+            Arc::new(MySqlChangeFeed::open(store_url, described, node_name, tables).await?)
+        }
+    })
 }
 
 /// What the database lacks for change capture, each with its fix (`sluice check-config`).
@@ -121,54 +118,38 @@ pub(crate) async fn check_feed(
     store_url: &str,
     tables: &[WatchedTable],
 ) -> Result<Vec<String>, ChangeError> {
-    if store_url.starts_with("sqlite:") {
-        return Ok(Vec::new());
+    match backend(store_url)? {
+        Backend::Sqlite(_) => Ok(Vec::new()),
+        Backend::Postgres => postgres::check(store_url, tables).await,
+        Backend::MySql => mysql::check_url(store_url).await,
     }
-    if is_postgres(store_url) {
-        return postgres::check(store_url, tables).await;
-    }
-    if is_mysql(store_url) {
-        let opts = mysql_async::Opts::from_url(store_url).map_err(|e| ChangeError::Database {
-            backend: "MySQL",
-            what: "reading the store URL".into(),
-            source: Box::new(e),
-        })?;
-        let pool = mysql_async::Pool::new(opts);
-        let gaps = mysql::check(&pool).await;
-        let _ = pool.disconnect().await;
-        return gaps;
-    }
-    Ok(Vec::new())
 }
 
 /// Removes what change capture created in the database for `node_name`, for
 /// `sluice changes drop`; says what it removed.
 pub async fn drop_change_objects(store_url: &str, node_name: &str) -> Result<String, ChangeError> {
-    if store_url.starts_with("sqlite:") {
-        return crate::tiers::changes::sqlite::drop_objects(store_url, node_name).await;
+    match backend(store_url)? {
+        Backend::Sqlite(path) => sqlite::drop_objects(&path, node_name).await,
+        Backend::Postgres => postgres::drop_objects(store_url, node_name).await,
+        Backend::MySql => Ok(
+            "nothing to drop: a MySQL/MariaDB binlog reader keeps no state in the server"
+                .to_string(),
+        ),
     }
-    if is_postgres(store_url) {
-        return postgres::drop_objects(store_url, node_name).await;
+}
+
+/// Warns when change capture is off but an earlier run left its SQLite triggers recording
+/// every change with nobody deleting the records. A look at one table at start.
+pub(crate) async fn warn_of_leftovers(store_url: &str) {
+    let Ok(Backend::Sqlite(path)) = Backend::of(store_url) else {
+        return;
+    };
+    if let Ok(nodes @ 1..) = sqlite::leftover_nodes(&path).await {
+        warn!("change capture is off, but its triggers from an earlier run are still in the database ({nodes} node position(s)): they record every change to the mapped tables and nothing deletes the records; run `sluice changes drop` (server stopped) or set [changes] enabled = true");
     }
-    Ok("nothing to drop: a MySQL/MariaDB binlog reader keeps no state in the server".to_string())
 }
 
 impl Engine {
-    /// The tables of every mapped keyspace, each once, with its key column.
-    pub(crate) fn watched_tables(&self) -> Vec<WatchedTable> {
-        let targets: Vec<_> = self
-            .keyspaces
-            .iter()
-            .filter(|ks| !ks.is_builtin())
-            .map(|ks| ks.target(0))
-            .collect();
-        watched_tables(
-            targets
-                .iter()
-                .filter_map(|t| t.mapped_columns().map(|(table, key, _)| (table, key))),
-        )
-    }
-
     /// Starts the task that applies the feed's changes.
     pub(super) fn start_changes(self: &Arc<Self>, feed: SharedChangeFeed) {
         self.metrics.changes.enabled.store(1, Ordering::Relaxed);

@@ -163,15 +163,11 @@ impl SluiceBuilder {
         });
         engine.recover().await?;
         engine.start_background();
-        let store_url = engine.config.store_url();
-        if !engine.config.changes.enabled && store_url.starts_with("sqlite:") {
-            if let Ok(nodes @ 1..) = crate::tiers::changes::sqlite::leftover_nodes(&store_url).await
-            {
-                warn!("change capture is off, but its triggers from an earlier run are still in the database ({nodes} node position(s)): they record every change to the mapped tables and nothing deletes the records; run `sluice changes drop` (server stopped) or set [changes] enabled = true");
-            }
+        if !engine.config.changes.enabled {
+            super::changes::warn_of_leftovers(&engine.config.store_url()).await;
         }
         if engine.config.changes.enabled {
-            let tables = engine.watched_tables();
+            let tables = super::changes::watched_tables(&engine.keyspaces);
             if tables.is_empty() {
                 info!("[changes] enabled, but no keyspace maps a table: nothing to follow");
             } else {
@@ -517,16 +513,7 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
     }
     if config.changes.enabled {
         let store_url = config.store_url();
-        let targets: Vec<_> = keyspaces
-            .iter()
-            .filter(|k| !k.is_builtin())
-            .map(|k| k.target(0))
-            .collect();
-        let tables = super::changes::watched_tables(
-            targets
-                .iter()
-                .filter_map(|t| t.mapped_columns().map(|(table, key, _)| (table, key))),
-        );
+        let tables = super::changes::watched_tables(&keyspaces);
         let gaps = super::changes::check_feed(&store_url, &tables).await?;
         if !gaps.is_empty() {
             return Err(OpenError::Changes(crate::error::ChangeError::Unsupported(

@@ -51,6 +51,25 @@ impl Position {
     }
 }
 
+/// A pool on `url`, and its default database.
+fn pool(url: &str) -> Result<(Pool, String), ChangeError> {
+    let opts = mysql_async::Opts::from_url(url).map_err(|e| ChangeError::Database {
+        backend: "MySQL",
+        what: "reading the store URL".into(),
+        source: Box::new(e),
+    })?;
+    let database = opts.db_name().unwrap_or_default().to_string();
+    Ok((Pool::new(opts), database))
+}
+
+/// [`check`] on the server `url` names.
+pub async fn check_url(url: &str) -> Result<Vec<String>, ChangeError> {
+    let (pool, _) = pool(url)?;
+    let gaps = check(&pool).await;
+    let _ = pool.disconnect().await;
+    gaps
+}
+
 /// What the server must allow, with the fix for each gap; empty when all is set.
 pub async fn check(pool: &Pool) -> Result<Vec<String>, ChangeError> {
     let mut conn = pool.get_conn().await.map_err(db_error("connecting"))?;
@@ -113,13 +132,7 @@ impl MySqlChangeFeed {
         node: &str,
         tables: Vec<WatchedTable>,
     ) -> Result<MySqlChangeFeed, ChangeError> {
-        let opts = mysql_async::Opts::from_url(url).map_err(|e| ChangeError::Database {
-            backend: "MySQL",
-            what: "reading the store URL".into(),
-            source: Box::new(e),
-        })?;
-        let database = opts.db_name().unwrap_or_default().to_string();
-        let pool = Pool::new(opts);
+        let (pool, database) = pool(url)?;
         let gaps = check(&pool).await?;
         if !gaps.is_empty() {
             return Err(ChangeError::Unsupported(gaps.join("; ")));
@@ -330,6 +343,18 @@ impl MySqlChangeFeed {
     }
 }
 
+/// Whether the server refused the stream because the binlog position is gone
+/// (`ER_MASTER_FATAL_ERROR_READING_BINLOG`, 1236: purged, or never there).
+fn is_purged_binlog(e: &ChangeError) -> bool {
+    let ChangeError::Database { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<mysql_async::Error>(),
+        Some(mysql_async::Error::Server(server)) if server.code == 1236
+    )
+}
+
 /// A key value in the text form the server prints it.
 fn text(value: &Value) -> Option<Bytes> {
     Some(match value {
@@ -359,7 +384,7 @@ impl ChangeFeed for MySqlChangeFeed {
             if let Err(e) = self.connect(&mut state).await {
                 // The position is gone (the server purged that binlog): start again at the
                 // server's, dropping every copy.
-                if e.to_string().contains("1236") || format!("{e:?}").contains("1236") {
+                if is_purged_binlog(&e) {
                     state.resume = self.head().await?;
                     state.lost = Some("the binlog this node needed was purged".to_string());
                     self.connect(&mut state).await?;
@@ -396,7 +421,14 @@ impl ChangeFeed for MySqlChangeFeed {
                 Ok(Some(Ok(event))) => self.take(&mut state, event).await?,
                 Ok(Some(Err(e))) => {
                     state.binlog = None;
-                    return Err(db_error("reading the binlog")(e));
+                    let e = db_error("reading the binlog")(e);
+                    if is_purged_binlog(&e) {
+                        // The server answers the stream request with this error only once the
+                        // stream is read: start again at its position, dropping every copy.
+                        state.resume = self.head().await?;
+                        state.lost = Some("the binlog this node needed was purged".to_string());
+                    }
+                    return Err(e);
                 }
                 Ok(None) => {
                     state.binlog = None;

@@ -451,14 +451,6 @@ fn open_connection(path: &Path) -> Result<Connection, ChangeError> {
     Ok(conn)
 }
 
-/// The path of a `sqlite://path` URL.
-fn url_path(url: &str) -> Result<PathBuf, ChangeError> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(PathBuf::from)
-        .ok_or_else(|| ChangeError::Unsupported(format!("{url:?} is not a sqlite:// URL")))
-}
-
 async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> Result<T, ChangeError> + Send + 'static,
 ) -> Result<T, ChangeError> {
@@ -472,16 +464,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl SqliteChangeFeed {
-    /// Opens the feed of `tables` in the file of `url` for the node `node`: creates the change
-    /// table, the cursor table and the triggers where missing, and resumes after the node's
-    /// confirmed position (a new node starts at the newest change).
+    /// Opens the feed of `tables` in the database file `path` for the node `node`: creates
+    /// the change table, the cursor table and the triggers where missing, and resumes after the
+    /// node's confirmed position (a new node starts at the newest change).
     pub async fn open(
-        url: &str,
+        path: &Path,
         node: &str,
         tables: Vec<WatchedTable>,
         poll: Duration,
     ) -> Result<SqliteChangeFeed, ChangeError> {
-        let path = url_path(url)?;
+        let path = path.to_path_buf();
         let node = node.to_string();
         let at = path.clone();
         let inner = blocking(move || {
@@ -554,8 +546,8 @@ impl ChangeFeed for SqliteChangeFeed {
 
 /// Removes this node's cursor and, once no node is left, the triggers (of every table, watched
 /// now or before) and both tables. Says what it removed.
-pub async fn drop_objects(url: &str, node: &str) -> Result<String, ChangeError> {
-    let path = url_path(url)?;
+pub async fn drop_objects(path: &Path, node: &str) -> Result<String, ChangeError> {
+    let path = path.to_path_buf();
     let node = node.to_string();
     blocking(move || {
         let mut conn = open_connection(&path)?;
@@ -610,11 +602,11 @@ pub async fn drop_objects(url: &str, node: &str) -> Result<String, ChangeError> 
     .await
 }
 
-/// Nodes whose change cursors are left in the file of `url` (0 when change capture never ran
-/// there): with change capture off, the triggers still record every change, and nothing
-/// deletes the records.
-pub async fn leftover_nodes(url: &str) -> Result<u64, ChangeError> {
-    let path = url_path(url)?;
+/// Nodes whose change cursors are left in the database file `path` (0 when change capture
+/// never ran there): with change capture off, the triggers still record every change, and
+/// nothing deletes the records.
+pub async fn leftover_nodes(path: &Path) -> Result<u64, ChangeError> {
+    let path = path.to_path_buf();
     blocking(move || {
         let conn = open_connection(&path)?;
         if !table_exists(&conn, CURSORS)? {

@@ -25,6 +25,7 @@ mod url;
 
 pub use convert::{conversion_error, parse_bool, parse_finite_f64, parse_strict_i64};
 pub(crate) use url::redact_url;
+pub use url::Backend;
 
 /// The logical type of a column, as far as value conversion is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,20 +401,18 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the store a URL names: `sqlite://path`, `postgres://…` (or `postgresql://…`), or
 /// `mysql://…` (or `mariadb://…`).
 pub async fn open_url(url: &str) -> Result<SharedStore, StoreError> {
-    if url.starts_with("sqlite:") {
-        let url = url.to_string();
-        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open_url(&url))
-            .await
-            .map_err(|e| {
-                StoreError::permanent(format!("SQLite open task failed: {e}")).with_source(e)
-            })??;
-        return Ok(Arc::new(store));
-    }
-    let scheme = url.split("://").next().unwrap_or(url);
-    match scheme {
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open_url(url).await?)),
-        "mysql" | "mariadb" => Ok(Arc::new(mysql::MySqlStore::open_url(url).await?)),
-        _ => Err(StoreError::permanent(format!(
+    match Backend::of(url) {
+        Ok(Backend::Sqlite(path)) => {
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+                .await
+                .map_err(|e| {
+                    StoreError::permanent(format!("SQLite open task failed: {e}")).with_source(e)
+                })??;
+            Ok(Arc::new(store))
+        }
+        Ok(Backend::Postgres) => Ok(Arc::new(postgres::PostgresStore::open_url(url).await?)),
+        Ok(Backend::MySql) => Ok(Arc::new(mysql::MySqlStore::open_url(url).await?)),
+        Err(scheme) => Err(StoreError::permanent(format!(
             "[store] url: the scheme {scheme:?} is not supported; use sqlite://PATH, \
              postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB"
         ))),

@@ -102,11 +102,12 @@ impl SqliteStore {
 
     /// Opens the store named by a `sqlite://path` URL.
     pub fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::permanent(format!("{url:?} is not a sqlite:// URL")))?;
-        SqliteStore::open(Path::new(path))
+        match super::Backend::of(url) {
+            Ok(super::Backend::Sqlite(path)) => SqliteStore::open(&path),
+            _ => Err(StoreError::permanent(format!(
+                "{url:?} is not a sqlite:// URL"
+            ))),
+        }
     }
 
     async fn on_reader<T: Send + 'static>(

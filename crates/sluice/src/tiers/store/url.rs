@@ -1,4 +1,34 @@
-//! Store URLs as they may be shown: in logs and error messages.
+//! Store URLs: which backend one names, and how it may be shown in logs and error messages.
+
+use std::path::PathBuf;
+
+/// The backend a store URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://PATH` (or `sqlite:PATH`): the file.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+    /// `mysql://…` or `mariadb://…`.
+    MySql,
+}
+
+impl Backend {
+    /// The backend `url` names, or the scheme it does not know.
+    pub fn of(url: &str) -> Result<Backend, String> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(Backend::Sqlite(PathBuf::from(path)));
+        }
+        match url.split("://").next().unwrap_or(url) {
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            scheme => Err(scheme.to_string()),
+        }
+    }
+}
 
 /// A URL with any password replaced by `***`, for logs and error messages.
 pub(crate) fn redact_url(url: &str) -> String {
@@ -24,6 +54,21 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backends_are_told_by_scheme() {
+        assert_eq!(
+            Backend::of("sqlite:///tmp/a.db"),
+            Ok(Backend::Sqlite(PathBuf::from("/tmp/a.db")))
+        );
+        assert_eq!(
+            Backend::of("sqlite:a.db"),
+            Ok(Backend::Sqlite(PathBuf::from("a.db")))
+        );
+        assert_eq!(Backend::of("postgresql://h/d"), Ok(Backend::Postgres));
+        assert_eq!(Backend::of("mariadb://h/d"), Ok(Backend::MySql));
+        assert_eq!(Backend::of("redis://h"), Err("redis".to_string()));
+    }
 
     #[test]
     fn passwords_are_redacted() {
