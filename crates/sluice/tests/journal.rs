@@ -140,18 +140,26 @@ fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("stat a segment").len()
 }
 
-/// Sequence numbers of the records in a segment file (parsed independently of the journal).
-fn segment_seqs(path: &Path) -> Vec<u64> {
+/// Sequence numbers of the records in a segment file (parsed independently of the journal),
+/// and where they end (the zeros of a segment zero-filled ahead under `fsync` start there).
+fn segment_records(path: &Path) -> (Vec<u64>, u64) {
     let buf = fs::read(path).expect("read a segment");
     let mut seqs = Vec::new();
     let mut at = HEADER_LEN;
     while at + FRAME_LEN <= buf.len() {
         let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
         let payload = &buf[at + FRAME_LEN..at + FRAME_LEN + len];
         seqs.push(u64::from_le_bytes(payload[..8].try_into().unwrap()));
         at += FRAME_LEN + len;
     }
-    seqs
+    (seqs, at as u64)
+}
+
+fn segment_seqs(path: &Path) -> Vec<u64> {
+    segment_records(path).0
 }
 
 async fn open(dir: &Path, config: &JournalConfig, salvage: bool) -> WalJournal {
@@ -288,7 +296,11 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
         files.len()
     );
     assert_eq!(stats.segments as usize, files.len());
-    assert_eq!(stats.bytes, files.iter().map(|f| file_len(f)).sum::<u64>());
+    // The bytes of records, not the zeros the current segment is filled with ahead of them.
+    assert_eq!(
+        stats.bytes,
+        files.iter().map(|f| segment_records(f).1).sum::<u64>()
+    );
     assert_eq!(stats.appends, 300);
     for f in &files {
         assert!(file_len(f) <= 4096, "{} exceeds segment_size", f.display());
@@ -318,7 +330,10 @@ async fn checkpoint_hides_older_records_and_deletes_whole_segments() {
     );
     let stats = j.stats();
     assert_eq!(stats.segments as usize, after.len());
-    assert_eq!(stats.bytes, after.iter().map(|f| file_len(f)).sum::<u64>());
+    assert_eq!(
+        stats.bytes,
+        after.iter().map(|f| segment_records(f).1).sum::<u64>()
+    );
     // An older checkpoint never moves it back.
     j.checkpoint(100).await.unwrap();
     j.close().await.unwrap();
@@ -560,10 +575,124 @@ async fn garbage_after_the_last_record_is_cut() {
         let (dir, result) = open_files(&[(name.clone(), file)], false).await;
         let j = result.unwrap_or_else(|e| panic!("tail of {} bytes: open failed: {e}", tail.len()));
         assert_eq!(j.take_recovered(), records, "tail {tail:?}");
-        assert_eq!(j.recovery_report().torn_bytes as usize, tail.len());
+        // Zeros alone are the zero-filled end of a segment (see `zero_fill` below), not a tear.
+        let torn = if tail.iter().all(|&b| b == 0) {
+            0
+        } else {
+            tail.len()
+        };
+        assert_eq!(j.recovery_report().torn_bytes as usize, torn);
         assert_eq!(file_len(&dir.path().join(&name)) as usize, bytes.len());
         j.close().await.unwrap();
     }
+}
+
+/// (c2) Under `fsync` the writer zero-fills a segment ahead of its records, so that a group's
+/// `fdatasync` writes no file metadata; a closed segment is cut back to its records.
+#[tokio::test]
+async fn fsync_segments_are_zero_filled_ahead_and_cut_to_their_records_at_close() {
+    let dir = tempdir();
+    let records = varied_records(40);
+    let records_end = (HEADER_LEN + records.iter().map(framed_len).sum::<usize>()) as u64;
+    let j = open(dir.path(), &big_segments(), false).await;
+    for r in &records {
+        j.append(r.clone()).await.unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let open_len = file_len(&files[0]);
+    assert!(
+        open_len > records_end && open_len >= 1024 * 1024,
+        "a mebibyte zero-filled ahead of {records_end} bytes of records, found {open_len}"
+    );
+    let bytes = fs::read(&files[0]).unwrap();
+    assert!(bytes[records_end as usize..].iter().all(|&b| b == 0));
+    j.close().await.unwrap();
+    assert_eq!(
+        file_len(&files[0]),
+        records_end,
+        "cut to its records at close"
+    );
+
+    // Without per-group fsyncs there is nothing to gain: `os` appends.
+    let dir = tempdir();
+    let j = open(
+        dir.path(),
+        &jconfig(Durability::Os, 64 * 1024 * 1024),
+        false,
+    )
+    .await;
+    for r in &records {
+        j.append(r.clone()).await.unwrap();
+    }
+    assert_eq!(file_len(&segment_files(dir.path())[0]), records_end);
+    j.close().await.unwrap();
+}
+
+/// (c3) A crash leaves the zero-filled end on disk: recovery reads it as the end of the
+/// segment (no tear, every record back, the zeros cut), and a record torn into those zeros is
+/// a torn tail like any other.
+#[tokio::test]
+async fn zeros_left_by_a_crash_end_the_segment_and_a_record_torn_into_them_is_cut() {
+    let dir = tempdir();
+    let cfg = big_segments();
+    let records = varied_records(50);
+    let end_of =
+        |rs: &[JournalRecord]| (HEADER_LEN + rs.iter().map(framed_len).sum::<usize>()) as u64;
+
+    let j = open(dir.path(), &cfg, false).await;
+    for r in &records[..25] {
+        j.append(r.clone()).await.unwrap();
+    }
+    drop(j); // as a crash would leave it: not closed
+    let first = segment_files(dir.path())[0].clone();
+    assert!(
+        file_len(&first) > end_of(&records[..25]),
+        "zeros left past the records"
+    );
+
+    let j = open(dir.path(), &cfg, false).await;
+    assert_eq!(j.take_recovered(), records[..25].to_vec());
+    assert_eq!(j.recovery_report().torn_bytes, 0, "zeros are not a tear");
+    assert_eq!(
+        file_len(&first),
+        end_of(&records[..25]),
+        "the zeros are cut"
+    );
+    for r in &records[25..] {
+        j.append(r.clone()).await.unwrap();
+    }
+    drop(j);
+
+    // Half of one more record reaches the zero-filled space before the crash.
+    let second = segment_files(dir.path())[1].clone();
+    let extra = put(51, "torn", "never acknowledged");
+    let payload = encode_payload(&extra);
+    let mut framed = (payload.len() as u32).to_le_bytes().to_vec();
+    framed.extend_from_slice(&crc32c(&payload).to_le_bytes());
+    framed.extend_from_slice(&payload);
+    let at = end_of(&records[25..]);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new().write(true).open(&second).unwrap();
+        f.write_all_at(&framed[..framed.len() / 2], at).unwrap();
+    }
+    let j = open(dir.path(), &cfg, false).await;
+    assert_eq!(
+        j.take_recovered(),
+        records,
+        "every acknowledged record, in order"
+    );
+    assert!(
+        j.recovery_report().torn_bytes > 0,
+        "the half record is a tear"
+    );
+    assert_eq!(file_len(&second), at, "cut to the last whole record");
+    j.close().await.unwrap();
+    let j = open(dir.path(), &cfg, false).await;
+    assert_eq!(j.take_recovered(), records);
+    assert_eq!(j.recovery_report().torn_bytes, 0);
+    j.close().await.unwrap();
 }
 
 /// (d) A bad record with valid records after it is corruption, not a torn tail: refused

@@ -9,7 +9,9 @@
 //!
 //! Opening scans the segments ([`recovery`]); then one writer thread ([`writer`]) does the
 //! group commit: it takes every append waiting, makes one `write`, then (under `fsync`) one
-//! `fdatasync`, and completes all the waiters together.
+//! `fdatasync`, and completes all the waiters together. Under `fsync` it zero-fills a segment
+//! ahead of its records, so a segment may end in zeros after a crash; recovery reads them as
+//! the segment's end.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -160,6 +162,8 @@ impl WalJournal {
             checkpoint: recovered.checkpoint,
             reread_since_failure: false,
             appends_since_sync: 0,
+            zeroed_to: 0,
+            zero_fill_failed: false,
         };
         writer.current = Some(writer.roll()?);
         let (tx, rx) = mpsc::channel();

@@ -1,5 +1,5 @@
 //! Recovery at open: list the segments, read every record past the checkpoint, cut a torn
-//! tail, and refuse (or, under `--salvage`, skip and log) corruption before it and records
+//! tail (and the zeros a segment was filled with ahead of its records), and refuse (or, under `--salvage`, skip and log) corruption before it and records
 //! missing between segments.
 
 use std::collections::HashMap;
@@ -201,8 +201,20 @@ fn scan_segment(
             at += framed;
             continue;
         }
-        // A bad record: a torn tail if nothing valid follows it, corruption otherwise.
-        let next_valid = (at + 1..buf.len()).find(|&i| parse_record(&buf, i).is_some());
+        // Only zeros from here: the unused end of a segment zero-filled ahead of its records
+        // (under `fsync`), cut quietly. Records written there but never fsynced may be zeros
+        // too: they were never acknowledged.
+        let data_end = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        if data_end <= at {
+            file.set_len(at as u64)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| JournalError::io("cut the zero-filled end of", &seg.path, e))?;
+            buf.truncate(at);
+            break;
+        }
+        // A bad record: a torn tail if nothing valid follows it, corruption otherwise. A valid
+        // record holds a non-zero length, so none starts in the zeros past `data_end`.
+        let next_valid = (at + 1..data_end).find(|&i| parse_record(&buf, i).is_some());
         match next_valid {
             None if is_last => {
                 report.torn_bytes += (buf.len() - at) as u64;

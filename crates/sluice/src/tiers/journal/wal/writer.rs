@@ -3,6 +3,12 @@
 //! It takes every append waiting, makes one `write`, then (under `fsync`) one `fdatasync`,
 //! and completes all the waiters of the group together.
 //!
+//! Under `fsync` the writer zero-fills the segment ahead of its appends, a mebibyte at a time
+//! (as PostgreSQL zero-fills WAL segments): a group then lands in blocks the file already owns,
+//! inside its length, so its `fdatasync` writes only the data and no allocation or file-size
+//! metadata (a third less time per fsync on ext4 here). The zeros past the last record are cut
+//! when a segment is closed, and recovery reads them as the end of the segment, not as a tear.
+//!
 //! A failed `write` or `fdatasync` of a segment takes the journal out of service for good
 //! (see [`JournalHealth::Failed`]). After a failed fsync the kernel may have dropped the dirty
 //! pages and marked them clean, so a later fsync can succeed without the data ever reaching
@@ -13,13 +19,14 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use tracing::error;
+use tracing::{error, warn};
 
 use super::checkpoint::write_checkpoint;
 use super::faults::SegmentIo;
@@ -85,6 +92,39 @@ impl Group {
     }
 }
 
+/// Zero-fills `file` past `end`, the end of the group about to be written at `seg.len`, unless
+/// it already is: from the zero-filled end (or the records' end) a mebibyte further, at most to
+/// the segment size, and at least to `end`. A failure (a full disk) is logged, the filled part
+/// cut off again, and the segment grows by appends from then on; the append itself then meets
+/// the same error if there is one.
+fn zero_fill_ahead(
+    file: &File,
+    seg: &Segment,
+    end: u64,
+    segment_size: u64,
+    zeroed_to: &mut u64,
+    failed: &mut bool,
+) {
+    if *failed || end <= *zeroed_to {
+        return;
+    }
+    let from = (*zeroed_to).max(seg.len);
+    let to = (from + ZERO_FILL_CHUNK).min(segment_size).max(end);
+    match write_zeros(file, from, to) {
+        Ok(()) => *zeroed_to = to,
+        Err(e) => {
+            *failed = true;
+            warn!(
+                segment = %seg.path.display(),
+                "cannot zero-fill the journal segment ahead of its records ({e}); appends extend it instead, and each fsync also writes file metadata"
+            );
+            if let Err(e) = file.set_len(from) {
+                warn!(segment = %seg.path.display(), "cannot cut the partly zero-filled end off the journal segment ({e}); recovery skips it");
+            }
+        }
+    }
+}
+
 /// The state the writer thread owns.
 pub(super) struct Writer {
     pub(super) dir: PathBuf,
@@ -107,6 +147,38 @@ pub(super) struct Writer {
     pub(super) reread_since_failure: bool,
     /// Appends written since the last fsync that succeeded.
     pub(super) appends_since_sync: u64,
+    /// Offset up to which the current segment's file is zero-filled ahead of its records
+    /// (under `fsync`; 0 when nothing was).
+    pub(super) zeroed_to: u64,
+    /// Zero-filling the current segment failed once (a full disk, say): its appends extend
+    /// the file until the next segment.
+    pub(super) zero_fill_failed: bool,
+}
+
+/// How far ahead of its records the writer zero-fills a segment under `fsync`: one such write
+/// (and a slower fsync) per mebibyte of records.
+const ZERO_FILL_CHUNK: u64 = 1024 * 1024;
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Writes zeros over `[from, to)` of `file`.
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Cuts the zero-filled space past the last record off a segment being closed, so closed
+/// segments hold exactly their records. Best effort: recovery reads zeros as the end anyway.
+fn cut_zero_fill(file: &File, seg: &Segment, zeroed_to: u64) {
+    if zeroed_to > seg.len {
+        if let Err(e) = file.set_len(seg.len) {
+            warn!(segment = %seg.path.display(), "cannot cut the unused zero-filled end off the journal segment ({e}); recovery skips it");
+        }
+    }
 }
 
 /// Cuts a segment back to `len` after a failed write or fsync, so the records behind it,
@@ -137,6 +209,7 @@ impl Writer {
     /// fsynced, directory fsynced. The caller makes it current.
     pub(super) fn roll(&mut self) -> Result<(File, Segment), JournalError> {
         if let Some((file, seg)) = self.current.take() {
+            cut_zero_fill(&file, &seg, self.zeroed_to);
             let synced = self.io.sync_data(&file);
             self.next_start = seg.start + seg.len;
             let path = seg.path.clone();
@@ -162,6 +235,8 @@ impl Writer {
         sync_dir(&self.dir)?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| JournalError::io("seek in", &path, e))?;
+        self.zeroed_to = 0;
+        self.zero_fill_failed = false;
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         Ok((
@@ -217,9 +292,21 @@ impl Writer {
         };
         let (file, seg) = self.current.insert(current);
         let before = seg.len;
+        if self.durability == Durability::Fsync {
+            let end = before + bytes.len() as u64;
+            zero_fill_ahead(
+                file,
+                seg,
+                end,
+                self.segment_size,
+                &mut self.zeroed_to,
+                &mut self.zero_fill_failed,
+            );
+        }
         if let Err(e) = self.io.write_all(file, bytes) {
             // Whatever part of the group reached the file was never acknowledged.
             cut_back(file, seg, before);
+            self.zeroed_to = 0;
             return Err(JournalError::io("append to", &seg.path, e));
         }
         seg.len += bytes.len() as u64;
@@ -239,6 +326,7 @@ impl Writer {
             // `os` and `interval` a failed background fsync cuts nothing: the groups it
             // covered were acknowledged after their write.)
             if cut_back(file, seg, before) {
+                self.zeroed_to = 0;
                 seg.len = before;
                 self.shared
                     .bytes
@@ -335,6 +423,9 @@ impl Writer {
     fn close(&mut self) -> Result<(), JournalError> {
         if let Some(refused) = self.refusal() {
             return Err(refused);
+        }
+        if let Some((file, seg)) = &self.current {
+            cut_zero_fill(file, seg, self.zeroed_to);
         }
         self.sync().map_err(|e| self.fail(e))
     }
