@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
 use crate::model::StoreWrite;
 use crate::tiers::store::{StoreOp, Target};
@@ -63,7 +64,10 @@ impl PlannedRow {
     }
 }
 
-/// The rows of one target in one phase, ordered by their deciding entry.
+/// The rows of one target in one phase, ordered by their deciding entry. Not by key, though
+/// sorted keys would walk the index in order: a unique index on another column makes the
+/// order of rows within one statement visible (a value freed by a later write of the batch
+/// must not let an earlier write take it), so rows keep the order of the writes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlannedGroup {
     /// Rows, each touched once.
@@ -80,12 +84,12 @@ pub(crate) struct PlannedPhase {
 /// Plans `ops` (skipping those marked in `skip`, which already have their outcome).
 pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
     struct Building {
-        groups: Vec<(GroupKey, PlannedGroup, HashMap<RowKey, usize>)>,
-        owner: HashMap<RowKey, usize>,
+        groups: Vec<(GroupKey, PlannedGroup, HashMap<RowKey, usize, RandomState>)>,
+        owner: HashMap<RowKey, usize, RandomState>,
     }
     let new_phase = || Building {
         groups: Vec::new(),
-        owner: HashMap::new(),
+        owner: HashMap::default(),
     };
     let mut phases = vec![new_phase()];
     for (i, op) in ops.iter().enumerate() {
@@ -110,7 +114,7 @@ pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
             Some(g) => g,
             None => {
                 cur.groups
-                    .push((gk, PlannedGroup::default(), HashMap::new()));
+                    .push((gk, PlannedGroup::default(), HashMap::default()));
                 cur.groups.len() - 1
             }
         };
