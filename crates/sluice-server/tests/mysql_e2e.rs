@@ -9,12 +9,17 @@
 //!   (`7.50`), write-through SET, read-through of an external write to a key not cached, and
 //!   values the column cannot hold refused (by Sluice, or by strict mode on the server) with
 //!   the row keeping its old value.
+//! - `change_capture_survives_a_kill_during_a_burst_of_outside_changes`: the row binlog
+//!   followed through a SIGKILL and restart of the server (`sql_e2e`'s scenario).
 
 mod resp_reply;
 mod sql_e2e;
 
 use mysql_async::prelude::Queryable;
-use sql_e2e::{env_url, unique_suffix, with_cleanup, Sluice};
+use sql_e2e::{
+    change_capture_kill_config, change_capture_kill_scenario, env_url, unique_suffix, with_cleanup,
+    Sluice,
+};
 
 const URL_VAR: &str = "SLUICE_TEST_MYSQL_URL";
 
@@ -231,4 +236,44 @@ async fn write_back_transaction_spanning_keyspaces_end_to_end() {
         }
     };
     on_new_table(&url, &table, &create, scenario).await;
+}
+
+/// Change capture and a SIGKILL during a burst of outside changes (see
+/// `sql_e2e::change_capture_kill_scenario`). The binlog position is kept in memory only: the
+/// restarted server follows the binlog from its end, over a cache that starts empty, so what
+/// changed while it was down is read from the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
+    const ROWS: i64 = 50;
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let suffix = unique_suffix();
+    let table = format!("sluice_e2e_cdc_kill_{suffix}");
+    let pool = mysql_async::Pool::new(url.as_str());
+    exec(
+        &pool,
+        &format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, price BIGINT NOT NULL) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    let values: Vec<String> = (0..ROWS).map(|id| format!("({id}, 0)")).collect();
+    exec(
+        &pool,
+        &format!("INSERT INTO {table} VALUES {}", values.join(", ")),
+    )
+    .await;
+    let config = change_capture_kill_config(&url, &table, &format!("e2e_kill_{suffix}"));
+    let (writer, update) = (pool.clone(), format!("UPDATE {table} SET price = "));
+    with_cleanup(
+        change_capture_kill_scenario(config, ROWS, move |n| {
+            let (writer, sql) = (writer.clone(), format!("{update}{n}"));
+            async move { exec(&writer, &sql).await }
+        }),
+        async {
+            exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
+        },
+    )
+    .await;
 }

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sql_e2e::{
-    env_url, sorted_strings, unique_suffix, with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
+    change_capture_kill_config, change_capture_kill_scenario, env_url, sorted_strings,
+    unique_suffix, with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -872,4 +873,73 @@ policy = "write-through"
         !info.contains("changes_errors:0\r"),
         "the cut was seen: {info}"
     );
+}
+
+/// Change capture and a SIGKILL during a burst of outside changes (see
+/// `sql_e2e::change_capture_kill_scenario`): the restarted server takes its slot up again (the
+/// killed one's walsender may still hold it for a moment) and every key ends at the table's
+/// value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
+    const ROWS: i64 = 50;
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let suffix = unique_suffix();
+    let table = format!("sluice_e2e_cdc_kill_{suffix}");
+    let node = format!("e2e_kill_{suffix}");
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, price bigint NOT NULL); \
+             INSERT INTO {table} SELECT g, 0 FROM generate_series(0, {}) g;",
+            ROWS - 1
+        ))
+        .await
+        .expect("create the table");
+    let slot = format!("sluice_{node}");
+    let config = change_capture_kill_config(&url, &table, &node);
+    let writer = connect(&url).await;
+    let update = format!("UPDATE {table} SET price = $1");
+    let writer = Arc::new(writer);
+    with_cleanup(
+        change_capture_kill_scenario(config, ROWS, move |n| {
+            let (writer, update) = (writer.clone(), update.clone());
+            async move {
+                writer
+                    .execute(&update, &[&n])
+                    .await
+                    .expect("outside update");
+            }
+        }),
+        async {
+            // The slot may still be held for a moment by the killed server's walsender.
+            for _ in 0..50 {
+                let dropped = admin
+                    .execute(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                         WHERE slot_name = $1 AND NOT active",
+                        &[&slot],
+                    )
+                    .await;
+                let left = admin
+                    .query_opt(
+                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await;
+                if dropped.is_err() || matches!(left, Ok(None)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            admin
+                .batch_execute(&format!(
+                    "DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}"
+                ))
+                .await
+                .expect("drop the table");
+        },
+    )
+    .await;
 }

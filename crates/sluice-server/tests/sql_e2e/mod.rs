@@ -246,7 +246,9 @@ pub struct Sluice {
     /// The port it answers on.
     pub port: u16,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Starts so far, so that each one logs to a file of its own.
+    starts: usize,
+    dir: tempfile::TempDir,
 }
 
 impl Sluice {
@@ -256,40 +258,24 @@ impl Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("sluice.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut last = String::new();
-        for attempt in 0..5 {
-            let port = free_port();
-            let log = dir.path().join(format!("sluice-{attempt}.log"));
-            let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-                .arg("serve")
-                .arg("--config")
-                .arg(&config_path)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .env("RUST_LOG", "info")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("create log"))
-                .spawn()
-                .expect("spawn sluice");
-            match wait_ready(&mut child, port, &log).await {
-                Ok(()) => {
-                    return Sluice {
-                        child,
-                        port,
-                        log,
-                        _dir: dir,
-                    }
-                }
-                // The port was taken between probing and binding: try another.
-                Err(text) if text.contains("cannot listen") => last = text,
-                Err(text) => panic!("sluice did not start:\n{text}"),
-            }
+        let (child, port, log) = spawn_ready(dir.path(), 0).await;
+        Sluice {
+            child,
+            port,
+            log,
+            starts: 1,
+            dir,
         }
-        panic!("sluice could not bind a port:\n{last}");
+    }
+
+    /// SIGKILLs the process (no shutdown of any kind) and starts it again on the same data
+    /// dir and config, on a new port.
+    pub async fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port, log) = spawn_ready(self.dir.path(), self.starts).await;
+        self.starts += 1;
+        (self.child, self.port, self.log) = (child, port, log);
     }
 
     /// A new client connection.
@@ -303,6 +289,38 @@ impl Sluice {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Starts the binary with `dir`'s config and data dir and waits until it answers PING: the
+/// process, its port and its log. `start` numbers the log files.
+async fn spawn_ready(dir: &Path, start: usize) -> (Child, u16, PathBuf) {
+    let mut last = String::new();
+    for attempt in 0..5 {
+        let port = free_port();
+        let log = dir.join(format!("sluice-{start}-{attempt}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("sluice.toml"))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create log"))
+            .spawn()
+            .expect("spawn sluice");
+        match wait_ready(&mut child, port, &log).await {
+            Ok(()) => return (child, port, log),
+            // The port was taken between probing and binding: try another.
+            Err(text) if text.contains("cannot listen") => last = text,
+            Err(text) => panic!("sluice did not start:\n{text}"),
+        }
+    }
+    panic!("sluice could not bind a port:\n{last}");
 }
 
 impl Drop for Sluice {
@@ -694,4 +712,88 @@ pub async fn spanning_write_back_scenario(server: &Sluice, price: &ReadPrice, pl
     assert_eq!(c.get(plain).await.as_deref(), Some("2"));
     assert_eq!(c.cmd(&["DEL", plain]).await, Reply::Int(1));
     c.ok(&["SLUICE.FLUSH"]).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Change capture and a SIGKILL.
+// ---------------------------------------------------------------------------------------
+
+/// The `[changes]` and keyspace sections of the kill scenario: `price:{id}` write-through on
+/// `table (id, price)`, change capture on as node `node`.
+pub fn change_capture_kill_config(url: &str, table: &str, node: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "{url}"
+
+[changes]
+enabled = true
+node_name = "{node}"
+
+[[keyspace]]
+name = "price"
+keys = "price:{{id}}"
+table = "{table}"
+key_column = "id"
+value_column = "price"
+policy = "write-through"
+"#
+    )
+}
+
+/// Every `price:{id}` for ids `0..rows`, as numbers.
+async fn read_prices(server: &Sluice, rows: i64) -> Vec<i64> {
+    let mut c = server.client().await;
+    let mut prices = Vec::with_capacity(rows as usize);
+    for id in 0..rows {
+        let v = c.get(&format!("price:{id}")).await.expect("the row exists");
+        prices.push(v.parse().expect("a number"));
+    }
+    prices
+}
+
+/// Another program sets every price to 1, 2, ... 40, one transaction every 5 ms, while the
+/// server (started on `config` with every key cached) is SIGKILLed and restarted on the same
+/// data dir and node name. Once the burst is over, every key reads 40 through the restarted
+/// server's cache, which the stream keeps in step, and INFO shows no loss of the stream.
+/// `set_all(n)` runs the outside `UPDATE ... SET price = n`.
+pub async fn change_capture_kill_scenario<F, Fut>(config: String, rows: i64, set_all: F)
+where
+    F: Fn(i64) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut server = Sluice::start(&config).await;
+    assert_eq!(read_prices(&server, rows).await, vec![0; rows as usize]);
+    let burst = tokio::spawn(async move {
+        for round in 1..=40 {
+            set_all(round).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    server.kill_and_restart().await;
+    read_prices(&server, rows).await; // Cached again while the burst goes on.
+    burst.await.expect("the outside writer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = read_prices(&server, rows).await;
+        if seen.iter().all(|&p| p == 40) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keys still read {seen:?}; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = server
+        .client()
+        .await
+        .cmd(&["INFO", "sluice"])
+        .await
+        .bulk_str()
+        .expect("INFO");
+    assert!(info.contains("changes_enabled:1"), "{info}");
+    assert!(info.contains("changes_lost:0"), "{info}");
 }
