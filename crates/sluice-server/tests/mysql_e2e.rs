@@ -17,7 +17,7 @@ mod sql_e2e;
 
 use mysql_async::prelude::Queryable;
 use sql_e2e::{
-    change_capture_kill_config, change_capture_kill_scenario, env_url, unique_suffix, with_cleanup,
+    change_capture_config, change_capture_kill_scenario, env_url, unique_suffix, with_cleanup,
     Sluice,
 };
 
@@ -264,7 +264,7 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
         &format!("INSERT INTO {table} VALUES {}", values.join(", ")),
     )
     .await;
-    let config = change_capture_kill_config(&url, &table, &format!("e2e_kill_{suffix}"));
+    let config = change_capture_config(&url, &table, &format!("e2e_kill_{suffix}"));
     let (writer, update) = (pool.clone(), format!("UPDATE {table} SET price = "));
     with_cleanup(
         change_capture_kill_scenario(config, ROWS, move |n| {

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sql_e2e::{
-    change_capture_kill_config, change_capture_kill_scenario, env_url, sorted_strings,
-    unique_suffix, with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
+    change_capture_config, change_capture_kill_scenario, env_url, sorted_strings, unique_suffix,
+    with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -796,22 +796,42 @@ async fn change_capture_resumes_after_a_cut_connection() {
         ))
         .await
         .expect("create the table");
-    let slot = format!("sluice_{node}");
     with_cleanup(
-        change_capture_cut(url.clone(), table.clone(), node),
-        async {
-            let _ = admin
-                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-                .await;
-            admin
-                .batch_execute(&format!(
-                    "DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}"
-                ))
-                .await
-                .expect("drop the table");
-        },
+        change_capture_cut(url.clone(), table.clone(), node.clone()),
+        drop_change_capture(admin, node, table),
     )
     .await;
+}
+
+/// Drops node `node`'s slot and publication and `table`. The slot may still be held for a
+/// moment by the walsender of a server just killed: tried for up to 5 s.
+async fn drop_change_capture(admin: Client, node: String, table: String) {
+    let slot = format!("sluice_{node}");
+    for _ in 0..50 {
+        let dropped = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND NOT active",
+                &[&slot],
+            )
+            .await;
+        let left = admin
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        if dropped.is_err() || matches!(left, Ok(None)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admin
+        .batch_execute(&format!(
+            "DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}"
+        ))
+        .await
+        .expect("drop the table");
 }
 
 async fn change_capture_cut(url: String, table: String, node: String) {
@@ -819,28 +839,8 @@ async fn change_capture_cut(url: String, table: String, node: String) {
     let (upstream, _) = upstream_and_proxied_url(&url, 0);
     let proxy = Proxy::start(upstream).await;
     let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
-    let server = Sluice::start(&format!(
-        r#"
-[store]
-url = "{proxied}"
-
-[journal]
-durability = "none"
-
-[changes]
-enabled = true
-node_name = "{node}"
-
-[[keyspace]]
-name = "price"
-keys = "price:{{id}}"
-table = "{table}"
-key_column = "id"
-value_column = "price"
-policy = "write-through"
-"#
-    ))
-    .await;
+    let config = change_capture_config(&proxied, &table, &node);
+    let server = Sluice::start(&format!("[journal]\ndurability = \"none\"\n{config}")).await;
     let mut c = server.client().await;
     assert_eq!(c.get("price:1").await.as_deref(), Some("ten"));
     assert_eq!(c.get("price:2").await.as_deref(), Some("twenty"));
@@ -897,8 +897,7 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
         ))
         .await
         .expect("create the table");
-    let slot = format!("sluice_{node}");
-    let config = change_capture_kill_config(&url, &table, &node);
+    let config = change_capture_config(&url, &table, &node);
     let writer = connect(&url).await;
     let update = format!("UPDATE {table} SET price = $1");
     let writer = Arc::new(writer);
@@ -912,34 +911,7 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
                     .expect("outside update");
             }
         }),
-        async {
-            // The slot may still be held for a moment by the killed server's walsender.
-            for _ in 0..50 {
-                let dropped = admin
-                    .execute(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                         WHERE slot_name = $1 AND NOT active",
-                        &[&slot],
-                    )
-                    .await;
-                let left = admin
-                    .query_opt(
-                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                        &[&slot],
-                    )
-                    .await;
-                if dropped.is_err() || matches!(left, Ok(None)) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            admin
-                .batch_execute(&format!(
-                    "DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}"
-                ))
-                .await
-                .expect("drop the table");
-        },
+        drop_change_capture(admin, node, table),
     )
     .await;
 }

@@ -718,9 +718,9 @@ pub async fn spanning_write_back_scenario(server: &Sluice, price: &ReadPrice, pl
 // Change capture and a SIGKILL.
 // ---------------------------------------------------------------------------------------
 
-/// The `[changes]` and keyspace sections of the kill scenario: `price:{id}` write-through on
-/// `table (id, price)`, change capture on as node `node`.
-pub fn change_capture_kill_config(url: &str, table: &str, node: &str) -> String {
+/// The store, `[changes]` and keyspace sections of the change-capture tests: `price:{id}`
+/// write-through on `table (id, price)`, change capture on as node `node`.
+pub fn change_capture_config(url: &str, table: &str, node: &str) -> String {
     format!(
         r#"
 [store]
