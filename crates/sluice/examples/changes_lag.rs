@@ -108,8 +108,11 @@ async fn main() {
     }
 
     let mut lags = Vec::with_capacity(n);
+    // What each row holds, to check the cache after the bulk update.
+    let mut prices = vec![0i64; ROWS as usize];
     for round in 0..n {
         let id = (round as i64 * 7919) % ROWS;
+        prices[id as usize] = round as i64 + 1;
         let value = format!("{}", round + 1);
         outside
             .run(&format!(
@@ -150,6 +153,16 @@ async fn main() {
         }
     }
     let took = start.elapsed();
+    // Every key reads the updated row (cached copies replaced, not left stale).
+    for id in 0..ROWS {
+        let got = s.get(0, key(id)).await.expect("GET");
+        let want = (prices[id as usize] + 1).to_string();
+        assert_eq!(
+            got.as_deref(),
+            Some(want.as_bytes()),
+            "row {id} after the bulk update"
+        );
+    }
     println!(
         "{target}: {ROWS} changes of one UPDATE applied in {took:?}: {:.0} changes/s (from before the UPDATE ran)",
         ROWS as f64 / took.as_secs_f64()

@@ -4,13 +4,19 @@
 //! publication at the end (and at its start, left over from a failed run).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice::clock::ManualClock;
+use sluice::model::DbKey;
 use sluice::Sluice;
 use tokio_postgres::{Client, NoTls};
 
 mod changes_common;
 use changes_common::*;
+mod common;
+use common::GatedCache;
+use sluice::tiers::cache::Cache;
 
 fn url() -> Option<String> {
     match std::env::var("SLUICE_TEST_POSTGRES_URL") {
@@ -223,5 +229,67 @@ async fn a_hash_keyspace_gets_the_new_row() {
         .await
         .unwrap();
     eventually_hash(&s, &key, &[]).await;
+    finish(&url, vec![s], &[node], table).await;
+}
+
+/// The rows of a batch of changes are read with one query and installed without the keys'
+/// locks (by the fill protocol). A client write landing while such an install is in flight
+/// does not wait for it, reads its own value at once, and the older row read by the refresh
+/// never stays cached over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_write_during_a_batched_refresh_wins() {
+    let Some(url) = url() else { return };
+    let (table, node) = ("cdc_batch_race", "cdc_batch_race");
+    let c = fresh(&url, table, &[node]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(GatedCache::new(ManualClock::new(common::T0)));
+    let config = capture_config(&url, table, node, dir.path(), |ks| {
+        ks.value_column = Some("price".into())
+    });
+    let s = Sluice::builder(config)
+        .cache(cache.clone())
+        .open()
+        .await
+        .unwrap();
+    let key = format!("{table}:1");
+    assert_eq!(get(&s, &key).await.as_deref(), Some("10"));
+    cache.arm();
+    c.batch_execute(&format!("UPDATE {table} SET price = 12 WHERE id = 1"))
+        .await
+        .unwrap();
+    // The refresh read 12 and is installing it.
+    tokio::time::timeout(Duration::from_secs(15), cache.entered.notified())
+        .await
+        .expect("the refresh installs the changed row");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        s.set(0, b(&key), b("13"), Default::default()),
+    )
+    .await
+    .expect("the write does not wait for the refresh")
+    .unwrap();
+    assert_eq!(get(&s, &key).await.as_deref(), Some("13"));
+    cache.let_go();
+    // The write's own change comes back too; once both are applied, 12 is nowhere.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.metrics().changes.applied.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "both changes applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cached = cache
+        .inner
+        .get(&DbKey {
+            db: 0,
+            key: b(&key),
+        })
+        .await
+        .unwrap()
+        .map(|c| c.value);
+    assert_ne!(
+        cached,
+        Some(b("12")),
+        "the refresh's older row is not cached"
+    );
+    assert_eq!(get(&s, &key).await.as_deref(), Some("13"));
     finish(&url, vec![s], &[node], table).await;
 }

@@ -5,11 +5,14 @@
 //! and replaces the copy, so Sluice's own writes coming back through the stream (which find
 //! the copy already equal) cost no cache miss. The change first moves the key's stripe
 //! version, so a read-through fill that read the row before the change can no longer install
-//! what it read. A key with a cached copy is then refreshed under its stripe lock, as a write
-//! would be: no client write of the key interleaves with the refresh's read and install (a
-//! write waits for it, then caches its own value), and the install still follows the fill
-//! protocol (installed only if the version did not move, inside a fill window) against the
-//! bulk bumps that take no lock. A key with a write-back write waiting in the buffer only loses
+//! what it read. Where the store reads many rows in one query (PostgreSQL, a mapped column),
+//! the copies of a batch are first checked against rows read that way, without locks, and
+//! replaced by the read-through fill protocol (installed only if the version did not move,
+//! inside a fill window): a client write in between moves the version and leaves its key to
+//! the next step. A key with a cached copy is otherwise refreshed under its stripe lock, as a
+//! write would be: no client write of the key interleaves with the refresh's read and install
+//! (a write waits for it, then caches its own value), and the install still follows the fill
+//! protocol against the bulk bumps that take no lock. A key with a write-back write waiting in the buffer only loses
 //! its cached copy: reads answer from the buffer, whose write commits after the change (the
 //! last commit wins), and read the database again once it is flushed.
 //!
@@ -202,8 +205,9 @@ impl Engine {
                 }
             }
         }
+        let one_by_one = self.refresh_batch(&keys).await;
         let mut in_flight = tokio::task::JoinSet::new();
-        for (key, row) in keys {
+        for (key, row) in one_by_one.into_iter().map(|i| keys[i].clone()) {
             if in_flight.len() >= REFRESHES_IN_FLIGHT {
                 self.count_refresh(in_flight.join_next().await);
             }
@@ -229,6 +233,82 @@ impl Engine {
                     .record(now.saturating_sub(at).saturating_mul(1000));
             }
         }
+    }
+
+    /// Refreshes the changed keys whose rows one query per keyspace can read
+    /// ([`Store::read_many`](crate::tiers::store::Store::read_many)), without their locks:
+    /// every key's stripe version moves first, then each cached copy that may be stale is
+    /// noted with its stripe's version, the rows are read, and a row replaces its copy by the
+    /// read-through fill protocol (only if the version did not move, inside a fill window). A
+    /// client write in between moves the version; such a key, a key whose row that query
+    /// cannot read, and a stripe a transaction is installing in, are left to
+    /// [`Engine::refresh_changed`] under the key lock: the indexes returned.
+    async fn refresh_batch(&self, keys: &[(Bytes, Option<ChangedRow>)]) -> Vec<usize> {
+        let routes: Vec<Route<'_>> = keys.iter().map(|(k, _)| self.route(0, k.clone())).collect();
+        // All bumps before any version is noted: a bump of a key sharing the stripe would
+        // otherwise refuse the install of one noted earlier.
+        for route in &routes {
+            self.locks.bump(route.stripe);
+        }
+        let mut one_by_one = Vec::new();
+        // Per keyspace: (key index, copy, version) of the copies to check against their rows.
+        let mut to_read: HashMap<usize, Vec<(usize, CachedValue, u64)>> = HashMap::new();
+        for (i, route) in routes.iter().enumerate() {
+            match self.refresh_without_read(route, keys[i].1.as_deref()).await {
+                Ok(done) => self.count_refresh(Some(Ok(done))),
+                Err(copy) => {
+                    let version = self.locks.version(route.stripe);
+                    if version % 2 == 1 {
+                        one_by_one.push(i);
+                    } else {
+                        to_read
+                            .entry(route.ks.id)
+                            .or_default()
+                            .push((i, copy, version));
+                    }
+                }
+            }
+        }
+        for (_, copies) in to_read {
+            let ks = routes[copies[0].0].ks;
+            let store_keys: Vec<Bytes> = copies
+                .iter()
+                .map(|(i, _, _)| ks.store_key(&routes[*i].key.key))
+                .collect();
+            let rows = match self.store.read_many(&ks.target(0), &store_keys).await {
+                Some(Ok(rows)) if rows.len() == copies.len() => rows,
+                Some(Err(e)) => {
+                    warn!(keyspace = %ks.name, "reading {} changed rows at once failed, reading them one by one: {e}", copies.len());
+                    one_by_one.extend(copies.iter().map(|(i, _, _)| *i));
+                    continue;
+                }
+                _ => {
+                    one_by_one.extend(copies.iter().map(|(i, _, _)| *i));
+                    continue;
+                }
+            };
+            let cache_until = ks.cache_ttl_ms().map(|t| self.now().saturating_add(t));
+            for ((i, copy, version), row) in copies.into_iter().zip(rows) {
+                let route = &routes[i];
+                let done = match row {
+                    None => self.remove_copy(route).await,
+                    Some(stored) if same(&copy, &stored) => Refreshed::Unchanged,
+                    Some(stored) => {
+                        if self
+                            .install_fill(route, version, &stored, cache_until)
+                            .await
+                        {
+                            Refreshed::Replaced
+                        } else {
+                            one_by_one.push(i);
+                            continue;
+                        }
+                    }
+                };
+                self.count_refresh(Some(Ok(done)));
+            }
+        }
+        one_by_one
     }
 
     fn count_refresh(&self, done: Option<Result<Refreshed, tokio::task::JoinError>>) {
@@ -264,26 +344,10 @@ impl Engine {
     ) -> Refreshed {
         // A fill that read the row before this change must not install it.
         self.locks.bump(route.stripe);
-        if is_buffered(route) {
-            return self.remove_copy(route).await;
-        }
-        // Nothing cached: nothing to refresh (the bump keeps a fill in flight from installing).
-        let Ok(Some(copy)) = self.cache.get(&route.key).await else {
-            return Refreshed::NotCached;
+        let copy = match self.refresh_without_read(route, row).await {
+            Ok(done) => return done,
+            Err(copy) => copy,
         };
-        // The stream says what the row holds now (Sluice's own write coming back, usually):
-        // a copy equal to it is current for this change, and a later change has its own
-        // event. Only for text columns, whose text form is the value itself.
-        if let (Some(row), Target::Mapped(m)) = (row, route.ks.target(route.key.db)) {
-            if copy.kind == Kind::String
-                && m.value_type == ColumnType::Text
-                && row
-                    .iter()
-                    .any(|(c, v)| c == &m.value_column && *v == copy.value)
-            {
-                return Refreshed::Unchanged;
-            }
-        }
         // Under the key's lock no write of the key runs, so the copy and the row are each as
         // the last write left them; a write that committed before this change but had not yet
         // cached its value finishes first. The lock is usually free: take it at once. When a
@@ -344,6 +408,38 @@ impl Engine {
         } else {
             self.remove_copy(route).await
         }
+    }
+
+    /// What a refresh can settle without reading the row (after the bump): a key with a
+    /// write-back write waiting loses its copy, a key without one has nothing to refresh, and
+    /// a copy equal to the row the stream carries is current. `Err` hands back the copy, which
+    /// the row must be read to check.
+    async fn refresh_without_read(
+        &self,
+        route: &Route<'_>,
+        row: Option<&[(String, Bytes)]>,
+    ) -> Result<Refreshed, CachedValue> {
+        if is_buffered(route) {
+            return Ok(self.remove_copy(route).await);
+        }
+        // Nothing cached: nothing to refresh (the bump keeps a fill in flight from installing).
+        let Ok(Some(copy)) = self.cache.get(&route.key).await else {
+            return Ok(Refreshed::NotCached);
+        };
+        // The stream says what the row holds now (Sluice's own write coming back, usually):
+        // a copy equal to it is current for this change, and a later change has its own
+        // event. Only for text columns, whose text form is the value itself.
+        if let (Some(row), Target::Mapped(m)) = (row, route.ks.target(route.key.db)) {
+            if copy.kind == Kind::String
+                && m.value_type == ColumnType::Text
+                && row
+                    .iter()
+                    .any(|(c, v)| c == &m.value_column && *v == copy.value)
+            {
+                return Ok(Refreshed::Unchanged);
+            }
+        }
+        Err(copy)
     }
 
     async fn remove_copy(&self, route: &Route<'_>) -> Refreshed {

@@ -20,6 +20,19 @@ async fn open_with(
     dir: &std::path::Path,
     shape: impl FnOnce(&mut KeyspaceConfig),
 ) -> Sluice {
+    Sluice::open(capture_config(url, table, node, dir, shape))
+        .await
+        .expect("sluice opens with change capture")
+}
+
+/// The config of [`open_with`].
+pub fn capture_config(
+    url: &str,
+    table: &str,
+    node: &str,
+    dir: &std::path::Path,
+    shape: impl FnOnce(&mut KeyspaceConfig),
+) -> Config {
     let mut ks = KeyspaceConfig::builtin(Policy::WriteThrough);
     ks.name = "mapped".into();
     ks.keys = format!("{table}:{{id}}");
@@ -36,9 +49,7 @@ async fn open_with(
     config.journal.durability = Durability::None;
     config.changes.enabled = true;
     config.changes.node_name = node.into();
-    Sluice::open(config)
-        .await
-        .expect("sluice opens with change capture")
+    config
 }
 
 /// `<table>:{id}` onto `table.price`.

@@ -306,6 +306,18 @@ pub trait Store: Send + Sync + 'static {
     /// decides, with its clock, whether they are visible.
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError>;
 
+    /// Reads the rows of `keys` (captures) of one mapped column with one query, in the order
+    /// of `keys`. `None` when this store has no such query for `target`: the caller reads key
+    /// by key instead. A key that cannot be converted for its column fails the whole call.
+    async fn read_many(
+        &self,
+        target: &Target,
+        keys: &[Bytes],
+    ) -> Option<Result<Vec<Option<StoredValue>>, StoreError>> {
+        let _ = (target, keys);
+        None
+    }
+
     /// Applies an ordered batch in one transaction.
     ///
     /// `Ok` carries one outcome per entry: a failed entry does not stop the others, and an

@@ -57,11 +57,11 @@ use self::apply::{PgApplier, PgConn};
 use self::errors::{classify, commit_error};
 use self::rows::RowSql;
 use self::schema::{load_table, PgTable};
-use self::sql::{convert, quote, value_bytes, MappedSql, Param};
+use self::sql::{column_bytes, convert, quote, value_bytes, Column, MappedSql, Param};
 use super::batch::{apply_planned, plan_batch, record_stored, single_statement, SetApplier};
 use super::{
-    AtomicFailure, BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
-    Written,
+    AtomicFailure, BatchOutcome, ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue,
+    TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -233,6 +233,80 @@ fn finish<T>(
                 "PostgreSQL {doing}: no answer within {OP_TIMEOUT:?}; connection discarded"
             )))
         }
+    }
+}
+
+impl PostgresStore {
+    /// [`Store::read_many`] of a mapped column: the keys as one array, joined to the table
+    /// by their position in it, so each row comes back with the index of its key whatever
+    /// text form the column gives the key.
+    async fn read_mapped_many(
+        &self,
+        target: &Target,
+        m: &MappedTable,
+        keys: &[Bytes],
+    ) -> Result<Vec<Option<StoredValue>>, StoreError> {
+        let mut values = vec![None; keys.len()];
+        if keys.is_empty() {
+            return Ok(values);
+        }
+        for key in keys {
+            self.check(target, key, None)?;
+        }
+        let client = self.client().await?;
+        let r =
+            tokio::time::timeout(OP_TIMEOUT, async {
+                let table = self.table(&client, &m.table).await?;
+                let sql = MappedSql::new(&table, m)?;
+                let q = |e: tokio_postgres::Error| {
+                    classify(
+                        e,
+                        &format!("read {}.{} of {} keys", m.table, m.value_column, keys.len()),
+                    )
+                };
+                let mut column = Column::default();
+                for key in keys {
+                    column.push(convert(m, Some(sql.key), key, key, true)?);
+                }
+                let value = if sql.value.kind == ColumnType::Blob {
+                    format!("t.{}", quote(&sql.value.name))
+                } else {
+                    format!("t.{}::text", quote(&sql.value.name))
+                };
+                let stmt =
+                    client
+                        .prepare_cached(&format!(
+                    "SELECT u.i, {value} FROM UNNEST($1::{kp}[]) WITH ORDINALITY AS u(k, i) \
+                     JOIN {t} AS t ON t.{k} = u.k::{kc}",
+                    kp = if sql.key.kind == ColumnType::Blob { "bytea" } else { "text" },
+                    t = table.qualified,
+                    k = quote(&sql.key.name),
+                    kc = sql.key.cast,
+                ))
+                        .await
+                        .map_err(q)?;
+                let param = column.as_sql(sql.key.kind);
+                for row in client.query(&stmt, &[&*param]).await.map_err(q)? {
+                    let at: i64 = row.try_get(0).map_err(q)?;
+                    let slot = usize::try_from(at - 1)
+                        .ok()
+                        .and_then(|i| values.get_mut(i))
+                        .ok_or_else(|| {
+                            StoreError::permanent(format!(
+                                "PostgreSQL returned key position {at} of {}",
+                                keys.len()
+                            ))
+                        })?;
+                    *slot = column_bytes(&row, 1, sql.value.kind).map(|value| StoredValue {
+                        kind: crate::model::Kind::String,
+                        value,
+                        expires_at: None,
+                    });
+                }
+                Ok(values)
+            })
+            .await;
+        finish(client, r, "read")
     }
 }
 
@@ -426,6 +500,17 @@ impl Store for PostgresStore {
         })
         .await;
         finish(client, r, "read")
+    }
+
+    async fn read_many(
+        &self,
+        target: &Target,
+        keys: &[Bytes],
+    ) -> Option<Result<Vec<Option<StoredValue>>, StoreError>> {
+        let Target::Mapped(m) = target else {
+            return None;
+        };
+        Some(self.read_mapped_many(target, m, keys).await)
     }
 
     async fn write_batch(&self, ops: Vec<StoreOp>) -> Result<BatchOutcome, StoreError> {
