@@ -11,17 +11,29 @@
 //!   the row keeping its old value.
 //! - `change_capture_survives_a_kill_during_a_burst_of_outside_changes`: the row binlog
 //!   followed through a SIGKILL and restart of the server (`sql_e2e`'s scenario).
+//! - `a_purged_binlog_is_a_lost_stream`: the node cut off (a TCP proxy) while the binlog it
+//!   needs next is purged; on reconnecting it is told so (server error 1236), drops its cached
+//!   copies and follows a new stream. It runs `PURGE BINARY LOGS` on the test server.
+//!
+//! The change-capture tests take `BINLOG` one at a time: a purge while another test's node
+//! reconnects would make that node's stream lost too.
 
 mod resp_reply;
 mod sql_e2e;
 
 use mysql_async::prelude::Queryable;
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
 use sql_e2e::{
     change_capture_config, change_capture_kill_scenario, env_url, unique_suffix, with_cleanup,
-    Sluice,
+    Proxy, ProxyMode, Sluice,
 };
 
 const URL_VAR: &str = "SLUICE_TEST_MYSQL_URL";
+
+/// Held by each change-capture test (see the module comment).
+static BINLOG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn exec(pool: &mysql_async::Pool, sql: &str) {
     let mut conn = pool
@@ -250,20 +262,14 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
     };
     let suffix = unique_suffix();
     let table = format!("sluice_e2e_cdc_kill_{suffix}");
-    let pool = mysql_async::Pool::new(url.as_str());
-    exec(
-        &pool,
-        &format!(
-            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, price BIGINT NOT NULL) ENGINE=InnoDB"
-        ),
-    )
-    .await;
+    let pool = price_table(&url, &table).await;
     let values: Vec<String> = (0..ROWS).map(|id| format!("({id}, 0)")).collect();
     exec(
         &pool,
         &format!("INSERT INTO {table} VALUES {}", values.join(", ")),
     )
     .await;
+    let _binlog = BINLOG.lock().await;
     let config = change_capture_config(&url, &table, &format!("e2e_kill_{suffix}"));
     let (writer, update) = (pool.clone(), format!("UPDATE {table} SET price = "));
     with_cleanup(
@@ -271,6 +277,157 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
             let (writer, sql) = (writer.clone(), format!("{update}{n}"));
             async move { exec(&writer, &sql).await }
         }),
+        async {
+            exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
+        },
+    )
+    .await;
+}
+
+/// A pool on `url` and a new table `table (id, price)` of the change-capture tests.
+async fn price_table(url: &str, table: &str) -> mysql_async::Pool {
+    let pool = mysql_async::Pool::new(url);
+    exec(
+        &pool,
+        &format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, price BIGINT NOT NULL) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    pool
+}
+
+/// The server's address, and the same URL pointed at 127.0.0.1:`port` instead.
+fn upstream_and_proxied_url(url: &str, port: u16) -> (std::net::SocketAddr, String) {
+    let opts = mysql_async::Opts::from_url(url).expect("a MySQL URL");
+    let upstream = (opts.ip_or_hostname(), opts.tcp_port())
+        .to_socket_addrs()
+        .expect("resolve the database host")
+        .next()
+        .expect("an address for the database host");
+    let user = opts.user().unwrap_or("root");
+    let auth = match opts.pass() {
+        Some(p) => format!("{user}:{p}"),
+        None => user.to_string(),
+    };
+    let db = opts.db_name().unwrap_or("test");
+    // Without prefer_socket=false the driver would switch to the server's Unix socket, past
+    // the proxy, as soon as it sees the server on loopback.
+    (
+        upstream,
+        format!("mysql://{auth}@127.0.0.1:{port}/{db}?prefer_socket=false"),
+    )
+}
+
+/// Purges every binlog before the current one. A file a dump thread still reads (a cut
+/// node's, until the server notices) is kept, so it tries until they went.
+async fn purge_binlogs(pool: &mysql_async::Pool) {
+    let mut conn = pool.get_conn().await.expect("connect to MySQL");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status: Option<mysql_async::Row> = conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .expect("SHOW MASTER STATUS");
+        let file: String = status.and_then(|row| row.get(0)).expect("the binlog is on");
+        let _ = conn
+            .query_drop(format!("PURGE BINARY LOGS TO '{file}'"))
+            .await;
+        let logs: Vec<String> = conn
+            .query_map("SHOW BINARY LOGS", |row: mysql_async::Row| {
+                row.get::<String, _>(0).unwrap_or_default()
+            })
+            .await
+            .expect("SHOW BINARY LOGS");
+        if logs == [file.clone()] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "binlogs before {file} not purged: {logs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A node cut off from the server while the binlog it would read next is purged: when the way
+/// opens again the server refuses that position (error 1236), and the node drops every cached
+/// copy (one of them is stale: its row changed in the purged binlog), counts a lost stream and
+/// follows a new one from the server's current position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_binlog_is_a_lost_stream() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let suffix = unique_suffix();
+    let table = format!("sluice_e2e_cdc_purge_{suffix}");
+    let pool = price_table(&url, &table).await;
+    exec(
+        &pool,
+        &format!("INSERT INTO {table} VALUES (0, 10), (1, 20)"),
+    )
+    .await;
+    let _binlog = BINLOG.lock().await;
+    let (upstream, _) = upstream_and_proxied_url(&url, 0);
+    let proxy = Proxy::start(upstream).await;
+    let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
+    let config = change_capture_config(&proxied, &table, &format!("e2e_purge_{suffix}"));
+    let (body_pool, body_table) = (pool.clone(), table.clone());
+    with_cleanup(
+        async move {
+            let (pool, table) = (body_pool, body_table);
+            let server = Sluice::start(&config).await;
+            let mut c = server.client().await;
+            assert_eq!(c.get("price:0").await.as_deref(), Some("10"));
+            assert_eq!(c.get("price:1").await.as_deref(), Some("20"));
+            proxy.set_mode(ProxyMode::Refuse);
+            // The proxy's connections end as their tasks see the switch: let them.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            exec(
+                &pool,
+                &format!("UPDATE {table} SET price = 11 WHERE id = 0"),
+            )
+            .await;
+            exec(&pool, "FLUSH BINARY LOGS").await;
+            purge_binlogs(&pool).await;
+            // Cut off, the node still answers from its cache.
+            assert_eq!(
+                c.get("price:0").await.as_deref(),
+                Some("10"),
+                "log:\n{}",
+                server.log()
+            );
+            proxy.set_mode(ProxyMode::Forward);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let info = c.cmd(&["INFO", "sluice"]).await.bulk_str().expect("INFO");
+                if info.contains("changes_lost:1") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no lost stream reported: {info}\nlog:\n{}",
+                    server.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                c.get("price:0").await.as_deref(),
+                Some("11"),
+                "the stale copy went"
+            );
+            // The new stream is followed.
+            exec(
+                &pool,
+                &format!("UPDATE {table} SET price = 21 WHERE id = 1"),
+            )
+            .await;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while c.get("price:1").await.as_deref() != Some("21") {
+                assert!(Instant::now() < deadline, "the new stream is not followed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
         async {
             exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;
         },

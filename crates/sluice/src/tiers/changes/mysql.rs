@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Pool, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, Pool, Value};
 use tokio::sync::Mutex;
 
 use super::{ChangeBatch, ChangeError, ChangeFeed, FeedStatus, RowChange, WatchedTable};
@@ -51,20 +51,24 @@ impl Position {
     }
 }
 
-/// A pool on `url`, and its default database.
-fn pool(url: &str) -> Result<(Pool, String), ChangeError> {
-    let opts = mysql_async::Opts::from_url(url).map_err(|e| ChangeError::Database {
+/// Longest wait for a connection to the server (or the pool's) before the attempt fails and is
+/// retried: a server that accepts and never answers must not stall the feed for good.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The URL's options, a pool on them, and the default database.
+fn pool(url: &str) -> Result<(Opts, Pool, String), ChangeError> {
+    let opts = Opts::from_url(url).map_err(|e| ChangeError::Database {
         backend: "MySQL",
         what: "reading the store URL".into(),
         source: Box::new(e),
     })?;
     let database = opts.db_name().unwrap_or_default().to_string();
-    Ok((Pool::new(opts), database))
+    Ok((opts.clone(), Pool::new(opts), database))
 }
 
 /// [`check`] on the server `url` names.
 pub async fn check_url(url: &str) -> Result<Vec<String>, ChangeError> {
-    let (pool, _) = pool(url)?;
+    let (_, pool, _) = pool(url)?;
     let gaps = check(&pool).await;
     let _ = pool.disconnect().await;
     gaps
@@ -99,6 +103,10 @@ pub async fn check(pool: &Pool) -> Result<Vec<String>, ChangeError> {
 /// Follows the watched tables of one MySQL or MariaDB server.
 pub struct MySqlChangeFeed {
     described: String,
+    /// For the binlog stream's own connection: one from the pool would go back to it when
+    /// the stream is dropped, still streaming, and hang the pool's next caller.
+    opts: Opts,
+    /// For queries.
     pool: Pool,
     server_id: u32,
     tables: Vec<WatchedTable>,
@@ -132,7 +140,7 @@ impl MySqlChangeFeed {
         node: &str,
         tables: Vec<WatchedTable>,
     ) -> Result<MySqlChangeFeed, ChangeError> {
-        let (pool, database) = pool(url)?;
+        let (opts, pool, database) = pool(url)?;
         let gaps = check(&pool).await?;
         if !gaps.is_empty() {
             return Err(ChangeError::Unsupported(gaps.join("; ")));
@@ -153,6 +161,7 @@ impl MySqlChangeFeed {
         drop(conn);
         let feed = MySqlChangeFeed {
             described,
+            opts,
             pool,
             server_id,
             tables,
@@ -166,8 +175,19 @@ impl MySqlChangeFeed {
         Ok(feed)
     }
 
+    /// A pooled connection for a query, within [`CONNECT_TIMEOUT`].
+    async fn conn(&self) -> Result<mysql_async::Conn, ChangeError> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
+            Ok(conn) => conn.map_err(db_error("connecting")),
+            Err(_) => Err(ChangeError::Unsupported(format!(
+                "no connection to {} within {CONNECT_TIMEOUT:?}",
+                self.described
+            ))),
+        }
+    }
+
     async fn head(&self) -> Result<Position, ChangeError> {
-        let mut conn = self.pool.get_conn().await.map_err(db_error("connecting"))?;
+        let mut conn = self.conn().await?;
         let row: Option<mysql_async::Row> = conn
             .query_first("SHOW MASTER STATUS")
             .await
@@ -181,14 +201,27 @@ impl MySqlChangeFeed {
     }
 
     async fn connect(&self, state: &mut State) -> Result<(), ChangeError> {
-        let conn = self.pool.get_conn().await.map_err(db_error("connecting"))?;
         let request = BinlogStreamRequest::new(self.server_id)
             .with_filename(state.resume.file.as_bytes())
             .with_pos(state.resume.pos);
-        let stream = conn
-            .get_binlog_stream(request)
-            .await
-            .map_err(db_error("starting the binlog stream"))?;
+        let started = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let conn = Conn::new(self.opts.clone())
+                .await
+                .map_err(db_error("connecting"))?;
+            conn.get_binlog_stream(request)
+                .await
+                .map_err(db_error("starting the binlog stream"))
+        })
+        .await;
+        let stream = match started {
+            Ok(stream) => stream?,
+            Err(_) => {
+                return Err(ChangeError::Unsupported(format!(
+                    "the binlog stream of {} did not start within {CONNECT_TIMEOUT:?}",
+                    self.described
+                )))
+            }
+        };
         state.binlog = Some(stream);
         state.file = state.resume.file.clone();
         state.table_ids.clear();
@@ -206,7 +239,7 @@ impl MySqlChangeFeed {
         }) else {
             return Ok(None);
         };
-        let mut conn = self.pool.get_conn().await.map_err(db_error("connecting"))?;
+        let mut conn = self.conn().await?;
         let position: Option<u64> = conn
             .exec_first(
                 "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS \
