@@ -215,6 +215,7 @@ impl WriteBackBuffer {
         self.wake.notify_one();
     }
 
+    #[inline]
     fn fingerprint(&self, key: &DbKey) -> u64 {
         self.fingerprints.hash_one(key)
     }

@@ -217,6 +217,7 @@ impl Shard {
     }
 }
 
+#[inline]
 fn hash_of(hasher: &impl BuildHasher, db: u8, key: &[u8]) -> u64 {
     hasher.hash_one((db, key))
 }
