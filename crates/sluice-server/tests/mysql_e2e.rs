@@ -26,8 +26,8 @@ use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use sql_e2e::{
-    change_capture_config, change_capture_kill_scenario, env_url, unique_suffix, with_cleanup,
-    Proxy, ProxyMode, Sluice,
+    await_lost_stream, await_value, change_capture_config, change_capture_kill_scenario, env_url,
+    unique_suffix, with_cleanup, Proxy, ProxyMode, Sluice,
 };
 
 const URL_VAR: &str = "SLUICE_TEST_MYSQL_URL";
@@ -398,19 +398,7 @@ async fn a_purged_binlog_is_a_lost_stream() {
                 server.log()
             );
             proxy.set_mode(ProxyMode::Forward);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let info = c.cmd(&["INFO", "sluice"]).await.bulk_str().expect("INFO");
-                if info.contains("changes_lost:1") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "no lost stream reported: {info}\nlog:\n{}",
-                    server.log()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            await_lost_stream(&server, &mut c).await;
             assert_eq!(
                 c.get("price:0").await.as_deref(),
                 Some("11"),
@@ -422,11 +410,7 @@ async fn a_purged_binlog_is_a_lost_stream() {
                 &format!("UPDATE {table} SET price = 21 WHERE id = 1"),
             )
             .await;
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while c.get("price:1").await.as_deref() != Some("21") {
-                assert!(Instant::now() < deadline, "the new stream is not followed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            await_value(&mut c, "price:1", "21").await;
         },
         async {
             exec(&pool, &format!("DROP TABLE IF EXISTS {table}")).await;

@@ -32,12 +32,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sql_e2e::{
-    change_capture_config, change_capture_kill_scenario, env_url, sorted_strings, unique_suffix,
-    with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
+    await_lost_stream, await_value, change_capture_config, change_capture_kill_scenario, env_url,
+    sorted_strings, unique_suffix, with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
 };
 use tokio_postgres::{Client, NoTls};
 
 const URL_VAR: &str = "SLUICE_TEST_POSTGRES_URL";
+
+/// Held by each change-capture test: one of them lowers `max_slot_wal_keep_size` on the
+/// server, which could invalidate another's slot meanwhile.
+static SLOTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn connect(url: &str) -> Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
@@ -785,10 +789,21 @@ async fn change_capture_resumes_after_a_cut_connection() {
     let Some(url) = env_url(URL_VAR) else {
         return;
     };
+    let _slots = SLOTS.lock().await;
     let suffix = unique_suffix();
     let table = format!("sluice_e2e_cdc_{suffix}");
     let node = format!("e2e_cut_{suffix}");
     let admin = connect(&url).await;
+    text_price_table(&admin, &table).await;
+    with_cleanup(
+        change_capture_cut(url.clone(), table.clone(), node.clone()),
+        drop_change_capture(admin, node, table),
+    )
+    .await;
+}
+
+/// Creates `table (id, price text)` holding ids 1 and 2 ('ten', 'twenty').
+async fn text_price_table(admin: &Client, table: &str) {
     admin
         .batch_execute(&format!(
             "CREATE TABLE {table} (id bigint PRIMARY KEY, price text); \
@@ -796,11 +811,6 @@ async fn change_capture_resumes_after_a_cut_connection() {
         ))
         .await
         .expect("create the table");
-    with_cleanup(
-        change_capture_cut(url.clone(), table.clone(), node.clone()),
-        drop_change_capture(admin, node, table),
-    )
-    .await;
 }
 
 /// Drops node `node`'s slot and publication and `table`. The slot may still be held for a
@@ -885,6 +895,7 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
     let Some(url) = env_url(URL_VAR) else {
         return;
     };
+    let _slots = SLOTS.lock().await;
     let suffix = unique_suffix();
     let table = format!("sluice_e2e_cdc_kill_{suffix}");
     let node = format!("e2e_kill_{suffix}");
@@ -914,4 +925,107 @@ async fn change_capture_survives_a_kill_during_a_burst_of_outside_changes() {
         drop_change_capture(admin, node, table),
     )
     .await;
+}
+
+/// A slot PostgreSQL gave up on: with `max_slot_wal_keep_size` set (as operators are told to,
+/// so that a slot nobody follows cannot fill the disk), a node cut off while more WAL than that
+/// is written finds its slot `lost` when it reconnects. It drops and recreates the slot, drops
+/// its cached copies (one is stale: its row changed in the WAL that is gone), counts a lost
+/// stream and follows the new one. The setting is changed on the test server for the test and
+/// reset after it; the change-capture tests of this file take `SLOTS` one at a time so that no
+/// other test's slot is judged meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_postgres_invalidated_is_a_lost_stream() {
+    let Some(url) = env_url(URL_VAR) else {
+        return;
+    };
+    let _slots = SLOTS.lock().await;
+    let suffix = unique_suffix();
+    let table = format!("sluice_e2e_cdc_lost_{suffix}");
+    let node = format!("e2e_lost_{suffix}");
+    let admin = connect(&url).await;
+    text_price_table(&admin, &table).await;
+    let reset = connect(&url).await;
+    with_cleanup(
+        change_capture_slot_lost(url.clone(), table.clone(), node.clone()),
+        async move {
+            drop_change_capture(admin, node, table).await;
+            for sql in [
+                "ALTER SYSTEM RESET max_slot_wal_keep_size",
+                "SELECT pg_reload_conf()",
+            ] {
+                reset
+                    .batch_execute(sql)
+                    .await
+                    .expect("reset max_slot_wal_keep_size");
+            }
+        },
+    )
+    .await;
+}
+
+async fn change_capture_slot_lost(url: String, table: String, node: String) {
+    let db = connect(&url).await;
+    let (upstream, _) = upstream_and_proxied_url(&url, 0);
+    let proxy = Proxy::start(upstream).await;
+    let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
+    let config = change_capture_config(&proxied, &table, &node);
+    let server = Sluice::start(&format!("[journal]\ndurability = \"none\"\n{config}")).await;
+    let mut c = server.client().await;
+    assert_eq!(c.get("price:1").await.as_deref(), Some("ten"));
+    assert_eq!(c.get("price:2").await.as_deref(), Some("twenty"));
+    proxy.set_mode(ProxyMode::Refuse);
+    for sql in [
+        "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'".to_string(),
+        "SELECT pg_reload_conf()".to_string(),
+        format!("UPDATE {table} SET price = 'eleven' WHERE id = 1"),
+    ] {
+        db.batch_execute(&sql)
+            .await
+            .expect("lower the limit, then an outside update");
+    }
+    // More WAL than the slot may keep, then a checkpoint, which invalidates it (ending the
+    // cut node's walsender, if the server had not noticed the cut yet).
+    let slot = format!("sluice_{node}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS wal_filler (v text)",
+            "INSERT INTO wal_filler SELECT repeat('x', 1000) FROM generate_series(1, 5000)",
+            "SELECT pg_switch_wal()",
+            "CHECKPOINT",
+        ] {
+            db.batch_execute(sql).await.expect("write WAL");
+        }
+        let status: Option<String> = db
+            .query_opt(
+                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .expect("read the slot")
+            .and_then(|r| r.get(0));
+        if status.as_deref() == Some("lost") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was not invalidated: {status:?}"
+        );
+    }
+    // Cut off, the node still answers from its cache.
+    assert_eq!(c.get("price:1").await.as_deref(), Some("ten"));
+    proxy.set_mode(ProxyMode::Forward);
+    await_lost_stream(&server, &mut c).await;
+    assert_eq!(
+        c.get("price:1").await.as_deref(),
+        Some("eleven"),
+        "the stale copy went"
+    );
+    db.batch_execute(&format!(
+        "UPDATE {table} SET price = 'twenty-one' WHERE id = 2"
+    ))
+    .await
+    .expect("outside update");
+    await_value(&mut c, "price:2", "twenty-one").await;
 }

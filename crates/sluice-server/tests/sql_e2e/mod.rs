@@ -797,3 +797,36 @@ where
     assert!(info.contains("changes_enabled:1"), "{info}");
     assert!(info.contains("changes_lost:0"), "{info}");
 }
+
+/// Waits up to 30 s until `server`'s INFO reports one lost change stream.
+pub async fn await_lost_stream(server: &Sluice, c: &mut Resp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = c.cmd(&["INFO", "sluice"]).await.bulk_str().expect("INFO");
+        if info.contains("changes_lost:1") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no lost stream reported: {info}\nlog:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits up to 15 s until `key` reads `want` (a change arriving through the stream).
+pub async fn await_value(c: &mut Resp, key: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = c.get(key).await;
+        if got.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} still reads {got:?}, not {want:?}: the stream is not followed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
