@@ -245,15 +245,19 @@ impl Engine {
     /// [`Engine::refresh_changed`] under the key lock: the indexes returned.
     async fn refresh_batch(&self, keys: &[(Bytes, Option<ChangedRow>)]) -> Vec<usize> {
         let routes: Vec<Route<'_>> = keys.iter().map(|(k, _)| self.route(0, k.clone())).collect();
+        // A key whose rows the store reads one by one anyway goes straight to the locked
+        // refresh, which does its own bump and checks.
+        let (batched, mut one_by_one): (Vec<usize>, Vec<usize>) =
+            (0..routes.len()).partition(|&i| self.store.reads_many(&routes[i].ks.target(0)));
         // All bumps before any version is noted: a bump of a key sharing the stripe would
         // otherwise refuse the install of one noted earlier.
-        for route in &routes {
-            self.locks.bump(route.stripe);
+        for &i in &batched {
+            self.locks.bump(routes[i].stripe);
         }
-        let mut one_by_one = Vec::new();
         // Per keyspace: (key index, copy, version) of the copies to check against their rows.
         let mut to_read: HashMap<usize, Vec<(usize, CachedValue, u64)>> = HashMap::new();
-        for (i, route) in routes.iter().enumerate() {
+        for i in batched {
+            let route = &routes[i];
             match self.refresh_without_read(route, keys[i].1.as_deref()).await {
                 Ok(done) => self.count_refresh(Some(Ok(done))),
                 Err(copy) => {

@@ -306,6 +306,13 @@ pub trait Store: Send + Sync + 'static {
     /// decides, with its clock, whether they are visible.
     async fn read(&self, target: &Target, key: &[u8]) -> Result<Option<StoredValue>, StoreError>;
 
+    /// Whether [`Store::read_many`] has one query for `target`; callers that would read key
+    /// by key anyway skip their batch set-up.
+    fn reads_many(&self, target: &Target) -> bool {
+        let _ = target;
+        false
+    }
+
     /// Reads the rows of `keys` (captures) of one mapped column with one query, in the order
     /// of `keys`. `None` when this store has no such query for `target`: the caller reads key
     /// by key instead. A key that cannot be converted for its column fails the whole call.

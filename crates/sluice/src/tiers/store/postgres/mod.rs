@@ -502,6 +502,10 @@ impl Store for PostgresStore {
         finish(client, r, "read")
     }
 
+    fn reads_many(&self, target: &Target) -> bool {
+        matches!(target, Target::Mapped(_))
+    }
+
     async fn read_many(
         &self,
         target: &Target,
