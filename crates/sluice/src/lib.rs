@@ -76,5 +76,6 @@ pub use engine::{
     SluiceBuilder,
 };
 pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
+pub use model::events::{KeyEvent, KeyEventSink};
 pub use model::hash::HashValue;
 pub use model::{DbKey, Entry, Kind, StoreWrite};

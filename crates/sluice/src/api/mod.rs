@@ -258,6 +258,13 @@ impl Sluice {
         &self.engine.metrics.latency
     }
 
+    /// Installs where key events no command caused go: expiry, the cache's evictions, rows
+    /// changed in the database (keyspace notifications). One sink per engine: `false` if one
+    /// was installed already. Events before it is installed are not reported.
+    pub fn set_key_event_sink(&self, sink: std::sync::Arc<dyn crate::KeyEventSink>) -> bool {
+        self.engine.set_key_event_sink(sink)
+    }
+
     /// The store's connection pool, where its backend reports one (PostgreSQL).
     pub fn store_pool(&self) -> Option<crate::tiers::store::PoolStatus> {
         self.engine.store.pool_status()

@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use super::route::Route;
 use super::{Engine, Keyspace};
 use crate::keyspace::KeyTemplate;
+use crate::model::events::KeyEvent;
 use crate::model::Kind;
 use crate::tiers::cache::CachedValue;
 use crate::tiers::changes::mysql::{self, MySqlChangeFeed};
@@ -178,6 +179,8 @@ impl Engine {
         // Each key once, with the row its newest change in the batch left (when the stream
         // carries rows).
         let mut keys: Vec<(Bytes, Option<ChangedRow>)> = Vec::new();
+        // Each key's type, for the `changed` keyspace notification sent once it is applied.
+        let mut kinds: Vec<Kind> = Vec::new();
         let mut index: HashMap<Bytes, usize> = HashMap::new();
         let mut applied = 0u64;
         for change in &batch.changes {
@@ -201,6 +204,7 @@ impl Engine {
                     None => {
                         index.insert(key.clone(), keys.len());
                         keys.push((key, change.row.clone()));
+                        kinds.push(ks.holds_only().unwrap_or_default());
                     }
                 }
             }
@@ -219,6 +223,10 @@ impl Engine {
         }
         while let Some(done) = in_flight.join_next().await {
             self.count_refresh(Some(done));
+        }
+        // After the cache holds the new state: a listener that reads the key at once sees it.
+        for ((key, _), kind) in keys.iter().zip(&kinds) {
+            self.key_event(0, key, KeyEvent::Changed(*kind));
         }
         metrics.applied.fetch_add(applied, Ordering::Relaxed);
         if let Some(at) = batch.changes.last().and_then(|c| c.recorded_at_ms) {

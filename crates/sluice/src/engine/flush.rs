@@ -14,6 +14,7 @@ use super::{Engine, Keyspace};
 use crate::config::Durability;
 use crate::error::{SluiceError, StoreError};
 use crate::metrics::events;
+use crate::model::events::KeyEvent;
 use crate::model::StoreWrite;
 use crate::tiers::store::{BatchOutcome, EntryOutcome, StoreOp};
 
@@ -56,8 +57,14 @@ impl Engine {
                 };
                 for _ in 0..20 {
                     match engine.store.purge_expired(engine.now(), REAP_LIMIT).await {
-                        Ok(n) if n as usize == REAP_LIMIT => continue,
-                        Ok(_) => break,
+                        Ok(purged) => {
+                            for key in &purged {
+                                engine.key_event(key.db, &key.key, KeyEvent::Expired);
+                            }
+                            if purged.len() < REAP_LIMIT {
+                                break;
+                            }
+                        }
                         Err(e) => {
                             warn!("expiry reaper failed, will retry: {e}");
                             break;
@@ -167,6 +174,12 @@ impl Engine {
                 .supersede(item.key.db, &item.key.key, item.seq);
         }
         buffer.complete_taken_at(done.iter().copied(), now);
+        for item in &done {
+            // A write that expired while buffered was stored as a delete: the key expired.
+            if matches!(item.write, StoreWrite::Upsert { expires_at: Some(e), .. } if e < now) {
+                self.key_event(item.key.db, &item.key.key, KeyEvent::Expired);
+            }
+        }
         if ks.stores_different_text() {
             // The cached copy holds the client's text; the row may hold another form.
             for item in &done {

@@ -54,6 +54,7 @@ mod durability;
 mod flush;
 mod group_commit;
 mod isolate;
+mod key_events;
 mod keyspace;
 mod locks;
 mod open;
@@ -122,6 +123,8 @@ pub(crate) struct Engine {
     committer: group_commit::GroupCommitter,
     /// Histograms of store commits and journal fsyncs, and the LATENCY events.
     pub(crate) metrics: Arc<EngineMetrics>,
+    /// Where expiry, eviction and change-capture events go (keyspace notifications).
+    key_events: key_events::KeyEvents,
 }
 
 impl Engine {

@@ -160,6 +160,7 @@ impl SluiceBuilder {
             tasks: Mutex::new(vec![committer_task]),
             committer,
             metrics,
+            key_events: Default::default(),
         });
         engine.recover().await?;
         engine.start_background();

@@ -11,6 +11,7 @@ use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
 use crate::error::SluiceError;
+use crate::model::events::KeyEvent;
 use crate::model::{Entry, Kind, StoreWrite};
 use crate::tiers::cache::{CacheError, CachedValue};
 use crate::tiers::store::StoredValue;
@@ -300,8 +301,14 @@ impl Engine {
         if route.ks.is_builtin() {
             let store = self.store.clone();
             let key = route.key.clone();
+            let sink = self.key_event_sink(KeyEvent::Expired);
             tokio::spawn(async move {
-                let _ = store.delete_if_expired(key.db, &key.key, now).await;
+                // Signalled by whoever deleted the row: this read, or the reaper.
+                if let (Ok(true), Some(sink)) =
+                    (store.delete_if_expired(key.db, &key.key, now).await, sink)
+                {
+                    sink.key_event(key.db, &key.key, KeyEvent::Expired);
+                }
             });
         }
     }

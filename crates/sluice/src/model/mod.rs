@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+pub mod events;
 pub mod hash;
 
 /// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use super::{Cache, CacheError, CacheStats, CachedValue, DbKey, LocalCache};
+use super::{Cache, CacheError, CacheStats, CachedValue, DbKey, EvictionListener, LocalCache};
 use crate::clock::SharedClock;
 use crate::model::Kind;
 
@@ -239,6 +239,9 @@ pub struct MemoryCache {
     /// Round-robin start for eviction, so no shard is drained alone.
     evict_cursor: AtomicU32,
     clock: SharedClock,
+    /// Told of each eviction once installed (keyspace notifications): until then eviction
+    /// copies no key.
+    on_evict: std::sync::OnceLock<std::sync::Arc<dyn EvictionListener>>,
 }
 
 impl MemoryCache {
@@ -263,6 +266,7 @@ impl MemoryCache {
             tick: AtomicU32::new(1),
             evict_cursor: AtomicU32::new(0),
             clock,
+            on_evict: std::sync::OnceLock::new(),
         }
     }
 
@@ -352,6 +356,9 @@ impl MemoryCache {
             return;
         }
         let now = self.clock.now_ms();
+        let listener = self.on_evict.get().filter(|l| l.wanted());
+        // The evicted keys, for the listener, told once every shard lock is released.
+        let mut evicted: Vec<(u8, Bytes)> = Vec::new();
         {
             let mut shard = written.write();
             while self.bytes.load(Ordering::Relaxed) > self.capacity && shard.slots.len() > 1 {
@@ -359,6 +366,9 @@ impl MemoryCache {
                     break;
                 };
                 let victim = &shard.slots[pos].packed;
+                if listener.is_some() {
+                    evicted.push((victim.db(), Bytes::copy_from_slice(victim.key())));
+                }
                 let hash = hash_of(&self.hasher, victim.db(), victim.key());
                 let weight = shard.remove_at(pos, hash, &self.hasher);
                 self.bytes.fetch_sub(weight, Ordering::Relaxed);
@@ -375,10 +385,18 @@ impl MemoryCache {
             };
             empty_in_a_row = 0;
             let victim = &shard.slots[pos].packed;
+            if listener.is_some() {
+                evicted.push((victim.db(), Bytes::copy_from_slice(victim.key())));
+            }
             let hash = hash_of(&self.hasher, victim.db(), victim.key());
             let weight = shard.remove_at(pos, hash, &self.hasher);
             self.bytes.fetch_sub(weight, Ordering::Relaxed);
             self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(listener) = listener {
+            for (db, key) in evicted {
+                listener.evicted(db, &key);
+            }
         }
     }
 
@@ -477,6 +495,11 @@ impl Cache for MemoryCache {
 
     fn local(&self) -> Option<&dyn LocalCache> {
         Some(self)
+    }
+
+    fn on_evict(&self, listener: std::sync::Arc<dyn EvictionListener>) -> bool {
+        // Installed once: a second listener is refused rather than silently replacing it.
+        self.on_evict.set(listener).is_ok()
     }
 }
 

@@ -67,6 +67,20 @@ pub trait Cache: Send + Sync + 'static {
     fn local(&self) -> Option<&dyn LocalCache> {
         None
     }
+    /// Calls `listener` with each key whose copy is evicted for room from now on (after the
+    /// cache's own locks are released); `false` if this cache cannot report evictions.
+    fn on_evict(&self, listener: Arc<dyn EvictionListener>) -> bool {
+        let _ = listener;
+        false
+    }
+}
+
+/// Told the database and key of each copy a cache evicts for room.
+pub trait EvictionListener: Send + Sync {
+    /// Whether evictions are wanted now: the cache copies no key otherwise.
+    fn wanted(&self) -> bool;
+    /// The copy of `key` in `db` was evicted.
+    fn evicted(&self, db: u8, key: &[u8]);
 }
 
 /// A cache answering from this process's memory, synchronously. Same guarantees as

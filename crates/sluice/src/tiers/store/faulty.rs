@@ -15,7 +15,7 @@ use super::{
     Written,
 };
 use crate::error::{ErrorClass, StoreError};
-use crate::model::StoreWrite;
+use crate::model::{DbKey, StoreWrite};
 
 /// What became of one batch that passed the door (see [`FaultyStore::batch_log`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,11 +318,11 @@ impl Store for FaultyStore {
         self.inner.clear(target).await
     }
 
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<Vec<DbKey>, StoreError> {
         self.inner.purge_expired(now_ms, limit).await
     }
 
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
         self.inner.delete_if_expired(db, key, now_ms).await
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::StoreError;
-use crate::model::StoreWrite;
+use crate::model::{DbKey, StoreWrite};
 
 mod batch;
 mod convert;
@@ -349,12 +349,13 @@ pub trait Store: Send + Sync + 'static {
     /// `delete-row` the table's rows are deleted.
     async fn clear(&self, target: &Target) -> Result<(), StoreError>;
 
-    /// Deletes up to `limit` built-in rows expired at `now_ms`; returns how many went.
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` built-in rows expired at `now_ms`; returns the keys that went
+    /// (each once: the engine signals their expiry).
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<Vec<DbKey>, StoreError>;
 
     /// Deletes one built-in row only if it is still expired at `now_ms`, so a newer value
-    /// written meanwhile is never removed.
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError>;
+    /// written meanwhile is never removed; whether it deleted one.
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<bool, StoreError>;
 }
 
 /// The error for a write of fields (or a hash) to a target that is not a mapped row.

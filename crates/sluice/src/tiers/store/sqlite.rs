@@ -27,7 +27,7 @@ use super::{
 use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::keyspace::quote_identifier;
-use crate::model::Kind;
+use crate::model::{DbKey, Kind};
 
 const READER_THREADS: usize = 2;
 /// Most batch entries one group commit takes, so one transaction stays short.
@@ -908,7 +908,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<Vec<DbKey>, StoreError> {
         // Look first on a reader: the writer (and its write lock) is taken only when there is
         // something to remove, so an idle reaper never delays flushes.
         let any_expired = self
@@ -919,28 +919,36 @@ impl Store for SqliteStore {
             })
             .await?;
         if !any_expired {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         self.on_writer(move |conn| {
-            conn.execute(
-                "DELETE FROM sluice_kv WHERE (db, key) IN \
-                 (SELECT db, key FROM sluice_kv WHERE expires_at < ?1 LIMIT ?2)",
-                params![now_ms as i64, limit as i64],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| classify(e, "purge expired keys"))
+            let purge = || -> rusqlite::Result<Vec<DbKey>> {
+                let mut st = conn.prepare_cached(
+                    "DELETE FROM sluice_kv WHERE (db, key) IN \
+                     (SELECT db, key FROM sluice_kv WHERE expires_at < ?1 LIMIT ?2) \
+                     RETURNING db, key",
+                )?;
+                let rows = st.query_map(params![now_ms as i64, limit as i64], |row| {
+                    Ok(DbKey {
+                        db: row.get::<_, i64>(0)? as u8,
+                        key: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                    })
+                })?;
+                rows.collect()
+            };
+            purge().map_err(|e| classify(e, "purge expired keys"))
         })
         .await
     }
 
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
         let key = key.to_vec();
         self.on_writer(move |conn| {
             conn.prepare_cached(
                 "DELETE FROM sluice_kv WHERE db = ?1 AND key = ?2 AND expires_at < ?3",
             )
             .and_then(|mut st| st.execute(params![db as i64, &key[..], now_ms as i64]))
-            .map(drop)
+            .map(|deleted| deleted > 0)
             .map_err(|e| classify(e, "delete expired key"))
         })
         .await

@@ -70,6 +70,7 @@ use super::{
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
+use crate::model::DbKey;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -522,25 +523,54 @@ impl Store for MySqlStore {
         r.unwrap_or_else(|_| Err(timed_out("clear")))
     }
 
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<Vec<DbKey>, StoreError> {
         let mut conn = self.conn().await?;
+        let now = now_ms.min(i64::MAX as u64) as i64;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            conn.exec_drop(
-                "DELETE FROM sluice_kv WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
-                (
-                    now_ms.min(i64::MAX as u64) as i64,
-                    limit.min(i64::MAX as usize) as i64,
-                ),
+            let failed = |e| classify(e, "purge expired keys").error;
+            // MySQL has no DELETE ... RETURNING: the rows are locked as they are picked, so
+            // the keys reported are exactly the ones deleted.
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(failed)?;
+            let picked: Vec<(i64, Vec<u8>)> = tx
+                .exec(
+                    "SELECT db, `key` FROM sluice_kv WHERE expires_at < ? \
+                     ORDER BY expires_at LIMIT ? FOR UPDATE",
+                    (now, limit.min(i64::MAX as usize) as i64),
+                )
+                .await
+                .map_err(failed)?;
+            if picked.is_empty() {
+                return Ok(Vec::new());
+            }
+            let placeholders = vec!["(?, ?)"; picked.len()].join(", ");
+            let mut params: Vec<mysql_async::Value> = Vec::with_capacity(picked.len() * 2);
+            for (db, key) in &picked {
+                params.push((*db).into());
+                params.push(key.clone().into());
+            }
+            tx.exec_drop(
+                format!("DELETE FROM sluice_kv WHERE (db, `key`) IN ({placeholders})"),
+                params,
             )
             .await
-            .map_err(|e| classify(e, "purge expired keys").error)?;
-            Ok(conn.affected_rows())
+            .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            Ok(picked
+                .into_iter()
+                .map(|(db, key)| DbKey {
+                    db: db as u8,
+                    key: Bytes::from(key),
+                })
+                .collect())
         })
         .await;
         r.unwrap_or_else(|_| Err(timed_out("purge expired keys")))
     }
 
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             conn.exec_drop(
@@ -548,7 +578,8 @@ impl Store for MySqlStore {
                 (db as i64, key.to_vec(), now_ms.min(i64::MAX as u64) as i64),
             )
             .await
-            .map_err(|e| classify(e, "delete expired key").error)
+            .map_err(|e| classify(e, "delete expired key").error)?;
+            Ok(conn.affected_rows() > 0)
         })
         .await;
         r.unwrap_or_else(|_| Err(timed_out("delete expired key")))

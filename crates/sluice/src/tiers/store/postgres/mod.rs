@@ -65,6 +65,7 @@ use super::{
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
+use crate::model::DbKey;
 
 /// Most connections the pool opens.
 const POOL_SIZE: usize = 16;
@@ -752,26 +753,41 @@ impl Store for PostgresStore {
         finish(client, r, "clear")
     }
 
-    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now_ms: u64, limit: usize) -> Result<Vec<DbKey>, StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
-            client
-                .execute(
+            let rows = client
+                .query(
                     "DELETE FROM sluice_kv WHERE (db, key) IN \
-                     (SELECT db, key FROM sluice_kv WHERE expires_at < $1 LIMIT $2)",
+                     (SELECT db, key FROM sluice_kv WHERE expires_at < $1 LIMIT $2) \
+                     RETURNING db, key",
                     &[
                         &(now_ms.min(i64::MAX as u64) as i64),
                         &(limit.min(i64::MAX as usize) as i64),
                     ],
                 )
                 .await
-                .map_err(|e| classify(e, "purge expired keys"))
+                .map_err(|e| classify(e, "purge expired keys"))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DbKey {
+                        db: row
+                            .try_get::<_, i16>(0)
+                            .map_err(|e| classify(e, "purge expired keys"))?
+                            as u8,
+                        key: Bytes::from(
+                            row.try_get::<_, Vec<u8>>(1)
+                                .map_err(|e| classify(e, "purge expired keys"))?,
+                        ),
+                    })
+                })
+                .collect()
         })
         .await;
         finish(client, r, "purge expired keys")
     }
 
-    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+    async fn delete_if_expired(&self, db: u8, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             let q = |e: tokio_postgres::Error| classify(e, "delete expired key");
@@ -787,7 +803,7 @@ impl Store for PostgresStore {
                     &[&(db as i16), &key, &(now_ms.min(i64::MAX as u64) as i64)],
                 )
                 .await
-                .map(drop)
+                .map(|deleted| deleted > 0)
                 .map_err(q)
         })
         .await;
