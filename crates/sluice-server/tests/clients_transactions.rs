@@ -23,10 +23,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{show, TestServer};
+use common::{clients_dir, node_with_ioredis, python_with_redis, run_client, show, TestServer};
 use redis::AsyncCommands;
 use rusqlite::OptionalExtension;
 use sluice::{KeyspaceConfig, Policy};
@@ -787,55 +786,6 @@ async fn redis_rs_watch_retry_loop_on_a_row_field_write_back() {
 // ---------------------------------------------------------------------------------------------
 // 4 and 5. Other languages' clients, as child processes
 
-/// Runs `program args…` with a deadline; `None` (with a printed reason) when the program
-/// cannot be started. Panics with its output when it fails.
-async fn run_client(program: &str, args: &[&str]) -> Option<()> {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).kill_on_drop(true);
-    let out = match tokio::time::timeout(Duration::from_secs(25), cmd.output()).await {
-        Err(_) => panic!("{program} {args:?} did not finish within 25 s"),
-        Ok(Err(e)) => {
-            println!("skipped: cannot run {program}: {e}");
-            return None;
-        }
-        Ok(Ok(out)) => out,
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    print!("{stdout}");
-    Some(())
-}
-
-/// Whether `python3` runs and has redis-py; prints why not.
-fn python_with_redis() -> bool {
-    match std::process::Command::new("python3")
-        .args(["-c", "import redis"])
-        .output()
-    {
-        Err(e) => {
-            println!("skipped: python3 not found ({e}); .ci/run installs redis-py");
-            false
-        }
-        Ok(out) if !out.status.success() => {
-            println!(
-                "skipped: python3 cannot import redis (pip install redis; .ci/run does): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            false
-        }
-        Ok(_) => true,
-    }
-}
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
 async fn redis_py(part: &str, policy: Policy) {
     if !python_with_redis() {
         return;
@@ -875,15 +825,10 @@ async fn redis_py_lock_acquire_extend_release() {
 /// another connection makes `exec()` answer null and apply nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ioredis_multi_exec_and_watch_conflict() {
-    let dir = clients_dir().join("node");
-    if !dir.join("node_modules/ioredis").is_dir() {
-        println!(
-            "skipped: {} has no node_modules/ioredis; run npm ci --prefix {} (.ci/run does)",
-            dir.display(),
-            dir.display()
-        );
+    if !node_with_ioredis() {
         return;
     }
+    let dir = clients_dir().join("node");
     let server = TestServer::start_config(builtin_config(Policy::WriteThrough)).await;
     let script = dir.join("transactions.js");
     let port = server.port().to_string();

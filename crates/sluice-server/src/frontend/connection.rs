@@ -78,9 +78,16 @@ async fn serve_in_scope<S>(
     // the GET it waits beside.
     let killed = handle.killed();
     tokio::pin!(killed);
+    // Bytes of pub/sub messages encoded into `wbuf` and not yet written: they count against
+    // the subscriber's output limit until the socket takes them.
+    let mut mail_bytes = 0;
+    let mut woke_for_mail = false;
     loop {
-        // Relaxed stores, once per batch: CLIENT LIST's `idle` and `qbuf`.
-        handle.note_read(clock.now_ms(), rbuf.len(), rbuf.capacity());
+        // Relaxed stores, once per batch: CLIENT LIST's `idle` and `qbuf` (a message sent to
+        // a subscriber is not a read).
+        if !std::mem::take(&mut woke_for_mail) {
+            handle.note_read(clock.now_ms(), rbuf.len(), rbuf.capacity());
+        }
         // Run every complete request buffered, deferring write-back durability to one wait
         // per batch: replies are written only after every write they acknowledge is durable.
         let batch = run_buffered(
@@ -89,9 +96,13 @@ async fn serve_in_scope<S>(
             &mut parser,
             &mut rbuf,
             &mut wbuf,
+            &mut mail_bytes,
             addr,
         )
         .await;
+        if let Some(subscriptions) = &session.pubsub {
+            mail_bytes += subscriptions.mailbox().drain(session.proto, &mut wbuf);
+        }
         // The requests that ran are consumed: an idle client shows `qbuf=0`, as in Redis.
         handle.note_consumed(rbuf.len());
         session.publish_progress();
@@ -112,7 +123,14 @@ async fn serve_in_scope<S>(
             // A client that stops reading stalls this write; past the limit it is dropped,
             // so it cannot pin its replies in memory for ever.
             match write_with_stall_limit(&mut stream, &wbuf, stall_limit, &handle).await {
-                Ok(Ok(())) => wbuf.clear(),
+                Ok(Ok(())) => {
+                    wbuf.clear();
+                    if let Some(subscriptions) = &session.pubsub {
+                        subscriptions
+                            .mailbox()
+                            .written(std::mem::take(&mut mail_bytes));
+                    }
+                }
                 Ok(Err(_)) => return,
                 Err(Stalled::Killed) => return,
                 Err(Stalled::TimedOut) => {
@@ -134,17 +152,30 @@ async fn serve_in_scope<S>(
         }
         // Read at each wait: CONFIG SET timeout applies from the connection's next wait.
         let idle_limit = shared.settings.timeout();
+        // As in Redis, `timeout` never closes a subscriber, which may wait for messages for ever.
+        let subscribed = session.subscribed();
         let idle = async {
-            if idle_limit.is_zero() {
+            if idle_limit.is_zero() || subscribed {
                 std::future::pending::<()>().await;
             }
             tokio::time::sleep(idle_limit).await;
+        };
+        let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
+        let mail = async {
+            match &mailbox {
+                Some(mailbox) => mailbox.arrived().await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             read = stream.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
+            _ = mail => {
+                woke_for_mail = true;
+                continue;
+            }
             _ = idle => {
                 debug!(%addr, "closing client idle for {idle_limit:?} (timeout)");
                 return;
@@ -215,6 +246,7 @@ async fn run_buffered(
     parser: &mut RequestParser,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
+    mail_bytes: &mut usize,
     addr: SocketAddr,
 ) -> Batch {
     loop {
@@ -222,6 +254,11 @@ async fn run_buffered(
             Ok(Some(Parsed::Command(mut args))) => {
                 let reply = dispatch(shared, session, &mut args).await;
                 parser.recycle(args);
+                // Messages published meanwhile (by this very command, too) go before its
+                // reply, as Redis writes them to the subscriber's buffer when published.
+                if let Some(subscriptions) = &session.pubsub {
+                    *mail_bytes += subscriptions.mailbox().drain(session.proto, wbuf);
+                }
                 if session.reply != ReplyMode::Send {
                     match session.reply {
                         ReplyMode::Close => return Batch::Close,

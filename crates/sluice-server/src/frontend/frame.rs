@@ -33,6 +33,11 @@ pub enum Frame {
     /// RESP3 big number (`(123...`); a bulk string in RESP2. Only Lua scripts produce it
     /// (`{big_number = "..."}`).
     BigNumber(Bytes),
+    /// RESP3 push (`>n`: pub/sub messages and subscription confirmations); an array in RESP2.
+    Push(Vec<Frame>),
+    /// Several replies sent one after the other for one command (SUBSCRIBE of two channels
+    /// answers two confirmations), with no header of their own.
+    Many(Vec<Frame>),
 }
 
 impl Frame {
@@ -145,6 +150,18 @@ impl Frame {
                     put_bulk(out, b);
                 }
             }
+            Frame::Push(items) => {
+                out.put_u8(if proto >= 3 { b'>' } else { b'*' });
+                put_int(out, items.len() as i64);
+                for f in items {
+                    f.encode(proto, out);
+                }
+            }
+            Frame::Many(replies) => {
+                for f in replies {
+                    f.encode(proto, out);
+                }
+            }
         }
     }
 }
@@ -198,6 +215,15 @@ mod tests {
         assert_eq!(enc(&Frame::Null, 2), b"$-1\r\n");
         assert_eq!(enc(&Frame::Null, 3), b"_\r\n");
         assert_eq!(enc(&Frame::NullArray, 2), b"*-1\r\n");
+    }
+
+    #[test]
+    fn pushes_are_arrays_in_resp2() {
+        let push = Frame::Push(vec![Frame::bulk("message"), Frame::Integer(1)]);
+        assert_eq!(enc(&push, 2), b"*2\r\n$7\r\nmessage\r\n:1\r\n");
+        assert_eq!(enc(&push, 3), b">2\r\n$7\r\nmessage\r\n:1\r\n");
+        let many = Frame::Many(vec![push.clone(), Frame::Integer(2)]);
+        assert_eq!(enc(&many, 3), b">2\r\n$7\r\nmessage\r\n:1\r\n:2\r\n");
     }
 
     #[test]

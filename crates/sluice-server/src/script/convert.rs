@@ -86,7 +86,11 @@ pub fn frame_to_lua(lua: &Lua, frame: &Frame, resp: u8) -> mlua::Result<Value> {
                 Value::Boolean(false)
             }
         }
-        Frame::Array(items) => Value::Table(array_table(lua, items, resp)?),
+        // A script cannot subscribe (SUBSCRIBE and friends are `noscript`): a push or a
+        // run of replies, should one reach it, reads as an array.
+        Frame::Array(items) | Frame::Push(items) | Frame::Many(items) => {
+            Value::Table(array_table(lua, items, resp)?)
+        }
         Frame::Set(items) => {
             if resp >= 3 {
                 let inner = lua.create_table()?;

@@ -36,6 +36,8 @@ pub struct ClientInfo {
     pub(crate) multi_mem: usize,
     /// CLIENT NO-EVICT ON.
     pub(crate) no_evict: bool,
+    /// Channels, patterns and shard channels subscribed to (`sub`, `psub`, `ssub`).
+    pub(crate) subscriptions: [usize; 3],
     pub(crate) created: Option<Instant>,
 }
 
@@ -308,6 +310,10 @@ fn format_client(entry: &Entry, now_ms: u64, (me, my_argv_mem): (u64, usize)) ->
     let age = c.created.map(|t| t.elapsed().as_secs()).unwrap_or(0);
     let idle = now_ms.saturating_sub(h.last_read_ms.load(Ordering::Relaxed)) / 1000;
     let mut flags = String::new();
+    // In Redis's order (`getClientFlagsString`).
+    if c.subscriptions.iter().any(|n| *n > 0) {
+        flags.push('P');
+    }
     if c.multi.is_some() {
         flags.push('x');
     }
@@ -331,12 +337,15 @@ fn format_client(entry: &Entry, now_ms: u64, (me, my_argv_mem): (u64, usize)) ->
     // What this connection holds: its buffers, its MULTI queue, and its session (~1 KiB).
     let tot_mem = rbs + omem + c.multi_mem + argv_mem + 1024;
     format!(
-        "id={} addr={} laddr={} fd={} name={name} age={age} idle={idle} flags={flags} db={} sub=0 psub=0 ssub=0 multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={} rbs={rbs} rbp={rbs} obl=0 oll={oll} omem={omem} tot-mem={tot_mem} events={events} cmd={} user={} redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={name} age={age} idle={idle} flags={flags} db={} sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={} rbs={rbs} rbp={rbs} obl=0 oll={oll} omem={omem} tot-mem={tot_mem} events={events} cmd={} user={} redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
         c.fd,
         c.db,
+        c.subscriptions[0],
+        c.subscriptions[1],
+        c.subscriptions[2],
         c.multi.map_or(-1, |n| n as i64),
         c.multi_mem,
         c.last_command.as_deref().unwrap_or("NULL"),

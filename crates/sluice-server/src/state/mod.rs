@@ -18,7 +18,9 @@ use crate::config::ServerConfig;
 use crate::frontend::parse::Limits;
 
 mod clients;
+mod key_events;
 mod pause;
+mod pubsub;
 mod scripting;
 mod session;
 mod settings;
@@ -26,10 +28,12 @@ mod slowlog;
 mod stats;
 
 pub use clients::{ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter};
+pub use key_events::KeyEvent;
 pub use pause::{Pause, PauseMode};
+pub use pubsub::{Mailbox, OutputLimits, PubSub, Scope, Subscriptions};
 pub use scripting::{RunningScript, Scripting};
 pub use session::{MultiQueue, ReplyMode, Session};
-pub use settings::{keyspace_events, Settings};
+pub use settings::{keyspace_events, output_limits, Settings};
 pub use slowlog::{SlowCall, SlowEntry, SlowLog};
 pub use stats::{
     CommandCounts, CommandStats, ReplyKind, COMMAND_BOUNDS_NS, MAX_FAMILIES, MAX_SLOTS,
@@ -103,6 +107,8 @@ pub struct Shared {
     pub scripting: Scripting,
     /// CLIENT PAUSE.
     pub pause: Pause,
+    /// Pub/sub subscriptions and keyspace notifications.
+    pub pubsub: Arc<PubSub>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -160,7 +166,7 @@ impl Shared {
             return Err(refusal);
         }
         let (shutdown, _) = watch::channel(false);
-        Ok(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             settings: Settings::new(&config),
             slowlog: SlowLog::default(),
             users,
@@ -175,8 +181,13 @@ impl Shared {
             limits,
             scripting: Scripting::default(),
             pause: Pause::default(),
+            pubsub: Arc::default(),
             next_id: AtomicU64::new(0),
             shutdown,
-        }))
+        });
+        // Expiry, eviction and change-capture events reach keyspace notifications.
+        let events = key_events::EngineKeyEvents(Arc::downgrade(&shared));
+        shared.sluice.set_key_event_sink(Arc::new(events));
+        Ok(shared)
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::clients::{ClientHandle, ClientInfo, ClientRegistry};
+use super::pubsub::Subscriptions;
 use crate::auth::User;
 
 /// One connection's state.
@@ -39,6 +40,13 @@ pub struct Session {
     pub multi: Option<MultiQueue>,
     /// WATCHed keys; `None` until the first WATCH.
     pub watch: Option<sluice::WatchSet>,
+    /// Channels, patterns and shard channels subscribed to, and the mailbox their messages
+    /// wait in; `None` until the first SUBSCRIBE (kept after the last UNSUBSCRIBE, so that
+    /// messages that arrived before it are still sent).
+    pub pubsub: Option<Box<Subscriptions>>,
+    /// Keyspace notifications staged by the running command (or its EXEC or script),
+    /// published by `dispatch` when it is done (`state::key_events`).
+    pub key_events: Vec<super::KeyEvent>,
     /// Set by a script stopped (SCRIPT KILL, `script_timeout`) inside EXEC: the EXEC applies
     /// nothing and answers this error, rather than commit what the script had staged.
     pub discard_exec: Option<crate::frontend::Frame>,
@@ -118,6 +126,12 @@ impl Session {
         self.name = name;
     }
 
+    /// Whether the connection is subscribed to anything: in RESP2 it may then run only the
+    /// (un)subscribe commands, PING, QUIT and RESET.
+    pub fn subscribed(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|s| s.any())
+    }
+
     /// The client's `ip:port`.
     pub fn addr(&self) -> &str {
         &self.addr
@@ -142,6 +156,7 @@ impl Session {
             multi: self.multi.as_ref().map(|m| m.commands.len()),
             multi_mem: self.multi.as_ref().map_or(0, |m| m.bytes),
             no_evict: self.no_evict,
+            subscriptions: self.pubsub.as_ref().map_or([0; 3], |s| s.counts()),
             created: Some(self.created),
         }
     }
@@ -206,6 +221,8 @@ impl Session {
             user,
             multi: None,
             watch: None,
+            pubsub: None,
+            key_events: Vec::new(),
             discard_exec: None,
             inner_error_counted: false,
             addr: addr.to_string(),

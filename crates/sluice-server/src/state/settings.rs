@@ -19,9 +19,13 @@ pub struct Settings {
     slowlog_log_slower_than: AtomicI64,
     /// Redis `slowlog-max-len`: entries the slow log keeps.
     slowlog_max_len: AtomicU64,
-    /// Redis `notify-keyspace-events`, as flag bits ([`keyspace_events`]). Stored and shown;
-    /// no event is published yet.
+    /// Redis `notify-keyspace-events`, as flag bits ([`keyspace_events`]).
     notify_keyspace_events: AtomicU32,
+    /// `client-output-buffer-limit`'s `normal` and `replica` classes as CONFIG SET last set
+    /// them: shown by CONFIG GET, not enforced (normal clients are bounded by the config file's
+    /// `client_output_buffer_limit`, and Sluice has no replicas). The `pubsub` class is
+    /// enforced: it lives in `PubSub`.
+    shown_output_limits: parking_lot::Mutex<[[u64; 3]; 2]>,
 }
 
 /// Redis's default `slowlog-log-slower-than` (µs).
@@ -38,6 +42,19 @@ impl Settings {
             slowlog_log_slower_than: AtomicI64::new(SLOWLOG_LOG_SLOWER_THAN),
             slowlog_max_len: AtomicU64::new(SLOWLOG_MAX_LEN),
             notify_keyspace_events: AtomicU32::new(0),
+            shown_output_limits: parking_lot::Mutex::new([[0, 0, 0], [256 << 20, 64 << 20, 60]]),
+        }
+    }
+
+    /// The `normal` and `replica` classes of `client-output-buffer-limit` as last set.
+    pub fn shown_output_limits(&self) -> [[u64; 3]; 2] {
+        *self.shown_output_limits.lock()
+    }
+
+    /// Sets the `normal` (0) or `replica` (1) class shown by CONFIG GET.
+    pub fn set_shown_output_limit(&self, class: usize, limits: [u64; 3]) {
+        if let Some(slot) = self.shown_output_limits.lock().get_mut(class) {
+            *slot = limits;
         }
     }
 
@@ -88,6 +105,19 @@ impl Settings {
         keyspace_events::to_string(self.notify_keyspace_events.load(Ordering::Relaxed))
     }
 
+    /// Whether keyspace notifications of `class` ([`keyspace_events`]) are published: the
+    /// class is on, and so is at least one of `K` and `E`. One relaxed load.
+    #[inline]
+    pub fn notifies(&self, class: u32) -> bool {
+        let flags = self.notify_keyspace_events.load(Ordering::Relaxed);
+        flags & class != 0 && flags & (keyspace_events::KEYSPACE | keyspace_events::KEYEVENT) != 0
+    }
+
+    /// The `notify-keyspace-events` flag bits.
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_keyspace_events.load(Ordering::Relaxed)
+    }
+
     /// Sets `notify-keyspace-events` from its flag bits.
     pub fn set_notify_keyspace_events(&self, flags: u32) {
         self.notify_keyspace_events.store(flags, Ordering::Relaxed);
@@ -96,20 +126,20 @@ impl Settings {
 
 /// Redis's `notify-keyspace-events` classes, parsed and shown as `notify.c` does.
 pub mod keyspace_events {
-    const KEYSPACE: u32 = 1 << 0;
-    const KEYEVENT: u32 = 1 << 1;
-    const GENERIC: u32 = 1 << 2;
-    const STRING: u32 = 1 << 3;
-    const LIST: u32 = 1 << 4;
-    const SET: u32 = 1 << 5;
-    const HASH: u32 = 1 << 6;
-    const ZSET: u32 = 1 << 7;
-    const EXPIRED: u32 = 1 << 8;
-    const EVICTED: u32 = 1 << 9;
-    const STREAM: u32 = 1 << 10;
-    const KEY_MISS: u32 = 1 << 11;
-    const MODULE: u32 = 1 << 12;
-    const NEW: u32 = 1 << 13;
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 12;
+    pub const NEW: u32 = 1 << 13;
     /// `A`: every class but key misses and new keys.
     const ALL: u32 =
         GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
@@ -186,6 +216,113 @@ pub mod keyspace_events {
             assert_eq!(shown("KEm"), "KEm");
             assert_eq!(shown(""), "");
             assert_eq!(parse(b"q"), None);
+        }
+    }
+}
+
+/// Redis's `client-output-buffer-limit` value: `<class> <hard> <soft> <soft seconds>` groups,
+/// parsed as Redis 7.0's `updateClientOutputBufferLimit` does.
+pub mod output_limits {
+    /// A client class of `client-output-buffer-limit`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Class {
+        /// `normal`.
+        Normal,
+        /// `replica` (or `slave`).
+        Replica,
+        /// `pubsub`.
+        PubSub,
+    }
+
+    /// The groups of `value`, each class with its hard and soft limits (bytes) and soft
+    /// seconds, or Redis's reason for refusing it.
+    pub fn parse(value: &[u8]) -> Result<Vec<(Class, [u64; 3])>, &'static str> {
+        let words: Vec<&[u8]> = value
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.");
+        }
+        words
+            .chunks(4)
+            .map(|group| {
+                let class = match group[0].to_ascii_lowercase().as_slice() {
+                    b"normal" => Class::Normal,
+                    b"slave" | b"replica" => Class::Replica,
+                    b"pubsub" => Class::PubSub,
+                    _ => {
+                        return Err("Invalid client class specified in buffer limit configuration.")
+                    }
+                };
+                let bad =
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+                let hard = bytes_with_unit(group[1]).ok_or(bad)?;
+                let soft = bytes_with_unit(group[2]).ok_or(bad)?;
+                let secs = std::str::from_utf8(group[3])
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .filter(|s| *s >= 0)
+                    .ok_or(bad)?;
+                Ok((class, [hard, soft, secs.unsigned_abs()]))
+            })
+            .collect()
+    }
+
+    /// A size as Redis's `memtoull`: digits, then `b`, `k`, `kb`, `m`, `mb`, `g` or `gb` in any
+    /// case (`k` is 1000, `kb` 1024).
+    fn bytes_with_unit(word: &[u8]) -> Option<u64> {
+        let lower = word.to_ascii_lowercase();
+        let digits_end = lower
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(lower.len());
+        let (digits, unit) = lower.split_at(digits_end);
+        let multiple: u64 = match unit {
+            b"" | b"b" => 1,
+            b"k" => 1000,
+            b"kb" => 1024,
+            b"m" => 1000 * 1000,
+            b"mb" => 1024 * 1024,
+            b"g" => 1000 * 1000 * 1000,
+            b"gb" => 1024 * 1024 * 1024,
+            _ => return None,
+        };
+        let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        n.checked_mul(multiple)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn groups_parse_as_redis_7_0_parses_them() {
+            assert_eq!(
+                parse(b"pubsub 32mb 8MB 60 NORMAL 1k 1kb 0"),
+                Ok(vec![
+                    (Class::PubSub, [32 << 20, 8 << 20, 60]),
+                    (Class::Normal, [1000, 1024, 0]),
+                ])
+            );
+            assert_eq!(parse(b""), Ok(vec![]));
+            assert!(parse(b"pubsub 1 2")
+                .unwrap_err()
+                .starts_with("Wrong number"));
+            assert!(parse(b"master 1 2 3")
+                .unwrap_err()
+                .starts_with("Invalid client class"));
+            for bad in [
+                &b"pubsub 1x 2 3"[..],
+                b"pubsub 1 2 -3",
+                b"pubsub -1 2 3",
+                b"pubsub mb 2 3",
+            ] {
+                assert!(
+                    parse(bad).unwrap_err().starts_with("Error in hard"),
+                    "{bad:?}"
+                );
+            }
         }
     }
 }

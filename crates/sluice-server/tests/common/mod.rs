@@ -429,3 +429,66 @@ pub fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Runs `program args…` with a deadline; `None` (with a printed reason) when the program
+/// cannot be started. Panics with its output when it fails.
+pub async fn run_client(program: &str, args: &[&str]) -> Option<()> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).kill_on_drop(true);
+    let out = match tokio::time::timeout(Duration::from_secs(25), cmd.output()).await {
+        Err(_) => panic!("{program} {args:?} did not finish within 25 s"),
+        Ok(Err(e)) => {
+            println!("skipped: cannot run {program}: {e}");
+            return None;
+        }
+        Ok(Ok(out)) => out,
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    print!("{stdout}");
+    Some(())
+}
+
+/// Whether `python3` runs and has redis-py; prints why not.
+pub fn python_with_redis() -> bool {
+    match std::process::Command::new("python3")
+        .args(["-c", "import redis"])
+        .output()
+    {
+        Err(e) => {
+            println!("skipped: python3 not found ({e}); .ci/run installs redis-py");
+            false
+        }
+        Ok(out) if !out.status.success() => {
+            println!(
+                "skipped: python3 cannot import redis (pip install redis; .ci/run does): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Ok(_) => true,
+    }
+}
+
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Whether `tests/clients/node` has ioredis installed; prints why not.
+pub fn node_with_ioredis() -> bool {
+    let dir = clients_dir().join("node");
+    let installed = dir.join("node_modules/ioredis").is_dir();
+    if !installed {
+        println!(
+            "skipped: {} has no node_modules/ioredis; run npm ci --prefix {} (.ci/run does)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    installed
+}

@@ -12,7 +12,7 @@ use super::spec::{Ctx, Handler, Spec};
 use super::util::{c_str, format_error, is, syntax_error};
 use crate::frontend::Frame;
 use crate::glob::glob_match;
-use crate::state::{keyspace_events, Shared};
+use crate::state::{keyspace_events, output_limits, OutputLimits, Shared};
 
 /// The CONFIG command.
 pub static COMMANDS: &[Spec] = &[Spec {
@@ -249,6 +249,7 @@ enum Runtime {
     Timeout,
     RequirePass,
     NotifyKeyspaceEvents,
+    ClientOutputBufferLimit,
     SlowlogLogSlowerThan,
     SlowlogMaxLen,
     LatencyMonitorThreshold,
@@ -261,6 +262,7 @@ impl Runtime {
             "timeout" => Runtime::Timeout,
             "requirepass" => Runtime::RequirePass,
             "notify-keyspace-events" => Runtime::NotifyKeyspaceEvents,
+            "client-output-buffer-limit" => Runtime::ClientOutputBufferLimit,
             "slowlog-log-slower-than" => Runtime::SlowlogLogSlowerThan,
             "slowlog-max-len" => Runtime::SlowlogMaxLen,
             "latency-monitor-threshold" => Runtime::LatencyMonitorThreshold,
@@ -295,6 +297,9 @@ impl Runtime {
                 keyspace_events::parse(value)
                     .ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?,
             ),
+            Runtime::ClientOutputBufferLimit => {
+                NewValue::OutputLimits(output_limits::parse(value)?)
+            }
         })
     }
 
@@ -322,6 +327,23 @@ impl Runtime {
             (Runtime::NotifyKeyspaceEvents, NewValue::Flags(flags)) => {
                 shared.settings.set_notify_keyspace_events(flags)
             }
+            (Runtime::ClientOutputBufferLimit, NewValue::OutputLimits(groups)) => {
+                for (class, [hard, soft, secs]) in groups {
+                    match class {
+                        output_limits::Class::PubSub => shared.pubsub.set_limits(OutputLimits {
+                            hard: usize::try_from(hard).unwrap_or(usize::MAX),
+                            soft: usize::try_from(soft).unwrap_or(usize::MAX),
+                            soft_for: std::time::Duration::from_secs(secs),
+                        }),
+                        output_limits::Class::Normal => shared
+                            .settings
+                            .set_shown_output_limit(0, [hard, soft, secs]),
+                        output_limits::Class::Replica => shared
+                            .settings
+                            .set_shown_output_limit(1, [hard, soft, secs]),
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -332,6 +354,7 @@ enum NewValue {
     Int(i64),
     Text(String),
     Flags(u32),
+    OutputLimits(Vec<(output_limits::Class, [u64; 3])>),
 }
 
 /// What CONFIG GET shows for `name`: Sluice's own value where it has one, else Redis's
@@ -352,6 +375,22 @@ fn value(shared: &Shared, name: &str, redis_default: &str) -> String {
         "slowlog-max-len" => settings.slowlog_max_len().to_string(),
         "latency-monitor-threshold" => shared.sluice.latency().threshold_ms().to_string(),
         "notify-keyspace-events" => settings.notify_keyspace_events(),
+        "client-output-buffer-limit" => {
+            let [normal, replica] = settings.shown_output_limits();
+            let pubsub = shared.pubsub.limits();
+            let pubsub = [
+                pubsub.hard as u64,
+                pubsub.soft as u64,
+                pubsub.soft_for.as_secs(),
+            ];
+            let show = |[h, s, t]: [u64; 3]| format!("{h} {s} {t}");
+            format!(
+                "normal {} slave {} pubsub {}",
+                show(normal),
+                show(replica),
+                show(pubsub)
+            )
+        }
         // Redis shows the password in clear; Sluice does not let it leave the process.
         "requirepass" if shared.users.auth_required() => "(redacted)".into(),
         "port" => shared.port.to_string(),

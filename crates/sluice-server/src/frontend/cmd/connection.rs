@@ -93,8 +93,17 @@ pub static COMMANDS: &[Spec] = &[
 ];
 
 /// PING [message]
-fn ping(_ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+fn ping(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let mut args = Args::new(argv);
+    if ctx.session.proto == 2 && ctx.session.subscribed() {
+        // Subscribed in RESP2: an array that a client reading messages can tell apart.
+        let message = match args.remaining() {
+            0 => Bytes::new(),
+            1 => parse!(args.next_bytes()),
+            _ => return wrong_arity("ping"),
+        };
+        return Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(message)]);
+    }
     match args.remaining() {
         0 => Frame::Simple("PONG".into()),
         1 => Frame::Bulk(parse!(args.next_bytes())),
@@ -116,6 +125,8 @@ fn quit(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
 /// RESET
 fn reset(ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
     ctx.session.end_transaction();
+    // Unsubscribes from everything (dropping the subscriptions leaves the hub).
+    ctx.session.pubsub = None;
     ctx.session.db = 0;
     ctx.session.proto = 2;
     ctx.session.reply = ReplyMode::Send;

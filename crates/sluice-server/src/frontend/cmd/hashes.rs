@@ -10,6 +10,7 @@ use super::keys::{matches_pattern, parse_cursor};
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
 use super::util::{engine_error, int_arg, is, syntax_error, wrong_arity};
 use crate::frontend::Frame;
+use crate::state::keyspace_events::{GENERIC, HASH};
 
 const WRITE: &[&str] = &["@write", "@hash", "@fast"];
 const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
@@ -275,6 +276,9 @@ fn reply_or<T>(r: Result<T, SluiceError>, reply: impl FnOnce(T) -> Frame) -> Fra
 async fn hset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(FieldValues::parse(argv, "hset"));
     let r = ctx.access.hset(ctx.session.db, &a.key, a.pairs).await;
+    if r.is_ok() {
+        ctx.notify(HASH, "hset", &a.key);
+    }
     reply_or(r, |added| Frame::Integer(added as i64))
 }
 
@@ -282,6 +286,9 @@ async fn hset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hmset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(FieldValues::parse(argv, "hmset"));
     let r = ctx.access.hset(ctx.session.db, &a.key, a.pairs).await;
+    if r.is_ok() {
+        ctx.notify(HASH, "hset", &a.key);
+    }
     reply_or(r, |_| Frame::ok())
 }
 
@@ -292,6 +299,9 @@ async fn hsetnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         .access
         .hsetnx(ctx.session.db, &a.key, a.field, a.value)
         .await;
+    if r.as_ref().is_ok_and(|set| *set) {
+        ctx.notify(HASH, "hset", &a.key);
+    }
     reply_or(r, |set| Frame::Integer(set as i64))
 }
 
@@ -333,6 +343,14 @@ async fn hgetall(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyFields::parse(argv));
     let r = ctx.access.hdel(ctx.session.db, &a.key, &a.fields).await;
+    if r.as_ref().is_ok_and(|n| *n > 0) && ctx.shared.settings.notifies(HASH | GENERIC) {
+        ctx.notify(HASH, "hdel", &a.key);
+        // The last field gone takes the key with it: Redis signals that too. Read back only
+        // when someone listens (in a transaction, the staged state).
+        if let Ok(None) = ctx.access.hash(ctx.session.db, a.key.clone()).await {
+            ctx.notify(GENERIC, "del", &a.key);
+        }
+    }
     reply_or(r, |n| Frame::Integer(n as i64))
 }
 
@@ -389,6 +407,9 @@ async fn hincrby(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         .access
         .hincr_by(ctx.session.db, &a.key, a.field, delta)
         .await;
+    if r.is_ok() {
+        ctx.notify(HASH, "hincrby", &a.key);
+    }
     reply_or(r, Frame::Integer)
 }
 
@@ -399,6 +420,9 @@ async fn hincrbyfloat(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         .access
         .hincr_by_float(ctx.session.db, &a.key, a.field, &a.value)
         .await;
+    if r.is_ok() {
+        ctx.notify(HASH, "hincrbyfloat", &a.key);
+    }
     reply_or(r, Frame::Bulk)
 }
 

@@ -12,6 +12,7 @@ use super::util::engine_error;
 use super::util::{c_str, format_error, int_arg, is, syntax_error};
 use crate::frontend::Frame;
 use crate::glob::glob_match;
+use crate::state::keyspace_events::GENERIC;
 
 /// The key commands.
 pub static COMMANDS: &[Spec] = &[
@@ -219,7 +220,10 @@ pub async fn del(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let mut n = 0;
     for key in a.keys.iter() {
         match ctx.access.del(ctx.session.db, key).await {
-            Ok(true) => n += 1,
+            Ok(true) => {
+                n += 1;
+                ctx.notify(GENERIC, "del", key);
+            }
             Ok(false) => {}
             Err(e) => return engine_error(e),
         }
@@ -336,12 +340,20 @@ pub async fn expire(
         return invalid();
     }
     when += base;
+    let now = ctx.access.now_ms() as i64;
     match ctx
         .access
         .expire(ctx.session.db, &key, when, condition)
         .await
     {
-        Ok(done) => Frame::Integer(done as i64),
+        Ok(done) => {
+            if done {
+                // A time already past deletes the key, as Redis's `checkAlreadyExpired`.
+                let event = if when <= now { "del" } else { "expire" };
+                ctx.notify(GENERIC, event, &key);
+            }
+            Frame::Integer(done as i64)
+        }
         Err(e) => engine_error(e),
     }
 }
@@ -402,7 +414,12 @@ pub async fn ttl(mut ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Frame 
 async fn persist(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     match ctx.access.persist(ctx.session.db, &a.key).await {
-        Ok(done) => Frame::Integer(done as i64),
+        Ok(done) => {
+            if done {
+                ctx.notify(GENERIC, "persist", &a.key);
+            }
+            Frame::Integer(done as i64)
+        }
         Err(e) => engine_error(e),
     }
 }
@@ -571,11 +588,15 @@ async fn rename_with(mut ctx: Ctx<'_>, argv: &mut [Bytes], overwrite: Overwrite)
     let mut args = Args::new(argv);
     let (src, dst) = (parse!(args.next_bytes()), parse!(args.next_bytes()));
     let only_if_absent = overwrite == Overwrite::No;
-    match ctx
+    let r = ctx
         .access
         .rename(ctx.session.db, &src, &dst, only_if_absent)
-        .await
-    {
+        .await;
+    if r.as_ref().is_ok_and(|done| *done == Some(true)) && src != dst {
+        ctx.notify(GENERIC, "rename_from", &src);
+        ctx.notify(GENERIC, "rename_to", &dst);
+    }
+    match r {
         Ok(None) => Frame::error("ERR no such key"),
         Ok(Some(done)) if only_if_absent => Frame::Integer(done as i64),
         Ok(Some(_)) => Frame::ok(),

@@ -20,6 +20,7 @@ pub mod hashes;
 pub mod keys;
 pub mod latency;
 pub mod memory;
+pub mod pubsub;
 pub mod redis_meta;
 pub mod scripting;
 pub mod server;
@@ -49,6 +50,7 @@ const FAMILIES: &[&[Spec]] = &[
     slowlog::COMMANDS,
     latency::COMMANDS,
     memory::COMMANDS,
+    pubsub::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
@@ -124,6 +126,11 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     if let Some(denied) = acl::check(session, spec, args) {
         return rejected(shared, Some(slot), refuse(session, spec, denied));
     }
+    // RESP2's subscribed mode: one `Option` check unless the connection subscribed.
+    if session.proto == 2 && session.subscribed() && !pubsub::allowed_while_subscribed(spec.name) {
+        let refusal = pubsub::refused_while_subscribed(full_name);
+        return rejected(shared, Some(slot), refuse(session, spec, refusal));
+    }
     // CLIENT PAUSE: one relaxed load unless a pause was set.
     if shared.pause.may_be_active() && client_pause_wait(shared, session, spec).await {
         // Killed while it waited: the connection closes without running it.
@@ -158,6 +165,9 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         Handler::Hot(hot) => {
             let reply = run_hot(ctx, hot, args).await;
             ran(shared, session, spec, slot, started, &reply);
+            if !session.key_events.is_empty() {
+                shared.publish_key_events(session);
+            }
             return reply;
         }
         Handler::Sync(_) | Handler::Async(_) => SlowCall::start(&shared.settings, args),
@@ -168,6 +178,10 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         Handler::Hot(hot) => run_hot(ctx, hot, args).await,
     };
     ran(shared, session, spec, slot, started, &reply);
+    // What the command (or the EXEC or script it was) changed, now that it is applied.
+    if !session.key_events.is_empty() {
+        shared.publish_key_events(session);
+    }
     if let Some(slow) = slow {
         shared.slowlog.finish(
             &shared.settings,

@@ -275,6 +275,8 @@ async fn run_script(
         Err(e) => return engine_error(e),
     };
     loop {
+        // Keyspace events staged by a run that restarted were never applied.
+        session.drop_key_events();
         let ran = {
             let mut access = txn.access();
             run_once(shared, session, &mut access, &run).await
@@ -283,15 +285,22 @@ async fn run_script(
             // The script reached a key another transaction held: its effects were only
             // staged, so run it again from the top, now holding that key too.
             if let Err(e) = txn.restart().await {
+                session.drop_key_events();
                 return engine_error(e);
             }
             continue;
         }
         return match ran {
-            Ran::Stopped(reply) => reply,
+            Ran::Stopped(reply) => {
+                session.drop_key_events();
+                reply
+            }
             Ran::Finished(reply) => match txn.commit().await {
                 Ok(()) => reply,
-                Err(e) => engine_error(e),
+                Err(e) => {
+                    session.drop_key_events();
+                    engine_error(e)
+                }
             },
         };
     }

@@ -635,6 +635,10 @@ mod tests {
             "slowlog",
             "admin on the container keeps SLOWLOG @admin; Redis flags each sub-command",
         ),
+        (
+            "pubsub",
+            "@pubsub on the container lists PUBSUB's sub-commands in ACL CAT pubsub",
+        ),
     ];
 
     /// Sub-commands Sluice has and Redis 7.0 does not.

@@ -27,7 +27,21 @@ pub struct Ctx<'a> {
     pub access: sluice::Access<'a>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The server state, the session and the access apart, for a hot command whose reply
+    /// closure stages keyspace events in the session while the engine holds the access.
+    pub fn into_parts(self) -> (&'a Shared, &'a mut Session, sluice::Access<'a>) {
+        (self.shared, self.session, self.access)
+    }
+
+    /// Stages keyspace notification `event` of class `class` (`state::keyspace_events`) on
+    /// `key`, published once the command is applied (`state::key_events`). Call it after the
+    /// write succeeded, once per event Redis 7.0 emits for it.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &Bytes) {
+        self.session.stage_key_event(self.shared, class, event, key);
+    }
+
     /// Counts a read command's lookup of one key in INFO's `keyspace_hits` or
     /// `keyspace_misses`, as Redis's `lookupKeyRead` does: found, or found holding another
     /// type (`WRONGTYPE`), is a hit; absent a miss; any other error counts nothing.

@@ -15,6 +15,7 @@ use super::spec::{Ctx, ExpireBase};
 use super::util::{engine_error, wrong_arity};
 use super::util::{int_arg, is, syntax_error};
 use crate::frontend::Frame;
+use crate::state::keyspace_events::{GENERIC, STRING};
 
 /// The string commands.
 pub static COMMANDS: &[Spec] = &[
@@ -430,18 +431,29 @@ pub fn set<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
     let (key, value, opts) =
         parse_now!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
     let return_old = opts.return_old;
-    answer(
-        ctx.access.set_now(ctx.session.db, key, value, opts),
-        move |out| {
-            if return_old {
-                Frame::bulk_or_null(out.old)
-            } else if out.written {
-                Frame::ok()
-            } else {
-                Frame::Null
+    let expires = matches!(opts.expiry, SetExpiry::At(_));
+    let (shared, session, access) = ctx.into_parts();
+    let db = session.db;
+    // A copy of the key only when someone listens (one relaxed load otherwise).
+    let notify = shared
+        .settings
+        .notifies(STRING | GENERIC)
+        .then(|| key.clone());
+    answer(access.set_now(db, key, value, opts), move |out| {
+        if let Some(key) = notify.filter(|_| out.written) {
+            session.stage_key_event(shared, STRING, "set", &key);
+            if expires {
+                session.stage_key_event(shared, GENERIC, "expire", &key);
             }
-        },
-    )
+        }
+        if return_old {
+            Frame::bulk_or_null(out.old)
+        } else if out.written {
+            Frame::ok()
+        } else {
+            Frame::Null
+        }
+    })
 }
 
 /// SETNX key value
@@ -451,10 +463,14 @@ pub async fn setnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         condition: SetCondition::IfAbsent,
         ..Default::default()
     };
-    ok_or(
-        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
-        |o| Frame::Integer(o.written as i64),
-    )
+    let r = ctx
+        .access
+        .set(ctx.session.db, a.key.clone(), a.value, opts)
+        .await;
+    if r.as_ref().is_ok_and(|o| o.written) {
+        ctx.notify(STRING, "set", &a.key);
+    }
+    ok_or(r, |o| Frame::Integer(o.written as i64))
 }
 
 /// SETEX key seconds value / PSETEX key milliseconds value
@@ -491,10 +507,15 @@ pub async fn setex(mut ctx: Ctx<'_>, argv: &mut [Bytes], unit: TimeUnit) -> Fram
         expiry: SetExpiry::At(at),
         ..Default::default()
     };
-    ok_or(
-        ctx.access.set(ctx.session.db, a.key, a.value, opts).await,
-        |_| Frame::ok(),
-    )
+    let r = ctx
+        .access
+        .set(ctx.session.db, a.key.clone(), a.value, opts)
+        .await;
+    if r.is_ok() {
+        ctx.notify(STRING, "set", &a.key);
+        ctx.notify(GENERIC, "expire", &a.key);
+    }
+    ok_or(r, |_| Frame::ok())
 }
 
 /// GETSET key value
@@ -504,8 +525,14 @@ async fn getset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         return_old: true,
         ..Default::default()
     };
-    let r = ctx.access.set(ctx.session.db, a.key, a.value, opts).await;
+    let r = ctx
+        .access
+        .set(ctx.session.db, a.key.clone(), a.value, opts)
+        .await;
     ctx.count_read(r.as_ref().map(|o| o.old.is_some()));
+    if r.is_ok() {
+        ctx.notify(STRING, "set", &a.key);
+    }
     ok_or(r, |o| Frame::bulk_or_null(o.old))
 }
 
@@ -522,6 +549,9 @@ async fn getdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         })
         .await;
     ctx.count_read(r.as_ref().map(Option::is_some));
+    if r.as_ref().is_ok_and(Option::is_some) {
+        ctx.notify(GENERIC, "del", &a.key);
+    }
     ok_or(r, Frame::bulk_or_null)
 }
 
@@ -569,10 +599,26 @@ async fn getex(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 },
                 None => Mutation::Keep,
             };
-            Ok((m, Some(e.value)))
+            let event = match &m {
+                Mutation::Delete => Some("del"),
+                Mutation::Put {
+                    expires_at: None, ..
+                } => Some("persist"),
+                Mutation::Put { .. } => Some("expire"),
+                _ => None,
+            };
+            Ok((m, Some((e.value, event))))
         })
         .await;
     ctx.count_read(r.as_ref().map(Option::is_some));
+    let r = r.map(|found| {
+        found.map(|(value, event)| {
+            if let Some(event) = event {
+                ctx.notify(GENERIC, event, &key);
+            }
+            value
+        })
+    });
     ok_or(r, Frame::bulk_or_null)
 }
 
@@ -611,17 +657,35 @@ impl Pairs {
 /// MSET key value [key value ...]
 async fn mset(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(Pairs::parse(argv, "mset"));
-    ok_or(ctx.access.mset(ctx.session.db, a.pairs).await, |_| {
-        Frame::ok()
-    })
+    let keys = notified_keys(&ctx, &a.pairs);
+    let r = ctx.access.mset(ctx.session.db, a.pairs).await;
+    if r.is_ok() {
+        for key in &keys {
+            ctx.notify(STRING, "set", key);
+        }
+    }
+    ok_or(r, |_| Frame::ok())
 }
 
 /// MSETNX key value [key value ...]
 async fn msetnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(Pairs::parse(argv, "msetnx"));
-    ok_or(ctx.access.msetnx(ctx.session.db, a.pairs).await, |set| {
-        Frame::Integer(set as i64)
-    })
+    let keys = notified_keys(&ctx, &a.pairs);
+    let r = ctx.access.msetnx(ctx.session.db, a.pairs).await;
+    if r.as_ref().is_ok_and(|set| *set) {
+        for key in &keys {
+            ctx.notify(STRING, "set", key);
+        }
+    }
+    ok_or(r, |set| Frame::Integer(set as i64))
+}
+
+/// The keys of MSET's pairs, copied only when `set` events are listened to.
+fn notified_keys(ctx: &Ctx<'_>, pairs: &[(Bytes, Bytes)]) -> Vec<Bytes> {
+    if !ctx.shared.settings.notifies(STRING) {
+        return Vec::new();
+    }
+    pairs.iter().map(|(key, _)| key.clone()).collect()
 }
 
 fn too_large() -> Frame {
@@ -656,6 +720,9 @@ async fn append(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             ))
         })
         .await;
+    if r.is_ok() {
+        ctx.notify(STRING, "append", &key);
+    }
     match r {
         Err(SluiceError::TooLarge) => too_large(),
         r => ok_or(r, Frame::Integer),
@@ -753,7 +820,7 @@ async fn setrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             let offset = offset as u64;
             let Some(e) = cur else {
                 if patch.is_empty() {
-                    return Ok((Mutation::Keep, 0));
+                    return Ok((Mutation::Keep, (0, false)));
                 }
                 if offset + patch.len() as u64 > max {
                     return Err(SluiceError::TooLarge);
@@ -767,11 +834,11 @@ async fn setrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                         value: Bytes::from(v),
                         expires_at: None,
                     },
-                    len,
+                    (len, true),
                 ));
             };
             if patch.is_empty() {
-                return Ok((Mutation::Keep, e.value.len() as i64));
+                return Ok((Mutation::Keep, (e.value.len() as i64, false)));
             }
             if offset + patch.len() as u64 > max {
                 return Err(SluiceError::TooLarge);
@@ -789,10 +856,14 @@ async fn setrange(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                     value: Bytes::from(v),
                     expires_at: e.expires_at,
                 },
-                len,
+                (len, true),
             ))
         })
         .await;
+    if r.as_ref().is_ok_and(|(_, changed)| *changed) {
+        ctx.notify(STRING, "setrange", &key);
+    }
+    let r = r.map(|(len, _)| len);
     match r {
         Err(SluiceError::TooLarge) => too_large(),
         r => ok_or(r, Frame::Integer),
@@ -806,10 +877,20 @@ pub fn incr_by_one<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'
         Sign::Plus => 1,
         Sign::Minus => -1,
     };
-    answer(
-        ctx.access.incr_by_now(ctx.session.db, a.key, delta),
-        Frame::Integer,
-    )
+    incr_answer(ctx, a.key, delta)
+}
+
+/// INCR, DECR, INCRBY and DECRBY: the engine's answer, and the `incrby` event.
+fn incr_answer(ctx: Ctx<'_>, key: Bytes, delta: i64) -> Answer<'_> {
+    let (shared, session, access) = ctx.into_parts();
+    let db = session.db;
+    let notify = shared.settings.notifies(STRING).then(|| key.clone());
+    answer(access.incr_by_now(db, key, delta), move |n| {
+        if let Some(key) = notify {
+            session.stage_key_event(shared, STRING, "incrby", &key);
+        }
+        Frame::Integer(n)
+    })
 }
 
 /// INCRBY / DECRBY key amount
@@ -838,10 +919,7 @@ pub fn incrby<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'c> {
         }
         Sign::Minus => -amount,
     };
-    answer(
-        ctx.access.incr_by_now(ctx.session.db, key, delta),
-        Frame::Integer,
-    )
+    incr_answer(ctx, key, delta)
 }
 
 /// INCRBYFLOAT key increment
@@ -850,10 +928,12 @@ async fn incrbyfloat(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         key,
         value: increment,
     } = parse!(KeyValue::parse(argv));
-    ok_or(
-        ctx.access
-            .incr_by_float(ctx.session.db, &key, &increment)
-            .await,
-        Frame::Bulk,
-    )
+    let r = ctx
+        .access
+        .incr_by_float(ctx.session.db, &key, &increment)
+        .await;
+    if r.is_ok() {
+        ctx.notify(STRING, "incrbyfloat", &key);
+    }
+    ok_or(r, Frame::Bulk)
 }

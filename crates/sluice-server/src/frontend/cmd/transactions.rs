@@ -182,6 +182,8 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
         Err(e) => return exec_abort(e),
     };
     loop {
+        // Events staged by a run that restarted were never applied.
+        session.drop_key_events();
         if session.watch.as_ref().is_some_and(|w| w.changed(&txn)) {
             return Frame::NullArray;
         }
@@ -202,6 +204,7 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
             if let Some(stopped) = session.discard_exec.take() {
                 // A script in the queue was stopped: nothing of the EXEC is applied.
                 session.db = db;
+                session.drop_key_events();
                 return stopped;
             }
             if txn.needs_restart() {
@@ -212,6 +215,7 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
         if txn.needs_restart() {
             if let Err(e) = txn.restart().await {
                 session.db = db;
+                session.drop_key_events();
                 return exec_abort(e);
             }
             continue;
@@ -221,6 +225,7 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
             Err(e) => {
                 // Nothing was applied, a queued SELECT included.
                 session.db = db;
+                session.drop_key_events();
                 engine_error(e)
             }
         };

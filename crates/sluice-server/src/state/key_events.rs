@@ -1,0 +1,109 @@
+//! Keyspace notifications (`notify-keyspace-events`): what a command changed, published on
+//! `__keyspace@<db>__:<key>` (the event as message) and `__keyevent@<db>__:<event>` (the key).
+//!
+//! A command stages its events in its session ([`Session::stage_key_event`]); `dispatch`
+//! publishes them when the command it ran is done. Inside EXEC or a script they wait for
+//! the transaction: its commit publishes them, a restart or an abort drops them, so a
+//! subscriber never hears of a write that was not applied.
+
+use bytes::Bytes;
+
+use super::keyspace_events::{KEYEVENT, KEYSPACE};
+use super::{Session, Shared};
+
+/// One staged event.
+#[derive(Debug, Clone)]
+pub struct KeyEvent {
+    db: u8,
+    event: &'static str,
+    key: Bytes,
+}
+
+impl Session {
+    /// Stages event `event` of class `class` on `key` in the selected database, if the class
+    /// is on (one relaxed load when it is not).
+    #[inline]
+    pub fn stage_key_event(
+        &mut self,
+        shared: &Shared,
+        class: u32,
+        event: &'static str,
+        key: &Bytes,
+    ) {
+        if shared.settings.notifies(class) {
+            self.key_events.push(KeyEvent {
+                db: self.db,
+                event,
+                key: key.clone(),
+            });
+        }
+    }
+
+    /// Drops the events staged by a transaction that did not commit.
+    pub fn drop_key_events(&mut self) {
+        self.key_events.clear();
+    }
+}
+
+impl Shared {
+    /// Publishes the events `session` staged, in order.
+    pub fn publish_key_events(&self, session: &mut Session) {
+        for event in std::mem::take(&mut session.key_events) {
+            self.publish_key_event(event.db, event.event, &event.key);
+        }
+    }
+
+    /// Publishes one event, on the channels `notify-keyspace-events` asks for (the event is
+    /// the engine's, or a staged command's whose class was checked when it was staged).
+    pub fn publish_key_event(&self, db: u8, event: &str, key: &[u8]) {
+        // No channel or pattern subscriber at all: no channel name is built.
+        if !self.pubsub.has_listeners() {
+            return;
+        }
+        let flags = self.settings.notify_flags();
+        if flags & KEYSPACE != 0 {
+            let channel = [format!("__keyspace@{db}__:").as_bytes(), key].concat();
+            self.pubsub.publish(
+                &Bytes::from(channel),
+                &Bytes::copy_from_slice(event.as_bytes()),
+            );
+        }
+        if flags & KEYEVENT != 0 {
+            let channel = format!("__keyevent@{db}__:{event}");
+            self.pubsub
+                .publish(&Bytes::from(channel), &Bytes::copy_from_slice(key));
+        }
+    }
+}
+
+/// The engine's key events (expiry, eviction of a cached copy, a row changed in the
+/// database) published as keyspace notifications: `expired` (class `x`), `evicted` (`e`),
+/// and Sluice's own `changed` (the key's type class, `$` or `h`). Holds the server state
+/// weakly: the engine that calls it lives inside it.
+pub(super) struct EngineKeyEvents(pub(super) std::sync::Weak<Shared>);
+
+fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
+    use super::keyspace_events::{EVICTED, EXPIRED, HASH, STRING};
+    match event {
+        sluice::KeyEvent::Expired => (EXPIRED, "expired"),
+        sluice::KeyEvent::Evicted => (EVICTED, "evicted"),
+        sluice::KeyEvent::Changed(sluice::Kind::Hash) => (HASH, "changed"),
+        sluice::KeyEvent::Changed(sluice::Kind::String) => (STRING, "changed"),
+    }
+}
+
+impl sluice::KeyEventSink for EngineKeyEvents {
+    fn wants(&self, event: sluice::KeyEvent) -> bool {
+        let (class, _) = class_and_name(event);
+        self.0
+            .upgrade()
+            .is_some_and(|shared| shared.settings.notifies(class))
+    }
+
+    fn key_event(&self, db: u8, key: &[u8], event: sluice::KeyEvent) {
+        let (_, name) = class_and_name(event);
+        if let Some(shared) = self.0.upgrade() {
+            shared.publish_key_event(db, name, key);
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! Pub/sub and keyspace notifications, as Redis 7.0 serves them.
+//!
+//! The contract these tests state:
+//! - SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, SPUBLISH and PUBSUB answer
+//!   byte for byte what a redis-server of the test's own answers, over several connections,
+//!   in RESP2 (arrays; only the (un)subscribe commands, PING, QUIT and RESET while subscribed)
+//!   and RESP3 (pushes; every command allowed), a message published by the subscriber itself
+//!   included (before its own reply);
+//! - keyspace notifications (`notify-keyspace-events`) carry the same events, in the same
+//!   order, for every write command Sluice serves, inside MULTI/EXEC and scripts too; an EXEC
+//!   that applies nothing publishes nothing;
+//! - what Sluice does to a key by itself is signalled too: `expired` once per expired key
+//!   (found by a read or by the reaper), `evicted` when the cache drops a copy for room, and
+//!   `changed` when change capture sees the row behind a mapped key change;
+//! - a subscriber that stops reading is closed once its messages pass the pub/sub class of
+//!   `client-output-buffer-limit` (set as in Redis), and the other subscribers keep receiving;
+//! - redis-py's `PubSub` and ioredis's subscriber mode work unchanged.
+//!
+//! The differential cases start a redis-server of their own (pub/sub state is server-wide:
+//! the shared oracle's other clients would show in PUBSUB CHANNELS); they print `skipped`
+//! without a `redis-server` binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    clients_dir, encode, node_with_ioredis, python_with_redis, reply_len, run_client, show,
+    OwnRedis, RawClient, TestServer,
+};
+use sluice::{KeyspaceConfig, Policy};
+use sluice_server::config::FileConfig;
+
+/// One step of a multi-connection case: on connection `conn`, send `command` (nothing when
+/// empty) and read `frames` replies or messages.
+type Step = (usize, &'static str, usize);
+
+/// Cases run against both servers; every frame read is compared.
+const CASES: &[(&str, &[Step])] = &[
+    (
+        "subscribe, publish, unsubscribe (RESP2)",
+        &[
+            (0, "SUBSCRIBE news sport", 2),
+            (1, "PUBLISH news hello", 1),
+            (0, "", 1),
+            (1, "PUBLISH nobody x", 1),
+            (0, "SUBSCRIBE news", 1),
+            (1, "PUBSUB NUMSUB news sport nobody", 1),
+            (1, "PUBSUB CHANNELS", 1),
+            (1, "PUBSUB CHANNELS n*", 1),
+            (1, "PUBSUB CHANNELS zz*", 1),
+            (0, "GET k", 1),
+            (0, "PING", 1),
+            (0, "PING hi", 1),
+            (0, "PING a b", 1),
+            (0, "UNSUBSCRIBE news", 1),
+            (1, "PUBLISH news gone", 1),
+            (0, "UNSUBSCRIBE", 1),
+            (0, "UNSUBSCRIBE", 1),
+            (0, "UNSUBSCRIBE a b", 2),
+            (0, "GET k", 1),
+            (0, "PING", 1),
+        ],
+    ),
+    (
+        "patterns",
+        &[
+            (0, "PSUBSCRIBE h* *o*", 2),
+            (1, "PUBSUB NUMPAT", 1),
+            (1, "PUBLISH hello 1", 1),
+            (0, "", 2),
+            (1, "PUBLISH zzz 2", 1),
+            (1, "PUBLISH ho 3", 1),
+            (0, "", 2),
+            (0, "SUBSCRIBE hat", 1),
+            (1, "PUBLISH hat 4", 1),
+            (0, "", 2),
+            (0, "PUNSUBSCRIBE *o*", 1),
+            (0, "PUNSUBSCRIBE", 1),
+            (0, "PUNSUBSCRIBE", 1),
+            (1, "PUBSUB NUMPAT", 1),
+            (0, "UNSUBSCRIBE", 1),
+            (0, "PUNSUBSCRIBE nope", 1),
+        ],
+    ),
+    (
+        "shard channels",
+        &[
+            (0, "SSUBSCRIBE s1 s2", 2),
+            (0, "SUBSCRIBE c", 1),
+            (1, "SPUBLISH s1 m", 1),
+            (0, "", 1),
+            (1, "PUBLISH s1 plain", 1),
+            (1, "PUBSUB SHARDCHANNELS", 1),
+            (1, "PUBSUB SHARDNUMSUB s1 s3", 1),
+            (1, "PUBSUB CHANNELS", 1),
+            (0, "SUNSUBSCRIBE s1", 1),
+            (0, "SUNSUBSCRIBE", 1),
+            (0, "SUNSUBSCRIBE", 1),
+            (0, "UNSUBSCRIBE", 1),
+            (0, "GET k", 1),
+        ],
+    ),
+    (
+        "RESP3: pushes, any command while subscribed, a message to oneself",
+        &[
+            (0, "HELLO 3", 1),
+            (0, "SUBSCRIBE a", 1),
+            (0, "SET k v", 1),
+            (0, "GET k", 1),
+            (0, "PING", 1),
+            (1, "PUBLISH a x", 1),
+            (0, "", 1),
+            (0, "PUBLISH a self", 2),
+            (0, "PSUBSCRIBE *", 1),
+            (0, "SPUBLISH a shard", 1),
+            (1, "PUBLISH a both", 1),
+            (0, "", 2),
+            (0, "UNSUBSCRIBE nope", 1),
+            (0, "PUNSUBSCRIBE", 1),
+            (0, "UNSUBSCRIBE", 1),
+            (0, "HELLO 2", 1),
+            (0, "SUBSCRIBE b", 1),
+            (0, "HELLO 3", 1),
+            (0, "RESET", 1),
+            (0, "SET k v2", 1),
+            (1, "PUBSUB NUMSUB a b", 1),
+        ],
+    ),
+    (
+        "errors and transactions",
+        &[
+            (0, "SUBSCRIBE", 1),
+            (0, "PSUBSCRIBE", 1),
+            (0, "SSUBSCRIBE", 1),
+            (0, "PUBLISH a", 1),
+            (0, "PUBLISH a b c", 1),
+            (0, "SPUBLISH a", 1),
+            (0, "PUBSUB", 1),
+            (0, "PUBSUB NOSUCH", 1),
+            (0, "PUBSUB CHANNELS a b", 1),
+            (0, "PUBSUB NUMPAT x", 1),
+            (0, "PUBSUB SHARDCHANNELS a b", 1),
+            (0, "PUBSUB HELP", 1),
+            (0, "PUBSUB NUMSUB", 1),
+            (1, "SUBSCRIBE t", 1),
+            (0, "MULTI", 1),
+            (0, "PUBLISH t queued", 1),
+            (0, "EXEC", 1),
+            (1, "", 1),
+            (
+                0,
+                "EVAL \"return redis.call('publish', KEYS[1], 'lua')\" 1 t",
+                1,
+            ),
+            (1, "", 1),
+            (0, "EVAL \"return redis.call('subscribe', 'x')\" 0", 1),
+            (1, "QUIT", 1),
+        ],
+    ),
+];
+
+/// One raw connection per index, opened on demand.
+struct Conns {
+    addr: String,
+    conns: Vec<RawClient>,
+}
+
+impl Conns {
+    async fn get(&mut self, i: usize) -> &mut RawClient {
+        while self.conns.len() <= i {
+            let c = RawClient::try_connect(&self.addr).await.expect("connect");
+            self.conns.push(c);
+        }
+        &mut self.conns[i]
+    }
+}
+
+/// Splits a command line into words; a double-quoted word may hold spaces.
+fn words(line: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').expect("closing quote");
+            out.push(quoted.as_bytes()[..end].to_vec());
+            rest = quoted[end + 1..].trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            out.push(rest.as_bytes()[..end].to_vec());
+            rest = rest[end..].trim_start();
+        }
+    }
+    out
+}
+
+/// Runs `steps` against the server at `addr`; each step's frames, as raw bytes.
+async fn run_steps(addr: &str, steps: &[Step]) -> Vec<Vec<u8>> {
+    let mut conns = Conns {
+        addr: addr.to_string(),
+        conns: Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (conn, command, frames) in steps {
+        let c = conns.get(*conn).await;
+        if !command.is_empty() {
+            let args = words(command);
+            let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            c.send(&encode(&argv)).await;
+        }
+        out.push(c.replies(*frames).await);
+    }
+    out
+}
+
+/// What is compared of a step's frames: HELLO's reply names the server and the connection
+/// (compared only in shape); the channels PUBSUB lists, and messages that several patterns
+/// deliver at once, come in no defined order (both servers walk a hash table), so they are
+/// compared sorted.
+fn comparable(command: &str, frames: Vec<u8>) -> Vec<u8> {
+    if command.starts_with("HELLO") {
+        return frames[..frames.len().min(4)].to_vec();
+    }
+    if command.starts_with("PUBSUB CHANNELS") || command.starts_with("PUBSUB SHARDCHANNELS") {
+        let header = frames.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        let mut items = split_frames(&frames[header..]);
+        items.sort();
+        return [frames[..header].to_vec(), items.concat()].concat();
+    }
+    if command.is_empty() {
+        let mut items = split_frames(&frames);
+        items.sort();
+        return items.concat();
+    }
+    frames
+}
+
+/// Whole frames, each as its bytes.
+fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let n = reply_len(bytes).expect("whole frames");
+        out.push(bytes[..n].to_vec());
+        bytes = &bytes[n..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_replies_match_redis_across_connections() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start().await;
+    let sluice_addr = format!("127.0.0.1:{}", sluice.port());
+    let mut mismatches = Vec::new();
+    for (name, steps) in CASES {
+        let from_redis = run_steps(&redis.addr, steps).await;
+        let from_sluice = run_steps(&sluice_addr, steps).await;
+        for (((conn, command, _), r), s) in steps.iter().zip(from_redis).zip(from_sluice) {
+            let (r, s) = (comparable(command, r), comparable(command, s));
+            if r != s {
+                mismatches.push(format!(
+                    "{name}: [{conn}] {command:?}\n    redis:  {}\n    sluice: {}",
+                    show(&r),
+                    show(&s)
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    sluice.stop().await;
+}
+
+/// Reads frames from `c` until a message on channel `end` arrives; everything before it.
+async fn until_end(c: &mut RawClient) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let frame = c.reply().await;
+        if frame == b"*3\r\n$7\r\nmessage\r\n$3\r\nend\r\n$3\r\nend\r\n" {
+            return out;
+        }
+        out.extend(frame);
+    }
+}
+
+/// The write commands of the keyspace-notification comparison, each run on its own.
+const WRITES: &[&str] = &[
+    "SET a 1",
+    "SET a 2 EX 100",
+    "SET a 3 NX",
+    "SET a 4 XX GET",
+    "SET a 5 KEEPTTL",
+    "SETNX a 9",
+    "SETNX b 3",
+    "GETSET b 4",
+    "APPEND b x",
+    "SETRANGE b 1 zz",
+    "SETRANGE b 1 \"\"",
+    "SETRANGE nob 0 \"\"",
+    "INCR n",
+    "INCRBY n 5",
+    "DECR n",
+    "DECRBY n 2",
+    "INCRBYFLOAT f 1.5",
+    "INCR b",
+    "MSET m1 1 m2 2",
+    "MSETNX m1 x m3 y",
+    "MSETNX m4 x m5 y",
+    "SETEX s 100 v",
+    "PSETEX p 100000 v",
+    "EXPIRE a 100",
+    "EXPIRE nosuch 100",
+    "PEXPIRE a 100000 NX",
+    "EXPIREAT a 4102444800",
+    "PERSIST a",
+    "PERSIST a",
+    "EXPIRE m2 -1",
+    "GETEX m1 EX 100",
+    "GETEX m1 PERSIST",
+    "GETEX m1",
+    "GETEX m1 PXAT 1",
+    "GETDEL s",
+    "GETDEL s",
+    "RENAME b b2",
+    "RENAME b2 b2",
+    "RENAMENX b2 p",
+    "RENAMENX b2 c",
+    "DEL c nosuch a",
+    "UNLINK p n",
+    "HSET h f 1 g 2",
+    "HMSET h g 3",
+    "HSETNX h f 9",
+    "HSETNX h k 9",
+    "HINCRBY h f 2",
+    "HINCRBYFLOAT h g 0.5",
+    "HDEL h f nosuch",
+    "HDEL h nosuch",
+    "HDEL h g k",
+    "MULTI",
+    "SET t1 1",
+    "INCR t1",
+    "HSET t2 f v",
+    "EXEC",
+    "MULTI",
+    "SET t3 1",
+    "INCR nosuch-hash-typed h",
+    "EXEC",
+    "EVAL \"redis.call('set', KEYS[1], 'v') redis.call('del', KEYS[1]) return 1\" 1 ev",
+    "SELECT 3",
+    "SET other-db 1",
+    "SELECT 0",
+    "FLUSHDB",
+];
+
+/// Every event the writes cause, as a subscriber to every keyspace and keyevent channel
+/// receives them.
+async fn keyspace_events_of(addr: &str, classes: &str) -> Vec<u8> {
+    let mut listener = RawClient::try_connect(addr).await.expect("connect");
+    let mut writer = RawClient::try_connect(addr).await.expect("connect");
+    writer.run("FLUSHALL").await;
+    let set = writer
+        .cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"notify-keyspace-events",
+            classes.as_bytes(),
+        ])
+        .await;
+    assert_eq!(set, b"+OK\r\n", "{}", show(&set));
+    listener
+        .send(&encode(&[b"PSUBSCRIBE", b"__key*__:*"]))
+        .await;
+    listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
+    listener.replies(2).await;
+    for line in WRITES {
+        let args = words(line);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        writer.cmd(&argv).await;
+    }
+    writer.run("PUBLISH end end").await;
+    let events = until_end(&mut listener).await;
+    writer
+        .cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""])
+        .await;
+    events
+}
+
+/// The frames of `bytes`, one per line, for a readable diff.
+fn frames(bytes: &[u8]) -> Vec<String> {
+    split_frames(bytes).iter().map(|f| show(f)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_match_redis_for_every_write_command() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start().await;
+    let sluice_addr = format!("127.0.0.1:{}", sluice.port());
+    for classes in ["KEA", "K$", "Eg", "Kh", "KEgx"] {
+        let from_redis = frames(&keyspace_events_of(&redis.addr, classes).await);
+        let from_sluice = frames(&keyspace_events_of(&sluice_addr, classes).await);
+        assert!(
+            classes != "KEA" || from_redis.len() > 100,
+            "the writes cause events: {from_redis:?}"
+        );
+        if from_redis != from_sluice {
+            let width = from_redis.len().max(from_sluice.len());
+            let mut report = Vec::new();
+            for i in 0..width {
+                let r = from_redis.get(i).map_or("-", String::as_str);
+                let s = from_sluice.get(i).map_or("-", String::as_str);
+                let mark = if r == s { " " } else { "≠" };
+                report.push(format!("{mark} {i:3} redis {r}\n        sluice {s}"));
+            }
+            panic!(
+                "notify-keyspace-events {classes}: events differ\n{}",
+                report.join("\n")
+            );
+        }
+    }
+    sluice.stop().await;
+}
+
+/// Reads frames until one contains `needle`, for at most `limit`; the frames read.
+async fn wait_for_frame(c: &mut RawClient, needle: &[u8], limit: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no frame with {} within {limit:?}; saw {:?}",
+            show(needle),
+            seen.iter().map(|f: &Vec<u8>| show(f)).collect::<Vec<_>>()
+        );
+        let frame = c.reply().await;
+        let found = frame.windows(needle.len()).any(|w| w == needle);
+        seen.push(frame);
+        if found {
+            return seen;
+        }
+    }
+}
+
+/// Counts the frames naming `needle` that arrive before a message on channel `end`.
+async fn count_until_end(listener: &mut RawClient, writer: &mut RawClient, needle: &[u8]) -> usize {
+    writer.run("PUBLISH end end").await;
+    let rest = until_end(listener).await;
+    frames(&rest)
+        .iter()
+        .filter(|f| f.contains(&show(needle)))
+        .count()
+}
+
+/// A key that expires is signalled once, `expired` on `__keyevent@0__:expired`, whether a
+/// read finds it expired, the reaper deletes it, or (write-back) the flush stores the expired
+/// write as a delete.
+async fn expiry_is_signalled_once(policy: Policy) {
+    let mut config = FileConfig::default();
+    let mut builtin = KeyspaceConfig::builtin(policy);
+    builtin.flush_interval = Duration::from_millis(50);
+    config.engine.keyspaces = vec![builtin];
+    let server = TestServer::start_config(config).await;
+    let mut listener = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("CONFIG SET notify-keyspace-events Ex").await;
+    listener
+        .send(&encode(&[b"SUBSCRIBE", b"__keyevent@0__:expired", b"end"]))
+        .await;
+    listener.replies(2).await;
+
+    // Read after it expired.
+    assert_eq!(writer.run("SET read-me v PX 50").await, b"+OK\r\n");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(writer.run("GET read-me").await, b"$-1\r\n");
+    let seen = wait_for_frame(&mut listener, b"read-me", Duration::from_secs(5)).await;
+    assert_eq!(
+        show(seen.last().unwrap()),
+        show(b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:expired\r\n$7\r\nread-me\r\n")
+    );
+    // Read again, and left to the reaper and the flusher: no second event.
+    assert_eq!(writer.run("GET read-me").await, b"$-1\r\n");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count_until_end(&mut listener, &mut writer, b"read-me").await,
+        0
+    );
+
+    // Never read: the reaper (every second) or the flush deletes it and signals it.
+    assert_eq!(writer.run("SET left-alone v PX 50").await, b"+OK\r\n");
+    wait_for_frame(&mut listener, b"left-alone", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count_until_end(&mut listener, &mut writer, b"left-alone").await,
+        0
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_signalled_once_write_through() {
+    expiry_is_signalled_once(Policy::WriteThrough).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_signalled_once_write_back() {
+    expiry_is_signalled_once(Policy::WriteBack).await;
+}
+
+/// A cache too small for what is written drops copies for room, each signalled `evicted`;
+/// the keys themselves stay readable (from the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicting_a_cached_copy_is_signalled() {
+    let mut config = FileConfig::default();
+    config.engine.cache.capacity = 64 * 1024;
+    let server = TestServer::start_config(config).await;
+    let mut listener = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("CONFIG SET notify-keyspace-events KEe").await;
+    listener
+        .send(&encode(&[b"SUBSCRIBE", b"__keyevent@0__:evicted", b"end"]))
+        .await;
+    listener.replies(2).await;
+    let value = vec![b'v'; 1024];
+    for i in 0..200 {
+        let key = format!("big:{i}");
+        writer.cmd(&[b"SET", key.as_bytes(), &value]).await;
+    }
+    let seen = wait_for_frame(&mut listener, b"big:", Duration::from_secs(5)).await;
+    assert!(
+        seen.last()
+            .unwrap()
+            .starts_with(b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n$"),
+        "{}",
+        show(seen.last().unwrap())
+    );
+    let evicted = 1 + count_until_end(&mut listener, &mut writer, b"big:").await;
+    assert!(
+        (100..200).contains(&evicted),
+        "200 KiB written into a 64 KiB cache: most copies evicted, got {evicted}"
+    );
+    // Evicted copies only: every key still reads its value.
+    let got = writer.run("GET big:0").await;
+    assert!(
+        got.ends_with(&[&value[..], b"\r\n"].concat()),
+        "{}",
+        show(&got)
+    );
+    server.stop().await;
+}
+
+/// A row another program changes behind Sluice's back (seen by change capture) is
+/// signalled `changed` on its key, once the cache holds the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_changed_in_the_database_is_signalled() {
+    let mut config = FileConfig::default();
+    let mut price = KeyspaceConfig::builtin(Policy::WriteThrough);
+    price.name = "prices".into();
+    price.keys = "product:{id}:price".into();
+    price.table = Some("products".into());
+    price.key_column = Some("id".into());
+    price.value_column = Some("price".into());
+    config.engine.keyspaces = vec![price, KeyspaceConfig::builtin(Policy::WriteThrough)];
+    config.engine.changes.enabled = true;
+    let server = TestServer::start_config_with_sql(
+        config,
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, price TEXT); \
+         INSERT INTO products VALUES (1, '10');",
+    )
+    .await;
+    let mut listener = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("CONFIG SET notify-keyspace-events K$").await;
+    listener
+        .send(&encode(&[b"SUBSCRIBE", b"__keyspace@0__:product:1:price"]))
+        .await;
+    listener.reply().await;
+    // Cached first, so the event must come after the copy was replaced.
+    assert_eq!(writer.run("GET product:1:price").await, b"$2\r\n10\r\n");
+    server
+        .sqlite()
+        .execute("UPDATE products SET price = '12' WHERE id = 1", [])
+        .expect("outside update");
+    let seen = wait_for_frame(&mut listener, b"changed", Duration::from_secs(10)).await;
+    assert_eq!(
+        show(seen.last().unwrap()),
+        show(b"*3\r\n$7\r\nmessage\r\n$30\r\n__keyspace@0__:product:1:price\r\n$7\r\nchanged\r\n")
+    );
+    assert_eq!(writer.run("GET product:1:price").await, b"$2\r\n12\r\n");
+    server.stop().await;
+}
+
+/// CONFIG SET and GET of `client-output-buffer-limit` answer as Redis 7.0 (sizes with units,
+/// classes in any case, every refusal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_output_buffer_limit_is_set_as_in_redis() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start().await;
+    let sluice_addr = format!("127.0.0.1:{}", sluice.port());
+    let steps: &[Step] = &[
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"pubsub 1mb 512kb 10\"", 1),
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"PUBSUB 2MB 8k 0 normal 1 2 3\"", 1),
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"replica 1gb 1g 7 slave 5 6 7\"", 1),
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"pubsub 1 2\"", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"master 1 2 3\"", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"pubsub 1x 2 3\"", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"pubsub 1 2 -3\"", 1),
+        (0, "CONFIG SET client-output-buffer-limit \"\"", 1),
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+        (
+            0,
+            "CONFIG SET client-output-buffer-limit \"normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60\"",
+            1,
+        ),
+        (0, "CONFIG GET client-output-buffer-limit", 1),
+    ];
+    let from_redis = run_steps(&redis.addr, steps).await;
+    let from_sluice = run_steps(&sluice_addr, steps).await;
+    for (((_, command, _), r), s) in steps.iter().zip(from_redis).zip(from_sluice) {
+        assert_eq!(show(&s), show(&r), "{command}");
+    }
+    sluice.stop().await;
+}
+
+/// A subscriber that reads nothing is closed once its unread messages pass the pub/sub limit
+/// (here set to 1 MiB by CONFIG SET; Redis's 32 MiB by default); a subscriber that reads
+/// keeps every message, and the others are not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_closed_at_the_output_limit() {
+    let server = TestServer::start().await;
+    let mut stalled = server.client().await;
+    let mut reader = server.client().await;
+    let mut publisher = server.client().await;
+    let set = publisher
+        .cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 1mb 0 0",
+        ])
+        .await;
+    assert_eq!(set, b"+OK\r\n");
+    stalled.send(&encode(&[b"SUBSCRIBE", b"flood"])).await;
+    stalled.reply().await;
+    reader.send(&encode(&[b"SUBSCRIBE", b"flood"])).await;
+    reader.reply().await;
+    const MESSAGES: usize = 400;
+    let payload = vec![b'x'; 64 * 1024];
+    let reading = tokio::spawn(async move {
+        let mut got = 0;
+        while got < MESSAGES {
+            let frame = reader.reply().await;
+            assert!(frame.ends_with(b"xxx\r\n"), "{}", show(&frame[..40]));
+            got += 1;
+        }
+        (got, reader)
+    });
+    // 400 × 64 KiB = 25 MiB: past what the socket buffers hold and the 1 MiB limit.
+    let mut delivered = Vec::new();
+    for _ in 0..MESSAGES {
+        let reply = publisher.cmd(&[b"PUBLISH", b"flood", &payload]).await;
+        delivered.push(reply);
+    }
+    let (got, _still_subscribed) = reading.await.expect("reader");
+    assert_eq!(got, MESSAGES, "the reading subscriber got every message");
+    assert_eq!(delivered[0], b":2\r\n");
+    assert_eq!(
+        delivered.last().unwrap(),
+        b":1\r\n",
+        "once the stalled subscriber is closed, only the reader receives"
+    );
+    let (_, closed) = stalled.read_until_close(Duration::from_secs(5)).await;
+    assert!(closed, "the stalled subscriber was disconnected");
+    assert_eq!(
+        publisher.run("PUBSUB NUMSUB flood").await,
+        b"*2\r\n$5\r\nflood\r\n:1\r\n"
+    );
+    server.stop().await;
+}
+
+/// CLIENT LIST shows a subscriber's subscriptions and its `P` flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_subscriptions() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.send(&encode(&[b"HELLO", b"3"])).await;
+    c.reply().await;
+    c.send(&encode(&[b"SUBSCRIBE", b"a", b"b"])).await;
+    c.replies(2).await;
+    c.send(&encode(&[b"PSUBSCRIBE", b"p*"])).await;
+    c.reply().await;
+    let list = String::from_utf8_lossy(&c.run("CLIENT INFO").await).into_owned();
+    assert!(list.contains(" flags=P "), "{list}");
+    assert!(list.contains(" sub=2 psub=1 ssub=0 "), "{list}");
+    server.stop().await;
+}
+
+/// redis-py: `pubsub()` subscribe / psubscribe, `get_message`, `listen` in a thread, and a
+/// keyspace notification for a write made through another client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_pubsub_listener() {
+    if !python_with_redis() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let script = clients_dir().join("redis_py_pubsub.py");
+    let port = server.port().to_string();
+    run_client("python3", &[script.to_str().unwrap(), "--port", &port]).await;
+    server.stop().await;
+}
+
+/// ioredis: a connection in subscriber mode receives `message` and `pmessage` events and
+/// leaves subscriber mode after unsubscribing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ioredis_subscriber_mode() {
+    if !node_with_ioredis() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let script = clients_dir().join("node/pubsub.js");
+    let port = server.port().to_string();
+    run_client("node", &[script.to_str().unwrap(), &port]).await;
+    server.stop().await;
+}
