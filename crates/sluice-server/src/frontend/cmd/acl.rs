@@ -61,9 +61,11 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
         )));
     }
     // The "keys" of SSUBSCRIBE and SPUBLISH are shard channels (`not_key` in Redis's key
-    // specs), never checked against key patterns.
-    let names_keys = !spec.categories.contains(&"@pubsub");
-    if names_keys && !user.may_access_all() && spec.keys.of(args).any(|k| !user.may_access(k)) {
+    // specs), never checked against key patterns (looked at only for a restricted user).
+    if !user.may_access_all()
+        && !spec.categories.contains(&"@pubsub")
+        && spec.keys.of(args).any(|k| !user.may_access(k))
+    {
         return Some(Frame::error(
             "NOPERM this user has no permissions to access one of the keys used as arguments",
         ));

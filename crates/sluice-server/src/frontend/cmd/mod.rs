@@ -127,9 +127,10 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         return rejected(shared, Some(slot), refuse(session, spec, denied));
     }
     // RESP2's subscribed mode: one `Option` check unless the connection subscribed.
-    if session.proto == 2 && session.subscribed() && !pubsub::allowed_while_subscribed(spec.name) {
-        let refusal = pubsub::refused_while_subscribed(full_name);
-        return rejected(shared, Some(slot), refuse(session, spec, refusal));
+    if session.pubsub.is_some() {
+        if let Some(refusal) = refused_while_subscribed(session, spec, full_name) {
+            return rejected(shared, Some(slot), refuse(session, spec, refusal));
+        }
     }
     // CLIENT PAUSE: one relaxed load unless a pause was set.
     if shared.pause.may_be_active() && client_pause_wait(shared, session, spec).await {
@@ -166,7 +167,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
             let reply = run_hot(ctx, hot, args).await;
             ran(shared, session, spec, slot, started, &reply);
             if !session.key_events.is_empty() {
-                shared.publish_key_events(session);
+                publish_key_events(shared, session);
             }
             return reply;
         }
@@ -180,7 +181,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     ran(shared, session, spec, slot, started, &reply);
     // What the command (or the EXEC or script it was) changed, now that it is applied.
     if !session.key_events.is_empty() {
-        shared.publish_key_events(session);
+        publish_key_events(shared, session);
     }
     if let Some(slow) = slow {
         shared.slowlog.finish(
@@ -191,6 +192,23 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         );
     }
     reply
+}
+
+/// Publishes the keyspace events the command staged. Out of line: off unless
+/// `notify-keyspace-events` is set.
+#[cold]
+#[inline(never)]
+fn publish_key_events(shared: &Shared, session: &mut Session) {
+    shared.publish_key_events(session);
+}
+
+/// RESP2's subscribed mode: Redis's refusal of a command other than the (un)subscribe ones,
+/// PING, QUIT and RESET. Out of line: most connections never subscribe.
+#[cold]
+#[inline(never)]
+fn refused_while_subscribed(session: &Session, spec: &Spec, full_name: &str) -> Option<Frame> {
+    (session.proto == 2 && session.subscribed() && !pubsub::allowed_while_subscribed(spec.name))
+        .then(|| pubsub::refused_while_subscribed(full_name))
 }
 
 /// Runs a command whose name, arity and permissions were checked, reading and writing keys

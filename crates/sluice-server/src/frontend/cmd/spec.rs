@@ -27,11 +27,42 @@ pub struct Ctx<'a> {
     pub access: sluice::Access<'a>,
 }
 
+/// A hot write's keyspace-event staging, carried into its reply closure (the engine holds the
+/// access meanwhile). Built only when events of the command's classes are listened to: the
+/// reply closure of a write nobody listens to carries one empty option.
+pub struct HotEvents<'a> {
+    shared: &'a Shared,
+    session: &'a mut Session,
+    key: Bytes,
+}
+
+impl HotEvents<'_> {
+    /// Stages `event` of `class` on the command's key.
+    pub fn stage(&mut self, class: u32, event: &'static str) {
+        self.session
+            .stage_key_event(self.shared, class, event, &self.key);
+    }
+}
+
 impl<'a> Ctx<'a> {
-    /// The server state, the session and the access apart, for a hot command whose reply
-    /// closure stages keyspace events in the session while the engine holds the access.
-    pub fn into_parts(self) -> (&'a Shared, &'a mut Session, sluice::Access<'a>) {
-        (self.shared, self.session, self.access)
+    /// For a hot write of `key`: the access, the selected database, and its event staging if
+    /// any of `classes` is listened to (one relaxed load otherwise).
+    pub fn for_hot_write(
+        self,
+        classes: u32,
+        key: &Bytes,
+    ) -> (sluice::Access<'a>, u8, Option<HotEvents<'a>>) {
+        let db = self.session.db;
+        let events = if self.shared.settings.notifies(classes) {
+            Some(HotEvents {
+                shared: self.shared,
+                session: self.session,
+                key: key.clone(),
+            })
+        } else {
+            None
+        };
+        (self.access, db, events)
     }
 
     /// Stages keyspace notification `event` of class `class` (`state::keyspace_events`) on

@@ -432,18 +432,12 @@ pub fn set<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
         parse_now!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
     let return_old = opts.return_old;
     let expires = matches!(opts.expiry, SetExpiry::At(_));
-    let (shared, session, access) = ctx.into_parts();
-    let db = session.db;
-    // A copy of the key only when someone listens (one relaxed load otherwise).
-    let notify = shared
-        .settings
-        .notifies(STRING | GENERIC)
-        .then(|| key.clone());
+    let (access, db, events) = ctx.for_hot_write(STRING | GENERIC, &key);
     answer(access.set_now(db, key, value, opts), move |out| {
-        if let Some(key) = notify.filter(|_| out.written) {
-            session.stage_key_event(shared, STRING, "set", &key);
+        if let Some(mut events) = events.filter(|_| out.written) {
+            events.stage(STRING, "set");
             if expires {
-                session.stage_key_event(shared, GENERIC, "expire", &key);
+                events.stage(GENERIC, "expire");
             }
         }
         if return_old {
@@ -882,12 +876,10 @@ pub fn incr_by_one<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'
 
 /// INCR, DECR, INCRBY and DECRBY: the engine's answer, and the `incrby` event.
 fn incr_answer(ctx: Ctx<'_>, key: Bytes, delta: i64) -> Answer<'_> {
-    let (shared, session, access) = ctx.into_parts();
-    let db = session.db;
-    let notify = shared.settings.notifies(STRING).then(|| key.clone());
+    let (access, db, events) = ctx.for_hot_write(STRING, &key);
     answer(access.incr_by_now(db, key, delta), move |n| {
-        if let Some(key) = notify {
-            session.stage_key_event(shared, STRING, "incrby", &key);
+        if let Some(mut events) = events {
+            events.stage(STRING, "incrby");
         }
         Frame::Integer(n)
     })
