@@ -156,6 +156,11 @@ const CASES: &[(&str, &[Step])] = &[
             (1, "", 1),
             (0, "EVAL \"return redis.call('subscribe', 'x')\" 0", 1),
             (1, "QUIT", 1),
+            // Queued, then run by EXEC: both confirmations inside EXEC's one-element array.
+            (2, "MULTI", 1),
+            (2, "SUBSCRIBE mx my", 1),
+            (2, "EXEC", 2),
+            (2, "PING", 1),
         ],
     ),
 ];
