@@ -278,6 +278,7 @@ impl WriteBackBuffer {
     /// now, and otherwise hands it back for [`WriteBackBuffer::reserve`].
     ///
     /// `now_ms` is called only if the key enters the buffer (its `dirty_since`).
+    #[inline]
     pub(crate) fn try_insert(
         &self,
         key: &DbKey,

@@ -36,6 +36,7 @@ impl Engine {
     /// Shows a write in an in-process cache (its copy, or none for a delete), which cannot
     /// fail; false, with nothing done, if the cache is remote ([`Engine::install`] and
     /// [`Engine::evict`] then).
+    #[inline]
     pub(super) fn show_now(
         &self,
         route: &Route<'_>,

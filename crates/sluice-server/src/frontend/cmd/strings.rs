@@ -430,6 +430,31 @@ impl Set {
 pub fn set<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
     let (key, value, opts) =
         parse_now!(Set::parse(argv).and_then(|set| set.resolve(|| ctx.access.now_ms())));
+    if ctx.shared.settings.notifies(STRING | GENERIC) {
+        return set_notifying(ctx, key, value, opts);
+    }
+    let return_old = opts.return_old;
+    answer(
+        ctx.access.set_now(ctx.session.db, key, value, opts),
+        move |out| set_reply(out, return_old),
+    )
+}
+
+/// SET's reply: the old value (GET), OK, or nil when NX/XX said no.
+fn set_reply(out: sluice::SetOutcome, return_old: bool) -> Frame {
+    if return_old {
+        Frame::bulk_or_null(out.old)
+    } else if out.written {
+        Frame::ok()
+    } else {
+        Frame::Null
+    }
+}
+
+/// [`set`] while keyspace notifications are on: its reply closure stages `set` (and
+/// `expire`). Apart, so that SET's usual path carries no event state.
+#[cold]
+fn set_notifying<'c>(ctx: Ctx<'c>, key: Bytes, value: Bytes, opts: SetOptions) -> Answer<'c> {
     let return_old = opts.return_old;
     let expires = matches!(opts.expiry, SetExpiry::At(_));
     let (access, db, events) = ctx.for_hot_write(STRING | GENERIC, &key);
@@ -440,13 +465,7 @@ pub fn set<'c>(ctx: Ctx<'c>, argv: &mut [Bytes]) -> Answer<'c> {
                 events.stage(GENERIC, "expire");
             }
         }
-        if return_old {
-            Frame::bulk_or_null(out.old)
-        } else if out.written {
-            Frame::ok()
-        } else {
-            Frame::Null
-        }
+        set_reply(out, return_old)
     })
 }
 
@@ -876,6 +895,12 @@ pub fn incr_by_one<'c>(ctx: Ctx<'c>, argv: &mut [Bytes], sign: Sign) -> Answer<'
 
 /// INCR, DECR, INCRBY and DECRBY: the engine's answer, and the `incrby` event.
 fn incr_answer(ctx: Ctx<'_>, key: Bytes, delta: i64) -> Answer<'_> {
+    if !ctx.shared.settings.notifies(STRING) {
+        return answer(
+            ctx.access.incr_by_now(ctx.session.db, key, delta),
+            Frame::Integer,
+        );
+    }
     let (access, db, events) = ctx.for_hot_write(STRING, &key);
     answer(access.incr_by_now(db, key, delta), move |n| {
         if let Some(mut events) = events {
