@@ -25,7 +25,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    clients_dir, encode, node_with_ioredis, python_with_redis, reply_len, run_client, show,
+    clients_dir, encode, node_with_ioredis, python_with_redis, reply_len, run_client, show, split,
     OwnRedis, RawClient, TestServer,
 };
 use sluice::{KeyspaceConfig, Policy};
@@ -181,24 +181,6 @@ impl Conns {
     }
 }
 
-/// Splits a command line into words; a double-quoted word may hold spaces.
-fn words(line: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = line.trim();
-    while !rest.is_empty() {
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let end = quoted.find('"').expect("closing quote");
-            out.push(quoted.as_bytes()[..end].to_vec());
-            rest = quoted[end + 1..].trim_start();
-        } else {
-            let end = rest.find(' ').unwrap_or(rest.len());
-            out.push(rest.as_bytes()[..end].to_vec());
-            rest = rest[end..].trim_start();
-        }
-    }
-    out
-}
-
 /// Runs `steps` against the server at `addr`; each step's frames, as raw bytes.
 async fn run_steps(addr: &str, steps: &[Step]) -> Vec<Vec<u8>> {
     let mut conns = Conns {
@@ -209,7 +191,7 @@ async fn run_steps(addr: &str, steps: &[Step]) -> Vec<Vec<u8>> {
     for (conn, command, frames) in steps {
         let c = conns.get(*conn).await;
         if !command.is_empty() {
-            let args = words(command);
+            let args = split(command);
             let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             c.send(&encode(&argv)).await;
         }
@@ -380,7 +362,7 @@ async fn keyspace_events_of(addr: &str, classes: &str) -> Vec<u8> {
     listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
     listener.replies(2).await;
     for line in WRITES {
-        let args = words(line);
+        let args = split(line);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         writer.cmd(&argv).await;
     }

@@ -86,15 +86,14 @@ impl Frame {
             Frame::Bulk(b) => put_bulk(out, b),
             Frame::Null => out.put_slice(if proto >= 3 { b"_\r\n" } else { b"$-1\r\n" }),
             Frame::NullArray => out.put_slice(if proto >= 3 { b"_\r\n" } else { b"*-1\r\n" }),
-            Frame::Array(items) => {
-                out.put_u8(b'*');
-                put_int(out, items.len() as i64);
-                for f in items {
-                    f.encode(proto, out);
-                }
-            }
-            Frame::Set(items) => {
-                out.put_u8(if proto >= 3 { b'~' } else { b'*' });
+            // The aggregates differ only in their RESP3 type byte; RESP2 sends arrays.
+            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+                let resp3 = match self {
+                    Frame::Set(_) => b'~',
+                    Frame::Push(_) => b'>',
+                    _ => b'*',
+                };
+                out.put_u8(if proto >= 3 { resp3 } else { b'*' });
                 put_int(out, items.len() as i64);
                 for f in items {
                     f.encode(proto, out);
@@ -148,13 +147,6 @@ impl Frame {
                     out.put_slice(b"\r\n");
                 } else {
                     put_bulk(out, b);
-                }
-            }
-            Frame::Push(items) => {
-                out.put_u8(if proto >= 3 { b'>' } else { b'*' });
-                put_int(out, items.len() as i64);
-                for f in items {
-                    f.encode(proto, out);
                 }
             }
             Frame::Many(replies) => {

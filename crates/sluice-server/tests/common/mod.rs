@@ -492,3 +492,50 @@ pub fn node_with_ioredis() -> bool {
     }
     installed
 }
+
+/// Splits a command line into arguments: words separated by spaces; a word in double quotes
+/// may contain spaces and the escapes `\" \\ \r \n \t \xHH`.
+pub fn split(line: &str) -> Vec<Vec<u8>> {
+    let bytes = line.as_bytes();
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let mut arg = Vec::new();
+        if bytes[i] == b'"' {
+            i += 1;
+            while bytes[i] != b'"' {
+                if bytes[i] == b'\\' {
+                    let (byte, len) = match bytes[i + 1] {
+                        b'x' => {
+                            let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
+                            (u8::from_str_radix(hex, 16).unwrap(), 4)
+                        }
+                        b'r' => (b'\r', 2),
+                        b'n' => (b'\n', 2),
+                        b't' => (b'\t', 2),
+                        b'\\' => (b'\\', 2),
+                        b'"' => (b'"', 2),
+                        other => panic!("bad escape \\{} in {line}", other as char),
+                    };
+                    arg.push(byte);
+                    i += len;
+                } else {
+                    arg.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            i += 1;
+        } else {
+            while i < bytes.len() && bytes[i] != b' ' {
+                arg.push(bytes[i]);
+                i += 1;
+            }
+        }
+        args.push(arg);
+    }
+    args
+}

@@ -179,7 +179,12 @@ impl Engine {
         // Each key once, with the row its newest change in the batch left (when the stream
         // carries rows).
         let mut keys: Vec<(Bytes, Option<ChangedRow>)> = Vec::new();
-        // Each key's type, for the `changed` keyspace notification sent once it is applied.
+        // Each key's type, for the `changed` keyspace notification sent once it is applied:
+        // kept only while someone listens (asked once per batch).
+        let notify = self
+            .key_event_sink(KeyEvent::Changed(Kind::String))
+            .is_some()
+            || self.key_event_sink(KeyEvent::Changed(Kind::Hash)).is_some();
         let mut kinds: Vec<Kind> = Vec::new();
         let mut index: HashMap<Bytes, usize> = HashMap::new();
         let mut applied = 0u64;
@@ -204,7 +209,9 @@ impl Engine {
                     None => {
                         index.insert(key.clone(), keys.len());
                         keys.push((key, change.row.clone()));
-                        kinds.push(ks.holds_only().unwrap_or_default());
+                        if notify {
+                            kinds.push(ks.holds_only().unwrap_or_default());
+                        }
                     }
                 }
             }

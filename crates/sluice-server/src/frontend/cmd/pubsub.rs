@@ -25,7 +25,7 @@ pub static COMMANDS: &[Spec] = &[
         flags: SUBSCRIBE_FLAGS,
         categories: PUBSUB,
         summary: "Listens for messages published to channels.",
-        handler: Handler::Sync(subscribe),
+        handler: Handler::Sync(|ctx, argv| subscribe_to(ctx, argv, Scope::Channel)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -34,7 +34,7 @@ pub static COMMANDS: &[Spec] = &[
         flags: SUBSCRIBE_FLAGS,
         categories: PUBSUB,
         summary: "Stops listening to messages posted to channels.",
-        handler: Handler::Sync(unsubscribe),
+        handler: Handler::Sync(|ctx, argv| unsubscribe_from(ctx, argv, Scope::Channel)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -43,7 +43,7 @@ pub static COMMANDS: &[Spec] = &[
         flags: SUBSCRIBE_FLAGS,
         categories: PUBSUB,
         summary: "Listens for messages published to channels that match one or more patterns.",
-        handler: Handler::Sync(psubscribe),
+        handler: Handler::Sync(|ctx, argv| subscribe_to(ctx, argv, Scope::Pattern)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -53,7 +53,7 @@ pub static COMMANDS: &[Spec] = &[
         categories: PUBSUB,
         summary:
             "Stops listening to messages published to channels that match one or more patterns.",
-        handler: Handler::Sync(punsubscribe),
+        handler: Handler::Sync(|ctx, argv| unsubscribe_from(ctx, argv, Scope::Pattern)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -65,7 +65,7 @@ pub static COMMANDS: &[Spec] = &[
         keys: KeyPositions::ALL,
         categories: PUBSUB,
         summary: "Listens for messages published to shard channels.",
-        handler: Handler::Sync(ssubscribe),
+        handler: Handler::Sync(|ctx, argv| subscribe_to(ctx, argv, Scope::Shard)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -75,7 +75,7 @@ pub static COMMANDS: &[Spec] = &[
         keys: KeyPositions::ALL,
         categories: PUBSUB,
         summary: "Stops listening to messages posted to shard channels.",
-        handler: Handler::Sync(sunsubscribe),
+        handler: Handler::Sync(|ctx, argv| unsubscribe_from(ctx, argv, Scope::Shard)),
         ..Spec::DEFAULT
     },
     Spec {
@@ -167,6 +167,7 @@ fn replies(mut frames: Vec<Frame>) -> Frame {
     }
 }
 
+/// SUBSCRIBE channel [channel ...], PSUBSCRIBE pattern [...], SSUBSCRIBE shardchannel [...]
 fn subscribe_to(ctx: Ctx<'_>, argv: &mut [Bytes], scope: Scope) -> Frame {
     let subs = subscriptions(ctx.shared, ctx.session);
     let frames = argv[1..]
@@ -184,6 +185,7 @@ fn subscribe_to(ctx: Ctx<'_>, argv: &mut [Bytes], scope: Scope) -> Frame {
     replies(frames)
 }
 
+/// UNSUBSCRIBE [channel ...], PUNSUBSCRIBE [pattern ...], SUNSUBSCRIBE [shardchannel ...]
 fn unsubscribe_from(ctx: Ctx<'_>, argv: &mut [Bytes], scope: Scope) -> Frame {
     let word = scope.unsubscribe_word();
     let Some(subs) = ctx.session.pubsub.as_mut() else {
@@ -215,36 +217,6 @@ fn unsubscribe_from(ctx: Ctx<'_>, argv: &mut [Bytes], scope: Scope) -> Frame {
         .collect();
     ctx.session.publish();
     replies(frames)
-}
-
-/// SUBSCRIBE channel [channel ...]
-fn subscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    subscribe_to(ctx, argv, Scope::Channel)
-}
-
-/// UNSUBSCRIBE [channel ...]
-fn unsubscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    unsubscribe_from(ctx, argv, Scope::Channel)
-}
-
-/// PSUBSCRIBE pattern [pattern ...]
-fn psubscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    subscribe_to(ctx, argv, Scope::Pattern)
-}
-
-/// PUNSUBSCRIBE [pattern ...]
-fn punsubscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    unsubscribe_from(ctx, argv, Scope::Pattern)
-}
-
-/// SSUBSCRIBE shardchannel [shardchannel ...]
-fn ssubscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    subscribe_to(ctx, argv, Scope::Shard)
-}
-
-/// SUNSUBSCRIBE [shardchannel ...]
-fn sunsubscribe(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    unsubscribe_from(ctx, argv, Scope::Shard)
 }
 
 /// PUBLISH channel message

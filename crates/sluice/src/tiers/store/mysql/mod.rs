@@ -543,6 +543,7 @@ impl Store for MySqlStore {
                 .await
                 .map_err(failed)?;
             if picked.is_empty() {
+                tx.commit().await.map_err(failed)?;
                 return Ok(Vec::new());
             }
             let placeholders = vec!["(?, ?)"; picked.len()].join(", ");
