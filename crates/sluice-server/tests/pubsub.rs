@@ -325,6 +325,31 @@ const WRITES: &[&str] = &[
     "HDEL h f nosuch",
     "HDEL h nosuch",
     "HDEL h g k",
+    "SADD st a b c",
+    "SADD st a",
+    "SREM st a nosuch",
+    "SREM st nosuch",
+    "SADD st2 x",
+    "SMOVE st st2 b",
+    "SMOVE st st2 nosuch",
+    "SMOVE st st2 c",
+    "SMOVE st2 st2 x",
+    "SPOP st2",
+    "SPOP st2",
+    "SADD sp 1 2 3",
+    "SPOP sp 2",
+    "SPOP sp 5",
+    "SPOP sp 0",
+    "SADD sa 1 2",
+    "SADD sb 2 3",
+    "SINTERSTORE sd sa sb",
+    "SUNIONSTORE sd sa sb",
+    "SDIFFSTORE sd sa sb",
+    "SINTERSTORE sd sa nosuch",
+    "SINTERSTORE sd sa nosuch",
+    "SDIFFSTORE sd nosuch sa",
+    "EXPIRE sa 100",
+    "RENAME sa sc",
     "MULTI",
     "SET t1 1",
     "INCR t1",
@@ -620,8 +645,9 @@ async fn client_output_buffer_limit_is_set_as_in_redis() {
 }
 
 /// A subscriber that reads nothing is closed once its unread messages pass the pub/sub limit
-/// (here set to 1 MiB by CONFIG SET; Redis's 32 MiB by default); a subscriber that reads
-/// keeps every message, and the others are not held back.
+/// (here set to 4 MiB by CONFIG SET; Redis's 32 MiB by default); a subscriber that reads
+/// keeps every message, and the others are not held back. The publisher lets the reader fall
+/// at most 16 messages (1 MiB) behind, so a busy machine cannot push the reader past the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_does_not_read_is_closed_at_the_output_limit() {
     let server = TestServer::start().await;
@@ -633,7 +659,7 @@ async fn a_subscriber_that_does_not_read_is_closed_at_the_output_limit() {
             b"CONFIG",
             b"SET",
             b"client-output-buffer-limit",
-            b"pubsub 1mb 0 0",
+            b"pubsub 4mb 0 0",
         ])
         .await;
     assert_eq!(set, b"+OK\r\n");
@@ -643,18 +669,26 @@ async fn a_subscriber_that_does_not_read_is_closed_at_the_output_limit() {
     reader.reply().await;
     const MESSAGES: usize = 400;
     let payload = vec![b'x'; 64 * 1024];
-    let reading = tokio::spawn(async move {
-        let mut got = 0;
-        while got < MESSAGES {
-            let frame = reader.reply().await;
-            assert!(frame.ends_with(b"xxx\r\n"), "{}", show(&frame[..40]));
-            got += 1;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reading = tokio::spawn({
+        let read = read.clone();
+        async move {
+            let mut got = 0;
+            while got < MESSAGES {
+                let frame = reader.reply().await;
+                assert!(frame.ends_with(b"xxx\r\n"), "{}", show(&frame[..40]));
+                got += 1;
+                read.store(got, std::sync::atomic::Ordering::Release);
+            }
+            (got, reader)
         }
-        (got, reader)
     });
-    // 400 × 64 KiB = 25 MiB: past what the socket buffers hold and the 1 MiB limit.
+    // 400 × 64 KiB = 25 MiB: past what the socket buffers hold and the 4 MiB limit.
     let mut delivered = Vec::new();
-    for _ in 0..MESSAGES {
+    for sent in 0..MESSAGES {
+        while sent >= read.load(std::sync::atomic::Ordering::Acquire) + 16 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let reply = publisher.cmd(&[b"PUBLISH", b"flood", &payload]).await;
         delivered.push(reply);
     }

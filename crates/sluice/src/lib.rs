@@ -64,8 +64,8 @@ pub mod tiers;
 
 pub use api::{
     Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
-    Later, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice, Transaction,
-    WatchSet,
+    Later, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice,
+    StoredSet, Transaction, WatchSet,
 };
 pub use bytes::Bytes;
 pub use config::{ChangesConfig, Config, Durability, KeyspaceConfig, Policy};
@@ -78,4 +78,5 @@ pub use engine::{
 pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::events::{KeyEvent, KeyEventSink};
 pub use model::hash::HashValue;
+pub use model::set::{SetAlgebra, SetValue};
 pub use model::{DbKey, Entry, Kind, StoreWrite};

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use sluice::clock::SystemClock;
 use sluice::config::Config;
-use sluice::model::DbKey;
+use sluice::model::set::SetValue;
+use sluice::model::{DbKey, Kind, PartialWrite, StoreWrite};
 use sluice::tiers::cache::memory::MemoryCache;
 use sluice::tiers::cache::Cache;
 use sluice::tiers::store::faulty::FaultyStore;
@@ -57,6 +58,185 @@ async fn conformance(store: &SharedStore, db: &TestDb) {
     injection_is_inert(store, db).await;
     scan_clear_and_expiry(store, db).await;
     schema_reports_unique_columns(store, db).await;
+    sets_by_member(store).await;
+}
+
+/// A partial write of a set: the members in `image`, those of them in `changed` written.
+fn set_write(
+    t: &Target,
+    key: &str,
+    image: &[&str],
+    changed: &[&str],
+    replace: bool,
+    expires_at: Option<u64>,
+) -> StoreOp {
+    let image = SetValue::from_members(image.iter().map(|m| b(m))).encode();
+    StoreOp {
+        target: t.clone(),
+        key: b(key),
+        write: StoreWrite::Partial(PartialWrite {
+            kind: Kind::Set,
+            image,
+            changed: changed.iter().map(|m| b(m)).collect(),
+            replace,
+            expires_at,
+        }),
+    }
+}
+
+/// The members of the set stored at `key`, and its expiry; `None` if absent. Panics on
+/// another kind.
+async fn read_set(
+    store: &SharedStore,
+    t: &Target,
+    key: &str,
+) -> Option<(BTreeSet<String>, Option<u64>)> {
+    let stored = store.read(t, key.as_bytes()).await.unwrap()?;
+    assert_eq!(stored.kind, Kind::Set, "{key} is a set");
+    let members = SetValue::decode(&stored.value)
+        .unwrap()
+        .iter()
+        .map(|m| String::from_utf8(m.to_vec()).unwrap())
+        .collect();
+    Some((members, stored.expires_at))
+}
+
+fn names(members: &[&str]) -> BTreeSet<String> {
+    members.iter().map(|m| m.to_string()).collect()
+}
+
+/// A set on the built-in table is its key's row plus one row per member: a partial write
+/// stores only the members it names, and the database drops a key's members with its row (a
+/// delete, an expiry purge, a clear) or when the key is rewritten as another kind.
+async fn sets_by_member(store: &SharedStore) {
+    let t = Target::Builtin { db: 7 };
+    write_ok(
+        store,
+        vec![set_write(
+            &t,
+            "s",
+            &["a", "b", "c"],
+            &["a", "b", "c"],
+            true,
+            Some(NEVER),
+        )],
+    )
+    .await;
+    assert_eq!(
+        read_set(store, &t, "s").await,
+        Some((names(&["a", "b", "c"]), Some(NEVER)))
+    );
+    // Only the named members change: `c` is in the image but not named, and stays as stored.
+    write_ok(
+        store,
+        vec![set_write(
+            &t,
+            "s",
+            &["a", "c", "d"],
+            &["b", "d"],
+            false,
+            Some(NEVER),
+        )],
+    )
+    .await;
+    assert_eq!(
+        read_set(store, &t, "s").await.unwrap().0,
+        names(&["a", "c", "d"])
+    );
+    // Two partial writes of one key in one batch both count, in order.
+    write_ok(
+        store,
+        vec![
+            set_write(&t, "s", &["a", "c", "d", "e"], &["e"], false, None),
+            set_write(&t, "s", &["c", "d", "e"], &["a"], false, None),
+            set_write(&t, "other", &["x"], &["x"], false, None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        read_set(store, &t, "s").await,
+        Some((names(&["c", "d", "e"]), None))
+    );
+    // A string over the set drops its members; a set written there later starts empty.
+    write_ok(store, vec![upsert(&t, b"s", b"plain")]).await;
+    assert_eq!(get_text(store, &t, "s").await.as_deref(), Some("plain"));
+    write_ok(store, vec![set_write(&t, "s", &["x"], &["x"], false, None)]).await;
+    assert_eq!(read_set(store, &t, "s").await.unwrap().0, names(&["x"]));
+    // So does a delete, in the same batch as the set written after it.
+    write_ok(
+        store,
+        vec![
+            delete(&t, b"s"),
+            set_write(&t, "s", &["y"], &["y"], false, None),
+        ],
+    )
+    .await;
+    assert_eq!(read_set(store, &t, "s").await.unwrap().0, names(&["y"]));
+    // Replaying a write is harmless (idempotent).
+    for _ in 0..2 {
+        write_ok(
+            store,
+            vec![set_write(&t, "s", &["y", "z"], &["z"], false, None)],
+        )
+        .await;
+    }
+    assert_eq!(
+        read_set(store, &t, "s").await.unwrap().0,
+        names(&["y", "z"])
+    );
+    // All or nothing in one transaction.
+    let written = store
+        .write_atomic(vec![
+            set_write(&t, "s", &["z"], &["y"], false, None),
+            set_write(&t, "t", &["1", "2"], &["1", "2"], true, None),
+        ])
+        .await;
+    assert!(written.is_ok());
+    assert_eq!(read_set(store, &t, "s").await.unwrap().0, names(&["z"]));
+    assert_eq!(
+        read_set(store, &t, "t").await.unwrap().0,
+        names(&["1", "2"])
+    );
+    // A big set written whole, then one member removed: one row goes.
+    let many: Vec<String> = (0..1500).map(|i| format!("m{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    write_ok(store, vec![set_write(&t, "big", &many, &many, true, None)]).await;
+    write_ok(
+        store,
+        vec![set_write(&t, "big", &many[1..], &["m0"], false, None)],
+    )
+    .await;
+    assert_eq!(read_set(store, &t, "big").await.unwrap().0.len(), 1499);
+    // Expired and purged, a set's members go with it.
+    let now = now_ms();
+    write_ok(
+        store,
+        vec![set_write(
+            &t,
+            "brief",
+            &["p", "q"],
+            &["p", "q"],
+            true,
+            Some(now - 5),
+        )],
+    )
+    .await;
+    let purged = store.purge_expired(now, 100).await.unwrap();
+    assert!(purged.iter().any(|k| k.db == 7 && &k.key[..] == b"brief"));
+    write_ok(
+        store,
+        vec![set_write(&t, "brief", &["r"], &["r"], false, None)],
+    )
+    .await;
+    assert_eq!(read_set(store, &t, "brief").await.unwrap().0, names(&["r"]));
+    // A clear takes every member of the database.
+    store.clear(&t).await.unwrap();
+    for key in ["s", "t", "big", "brief", "other"] {
+        assert_eq!(store.read(&t, key.as_bytes()).await.unwrap(), None, "{key}");
+    }
+    write_ok(store, vec![set_write(&t, "s", &["w"], &["w"], false, None)]).await;
+    assert_eq!(read_set(store, &t, "s").await.unwrap().0, names(&["w"]));
+    store.clear(&t).await.unwrap();
 }
 
 async fn builtin_batches(store: &SharedStore) {

@@ -9,7 +9,7 @@ mod store_common;
 use std::sync::Arc;
 
 use sluice::config::{Config, KeyspaceType, OnDelete, StoreConfig};
-use sluice::model::{hash, FieldsWrite, Kind, StoreWrite};
+use sluice::model::{hash, Kind, PartialWrite, StoreWrite};
 use sluice::tiers::store::{MappedRow, SharedStore, Store, StoreOp, Target};
 use sluice::{Bytes, KeyspaceConfig, Policy};
 use store_common::*;
@@ -42,7 +42,9 @@ fn fields(target: &Target, key: &str, image: Bytes, changed: &[&str], replace: b
     StoreOp {
         target: target.clone(),
         key: b(key),
-        write: StoreWrite::Fields(FieldsWrite {
+        write: StoreWrite::Partial(PartialWrite {
+            kind: Kind::Hash,
+            expires_at: None,
             image,
             changed: changed.iter().map(|c| b(c)).collect(),
             replace,

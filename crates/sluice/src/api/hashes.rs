@@ -2,7 +2,7 @@
 //!
 //! On the built-in keyspace a hash is one value (its [`hash`] encoding, kind
 //! [`Kind::Hash`]), written whole with the key's expiry. On a keyspace that maps a row, a hash
-//! is that row: a change writes only the fields (columns) it changed ([`StoreWrite::Fields`]),
+//! is that row: a change writes only the fields (columns) it changed ([`StoreWrite::Partial`]),
 //! so the row's other columns, which other programs may be writing, keep their values.
 
 use bytes::Bytes;
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::access::Access;
 use crate::error::SluiceError;
 use crate::model::hash::HashValue;
-use crate::model::{Entry, FieldsWrite, Kind, StoreWrite};
+use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 use crate::numeric;
 
 /// What a hash edit reports besides its result: whether Redis counts it as a write (one that
@@ -64,10 +64,12 @@ impl Access<'_> {
                 }
                 return Ok(result);
             }
-            StoreWrite::Fields(FieldsWrite {
+            StoreWrite::Partial(PartialWrite {
+                kind: Kind::Hash,
                 image: after.encode(),
                 changed,
                 replace: false,
+                expires_at: None,
             })
         } else if after.is_empty() {
             StoreWrite::Delete

@@ -24,6 +24,7 @@ use crate::tiers::journal::JournalStats;
 mod access;
 mod hashes;
 mod keys;
+mod sets;
 mod strings;
 mod transaction;
 mod types;
@@ -31,6 +32,7 @@ mod watch;
 
 pub use access::{Access, Later};
 pub use hashes::HashEdit;
+pub use sets::{MovedMember, StoredSet};
 pub use transaction::Transaction;
 pub use watch::WatchSet;
 

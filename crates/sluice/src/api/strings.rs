@@ -6,7 +6,7 @@ use super::access::{Access, Later};
 use super::types::{Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome};
 use crate::engine::Route;
 use crate::error::SluiceError;
-use crate::model::{Entry, Kind, StoreWrite};
+use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 use crate::numeric::{self, FloatIncrError};
 
 impl<'a> Access<'a> {
@@ -134,6 +134,46 @@ impl<'a> Access<'a> {
         needs_read: bool,
         f: impl FnOnce(Option<Entry>) -> Result<(Mutation, T), SluiceError>,
     ) -> Result<T, SluiceError> {
+        self.write_routed(route, needs_read, |current| {
+            // A value stored by member (a set) that a command keeps as it is (EXPIRE,
+            // PERSIST): only the key's expiry is written, not every member again.
+            let kept = current
+                .as_ref()
+                .filter(|e| e.kind.stored_by_member())
+                .map(|e| (e.value.clone(), e.kind));
+            let (mutation, result) = f(current)?;
+            let write = match (Option::<StoreWrite>::from(mutation), kept) {
+                (
+                    Some(StoreWrite::Upsert {
+                        value,
+                        kind,
+                        expires_at,
+                    }),
+                    Some((before, kind_before)),
+                ) if kind == kind_before && value == before => {
+                    Some(StoreWrite::Partial(PartialWrite {
+                        kind,
+                        image: value,
+                        changed: Vec::new(),
+                        replace: false,
+                        expires_at,
+                    }))
+                }
+                (write, _) => write,
+            };
+            Ok((write, result))
+        })
+        .await
+    }
+
+    /// Atomic read-modify-write of the key of `route`, `f` deciding the write itself (none:
+    /// nothing written); with `needs_read` false, `f` sees nothing (the key is not read).
+    pub(crate) async fn write_routed<T>(
+        &mut self,
+        route: Route<'a>,
+        needs_read: bool,
+        f: impl FnOnce(Option<Entry>) -> Result<(Option<StoreWrite>, T), SluiceError>,
+    ) -> Result<T, SluiceError> {
         let guard = self.lock(&route).await?;
         let now = self.op_time();
         let current = if needs_read {
@@ -141,8 +181,8 @@ impl<'a> Access<'a> {
         } else {
             None
         };
-        let (mutation, result) = f(current)?;
-        let applied = match Option::<StoreWrite>::from(mutation) {
+        let (write, result) = f(current)?;
+        let applied = match write {
             Some(write) => self.write(&route, write, &now).await?,
             None => None,
         };

@@ -386,8 +386,8 @@ impl WriteBackBuffer {
             Some(p) => {
                 let old_seq = std::mem::replace(&mut p.seq, seq);
                 let old_bytes = write_bytes(key, &p.write);
-                let added = if matches!(write, StoreWrite::Fields(_)) {
-                    // A partial row write keeps the columns the older one changed.
+                let added = if matches!(write, StoreWrite::Partial(_)) {
+                    // A partial write keeps the columns or members the older one changed.
                     p.write = write.coalesce_after(&p.write);
                     write_bytes(key, &p.write)
                 } else {

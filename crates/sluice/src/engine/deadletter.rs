@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
 use crate::error::DeadLetterError;
-use crate::model::{FieldsWrite, Kind, StoreWrite};
+use crate::model::{Kind, PartialWrite, StoreWrite};
 
 /// One parked write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,16 @@ impl DeadLetters {
                     kind: Kind::String,
                     expires_at,
                 } => ("set", Some(value.to_vec()), expires_at.map(|e| e as i64)),
+                // Never parked: the engine writes a whole set as its members (a partial write).
+                StoreWrite::Upsert {
+                    value,
+                    kind: Kind::Set,
+                    expires_at,
+                } => (
+                    "set-set",
+                    Some(value.to_vec()),
+                    expires_at.map(|e| e as i64),
+                ),
                 StoreWrite::Upsert {
                     value,
                     kind: Kind::Hash,
@@ -136,7 +146,16 @@ impl DeadLetters {
                     expires_at.map(|e| e as i64),
                 ),
                 StoreWrite::Delete => ("del", None, None),
-                StoreWrite::Fields(row) => ("fields", Some(row.to_bytes()), None),
+                StoreWrite::Partial(row) if row.kind == Kind::Hash => {
+                    ("fields", Some(row.to_bytes()), None)
+                }
+                // The kind in the op's name, so `fields` keeps its meaning for the rows older
+                // versions wrote. Only sets are written by member besides rows.
+                StoreWrite::Partial(row) => (
+                    "members-set",
+                    Some(row.to_bytes()),
+                    row.expires_at.map(|e| e as i64),
+                ),
             };
             tx.execute(
                 "INSERT INTO dead_letters (keyspace, db, key, op, value, expires_at, seq, error, failed_at)
@@ -219,14 +238,23 @@ impl DeadLetters {
                 let write = match op.as_str() {
                     "set" => upsert(Kind::String),
                     "set-hash" => upsert(Kind::Hash),
-                    "fields" => {
-                        StoreWrite::Fields(FieldsWrite::from_bytes(&value).map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                4,
-                                rusqlite::types::Type::Blob,
-                                Box::new(e),
-                            )
-                        })?)
+                    "set-set" => upsert(Kind::Set),
+                    "fields" | "members-set" => {
+                        let kind = if op == "fields" {
+                            Kind::Hash
+                        } else {
+                            Kind::Set
+                        };
+                        let expires_at = if op == "fields" { None } else { expires_at };
+                        StoreWrite::Partial(
+                            PartialWrite::from_bytes(&value, kind, expires_at).map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    4,
+                                    rusqlite::types::Type::Blob,
+                                    Box::new(e),
+                                )
+                            })?,
+                        )
                     }
                     _ => StoreWrite::Delete,
                 };

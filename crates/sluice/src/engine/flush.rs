@@ -176,7 +176,7 @@ impl Engine {
         buffer.complete_taken_at(done.iter().copied(), now);
         for item in &done {
             // A write that expired while buffered was stored as a delete: the key expired.
-            if matches!(item.write, StoreWrite::Upsert { expires_at: Some(e), .. } if e < now) {
+            if item.write.expires_at().is_some_and(|e| e < now) {
                 self.key_event(item.key.db, &item.key.key, KeyEvent::Expired);
             }
         }
@@ -387,12 +387,9 @@ pub(super) fn flush_op(ks: &Keyspace, item: &FlushItem, now: u64) -> StoreOp {
     StoreOp {
         target: ks.target(item.key.db),
         key: ks.store_key(&item.key.key),
+        // A write that expired while buffered must still remove any older row.
         write: match &item.write {
-            // An upsert that expired while buffered must still remove any older row.
-            StoreWrite::Upsert {
-                expires_at: Some(e),
-                ..
-            } if *e < now => StoreWrite::Delete,
+            w if w.expires_at().is_some_and(|e| e < now) => StoreWrite::Delete,
             w => w.clone(),
         },
     }

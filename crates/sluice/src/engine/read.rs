@@ -159,11 +159,8 @@ impl Engine {
                 expires_at,
             } => live(value, kind, expires_at, now),
             StoreWrite::Delete => None,
-            StoreWrite::Fields(row) => (!row.image_is_empty()).then_some(Entry {
-                value: row.image,
-                kind: Kind::Hash,
-                expires_at: None,
-            }),
+            StoreWrite::Partial(row) if row.image_is_empty() => None,
+            StoreWrite::Partial(row) => live(row.image, row.kind, row.expires_at, now),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Journal replay: at open, and again when the journal goes out of service.
 //!
 //! At open, records past the checkpoint are replayed into the write-back buffers (the highest
-//! sequence number per key wins; FLUSHDB records void older ones), then flushed.
+//! sequence number per key wins, a partial write coalesced with the older ones as the buffer
+//! coalesces them; FLUSHDB records void older ones), then flushed.
 //!
 //! When a journal write or fsync fails, the writes of the failed group were already buffered
 //! (and cached) before their fsync ran, and their writers are told they failed. The buffers are
@@ -19,7 +20,7 @@ use super::buffer::{BufferedGroup, Replayed};
 use super::keyspace::Keyspace;
 use super::Engine;
 use crate::error::{JournalError, OpenError, StoreError};
-use crate::model::DbKey;
+use crate::model::{DbKey, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 use crate::tiers::store::StoreOp;
 
@@ -87,22 +88,32 @@ impl Engine {
                 key: record.key,
             };
             let newest = replay.buffered.entry(ks.id).or_default();
-            match newest.get(&key) {
-                Some(r) if r.seq >= record.seq => {}
-                _ => {
-                    newest.insert(
-                        key,
-                        Replayed {
-                            seq: record.seq,
-                            write,
-                            group: record.group.map(|txn| BufferedGroup {
-                                txn,
-                                spans_keyspaces: false,
-                            }),
-                        },
-                    );
+            // A partial write (some members or fields) names only what it changed: the older
+            // writes to its key that are still to be stored keep theirs, coalesced as the
+            // buffer coalesces them (`StoreWrite::coalesce_after`).
+            let write = match newest.get_mut(&key) {
+                Some(r) if r.seq >= record.seq => {
+                    if matches!(r.write, StoreWrite::Partial(_)) {
+                        r.write = r.write.clone().coalesce_after(&write);
+                    }
+                    continue;
                 }
-            }
+                Some(r) if matches!(write, StoreWrite::Partial(_)) => {
+                    write.coalesce_after(&r.write)
+                }
+                _ => write,
+            };
+            newest.insert(
+                key,
+                Replayed {
+                    seq: record.seq,
+                    write,
+                    group: record.group.map(|txn| BufferedGroup {
+                        txn,
+                        spans_keyspaces: false,
+                    }),
+                },
+            );
         }
         // A group spanning keyspaces is flushed whole by the engine, as it was before the crash.
         for entries in replay.buffered.values_mut() {

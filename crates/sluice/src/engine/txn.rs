@@ -379,7 +379,7 @@ impl Engine {
                         keyspace: route.ks.name.clone(),
                         db: route.key.db,
                         key: route.key.key.clone(),
-                        op: JournalOp::Write(staged.write.clone()),
+                        op: JournalOp::Write(self.journaled_write(route, &staged.write)),
                         group: txn_group,
                     })
                     .collect();

@@ -9,7 +9,7 @@ use super::Engine;
 use crate::clock::OpTime;
 use crate::config::Policy;
 use crate::error::SluiceError;
-use crate::model::{Kind, StoreWrite};
+use crate::model::{PartialWrite, StoreWrite};
 
 /// A write checked and normalized by [`Engine::prepare_write`].
 pub(crate) struct Prepared {
@@ -125,6 +125,20 @@ impl Engine {
                 expires_at: Some(e),
                 ..
             } if e <= now.ms() => (StoreWrite::Delete, None),
+            StoreWrite::Partial(PartialWrite {
+                expires_at: Some(e),
+                ..
+            }) if e <= now.ms() => (StoreWrite::Delete, None),
+            // The built-in table keeps such a value's members as rows: a whole value (RENAME,
+            // RESTORE, COPY) is written as every member, replacing the key's.
+            StoreWrite::Upsert {
+                value,
+                kind,
+                expires_at,
+            } if kind.stored_by_member() => (
+                StoreWrite::Partial(PartialWrite::whole(kind, value, expires_at)),
+                None,
+            ),
             other => (other, None),
         };
         if !ks.is_builtin() {
@@ -143,7 +157,7 @@ impl Engine {
         let ks = route.ks;
         let kind = match write {
             StoreWrite::Upsert { kind, .. } => Some(*kind),
-            StoreWrite::Fields(_) => Some(Kind::Hash),
+            StoreWrite::Partial(p) => Some(p.kind),
             StoreWrite::Delete => None,
         };
         if let (Some(kind), Some(holds)) = (kind, ks.holds_only()) {

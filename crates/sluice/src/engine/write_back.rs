@@ -120,7 +120,7 @@ impl Engine {
             keyspace: ks.name.clone(),
             db: route.key.db,
             key: route.key.key.clone(),
-            op: JournalOp::Write(write.clone()),
+            op: JournalOp::Write(self.journaled_write(route, write)),
             group: None,
         });
         // Refused at once (the journal failed since the check, or is closed): undo the
@@ -134,6 +134,22 @@ impl Engine {
         buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
         self.unbuffered.lock().remove(&seq);
         Ok(Some(ack))
+    }
+
+    /// The write a journal record holds for `write` (the caller holds the key's lock): the
+    /// write itself, or for a partial write (some members or fields) that write coalesced with
+    /// the key's buffered, not yet stored one. The checkpoint moves past a key's older records
+    /// once a newer one is buffered, so the newer record must name every change still to be
+    /// stored, or a replay after a crash would store only its own members. A change named
+    /// again after it was stored is stored again, unchanged (the image decides its value).
+    pub(super) fn journaled_write(&self, route: &Route<'_>, write: &StoreWrite) -> StoreWrite {
+        match (write, route.ks.buffer.as_ref()) {
+            (StoreWrite::Partial(_), Some(buffer)) => match buffer.lookup(&route.key) {
+                Some(pending) => write.clone().coalesce_after(&pending.write),
+                None => write.clone(),
+            },
+            _ => write.clone(),
+        }
     }
 
     /// Holds room in the key's write-back buffer: at once if there is room (or the key is

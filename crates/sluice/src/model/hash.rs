@@ -57,16 +57,19 @@ pub(crate) fn take<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8], Malfor
     Ok(part)
 }
 
-/// Iterates the pairs of an encoded hash; yields `Err` once and stops on malformed bytes.
-pub struct Pairs<'a> {
+/// Iterates the items of an encoding framed as a LEB128 count then each item's parts (a
+/// hash's field and value, a set's member); yields `Err` once and stops on malformed bytes.
+pub struct Items<'a, T> {
     buf: &'a [u8],
     at: usize,
-    /// Pairs still to read, or the error to report next (a bad count).
+    /// Items still to read, or the error to report next (a bad count).
     left: Result<usize, MalformedHash>,
+    /// Reads one item at `at`, moving past it.
+    read: fn(&'a [u8], &mut usize) -> Result<T, MalformedHash>,
 }
 
-impl<'a> Iterator for Pairs<'a> {
-    type Item = Result<(&'a [u8], &'a [u8]), MalformedHash>;
+impl<'a, T> Iterator for Items<'a, T> {
+    type Item = Result<T, MalformedHash>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.left {
@@ -76,28 +79,39 @@ impl<'a> Iterator for Pairs<'a> {
                 Some(Err(e))
             }
             Ok(n) => {
-                let pair = take(self.buf, &mut self.at)
-                    .and_then(|f| Ok((f, take(self.buf, &mut self.at)?)));
-                self.left = Ok(if pair.is_ok() { n - 1 } else { 0 });
-                Some(pair)
+                let item = (self.read)(self.buf, &mut self.at);
+                self.left = Ok(if item.is_ok() { n - 1 } else { 0 });
+                Some(item)
             }
         }
     }
 }
 
-/// The pairs of an encoded hash, in order.
-pub fn pairs(image: &[u8]) -> Pairs<'_> {
+/// The items of `image`, each read by `read` (see [`Items`]).
+pub(crate) fn items<'a, T>(
+    image: &'a [u8],
+    read: fn(&'a [u8], &mut usize) -> Result<T, MalformedHash>,
+) -> Items<'a, T> {
     let mut at = 0;
     let left = if image.is_empty() {
         Ok(0)
     } else {
         take_len(image, &mut at)
     };
-    Pairs {
+    Items {
         buf: image,
         at,
         left,
+        read,
     }
+}
+
+/// Iterates the pairs of an encoded hash.
+pub type Pairs<'a> = Items<'a, (&'a [u8], &'a [u8])>;
+
+/// The pairs of an encoded hash, in order.
+pub fn pairs(image: &[u8]) -> Pairs<'_> {
+    items(image, |buf, at| Ok((take(buf, at)?, take(buf, at)?)))
 }
 
 /// The number of fields; 0 for empty or malformed bytes.

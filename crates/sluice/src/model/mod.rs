@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 pub mod events;
 pub mod hash;
+pub mod set;
 
 /// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the
 /// key locks and single-flight reads are keyed by.
@@ -29,6 +30,9 @@ pub enum Kind {
     String = 0,
     /// A hash (TYPE `hash`): field → value, in insertion order.
     Hash = 1,
+    /// A set (TYPE `set`), encoded as [`set`]. On the built-in table its members are rows of
+    /// their own, so a write stores only the members it changed.
+    Set = 2,
 }
 
 impl Kind {
@@ -37,6 +41,7 @@ impl Kind {
         match code {
             0 => Some(Kind::String),
             1 => Some(Kind::Hash),
+            2 => Some(Kind::Set),
             _ => None,
         }
     }
@@ -51,7 +56,15 @@ impl Kind {
         match self {
             Kind::String => "string",
             Kind::Hash => "hash",
+            Kind::Set => "set",
         }
+    }
+
+    /// Whether the built-in table keeps this kind's members as rows of their own
+    /// (`sluice_members`) rather than in the key's row: a write then names the members it
+    /// changed ([`StoreWrite::Partial`]) and a store writes those rows only.
+    pub fn stored_by_member(self) -> bool {
+        matches!(self, Kind::Set)
     }
 }
 
@@ -72,7 +85,7 @@ pub enum StoreWrite {
     Delete,
     /// Set some fields of a row of a mapped hash keyspace (a hash is a row: field → column),
     /// leaving its other columns as they are.
-    Fields(FieldsWrite),
+    Partial(PartialWrite),
 }
 
 impl StoreWrite {
@@ -96,8 +109,17 @@ impl StoreWrite {
                 expires_at,
             } => Some((value, *kind, *expires_at)),
             StoreWrite::Delete => None,
-            StoreWrite::Fields(f) if f.image_is_empty() => None,
-            StoreWrite::Fields(f) => Some((&f.image, Kind::Hash, None)),
+            StoreWrite::Partial(f) if f.image_is_empty() => None,
+            StoreWrite::Partial(f) => Some((&f.image, f.kind, f.expires_at)),
+        }
+    }
+
+    /// The key's expiry after this write (Unix ms); `None` for no expiry or a delete.
+    pub fn expires_at(&self) -> Option<u64> {
+        match self {
+            StoreWrite::Upsert { expires_at, .. } => *expires_at,
+            StoreWrite::Partial(p) => p.expires_at,
+            StoreWrite::Delete => None,
         }
     }
 
@@ -106,18 +128,21 @@ impl StoreWrite {
         match self {
             StoreWrite::Upsert { value, .. } => value.len(),
             StoreWrite::Delete => 0,
-            StoreWrite::Fields(f) => {
+            StoreWrite::Partial(f) => {
                 f.image.len() + f.changed.iter().map(Bytes::len).sum::<usize>()
             }
         }
     }
 
     /// This write applied after `older` to the same key, as one write: what a coalescing
-    /// buffer keeps. A partial row write after another keeps the union of their changed
-    /// fields; after a delete it replaces the row.
+    /// buffer keeps. A partial write after another of the same kind keeps the union of their
+    /// changed fields or members; after a delete, or a value of another kind, it replaces the
+    /// whole value (the key's other members, or the row's other mapped columns, are gone).
     pub fn coalesce_after(self, older: &StoreWrite) -> StoreWrite {
         match (self, older) {
-            (StoreWrite::Fields(mut newer), StoreWrite::Fields(older)) => {
+            (StoreWrite::Partial(mut newer), StoreWrite::Partial(older))
+                if newer.kind == older.kind =>
+            {
                 if !newer.replace {
                     newer.replace = older.replace;
                     for field in &older.changed {
@@ -126,33 +151,39 @@ impl StoreWrite {
                         }
                     }
                 }
-                StoreWrite::Fields(newer)
+                StoreWrite::Partial(newer)
             }
-            (StoreWrite::Fields(mut newer), StoreWrite::Delete) => {
+            (StoreWrite::Partial(mut newer), _) => {
                 newer.replace = true;
-                StoreWrite::Fields(newer)
+                StoreWrite::Partial(newer)
             }
             (newer, _) => newer,
         }
     }
 }
 
-/// A write to some fields of a mapped row ([`StoreWrite::Fields`]).
+/// A write to part of a collection ([`StoreWrite::Partial`]): some fields of a mapped row, or
+/// some members of a collection the built-in table stores by member.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldsWrite {
-    /// The whole hash after the write, encoded as [`hash`] (NULL columns absent): what a reader
-    /// sees while the write waits in a buffer, and where the store takes the changed fields'
-    /// values from.
+pub struct PartialWrite {
+    /// The kind of the collection: [`Kind::Hash`] for a mapped row.
+    pub kind: Kind,
+    /// The whole value after the write, encoded as its kind's encoding (a row's NULL columns
+    /// absent): what a reader sees while the write waits in a buffer, and where the store
+    /// takes the changed fields' or members' values from.
     pub image: Bytes,
-    /// The fields (column names) the write changes; a changed field absent from `image` is set
-    /// NULL.
+    /// The fields (column names) or members the write changes; one absent from `image` is set
+    /// NULL (a column) or removed (a member).
     pub changed: Vec<Bytes>,
-    /// The row is replaced: every mapped column not in `image` is set NULL (or, with
-    /// `on_delete = "delete-row"`, the row is deleted first), as after a DEL.
+    /// The whole value is replaced: every mapped column not in `image` is set NULL (or, with
+    /// `on_delete = "delete-row"`, the row is deleted first), every member not in `image` is
+    /// removed, as after a DEL.
     pub replace: bool,
+    /// Unix ms expiry of the key (the built-in table only; `None` on a mapped row).
+    pub expires_at: Option<u64>,
 }
 
-impl FieldsWrite {
+impl PartialWrite {
     /// True when the row is left with every mapped column NULL: the key does not exist.
     pub fn image_is_empty(&self) -> bool {
         hash::len(&self.image) == 0
@@ -163,8 +194,32 @@ impl FieldsWrite {
         hash::get(&self.image, field)
     }
 
+    /// A write of every member of `image`, replacing what the key held: how a whole value of a
+    /// kind stored by member (a RENAME, a RESTORE) reaches the built-in table.
+    pub fn whole(kind: Kind, image: Bytes, expires_at: Option<u64>) -> PartialWrite {
+        let changed = match kind {
+            Kind::Set => set::members(&image)
+                .filter_map(Result::ok)
+                .map(|m| image.slice_ref(m))
+                .collect(),
+            Kind::Hash => hash::pairs(&image)
+                .filter_map(Result::ok)
+                .map(|(f, _)| image.slice_ref(f))
+                .collect(),
+            Kind::String => Vec::new(),
+        };
+        PartialWrite {
+            kind,
+            image,
+            changed,
+            replace: true,
+            expires_at,
+        }
+    }
+
     /// The bytes the journal and the dead-letter file keep: `replace` (one byte), the changed
-    /// fields (a count, then each length-prefixed), then the image.
+    /// fields (a count, then each length-prefixed), then the image. The kind and the expiry
+    /// are kept beside them.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = bytes::BytesMut::with_capacity(
             1 + self.image.len() + self.changed.iter().map(|f| f.len() + 2).sum::<usize>(),
@@ -179,8 +234,13 @@ impl FieldsWrite {
         out.to_vec()
     }
 
-    /// Reads back [`FieldsWrite::to_bytes`]; an error for bytes it did not write.
-    pub fn from_bytes(bytes: &Bytes) -> Result<FieldsWrite, hash::MalformedHash> {
+    /// Reads back [`PartialWrite::to_bytes`] of a write of `kind` expiring at `expires_at`; an
+    /// error for bytes it did not write.
+    pub fn from_bytes(
+        bytes: &Bytes,
+        kind: Kind,
+        expires_at: Option<u64>,
+    ) -> Result<PartialWrite, hash::MalformedHash> {
         let replace = match bytes.first() {
             Some(0) => false,
             Some(1) => true,
@@ -194,13 +254,25 @@ impl FieldsWrite {
         }
         let image = bytes.slice(at..);
         // The image must decode too, or a reader would fail later, far from the cause.
-        for pair in hash::pairs(&image) {
-            pair?;
+        match kind {
+            Kind::Hash => {
+                for pair in hash::pairs(&image) {
+                    pair?;
+                }
+            }
+            Kind::Set => {
+                for member in set::members(&image) {
+                    member?;
+                }
+            }
+            Kind::String => return Err(hash::MalformedHash),
         }
-        Ok(FieldsWrite {
+        Ok(PartialWrite {
+            kind,
             image,
             changed,
             replace,
+            expires_at,
         })
     }
 }

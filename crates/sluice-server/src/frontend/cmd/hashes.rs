@@ -533,35 +533,47 @@ async fn hrandfield(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     })
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count]
-struct HScan {
-    key: Bytes,
-    pattern: Option<Bytes>,
+/// `key cursor [MATCH pattern] [COUNT count]` (HSCAN, SSCAN): a collection's scan.
+pub(super) struct CollectionScan {
+    pub(super) key: Bytes,
+    pub(super) cursor: u64,
+    pub(super) pattern: Option<Bytes>,
+    /// COUNT: how much work one call does (Redis's default, 10).
+    pub(super) count: usize,
 }
 
-impl HScan {
-    /// Parses as Redis `scanGenericCommand` (no TYPE for a hash).
-    fn parse(argv: &mut [Bytes]) -> Result<HScan, Frame> {
+impl CollectionScan {
+    /// Parses as Redis `scanGenericCommand` (no TYPE for a collection).
+    pub(super) fn parse(argv: &mut [Bytes]) -> Result<CollectionScan, Frame> {
         let mut args = Args::new(argv);
         let key = args.next_bytes()?;
-        parse_cursor(&args.next_bytes()?).ok_or_else(|| Frame::error("ERR invalid cursor"))?;
+        let cursor =
+            parse_cursor(&args.next_bytes()?).ok_or_else(|| Frame::error("ERR invalid cursor"))?;
         let mut pattern = None;
+        let mut count = 10;
         while !args.is_empty() {
             let option = args.next_bytes()?;
             if args.is_empty() {
                 return Err(syntax_error());
             }
             if is(&option, "count") {
-                if args.next_int()? < 1 {
+                let n = args.next_int()?;
+                if n < 1 {
                     return Err(syntax_error());
                 }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
             } else if is(&option, "match") {
                 pattern = Some(args.next_bytes()?);
             } else {
                 return Err(syntax_error());
             }
         }
-        Ok(HScan { key, pattern })
+        Ok(CollectionScan {
+            key,
+            cursor,
+            pattern,
+            count,
+        })
     }
 }
 
@@ -571,7 +583,7 @@ impl HScan {
 /// hash in its compact encoding, and within SCAN's guarantees for any hash (every field
 /// present throughout is returned).
 async fn hscan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let a = parse!(HScan::parse(argv));
+    let a = parse!(CollectionScan::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
     with_hash(&ctx, r, |h| {
         let mut page = Vec::with_capacity(h.len() * 2);

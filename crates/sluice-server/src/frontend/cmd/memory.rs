@@ -74,6 +74,7 @@ async fn memory(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                     let value = match entry.kind {
                         Kind::String => string_size(&entry.value),
                         Kind::Hash => hash_size(&entry.value, usage.samples),
+                        Kind::Set => set_size(&entry.value, usage.samples),
                     };
                     Frame::Integer((value + key_size(usage.key.len()) + DICT_ENTRY) as i64)
                 }
@@ -231,6 +232,44 @@ fn hash_size(image: &[u8], samples: usize) -> usize {
         .map(|(f, v)| sds(f) + sds(v) + size_class(DICT_ENTRY))
         .sum();
     let entries = (per_entry as f64 / sampled.max(1) as f64 * pairs.len() as f64) as usize;
+    ROBJ + DICT + 8 * slots + entries
+}
+
+/// A set: an intset (its header and one 2-, 4- or 8-byte integer per member) while Redis keeps
+/// it one, otherwise a hash table of members with no values, sampled as a hash's.
+fn set_size(image: &[u8], samples: usize) -> usize {
+    let members: Vec<&[u8]> = sluice::model::set::members(image)
+        .filter_map(Result::ok)
+        .collect();
+    let ints: Option<Vec<i64>> = members
+        .iter()
+        .map(|m| sluice::model::set::as_intset_entry(m))
+        .collect();
+    if let Some(ints) = ints.filter(|i| i.len() <= sluice::model::set::MAX_INTSET_ENTRIES) {
+        let width = ints.iter().fold(2, |w, &n| {
+            if i16::try_from(n).is_ok() {
+                w
+            } else if i32::try_from(n).is_ok() {
+                w.max(4)
+            } else {
+                8
+            }
+        });
+        return ROBJ + size_class(8 + width * ints.len());
+    }
+    let slots = members.len().next_power_of_two();
+    let sampled = if samples == 0 {
+        members.len()
+    } else {
+        samples.min(members.len())
+    };
+    let sds = |s: &[u8]| size_class(sds_header(s.len(), false) + s.len() + 1);
+    let per_entry: usize = members[..sampled]
+        .iter()
+        // Redis counts a set's dict entry at its struct size, not its allocation's.
+        .map(|m| sds(m) + DICT_ENTRY)
+        .sum();
+    let entries = (per_entry as f64 / sampled.max(1) as f64 * members.len() as f64) as usize;
     ROBJ + DICT + 8 * slots + entries
 }
 

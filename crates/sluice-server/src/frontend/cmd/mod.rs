@@ -24,6 +24,7 @@ pub mod pubsub;
 pub mod redis_meta;
 pub mod scripting;
 pub mod server;
+pub mod sets;
 pub mod slowlog;
 pub mod sluice_cmds;
 pub mod sluice_config;
@@ -43,6 +44,7 @@ const FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
     hashes::COMMANDS,
+    sets::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,
     server::COMMANDS,

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use sluice::model::set::SetValue;
 use sluice::model::StoreWrite;
 use sluice::DeadLetterSelector;
 use sluice::Kind;
@@ -169,9 +170,23 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                             kind: Kind::String,
                             ..
                         } => ("set", Frame::Bulk(value)),
+                        StoreWrite::Upsert {
+                            value,
+                            kind: Kind::Set,
+                            ..
+                        } => ("sadd", set_frame(&value)),
                         StoreWrite::Upsert { value, .. } => ("hset", hash_frame(&value)),
                         StoreWrite::Delete => ("del", Frame::Null),
-                        StoreWrite::Fields(row) => (
+                        // A set's changed members: 1 added, 0 removed.
+                        StoreWrite::Partial(row) if row.kind == Kind::Set => {
+                            let after = SetValue::decode(&row.image).unwrap_or_default();
+                            let members = row.changed.iter().map(|m| {
+                                let kept = Frame::Integer(after.contains(m).into());
+                                (Frame::Bulk(m.clone()), kept)
+                            });
+                            ("set-members", Frame::Map(members.collect()))
+                        }
+                        StoreWrite::Partial(row) => (
                             "hset-row",
                             Frame::Map(
                                 row.changed
@@ -203,6 +218,13 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// A stored hash as a map reply (an undecodable one as its raw bytes).
+fn set_frame(image: &Bytes) -> Frame {
+    match SetValue::decode(image) {
+        Ok(s) => Frame::Array(s.sorted_like_redis().into_iter().map(Frame::Bulk).collect()),
+        Err(_) => Frame::Bulk(image.clone()),
+    }
+}
+
 fn hash_frame(image: &Bytes) -> Frame {
     match sluice::model::hash::HashValue::decode(image) {
         Ok(h) => Frame::Map(

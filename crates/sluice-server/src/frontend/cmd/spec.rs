@@ -128,9 +128,10 @@ impl StatSlot {
 
 /// The command families `/metrics` keeps a duration histogram for, named as Redis's command
 /// groups.
-pub const FAMILY_NAMES: [&str; 7] = [
+pub const FAMILY_NAMES: [&str; 8] = [
     "string",
     "hash",
+    "set",
     "generic",
     "connection",
     "transactions",
@@ -145,16 +146,18 @@ fn family_of(spec: &Spec) -> u8 {
         0
     } else if has("@hash") {
         1
-    } else if has("@keyspace") {
+    } else if has("@set") {
         2
-    } else if has("@connection") {
+    } else if has("@keyspace") {
         3
-    } else if has("@transaction") {
+    } else if has("@connection") {
         4
-    } else if has("@scripting") {
+    } else if has("@transaction") {
         5
-    } else {
+    } else if has("@scripting") {
         6
+    } else {
+        7
     }
 }
 
@@ -350,6 +353,10 @@ pub struct KeyPositions {
     pub last: i32,
     /// Step between keys.
     pub step: i32,
+    /// Where the argument counting the keys is, for a command whose keys follow such a count
+    /// (SINTERCARD's `numkeys`); 0 for none. COMMAND shows such a command's positions as 0
+    /// (`movablekeys`), as Redis does.
+    pub numkeys_at: u8,
 }
 
 impl KeyPositions {
@@ -363,13 +370,33 @@ impl KeyPositions {
     pub const PAIRS: KeyPositions = KeyPositions::new(1, -1, 2);
     /// The first two arguments (RENAME).
     pub const FIRST_TWO: KeyPositions = KeyPositions::new(1, 2, 1);
+    /// `numkeys key [key ...]` from the first argument (SINTERCARD).
+    pub const COUNTED: KeyPositions = KeyPositions {
+        numkeys_at: 1,
+        ..KeyPositions::NONE
+    };
 
     const fn new(first: i32, last: i32, step: i32) -> KeyPositions {
-        KeyPositions { first, last, step }
+        KeyPositions {
+            first,
+            last,
+            step,
+            numkeys_at: 0,
+        }
     }
 
-    /// The keys a request names.
+    /// The keys a request names (none past a `numkeys` that is not a count of arguments
+    /// there).
     pub fn of<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        if self.numkeys_at > 0 {
+            let at = self.numkeys_at as usize;
+            let keys = args
+                .get(at)
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+                .and_then(|n| args.get(at + 1..(at + 1).checked_add(n)?))
+                .unwrap_or_default();
+            return keys.iter().step_by(1);
+        }
         let first = self.first.max(0) as usize;
         let last = if self.last < 0 {
             (args.len() as i32 + self.last).max(0) as usize

@@ -17,6 +17,7 @@ use crate::model::{DbKey, StoreWrite};
 mod batch;
 mod convert;
 pub mod faulty;
+mod members;
 pub mod mysql;
 pub mod postgres;
 mod rows;

@@ -80,15 +80,17 @@ pub(crate) fn plan_row_write(
     let (image, changed, replace): (&Bytes, &[Bytes], bool) = match write {
         StoreWrite::Delete => return Ok(RowAction::Delete),
         StoreWrite::Upsert {
-            kind: Kind::String, ..
+            kind: Kind::String | Kind::Set,
+            ..
         } => return Err(not_a_hash(row, key)),
+        StoreWrite::Partial(f) if f.kind != Kind::Hash => return Err(not_a_hash(row, key)),
         // A whole hash replaces the row, as a DEL followed by setting every field would.
         StoreWrite::Upsert {
             kind: Kind::Hash,
             value,
             ..
         } => (value, &[], true),
-        StoreWrite::Fields(f) => (&f.image, &f.changed, f.replace),
+        StoreWrite::Partial(f) => (&f.image, &f.changed, f.replace),
     };
     let mut values: Vec<Option<Bytes>> = vec![None; row.columns.len()];
     let mut touched = vec![replace; row.columns.len()];
@@ -174,7 +176,7 @@ pub(crate) fn stored_value(image: Bytes) -> Option<super::StoredValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldsWrite;
+    use crate::model::PartialWrite;
     use crate::tiers::store::{ColumnInfo, ColumnType};
 
     fn row(on_delete: OnDelete) -> MappedRow {
@@ -201,7 +203,9 @@ mod tests {
     }
 
     fn fields(image: Bytes, changed: &[&str], replace: bool) -> StoreWrite {
-        StoreWrite::Fields(FieldsWrite {
+        StoreWrite::Partial(PartialWrite {
+            kind: crate::model::Kind::Hash,
+            expires_at: None,
             image,
             changed: changed.iter().map(|c| Bytes::from(c.to_string())).collect(),
             replace,

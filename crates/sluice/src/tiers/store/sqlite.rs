@@ -20,14 +20,14 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    conversion_error, parse_bool, parse_finite_f64, parse_strict_i64, rows, AtomicFailure,
+    conversion_error, members, parse_bool, parse_finite_f64, parse_strict_i64, rows, AtomicFailure,
     BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, MappedRow, MappedTable, Store, StoreOp,
     StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::keyspace::quote_identifier;
-use crate::model::{DbKey, Kind};
+use crate::model::{DbKey, Kind, PartialWrite};
 
 const READER_THREADS: usize = 2;
 /// Most batch entries one group commit takes, so one transaction stays short.
@@ -227,9 +227,14 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
 }
 
 fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
+    if let (Target::Builtin { db }, Some(p)) =
+        (&op.target, members::member_write(&op.target, &op.write))
+    {
+        return apply_members(conn, *db, &op.key, p);
+    }
     match (&op.target, &op.write) {
         (Target::Row(r), write) => apply_row(conn, r, &op.key, write),
-        (target, StoreWrite::Fields(_)) => Err(super::fields_need_a_row(target, &op.key)),
+        (target, StoreWrite::Partial(_)) => Err(super::fields_need_a_row(target, &op.key)),
         (
             Target::Builtin { db },
             StoreWrite::Upsert {
@@ -453,6 +458,53 @@ fn not_all_null(columns: &[&str]) -> String {
 }
 
 /// Applies `ops` in order in one transaction, all or nothing.
+/// A member write on the built-in table (see [`members`]): the key's row, then its member rows.
+fn apply_members(conn: &Connection, db: u8, key: &[u8], p: &PartialWrite) -> EntryOutcome {
+    let plan = members::plan_members(key, p)?;
+    let q = |e| classify(e, "write set members into sluice_members");
+    conn.prepare_cached(
+        "INSERT INTO sluice_kv (db, key, value, expires_at, kind) VALUES (?1, ?2, x'', ?3, ?4) \
+         ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, \
+         expires_at = excluded.expires_at, kind = excluded.kind",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            db as i64,
+            key,
+            p.expires_at.map(|e| e as i64),
+            p.kind.code() as i64
+        ])
+    })
+    .map_err(|e| classify(e, "upsert into sluice_kv"))?;
+    if plan.replace {
+        conn.prepare_cached("DELETE FROM sluice_members WHERE db = ?1 AND key = ?2")
+            .and_then(|mut st| st.execute(params![db as i64, key]))
+            .map_err(q)?;
+    }
+    if !plan.removed.is_empty() {
+        let mut st = conn
+            .prepare_cached("DELETE FROM sluice_members WHERE db = ?1 AND key = ?2 AND member = ?3")
+            .map_err(q)?;
+        for member in &plan.removed {
+            st.execute(params![db as i64, key, &member[..]])
+                .map_err(q)?;
+        }
+    }
+    if !plan.present.is_empty() {
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO sluice_members (db, key, member) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (db, key, member) DO NOTHING",
+            )
+            .map_err(q)?;
+        for member in &plan.present {
+            st.execute(params![db as i64, key, &member[..]])
+                .map_err(q)?;
+        }
+    }
+    Ok(Written::NOTHING)
+}
+
 fn apply_atomic(conn: &mut Connection, ops: &[StoreOp]) -> Result<Vec<Written>, AtomicFailure> {
     let whole = |error| AtomicFailure { index: None, error };
     let tx = conn
@@ -612,6 +664,30 @@ impl Store for SqliteStore {
                     ON sluice_kv (expires_at) WHERE expires_at IS NOT NULL;",
             )
             .map_err(q)?;
+            // A collection's members (see `members.rs`), removed by the database with their
+            // key's row, or when the row is rewritten as a kind that has no member rows.
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS sluice_members (
+                    db INTEGER NOT NULL,
+                    key BLOB NOT NULL,
+                    member BLOB NOT NULL,
+                    score REAL,
+                    value BLOB,
+                    PRIMARY KEY (db, key, member)
+                ) WITHOUT ROWID;
+                CREATE TRIGGER IF NOT EXISTS sluice_kv_delete_members AFTER DELETE ON sluice_kv
+                    WHEN OLD.kind >= {first}
+                BEGIN
+                    DELETE FROM sluice_members WHERE db = OLD.db AND key = OLD.key;
+                END;
+                CREATE TRIGGER IF NOT EXISTS sluice_kv_retype_members AFTER UPDATE OF kind ON sluice_kv
+                    WHEN OLD.kind >= {first} AND NEW.kind <> OLD.kind
+                BEGIN
+                    DELETE FROM sluice_members WHERE db = OLD.db AND key = OLD.key;
+                END;",
+                first = members::FIRST_MEMBER_KIND
+            ))
+            .map_err(|e| classify(e, "create table sluice_members"))?;
             // A table made before values had types has no kind column: every row in it is a
             // string, which the default says. The writer thread is the only writer, so no
             // other connection of this process can race the check.
@@ -717,7 +793,10 @@ impl Store for SqliteStore {
             (Target::Row(r), write) => rows::check_row(r, key, write, |m, bytes, is_key| {
                 to_sql(m, bytes, key, is_key).map(drop)
             }),
-            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, Some(w)) if members::member_write(target, w).is_some() => {
+                Ok(())
+            }
+            (target, Some(StoreWrite::Partial(_))) => Err(super::fields_need_a_row(target, key)),
             (Target::Builtin { .. }, _) => Ok(()),
             (Target::Mapped(m), write) => super::check_column(m, key, write, |bytes, is_key| {
                 to_sql(m, bytes, key, is_key).map(drop)
@@ -730,6 +809,11 @@ impl Store for SqliteStore {
         let key = key.to_vec();
         self.on_reader(move |conn| match &target {
             Target::Builtin { db } => {
+                // One snapshot for the key's row and its member rows.
+                let tx = conn
+                    .unchecked_transaction()
+                    .map_err(|e| classify(e, "begin read of sluice_kv"))?;
+                let conn = &*tx;
                 let mut st = conn
                     .prepare_cached(
                         "SELECT value, expires_at, kind FROM sluice_kv WHERE db = ?1 AND key = ?2",
@@ -749,6 +833,30 @@ impl Store for SqliteStore {
                             row.get(1).map_err(|e| classify(e, "read sluice_kv"))?;
                         let kind: i64 = row.get(2).map_err(|e| classify(e, "read sluice_kv"))?;
                         let kind = super::kind_from_stored(kind, &key)?;
+                        if kind.stored_by_member() {
+                            let q = |e| classify(e, "read sluice_members");
+                            let mut st = conn
+                                .prepare_cached(
+                                    "SELECT member FROM sluice_members WHERE db = ?1 AND key = ?2",
+                                )
+                                .map_err(q)?;
+                            let found = st
+                                .query_map(params![*db as i64, &key[..]], |r| {
+                                    r.get::<_, Vec<u8>>(0).map(Bytes::from)
+                                })
+                                .map_err(q)?
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(q)?;
+                            // A key's row with no member left is an empty collection: absent.
+                            if found.is_empty() {
+                                return Ok(None);
+                            }
+                            return Ok(Some(StoredValue {
+                                kind,
+                                value: members::image_of(kind, found),
+                                expires_at: expires_at.map(|e| e.max(0) as u64),
+                            }));
+                        }
                         Ok(value.map(|value| StoredValue {
                             kind,
                             value,

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::model::{FieldsWrite, Kind, StoreWrite};
+use crate::model::{Kind, PartialWrite, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
@@ -25,8 +25,11 @@ const OP_DELETE: u8 = 1;
 const OP_CLEAR: u8 = 2;
 /// An upsert of a value of another type: a kind byte follows the op byte.
 const OP_UPSERT_KIND: u8 = 3;
-/// A write to some fields of a mapped row: the value is [`FieldsWrite::to_bytes`].
+/// A write to some fields of a mapped row: the value is [`PartialWrite::to_bytes`].
 const OP_FIELDS: u8 = 4;
+/// A write to some members of a collection of another kind: a kind byte follows the op byte,
+/// the value is [`PartialWrite::to_bytes`], the expiry is the key's.
+const OP_PARTIAL_KIND: u8 = 5;
 /// Flag on the op byte: the record belongs to a transaction's group; the group's first
 /// sequence number (u64) and length (u32) follow the database byte.
 const IN_GROUP: u8 = 0x80;
@@ -64,9 +67,19 @@ fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
             expires_at,
         }) => (OP_UPSERT_KIND, Some(*kind), r.db, &value[..], *expires_at),
         JournalOp::Write(StoreWrite::Delete) => (OP_DELETE, None, r.db, &[][..], None),
-        JournalOp::Write(StoreWrite::Fields(row)) => {
+        JournalOp::Write(StoreWrite::Partial(row)) if row.kind == Kind::Hash => {
             fields = row.to_bytes();
             (OP_FIELDS, None, r.db, &fields[..], None)
+        }
+        JournalOp::Write(StoreWrite::Partial(row)) => {
+            fields = row.to_bytes();
+            (
+                OP_PARTIAL_KIND,
+                Some(row.kind),
+                r.db,
+                &fields[..],
+                row.expires_at,
+            )
         }
         JournalOp::Clear(ClearScope::Db(db)) => (OP_CLEAR, None, *db, &[][..], None),
         JournalOp::Clear(ClearScope::AllDbs) => (OP_CLEAR, None, ALL_DBS, &[][..], None),
@@ -122,7 +135,8 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
     let flagged = take(1)?[0];
     let op = flagged & !IN_GROUP;
     let kind = match op {
-        OP_UPSERT_KIND => Kind::from_code(take(1)?[0])?,
+        OP_UPSERT_KIND | OP_PARTIAL_KIND => Kind::from_code(take(1)?[0])?,
+        OP_FIELDS => Kind::Hash,
         _ => Kind::String,
     };
     let db = take(1)?[0];
@@ -157,7 +171,9 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
             kind,
             expires_at,
         }),
-        OP_FIELDS => JournalOp::Write(StoreWrite::Fields(FieldsWrite::from_bytes(&value).ok()?)),
+        OP_FIELDS | OP_PARTIAL_KIND => JournalOp::Write(StoreWrite::Partial(
+            PartialWrite::from_bytes(&value, kind, expires_at).ok()?,
+        )),
         OP_DELETE => JournalOp::Write(StoreWrite::Delete),
         OP_CLEAR if db == ALL_DBS => {
             return Some(JournalRecord::clear(seq, keyspace, ClearScope::AllDbs))
@@ -272,10 +288,20 @@ mod tests {
     fn typed_writes_and_group_members_round_trip() {
         let mut hash = crate::model::hash::HashValue::new();
         hash.set(Bytes::from("f"), Bytes::from("v"));
-        let row = crate::model::FieldsWrite {
+        let row = crate::model::PartialWrite {
+            kind: Kind::Hash,
             image: hash.encode(),
             changed: vec![Bytes::from("f"), Bytes::from("gone")],
             replace: true,
+            expires_at: None,
+        };
+        let set = crate::model::set::SetValue::from_members([Bytes::from("m"), Bytes::from("7")]);
+        let members = crate::model::PartialWrite {
+            kind: Kind::Set,
+            image: set.encode(),
+            changed: vec![Bytes::from("m"), Bytes::from("gone")],
+            replace: false,
+            expires_at: Some(77),
         };
         let writes = [
             StoreWrite::Upsert {
@@ -283,7 +309,8 @@ mod tests {
                 kind: Kind::Hash,
                 expires_at: Some(5),
             },
-            StoreWrite::Fields(row),
+            StoreWrite::Partial(row),
+            StoreWrite::Partial(members),
             StoreWrite::string(Bytes::from("s"), None),
         ];
         for (i, write) in writes.into_iter().enumerate() {
@@ -292,7 +319,7 @@ mod tests {
             assert_eq!(decode_payload(&encode_payload(&r)), Some(r.clone()));
             r.group = Some(TxnGroup {
                 first_seq: 10,
-                len: 3,
+                len: 4,
             });
             assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
         }

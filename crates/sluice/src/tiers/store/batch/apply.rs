@@ -235,7 +235,7 @@ mod tests {
                     StoreWrite::Upsert { value, .. } => {
                         self.rows.insert(op.key.to_vec(), value.to_vec());
                     }
-                    StoreWrite::Delete | StoreWrite::Fields(_) => {
+                    StoreWrite::Delete | StoreWrite::Partial(_) => {
                         self.rows.remove(&op.key[..]);
                     }
                 }
@@ -247,7 +247,7 @@ mod tests {
                     StoreWrite::Upsert { value, .. } => {
                         Some(Bytes::from([b"=", &value[..]].concat()))
                     }
-                    StoreWrite::Delete | StoreWrite::Fields(_) => None,
+                    StoreWrite::Delete | StoreWrite::Partial(_) => None,
                 })
                 .collect())
         }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 
 use crate::model::StoreWrite;
-use crate::tiers::store::{StoreOp, Target};
+use crate::tiers::store::{members, StoreOp, Target};
 
 /// Which statements an entry goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,9 +97,11 @@ pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
             continue;
         }
         let (gk, rk) = plan_keys(op);
-        // A row write sets only its changed columns, so it never stands in for an earlier
-        // write to the same row: a repeated row starts a new phase instead of collapsing.
-        let row_write = matches!(op.target, Target::Row(_));
+        // A row write sets only its changed columns (a member write only its changed
+        // members), so it never stands in for an earlier write to the same row: a repeated
+        // row starts a new phase instead of collapsing.
+        let row_write = matches!(op.target, Target::Row(_))
+            || members::member_write(&op.target, &op.write).is_some();
         let conflict = {
             let cur = phases.last().expect("at least one phase");
             cur.owner
@@ -166,6 +168,13 @@ pub(crate) fn single_statement<'o, 'p>(
         return None;
     };
     let entries: Vec<&StoreOp> = group.rows.iter().map(|r| &ops[r.last()]).collect();
+    // A member write takes several statements (the key's row, then its members).
+    if entries
+        .iter()
+        .any(|op| members::member_write(&op.target, &op.write).is_some())
+    {
+        return None;
+    }
     let delete = is_delete(entries.first()?);
     entries
         .iter()

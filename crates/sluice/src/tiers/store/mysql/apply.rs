@@ -16,7 +16,7 @@ use crate::tiers::store::batch::{
     match_returned, name_single_key, pow2_chunks, SetApplier, StatementFailure, StatementStored,
 };
 use crate::tiers::store::rows::{plan_row_write, RowAction};
-use crate::tiers::store::{StoreOp, Target};
+use crate::tiers::store::{members, StoreOp, Target};
 
 /// Most rows per multi-row statement (4 placeholders each for the built-in table).
 const MAX_ROWS_PER_STATEMENT: usize = 4096;
@@ -40,6 +40,59 @@ impl MyApplier<'_, '_> {
             .exec_drop(sql, Params::Positional(params))
             .await
             .map_err(|e| classify(e, doing))
+    }
+
+    /// The member rows of one key whose row is written (see `members.rs`): its members removed
+    /// if it was replaced, then the removed ones, then the present ones inserted, in
+    /// statements of at most [`MAX_ROWS_PER_STATEMENT`] members.
+    async fn apply_members(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        plan: &members::MemberChanges,
+    ) -> Result<(), StatementFailure> {
+        const KEY_HASH: &str = "UNHEX(SHA2(?, 256))";
+        let db = Value::Int(i64::from(db));
+        if plan.replace {
+            self.exec(
+                &format!("DELETE FROM sluice_members WHERE db = ? AND key_hash = {KEY_HASH}"),
+                vec![db.clone(), Value::Bytes(key.to_vec())],
+                "replace sluice_members",
+            )
+            .await?;
+        }
+        for chunk in plan.removed.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut params = vec![db.clone(), Value::Bytes(key.to_vec())];
+            params.extend(chunk.iter().map(|m| Value::Bytes(m.to_vec())));
+            let sql = format!(
+                "DELETE FROM sluice_members WHERE db = ? AND key_hash = {KEY_HASH} \
+                 AND member_hash IN ({})",
+                vec![KEY_HASH; chunk.len()].join(", ")
+            );
+            self.exec(&sql, params, "delete from sluice_members")
+                .await?;
+        }
+        for chunk in plan.present.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut params = Vec::with_capacity(chunk.len() * 5);
+            for m in chunk {
+                params.extend([
+                    db.clone(),
+                    Value::Bytes(key.to_vec()),
+                    Value::Bytes(m.to_vec()),
+                    Value::Bytes(key.to_vec()),
+                    Value::Bytes(m.to_vec()),
+                ]);
+            }
+            let row = format!("(?, {KEY_HASH}, {KEY_HASH}, ?, ?)");
+            let sql = format!(
+                "INSERT INTO sluice_members (db, key_hash, member_hash, `key`, member) VALUES {} \
+                 ON DUPLICATE KEY UPDATE db = VALUES(db)",
+                vec![row.as_str(); chunk.len()].join(", ")
+            );
+            self.exec(&sql, params, "insert into sluice_members")
+                .await?;
+        }
+        Ok(())
     }
 
     /// Runs a statement that returns (key, value) rows.
@@ -194,6 +247,7 @@ impl SetApplier for MyApplier<'_, '_> {
                     }
                     return Ok(Vec::new());
                 }
+                let mut member_writes = Vec::new();
                 for chunk in pow2_chunks(ops, MAX_ROWS_PER_STATEMENT, budget, |op| op_size(op)) {
                     let sql = format!(
                         "INSERT INTO sluice_kv (db, `key`, `value`, expires_at, kind) VALUES {} \
@@ -203,6 +257,21 @@ impl SetApplier for MyApplier<'_, '_> {
                     );
                     let mut params = Vec::with_capacity(chunk.len() * 5);
                     for op in chunk {
+                        if let Some(p) = members::member_write(&op.target, &op.write) {
+                            // The key's row (kind, expiry, an empty value), then its members.
+                            let plan = members::plan_members(&op.key, p)
+                                .map_err(|e| with_key(entry(e)))?;
+                            params.push(Value::Int(db_of(op) as i64));
+                            params.push(Value::Bytes(op.key.to_vec()));
+                            params.push(Value::Bytes(Vec::new()));
+                            params.push(match p.expires_at {
+                                Some(e) => Value::Int(e.min(i64::MAX as u64) as i64),
+                                None => Value::NULL,
+                            });
+                            params.push(Value::Int(i64::from(p.kind.code())));
+                            member_writes.push((db_of(op), *op, plan));
+                            continue;
+                        }
                         let StoreWrite::Upsert {
                             value,
                             kind,
@@ -225,6 +294,11 @@ impl SetApplier for MyApplier<'_, '_> {
                         params.push(Value::Int(i64::from(kind.code())));
                     }
                     self.exec(&sql, params, "upsert into sluice_kv")
+                        .await
+                        .map_err(with_key)?;
+                }
+                for (db, op, plan) in member_writes {
+                    self.apply_members(db, &op.key, &plan)
                         .await
                         .map_err(with_key)?;
                 }

@@ -235,6 +235,7 @@ impl Store for MySqlStore {
                     Err(e) => return Err(classify(e, "add column kind to sluice_kv").error),
                 }
             }
+            ensure_members_table(&mut conn).await?;
             // An existing table may have been made with another key length.
             let len: Option<Option<u64>> = conn
                 .query_first(
@@ -279,7 +280,14 @@ impl Store for MySqlStore {
             (Target::Row(r), write) => super::rows::check_row(r, key, write, |m, bytes, is_key| {
                 convert(m, bytes, key, is_key).map(drop)
             }),
-            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, Some(w @ StoreWrite::Partial(_)))
+                if super::members::member_write(target, w).is_none() =>
+            {
+                Err(super::fields_need_a_row(target, key))
+            }
+            (Target::Mapped(_), Some(StoreWrite::Partial(_))) => {
+                Err(super::fields_need_a_row(target, key))
+            }
             (Target::Builtin { .. }, _) => {
                 let max = self.max_key.load(Ordering::Relaxed);
                 if key.len() > max {
@@ -309,14 +317,37 @@ impl Store for MySqlStore {
                         )
                         .await
                         .map_err(|e| classify(e, "read sluice_kv").error)?;
-                    row.map(|(value, expires_at, kind)| {
-                        Ok(StoredValue {
-                            kind: super::kind_from_stored(kind, key)?,
+                    let Some((value, expires_at, kind)) = row else {
+                        return Ok(None);
+                    };
+                    let kind = super::kind_from_stored(kind, key)?;
+                    if !kind.stored_by_member() {
+                        return Ok(Some(StoredValue {
+                            kind,
                             value: Bytes::from(value),
                             expires_at: expires_at.map(|e| e.max(0) as u64),
-                        })
-                    })
-                    .transpose()
+                        }));
+                    }
+                    // Members and expiry in one statement, so a write committed between two
+                    // statements cannot mix two states.
+                    let rows: Vec<(Vec<u8>, Option<i64>)> = conn
+                        .exec(
+                            "SELECT m.member, k.expires_at FROM sluice_kv AS k \
+                             JOIN sluice_members AS m \
+                               ON m.db = k.db AND m.key_hash = UNHEX(SHA2(k.`key`, 256)) \
+                             WHERE k.db = ? AND k.`key` = ? AND k.kind = ?",
+                            (*db as i64, key.to_vec(), i64::from(kind.code())),
+                        )
+                        .await
+                        .map_err(|e| classify(e, "read sluice_members").error)?;
+                    let expires_at = rows.first().map_or(expires_at, |r| r.1);
+                    let members: Vec<Bytes> = rows.into_iter().map(|r| Bytes::from(r.0)).collect();
+                    // A key's row with no member left is an empty collection: absent.
+                    Ok((!members.is_empty()).then(|| StoredValue {
+                        kind,
+                        value: super::members::image_of(kind, members),
+                        expires_at: expires_at.map(|e| e.max(0) as u64),
+                    }))
                 }
                 Target::Row(r) => {
                     let k = rows::key_param(r, key)?;
@@ -585,6 +616,75 @@ impl Store for MySqlStore {
         .await;
         r.unwrap_or_else(|_| Err(timed_out("delete expired key")))
     }
+}
+
+/// The table of a collection's members (see `members.rs`) and the triggers that remove them
+/// with their key's row. InnoDB cannot index a key of up to 3070 bytes and a member together,
+/// so rows are found by the SHA-256 of each (computed by the server, `UNHEX(SHA2(x, 256))`).
+/// Creating a trigger with the binary log on may need `SUPER` or
+/// `log_bin_trust_function_creators = 1`; the error says so.
+async fn ensure_members_table(conn: &mut Conn) -> Result<(), StoreError> {
+    let q = |e: mysql_async::Error| classify(e, "create table sluice_members").error;
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS sluice_members (
+            db SMALLINT NOT NULL,
+            key_hash BINARY(32) NOT NULL,
+            member_hash BINARY(32) NOT NULL,
+            `key` VARBINARY({MAX_BUILTIN_KEY}) NOT NULL,
+            member LONGBLOB NOT NULL,
+            score DOUBLE NULL,
+            `value` LONGBLOB NULL,
+            PRIMARY KEY (db, key_hash, member_hash)
+        ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC"
+    ))
+    .await
+    .map_err(q)?;
+    let first = super::members::FIRST_MEMBER_KIND;
+    for (name, event, when) in [
+        (
+            "sluice_kv_delete_members",
+            "DELETE",
+            format!("OLD.kind >= {first}"),
+        ),
+        (
+            "sluice_kv_retype_members",
+            "UPDATE",
+            format!("OLD.kind >= {first} AND NEW.kind <> OLD.kind"),
+        ),
+    ] {
+        let exists: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.TRIGGERS \
+                 WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
+                (name,),
+            )
+            .await
+            .map_err(q)?;
+        if exists != Some(0) {
+            continue;
+        }
+        // One statement, no BEGIN ... END: the condition is in its WHERE.
+        let sql = format!(
+            "CREATE TRIGGER {name} AFTER {event} ON sluice_kv FOR EACH ROW \
+             DELETE FROM sluice_members WHERE {when} AND db = OLD.db \
+             AND key_hash = UNHEX(SHA2(OLD.`key`, 256))"
+        );
+        match conn.query_drop(sql).await {
+            Ok(()) => {}
+            // Another server made it meanwhile.
+            Err(mysql_async::Error::Server(e)) if e.code == 1359 => {}
+            Err(e) => {
+                let mut err = classify(e, &format!("create trigger {name} on sluice_kv")).error;
+                err.message = format!(
+                    "{} (with the binary log on, creating a trigger needs the SUPER privilege or \
+                     log_bin_trust_function_creators = 1)",
+                    err.message
+                );
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

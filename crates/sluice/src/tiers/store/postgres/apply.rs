@@ -12,7 +12,10 @@ use bytes::Bytes;
 use super::errors::{classify, commit_error, statement_failure};
 use super::rows::{RowParam, RowSql};
 use super::schema::PgTable;
-use super::sql::{column_bytes, convert, Column, MappedSql, DELETE_KV, UPSERT_KV};
+use super::sql::{
+    column_bytes, convert, Column, MappedSql, DELETE_ALL_MEMBERS, DELETE_KV, DELETE_MEMBERS,
+    INSERT_MEMBERS, UPSERT_KV,
+};
 use crate::config::OnDelete;
 use crate::error::StoreError;
 use crate::model::StoreWrite;
@@ -20,7 +23,7 @@ use crate::tiers::store::batch::{
     match_returned, name_single_key, SetApplier, StatementFailure, StatementStored,
 };
 use crate::tiers::store::rows::{plan_row_write, RowAction};
-use crate::tiers::store::{StoreOp, Target};
+use crate::tiers::store::{members, StoreOp, Target};
 
 /// Where an applier's statements run.
 pub(super) enum PgConn<'a, 'c> {
@@ -140,6 +143,51 @@ impl PgApplier<'_, '_> {
         ))
     }
 
+    /// The member rows of member writes whose keys' rows are written (see `members.rs`), set
+    /// based: the replaced keys' members removed, then the removed members, then the present
+    /// ones inserted.
+    async fn apply_members(
+        &self,
+        plans: &[(&&StoreOp, members::MemberChanges)],
+    ) -> Result<(), StatementFailure> {
+        let db_of = |op: &StoreOp| match op.target {
+            Target::Builtin { db } => db as i16,
+            Target::Row(_) | Target::Mapped(_) => 0,
+        };
+        let (mut dbs, mut keys) = (Vec::new(), Vec::<&[u8]>::new());
+        for (op, _) in plans.iter().filter(|(_, p)| p.replace) {
+            dbs.push(db_of(op));
+            keys.push(&op.key[..]);
+        }
+        if !keys.is_empty() {
+            self.exec(DELETE_ALL_MEMBERS, &[&dbs, &keys], "replace sluice_members")
+                .await?;
+        }
+        for (sql, doing, removed) in [
+            (DELETE_MEMBERS, "delete from sluice_members", true),
+            (INSERT_MEMBERS, "insert into sluice_members", false),
+        ] {
+            let (mut dbs, mut keys, mut members) =
+                (Vec::new(), Vec::<&[u8]>::new(), Vec::<&[u8]>::new());
+            for (op, plan) in plans {
+                let list = if removed {
+                    &plan.removed
+                } else {
+                    &plan.present
+                };
+                for member in list {
+                    dbs.push(db_of(op));
+                    keys.push(&op.key[..]);
+                    members.push(&member[..]);
+                }
+            }
+            if !members.is_empty() {
+                self.exec(sql, &[&dbs, &keys, &members], doing).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn exec(
         &self,
         sql: &str,
@@ -204,7 +252,22 @@ impl SetApplier for PgApplier<'_, '_> {
                 let mut values: Vec<&[u8]> = Vec::with_capacity(ops.len());
                 let mut expiry: Vec<Option<i64>> = Vec::with_capacity(ops.len());
                 let mut kinds: Vec<i16> = Vec::with_capacity(ops.len());
+                let mut member_plans = Vec::new();
                 for op in ops {
+                    if let Some(p) = members::member_write(&op.target, &op.write) {
+                        // The key's row (kind, expiry, an empty value), then its members.
+                        let plan = members::plan_members(&op.key, p).map_err(|error| {
+                            with_key(StatementFailure {
+                                error,
+                                whole_statement: false,
+                            })
+                        })?;
+                        values.push(&[]);
+                        expiry.push(p.expires_at.map(|e| e.min(i64::MAX as u64) as i64));
+                        kinds.push(i16::from(p.kind.code()));
+                        member_plans.push((op, plan));
+                        continue;
+                    }
                     match &op.write {
                         StoreWrite::Upsert {
                             value,
@@ -216,7 +279,7 @@ impl SetApplier for PgApplier<'_, '_> {
                             kinds.push(i16::from(kind.code()));
                         }
                         // Refused by `check` before planning; kept per entry if it gets here.
-                        StoreWrite::Fields(_) | StoreWrite::Delete => {
+                        StoreWrite::Partial(_) | StoreWrite::Delete => {
                             return Err(with_key(StatementFailure {
                                 error: crate::tiers::store::fields_need_a_row(&op.target, &op.key),
                                 whole_statement: false,
@@ -224,13 +287,18 @@ impl SetApplier for PgApplier<'_, '_> {
                         }
                     }
                 }
-                self.exec(
-                    UPSERT_KV,
-                    &[&dbs, &keys, &values, &expiry, &kinds],
-                    "upsert into sluice_kv",
-                )
-                .await
-                .map_err(with_key)
+                let stored = self
+                    .exec(
+                        UPSERT_KV,
+                        &[&dbs, &keys, &values, &expiry, &kinds],
+                        "upsert into sluice_kv",
+                    )
+                    .await
+                    .map_err(with_key)?;
+                if !member_plans.is_empty() {
+                    self.apply_members(&member_plans).await.map_err(with_key)?;
+                }
+                Ok(stored)
             }
             Target::Row(_) => {
                 // Each write sets its own columns: one statement per entry.

@@ -351,6 +351,45 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(q)?;
+            // A collection's members (see `members.rs`), removed by the database with their
+            // key's row, or when the row is rewritten as a kind that has no member rows.
+            // `CREATE OR REPLACE TRIGGER` needs PostgreSQL 14: the triggers are made once.
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS sluice_members (
+                    db smallint NOT NULL,
+                    key bytea NOT NULL,
+                    member bytea NOT NULL,
+                    score double precision,
+                    value bytea,
+                    PRIMARY KEY (db, key, member)
+                );
+                CREATE OR REPLACE FUNCTION sluice_kv_drop_members() RETURNS trigger
+                    LANGUAGE plpgsql AS $fn$
+                BEGIN
+                    DELETE FROM sluice_members WHERE db = OLD.db AND key = OLD.key;
+                    RETURN NULL;
+                END
+                $fn$;
+                DO $do$ BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                                   WHERE tgname = 'sluice_kv_delete_members'
+                                     AND tgrelid = 'sluice_kv'::regclass) THEN
+                        CREATE TRIGGER sluice_kv_delete_members AFTER DELETE ON sluice_kv
+                            FOR EACH ROW WHEN (OLD.kind >= {first})
+                            EXECUTE FUNCTION sluice_kv_drop_members();
+                    END IF;
+                    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                                   WHERE tgname = 'sluice_kv_retype_members'
+                                     AND tgrelid = 'sluice_kv'::regclass) THEN
+                        CREATE TRIGGER sluice_kv_retype_members AFTER UPDATE OF kind ON sluice_kv
+                            FOR EACH ROW WHEN (OLD.kind >= {first} AND NEW.kind <> OLD.kind)
+                            EXECUTE FUNCTION sluice_kv_drop_members();
+                    END IF;
+                END $do$;",
+                first = super::members::FIRST_MEMBER_KIND
+            ))
+            .await
+            .map_err(|e| classify(e, "create table sluice_members"))?;
             tx.commit().await.map_err(q)
         })
         .await;
@@ -389,7 +428,12 @@ impl Store for PostgresStore {
                     convert(m, col.as_ref(), bytes, key, is_key).map(drop)
                 })
             }
-            (target, Some(StoreWrite::Fields(_))) => Err(super::fields_need_a_row(target, key)),
+            (Target::Builtin { .. }, Some(w))
+                if super::members::member_write(target, w).is_some() =>
+            {
+                Ok(())
+            }
+            (target, Some(StoreWrite::Partial(_))) => Err(super::fields_need_a_row(target, key)),
             (Target::Builtin { .. }, _) => Ok(()),
             (Target::Mapped(m), write) => {
                 let table = self.cached_table(&m.table);
@@ -425,20 +469,55 @@ impl Store for PostgresStore {
                         .query_opt(&stmt, &[&(*db as i16), &key])
                         .await
                         .map_err(q)?;
-                    row.map(|r| {
-                        Ok(StoredValue {
-                            kind: super::kind_from_stored(
-                                i64::from(r.try_get::<_, i16>(2).map_err(q)?),
-                                key,
-                            )?,
-                            value: Bytes::from(r.try_get::<_, Vec<u8>>(0).map_err(q)?),
-                            expires_at: r
-                                .try_get::<_, Option<i64>>(1)
-                                .map_err(q)?
-                                .map(|e| e.max(0) as u64),
-                        })
-                    })
-                    .transpose()
+                    let Some(r) = row else {
+                        return Ok(None);
+                    };
+                    let kind =
+                        super::kind_from_stored(i64::from(r.try_get::<_, i16>(2).map_err(q)?), key)?;
+                    let expires_at = r
+                        .try_get::<_, Option<i64>>(1)
+                        .map_err(q)?
+                        .map(|e| e.max(0) as u64);
+                    if !kind.stored_by_member() {
+                        let value = Bytes::from(r.try_get::<_, Vec<u8>>(0).map_err(q)?);
+                        return Ok(Some(StoredValue {
+                            kind,
+                            value,
+                            expires_at,
+                        }));
+                    }
+                    // The members and expiry read again in one statement, so a write committed
+                    // between the two statements cannot mix two states.
+                    let stmt = client
+                        .prepare_cached(
+                            "SELECT m.member, k.expires_at FROM sluice_kv AS k \
+                             JOIN sluice_members AS m ON m.db = k.db AND m.key = k.key \
+                             WHERE k.db = $1 AND k.key = $2 AND k.kind = $3",
+                        )
+                        .await
+                        .map_err(|e| classify(e, "read sluice_members"))?;
+                    let rows = client
+                        .query(&stmt, &[&(*db as i16), &key, &i16::from(kind.code())])
+                        .await
+                        .map_err(|e| classify(e, "read sluice_members"))?;
+                    let members = rows
+                        .iter()
+                        .map(|r| r.try_get::<_, Vec<u8>>(0).map(Bytes::from))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| classify(e, "read sluice_members"))?;
+                    let expires_at = match rows.first() {
+                        Some(r) => r
+                            .try_get::<_, Option<i64>>(1)
+                            .map_err(|e| classify(e, "read sluice_members"))?
+                            .map(|e| e.max(0) as u64),
+                        None => expires_at,
+                    };
+                    // A key's row with no member left is an empty collection: absent.
+                    Ok((!members.is_empty()).then(|| StoredValue {
+                        kind,
+                        value: super::members::image_of(kind, members),
+                        expires_at,
+                    }))
                 }
                 Target::Row(r) => {
                     let table = self.table(&client, &r.table).await?;

@@ -16,6 +16,17 @@ pub(super) const UPSERT_KV: &str = "INSERT INTO sluice_kv (db, key, value, expir
      SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[], $4::int8[], $5::int2[]) \
      ON CONFLICT (db, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, \
      kind = EXCLUDED.kind";
+/// Every member of some keys (a value replaced whole).
+pub(super) const DELETE_ALL_MEMBERS: &str =
+    "DELETE FROM sluice_members AS t USING UNNEST($1::int2[], $2::bytea[]) AS d(db, key) \
+     WHERE t.db = d.db AND t.key = d.key";
+/// Some members of some keys.
+pub(super) const DELETE_MEMBERS: &str = "DELETE FROM sluice_members AS t \
+     USING UNNEST($1::int2[], $2::bytea[], $3::bytea[]) AS d(db, key, member) \
+     WHERE t.db = d.db AND t.key = d.key AND t.member = d.member";
+/// Members that must be there (one already there stays).
+pub(super) const INSERT_MEMBERS: &str = "INSERT INTO sluice_members (db, key, member) \
+     SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[]) ON CONFLICT DO NOTHING";
 pub(super) const DELETE_KV: &str =
     "DELETE FROM sluice_kv AS t USING UNNEST($1::int2[], $2::bytea[]) AS d(db, key) \
      WHERE t.db = d.db AND t.key = d.key";

@@ -1,0 +1,113 @@
+//! A collection on the built-in table, every backend alike: the key's row in `sluice_kv`
+//! (kind and expiry, an empty value) and one row per member in `sluice_members`
+//! (`db, key, member`, plus `score` and `value` for the kinds that will need them), so a write
+//! stores only the members it changed. The database removes a key's member rows itself
+//! (a trigger on `sluice_kv`) when the key's row is deleted, or rewritten with a kind that
+//! does not keep them: every delete, expiry purge, FLUSHDB and SET over a set stays one
+//! statement on `sluice_kv`, and costs nothing extra for keys that hold no members.
+
+use bytes::Bytes;
+
+use crate::error::StoreError;
+use crate::model::set::SetValue;
+use crate::model::{Kind, PartialWrite, StoreWrite};
+use crate::tiers::store::Target;
+
+/// The kinds numbered from here on keep their members in `sluice_members` (see
+/// [`Kind::stored_by_member`]); the triggers compare with it.
+pub(crate) const FIRST_MEMBER_KIND: u8 = 2;
+
+/// What a member write does to `sluice_members`: first remove every member of the key
+/// (`replace`), then remove `removed`, then insert `present` (an insert of a member that is
+/// there already leaves it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberChanges {
+    /// Remove the key's members first (the value was replaced whole).
+    pub replace: bool,
+    /// Members to insert.
+    pub present: Vec<Bytes>,
+    /// Members to remove.
+    pub removed: Vec<Bytes>,
+}
+
+/// The member write `op` stands for, or `None` when it is not one: a partial write of a kind
+/// the built-in table keeps by member.
+pub(crate) fn member_write<'a>(target: &Target, write: &'a StoreWrite) -> Option<&'a PartialWrite> {
+    match (target, write) {
+        (Target::Builtin { .. }, StoreWrite::Partial(p)) if p.kind.stored_by_member() => Some(p),
+        _ => None,
+    }
+}
+
+/// Splits a member write into the rows to remove and insert; a permanent error for an image
+/// that does not decode (never stored half).
+pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges, StoreError> {
+    let after = match p.kind {
+        Kind::Set => SetValue::decode(&p.image).map_err(|e| {
+            StoreError::permanent(format!(
+                "key {:?}: the set to store is malformed: {e}",
+                String::from_utf8_lossy(&key[..key.len().min(64)])
+            ))
+        })?,
+        other => {
+            return Err(StoreError::permanent(format!(
+                "key {:?}: a {} is not stored by member",
+                String::from_utf8_lossy(&key[..key.len().min(64)]),
+                other.type_name()
+            )))
+        }
+    };
+    let (present, removed) = if p.replace {
+        (after.iter().cloned().collect(), Vec::new())
+    } else {
+        p.changed.iter().cloned().partition(|m| after.contains(m))
+    };
+    Ok(MemberChanges {
+        replace: p.replace,
+        present,
+        removed,
+    })
+}
+
+/// The image of a key read back from its member rows.
+pub(crate) fn image_of(kind: Kind, members: Vec<Bytes>) -> Bytes {
+    match kind {
+        Kind::Set => SetValue::from_members(members).encode(),
+        Kind::String | Kind::Hash => Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_partial_write_inserts_what_the_image_holds_and_removes_the_rest() {
+        let image = SetValue::from_members([b("a"), b("c")]).encode();
+        let write = PartialWrite {
+            kind: Kind::Set,
+            image: image.clone(),
+            changed: vec![b("a"), b("b")],
+            replace: false,
+            expires_at: None,
+        };
+        let plan = plan_members(b"k", &write).unwrap();
+        assert_eq!(plan.present, vec![b("a")]);
+        assert_eq!(plan.removed, vec![b("b")]);
+        let whole = plan_members(b"k", &PartialWrite::whole(Kind::Set, image, None)).unwrap();
+        assert!(whole.replace);
+        assert_eq!(whole.present.len(), 2);
+        assert!(plan_members(
+            b"k",
+            &PartialWrite {
+                image: Bytes::from_static(&[9, 1]),
+                ..write
+            }
+        )
+        .is_err());
+    }
+}
