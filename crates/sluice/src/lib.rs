@@ -64,7 +64,7 @@ pub mod tiers;
 
 pub use api::{
     Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
-    Later, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice,
+    Later, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice, Stored,
     StoredSet, Transaction, WatchSet,
 };
 pub use bytes::Bytes;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use rusqlite::Connection;
+use sluice::clock::Clock;
 use sluice::{Policy, SetAlgebra, SetOptions, SluiceError};
 
 use common::*;
@@ -29,6 +30,10 @@ enum Op {
     Store(SetAlgebra, usize, Vec<usize>),
     Del(usize),
     SetString(usize),
+    /// PEXPIRE key 100.
+    Expire(usize),
+    /// The clock moves 150 ms: keys given an expiry by `Expire` are gone.
+    Tick,
     Read(usize),
     Flush,
     FailNextBatches(u64),
@@ -52,6 +57,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, d, k)| Op::Store(a, d, k)),
         2 => key.clone().prop_map(Op::Del),
         1 => key.clone().prop_map(Op::SetString),
+        2 => key.clone().prop_map(Op::Expire),
+        1 => Just(Op::Tick),
         4 => key.prop_map(Op::Read),
         2 => Just(Op::Flush),
         1 => (1u64..3).prop_map(Op::FailNextBatches),
@@ -67,6 +74,9 @@ enum Value {
 }
 
 type Model = BTreeMap<&'static str, Value>;
+
+/// Keys with an expiry and when it falls (engine clock ms).
+type Deadlines = BTreeMap<&'static str, u64>;
 
 fn b_members(idx: &[usize]) -> Vec<sluice::Bytes> {
     idx.iter().map(|&i| b(MEMBERS[i])).collect()
@@ -107,19 +117,32 @@ fn expect_wrongtype<T: std::fmt::Debug>(
     }
 }
 
-/// The built-in table, read with a connection of its own: each key's kind and its members.
+/// The built-in table, read with a connection of its own: each live key's kind and its
+/// members (an expired key's rows, waiting for the reaper, are left out with their members).
 fn table(h: &Harness) -> BTreeMap<String, (i64, BTreeSet<String>)> {
     let conn = Connection::open(db_path(h.path())).unwrap();
+    let now = h.clock.now_ms() as i64;
     let mut out = BTreeMap::new();
+    let mut expired = BTreeSet::new();
     let mut st = conn
-        .prepare("SELECT CAST(key AS TEXT), kind FROM sluice_kv WHERE db = 0")
+        .prepare("SELECT CAST(key AS TEXT), kind, expires_at FROM sluice_kv WHERE db = 0")
         .unwrap();
     for row in st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
         .unwrap()
     {
-        let (key, kind) = row.unwrap();
-        out.insert(key, (kind, BTreeSet::new()));
+        let (key, kind, expires_at) = row.unwrap();
+        if expires_at.is_some_and(|e| e <= now) {
+            expired.insert(key);
+        } else {
+            out.insert(key, (kind, BTreeSet::new()));
+        }
     }
     let mut st = conn
         .prepare("SELECT CAST(key AS TEXT), CAST(member AS TEXT) FROM sluice_members WHERE db = 0")
@@ -129,6 +152,9 @@ fn table(h: &Harness) -> BTreeMap<String, (i64, BTreeSet<String>)> {
         .unwrap()
     {
         let (key, member) = row.unwrap();
+        if expired.contains(&key) {
+            continue;
+        }
         out.entry(key)
             .or_insert((-1, BTreeSet::new()))
             .1
@@ -160,7 +186,13 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
     .await;
     let write_back = policy == Policy::WriteBack;
     let mut model: Model = BTreeMap::new();
+    let mut deadlines: Deadlines = BTreeMap::new();
     for (step, op) in ops.into_iter().enumerate() {
+        // A key rewritten whole (DEL, SET, a STORE that succeeds) loses its expiry; one edited
+        // keeps it.
+        if let Op::Del(k) | Op::SetString(k) = &op {
+            deadlines.remove(KEYS[*k]);
+        }
         let what = format!("{policy:?} step {step} {op:?}");
         let fail = |e: SluiceError| TestCaseError::fail(format!("{what}: {e}"));
         match op {
@@ -281,6 +313,7 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                             what
                         );
                         put(&mut model, KEYS[dst], result);
+                        deadlines.remove(KEYS[dst]);
                     }
                 }
             }
@@ -294,6 +327,30 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .await
                     .map_err(fail)?;
                 model.insert(KEYS[k], Value::Str);
+            }
+            Op::Expire(k) => {
+                let at = h.clock.now_ms() + 100;
+                let set = h
+                    .sluice
+                    .expire(0, &b(KEYS[k]), at as i64, sluice::ExpireCondition::ALWAYS)
+                    .await
+                    .map_err(fail)?;
+                prop_assert_eq!(set, model.contains_key(KEYS[k]), "{}", what);
+                if set {
+                    deadlines.insert(KEYS[k], at);
+                }
+            }
+            Op::Tick => {
+                h.clock.advance_ms(150);
+                let now = h.clock.now_ms();
+                deadlines.retain(|k, at| {
+                    if *at <= now {
+                        model.remove(k);
+                        false
+                    } else {
+                        true
+                    }
+                });
             }
             Op::Read(k) => {
                 let r = h.sluice.access().set_value(0, b(KEYS[k])).await;
@@ -334,6 +391,7 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 };
             }
         }
+        deadlines.retain(|k, _| model.contains_key(k));
     }
     h.store.fail_next_batches(0);
     h.sluice

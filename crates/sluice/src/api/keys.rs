@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::access::Access;
-use super::types::{ExpireCondition, KeyTtl, Mutation};
+use super::types::{ExpireCondition, KeyTtl, Mutation, Stored};
 use crate::config::Durability;
 use crate::error::SluiceError;
-use crate::model::{DbKey, Entry, StoreWrite};
+use crate::model::{DbKey, Entry, Kind, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalRecord};
 
 impl Access<'_> {
@@ -124,6 +124,64 @@ impl Access<'_> {
             })
         })
         .await
+    }
+
+    /// Reads the keys `sources` and writes `dst` from what they hold, all as one transaction
+    /// (SINTERSTORE, BITOP): `f` sees each source's entry (`None`: absent) and returns the new
+    /// value of `dst`, written without expiry, or `None` to delete `dst`. Reports what `dst`
+    /// underwent besides `f`'s own result.
+    pub async fn store_from<T>(
+        &mut self,
+        db: u8,
+        dst: &Bytes,
+        sources: &[Bytes],
+        f: impl FnOnce(Vec<Option<Entry>>) -> Result<(Option<(Bytes, Kind)>, T), SluiceError>,
+    ) -> Result<(T, Stored), SluiceError> {
+        if self.in_transaction() {
+            return self.stage_store_from(db, dst, sources, f).await;
+        }
+        let engine = self.engine();
+        let mut txn = engine
+            .begin_txn(sources.iter().chain([dst]).map(|k| (db, &k[..])))
+            .await?;
+        let staged = Access::in_txn(engine, &mut txn)
+            .stage_store_from(db, dst, sources, f)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    async fn stage_store_from<T>(
+        &mut self,
+        db: u8,
+        dst: &Bytes,
+        sources: &[Bytes],
+        f: impl FnOnce(Vec<Option<Entry>>) -> Result<(Option<(Bytes, Kind)>, T), SluiceError>,
+    ) -> Result<(T, Stored), SluiceError> {
+        let now = self.op_time();
+        let mut entries = Vec::with_capacity(sources.len());
+        for key in sources {
+            let route = self.route(db, key.clone());
+            entries.push(self.read(&route, &now).await?);
+        }
+        let (value, result) = f(entries)?;
+        let route = self.route(db, dst.clone());
+        let stored = match value {
+            Some((value, kind)) => {
+                let write = StoreWrite::Upsert {
+                    value,
+                    kind,
+                    expires_at: None,
+                };
+                self.write(&route, write, &now).await?;
+                Stored::Written
+            }
+            None if self.read_uncounted(&route, &now).await?.is_some() => {
+                self.write(&route, StoreWrite::Delete, &now).await?;
+                Stored::Deleted
+            }
+            None => Stored::Untouched,
+        };
+        Ok((result, stored))
     }
 
     /// RENAME / RENAMENX: `None` if `src` does not exist; `Some(false)` if `only_if_absent`

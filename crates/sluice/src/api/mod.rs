@@ -38,7 +38,7 @@ pub use watch::WatchSet;
 
 pub use types::{
     ExpireCondition, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings, Mutation,
-    SetCondition, SetExpiry, SetOptions, SetOutcome,
+    SetCondition, SetExpiry, SetOptions, SetOutcome, Stored,
 };
 
 /// A handle to the engine. Cheap to clone; every clone shares the same tiers.

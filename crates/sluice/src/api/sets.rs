@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::access::Access;
+use super::types::Stored;
 use crate::error::SluiceError;
 use crate::model::set::{SetAlgebra, SetValue};
 use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
@@ -65,6 +66,9 @@ impl Access<'_> {
         let route = self.route(db, key.clone());
         self.write_routed(route, true, |current| {
             let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            // A key that reads as absent may still have rows (expired, not yet purged): a set
+            // made there replaces them, so no member of the expired set comes back.
+            let replace = current.is_none();
             let mut set = set_of(current)?.unwrap_or_default();
             let (changed, result) = f(&mut set)?;
             let write = if changed.is_empty() {
@@ -75,8 +79,8 @@ impl Access<'_> {
                 Some(StoreWrite::Partial(PartialWrite {
                     kind: Kind::Set,
                     image: set.encode(),
-                    changed,
-                    replace: false,
+                    changed: if replace { Vec::new() } else { changed },
+                    replace,
                     expires_at,
                 }))
             };
@@ -207,53 +211,20 @@ impl Access<'_> {
         keys: &[Bytes],
         algebra: SetAlgebra,
     ) -> Result<StoredSet, SluiceError> {
-        if self.in_transaction() {
-            return self.stage_set_algebra(db, dst, keys, algebra).await;
-        }
-        let engine = self.engine();
-        let mut txn = engine
-            .begin_txn(keys.iter().chain([dst]).map(|k| (db, &k[..])))
+        let (len, stored) = self
+            .store_from(db, dst, keys, |entries| {
+                let sets = entries
+                    .into_iter()
+                    .map(set_of)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let result = algebra.apply(&sets);
+                let len = result.len();
+                Ok(((len > 0).then(|| (result.encode(), Kind::Set)), len))
+            })
             .await?;
-        let staged = Access::in_txn(engine, &mut txn)
-            .stage_set_algebra(db, dst, keys, algebra)
-            .await;
-        engine.finish_txn(txn, staged).await
-    }
-
-    async fn stage_set_algebra(
-        &mut self,
-        db: u8,
-        dst: &Bytes,
-        keys: &[Bytes],
-        algebra: SetAlgebra,
-    ) -> Result<StoredSet, SluiceError> {
-        let mut sets = Vec::with_capacity(keys.len());
-        for key in keys {
-            sets.push(self.set_value(db, key.clone()).await?);
-        }
-        let result = algebra.apply(&sets);
-        let route = self.route(db, dst.clone());
-        let now = self.op_time();
-        if result.is_empty() {
-            let existed = self.read_uncounted(&route, &now).await?.is_some();
-            if existed {
-                self.write(&route, StoreWrite::Delete, &now).await?;
-            }
-            return Ok(StoredSet {
-                len: 0,
-                deleted: existed,
-            });
-        }
-        let len = result.len();
-        let write = StoreWrite::Upsert {
-            value: result.encode(),
-            kind: Kind::Set,
-            expires_at: None,
-        };
-        self.write(&route, write, &now).await?;
         Ok(StoredSet {
             len,
-            deleted: false,
+            deleted: stored == Stored::Deleted,
         })
     }
 }

@@ -198,3 +198,15 @@ pub struct KeyspaceInfo {
     /// Reads that asked the store.
     pub read_misses: u64,
 }
+
+/// What a command that stores a computed value ([`crate::Access::store_from`]) did to its
+/// destination key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The value was written.
+    Written,
+    /// There was no value to write and the key existed: it was deleted.
+    Deleted,
+    /// There was no value to write and no key to delete.
+    Untouched,
+}

@@ -11,6 +11,10 @@ use crate::config::Policy;
 use crate::error::SluiceError;
 use crate::model::{PartialWrite, StoreWrite};
 
+/// The largest value (or a partial write's image and names) a write may hold: 512 MiB, below
+/// the 600 MiB journal record replay accepts.
+const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
 /// A write checked and normalized by [`Engine::prepare_write`].
 pub(crate) struct Prepared {
     /// The write as the store and buffer take it.
@@ -107,6 +111,11 @@ impl Engine {
         now: &OpTime<'_>,
     ) -> Result<Prepared, SluiceError> {
         self.check_open()?;
+        // A journal record must stay below what replay accepts; no value may be larger than a
+        // client could send in one argument (`proto-max-bulk-len`'s default).
+        if write.value_len() > MAX_VALUE_BYTES {
+            return Err(SluiceError::TooLarge);
+        }
         let ks = route.ks;
         let (write, copy_deadline) = match write {
             StoreWrite::Upsert {

@@ -143,18 +143,29 @@ impl StoreWrite {
             (StoreWrite::Partial(mut newer), StoreWrite::Partial(older))
                 if newer.kind == older.kind =>
             {
-                if !newer.replace {
-                    newer.replace = older.replace;
-                    for field in &older.changed {
-                        if !newer.changed.contains(field) {
-                            newer.changed.push(field.clone());
-                        }
-                    }
+                if newer.replace {
+                    // Replaces everything: what the older one changed no longer matters.
+                } else if older.replace {
+                    newer.replace = true;
+                    newer.changed = Vec::new();
+                } else if !older.changed.is_empty() {
+                    // A set, not a scan per field: a hot key's list of changed members may
+                    // be long, and this runs under the write-back buffer's lock.
+                    let known: std::collections::HashSet<Bytes> =
+                        newer.changed.iter().cloned().collect();
+                    newer.changed.extend(
+                        older
+                            .changed
+                            .iter()
+                            .filter(|f| !known.contains(*f))
+                            .cloned(),
+                    );
                 }
                 StoreWrite::Partial(newer)
             }
             (StoreWrite::Partial(mut newer), _) => {
                 newer.replace = true;
+                newer.changed = Vec::new();
                 StoreWrite::Partial(newer)
             }
             (newer, _) => newer,
@@ -173,7 +184,8 @@ pub struct PartialWrite {
     /// takes the changed fields' or members' values from.
     pub image: Bytes,
     /// The fields (column names) or members the write changes; one absent from `image` is set
-    /// NULL (a column) or removed (a member).
+    /// NULL (a column) or removed (a member). Empty when `replace` is set: the image says it
+    /// all.
     pub changed: Vec<Bytes>,
     /// The whole value is replaced: every mapped column not in `image` is set NULL (or, with
     /// `on_delete = "delete-row"`, the row is deleted first), every member not in `image` is
@@ -195,23 +207,12 @@ impl PartialWrite {
     }
 
     /// A write of every member of `image`, replacing what the key held: how a whole value of a
-    /// kind stored by member (a RENAME, a RESTORE) reaches the built-in table.
+    /// kind stored by member (a RENAME, a SUNIONSTORE) reaches the built-in table.
     pub fn whole(kind: Kind, image: Bytes, expires_at: Option<u64>) -> PartialWrite {
-        let changed = match kind {
-            Kind::Set => set::members(&image)
-                .filter_map(Result::ok)
-                .map(|m| image.slice_ref(m))
-                .collect(),
-            Kind::Hash => hash::pairs(&image)
-                .filter_map(Result::ok)
-                .map(|(f, _)| image.slice_ref(f))
-                .collect(),
-            Kind::String => Vec::new(),
-        };
         PartialWrite {
             kind,
             image,
-            changed,
+            changed: Vec::new(),
             replace: true,
             expires_at,
         }

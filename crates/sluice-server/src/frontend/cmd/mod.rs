@@ -14,6 +14,7 @@ use crate::state::{ReplyKind, Session, Shared, SlowCall};
 
 pub mod acl;
 pub mod args;
+pub mod bitmap;
 pub mod config;
 pub mod connection;
 pub mod hashes;
@@ -45,6 +46,7 @@ const FAMILIES: &[&[Spec]] = &[
     keys::COMMANDS,
     hashes::COMMANDS,
     sets::COMMANDS,
+    bitmap::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,
     server::COMMANDS,

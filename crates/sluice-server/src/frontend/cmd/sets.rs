@@ -200,6 +200,9 @@ pub static COMMANDS: &[Spec] = &[
 /// refuses.
 const MAX_RANDOM_PICKS: u64 = 10_000_000;
 
+/// The most bytes of members SRANDMEMBER with repeats answers (as `proto-max-bulk-len`).
+const MAX_RANDOM_REPLY: u64 = 512 * 1024 * 1024;
+
 /// `key member [member ...]` (SADD, SREM, SMISMEMBER).
 struct KeyMembers {
     key: Bytes,
@@ -421,6 +424,8 @@ async fn spop(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
     match count {
         None => Frame::bulk_or_null(popped.into_iter().next()),
+        // The whole set popped: Redis answers it as SMEMBERS would (an intset ascending).
+        Some(_) if emptied => members_reply(&SetValue::from_members(popped)),
         Some(_) => Frame::Set(popped.into_iter().map(Frame::Bulk).collect()),
     }
 }
@@ -497,9 +502,12 @@ async fn srandmember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         _ => return Frame::Array(Vec::new()),
     };
     if count < 0 {
-        if count.unsigned_abs() > MAX_RANDOM_PICKS {
+        let longest = set.iter().map(Bytes::len).max().unwrap_or(0) as u64;
+        if count.unsigned_abs() > MAX_RANDOM_PICKS
+            || count.unsigned_abs().saturating_mul(longest + 16) > MAX_RANDOM_REPLY
+        {
             return Frame::error(format!(
-                "ERR SRANDMEMBER count is over Sluice's limit of {MAX_RANDOM_PICKS} picks with repeats (a reply must fit in memory)"
+                "ERR SRANDMEMBER count is over Sluice's limit of {MAX_RANDOM_PICKS} picks with repeats, or {MAX_RANDOM_REPLY} bytes of reply (a reply must fit in memory)"
             ));
         }
         return Frame::Array(

@@ -128,10 +128,11 @@ impl StatSlot {
 
 /// The command families `/metrics` keeps a duration histogram for, named as Redis's command
 /// groups.
-pub const FAMILY_NAMES: [&str; 8] = [
+pub const FAMILY_NAMES: [&str; 9] = [
     "string",
     "hash",
     "set",
+    "bitmap",
     "generic",
     "connection",
     "transactions",
@@ -148,16 +149,18 @@ fn family_of(spec: &Spec) -> u8 {
         1
     } else if has("@set") {
         2
-    } else if has("@keyspace") {
+    } else if has("@bitmap") {
         3
-    } else if has("@connection") {
+    } else if has("@keyspace") {
         4
-    } else if has("@transaction") {
+    } else if has("@connection") {
         5
-    } else if has("@scripting") {
+    } else if has("@transaction") {
         6
-    } else {
+    } else if has("@scripting") {
         7
+    } else {
+        8
     }
 }
 
@@ -370,6 +373,8 @@ impl KeyPositions {
     pub const PAIRS: KeyPositions = KeyPositions::new(1, -1, 2);
     /// The first two arguments (RENAME).
     pub const FIRST_TWO: KeyPositions = KeyPositions::new(1, 2, 1);
+    /// Every argument from the second on (BITOP).
+    pub const FROM_SECOND: KeyPositions = KeyPositions::new(2, -1, 1);
     /// `numkeys key [key ...]` from the first argument (SINTERCARD).
     pub const COUNTED: KeyPositions = KeyPositions {
         numkeys_at: 1,

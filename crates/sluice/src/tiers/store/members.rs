@@ -13,6 +13,31 @@ use crate::model::set::SetValue;
 use crate::model::{Kind, PartialWrite, StoreWrite};
 use crate::tiers::store::Target;
 
+/// Whether this store could make `sluice_members` and its triggers. A server that refuses
+/// them (no TRIGGER privilege, or MySQL's binary log without `log_bin_trust_function_creators`)
+/// still serves strings and hashes; only set writes are refused, with the reason.
+#[derive(Debug, Default)]
+pub(crate) struct MembersSupport(parking_lot::Mutex<Option<String>>);
+
+impl MembersSupport {
+    /// Records why sets cannot be stored.
+    pub(crate) fn unavailable(&self, reason: String) {
+        tracing::warn!("sets cannot be stored on the built-in table until this is fixed and Sluice restarted: {reason}");
+        *self.0.lock() = Some(reason);
+    }
+
+    /// Refuses a member write when sets cannot be stored.
+    pub(crate) fn check(&self, key: &[u8]) -> Result<(), StoreError> {
+        match &*self.0.lock() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::permanent(format!(
+                "key {:?}: sets cannot be stored, because the table sluice_members or its triggers could not be created at start-up ({reason})",
+                String::from_utf8_lossy(&key[..key.len().min(64)])
+            ))),
+        }
+    }
+}
+
 /// The kinds numbered from here on keep their members in `sluice_members` (see
 /// [`Kind::stored_by_member`]); the triggers compare with it.
 pub(crate) const FIRST_MEMBER_KIND: u8 = 2;
@@ -67,6 +92,24 @@ pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges
         present,
         removed,
     })
+}
+
+/// The largest member a member write sends (every member of a replaced value, else the
+/// changed ones), for a backend's packet limit; 0 for an image that does not decode (refused
+/// later, by [`plan_members`]).
+pub(crate) fn largest_member(p: &PartialWrite) -> usize {
+    if p.replace {
+        match p.kind {
+            Kind::Set => crate::model::set::members(&p.image)
+                .filter_map(Result::ok)
+                .map(<[u8]>::len)
+                .max()
+                .unwrap_or(0),
+            Kind::String | Kind::Hash => 0,
+        }
+    } else {
+        p.changed.iter().map(Bytes::len).max().unwrap_or(0)
+    }
 }
 
 /// The image of a key read back from its member rows.

@@ -458,9 +458,35 @@ fn not_all_null(columns: &[&str]) -> String {
 }
 
 /// Applies `ops` in order in one transaction, all or nothing.
-/// A member write on the built-in table (see [`members`]): the key's row, then its member rows.
+/// A member write on the built-in table (see [`members`]): the key's row, then its member rows,
+/// under a savepoint, so an entry that fails part-way leaves nothing of itself in the group's
+/// transaction (the other entries still commit).
 fn apply_members(conn: &Connection, db: u8, key: &[u8], p: &PartialWrite) -> EntryOutcome {
     let plan = members::plan_members(key, p)?;
+    let q = |e| classify(e, "savepoint for a set write");
+    conn.execute_batch("SAVEPOINT sluice_members_write")
+        .map_err(q)?;
+    match write_members(conn, db, key, p, &plan) {
+        Ok(written) => {
+            conn.execute_batch("RELEASE sluice_members_write")
+                .map_err(q)?;
+            Ok(written)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO sluice_members_write; RELEASE sluice_members_write")
+                .map_err(q)?;
+            Err(e)
+        }
+    }
+}
+
+fn write_members(
+    conn: &Connection,
+    db: u8,
+    key: &[u8],
+    p: &PartialWrite,
+    plan: &members::MemberChanges,
+) -> EntryOutcome {
     let q = |e| classify(e, "write set members into sluice_members");
     conn.prepare_cached(
         "INSERT INTO sluice_kv (db, key, value, expires_at, kind) VALUES (?1, ?2, x'', ?3, ?4) \

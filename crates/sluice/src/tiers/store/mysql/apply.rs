@@ -61,7 +61,9 @@ impl MyApplier<'_, '_> {
             )
             .await?;
         }
-        for chunk in plan.removed.chunks(MAX_ROWS_PER_STATEMENT) {
+        // Each row sends the key and the member twice (once for its hash): chunks by bytes too.
+        let size = |m: &Bytes| 2 * (key.len() + m.len()) + 96;
+        for chunk in pow2_chunks(&plan.removed, MAX_ROWS_PER_STATEMENT, self.budget, size) {
             let mut params = vec![db.clone(), Value::Bytes(key.to_vec())];
             params.extend(chunk.iter().map(|m| Value::Bytes(m.to_vec())));
             let sql = format!(
@@ -72,7 +74,7 @@ impl MyApplier<'_, '_> {
             self.exec(&sql, params, "delete from sluice_members")
                 .await?;
         }
-        for chunk in plan.present.chunks(MAX_ROWS_PER_STATEMENT) {
+        for chunk in pow2_chunks(&plan.present, MAX_ROWS_PER_STATEMENT, self.budget, size) {
             let mut params = Vec::with_capacity(chunk.len() * 5);
             for m in chunk {
                 params.extend([

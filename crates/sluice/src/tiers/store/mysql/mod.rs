@@ -97,6 +97,8 @@ pub struct MySqlStore {
     max_key: AtomicUsize,
     /// The server takes `INSERT … RETURNING` (MariaDB 10.5 and later).
     returning: bool,
+    /// Whether `sluice_members` and its triggers exist.
+    members: super::members::MembersSupport,
 }
 
 impl MySqlStore {
@@ -136,6 +138,7 @@ impl MySqlStore {
             max_packet: AtomicUsize::new(16 * 1024 * 1024),
             max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
             returning: false,
+            members: Default::default(),
         };
         let mut conn = store.conn().await?;
         let server: Option<(u64, String)> = conn
@@ -235,7 +238,9 @@ impl Store for MySqlStore {
                     Err(e) => return Err(classify(e, "add column kind to sluice_kv").error),
                 }
             }
-            ensure_members_table(&mut conn).await?;
+            if let Err(e) = ensure_members_table(&mut conn).await {
+                self.members.unavailable(e.message);
+            }
             // An existing table may have been made with another key length.
             let len: Option<Option<u64>> = conn
                 .query_first(
@@ -272,18 +277,24 @@ impl Store for MySqlStore {
             ))
         };
         if let Some(w) = write {
-            if w.value_len() > self.max_value() {
-                return Err(too_big(w.value_len()));
+            // A member write sends its members one row each, never its whole image.
+            let sent = match super::members::member_write(target, w) {
+                Some(p) => key.len() + super::members::largest_member(p),
+                None => w.value_len(),
+            };
+            if sent > self.max_value() {
+                return Err(too_big(sent));
             }
         }
         match (target, write) {
             (Target::Row(r), write) => super::rows::check_row(r, key, write, |m, bytes, is_key| {
                 convert(m, bytes, key, is_key).map(drop)
             }),
-            (Target::Builtin { .. }, Some(w @ StoreWrite::Partial(_)))
-                if super::members::member_write(target, w).is_none() =>
-            {
-                Err(super::fields_need_a_row(target, key))
+            (Target::Builtin { .. }, Some(w @ StoreWrite::Partial(_))) => {
+                match super::members::member_write(target, w) {
+                    Some(_) => self.members.check(key),
+                    None => Err(super::fields_need_a_row(target, key)),
+                }
             }
             (Target::Mapped(_), Some(StoreWrite::Partial(_))) => {
                 Err(super::fields_need_a_row(target, key))
@@ -328,25 +339,39 @@ impl Store for MySqlStore {
                             expires_at: expires_at.map(|e| e.max(0) as u64),
                         }));
                     }
-                    // Members and expiry in one statement, so a write committed between two
-                    // statements cannot mix two states.
-                    let rows: Vec<(Vec<u8>, Option<i64>)> = conn
+                    // The key's row read again with its members in one statement (one
+                    // snapshot): a write committed after the first read cannot mix two states.
+                    type Joined = (i64, Option<i64>, Vec<u8>, Option<Vec<u8>>);
+                    let rows: Vec<Joined> = conn
                         .exec(
-                            "SELECT m.member, k.expires_at FROM sluice_kv AS k \
-                             JOIN sluice_members AS m \
+                            "SELECT k.kind, k.expires_at, k.`value`, m.member FROM sluice_kv AS k \
+                             LEFT JOIN sluice_members AS m \
                                ON m.db = k.db AND m.key_hash = UNHEX(SHA2(k.`key`, 256)) \
-                             WHERE k.db = ? AND k.`key` = ? AND k.kind = ?",
-                            (*db as i64, key.to_vec(), i64::from(kind.code())),
+                             WHERE k.db = ? AND k.`key` = ?",
+                            (*db as i64, key.to_vec()),
                         )
                         .await
                         .map_err(|e| classify(e, "read sluice_members").error)?;
-                    let expires_at = rows.first().map_or(expires_at, |r| r.1);
-                    let members: Vec<Bytes> = rows.into_iter().map(|r| Bytes::from(r.0)).collect();
+                    let Some((kind, expires_at, _, _)) = rows.first() else {
+                        return Ok(None);
+                    };
+                    let kind = super::kind_from_stored(*kind, key)?;
+                    let expires_at = expires_at.map(|e| e.max(0) as u64);
+                    if !kind.stored_by_member() {
+                        let value = rows.into_iter().next().map(|r| r.2).unwrap_or_default();
+                        return Ok(Some(StoredValue {
+                            kind,
+                            value: Bytes::from(value),
+                            expires_at,
+                        }));
+                    }
+                    let members: Vec<Bytes> =
+                        rows.into_iter().filter_map(|r| r.3).map(Bytes::from).collect();
                     // A key's row with no member left is an empty collection: absent.
                     Ok((!members.is_empty()).then(|| StoredValue {
                         kind,
                         value: super::members::image_of(kind, members),
-                        expires_at: expires_at.map(|e| e.max(0) as u64),
+                        expires_at,
                     }))
                 }
                 Target::Row(r) => {

@@ -60,7 +60,13 @@ pub(super) fn placeholders(rows: usize, per_row: usize) -> String {
 }
 
 pub(super) fn op_size(op: &StoreOp) -> usize {
-    op.key.len() + 32 + op.write.value_len()
+    // A member write sends its key's row with an empty value; its members go in statements of
+    // their own.
+    let value = match crate::tiers::store::members::member_write(&op.target, &op.write) {
+        Some(_) => 0,
+        None => op.write.value_len(),
+    };
+    op.key.len() + 32 + value
 }
 
 #[cfg(test)]

@@ -83,6 +83,8 @@ pub struct PostgresStore {
     described: String,
     /// Tables resolved by [`Store::table_schema`] or on first use, by configured name.
     tables: RwLock<HashMap<String, Arc<PgTable>>>,
+    /// Whether `sluice_members` and its triggers exist.
+    members: super::members::MembersSupport,
 }
 
 impl PostgresStore {
@@ -126,6 +128,7 @@ impl PostgresStore {
             pool,
             described,
             tables: RwLock::new(HashMap::new()),
+            members: Default::default(),
         };
         drop(store.client().await?);
         Ok(store)
@@ -331,7 +334,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             let q = |e: tokio_postgres::Error| classify(e, "create table sluice_kv");
-            let tx = client.transaction().await.map_err(q)?;
+            let mut tx = client.transaction().await.map_err(q)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
                 .await
                 .map_err(q)?;
@@ -353,9 +356,14 @@ impl Store for PostgresStore {
             .map_err(q)?;
             // A collection's members (see `members.rs`), removed by the database with their
             // key's row, or when the row is rewritten as a kind that has no member rows.
-            // `CREATE OR REPLACE TRIGGER` needs PostgreSQL 14: the triggers are made once.
-            tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS sluice_members (
+            // `CREATE OR REPLACE TRIGGER` needs PostgreSQL 14: the triggers are made once. The
+            // function keeps the search_path it was made with, so a session with another one
+            // (a cleanup job) deleting from sluice_kv still finds this schema's members. Under
+            // a savepoint: a role that may not make them still gets strings and hashes.
+            let members = tx.savepoint("sluice_members").await.map_err(q)?;
+            let made = members
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS sluice_members (
                     db smallint NOT NULL,
                     key bytea NOT NULL,
                     member bytea NOT NULL,
@@ -364,7 +372,7 @@ impl Store for PostgresStore {
                     PRIMARY KEY (db, key, member)
                 );
                 CREATE OR REPLACE FUNCTION sluice_kv_drop_members() RETURNS trigger
-                    LANGUAGE plpgsql AS $fn$
+                    LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
                 BEGIN
                     DELETE FROM sluice_members WHERE db = OLD.db AND key = OLD.key;
                     RETURN NULL;
@@ -386,10 +394,17 @@ impl Store for PostgresStore {
                             EXECUTE FUNCTION sluice_kv_drop_members();
                     END IF;
                 END $do$;",
-                first = super::members::FIRST_MEMBER_KIND
-            ))
-            .await
-            .map_err(|e| classify(e, "create table sluice_members"))?;
+                    first = super::members::FIRST_MEMBER_KIND
+                ))
+                .await;
+            match made {
+                Ok(()) => members.commit().await.map_err(q)?,
+                Err(e) => {
+                    let e = classify(e, "create table sluice_members and its triggers");
+                    members.rollback().await.map_err(q)?;
+                    self.members.unavailable(e.message);
+                }
+            }
             tx.commit().await.map_err(q)
         })
         .await;
@@ -431,7 +446,7 @@ impl Store for PostgresStore {
             (Target::Builtin { .. }, Some(w))
                 if super::members::member_write(target, w).is_some() =>
             {
-                Ok(())
+                self.members.check(key)
             }
             (target, Some(StoreWrite::Partial(_))) => Err(super::fields_need_a_row(target, key)),
             (Target::Builtin { .. }, _) => Ok(()),
@@ -486,32 +501,46 @@ impl Store for PostgresStore {
                             expires_at,
                         }));
                     }
-                    // The members and expiry read again in one statement, so a write committed
-                    // between the two statements cannot mix two states.
+                    // The key's row read again with its members in one statement (one
+                    // snapshot): a write committed after the first read cannot mix two states.
+                    let q = |e: tokio_postgres::Error| classify(e, "read sluice_members");
                     let stmt = client
                         .prepare_cached(
-                            "SELECT m.member, k.expires_at FROM sluice_kv AS k \
-                             JOIN sluice_members AS m ON m.db = k.db AND m.key = k.key \
-                             WHERE k.db = $1 AND k.key = $2 AND k.kind = $3",
+                            "SELECT k.kind, k.expires_at, k.value, m.member FROM sluice_kv AS k \
+                             LEFT JOIN sluice_members AS m ON m.db = k.db AND m.key = k.key \
+                             WHERE k.db = $1 AND k.key = $2",
                         )
                         .await
-                        .map_err(|e| classify(e, "read sluice_members"))?;
+                        .map_err(q)?;
                     let rows = client
-                        .query(&stmt, &[&(*db as i16), &key, &i16::from(kind.code())])
+                        .query(&stmt, &[&(*db as i16), &key])
                         .await
-                        .map_err(|e| classify(e, "read sluice_members"))?;
-                    let members = rows
-                        .iter()
-                        .map(|r| r.try_get::<_, Vec<u8>>(0).map(Bytes::from))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| classify(e, "read sluice_members"))?;
-                    let expires_at = match rows.first() {
-                        Some(r) => r
-                            .try_get::<_, Option<i64>>(1)
-                            .map_err(|e| classify(e, "read sluice_members"))?
-                            .map(|e| e.max(0) as u64),
-                        None => expires_at,
+                        .map_err(q)?;
+                    let Some(first) = rows.first() else {
+                        return Ok(None);
                     };
+                    let kind = super::kind_from_stored(
+                        i64::from(first.try_get::<_, i16>(0).map_err(q)?),
+                        key,
+                    )?;
+                    let expires_at = first
+                        .try_get::<_, Option<i64>>(1)
+                        .map_err(q)?
+                        .map(|e| e.max(0) as u64);
+                    if !kind.stored_by_member() {
+                        let value = Bytes::from(first.try_get::<_, Vec<u8>>(2).map_err(q)?);
+                        return Ok(Some(StoredValue {
+                            kind,
+                            value,
+                            expires_at,
+                        }));
+                    }
+                    let mut members = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        if let Some(m) = r.try_get::<_, Option<Vec<u8>>>(3).map_err(q)? {
+                            members.push(Bytes::from(m));
+                        }
+                    }
                     // A key's row with no member left is an empty collection: absent.
                     Ok((!members.is_empty()).then(|| StoredValue {
                         kind,
