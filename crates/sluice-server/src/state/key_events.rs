@@ -30,9 +30,21 @@ impl Session {
         event: &'static str,
         key: &Bytes,
     ) {
+        self.stage_key_event_in(shared, self.db, class, event, key);
+    }
+
+    /// [`Session::stage_key_event`] for a key of database `db` (COPY ... DB).
+    pub fn stage_key_event_in(
+        &mut self,
+        shared: &Shared,
+        db: u8,
+        class: u32,
+        event: &'static str,
+        key: &Bytes,
+    ) {
         if shared.settings.notifies(class) {
             self.key_events.push(KeyEvent {
-                db: self.db,
+                db,
                 event,
                 key: key.clone(),
             });

@@ -184,6 +184,56 @@ impl Access<'_> {
         Ok((result, stored))
     }
 
+    /// COPY: `src` of database `db` copied to `dst` of database `dst_db`, with its type and
+    /// expiry; false if `src` does not exist, or `dst` does and `replace` is not set. All or
+    /// none: the reads and the write are one transaction.
+    pub async fn copy(
+        &mut self,
+        db: u8,
+        src: &Bytes,
+        dst_db: u8,
+        dst: &Bytes,
+        replace: bool,
+    ) -> Result<bool, SluiceError> {
+        if self.in_transaction() {
+            return self.stage_copy(db, src, dst_db, dst, replace).await;
+        }
+        let engine = self.engine();
+        let mut txn = engine
+            .begin_txn([(db, &src[..]), (dst_db, &dst[..])])
+            .await?;
+        let staged = Access::in_txn(engine, &mut txn)
+            .stage_copy(db, src, dst_db, dst, replace)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    async fn stage_copy(
+        &mut self,
+        db: u8,
+        src: &Bytes,
+        dst_db: u8,
+        dst: &Bytes,
+        replace: bool,
+    ) -> Result<bool, SluiceError> {
+        let now = self.op_time();
+        let src_route = self.route(db, src.clone());
+        let Some(entry) = self.read(&src_route, &now).await? else {
+            return Ok(false);
+        };
+        let dst_route = self.route(dst_db, dst.clone());
+        if !replace && self.read_uncounted(&dst_route, &now).await?.is_some() {
+            return Ok(false);
+        }
+        let copied = StoreWrite::Upsert {
+            value: entry.value,
+            kind: entry.kind,
+            expires_at: entry.expires_at,
+        };
+        self.write(&dst_route, copied, &now).await?;
+        Ok(true)
+    }
+
     /// RENAME / RENAMENX: `None` if `src` does not exist; `Some(false)` if `only_if_absent`
     /// and `dst` exists. The value keeps its type and expiry. All or none: the new key and the
     /// removal of the old one are one transaction.

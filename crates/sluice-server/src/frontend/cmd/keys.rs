@@ -193,6 +193,16 @@ pub static COMMANDS: &[Spec] = &[
         ..Spec::DEFAULT
     },
     Spec {
+        name: "copy",
+        arity: -3,
+        flags: &["write", "denyoom"],
+        keys: KeyPositions::FIRST_TWO,
+        categories: KEY_WRITE,
+        summary: "Copies the value of a key to a new key.",
+        handler: boxed!(copy),
+        ..Spec::DEFAULT
+    },
+    Spec {
         name: "rename",
         arity: 3,
         flags: &["write"],
@@ -600,6 +610,70 @@ async fn rename_with(mut ctx: Ctx<'_>, argv: &mut [Bytes], overwrite: Overwrite)
         Ok(None) => Frame::error("ERR no such key"),
         Ok(Some(done)) if only_if_absent => Frame::Integer(done as i64),
         Ok(Some(_)) => Frame::ok(),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+struct Copy {
+    src: Bytes,
+    dst: Bytes,
+    dst_db: Option<u8>,
+    replace: bool,
+}
+
+impl Copy {
+    /// Parses as Redis 7.0's `copyCommand`: options in any order, DB checked when read.
+    fn parse(argv: &mut [Bytes]) -> Result<Copy, Frame> {
+        let mut args = Args::new(argv);
+        let (src, dst) = (args.next_bytes()?, args.next_bytes()?);
+        let (mut dst_db, mut replace) = (None, false);
+        while !args.is_empty() {
+            let option = args.next_bytes()?;
+            if is(&option, "replace") {
+                replace = true;
+            } else if is(&option, "db") && !args.is_empty() {
+                let db = int_arg(&args.next_bytes()?)?;
+                // Redis reads an int.
+                if i32::try_from(db).is_err() {
+                    return Err(Frame::error(
+                        "ERR value is out of range, value must between -2147483648 and 2147483647",
+                    ));
+                }
+                // Databases 0-15, as SELECT.
+                if !(0..16).contains(&db) {
+                    return Err(Frame::error("ERR DB index is out of range"));
+                }
+                dst_db = Some(db as u8);
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        Ok(Copy {
+            src,
+            dst,
+            dst_db,
+            replace,
+        })
+    }
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+async fn copy(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(Copy::parse(argv));
+    let db = ctx.session.db;
+    let dst_db = a.dst_db.unwrap_or(db);
+    if dst_db == db && a.src == a.dst {
+        return Frame::error("ERR source and destination objects are the same");
+    }
+    let r = ctx.access.copy(db, &a.src, dst_db, &a.dst, a.replace).await;
+    match r {
+        Ok(copied) => {
+            if copied {
+                ctx.notify_in(dst_db, GENERIC, "copy_to", &a.dst);
+            }
+            Frame::Integer(copied.into())
+        }
         Err(e) => engine_error(e),
     }
 }

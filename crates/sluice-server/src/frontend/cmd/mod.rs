@@ -21,6 +21,7 @@ pub mod hashes;
 pub mod keys;
 pub mod latency;
 pub mod memory;
+pub mod object;
 pub mod pubsub;
 pub mod redis_meta;
 pub mod scripting;
@@ -54,6 +55,7 @@ const FAMILIES: &[&[Spec]] = &[
     slowlog::COMMANDS,
     latency::COMMANDS,
     memory::COMMANDS,
+    object::COMMANDS,
     pubsub::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,

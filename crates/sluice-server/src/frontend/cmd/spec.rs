@@ -73,6 +73,12 @@ impl<'a> Ctx<'a> {
         self.session.stage_key_event(self.shared, class, event, key);
     }
 
+    /// [`Ctx::notify`] for a key of database `db` (COPY ... DB).
+    pub fn notify_in(&mut self, db: u8, class: u32, event: &'static str, key: &Bytes) {
+        self.session
+            .stage_key_event_in(self.shared, db, class, event, key);
+    }
+
     /// Counts a read command's lookup of one key in INFO's `keyspace_hits` or
     /// `keyspace_misses`, as Redis's `lookupKeyRead` does: found, or found holding another
     /// type (`WRONGTYPE`), is a hit; absent a miss; any other error counts nothing.

@@ -140,6 +140,16 @@ pub static COMMANDS: &[Spec] = &[
         ..Spec::DEFAULT
     },
     Spec {
+        name: "lcs",
+        arity: -3,
+        flags: &["readonly"],
+        keys: KeyPositions::FIRST_TWO,
+        categories: &["@read", "@string"],
+        summary: "Finds the longest common substring.",
+        handler: boxed!(lcs),
+        ..Spec::DEFAULT
+    },
+    Spec {
         name: "strlen",
         arity: 2,
         flags: READ,
@@ -953,4 +963,148 @@ async fn incrbyfloat(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         ctx.notify(STRING, "incrbyfloat", &key);
     }
     ok_or(r, Frame::Bulk)
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+struct Lcs {
+    len_only: bool,
+    idx: bool,
+    min_match_len: u64,
+    with_match_len: bool,
+}
+
+impl Lcs {
+    /// The options after the two keys, as Redis 7.0 reads them (after it looked at the keys).
+    fn parse(options: &[Bytes]) -> Result<Lcs, Frame> {
+        let mut lcs = Lcs {
+            len_only: false,
+            idx: false,
+            min_match_len: 0,
+            with_match_len: false,
+        };
+        let mut i = 0;
+        while i < options.len() {
+            let opt = &options[i];
+            if is(opt, "idx") {
+                lcs.idx = true;
+            } else if is(opt, "len") {
+                lcs.len_only = true;
+            } else if is(opt, "withmatchlen") {
+                lcs.with_match_len = true;
+            } else if is(opt, "minmatchlen") && i + 1 < options.len() {
+                i += 1;
+                lcs.min_match_len = int_arg(&options[i])?.max(0) as u64;
+            } else {
+                return Err(syntax_error());
+            }
+            i += 1;
+        }
+        if lcs.idx && lcs.len_only {
+            return Err(Frame::error(
+                "ERR If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(lcs)
+    }
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the dynamic-programming table of
+/// Redis 7.0's `lcsCommand`, walked back the same way, so ties resolve and ranges come out as
+/// Redis's do. The table takes 4 bytes per pair of positions: it is refused past
+/// `proto-max-bulk-len`, as Redis 7.2 does.
+async fn lcs(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let mut keys = [argv[1].clone(), argv[2].clone()];
+    let entries = match ctx.access.get_entries(ctx.session.db, &mut keys).await {
+        Ok(e) => e,
+        Err(e) => return engine_error(e),
+    };
+    if entries.iter().flatten().any(|e| e.kind != Kind::String) {
+        return Frame::error("ERR The specified keys must contain string values");
+    }
+    let options = parse!(Lcs::parse(&argv[3..]));
+    let value = |i: usize| {
+        entries[i]
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    let (a, b) = (value(0), value(1));
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
+    if cells.saturating_mul(4) > ctx.shared.config.proto_max_bulk_len {
+        return Frame::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    let width = blen + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let at = |i: usize, j: usize| table[i * width + j];
+    let total = at(alen, blen);
+    if options.len_only {
+        return Frame::Integer(i64::from(total));
+    }
+    let mut common = vec![0u8; total as usize];
+    let mut matches = Vec::new();
+    let (mut i, mut j, mut idx) = (alen, blen, total as usize);
+    // `a_start == alen` means no range is open.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if at(i - 1, j) > at(i, j - 1) {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        let match_len = (a_end + 1).saturating_sub(a_start) as u64;
+        if emit {
+            if options.idx && match_len >= options.min_match_len {
+                let range = |s: usize, e: usize| {
+                    Frame::Array(vec![Frame::Integer(s as i64), Frame::Integer(e as i64)])
+                };
+                let mut m = vec![range(a_start, a_end), range(b_start, b_end)];
+                if options.with_match_len {
+                    m.push(Frame::Integer(match_len as i64));
+                }
+                matches.push(Frame::Array(m));
+            }
+            a_start = alen;
+        }
+    }
+    if options.idx {
+        return Frame::Map(vec![
+            (Frame::bulk("matches"), Frame::Array(matches)),
+            (Frame::bulk("len"), Frame::Integer(i64::from(total))),
+        ]);
+    }
+    Frame::Bulk(Bytes::from(common))
 }
