@@ -212,16 +212,18 @@ fn hash_of(entry: Option<Entry>) -> Result<Option<HashValue>, SluiceError> {
 /// The fields whose value differs between `before` and `after`, removed ones included, in
 /// `after`'s order then the removed ones.
 fn changed_fields(before: &HashValue, after: &HashValue) -> Vec<Bytes> {
+    // Copied: a field sliced from an image (or a request) would keep all of it alive while
+    // the write-back buffer holds the write.
     let mut changed: Vec<Bytes> = after
         .iter()
         .filter(|(f, v)| before.get(f) != Some(v))
-        .map(|(f, _)| f.clone())
+        .map(|(f, _)| Bytes::copy_from_slice(f))
         .collect();
     changed.extend(
         before
             .iter()
             .filter(|(f, _)| after.get(f).is_none())
-            .map(|(f, _)| f.clone()),
+            .map(|(f, _)| Bytes::copy_from_slice(f)),
     );
     changed
 }

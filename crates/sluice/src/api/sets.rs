@@ -79,7 +79,7 @@ impl Access<'_> {
                 Some(StoreWrite::Partial(PartialWrite {
                     kind: Kind::Set,
                     image: set.encode(),
-                    changed: if replace { Vec::new() } else { changed },
+                    changed: if replace { Vec::new() } else { owned(changed) },
                     replace,
                     expires_at,
                 }))
@@ -227,6 +227,17 @@ impl Access<'_> {
             deleted: stored == Stored::Deleted,
         })
     }
+}
+
+/// Members copied out of whatever they were sliced from: a member a command names is a slice
+/// of its request's read buffer, one SPOP took is a slice of the set's old image. The
+/// write-back buffer keeps a key's changed members until a flush stores them, so a slice
+/// would keep that whole buffer or image alive with it (one image per SPOP of a hot set).
+fn owned(members: Vec<Bytes>) -> Vec<Bytes> {
+    members
+        .into_iter()
+        .map(|m| Bytes::copy_from_slice(&m))
+        .collect()
 }
 
 /// The set an entry holds; `WRONGTYPE` for another type.
