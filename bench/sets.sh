@@ -70,7 +70,7 @@ for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAI
     row "$s" "$r" "SADD random ($label)" "$P" SADD bench:set member:__rand_int__
     row "$s" "$r" "SISMEMBER ($label)" "$P" SISMEMBER bench:set member:__rand_int__
     row "$s" "$r" "SMEMBERS 100 ($label)" "$P" SMEMBERS bench:small
-    row "$s" "$r" "SPOP + SADD refill ($label)" "$P" SPOP bench:set
+    row "$s" "$r" "SPOP, set emptying ($label)" "$P" SPOP bench:set
   done
 done
 
