@@ -39,6 +39,17 @@ impl Access<'_> {
         set_of(self.get_entry(db, key).await?)
     }
 
+    /// The encoded set at `key` (see [`crate::model::set`]), for a command that looks at it
+    /// once without building a [`SetValue`]: `None` if the key does not exist, `WRONGTYPE` if
+    /// it holds another type.
+    pub async fn set_image(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
+        match self.get_entry(db, key).await? {
+            None => Ok(None),
+            Some(e) if e.kind != Kind::Set => Err(SluiceError::WrongType),
+            Some(e) => Ok(Some(e.value)),
+        }
+    }
+
     /// The sets at several keys, read as at one instant; `WRONGTYPE` if any holds another type
     /// (every key is looked at, as Redis does). Keys are moved out of `keys`.
     pub async fn set_values(

@@ -27,6 +27,12 @@ pub fn members(image: &[u8]) -> Members<'_> {
     items(image, take)
 }
 
+/// Whether `member` is in the encoded set, by a scan of the bytes (no set is built: cheaper
+/// than [`SetValue::decode`] for one lookup); false for malformed bytes.
+pub fn contains(image: &[u8], member: &[u8]) -> bool {
+    members(image).any(|m| m.is_ok_and(|m| m == member))
+}
+
 /// The number of members; 0 for empty or malformed bytes.
 pub fn len(image: &[u8]) -> usize {
     super::hash::len(image)
@@ -267,6 +273,8 @@ mod tests {
         let back = SetValue::decode(&s.encode()).unwrap();
         assert_eq!(back, s);
         assert!(back.contains(b"z") && !back.contains(b"y"));
+        assert!(contains(&s.encode(), b"z") && !contains(&s.encode(), b"y"));
+        assert!(!contains(b"", b"z") && !contains(&[0xff; 4], b"z"));
         assert_eq!(len(&s.encode()), 2);
         assert!(SetValue::decode(&Bytes::new()).unwrap().is_empty());
         assert!(SetValue::new().encode().is_empty());

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
+use sluice::model::set;
 use sluice::{SetAlgebra, SetValue, SluiceError};
 
 use super::args::{parse, Args, KeyArg};
@@ -430,35 +431,55 @@ async fn spop(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
 }
 
-/// SISMEMBER key member
+/// The reply of a command that looks at one set's encoding once, or the engine's error;
+/// counts the lookup as [`with_set`] does.
+fn with_image(
+    ctx: &Ctx<'_>,
+    r: Result<Option<Bytes>, SluiceError>,
+    reply: impl FnOnce(Bytes) -> Frame,
+) -> Frame {
+    ctx.count_read(r.as_ref().map(Option::is_some));
+    match r {
+        Ok(image) => reply(image.unwrap_or_default()),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// SISMEMBER key member: a scan of the encoded set, no set built.
 async fn sismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyMember::parse(argv));
-    let r = ctx.access.set_value(ctx.session.db, a.key).await;
-    with_set(&ctx, r, |s| {
-        Frame::Integer(s.is_some_and(|s| s.contains(&a.member)).into())
+    let r = ctx.access.set_image(ctx.session.db, a.key).await;
+    with_image(&ctx, r, |image| {
+        Frame::Integer(set::contains(&image, &a.member).into())
     })
 }
 
 /// SMISMEMBER key member [member ...]
 async fn smismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyMembers::parse(argv));
-    let r = ctx.access.set_value(ctx.session.db, a.key).await;
-    with_set(&ctx, r, |s| {
-        let s = s.unwrap_or_default();
+    let r = ctx.access.set_image(ctx.session.db, a.key).await;
+    with_image(&ctx, r, |image| {
+        // One scan for a few members; a set built once for many.
+        let found: Vec<bool> = if a.members.len() <= 4 {
+            a.members.iter().map(|m| set::contains(&image, m)).collect()
+        } else {
+            let s = SetValue::decode(&image).unwrap_or_default();
+            a.members.iter().map(|m| s.contains(m)).collect()
+        };
         Frame::Array(
-            a.members
-                .iter()
-                .map(|m| Frame::Integer(s.contains(m).into()))
+            found
+                .into_iter()
+                .map(|f| Frame::Integer(f.into()))
                 .collect(),
         )
     })
 }
 
-/// SCARD key
+/// SCARD key: the count at the head of the encoded set.
 async fn scard(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
-    let r = ctx.access.set_value(ctx.session.db, a.key).await;
-    with_set(&ctx, r, |s| Frame::Integer(s.map_or(0, |s| s.len()) as i64))
+    let r = ctx.access.set_image(ctx.session.db, a.key).await;
+    with_image(&ctx, r, |image| Frame::Integer(set::len(&image) as i64))
 }
 
 /// SMEMBERS key
