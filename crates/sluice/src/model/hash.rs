@@ -114,6 +114,13 @@ pub fn pairs(image: &[u8]) -> Pairs<'_> {
     items(image, |buf, at| Ok((take(buf, at)?, take(buf, at)?)))
 }
 
+/// Whether Redis 7.0 keeps a hash of these pairs as a listpack (its defaults: at most 128
+/// fields, none and no value over 64 bytes) rather than a hash table: what OBJECT ENCODING
+/// and MEMORY USAGE answer depends on it.
+pub fn fits_listpack(pairs: &[(&[u8], &[u8])]) -> bool {
+    pairs.len() <= 128 && pairs.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64)
+}
+
 /// The number of fields; 0 for empty or malformed bytes.
 pub fn len(image: &[u8]) -> usize {
     if image.is_empty() {

@@ -206,9 +206,9 @@ async fn getbit(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let mut args = Args::new(argv);
     let key = parse!(args.next_bytes());
     let offset = parse!(args.next_bytes().and_then(|o| bit_offset(&o, max)));
-    let r = ctx.access.get_entry(ctx.session.db, key).await;
+    let r = ctx.access.get(ctx.session.db, key).await;
     ctx.count_read(r.as_ref().map(Option::is_some));
-    match r.and_then(string_of) {
+    match r {
         Ok(v) => Frame::Integer(v.is_some_and(|v| bit_at(&v, offset)).into()),
         Err(e) => engine_error(e),
     }
@@ -247,9 +247,9 @@ fn clamp(mut start: i64, mut end: i64, total: i64) -> (i64, i64) {
 async fn bitcount(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let key = argv[1].clone();
     // Redis 7.0 looks the key up before it reads the range.
-    let r = ctx.access.get_entry(ctx.session.db, key).await;
+    let r = ctx.access.get(ctx.session.db, key).await;
     ctx.count_read(r.as_ref().map(Option::is_some));
-    let value = match r.and_then(string_of) {
+    let value = match r {
         Ok(Some(v)) => v,
         Ok(None) => return Frame::Integer(0),
         Err(e) => return engine_error(e),
@@ -293,9 +293,9 @@ async fn bitpos(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         Ok(_) => return Frame::error("ERR The bit argument must be 1 or 0."),
         Err(e) => return e,
     };
-    let r = ctx.access.get_entry(ctx.session.db, key).await;
+    let r = ctx.access.get(ctx.session.db, key).await;
     ctx.count_read(r.as_ref().map(Option::is_some));
-    let value = match r.and_then(string_of) {
+    let value = match r {
         // A missing key is an endless run of zeros.
         Ok(None) => return Frame::Integer(if bit { -1 } else { 0 }),
         Ok(Some(v)) => v,

@@ -3,12 +3,12 @@
 
 use bytes::Bytes;
 use rand::Rng;
-use sluice::{HashValue, SluiceError};
+use sluice::SluiceError;
 
 use super::args::{parse, Args, KeyArg};
 use super::keys::{matches_pattern, parse_cursor};
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
-use super::util::{engine_error, int_arg, is, syntax_error, wrong_arity};
+use super::util::{engine_error, int_arg, is, read_reply, syntax_error, wrong_arity};
 use crate::frontend::Frame;
 use crate::state::keyspace_events::{GENERIC, HASH};
 
@@ -250,21 +250,6 @@ impl KeyFields {
     }
 }
 
-/// The reply of a command that read a hash, or the engine's error. Counts the key's lookup in
-/// INFO's keyspace hits or misses, as Redis's `lookupKeyRead` does (a key of another type is
-/// found).
-fn with_hash(
-    ctx: &Ctx<'_>,
-    r: Result<Option<HashValue>, SluiceError>,
-    reply: impl FnOnce(HashValue) -> Frame,
-) -> Frame {
-    ctx.count_read(r.as_ref().map(Option::is_some));
-    match r {
-        Ok(h) => reply(h.unwrap_or_default()),
-        Err(e) => engine_error(e),
-    }
-}
-
 fn reply_or<T>(r: Result<T, SluiceError>, reply: impl FnOnce(T) -> Frame) -> Frame {
     match r {
         Ok(v) => reply(v),
@@ -309,14 +294,14 @@ async fn hsetnx(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| Frame::bulk_or_null(h.get(&a.field).cloned()))
+    read_reply(&ctx, r, |h| Frame::bulk_or_null(h.get(&a.field).cloned()))
 }
 
 /// HMGET key field [field ...]
 async fn hmget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyFields::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         Frame::Array(
             a.fields
                 .iter()
@@ -330,7 +315,7 @@ async fn hmget(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hgetall(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         Frame::Map(
             h.iter()
                 .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
@@ -358,14 +343,14 @@ async fn hdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hlen(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| Frame::Integer(h.len() as i64))
+    read_reply(&ctx, r, |h| Frame::Integer(h.len() as i64))
 }
 
 /// HEXISTS key field
 async fn hexists(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(
+    read_reply(
         &ctx,
         r,
         |h| Frame::Integer(h.get(&a.field).is_some() as i64),
@@ -376,7 +361,7 @@ async fn hexists(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hkeys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         Frame::Array(h.iter().map(|(f, _)| Frame::Bulk(f.clone())).collect())
     })
 }
@@ -385,7 +370,7 @@ async fn hkeys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hvals(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         Frame::Array(h.iter().map(|(_, v)| Frame::Bulk(v.clone())).collect())
     })
 }
@@ -394,7 +379,7 @@ async fn hvals(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn hstrlen(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyField::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         Frame::Integer(h.get(&a.field).map_or(0, |v| v.len()) as i64)
     })
 }
@@ -585,7 +570,7 @@ impl CollectionScan {
 async fn hscan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(CollectionScan::parse(argv));
     let r = ctx.access.hash(ctx.session.db, a.key).await;
-    with_hash(&ctx, r, |h| {
+    read_reply(&ctx, r, |h| {
         let mut page = Vec::with_capacity(h.len() * 2);
         for (f, v) in h.iter() {
             if a.pattern.as_ref().is_none_or(|p| matches_pattern(p, f)) {

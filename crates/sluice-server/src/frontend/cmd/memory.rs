@@ -212,8 +212,7 @@ fn hash_size(image: &[u8], samples: usize) -> usize {
     let pairs: Vec<(&[u8], &[u8])> = sluice::model::hash::pairs(image)
         .filter_map(Result::ok)
         .collect();
-    let small = pairs.len() <= 128 && pairs.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64);
-    if small {
+    if sluice::model::hash::fits_listpack(&pairs) {
         let bytes: usize = pairs
             .iter()
             .map(|(f, v)| listpack_entry(f) + listpack_entry(v))

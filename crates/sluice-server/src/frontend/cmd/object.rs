@@ -49,9 +49,7 @@ fn encoding(entry: &Entry) -> &'static str {
             let pairs: Vec<_> = sluice::model::hash::pairs(&entry.value)
                 .filter_map(Result::ok)
                 .collect();
-            let small =
-                pairs.len() <= 128 && pairs.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64);
-            if small {
+            if sluice::model::hash::fits_listpack(&pairs) {
                 "listpack"
             } else {
                 "hashtable"

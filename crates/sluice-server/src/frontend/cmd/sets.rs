@@ -7,13 +7,13 @@
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use sluice::model::set;
-use sluice::{SetAlgebra, SetValue, SluiceError};
+use sluice::{SetAlgebra, SetValue};
 
 use super::args::{parse, Args, KeyArg};
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
-use super::util::{engine_error, is, syntax_error};
+use super::util::{engine_error, is, read_reply, syntax_error};
 use crate::frontend::Frame;
 use crate::state::keyspace_events::{GENERIC, SET};
 
@@ -315,20 +315,6 @@ impl InterCard {
     }
 }
 
-/// The reply of a command that read one set, or the engine's error; counts the lookup in
-/// INFO's keyspace hits or misses (a key of another type is found).
-fn with_set(
-    ctx: &Ctx<'_>,
-    r: Result<Option<SetValue>, SluiceError>,
-    reply: impl FnOnce(Option<SetValue>) -> Frame,
-) -> Frame {
-    ctx.count_read(r.as_ref().map(Option::is_some));
-    match r {
-        Ok(s) => reply(s),
-        Err(e) => engine_error(e),
-    }
-}
-
 /// A set's members as Redis replies them: a set in RESP3, an array in RESP2.
 fn members_reply(set: &SetValue) -> Frame {
     Frame::Set(
@@ -431,25 +417,11 @@ async fn spop(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
 }
 
-/// The reply of a command that looks at one set's encoding once, or the engine's error;
-/// counts the lookup as [`with_set`] does.
-fn with_image(
-    ctx: &Ctx<'_>,
-    r: Result<Option<Bytes>, SluiceError>,
-    reply: impl FnOnce(Bytes) -> Frame,
-) -> Frame {
-    ctx.count_read(r.as_ref().map(Option::is_some));
-    match r {
-        Ok(image) => reply(image.unwrap_or_default()),
-        Err(e) => engine_error(e),
-    }
-}
-
 /// SISMEMBER key member: a scan of the encoded set, no set built.
 async fn sismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyMember::parse(argv));
     let r = ctx.access.set_image(ctx.session.db, a.key).await;
-    with_image(&ctx, r, |image| {
+    read_reply(&ctx, r, |image| {
         Frame::Integer(set::contains(&image, &a.member).into())
     })
 }
@@ -458,7 +430,7 @@ async fn sismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn smismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyMembers::parse(argv));
     let r = ctx.access.set_image(ctx.session.db, a.key).await;
-    with_image(&ctx, r, |image| {
+    read_reply(&ctx, r, |image| {
         // One scan for a few members; a set built once for many.
         let found: Vec<bool> = if a.members.len() <= 4 {
             a.members.iter().map(|m| set::contains(&image, m)).collect()
@@ -479,14 +451,14 @@ async fn smismember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 async fn scard(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.set_image(ctx.session.db, a.key).await;
-    with_image(&ctx, r, |image| Frame::Integer(set::len(&image) as i64))
+    read_reply(&ctx, r, |image| Frame::Integer(set::len(&image) as i64))
 }
 
 /// SMEMBERS key
 async fn smembers(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyArg::parse(argv));
     let r = ctx.access.set_value(ctx.session.db, a.key).await;
-    with_set(&ctx, r, |s| members_reply(&s.unwrap_or_default()))
+    read_reply(&ctx, r, |s| members_reply(&s))
 }
 
 /// SRANDMEMBER key [count]
@@ -655,8 +627,7 @@ async fn sscan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(CollectionScan::parse(argv));
     let r = ctx.access.set_value(ctx.session.db, a.key).await;
     let keep = |m: &Bytes| a.pattern.as_ref().is_none_or(|p| matches_pattern(p, m));
-    with_set(&ctx, r, |s| {
-        let s = s.unwrap_or_default();
+    read_reply(&ctx, r, |s| {
         if s.encoding_name() == "intset" {
             let page = s
                 .sorted_like_redis()

@@ -106,3 +106,18 @@ pub fn wrong_arity(fullname: &str) -> Frame {
 pub fn engine_error(e: SluiceError) -> Frame {
     format_error(e.to_string().as_bytes())
 }
+
+/// The reply of a command that read one key (`None`: absent, answered as the type's empty
+/// value), or the engine's error. Counts the lookup in INFO's keyspace hits or misses, as
+/// Redis's `lookupKeyRead` does (a key of another type is found).
+pub fn read_reply<T: Default>(
+    ctx: &super::spec::Ctx<'_>,
+    r: Result<Option<T>, SluiceError>,
+    reply: impl FnOnce(T) -> Frame,
+) -> Frame {
+    ctx.count_read(r.as_ref().map(Option::is_some));
+    match r {
+        Ok(v) => reply(v.unwrap_or_default()),
+        Err(e) => engine_error(e),
+    }
+}
