@@ -4,7 +4,8 @@ and COMMAND DOCS replies, in RESP3, for every command in Sluice's table that Red
 
 Usage: python3 tools/gen_command_meta.py [redis://127.0.0.1:6379]
 
-Sluice's command names are read from the `name: "..."` lines of
+Sluice's command names are read from the `name: "..."` lines (or a spec macro's first
+argument, `zspec!("...", ...)`) of
 crates/sluice-server/src/frontend/cmd/*.rs (SLUICE.* commands are Sluice's own and skipped).
 A container's reply is kept whole, with all of Redis's sub-commands: Sluice lists only those it
 has. Redis lists sub-commands in its dictionary's (randomly seeded) order; this file sorts them by
@@ -98,7 +99,7 @@ def sluice_commands():
     names = set()
     for path in glob.glob(os.path.join(CMD_DIR, "*.rs")):
         with open(path) as f:
-            for m in re.finditer(r'^\s*name:\s*"([^"]+)"', f.read(), re.M):
+            for m in re.finditer(r'^\s*(?:name:\s*|[a-z]*spec!\()"([^"]+)"', f.read(), re.M):
                 if not m.group(1).startswith("sluice."):
                     names.add(m.group(1))
     return sorted(names)

@@ -206,6 +206,9 @@ pub enum SluiceError {
     /// INCRBYFLOAT result would be NaN or infinite.
     #[error("ERR increment would produce NaN or Infinity")]
     NanOrInfinity,
+    /// ZADD INCR / ZINCRBY would make a score NaN (`+inf` plus `-inf`); nothing was changed.
+    #[error("ERR resulting score is not a number (NaN)")]
+    NanScore,
     /// SETRANGE/APPEND would make the string larger than allowed.
     #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
     TooLarge,

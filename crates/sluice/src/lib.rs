@@ -65,7 +65,7 @@ pub mod tiers;
 pub use api::{
     Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
     Later, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice, Stored,
-    StoredSet, Transaction, WatchSet,
+    StoredSet, Transaction, WatchSet, ZSetInputs,
 };
 pub use bytes::Bytes;
 pub use config::{ChangesConfig, Config, Durability, KeyspaceConfig, Policy};
@@ -79,4 +79,5 @@ pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::events::{KeyEvent, KeyEventSink};
 pub use model::hash::HashValue;
 pub use model::set::{SetAlgebra, SetValue};
+pub use model::zset::{ZSetAlgebra, ZSetValue};
 pub use model::{DbKey, Entry, Kind, StoreWrite};

@@ -97,6 +97,8 @@ pub enum FloatIncrError {
 }
 
 extern "C" {
+    fn sluice_string2d(s: *const c_char, slen: usize, dp: *mut f64) -> i32;
+    fn sluice_range_strtod(s: *const c_char, slen: usize, dp: *mut f64) -> i32;
     fn sluice_incrbyfloat(
         cur: *const c_char,
         curlen: usize,
@@ -140,6 +142,28 @@ pub fn incr_by_float(current: Option<&[u8]>, increment: &[u8]) -> Result<Vec<u8>
     }
 }
 
+/// A sorted-set score, increment or weight as Redis 7.0 reads one (`string2d`: `strtod` over
+/// the whole text, so `inf`, `-inf`, `1e3` and hex floats are scores; no leading space, no
+/// overflow, not NaN).
+pub fn parse_score(bytes: &[u8]) -> Option<f64> {
+    let mut value = 0.0;
+    // SAFETY: the pointer is valid for `bytes.len()` bytes; the helper copies them and writes
+    // only `value`.
+    let ok = unsafe { sluice_string2d(bytes.as_ptr() as *const c_char, bytes.len(), &mut value) };
+    (ok == 1).then_some(value)
+}
+
+/// One end of a score range as Redis 7.0's `zslParseRange` reads it (after any `(`): `strtod`
+/// up to the first NUL byte, which must be where it stopped, so an empty text is 0 and a
+/// leading space is allowed; not NaN.
+pub fn parse_range_score(bytes: &[u8]) -> Option<f64> {
+    let mut value = 0.0;
+    // SAFETY: as in `parse_score`.
+    let ok =
+        unsafe { sluice_range_strtod(bytes.as_ptr() as *const c_char, bytes.len(), &mut value) };
+    (ok == 1).then_some(value)
+}
+
 /// Checks that `bytes` is a float Redis accepts (`strtold` over the whole string, no leading
 /// space, not NaN, no overflow).
 pub fn is_redis_float(bytes: &[u8]) -> bool {
@@ -152,6 +176,31 @@ pub fn is_redis_float(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_parse_as_redis_reads_them() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"nan",
+            b"1e400",
+            b"1e-400",
+            b"abc",
+            b"1\x002",
+        ] {
+            assert_eq!(parse_score(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_range_score(b""), Some(0.0));
+        assert_eq!(parse_range_score(b" 2"), Some(2.0));
+        assert_eq!(parse_range_score(b"2\x00junk"), Some(2.0));
+        assert_eq!(parse_range_score(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_range_score(b"nan"), None);
+        assert_eq!(parse_range_score(b"2x"), None);
+    }
 
     #[test]
     fn strict_integers() {

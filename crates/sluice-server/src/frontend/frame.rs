@@ -171,6 +171,17 @@ fn put_bulk(out: &mut BytesMut, b: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
+/// A sorted-set score as Redis 7.0's `d2string` prints it into a listpack (what ZSCAN answers
+/// and MEMORY USAGE counts): an integral value within ±2^62 as an integer, otherwise as
+/// [`format_double`].
+pub fn format_score(d: f64) -> String {
+    const HALF: f64 = (i64::MAX / 2) as f64;
+    if d.is_finite() && (-HALF..=HALF).contains(&d) && d.trunc() == d {
+        return itoa::Buffer::new().format(d as i64).to_string();
+    }
+    format_double(d)
+}
+
 /// Formats a double as Redis does for RESP3 (`%.17g`, with `inf`, `-inf`, `nan`).
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {

@@ -95,13 +95,14 @@ impl Shared {
 pub(super) struct EngineKeyEvents(pub(super) std::sync::Weak<Shared>);
 
 fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
-    use super::keyspace_events::{EVICTED, EXPIRED, HASH, SET, STRING};
+    use super::keyspace_events::{EVICTED, EXPIRED, HASH, SET, STRING, ZSET};
     match event {
         sluice::KeyEvent::Expired => (EXPIRED, "expired"),
         sluice::KeyEvent::Evicted => (EVICTED, "evicted"),
         sluice::KeyEvent::Changed(sluice::Kind::Hash) => (HASH, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::String) => (STRING, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::Set) => (SET, "changed"),
+        sluice::KeyEvent::Changed(sluice::Kind::ZSet) => (ZSET, "changed"),
     }
 }
 

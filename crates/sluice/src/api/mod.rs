@@ -29,12 +29,14 @@ mod strings;
 mod transaction;
 mod types;
 mod watch;
+mod zsets;
 
 pub use access::{Access, Later};
 pub use hashes::HashEdit;
 pub use sets::{MovedMember, StoredSet};
 pub use transaction::Transaction;
 pub use watch::WatchSet;
+pub use zsets::ZSetInputs;
 
 pub use types::{
     ExpireCondition, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings, Mutation,

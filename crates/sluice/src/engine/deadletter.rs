@@ -138,6 +138,15 @@ impl DeadLetters {
                 ),
                 StoreWrite::Upsert {
                     value,
+                    kind: Kind::ZSet,
+                    expires_at,
+                } => (
+                    "set-zset",
+                    Some(value.to_vec()),
+                    expires_at.map(|e| e as i64),
+                ),
+                StoreWrite::Upsert {
+                    value,
                     kind: Kind::Hash,
                     expires_at,
                 } => (
@@ -150,9 +159,13 @@ impl DeadLetters {
                     ("fields", Some(row.to_bytes()), None)
                 }
                 // The kind in the op's name, so `fields` keeps its meaning for the rows older
-                // versions wrote. Only sets are written by member besides rows.
+                // versions wrote.
                 StoreWrite::Partial(row) => (
-                    "members-set",
+                    if row.kind == Kind::ZSet {
+                        "members-zset"
+                    } else {
+                        "members-set"
+                    },
                     Some(row.to_bytes()),
                     row.expires_at.map(|e| e as i64),
                 ),
@@ -239,11 +252,12 @@ impl DeadLetters {
                     "set" => upsert(Kind::String),
                     "set-hash" => upsert(Kind::Hash),
                     "set-set" => upsert(Kind::Set),
-                    "fields" | "members-set" => {
-                        let kind = if op == "fields" {
-                            Kind::Hash
-                        } else {
-                            Kind::Set
+                    "set-zset" => upsert(Kind::ZSet),
+                    "fields" | "members-set" | "members-zset" => {
+                        let kind = match op.as_str() {
+                            "fields" => Kind::Hash,
+                            "members-set" => Kind::Set,
+                            _ => Kind::ZSet,
                         };
                         let expires_at = if op == "fields" { None } else { expires_at };
                         StoreWrite::Partial(

@@ -8,6 +8,7 @@ use bytes::Bytes;
 pub mod events;
 pub mod hash;
 pub mod set;
+pub mod zset;
 
 /// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the
 /// key locks and single-flight reads are keyed by.
@@ -33,6 +34,9 @@ pub enum Kind {
     /// A set (TYPE `set`), encoded as [`set`]. On the built-in table its members are rows of
     /// their own, so a write stores only the members it changed.
     Set = 2,
+    /// A sorted set (TYPE `zset`), encoded as [`zset`]. On the built-in table its members are
+    /// rows of their own with their scores, as a set's.
+    ZSet = 3,
 }
 
 impl Kind {
@@ -42,6 +46,7 @@ impl Kind {
             0 => Some(Kind::String),
             1 => Some(Kind::Hash),
             2 => Some(Kind::Set),
+            3 => Some(Kind::ZSet),
             _ => None,
         }
     }
@@ -57,6 +62,7 @@ impl Kind {
             Kind::String => "string",
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 
@@ -64,7 +70,7 @@ impl Kind {
     /// (`sluice_members`) rather than in the key's row: a write then names the members it
     /// changed ([`StoreWrite::Partial`]) and a store writes those rows only.
     pub fn stored_by_member(self) -> bool {
-        matches!(self, Kind::Set)
+        matches!(self, Kind::Set | Kind::ZSet)
     }
 }
 
@@ -264,6 +270,11 @@ impl PartialWrite {
             Kind::Set => {
                 for member in set::members(&image) {
                     member?;
+                }
+            }
+            Kind::ZSet => {
+                for entry in zset::entries(&image) {
+                    entry?;
                 }
             }
             Kind::String => return Err(hash::MalformedHash),

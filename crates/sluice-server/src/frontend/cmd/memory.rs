@@ -75,6 +75,7 @@ async fn memory(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                         Kind::String => string_size(&entry.value),
                         Kind::Hash => hash_size(&entry.value, usage.samples),
                         Kind::Set => set_size(&entry.value, usage.samples),
+                        Kind::ZSet => zset_size(&entry.value, usage.samples),
                     };
                     Frame::Integer((value + key_size(usage.key.len()) + DICT_ENTRY) as i64)
                 }
@@ -232,6 +233,41 @@ fn hash_size(image: &[u8], samples: usize) -> usize {
         .sum();
     let entries = (per_entry as f64 / sampled.max(1) as f64 * pairs.len() as f64) as usize;
     ROBJ + DICT + 8 * slots + entries
+}
+
+/// A sorted set: a listpack of member and score (as Redis's `d2string` prints it) while Redis
+/// keeps it one (128 members of 64 bytes at most); otherwise a hash table of members plus a
+/// skiplist, its nodes sampled as a hash's entries (a node's level taken as Redis's average,
+/// 4/3 of a 16-byte level).
+fn zset_size(image: &[u8], samples: usize) -> usize {
+    let entries = sluice::model::zset::view(image);
+    if sluice::model::zset::fits_listpack(entries.iter().map(|(m, _)| *m)) {
+        let bytes: usize = entries
+            .iter()
+            .map(|(m, s)| {
+                listpack_entry(m)
+                    + listpack_entry(crate::frontend::frame::format_score(*s).as_bytes())
+            })
+            .sum();
+        return ROBJ + size_class(6 + bytes + 1);
+    }
+    let slots = entries.len().next_power_of_two();
+    let sampled = if samples == 0 {
+        entries.len()
+    } else {
+        samples.min(entries.len())
+    };
+    let per_entry: usize = entries[..sampled]
+        .iter()
+        .map(|(m, _)| {
+            size_class(sds_header(m.len(), false) + m.len() + 1)
+                + size_class(DICT_ENTRY)
+                + size_class(24 + 16 * 4 / 3)
+        })
+        .sum();
+    let nodes = (per_entry as f64 / sampled.max(1) as f64 * entries.len() as f64) as usize;
+    // The zset, its dict, its skiplist and the skiplist's 32-level header node.
+    ROBJ + size_class(16) + DICT + 8 * slots + size_class(32) + size_class(24 + 32 * 16) + nodes
 }
 
 /// A set: an intset (its header and one 2-, 4- or 8-byte integer per member) while Redis keeps

@@ -34,6 +34,7 @@ pub mod spec;
 pub mod strings;
 pub mod transactions;
 pub mod util;
+pub mod zsets;
 
 pub use spec::{
     Ctx, ExpireBase, Handler, Hot, KeyPositions, Sign, Spec, StatSlot, Table, TimeUnit,
@@ -47,6 +48,7 @@ const FAMILIES: &[&[Spec]] = &[
     keys::COMMANDS,
     hashes::COMMANDS,
     sets::COMMANDS,
+    zsets::COMMANDS,
     bitmap::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,

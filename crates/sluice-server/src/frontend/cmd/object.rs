@@ -59,6 +59,16 @@ fn encoding(entry: &Entry) -> &'static str {
             Ok(set) => set.encoding_name(),
             Err(_) => "hashtable",
         },
+        // Redis turns a listpack into a skiplist as it grows and back only when a STORE
+        // command writes it: this is the encoding of the set's size now.
+        Kind::ZSet => {
+            let view = sluice::model::zset::view(&entry.value);
+            if sluice::model::zset::fits_listpack(view.iter().map(|(m, _)| *m)) {
+                "listpack"
+            } else {
+                "skiplist"
+            }
+        }
     }
 }
 

@@ -204,14 +204,14 @@ const MAX_RANDOM_PICKS: u64 = 10_000_000;
 /// The most bytes of members SRANDMEMBER with repeats answers (as `proto-max-bulk-len`).
 const MAX_RANDOM_REPLY: u64 = 512 * 1024 * 1024;
 
-/// `key member [member ...]` (SADD, SREM, SMISMEMBER).
-struct KeyMembers {
-    key: Bytes,
-    members: Vec<Bytes>,
+/// `key member [member ...]` (SADD, SREM, SMISMEMBER, ZREM, ZMSCORE).
+pub(super) struct KeyMembers {
+    pub(super) key: Bytes,
+    pub(super) members: Vec<Bytes>,
 }
 
 impl KeyMembers {
-    fn parse(argv: &mut [Bytes]) -> Result<KeyMembers, Frame> {
+    pub(super) fn parse(argv: &mut [Bytes]) -> Result<KeyMembers, Frame> {
         let mut args = Args::new(argv);
         let key = args.next_bytes()?;
         let mut members = Vec::with_capacity(args.remaining());
@@ -222,14 +222,14 @@ impl KeyMembers {
     }
 }
 
-/// `key member` (SISMEMBER).
-struct KeyMember {
-    key: Bytes,
-    member: Bytes,
+/// `key member` (SISMEMBER, ZSCORE, ZRANK).
+pub(super) struct KeyMember {
+    pub(super) key: Bytes,
+    pub(super) member: Bytes,
 }
 
 impl KeyMember {
-    fn parse(argv: &mut [Bytes]) -> Result<KeyMember, Frame> {
+    pub(super) fn parse(argv: &mut [Bytes]) -> Result<KeyMember, Frame> {
         let mut args = Args::new(argv);
         let (key, member) = (args.next_bytes()?, args.next_bytes()?);
         args.finish()?;
@@ -609,7 +609,7 @@ async fn sdiffstore(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 /// Where a member sits in SSCAN's order: a hash with a fixed seed, so the order never depends
 /// on what else the set holds and a cursor stays valid while members come and go. Never 0,
 /// which is the cursor that starts (and ends) a scan.
-fn scan_position(member: &[u8]) -> u64 {
+pub(super) fn scan_position(member: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x5c4e_5e75)
         .hash_one(member)

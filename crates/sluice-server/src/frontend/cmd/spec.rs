@@ -134,10 +134,11 @@ impl StatSlot {
 
 /// The command families `/metrics` keeps a duration histogram for, named as Redis's command
 /// groups.
-pub const FAMILY_NAMES: [&str; 9] = [
+pub const FAMILY_NAMES: [&str; 10] = [
     "string",
     "hash",
     "set",
+    "sorted_set",
     "bitmap",
     "generic",
     "connection",
@@ -148,26 +149,21 @@ pub const FAMILY_NAMES: [&str; 9] = [
 
 /// A command's family, from its ACL categories.
 fn family_of(spec: &Spec) -> u8 {
-    let has = |c: &str| spec.categories.contains(&c);
-    if has("@string") {
-        0
-    } else if has("@hash") {
-        1
-    } else if has("@set") {
-        2
-    } else if has("@bitmap") {
-        3
-    } else if has("@keyspace") {
-        4
-    } else if has("@connection") {
-        5
-    } else if has("@transaction") {
-        6
-    } else if has("@scripting") {
-        7
-    } else {
-        8
-    }
+    const BY_CATEGORY: [&str; 9] = [
+        "@string",
+        "@hash",
+        "@set",
+        "@sortedset",
+        "@bitmap",
+        "@keyspace",
+        "@connection",
+        "@transaction",
+        "@scripting",
+    ];
+    BY_CATEGORY
+        .iter()
+        .position(|c| spec.categories.contains(c))
+        .unwrap_or(BY_CATEGORY.len()) as u8
 }
 
 impl Table {
@@ -386,6 +382,11 @@ impl KeyPositions {
         numkeys_at: 1,
         ..KeyPositions::NONE
     };
+    /// A destination key, then `numkeys key [key ...]` (ZUNIONSTORE).
+    pub const DEST_THEN_COUNTED: KeyPositions = KeyPositions {
+        numkeys_at: 2,
+        ..KeyPositions::FIRST
+    };
 
     const fn new(first: i32, last: i32, step: i32) -> KeyPositions {
         KeyPositions {
@@ -406,7 +407,13 @@ impl KeyPositions {
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
                 .and_then(|n| args.get(at + 1..(at + 1).checked_add(n)?))
                 .unwrap_or_default();
-            return keys.iter().step_by(1);
+            // Keys at fixed positions before the count (a destination) come first.
+            let fixed = if self.first > 0 {
+                args.get(self.first as usize..at).unwrap_or_default()
+            } else {
+                &[]
+            };
+            return fixed.iter().chain(keys).step_by(1);
         }
         let first = self.first.max(0) as usize;
         let last = if self.last < 0 {
@@ -420,7 +427,12 @@ impl KeyPositions {
         } else {
             first.min(args.len())..last.min(args.len() - 1) + 1
         };
-        args.get(range).unwrap_or_default().iter().step_by(step)
+        let none: &[Bytes] = &[];
+        args.get(range)
+            .unwrap_or_default()
+            .iter()
+            .chain(none)
+            .step_by(step)
     }
 }
 

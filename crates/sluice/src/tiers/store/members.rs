@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::error::StoreError;
 use crate::model::set::SetValue;
+use crate::model::zset::{self, ZSetValue};
 use crate::model::{Kind, PartialWrite, StoreWrite};
 use crate::tiers::store::Target;
 
@@ -43,14 +44,14 @@ impl MembersSupport {
 pub(crate) const FIRST_MEMBER_KIND: u8 = 2;
 
 /// What a member write does to `sluice_members`: first remove every member of the key
-/// (`replace`), then remove `removed`, then insert `present` (an insert of a member that is
-/// there already leaves it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`replace`), then remove `removed`, then upsert `present` (a member that is there already
+/// takes the new score).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MemberChanges {
     /// Remove the key's members first (the value was replaced whole).
     pub replace: bool,
-    /// Members to insert.
-    pub present: Vec<Bytes>,
+    /// Members to insert or update, with their scores (`None` for a set's members).
+    pub present: Vec<(Bytes, Option<f64>)>,
     /// Members to remove.
     pub removed: Vec<Bytes>,
 }
@@ -67,13 +68,44 @@ pub(crate) fn member_write<'a>(target: &Target, write: &'a StoreWrite) -> Option
 /// Splits a member write into the rows to remove and insert; a permanent error for an image
 /// that does not decode (never stored half).
 pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges, StoreError> {
-    let after = match p.kind {
-        Kind::Set => SetValue::decode(&p.image).map_err(|e| {
-            StoreError::permanent(format!(
-                "key {:?}: the set to store is malformed: {e}",
-                String::from_utf8_lossy(&key[..key.len().min(64)])
-            ))
-        })?,
+    let malformed = |e: crate::model::hash::MalformedHash| {
+        StoreError::permanent(format!(
+            "key {:?}: the {} to store is malformed: {e}",
+            String::from_utf8_lossy(&key[..key.len().min(64)]),
+            p.kind.type_name()
+        ))
+    };
+    let (present, removed) = match p.kind {
+        Kind::Set => {
+            let after = SetValue::decode(&p.image).map_err(malformed)?;
+            if p.replace {
+                (
+                    after.iter().map(|m| (m.clone(), None)).collect(),
+                    Vec::new(),
+                )
+            } else {
+                let (present, removed): (Vec<Bytes>, Vec<Bytes>) =
+                    p.changed.iter().cloned().partition(|m| after.contains(m));
+                (present.into_iter().map(|m| (m, None)).collect(), removed)
+            }
+        }
+        Kind::ZSet => {
+            let after = ZSetValue::decode(&p.image).map_err(malformed)?;
+            if p.replace {
+                let all = after.iter().map(|(m, s)| (m.clone(), Some(s))).collect();
+                (all, Vec::new())
+            } else {
+                let mut present = Vec::with_capacity(p.changed.len());
+                let mut removed = Vec::new();
+                for m in &p.changed {
+                    match after.score(m) {
+                        Some(s) => present.push((m.clone(), Some(s))),
+                        None => removed.push(m.clone()),
+                    }
+                }
+                (present, removed)
+            }
+        }
         other => {
             return Err(StoreError::permanent(format!(
                 "key {:?}: a {} is not stored by member",
@@ -81,11 +113,6 @@ pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges
                 other.type_name()
             )))
         }
-    };
-    let (present, removed) = if p.replace {
-        (after.iter().cloned().collect(), Vec::new())
-    } else {
-        p.changed.iter().cloned().partition(|m| after.contains(m))
     };
     Ok(MemberChanges {
         replace: p.replace,
@@ -105,6 +132,11 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
                 .map(<[u8]>::len)
                 .max()
                 .unwrap_or(0),
+            Kind::ZSet => zset::entries(&p.image)
+                .filter_map(Result::ok)
+                .map(|(m, _)| m.len())
+                .max()
+                .unwrap_or(0),
             Kind::String | Kind::Hash => 0,
         }
     } else {
@@ -112,10 +144,17 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
     }
 }
 
-/// The image of a key read back from its member rows.
-pub(crate) fn image_of(kind: Kind, members: Vec<Bytes>) -> Bytes {
+/// The image of a key read back from its member rows (member, score). A sorted set's member
+/// with no score (a row written by hand) reads as score 0.
+pub(crate) fn image_of(kind: Kind, members: Vec<(Bytes, Option<f64>)>) -> Bytes {
     match kind {
-        Kind::Set => SetValue::from_members(members).encode(),
+        Kind::Set => SetValue::from_members(members.into_iter().map(|(m, _)| m)).encode(),
+        Kind::ZSet => ZSetValue::from_entries(
+            members
+                .into_iter()
+                .map(|(m, s)| (m, s.filter(|s| !s.is_nan()).unwrap_or(0.0))),
+        )
+        .encode(),
         Kind::String | Kind::Hash => Bytes::new(),
     }
 }
@@ -139,7 +178,7 @@ mod tests {
             expires_at: None,
         };
         let plan = plan_members(b"k", &write).unwrap();
-        assert_eq!(plan.present, vec![b("a")]);
+        assert_eq!(plan.present, vec![(b("a"), None)]);
         assert_eq!(plan.removed, vec![b("b")]);
         let whole = plan_members(b"k", &PartialWrite::whole(Kind::Set, image, None)).unwrap();
         assert!(whole.replace);

@@ -463,7 +463,7 @@ fn not_all_null(columns: &[&str]) -> String {
 /// transaction (the other entries still commit).
 fn apply_members(conn: &Connection, db: u8, key: &[u8], p: &PartialWrite) -> EntryOutcome {
     let plan = members::plan_members(key, p)?;
-    let q = |e| classify(e, "savepoint for a set write");
+    let q = |e| classify(e, "savepoint for a member write");
     conn.execute_batch("SAVEPOINT sluice_members_write")
         .map_err(q)?;
     match write_members(conn, db, key, p, &plan) {
@@ -487,7 +487,7 @@ fn write_members(
     p: &PartialWrite,
     plan: &members::MemberChanges,
 ) -> EntryOutcome {
-    let q = |e| classify(e, "write set members into sluice_members");
+    let q = |e| classify(e, "write members into sluice_members");
     conn.prepare_cached(
         "INSERT INTO sluice_kv (db, key, value, expires_at, kind) VALUES (?1, ?2, x'', ?3, ?4) \
          ON CONFLICT (db, key) DO UPDATE SET value = excluded.value, \
@@ -519,12 +519,12 @@ fn write_members(
     if !plan.present.is_empty() {
         let mut st = conn
             .prepare_cached(
-                "INSERT INTO sluice_members (db, key, member) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (db, key, member) DO NOTHING",
+                "INSERT INTO sluice_members (db, key, member, score) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (db, key, member) DO UPDATE SET score = excluded.score",
             )
             .map_err(q)?;
-        for member in &plan.present {
-            st.execute(params![db as i64, key, &member[..]])
+        for (member, score) in &plan.present {
+            st.execute(params![db as i64, key, &member[..], score])
                 .map_err(q)?;
         }
     }
@@ -863,12 +863,15 @@ impl Store for SqliteStore {
                             let q = |e| classify(e, "read sluice_members");
                             let mut st = conn
                                 .prepare_cached(
-                                    "SELECT member FROM sluice_members WHERE db = ?1 AND key = ?2",
+                                    "SELECT member, score FROM sluice_members WHERE db = ?1 AND key = ?2",
                                 )
                                 .map_err(q)?;
                             let found = st
                                 .query_map(params![*db as i64, &key[..]], |r| {
-                                    r.get::<_, Vec<u8>>(0).map(Bytes::from)
+                                    Ok((
+                                        r.get::<_, Vec<u8>>(0).map(Bytes::from)?,
+                                        r.get::<_, Option<f64>>(1)?,
+                                    ))
                                 })
                                 .map_err(q)?
                                 .collect::<Result<Vec<_>, _>>()

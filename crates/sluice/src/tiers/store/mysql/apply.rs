@@ -74,21 +74,28 @@ impl MyApplier<'_, '_> {
             self.exec(&sql, params, "delete from sluice_members")
                 .await?;
         }
-        for chunk in pow2_chunks(&plan.present, MAX_ROWS_PER_STATEMENT, self.budget, size) {
-            let mut params = Vec::with_capacity(chunk.len() * 5);
-            for m in chunk {
+        let size_scored = |(m, _): &(Bytes, Option<f64>)| size(m) + 8;
+        for chunk in pow2_chunks(
+            &plan.present,
+            MAX_ROWS_PER_STATEMENT,
+            self.budget,
+            size_scored,
+        ) {
+            let mut params = Vec::with_capacity(chunk.len() * 6);
+            for (m, score) in chunk {
                 params.extend([
                     db.clone(),
                     Value::Bytes(key.to_vec()),
                     Value::Bytes(m.to_vec()),
                     Value::Bytes(key.to_vec()),
                     Value::Bytes(m.to_vec()),
+                    score.map_or(Value::NULL, Value::Double),
                 ]);
             }
-            let row = format!("(?, {KEY_HASH}, {KEY_HASH}, ?, ?)");
+            let row = format!("(?, {KEY_HASH}, {KEY_HASH}, ?, ?, ?)");
             let sql = format!(
-                "INSERT INTO sluice_members (db, key_hash, member_hash, `key`, member) VALUES {} \
-                 ON DUPLICATE KEY UPDATE db = VALUES(db)",
+                "INSERT INTO sluice_members (db, key_hash, member_hash, `key`, member, score) \
+                 VALUES {} ON DUPLICATE KEY UPDATE score = VALUES(score)",
                 vec![row.as_str(); chunk.len()].join(", ")
             );
             self.exec(&sql, params, "insert into sluice_members")

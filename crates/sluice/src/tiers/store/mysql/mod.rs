@@ -341,10 +341,11 @@ impl Store for MySqlStore {
                     }
                     // The key's row read again with its members in one statement (one
                     // snapshot): a write committed after the first read cannot mix two states.
-                    type Joined = (i64, Option<i64>, Vec<u8>, Option<Vec<u8>>);
+                    type Joined = (i64, Option<i64>, Vec<u8>, Option<Vec<u8>>, Option<f64>);
                     let rows: Vec<Joined> = conn
                         .exec(
-                            "SELECT k.kind, k.expires_at, k.`value`, m.member FROM sluice_kv AS k \
+                            "SELECT k.kind, k.expires_at, k.`value`, m.member, m.score \
+                             FROM sluice_kv AS k \
                              LEFT JOIN sluice_members AS m \
                                ON m.db = k.db AND m.key_hash = UNHEX(SHA2(k.`key`, 256)) \
                              WHERE k.db = ? AND k.`key` = ?",
@@ -352,7 +353,7 @@ impl Store for MySqlStore {
                         )
                         .await
                         .map_err(|e| classify(e, "read sluice_members").error)?;
-                    let Some((kind, expires_at, _, _)) = rows.first() else {
+                    let Some((kind, expires_at, _, _, _)) = rows.first() else {
                         return Ok(None);
                     };
                     let kind = super::kind_from_stored(*kind, key)?;
@@ -365,8 +366,10 @@ impl Store for MySqlStore {
                             expires_at,
                         }));
                     }
-                    let members: Vec<Bytes> =
-                        rows.into_iter().filter_map(|r| r.3).map(Bytes::from).collect();
+                    let members: Vec<(Bytes, Option<f64>)> = rows
+                        .into_iter()
+                        .filter_map(|r| Some((Bytes::from(r.3?), r.4)))
+                        .collect();
                     // A key's row with no member left is an empty collection: absent.
                     Ok((!members.is_empty()).then(|| StoredValue {
                         kind,

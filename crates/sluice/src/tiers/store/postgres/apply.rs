@@ -14,7 +14,7 @@ use super::rows::{RowParam, RowSql};
 use super::schema::PgTable;
 use super::sql::{
     column_bytes, convert, Column, MappedSql, DELETE_ALL_MEMBERS, DELETE_KV, DELETE_MEMBERS,
-    INSERT_MEMBERS, UPSERT_KV,
+    UPSERT_KV, UPSERT_MEMBERS,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -163,27 +163,48 @@ impl PgApplier<'_, '_> {
             self.exec(DELETE_ALL_MEMBERS, &[&dbs, &keys], "replace sluice_members")
                 .await?;
         }
-        for (sql, doing, removed) in [
-            (DELETE_MEMBERS, "delete from sluice_members", true),
-            (INSERT_MEMBERS, "insert into sluice_members", false),
-        ] {
-            let (mut dbs, mut keys, mut members) =
-                (Vec::new(), Vec::<&[u8]>::new(), Vec::<&[u8]>::new());
-            for (op, plan) in plans {
-                let list = if removed {
-                    &plan.removed
-                } else {
-                    &plan.present
-                };
-                for member in list {
+        let (mut dbs, mut keys, mut members) =
+            (Vec::new(), Vec::<&[u8]>::new(), Vec::<&[u8]>::new());
+        for (op, plan) in plans {
+            for member in &plan.removed {
+                dbs.push(db_of(op));
+                keys.push(&op.key[..]);
+                members.push(&member[..]);
+            }
+        }
+        if !members.is_empty() {
+            self.exec(
+                DELETE_MEMBERS,
+                &[&dbs, &keys, &members],
+                "delete from sluice_members",
+            )
+            .await?;
+        }
+        // The last score of a member named twice (two writes of one key in one batch) wins.
+        let mut seen = std::collections::HashSet::new();
+        let (mut dbs, mut keys, mut members, mut scores) = (
+            Vec::new(),
+            Vec::<&[u8]>::new(),
+            Vec::<&[u8]>::new(),
+            Vec::<Option<f64>>::new(),
+        );
+        for (op, plan) in plans.iter().rev() {
+            for (member, score) in plan.present.iter().rev() {
+                if seen.insert((db_of(op), &op.key[..], &member[..])) {
                     dbs.push(db_of(op));
                     keys.push(&op.key[..]);
                     members.push(&member[..]);
+                    scores.push(*score);
                 }
             }
-            if !members.is_empty() {
-                self.exec(sql, &[&dbs, &keys, &members], doing).await?;
-            }
+        }
+        if !members.is_empty() {
+            self.exec(
+                UPSERT_MEMBERS,
+                &[&dbs, &keys, &members, &scores],
+                "upsert into sluice_members",
+            )
+            .await?;
         }
         Ok(())
     }

@@ -506,7 +506,8 @@ impl Store for PostgresStore {
                     let q = |e: tokio_postgres::Error| classify(e, "read sluice_members");
                     let stmt = client
                         .prepare_cached(
-                            "SELECT k.kind, k.expires_at, k.value, m.member FROM sluice_kv AS k \
+                            "SELECT k.kind, k.expires_at, k.value, m.member, m.score \
+                             FROM sluice_kv AS k \
                              LEFT JOIN sluice_members AS m ON m.db = k.db AND m.key = k.key \
                              WHERE k.db = $1 AND k.key = $2",
                         )
@@ -538,7 +539,8 @@ impl Store for PostgresStore {
                     let mut members = Vec::with_capacity(rows.len());
                     for r in &rows {
                         if let Some(m) = r.try_get::<_, Option<Vec<u8>>>(3).map_err(q)? {
-                            members.push(Bytes::from(m));
+                            let score = r.try_get::<_, Option<f64>>(4).map_err(q)?;
+                            members.push((Bytes::from(m), score));
                         }
                     }
                     // A key's row with no member left is an empty collection: absent.
