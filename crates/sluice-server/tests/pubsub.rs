@@ -355,6 +355,28 @@ const WRITES: &[&str] = &[
     "COPY sc sc2 REPLACE",
     "COPY sc sc3 DB 3",
     "COPY nosuch sc4",
+    "ZADD zs 1 a 2 b 3 c",
+    "ZADD zs 1 a",
+    "ZADD zs XX 5 nosuch",
+    "ZADD zs INCR 1 a",
+    "ZINCRBY zs 1 b",
+    "ZREM zs nosuch",
+    "ZREM zs c",
+    "ZADD zs 3 c 4 d 5 e",
+    "ZREMRANGEBYRANK zs 0 0",
+    "ZREMRANGEBYSCORE zs 100 200",
+    "ZREMRANGEBYSCORE zs 3 3",
+    "ZADD zl 0 a 0 b",
+    "ZREMRANGEBYLEX zl - +",
+    "ZPOPMIN zs",
+    "ZPOPMAX zs 0",
+    "ZMPOP 2 nosuch zs MAX COUNT 1",
+    "ZUNIONSTORE zu 1 zs",
+    "ZINTERSTORE zu 2 zs nosuch",
+    "ZDIFFSTORE zu 1 zs",
+    "ZRANGESTORE zr zs 0 0",
+    "ZRANGESTORE zr nosuch 0 0",
+    "ZPOPMAX zs 10",
     "SETBIT bm 3 1",
     "SETBIT bm 3 1",
     "BITOP OR bm2 bm nosuch",
@@ -422,7 +444,7 @@ async fn keyspace_notifications_match_redis_for_every_write_command() {
     };
     let sluice = TestServer::start().await;
     let sluice_addr = format!("127.0.0.1:{}", sluice.port());
-    for classes in ["KEA", "K$", "Eg", "Kh", "KEgx"] {
+    for classes in ["KEA", "K$", "Eg", "Kh", "Ez", "KEgx"] {
         let from_redis = frames(&keyspace_events_of(&redis.addr, classes).await);
         let from_sluice = frames(&keyspace_events_of(&sluice_addr, classes).await);
         assert!(

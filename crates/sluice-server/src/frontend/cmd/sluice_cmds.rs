@@ -175,6 +175,11 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                             kind: Kind::Set,
                             ..
                         } => ("sadd", set_frame(&value)),
+                        StoreWrite::Upsert {
+                            value,
+                            kind: Kind::ZSet,
+                            ..
+                        } => ("zadd", zset_frame(&value, |_| true)),
                         StoreWrite::Upsert { value, .. } => ("hset", hash_frame(&value)),
                         StoreWrite::Delete => ("del", Frame::Null),
                         // A set's changed members: 1 added, 0 removed.
@@ -185,6 +190,25 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                                 (Frame::Bulk(m.clone()), kept)
                             });
                             ("set-members", Frame::Map(members.collect()))
+                        }
+                        // A sorted set's changed members: the new score, or nil if removed.
+                        StoreWrite::Partial(row) if row.kind == Kind::ZSet => {
+                            let changed: std::collections::HashSet<&Bytes> =
+                                row.changed.iter().collect();
+                            let mut members = match zset_frame(&row.image, |m| {
+                                row.replace || changed.contains(m)
+                            }) {
+                                Frame::Map(m) => m,
+                                other => vec![(Frame::bulk("image"), other)],
+                            };
+                            let after = sluice::ZSetValue::decode(&row.image).unwrap_or_default();
+                            members.extend(
+                                row.changed
+                                    .iter()
+                                    .filter(|m| after.score(m).is_none())
+                                    .map(|m| (Frame::Bulk(m.clone()), Frame::Null)),
+                            );
+                            ("zset-members", Frame::Map(members))
                         }
                         StoreWrite::Partial(row) => (
                             "hset-row",
@@ -217,7 +241,21 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
 }
 
-/// A stored hash as a map reply (an undecodable one as its raw bytes).
+/// The members of a stored sorted set that `keep` keeps, as a map of member to score (an
+/// undecodable image as its raw bytes).
+fn zset_frame(image: &Bytes, keep: impl Fn(&Bytes) -> bool) -> Frame {
+    match sluice::ZSetValue::decode(image) {
+        Ok(z) => Frame::Map(
+            z.iter()
+                .filter(|(m, _)| keep(m))
+                .map(|(m, s)| (Frame::Bulk(m.clone()), Frame::Double(s)))
+                .collect(),
+        ),
+        Err(_) => Frame::Bulk(image.clone()),
+    }
+}
+
+/// A stored set as an array reply (an undecodable one as its raw bytes).
 fn set_frame(image: &Bytes) -> Frame {
     match SetValue::decode(image) {
         Ok(s) => Frame::Array(s.sorted_like_redis().into_iter().map(Frame::Bulk).collect()),
