@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sluice::clock::SystemClock;
 use sluice::config::Config;
 use sluice::model::set::SetValue;
+use sluice::model::zset::{self, ZSetValue};
 use sluice::model::{DbKey, Kind, PartialWrite, StoreWrite};
 use sluice::tiers::cache::memory::MemoryCache;
 use sluice::tiers::cache::Cache;
@@ -236,6 +237,365 @@ async fn sets_by_member(store: &SharedStore) {
     }
     write_ok(store, vec![set_write(&t, "s", &["w"], &["w"], false, None)]).await;
     assert_eq!(read_set(store, &t, "s").await.unwrap().0, names(&["w"]));
+    store.clear(&t).await.unwrap();
+}
+
+/// A partial write of a sorted set: the entries in `image`, those of them in `changed` written
+/// (a name in `changed` missing from `image` is a removed member).
+fn zset_write(
+    t: &Target,
+    key: &str,
+    image: &[(&str, f64)],
+    changed: &[&str],
+    replace: bool,
+    expires_at: Option<u64>,
+) -> StoreOp {
+    let image = ZSetValue::from_entries(image.iter().map(|&(m, s)| (b(m), s))).encode();
+    StoreOp {
+        target: t.clone(),
+        key: b(key),
+        write: StoreWrite::Partial(PartialWrite {
+            kind: Kind::ZSet,
+            image,
+            changed: changed.iter().map(|m| b(m)).collect(),
+            replace,
+            expires_at,
+        }),
+    }
+}
+
+/// A sorted set's entries as compared: in order, each score as its exact `{:?}` form (which
+/// round-trips every double and tells `-0.0` from `0.0`).
+fn zentries(entries: &[(&str, f64)]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .map(|&(m, s)| (m.to_string(), format!("{s:?}")))
+        .collect()
+}
+
+/// The entries of the sorted set stored at `key` in the image's order (checked to be Redis's:
+/// by score, then member bytes), and its expiry; `None` if absent. Panics on another kind.
+async fn read_zset(
+    store: &SharedStore,
+    t: &Target,
+    key: &str,
+) -> Option<(Vec<(String, String)>, Option<u64>)> {
+    let stored = store.read(t, key.as_bytes()).await.unwrap()?;
+    assert_eq!(stored.kind, Kind::ZSet, "{key} is a sorted set");
+    let entries: Vec<(&[u8], f64)> = zset::entries(&stored.value)
+        .map(|e| e.expect("a well-formed image"))
+        .collect();
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| (w[0].1, w[0].0) < (w[1].1, w[1].0)),
+        "{key}: the image is in Redis's order"
+    );
+    let entries = entries
+        .into_iter()
+        .map(|(m, s)| (String::from_utf8(m.to_vec()).unwrap(), format!("{s:?}")))
+        .collect();
+    Some((entries, stored.expires_at))
+}
+
+/// A sorted set on the built-in table is its key's row plus one row per member with its
+/// score: a partial write stores only the members it names, with their exact scores (the
+/// infinities, negatives, fractions that have no short decimal form), and the database drops a
+/// key's members with its row or when the key is rewritten as another kind.
+async fn zsets_by_member(store: &SharedStore) {
+    let t = Target::Builtin { db: 8 };
+    let inf = f64::INFINITY;
+    let third = 1.0 / 3.0;
+    let sum = 0.1 + 0.2; // 0.30000000000000004
+    let whole = [
+        ("inf", inf),
+        ("a", 1.0),
+        ("b", 1.0),
+        ("neg", -2.5),
+        ("ninf", -inf),
+        ("tenth", 0.1),
+        ("third", third),
+        ("sum", sum),
+        ("zero", 0.0),
+        ("tiny", 5e-324),
+        ("huge", -1.7976931348623157e308),
+    ];
+    let all: Vec<&str> = whole.iter().map(|(m, _)| *m).collect();
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &whole, &all, true, Some(NEVER))],
+    )
+    .await;
+    let stored_whole = zentries(&[
+        ("ninf", -inf),
+        ("huge", -1.7976931348623157e308),
+        ("neg", -2.5),
+        ("zero", 0.0),
+        ("tiny", 5e-324),
+        ("tenth", 0.1),
+        ("sum", sum),
+        ("third", third),
+        ("a", 1.0),
+        ("b", 1.0),
+        ("inf", inf),
+    ]);
+    assert_eq!(
+        read_zset(store, &t, "z").await,
+        Some((stored_whole.clone(), Some(NEVER)))
+    );
+    // Written whole again (a replayed write): the same rows.
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &whole, &all, true, Some(NEVER))],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await,
+        Some((stored_whole, Some(NEVER)))
+    );
+
+    // One member's score changed, one added, one removed; `zero`'s score differs in the image
+    // but it is not named, so it stays as stored.
+    let partial = zset_write(
+        &t,
+        "z",
+        &[
+            ("ninf", -inf),
+            ("huge", -1.7976931348623157e308),
+            ("neg", -2.5),
+            ("zero", 7.0),
+            ("tiny", 5e-324),
+            ("tenth", 0.1),
+            ("sum", sum),
+            ("third", third),
+            ("a", -0.1),
+            ("c", 0.1),
+            ("inf", inf),
+        ],
+        &["a", "c", "b"],
+        false,
+        Some(NEVER),
+    );
+    let after_partial = zentries(&[
+        ("ninf", -inf),
+        ("huge", -1.7976931348623157e308),
+        ("neg", -2.5),
+        ("a", -0.1),
+        ("zero", 0.0),
+        ("tiny", 5e-324),
+        ("c", 0.1),
+        ("tenth", 0.1),
+        ("sum", sum),
+        ("third", third),
+        ("inf", inf),
+    ]);
+    // Applied, then replayed twice (as a journal replay or a retried batch does): the same.
+    for round in 0..3 {
+        write_ok(store, vec![partial.clone()]).await;
+        assert_eq!(
+            read_zset(store, &t, "z").await,
+            Some((after_partial.clone(), Some(NEVER))),
+            "round {round}"
+        );
+    }
+
+    // Two writes of one key in one batch, with another key between them: the newer score
+    // wins, a member the first adds and the second removes is gone, one the first removes and
+    // the second adds back is there.
+    write_ok(
+        store,
+        vec![zset_write(
+            &t,
+            "y",
+            &[("m", 1.0), ("gone", 2.0), ("back", 3.0)],
+            &["m", "gone", "back"],
+            true,
+            None,
+        )],
+    )
+    .await;
+    write_ok(
+        store,
+        vec![
+            zset_write(
+                &t,
+                "y",
+                &[("m", 5.0), ("gone", 2.0), ("new", 4.0)],
+                &["m", "new", "back"],
+                false,
+                None,
+            ),
+            zset_write(&t, "other", &[("x", -1.0)], &["x"], true, None),
+            zset_write(
+                &t,
+                "y",
+                &[("m", 6.5), ("back", -inf)],
+                &["m", "gone", "new", "back"],
+                false,
+                None,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "y").await,
+        Some((zentries(&[("back", -inf), ("m", 6.5)]), None))
+    );
+    assert_eq!(
+        read_zset(store, &t, "other").await.unwrap().0,
+        zentries(&[("x", -1.0)])
+    );
+    // A write naming a member twice (ZADD y 1 m 2 m): its final score.
+    write_ok(
+        store,
+        vec![zset_write(
+            &t,
+            "y",
+            &[("m", 2.0), ("back", -inf)],
+            &["m", "m"],
+            false,
+            None,
+        )],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "y").await.unwrap().0,
+        zentries(&[("back", -inf), ("m", 2.0)])
+    );
+    // Scores updated in one batch by two writes, each naming the same members, then a
+    // replay of that batch: the newer scores.
+    let twice = vec![
+        zset_write(
+            &t,
+            "y",
+            &[("m", 3.0), ("back", 0.5)],
+            &["m", "back"],
+            false,
+            None,
+        ),
+        zset_write(
+            &t,
+            "y",
+            &[("m", 4.25), ("back", inf)],
+            &["back", "m"],
+            false,
+            None,
+        ),
+    ];
+    for _ in 0..2 {
+        write_ok(store, twice.clone()).await;
+        assert_eq!(
+            read_zset(store, &t, "y").await.unwrap().0,
+            zentries(&[("m", 4.25), ("back", inf)])
+        );
+    }
+
+    // Deleting the key's row takes its members: a sorted set written there later (a partial
+    // write, which removes nothing itself) starts empty.
+    write_ok(store, vec![delete(&t, b"z")]).await;
+    assert_eq!(store.read(&t, b"z").await.unwrap(), None);
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &[("p", 0.5)], &["p"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await,
+        Some((zentries(&[("p", 0.5)]), None))
+    );
+    // So does a delete in the same batch as the sorted set written after it.
+    write_ok(
+        store,
+        vec![
+            delete(&t, b"z"),
+            zset_write(&t, "z", &[("q", -0.5)], &["q"], false, None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await.unwrap().0,
+        zentries(&[("q", -0.5)])
+    );
+    // A string over the sorted set drops its members, and so does a set (another kind with
+    // member rows): a sorted set written there later starts empty.
+    write_ok(store, vec![upsert(&t, b"z", b"plain")]).await;
+    assert_eq!(get_text(store, &t, "z").await.as_deref(), Some("plain"));
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &[("r", 1.0)], &["r"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await.unwrap().0,
+        zentries(&[("r", 1.0)])
+    );
+    write_ok(store, vec![set_write(&t, "z", &["s"], &["s"], false, None)]).await;
+    assert_eq!(read_set(store, &t, "z").await.unwrap().0, names(&["s"]));
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &[("t", 2.0)], &["t"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await.unwrap().0,
+        zentries(&[("t", 2.0)])
+    );
+
+    // All or nothing in one transaction.
+    let written = store
+        .write_atomic(vec![
+            zset_write(&t, "z", &[("t", 2.0), ("u", inf)], &["u"], false, None),
+            zset_write(&t, "w", &[("1", 1.0), ("2", 0.1)], &["1", "2"], true, None),
+        ])
+        .await;
+    assert!(written.is_ok());
+    assert_eq!(
+        read_zset(store, &t, "z").await.unwrap().0,
+        zentries(&[("t", 2.0), ("u", inf)])
+    );
+    assert_eq!(
+        read_zset(store, &t, "w").await.unwrap().0,
+        zentries(&[("2", 0.1), ("1", 1.0)])
+    );
+    // Expired and purged, a sorted set's members go with it.
+    let now = now_ms();
+    write_ok(
+        store,
+        vec![zset_write(
+            &t,
+            "brief",
+            &[("p", 1.0), ("q", 2.0)],
+            &["p", "q"],
+            true,
+            Some(now - 5),
+        )],
+    )
+    .await;
+    let purged = store.purge_expired(now, 100).await.unwrap();
+    assert!(purged.iter().any(|k| k.db == 8 && &k.key[..] == b"brief"));
+    write_ok(
+        store,
+        vec![zset_write(&t, "brief", &[("r", 3.0)], &["r"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "brief").await.unwrap().0,
+        zentries(&[("r", 3.0)])
+    );
+    // A clear takes every member of the database.
+    store.clear(&t).await.unwrap();
+    for key in ["z", "y", "w", "other", "brief"] {
+        assert_eq!(store.read(&t, key.as_bytes()).await.unwrap(), None, "{key}");
+    }
+    write_ok(
+        store,
+        vec![zset_write(&t, "z", &[("v", 0.0)], &["v"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "z").await.unwrap().0,
+        zentries(&[("v", 0.0)])
+    );
     store.clear(&t).await.unwrap();
 }
 
@@ -1293,6 +1653,31 @@ async fn conformance_mysql() {
     conformance(&db.store, &db).await;
     mysql_limits(&db.store).await;
     throughput(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+/// Sorted sets by member, on every backend (its own tests, so `zsets` selects them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zsets_by_member_sqlite() {
+    let db = TestDb::sqlite().await;
+    zsets_by_member(&db.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zsets_by_member_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    zsets_by_member(&db.store).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zsets_by_member_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    zsets_by_member(&db.store).await;
     db.drop_all().await;
 }
 

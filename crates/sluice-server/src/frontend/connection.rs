@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
+use super::Frame;
 use crate::state::{ClientHandle, ReplyMode, Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
@@ -145,6 +146,50 @@ async fn serve_in_scope<S>(
                 return;
             }
             Batch::RepliesFull => continue,
+            Batch::Blocked(mut args) => {
+                // The replies before it are written; now wait for one of its keys, its
+                // deadline, or the client's end, reading (not running) what the client sends
+                // meanwhile, as Redis does.
+                while let Some(blocked) = &session.blocked {
+                    let waker = blocked.ticket.waker();
+                    let deadline = blocked.deadline;
+                    let timed_out = async move {
+                        match deadline {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = waker.notified() => {
+                            let reply = dispatch(&shared, &mut session, &mut args).await;
+                            if !std::mem::take(&mut session.block_now) {
+                                session.blocked = None;
+                                emit(&mut session, reply, &mut wbuf);
+                            }
+                        }
+                        _ = timed_out => {
+                            session.blocked = None;
+                            emit(&mut session, Frame::NullArray, &mut wbuf);
+                        }
+                        read = stream.read_buf(&mut rbuf) => match read {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if rbuf.len() > query_limit => {
+                                warn!(%addr, bytes = rbuf.len(), "closing client that reached client_query_buffer_limit");
+                                return;
+                            }
+                            Ok(_) => {}
+                        },
+                        _ = &mut killed => {
+                            debug!(%addr, "closing client killed by CLIENT KILL or shutdown");
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                    }
+                }
+                parser.recycle(args);
+                // Run what arrived meanwhile, then write the reply with theirs.
+                continue;
+            }
             Batch::NeedInput => {}
         }
         if rbuf.capacity() - rbuf.len() < 4096 {
@@ -251,6 +296,22 @@ enum Batch {
     RepliesFull,
     /// Close the connection after writing the replies.
     Close,
+    /// A blocking command found nothing to take (`Session::blocked`): write the replies
+    /// before it, then wait and run it (these arguments) again.
+    Blocked(Vec<Bytes>),
+}
+
+/// Encodes a command's reply into `wbuf`, or skips it as CLIENT REPLY says.
+fn emit(session: &mut Session, reply: Frame, wbuf: &mut BytesMut) {
+    if session.reply != ReplyMode::Send {
+        match session.reply {
+            ReplyMode::Close | ReplyMode::Off | ReplyMode::Send => {}
+            ReplyMode::SkipThisAndNext => session.reply = ReplyMode::SkipNext,
+            ReplyMode::SkipNext => session.reply = ReplyMode::Send,
+        }
+    } else {
+        reply.encode(session.proto, wbuf);
+    }
 }
 
 /// Runs the requests buffered in `rbuf`, encoding their replies into `wbuf`.
@@ -267,6 +328,9 @@ async fn run_buffered(
         match parser.next(rbuf) {
             Ok(Some(Parsed::Command(mut args))) => {
                 let reply = dispatch(shared, session, &mut args).await;
+                if std::mem::take(&mut session.block_now) {
+                    return Batch::Blocked(args);
+                }
                 parser.recycle(args);
                 // Messages published meanwhile (by this very command, too) go before its
                 // reply, as Redis writes them to the subscriber's buffer when published.

@@ -17,6 +17,9 @@ pub struct KeyEvent {
     db: u8,
     event: &'static str,
     key: Bytes,
+    /// Published on the notification channels (its class is on); otherwise the event is
+    /// staged only to wake the clients blocked on the key.
+    notify: bool,
 }
 
 impl Session {
@@ -42,11 +45,15 @@ impl Session {
         event: &'static str,
         key: &Bytes,
     ) {
-        if shared.settings.notifies(class) {
+        // A changed key is also what wakes the clients blocked on it (BZPOPMIN ...), whether
+        // or not notifications are on.
+        let notify = shared.settings.notifies(class);
+        if notify || shared.blocking.any_blocked() {
             self.key_events.push(KeyEvent {
                 db,
                 event,
                 key: key.clone(),
+                notify,
             });
         }
     }
@@ -58,10 +65,14 @@ impl Session {
 }
 
 impl Shared {
-    /// Publishes the events `session` staged, in order.
+    /// Publishes the events `session` staged, in order, and wakes the clients blocked on their
+    /// keys.
     pub fn publish_key_events(&self, session: &mut Session) {
         for event in std::mem::take(&mut session.key_events) {
-            self.publish_key_event(event.db, event.event, &event.key);
+            if event.notify {
+                self.publish_key_event(event.db, event.event, &event.key);
+            }
+            self.blocking.signal(event.db, &event.key);
         }
     }
 

@@ -17,6 +17,7 @@ use crate::auth::Users;
 use crate::config::ServerConfig;
 use crate::frontend::parse::Limits;
 
+mod blocking;
 mod clients;
 mod key_events;
 mod pause;
@@ -27,12 +28,13 @@ mod settings;
 mod slowlog;
 mod stats;
 
+pub use blocking::{BlockTicket, Blocking};
 pub use clients::{ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter};
 pub use key_events::KeyEvent;
 pub use pause::{Pause, PauseMode};
 pub use pubsub::{Mailbox, OutputLimits, PubSub, Scope, Subscriptions};
 pub use scripting::{RunningScript, Scripting};
-pub use session::{MultiQueue, ReplyMode, Session};
+pub use session::{Blocked, MultiQueue, ReplyMode, Session};
 pub use settings::{keyspace_events, output_limits, Settings};
 pub use slowlog::{SlowCall, SlowEntry, SlowLog};
 pub use stats::{
@@ -109,6 +111,8 @@ pub struct Shared {
     pub pause: Pause,
     /// Pub/sub subscriptions and keyspace notifications.
     pub pubsub: Arc<PubSub>,
+    /// Clients blocked on keys (BZPOPMIN ...).
+    pub blocking: Arc<Blocking>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -182,6 +186,7 @@ impl Shared {
             scripting: Scripting::default(),
             pause: Pause::default(),
             pubsub: Arc::default(),
+            blocking: Arc::default(),
             next_id: AtomicU64::new(0),
             shutdown,
         });

@@ -10,6 +10,14 @@ use super::clients::{ClientHandle, ClientInfo, ClientRegistry};
 use super::pubsub::Subscriptions;
 use crate::auth::User;
 
+/// A blocked command's wait (see [`Session::blocked`]).
+pub struct Blocked {
+    /// Its place in the queues of its keys.
+    pub ticket: super::BlockTicket,
+    /// When it gives up and answers nil; `None`: it waits for ever (timeout 0).
+    pub deadline: Option<tokio::time::Instant>,
+}
+
 /// One connection's state.
 pub struct Session {
     /// CLIENT ID.
@@ -47,6 +55,13 @@ pub struct Session {
     /// Keyspace notifications staged by the running command (or its EXEC or script),
     /// published by `dispatch` when it is done (`state::key_events`).
     pub key_events: Vec<super::KeyEvent>,
+    /// A blocking command (BZPOPMIN ...) waiting for its keys: its place in their queues and
+    /// when it gives up (`None`: never). Dropped (leaving the queues) when it is served, times
+    /// out or the connection closes.
+    pub blocked: Option<Blocked>,
+    /// Set by a blocking command that found nothing to take: the connection writes the
+    /// replies before it, waits for a key of `blocked`, then runs the command again.
+    pub block_now: bool,
     /// Set by a script stopped (SCRIPT KILL, `script_timeout`) inside EXEC: the EXEC applies
     /// nothing and answers this error, rather than commit what the script had staged.
     pub discard_exec: Option<crate::frontend::Frame>,
@@ -223,6 +238,8 @@ impl Session {
             watch: None,
             pubsub: None,
             key_events: Vec::new(),
+            blocked: None,
+            block_now: false,
             discard_exec: None,
             inner_error_counted: false,
             addr: addr.to_string(),

@@ -398,9 +398,10 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
             shared.clients.count(),
-            shared.settings.maxclients()
+            shared.settings.maxclients(),
+            shared.blocking.blocked_clients()
         );
     }
     if want("memory") {

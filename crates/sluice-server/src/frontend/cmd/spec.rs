@@ -382,6 +382,13 @@ impl KeyPositions {
         numkeys_at: 1,
         ..KeyPositions::NONE
     };
+    /// `numkeys key [key ...]` from the second argument (BZMPOP, after its timeout).
+    pub const COUNTED_AT_SECOND: KeyPositions = KeyPositions {
+        numkeys_at: 2,
+        ..KeyPositions::NONE
+    };
+    /// Every argument but the last (BZPOPMIN's keys, before its timeout).
+    pub const ALL_BUT_LAST: KeyPositions = KeyPositions::new(1, -2, 1);
     /// A destination key, then `numkeys key [key ...]` (ZUNIONSTORE).
     pub const DEST_THEN_COUNTED: KeyPositions = KeyPositions {
         numkeys_at: 2,

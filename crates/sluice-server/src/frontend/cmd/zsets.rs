@@ -4,8 +4,9 @@
 //! `addReplyDouble` does (`%.17g`, `inf`, `-inf`; a RESP3 double), and a reply with scores is
 //! a flat array in RESP2 and an array of [member, score] pairs in RESP3.
 //!
-//! The blocking forms (BZPOPMIN, BZPOPMAX, BZMPOP) are not here: Sluice has no blocking
-//! commands yet.
+//! The blocking forms (BZPOPMIN, BZPOPMAX, BZMPOP) take a place in the queues of their keys
+//! (`state::blocking`) before they look, and leave the wait to the connection
+//! (`Session::blocked`), which runs them again when a key changes.
 
 use bytes::Bytes;
 use rand::Rng;
@@ -29,6 +30,8 @@ const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
 const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
+const BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
+const BLOCKING_SLOW: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 
 /// A sorted-set command's spec.
 macro_rules! zspec {
@@ -96,6 +99,12 @@ pub static COMMANDS: &[Spec] = &[
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
     zspec!("zmpop", -4, &["write", "movablekeys"], KeyPositions::COUNTED, WRITE_SLOW, zmpop,
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
+    zspec!("bzpopmin", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmin,
+        "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
+    zspec!("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmax,
+        "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
+    zspec!("bzmpop", -5, &["write", "blocking", "movablekeys"], KeyPositions::COUNTED_AT_SECOND, BLOCKING_SLOW, bzmpop,
+        "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
     zspec!("zrandmember", -2, &["readonly"], FIRST, READ_SLOW, zrandmember,
         "Returns one or more random members from a sorted set."),
     zspec!("zscan", -3, &["readonly"], FIRST, READ_SLOW, zscan,
@@ -887,48 +896,179 @@ fn numkeys(argv: &[Bytes], at: usize, error: &str) -> Result<usize, Frame> {
     }
 }
 
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` at `at` (ZMPOP, BZMPOP), checked as Redis does.
+struct MultiPop {
+    keys: Vec<Bytes>,
+    max: bool,
+    count: Option<usize>,
+}
+
+impl MultiPop {
+    fn parse(argv: &[Bytes], at: usize) -> Result<MultiPop, Frame> {
+        let n = numkeys(argv, at, "ERR numkeys should be greater than 0")?;
+        let where_at = (at + 1).saturating_add(n);
+        let Some(side) = argv.get(where_at) else {
+            return Err(syntax_error());
+        };
+        let max = if is(side, "min") {
+            false
+        } else if is(side, "max") {
+            true
+        } else {
+            return Err(syntax_error());
+        };
+        let mut count = None;
+        let mut j = where_at + 1;
+        while j < argv.len() {
+            if count.is_none() && is(&argv[j], "count") && j + 1 < argv.len() {
+                count = match int_arg(&argv[j + 1]) {
+                    Ok(c) if c >= 1 => Some(c as usize),
+                    _ => return Err(Frame::error("ERR count should be greater than 0")),
+                };
+                j += 2;
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        Ok(MultiPop {
+            keys: argv[at + 1..where_at].to_vec(),
+            max,
+            count,
+        })
+    }
+}
+
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 async fn zmpop(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let n = parse!(numkeys(argv, 1, "ERR numkeys should be greater than 0"));
-    let where_at = 2usize.saturating_add(n);
-    let Some(side) = argv.get(where_at) else {
-        return syntax_error();
-    };
-    let max = if is(side, "min") {
-        false
-    } else if is(side, "max") {
-        true
-    } else {
-        return syntax_error();
-    };
-    let mut count = None;
-    let mut j = where_at + 1;
-    while j < argv.len() {
-        if count.is_none() && is(&argv[j], "count") && j + 1 < argv.len() {
-            count = match int_arg(&argv[j + 1]) {
-                Ok(c) if c >= 1 => Some(c as usize),
-                _ => return Frame::error("ERR count should be greater than 0"),
-            };
-            j += 2;
-        } else {
-            return syntax_error();
-        }
-    }
-    let keys: Vec<Bytes> = argv[2..where_at].to_vec();
-    for key in keys {
-        match pop(&mut ctx, &key, count.unwrap_or(1), max).await {
+    let a = parse!(MultiPop::parse(argv, 1));
+    for key in a.keys {
+        match pop(&mut ctx, &key, a.count.unwrap_or(1), a.max).await {
             Err(e) => return engine_error(e),
             Ok(None) => continue,
-            Ok(Some(popped)) => {
-                let proto = ctx.session.proto;
-                return Frame::Array(vec![
-                    Frame::Bulk(key),
-                    entries_reply(proto.max(3), popped.iter().map(|(m, s)| (&m[..], *s)), true),
-                ]);
-            }
+            Ok(Some(popped)) => return multi_pop_reply(&ctx, key, &popped),
         }
     }
     Frame::NullArray
+}
+
+/// ZMPOP's and BZMPOP's reply: the key, then [member, score] pairs, in RESP2 too.
+fn multi_pop_reply(ctx: &Ctx<'_>, key: Bytes, popped: &[(Bytes, f64)]) -> Frame {
+    let proto = ctx.session.proto;
+    Frame::Array(vec![
+        Frame::Bulk(key),
+        entries_reply(proto.max(3), popped.iter().map(|(m, s)| (&m[..], *s)), true),
+    ])
+}
+
+/// A blocking command's timeout in seconds, as Redis 7.0's `getTimeoutFromObjectOrReply`
+/// reads it: `None` for 0 (wait for ever). Redis converts the milliseconds to a 64-bit integer
+/// unchecked, so a timeout past 2^63 ms (`inf`, `1e400`) reads as negative there: so here.
+fn parse_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, Frame> {
+    if !sluice::numeric::is_redis_float(arg) {
+        return Err(Frame::error("ERR timeout is not a float or out of range"));
+    }
+    let negative = || Frame::error("ERR timeout is negative");
+    // A float of `long double` range only (past 1.8e308) is past 2^63 ms too.
+    let seconds = parse_score(arg).ok_or_else(negative)?;
+    let ms = (seconds * 1000.0).ceil();
+    // NaN is not below either bound.
+    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
+        return Err(negative());
+    }
+    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
+}
+
+/// How a blocking pop answers.
+#[derive(Clone, Copy)]
+enum BlockingReply {
+    /// BZPOPMIN / BZPOPMAX: `[key, member, score]`.
+    One,
+    /// BZMPOP: as ZMPOP.
+    Many,
+}
+
+/// BZPOPMIN / BZPOPMAX / BZMPOP: pops from the first of `keys` that holds a sorted set, or
+/// blocks until one does. Inside MULTI or a script it does not block (nil at once, as in
+/// Redis). A client woken for a key that turned into another type keeps waiting, as in Redis.
+async fn blocking_pop(
+    mut ctx: Ctx<'_>,
+    keys: &[Bytes],
+    timeout: Option<std::time::Duration>,
+    max: bool,
+    count: usize,
+    shape: BlockingReply,
+) -> Frame {
+    let can_block = !ctx.access.in_transaction();
+    let retry = ctx.session.blocked.is_some();
+    // A place in the queues before looking: a member added meanwhile wakes this client.
+    if can_block && !retry {
+        let ticket = ctx.shared.blocking.block(ctx.session.db, keys);
+        // A timeout past what the clock can add is for ever.
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        ctx.session.blocked = Some(crate::state::Blocked { ticket, deadline });
+    }
+    for key in keys {
+        match pop(&mut ctx, key, count, max).await {
+            Err(SluiceError::WrongType) if retry => continue,
+            Err(e) => {
+                ctx.session.blocked = None;
+                return engine_error(e);
+            }
+            Ok(None) => continue,
+            Ok(Some(popped)) => {
+                // Leaving the queues passes the turn to the next client of each key.
+                ctx.session.blocked = None;
+                return match shape {
+                    BlockingReply::One => {
+                        let mut reply = vec![Frame::Bulk(key.clone())];
+                        for (m, s) in popped {
+                            reply.extend([Frame::Bulk(m), Frame::Double(s)]);
+                        }
+                        Frame::Array(reply)
+                    }
+                    BlockingReply::Many => multi_pop_reply(&ctx, key.clone(), &popped),
+                };
+            }
+        }
+    }
+    if can_block {
+        ctx.session.block_now = true;
+    }
+    Frame::NullArray
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout
+async fn bzpop(ctx: Ctx<'_>, argv: &mut [Bytes], max: bool) -> Frame {
+    let Some((last, keys)) = argv[1..].split_last() else {
+        return syntax_error();
+    };
+    let timeout = parse!(parse_timeout(last));
+    blocking_pop(ctx, keys, timeout, max, 1, BlockingReply::One).await
+}
+
+/// BZPOPMIN key [key ...] timeout
+async fn bzpopmin(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    bzpop(ctx, argv, false).await
+}
+
+/// BZPOPMAX key [key ...] timeout
+async fn bzpopmax(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    bzpop(ctx, argv, true).await
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+async fn bzmpop(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let a = parse!(MultiPop::parse(argv, 2));
+    let timeout = parse!(parse_timeout(&argv[1]));
+    blocking_pop(
+        ctx,
+        &a.keys,
+        timeout,
+        a.max,
+        a.count.unwrap_or(1),
+        BlockingReply::Many,
+    )
+    .await
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]]

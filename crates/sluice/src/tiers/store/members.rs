@@ -144,6 +144,27 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
     }
 }
 
+/// A member's score as MySQL/MariaDB can store it: their `DOUBLE` refuses `inf` and `-inf`
+/// (error 1264, out of range), so an infinite score is kept as a NULL `score` with `inf` or
+/// `-inf` in the row's `value` column (which no sorted set uses otherwise).
+pub(crate) fn mysql_score(score: Option<f64>) -> (Option<f64>, Option<&'static [u8]>) {
+    match score {
+        Some(s) if s == f64::INFINITY => (None, Some(b"inf")),
+        Some(s) if s == f64::NEG_INFINITY => (None, Some(b"-inf")),
+        other => (other, None),
+    }
+}
+
+/// A score read back from a MySQL/MariaDB member row (see [`mysql_score`]).
+pub(crate) fn mysql_score_read(score: Option<f64>, value: Option<&[u8]>) -> Option<f64> {
+    match (score, value) {
+        (Some(s), _) => Some(s),
+        (None, Some(b"inf")) => Some(f64::INFINITY),
+        (None, Some(b"-inf")) => Some(f64::NEG_INFINITY),
+        (None, _) => None,
+    }
+}
+
 /// The image of a key read back from its member rows (member, score). A sorted set's member
 /// with no score (a row written by hand) reads as score 0.
 pub(crate) fn image_of(kind: Kind, members: Vec<(Bytes, Option<f64>)>) -> Bytes {

@@ -81,8 +81,9 @@ impl MyApplier<'_, '_> {
             self.budget,
             size_scored,
         ) {
-            let mut params = Vec::with_capacity(chunk.len() * 6);
+            let mut params = Vec::with_capacity(chunk.len() * 7);
             for (m, score) in chunk {
+                let (score, value) = members::mysql_score(*score);
                 params.extend([
                     db.clone(),
                     Value::Bytes(key.to_vec()),
@@ -90,12 +91,14 @@ impl MyApplier<'_, '_> {
                     Value::Bytes(key.to_vec()),
                     Value::Bytes(m.to_vec()),
                     score.map_or(Value::NULL, Value::Double),
+                    value.map_or(Value::NULL, |v| Value::Bytes(v.to_vec())),
                 ]);
             }
-            let row = format!("(?, {KEY_HASH}, {KEY_HASH}, ?, ?, ?)");
+            let row = format!("(?, {KEY_HASH}, {KEY_HASH}, ?, ?, ?, ?)");
             let sql = format!(
-                "INSERT INTO sluice_members (db, key_hash, member_hash, `key`, member, score) \
-                 VALUES {} ON DUPLICATE KEY UPDATE score = VALUES(score)",
+                "INSERT INTO sluice_members \
+                 (db, key_hash, member_hash, `key`, member, score, `value`) \
+                 VALUES {} ON DUPLICATE KEY UPDATE score = VALUES(score), `value` = VALUES(`value`)",
                 vec![row.as_str(); chunk.len()].join(", ")
             );
             self.exec(&sql, params, "insert into sluice_members")

@@ -341,10 +341,17 @@ impl Store for MySqlStore {
                     }
                     // The key's row read again with its members in one statement (one
                     // snapshot): a write committed after the first read cannot mix two states.
-                    type Joined = (i64, Option<i64>, Vec<u8>, Option<Vec<u8>>, Option<f64>);
+                    type Joined = (
+                        i64,
+                        Option<i64>,
+                        Vec<u8>,
+                        Option<Vec<u8>>,
+                        Option<f64>,
+                        Option<Vec<u8>>,
+                    );
                     let rows: Vec<Joined> = conn
                         .exec(
-                            "SELECT k.kind, k.expires_at, k.`value`, m.member, m.score \
+                            "SELECT k.kind, k.expires_at, k.`value`, m.member, m.score, m.`value` \
                              FROM sluice_kv AS k \
                              LEFT JOIN sluice_members AS m \
                                ON m.db = k.db AND m.key_hash = UNHEX(SHA2(k.`key`, 256)) \
@@ -353,7 +360,7 @@ impl Store for MySqlStore {
                         )
                         .await
                         .map_err(|e| classify(e, "read sluice_members").error)?;
-                    let Some((kind, expires_at, _, _, _)) = rows.first() else {
+                    let Some((kind, expires_at, ..)) = rows.first() else {
                         return Ok(None);
                     };
                     let kind = super::kind_from_stored(*kind, key)?;
@@ -368,7 +375,10 @@ impl Store for MySqlStore {
                     }
                     let members: Vec<(Bytes, Option<f64>)> = rows
                         .into_iter()
-                        .filter_map(|r| Some((Bytes::from(r.3?), r.4)))
+                        .filter_map(|r| {
+                            let score = super::members::mysql_score_read(r.4, r.5.as_deref());
+                            Some((Bytes::from(r.3?), score))
+                        })
                         .collect();
                     // A key's row with no member left is an empty collection: absent.
                     Ok((!members.is_empty()).then(|| StoredValue {

@@ -1,0 +1,207 @@
+//! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP) across connections: a client blocked on keys
+//! is woken by a write from any other connection, a MULTI/EXEC or a script; clients are served
+//! in the order they blocked; a timeout answers nil; the replies before a blocked command are
+//! sent and the commands after it wait for it; a client that leaves or is killed while blocked
+//! leaves no trace. Replies that do not block are compared with redis-server in
+//! `differential.rs`; the bytes expected here are redis-server 7.0's.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{encode, show, RawClient, TestServer};
+
+/// Sends a command without waiting for its reply.
+async fn send(c: &mut RawClient, line: &str) {
+    let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+    c.send(&encode(&args)).await;
+}
+
+/// Waits until INFO says `n` clients are blocked.
+async fn blocked_clients(c: &mut RawClient, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    for _ in 0..500 {
+        let info = c.run("INFO clients").await;
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never {n} blocked clients");
+}
+
+/// Asserts that no reply arrives for a while.
+async fn no_reply(c: &mut RawClient) {
+    let r = tokio::time::timeout(Duration::from_millis(150), c.reply()).await;
+    assert!(r.is_err(), "unexpected reply {}", show(&r.unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_another_connection_wakes_the_blocked_client() {
+    let server = TestServer::start().await;
+    let mut blocked = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut blocked, "BZPOPMIN k1 k2 0").await;
+    blocked_clients(&mut writer, 1).await;
+    no_reply(&mut blocked).await;
+    assert_eq!(writer.run("ZADD k2 2 b 1 a").await, b":2\r\n");
+    assert_eq!(
+        blocked.reply().await,
+        b"*3\r\n$2\r\nk2\r\n$1\r\na\r\n$1\r\n1\r\n"
+    );
+    blocked_clients(&mut writer, 0).await;
+    assert_eq!(writer.run("ZRANGE k2 0 -1").await, b"*1\r\n$1\r\nb\r\n");
+
+    // BZMPOP takes up to COUNT from the first key that has members.
+    send(&mut blocked, "BZMPOP 0 2 k3 k2 MAX COUNT 5").await;
+    assert_eq!(
+        blocked.reply().await,
+        b"*2\r\n$2\r\nk2\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+    send(&mut blocked, "BZMPOP 0 2 k3 k4 MIN COUNT 2").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("ZADD k4 1 x 2 y 3 z").await;
+    assert_eq!(
+        blocked.reply().await,
+        b"*2\r\n$2\r\nk4\r\n*2\r\n*2\r\n$1\r\nx\r\n$1\r\n1\r\n*2\r\n$1\r\ny\r\n$1\r\n2\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_served_in_the_order_they_blocked() {
+    let server = TestServer::start().await;
+    let mut first = server.client().await;
+    let mut second = server.client().await;
+    let mut third = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut first, "BZPOPMIN q 0").await;
+    blocked_clients(&mut writer, 1).await;
+    send(&mut second, "BZPOPMIN q 0").await;
+    blocked_clients(&mut writer, 2).await;
+    send(&mut third, "BZPOPMAX other q 0").await;
+    blocked_clients(&mut writer, 3).await;
+    // One write of two members: the first two clients, in order; the third waits.
+    writer.run("ZADD q 1 a 2 b").await;
+    assert_eq!(
+        first.reply().await,
+        b"*3\r\n$1\r\nq\r\n$1\r\na\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(
+        second.reply().await,
+        b"*3\r\n$1\r\nq\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+    no_reply(&mut third).await;
+    writer.run("ZADD q 3 c").await;
+    assert_eq!(
+        third.reply().await,
+        b"*3\r\n$1\r\nq\r\n$1\r\nc\r\n$1\r\n3\r\n"
+    );
+    blocked_clients(&mut writer, 0).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_and_scripts_wake_blocked_clients_when_they_are_applied() {
+    let server = TestServer::start().await;
+    let mut blocked = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut blocked, "BZPOPMAX m 0").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("MULTI").await;
+    writer.run("ZADD m 5 five").await;
+    no_reply(&mut blocked).await;
+    assert_eq!(writer.run("EXEC").await, b"*1\r\n:1\r\n");
+    assert_eq!(
+        blocked.reply().await,
+        b"*3\r\n$1\r\nm\r\n$4\r\nfive\r\n$1\r\n5\r\n"
+    );
+    send(&mut blocked, "BZPOPMIN s 0").await;
+    blocked_clients(&mut writer, 1).await;
+    let script = writer
+        .cmd(&[
+            b"EVAL",
+            b"redis.call('zadd', KEYS[1], 1.5, 'x') return 1",
+            b"1",
+            b"s",
+        ])
+        .await;
+    assert_eq!(script, b":1\r\n");
+    assert_eq!(
+        blocked.reply().await,
+        b"*3\r\n$1\r\ns\r\n$1\r\nx\r\n$3\r\n1.5\r\n"
+    );
+    // A key that turns into another type keeps its client waiting, as in Redis.
+    send(&mut blocked, "BZPOPMIN t 0").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("SET t v").await;
+    no_reply(&mut blocked).await;
+    writer.run("DEL t").await;
+    writer.run("ZADD t 7 seven").await;
+    assert_eq!(
+        blocked.reply().await,
+        b"*3\r\n$1\r\nt\r\n$5\r\nseven\r\n$1\r\n7\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_answers_nil_and_pipelined_commands_keep_their_order() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let mut writer = server.client().await;
+    let started = Instant::now();
+    assert_eq!(c.run("BZPOPMIN nokey 0.2").await, b"*-1\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    c.run("HELLO 3").await;
+    assert_eq!(c.run("BZMPOP 0.05 1 nokey MIN").await, b"_\r\n");
+    c.run("HELLO 2").await;
+
+    // The replies before a blocked command are sent at once; those after it wait for it.
+    let mut pipeline = encode(&[b"PING"]);
+    pipeline.extend(encode(&[b"BZPOPMIN", b"p", b"0"]));
+    pipeline.extend(encode(&[b"ECHO", b"after"]));
+    c.send(&pipeline).await;
+    assert_eq!(c.reply().await, b"+PONG\r\n");
+    blocked_clients(&mut writer, 1).await;
+    no_reply(&mut c).await;
+    // Commands sent while blocked are read, not run, until it is served.
+    send(&mut c, "ECHO later").await;
+    no_reply(&mut c).await;
+    writer.run("ZADD p 1 one").await;
+    assert_eq!(
+        c.reply().await,
+        b"*3\r\n$1\r\np\r\n$3\r\none\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(c.reply().await, b"$5\r\nafter\r\n");
+    assert_eq!(c.reply().await, b"$5\r\nlater\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_or_is_killed_while_blocked_leaves_no_trace() {
+    let server = TestServer::start().await;
+    let mut writer = server.client().await;
+    let mut gone = server.client().await;
+    send(&mut gone, "BZPOPMIN g 0").await;
+    blocked_clients(&mut writer, 1).await;
+    drop(gone);
+    blocked_clients(&mut writer, 0).await;
+
+    let mut killed = server.client().await;
+    let id = String::from_utf8(killed.run("CLIENT ID").await).unwrap();
+    let id = id.trim_start_matches(':').trim().to_string();
+    send(&mut killed, "BZPOPMIN g 0").await;
+    blocked_clients(&mut writer, 1).await;
+    assert_eq!(writer.run(&format!("CLIENT KILL ID {id}")).await, b":1\r\n");
+    blocked_clients(&mut writer, 0).await;
+    let (rest, closed) = killed.read_until_close(Duration::from_secs(2)).await;
+    assert!(closed && rest.is_empty(), "{}", show(&rest));
+    // The member a departed client waited for is there for the next one.
+    writer.run("ZADD g 1 a").await;
+    assert_eq!(
+        writer.run("BZPOPMIN g 0").await,
+        b"*3\r\n$1\r\ng\r\n$1\r\na\r\n$1\r\n1\r\n"
+    );
+    server.stop().await;
+}
