@@ -12,7 +12,7 @@ use super::sets::StoredSet;
 use super::types::Stored;
 use crate::error::SluiceError;
 use crate::model::set::SetValue;
-use crate::model::zset::ZSetValue;
+use crate::model::zset::{self, AddFlags, Added, ZSetValue};
 use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 
 /// Which types a command that reads several keys as sorted sets accepts.
@@ -92,6 +92,51 @@ impl Access<'_> {
                 }))
             };
             Ok((write, result))
+        })
+        .await
+    }
+
+    /// ZADD or ZINCRBY of one member, as [`ZSetValue::add`] decides it, edited in the encoded
+    /// set in one pass (no set built: a leaderboard's hot path). `NanScore`, and nothing
+    /// written, for an INCR whose sum is NaN; `WRONGTYPE` if the key holds another type.
+    pub async fn zadd_one(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        member: &Bytes,
+        score: f64,
+        flags: AddFlags,
+    ) -> Result<Added, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            let replace = current.is_none();
+            let image = match current {
+                None => Bytes::new(),
+                Some(e) if e.kind != Kind::ZSet => return Err(SluiceError::WrongType),
+                Some(e) => e.value,
+            };
+            let added = flags
+                .decide(zset::score(&image, member), score)
+                .map_err(|_| SluiceError::NanScore)?;
+            let (Added::New(new) | Added::Updated(new)) = added else {
+                return Ok((None, added));
+            };
+            let image = zset::with_entry(&image, member, Some(new))
+                .ok_or(crate::model::hash::MalformedHash)?;
+            let write = StoreWrite::Partial(PartialWrite {
+                kind: Kind::ZSet,
+                image,
+                // Copied: see `sets::owned`.
+                changed: if replace {
+                    Vec::new()
+                } else {
+                    vec![Bytes::copy_from_slice(member)]
+                },
+                replace,
+                expires_at,
+            });
+            Ok((Some(write), added))
         })
         .await
     }

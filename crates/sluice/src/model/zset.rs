@@ -80,6 +80,59 @@ pub fn encode<'a>(entries: impl ExactSizeIterator<Item = (&'a [u8], f64)> + Clon
     out.freeze()
 }
 
+/// The image with `member` at `score` (moved if it was there, added if not), or without it
+/// (`score` `None`): one pass over the bytes, no set built, what a write of one member costs.
+/// `None` for malformed bytes.
+pub fn with_entry(image: &[u8], member: &[u8], score: Option<f64>) -> Option<Bytes> {
+    // As `ZSetValue::insert`: -0 is kept as 0.
+    let score = score.map(|s| if s == 0.0 { 0.0 } else { s });
+    let new_key = score.map(|s| (Score(s), member));
+    let mut entries = Vec::with_capacity(len(image).min(1 << 16));
+    let mut at = 0;
+    let count = if image.is_empty() {
+        0
+    } else {
+        super::hash::take_len(image, &mut at).ok()?
+    };
+    for _ in 0..count {
+        let start = at;
+        let m = take(image, &mut at).ok()?;
+        let bits = image.get(at..at.checked_add(8)?)?;
+        at += 8;
+        let s = f64::from_be_bytes(bits.try_into().ok()?);
+        if m != member {
+            entries.push((start..at, Score(s), m));
+        }
+    }
+    if at != image.len() {
+        return None;
+    }
+    let total = entries.len() + usize::from(new_key.is_some());
+    if total == 0 {
+        return Some(Bytes::new());
+    }
+    let mut out = BytesMut::with_capacity(image.len() + member.len() + 20);
+    put_len(&mut out, total);
+    let mut pending = new_key;
+    for (range, s, m) in entries {
+        if let Some((ns, nm)) = pending {
+            if (ns, nm) < (s, m) {
+                put_len(&mut out, nm.len());
+                out.put_slice(nm);
+                out.put_f64(ns.0);
+                pending = None;
+            }
+        }
+        out.put_slice(&image[range]);
+    }
+    if let Some((ns, nm)) = pending {
+        put_len(&mut out, nm.len());
+        out.put_slice(nm);
+        out.put_f64(ns.0);
+    }
+    Some(out.freeze())
+}
+
 /// Whether Redis 7.0 keeps a sorted set as a listpack (its defaults: at most 128 members,
 /// none over 64 bytes) rather than a skiplist: what OBJECT ENCODING, MEMORY USAGE and ZSCAN's
 /// paging depend on.
@@ -161,6 +214,32 @@ pub struct AddFlags {
     pub incr: bool,
 }
 
+impl AddFlags {
+    /// What ZADD of `score` does to a member whose score is `current` (`None`: absent), as
+    /// Redis's `zsetAdd` decides: the conditions first, then INCR's sum (an error if it is
+    /// NaN), then GT/LT against the current score.
+    pub fn decide(self, current: Option<f64>, score: f64) -> Result<Added, NanScore> {
+        match current {
+            Some(_) if self.nx => Ok(Added::Skipped),
+            Some(current) => {
+                let score = if self.incr { current + score } else { score };
+                if score.is_nan() {
+                    return Err(NanScore);
+                }
+                if (self.lt && score >= current) || (self.gt && score <= current) {
+                    Ok(Added::Skipped)
+                } else if score == current {
+                    Ok(Added::Same(score))
+                } else {
+                    Ok(Added::Updated(score))
+                }
+            }
+            None if self.xx => Ok(Added::Skipped),
+            None => Ok(Added::New(score)),
+        }
+    }
+}
+
 /// The sum of an INCR is NaN (`+inf` plus `-inf`): Redis refuses it and changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NanScore;
@@ -230,33 +309,13 @@ impl ZSetValue {
         Some(score)
     }
 
-    /// ZADD of one member as Redis's `zsetAdd` does it: the conditions first, then INCR's sum
-    /// (an error if it is NaN), then GT/LT against the current score.
+    /// ZADD of one member as Redis's `zsetAdd` does it (see [`AddFlags::decide`]).
     pub fn add(&mut self, member: &Bytes, score: f64, flags: AddFlags) -> Result<Added, NanScore> {
-        match self.score(member) {
-            Some(current) => {
-                if flags.nx {
-                    return Ok(Added::Skipped);
-                }
-                let score = if flags.incr { current + score } else { score };
-                if score.is_nan() {
-                    return Err(NanScore);
-                }
-                if (flags.lt && score >= current) || (flags.gt && score <= current) {
-                    return Ok(Added::Skipped);
-                }
-                if score == current {
-                    return Ok(Added::Same(score));
-                }
-                self.insert(member.clone(), score);
-                Ok(Added::Updated(score))
-            }
-            None if flags.xx => Ok(Added::Skipped),
-            None => {
-                self.insert(member.clone(), score);
-                Ok(Added::New(score))
-            }
+        let added = flags.decide(self.score(member), score)?;
+        if let Added::New(s) | Added::Updated(s) = added {
+            self.insert(member.clone(), s);
         }
+        Ok(added)
     }
 
     /// The entries in order, lowest score first.
@@ -631,6 +690,36 @@ mod tests {
         };
         assert_eq!(set.add(&Bytes::from("new"), 1.0, xx), Ok(Added::Skipped));
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_set_in_the_image_lands_where_the_set_would_put_it() {
+        let mut set = z(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]);
+        let mut image = set.encode();
+        for (member, score) in [
+            ("b", Some(5.0)),
+            ("new", Some(2.0)),
+            ("a", None),
+            ("zero", Some(-0.0)),
+            ("c", Some(2.0)),
+            ("gone", None),
+        ] {
+            image = with_entry(&image, member.as_bytes(), score).unwrap();
+            let m = Bytes::copy_from_slice(member.as_bytes());
+            match score {
+                Some(s) => {
+                    set.insert(m, s);
+                }
+                None => {
+                    set.remove(&m);
+                }
+            }
+            assert_eq!(image, set.encode(), "after {member} {score:?}");
+        }
+        let one = z(&[("x", 1.0)]).encode();
+        assert!(with_entry(&one, b"x", None).unwrap().is_empty());
+        assert_eq!(with_entry(b"", b"x", Some(1.0)).unwrap(), one);
+        assert!(with_entry(&one[..one.len() - 1], b"x", Some(1.0)).is_none());
     }
 
     #[test]

@@ -470,6 +470,30 @@ async fn add(
     flags: AddFlags,
     pairs: Vec<(f64, Bytes)>,
 ) -> Result<AddOutcome, Frame> {
+    // One member (every ZINCRBY, most ZADDs): edited in the encoded set, no set built.
+    if let [(score, member)] = &pairs[..] {
+        let r = ctx
+            .access
+            .zadd_one(ctx.session.db, key, member, *score, flags)
+            .await;
+        let mut out = AddOutcome::default();
+        match r.map_err(engine_error)? {
+            Added::New(s) => {
+                out.added = 1;
+                out.last_score = Some(s);
+            }
+            Added::Updated(s) => {
+                out.updated = 1;
+                out.last_score = Some(s);
+            }
+            Added::Same(s) => out.last_score = Some(s),
+            Added::Skipped => {}
+        }
+        if out.added + out.updated > 0 {
+            ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+        }
+        return Ok(out);
+    }
     let r = ctx
         .access
         .update_zset(ctx.session.db, key, |z| {
