@@ -205,3 +205,31 @@ async fn a_client_that_leaves_or_is_killed_while_blocked_leaves_no_trace() {
     );
     server.stop().await;
 }
+
+/// A client first in line for one key and second for another, woken for the first, leaves the
+/// other key's member to the client first in line there (Redis serves each key's clients in
+/// order), and a served blocked command counts as one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_serves_its_own_first_client_and_a_served_command_counts_once() {
+    let server = TestServer::start().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("CONFIG RESETSTAT").await;
+    send(&mut a, "BZPOPMIN k 0").await;
+    blocked_clients(&mut writer, 1).await;
+    send(&mut b, "BZPOPMIN k j 0").await;
+    blocked_clients(&mut writer, 2).await;
+    writer.run("MULTI").await;
+    writer.run("ZADD k 1 x").await;
+    writer.run("ZADD j 1 y").await;
+    writer.run("EXEC").await;
+    assert_eq!(a.reply().await, b"*3\r\n$1\r\nk\r\n$1\r\nx\r\n$1\r\n1\r\n");
+    assert_eq!(b.reply().await, b"*3\r\n$1\r\nj\r\n$1\r\ny\r\n$1\r\n1\r\n");
+    let stats = String::from_utf8(writer.run("INFO commandstats").await).unwrap();
+    assert!(
+        stats.contains("cmdstat_bzpopmin:calls=2,"),
+        "one call per BZPOPMIN, however often it was woken: {stats}"
+    );
+    server.stop().await;
+}

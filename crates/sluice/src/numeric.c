@@ -61,19 +61,21 @@ int sluice_incrbyfloat(const char *cur, size_t curlen, int has_cur, const char *
  * string, no leading space, no overflow or underflow to zero, not NaN. Returns 1 and sets *dp
  * when it is one. */
 int sluice_string2d(const char *s, size_t slen, double *dp) {
-    char buf[MAX_LONG_DOUBLE_CHARS];
     char *eptr;
-    if (slen == 0 || slen >= sizeof(buf)) return 0;
+    if (slen == 0) return 0;
+    char *buf = malloc(slen + 1);
+    if (buf == NULL) return 0;
     memcpy(buf, s, slen);
     buf[slen] = '\0';
     errno = 0;
     double value = strtod(buf, &eptr);
-    if (isspace((unsigned char)buf[0]) || (size_t)(eptr - buf) != slen ||
-        (errno == ERANGE && (value == HUGE_VAL || value == -HUGE_VAL || fpclassify(value) == FP_ZERO)) ||
-        isnan(value))
-        return 0;
-    *dp = value;
-    return 1;
+    int ok = !(isspace((unsigned char)buf[0]) || (size_t)(eptr - buf) != slen ||
+               (errno == ERANGE &&
+                (value == HUGE_VAL || value == -HUGE_VAL || fpclassify(value) == FP_ZERO)) ||
+               isnan(value));
+    free(buf);
+    if (ok) *dp = value;
+    return ok;
 }
 
 /* A double as Redis 7.0's zslParseRange reads a range end (after any '('): strtod up to the

@@ -161,10 +161,16 @@ async fn serve_in_scope<S>(
                     };
                     tokio::select! {
                         _ = waker.notified() => {
+                            // The same arguments: a blocking command reads its arguments
+                            // without moving them out, so that it can run again.
                             let reply = dispatch(&shared, &mut session, &mut args).await;
                             if !std::mem::take(&mut session.block_now) {
                                 session.blocked = None;
                                 emit(&mut session, reply, &mut wbuf);
+                            }
+                            if session.reply == ReplyMode::Close || session.close_after_reply {
+                                let _ = stream.write_all(&wbuf).await;
+                                return;
                             }
                         }
                         _ = timed_out => {

@@ -92,6 +92,17 @@ impl BlockTicket {
         self.waker.notified().await;
     }
 
+    /// Whether this client is the first blocked on `key`: only the first may take from it, so
+    /// a client first for another key, woken for that one, leaves this key's member to the
+    /// client it is for (Redis serves each key's clients in order).
+    pub fn is_first(&self, key: &Bytes) -> bool {
+        let queues = self.blocking.queues.lock();
+        queues
+            .get(&(self.db, key.clone()))
+            .and_then(VecDeque::front)
+            .is_some_and(|w| Arc::ptr_eq(w, &self.waker))
+    }
+
     /// What [`BlockTicket::woken`] waits on, to wait without borrowing the ticket.
     pub fn waker(&self) -> Arc<Notify> {
         self.waker.clone()

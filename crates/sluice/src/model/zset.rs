@@ -270,9 +270,13 @@ impl ZSetValue {
         z
     }
 
-    /// The encoded image, in order.
+    /// The encoded image, in order (`-0` as `0`).
     pub fn encode(&self) -> Bytes {
-        encode(self.order.iter().map(|(s, m)| (&m[..], s.0)))
+        encode(
+            self.order
+                .iter()
+                .map(|(s, m)| (&m[..], if s.0 == 0.0 { 0.0 } else { s.0 })),
+        )
     }
 
     /// The number of members.
@@ -290,10 +294,10 @@ impl ZSetValue {
         self.scores.get(member).copied()
     }
 
-    /// Sets `member`'s score, adding it if it is new; its old score. A score of `-0` is kept
-    /// as `0`, as Redis's listpack keeps it (ZSCORE answers `0`).
+    /// Sets `member`'s score, adding it if it is new; its old score. A score of `-0` keeps
+    /// its sign here (ZUNION answers `-0` as Redis does) and is encoded as `0`, as Redis's
+    /// listpack keeps it (ZSCORE answers `0`).
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
-        let score = if score == 0.0 { 0.0 } else { score };
         let old = self.scores.insert(member.clone(), score);
         if let Some(old) = old {
             self.order.remove(&(Score(old), member.clone()));
@@ -559,9 +563,12 @@ impl ZSetAlgebra {
         };
         match self {
             ZSetAlgebra::Union => {
+                // Smallest input first, as Redis adds them (the order changes float sums).
+                let mut order: Vec<usize> = (0..inputs.len()).collect();
+                order.sort_by_key(|&i| inputs[i].as_ref().map_or(0, ZSetValue::len));
                 let mut acc: HashMap<Bytes, f64, RandomState> = HashMap::default();
-                for (i, z) in inputs.iter().enumerate() {
-                    let Some(z) = z else { continue };
+                for i in order {
+                    let Some(z) = &inputs[i] else { continue };
                     for (member, score) in z.iter() {
                         let v = weighted(i, score);
                         match acc.get_mut(member) {
@@ -597,7 +604,9 @@ impl ZSetAlgebra {
                         let Some(other) = inputs[i].as_ref().and_then(|z| z.score(member)) else {
                             continue 'members;
                         };
-                        aggregate.combine(&mut total, weighted(i, other));
+                        // Unlike the first input's, a NaN product here is left to the
+                        // aggregate (SUM makes it 0, MIN and MAX ignore it), as in Redis.
+                        aggregate.combine(&mut total, weight(i) * other);
                     }
                     out.insert(member.clone(), total);
                 }
@@ -655,10 +664,12 @@ mod tests {
     }
 
     #[test]
-    fn negative_zero_is_kept_as_zero_and_ties_order_by_member() {
+    fn negative_zero_is_encoded_as_zero_and_ties_order_by_member() {
         let set = z(&[("b", -0.0), ("a", 0.0)]);
         assert_eq!(names(&set.encode()), vec!["a", "b"]);
-        assert!(set.score(b"b").unwrap().is_sign_positive());
+        assert!(set.score(b"b").unwrap().is_sign_negative());
+        let back = ZSetValue::decode(&set.encode()).unwrap();
+        assert!(back.score(b"b").unwrap().is_sign_positive());
     }
 
     #[test]

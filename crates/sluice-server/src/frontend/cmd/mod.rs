@@ -157,10 +157,15 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         return queued;
     }
     // `run`'s body, inlined by hand: one future fewer to build and move on every command.
-    shared
-        .stats
-        .commands
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A blocked command run again after a wake-up was counted when it first ran, as Redis
+    // counts it once.
+    let retry = session.blocked.is_some();
+    if !retry {
+        shared
+            .stats
+            .commands
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let started = shared.command_stats.start();
     let ctx = Ctx {
         shared,
@@ -186,7 +191,9 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         Handler::Async(run) => run(ctx, args).await,
         Handler::Hot(hot) => run_hot(ctx, hot, args).await,
     };
-    ran(shared, session, spec, slot, started, &reply);
+    if !retry {
+        ran(shared, session, spec, slot, started, &reply);
+    }
     // What the command (or the EXEC or script it was) changed, now that it is applied.
     if !session.key_events.is_empty() {
         publish_key_events(shared, session);

@@ -129,6 +129,9 @@ pub static COMMANDS: &[Spec] = &[
 /// is asked for, which Sluice bounds (as SRANDMEMBER).
 const MAX_RANDOM_PICKS: u64 = 10_000_000;
 
+/// The most bytes of members ZRANDMEMBER with repeats answers (as `proto-max-bulk-len`).
+const MAX_RANDOM_REPLY: u64 = 512 * 1024 * 1024;
+
 fn not_float() -> Frame {
     Frame::error("ERR value is not a valid float")
 }
@@ -546,6 +549,14 @@ async fn zadd(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 
 /// ZINCRBY key increment member
 async fn zincrby(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    // Redis reads ZINCRBY with ZADD's parser: an increment that is one of its option words
+    // leaves no score-member pair.
+    if ["nx", "xx", "gt", "lt", "ch", "incr"]
+        .iter()
+        .any(|o| is(&argv[2], o))
+    {
+        return syntax_error();
+    }
     let key = std::mem::take(&mut argv[1]);
     let Some(increment) = parse_score(&argv[2]) else {
         return not_float();
@@ -992,8 +1003,19 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, Frame> {
         return Err(Frame::error("ERR timeout is not a float or out of range"));
     }
     let negative = || Frame::error("ERR timeout is negative");
-    // A float of `long double` range only (past 1.8e308) is past 2^63 ms too.
-    let seconds = parse_score(arg).ok_or_else(negative)?;
+    // A float of `long double` range only: past 1.8e308 it is past 2^63 ms too; below 1e-308
+    // it is a sliver above or below 0, which Redis rounds up to 1 ms or to 0 (for ever).
+    let seconds = match parse_score(arg) {
+        Some(s) => s,
+        None => match std::str::from_utf8(arg)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            Some(tiny) if tiny == 0.0 && tiny.is_sign_negative() => 0.0,
+            Some(0.0) => 1e-3,
+            _ => return Err(negative()),
+        },
+    };
     let ms = (seconds * 1000.0).ceil();
     // NaN is not below either bound.
     if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
@@ -1032,8 +1054,20 @@ async fn blocking_pop(
         ctx.session.blocked = Some(crate::state::Blocked { ticket, deadline });
     }
     for key in keys {
+        // Woken again: only the keys this client is first in line for.
+        if retry
+            && !ctx
+                .session
+                .blocked
+                .as_ref()
+                .is_some_and(|b| b.ticket.is_first(key))
+        {
+            continue;
+        }
         match pop(&mut ctx, key, count, max).await {
-            Err(SluiceError::WrongType) if retry => continue,
+            // Woken for a key that became another type, or is held by a busy script: as
+            // Redis, keep waiting.
+            Err(SluiceError::WrongType | SluiceError::Busy(_)) if retry => continue,
             Err(e) => {
                 ctx.session.blocked = None;
                 return engine_error(e);
@@ -1140,9 +1174,12 @@ async fn zrandmember(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         return Frame::Array(Vec::new());
     }
     let picked: Vec<usize> = if count < 0 {
-        if count.unsigned_abs() > MAX_RANDOM_PICKS {
+        let longest = view.iter().map(|(m, _)| m.len()).max().unwrap_or(0) as u64;
+        if count.unsigned_abs() > MAX_RANDOM_PICKS
+            || count.unsigned_abs().saturating_mul(longest + 32) > MAX_RANDOM_REPLY
+        {
             return Frame::error(format!(
-                "ERR ZRANDMEMBER count is over Sluice's limit of {MAX_RANDOM_PICKS} picks with repeats (a reply must fit in memory)"
+                "ERR ZRANDMEMBER count is over Sluice's limit of {MAX_RANDOM_PICKS} picks with repeats, or {MAX_RANDOM_REPLY} bytes of reply (a reply must fit in memory)"
             ));
         }
         (0..count.unsigned_abs())
