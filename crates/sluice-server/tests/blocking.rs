@@ -233,3 +233,42 @@ async fn each_key_serves_its_own_first_client_and_a_served_command_counts_once()
     );
     server.stop().await;
 }
+
+/// While blocked, CLIENT LIST shows flag `b`, and a RESP3 subscriber still gets its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_shows_flag_b_and_still_gets_its_messages() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let mut writer = server.client().await;
+    c.run("HELLO 3").await;
+    c.run("CLIENT SETNAME waiter").await;
+    c.run("SUBSCRIBE news").await;
+    send(&mut c, "BZPOPMIN k 0").await;
+    blocked_clients(&mut writer, 1).await;
+    // The flag is set when the connection starts waiting, just after the count.
+    let mut line = String::new();
+    for _ in 0..200 {
+        let list = String::from_utf8(writer.run("CLIENT LIST").await).unwrap();
+        line = list
+            .lines()
+            .find(|l| l.contains("name=waiter"))
+            .expect("the blocked client is listed")
+            .to_string();
+        if line.contains("flags=Pb ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(line.contains("flags=Pb "), "{line}");
+    assert_eq!(writer.run("PUBLISH news hello").await, b":1\r\n");
+    assert_eq!(
+        c.reply().await,
+        b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+    );
+    writer.run("ZADD k 1 a").await;
+    assert_eq!(c.reply().await, b"*3\r\n$1\r\nk\r\n$1\r\na\r\n,1\r\n");
+    let list = String::from_utf8(writer.run("CLIENT LIST").await).unwrap();
+    let line = list.lines().find(|l| l.contains("name=waiter")).unwrap();
+    assert!(line.contains("flags=P "), "{line}");
+    server.stop().await;
+}

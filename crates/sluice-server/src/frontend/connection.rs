@@ -149,13 +149,22 @@ async fn serve_in_scope<S>(
             Batch::Blocked(mut args) => {
                 // The replies before it are written; now wait for one of its keys, its
                 // deadline, or the client's end, reading (not running) what the client sends
-                // meanwhile, as Redis does.
+                // meanwhile, as Redis does. CLIENT LIST shows flag `b` meanwhile.
+                handle.note_paused(true);
                 while let Some(blocked) = &session.blocked {
                     let waker = blocked.ticket.waker();
                     let deadline = blocked.deadline;
                     let timed_out = async move {
                         match deadline {
                             Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    // A subscriber (RESP3) still gets its messages while blocked.
+                    let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
+                    let mail = async {
+                        match &mailbox {
+                            Some(mailbox) => mailbox.arrived().await,
                             None => std::future::pending().await,
                         }
                     };
@@ -177,6 +186,18 @@ async fn serve_in_scope<S>(
                             session.blocked = None;
                             emit(&mut session, Frame::NullArray, &mut wbuf);
                         }
+                        _ = mail => {
+                            drain_mail(&session, &mut wbuf, &mut mail_bytes);
+                            match write_with_stall_limit(&mut stream, &wbuf, stall_limit, &handle).await {
+                                Ok(Ok(())) => {
+                                    wbuf.clear();
+                                    if let Some(mailbox) = &mailbox {
+                                        mailbox.written(std::mem::take(&mut mail_bytes));
+                                    }
+                                }
+                                _ => return,
+                            }
+                        }
                         read = stream.read_buf(&mut rbuf) => match read {
                             Ok(0) | Err(_) => return,
                             Ok(_) if rbuf.len() > query_limit => {
@@ -192,6 +213,7 @@ async fn serve_in_scope<S>(
                         }
                     }
                 }
+                handle.note_paused(false);
                 parser.recycle(args);
                 // Run what arrived meanwhile, then write the reply with theirs.
                 continue;
