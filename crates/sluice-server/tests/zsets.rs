@@ -8,18 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{clients_dir, node_with_ioredis, python_with_redis, run_client, TestServer};
-
-/// A RESP2 command.
-fn command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+use common::{clients_dir, encode, node_with_ioredis, python_with_redis, run_client, TestServer};
 
 /// The bulk strings of a RESP2 reply, in order.
 fn bulk_items(reply: &[u8]) -> Vec<Vec<u8>> {
@@ -75,7 +64,7 @@ async fn a_leaderboard_under_write_back_stores_changed_members_only() {
         let player = format!("player{}", (u * 7919) % 100);
         let points = (u % 5 + 1) as f64;
         *expected.get_mut(&player).unwrap() += points;
-        batch.extend(command(&[
+        batch.extend(encode(&[
             b"ZINCRBY",
             b"board",
             points.to_string().as_bytes(),

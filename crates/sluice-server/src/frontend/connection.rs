@@ -13,7 +13,7 @@ use super::cmd::dispatch;
 use super::cmd::util::format_error;
 use super::parse::{Parsed, RequestParser};
 use super::Frame;
-use crate::state::{ClientHandle, ReplyMode, Session, Shared};
+use crate::state::{ClientHandle, Mailbox, ReplyMode, Session, Shared};
 
 /// Replies are written out once this much is pending, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
@@ -162,12 +162,7 @@ async fn serve_in_scope<S>(
                     };
                     // A subscriber (RESP3) still gets its messages while blocked.
                     let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
-                    let mail = async {
-                        match &mailbox {
-                            Some(mailbox) => mailbox.arrived().await,
-                            None => std::future::pending().await,
-                        }
-                    };
+                    let mail = mail_arrived(mailbox.as_deref());
                     tokio::select! {
                         _ = waker.notified() => {
                             // The same arguments: a blocking command reads its arguments
@@ -234,12 +229,7 @@ async fn serve_in_scope<S>(
             tokio::time::sleep(idle_limit).await;
         };
         let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
-        let mail = async {
-            match &mailbox {
-                Some(mailbox) => mailbox.arrived().await,
-                None => std::future::pending().await,
-            }
-        };
+        let mail = mail_arrived(mailbox.as_deref());
         tokio::select! {
             read = stream.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => return,
@@ -303,6 +293,14 @@ async fn write_with_stall_limit<S: AsyncWrite + Unpin>(
             handle.note_output_pending(0);
             outcome
         }
+    }
+}
+
+/// Resolves when a message arrives in `mailbox`; never without one (not subscribed).
+async fn mail_arrived(mailbox: Option<&Mailbox>) {
+    match mailbox {
+        Some(mailbox) => mailbox.arrived().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -244,7 +244,7 @@ impl Access<'_> {
 /// of its request's read buffer, one SPOP took is a slice of the set's old image. The
 /// write-back buffer keeps a key's changed members until a flush stores them, so a slice
 /// would keep that whole buffer or image alive with it (one image per SPOP of a hot set).
-fn owned(members: Vec<Bytes>) -> Vec<Bytes> {
+pub(super) fn owned(members: Vec<Bytes>) -> Vec<Bytes> {
     members
         .into_iter()
         .map(|m| Bytes::copy_from_slice(&m))

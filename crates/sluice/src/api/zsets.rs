@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::access::Access;
-use super::sets::StoredSet;
+use super::sets::{owned, StoredSet};
 use super::types::Stored;
 use crate::error::SluiceError;
 use crate::model::set::SetValue;
@@ -78,15 +78,7 @@ impl Access<'_> {
                 Some(StoreWrite::Partial(PartialWrite {
                     kind: Kind::ZSet,
                     image: zset.encode(),
-                    changed: if replace {
-                        Vec::new()
-                    } else {
-                        // Copied: see `sets::owned`.
-                        changed
-                            .into_iter()
-                            .map(|m| Bytes::copy_from_slice(&m))
-                            .collect()
-                    },
+                    changed: if replace { Vec::new() } else { owned(changed) },
                     replace,
                     expires_at,
                 }))
@@ -127,11 +119,10 @@ impl Access<'_> {
             let write = StoreWrite::Partial(PartialWrite {
                 kind: Kind::ZSet,
                 image,
-                // Copied: see `sets::owned`.
                 changed: if replace {
                     Vec::new()
                 } else {
-                    vec![Bytes::copy_from_slice(member)]
+                    owned(vec![member.clone()])
                 },
                 replace,
                 expires_at,

@@ -207,6 +207,24 @@ fn listpack_entry(element: &[u8]) -> usize {
     encoded + back
 }
 
+/// A hash table of `items`: its slot array, plus the bytes `per_item` says each entry takes,
+/// measured on the first `samples` items (0: all) and scaled to all of them, as Redis samples.
+fn sampled_table<T>(items: &[T], samples: usize, per_item: impl Fn(&T) -> usize) -> usize {
+    let sampled = if samples == 0 {
+        items.len()
+    } else {
+        samples.min(items.len())
+    };
+    let measured: usize = items[..sampled].iter().map(per_item).sum();
+    let entries = (measured as f64 / sampled.max(1) as f64 * items.len() as f64) as usize;
+    8 * items.len().next_power_of_two() + entries
+}
+
+/// An sds string's allocation.
+fn sds(s: &[u8]) -> usize {
+    size_class(sds_header(s.len(), false) + s.len() + 1)
+}
+
 /// A hash: a listpack while Redis keeps it one (128 fields of 64 bytes at most), otherwise
 /// a hash table whose entries are sampled (`samples` 0: all).
 fn hash_size(image: &[u8], samples: usize) -> usize {
@@ -220,19 +238,10 @@ fn hash_size(image: &[u8], samples: usize) -> usize {
             .sum();
         return ROBJ + size_class(6 + bytes + 1);
     }
-    let slots = pairs.len().next_power_of_two();
-    let sampled = if samples == 0 {
-        pairs.len()
-    } else {
-        samples.min(pairs.len())
-    };
-    let sds = |s: &[u8]| size_class(sds_header(s.len(), false) + s.len() + 1);
-    let per_entry: usize = pairs[..sampled]
-        .iter()
-        .map(|(f, v)| sds(f) + sds(v) + size_class(DICT_ENTRY))
-        .sum();
-    let entries = (per_entry as f64 / sampled.max(1) as f64 * pairs.len() as f64) as usize;
-    ROBJ + DICT + 8 * slots + entries
+    ROBJ + DICT
+        + sampled_table(&pairs, samples, |(f, v)| {
+            sds(f) + sds(v) + size_class(DICT_ENTRY)
+        })
 }
 
 /// A sorted set: a listpack of member and score (as Redis's `d2string` prints it) while Redis
@@ -251,23 +260,11 @@ fn zset_size(image: &[u8], samples: usize) -> usize {
             .sum();
         return ROBJ + size_class(6 + bytes + 1);
     }
-    let slots = entries.len().next_power_of_two();
-    let sampled = if samples == 0 {
-        entries.len()
-    } else {
-        samples.min(entries.len())
-    };
-    let per_entry: usize = entries[..sampled]
-        .iter()
-        .map(|(m, _)| {
-            size_class(sds_header(m.len(), false) + m.len() + 1)
-                + size_class(DICT_ENTRY)
-                + size_class(24 + 16 * 4 / 3)
-        })
-        .sum();
-    let nodes = (per_entry as f64 / sampled.max(1) as f64 * entries.len() as f64) as usize;
+    let nodes = sampled_table(&entries, samples, |(m, _)| {
+        sds(m) + size_class(DICT_ENTRY) + size_class(24 + 16 * 4 / 3)
+    });
     // The zset, its dict, its skiplist and the skiplist's 32-level header node.
-    ROBJ + size_class(16) + DICT + 8 * slots + size_class(32) + size_class(24 + 32 * 16) + nodes
+    ROBJ + size_class(16) + DICT + size_class(32) + size_class(24 + 32 * 16) + nodes
 }
 
 /// A set: an intset (its header and one 2-, 4- or 8-byte integer per member) while Redis keeps
@@ -292,20 +289,8 @@ fn set_size(image: &[u8], samples: usize) -> usize {
         });
         return ROBJ + size_class(8 + width * ints.len());
     }
-    let slots = members.len().next_power_of_two();
-    let sampled = if samples == 0 {
-        members.len()
-    } else {
-        samples.min(members.len())
-    };
-    let sds = |s: &[u8]| size_class(sds_header(s.len(), false) + s.len() + 1);
-    let per_entry: usize = members[..sampled]
-        .iter()
-        // Redis counts a set's dict entry at its struct size, not its allocation's.
-        .map(|m| sds(m) + DICT_ENTRY)
-        .sum();
-    let entries = (per_entry as f64 / sampled.max(1) as f64 * members.len() as f64) as usize;
-    ROBJ + DICT + 8 * slots + entries
+    // Redis counts a set's dict entry at its struct size, not its allocation's.
+    ROBJ + DICT + sampled_table(&members, samples, |m| sds(m) + DICT_ENTRY)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::args::{parse, Args, KeyArg};
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
-use super::util::{engine_error, is, read_reply, syntax_error};
+use super::util::{engine_error, is, read_reply, removed_reply, syntax_error};
 use crate::frontend::Frame;
 use crate::state::keyspace_events::{GENERIC, SET};
 
@@ -342,18 +342,8 @@ async fn sadd(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 /// SREM key member [member ...]
 async fn srem(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(KeyMembers::parse(argv));
-    match ctx.access.srem(ctx.session.db, &a.key, a.members).await {
-        Ok((removed, emptied)) => {
-            if removed > 0 {
-                ctx.notify(SET, "srem", &a.key);
-            }
-            if emptied {
-                ctx.notify(GENERIC, "del", &a.key);
-            }
-            Frame::Integer(removed as i64)
-        }
-        Err(e) => engine_error(e),
-    }
+    let r = ctx.access.srem(ctx.session.db, &a.key, a.members).await;
+    removed_reply(&mut ctx, r, (SET, "srem"), &a.key)
 }
 
 /// SMOVE source destination member

@@ -121,3 +121,26 @@ pub fn read_reply<T: Default>(
         Err(e) => engine_error(e),
     }
 }
+
+/// The reply of a command that removed members from a collection (SREM, ZREM,
+/// ZREMRANGEBY*): how many, with the command's event when it removed any and `del` when that
+/// emptied (deleted) the key.
+pub fn removed_reply(
+    ctx: &mut super::spec::Ctx<'_>,
+    r: Result<(usize, bool), SluiceError>,
+    (class, event): (u32, &'static str),
+    key: &bytes::Bytes,
+) -> Frame {
+    match r {
+        Ok((removed, emptied)) => {
+            if removed > 0 {
+                ctx.notify(class, event, key);
+            }
+            if emptied {
+                ctx.notify(crate::state::keyspace_events::GENERIC, "del", key);
+            }
+            Frame::Integer(removed as i64)
+        }
+        Err(e) => engine_error(e),
+    }
+}

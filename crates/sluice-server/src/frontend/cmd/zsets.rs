@@ -21,7 +21,7 @@ use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::sets::{scan_position, KeyMember, KeyMembers};
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
-use super::util::{engine_error, int_arg, is, read_reply, syntax_error};
+use super::util::{engine_error, int_arg, is, read_reply, removed_reply, syntax_error};
 use crate::frontend::frame::format_score;
 use crate::frontend::Frame;
 use crate::state::keyspace_events::{GENERIC, ZSET};
@@ -585,18 +585,7 @@ async fn zrem(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             Ok((removed, (n, n > 0 && z.is_empty())))
         })
         .await;
-    match r {
-        Ok((removed, emptied)) => {
-            if removed > 0 {
-                ctx.notify(ZSET, "zrem", &a.key);
-            }
-            if emptied {
-                ctx.notify(GENERIC, "del", &a.key);
-            }
-            Frame::Integer(removed as i64)
-        }
-        Err(e) => engine_error(e),
-    }
+    removed_reply(&mut ctx, r, (ZSET, "zrem"), &a.key)
 }
 
 /// ZCARD key
@@ -797,18 +786,7 @@ async fn remove_range(
             Ok((doomed, (n, n > 0 && z.is_empty())))
         })
         .await;
-    match r {
-        Ok((removed, emptied)) => {
-            if removed > 0 {
-                ctx.notify(ZSET, event, &key);
-            }
-            if emptied {
-                ctx.notify(GENERIC, "del", &key);
-            }
-            Frame::Integer(removed as i64)
-        }
-        Err(e) => engine_error(e),
-    }
+    removed_reply(&mut ctx, r, (ZSET, event), &key)
 }
 
 /// ZREMRANGEBYRANK key start stop
