@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use rusqlite::Connection;
 use sluice::clock::Clock;
 use sluice::{Policy, SetAlgebra, SetOptions, SluiceError};
@@ -340,18 +340,7 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     deadlines.insert(KEYS[k], at);
                 }
             }
-            Op::Tick => {
-                h.clock.advance_ms(150);
-                let now = h.clock.now_ms();
-                deadlines.retain(|k, at| {
-                    if *at <= now {
-                        model.remove(k);
-                        false
-                    } else {
-                        true
-                    }
-                });
-            }
+            Op::Tick => h.tick_expiring(150, &mut model, &mut deadlines),
             Op::Read(k) => {
                 let r = h.sluice.access().set_value(0, b(KEYS[k])).await;
                 match model_set(&model, KEYS[k]) {
@@ -375,20 +364,10 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Restart => {
-                // As after a crash: nothing is stored at shutdown, the journal replays it all.
-                let cfg = h.sluice.config().clone();
-                h.store.set_outage(true);
-                let _ = h.sluice.shutdown_within(Duration::from_millis(50)).await;
-                drop(h.sluice);
-                let (sluice, store) = open_engine(cfg, &h.clock)
+                h = h
+                    .crash_restart()
                     .await
-                    .map_err(|e| TestCaseError::fail(format!("{what}: reopen: {e}")))?;
-                h = Harness {
-                    dir: h.dir,
-                    sluice,
-                    store,
-                    clock: h.clock,
-                };
+                    .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
             }
         }
         deadlines.retain(|k, _| model.contains_key(k));
@@ -411,21 +390,7 @@ async fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn check(policy: Policy) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: 24,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    runner
-        .run(&prop::collection::vec(op(), 1..50), |ops| {
-            rt.block_on(run(policy, ops))
-        })
-        .unwrap();
+    run_cases(prop::collection::vec(op(), 1..50), |ops| run(policy, ops));
 }
 
 #[test]

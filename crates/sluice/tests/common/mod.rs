@@ -160,6 +160,44 @@ impl Harness {
         }
     }
 
+    /// Reopens the engine on the same data dir as after a crash: the store is cut first, so
+    /// nothing is stored at shutdown and the journal replays it all.
+    pub async fn crash_restart(self) -> Result<Harness, String> {
+        let cfg = self.sluice.config().clone();
+        self.store.set_outage(true);
+        let _ = self.sluice.shutdown_within(Duration::from_millis(50)).await;
+        drop(self.sluice);
+        let (sluice, store) = open_engine(cfg, &self.clock)
+            .await
+            .map_err(|e| format!("reopen: {e}"))?;
+        Ok(Harness {
+            dir: self.dir,
+            sluice,
+            store,
+            clock: self.clock,
+        })
+    }
+
+    /// Moves the clock `ms` on and drops from a model the keys whose deadline (engine clock
+    /// ms) has passed, as the engine's expiry drops them.
+    pub fn tick_expiring<V>(
+        &self,
+        ms: u64,
+        model: &mut BTreeMap<&'static str, V>,
+        deadlines: &mut BTreeMap<&'static str, u64>,
+    ) {
+        self.clock.advance_ms(ms);
+        let now = sluice::clock::Clock::now_ms(&self.clock);
+        deadlines.retain(|k, at| {
+            if *at <= now {
+                model.remove(k);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -358,4 +396,26 @@ impl Cache for GatedCache {
     fn stats(&self) -> CacheStats {
         self.inner.stats()
     }
+}
+
+/// Runs a model-based property test: 24 random sequences of `steps`, each through `run` on a
+/// two-thread runtime (failures are not persisted: the cases are fast to find again).
+pub fn run_cases<S, F, Fut>(steps: S, run: F)
+where
+    S: proptest::strategy::Strategy,
+    S::Value: std::fmt::Debug,
+    F: Fn(S::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 24,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    runner.run(&steps, |ops| rt.block_on(run(ops))).unwrap();
 }
