@@ -224,7 +224,12 @@ fn model_add(z: &mut ZSet, member: &str, score: f64, flags: AddFlags) -> Result<
 /// weight (a NaN product is 0), combined in input order (a NaN sum is 0).
 fn model_union(inputs: &[Option<ZSet>], weights: &[f64], aggregate: Aggregate) -> ZSet {
     let mut out = ZSet::new();
-    for (i, z) in inputs.iter().enumerate() {
+    // Redis adds the inputs smallest first (ties in argument order here), which decides a
+    // float sum such as 2.5 + 1e308 - 1e308.
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| inputs[i].as_ref().map_or(0, BTreeMap::len));
+    for i in order {
+        let z = &inputs[i];
         let w = weights.get(i).copied().unwrap_or(1.0);
         for (m, &s) in z.iter().flatten() {
             let mut v = w * s;

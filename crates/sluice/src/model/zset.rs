@@ -322,6 +322,12 @@ impl ZSetValue {
         Ok(added)
     }
 
+    /// The entries in order as [`view`] gives them for an image, for the range functions,
+    /// without encoding the set.
+    pub fn view(&self) -> Vec<(&[u8], f64)> {
+        self.iter().map(|(m, s)| (&m[..], s)).collect()
+    }
+
     /// The entries in order, lowest score first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> + ExactSizeIterator {
         self.order.iter().map(|(s, m)| (m, s.0))

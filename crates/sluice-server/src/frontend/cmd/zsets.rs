@@ -729,8 +729,7 @@ async fn zrangestore(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 let Some(Some(src)) = inputs.into_iter().next() else {
                     return ZSetValue::new();
                 };
-                let image = src.encode();
-                let view = zset::view(&image);
+                let view = src.view();
                 ZSetValue::from_entries(
                     q.select(&view)
                         .into_iter()
@@ -773,8 +772,7 @@ async fn remove_range(
     let r = ctx
         .access
         .update_zset(ctx.session.db, &key, |z| {
-            let image = z.encode();
-            let view = zset::view(&image);
+            let view = z.view();
             let doomed: Vec<Bytes> = select(&view)
                 .into_iter()
                 .map(|i| Bytes::copy_from_slice(view[i].0))
