@@ -1,4 +1,5 @@
-//! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP) across connections: a client blocked on keys
+//! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP, BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP)
+//! across connections: a client blocked on keys
 //! is woken by a write from any other connection, a MULTI/EXEC or a script; clients are served
 //! in the order they blocked; a timeout answers nil; the replies before a blocked command are
 //! sent and the commands after it wait for it; a client that leaves or is killed while blocked
@@ -270,5 +271,162 @@ async fn a_blocked_client_shows_flag_b_and_still_gets_its_messages() {
     let list = String::from_utf8(writer.run("CLIENT LIST").await).unwrap();
     let line = list.lines().find(|l| l.contains("name=waiter")).unwrap();
     assert!(line.contains("flags=P "), "{line}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_from_another_connection_wakes_blpop_brpop_blmpop_and_blmove() {
+    let server = TestServer::start().await;
+    let mut blocked = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut blocked, "BLPOP k1 k2 0").await;
+    blocked_clients(&mut writer, 1).await;
+    no_reply(&mut blocked).await;
+    assert_eq!(writer.run("RPUSH k2 a b c").await, b":3\r\n");
+    assert_eq!(blocked.reply().await, b"*2\r\n$2\r\nk2\r\n$1\r\na\r\n");
+    blocked_clients(&mut writer, 0).await;
+    assert_eq!(
+        writer.run("LRANGE k2 0 -1").await,
+        b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"
+    );
+
+    send(&mut blocked, "BRPOP k3 0").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("LPUSH k3 x y").await;
+    assert_eq!(blocked.reply().await, b"*2\r\n$2\r\nk3\r\n$1\r\nx\r\n");
+
+    send(&mut blocked, "BLMPOP 0 2 k4 k5 RIGHT COUNT 2").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("RPUSH k5 1 2 3").await;
+    assert_eq!(
+        blocked.reply().await,
+        b"*2\r\n$2\r\nk5\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n"
+    );
+
+    // BLMOVE waits on its source only; the element lands in the destination.
+    send(&mut blocked, "BLMOVE src dst RIGHT LEFT 0").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("RPUSH dst old").await;
+    no_reply(&mut blocked).await;
+    writer.run("RPUSH src job").await;
+    assert_eq!(blocked.reply().await, b"$3\r\njob\r\n");
+    assert_eq!(
+        writer.run("LRANGE dst 0 -1").await,
+        b"*2\r\n$3\r\njob\r\n$3\r\nold\r\n"
+    );
+    assert_eq!(writer.run("EXISTS src").await, b":0\r\n");
+
+    // Timing out, BLMOVE answers a nil array, as Redis 7.0's blocked-client timeout does.
+    assert_eq!(blocked.run("BRPOPLPUSH none dst 0.05").await, b"*-1\r\n");
+    assert_eq!(blocked.run("BLPOP none 0.05").await, b"*-1\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_exec_pushing_three_elements_serves_three_blocked_clients_in_order() {
+    let server = TestServer::start().await;
+    let mut clients = Vec::new();
+    let mut writer = server.client().await;
+    for n in 1..=3 {
+        let mut c = server.client().await;
+        send(&mut c, "BLPOP q 0").await;
+        blocked_clients(&mut writer, n).await;
+        clients.push(c);
+    }
+    writer.run("MULTI").await;
+    writer.run("RPUSH q a b").await;
+    writer.run("RPUSH q c").await;
+    no_reply(&mut clients[0]).await;
+    assert_eq!(writer.run("EXEC").await, b"*2\r\n:2\r\n:3\r\n");
+    for (c, element) in clients.iter_mut().zip(["a", "b", "c"]) {
+        let want = format!("*2\r\n$1\r\nq\r\n$1\r\n{element}\r\n");
+        assert_eq!(show(&c.reply().await), show(want.as_bytes()));
+    }
+    blocked_clients(&mut writer, 0).await;
+    assert_eq!(writer.run("EXISTS q").await, b":0\r\n");
+
+    // A script's push wakes too.
+    send(&mut clients[0], "BRPOP s 0").await;
+    blocked_clients(&mut writer, 1).await;
+    let script = writer
+        .cmd(&[
+            b"EVAL",
+            b"return redis.call('rpush', KEYS[1], 'x')",
+            b"1",
+            b"s",
+        ])
+        .await;
+    assert_eq!(script, b":1\r\n");
+    assert_eq!(clients[0].reply().await, b"*2\r\n$1\r\ns\r\n$1\r\nx\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blmove_into_a_key_of_another_type_answers_wrongtype_and_leaves_the_source() {
+    let server = TestServer::start().await;
+    let mut blocked = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut blocked, "BLMOVE src dst LEFT RIGHT 0").await;
+    blocked_clients(&mut writer, 1).await;
+    writer.run("SET dst string").await;
+    // The source turning into another type keeps the client waiting, as in Redis.
+    writer.run("SET src string").await;
+    no_reply(&mut blocked).await;
+    writer.run("DEL src").await;
+    writer.run("RPUSH src x").await;
+    assert_eq!(
+        blocked.reply().await,
+        &b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"[..]
+    );
+    blocked_clients(&mut writer, 0).await;
+    assert_eq!(writer.run("LRANGE src 0 -1").await, b"*1\r\n$1\r\nx\r\n");
+    server.stop().await;
+}
+
+/// The reliable-queue pattern: workers move jobs with BRPOPLPUSH into their own processing
+/// list while producers push; every job is delivered to exactly one worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_queue_delivers_every_job_to_exactly_one_worker() {
+    const JOBS: usize = 300;
+    let server = TestServer::start().await;
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let mut c = server.client().await;
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let line = format!("BRPOPLPUSH jobs processing:{w} 0.5");
+                let reply = c.run(&line).await;
+                if reply == b"*-1\r\n" {
+                    return got;
+                }
+                let text = String::from_utf8(reply).unwrap();
+                let job = text.lines().nth(1).unwrap().to_string();
+                got.push(job);
+            }
+        }));
+    }
+    let mut producer = server.client().await;
+    for i in 0..JOBS {
+        let reply = producer.run(&format!("LPUSH jobs job{i}")).await;
+        assert!(reply.starts_with(b":"), "{}", show(&reply));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort();
+    let mut want: Vec<String> = (0..JOBS).map(|i| format!("job{i}")).collect();
+    want.sort();
+    assert_eq!(all, want);
+    let mut processing = 0;
+    for w in 0..3 {
+        let r = producer.run(&format!("LLEN processing:{w}")).await;
+        processing += String::from_utf8(r).unwrap()[1..]
+            .trim()
+            .parse::<usize>()
+            .unwrap();
+    }
+    assert_eq!(processing, JOBS);
     server.stop().await;
 }

@@ -64,8 +64,8 @@ pub mod tiers;
 
 pub use api::{
     Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
-    Later, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome, Sluice, Stored,
-    StoredSet, Transaction, WatchSet, ZSetInputs,
+    Later, MovedElement, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome,
+    Sluice, Stored, StoredSet, Transaction, WatchSet, ZSetInputs,
 };
 pub use bytes::Bytes;
 pub use config::{ChangesConfig, Config, Durability, KeyspaceConfig, Policy};
@@ -78,6 +78,7 @@ pub use engine::{
 pub use error::{ConfigError, OpenError, ScriptKind, SluiceError, StoreError};
 pub use model::events::{KeyEvent, KeyEventSink};
 pub use model::hash::HashValue;
+pub use model::list::ListValue;
 pub use model::set::{SetAlgebra, SetValue};
 pub use model::zset::{ZSetAlgebra, ZSetValue};
 pub use model::{DbKey, Entry, Kind, StoreWrite};

@@ -106,7 +106,7 @@ impl Shared {
 pub(super) struct EngineKeyEvents(pub(super) std::sync::Weak<Shared>);
 
 fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
-    use super::keyspace_events::{EVICTED, EXPIRED, HASH, SET, STRING, ZSET};
+    use super::keyspace_events::{EVICTED, EXPIRED, HASH, LIST, SET, STRING, ZSET};
     match event {
         sluice::KeyEvent::Expired => (EXPIRED, "expired"),
         sluice::KeyEvent::Evicted => (EVICTED, "evicted"),
@@ -114,6 +114,7 @@ fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
         sluice::KeyEvent::Changed(sluice::Kind::String) => (STRING, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::Set) => (SET, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::ZSet) => (ZSET, "changed"),
+        sluice::KeyEvent::Changed(sluice::Kind::List) => (LIST, "changed"),
     }
 }
 

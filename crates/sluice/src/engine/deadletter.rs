@@ -147,6 +147,15 @@ impl DeadLetters {
                 ),
                 StoreWrite::Upsert {
                     value,
+                    kind: Kind::List,
+                    expires_at,
+                } => (
+                    "set-list",
+                    Some(value.to_vec()),
+                    expires_at.map(|e| e as i64),
+                ),
+                StoreWrite::Upsert {
+                    value,
                     kind: Kind::Hash,
                     expires_at,
                 } => (
@@ -161,10 +170,10 @@ impl DeadLetters {
                 // The kind in the op's name, so `fields` keeps its meaning for the rows older
                 // versions wrote.
                 StoreWrite::Partial(row) => (
-                    if row.kind == Kind::ZSet {
-                        "members-zset"
-                    } else {
-                        "members-set"
+                    match row.kind {
+                        Kind::ZSet => "members-zset",
+                        Kind::List => "members-list",
+                        _ => "members-set",
                     },
                     Some(row.to_bytes()),
                     row.expires_at.map(|e| e as i64),
@@ -253,10 +262,12 @@ impl DeadLetters {
                     "set-hash" => upsert(Kind::Hash),
                     "set-set" => upsert(Kind::Set),
                     "set-zset" => upsert(Kind::ZSet),
-                    "fields" | "members-set" | "members-zset" => {
+                    "set-list" => upsert(Kind::List),
+                    "fields" | "members-set" | "members-zset" | "members-list" => {
                         let kind = match op.as_str() {
                             "fields" => Kind::Hash,
                             "members-set" => Kind::Set,
+                            "members-list" => Kind::List,
                             _ => Kind::ZSet,
                         };
                         let expires_at = if op == "fields" { None } else { expires_at };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 pub mod events;
 pub mod hash;
+pub mod list;
 pub mod set;
 pub mod zset;
 
@@ -37,6 +38,9 @@ pub enum Kind {
     /// A sorted set (TYPE `zset`), encoded as [`zset`]. On the built-in table its members are
     /// rows of their own with their scores, as a set's.
     ZSet = 3,
+    /// A list (TYPE `list`), encoded as [`list`]. On the built-in table each element is a row
+    /// of its own keyed by its position in the list.
+    List = 4,
 }
 
 impl Kind {
@@ -47,6 +51,7 @@ impl Kind {
             1 => Some(Kind::Hash),
             2 => Some(Kind::Set),
             3 => Some(Kind::ZSet),
+            4 => Some(Kind::List),
             _ => None,
         }
     }
@@ -63,6 +68,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::List => "list",
         }
     }
 
@@ -70,7 +76,7 @@ impl Kind {
     /// (`sluice_members`) rather than in the key's row: a write then names the members it
     /// changed ([`StoreWrite::Partial`]) and a store writes those rows only.
     pub fn stored_by_member(self) -> bool {
-        matches!(self, Kind::Set | Kind::ZSet)
+        matches!(self, Kind::Set | Kind::ZSet | Kind::List)
     }
 }
 
@@ -276,6 +282,9 @@ impl PartialWrite {
                 for entry in zset::entries(&image) {
                     entry?;
                 }
+            }
+            Kind::List => {
+                list::ListValue::decode(&image)?;
             }
             Kind::String => return Err(hash::MalformedHash),
         }

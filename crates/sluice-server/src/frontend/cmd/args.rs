@@ -11,7 +11,7 @@ use std::mem::take;
 
 use bytes::Bytes;
 
-use super::util::{int_arg, syntax_error};
+use super::util::{int_arg, is, syntax_error};
 use crate::frontend::Frame;
 
 /// A cursor over one request's arguments after the command name.
@@ -126,6 +126,62 @@ impl<'a> KeyList<'a> {
         KeyList {
             keys: argv.get_mut(1..).unwrap_or_default(),
         }
+    }
+}
+
+/// `numkeys` of a command that counts its keys (ZUNION, ZMPOP, LMPOP, ...), as Redis checks
+/// it: an integer of at least 1, or `error`.
+pub fn numkeys(argv: &[Bytes], at: usize, error: &str) -> Result<usize, Frame> {
+    match argv.get(at).map(|n| int_arg(n)) {
+        Some(Ok(n)) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(Frame::error(error)),
+    }
+}
+
+/// `numkeys key [key ...] <side> [COUNT count]` at `at`: ZMPOP and BZMPOP (`MIN|MAX`), LMPOP
+/// and BLMPOP (`LEFT|RIGHT`), checked in Redis's order.
+pub struct MultiPop {
+    /// The keys, in order.
+    pub keys: Vec<Bytes>,
+    /// The second of the two sides was named (`MAX`, `RIGHT`).
+    pub second: bool,
+    /// `COUNT`, at least 1.
+    pub count: Option<usize>,
+}
+
+impl MultiPop {
+    /// Parses from `argv[at]` (numkeys) to the end; `sides` are the two words the side may be.
+    pub fn parse(argv: &[Bytes], at: usize, sides: [&str; 2]) -> Result<MultiPop, Frame> {
+        let n = numkeys(argv, at, "ERR numkeys should be greater than 0")?;
+        let where_at = (at + 1).saturating_add(n);
+        let Some(side) = argv.get(where_at) else {
+            return Err(syntax_error());
+        };
+        let second = if is(side, sides[0]) {
+            false
+        } else if is(side, sides[1]) {
+            true
+        } else {
+            return Err(syntax_error());
+        };
+        let mut count = None;
+        let mut j = where_at + 1;
+        while j < argv.len() {
+            if count.is_none() && is(&argv[j], "count") && j + 1 < argv.len() {
+                count = match int_arg(&argv[j + 1]) {
+                    Ok(c) if c >= 1 => Some(usize::try_from(c).unwrap_or(usize::MAX)),
+                    _ => return Err(Frame::error("ERR count should be greater than 0")),
+                };
+                j += 2;
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        Ok(MultiPop {
+            keys: argv[at + 1..where_at].to_vec(),
+            second,
+            count,
+        })
     }
 }
 

@@ -76,6 +76,7 @@ async fn memory(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                         Kind::Hash => hash_size(&entry.value, usage.samples),
                         Kind::Set => set_size(&entry.value, usage.samples),
                         Kind::ZSet => zset_size(&entry.value, usage.samples),
+                        Kind::List => list_size(&entry.value, usage.samples),
                     };
                     Frame::Integer((value + key_size(usage.key.len()) + DICT_ENTRY) as i64)
                 }
@@ -265,6 +266,45 @@ fn zset_size(image: &[u8], samples: usize) -> usize {
     });
     // The zset, its dict, its skiplist and the skiplist's 32-level header node.
     ROBJ + size_class(16) + DICT + size_class(32) + size_class(24 + 32 * 16) + nodes
+}
+
+/// `sizeof(quicklist)` and `sizeof(quicklistNode)` in Redis 7.0.
+const QUICKLIST: usize = 40;
+const QUICKLIST_NODE: usize = 40;
+/// `list-max-listpack-size -2`: a quicklist node's listpack holds at most 8 kB.
+const QUICKLIST_NODE_BYTES: usize = 8192;
+
+/// A list: a quicklist of listpacks of up to 8 kB, each node sampled (`samples` 0: all) as
+/// Redis's `objectComputeSize` does. The nodes are laid out as pushes at the tail fill them
+/// (`_quicklistNodeAllowInsert`: an element joins the tail node while the node's bytes, the
+/// element's length and 8 stay within 8 kB); a list grown at the head or edited in the middle
+/// may be split differently in Redis, so its figure there can differ by a node's slack.
+fn list_size(image: &[u8], samples: usize) -> usize {
+    let mut nodes: Vec<usize> = Vec::new();
+    let mut node = 0; // the tail node's listpack bytes; 0: no node yet
+    for element in sluice::model::list::view(image) {
+        if node != 0 && node + element.len() + 8 <= QUICKLIST_NODE_BYTES {
+            node += listpack_entry(element);
+        } else {
+            if node != 0 {
+                nodes.push(node);
+            }
+            node = 6 + listpack_entry(element) + 1;
+        }
+    }
+    if node != 0 {
+        nodes.push(node);
+    }
+    let sampled = if samples == 0 {
+        nodes.len()
+    } else {
+        samples.min(nodes.len())
+    };
+    let measured: usize = nodes[..sampled]
+        .iter()
+        .map(|bytes| QUICKLIST_NODE + size_class(*bytes))
+        .sum();
+    ROBJ + QUICKLIST + (measured as f64 / sampled.max(1) as f64 * nodes.len() as f64) as usize
 }
 
 /// A set: an intset (its header and one 2-, 4- or 8-byte integer per member) while Redis keeps

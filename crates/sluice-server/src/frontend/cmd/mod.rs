@@ -15,11 +15,13 @@ use crate::state::{ReplyKind, Session, Shared, SlowCall};
 pub mod acl;
 pub mod args;
 pub mod bitmap;
+pub mod blocking;
 pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod latency;
+pub mod lists;
 pub mod memory;
 pub mod object;
 pub mod pubsub;
@@ -49,6 +51,7 @@ const FAMILIES: &[&[Spec]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     zsets::COMMANDS,
+    lists::COMMANDS,
     bitmap::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,

@@ -180,6 +180,11 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                             kind: Kind::ZSet,
                             ..
                         } => ("zadd", zset_frame(&value, |_| true)),
+                        StoreWrite::Upsert {
+                            value,
+                            kind: Kind::List,
+                            ..
+                        } => ("rpush", list_frame(&value)),
                         StoreWrite::Upsert { value, .. } => ("hset", hash_frame(&value)),
                         StoreWrite::Delete => ("del", Frame::Null),
                         // A set's changed members: 1 added, 0 removed.
@@ -209,6 +214,10 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                                     .map(|m| (Frame::Bulk(m.clone()), Frame::Null)),
                             );
                             ("zset-members", Frame::Map(members))
+                        }
+                        // A list after the write, whole: positions mean nothing to a reader.
+                        StoreWrite::Partial(row) if row.kind == Kind::List => {
+                            ("list", list_frame(&row.image))
                         }
                         StoreWrite::Partial(row) => (
                             "hset-row",
@@ -259,6 +268,13 @@ fn zset_frame(image: &Bytes, keep: impl Fn(&Bytes) -> bool) -> Frame {
 fn set_frame(image: &Bytes) -> Frame {
     match SetValue::decode(image) {
         Ok(s) => Frame::Array(s.sorted_like_redis().into_iter().map(Frame::Bulk).collect()),
+        Err(_) => Frame::Bulk(image.clone()),
+    }
+}
+
+fn list_frame(image: &Bytes) -> Frame {
+    match sluice::model::list::ListValue::decode(image) {
+        Ok(l) => Frame::Array(l.iter().cloned().map(Frame::Bulk).collect()),
         Err(_) => Frame::Bulk(image.clone()),
     }
 }

@@ -134,11 +134,12 @@ impl StatSlot {
 
 /// The command families `/metrics` keeps a duration histogram for, named as Redis's command
 /// groups.
-pub const FAMILY_NAMES: [&str; 10] = [
+pub const FAMILY_NAMES: [&str; 11] = [
     "string",
     "hash",
     "set",
     "sorted_set",
+    "list",
     "bitmap",
     "generic",
     "connection",
@@ -149,11 +150,12 @@ pub const FAMILY_NAMES: [&str; 10] = [
 
 /// A command's family, from its ACL categories.
 fn family_of(spec: &Spec) -> u8 {
-    const BY_CATEGORY: [&str; 9] = [
+    const BY_CATEGORY: [&str; 10] = [
         "@string",
         "@hash",
         "@set",
         "@sortedset",
+        "@list",
         "@bitmap",
         "@keyspace",
         "@connection",

@@ -16,7 +16,8 @@ use sluice::model::zset::{
 use sluice::numeric::{parse_range_score, parse_score};
 use sluice::{SluiceError, ZSetAlgebra, ZSetInputs, ZSetValue};
 
-use super::args::parse;
+use super::args::{parse, MultiPop};
+use super::blocking::{parse_timeout, pop_or_block};
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::sets::{scan_position, KeyMember, KeyMembers};
@@ -899,61 +900,11 @@ async fn zpopmax(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     zpop(ctx, argv, true).await
 }
 
-/// `numkeys` of ZMPOP and the keys it counts, as Redis checks them.
-fn numkeys(argv: &[Bytes], at: usize, error: &str) -> Result<usize, Frame> {
-    match int_arg(&argv[at]) {
-        Ok(n) if n >= 1 => Ok(n as usize),
-        _ => Err(Frame::error(error)),
-    }
-}
-
-/// `numkeys key [key ...] MIN|MAX [COUNT count]` at `at` (ZMPOP, BZMPOP), checked as Redis does.
-struct MultiPop {
-    keys: Vec<Bytes>,
-    max: bool,
-    count: Option<usize>,
-}
-
-impl MultiPop {
-    fn parse(argv: &[Bytes], at: usize) -> Result<MultiPop, Frame> {
-        let n = numkeys(argv, at, "ERR numkeys should be greater than 0")?;
-        let where_at = (at + 1).saturating_add(n);
-        let Some(side) = argv.get(where_at) else {
-            return Err(syntax_error());
-        };
-        let max = if is(side, "min") {
-            false
-        } else if is(side, "max") {
-            true
-        } else {
-            return Err(syntax_error());
-        };
-        let mut count = None;
-        let mut j = where_at + 1;
-        while j < argv.len() {
-            if count.is_none() && is(&argv[j], "count") && j + 1 < argv.len() {
-                count = match int_arg(&argv[j + 1]) {
-                    Ok(c) if c >= 1 => Some(c as usize),
-                    _ => return Err(Frame::error("ERR count should be greater than 0")),
-                };
-                j += 2;
-            } else {
-                return Err(syntax_error());
-            }
-        }
-        Ok(MultiPop {
-            keys: argv[at + 1..where_at].to_vec(),
-            max,
-            count,
-        })
-    }
-}
-
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 async fn zmpop(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let a = parse!(MultiPop::parse(argv, 1));
+    let a = parse!(MultiPop::parse(argv, 1, ["min", "max"]));
     for key in a.keys {
-        match pop(&mut ctx, &key, a.count.unwrap_or(1), a.max).await {
+        match pop(&mut ctx, &key, a.count.unwrap_or(1), a.second).await {
             Err(e) => return engine_error(e),
             Ok(None) => continue,
             Ok(Some(popped)) => return multi_pop_reply(&ctx, key, &popped),
@@ -971,104 +922,37 @@ fn multi_pop_reply(ctx: &Ctx<'_>, key: Bytes, popped: &[(Bytes, f64)]) -> Frame 
     ])
 }
 
-/// A blocking command's timeout in seconds, as Redis 7.0's `getTimeoutFromObjectOrReply`
-/// reads it: `None` for 0 (wait for ever). Redis converts the milliseconds to a 64-bit integer
-/// unchecked, so a timeout past 2^63 ms (`inf`, `1e400`) reads as negative there: so here.
-fn parse_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, Frame> {
-    if !sluice::numeric::is_redis_float(arg) {
-        return Err(Frame::error("ERR timeout is not a float or out of range"));
-    }
-    let negative = || Frame::error("ERR timeout is negative");
-    // A float of `long double` range only: past 1.8e308 it is past 2^63 ms too; below 1e-308
-    // it is a sliver above or below 0, which Redis rounds up to 1 ms or to 0 (for ever).
-    let seconds = match parse_score(arg) {
-        Some(s) => s,
-        None => match std::str::from_utf8(arg)
-            .ok()
-            .and_then(|t| t.parse::<f64>().ok())
-        {
-            Some(tiny) if tiny == 0.0 && tiny.is_sign_negative() => 0.0,
-            Some(0.0) => 1e-3,
-            _ => return Err(negative()),
-        },
-    };
-    let ms = (seconds * 1000.0).ceil();
-    // NaN is not below either bound.
-    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
-        return Err(negative());
-    }
-    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
-}
-
-/// How a blocking pop answers.
+/// What a blocking pop took and how it answers.
 #[derive(Clone, Copy)]
-enum BlockingReply {
-    /// BZPOPMIN / BZPOPMAX: `[key, member, score]`.
-    One,
-    /// BZMPOP: as ZMPOP.
-    Many,
-}
-
-/// BZPOPMIN / BZPOPMAX / BZMPOP: pops from the first of `keys` that holds a sorted set, or
-/// blocks until one does. Inside MULTI or a script it does not block (nil at once, as in
-/// Redis). A client woken for a key that turned into another type keeps waiting, as in Redis.
-async fn blocking_pop(
-    mut ctx: Ctx<'_>,
-    keys: &[Bytes],
-    timeout: Option<std::time::Duration>,
+struct BlockingPop {
     max: bool,
     count: usize,
-    shape: BlockingReply,
-) -> Frame {
-    let can_block = !ctx.access.in_transaction();
-    let retry = ctx.session.blocked.is_some();
-    // A place in the queues before looking: a member added meanwhile wakes this client.
-    if can_block && !retry {
-        let ticket = ctx.shared.blocking.block(ctx.session.db, keys);
-        // A timeout past what the clock can add is for ever.
-        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
-        ctx.session.blocked = Some(crate::state::Blocked { ticket, deadline });
-    }
-    for key in keys {
-        // Woken again: only the keys this client is first in line for.
-        if retry
-            && !ctx
-                .session
-                .blocked
-                .as_ref()
-                .is_some_and(|b| b.ticket.is_first(key))
-        {
-            continue;
-        }
-        match pop(&mut ctx, key, count, max).await {
-            // Woken for a key that became another type, or is held by a busy script: as
-            // Redis, keep waiting.
-            Err(SluiceError::WrongType | SluiceError::Busy(_)) if retry => continue,
-            Err(e) => {
-                ctx.session.blocked = None;
-                return engine_error(e);
+    /// BZMPOP's reply, as ZMPOP's; otherwise BZPOPMIN's `[key, member, score]`.
+    many: bool,
+}
+
+/// One attempt of BZPOPMIN, BZPOPMAX or BZMPOP at `key`.
+fn attempt_pop<'a>(
+    ctx: &'a mut Ctx<'_>,
+    key: &'a Bytes,
+    p: BlockingPop,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Frame>, SluiceError>> + Send + 'a>,
+> {
+    Box::pin(async move {
+        let popped = pop(ctx, key, p.count, p.max).await?;
+        Ok(popped.map(|popped| {
+            if p.many {
+                multi_pop_reply(ctx, key.clone(), &popped)
+            } else {
+                let mut reply = vec![Frame::Bulk(key.clone())];
+                for (m, s) in popped {
+                    reply.extend([Frame::Bulk(m), Frame::Double(s)]);
+                }
+                Frame::Array(reply)
             }
-            Ok(None) => continue,
-            Ok(Some(popped)) => {
-                // Leaving the queues passes the turn to the next client of each key.
-                ctx.session.blocked = None;
-                return match shape {
-                    BlockingReply::One => {
-                        let mut reply = vec![Frame::Bulk(key.clone())];
-                        for (m, s) in popped {
-                            reply.extend([Frame::Bulk(m), Frame::Double(s)]);
-                        }
-                        Frame::Array(reply)
-                    }
-                    BlockingReply::Many => multi_pop_reply(&ctx, key.clone(), &popped),
-                };
-            }
-        }
-    }
-    if can_block {
-        ctx.session.block_now = true;
-    }
-    Frame::NullArray
+        }))
+    })
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout
@@ -1077,7 +961,12 @@ async fn bzpop(ctx: Ctx<'_>, argv: &mut [Bytes], max: bool) -> Frame {
         return syntax_error();
     };
     let timeout = parse!(parse_timeout(last));
-    blocking_pop(ctx, keys, timeout, max, 1, BlockingReply::One).await
+    let p = BlockingPop {
+        max,
+        count: 1,
+        many: false,
+    };
+    pop_or_block(ctx, keys, timeout, p, attempt_pop).await
 }
 
 /// BZPOPMIN key [key ...] timeout
@@ -1092,17 +981,14 @@ async fn bzpopmax(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 async fn bzmpop(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let a = parse!(MultiPop::parse(argv, 2));
+    let a = parse!(MultiPop::parse(argv, 2, ["min", "max"]));
     let timeout = parse!(parse_timeout(&argv[1]));
-    blocking_pop(
-        ctx,
-        &a.keys,
-        timeout,
-        a.max,
-        a.count.unwrap_or(1),
-        BlockingReply::Many,
-    )
-    .await
+    let p = BlockingPop {
+        max: a.second,
+        count: a.count.unwrap_or(1),
+        many: true,
+    };
+    pop_or_block(ctx, &a.keys, timeout, p, attempt_pop).await
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]]

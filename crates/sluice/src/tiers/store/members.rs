@@ -1,7 +1,7 @@
 //! A collection on the built-in table, every backend alike: the key's row in `sluice_kv`
 //! (kind and expiry, an empty value) and one row per member in `sluice_members`
-//! (`db, key, member`, plus `score` and `value` for the kinds that will need them), so a write
-//! stores only the members it changed. The database removes a key's member rows itself
+//! (`db, key, member`, plus a sorted set's `score`, or a list element's bytes in `value` with
+//! its position as the `member`), so a write stores only the members it changed. The database removes a key's member rows itself
 //! (a trigger on `sluice_kv`) when the key's row is deleted, or rewritten with a kind that
 //! does not keep them: every delete, expiry purge, FLUSHDB and SET over a set stays one
 //! statement on `sluice_kv`, and costs nothing extra for keys that hold no members.
@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use crate::error::StoreError;
+use crate::model::list::ListValue;
 use crate::model::set::SetValue;
 use crate::model::zset::{self, ZSetValue};
 use crate::model::{Kind, PartialWrite, StoreWrite};
@@ -43,15 +44,53 @@ impl MembersSupport {
 /// [`Kind::stored_by_member`]); the triggers compare with it.
 pub(crate) const FIRST_MEMBER_KIND: u8 = 2;
 
+/// One row of `sluice_members` as a write sends it or a read gets it back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MemberRow {
+    /// A set's or sorted set's member; a list element's position key
+    /// ([`crate::model::list::position_key`]).
+    pub member: Bytes,
+    /// A sorted set member's score; `None` for the other kinds.
+    pub score: Option<f64>,
+    /// A list's element; `None` for the other kinds.
+    pub value: Option<Bytes>,
+}
+
+impl MemberRow {
+    fn member(member: Bytes) -> MemberRow {
+        MemberRow {
+            member,
+            score: None,
+            value: None,
+        }
+    }
+
+    fn scored(member: Bytes, score: f64) -> MemberRow {
+        MemberRow {
+            member,
+            score: Some(score),
+            value: None,
+        }
+    }
+
+    fn element(position: i64, element: Bytes) -> MemberRow {
+        MemberRow {
+            member: Bytes::copy_from_slice(&crate::model::list::position_key(position)),
+            score: None,
+            value: Some(element),
+        }
+    }
+}
+
 /// What a member write does to `sluice_members`: first remove every member of the key
 /// (`replace`), then remove `removed`, then upsert `present` (a member that is there already
-/// takes the new score).
+/// takes the new score and value).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MemberChanges {
     /// Remove the key's members first (the value was replaced whole).
     pub replace: bool,
-    /// Members to insert or update, with their scores (`None` for a set's members).
-    pub present: Vec<(Bytes, Option<f64>)>,
+    /// Rows to insert or update.
+    pub present: Vec<MemberRow>,
     /// Members to remove.
     pub removed: Vec<Bytes>,
 }
@@ -80,27 +119,57 @@ pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges
             let after = SetValue::decode(&p.image).map_err(malformed)?;
             if p.replace {
                 (
-                    after.iter().map(|m| (m.clone(), None)).collect(),
+                    after.iter().map(|m| MemberRow::member(m.clone())).collect(),
                     Vec::new(),
                 )
             } else {
                 let (present, removed): (Vec<Bytes>, Vec<Bytes>) =
                     p.changed.iter().cloned().partition(|m| after.contains(m));
-                (present.into_iter().map(|m| (m, None)).collect(), removed)
+                (
+                    present.into_iter().map(MemberRow::member).collect(),
+                    removed,
+                )
             }
         }
         Kind::ZSet => {
             let after = ZSetValue::decode(&p.image).map_err(malformed)?;
             if p.replace {
-                let all = after.iter().map(|(m, s)| (m.clone(), Some(s))).collect();
+                let all = after
+                    .iter()
+                    .map(|(m, s)| MemberRow::scored(m.clone(), s))
+                    .collect();
                 (all, Vec::new())
             } else {
                 let mut present = Vec::with_capacity(p.changed.len());
                 let mut removed = Vec::new();
                 for m in &p.changed {
                     match after.score(m) {
-                        Some(s) => present.push((m.clone(), Some(s))),
+                        Some(s) => present.push(MemberRow::scored(m.clone(), s)),
                         None => removed.push(m.clone()),
+                    }
+                }
+                (present, removed)
+            }
+        }
+        Kind::List => {
+            let after = ListValue::decode(&p.image).map_err(malformed)?;
+            if p.replace {
+                let all = after
+                    .entries()
+                    .map(|(position, e)| MemberRow::element(position, e.clone()))
+                    .collect();
+                (all, Vec::new())
+            } else {
+                let mut present = Vec::with_capacity(p.changed.len());
+                let mut removed = Vec::new();
+                for key in &p.changed {
+                    let found = crate::model::list::position_of(key)
+                        .and_then(|position| Some((position, after.at_position(position)?)));
+                    match found {
+                        Some((position, e)) => {
+                            present.push(MemberRow::element(position, e.clone()))
+                        }
+                        None => removed.push(key.clone()),
                     }
                 }
                 (present, removed)
@@ -137,43 +206,69 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
                 .map(|(m, _)| m.len())
                 .max()
                 .unwrap_or(0),
+            Kind::List => crate::model::list::elements(&p.image)
+                .filter_map(Result::ok)
+                .map(|(_, e)| e.len() + 8)
+                .max()
+                .unwrap_or(0),
             Kind::String | Kind::Hash => 0,
         }
+    } else if p.kind == Kind::List {
+        // A list's rows carry their elements: the largest changed one still in the list.
+        let Ok(after) = ListValue::decode(&p.image) else {
+            return 0;
+        };
+        p.changed
+            .iter()
+            .filter_map(|k| crate::model::list::position_of(k))
+            .filter_map(|position| after.at_position(position))
+            .map(|e| e.len() + 8)
+            .max()
+            .unwrap_or(8)
     } else {
         p.changed.iter().map(Bytes::len).max().unwrap_or(0)
     }
 }
 
-/// A member's score as MySQL/MariaDB can store it: their `DOUBLE` refuses `inf` and `-inf`
-/// (error 1264, out of range), so an infinite score is kept as a NULL `score` with `inf` or
-/// `-inf` in the row's `value` column (which no sorted set uses otherwise).
-pub(crate) fn mysql_score(score: Option<f64>) -> (Option<f64>, Option<&'static [u8]>) {
-    match score {
-        Some(s) if s == f64::INFINITY => (None, Some(b"inf")),
-        Some(s) if s == f64::NEG_INFINITY => (None, Some(b"-inf")),
-        other => (other, None),
+/// A member row's `score` and `value` as MySQL/MariaDB can store them: their `DOUBLE`
+/// refuses `inf` and `-inf` (error 1264, out of range), so an infinite score is kept as a NULL
+/// `score` with `inf` or `-inf` in the row's `value` column (which no sorted set uses
+/// otherwise).
+pub(crate) fn mysql_columns(row: &MemberRow) -> (Option<f64>, Option<&[u8]>) {
+    match (row.score, &row.value) {
+        (_, Some(value)) => (row.score, Some(value)),
+        (Some(s), None) if s == f64::INFINITY => (None, Some(b"inf")),
+        (Some(s), None) if s == f64::NEG_INFINITY => (None, Some(b"-inf")),
+        (score, None) => (score, None),
     }
 }
 
-/// A score read back from a MySQL/MariaDB member row (see [`mysql_score`]).
-pub(crate) fn mysql_score_read(score: Option<f64>, value: Option<&[u8]>) -> Option<f64> {
-    match (score, value) {
-        (Some(s), _) => Some(s),
-        (None, Some(b"inf")) => Some(f64::INFINITY),
-        (None, Some(b"-inf")) => Some(f64::NEG_INFINITY),
-        (None, _) => None,
+/// A member row read back from MySQL/MariaDB (see [`mysql_columns`]).
+pub(crate) fn mysql_row(member: Bytes, score: Option<f64>, value: Option<Vec<u8>>) -> MemberRow {
+    match (score, value.as_deref()) {
+        (None, Some(b"inf")) => MemberRow::scored(member, f64::INFINITY),
+        (None, Some(b"-inf")) => MemberRow::scored(member, f64::NEG_INFINITY),
+        _ => MemberRow {
+            member,
+            score,
+            value: value.map(Bytes::from),
+        },
     }
 }
 
-/// The image of a key read back from its member rows (member, score). A sorted set's member
-/// with no score (a row written by hand) reads as score 0.
-pub(crate) fn image_of(kind: Kind, members: Vec<(Bytes, Option<f64>)>) -> Bytes {
+/// The image of a key read back from its member rows. A sorted set's member with no score (a
+/// row written by hand) reads as score 0, a list row with no value as an empty element.
+pub(crate) fn image_of(kind: Kind, rows: Vec<MemberRow>) -> Bytes {
     match kind {
-        Kind::Set => SetValue::from_members(members.into_iter().map(|(m, _)| m)).encode(),
+        Kind::Set => SetValue::from_members(rows.into_iter().map(|r| r.member)).encode(),
         Kind::ZSet => ZSetValue::from_entries(
-            members
-                .into_iter()
-                .map(|(m, s)| (m, s.filter(|s| !s.is_nan()).unwrap_or(0.0))),
+            rows.into_iter()
+                .map(|r| (r.member, r.score.filter(|s| !s.is_nan()).unwrap_or(0.0))),
+        )
+        .encode(),
+        Kind::List => ListValue::from_rows(
+            rows.into_iter()
+                .map(|r| (r.member, r.value.unwrap_or_default())),
         )
         .encode(),
         Kind::String | Kind::Hash => Bytes::new(),
@@ -199,7 +294,7 @@ mod tests {
             expires_at: None,
         };
         let plan = plan_members(b"k", &write).unwrap();
-        assert_eq!(plan.present, vec![(b("a"), None)]);
+        assert_eq!(plan.present, vec![MemberRow::member(b("a"))]);
         assert_eq!(plan.removed, vec![b("b")]);
         let whole = plan_members(b"k", &PartialWrite::whole(Kind::Set, image, None)).unwrap();
         assert!(whole.replace);
@@ -212,5 +307,33 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_list_write_stores_the_elements_at_the_positions_it_touched() {
+        let before = ListValue::from_elements([b("a"), b("b"), b("c")]);
+        let mut after = ListValue::decode(&before.encode()).unwrap();
+        assert_eq!(after.pop(true), Some(b("a")));
+        after.set(0, b("B"));
+        let (changed, replace) = after.changes();
+        assert!(!replace);
+        let write = PartialWrite {
+            kind: Kind::List,
+            image: after.encode(),
+            changed,
+            replace: false,
+            expires_at: None,
+        };
+        let plan = plan_members(b"k", &write).unwrap();
+        assert_eq!(plan.removed.len(), 1);
+        assert_eq!(plan.present.len(), 1);
+        assert_eq!(plan.present[0].value, Some(b("B")));
+        // Read back from rows in any order, the list is what was written.
+        let mut rows = plan.present.clone();
+        let (tail, _) = after.entries().last().unwrap();
+        rows.push(MemberRow::element(tail, b("c")));
+        rows.reverse();
+        let image = image_of(Kind::List, rows);
+        assert_eq!(crate::model::list::view(&image), vec![&b"B"[..], b"c"]);
     }
 }

@@ -519,13 +519,20 @@ fn write_members(
     if !plan.present.is_empty() {
         let mut st = conn
             .prepare_cached(
-                "INSERT INTO sluice_members (db, key, member, score) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (db, key, member) DO UPDATE SET score = excluded.score",
+                "INSERT INTO sluice_members (db, key, member, score, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (db, key, member) \
+                 DO UPDATE SET score = excluded.score, value = excluded.value",
             )
             .map_err(q)?;
-        for (member, score) in &plan.present {
-            st.execute(params![db as i64, key, &member[..], score])
-                .map_err(q)?;
+        for row in &plan.present {
+            st.execute(params![
+                db as i64,
+                key,
+                &row.member[..],
+                row.score,
+                row.value.as_deref()
+            ])
+            .map_err(q)?;
         }
     }
     Ok(Written::NOTHING)
@@ -863,15 +870,17 @@ impl Store for SqliteStore {
                             let q = |e| classify(e, "read sluice_members");
                             let mut st = conn
                                 .prepare_cached(
-                                    "SELECT member, score FROM sluice_members WHERE db = ?1 AND key = ?2",
+                                    "SELECT member, score, value FROM sluice_members \
+                                     WHERE db = ?1 AND key = ?2",
                                 )
                                 .map_err(q)?;
                             let found = st
                                 .query_map(params![*db as i64, &key[..]], |r| {
-                                    Ok((
-                                        r.get::<_, Vec<u8>>(0).map(Bytes::from)?,
-                                        r.get::<_, Option<f64>>(1)?,
-                                    ))
+                                    Ok(members::MemberRow {
+                                        member: r.get::<_, Vec<u8>>(0).map(Bytes::from)?,
+                                        score: r.get::<_, Option<f64>>(1)?,
+                                        value: r.get::<_, Option<Vec<u8>>>(2)?.map(Bytes::from),
+                                    })
                                 })
                                 .map_err(q)?
                                 .collect::<Result<Vec<_>, _>>()

@@ -74,22 +74,18 @@ impl MyApplier<'_, '_> {
             self.exec(&sql, params, "delete from sluice_members")
                 .await?;
         }
-        let size_scored = |(m, _): &(Bytes, Option<f64>)| size(m) + 8;
-        for chunk in pow2_chunks(
-            &plan.present,
-            MAX_ROWS_PER_STATEMENT,
-            self.budget,
-            size_scored,
-        ) {
+        let size_row =
+            |r: &members::MemberRow| size(&r.member) + 8 + r.value.as_ref().map_or(0, Bytes::len);
+        for chunk in pow2_chunks(&plan.present, MAX_ROWS_PER_STATEMENT, self.budget, size_row) {
             let mut params = Vec::with_capacity(chunk.len() * 7);
-            for (m, score) in chunk {
-                let (score, value) = members::mysql_score(*score);
+            for row in chunk {
+                let (score, value) = members::mysql_columns(row);
                 params.extend([
                     db.clone(),
                     Value::Bytes(key.to_vec()),
-                    Value::Bytes(m.to_vec()),
+                    Value::Bytes(row.member.to_vec()),
                     Value::Bytes(key.to_vec()),
-                    Value::Bytes(m.to_vec()),
+                    Value::Bytes(row.member.to_vec()),
                     score.map_or(Value::NULL, Value::Double),
                     value.map_or(Value::NULL, |v| Value::Bytes(v.to_vec())),
                 ]);

@@ -373,11 +373,10 @@ impl Store for MySqlStore {
                             expires_at,
                         }));
                     }
-                    let members: Vec<(Bytes, Option<f64>)> = rows
+                    let members: Vec<super::members::MemberRow> = rows
                         .into_iter()
                         .filter_map(|r| {
-                            let score = super::members::mysql_score_read(r.4, r.5.as_deref());
-                            Some((Bytes::from(r.3?), score))
+                            Some(super::members::mysql_row(Bytes::from(r.3?), r.4, r.5))
                         })
                         .collect();
                     // A key's row with no member left is an empty collection: absent.

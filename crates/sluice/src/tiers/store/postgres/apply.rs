@@ -180,28 +180,30 @@ impl PgApplier<'_, '_> {
             )
             .await?;
         }
-        // The last score of a member named twice (two writes of one key in one batch) wins.
+        // The last row of a member named twice (two writes of one key in one batch) wins.
         let mut seen = std::collections::HashSet::new();
-        let (mut dbs, mut keys, mut members, mut scores) = (
+        let (mut dbs, mut keys, mut members, mut scores, mut values) = (
             Vec::new(),
             Vec::<&[u8]>::new(),
             Vec::<&[u8]>::new(),
             Vec::<Option<f64>>::new(),
+            Vec::<Option<&[u8]>>::new(),
         );
         for (op, plan) in plans.iter().rev() {
-            for (member, score) in plan.present.iter().rev() {
-                if seen.insert((db_of(op), &op.key[..], &member[..])) {
+            for row in plan.present.iter().rev() {
+                if seen.insert((db_of(op), &op.key[..], &row.member[..])) {
                     dbs.push(db_of(op));
                     keys.push(&op.key[..]);
-                    members.push(&member[..]);
-                    scores.push(*score);
+                    members.push(&row.member[..]);
+                    scores.push(row.score);
+                    values.push(row.value.as_deref());
                 }
             }
         }
         if !members.is_empty() {
             self.exec(
                 UPSERT_MEMBERS,
-                &[&dbs, &keys, &members, &scores],
+                &[&dbs, &keys, &members, &scores, &values],
                 "upsert into sluice_members",
             )
             .await?;

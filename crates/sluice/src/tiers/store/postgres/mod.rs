@@ -506,7 +506,7 @@ impl Store for PostgresStore {
                     let q = |e: tokio_postgres::Error| classify(e, "read sluice_members");
                     let stmt = client
                         .prepare_cached(
-                            "SELECT k.kind, k.expires_at, k.value, m.member, m.score \
+                            "SELECT k.kind, k.expires_at, k.value, m.member, m.score, m.value \
                              FROM sluice_kv AS k \
                              LEFT JOIN sluice_members AS m ON m.db = k.db AND m.key = k.key \
                              WHERE k.db = $1 AND k.key = $2",
@@ -539,8 +539,14 @@ impl Store for PostgresStore {
                     let mut members = Vec::with_capacity(rows.len());
                     for r in &rows {
                         if let Some(m) = r.try_get::<_, Option<Vec<u8>>>(3).map_err(q)? {
-                            let score = r.try_get::<_, Option<f64>>(4).map_err(q)?;
-                            members.push((Bytes::from(m), score));
+                            members.push(super::members::MemberRow {
+                                member: Bytes::from(m),
+                                score: r.try_get::<_, Option<f64>>(4).map_err(q)?,
+                                value: r
+                                    .try_get::<_, Option<Vec<u8>>>(5)
+                                    .map_err(q)?
+                                    .map(Bytes::from),
+                            });
                         }
                     }
                     // A key's row with no member left is an empty collection: absent.

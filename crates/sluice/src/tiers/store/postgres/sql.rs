@@ -24,11 +24,13 @@ pub(super) const DELETE_ALL_MEMBERS: &str =
 pub(super) const DELETE_MEMBERS: &str = "DELETE FROM sluice_members AS t \
      USING UNNEST($1::int2[], $2::bytea[], $3::bytea[]) AS d(db, key, member) \
      WHERE t.db = d.db AND t.key = d.key AND t.member = d.member";
-/// Members that must be there, with their scores (one already there takes the new score).
-/// A statement names each member once: `ON CONFLICT DO UPDATE` may not touch a row twice.
-pub(super) const UPSERT_MEMBERS: &str = "INSERT INTO sluice_members (db, key, member, score) \
-     SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[], $4::float8[]) \
-     ON CONFLICT (db, key, member) DO UPDATE SET score = EXCLUDED.score";
+/// Members that must be there, with their scores or elements (one already there takes the new
+/// ones). A statement names each member once: `ON CONFLICT DO UPDATE` may not touch a row
+/// twice.
+pub(super) const UPSERT_MEMBERS: &str =
+    "INSERT INTO sluice_members (db, key, member, score, value) \
+     SELECT * FROM UNNEST($1::int2[], $2::bytea[], $3::bytea[], $4::float8[], $5::bytea[]) \
+     ON CONFLICT (db, key, member) DO UPDATE SET score = EXCLUDED.score, value = EXCLUDED.value";
 pub(super) const DELETE_KV: &str =
     "DELETE FROM sluice_kv AS t USING UNNEST($1::int2[], $2::bytea[]) AS d(db, key) \
      WHERE t.db = d.db AND t.key = d.key";

@@ -1,0 +1,153 @@
+//! List operations: read a list, change it in one read-modify-write, move an element between
+//! lists.
+//!
+//! Each element keeps a position for as long as it stays in the list (see
+//! [`crate::model::list`]), and a write names the positions it touched
+//! ([`StoreWrite::Partial`]): the write-back buffer coalesces them per key, the journal
+//! records them, and the built-in table stores only those rows, so RPUSH to a list of a
+//! million elements, or LPOP from it, writes one row. Lists live on the built-in keyspace.
+
+use bytes::Bytes;
+
+use super::access::Access;
+use crate::error::SluiceError;
+use crate::model::list::ListValue;
+use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
+
+/// What [`Access::lmove`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedElement {
+    /// The element moved.
+    pub element: Bytes,
+    /// The source list lost its last element and was deleted.
+    pub src_deleted: bool,
+}
+
+impl Access<'_> {
+    /// The encoded list at `key` (see [`crate::model::list`]): `None` if the key does not
+    /// exist, `WRONGTYPE` if it holds another type.
+    pub async fn list_image(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
+        match self.get_entry(db, key).await? {
+            None => Ok(None),
+            Some(e) if e.kind != Kind::List => Err(SluiceError::WrongType),
+            Some(e) => Ok(Some(e.value)),
+        }
+    }
+
+    /// Atomic read-modify-write of a list: `f` edits the current list (empty if the key does
+    /// not exist) and returns its result; a list `f` left unchanged is no write. A list left
+    /// empty is deleted, as in Redis; the key keeps its expiry. `WRONGTYPE`, and nothing
+    /// written, if the key holds another type; an error from `f` writes nothing.
+    pub async fn update_list<T>(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        f: impl FnOnce(&mut ListValue) -> Result<T, SluiceError>,
+    ) -> Result<T, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            // A key that reads as absent may still have rows (expired, not yet purged): a
+            // list made there replaces them.
+            let fresh = current.is_none();
+            let mut list = list_of(current)?.unwrap_or_default();
+            let result = f(&mut list)?;
+            let write = if !list.changed() {
+                None
+            } else if list.is_empty() {
+                Some(StoreWrite::Delete)
+            } else {
+                let (changed, renumbered) = list.changes();
+                let replace = fresh || renumbered;
+                Some(StoreWrite::Partial(PartialWrite {
+                    kind: Kind::List,
+                    image: list.encode(),
+                    changed: if replace { Vec::new() } else { changed },
+                    replace,
+                    expires_at,
+                }))
+            };
+            Ok((write, result))
+        })
+        .await
+    }
+
+    /// LMOVE: pops the head (`from_front`) or tail of `src` and pushes it at the head
+    /// (`to_front`) or tail of `dst`; `None` if `src` does not exist. `WRONGTYPE`, nothing
+    /// moved, if `src` or (when `src` exists) `dst` holds another type. All or none: the pop
+    /// and the push are one transaction.
+    pub async fn lmove(
+        &mut self,
+        db: u8,
+        src: &Bytes,
+        dst: &Bytes,
+        from_front: bool,
+        to_front: bool,
+    ) -> Result<Option<MovedElement>, SluiceError> {
+        if src == dst {
+            // One list: a rotation, never a delete.
+            return self
+                .update_list(db, src, |list| {
+                    Ok(list.pop(from_front).map(|element| {
+                        list.push([element.clone()], to_front);
+                        MovedElement {
+                            element,
+                            src_deleted: false,
+                        }
+                    }))
+                })
+                .await;
+        }
+        if self.in_transaction() {
+            return self.stage_lmove(db, src, dst, from_front, to_front).await;
+        }
+        let engine = self.engine();
+        let mut txn = engine.begin_txn([(db, &src[..]), (db, &dst[..])]).await?;
+        let staged = Access::in_txn(engine, &mut txn)
+            .stage_lmove(db, src, dst, from_front, to_front)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    async fn stage_lmove(
+        &mut self,
+        db: u8,
+        src: &Bytes,
+        dst: &Bytes,
+        from_front: bool,
+        to_front: bool,
+    ) -> Result<Option<MovedElement>, SluiceError> {
+        // As Redis: a missing source moves nothing, whatever the destination holds.
+        if self.list_image(db, src.clone()).await?.is_none() {
+            return Ok(None);
+        }
+        self.list_image(db, dst.clone()).await?;
+        let popped = self
+            .update_list(db, src, |list| {
+                Ok(list.pop(from_front).map(|e| (e, list.is_empty())))
+            })
+            .await?;
+        let Some((element, src_deleted)) = popped else {
+            return Ok(None);
+        };
+        let element = Bytes::copy_from_slice(&element);
+        self.update_list(db, dst, |list| {
+            list.push([element.clone()], to_front);
+            Ok(())
+        })
+        .await?;
+        Ok(Some(MovedElement {
+            element,
+            src_deleted,
+        }))
+    }
+}
+
+/// The list an entry holds; `WRONGTYPE` for another type.
+fn list_of(entry: Option<Entry>) -> Result<Option<ListValue>, SluiceError> {
+    match entry {
+        None => Ok(None),
+        Some(e) if e.kind != Kind::List => Err(SluiceError::WrongType),
+        Some(e) => Ok(Some(ListValue::decode(&e.value)?)),
+    }
+}
