@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::access::Access;
 use crate::error::SluiceError;
-use crate::model::list::ListValue;
+use crate::model::list::{self, ListValue};
 use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 
 /// What [`Access::lmove`] did.
@@ -52,22 +52,78 @@ impl Access<'_> {
             let fresh = current.is_none();
             let mut list = list_of(current)?.unwrap_or_default();
             let result = f(&mut list)?;
-            let write = if !list.changed() {
+            Ok((list_write(&list, fresh, expires_at), result))
+        })
+        .await
+    }
+
+    /// LPUSH / RPUSH (`front`: the head), and with `only_existing` LPUSHX / RPUSHX, which push
+    /// nothing onto a missing key: the length after, 0 if nothing was pushed. Edits the
+    /// encoded list in one pass ([`list::with_pushed`]); a list whose end has no room left
+    /// is renumbered. `WRONGTYPE` if the key holds another type.
+    pub async fn push_list(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        elements: Vec<Bytes>,
+        front: bool,
+        only_existing: bool,
+    ) -> Result<usize, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            let fresh = current.is_none();
+            let image = match current {
+                None if only_existing => return Ok((None, 0)),
+                None => Bytes::new(),
+                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
+                Some(e) => e.value,
+            };
+            if elements.is_empty() {
+                return Ok((None, list::len(&image)));
+            }
+            let Some((image, positions)) = list::with_pushed(&image, &elements, front) else {
+                let mut list = ListValue::decode(&image)?;
+                list.push(elements, front);
+                return Ok((list_write(&list, fresh, expires_at), list.len()));
+            };
+            let len = list::len(&image);
+            Ok((Some(partial(image, &positions, fresh, expires_at)), len))
+        })
+        .await
+    }
+
+    /// LPOP / RPOP of up to `count` elements, in the order they leave; `None` if the key does
+    /// not exist, else also whether the list was emptied (deleted). Edits the encoded list in
+    /// one pass ([`list::with_popped`]). `WRONGTYPE` if the key holds another type.
+    pub async fn pop_list(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        front: bool,
+        count: usize,
+    ) -> Result<Option<(Vec<Bytes>, bool)>, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            let image = match current {
+                None => return Ok((None, None)),
+                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
+                Some(e) => e.value,
+            };
+            let (image, popped) =
+                list::with_popped(&image, count, front).ok_or(crate::model::hash::MalformedHash)?;
+            let emptied = image.is_empty();
+            let write = if popped.is_empty() {
                 None
-            } else if list.is_empty() {
+            } else if emptied {
                 Some(StoreWrite::Delete)
             } else {
-                let (changed, renumbered) = list.changes();
-                let replace = fresh || renumbered;
-                Some(StoreWrite::Partial(PartialWrite {
-                    kind: Kind::List,
-                    image: list.encode(),
-                    changed: if replace { Vec::new() } else { changed },
-                    replace,
-                    expires_at,
-                }))
+                let positions: Vec<i64> = popped.iter().map(|(p, _)| *p).collect();
+                Some(partial(image, &positions, false, expires_at))
             };
-            Ok((write, result))
+            let elements = popped.into_iter().map(|(_, e)| e).collect();
+            Ok((write, Some((elements, emptied))))
         })
         .await
     }
@@ -141,6 +197,44 @@ impl Access<'_> {
             src_deleted,
         }))
     }
+}
+
+/// The write that stores an edited list: none if unchanged, a delete if emptied, else the
+/// positions it touched (the whole list if it is new or was renumbered).
+fn list_write(list: &ListValue, fresh: bool, expires_at: Option<u64>) -> Option<StoreWrite> {
+    if !list.changed() {
+        return None;
+    }
+    if list.is_empty() {
+        return Some(StoreWrite::Delete);
+    }
+    let (changed, renumbered) = list.changes();
+    let replace = fresh || renumbered;
+    Some(StoreWrite::Partial(PartialWrite {
+        kind: Kind::List,
+        image: list.encode(),
+        changed: if replace { Vec::new() } else { changed },
+        replace,
+        expires_at,
+    }))
+}
+
+/// A write of `image` that touched `positions` (the whole list if `fresh`).
+fn partial(image: Bytes, positions: &[i64], fresh: bool, expires_at: Option<u64>) -> StoreWrite {
+    StoreWrite::Partial(PartialWrite {
+        kind: Kind::List,
+        image,
+        changed: if fresh {
+            Vec::new()
+        } else {
+            positions
+                .iter()
+                .map(|p| Bytes::copy_from_slice(&list::position_key(*p)))
+                .collect()
+        },
+        replace: fresh,
+        expires_at,
+    })
 }
 
 /// The list an entry holds; `WRONGTYPE` for another type.

@@ -69,6 +69,119 @@ pub fn view(image: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Where an encoded list's entries start, and how many there are.
+fn body(image: &[u8]) -> Option<(usize, usize)> {
+    if image.is_empty() {
+        return Some((0, 0));
+    }
+    let mut at = 0;
+    let count = super::hash::take_len(image, &mut at).ok()?;
+    Some((count, at))
+}
+
+/// Reads the entry at `*at` (position and element), moving past it.
+fn take_entry<'a>(image: &'a [u8], at: &mut usize) -> Option<(i64, &'a [u8])> {
+    let end = at.checked_add(8)?;
+    let position = position_of(image.get(*at..end)?)?;
+    *at = end;
+    let element = take(image, at).ok()?;
+    Some((position, element))
+}
+
+fn put_entry(out: &mut BytesMut, position: i64, element: &[u8]) {
+    out.put_slice(&position_key(position));
+    put_len(out, element.len());
+    out.put_slice(element);
+}
+
+/// LPUSH / RPUSH on the encoded list in one pass, without building a [`ListValue`] (a queue's
+/// and an event log's hot path): the new image and the pushed elements' positions. `None`
+/// for malformed bytes, or when the end has no room left (the caller then edits a
+/// [`ListValue`], which renumbers).
+pub fn with_pushed(image: &[u8], elements: &[Bytes], front: bool) -> Option<(Bytes, Vec<i64>)> {
+    let (count, start) = body(image)?;
+    let k = i64::try_from(elements.len()).ok()?;
+    let first = if count == 0 {
+        None
+    } else if front {
+        let mut at = start;
+        Some(take_entry(image, &mut at)?.0)
+    } else {
+        // The tail's position: a walk that only skips lengths.
+        let mut at = start;
+        let mut last = 0;
+        for _ in 0..count {
+            last = take_entry(image, &mut at)?.0;
+        }
+        Some(last)
+    };
+    let step = if front { -POSITION_STEP } else { POSITION_STEP };
+    let base = match first {
+        Some(end) => end,
+        // A new list: its first element at 0.
+        None => -step,
+    };
+    let furthest = base.checked_add(step.checked_mul(k)?)?;
+    if !(-POSITION_LIMIT..=POSITION_LIMIT).contains(&furthest) {
+        return None;
+    }
+    let positions: Vec<i64> = (1..=k).map(|i| base + step * i).collect();
+    let added: usize = elements.iter().map(|e| e.len() + 18).sum();
+    let mut out = BytesMut::with_capacity(image.len() + added + 10);
+    put_len(&mut out, count + elements.len());
+    if front {
+        // LPUSH a b c leaves c b a at the head.
+        for (position, element) in positions.iter().zip(elements).rev() {
+            put_entry(&mut out, *position, element);
+        }
+        out.put_slice(&image[start..]);
+    } else {
+        out.put_slice(&image[start..]);
+        for (position, element) in positions.iter().zip(elements) {
+            put_entry(&mut out, *position, element);
+        }
+    }
+    Some((out.freeze(), positions))
+}
+
+/// LPOP / RPOP of up to `count` elements on the encoded list in one pass: the new image and
+/// the popped (position, element) entries in the order they leave. `None` for malformed
+/// bytes.
+pub fn with_popped(image: &Bytes, count: usize, front: bool) -> Option<(Bytes, Vec<(i64, Bytes)>)> {
+    let (len, start) = body(image)?;
+    let k = count.min(len);
+    let mut popped = Vec::with_capacity(k);
+    let mut at = start;
+    let mut out = BytesMut::new();
+    if front {
+        for _ in 0..k {
+            let (position, element) = take_entry(image, &mut at)?;
+            popped.push((position, image.slice_ref(element)));
+        }
+        if len > k {
+            out.reserve(image.len() - at + 10);
+            put_len(&mut out, len - k);
+            out.put_slice(&image[at..]);
+        }
+    } else {
+        for _ in 0..len - k {
+            take_entry(image, &mut at)?;
+        }
+        let cut = at;
+        for _ in 0..k {
+            let (position, element) = take_entry(image, &mut at)?;
+            popped.push((position, image.slice_ref(element)));
+        }
+        popped.reverse();
+        if len > k {
+            out.reserve(cut - start + 10);
+            put_len(&mut out, len - k);
+            out.put_slice(&image[start..cut]);
+        }
+    }
+    Some((out.freeze(), popped))
+}
+
 /// A list being changed by a command, its elements sliced out of the image they came from.
 /// It remembers which positions its edits touched, so that a write names only those rows.
 #[derive(Debug, Clone, Default)]
@@ -439,5 +552,49 @@ mod tests {
             bad.put_slice(b"x");
         }
         assert!(ListValue::decode(&bad.freeze()).is_err());
+    }
+
+    #[test]
+    fn one_pass_pushes_and_pops_match_the_list_edits() {
+        let elements = [b("a"), b("b"), b("c")];
+        for front in [true, false] {
+            let mut list = ListValue::from_elements([b("x"), b("y")]);
+            let image = list.encode();
+            let (pushed, positions) = with_pushed(&image, &elements, front).unwrap();
+            list.push(elements.clone(), front);
+            assert_eq!(pushed, list.encode(), "push front={front}");
+            assert_eq!(positions.len(), 3);
+            let (from_empty, _) = with_pushed(&[], &elements, front).unwrap();
+            let mut fresh = ListValue::new();
+            fresh.push(elements.clone(), front);
+            assert_eq!(from_empty, fresh.encode());
+
+            for count in [0, 1, 4, 5, 9] {
+                let mut edited = list.clone();
+                let mut want = Vec::new();
+                for _ in 0..count {
+                    match edited.pop(front) {
+                        Some(e) => want.push(e),
+                        None => break,
+                    }
+                }
+                let (left, popped) = with_popped(&pushed, count, front).unwrap();
+                assert_eq!(left, edited.encode(), "pop {count} front={front}");
+                let got: Vec<Bytes> = popped.into_iter().map(|(_, e)| e).collect();
+                assert_eq!(got, want);
+            }
+        }
+        // No room past the end: the caller renumbers.
+        let near_limit = ListValue::from_rows([(
+            Bytes::copy_from_slice(&position_key(POSITION_LIMIT)),
+            b("end"),
+        )])
+        .encode();
+        assert!(with_pushed(&near_limit, &elements, false).is_none());
+        let mut list = ListValue::decode(&near_limit).unwrap();
+        list.push(elements.clone(), false);
+        assert!(list.changes().1, "renumbered");
+        assert_eq!(list.len(), 4);
+        assert!(with_popped(&Bytes::from_static(&[3, 0]), 1, true).is_none());
     }
 }

@@ -143,13 +143,7 @@ async fn push(mut ctx: Ctx<'_>, argv: &mut [Bytes], front: bool, only_existing: 
     let a = parse!(KeyElements::parse(argv));
     let r = ctx
         .access
-        .update_list(ctx.session.db, &a.key, |list| {
-            if only_existing && list.is_empty() {
-                return Ok(0);
-            }
-            list.push(a.elements, front);
-            Ok(list.len())
-        })
+        .push_list(ctx.session.db, &a.key, a.elements, front, only_existing)
         .await;
     match r {
         Ok(0) => Frame::Integer(0),
@@ -192,19 +186,7 @@ async fn pop_elements(
 ) -> Result<Option<Vec<Bytes>>, SluiceError> {
     let r = ctx
         .access
-        .update_list(ctx.session.db, key, |list| {
-            if list.is_empty() {
-                return Ok(None);
-            }
-            let mut popped = Vec::with_capacity(count.min(list.len()));
-            while popped.len() < count {
-                match list.pop(front) {
-                    Some(e) => popped.push(e),
-                    None => break,
-                }
-            }
-            Ok(Some((popped, list.is_empty())))
-        })
+        .pop_list(ctx.session.db, key, front, count)
         .await?;
     Ok(r.map(|(popped, emptied)| {
         if !popped.is_empty() {
