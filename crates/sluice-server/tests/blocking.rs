@@ -430,3 +430,46 @@ async fn a_work_queue_delivers_every_job_to_exactly_one_worker() {
     assert_eq!(processing, JOBS);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
+    let server = TestServer::start().await;
+    let mut blocked = server.client().await;
+    let mut admin = server.client().await;
+    let id = String::from_utf8(blocked.run("CLIENT ID").await).unwrap();
+    let id = id.trim_start_matches(':').trim().to_string();
+    // Not blocked: nothing to unblock.
+    assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":0\r\n");
+
+    send(&mut blocked, "BLPOP q 0").await;
+    blocked_clients(&mut admin, 1).await;
+    assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":1\r\n");
+    assert_eq!(blocked.reply().await, b"*-1\r\n");
+    blocked_clients(&mut admin, 0).await;
+    // A second UNBLOCK finds nothing to end.
+    assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":0\r\n");
+
+    send(&mut blocked, "BZPOPMIN z 0").await;
+    blocked_clients(&mut admin, 1).await;
+    assert_eq!(
+        admin.run(&format!("CLIENT UNBLOCK {id} ERROR")).await,
+        b":1\r\n"
+    );
+    assert_eq!(
+        blocked.reply().await,
+        &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..]
+    );
+    // The connection carries on, and a later push is not taken by the unblocked command.
+    assert_eq!(blocked.run("PING").await, b"+PONG\r\n");
+    admin.run("RPUSH q a").await;
+    assert_eq!(admin.run("LLEN q").await, b":1\r\n");
+    // Served before the UNBLOCK arrives: the UNBLOCK finds nothing, and the next wait is not
+    // ended by it.
+    send(&mut blocked, "BLPOP q 0").await;
+    assert_eq!(blocked.reply().await, b"*2\r\n$1\r\nq\r\n$1\r\na\r\n");
+    assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":0\r\n");
+    send(&mut blocked, "BLPOP q 0.3").await;
+    no_reply(&mut blocked).await;
+    assert_eq!(blocked.reply().await, b"*-1\r\n");
+    server.stop().await;
+}

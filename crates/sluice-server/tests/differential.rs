@@ -1496,6 +1496,13 @@ const CORPUS: &[(&str, &[&str])] = &[
             "BLMOVE nokey d LEFT RIGHT 0.01",
             "RPUSH b 1 2",
             "BLMPOP 0 1 b RIGHT COUNT 2",
+            "CLIENT UNBLOCK 999999",
+            "CLIENT UNBLOCK 999999 ERROR",
+            "CLIENT UNBLOCK 999999 timeout",
+            "CLIENT UNBLOCK x",
+            "CLIENT UNBLOCK x FOO",
+            "CLIENT UNBLOCK -1",
+            "CLIENT UNBLOCK 1 TIMEOUT extra",
         ],
     ),
     (

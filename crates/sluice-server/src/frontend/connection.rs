@@ -151,6 +151,7 @@ async fn serve_in_scope<S>(
                 // deadline, or the client's end, reading (not running) what the client sends
                 // meanwhile, as Redis does. CLIENT LIST shows flag `b` meanwhile.
                 handle.note_paused(true);
+                handle.note_blocked(true);
                 while let Some(blocked) = &session.blocked {
                     let waker = blocked.ticket.waker();
                     let deadline = blocked.deadline;
@@ -181,6 +182,15 @@ async fn serve_in_scope<S>(
                             session.blocked = None;
                             emit(&mut session, Frame::NullArray, &mut wbuf);
                         }
+                        reason = handle.unblocked() => {
+                            session.blocked = None;
+                            let reply = if reason == crate::state::UNBLOCK_ERROR {
+                                Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                            } else {
+                                Frame::NullArray
+                            };
+                            emit(&mut session, reply, &mut wbuf);
+                        }
                         _ = mail => {
                             drain_mail(&session, &mut wbuf, &mut mail_bytes);
                             match write_with_stall_limit(&mut stream, &wbuf, stall_limit, &handle).await {
@@ -209,6 +219,7 @@ async fn serve_in_scope<S>(
                     }
                 }
                 handle.note_paused(false);
+                handle.note_blocked(false);
                 parser.recycle(args);
                 // Run what arrived meanwhile, then write the reply with theirs.
                 continue;

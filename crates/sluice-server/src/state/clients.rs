@@ -7,7 +7,7 @@
 //! connection's [`ClientHandle`], written once per batch of requests, never per command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,7 +60,18 @@ pub struct ClientHandle {
     output_pending: AtomicUsize,
     /// Waiting for a CLIENT PAUSE to end (flag `b`).
     paused: AtomicBool,
+    /// Blocked on keys (BLPOP, BZPOPMIN, ...): CLIENT UNBLOCK may end the wait.
+    blocked: AtomicBool,
+    /// Why CLIENT UNBLOCK ended the wait: 0 it did not, [`UNBLOCK_TIMEOUT`] or
+    /// [`UNBLOCK_ERROR`].
+    unblock_reason: AtomicU8,
+    unblock: Notify,
 }
+
+/// CLIENT UNBLOCK ... TIMEOUT: the blocked command answers as if it timed out.
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+/// CLIENT UNBLOCK ... ERROR: the blocked command answers `-UNBLOCKED`.
+pub const UNBLOCK_ERROR: u8 = 2;
 
 impl ClientHandle {
     fn new(now_ms: u64) -> ClientHandle {
@@ -73,6 +84,9 @@ impl ClientHandle {
             query_capacity: AtomicUsize::new(0),
             output_pending: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            unblock_reason: AtomicU8::new(0),
+            unblock: Notify::new(),
         }
     }
 
@@ -127,6 +141,42 @@ impl ClientHandle {
     /// Records whether the connection waits for a CLIENT PAUSE to end.
     pub fn note_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// Records whether the connection is blocked on keys; leaving forgets any CLIENT UNBLOCK
+    /// that came too late.
+    pub fn note_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::SeqCst);
+        if !blocked {
+            self.unblock_reason.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// CLIENT UNBLOCK: ends the connection's wait on keys with `reason`; false if it is not
+    /// blocked on keys (or was unblocked already).
+    fn unblock(&self, reason: u8) -> bool {
+        if !self.blocked.load(Ordering::SeqCst)
+            || self
+                .unblock_reason
+                .compare_exchange(0, reason, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return false;
+        }
+        self.unblock.notify_one();
+        true
+    }
+
+    /// Completes when CLIENT UNBLOCK ends the wait on keys: its reason. A wake-up left over
+    /// from an earlier wait (the client was served first) is skipped.
+    pub async fn unblocked(&self) -> u8 {
+        loop {
+            self.unblock.notified().await;
+            match self.unblock_reason.load(Ordering::SeqCst) {
+                0 => continue,
+                reason => return reason,
+            }
+        }
     }
 }
 
@@ -248,6 +298,15 @@ impl ClientRegistry {
             .into_iter()
             .map(|e| format_client(e, now, caller))
             .collect()
+    }
+
+    /// CLIENT UNBLOCK: ends the wait of client `id` if it is blocked on keys, as `reason`
+    /// says; whether it was.
+    pub fn unblock(&self, id: u64, reason: u8) -> bool {
+        self.clients
+            .lock()
+            .get(&id)
+            .is_some_and(|entry| entry.handle.unblock(reason))
     }
 
     /// Closes every connection (shutdown), each once its running batch's replies are out.

@@ -29,7 +29,9 @@ mod slowlog;
 mod stats;
 
 pub use blocking::{BlockTicket, Blocking};
-pub use clients::{ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter};
+pub use clients::{
+    ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter, UNBLOCK_ERROR, UNBLOCK_TIMEOUT,
+};
 pub use key_events::KeyEvent;
 pub use pause::{Pause, PauseMode};
 pub use pubsub::{Mailbox, OutputLimits, PubSub, Scope, Subscriptions};

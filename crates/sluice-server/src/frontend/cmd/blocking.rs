@@ -98,6 +98,8 @@ impl BlockingTurn {
             // A timeout past what the clock can add is for ever.
             let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             ctx.session.blocked = Some(crate::state::Blocked { ticket, deadline });
+            // From now on CLIENT UNBLOCK may end the wait, as INFO counts the client blocked.
+            ctx.session.handle().note_blocked(true);
         }
         BlockingTurn { can_block, retry }
     }
@@ -129,6 +131,7 @@ impl BlockingTurn {
     /// of each key.
     pub fn leave(self, ctx: &mut Ctx<'_>, reply: Frame) -> Frame {
         ctx.session.blocked = None;
+        ctx.session.handle().note_blocked(false);
         reply
     }
 

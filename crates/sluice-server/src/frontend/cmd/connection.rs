@@ -85,6 +85,7 @@ pub static COMMANDS: &[Spec] = &[
             ("kill", -3),
             ("pause", -3),
             ("unpause", 2),
+            ("unblock", -3),
             ("help", 2),
         ],
         handler: Handler::Sync(client),
@@ -378,6 +379,32 @@ fn client_kill(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     reply
 }
 
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if that client was blocked on keys (its
+/// command answers as if timed out, or `-UNBLOCKED`), 0 otherwise; checked in Redis 7.0's
+/// order, the reason first.
+fn client_unblock(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
+    let args: &[Bytes] = argv;
+    let reason = match args.get(3) {
+        _ if args.len() > 4 => {
+            return format_error(
+                &[
+                    &b"ERR unknown subcommand or wrong number of arguments for '"[..],
+                    c_str(&args[1]),
+                    b"'. Try CLIENT HELP.",
+                ]
+                .concat(),
+            )
+        }
+        None => crate::state::UNBLOCK_TIMEOUT,
+        Some(r) if is(r, "timeout") => crate::state::UNBLOCK_TIMEOUT,
+        Some(r) if is(r, "error") => crate::state::UNBLOCK_ERROR,
+        Some(_) => return Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let id = parse!(int_arg(&args[2]));
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.shared.clients.unblock(id, reason));
+    Frame::Integer(unblocked.into())
+}
+
 /// CLIENT PAUSE timeout [WRITE|ALL]: until `timeout` ms from now, every command (ALL) or
 /// every write (WRITE) waits; checked as Redis 7.0 does, the mode first.
 fn client_pause(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
@@ -481,7 +508,7 @@ fn client(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         }
         // Redis files these under @admin (the container's categories are CLIENT's own): a
         // user without it may not close or hold back other users' connections.
-        b"kill" | b"pause" | b"unpause"
+        b"kill" | b"pause" | b"unpause" | b"unblock"
             if !ctx
                 .session
                 .user
@@ -495,6 +522,7 @@ fn client(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         }
         b"kill" => client_kill(ctx, argv),
         b"pause" => client_pause(ctx, argv),
+        b"unblock" => client_unblock(ctx, argv),
         b"unpause" => {
             ctx.shared.pause.unpause();
             Frame::ok()
@@ -545,6 +573,8 @@ fn client(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "HELP",
                 "    Print this help.",
             ]
