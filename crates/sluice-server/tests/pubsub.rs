@@ -398,9 +398,94 @@ const WRITES: &[&str] = &[
     "FLUSHDB",
 ];
 
-/// Every event the writes cause, as a subscriber to every keyspace and keyevent channel
-/// receives them.
-async fn keyspace_events_of(addr: &str, classes: &str) -> Vec<u8> {
+/// The list writes of the keyspace-notification comparison: every list command that writes,
+/// each where it announces something and where it does not (a missing key, a pivot not found,
+/// a count of 0, another type), the deletes of emptied lists, and the blocking forms when
+/// they are served at once.
+const LIST_WRITES: &[&str] = &[
+    "LPUSH l a",
+    "LPUSH l b c",
+    "RPUSH l d e f",
+    "LPUSHX nol x",
+    "RPUSHX nol x",
+    "LPUSHX l x",
+    "RPUSHX l y z",
+    "LPOP l",
+    "RPOP l 2",
+    "RPOP l 0",
+    "LPOP nol",
+    "LPOP nol 3",
+    "LSET l 0 first",
+    "LSET l -1 last",
+    "LSET l 99 x",
+    "LSET nol 0 x",
+    "LINSERT l BEFORE first before",
+    "LINSERT l AFTER last after",
+    "LINSERT l BEFORE nosuch x",
+    "LINSERT nol AFTER a x",
+    "LREM l 0 nosuch",
+    "LREM l 1 before",
+    "LREM l -2 after",
+    "LREM nol 0 x",
+    "LTRIM l 0 -1",
+    "LTRIM l 1 3",
+    "LTRIM nol 0 1",
+    "RPUSH gone a b",
+    "LTRIM gone 5 10",
+    "RPUSH gone2 a",
+    "LTRIM gone2 1 0",
+    "RPUSH lr x y x",
+    "LREM lr 0 x",
+    "LREM lr 0 y",
+    "RPUSH src 1 2 3",
+    "LMOVE src dst LEFT RIGHT",
+    "LMOVE src dst RIGHT LEFT",
+    "LMOVE src dst LEFT LEFT",
+    "LMOVE src dst LEFT LEFT",
+    "LMOVE nosuch dst LEFT LEFT",
+    "RPOPLPUSH dst dst",
+    "LMOVE dst dst LEFT RIGHT",
+    "RPUSH one x",
+    "RPOPLPUSH one one",
+    "RPOPLPUSH one other",
+    "RPOPLPUSH nosuch other",
+    "LMPOP 2 nosuch dst LEFT",
+    "LMPOP 2 nosuch dst RIGHT COUNT 10",
+    "LMPOP 1 nosuch LEFT COUNT 2",
+    "RPUSH q a b c",
+    "BLPOP nosuch q 1",
+    "BRPOP q nosuch 1",
+    "BRPOP q 1",
+    "RPUSH q2 a b c d",
+    "BLMOVE q2 q3 RIGHT LEFT 1",
+    "BRPOPLPUSH q2 q3 1",
+    "BLMPOP 1 2 nosuch q2 LEFT COUNT 1",
+    "BLMPOP 1 1 q2 RIGHT COUNT 5",
+    "LPOP l 100",
+    "SET str v",
+    "LPUSH str x",
+    "LMOVE q3 str LEFT LEFT",
+    "RPOPLPUSH str q3",
+    "RPUSH ex a b",
+    "EXPIRE ex 100",
+    "RENAME ex ex2",
+    "DEL ex2",
+    "MULTI",
+    "RPUSH t a b",
+    "LPOP t",
+    "LMOVE t t2 LEFT RIGHT",
+    "EXEC",
+    "MULTI",
+    "BLPOP nosuch 1",
+    "BLMOVE nosuch t2 LEFT LEFT 1",
+    "BRPOP t2 1",
+    "EXEC",
+    "EVAL \"redis.call('rpush', KEYS[1], 'a', 'b') redis.call('lpop', KEYS[1], 2) return 1\" 1 ev",
+];
+
+/// Every event `writes` cause (run in order after a FLUSHALL), as a subscriber to every
+/// keyspace and keyevent channel receives them.
+async fn keyspace_events_of(addr: &str, classes: &str, writes: &[&str]) -> Vec<u8> {
     let mut listener = RawClient::try_connect(addr).await.expect("connect");
     let mut writer = RawClient::try_connect(addr).await.expect("connect");
     writer.run("FLUSHALL").await;
@@ -418,7 +503,7 @@ async fn keyspace_events_of(addr: &str, classes: &str) -> Vec<u8> {
         .await;
     listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
     listener.replies(2).await;
-    for line in WRITES {
+    for line in writes {
         let args = split(line);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         writer.cmd(&argv).await;
@@ -445,26 +530,154 @@ async fn keyspace_notifications_match_redis_for_every_write_command() {
     let sluice = TestServer::start().await;
     let sluice_addr = format!("127.0.0.1:{}", sluice.port());
     for classes in ["KEA", "K$", "Eg", "Kh", "Ez", "KEgx"] {
-        let from_redis = frames(&keyspace_events_of(&redis.addr, classes).await);
-        let from_sluice = frames(&keyspace_events_of(&sluice_addr, classes).await);
+        let from_redis = frames(&keyspace_events_of(&redis.addr, classes, WRITES).await);
+        let from_sluice = frames(&keyspace_events_of(&sluice_addr, classes, WRITES).await);
         assert!(
             classes != "KEA" || from_redis.len() > 100,
             "the writes cause events: {from_redis:?}"
         );
-        if from_redis != from_sluice {
-            let width = from_redis.len().max(from_sluice.len());
-            let mut report = Vec::new();
-            for i in 0..width {
-                let r = from_redis.get(i).map_or("-", String::as_str);
-                let s = from_sluice.get(i).map_or("-", String::as_str);
-                let mark = if r == s { " " } else { "≠" };
-                report.push(format!("{mark} {i:3} redis {r}\n        sluice {s}"));
-            }
-            panic!(
-                "notify-keyspace-events {classes}: events differ\n{}",
-                report.join("\n")
-            );
+        assert_same_events(classes, &from_redis, &from_sluice);
+    }
+    sluice.stop().await;
+}
+
+/// Panics with a line-by-line comparison when the two servers' events differ.
+fn assert_same_events(classes: &str, from_redis: &[String], from_sluice: &[String]) {
+    if from_redis != from_sluice {
+        let width = from_redis.len().max(from_sluice.len());
+        let mut report = Vec::new();
+        for i in 0..width {
+            let r = from_redis.get(i).map_or("-", String::as_str);
+            let s = from_sluice.get(i).map_or("-", String::as_str);
+            let mark = if r == s { " " } else { "≠" };
+            report.push(format!("{mark} {i:3} redis {r}\n        sluice {s}"));
         }
+        panic!(
+            "notify-keyspace-events {classes}: events differ\n{}",
+            report.join("\n")
+        );
+    }
+}
+
+/// The list commands announce what Redis 7.0 announces, in its order: one push or pop event
+/// per command whatever the count, `lset`, `linsert` (not when the pivot is missing), `lrem`,
+/// `ltrim` for any existing list (then `del` when it emptied the list), LMOVE's push on the
+/// destination before the pop on the source (then `del` for an emptied source), nothing for
+/// a missing key or another type, and the blocking forms served at once as their plain forms.
+/// Compared with every class, the list class alone (keyspace and keyevent channels), and the
+/// generic class alone (the `del`s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_match_redis_for_list_commands() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start().await;
+    let sluice_addr = format!("127.0.0.1:{}", sluice.port());
+    for classes in ["KEA", "El", "Kl", "Eg"] {
+        let from_redis = frames(&keyspace_events_of(&redis.addr, classes, LIST_WRITES).await);
+        let from_sluice = frames(&keyspace_events_of(&sluice_addr, classes, LIST_WRITES).await);
+        assert!(
+            classes != "KEA" || from_redis.len() > 100,
+            "the writes cause events: {from_redis:?}"
+        );
+        assert!(
+            classes != "El" || from_redis.iter().all(|f| !f.contains("__keyspace@")),
+            "El: keyevent channels only: {from_redis:?}"
+        );
+        assert_same_events(classes, &from_redis, &from_sluice);
+    }
+    sluice.stop().await;
+}
+
+/// Blocking list pops woken by another connection's write: the blocking command, then the
+/// writes (each awaited) that serve it.
+const WOKEN_POPS: &[(&str, &[&str])] = &[
+    ("BLPOP q 0", &["RPUSH q a"]),
+    ("BRPOP nosuch q 0", &["RPUSH q a b"]),
+    ("BLMOVE s d RIGHT LEFT 0", &["LPUSH s x y"]),
+    ("BLMOVE s2 d LEFT RIGHT 0", &["RPUSH s2 only"]),
+    ("BRPOPLPUSH e e 0", &["RPUSH e z"]),
+    ("BLMPOP 0 2 m1 m2 LEFT COUNT 5", &["RPUSH m2 1 2"]),
+    ("BLPOP w 0", &["MULTI", "RPUSH w a", "LPUSH w b", "EXEC"]),
+    (
+        "BRPOP v 0",
+        &["EVAL \"redis.call('rpush', KEYS[1], 'a', 'b') return 1\" 1 v"],
+    ),
+];
+
+/// Waits until INFO says `n` clients are blocked.
+async fn until_blocked(c: &mut RawClient, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    for _ in 0..500 {
+        let info = c.run("INFO clients").await;
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never {n} blocked clients");
+}
+
+/// The replies of [`WOKEN_POPS`]' blocked commands, and every event they and the writes that
+/// served them cause.
+async fn woken_pop_events(addr: &str, classes: &str) -> (Vec<String>, Vec<u8>) {
+    let mut listener = RawClient::try_connect(addr).await.expect("connect");
+    let mut blocked = RawClient::try_connect(addr).await.expect("connect");
+    let mut writer = RawClient::try_connect(addr).await.expect("connect");
+    writer.run("FLUSHALL").await;
+    let set = writer
+        .cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"notify-keyspace-events",
+            classes.as_bytes(),
+        ])
+        .await;
+    assert_eq!(set, b"+OK\r\n", "{}", show(&set));
+    listener
+        .send(&encode(&[b"PSUBSCRIBE", b"__key*__:*"]))
+        .await;
+    listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
+    listener.replies(2).await;
+    let mut replies = Vec::new();
+    for (blocking, writes) in WOKEN_POPS {
+        let args = split(blocking);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        blocked.send(&encode(&argv)).await;
+        until_blocked(&mut writer, 1).await;
+        for line in *writes {
+            let args = split(line);
+            let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            writer.cmd(&argv).await;
+        }
+        replies.push(format!("{blocking}: {}", show(&blocked.reply().await)));
+        until_blocked(&mut writer, 0).await;
+    }
+    writer.run("PUBLISH end end").await;
+    let events = until_end(&mut listener).await;
+    writer
+        .cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""])
+        .await;
+    (replies, events)
+}
+
+/// A blocked list pop woken by a write announces what Redis 7.0 announces, after the write's
+/// own events: the pop (for BLMOVE the push on the destination first), then `del` if it
+/// emptied the list; the write may be a plain push, an EXEC or a script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_match_redis_for_woken_list_pops() {
+    let Some(redis) = OwnRedis::start().await else {
+        println!("skipped: no redis-server binary to start");
+        return;
+    };
+    let sluice = TestServer::start().await;
+    let sluice_addr = format!("127.0.0.1:{}", sluice.port());
+    for classes in ["KEA", "El"] {
+        let (redis_replies, from_redis) = woken_pop_events(&redis.addr, classes).await;
+        let (sluice_replies, from_sluice) = woken_pop_events(&sluice_addr, classes).await;
+        assert_eq!(sluice_replies, redis_replies, "the served replies");
+        assert_same_events(classes, &frames(&from_redis), &frames(&from_sluice));
     }
     sluice.stop().await;
 }
