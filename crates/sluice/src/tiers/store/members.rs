@@ -243,11 +243,17 @@ pub(crate) fn mysql_columns(row: &MemberRow) -> (Option<f64>, Option<&[u8]>) {
     }
 }
 
-/// A member row read back from MySQL/MariaDB (see [`mysql_columns`]).
-pub(crate) fn mysql_row(member: Bytes, score: Option<f64>, value: Option<Vec<u8>>) -> MemberRow {
-    match (score, value.as_deref()) {
-        (None, Some(b"inf")) => MemberRow::scored(member, f64::INFINITY),
-        (None, Some(b"-inf")) => MemberRow::scored(member, f64::NEG_INFINITY),
+/// A member row of a key of `kind` read back from MySQL/MariaDB (see [`mysql_columns`]):
+/// only a sorted set's `inf` / `-inf` in `value` stands for a score; a list's is its element.
+pub(crate) fn mysql_row(
+    kind: Kind,
+    member: Bytes,
+    score: Option<f64>,
+    value: Option<Vec<u8>>,
+) -> MemberRow {
+    match (kind, score, value.as_deref()) {
+        (Kind::ZSet, None, Some(b"inf")) => MemberRow::scored(member, f64::INFINITY),
+        (Kind::ZSet, None, Some(b"-inf")) => MemberRow::scored(member, f64::NEG_INFINITY),
         _ => MemberRow {
             member,
             score,

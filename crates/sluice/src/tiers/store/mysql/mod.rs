@@ -376,7 +376,7 @@ impl Store for MySqlStore {
                     let members: Vec<super::members::MemberRow> = rows
                         .into_iter()
                         .filter_map(|r| {
-                            Some(super::members::mysql_row(Bytes::from(r.3?), r.4, r.5))
+                            Some(super::members::mysql_row(kind, Bytes::from(r.3?), r.4, r.5))
                         })
                         .collect();
                     // A key's row with no member left is an empty collection: absent.
