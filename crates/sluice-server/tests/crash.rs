@@ -1471,3 +1471,391 @@ fn sorted_sets_written_member_by_member_survive_sigkill() {
     c.ok(&["SLUICE.FLUSH"]);
     assert_eq!(stored_scores(&data), expected, "log:\n{}", server.log());
 }
+
+// ---------------------------------------------------------------------------------------
+// Lists: elements written one by one, killed with changes unflushed.
+// ---------------------------------------------------------------------------------------
+
+type ListModel = BTreeMap<String, std::collections::VecDeque<Vec<u8>>>;
+
+/// Each list's elements in `sluice_members`, head first: a list's `member` is its element's
+/// 8-byte position key, which sorts as the list, and its `value` the element. Every row must
+/// belong to a list's key row.
+fn stored_lists(data: &Path) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let conn = open_db(data);
+    let mut st = conn
+        .prepare(
+            "SELECT m.key, m.member, m.value, k.kind FROM sluice_members AS m \
+             LEFT JOIN sluice_kv AS k ON k.db = m.db AND k.key = m.key WHERE m.db = 0 \
+             ORDER BY m.key, m.member",
+        )
+        .expect("prepare");
+    let rows = st
+        .query_map([], |r| {
+            let key: Vec<u8> = r.get(0)?;
+            Ok((
+                String::from_utf8_lossy(&key).into_owned(),
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .expect("query sluice_members");
+    let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for row in rows {
+        let (key, member, value, kind) = row.expect("row");
+        assert_eq!(kind, Some(4), "{key}: a member row of a list's key");
+        assert_eq!(member.len(), 8, "{key}: a position key");
+        out.entry(key)
+            .or_default()
+            .push(value.expect("a list row has its element"));
+    }
+    out
+}
+
+/// The model as [`stored_lists`] reads a table that holds it.
+fn model_lists(model: &ListModel) -> BTreeMap<String, Vec<Vec<u8>>> {
+    model
+        .iter()
+        .map(|(k, l)| (k.clone(), l.iter().cloned().collect()))
+        .collect()
+}
+
+fn lrange(c: &mut Client, key: &str) -> Vec<Vec<u8>> {
+    match c.cmd_str(&["LRANGE", key, "0", "-1"]).unwrap() {
+        Reply::Array(Some(items)) => items
+            .into_iter()
+            .map(|e| match e {
+                Reply::Bulk(Some(b)) => b,
+                other => panic!("LRANGE {key} element {other:?}"),
+            })
+            .collect(),
+        other => panic!("LRANGE {key}: {other:?}"),
+    }
+}
+
+/// Runs a list command, applies `edit` to the model (creating the list, dropping it once
+/// empty, as Redis does), and checks the reply against what `edit` returns.
+fn list_cmd(
+    c: &mut Client,
+    model: &mut ListModel,
+    key: &str,
+    args: &[&[u8]],
+    edit: impl FnOnce(&mut std::collections::VecDeque<Vec<u8>>) -> Reply,
+) {
+    let reply = c.cmd(args).unwrap();
+    let list = model.entry(key.to_string()).or_default();
+    let want = edit(list);
+    if list.is_empty() {
+        model.remove(key);
+    }
+    assert_eq!(reply, want, "{:?}", String::from_utf8_lossy(&args.concat()));
+}
+
+fn bulk(e: &[u8]) -> Reply {
+    Reply::Bulk(Some(e.to_vec()))
+}
+
+/// Lists changed by every kind of list command (pushes and pops at both ends, LSET, LINSERT
+/// enough at one spot to renumber a list, LREM, LTRIM, LMOVE between lists and within one,
+/// lists emptied and made again), part flushed before more changes, then SIGKILL: after the
+/// restart LRANGE of every list equals the model and, once flushed, so do its rows in
+/// `sluice_members`, in position order.
+#[test]
+fn lists_written_element_by_element_survive_sigkill() {
+    use std::collections::VecDeque;
+    let (_dir, data) = workdir();
+    let mut server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    let mut model = ListModel::new();
+    for i in 0..40 {
+        let e = format!("e{}", i % 10);
+        list_cmd(
+            &mut c,
+            &mut model,
+            "l1",
+            &[b"RPUSH", b"l1", e.as_bytes()],
+            |l| {
+                l.push_back(e.clone().into_bytes());
+                Reply::Int(l.len() as i64)
+            },
+        );
+    }
+    for i in 0..10 {
+        let group = [format!("a{i}"), format!("b{i}"), format!("c{i}")];
+        let mut args: Vec<&[u8]> = vec![b"LPUSH", b"l2"];
+        args.extend(group.iter().map(|e| e.as_bytes()));
+        list_cmd(&mut c, &mut model, "l2", &args, |l| {
+            for e in &group {
+                l.push_front(e.clone().into_bytes());
+            }
+            Reply::Int(l.len() as i64)
+        });
+    }
+    let odd: [&[u8]; 5] = [b"", b"\x00\xff", b"\r\n", b"inf", b"x"];
+    for key in ["l3", "l7"] {
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", key.as_bytes()];
+        args.extend(odd);
+        list_cmd(&mut c, &mut model, key, &args, |l| {
+            l.extend(odd.iter().map(|e| e.to_vec()));
+            Reply::Int(l.len() as i64)
+        });
+    }
+    c.ok(&["SLUICE.FLUSH"]);
+    assert_eq!(stored_lists(&data), model_lists(&model));
+
+    // More changes, none flushed. l1: pops at both ends, with and without a count.
+    list_cmd(&mut c, &mut model, "l1", &[b"LPOP", b"l1"], |l| {
+        bulk(&l.pop_front().unwrap())
+    });
+    list_cmd(&mut c, &mut model, "l1", &[b"LPOP", b"l1", b"2"], |l| {
+        Reply::Array(Some(l.drain(..2).map(|e| bulk(&e)).collect()))
+    });
+    list_cmd(&mut c, &mut model, "l1", &[b"RPOP", b"l1"], |l| {
+        bulk(&l.pop_back().unwrap())
+    });
+    list_cmd(&mut c, &mut model, "l1", &[b"RPOP", b"l1", b"3"], |l| {
+        Reply::Array(Some((0..3).map(|_| bulk(&l.pop_back().unwrap())).collect()))
+    });
+    // LSET at both ends.
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l1",
+        &[b"LSET", b"l1", b"0", b"set0"],
+        |l| {
+            l[0] = b"set0".to_vec();
+            Reply::Status("OK".into())
+        },
+    );
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l1",
+        &[b"LSET", b"l1", b"-1", b"setlast"],
+        |l| {
+            *l.back_mut().unwrap() = b"setlast".to_vec();
+            Reply::Status("OK".into())
+        },
+    );
+    // 30 LINSERTs before the first e5: the gap there is used up and l1 renumbered.
+    for i in 0..30 {
+        let e = format!("in{i}");
+        list_cmd(
+            &mut c,
+            &mut model,
+            "l1",
+            &[b"LINSERT", b"l1", b"BEFORE", b"e5", e.as_bytes()],
+            |l| {
+                let at = l.iter().position(|x| x == b"e5").unwrap();
+                l.insert(at, e.clone().into_bytes());
+                Reply::Int(l.len() as i64)
+            },
+        );
+    }
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l1",
+        &[b"LINSERT", b"l1", b"AFTER", b"in29", b"after29"],
+        |l| {
+            let at = l.iter().position(|x| x == b"in29").unwrap();
+            l.insert(at + 1, b"after29".to_vec());
+            Reply::Int(l.len() as i64)
+        },
+    );
+    // LREM from the head, from the tail, and all.
+    for (count, e) in [(2i64, "e1"), (-1, "e2"), (0, "e3")] {
+        let n = count.to_string();
+        list_cmd(
+            &mut c,
+            &mut model,
+            "l1",
+            &[b"LREM", b"l1", n.as_bytes(), e.as_bytes()],
+            |l| {
+                let limit = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
+                let mut removed = 0;
+                let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+                let mut items: Vec<Vec<u8>> = l.drain(..).collect();
+                if count < 0 {
+                    items.reverse();
+                }
+                for x in items {
+                    if removed < limit && x == e.as_bytes() {
+                        removed += 1;
+                    } else if count < 0 {
+                        kept.push_front(x);
+                    } else {
+                        kept.push_back(x);
+                    }
+                }
+                *l = kept;
+                Reply::Int(removed as i64)
+            },
+        );
+    }
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l1",
+        &[b"LTRIM", b"l1", b"1", b"-2"],
+        |l| {
+            l.pop_front();
+            l.pop_back();
+            Reply::Status("OK".into())
+        },
+    );
+    // l2: elements moved to l1, rotated within l2, one moved to l3.
+    for _ in 0..5 {
+        let reply = c.cmd_str(&["LMOVE", "l2", "l1", "LEFT", "RIGHT"]).unwrap();
+        let e = model.get_mut("l2").unwrap().pop_front().unwrap();
+        assert_eq!(reply, bulk(&e));
+        model.get_mut("l1").unwrap().push_back(e);
+    }
+    for _ in 0..3 {
+        list_cmd(
+            &mut c,
+            &mut model,
+            "l2",
+            &[b"LMOVE", b"l2", b"l2", b"RIGHT", b"LEFT"],
+            |l| {
+                let e = l.pop_back().unwrap();
+                l.push_front(e.clone());
+                bulk(&e)
+            },
+        );
+    }
+    let reply = c.cmd_str(&["RPOPLPUSH", "l2", "l3"]).unwrap();
+    let e = model.get_mut("l2").unwrap().pop_back().unwrap();
+    assert_eq!(reply, bulk(&e));
+    model.get_mut("l3").unwrap().push_front(e);
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l3",
+        &[b"LSET", b"l3", b"2", b"\xff\xfe"],
+        |l| {
+            l[2] = b"\xff\xfe".to_vec();
+            Reply::Status("OK".into())
+        },
+    );
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l3",
+        &[b"RPUSH", b"l3", b"-inf", b""],
+        |l| {
+            l.extend([b"-inf".to_vec(), Vec::new()]);
+            Reply::Int(l.len() as i64)
+        },
+    );
+    // l4: made, trimmed away (deleted) and made again.
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l4",
+        &[b"RPUSH", b"l4", b"p", b"q"],
+        |l| {
+            l.extend([b"p".to_vec(), b"q".to_vec()]);
+            Reply::Int(2)
+        },
+    );
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l4",
+        &[b"LTRIM", b"l4", b"5", b"1"],
+        |l| {
+            l.clear();
+            Reply::Status("OK".into())
+        },
+    );
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l4",
+        &[b"LPUSH", b"l4", b"again"],
+        |l| {
+            l.push_front(b"again".to_vec());
+            Reply::Int(1)
+        },
+    );
+    // l5 emptied into l6 by LMOVE: l5 is deleted.
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l5",
+        &[b"LPUSH", b"l5", b"x", b"y", b"z"],
+        |l| {
+            l.extend([b"z".to_vec(), b"y".to_vec(), b"x".to_vec()]);
+            Reply::Int(3)
+        },
+    );
+    for _ in 0..3 {
+        let reply = c.cmd_str(&["LMOVE", "l5", "l6", "RIGHT", "LEFT"]).unwrap();
+        let l5 = model.get_mut("l5").unwrap();
+        let e = l5.pop_back().unwrap();
+        if l5.is_empty() {
+            model.remove("l5");
+        }
+        assert_eq!(reply, bulk(&e));
+        model.entry("l6".into()).or_default().push_front(e);
+    }
+    // l7 (flushed) deleted and made again with one element; l2 popped to its last element.
+    assert_eq!(c.cmd_str(&["DEL", "l7"]).unwrap(), Reply::Int(1));
+    model.remove("l7");
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l7",
+        &[b"RPUSH", b"l7", b"reborn"],
+        |l| {
+            l.push_back(b"reborn".to_vec());
+            Reply::Int(1)
+        },
+    );
+    let n = model["l2"].len() - 1;
+    list_cmd(
+        &mut c,
+        &mut model,
+        "l2",
+        &[b"RPOP", b"l2", n.to_string().as_bytes()],
+        |l| Reply::Array(Some((0..n).map(|_| bulk(&l.pop_back().unwrap())).collect())),
+    );
+    for key in ["l1", "l2", "l3", "l4", "l5", "l6", "l7"] {
+        let want: Vec<Vec<u8>> = model
+            .get(key)
+            .map_or(Vec::new(), |l| l.iter().cloned().collect());
+        assert_eq!(lrange(&mut c, key), want, "LRANGE {key} before the kill");
+    }
+    // Nothing of that reached the table yet: l1 is as flushed.
+    assert_eq!(stored_lists(&data)["l1"].len(), 40, "flushed early");
+    server.kill();
+    let _ = server.wait_exit(Duration::from_secs(10));
+
+    let server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    assert!(!model.contains_key("l5"));
+    for key in ["l1", "l2", "l3", "l4", "l5", "l6", "l7"] {
+        let want: Vec<Vec<u8>> = model
+            .get(key)
+            .map_or(Vec::new(), |l| l.iter().cloned().collect());
+        assert_eq!(lrange(&mut c, key), want, "LRANGE {key} after the kill");
+        assert_eq!(
+            c.cmd_str(&["LLEN", key]).unwrap(),
+            Reply::Int(want.len() as i64),
+            "LLEN {key} after the kill"
+        );
+    }
+    c.ok(&["SLUICE.FLUSH"]);
+    assert_eq!(
+        stored_lists(&data),
+        model_lists(&model),
+        "log:\n{}",
+        server.log()
+    );
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice::clock::SystemClock;
 use sluice::config::Config;
+use sluice::model::list::{position_key, ListValue};
 use sluice::model::set::SetValue;
 use sluice::model::zset::{self, ZSetValue};
 use sluice::model::{DbKey, Kind, PartialWrite, StoreWrite};
@@ -596,6 +597,372 @@ async fn zsets_by_member(store: &SharedStore) {
         read_zset(store, &t, "z").await.unwrap().0,
         zentries(&[("v", 0.0)])
     );
+    store.clear(&t).await.unwrap();
+}
+
+/// A write of `list` as `update_list` sends it: the positions its edits touched (from
+/// [`ListValue::changes`]), or the whole list when `replace` is asked or the list was
+/// renumbered.
+fn list_write(
+    t: &Target,
+    key: &str,
+    list: &ListValue,
+    replace: bool,
+    expires_at: Option<u64>,
+) -> StoreOp {
+    let (changed, renumbered) = list.changes();
+    let replace = replace || renumbered;
+    list_write_named(
+        t,
+        key,
+        list,
+        if replace { Vec::new() } else { changed },
+        replace,
+        expires_at,
+    )
+}
+
+/// A write of `list`'s image naming exactly the positions `changed`.
+fn list_write_named(
+    t: &Target,
+    key: &str,
+    list: &ListValue,
+    changed: Vec<Bytes>,
+    replace: bool,
+    expires_at: Option<u64>,
+) -> StoreOp {
+    StoreOp {
+        target: t.clone(),
+        key: b(key),
+        write: StoreWrite::Partial(PartialWrite {
+            kind: Kind::List,
+            image: list.encode(),
+            changed,
+            replace,
+            expires_at,
+        }),
+    }
+}
+
+/// A list's (position, element) entries as compared, head first.
+type ListEntries = Vec<(i64, Vec<u8>)>;
+
+fn list_entries(list: &ListValue) -> ListEntries {
+    list.entries().map(|(p, e)| (p, e.to_vec())).collect()
+}
+
+/// The list stored at `key`: its entries head first (positions strictly increasing, as
+/// `ListValue::decode` checks) and its expiry; `None` if absent. Panics on another kind.
+async fn read_list(
+    store: &SharedStore,
+    t: &Target,
+    key: &str,
+) -> Option<(ListEntries, Option<u64>)> {
+    let stored = store.read(t, key.as_bytes()).await.unwrap()?;
+    assert_eq!(stored.kind, Kind::List, "{key} is a list");
+    let list = ListValue::decode(&stored.value).expect("a well-formed list image");
+    Some((list_entries(&list), stored.expires_at))
+}
+
+/// The list stored at `key`, decoded, to edit as a command does (no edits recorded yet).
+async fn stored_list(store: &SharedStore, t: &Target, key: &str) -> ListValue {
+    let stored = store
+        .read(t, key.as_bytes())
+        .await
+        .unwrap()
+        .expect("a list");
+    assert_eq!(stored.kind, Kind::List, "{key} is a list");
+    ListValue::decode(&stored.value).unwrap()
+}
+
+/// `list` as a command after it sees it: decoded from its image, no edits recorded.
+fn reread(list: &ListValue) -> ListValue {
+    ListValue::decode(&list.encode()).unwrap()
+}
+
+/// A list of these elements at fresh positions.
+fn list_of(elements: &[&[u8]]) -> ListValue {
+    ListValue::from_elements(elements.iter().map(|e| Bytes::copy_from_slice(e)))
+}
+
+/// Just the elements of stored entries, as text (lossy), for short assertions.
+fn texts(entries: &ListEntries) -> Vec<String> {
+    entries
+        .iter()
+        .map(|(_, e)| String::from_utf8_lossy(e).into_owned())
+        .collect()
+}
+
+/// A list on the built-in table is its key's row plus one row per element keyed by the
+/// element's position (8 bytes that sort as the list): any bytes (empty, binary, large,
+/// repeated, and the texts `inf` and `-inf`) read back in order with their positions, a
+/// partial write stores only the positions it names, a renumbered list replaces its rows, and
+/// the database drops a key's elements with its row or when the key is rewritten as another
+/// kind.
+async fn lists_by_position(store: &SharedStore) {
+    let t = Target::Builtin { db: 9 };
+    let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let whole: Vec<&[u8]> = vec![
+        b"",
+        b"\x00",
+        b"\xff",
+        b"\r\n",
+        b"dup",
+        &large,
+        b"dup",
+        b"",
+        b"inf",
+        b"-inf",
+        b"\x00\xff\r\n\x00",
+        b"dup",
+        b"tail",
+    ];
+    let list = list_of(&whole);
+    let want = list_entries(&list);
+    write_ok(store, vec![list_write(&t, "l", &list, true, Some(NEVER))]).await;
+    assert_eq!(
+        read_list(store, &t, "l").await,
+        Some((want.clone(), Some(NEVER)))
+    );
+    // Written whole again (a replayed write): the same rows.
+    write_ok(store, vec![list_write(&t, "l", &list, true, Some(NEVER))]).await;
+    assert_eq!(read_list(store, &t, "l").await, Some((want, Some(NEVER))));
+
+    // Edited as commands do: LPOP, LPUSH, RPUSH of two, LSET, LINSERT after the first `dup`.
+    let mut edited = stored_list(store, &t, "l").await;
+    assert_eq!(edited.pop(true).as_deref(), Some(&b""[..]));
+    edited.push([b("head")], true);
+    edited.push([b("t1"), Bytes::from_static(b"\x00t2")], false);
+    assert!(edited.set(3, b("LSET")));
+    assert_eq!(edited.insert(b"dup", b("mid"), true), Some(16));
+    let (changed, renumbered) = edited.changes();
+    assert!(!renumbered);
+    // The popped head and the pushed one share a position: 5 positions, not 6.
+    assert_eq!(changed.len(), 5, "{changed:?}");
+    let want = list_entries(&edited);
+    // The image sent also has an element no edit touched changed, and another left out: not
+    // named, both stay as stored (a partial write stores only the rows it names).
+    let rows: Vec<(Bytes, Bytes)> = edited
+        .entries()
+        .filter(|(_, e)| &e[..] != b"-inf")
+        .map(|(p, e)| {
+            let e = if &e[..] == b"tail" {
+                b("not stored")
+            } else {
+                e.clone()
+            };
+            (Bytes::copy_from_slice(&position_key(p)), e)
+        })
+        .collect();
+    let tampered = ListValue::from_rows(rows);
+    assert_eq!(tampered.len(), edited.len() - 1);
+    let partial = list_write_named(&t, "l", &tampered, changed, false, Some(NEVER));
+    // Applied, then replayed twice (as a journal replay or a retried batch does): the same.
+    for round in 0..3 {
+        write_ok(store, vec![partial.clone()]).await;
+        assert_eq!(
+            read_list(store, &t, "l").await,
+            Some((want.clone(), Some(NEVER))),
+            "round {round}"
+        );
+    }
+
+    // LINSERT 30 times at one spot: the gap is used up, the list renumbered, and the write
+    // replaces every row (no row left at an old position).
+    let mut crowded = stored_list(store, &t, "l").await;
+    for i in 0..30 {
+        assert!(crowded
+            .insert(b"tail", b(&format!("in{i}")), false)
+            .is_some());
+    }
+    assert!(crowded.changes().1, "renumbered");
+    let renumbered = list_entries(&crowded);
+    assert_eq!(renumbered.len(), 46);
+    write_ok(store, vec![list_write(&t, "l", &crowded, false, None)]).await;
+    assert_eq!(read_list(store, &t, "l").await, Some((renumbered, None)));
+    // Edited after the renumbering: RPOP, LSET of the head, LINSERT into the crowded spot.
+    let mut after = stored_list(store, &t, "l").await;
+    assert_eq!(after.pop(false).as_deref(), Some(&b"\x00t2"[..]));
+    assert!(after.set(0, b("HEAD")));
+    assert!(after.insert(b"in29", b("in29b"), true).is_some());
+    assert!(!after.changes().1);
+    write_ok(store, vec![list_write(&t, "l", &after, false, None)]).await;
+    assert_eq!(
+        read_list(store, &t, "l").await,
+        Some((list_entries(&after), None))
+    );
+    // LREM of every `dup` and LTRIM of both ends: the removed rows go.
+    let mut trimmed = stored_list(store, &t, "l").await;
+    assert_eq!(trimmed.remove(b"dup", 0), 3);
+    trimmed.retain_range(2..trimmed.len() - 3);
+    write_ok(store, vec![list_write(&t, "l", &trimmed, false, None)]).await;
+    assert_eq!(
+        read_list(store, &t, "l").await,
+        Some((list_entries(&trimmed), None))
+    );
+
+    // Two writes of one key in one batch, with another key between them, each naming the
+    // positions it touched: the second's element wins at a position both set, one the first
+    // adds and the second pops is gone, one the first pops and the second pushes back is
+    // there.
+    let base = list_of(&[b"a", b"b", b"c"]);
+    write_ok(store, vec![list_write(&t, "y", &base, true, None)]).await;
+    let mut first = reread(&base);
+    assert!(first.set(1, b("first")));
+    first.push([b("gone")], false);
+    assert_eq!(first.pop(true), Some(b("a")));
+    let mut second = reread(&first);
+    assert!(second.set(0, b("second")));
+    assert_eq!(second.pop(false), Some(b("gone")));
+    second.push([b("back")], true);
+    let shared = position_key(base.entries().nth(1).unwrap().0);
+    assert!(first.changes().0.iter().any(|k| k[..] == shared));
+    assert!(second.changes().0.iter().any(|k| k[..] == shared));
+    let other = list_of(&[b"x", b""]);
+    let twice = vec![
+        list_write(&t, "y", &first, false, None),
+        list_write(&t, "other", &other, true, None),
+        list_write(&t, "y", &second, false, None),
+    ];
+    // And the batch replayed: the same.
+    for _ in 0..2 {
+        write_ok(store, twice.clone()).await;
+        let (got, _) = read_list(store, &t, "y").await.unwrap();
+        assert_eq!(got, list_entries(&second));
+        assert_eq!(texts(&got), ["back", "second", "c"]);
+        assert_eq!(
+            read_list(store, &t, "other").await.unwrap().0,
+            list_entries(&other)
+        );
+    }
+    // Two writes of one key in one batch that set the same element (LSET y 1 u, LSET y 1 v),
+    // and a write naming a position twice: the last element.
+    let mut u = reread(&second);
+    assert!(u.set(1, b("u")));
+    let mut v = reread(&u);
+    assert!(v.set(1, b("v")));
+    write_ok(
+        store,
+        vec![
+            list_write(&t, "y", &u, false, None),
+            list_write(&t, "y", &v, false, None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        texts(&read_list(store, &t, "y").await.unwrap().0),
+        ["back", "v", "c"]
+    );
+    let mut w = reread(&v);
+    assert!(w.set(1, b("w")));
+    let (named, _) = w.changes();
+    let doubled = [named.clone(), named].concat();
+    write_ok(
+        store,
+        vec![list_write_named(&t, "y", &w, doubled, false, None)],
+    )
+    .await;
+    assert_eq!(read_list(store, &t, "y").await.unwrap().0, list_entries(&w));
+
+    // Deleting the key's row takes its elements: a list written there later (a partial write,
+    // which removes nothing itself) starts empty, though its positions are new.
+    let fresh = |element: &str| list_of(&[element.as_bytes()]);
+    let just = |element: &str| vec![(0i64, element.as_bytes().to_vec())];
+    write_ok(store, vec![delete(&t, b"l")]).await;
+    assert_eq!(store.read(&t, b"l").await.unwrap(), None);
+    write_ok(store, vec![list_write(&t, "l", &fresh("p"), false, None)]).await;
+    assert_eq!(read_list(store, &t, "l").await, Some((just("p"), None)));
+    // So does a delete in the same batch as the list written after it.
+    write_ok(
+        store,
+        vec![
+            list_write(&t, "l", &list_of(&[b"q1", b"q2", b"q3"]), true, None),
+            delete(&t, b"l"),
+            list_write(&t, "l", &fresh("q"), false, None),
+        ],
+    )
+    .await;
+    assert_eq!(read_list(store, &t, "l").await.unwrap().0, just("q"));
+    // A string over the list drops its elements, and so do a sorted set and a set (other
+    // kinds with member rows): a list written there later starts empty.
+    write_ok(store, vec![list_write(&t, "l", &list, true, None)]).await;
+    write_ok(store, vec![upsert(&t, b"l", b"plain")]).await;
+    assert_eq!(get_text(store, &t, "l").await.as_deref(), Some("plain"));
+    write_ok(store, vec![list_write(&t, "l", &fresh("r"), false, None)]).await;
+    assert_eq!(read_list(store, &t, "l").await.unwrap().0, just("r"));
+    write_ok(store, vec![list_write(&t, "l", &list, true, None)]).await;
+    write_ok(
+        store,
+        vec![zset_write(&t, "l", &[("m", 1.0)], &["m"], false, None)],
+    )
+    .await;
+    assert_eq!(
+        read_zset(store, &t, "l").await.unwrap().0,
+        zentries(&[("m", 1.0)])
+    );
+    write_ok(store, vec![list_write(&t, "l", &fresh("s"), false, None)]).await;
+    assert_eq!(read_list(store, &t, "l").await.unwrap().0, just("s"));
+    write_ok(store, vec![list_write(&t, "l", &list, true, None)]).await;
+    write_ok(store, vec![set_write(&t, "l", &["m"], &["m"], false, None)]).await;
+    assert_eq!(read_set(store, &t, "l").await.unwrap().0, names(&["m"]));
+    write_ok(store, vec![list_write(&t, "l", &fresh("t"), false, None)]).await;
+    assert_eq!(read_list(store, &t, "l").await.unwrap().0, just("t"));
+    // The last element popped: the key is deleted (as `update_list` writes it), and gone.
+    write_ok(store, vec![delete(&t, b"l")]).await;
+    assert_eq!(store.read(&t, b"l").await.unwrap(), None);
+
+    // All or nothing in one transaction.
+    let mut moved_from = stored_list(store, &t, "y").await;
+    let element = moved_from.pop(false).unwrap();
+    let mut moved_to = reread(&other);
+    moved_to.push([element], true);
+    let written = store
+        .write_atomic(vec![
+            list_write(&t, "y", &moved_from, false, None),
+            list_write(&t, "other", &moved_to, false, None),
+        ])
+        .await;
+    assert!(written.is_ok());
+    assert_eq!(
+        texts(&read_list(store, &t, "y").await.unwrap().0),
+        ["back", "w"]
+    );
+    assert_eq!(
+        read_list(store, &t, "other").await.unwrap().0,
+        list_entries(&moved_to)
+    );
+    assert_eq!(
+        texts(&read_list(store, &t, "other").await.unwrap().0),
+        ["c", "x", ""]
+    );
+    // Expired and purged, a list's elements go with it.
+    let now = now_ms();
+    write_ok(
+        store,
+        vec![list_write(
+            &t,
+            "brief",
+            &list_of(&[b"p", b"q"]),
+            true,
+            Some(now - 5),
+        )],
+    )
+    .await;
+    let purged = store.purge_expired(now, 100).await.unwrap();
+    assert!(purged.iter().any(|k| k.db == 9 && &k.key[..] == b"brief"));
+    write_ok(
+        store,
+        vec![list_write(&t, "brief", &fresh("r"), false, None)],
+    )
+    .await;
+    assert_eq!(read_list(store, &t, "brief").await.unwrap().0, just("r"));
+    // A clear takes every element of the database.
+    store.clear(&t).await.unwrap();
+    for key in ["l", "y", "other", "brief"] {
+        assert_eq!(store.read(&t, key.as_bytes()).await.unwrap(), None, "{key}");
+    }
+    write_ok(store, vec![list_write(&t, "y", &fresh("v"), false, None)]).await;
+    assert_eq!(read_list(store, &t, "y").await.unwrap().0, just("v"));
     store.clear(&t).await.unwrap();
 }
 
@@ -1678,6 +2045,31 @@ async fn zsets_by_member_mysql() {
         return;
     };
     zsets_by_member(&db.store).await;
+    db.drop_all().await;
+}
+
+/// Lists by position, on every backend (its own tests, so `lists` selects them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_by_position_sqlite() {
+    let db = TestDb::sqlite().await;
+    lists_by_position(&db.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_by_position_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    lists_by_position(&db.store).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_by_position_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    lists_by_position(&db.store).await;
     db.drop_all().await;
 }
 
