@@ -383,11 +383,14 @@ impl ListValue {
             .and_then(|i| self.items.get(i))
             .map(|e| e.0);
         let above = self.items.get(index).map(|e| e.0);
+        // Checked: a row written by hand may hold any position.
         let p = match (below, above) {
             (None, None) => 0,
-            (Some(b), None) => b + POSITION_STEP,
-            (None, Some(a)) => a - POSITION_STEP,
-            (Some(b), Some(a)) if a - b >= 2 => b + (a - b) / 2,
+            (Some(b), None) => b.checked_add(POSITION_STEP)?,
+            (None, Some(a)) => a.checked_sub(POSITION_STEP)?,
+            (Some(b), Some(a)) if i128::from(a) - i128::from(b) >= 2 => {
+                i64::try_from((i128::from(a) + i128::from(b)).div_euclid(2)).ok()?
+            }
             (Some(_), Some(_)) => return None,
         };
         (-POSITION_LIMIT..=POSITION_LIMIT).contains(&p).then_some(p)
@@ -584,6 +587,19 @@ mod tests {
                 assert_eq!(got, want);
             }
         }
+        // Positions a row written by hand may hold: pushes and inserts renumber, never overflow.
+        let mut extreme = ListValue::from_rows([
+            (Bytes::copy_from_slice(&position_key(i64::MIN)), b("lo")),
+            (Bytes::copy_from_slice(&position_key(i64::MAX)), b("hi")),
+        ]);
+        extreme.push([b("front")], true);
+        extreme.push([b("back")], false);
+        assert_eq!(extreme.insert(b"hi", b("mid"), false), Some(5));
+        assert_eq!(
+            extreme.iter().map(|e| &e[..]).collect::<Vec<_>>(),
+            vec![&b"front"[..], b"lo", b"mid", b"hi", b"back"]
+        );
+        assert!(with_pushed(&extreme.encode(), &elements, true).is_some());
         // No room past the end: the caller renumbers.
         let near_limit = ListValue::from_rows([(
             Bytes::copy_from_slice(&position_key(POSITION_LIMIT)),

@@ -148,7 +148,8 @@ impl StoreWrite {
 
     /// This write applied after `older` to the same key, as one write: what a coalescing
     /// buffer keeps. A partial write after another of the same kind keeps the union of their
-    /// changed fields or members; after a delete, or a value of another kind, it replaces the
+    /// changed fields or members (for a collection stored by member, the whole value once that
+    /// union outnumbers its members); after a delete, or a value of another kind, it replaces the
     /// whole value (the key's other members, or the row's other mapped columns, are gone).
     pub fn coalesce_after(self, older: &StoreWrite) -> StoreWrite {
         match (self, older) {
@@ -172,6 +173,15 @@ impl StoreWrite {
                             .filter(|f| !known.contains(*f))
                             .cloned(),
                     );
+                    // More members changed than the collection holds (a queue's pushes and
+                    // pops, a small set's churn): storing it whole is no more work, and the
+                    // list of changes, journaled with every write, stops growing.
+                    if newer.kind.stored_by_member()
+                        && newer.changed.len() > hash::len(&newer.image)
+                    {
+                        newer.replace = true;
+                        newer.changed = Vec::new();
+                    }
                 }
                 StoreWrite::Partial(newer)
             }
@@ -307,4 +317,50 @@ pub struct Entry {
     pub kind: Kind,
     /// Unix ms at which the key expires; always `None` on mapped keyspaces.
     pub expires_at: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list_write(list: &list::ListValue) -> StoreWrite {
+        let (changed, replace) = list.changes();
+        StoreWrite::Partial(PartialWrite {
+            kind: Kind::List,
+            image: list.encode(),
+            changed,
+            replace,
+            expires_at: None,
+        })
+    }
+
+    #[test]
+    fn a_queue_s_coalesced_changes_never_outnumber_its_elements() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let mut list = list::ListValue::from_elements([b("job0")]);
+        let mut buffered: Option<StoreWrite> = None;
+        for i in 1..100 {
+            let mut next = list::ListValue::decode(&list.encode()).unwrap();
+            next.push([b(&format!("job{i}"))], false);
+            next.pop(true);
+            let write = list_write(&next);
+            let coalesced = match buffered.take() {
+                Some(older) => write.coalesce_after(&older),
+                None => write,
+            };
+            if let (StoreWrite::Partial(p), true) = (&coalesced, i > 1) {
+                assert!(p.changed.len() <= hash::len(&p.image), "step {i}");
+            }
+            buffered = Some(coalesced);
+            list = next;
+        }
+        let Some(StoreWrite::Partial(p)) = buffered else {
+            panic!("a partial write");
+        };
+        assert!(
+            p.replace,
+            "stored whole once the changes outnumber the elements"
+        );
+        assert_eq!(list::view(&p.image), vec![&b"job99"[..]]);
+    }
 }
