@@ -459,6 +459,8 @@ async fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
         blocked.reply().await,
         &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..]
     );
+    let info = String::from_utf8(admin.run("INFO errorstats").await).unwrap();
+    assert!(info.contains("errorstat_UNBLOCKED:count=1"), "{info}");
     // The connection carries on, and a later push is not taken by the unblocked command.
     assert_eq!(blocked.run("PING").await, b"+PONG\r\n");
     admin.run("RPUSH q a").await;
@@ -471,5 +473,55 @@ async fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
     send(&mut blocked, "BLPOP q 0.3").await;
     no_reply(&mut blocked).await;
     assert_eq!(blocked.reply().await, b"*-1\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_waiting_for_another_type_never_holds_up_a_key() {
+    let server = TestServer::start().await;
+    let mut zset_client = server.client().await;
+    let mut list_client = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut zset_client, "BZPOPMIN k 0").await;
+    blocked_clients(&mut writer, 1).await;
+    send(&mut list_client, "BLPOP k 0").await;
+    blocked_clients(&mut writer, 2).await;
+    writer.run("RPUSH k x").await;
+    assert_eq!(list_client.reply().await, b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n");
+    no_reply(&mut zset_client).await;
+    // And the other way round.
+    send(&mut list_client, "BLPOP k 0").await;
+    blocked_clients(&mut writer, 2).await;
+    writer.run("ZADD k 1 m").await;
+    assert_eq!(
+        zset_client.reply().await,
+        b"*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n"
+    );
+    no_reply(&mut list_client).await;
+    writer.run("LPUSH k y").await;
+    assert_eq!(list_client.reply().await, b"*2\r\n$1\r\nk\r\n$1\r\ny\r\n");
+    server.stop().await;
+}
+
+/// Redis serves a woken client from the key that became ready first, whatever the order of
+/// its arguments (the bytes expected are redis-server 7.0's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_client_takes_from_the_key_that_became_ready_first() {
+    let server = TestServer::start().await;
+    let mut a = server.client().await;
+    let mut c = server.client().await;
+    let mut writer = server.client().await;
+    send(&mut a, "BLPOP k1 k2 0").await;
+    blocked_clients(&mut writer, 1).await;
+    send(&mut c, "BLPOP k2 0.5").await;
+    blocked_clients(&mut writer, 2).await;
+    writer.run("MULTI").await;
+    writer.run("RPUSH k2 v2").await;
+    writer.run("RPUSH k1 v1").await;
+    writer.run("EXEC").await;
+    assert_eq!(a.reply().await, b"*2\r\n$2\r\nk2\r\n$2\r\nv2\r\n");
+    // C was behind A on k2, which A emptied; k1 is nobody else's.
+    assert_eq!(c.reply().await, b"*-1\r\n");
+    assert_eq!(writer.run("LRANGE k1 0 -1").await, b"*1\r\n$2\r\nv1\r\n");
     server.stop().await;
 }

@@ -1369,6 +1369,8 @@ const CORPUS: &[(&str, &[&str])] = &[
             "LPOS l c RANK 0",
             "LPOS l c RANK x",
             "LPOS l c RANK -9223372036854775808",
+            "LPOS l c RANK -9223372036854775808 COUNT 1",
+            "LPOS l c RANK -9223372036854775808 COUNT 2 MAXLEN 7",
             "LPOS l c RANK 9223372036854775807",
             "LPOS l c RANK -9223372036854775807",
             "LPOS l c COUNT -1",

@@ -698,3 +698,32 @@ async fn ioredis_lists() {
     eprintln!("ioredis lists against Sluice: {:?}", started.elapsed());
     server.stop().await;
 }
+
+/// Redis counts an LTRIM that keeps every element as a write (`signalModifiedKey`), so a
+/// transaction watching the list fails; an LREM or LINSERT that changes nothing does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ltrim_that_keeps_everything_still_breaks_a_watch() {
+    let server = TestServer::start().await;
+    let mut watcher = server.client().await;
+    let mut other = server.client().await;
+    other.run("RPUSH l a b c").await;
+    for (command, breaks) in [
+        ("LTRIM l 0 -1", true),
+        ("LREM l 0 nothere", false),
+        ("LINSERT l BEFORE nothere x", false),
+        ("LPUSHX nokey x", false),
+    ] {
+        assert_eq!(watcher.run("WATCH l").await, b"+OK\r\n");
+        other.run(command).await;
+        watcher.run("MULTI").await;
+        watcher.run("PING").await;
+        let exec = watcher.run("EXEC").await;
+        let want: &[u8] = if breaks {
+            b"*-1\r\n"
+        } else {
+            b"*1\r\n+PONG\r\n"
+        };
+        assert_eq!(exec, want, "{command}");
+    }
+    server.stop().await;
+}

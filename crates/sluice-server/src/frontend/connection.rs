@@ -185,7 +185,10 @@ async fn serve_in_scope<S>(
                         reason = handle.unblocked() => {
                             session.blocked = None;
                             let reply = if reason == crate::state::UNBLOCK_ERROR {
-                                Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                                let line = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+                                // INFO errorstats and total_error_replies count it, as Redis.
+                                shared.command_stats.error_reply(line.as_bytes());
+                                Frame::error(line)
                             } else {
                                 Frame::NullArray
                             };

@@ -1,15 +1,21 @@
-//! Clients blocked on keys (BZPOPMIN, BZPOPMAX, BZMPOP): who waits for which key, in the order
-//! they blocked, and the wake-up when a command changed one of those keys.
+//! Clients blocked on keys (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; BZPOPMIN, BZPOPMAX,
+//! BZMPOP): who waits for which key, in the order they blocked, and the wake-up when a command
+//! changed one of those keys.
 //!
-//! A blocked client holds a [`BlockTicket`], in the queue of each key it waits for. A command
-//! that changes a key (any write that stages a keyspace event, notifications on or off) marks it
-//! ready; once the command, EXEC or script is applied, [`Blocking::signal`] wakes the first
-//! client in that key's queue. That client runs its command again: if it took something it
-//! leaves the queues and passes the turn to the next client of each of its keys (the key may
-//! hold more; so does a client that gives up); if another client took it first, it keeps its place and waits again. So clients
-//! are served in the order they blocked, as in Redis. A wake-up is never lost: [`Notify`] keeps
-//! a permit for a client between its attempt and its wait, and a ticket is taken before the
-//! command's first attempt.
+//! A blocked client holds a [`BlockTicket`], in the queue of each key it waits for, with the
+//! type it waits for ([`BlockKind`]). A command that changes a key (any write that stages a
+//! keyspace event, notifications on or off) marks it ready; once the command, EXEC or script
+//! is applied, [`Blocking::signal`] wakes the first client in that key's queue that waits for
+//! the key's type (a push wakes the first list client, a ZADD the first sorted-set client; an
+//! event that does not say the type, such as a RENAME, the first of each), and records the key
+//! in that client's ready keys, in the order they became ready. That client runs its command
+//! again on its ready keys, in that order, as Redis serves a key in the order keys became
+//! ready: if it took something it leaves the queues and passes the turn to the next client of
+//! each of its keys (the key may hold more; so does a client that gives up); if another client
+//! took it first, it keeps its place and waits again. So the clients of one type are served in
+//! the order they blocked, and a client of another type never holds them up, as in Redis. A
+//! wake-up is never lost: [`Notify`] keeps a permit for a client between its attempt and its
+//! wait, and a ticket is taken before the command's first attempt.
 //!
 //! Unlike Redis, a command from a client that is not blocked may take the new value between
 //! the write and the blocked client's turn: Redis serves blocked clients before its next
@@ -22,10 +28,59 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// Each key's blocked clients, first blocked first: a client's waker.
-type Queues = HashMap<(u8, Bytes), VecDeque<Arc<Notify>>>;
+/// The type a blocked client waits for: only a client of the key's type can take from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP.
+    List,
+    /// BZPOPMIN, BZPOPMAX, BZMPOP.
+    ZSet,
+}
+
+impl BlockKind {
+    const ALL: [BlockKind; 2] = [BlockKind::List, BlockKind::ZSet];
+}
+
+/// One blocked client: how it is woken, and what woke it.
+pub struct Waiter {
+    notify: Notify,
+    kind: BlockKind,
+    /// The keys signalled for it since it last looked, in the order they became ready.
+    ready: Mutex<Vec<Bytes>>,
+}
+
+impl Waiter {
+    /// Marks `key` ready for this client and wakes it.
+    fn wake(&self, key: &Bytes) {
+        {
+            let mut ready = self.ready.lock();
+            if !ready.contains(key) {
+                ready.push(key.clone());
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Completes when a key of this client was signalled (at once if one was meanwhile).
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+/// Each key's blocked clients, first blocked first.
+type Queues = HashMap<(u8, Bytes), VecDeque<Arc<Waiter>>>;
+
+/// Wakes the first client in `queue` of each of `kinds`.
+fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &Bytes, kinds: &[BlockKind]) {
+    for kind in kinds {
+        if let Some(first) = queue.iter().find(|w| w.kind == *kind) {
+            first.wake(key);
+        }
+    }
+}
 
 /// The clients blocked on keys.
 #[derive(Default)]
@@ -47,33 +102,42 @@ impl Blocking {
         self.blocked.load(Ordering::Relaxed)
     }
 
-    /// Queues a client at the end of each key's queue. The ticket leaves them when dropped.
-    pub fn block(self: &Arc<Self>, db: u8, keys: &[Bytes]) -> BlockTicket {
-        let waker = Arc::new(Notify::new());
+    /// Queues a client waiting for a `kind` at the end of each key's queue. The ticket leaves
+    /// them when dropped.
+    pub fn block(self: &Arc<Self>, db: u8, keys: &[Bytes], kind: BlockKind) -> BlockTicket {
+        let waiter = Arc::new(Waiter {
+            notify: Notify::new(),
+            kind,
+            ready: Mutex::new(Vec::new()),
+        });
         {
             let mut queues = self.queues.lock();
             for key in keys {
                 let queue = queues.entry((db, key.clone())).or_default();
                 // A key named twice is waited for once.
-                if !queue.iter().any(|w| Arc::ptr_eq(w, &waker)) {
-                    queue.push_back(waker.clone());
+                if !queue.iter().any(|w| Arc::ptr_eq(w, &waiter)) {
+                    queue.push_back(waiter.clone());
                 }
             }
         }
         self.blocked.fetch_add(1, Ordering::Relaxed);
         BlockTicket {
             blocking: self.clone(),
-            waker,
+            waiter,
             db,
             keys: keys.to_vec(),
         }
     }
 
-    /// Wakes the first client blocked on `key`, if any: the key changed.
-    pub fn signal(&self, db: u8, key: &Bytes) {
+    /// Wakes the first client blocked on `key` that waits for `kind`, or the first of each
+    /// kind when the change does not say the key's type (`None`): the key changed.
+    pub fn signal(&self, db: u8, key: &Bytes, kind: Option<BlockKind>) {
         let queues = self.queues.lock();
-        if let Some(first) = queues.get(&(db, key.clone())).and_then(VecDeque::front) {
-            first.notify_one();
+        if let Some(queue) = queues.get(&(db, key.clone())) {
+            match kind {
+                Some(kind) => wake_first(queue, key, &[kind]),
+                None => wake_first(queue, key, &BlockKind::ALL),
+            }
         }
     }
 }
@@ -81,7 +145,7 @@ impl Blocking {
 /// A client's place in the queues of the keys it is blocked on.
 pub struct BlockTicket {
     blocking: Arc<Blocking>,
-    waker: Arc<Notify>,
+    waiter: Arc<Waiter>,
     db: u8,
     keys: Vec<Bytes>,
 }
@@ -89,23 +153,29 @@ pub struct BlockTicket {
 impl BlockTicket {
     /// Waits for a key of this ticket to be signalled (at once if one was meanwhile).
     pub async fn woken(&self) {
-        self.waker.notified().await;
+        self.waiter.notified().await;
     }
 
-    /// Whether this client is the first blocked on `key`: only the first may take from it, so
-    /// a client first for another key, woken for that one, leaves this key's member to the
-    /// client it is for (Redis serves each key's clients in order).
+    /// Whether this client is the first blocked on `key` among those waiting for its type:
+    /// only that one may take from it, so a client first for another key, woken for that one,
+    /// leaves this key's element to the client it is for (Redis serves each key's clients in
+    /// order).
     pub fn is_first(&self, key: &Bytes) -> bool {
         let queues = self.blocking.queues.lock();
         queues
             .get(&(self.db, key.clone()))
-            .and_then(VecDeque::front)
-            .is_some_and(|w| Arc::ptr_eq(w, &self.waker))
+            .and_then(|queue| queue.iter().find(|w| w.kind == self.waiter.kind))
+            .is_some_and(|w| Arc::ptr_eq(w, &self.waiter))
+    }
+
+    /// The keys signalled since the last call, in the order they became ready.
+    pub fn take_ready(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *self.waiter.ready.lock())
     }
 
     /// What [`BlockTicket::woken`] waits on, to wait without borrowing the ticket.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.waker.clone()
+    pub fn waker(&self) -> Arc<Waiter> {
+        self.waiter.clone()
     }
 }
 
@@ -117,14 +187,15 @@ impl Drop for BlockTicket {
             let Some(queue) = queues.get_mut(&k) else {
                 continue;
             };
-            queue.retain(|w| !Arc::ptr_eq(w, &self.waker));
+            queue.retain(|w| !Arc::ptr_eq(w, &self.waiter));
             if queue.is_empty() {
                 queues.remove(&k);
-            } else if let Some(next) = queue.front() {
+            } else {
                 // Pass the turn on: the key may hold more than this client took, and a client
-                // that gives up (timeout, disconnect) may have been the one woken last. A
-                // needless wake-up costs the next client one more attempt.
-                next.notify_one();
+                // that gives up (timeout, disconnect) may have been the one woken last, for a
+                // change of any type. A needless wake-up costs the next client one more
+                // attempt.
+                wake_first(queue, key, &BlockKind::ALL);
             }
         }
         drop(queues);
@@ -144,10 +215,10 @@ mod tests {
     async fn the_first_blocked_client_is_woken_and_passes_the_turn_on() {
         let blocking = Arc::new(Blocking::default());
         assert!(!blocking.any_blocked());
-        let first = blocking.block(0, &[k("a"), k("b")]);
-        let second = blocking.block(0, &[k("a")]);
+        let first = blocking.block(0, &[k("a"), k("b")], BlockKind::List);
+        let second = blocking.block(0, &[k("a")], BlockKind::List);
         assert_eq!(blocking.blocked_clients(), 2);
-        blocking.signal(0, &k("a"));
+        blocking.signal(0, &k("a"), Some(BlockKind::List));
         // Only the first is woken (its permit is kept until it waits).
         tokio::time::timeout(std::time::Duration::from_secs(1), first.woken())
             .await
@@ -166,6 +237,34 @@ mod tests {
         assert!(!blocking.any_blocked());
         assert!(blocking.queues.lock().is_empty());
         // A signal for a key nobody waits for does nothing.
-        blocking.signal(0, &k("a"));
+        blocking.signal(0, &k("a"), None);
+    }
+
+    #[tokio::test]
+    async fn a_client_waiting_for_another_type_never_holds_up_the_key() {
+        let blocking = Arc::new(Blocking::default());
+        let zset = blocking.block(0, &[k("a")], BlockKind::ZSet);
+        let list = blocking.block(0, &[k("b"), k("a")], BlockKind::List);
+        assert!(zset.is_first(&k("a")) && list.is_first(&k("a")));
+        blocking.signal(0, &k("b"), Some(BlockKind::List));
+        blocking.signal(0, &k("a"), Some(BlockKind::List));
+        tokio::time::timeout(std::time::Duration::from_secs(1), list.woken())
+            .await
+            .expect("the list client is woken");
+        // Its ready keys come in the order they became ready.
+        assert_eq!(list.take_ready(), vec![k("b"), k("a")]);
+        assert!(list.take_ready().is_empty());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), zset.woken())
+                .await
+                .is_err(),
+            "a push does not wake the sorted-set client"
+        );
+        // A change that does not say the type wakes both.
+        blocking.signal(0, &k("a"), None);
+        tokio::time::timeout(std::time::Duration::from_secs(1), zset.woken())
+            .await
+            .expect("woken by a change of unknown type");
+        assert_eq!(zset.take_ready(), vec![k("a")]);
     }
 }

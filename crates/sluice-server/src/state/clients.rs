@@ -7,7 +7,7 @@
 //! connection's [`ClientHandle`], written once per batch of requests, never per command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,13 +60,18 @@ pub struct ClientHandle {
     output_pending: AtomicUsize,
     /// Waiting for a CLIENT PAUSE to end (flag `b`).
     paused: AtomicBool,
-    /// Blocked on keys (BLPOP, BZPOPMIN, ...): CLIENT UNBLOCK may end the wait.
-    blocked: AtomicBool,
-    /// Why CLIENT UNBLOCK ended the wait: 0 it did not, [`UNBLOCK_TIMEOUT`] or
-    /// [`UNBLOCK_ERROR`].
-    unblock_reason: AtomicU8,
+    /// A wait on keys (BLPOP, BZPOPMIN, ...) that CLIENT UNBLOCK may end, in one word so that
+    /// an UNBLOCK meant for one wait can never end the next: the wait's number (bits 9 and
+    /// up), whether the client is blocked now ([`BLOCKED`]), and why CLIENT UNBLOCK ended it
+    /// (the low byte: 0 it did not, [`UNBLOCK_TIMEOUT`] or [`UNBLOCK_ERROR`]).
+    unblock_state: AtomicU64,
     unblock: Notify,
 }
+
+/// The bit of `ClientHandle::unblock_state` set while the client is blocked on keys.
+const BLOCKED: u64 = 1 << 8;
+/// One wait's number, in `ClientHandle::unblock_state`.
+const WAIT: u64 = 1 << 9;
 
 /// CLIENT UNBLOCK ... TIMEOUT: the blocked command answers as if it timed out.
 pub const UNBLOCK_TIMEOUT: u8 = 1;
@@ -84,8 +89,7 @@ impl ClientHandle {
             query_capacity: AtomicUsize::new(0),
             output_pending: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
-            blocked: AtomicBool::new(false),
-            unblock_reason: AtomicU8::new(0),
+            unblock_state: AtomicU64::new(0),
             unblock: Notify::new(),
         }
     }
@@ -143,28 +147,43 @@ impl ClientHandle {
         self.paused.store(paused, Ordering::Relaxed);
     }
 
-    /// Records whether the connection is blocked on keys; leaving forgets any CLIENT UNBLOCK
-    /// that came too late.
+    /// Records whether the connection is blocked on keys. Each wait is a new one: a CLIENT
+    /// UNBLOCK that came too late for the last is forgotten.
     pub fn note_blocked(&self, blocked: bool) {
-        self.blocked.store(blocked, Ordering::SeqCst);
-        if !blocked {
-            self.unblock_reason.store(0, Ordering::SeqCst);
-        }
+        let _ = self
+            .unblock_state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |state| {
+                let wait = state & !(WAIT - 1);
+                Some(match (blocked, state & BLOCKED != 0) {
+                    // Already blocked (the connection confirms what the command began).
+                    (true, true) => state,
+                    (true, false) => wait.wrapping_add(WAIT) | BLOCKED,
+                    (false, _) => wait,
+                })
+            });
     }
 
     /// CLIENT UNBLOCK: ends the connection's wait on keys with `reason`; false if it is not
     /// blocked on keys (or was unblocked already).
     fn unblock(&self, reason: u8) -> bool {
-        if !self.blocked.load(Ordering::SeqCst)
-            || self
-                .unblock_reason
-                .compare_exchange(0, reason, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
+        let state = self.unblock_state.load(Ordering::SeqCst);
+        if state & BLOCKED == 0 || state & 0xff != 0 {
             return false;
         }
-        self.unblock.notify_one();
-        true
+        // Fails if the wait ended (or another began) meanwhile.
+        let ended = self
+            .unblock_state
+            .compare_exchange(
+                state,
+                state | u64::from(reason),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if ended {
+            self.unblock.notify_one();
+        }
+        ended
     }
 
     /// Completes when CLIENT UNBLOCK ends the wait on keys: its reason. A wake-up left over
@@ -172,9 +191,10 @@ impl ClientHandle {
     pub async fn unblocked(&self) -> u8 {
         loop {
             self.unblock.notified().await;
-            match self.unblock_reason.load(Ordering::SeqCst) {
-                0 => continue,
-                reason => return reason,
+            let state = self.unblock_state.load(Ordering::SeqCst);
+            match (state & BLOCKED != 0, (state & 0xff) as u8) {
+                (true, reason) if reason != 0 => return reason,
+                _ => continue,
             }
         }
     }

@@ -15,6 +15,8 @@ use super::{Session, Shared};
 #[derive(Debug, Clone)]
 pub struct KeyEvent {
     db: u8,
+    /// Its class: for a blocked client, the key's type after the change.
+    class: u32,
     event: &'static str,
     key: Bytes,
     /// Published on the notification channels (its class is on); otherwise the event is
@@ -51,6 +53,7 @@ impl Session {
         if notify || shared.blocking.any_blocked() {
             self.key_events.push(KeyEvent {
                 db,
+                class,
                 event,
                 key: key.clone(),
                 notify,
@@ -72,7 +75,12 @@ impl Shared {
             if event.notify {
                 self.publish_key_event(event.db, event.event, &event.key);
             }
-            self.blocking.signal(event.db, &event.key);
+            let kind = match event.class {
+                super::keyspace_events::LIST => Some(super::BlockKind::List),
+                super::keyspace_events::ZSET => Some(super::BlockKind::ZSet),
+                _ => None,
+            };
+            self.blocking.signal(event.db, &event.key, kind);
         }
     }
 

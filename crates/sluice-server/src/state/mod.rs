@@ -28,7 +28,7 @@ mod settings;
 mod slowlog;
 mod stats;
 
-pub use blocking::{BlockTicket, Blocking};
+pub use blocking::{BlockKind, BlockTicket, Blocking};
 pub use clients::{
     ClientHandle, ClientInfo, ClientRegistry, Clock, KillFilter, UNBLOCK_ERROR, UNBLOCK_TIMEOUT,
 };

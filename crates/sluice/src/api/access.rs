@@ -60,6 +60,18 @@ impl<'a> Access<'a> {
         self.txn.is_some()
     }
 
+    /// Counts a command that changed nothing as a write of `key` for WATCH, as Redis does for
+    /// some (LTRIM of a list it leaves whole calls `signalModifiedKey`). Inside a transaction
+    /// the commit touches only what it staged, so there it goes unseen.
+    pub fn touch_watchers(&self, db: u8, key: &Bytes) {
+        if !self.in_transaction() {
+            self.engine.watches.touch(&crate::model::DbKey {
+                db,
+                key: key.clone(),
+            });
+        }
+    }
+
     /// The time of one operation: read from the clock when needed, or the transaction's.
     pub(crate) fn op_time(&self) -> OpTime<'a> {
         match &self.txn {

@@ -13,6 +13,7 @@ use sluice::SluiceError;
 use super::spec::Ctx;
 use super::util::engine_error;
 use crate::frontend::Frame;
+pub use crate::state::BlockKind;
 
 /// One attempt of a blocking pop at one key: its reply if it took something, `None` if the key
 /// held nothing. `P` is what the command parsed (side, count, reply shape).
@@ -31,11 +32,13 @@ pub async fn pop_or_block<P: Copy>(
     mut ctx: Ctx<'_>,
     keys: &[Bytes],
     timeout: Option<Duration>,
+    kind: BlockKind,
     params: P,
     attempt: Attempt<P>,
 ) -> Frame {
-    let turn = BlockingTurn::begin(&mut ctx, keys, timeout);
-    for key in keys {
+    let turn = BlockingTurn::begin(&mut ctx, keys, timeout, kind);
+    for key in turn.keys_to_try(&ctx, keys) {
+        let key = &key;
         if !turn.may_take(&ctx, key) {
             continue;
         }
@@ -88,13 +91,18 @@ pub struct BlockingTurn {
 }
 
 impl BlockingTurn {
-    /// Starts a run: on the first, the client takes a place in each key's queue before it
-    /// looks, so an element added meanwhile wakes it.
-    pub fn begin(ctx: &mut Ctx<'_>, keys: &[Bytes], timeout: Option<Duration>) -> BlockingTurn {
+    /// Starts a run: on the first, the client takes a place in each key's queue, waiting for
+    /// a `kind`, before it looks, so an element added meanwhile wakes it.
+    pub fn begin(
+        ctx: &mut Ctx<'_>,
+        keys: &[Bytes],
+        timeout: Option<Duration>,
+        kind: BlockKind,
+    ) -> BlockingTurn {
         let can_block = !ctx.access.in_transaction();
         let retry = ctx.session.blocked.is_some();
         if can_block && !retry {
-            let ticket = ctx.shared.blocking.block(ctx.session.db, keys);
+            let ticket = ctx.shared.blocking.block(ctx.session.db, keys, kind);
             // A timeout past what the clock can add is for ever.
             let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             ctx.session.blocked = Some(crate::state::Blocked { ticket, deadline });
@@ -102,6 +110,21 @@ impl BlockingTurn {
             ctx.session.handle().note_blocked(true);
         }
         BlockingTurn { can_block, retry }
+    }
+
+    /// The keys to look at, in order: all of `keys` on the first run; on a retry the ones
+    /// signalled since, in the order they became ready (Redis serves a woken client from the
+    /// key that became ready first).
+    pub fn keys_to_try(&self, ctx: &Ctx<'_>, keys: &[Bytes]) -> Vec<Bytes> {
+        let Some(blocked) = ctx.session.blocked.as_ref().filter(|_| self.retry) else {
+            return keys.to_vec();
+        };
+        blocked
+            .ticket
+            .take_ready()
+            .into_iter()
+            .filter(|k| keys.contains(k))
+            .collect()
     }
 
     /// Whether this run may take from `key`: on a retry, only from the keys this client is

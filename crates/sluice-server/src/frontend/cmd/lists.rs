@@ -11,7 +11,7 @@ use sluice::model::list;
 use sluice::SluiceError;
 
 use super::args::{parse, Args, KeyArg, MultiPop};
-use super::blocking::{parse_timeout, pop_or_block, BlockingTurn};
+use super::blocking::{parse_timeout, pop_or_block, BlockKind, BlockingTurn};
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
 use super::util::{engine_error, int_arg, is, read_reply, syntax_error, wrong_arity};
 use crate::frontend::Frame;
@@ -375,6 +375,8 @@ impl Lpos {
         };
         let wanted = match self.count {
             None => 1,
+            // Redis 7.0's `matches - rank + 1` overflows for that rank: COUNT never stops it.
+            Some(_) if self.rank == i64::MIN => usize::MAX,
             Some(0) => usize::MAX,
             Some(n) => n,
         };
@@ -522,6 +524,9 @@ async fn ltrim(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     match r {
         Ok(None) => Frame::ok(),
         Ok(Some(emptied)) => {
+            // Redis counts the LTRIM of an existing list as a write even if it kept every
+            // element: WATCH sees it.
+            ctx.access.touch_watchers(ctx.session.db, &key);
             ctx.notify(LIST, "ltrim", &key);
             if emptied {
                 ctx.notify(GENERIC, "del", &key);
@@ -638,7 +643,7 @@ async fn bpop(ctx: Ctx<'_>, argv: &mut [Bytes], front: bool) -> Frame {
         count: 1,
         many: false,
     };
-    pop_or_block(ctx, keys, timeout, p, attempt_pop).await
+    pop_or_block(ctx, keys, timeout, BlockKind::List, p, attempt_pop).await
 }
 
 /// BLPOP key [key ...] timeout
@@ -660,7 +665,7 @@ async fn blmpop(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         count: a.count.unwrap_or(1),
         many: true,
     };
-    pop_or_block(ctx, &a.keys, timeout, p, attempt_pop).await
+    pop_or_block(ctx, &a.keys, timeout, BlockKind::List, p, attempt_pop).await
 }
 
 /// BLMOVE / BRPOPLPUSH: LMOVE once `src` holds a list, blocking on `src` until then. Woken
@@ -674,8 +679,9 @@ async fn blocking_move(
     to_front: bool,
     timeout: Option<std::time::Duration>,
 ) -> Frame {
-    let turn = BlockingTurn::begin(&mut ctx, std::slice::from_ref(&src), timeout);
-    if turn.may_take(&ctx, &src) {
+    let keys = std::slice::from_ref(&src);
+    let turn = BlockingTurn::begin(&mut ctx, keys, timeout, BlockKind::List);
+    if !turn.keys_to_try(&ctx, keys).is_empty() && turn.may_take(&ctx, &src) {
         match move_element(&mut ctx, &src, &dst, from_front, to_front).await {
             Ok(Some(element)) => return turn.leave(&mut ctx, Frame::Bulk(element)),
             Ok(None) => {}

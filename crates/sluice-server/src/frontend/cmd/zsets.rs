@@ -17,7 +17,7 @@ use sluice::numeric::{parse_range_score, parse_score};
 use sluice::{SluiceError, ZSetAlgebra, ZSetInputs, ZSetValue};
 
 use super::args::{parse, MultiPop};
-use super::blocking::{parse_timeout, pop_or_block};
+use super::blocking::{parse_timeout, pop_or_block, BlockKind};
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::sets::{scan_position, KeyMember, KeyMembers};
@@ -966,7 +966,7 @@ async fn bzpop(ctx: Ctx<'_>, argv: &mut [Bytes], max: bool) -> Frame {
         count: 1,
         many: false,
     };
-    pop_or_block(ctx, keys, timeout, p, attempt_pop).await
+    pop_or_block(ctx, keys, timeout, BlockKind::ZSet, p, attempt_pop).await
 }
 
 /// BZPOPMIN key [key ...] timeout
@@ -988,7 +988,7 @@ async fn bzmpop(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         count: a.count.unwrap_or(1),
         many: true,
     };
-    pop_or_block(ctx, &a.keys, timeout, p, attempt_pop).await
+    pop_or_block(ctx, &a.keys, timeout, BlockKind::ZSet, p, attempt_pop).await
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]]
