@@ -496,12 +496,29 @@ async fn apply(
             }
         }
         Op::Trim(k, start, stop) => {
-            let r = access()
-                .update_list(0, &b(KEYS[k]), |l| {
-                    l.retain_range(trim_range(start, stop, l.len()));
-                    Ok(l.len())
-                })
-                .await;
+            // LTRIM's one pass (`Access::trim_list`, as the command runs it) on odd starts,
+            // the list edit on even ones: both must keep the same elements.
+            let r = if start % 2 != 0 {
+                let key = b(KEYS[k]);
+                match access()
+                    .trim_list(0, &key, |len| trim_range(start, stop, len))
+                    .await
+                {
+                    Ok(None) => Ok(0),
+                    Ok(Some(_)) => access()
+                        .list_image(0, key)
+                        .await
+                        .map(|image| image.map_or(0, |i| sluice::model::list::len(&i))),
+                    Err(e) => Err(e),
+                }
+            } else {
+                access()
+                    .update_list(0, &b(KEYS[k]), |l| {
+                        l.retain_range(trim_range(start, stop, l.len()));
+                        Ok(l.len())
+                    })
+                    .await
+            };
             match model_list(model, KEYS[k]) {
                 Err(()) => expect_wrongtype(what, r)?,
                 Ok(cur) => {

@@ -128,6 +128,39 @@ impl Access<'_> {
         .await
     }
 
+    /// LTRIM: keeps the elements `keep` picks from the list's length (indexes from the head),
+    /// in one pass over the encoded list ([`list::with_trimmed`]); `None` if the key does not
+    /// exist, else whether the list was emptied (deleted). `WRONGTYPE` if the key holds
+    /// another type.
+    pub async fn trim_list(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        keep: impl FnOnce(usize) -> std::ops::Range<usize>,
+    ) -> Result<Option<bool>, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let expires_at = current.as_ref().and_then(|e| e.expires_at);
+            let image = match current {
+                None => return Ok((None, None)),
+                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
+                Some(e) => e.value,
+            };
+            let (image, removed) = list::with_trimmed(&image, keep(list::len(&image)))
+                .ok_or(crate::model::hash::MalformedHash)?;
+            let emptied = image.is_empty();
+            let write = if removed.is_empty() {
+                None
+            } else if emptied {
+                Some(StoreWrite::Delete)
+            } else {
+                Some(partial(image, &removed, false, expires_at))
+            };
+            Ok((write, Some(emptied)))
+        })
+        .await
+    }
+
     /// LMOVE: pops the head (`from_front`) or tail of `src` and pushes it at the head
     /// (`to_front`) or tail of `dst`; `None` if `src` does not exist. `WRONGTYPE`, nothing
     /// moved, if `src` or (when `src` exists) `dst` holds another type. All or none: the pop

@@ -182,6 +182,35 @@ pub fn with_popped(image: &Bytes, count: usize, front: bool) -> Option<(Bytes, V
     Some((out.freeze(), popped))
 }
 
+/// LTRIM on the encoded list in one pass: keeps the elements at `keep` (indexes from the head,
+/// clamped to the list), returning the new image (empty: the list is gone) and the positions
+/// removed. `None` for malformed bytes.
+pub fn with_trimmed(image: &[u8], keep: std::ops::Range<usize>) -> Option<(Bytes, Vec<i64>)> {
+    let (len, start) = body(image)?;
+    let end = keep.end.min(len);
+    let first = keep.start.min(end);
+    let mut removed = Vec::with_capacity(len - (end - first));
+    let mut at = start;
+    for _ in 0..first {
+        removed.push(take_entry(image, &mut at)?.0);
+    }
+    let kept_from = at;
+    for _ in first..end {
+        take_entry(image, &mut at)?;
+    }
+    let kept_to = at;
+    for _ in end..len {
+        removed.push(take_entry(image, &mut at)?.0);
+    }
+    if first == end {
+        return Some((Bytes::new(), removed));
+    }
+    let mut out = BytesMut::with_capacity(kept_to - kept_from + 10);
+    put_len(&mut out, end - first);
+    out.put_slice(&image[kept_from..kept_to]);
+    Some((out.freeze(), removed))
+}
+
 /// A list being changed by a command, its elements sliced out of the image they came from.
 /// It remembers which positions its edits touched, so that a write names only those rows.
 #[derive(Debug, Clone, Default)]
@@ -586,6 +615,16 @@ mod tests {
                 let got: Vec<Bytes> = popped.into_iter().map(|(_, e)| e).collect();
                 assert_eq!(got, want);
             }
+        }
+        // LTRIM in one pass keeps what the list edit keeps.
+        let list = ListValue::from_elements((0..7).map(|i| b(&i.to_string())));
+        let image = list.encode();
+        for (first, end) in [(0, 7), (1, 6), (0, 0), (3, 3), (2, 100), (6, 7), (7, 9)] {
+            let mut edited = ListValue::decode(&image).unwrap();
+            edited.retain_range(first..end);
+            let (trimmed, removed) = with_trimmed(&image, first..end).unwrap();
+            assert_eq!(trimmed, edited.encode(), "{first}..{end}");
+            assert_eq!(removed.len(), 7 - edited.len());
         }
         // Positions a row written by hand may hold: pushes and inserts renumber, never overflow.
         let mut extreme = ListValue::from_rows([

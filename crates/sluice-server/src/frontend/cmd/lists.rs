@@ -513,12 +513,8 @@ async fn ltrim(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let key = std::mem::take(&mut argv[1]);
     let r = ctx
         .access
-        .update_list(ctx.session.db, &key, |list| {
-            if list.is_empty() {
-                return Ok(None);
-            }
-            list.retain_range(clamp_range(start, stop, list.len()).unwrap_or(0..0));
-            Ok(Some(list.is_empty()))
+        .trim_list(ctx.session.db, &key, |len| {
+            clamp_range(start, stop, len).unwrap_or(0..0)
         })
         .await;
     match r {
