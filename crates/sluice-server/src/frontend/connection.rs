@@ -152,6 +152,7 @@ async fn serve_in_scope<S>(
                 // meanwhile, as Redis does. CLIENT LIST shows flag `b` meanwhile.
                 handle.note_paused(true);
                 handle.note_blocked(true);
+                let waiting = shared.blocking.wait_guard();
                 while let Some(blocked) = &session.blocked {
                     let waker = blocked.ticket.waker();
                     let deadline = blocked.deadline;
@@ -221,6 +222,7 @@ async fn serve_in_scope<S>(
                         }
                     }
                 }
+                drop(waiting);
                 handle.note_paused(false);
                 handle.note_blocked(false);
                 parser.recycle(args);

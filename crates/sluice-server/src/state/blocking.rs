@@ -85,9 +85,13 @@ fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &Bytes, kinds: &[BlockKind]) {
 /// The clients blocked on keys.
 #[derive(Default)]
 pub struct Blocking {
-    /// Clients blocked now: a write looks at this (one relaxed load) before it marks a key
-    /// ready, so writes cost nothing while nobody blocks.
+    /// Clients holding a ticket: a write looks at this (one relaxed load) before it marks a
+    /// key ready, so writes cost nothing while nobody blocks. Counted from before a blocking
+    /// command's first look, so that no change is missed.
     blocked: AtomicUsize,
+    /// Clients waiting now, their first look done (INFO `blocked_clients`): a client counted
+    /// here has seen nothing to take, as in Redis.
+    waiting: AtomicUsize,
     queues: Mutex<Queues>,
 }
 
@@ -97,9 +101,15 @@ impl Blocking {
         self.blocked.load(Ordering::Relaxed) > 0
     }
 
-    /// How many clients are blocked (INFO `blocked_clients`).
+    /// How many clients are blocked (INFO `blocked_clients`): waiting, having found nothing.
     pub fn blocked_clients(&self) -> usize {
-        self.blocked.load(Ordering::Relaxed)
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Counts a client's wait (the connection's), until the guard is dropped.
+    pub fn wait_guard(self: &Arc<Self>) -> WaitGuard {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        WaitGuard(self.clone())
     }
 
     /// Queues a client waiting for a `kind` at the end of each key's queue. The ticket leaves
@@ -139,6 +149,15 @@ impl Blocking {
                 None => wake_first(queue, key, &BlockKind::ALL),
             }
         }
+    }
+}
+
+/// One connection waiting on keys, counted in INFO `blocked_clients` while it lives.
+pub struct WaitGuard(Arc<Blocking>);
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -217,7 +236,11 @@ mod tests {
         assert!(!blocking.any_blocked());
         let first = blocking.block(0, &[k("a"), k("b")], BlockKind::List);
         let second = blocking.block(0, &[k("a")], BlockKind::List);
-        assert_eq!(blocking.blocked_clients(), 2);
+        assert!(blocking.any_blocked());
+        let waiting = blocking.wait_guard();
+        assert_eq!(blocking.blocked_clients(), 1);
+        drop(waiting);
+        assert_eq!(blocking.blocked_clients(), 0);
         blocking.signal(0, &k("a"), Some(BlockKind::List));
         // Only the first is woken (its permit is kept until it waits).
         tokio::time::timeout(std::time::Duration::from_secs(1), first.woken())

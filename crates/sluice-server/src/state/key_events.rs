@@ -71,16 +71,23 @@ impl Shared {
     /// Publishes the events `session` staged, in order, and wakes the clients blocked on their
     /// keys.
     pub fn publish_key_events(&self, session: &mut Session) {
-        for event in std::mem::take(&mut session.key_events) {
+        let events = std::mem::take(&mut session.key_events);
+        for event in &events {
             if event.notify {
                 self.publish_key_event(event.db, event.event, &event.key);
             }
-            let kind = match event.class {
-                super::keyspace_events::LIST => Some(super::BlockKind::List),
-                super::keyspace_events::ZSET => Some(super::BlockKind::ZSet),
-                _ => None,
-            };
-            self.blocking.signal(event.db, &event.key, kind);
+        }
+        // Blocked clients are woken once every event of the command, EXEC or script is out,
+        // as Redis serves them after it: a woken pop's events never come between them.
+        if self.blocking.any_blocked() {
+            for event in &events {
+                let kind = match event.class {
+                    super::keyspace_events::LIST => Some(super::BlockKind::List),
+                    super::keyspace_events::ZSET => Some(super::BlockKind::ZSet),
+                    _ => None,
+                };
+                self.blocking.signal(event.db, &event.key, kind);
+            }
         }
     }
 
