@@ -150,8 +150,8 @@ async fn serve_in_scope<S>(
                 // The replies before it are written; now wait for one of its keys, its
                 // deadline, or the client's end, reading (not running) what the client sends
                 // meanwhile, as Redis does. CLIENT LIST shows flag `b` meanwhile.
+                // (CLIENT UNBLOCK can end the wait since the command took its ticket.)
                 handle.note_paused(true);
-                handle.note_blocked(true);
                 let waiting = shared.blocking.wait_guard();
                 while let Some(blocked) = &session.blocked {
                     let waker = blocked.ticket.waker();

@@ -27,11 +27,7 @@ impl Access<'_> {
     /// The encoded list at `key` (see [`crate::model::list`]): `None` if the key does not
     /// exist, `WRONGTYPE` if it holds another type.
     pub async fn list_image(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
-        match self.get_entry(db, key).await? {
-            None => Ok(None),
-            Some(e) if e.kind != Kind::List => Err(SluiceError::WrongType),
-            Some(e) => Ok(Some(e.value)),
-        }
+        Ok(image_of(self.get_entry(db, key).await?)?.map(|(image, _)| image))
     }
 
     /// Atomic read-modify-write of a list: `f` edits the current list (empty if the key does
@@ -71,13 +67,10 @@ impl Access<'_> {
     ) -> Result<usize, SluiceError> {
         let route = self.route(db, key.clone());
         self.write_routed(route, true, |current| {
-            let expires_at = current.as_ref().and_then(|e| e.expires_at);
-            let fresh = current.is_none();
-            let image = match current {
+            let (image, expires_at, fresh) = match image_of(current)? {
                 None if only_existing => return Ok((None, 0)),
-                None => Bytes::new(),
-                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
-                Some(e) => e.value,
+                None => (Bytes::new(), None, true),
+                Some((image, expires_at)) => (image, expires_at, false),
             };
             if elements.is_empty() {
                 return Ok((None, list::len(&image)));
@@ -105,23 +98,14 @@ impl Access<'_> {
     ) -> Result<Option<(Vec<Bytes>, bool)>, SluiceError> {
         let route = self.route(db, key.clone());
         self.write_routed(route, true, |current| {
-            let expires_at = current.as_ref().and_then(|e| e.expires_at);
-            let image = match current {
-                None => return Ok((None, None)),
-                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
-                Some(e) => e.value,
+            let Some((image, expires_at)) = image_of(current)? else {
+                return Ok((None, None));
             };
             let (image, popped) =
                 list::with_popped(&image, count, front).ok_or(crate::model::hash::MalformedHash)?;
             let emptied = image.is_empty();
-            let write = if popped.is_empty() {
-                None
-            } else if emptied {
-                Some(StoreWrite::Delete)
-            } else {
-                let positions: Vec<i64> = popped.iter().map(|(p, _)| *p).collect();
-                Some(partial(image, &positions, false, expires_at))
-            };
+            let positions: Vec<i64> = popped.iter().map(|(p, _)| *p).collect();
+            let write = edited(image, &positions, expires_at);
             let elements = popped.into_iter().map(|(_, e)| e).collect();
             Ok((write, Some((elements, emptied))))
         })
@@ -140,23 +124,13 @@ impl Access<'_> {
     ) -> Result<Option<bool>, SluiceError> {
         let route = self.route(db, key.clone());
         self.write_routed(route, true, |current| {
-            let expires_at = current.as_ref().and_then(|e| e.expires_at);
-            let image = match current {
-                None => return Ok((None, None)),
-                Some(e) if e.kind != Kind::List => return Err(SluiceError::WrongType),
-                Some(e) => e.value,
+            let Some((image, expires_at)) = image_of(current)? else {
+                return Ok((None, None));
             };
             let (image, removed) = list::with_trimmed(&image, keep(list::len(&image)))
                 .ok_or(crate::model::hash::MalformedHash)?;
             let emptied = image.is_empty();
-            let write = if removed.is_empty() {
-                None
-            } else if emptied {
-                Some(StoreWrite::Delete)
-            } else {
-                Some(partial(image, &removed, false, expires_at))
-            };
-            Ok((write, Some(emptied)))
+            Ok((edited(image, &removed, expires_at), Some(emptied)))
         })
         .await
     }
@@ -252,6 +226,18 @@ fn list_write(list: &ListValue, fresh: bool, expires_at: Option<u64>) -> Option<
     }))
 }
 
+/// The write of a one-pass edit of an existing list that left `image` and touched
+/// `positions`: none if it touched nothing, a delete if it emptied the list.
+fn edited(image: Bytes, positions: &[i64], expires_at: Option<u64>) -> Option<StoreWrite> {
+    if positions.is_empty() {
+        None
+    } else if image.is_empty() {
+        Some(StoreWrite::Delete)
+    } else {
+        Some(partial(image, positions, false, expires_at))
+    }
+}
+
 /// A write of `image` that touched `positions` (the whole list if `fresh`).
 fn partial(image: Bytes, positions: &[i64], fresh: bool, expires_at: Option<u64>) -> StoreWrite {
     StoreWrite::Partial(PartialWrite {
@@ -270,11 +256,19 @@ fn partial(image: Bytes, positions: &[i64], fresh: bool, expires_at: Option<u64>
     })
 }
 
-/// The list an entry holds; `WRONGTYPE` for another type.
-fn list_of(entry: Option<Entry>) -> Result<Option<ListValue>, SluiceError> {
+/// The encoded list an entry holds, with its expiry; `WRONGTYPE` for another type.
+fn image_of(entry: Option<Entry>) -> Result<Option<(Bytes, Option<u64>)>, SluiceError> {
     match entry {
         None => Ok(None),
         Some(e) if e.kind != Kind::List => Err(SluiceError::WrongType),
-        Some(e) => Ok(Some(ListValue::decode(&e.value)?)),
+        Some(e) => Ok(Some((e.value, e.expires_at))),
     }
+}
+
+/// The list an entry holds; `WRONGTYPE` for another type.
+fn list_of(entry: Option<Entry>) -> Result<Option<ListValue>, SluiceError> {
+    image_of(entry)?
+        .map(|(image, _)| ListValue::decode(&image))
+        .transpose()
+        .map_err(Into::into)
 }

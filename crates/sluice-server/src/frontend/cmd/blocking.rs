@@ -15,6 +15,14 @@ use super::util::engine_error;
 use crate::frontend::Frame;
 pub use crate::state::BlockKind;
 
+/// `key [key ...] timeout` (BLPOP, BRPOP, BZPOPMIN, BZPOPMAX): the keys and the timeout.
+pub fn keys_then_timeout(argv: &[Bytes]) -> Result<(&[Bytes], Option<Duration>), Frame> {
+    let Some((last, keys)) = argv.get(1..).and_then(<[Bytes]>::split_last) else {
+        return Err(super::util::syntax_error());
+    };
+    Ok((keys, parse_timeout(last)?))
+}
+
 /// One attempt of a blocking pop at one key: its reply if it took something, `None` if the key
 /// held nothing. `P` is what the command parsed (side, count, reply shape).
 pub type Attempt<P> = for<'a, 'c> fn(
@@ -159,11 +167,20 @@ impl BlockingTurn {
     }
 
     /// Nothing to take: blocks (the connection waits, then runs the command again), or inside
-    /// MULTI or a script answers nil at once, as Redis.
+    /// MULTI or a script answers a nil array at once, as Redis.
     pub fn wait(self, ctx: &mut Ctx<'_>) -> Frame {
+        self.wait_or(ctx, Frame::NullArray)
+    }
+
+    /// [`BlockingTurn::wait`] for a command that answers `nil` inside MULTI or a script
+    /// (BLMOVE's plain nil).
+    pub fn wait_or(self, ctx: &mut Ctx<'_>, nil: Frame) -> Frame {
         if self.can_block {
             ctx.session.block_now = true;
+            // What the connection answers if the wait times out.
+            Frame::NullArray
+        } else {
+            nil
         }
-        Frame::NullArray
     }
 }

@@ -11,7 +11,7 @@ use sluice::model::list;
 use sluice::SluiceError;
 
 use super::args::{parse, Args, KeyArg, MultiPop};
-use super::blocking::{parse_timeout, pop_or_block, BlockKind, BlockingTurn};
+use super::blocking::{keys_then_timeout, parse_timeout, pop_or_block, BlockKind, BlockingTurn};
 use super::spec::{boxed, Ctx, KeyPositions, Spec};
 use super::util::{engine_error, int_arg, is, read_reply, syntax_error, wrong_arity};
 use crate::frontend::Frame;
@@ -630,10 +630,7 @@ fn attempt_pop<'a>(
 
 /// BLPOP / BRPOP key [key ...] timeout
 async fn bpop(ctx: Ctx<'_>, argv: &mut [Bytes], front: bool) -> Frame {
-    let Some((last, keys)) = argv[1..].split_last() else {
-        return syntax_error();
-    };
-    let timeout = parse!(parse_timeout(last));
+    let (keys, timeout) = parse!(keys_then_timeout(argv));
     let p = BlockingPop {
         front,
         count: 1,
@@ -692,12 +689,8 @@ async fn blocking_move(
             Err(e) => return turn.leave(&mut ctx, engine_error(e)),
         }
     }
-    if !ctx.access.in_transaction() {
-        return turn.wait(&mut ctx);
-    }
     // Inside MULTI or a script BLMOVE answers a plain nil, not a nil array.
-    let _ = turn.wait(&mut ctx);
-    Frame::Null
+    turn.wait_or(&mut ctx, Frame::Null)
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout

@@ -17,7 +17,7 @@ use sluice::numeric::{parse_range_score, parse_score};
 use sluice::{SluiceError, ZSetAlgebra, ZSetInputs, ZSetValue};
 
 use super::args::{parse, MultiPop};
-use super::blocking::{parse_timeout, pop_or_block, BlockKind};
+use super::blocking::{keys_then_timeout, parse_timeout, pop_or_block, BlockKind};
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::sets::{scan_position, KeyMember, KeyMembers};
@@ -957,10 +957,7 @@ fn attempt_pop<'a>(
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout
 async fn bzpop(ctx: Ctx<'_>, argv: &mut [Bytes], max: bool) -> Frame {
-    let Some((last, keys)) = argv[1..].split_last() else {
-        return syntax_error();
-    };
-    let timeout = parse!(parse_timeout(last));
+    let (keys, timeout) = parse!(keys_then_timeout(argv));
     let p = BlockingPop {
         max,
         count: 1,
