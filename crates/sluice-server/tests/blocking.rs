@@ -18,19 +18,6 @@ async fn send(c: &mut RawClient, line: &str) {
     c.send(&encode(&args)).await;
 }
 
-/// Waits until INFO says `n` clients are blocked.
-async fn blocked_clients(c: &mut RawClient, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..500 {
-        let info = c.run("INFO clients").await;
-        if String::from_utf8_lossy(&info).contains(&want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never {n} blocked clients");
-}
-
 /// Asserts that no reply arrives for a while.
 async fn no_reply(c: &mut RawClient) {
     let r = tokio::time::timeout(Duration::from_millis(150), c.reply()).await;
@@ -43,14 +30,14 @@ async fn a_write_from_another_connection_wakes_the_blocked_client() {
     let mut blocked = server.client().await;
     let mut writer = server.client().await;
     send(&mut blocked, "BZPOPMIN k1 k2 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     no_reply(&mut blocked).await;
     assert_eq!(writer.run("ZADD k2 2 b 1 a").await, b":2\r\n");
     assert_eq!(
         blocked.reply().await,
         b"*3\r\n$2\r\nk2\r\n$1\r\na\r\n$1\r\n1\r\n"
     );
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     assert_eq!(writer.run("ZRANGE k2 0 -1").await, b"*1\r\n$1\r\nb\r\n");
 
     // BZMPOP takes up to COUNT from the first key that has members.
@@ -60,7 +47,7 @@ async fn a_write_from_another_connection_wakes_the_blocked_client() {
         b"*2\r\n$2\r\nk2\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
     );
     send(&mut blocked, "BZMPOP 0 2 k3 k4 MIN COUNT 2").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("ZADD k4 1 x 2 y 3 z").await;
     assert_eq!(
         blocked.reply().await,
@@ -77,11 +64,11 @@ async fn clients_are_served_in_the_order_they_blocked() {
     let mut third = server.client().await;
     let mut writer = server.client().await;
     send(&mut first, "BZPOPMIN q 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     send(&mut second, "BZPOPMIN q 0").await;
-    blocked_clients(&mut writer, 2).await;
+    writer.until_blocked(2).await;
     send(&mut third, "BZPOPMAX other q 0").await;
-    blocked_clients(&mut writer, 3).await;
+    writer.until_blocked(3).await;
     // One write of two members: the first two clients, in order; the third waits.
     writer.run("ZADD q 1 a 2 b").await;
     assert_eq!(
@@ -98,7 +85,7 @@ async fn clients_are_served_in_the_order_they_blocked() {
         third.reply().await,
         b"*3\r\n$1\r\nq\r\n$1\r\nc\r\n$1\r\n3\r\n"
     );
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     server.stop().await;
 }
 
@@ -108,7 +95,7 @@ async fn exec_and_scripts_wake_blocked_clients_when_they_are_applied() {
     let mut blocked = server.client().await;
     let mut writer = server.client().await;
     send(&mut blocked, "BZPOPMAX m 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("MULTI").await;
     writer.run("ZADD m 5 five").await;
     no_reply(&mut blocked).await;
@@ -118,7 +105,7 @@ async fn exec_and_scripts_wake_blocked_clients_when_they_are_applied() {
         b"*3\r\n$1\r\nm\r\n$4\r\nfive\r\n$1\r\n5\r\n"
     );
     send(&mut blocked, "BZPOPMIN s 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     let script = writer
         .cmd(&[
             b"EVAL",
@@ -134,7 +121,7 @@ async fn exec_and_scripts_wake_blocked_clients_when_they_are_applied() {
     );
     // A key that turns into another type keeps its client waiting, as in Redis.
     send(&mut blocked, "BZPOPMIN t 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("SET t v").await;
     no_reply(&mut blocked).await;
     writer.run("DEL t").await;
@@ -164,7 +151,7 @@ async fn a_timeout_answers_nil_and_pipelined_commands_keep_their_order() {
     pipeline.extend(encode(&[b"ECHO", b"after"]));
     c.send(&pipeline).await;
     assert_eq!(c.reply().await, b"+PONG\r\n");
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     no_reply(&mut c).await;
     // Commands sent while blocked are read, not run, until it is served.
     send(&mut c, "ECHO later").await;
@@ -185,17 +172,17 @@ async fn a_client_that_leaves_or_is_killed_while_blocked_leaves_no_trace() {
     let mut writer = server.client().await;
     let mut gone = server.client().await;
     send(&mut gone, "BZPOPMIN g 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     drop(gone);
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
 
     let mut killed = server.client().await;
     let id = String::from_utf8(killed.run("CLIENT ID").await).unwrap();
     let id = id.trim_start_matches(':').trim().to_string();
     send(&mut killed, "BZPOPMIN g 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     assert_eq!(writer.run(&format!("CLIENT KILL ID {id}")).await, b":1\r\n");
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     let (rest, closed) = killed.read_until_close(Duration::from_secs(2)).await;
     assert!(closed && rest.is_empty(), "{}", show(&rest));
     // The member a departed client waited for is there for the next one.
@@ -218,9 +205,9 @@ async fn each_key_serves_its_own_first_client_and_a_served_command_counts_once()
     let mut writer = server.client().await;
     writer.run("CONFIG RESETSTAT").await;
     send(&mut a, "BZPOPMIN k 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     send(&mut b, "BZPOPMIN k j 0").await;
-    blocked_clients(&mut writer, 2).await;
+    writer.until_blocked(2).await;
     writer.run("MULTI").await;
     writer.run("ZADD k 1 x").await;
     writer.run("ZADD j 1 y").await;
@@ -245,7 +232,7 @@ async fn a_blocked_client_shows_flag_b_and_still_gets_its_messages() {
     c.run("CLIENT SETNAME waiter").await;
     c.run("SUBSCRIBE news").await;
     send(&mut c, "BZPOPMIN k 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     // The flag is set when the connection starts waiting, just after the count.
     let mut line = String::new();
     for _ in 0..200 {
@@ -280,23 +267,23 @@ async fn a_push_from_another_connection_wakes_blpop_brpop_blmpop_and_blmove() {
     let mut blocked = server.client().await;
     let mut writer = server.client().await;
     send(&mut blocked, "BLPOP k1 k2 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     no_reply(&mut blocked).await;
     assert_eq!(writer.run("RPUSH k2 a b c").await, b":3\r\n");
     assert_eq!(blocked.reply().await, b"*2\r\n$2\r\nk2\r\n$1\r\na\r\n");
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     assert_eq!(
         writer.run("LRANGE k2 0 -1").await,
         b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"
     );
 
     send(&mut blocked, "BRPOP k3 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("LPUSH k3 x y").await;
     assert_eq!(blocked.reply().await, b"*2\r\n$2\r\nk3\r\n$1\r\nx\r\n");
 
     send(&mut blocked, "BLMPOP 0 2 k4 k5 RIGHT COUNT 2").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("RPUSH k5 1 2 3").await;
     assert_eq!(
         blocked.reply().await,
@@ -305,7 +292,7 @@ async fn a_push_from_another_connection_wakes_blpop_brpop_blmpop_and_blmove() {
 
     // BLMOVE waits on its source only; the element lands in the destination.
     send(&mut blocked, "BLMOVE src dst RIGHT LEFT 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("RPUSH dst old").await;
     no_reply(&mut blocked).await;
     writer.run("RPUSH src job").await;
@@ -330,7 +317,7 @@ async fn one_exec_pushing_three_elements_serves_three_blocked_clients_in_order()
     for n in 1..=3 {
         let mut c = server.client().await;
         send(&mut c, "BLPOP q 0").await;
-        blocked_clients(&mut writer, n).await;
+        writer.until_blocked(n).await;
         clients.push(c);
     }
     writer.run("MULTI").await;
@@ -342,12 +329,12 @@ async fn one_exec_pushing_three_elements_serves_three_blocked_clients_in_order()
         let want = format!("*2\r\n$1\r\nq\r\n$1\r\n{element}\r\n");
         assert_eq!(show(&c.reply().await), show(want.as_bytes()));
     }
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     assert_eq!(writer.run("EXISTS q").await, b":0\r\n");
 
     // A script's push wakes too.
     send(&mut clients[0], "BRPOP s 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     let script = writer
         .cmd(&[
             b"EVAL",
@@ -367,7 +354,7 @@ async fn blmove_into_a_key_of_another_type_answers_wrongtype_and_leaves_the_sour
     let mut blocked = server.client().await;
     let mut writer = server.client().await;
     send(&mut blocked, "BLMOVE src dst LEFT RIGHT 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     writer.run("SET dst string").await;
     // The source turning into another type keeps the client waiting, as in Redis.
     writer.run("SET src string").await;
@@ -378,7 +365,7 @@ async fn blmove_into_a_key_of_another_type_answers_wrongtype_and_leaves_the_sour
         blocked.reply().await,
         &b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"[..]
     );
-    blocked_clients(&mut writer, 0).await;
+    writer.until_blocked(0).await;
     assert_eq!(writer.run("LRANGE src 0 -1").await, b"*1\r\n$1\r\nx\r\n");
     server.stop().await;
 }
@@ -442,15 +429,15 @@ async fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
     assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":0\r\n");
 
     send(&mut blocked, "BLPOP q 0").await;
-    blocked_clients(&mut admin, 1).await;
+    admin.until_blocked(1).await;
     assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":1\r\n");
     assert_eq!(blocked.reply().await, b"*-1\r\n");
-    blocked_clients(&mut admin, 0).await;
+    admin.until_blocked(0).await;
     // A second UNBLOCK finds nothing to end.
     assert_eq!(admin.run(&format!("CLIENT UNBLOCK {id}")).await, b":0\r\n");
 
     send(&mut blocked, "BZPOPMIN z 0").await;
-    blocked_clients(&mut admin, 1).await;
+    admin.until_blocked(1).await;
     assert_eq!(
         admin.run(&format!("CLIENT UNBLOCK {id} ERROR")).await,
         b":1\r\n"
@@ -483,15 +470,15 @@ async fn a_client_waiting_for_another_type_never_holds_up_a_key() {
     let mut list_client = server.client().await;
     let mut writer = server.client().await;
     send(&mut zset_client, "BZPOPMIN k 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     send(&mut list_client, "BLPOP k 0").await;
-    blocked_clients(&mut writer, 2).await;
+    writer.until_blocked(2).await;
     writer.run("RPUSH k x").await;
     assert_eq!(list_client.reply().await, b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n");
     no_reply(&mut zset_client).await;
     // And the other way round.
     send(&mut list_client, "BLPOP k 0").await;
-    blocked_clients(&mut writer, 2).await;
+    writer.until_blocked(2).await;
     writer.run("ZADD k 1 m").await;
     assert_eq!(
         zset_client.reply().await,
@@ -512,9 +499,9 @@ async fn a_woken_client_takes_from_the_key_that_became_ready_first() {
     let mut c = server.client().await;
     let mut writer = server.client().await;
     send(&mut a, "BLPOP k1 k2 0").await;
-    blocked_clients(&mut writer, 1).await;
+    writer.until_blocked(1).await;
     send(&mut c, "BLPOP k2 0.5").await;
-    blocked_clients(&mut writer, 2).await;
+    writer.until_blocked(2).await;
     writer.run("MULTI").await;
     writer.run("RPUSH k2 v2").await;
     writer.run("RPUSH k1 v1").await;

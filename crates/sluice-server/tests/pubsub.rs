@@ -483,9 +483,9 @@ const LIST_WRITES: &[&str] = &[
     "EVAL \"redis.call('rpush', KEYS[1], 'a', 'b') redis.call('lpop', KEYS[1], 2) return 1\" 1 ev",
 ];
 
-/// Every event `writes` cause (run in order after a FLUSHALL), as a subscriber to every
-/// keyspace and keyevent channel receives them.
-async fn keyspace_events_of(addr: &str, classes: &str, writes: &[&str]) -> Vec<u8> {
+/// After a FLUSHALL and `CONFIG SET notify-keyspace-events classes`: a listener subscribed to
+/// every keyspace and keyevent channel (and to `end`, which closes a run), and a writer.
+async fn listen_to_key_events(addr: &str, classes: &str) -> (RawClient, RawClient) {
     let mut listener = RawClient::try_connect(addr).await.expect("connect");
     let mut writer = RawClient::try_connect(addr).await.expect("connect");
     writer.run("FLUSHALL").await;
@@ -503,6 +503,13 @@ async fn keyspace_events_of(addr: &str, classes: &str, writes: &[&str]) -> Vec<u
         .await;
     listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
     listener.replies(2).await;
+    (listener, writer)
+}
+
+/// Every event `writes` cause (run in order after a FLUSHALL), as a subscriber to every
+/// keyspace and keyevent channel receives them.
+async fn keyspace_events_of(addr: &str, classes: &str, writes: &[&str]) -> Vec<u8> {
+    let (mut listener, mut writer) = listen_to_key_events(addr, classes).await;
     for line in writes {
         let args = split(line);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
@@ -606,53 +613,24 @@ const WOKEN_POPS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Waits until INFO says `n` clients are blocked.
-async fn until_blocked(c: &mut RawClient, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..500 {
-        let info = c.run("INFO clients").await;
-        if String::from_utf8_lossy(&info).contains(&want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never {n} blocked clients");
-}
-
 /// The replies of [`WOKEN_POPS`]' blocked commands, and every event they and the writes that
 /// served them cause.
 async fn woken_pop_events(addr: &str, classes: &str) -> (Vec<String>, Vec<u8>) {
-    let mut listener = RawClient::try_connect(addr).await.expect("connect");
+    let (mut listener, mut writer) = listen_to_key_events(addr, classes).await;
     let mut blocked = RawClient::try_connect(addr).await.expect("connect");
-    let mut writer = RawClient::try_connect(addr).await.expect("connect");
-    writer.run("FLUSHALL").await;
-    let set = writer
-        .cmd(&[
-            b"CONFIG",
-            b"SET",
-            b"notify-keyspace-events",
-            classes.as_bytes(),
-        ])
-        .await;
-    assert_eq!(set, b"+OK\r\n", "{}", show(&set));
-    listener
-        .send(&encode(&[b"PSUBSCRIBE", b"__key*__:*"]))
-        .await;
-    listener.send(&encode(&[b"SUBSCRIBE", b"end"])).await;
-    listener.replies(2).await;
     let mut replies = Vec::new();
     for (blocking, writes) in WOKEN_POPS {
         let args = split(blocking);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         blocked.send(&encode(&argv)).await;
-        until_blocked(&mut writer, 1).await;
+        writer.until_blocked(1).await;
         for line in *writes {
             let args = split(line);
             let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             writer.cmd(&argv).await;
         }
         replies.push(format!("{blocking}: {}", show(&blocked.reply().await)));
-        until_blocked(&mut writer, 0).await;
+        writer.until_blocked(0).await;
     }
     writer.run("PUBLISH end end").await;
     let events = until_end(&mut listener).await;

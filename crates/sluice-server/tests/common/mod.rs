@@ -267,6 +267,20 @@ impl RawClient {
         self.reply().await
     }
 
+    /// Waits until INFO says `n` clients are blocked (waiting on keys, their first look
+    /// done); panics after 5 s.
+    pub async fn until_blocked(&mut self, n: usize) {
+        let want = format!("blocked_clients:{n}\r\n");
+        for _ in 0..500 {
+            let info = self.run("INFO clients").await;
+            if String::from_utf8_lossy(&info).contains(&want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never {n} blocked clients");
+    }
+
     /// Sends a command given as space-separated words (no quoting) and returns its reply.
     pub async fn run(&mut self, line: &str) -> Vec<u8> {
         let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
