@@ -38,10 +38,12 @@ pub enum BlockKind {
     List,
     /// BZPOPMIN, BZPOPMAX, BZMPOP.
     ZSet,
+    /// XREAD BLOCK: a read takes nothing, so every such client is woken, not the first.
+    Stream,
 }
 
 impl BlockKind {
-    const ALL: [BlockKind; 2] = [BlockKind::List, BlockKind::ZSet];
+    const ALL: [BlockKind; 3] = [BlockKind::List, BlockKind::ZSet, BlockKind::Stream];
 }
 
 /// One blocked client: how it is woken, and what woke it.
@@ -73,10 +75,14 @@ impl Waiter {
 /// Each key's blocked clients, first blocked first.
 type Queues = HashMap<(u8, Bytes), VecDeque<Arc<Waiter>>>;
 
-/// Wakes the first client in `queue` of each of `kinds`.
+/// Wakes the first client in `queue` of each of `kinds`; every stream reader.
 fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &Bytes, kinds: &[BlockKind]) {
     for kind in kinds {
-        if let Some(first) = queue.iter().find(|w| w.kind == *kind) {
+        if *kind == BlockKind::Stream {
+            for reader in queue.iter().filter(|w| w.kind == BlockKind::Stream) {
+                reader.wake(key);
+            }
+        } else if let Some(first) = queue.iter().find(|w| w.kind == *kind) {
             first.wake(key);
         }
     }

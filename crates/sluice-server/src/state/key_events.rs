@@ -84,6 +84,7 @@ impl Shared {
                 let kind = match event.class {
                     super::keyspace_events::LIST => Some(super::BlockKind::List),
                     super::keyspace_events::ZSET => Some(super::BlockKind::ZSet),
+                    super::keyspace_events::STREAM => Some(super::BlockKind::Stream),
                     _ => None,
                 };
                 self.blocking.signal(event.db, &event.key, kind);
@@ -121,7 +122,7 @@ impl Shared {
 pub(super) struct EngineKeyEvents(pub(super) std::sync::Weak<Shared>);
 
 fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
-    use super::keyspace_events::{EVICTED, EXPIRED, HASH, LIST, SET, STRING, ZSET};
+    use super::keyspace_events::{EVICTED, EXPIRED, HASH, LIST, SET, STREAM, STRING, ZSET};
     match event {
         sluice::KeyEvent::Expired => (EXPIRED, "expired"),
         sluice::KeyEvent::Evicted => (EVICTED, "evicted"),
@@ -130,6 +131,7 @@ fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
         sluice::KeyEvent::Changed(sluice::Kind::Set) => (SET, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::ZSet) => (ZSET, "changed"),
         sluice::KeyEvent::Changed(sluice::Kind::List) => (LIST, "changed"),
+        sluice::KeyEvent::Changed(sluice::Kind::Stream) => (STREAM, "changed"),
     }
 }
 

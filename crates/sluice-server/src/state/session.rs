@@ -42,6 +42,9 @@ pub struct Session {
     pub last_command: &'static str,
     /// CLIENT NO-EVICT ON: shown as flag `e` (Sluice evicts no client for memory).
     pub no_evict: bool,
+    /// A script's `redis.call` is running the command (XREAD refuses BLOCK there, as Redis
+    /// 7.0 does).
+    pub in_script: bool,
     /// The authenticated user; `None` until AUTH when a password is required.
     pub user: Option<Arc<User>>,
     /// MULTI: the commands queued for EXEC; `None` outside a transaction.
@@ -233,6 +236,7 @@ impl Session {
             reply: ReplyMode::Send,
             last_command: "",
             no_evict: false,
+            in_script: false,
             user,
             multi: None,
             watch: None,

@@ -48,7 +48,7 @@ fn bucket_of(nanos: u64) -> usize {
 }
 
 /// Command families with their own duration histogram (`Table` maps each slot to one).
-pub const MAX_FAMILIES: usize = 11;
+pub const MAX_FAMILIES: usize = 12;
 
 /// Redis's limit on the bytes of an error prefix it looks at for a space.
 const ERROR_PREFIX_SCAN: usize = 31;

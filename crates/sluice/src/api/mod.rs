@@ -1,7 +1,7 @@
 //! The library API: [`Sluice`], a thin public handle over the private engine.
 //!
 //! Its Redis-shaped operations are written once on [`Access`] (`access.rs`), one file per
-//! family (`strings.rs`, `keys.rs`, `hashes.rs`, `sets.rs`, `zsets.rs`, `lists.rs`), with their option and outcome types in `types.rs`; an
+//! family (`strings.rs`, `keys.rs`, `hashes.rs`, `sets.rs`, `zsets.rs`, `lists.rs`, `streams.rs`), with their option and outcome types in `types.rs`; an
 //! `Access` runs them directly on the engine or inside a [`Transaction`] (`transaction.rs`).
 //! WATCH is a [`WatchSet`] (`watch.rs`). `Sluice` forwards the common operations to its direct
 //! `Access`.
@@ -26,6 +26,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod sets;
+mod streams;
 mod strings;
 mod transaction;
 mod types;

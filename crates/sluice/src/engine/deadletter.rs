@@ -156,6 +156,15 @@ impl DeadLetters {
                 ),
                 StoreWrite::Upsert {
                     value,
+                    kind: Kind::Stream,
+                    expires_at,
+                } => (
+                    "set-stream",
+                    Some(value.to_vec()),
+                    expires_at.map(|e| e as i64),
+                ),
+                StoreWrite::Upsert {
+                    value,
                     kind: Kind::Hash,
                     expires_at,
                 } => (
@@ -173,6 +182,7 @@ impl DeadLetters {
                     match row.kind {
                         Kind::ZSet => "members-zset",
                         Kind::List => "members-list",
+                        Kind::Stream => "members-stream",
                         _ => "members-set",
                     },
                     Some(row.to_bytes()),
@@ -263,11 +273,14 @@ impl DeadLetters {
                     "set-set" => upsert(Kind::Set),
                     "set-zset" => upsert(Kind::ZSet),
                     "set-list" => upsert(Kind::List),
-                    "fields" | "members-set" | "members-zset" | "members-list" => {
+                    "set-stream" => upsert(Kind::Stream),
+                    "fields" | "members-set" | "members-zset" | "members-list"
+                    | "members-stream" => {
                         let kind = match op.as_str() {
                             "fields" => Kind::Hash,
                             "members-set" => Kind::Set,
                             "members-list" => Kind::List,
+                            "members-stream" => Kind::Stream,
                             _ => Kind::ZSet,
                         };
                         let expires_at = if op == "fields" { None } else { expires_at };

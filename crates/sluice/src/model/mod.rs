@@ -8,7 +8,9 @@ use bytes::Bytes;
 pub mod events;
 pub mod hash;
 pub mod list;
+pub mod listpack;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 /// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the
@@ -41,6 +43,9 @@ pub enum Kind {
     /// A list (TYPE `list`), encoded as [`list`]. On the built-in table each element is a row
     /// of its own keyed by its position in the list.
     List = 4,
+    /// A stream (TYPE `stream`), encoded as [`stream`]. On the built-in table its metadata
+    /// and each entry are rows of their own, so XADD stores two rows.
+    Stream = 5,
 }
 
 impl Kind {
@@ -52,6 +57,7 @@ impl Kind {
             2 => Some(Kind::Set),
             3 => Some(Kind::ZSet),
             4 => Some(Kind::List),
+            5 => Some(Kind::Stream),
             _ => None,
         }
     }
@@ -69,6 +75,7 @@ impl Kind {
             Kind::Set => "set",
             Kind::ZSet => "zset",
             Kind::List => "list",
+            Kind::Stream => "stream",
         }
     }
 
@@ -76,7 +83,7 @@ impl Kind {
     /// (`sluice_members`) rather than in the key's row: a write then names the members it
     /// changed ([`StoreWrite::Partial`]) and a store writes those rows only.
     pub fn stored_by_member(self) -> bool {
-        matches!(self, Kind::Set | Kind::ZSet | Kind::List)
+        matches!(self, Kind::Set | Kind::ZSet | Kind::List | Kind::Stream)
     }
 }
 
@@ -295,6 +302,9 @@ impl PartialWrite {
             }
             Kind::List => {
                 list::ListValue::decode(&image)?;
+            }
+            Kind::Stream => {
+                stream::StreamValue::decode(&image)?;
             }
             Kind::String => return Err(hash::MalformedHash),
         }

@@ -12,7 +12,7 @@ use sluice::SluiceError;
 
 use super::args::{parse, Args, KeyArg, MultiPop};
 use super::blocking::{keys_then_timeout, parse_timeout, pop_or_block, BlockKind, BlockingTurn};
-use super::spec::{boxed, Ctx, KeyPositions, Spec};
+use super::spec::{cmdspec, Ctx, KeyPositions, Spec};
 use super::util::{engine_error, int_arg, is, read_reply, syntax_error, wrong_arity};
 use crate::frontend::Frame;
 use crate::state::keyspace_events::{GENERIC, LIST};
@@ -23,70 +23,54 @@ const READ_FAST: &[&str] = &["@read", "@list", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@list", "@slow"];
 const BLOCKING: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 
-/// A list command's spec.
-macro_rules! lspec {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $cats:expr, $handler:ident, $summary:literal) => {
-        Spec {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            keys: $keys,
-            categories: $cats,
-            summary: $summary,
-            handler: boxed!($handler),
-            ..Spec::DEFAULT
-        }
-    };
-}
-
 const FIRST: KeyPositions = KeyPositions::FIRST;
 const TWO: KeyPositions = KeyPositions::FIRST_TWO;
 
 /// The list commands.
 pub static COMMANDS: &[Spec] = &[
-    lspec!("lpush", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, lpush,
+    cmdspec!("lpush", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, lpush,
         "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
-    lspec!("rpush", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, rpush,
+    cmdspec!("rpush", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, rpush,
         "Appends one or more elements to a list. Creates the key if it doesn't exist."),
-    lspec!("lpushx", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, lpushx,
+    cmdspec!("lpushx", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, lpushx,
         "Prepends one or more elements to a list only when the list exists."),
-    lspec!("rpushx", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, rpushx,
+    cmdspec!("rpushx", -3, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, rpushx,
         "Appends an element to a list only when the list exists."),
-    lspec!("lpop", -2, &["write", "fast"], FIRST, WRITE_FAST, lpop,
+    cmdspec!("lpop", -2, &["write", "fast"], FIRST, WRITE_FAST, lpop,
         "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
-    lspec!("rpop", -2, &["write", "fast"], FIRST, WRITE_FAST, rpop,
+    cmdspec!("rpop", -2, &["write", "fast"], FIRST, WRITE_FAST, rpop,
         "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
-    lspec!("llen", 2, &["readonly", "fast"], FIRST, READ_FAST, llen,
+    cmdspec!("llen", 2, &["readonly", "fast"], FIRST, READ_FAST, llen,
         "Returns the length of a list."),
-    lspec!("lindex", 3, &["readonly"], FIRST, READ_SLOW, lindex,
+    cmdspec!("lindex", 3, &["readonly"], FIRST, READ_SLOW, lindex,
         "Returns an element from a list by its index."),
-    lspec!("lrange", 4, &["readonly"], FIRST, READ_SLOW, lrange,
+    cmdspec!("lrange", 4, &["readonly"], FIRST, READ_SLOW, lrange,
         "Returns a range of elements from a list."),
-    lspec!("lpos", -3, &["readonly"], FIRST, READ_SLOW, lpos,
+    cmdspec!("lpos", -3, &["readonly"], FIRST, READ_SLOW, lpos,
         "Returns the index of matching elements in a list."),
-    lspec!("lset", 4, &["write", "denyoom"], FIRST, WRITE_SLOW, lset,
+    cmdspec!("lset", 4, &["write", "denyoom"], FIRST, WRITE_SLOW, lset,
         "Sets the value of an element in a list by its index."),
-    lspec!("linsert", 5, &["write", "denyoom"], FIRST, WRITE_SLOW, linsert,
+    cmdspec!("linsert", 5, &["write", "denyoom"], FIRST, WRITE_SLOW, linsert,
         "Inserts an element before or after another element in a list."),
-    lspec!("lrem", 4, &["write"], FIRST, WRITE_SLOW, lrem,
+    cmdspec!("lrem", 4, &["write"], FIRST, WRITE_SLOW, lrem,
         "Removes elements from a list. Deletes the list if the last element was removed."),
-    lspec!("ltrim", 4, &["write"], FIRST, WRITE_SLOW, ltrim,
+    cmdspec!("ltrim", 4, &["write"], FIRST, WRITE_SLOW, ltrim,
         "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
-    lspec!("lmove", 5, &["write", "denyoom"], TWO, WRITE_SLOW, lmove,
+    cmdspec!("lmove", 5, &["write", "denyoom"], TWO, WRITE_SLOW, lmove,
         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
-    lspec!("rpoplpush", 3, &["write", "denyoom"], TWO, WRITE_SLOW, rpoplpush,
+    cmdspec!("rpoplpush", 3, &["write", "denyoom"], TWO, WRITE_SLOW, rpoplpush,
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
-    lspec!("lmpop", -4, &["write", "movablekeys"], KeyPositions::COUNTED, WRITE_SLOW, lmpop,
+    cmdspec!("lmpop", -4, &["write", "movablekeys"], KeyPositions::COUNTED, WRITE_SLOW, lmpop,
         "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
-    lspec!("blpop", -3, &["write", "noscript", "blocking"], KeyPositions::ALL_BUT_LAST, BLOCKING, blpop,
+    cmdspec!("blpop", -3, &["write", "noscript", "blocking"], KeyPositions::ALL_BUT_LAST, BLOCKING, blpop,
         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
-    lspec!("brpop", -3, &["write", "noscript", "blocking"], KeyPositions::ALL_BUT_LAST, BLOCKING, brpop,
+    cmdspec!("brpop", -3, &["write", "noscript", "blocking"], KeyPositions::ALL_BUT_LAST, BLOCKING, brpop,
         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
-    lspec!("blmove", 6, &["write", "denyoom", "noscript", "blocking"], TWO, BLOCKING, blmove,
+    cmdspec!("blmove", 6, &["write", "denyoom", "noscript", "blocking"], TWO, BLOCKING, blmove,
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
-    lspec!("brpoplpush", 4, &["write", "denyoom", "noscript", "blocking"], TWO, BLOCKING, brpoplpush,
+    cmdspec!("brpoplpush", 4, &["write", "denyoom", "noscript", "blocking"], TWO, BLOCKING, brpoplpush,
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
-    lspec!("blmpop", -5, &["write", "blocking", "movablekeys"], KeyPositions::COUNTED_AT_SECOND, BLOCKING, blmpop,
+    cmdspec!("blmpop", -5, &["write", "blocking", "movablekeys"], KeyPositions::COUNTED_AT_SECOND, BLOCKING, blmpop,
         "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
 ];
 

@@ -77,6 +77,7 @@ async fn memory(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                         Kind::Set => set_size(&entry.value, usage.samples),
                         Kind::ZSet => zset_size(&entry.value, usage.samples),
                         Kind::List => list_size(&entry.value, usage.samples),
+                        Kind::Stream => stream_size(&entry.value),
                     };
                     Frame::Integer((value + key_size(usage.key.len()) + DICT_ENTRY) as i64)
                 }
@@ -183,29 +184,7 @@ fn string_size(value: &[u8]) -> usize {
 
 /// The bytes one element takes in a listpack: its encoding and data, then its back length.
 fn listpack_entry(element: &[u8]) -> usize {
-    let encoded = match sluice::numeric::parse_strict_i64(element) {
-        Some(n) if element.len() <= 20 => match n {
-            0..=127 => 1,
-            -4096..=4095 => 2,
-            -32_768..=32_767 => 3,
-            -8_388_608..=8_388_607 => 4,
-            -2_147_483_648..=2_147_483_647 => 5,
-            _ => 9,
-        },
-        _ => match element.len() {
-            0..=63 => 1 + element.len(),
-            64..=4095 => 2 + element.len(),
-            _ => 5 + element.len(),
-        },
-    };
-    let back = match encoded {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        2_097_152..=268_435_455 => 4,
-        _ => 5,
-    };
-    encoded + back
+    sluice::model::listpack::entry_size(element)
 }
 
 /// A hash table of `items`: its slot array, plus the bytes `per_item` says each entry takes,
@@ -305,6 +284,25 @@ fn list_size(image: &[u8], samples: usize) -> usize {
         .map(|bytes| QUICKLIST_NODE + size_class(*bytes))
         .sum();
     ROBJ + QUICKLIST + (measured as f64 / sampled.max(1) as f64 * nodes.len() as f64) as usize
+}
+
+/// A stream: its header, a radix tree of one key per node, and each node's listpack as Redis
+/// would encode it (see `sluice::model::stream`). An estimate: Redis counts the radix tree's
+/// inner nodes, which depend on how the node IDs share prefixes, and samples the listpacks.
+fn stream_size(image: &Bytes) -> usize {
+    // robj, `stream`, `rax`; per node a radix tree leaf with its 16-byte key and pointer.
+    const STREAM: usize = 80;
+    const RAX: usize = 24;
+    const RAX_LEAF: usize = 4 + 16 + 8;
+    let nodes = sluice::model::stream::StreamValue::decode(image)
+        .map(|s| s.nodes())
+        .unwrap_or_default();
+    ROBJ + STREAM
+        + RAX
+        + nodes
+            .iter()
+            .map(|n| RAX_LEAF + size_class(n.bytes))
+            .sum::<usize>()
 }
 
 /// A set: an intset (its header and one 2-, 4- or 8-byte integer per member) while Redis keeps

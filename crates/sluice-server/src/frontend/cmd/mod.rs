@@ -33,6 +33,7 @@ pub mod slowlog;
 pub mod sluice_cmds;
 pub mod sluice_config;
 pub mod spec;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod util;
@@ -52,6 +53,7 @@ const FAMILIES: &[&[Spec]] = &[
     sets::COMMANDS,
     zsets::COMMANDS,
     lists::COMMANDS,
+    streams::COMMANDS,
     bitmap::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,

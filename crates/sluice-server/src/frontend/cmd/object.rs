@@ -61,6 +61,7 @@ fn encoding(entry: &Entry) -> &'static str {
         },
         // Redis 7.0 keeps every list as a quicklist (7.2 added small listpacks).
         Kind::List => "quicklist",
+        Kind::Stream => "stream",
         // Redis turns a listpack into a skiplist as it grows and back only when a STORE
         // command writes it: this is the encoding of the set's size now.
         Kind::ZSet => {

@@ -641,7 +641,10 @@ async fn call_from_script(
         return denied;
     }
     let access = access.reborrow();
-    Box::pin(run(shared, session, spec, access, &mut args)).await
+    session.in_script = true;
+    let reply = Box::pin(run(shared, session, spec, access, &mut args)).await;
+    session.in_script = false;
+    reply
 }
 
 /// The [`ScriptHost`] on the script's thread: each call goes to the connection's task.

@@ -185,6 +185,11 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                             kind: Kind::List,
                             ..
                         } => ("rpush", list_frame(&value)),
+                        StoreWrite::Upsert {
+                            value,
+                            kind: Kind::Stream,
+                            ..
+                        } => ("xadd", stream_frame(&value)),
                         StoreWrite::Upsert { value, .. } => ("hset", hash_frame(&value)),
                         StoreWrite::Delete => ("del", Frame::Null),
                         // A set's changed members: 1 added, 0 removed.
@@ -218,6 +223,10 @@ async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                         // A list after the write, whole: positions mean nothing to a reader.
                         StoreWrite::Partial(row) if row.kind == Kind::List => {
                             ("list", list_frame(&row.image))
+                        }
+                        // A stream after the write, whole, as XRANGE answers it.
+                        StoreWrite::Partial(row) if row.kind == Kind::Stream => {
+                            ("stream", stream_frame(&row.image))
                         }
                         StoreWrite::Partial(row) => (
                             "hset-row",
@@ -275,6 +284,25 @@ fn set_frame(image: &Bytes) -> Frame {
 fn list_frame(image: &Bytes) -> Frame {
     match sluice::model::list::ListValue::decode(image) {
         Ok(l) => Frame::Array(l.iter().cloned().map(Frame::Bulk).collect()),
+        Err(_) => Frame::Bulk(image.clone()),
+    }
+}
+
+fn stream_frame(image: &Bytes) -> Frame {
+    let all = sluice::model::stream::StreamId::MAX;
+    match sluice::model::stream::range(
+        image,
+        sluice::model::stream::StreamId::MIN,
+        all,
+        false,
+        None,
+    ) {
+        Ok(entries) => Frame::Array(
+            entries
+                .into_iter()
+                .map(|e| super::streams::entry_frame(image, e))
+                .collect(),
+        ),
         Err(_) => Frame::Bulk(image.clone()),
     }
 }

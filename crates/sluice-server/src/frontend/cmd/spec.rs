@@ -134,12 +134,13 @@ impl StatSlot {
 
 /// The command families `/metrics` keeps a duration histogram for, named as Redis's command
 /// groups.
-pub const FAMILY_NAMES: [&str; 11] = [
+pub const FAMILY_NAMES: [&str; 12] = [
     "string",
     "hash",
     "set",
     "sorted_set",
     "list",
+    "stream",
     "bitmap",
     "generic",
     "connection",
@@ -150,12 +151,13 @@ pub const FAMILY_NAMES: [&str; 11] = [
 
 /// A command's family, from its ACL categories.
 fn family_of(spec: &Spec) -> u8 {
-    const BY_CATEGORY: [&str; 10] = [
+    const BY_CATEGORY: [&str; 11] = [
         "@string",
         "@hash",
         "@set",
         "@sortedset",
         "@list",
+        "@stream",
         "@bitmap",
         "@keyspace",
         "@connection",
@@ -364,6 +366,9 @@ pub struct KeyPositions {
     /// (SINTERCARD's `numkeys`); 0 for none. COMMAND shows such a command's positions as 0
     /// (`movablekeys`), as Redis does.
     pub numkeys_at: u8,
+    /// The keys are the first half of the arguments after a `STREAMS` keyword (XREAD); COMMAND
+    /// shows such a command's positions as 0 (`movablekeys`), as Redis does.
+    pub after_streams: bool,
 }
 
 impl KeyPositions {
@@ -391,6 +396,11 @@ impl KeyPositions {
     };
     /// Every argument but the last (BZPOPMIN's keys, before its timeout).
     pub const ALL_BUT_LAST: KeyPositions = KeyPositions::new(1, -2, 1);
+    /// The first half of the arguments after `STREAMS` (XREAD).
+    pub const AFTER_STREAMS: KeyPositions = KeyPositions {
+        after_streams: true,
+        ..KeyPositions::NONE
+    };
     /// A destination key, then `numkeys key [key ...]` (ZUNIONSTORE).
     pub const DEST_THEN_COUNTED: KeyPositions = KeyPositions {
         numkeys_at: 2,
@@ -403,12 +413,22 @@ impl KeyPositions {
             last,
             step,
             numkeys_at: 0,
+            after_streams: false,
         }
     }
 
     /// The keys a request names (none past a `numkeys` that is not a count of arguments
     /// there).
     pub fn of<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        if self.after_streams {
+            let rest = args
+                .iter()
+                .skip(1)
+                .position(|a| a.eq_ignore_ascii_case(b"streams"))
+                .map_or(&[][..], |at| &args[at + 2..]);
+            let none: &[Bytes] = &[];
+            return rest[..rest.len() / 2].iter().chain(none).step_by(1);
+        }
         if self.numkeys_at > 0 {
             let at = self.numkeys_at as usize;
             let keys = args
@@ -592,3 +612,21 @@ macro_rules! boxed {
     }};
 }
 pub(crate) use boxed;
+
+/// A family's command spec from its name, arity, flags, key positions, ACL categories,
+/// handler and summary, the rest left at [`Spec::DEFAULT`].
+macro_rules! cmdspec {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $cats:expr, $handler:ident, $summary:literal) => {
+        $crate::frontend::cmd::spec::Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            categories: $cats,
+            summary: $summary,
+            handler: $crate::frontend::cmd::spec::boxed!($handler),
+            ..$crate::frontend::cmd::spec::Spec::DEFAULT
+        }
+    };
+}
+pub(crate) use cmdspec;

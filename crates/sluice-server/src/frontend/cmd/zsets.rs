@@ -21,7 +21,7 @@ use super::blocking::{keys_then_timeout, parse_timeout, pop_or_block, BlockKind}
 use super::hashes::CollectionScan;
 use super::keys::matches_pattern;
 use super::sets::{scan_position, KeyMember, KeyMembers};
-use super::spec::{boxed, Ctx, KeyPositions, Spec};
+use super::spec::{cmdspec, Ctx, KeyPositions, Spec};
 use super::util::{engine_error, int_arg, is, read_reply, removed_reply, syntax_error};
 use crate::frontend::frame::format_score;
 use crate::frontend::Frame;
@@ -34,95 +34,79 @@ const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
 const BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
 const BLOCKING_SLOW: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 
-/// A sorted-set command's spec.
-macro_rules! zspec {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $cats:expr, $handler:ident, $summary:literal) => {
-        Spec {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            keys: $keys,
-            categories: $cats,
-            summary: $summary,
-            handler: boxed!($handler),
-            ..Spec::DEFAULT
-        }
-    };
-}
-
 const FIRST: KeyPositions = KeyPositions::FIRST;
 
 /// The sorted-set commands.
 pub static COMMANDS: &[Spec] = &[
-    zspec!("zadd", -4, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, zadd,
+    cmdspec!("zadd", -4, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, zadd,
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
-    zspec!("zincrby", 4, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, zincrby,
+    cmdspec!("zincrby", 4, &["write", "denyoom", "fast"], FIRST, WRITE_FAST, zincrby,
         "Increments the score of a member in a sorted set."),
-    zspec!("zrem", -3, &["write", "fast"], FIRST, WRITE_FAST, zrem,
+    cmdspec!("zrem", -3, &["write", "fast"], FIRST, WRITE_FAST, zrem,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
-    zspec!("zcard", 2, &["readonly", "fast"], FIRST, READ_FAST, zcard,
+    cmdspec!("zcard", 2, &["readonly", "fast"], FIRST, READ_FAST, zcard,
         "Returns the number of members in a sorted set."),
-    zspec!("zscore", 3, &["readonly", "fast"], FIRST, READ_FAST, zscore,
+    cmdspec!("zscore", 3, &["readonly", "fast"], FIRST, READ_FAST, zscore,
         "Returns the score of a member in a sorted set."),
-    zspec!("zmscore", -3, &["readonly", "fast"], FIRST, READ_FAST, zmscore,
+    cmdspec!("zmscore", -3, &["readonly", "fast"], FIRST, READ_FAST, zmscore,
         "Returns the score of one or more members in a sorted set."),
-    zspec!("zrank", 3, &["readonly", "fast"], FIRST, READ_FAST, zrank,
+    cmdspec!("zrank", 3, &["readonly", "fast"], FIRST, READ_FAST, zrank,
         "Returns the index of a member in a sorted set ordered by ascending scores."),
-    zspec!("zrevrank", 3, &["readonly", "fast"], FIRST, READ_FAST, zrevrank,
+    cmdspec!("zrevrank", 3, &["readonly", "fast"], FIRST, READ_FAST, zrevrank,
         "Returns the index of a member in a sorted set ordered by descending scores."),
-    zspec!("zcount", 4, &["readonly", "fast"], FIRST, READ_FAST, zcount,
+    cmdspec!("zcount", 4, &["readonly", "fast"], FIRST, READ_FAST, zcount,
         "Returns the count of members in a sorted set that have scores within a range."),
-    zspec!("zlexcount", 4, &["readonly", "fast"], FIRST, READ_FAST, zlexcount,
+    cmdspec!("zlexcount", 4, &["readonly", "fast"], FIRST, READ_FAST, zlexcount,
         "Returns the number of members in a sorted set within a lexicographical range."),
-    zspec!("zrange", -4, &["readonly"], FIRST, READ_SLOW, zrange,
+    cmdspec!("zrange", -4, &["readonly"], FIRST, READ_SLOW, zrange,
         "Returns members in a sorted set within a range of indexes."),
-    zspec!("zrevrange", -4, &["readonly"], FIRST, READ_SLOW, zrevrange,
+    cmdspec!("zrevrange", -4, &["readonly"], FIRST, READ_SLOW, zrevrange,
         "Returns members in a sorted set within a range of indexes in reverse order."),
-    zspec!("zrangebyscore", -4, &["readonly"], FIRST, READ_SLOW, zrangebyscore,
+    cmdspec!("zrangebyscore", -4, &["readonly"], FIRST, READ_SLOW, zrangebyscore,
         "Returns members in a sorted set within a range of scores."),
-    zspec!("zrevrangebyscore", -4, &["readonly"], FIRST, READ_SLOW, zrevrangebyscore,
+    cmdspec!("zrevrangebyscore", -4, &["readonly"], FIRST, READ_SLOW, zrevrangebyscore,
         "Returns members in a sorted set within a range of scores in reverse order."),
-    zspec!("zrangebylex", -4, &["readonly"], FIRST, READ_SLOW, zrangebylex,
+    cmdspec!("zrangebylex", -4, &["readonly"], FIRST, READ_SLOW, zrangebylex,
         "Returns members in a sorted set within a lexicographical range."),
-    zspec!("zrevrangebylex", -4, &["readonly"], FIRST, READ_SLOW, zrevrangebylex,
+    cmdspec!("zrevrangebylex", -4, &["readonly"], FIRST, READ_SLOW, zrevrangebylex,
         "Returns members in a sorted set within a lexicographical range in reverse order."),
-    zspec!("zrangestore", -5, &["write", "denyoom"], KeyPositions::FIRST_TWO, WRITE_SLOW, zrangestore,
+    cmdspec!("zrangestore", -5, &["write", "denyoom"], KeyPositions::FIRST_TWO, WRITE_SLOW, zrangestore,
         "Stores a range of members from sorted set in a key."),
-    zspec!("zremrangebyrank", 4, &["write"], FIRST, WRITE_SLOW, zremrangebyrank,
+    cmdspec!("zremrangebyrank", 4, &["write"], FIRST, WRITE_SLOW, zremrangebyrank,
         "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
-    zspec!("zremrangebyscore", 4, &["write"], FIRST, WRITE_SLOW, zremrangebyscore,
+    cmdspec!("zremrangebyscore", 4, &["write"], FIRST, WRITE_SLOW, zremrangebyscore,
         "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
-    zspec!("zremrangebylex", 4, &["write"], FIRST, WRITE_SLOW, zremrangebylex,
+    cmdspec!("zremrangebylex", 4, &["write"], FIRST, WRITE_SLOW, zremrangebylex,
         "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
-    zspec!("zpopmin", -2, &["write", "fast"], FIRST, WRITE_FAST, zpopmin,
+    cmdspec!("zpopmin", -2, &["write", "fast"], FIRST, WRITE_FAST, zpopmin,
         "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
-    zspec!("zpopmax", -2, &["write", "fast"], FIRST, WRITE_FAST, zpopmax,
+    cmdspec!("zpopmax", -2, &["write", "fast"], FIRST, WRITE_FAST, zpopmax,
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
-    zspec!("zmpop", -4, &["write", "movablekeys"], KeyPositions::COUNTED, WRITE_SLOW, zmpop,
+    cmdspec!("zmpop", -4, &["write", "movablekeys"], KeyPositions::COUNTED, WRITE_SLOW, zmpop,
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
-    zspec!("bzpopmin", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmin,
+    cmdspec!("bzpopmin", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmin,
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
-    zspec!("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmax,
+    cmdspec!("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], KeyPositions::ALL_BUT_LAST, BLOCKING_FAST, bzpopmax,
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
-    zspec!("bzmpop", -5, &["write", "blocking", "movablekeys"], KeyPositions::COUNTED_AT_SECOND, BLOCKING_SLOW, bzmpop,
+    cmdspec!("bzmpop", -5, &["write", "blocking", "movablekeys"], KeyPositions::COUNTED_AT_SECOND, BLOCKING_SLOW, bzmpop,
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
-    zspec!("zrandmember", -2, &["readonly"], FIRST, READ_SLOW, zrandmember,
+    cmdspec!("zrandmember", -2, &["readonly"], FIRST, READ_SLOW, zrandmember,
         "Returns one or more random members from a sorted set."),
-    zspec!("zscan", -3, &["readonly"], FIRST, READ_SLOW, zscan,
+    cmdspec!("zscan", -3, &["readonly"], FIRST, READ_SLOW, zscan,
         "Iterates over members and scores of a sorted set."),
-    zspec!("zunion", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zunion,
+    cmdspec!("zunion", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zunion,
         "Returns the union of multiple sorted sets."),
-    zspec!("zinter", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zinter,
+    cmdspec!("zinter", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zinter,
         "Returns the intersect of multiple sorted sets."),
-    zspec!("zdiff", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zdiff,
+    cmdspec!("zdiff", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zdiff,
         "Returns the difference between multiple sorted sets."),
-    zspec!("zintercard", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zintercard,
+    cmdspec!("zintercard", -3, &["readonly", "movablekeys"], KeyPositions::COUNTED, READ_SLOW, zintercard,
         "Returns the number of members of the intersect of multiple sorted sets."),
-    zspec!("zunionstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zunionstore,
+    cmdspec!("zunionstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zunionstore,
         "Stores the union of multiple sorted sets in a key."),
-    zspec!("zinterstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zinterstore,
+    cmdspec!("zinterstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zinterstore,
         "Stores the intersect of multiple sorted sets in a key."),
-    zspec!("zdiffstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zdiffstore,
+    cmdspec!("zdiffstore", -4, &["write", "denyoom", "movablekeys"], KeyPositions::DEST_THEN_COUNTED, WRITE_SLOW, zdiffstore,
         "Stores the difference of multiple sorted sets in a key."),
 ];
 

@@ -73,6 +73,14 @@ impl MemberRow {
         }
     }
 
+    fn valued(member: Bytes, value: Bytes) -> MemberRow {
+        MemberRow {
+            member,
+            score: None,
+            value: Some(value),
+        }
+    }
+
     fn element(position: i64, element: Bytes) -> MemberRow {
         MemberRow {
             member: Bytes::copy_from_slice(&crate::model::list::position_key(position)),
@@ -175,6 +183,30 @@ pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges
                 (present, removed)
             }
         }
+        Kind::Stream => {
+            // Validates the whole image: a row is never stored from bytes that do not decode.
+            crate::model::stream::StreamValue::decode(&p.image).map_err(malformed)?;
+            let rows = stream_rows(&p.image);
+            if p.replace {
+                (
+                    rows.map(|(m, v)| MemberRow::valued(m, v)).collect(),
+                    Vec::new(),
+                )
+            } else {
+                let wanted: std::collections::HashSet<&Bytes> = p.changed.iter().collect();
+                let mut after: std::collections::HashMap<Bytes, Bytes> =
+                    rows.filter(|(m, _)| wanted.contains(m)).collect();
+                let mut present = Vec::with_capacity(p.changed.len());
+                let mut removed = Vec::new();
+                for key in &p.changed {
+                    match after.remove(key) {
+                        Some(value) => present.push(MemberRow::valued(key.clone(), value)),
+                        None => removed.push(key.clone()),
+                    }
+                }
+                (present, removed)
+            }
+        }
         other => {
             return Err(StoreError::permanent(format!(
                 "key {:?}: a {} is not stored by member",
@@ -188,6 +220,13 @@ pub(crate) fn plan_members(key: &[u8], p: &PartialWrite) -> Result<MemberChanges
         present,
         removed,
     })
+}
+
+/// The rows of an encoded stream (metadata first, then each entry), sliced out of it.
+fn stream_rows(image: &Bytes) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
+    crate::model::hash::pairs(image)
+        .filter_map(Result::ok)
+        .map(|(m, v)| (image.slice_ref(m), image.slice_ref(v)))
 }
 
 /// The largest member a member write sends (every member of a replaced value, else the
@@ -211,8 +250,19 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
                 .map(|(_, e)| e.len() + 8)
                 .max()
                 .unwrap_or(0),
+            Kind::Stream => stream_rows(&p.image)
+                .map(|(m, v)| m.len() + v.len())
+                .max()
+                .unwrap_or(0),
             Kind::String | Kind::Hash => 0,
         }
+    } else if p.kind == Kind::Stream {
+        let wanted: std::collections::HashSet<&Bytes> = p.changed.iter().collect();
+        stream_rows(&p.image)
+            .filter(|(m, _)| wanted.contains(m))
+            .map(|(m, v)| m.len() + v.len())
+            .max()
+            .unwrap_or(16)
     } else if p.kind == Kind::List {
         // A list's rows carry their elements: the largest changed one still in the list.
         let Ok(after) = ListValue::decode(&p.image) else {
@@ -277,6 +327,13 @@ pub(crate) fn image_of(kind: Kind, rows: Vec<MemberRow>) -> Bytes {
                 .map(|r| (r.member, r.value.unwrap_or_default())),
         )
         .encode(),
+        // Rows no write stores (written by hand) read as no stream rather than a wrong one.
+        Kind::Stream => crate::model::stream::from_rows(
+            rows.into_iter()
+                .map(|r| (r.member, r.value.unwrap_or_default()))
+                .collect(),
+        )
+        .unwrap_or_default(),
         Kind::String | Kind::Hash => Bytes::new(),
     }
 }

@@ -80,7 +80,7 @@ pub(crate) fn plan_row_write(
     let (image, changed, replace): (&Bytes, &[Bytes], bool) = match write {
         StoreWrite::Delete => return Ok(RowAction::Delete),
         StoreWrite::Upsert {
-            kind: Kind::String | Kind::Set | Kind::ZSet | Kind::List,
+            kind: Kind::String | Kind::Set | Kind::ZSet | Kind::List | Kind::Stream,
             ..
         } => return Err(not_a_hash(row, key)),
         StoreWrite::Partial(f) if f.kind != Kind::Hash => return Err(not_a_hash(row, key)),

@@ -1,0 +1,71 @@
+//! Stream operations: read a stream, change it in one read-modify-write.
+//!
+//! A stream's metadata and each of its entries are rows of their own (see
+//! [`crate::model::stream`]), and a write names the rows it touched ([`StoreWrite::Partial`]):
+//! the write-back buffer coalesces them per key, the journal records them, and the built-in
+//! table stores only those rows, so XADD to a stream of a million entries writes two rows.
+//! Streams live on the built-in keyspace.
+
+use bytes::Bytes;
+
+use super::access::Access;
+use crate::error::SluiceError;
+use crate::model::stream::StreamValue;
+use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
+
+impl Access<'_> {
+    /// The encoded stream at `key` (see [`crate::model::stream`]): `None` if the key does not
+    /// exist, `WRONGTYPE` if it holds another type.
+    pub async fn stream_image(&mut self, db: u8, key: Bytes) -> Result<Option<Bytes>, SluiceError> {
+        match self.get_entry(db, key).await? {
+            None => Ok(None),
+            Some(e) if e.kind != Kind::Stream => Err(SluiceError::WrongType),
+            Some(e) => Ok(Some(e.value)),
+        }
+    }
+
+    /// Atomic read-modify-write of a stream: `f` edits the current stream, or with `create` a
+    /// new empty one where the key does not exist (else `f` is not called and the answer is
+    /// `None`). A stream `f` left unchanged is no write; a new one is stored once `f` changed
+    /// it, even if it holds no entry (XADD with `MAXLEN 0`), as in Redis. The key keeps its
+    /// expiry. `WRONGTYPE`, and nothing written, if the key holds another type; an error
+    /// from `f` writes nothing.
+    pub async fn update_stream<T>(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        create: bool,
+        f: impl FnOnce(&mut StreamValue) -> Result<T, SluiceError>,
+    ) -> Result<Option<T>, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let (mut stream, expires_at, fresh) = match stream_of(current)? {
+                Some((stream, expires_at)) => (stream, expires_at, false),
+                None if create => (StreamValue::new(), None, true),
+                None => return Ok((None, None)),
+            };
+            let result = f(&mut stream)?;
+            if !stream.changed() {
+                return Ok((None, Some(result)));
+            }
+            let write = StoreWrite::Partial(PartialWrite {
+                kind: Kind::Stream,
+                image: stream.encode(),
+                changed: if fresh { Vec::new() } else { stream.changes() },
+                replace: fresh,
+                expires_at,
+            });
+            Ok((Some(write), Some(result)))
+        })
+        .await
+    }
+}
+
+/// The stream an entry holds, with its expiry; `WRONGTYPE` for another type.
+fn stream_of(entry: Option<Entry>) -> Result<Option<(StreamValue, Option<u64>)>, SluiceError> {
+    match entry {
+        None => Ok(None),
+        Some(e) if e.kind != Kind::Stream => Err(SluiceError::WrongType),
+        Some(e) => Ok(Some((StreamValue::decode(&e.value)?, e.expires_at))),
+    }
+}

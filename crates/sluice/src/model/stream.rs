@@ -1,0 +1,786 @@
+//! The encoding of a stream, as the cache, the write-back buffer and the journal hold it, and
+//! the rules Redis 7.0 applies to it (IDs, trimming, deletion).
+//!
+//! The image is framed as a hash ([`super::hash::encode`]): a LEB128 count of rows, then each
+//! row as a length-prefixed member and a length-prefixed value, in member order:
+//!
+//! - first the stream's metadata ([`StreamMeta`]) under the empty member;
+//! - then one row per entry under its ID as 16 big-endian bytes ([`StreamId::key`]), so byte
+//!   order is ID order: a flags byte ([`DELETED`], [`NODE_START`]) then the entry's
+//!   field-value pairs framed as a hash.
+//!
+//! The built-in table keeps each row as a `sluice_members` row (`member`, bytes in `value`),
+//! so XADD stores two rows (the entry and the metadata) whatever the stream's length.
+//!
+//! Redis keeps a stream in nodes of at most 100 entries or 4096 bytes (a listpack each), and
+//! `MAXLEN ~` / `MINID ~` trim whole nodes only, so how many entries an approximate trim
+//! removes depends on where the nodes begin. To answer as Redis does, a stream here keeps
+//! the same nodes: the entry that begins one carries [`NODE_START`], an entry XDEL removes
+//! stays as a [`DELETED`] row while its node holds a live entry (Redis keeps it in the
+//! listpack too), and a node's size is the size of its listpack ([`NodeSize`]), computed
+//! from its entries as Redis encodes them.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::hash::{self, MalformedHash};
+use super::listpack;
+
+/// Redis's `stream-node-max-bytes` default: a node whose listpack would reach it is closed.
+pub const NODE_MAX_BYTES: usize = 4096;
+/// Redis's `stream-node-max-entries` default: entries (live and deleted) per node.
+pub const NODE_MAX_ENTRIES: usize = 100;
+
+/// Row flag: the entry was deleted (XDEL, or an exact trim within a node); kept while its
+/// node lives, never shown.
+pub const DELETED: u8 = 1;
+/// Row flag: the entry begins a node (see the module notes).
+pub const NODE_START: u8 = 2;
+
+/// A stream entry ID: milliseconds, then a sequence number within them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    /// Unix milliseconds (or any number the client chose).
+    pub ms: u64,
+    /// Sequence number within `ms`.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// `0-0`, below every entry.
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    /// The largest ID.
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    /// An ID.
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The 16 bytes a row is keyed by: big-endian, so byte order is ID order.
+    pub fn key(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.ms.to_be_bytes());
+        out[8..].copy_from_slice(&self.seq.to_be_bytes());
+        out
+    }
+
+    /// The ID of a row key; `None` for bytes of another length.
+    pub fn from_key(key: &[u8]) -> Option<StreamId> {
+        let bytes: &[u8; 16] = key.try_into().ok()?;
+        let (ms, seq) = bytes.split_at(8);
+        Some(StreamId {
+            ms: u64::from_be_bytes(ms.try_into().ok()?),
+            seq: u64::from_be_bytes(seq.try_into().ok()?),
+        })
+    }
+
+    /// The next ID; `None` after [`StreamId::MAX`].
+    pub fn next(self) -> Option<StreamId> {
+        match self.seq.checked_add(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => Some(StreamId {
+                ms: self.ms.checked_add(1)?,
+                seq: 0,
+            }),
+        }
+    }
+
+    /// The previous ID; `None` before [`StreamId::MIN`].
+    pub fn prev(self) -> Option<StreamId> {
+        match self.seq.checked_sub(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => Some(StreamId {
+                ms: self.ms.checked_sub(1)?,
+                seq: u64::MAX,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// What a stream knows beyond its entries (XINFO STREAM shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamMeta {
+    /// Live entries (XLEN).
+    pub length: u64,
+    /// The largest ID ever added (or set by XSETID): a new one must be above it.
+    pub last_id: StreamId,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// The largest ID XDEL removed.
+    pub max_deleted: StreamId,
+    /// The consumer groups, encoded; kept as they are (no command changes them yet).
+    pub groups: Bytes,
+}
+
+/// The version byte of the metadata encoding.
+const META_VERSION: u8 = 1;
+/// Bytes of the metadata before the groups.
+const META_FIXED: usize = 1 + 8 * 6;
+
+impl StreamMeta {
+    fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(META_FIXED + self.groups.len());
+        out.put_u8(META_VERSION);
+        for n in [
+            self.length,
+            self.last_id.ms,
+            self.last_id.seq,
+            self.entries_added,
+            self.max_deleted.ms,
+            self.max_deleted.seq,
+        ] {
+            out.put_u64(n);
+        }
+        out.put_slice(&self.groups);
+        out.freeze()
+    }
+
+    fn decode(bytes: &Bytes) -> Result<StreamMeta, MalformedHash> {
+        if bytes.len() < META_FIXED || bytes[0] != META_VERSION {
+            return Err(MalformedHash);
+        }
+        let n = |i: usize| {
+            let at = 1 + 8 * i;
+            u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+        };
+        Ok(StreamMeta {
+            length: n(0),
+            last_id: StreamId::new(n(1), n(2)),
+            entries_added: n(3),
+            max_deleted: StreamId::new(n(4), n(5)),
+            groups: bytes.slice(META_FIXED..),
+        })
+    }
+}
+
+/// One entry as a read sees it: its ID and field-value pairs, sliced out of the image.
+pub type EntryView<'a> = (StreamId, Vec<(&'a [u8], &'a [u8])>);
+
+/// The metadata of an encoded stream; an error for bytes no write stores.
+pub fn meta(image: &Bytes) -> Result<StreamMeta, MalformedHash> {
+    let (member, value) = hash::pairs(image).next().ok_or(MalformedHash)??;
+    if !member.is_empty() {
+        return Err(MalformedHash);
+    }
+    StreamMeta::decode(&image.slice_ref(value))
+}
+
+/// The live entries of an encoded stream from `start` to `end` (inclusive), in ID order (or
+/// reversed with `rev`), at most `count` of them.
+pub fn range(
+    image: &[u8],
+    start: StreamId,
+    end: StreamId,
+    rev: bool,
+    count: Option<usize>,
+) -> Result<Vec<EntryView<'_>>, MalformedHash> {
+    let mut out = Vec::new();
+    if start > end || count == Some(0) {
+        return Ok(out);
+    }
+    for row in hash::pairs(image).skip(1) {
+        let (key, value) = row?;
+        let id = StreamId::from_key(key).ok_or(MalformedHash)?;
+        if id > end {
+            break;
+        }
+        let (&flags, pairs) = value.split_first().ok_or(MalformedHash)?;
+        if id < start || flags & DELETED != 0 {
+            continue;
+        }
+        let fields = hash::pairs(pairs).collect::<Result<Vec<_>, _>>()?;
+        out.push((id, fields));
+        if !rev && count.is_some_and(|c| out.len() >= c) {
+            break;
+        }
+    }
+    if rev {
+        out.reverse();
+        if let Some(c) = count {
+            out.truncate(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The image of a stream read back from its rows (member, value), in any order: what the
+/// built-in table's `sluice_members` rows of a stream make. An error for rows no write stores.
+pub fn from_rows(mut rows: Vec<(Bytes, Bytes)>) -> Result<Bytes, MalformedHash> {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let image = hash::encode(rows.iter().map(|(m, v)| (&m[..], &v[..])));
+    StreamValue::decode(&image)?;
+    Ok(image)
+}
+
+/// How many rows (metadata and entries, deleted ones included) an image holds.
+pub fn rows(image: &[u8]) -> usize {
+    hash::len(image)
+}
+
+/// A trim: what stays, and how exactly (XADD's and XTRIM's `MAXLEN` / `MINID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    /// What to keep.
+    pub strategy: TrimStrategy,
+    /// `~`: remove whole nodes only.
+    pub approx: bool,
+    /// `LIMIT`: remove at most this many entries (0: no limit).
+    pub limit: u64,
+}
+
+/// What a trim keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrimStrategy {
+    /// At most this many entries, the newest.
+    MaxLen(u64),
+    /// The entries from this ID on.
+    MinId(StreamId),
+}
+
+/// One entry row of a decoded stream: its ID and its stored value (flags byte, then pairs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    id: StreamId,
+    value: Bytes,
+}
+
+impl Row {
+    fn flags(&self) -> u8 {
+        self.value.first().copied().unwrap_or(0)
+    }
+
+    fn is_deleted(&self) -> bool {
+        self.flags() & DELETED != 0
+    }
+
+    fn starts_node(&self) -> bool {
+        self.flags() & NODE_START != 0
+    }
+
+    fn pairs(&self) -> hash::Pairs<'_> {
+        hash::pairs(self.value.get(1..).unwrap_or_default())
+    }
+
+    fn with_flags(&mut self, flags: u8) {
+        let mut value = BytesMut::from(&self.value[..]);
+        value[0] = flags;
+        self.value = value.freeze();
+    }
+}
+
+/// A stream being changed by a command: its metadata and rows, each row's bytes sliced out of
+/// the image it came from, and what the change touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamValue {
+    meta: StreamMeta,
+    rows: Vec<Row>,
+    /// IDs of the rows added, changed or removed.
+    touched: Vec<StreamId>,
+    /// The metadata changed.
+    meta_changed: bool,
+}
+
+impl StreamValue {
+    /// An empty stream, as XADD makes one (nothing is stored until it changes).
+    pub fn new() -> StreamValue {
+        StreamValue::default()
+    }
+
+    /// Reads an encoded stream; an error for bytes no write stores.
+    pub fn decode(image: &Bytes) -> Result<StreamValue, MalformedHash> {
+        let mut pairs = hash::pairs(image);
+        let (member, value) = pairs.next().ok_or(MalformedHash)??;
+        if !member.is_empty() {
+            return Err(MalformedHash);
+        }
+        let meta = StreamMeta::decode(&image.slice_ref(value))?;
+        let mut rows = Vec::with_capacity(hash::len(image).saturating_sub(1).min(1 << 16));
+        let mut previous: Option<StreamId> = None;
+        for pair in pairs {
+            let (key, value) = pair?;
+            let id = StreamId::from_key(key).ok_or(MalformedHash)?;
+            if previous.is_some_and(|p| p >= id) || value.is_empty() {
+                return Err(MalformedHash);
+            }
+            for pair in hash::pairs(&value[1..]) {
+                pair?;
+            }
+            previous = Some(id);
+            rows.push(Row {
+                id,
+                value: image.slice_ref(value),
+            });
+        }
+        Ok(StreamValue {
+            meta,
+            rows,
+            touched: Vec::new(),
+            meta_changed: false,
+        })
+    }
+
+    /// The image: metadata, then every row in ID order.
+    pub fn encode(&self) -> Bytes {
+        let meta = self.meta.encode();
+        let keys: Vec<[u8; 16]> = self.rows.iter().map(|r| r.id.key()).collect();
+        let mut rows: Vec<(&[u8], &[u8])> = Vec::with_capacity(self.rows.len() + 1);
+        rows.push((b"", &meta));
+        rows.extend(
+            keys.iter()
+                .zip(&self.rows)
+                .map(|(k, r)| (&k[..], &r.value[..])),
+        );
+        hash::encode(rows.into_iter())
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &StreamMeta {
+        &self.meta
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> u64 {
+        self.meta.length
+    }
+
+    /// Whether the stream holds no live entry (it still exists, as in Redis).
+    pub fn is_empty(&self) -> bool {
+        self.meta.length == 0
+    }
+
+    /// Whether a command changed the stream.
+    pub fn changed(&self) -> bool {
+        self.meta_changed || !self.touched.is_empty()
+    }
+
+    /// The row keys the change touched: the metadata's (empty) and each touched entry's.
+    pub fn changes(&self) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(self.touched.len() + 1);
+        if self.meta_changed {
+            out.push(Bytes::new());
+        }
+        let mut touched = self.touched.clone();
+        touched.sort_unstable();
+        touched.dedup();
+        out.extend(touched.iter().map(|id| Bytes::copy_from_slice(&id.key())));
+        out
+    }
+
+    fn touch(&mut self, id: StreamId) {
+        self.touched.push(id);
+        self.meta_changed = true;
+    }
+
+    /// The ID the next XADD takes for `requested`, as Redis 7.0's `streamAppendItem` picks
+    /// it at `now_ms`: an error line for an ID that is not above the last one.
+    pub fn next_id(&self, requested: RequestedId, now_ms: u64) -> Result<StreamId, &'static str> {
+        let last = self.meta.last_id;
+        let id = match requested {
+            RequestedId::Auto if now_ms > last.ms => StreamId::new(now_ms, 0),
+            RequestedId::Auto => last.next().ok_or(EXHAUSTED)?,
+            RequestedId::AutoSeq(ms) if ms == last.ms => {
+                let seq = last.seq.checked_add(1).ok_or(NOT_ABOVE_TOP)?;
+                StreamId::new(ms, seq)
+            }
+            RequestedId::AutoSeq(ms) => StreamId::new(ms, 0),
+            RequestedId::Exact(id) => id,
+        };
+        if id <= last {
+            return Err(NOT_ABOVE_TOP);
+        }
+        Ok(id)
+    }
+
+    /// Appends an entry (`id` above the last one, see [`StreamValue::next_id`]) in the node
+    /// Redis would put it in.
+    pub fn add(&mut self, id: StreamId, pairs: &[(Bytes, Bytes)]) {
+        let new_node = match self.last_node() {
+            None => true,
+            Some(node) => {
+                let payload: usize = pairs.iter().map(|(f, v)| f.len() + v.len()).sum();
+                let size = NodeSize::of(&self.rows[node]);
+                size.bytes + payload >= NODE_MAX_BYTES
+                    || size.live + size.deleted >= NODE_MAX_ENTRIES
+            }
+        };
+        let flags = if new_node { NODE_START } else { 0 };
+        let encoded = hash::encode(pairs.iter().map(|(f, v)| (&f[..], &v[..])));
+        let mut value = BytesMut::with_capacity(1 + encoded.len());
+        value.put_u8(flags);
+        value.put_slice(&encoded);
+        self.rows.push(Row {
+            id,
+            value: value.freeze(),
+        });
+        self.meta.length += 1;
+        self.meta.last_id = id;
+        self.meta.entries_added += 1;
+        self.touch(id);
+    }
+
+    /// The rows of the last node.
+    fn last_node(&self) -> Option<std::ops::Range<usize>> {
+        let start = self.rows.iter().rposition(Row::starts_node)?;
+        Some(start..self.rows.len())
+    }
+
+    /// The rows of the node holding row `at`.
+    fn node_of(&self, at: usize) -> std::ops::Range<usize> {
+        let start = self.rows[..=at]
+            .iter()
+            .rposition(Row::starts_node)
+            .unwrap_or(0);
+        let end = self.rows[at + 1..]
+            .iter()
+            .position(Row::starts_node)
+            .map_or(self.rows.len(), |n| at + 1 + n);
+        start..end
+    }
+
+    /// Removes the rows of a node.
+    fn remove_rows(&mut self, rows: std::ops::Range<usize>) {
+        let removed: Vec<StreamId> = self.rows.drain(rows).map(|r| r.id).collect();
+        for id in removed {
+            self.touch(id);
+        }
+    }
+
+    /// Marks row `at` deleted, or removes its node if it was the node's last live entry.
+    fn delete_at(&mut self, at: usize) {
+        let node = self.node_of(at);
+        let live = self.rows[node.clone()]
+            .iter()
+            .filter(|r| !r.is_deleted())
+            .count();
+        self.meta.length -= 1;
+        if live == 1 {
+            self.remove_rows(node);
+        } else {
+            let flags = self.rows[at].flags() | DELETED;
+            self.rows[at].with_flags(flags);
+            let id = self.rows[at].id;
+            self.touch(id);
+        }
+    }
+
+    /// XDEL of one ID: whether a live entry had it.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Ok(at) = self.rows.binary_search_by(|r| r.id.cmp(&id)) else {
+            return false;
+        };
+        if self.rows[at].is_deleted() {
+            return false;
+        }
+        self.delete_at(at);
+        if id > self.meta.max_deleted {
+            self.meta.max_deleted = id;
+        }
+        true
+    }
+
+    /// Trims as Redis 7.0's `streamTrim`: whole nodes from the oldest while what stays is
+    /// still enough; then, unless approximate, the oldest entries of the next node one by
+    /// one. Answers how many entries it removed.
+    pub fn trim(&mut self, trim: Trim) -> u64 {
+        let mut removed = 0u64;
+        while let Some(first) = self.rows.first() {
+            if let TrimStrategy::MaxLen(max) = trim.strategy {
+                if self.meta.length <= max {
+                    break;
+                }
+            }
+            debug_assert!(first.starts_node());
+            let node = self.node_of(0);
+            let live = self.rows[node.clone()]
+                .iter()
+                .filter(|r| !r.is_deleted())
+                .count() as u64;
+            if trim.limit > 0 && removed + live > trim.limit {
+                break;
+            }
+            let whole = match trim.strategy {
+                TrimStrategy::MaxLen(max) => self.meta.length - live >= max,
+                TrimStrategy::MinId(min) => self.rows[node.end - 1].id < min,
+            };
+            if whole {
+                self.remove_rows(node);
+                self.meta.length -= live;
+                removed += live;
+                continue;
+            }
+            if trim.approx {
+                break;
+            }
+            for at in node {
+                let stop = match trim.strategy {
+                    TrimStrategy::MaxLen(max) => self.meta.length <= max,
+                    TrimStrategy::MinId(min) => self.rows[at].id >= min,
+                };
+                if stop {
+                    break;
+                }
+                if !self.rows[at].is_deleted() {
+                    let flags = self.rows[at].flags() | DELETED;
+                    self.rows[at].with_flags(flags);
+                    let id = self.rows[at].id;
+                    self.touch(id);
+                    self.meta.length -= 1;
+                    removed += 1;
+                }
+            }
+            break;
+        }
+        removed
+    }
+
+    /// XSETID: sets the last ID, and optionally the entries-added count and the largest
+    /// deleted ID.
+    pub fn set_id(
+        &mut self,
+        last: StreamId,
+        entries_added: Option<u64>,
+        max_deleted: Option<StreamId>,
+    ) {
+        self.meta.last_id = last;
+        if let Some(n) = entries_added {
+            self.meta.entries_added = n;
+        }
+        if let Some(id) = max_deleted {
+            self.meta.max_deleted = id;
+        }
+        self.meta_changed = true;
+    }
+
+    /// The last live entry's ID (below the last ID once the newest entries were deleted).
+    pub fn last_live_id(&self) -> Option<StreamId> {
+        self.rows
+            .iter()
+            .rev()
+            .find(|r| !r.is_deleted())
+            .map(|r| r.id)
+    }
+
+    /// The first live entry's ID.
+    pub fn first_id(&self) -> Option<StreamId> {
+        self.rows.iter().find(|r| !r.is_deleted()).map(|r| r.id)
+    }
+
+    /// The live entries, oldest first: each ID and pairs.
+    pub fn entries(&self) -> impl Iterator<Item = EntryView<'_>> + '_ {
+        self.rows
+            .iter()
+            .filter(|r| !r.is_deleted())
+            .map(|r| (r.id, r.pairs().filter_map(Result::ok).collect::<Vec<_>>()))
+    }
+
+    /// The nodes as Redis would hold them: each node's listpack size and entry counts.
+    pub fn nodes(&self) -> Vec<NodeSize> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < self.rows.len() {
+            let node = self.node_of(at);
+            at = node.end;
+            out.push(NodeSize::of(&self.rows[node]));
+        }
+        out
+    }
+}
+
+/// The ID XADD asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedId {
+    /// `*`: the time now, or the next after the last.
+    Auto,
+    /// `ms-*`: these milliseconds, the next sequence number.
+    AutoSeq(u64),
+    /// An explicit ID.
+    Exact(StreamId),
+}
+
+/// XADD's error for an ID not above the last one.
+pub const NOT_ABOVE_TOP: &str =
+    "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+/// XADD's error when no ID is left.
+pub const EXHAUSTED: &str =
+    "ERR The stream has exhausted the last possible ID, unable to add more items";
+
+/// A node's listpack as Redis encodes it: its size in bytes, and its live and deleted
+/// entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeSize {
+    /// `lpBytes` of the node's listpack.
+    pub bytes: usize,
+    /// Live entries.
+    pub live: usize,
+    /// Deleted entries still in it.
+    pub deleted: usize,
+}
+
+impl NodeSize {
+    /// The listpack of the node made of `rows` (the first begins it): the master entry (live
+    /// count, deleted count, the first entry's field names, a 0), then per entry its flags,
+    /// ID deltas, its field names unless they are the master's, its values, and its element
+    /// count.
+    fn of(rows: &[Row]) -> NodeSize {
+        let Some(first) = rows.first() else {
+            return NodeSize::default();
+        };
+        let master_fields: Vec<&[u8]> = first
+            .pairs()
+            .filter_map(Result::ok)
+            .map(|(f, _)| f)
+            .collect();
+        let master = first.id;
+        let deleted = rows.iter().filter(|r| r.is_deleted()).count();
+        let live = rows.len() - deleted;
+        // Listpack header (total bytes, element count) and end byte.
+        let mut bytes = listpack::OVERHEAD;
+        bytes += listpack::int_size(live as i64)
+            + listpack::int_size(deleted as i64)
+            + listpack::int_size(master_fields.len() as i64);
+        bytes += master_fields
+            .iter()
+            .map(|f| listpack::entry_size(f))
+            .sum::<usize>();
+        bytes += listpack::int_size(0);
+        for row in rows {
+            let pairs: Vec<(&[u8], &[u8])> = row.pairs().filter_map(Result::ok).collect();
+            let same = pairs.len() == master_fields.len()
+                && pairs.iter().zip(&master_fields).all(|((f, _), m)| f == m);
+            // Redis's flags: 1 deleted, 2 same fields as the master entry.
+            let flags = i64::from(row.is_deleted()) | if same { 2 } else { 0 };
+            bytes += listpack::int_size(flags);
+            bytes += listpack::int_size(row.id.ms.wrapping_sub(master.ms) as i64);
+            bytes += listpack::int_size(row.id.seq.wrapping_sub(master.seq) as i64);
+            let values: usize = pairs.iter().map(|(_, v)| listpack::entry_size(v)).sum();
+            let n = pairs.len() as i64;
+            if same {
+                bytes += values + listpack::int_size(n + 3);
+            } else {
+                let fields: usize = pairs.iter().map(|(f, _)| listpack::entry_size(f)).sum();
+                bytes += listpack::int_size(n) + fields + values + listpack::int_size(2 * n + 4);
+            }
+        }
+        NodeSize {
+            bytes,
+            live,
+            deleted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn add(s: &mut StreamValue, ms: u64, pairs: &[(&str, &str)]) {
+        let pairs: Vec<(Bytes, Bytes)> = pairs.iter().map(|(f, v)| (b(f), b(v))).collect();
+        s.add(StreamId::new(ms, 0), &pairs);
+    }
+
+    fn ids(s: &StreamValue) -> Vec<u64> {
+        s.entries().map(|(id, _)| id.ms).collect()
+    }
+
+    #[test]
+    fn an_image_round_trips_with_its_nodes_and_deleted_entries() {
+        let mut s = StreamValue::new();
+        for ms in 1..=250 {
+            add(&mut s, ms, &[("f", "v")]);
+        }
+        assert!(s.delete(StreamId::new(5, 0)));
+        assert!(!s.delete(StreamId::new(5, 0)));
+        let image = s.encode();
+        let back = StreamValue::decode(&image).expect("decodes");
+        assert_eq!(back.len(), 249);
+        assert_eq!(back.nodes().len(), 3);
+        assert_eq!(back.nodes()[0].deleted, 1);
+        assert_eq!(back.meta().max_deleted, StreamId::new(5, 0));
+        let listed = range(&image, StreamId::MIN, StreamId::MAX, false, None).expect("reads");
+        assert_eq!(listed.len(), 249);
+        assert_eq!(listed[4].0, StreamId::new(6, 0));
+    }
+
+    #[test]
+    fn an_approximate_trim_removes_whole_nodes_only() {
+        let mut s = StreamValue::new();
+        for ms in 1..=250 {
+            add(&mut s, ms, &[("f", "v")]);
+        }
+        let trim = |n, approx| Trim {
+            strategy: TrimStrategy::MaxLen(n),
+            approx,
+            limit: 0,
+        };
+        assert_eq!(
+            s.trim(trim(180, true)),
+            0,
+            "removing a node would leave 150"
+        );
+        assert_eq!(s.trim(trim(150, true)), 100);
+        assert_eq!(s.trim(trim(120, false)), 30);
+        assert_eq!(ids(&s).first(), Some(&131));
+        assert_eq!(s.len(), 120);
+    }
+
+    #[test]
+    fn a_node_closes_at_its_byte_limit() {
+        let mut s = StreamValue::new();
+        let big = "x".repeat(1000);
+        for ms in 1..=5 {
+            add(&mut s, ms, &[("f", &big)]);
+        }
+        // 18 bytes of header and master entry, then 1012 per entry: after four (4066), a
+        // fifth's 1001 bytes of payload would reach 4096 (redis-server 7.0 splits it so too).
+        assert_eq!(s.nodes().iter().map(|n| n.live).collect::<Vec<_>>(), [4, 1]);
+        assert_eq!(s.nodes()[0].bytes, 4066);
+    }
+
+    #[test]
+    fn deleting_a_node_s_last_live_entry_removes_the_node() {
+        let mut s = StreamValue::new();
+        for ms in 1..=3 {
+            add(&mut s, ms, &[("f", "v")]);
+        }
+        for ms in 1..=3 {
+            assert!(s.delete(StreamId::new(ms, 0)));
+        }
+        assert!(s.is_empty());
+        assert!(s.nodes().is_empty());
+        assert_eq!(s.meta().last_id, StreamId::new(3, 0));
+    }
+
+    #[test]
+    fn ids_are_picked_as_redis_does() {
+        let mut s = StreamValue::new();
+        assert_eq!(
+            s.next_id(RequestedId::Exact(StreamId::MIN), 0),
+            Err(NOT_ABOVE_TOP)
+        );
+        assert_eq!(s.next_id(RequestedId::Auto, 10), Ok(StreamId::new(10, 0)));
+        add(&mut s, 10, &[("f", "v")]);
+        assert_eq!(s.next_id(RequestedId::Auto, 5), Ok(StreamId::new(10, 1)));
+        assert_eq!(
+            s.next_id(RequestedId::AutoSeq(10), 0),
+            Ok(StreamId::new(10, 1))
+        );
+        assert_eq!(s.next_id(RequestedId::AutoSeq(9), 0), Err(NOT_ABOVE_TOP));
+        s.set_id(StreamId::MAX, None, None);
+        assert_eq!(s.next_id(RequestedId::Auto, 0), Err(EXHAUSTED));
+    }
+}
