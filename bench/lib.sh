@@ -60,3 +60,45 @@ start_sluice() {
   PIDS+=("$SERVER_PID")
   wait_ping "$PORT" || { echo "sluice $1 did not start:" >&2; cat "$WORK/$1.log" >&2; exit 1; }
 }
+
+# command_csv PORT PIPELINE RANGE COMMAND...: redis-benchmark of one command ($CLIENTS
+# clients, $N requests, keys and members from __rand_int__ below RANGE), printed as
+# "requests_per_second p99_ms".
+command_csv() {
+  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -r "$3" -P "$2" --csv "${@:4}" 2>/dev/null \
+    | awk -F'"' 'NR==2 {print $4, $14}'
+}
+
+# side_by_side SLUICE_PORT REDIS_PORT LABEL PIPELINE RANGE COMMAND...: one table row, the
+# command on Sluice then on Redis, with the ratio and both p99s.
+side_by_side() {
+  local s r sp99 rp99
+  read -r s sp99 < <(command_csv "$1" "$4" "$5" "${@:6}")
+  read -r r rp99 < <(command_csv "$2" "$4" "$5" "${@:6}")
+  printf '| %-34s | P%-2s | %10s | %10s | %5.2fx | %6s | %6s |\n' "$3" "$4" "$s" "$r" \
+    "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
+}
+
+# start_reference_pairs: the two side-by-side pairs of the collection benches, Sluice's default
+# (journal `fsync`) next to redis-server `appendfsync always`, and Sluice journal `none` next
+# to redis-server without persistence; sets SLUICE_FSYNC, REDIS_ALWAYS, SLUICE_NONE, REDIS_PLAIN.
+start_reference_pairs() {
+  start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
+  start_redis plain --appendonly no; REDIS_PLAIN=$PORT
+  start_sluice fsync fsync; SLUICE_FSYNC=$PORT
+  start_sluice none none; SLUICE_NONE=$PORT
+}
+
+# require_redis_tools: exits with an install hint if redis-benchmark or redis-server is missing.
+require_redis_tools() {
+  command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
+  command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
+}
+
+# side_by_side_header: the request count and the head of side_by_side's table.
+side_by_side_header() {
+  echo "requests=$N clients=$CLIENTS"
+  echo
+  echo "| Sluice vs Redis                    | P   |   Sluice/s |    Redis/s | ratio | S p99 | R p99 |"
+  echo "|------------------------------------|-----|------------|------------|-------|-------|-------|"
+}

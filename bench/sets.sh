@@ -15,8 +15,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 N=${1:-100000}
 CLIENTS=${CLIENTS:-50}
-command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
-command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
+require_redis_tools
 cargo build --release -q
 setup_work
 
@@ -33,36 +32,11 @@ row() { # sluice-port redis-port label pipeline command...
     "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
 }
 
-fill() { # port key count
-  python3 - "$1" "$2" "$3" <<'PY'
-import socket, sys
-port, key, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port))
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-batch = 1000
-for start in range(0, count, batch):
-    members = [f"member:{i}" for i in range(start, min(count, start + batch))]
-    s.sendall(cmd("SADD", key, *members))
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        buf += s.recv(65536)
-PY
-}
+fill() { python3 bench/fill.py set "$@"; } # port key count
 
-start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
-start_redis plain --appendonly no; REDIS_PLAIN=$PORT
-start_sluice fsync fsync; SLUICE_FSYNC=$PORT
-start_sluice none none; SLUICE_NONE=$PORT
+start_reference_pairs
 
-echo "requests=$N clients=$CLIENTS"
-echo
-echo "| Sluice vs Redis                    | P   |   Sluice/s |    Redis/s | ratio | S p99 | R p99 |"
-echo "|------------------------------------|-----|------------|------------|-------|-------|-------|"
+side_by_side_header
 for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
   read -r s r label <<<"$pair"
   fill "$s" bench:small 100; fill "$r" bench:small 100

@@ -18,65 +18,24 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 N=${1:-20000}
 CLIENTS=${CLIENTS:-50}
-command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }
-command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server"; exit 1; }
+require_redis_tools
 cargo build --release -q
 setup_work
 
-run() { # port pipeline range command... -> "rps p99_ms"
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -r "$3" -P "$2" --csv "${@:4}" 2>/dev/null \
-    | awk -F'"' 'NR==2 {print $4, $14}'
-}
+fill() { python3 bench/fill.py zset "$@"; } # port key count
 
-row() { # sluice-port redis-port label pipeline range command...
-  local s r sp99 rp99
-  read -r s sp99 < <(run "$1" "$4" "$5" "${@:6}")
-  read -r r rp99 < <(run "$2" "$4" "$5" "${@:6}")
-  printf '| %-34s | P%-2s | %10s | %10s | %5.2fx | %6s | %6s |\n' "$3" "$4" "$s" "$r" \
-    "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
-}
+start_reference_pairs
 
-fill() { # port key count: players player:0 .. with scores 0 ..
-  python3 - "$1" "$2" "$3" <<'PY'
-import socket, sys
-port, key, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port))
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-batch = 1000
-for start in range(0, count, batch):
-    args = []
-    for i in range(start, min(count, start + batch)):
-        args += [str(i), f"player:{i:012d}"]
-    s.sendall(cmd("ZADD", key, *args))
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        buf += s.recv(65536)
-PY
-}
-
-start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
-start_redis plain --appendonly no; REDIS_PLAIN=$PORT
-start_sluice fsync fsync; SLUICE_FSYNC=$PORT
-start_sluice none none; SLUICE_NONE=$PORT
-
-echo "requests=$N clients=$CLIENTS"
-echo
-echo "| Sluice vs Redis                    | P   |   Sluice/s |    Redis/s | ratio | S p99 | R p99 |"
-echo "|------------------------------------|-----|------------|------------|-------|-------|-------|"
+side_by_side_header
 for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
   read -r s r label <<<"$pair"
   fill "$s" bench:board 1000; fill "$r" bench:board 1000
   for P in ${PIPELINES:-1 16}; do
-    row "$s" "$r" "ZINCRBY board 1k ($label)" "$P" 1000 ZINCRBY bench:board 1 player:__rand_int__
-    row "$s" "$r" "ZSCORE board 1k ($label)" "$P" 1000 ZSCORE bench:board player:__rand_int__
-    row "$s" "$r" "ZREVRANK board 1k ($label)" "$P" 1000 ZREVRANK bench:board player:__rand_int__
-    row "$s" "$r" "ZREVRANGE top 10 ($label)" "$P" 1000 ZREVRANGE bench:board 0 9 WITHSCORES
-    row "$s" "$r" "ZADD random ($label)" "$P" 100000 ZADD bench:z __rand_int__ member:__rand_int__
+    side_by_side "$s" "$r" "ZINCRBY board 1k ($label)" "$P" 1000 ZINCRBY bench:board 1 player:__rand_int__
+    side_by_side "$s" "$r" "ZSCORE board 1k ($label)" "$P" 1000 ZSCORE bench:board player:__rand_int__
+    side_by_side "$s" "$r" "ZREVRANK board 1k ($label)" "$P" 1000 ZREVRANK bench:board player:__rand_int__
+    side_by_side "$s" "$r" "ZREVRANGE top 10 ($label)" "$P" 1000 ZREVRANGE bench:board 0 9 WITHSCORES
+    side_by_side "$s" "$r" "ZADD random ($label)" "$P" 100000 ZADD bench:z __rand_int__ member:__rand_int__
   done
 done
 

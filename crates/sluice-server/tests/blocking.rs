@@ -1,4 +1,5 @@
-//! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP, BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP)
+//! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP, BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
+//! XREAD BLOCK)
 //! across connections: a client blocked on keys
 //! is woken by a write from any other connection, a MULTI/EXEC or a script; clients are served
 //! in the order they blocked; a timeout answers nil; the replies before a blocked command are
@@ -510,5 +511,125 @@ async fn a_woken_client_takes_from_the_key_that_became_ready_first() {
     // C was behind A on k2, which A emptied; k1 is nobody else's.
     assert_eq!(c.reply().await, b"*-1\r\n");
     assert_eq!(writer.run("LRANGE k1 0 -1").await, b"*1\r\n$2\r\nv1\r\n");
+    server.stop().await;
+}
+
+/// XREAD's reply for one stream `key` holding one entry `id` with field `f` = `v`.
+fn one_entry(key: &str, id: &str, f: &str, v: &str) -> Vec<u8> {
+    format!(
+        "*1\r\n*2\r\n${}\r\n{key}\r\n*1\r\n*2\r\n${}\r\n{id}\r\n*2\r\n${}\r\n{f}\r\n${}\r\n{v}\r\n",
+        key.len(),
+        id.len(),
+        f.len(),
+        v.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_xadd_wakes_every_reader_blocked_on_the_stream() {
+    let server = TestServer::start().await;
+    let mut writer = server.client().await;
+    let mut readers = Vec::new();
+    for (n, line) in [
+        "XREAD BLOCK 0 STREAMS s $",
+        "XREAD BLOCK 0 STREAMS other s $ $",
+        "XREAD COUNT 5 BLOCK 0 STREAMS s 0",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut c = server.client().await;
+        send(&mut c, line).await;
+        writer.until_blocked(n + 1).await;
+        readers.push(c);
+    }
+    // A write of another type to the key wakes nobody for good: they look and wait again.
+    assert_eq!(writer.run("SET other x").await, b"+OK\r\n");
+    for r in &mut readers {
+        no_reply(r).await;
+    }
+    assert_eq!(writer.run("XADD s 1-1 f v").await, b"$3\r\n1-1\r\n");
+    for r in &mut readers {
+        assert_eq!(r.reply().await, one_entry("s", "1-1", "f", "v"));
+    }
+    writer.until_blocked(0).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dollar_is_the_last_id_when_the_reader_blocked() {
+    let server = TestServer::start().await;
+    let mut reader = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("XADD s 1 a old").await;
+    // An ID with entries after it answers at once.
+    send(&mut reader, "XREAD BLOCK 0 STREAMS s 0").await;
+    assert_eq!(reader.reply().await, one_entry("s", "1-0", "a", "old"));
+    send(&mut reader, "XREAD BLOCK 0 STREAMS s $").await;
+    writer.until_blocked(1).await;
+    // Two entries in one EXEC: the reader gets both, the older one it had seen not at all.
+    writer.run("MULTI").await;
+    writer.run("XADD s 2 a new").await;
+    writer.run("XADD s 3 b newer").await;
+    writer.run("EXEC").await;
+    assert_eq!(
+        reader.reply().await,
+        b"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\na\r\n$3\r\nnew\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nb\r\n$5\r\nnewer\r\n"
+    );
+    // An entry added and deleted by one EXEC: the last ID moved, so Redis answers the key
+    // with no entry.
+    send(&mut reader, "XREAD BLOCK 0 STREAMS s $").await;
+    writer.until_blocked(1).await;
+    writer.run("MULTI").await;
+    writer.run("XADD s 5 a b").await;
+    writer.run("XDEL s 5").await;
+    writer.run("EXEC").await;
+    assert_eq!(reader.reply().await, b"*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_outlives_its_stream_being_deleted_or_replaced() {
+    let server = TestServer::start().await;
+    let mut reader = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("XADD s 5 a b").await;
+    send(&mut reader, "XREAD BLOCK 0 STREAMS s $").await;
+    writer.until_blocked(1).await;
+    writer.run("DEL s").await;
+    writer.run("RPUSH s x").await;
+    no_reply(&mut reader).await;
+    writer.run("DEL s").await;
+    // A new stream whose entries are older than the ID waited for serves nothing.
+    writer.run("XADD s 4 a b").await;
+    no_reply(&mut reader).await;
+    writer.run("XADD s 9 c d").await;
+    assert_eq!(reader.reply().await, one_entry("s", "9-0", "c", "d"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xread_times_out_with_a_nil_array_and_answers_a_map_in_resp3() {
+    let server = TestServer::start().await;
+    let mut reader = server.client().await;
+    let mut writer = server.client().await;
+    let started = Instant::now();
+    assert_eq!(reader.run("XREAD BLOCK 100 STREAMS s $").await, b"*-1\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // Inside MULTI it does not block.
+    reader.run("MULTI").await;
+    reader.run("XREAD BLOCK 0 STREAMS s $").await;
+    assert_eq!(reader.run("EXEC").await, b"*1\r\n*-1\r\n");
+
+    reader.run("HELLO 3").await;
+    send(&mut reader, "XREAD BLOCK 0 STREAMS s $").await;
+    writer.until_blocked(1).await;
+    writer.run("XADD s 7 f v").await;
+    assert_eq!(
+        reader.reply().await,
+        b"%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n7-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
+    assert_eq!(reader.run("XREAD BLOCK 100 STREAMS s $").await, b"_\r\n");
     server.stop().await;
 }

@@ -1859,3 +1859,117 @@ fn lists_written_element_by_element_survive_sigkill() {
         server.log()
     );
 }
+
+/// Streams changed by every stream write (XADD with explicit, `ms-*` and automatic IDs,
+/// XADD trimming exactly and by `~`, XDEL inside a node and of a node's last entry, XTRIM,
+/// XSETID), part flushed before more changes, then SIGKILL: after the restart every stream
+/// reads back as it did before the kill (entries, length, and MEMORY USAGE, which counts the
+/// nodes an approximate trim cuts along), its last ID still refuses an older one, and after a
+/// flush and a second restart it still does.
+#[test]
+fn streams_written_entry_by_entry_survive_sigkill() {
+    let (_dir, data) = workdir();
+    let mut server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    let ok_id = |c: &mut Client, args: &[&str]| match c.cmd_str(args).unwrap() {
+        Reply::Bulk(Some(id)) => String::from_utf8(id).unwrap(),
+        other => panic!("{args:?}: {other:?}"),
+    };
+    for i in 1..=250 {
+        let value = format!("v{}", i * 7919 % 1000);
+        ok_id(
+            &mut c,
+            &[
+                "XADD",
+                "s1",
+                &i.to_string(),
+                "f",
+                &value,
+                "n",
+                &i.to_string(),
+            ],
+        );
+    }
+    for i in 1..=300 {
+        let big = "x".repeat(i % 40 * 10);
+        ok_id(
+            &mut c,
+            &[
+                "XADD",
+                "s2",
+                "MAXLEN",
+                "~",
+                "50",
+                &format!("{i}-*"),
+                "f",
+                &big,
+            ],
+        );
+    }
+    ok_id(&mut c, &["XADD", "s3", "5-5", "only", "entry"]);
+    c.ok(&["SLUICE.FLUSH"]);
+
+    // Unflushed from here on.
+    for id in ["3", "4", "150", "151", "999"] {
+        c.cmd_str(&["XDEL", "s1", id]).unwrap();
+    }
+    for i in 101..=200 {
+        c.cmd_str(&["XDEL", "s1", &i.to_string()]).unwrap();
+    }
+    ok_id(&mut c, &["XADD", "s1", "MAXLEN", "120", "*", "late", "1"]);
+    assert_eq!(
+        c.cmd_str(&["XTRIM", "s1", "MINID", "~", "205"]).unwrap(),
+        Reply::Int(0)
+    );
+    for i in 301..=340 {
+        ok_id(
+            &mut c,
+            &["XADD", "s2", "MAXLEN", "~", "50", &i.to_string(), "g", "w"],
+        );
+    }
+    c.ok(&[
+        "XSETID",
+        "s3",
+        "9-0",
+        "ENTRIESADDED",
+        "7",
+        "MAXDELETEDID",
+        "6-0",
+    ]);
+    ok_id(&mut c, &["XADD", "s4", "*", "auto", "id"]);
+    let keys = ["s1", "s2", "s3", "s4"];
+    let snapshot = |c: &mut Client| -> Vec<(Reply, Reply, Reply)> {
+        keys.iter()
+            .map(|k| {
+                (
+                    c.cmd_str(&["XRANGE", k, "-", "+"]).unwrap(),
+                    c.cmd_str(&["XLEN", k]).unwrap(),
+                    c.cmd_str(&["MEMORY", "USAGE", k]).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let before = snapshot(&mut c);
+    server.kill();
+    let _ = server.wait_exit(Duration::from_secs(10));
+
+    let mut server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    assert_eq!(snapshot(&mut c), before, "log:\n{}", server.log());
+    let older = c.cmd_str(&["XADD", "s3", "8-0", "a", "b"]).unwrap();
+    assert_eq!(
+        older,
+        Reply::Error(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+                .into()
+        )
+    );
+    c.ok(&["SLUICE.FLUSH"]);
+    // SHUTDOWN closes the connection without a reply.
+    let _ = c.cmd_str(&["SHUTDOWN"]);
+    let _ = server.wait_exit(Duration::from_secs(30));
+
+    let server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    assert_eq!(snapshot(&mut c), before, "after a flush and a restart");
+}

@@ -13,71 +13,10 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use common::{
-    clients_dir, elements, encode, node_with_ioredis, python_with_redis, run_client, show,
-    RawClient, TestServer,
+    bulk_items, clients_dir, count_member_writes, counters, member_writes, node_with_ioredis,
+    oracle, pipeline, redis_py_against_oracle_then_sluice, run_client, show, RawClient, TestServer,
 };
 use sluice::Durability;
-
-/// The bulk strings of a flat RESP2 array reply.
-fn bulk_items(reply: &[u8]) -> Vec<Vec<u8>> {
-    elements(reply)
-        .into_iter()
-        .map(|e| {
-            let header = e.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-            assert_eq!(e[0], b'$', "a bulk string: {}", show(&e));
-            e[header..e.len() - 2].to_vec()
-        })
-        .collect()
-}
-
-/// The built-in keyspace's counters, from its `keyspace_<name>:` line of INFO sluice.
-#[derive(Debug, Clone, Copy)]
-struct Counters {
-    writes: u64,
-    flushes: u64,
-    rows_stored: u64,
-}
-
-async fn counters(c: &mut RawClient) -> Counters {
-    let info = String::from_utf8(c.run("INFO sluice").await).expect("utf-8");
-    let line = info
-        .lines()
-        .find(|l| l.starts_with("keyspace_"))
-        .unwrap_or_else(|| panic!("no keyspace line in {info}"));
-    let field = |name: &str| -> u64 {
-        line.split([':', ','])
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-            .parse()
-            .expect("a count")
-    };
-    Counters {
-        writes: field("writes"),
-        flushes: field("flushes"),
-        rows_stored: field("rows_stored"),
-    }
-}
-
-/// Sends `commands` in pipelines of about 64 KiB; every reply, in order.
-async fn pipeline(c: &mut RawClient, commands: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
-    let mut replies = Vec::with_capacity(commands.len());
-    let mut batch = Vec::new();
-    let mut pending = 0;
-    for (i, command) in commands.iter().enumerate() {
-        let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-        batch.extend(encode(&argv));
-        pending += 1;
-        if batch.len() > 64 * 1024 || i + 1 == commands.len() {
-            c.send(&batch).await;
-            for _ in 0..pending {
-                replies.push(c.reply().await);
-            }
-            batch.clear();
-            pending = 0;
-        }
-    }
-    replies
-}
 
 /// The elements the built-in table stores for `key` (db 0), in list order (a row's `member`
 /// is its position, whose bytes sort as the list does).
@@ -121,26 +60,7 @@ async fn an_activity_log_under_write_back_stores_one_row_per_element() {
     assert_eq!(set, b"+OK\r\n");
     assert_eq!(c.cmd(&[b"SLUICE.FLUSH"]).await, b"+OK\r\n");
     let db = server.sqlite();
-    db.execute_batch(
-        "CREATE TABLE member_writes (op TEXT PRIMARY KEY, n INTEGER NOT NULL);
-         INSERT INTO member_writes VALUES ('insert', 0), ('update', 0), ('delete', 0);
-         CREATE TRIGGER count_inserts AFTER INSERT ON sluice_members
-         BEGIN UPDATE member_writes SET n = n + 1 WHERE op = 'insert'; END;
-         CREATE TRIGGER count_updates AFTER UPDATE ON sluice_members
-         BEGIN UPDATE member_writes SET n = n + 1 WHERE op = 'update'; END;
-         CREATE TRIGGER count_deletes AFTER DELETE ON sluice_members
-         BEGIN UPDATE member_writes SET n = n + 1 WHERE op = 'delete'; END;",
-    )
-    .expect("counting triggers");
-    let member_writes = |db: &rusqlite::Connection| -> [i64; 3] {
-        let n = |op: &str| {
-            db.query_row("SELECT n FROM member_writes WHERE op = ?1", [op], |r| {
-                r.get(0)
-            })
-            .expect("count")
-        };
-        [n("insert"), n("update"), n("delete")]
-    };
+    count_member_writes(&db);
 
     const PUSHES: usize = 10_000;
     let model: Vec<Vec<u8>> = (0..PUSHES)
@@ -630,48 +550,12 @@ async fn random_list_commands_match_redis_and_are_stored_as_redis_holds_them() {
     server.stop().await;
 }
 
-/// The oracle named by `SLUICE_TEST_REDIS_URL` as `(host, port)`, if it answers; `None` after
-/// printing why the check against it is skipped.
-async fn oracle() -> Option<(String, String)> {
-    let Ok(url) = std::env::var("SLUICE_TEST_REDIS_URL") else {
-        println!("skipped (the check against redis-server): SLUICE_TEST_REDIS_URL is not set");
-        return None;
-    };
-    let addr = url.trim_start_matches("redis://");
-    let addr = addr.split('/').next().unwrap_or(addr);
-    let addr = addr.rsplit('@').next().unwrap_or(addr).to_string();
-    if RawClient::try_connect(&addr).await.is_none() {
-        println!("skipped (the check against redis-server): nothing answers at {url}");
-        return None;
-    }
-    let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "6379"));
-    Some((host.to_string(), port.to_string()))
-}
-
 /// redis-py: list commands in RESP2 and RESP3, blocking pops with a timeout and woken by
 /// another connection, LMPOP/BLMPOP, pipelines with and without MULTI. The script runs
 /// against redis-server first (so its expectations are Redis's), then against Sluice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_lists() {
-    if !python_with_redis() {
-        return;
-    }
-    let script = clients_dir().join("redis_py_lists.py");
-    let script = script.to_str().unwrap();
-    if let Some((host, port)) = oracle().await {
-        let started = Instant::now();
-        run_client("python3", &[script, "--host", &host, "--port", &port]).await;
-        eprintln!(
-            "redis-py lists against redis-server: {:?}",
-            started.elapsed()
-        );
-    }
-    let server = TestServer::start().await;
-    let port = server.port().to_string();
-    let started = Instant::now();
-    run_client("python3", &[script, "--port", &port]).await;
-    eprintln!("redis-py lists against Sluice: {:?}", started.elapsed());
-    server.stop().await;
+    redis_py_against_oracle_then_sluice("redis_py_lists.py").await;
 }
 
 /// ioredis: list commands, blocking pops with a timeout and woken by another connection,

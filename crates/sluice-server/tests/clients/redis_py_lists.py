@@ -12,27 +12,12 @@ redis-server 7.0 does. Every key it touches starts with "py:lists:<pid>:", so ru
 shared redis-server do not meet.
 """
 
-import argparse
-import os
 import threading
 import time
 
 import redis
 
-
-def check(what, got, expected):
-    if got != expected:
-        raise AssertionError(f"{what}: got {got!r}, expected {expected!r}")
-
-
-def fails(what, call, prefix):
-    """`call()` must raise a ResponseError whose text starts with `prefix`."""
-    try:
-        got = call()
-    except redis.ResponseError as e:
-        check(what, str(e).startswith(prefix), True)
-        return
-    raise AssertionError(f"{what}: no error, got {got!r}")
+from checks import check, fails, in_both_protocols, server_args
 
 
 def popped(reply):
@@ -192,29 +177,8 @@ def run(r, waker, k, protocol):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    prefix = f"py:lists:{os.getpid()}:"
-
-    def k(name):
-        return prefix + name
-
-    for protocol in (2, 3):
-        r = redis.Redis(host=args.host, port=args.port, protocol=protocol)
-        waker = redis.Redis(host=args.host, port=args.port, protocol=protocol)
-        keys = r.keys(prefix + "*")
-        if keys:
-            r.delete(*keys)
-        try:
-            run(r, waker, k, protocol)
-        finally:
-            keys = r.keys(prefix + "*")
-            if keys:
-                r.delete(*keys)
-            r.close()
-            waker.close()
+    args = server_args()
+    k = in_both_protocols(args, "lists", run)
     # decode_responses: elements come back as str.
     r = redis.Redis(host=args.host, port=args.port, decode_responses=True)
     try:

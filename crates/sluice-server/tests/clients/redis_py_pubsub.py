@@ -15,10 +15,7 @@ import time
 
 import redis
 
-
-def check(what, got, expected):
-    if got != expected:
-        raise AssertionError(f"{what}: got {got!r}, expected {expected!r}")
+from checks import check
 
 
 def next_message(p, timeout=5.0):

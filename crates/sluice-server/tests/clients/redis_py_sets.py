@@ -13,10 +13,7 @@ import argparse
 
 import redis
 
-
-def check(what, got, expected):
-    if got != expected:
-        raise AssertionError(f"{what}: got {got!r}, expected {expected!r}")
+from checks import check
 
 
 def main():

@@ -15,13 +15,10 @@ import threading
 
 import redis
 
+from checks import check
+
 THREADS = 8
 INCREMENTS = 50
-
-
-def check(what, got, expected):
-    if got != expected:
-        raise AssertionError(f"{what}: got {got!r}, expected {expected!r}")
 
 
 def transactions(r):
