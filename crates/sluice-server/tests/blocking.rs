@@ -597,6 +597,9 @@ async fn a_reader_outlives_its_stream_being_deleted_or_replaced() {
     writer.run("XADD s 5 a b").await;
     send(&mut reader, "XREAD BLOCK 0 STREAMS s $").await;
     writer.until_blocked(1).await;
+    // XSETID moves the last ID without adding: no reader is woken, as in Redis.
+    writer.run("XSETID s 6").await;
+    no_reply(&mut reader).await;
     writer.run("DEL s").await;
     writer.run("RPUSH s x").await;
     no_reply(&mut reader).await;

@@ -219,8 +219,8 @@ impl Drop for BlockTicket {
                 // Pass the turn on: the key may hold more than this client took, and a client
                 // that gives up (timeout, disconnect) may have been the one woken last, for a
                 // change of any type. A needless wake-up costs the next client one more
-                // attempt.
-                wake_first(queue, key, &BlockKind::ALL);
+                // attempt. Stream readers take nothing, so they have no turn to pass.
+                wake_first(queue, key, &[BlockKind::List, BlockKind::ZSet]);
             }
         }
         drop(queues);

@@ -81,6 +81,11 @@ impl Shared {
         // as Redis serves them after it: a woken pop's events never come between them.
         if self.blocking.any_blocked() {
             for event in &events {
+                // XSETID moves a stream's last ID without adding: Redis wakes no reader for
+                // it (one woken would be answered an empty read).
+                if event.event == "xsetid" {
+                    continue;
+                }
                 let kind = match event.class {
                     super::keyspace_events::LIST => Some(super::BlockKind::List),
                     super::keyspace_events::ZSET => Some(super::BlockKind::ZSet),

@@ -33,14 +33,30 @@ pub fn int_size(v: i64) -> usize {
 /// Bytes a string element takes: one that reads as a canonical 64-bit integer (no leading
 /// zero or `+`, not `-0`) is stored as that integer, as `lpStringToInt64` decides.
 pub fn entry_size(element: &[u8]) -> usize {
-    match crate::numeric::parse_strict_i64(element) {
-        Some(n) if element.len() <= 20 => int_size(n),
+    match stored_integer(element) {
+        Some(n) => int_size(n),
         _ => with_backlen(match element.len() {
             0..=63 => 1 + element.len(),
             64..=4095 => 2 + element.len(),
             _ => 5 + element.len(),
         }),
     }
+}
+
+/// The integer a listpack stores a string as (`lpStringToInt64`): at most 20 bytes, decimal,
+/// an optional `-`, no leading zero or `+`, not `-0`, within 64 bits.
+fn stored_integer(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    if !matches!(digits.first(), Some(b'1'..=b'9')) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -56,6 +72,8 @@ mod tests {
         assert_eq!(entry_size(b"abc"), 5);
         assert_eq!(entry_size(&[b'a'; 64]), 66 + 1);
         assert_eq!(entry_size(b"9223372036854775808"), 21);
+        assert_eq!(entry_size(b"-9223372036854775808"), 10);
+        assert_eq!(entry_size(b"+5"), 4);
         assert_eq!(int_size(-1), 3);
     }
 }

@@ -177,7 +177,8 @@ pub fn meta(image: &Bytes) -> Result<StreamMeta, MalformedHash> {
 }
 
 /// The live entries of an encoded stream from `start` to `end` (inclusive), in ID order (or
-/// reversed with `rev`), at most `count` of them.
+/// reversed with `rev`), at most `count` of them. Only the entries answered are parsed: a
+/// reversed read with a count keeps the last `count` rows it passed, not the whole range.
 pub fn range(
     image: &[u8],
     start: StreamId,
@@ -185,9 +186,9 @@ pub fn range(
     rev: bool,
     count: Option<usize>,
 ) -> Result<Vec<EntryView<'_>>, MalformedHash> {
-    let mut out = Vec::new();
+    let mut rows: std::collections::VecDeque<(StreamId, &[u8])> = std::collections::VecDeque::new();
     if start > end || count == Some(0) {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     for row in hash::pairs(image).skip(1) {
         let (key, value) = row?;
@@ -199,19 +200,24 @@ pub fn range(
         if id < start || flags & DELETED != 0 {
             continue;
         }
-        let fields = hash::pairs(pairs).collect::<Result<Vec<_>, _>>()?;
-        out.push((id, fields));
-        if !rev && count.is_some_and(|c| out.len() >= c) {
+        if rev && count.is_some_and(|c| rows.len() >= c) {
+            rows.pop_front();
+        }
+        rows.push_back((id, pairs));
+        if !rev && count.is_some_and(|c| rows.len() >= c) {
             break;
         }
     }
     if rev {
-        out.reverse();
-        if let Some(c) = count {
-            out.truncate(c);
-        }
+        rows.into_iter().rev().map(parse_entry).collect()
+    } else {
+        rows.into_iter().map(parse_entry).collect()
     }
-    Ok(out)
+}
+
+/// An entry's ID and its field-value pairs, sliced out of its row.
+fn parse_entry((id, pairs): (StreamId, &[u8])) -> Result<EntryView<'_>, MalformedHash> {
+    Ok((id, hash::pairs(pairs).collect::<Result<Vec<_>, _>>()?))
 }
 
 /// The image of a stream read back from its rows (member, value), in any order: what the
@@ -405,6 +411,17 @@ impl StreamValue {
     /// Appends an entry (`id` above the last one, see [`StreamValue::next_id`]) in the node
     /// Redis would put it in.
     pub fn add(&mut self, id: StreamId, pairs: &[(Bytes, Bytes)]) {
+        // After an XSETID below a deleted entry kept in its node, that entry's row would sort
+        // after the new one: such rows (deleted ones only: the last ID is above every live
+        // entry) go, so the rows stay in ID order. Redis keeps them in its listpack, so a later
+        // `~` trim may count that node differently.
+        let above = self.rows.partition_point(|r| r.id < id);
+        if above < self.rows.len() {
+            let gone: Vec<StreamId> = self.rows.drain(above..).map(|r| r.id).collect();
+            for stale in gone {
+                self.touch(stale);
+            }
+        }
         let new_node = match self.last_node() {
             None => true,
             Some(node) => {
@@ -441,67 +458,96 @@ impl StreamValue {
             .iter()
             .rposition(Row::starts_node)
             .unwrap_or(0);
-        let end = self.rows[at + 1..]
+        start..self.node_from(start).end
+    }
+
+    /// The rows of the node that begins at row `start`.
+    fn node_from(&self, start: usize) -> std::ops::Range<usize> {
+        let end = self.rows[start + 1..]
             .iter()
             .position(Row::starts_node)
-            .map_or(self.rows.len(), |n| at + 1 + n);
+            .map_or(self.rows.len(), |n| start + 1 + n);
         start..end
     }
 
-    /// Removes the rows of a node.
-    fn remove_rows(&mut self, rows: std::ops::Range<usize>) {
-        let removed: Vec<StreamId> = self.rows.drain(rows).map(|r| r.id).collect();
-        for id in removed {
-            self.touch(id);
-        }
-    }
-
-    /// Marks row `at` deleted, or removes its node if it was the node's last live entry.
-    fn delete_at(&mut self, at: usize) {
-        let node = self.node_of(at);
-        let live = self.rows[node.clone()]
-            .iter()
-            .filter(|r| !r.is_deleted())
-            .count();
+    /// Marks row `at` deleted.
+    fn mark_deleted(&mut self, at: usize) {
+        let flags = self.rows[at].flags() | DELETED;
+        self.rows[at].with_flags(flags);
+        let id = self.rows[at].id;
+        self.touch(id);
         self.meta.length -= 1;
-        if live == 1 {
-            self.remove_rows(node);
-        } else {
-            let flags = self.rows[at].flags() | DELETED;
-            self.rows[at].with_flags(flags);
-            let id = self.rows[at].id;
-            self.touch(id);
-        }
     }
 
     /// XDEL of one ID: whether a live entry had it.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Ok(at) = self.rows.binary_search_by(|r| r.id.cmp(&id)) else {
-            return false;
-        };
-        if self.rows[at].is_deleted() {
-            return false;
+        self.delete_many(&[id]) == 1
+    }
+
+    /// XDEL: marks the live entries with these IDs deleted and removes each node left with no
+    /// live entry by them (Redis frees such a node), in one pass over the rows however many
+    /// IDs there are. Answers how many were deleted (an ID named twice counts once).
+    pub fn delete_many(&mut self, ids: &[StreamId]) -> usize {
+        let mut deleted = 0;
+        let mut emptied = Vec::new();
+        for &id in ids {
+            let Ok(at) = self.rows.binary_search_by(|r| r.id.cmp(&id)) else {
+                continue;
+            };
+            if self.rows[at].is_deleted() {
+                continue;
+            }
+            self.mark_deleted(at);
+            deleted += 1;
+            if id > self.meta.max_deleted {
+                self.meta.max_deleted = id;
+            }
+            let node = self.node_of(at);
+            if self.rows[node.clone()].iter().all(Row::is_deleted) {
+                emptied.push(node);
+            }
         }
-        self.delete_at(at);
-        if id > self.meta.max_deleted {
-            self.meta.max_deleted = id;
+        if !emptied.is_empty() {
+            let mut doomed = vec![false; self.rows.len()];
+            for node in emptied {
+                for at in node {
+                    doomed[at] = true;
+                }
+            }
+            let mut at = 0;
+            let mut gone = Vec::new();
+            self.rows.retain(|row| {
+                let keep = !doomed[at];
+                at += 1;
+                if !keep {
+                    gone.push(row.id);
+                }
+                keep
+            });
+            for id in gone {
+                self.touch(id);
+            }
         }
-        true
+        deleted
     }
 
     /// Trims as Redis 7.0's `streamTrim`: whole nodes from the oldest while what stays is
-    /// still enough; then, unless approximate, the oldest entries of the next node one by
-    /// one. Answers how many entries it removed.
+    /// still enough (within `limit` entries); then, unless approximate, the oldest entries of
+    /// the next node one by one. Answers how many entries it removed. The whole nodes leave
+    /// the rows in one cut.
     pub fn trim(&mut self, trim: Trim) -> u64 {
         let mut removed = 0u64;
-        while let Some(first) = self.rows.first() {
+        let mut length = self.meta.length;
+        // Rows of the whole nodes removed, from the front.
+        let mut cut = 0;
+        let mut partial = None;
+        while cut < self.rows.len() {
             if let TrimStrategy::MaxLen(max) = trim.strategy {
-                if self.meta.length <= max {
+                if length <= max {
                     break;
                 }
             }
-            debug_assert!(first.starts_node());
-            let node = self.node_of(0);
+            let node = self.node_from(cut);
             let live = self.rows[node.clone()]
                 .iter()
                 .filter(|r| !r.is_deleted())
@@ -510,36 +556,39 @@ impl StreamValue {
                 break;
             }
             let whole = match trim.strategy {
-                TrimStrategy::MaxLen(max) => self.meta.length - live >= max,
+                TrimStrategy::MaxLen(max) => length.saturating_sub(live) >= max,
                 TrimStrategy::MinId(min) => self.rows[node.end - 1].id < min,
             };
             if whole {
-                self.remove_rows(node);
-                self.meta.length -= live;
+                cut = node.end;
+                length = length.saturating_sub(live);
                 removed += live;
                 continue;
             }
-            if trim.approx {
-                break;
-            }
-            for at in node {
-                let stop = match trim.strategy {
-                    TrimStrategy::MaxLen(max) => self.meta.length <= max,
-                    TrimStrategy::MinId(min) => self.rows[at].id >= min,
-                };
-                if stop {
-                    break;
-                }
-                if !self.rows[at].is_deleted() {
-                    let flags = self.rows[at].flags() | DELETED;
-                    self.rows[at].with_flags(flags);
-                    let id = self.rows[at].id;
-                    self.touch(id);
-                    self.meta.length -= 1;
-                    removed += 1;
-                }
+            if !trim.approx {
+                partial = Some(node.start - cut..node.end - cut);
             }
             break;
+        }
+        if cut > 0 {
+            let gone: Vec<StreamId> = self.rows.drain(..cut).map(|r| r.id).collect();
+            for id in gone {
+                self.touch(id);
+            }
+        }
+        self.meta.length = length;
+        for at in partial.unwrap_or_default() {
+            let stop = match trim.strategy {
+                TrimStrategy::MaxLen(max) => self.meta.length <= max,
+                TrimStrategy::MinId(min) => self.rows[at].id >= min,
+            };
+            if stop {
+                break;
+            }
+            if !self.rows[at].is_deleted() {
+                self.mark_deleted(at);
+                removed += 1;
+            }
         }
         removed
     }
@@ -763,6 +812,63 @@ mod tests {
         assert!(s.is_empty());
         assert!(s.nodes().is_empty());
         assert_eq!(s.meta().last_id, StreamId::new(3, 0));
+    }
+
+    #[test]
+    fn a_node_an_exact_minid_trim_empties_stays_as_in_redis() {
+        let mut s = StreamValue::new();
+        for ms in 1..=150 {
+            add(&mut s, ms, &[("f", "v")]);
+        }
+        // As a command sees it: read back, nothing touched yet.
+        let mut s = StreamValue::decode(&s.encode()).expect("decodes");
+        let minid = |ms, approx| Trim {
+            strategy: TrimStrategy::MinId(StreamId::new(ms, 0)),
+            approx,
+            limit: 0,
+        };
+        // The first node (1..=100) loses its last entry, then MINID 100 marks the other 99:
+        // no live entry is left in it, and Redis keeps it (only XDEL frees a node).
+        assert!(s.delete(StreamId::new(100, 0)));
+        assert_eq!(s.trim(minid(100, false)), 99);
+        assert_eq!(s.nodes().len(), 2);
+        assert_eq!(s.nodes()[0].live, 0);
+        // XDEL elsewhere leaves it; a trim past its last ID removes it whole.
+        assert_eq!(
+            s.delete_many(&[StreamId::new(120, 0), StreamId::new(120, 0)]),
+            1
+        );
+        assert_eq!(s.nodes().len(), 2);
+        assert_eq!(s.trim(minid(101, true)), 0);
+        assert_eq!(s.nodes().len(), 1);
+        assert_eq!(ids(&s).first(), Some(&101));
+        assert_eq!(s.len(), 49);
+        // Every row removed or marked is named for the store, with the metadata.
+        assert_eq!(s.changes().len(), 1 + 100 + 1);
+    }
+
+    #[test]
+    fn trimming_a_long_stream_to_nothing_cuts_its_nodes_at_once() {
+        let mut s = StreamValue::new();
+        for ms in 1..=200_000 {
+            add(&mut s, ms, &[("f", "v")]);
+        }
+        let s = &mut StreamValue::decode(&s.encode()).expect("decodes");
+        let trim = Trim {
+            strategy: TrimStrategy::MaxLen(0),
+            approx: true,
+            limit: 0,
+        };
+        assert_eq!(s.trim(trim), 200_000);
+        assert!(s.is_empty());
+        assert_eq!(s.changes().len(), 200_001);
+        let many: Vec<StreamId> = (1..=200_000).map(|ms| StreamId::new(ms, 0)).collect();
+        let mut again = StreamValue::new();
+        for ms in 1..=200_000 {
+            add(&mut again, ms, &[("f", "v")]);
+        }
+        assert_eq!(again.delete_many(&many), 200_000);
+        assert!(again.nodes().is_empty());
     }
 
     #[test]

@@ -329,7 +329,7 @@ async fn xdel(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            Ok(Ok(parsed.into_iter().filter(|id| s.delete(*id)).count()))
+            Ok(Ok(s.delete_many(&parsed)))
         })
         .await;
     match r {
@@ -619,6 +619,7 @@ async fn xread(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             None
         } else {
             let r = ctx.access.stream_image(ctx.session.db, key.clone()).await;
+            ctx.count_read(r.as_ref().map(Option::is_some));
             match r {
                 Ok(image) => image,
                 Err(e) => return leave(turn, &mut ctx, engine_error(e)),

@@ -327,7 +327,8 @@ pub(crate) fn image_of(kind: Kind, rows: Vec<MemberRow>) -> Bytes {
                 .map(|r| (r.member, r.value.unwrap_or_default())),
         )
         .encode(),
-        // Rows no write stores (written by hand) read as no stream rather than a wrong one.
+        // Rows no write stores (written by hand) read as an empty image: every stream command
+        // on the key then answers that the stored value is malformed, rather than a wrong one.
         Kind::Stream => crate::model::stream::from_rows(
             rows.into_iter()
                 .map(|r| (r.member, r.value.unwrap_or_default()))
