@@ -7,7 +7,7 @@
 #    1 000-entry stream, with redis-benchmark on Sluice's default (write-back, journal `fsync`)
 #    next to redis-server `appendfsync always`, and on Sluice journal `none` next to
 #    redis-server without persistence.
-# 2. XADD onto a stream of 1 000, 10 000 and 100 000 entries, write-through on SQLite (each
+# 2. XADD onto a stream of 1 000 and 10 000 entries (SIZES), write-through on SQLite (each
 #    XADD commits before it answers): the store inserts one entry row and updates the
 #    metadata row whatever the length; the time that grows is Sluice copying the stream's
 #    image in memory (a stream is one image in the cache today).
@@ -45,7 +45,7 @@ start_sluice through fsync "$(printf '[[keyspace]]\nname = "default"\nkeys = "*"
 THROUGH=$PORT
 echo "| entries | XADD/s | us per XADD | rows in sluice_members |"
 echo "|---------|--------|-------------|------------------------|"
-for size in 1000 10000 100000; do
+for size in ${SIZES:-1000 10000}; do
   fill "$THROUGH" "grow:$size" "$size"
   read -r rps _ < <(redis-benchmark -p "$THROUGH" -c 1 -n 1000 --csv XADD "grow:$size" '*' sensor s1 value __rand_int__ 2>/dev/null | awk -F'"' 'NR==2 {print $4, $14}')
   rows=$(sqlite3 "$WORK/through/data/sluice.db" "SELECT COUNT(*) FROM sluice_members WHERE key = CAST('grow:$size' AS BLOB)")
