@@ -11,14 +11,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rusqlite::Connection;
 use sluice::clock::Clock;
 use sluice::model::stream::{self, RequestedId, StreamId, Trim, TrimStrategy};
-use sluice::{Policy, SetOptions, SluiceError};
+use sluice::{Policy, SluiceError};
 
 use common::*;
 
@@ -146,81 +145,6 @@ fn view(image: &sluice::Bytes) -> Result<Model1, TestCaseError> {
         entries_added: meta.entries_added,
         max_deleted: meta.max_deleted,
     })
-}
-
-async fn check_reads(h: &Harness, model: &Model, what: &str) -> Result<(), TestCaseError> {
-    for key in KEYS {
-        let r = h.sluice.access().stream_image(0, b(key)).await;
-        match model_stream(model, key) {
-            Err(()) => expect_wrongtype(&format!("{what}: read {key}"), r)?,
-            Ok(want) => {
-                let got = r
-                    .map_err(|e| TestCaseError::fail(format!("{what}: read {key}: {e}")))?
-                    .map(|image| view(&image))
-                    .transpose()?;
-                prop_assert_eq!(got, want, "{}: read {}", what, key);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The built-in table, read with a connection of its own: each live key's kind and, for a
-/// stream, the stream its rows rebuild (an expired key's rows are left out).
-fn table(h: &Harness) -> Result<BTreeMap<String, (i64, Option<Model1>)>, TestCaseError> {
-    let conn = Connection::open(db_path(h.path())).unwrap();
-    let now = h.clock.now_ms() as i64;
-    let mut out = BTreeMap::new();
-    let mut st = conn
-        .prepare("SELECT CAST(key AS TEXT), kind, expires_at FROM sluice_kv WHERE db = 0")
-        .unwrap();
-    let keys: Vec<(String, i64, Option<i64>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    for (key, kind, expires_at) in keys {
-        if expires_at.is_some_and(|e| e <= now) {
-            continue;
-        }
-        let mut rows = conn
-            .prepare(
-                "SELECT member, value FROM sluice_members WHERE db = 0 AND key = CAST(?1 AS BLOB)",
-            )
-            .unwrap();
-        let rows: Vec<(sluice::Bytes, sluice::Bytes)> = rows
-            .query_map([&key], |r| {
-                Ok((
-                    sluice::Bytes::from(r.get::<_, Vec<u8>>(0)?),
-                    sluice::Bytes::from(r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()),
-                ))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let value = if rows.is_empty() {
-            None
-        } else {
-            let image = stream::from_rows(rows)
-                .map_err(|e| TestCaseError::fail(format!("{key}: rows: {e}")))?;
-            Some(view(&image)?)
-        };
-        out.insert(key, (kind, value));
-    }
-    Ok(out)
-}
-
-fn model_table(model: &Model) -> BTreeMap<String, (i64, Option<Model1>)> {
-    model
-        .iter()
-        .map(|(k, v)| {
-            let row = match v {
-                Value::Stream(s) => (5, Some(s.clone())),
-                Value::Str => (0, None),
-            };
-            (k.to_string(), row)
-        })
-        .collect()
 }
 
 fn fields_of(values: &[usize], salt: usize) -> Fields {
@@ -354,196 +278,235 @@ async fn add(
     Ok(())
 }
 
-async fn apply(
-    h: &Harness,
-    model: &mut Model,
-    deadlines: &mut Deadlines,
-    op: &Op,
-    what: &str,
-) -> Result<(), TestCaseError> {
-    let fail = |e: SluiceError| TestCaseError::fail(format!("{what}: {e}"));
-    match *op {
-        Op::Add(k, step, auto, ref values, trim) => {
-            add(h, model, k, step, auto, values, trim, what).await?;
-        }
-        Op::Burst(k, n) => {
-            for i in 0..n {
-                let values = [i % VALUES.len()];
-                add(h, model, k, 1, false, &values, None, what).await?;
-            }
-        }
-        Op::Del(k, at) => {
-            let key = KEYS[k];
-            let current = model_stream(model, key);
-            let id = match &current {
-                Ok(Some(s)) => s.entries.get(at).map_or(StreamId::new(999_999, 0), |e| e.0),
-                _ => StreamId::new(1, 0),
-            };
-            let r = h
-                .sluice
-                .access()
-                .update_stream(0, &b(key), false, |s| Ok((s.delete(id), s.delete(id))))
-                .await;
-            match current {
-                Err(()) => expect_wrongtype(what, r)?,
-                Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
-                Ok(Some(mut s)) => {
-                    let found = s.entries.iter().position(|e| e.0 == id);
-                    prop_assert_eq!(r.map_err(fail)?, Some((found.is_some(), false)), "{}", what);
-                    if let Some(i) = found {
-                        s.entries.remove(i);
-                        s.max_deleted = s.max_deleted.max(id);
-                    }
-                    model.insert(key, Value::Stream(s));
-                }
-            }
-        }
-        Op::TrimLen(k, _, _) | Op::TrimMinId(k, _) => {
-            let key = KEYS[k];
-            let current = model_stream(model, key);
-            let (strategy, approx) = match *op {
-                Op::TrimLen(_, approx, n) => (TrimStrategy::MaxLen(n), approx),
-                Op::TrimMinId(_, at) => {
-                    let min = match &current {
-                        Ok(Some(s)) => s.entries.get(at).map_or(StreamId::MAX, |e| e.0),
-                        _ => StreamId::MIN,
-                    };
-                    (TrimStrategy::MinId(min), false)
-                }
-                _ => unreachable!(),
-            };
-            let trim = Trim {
-                strategy,
-                approx,
-                limit: if approx { 10_000 } else { 0 },
-            };
-            let r = h
-                .sluice
-                .access()
-                .update_stream(0, &b(key), false, |s| Ok(s.trim(trim)))
-                .await;
-            match current {
-                Err(()) => expect_wrongtype(what, r)?,
-                Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
-                Ok(Some(mut s)) => {
-                    let removed = r.map_err(fail)?.expect("an existing stream");
-                    model_trim(&mut s, strategy, approx, removed)?;
-                    model.insert(key, Value::Stream(s));
-                }
-            }
-        }
-        Op::SetId(k, n) => {
-            let key = KEYS[k];
-            let current = model_stream(model, key);
-            let last = current.clone().ok().flatten().unwrap_or_default().last_id;
-            let id = StreamId::new(last.ms + n, last.seq);
-            let r = h
-                .sluice
-                .access()
-                .update_stream(0, &b(key), false, |s| {
-                    s.set_id(id, None, None);
-                    Ok(())
-                })
-                .await;
-            match current {
-                Err(()) => expect_wrongtype(what, r)?,
-                Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
-                Ok(Some(mut s)) => {
-                    r.map_err(fail)?;
-                    s.last_id = id;
-                    model.insert(key, Value::Stream(s));
-                }
-            }
-        }
-        Op::DelKey(k) => {
-            let existed = h.sluice.del(0, &b(KEYS[k])).await.map_err(fail)?;
-            prop_assert_eq!(existed, model.remove(KEYS[k]).is_some(), "{}", what);
-        }
-        Op::SetString(k) => {
-            h.sluice
-                .set(0, b(KEYS[k]), b("str"), SetOptions::default())
-                .await
-                .map_err(fail)?;
-            model.insert(KEYS[k], Value::Str);
-        }
-        Op::Expire(k) => {
-            let at = h.clock.now_ms() + 100;
-            let set = h
-                .sluice
-                .expire(0, &b(KEYS[k]), at as i64, sluice::ExpireCondition::ALWAYS)
-                .await
-                .map_err(fail)?;
-            prop_assert_eq!(set, model.contains_key(KEYS[k]), "{}", what);
-            if set {
-                deadlines.insert(KEYS[k], at);
-            }
-        }
-        Op::Tick => h.tick_expiring(150, model, deadlines),
-        Op::Flush | Op::FailNextBatches(_) | Op::Restart => unreachable!("run handles {op:?}"),
-    }
-    Ok(())
-}
+/// The driver's view of this test (`common::run_model_steps`).
+struct Streams;
 
-async fn run(policy: Policy, ops: Vec<(Op, bool)>) -> Result<(), TestCaseError> {
-    let mut ks = builtin(policy);
-    ks.flush_interval = Duration::from_millis(1);
-    ks.flush_batch = 2;
-    let mut h = Harness::start_with("", vec![ks], |c| {
-        c.journal.durability = sluice::Durability::Fsync
-    })
-    .await;
-    let write_back = policy == Policy::WriteBack;
-    let mut model: Model = BTreeMap::new();
-    let mut deadlines: Deadlines = BTreeMap::new();
-    for (step, (op, read_after)) in ops.into_iter().enumerate() {
-        if let Op::DelKey(k) | Op::SetString(k) = &op {
-            deadlines.remove(KEYS[*k]);
-        }
-        let what = format!("{policy:?} step {step} {op:?}");
-        let mut read_after = read_after;
-        match op {
-            Op::Flush => {
-                if h.sluice.flush().await.is_ok() {
-                    prop_assert_eq!(table(&h)?, model_table(&model), "{}", what);
-                }
-                read_after = true;
-            }
-            Op::FailNextBatches(n) => {
-                if write_back {
-                    h.store.fail_next_batches(n);
-                }
-            }
-            Op::Restart => {
-                h = h
-                    .crash_restart()
-                    .await
-                    .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
-                read_after = true;
-            }
-            ref op => apply(&h, &mut model, &mut deadlines, op, &what).await?,
-        }
-        deadlines.retain(|k, _| model.contains_key(k));
-        if read_after {
-            check_reads(&h, &model, &what).await?;
+impl CollectionModel for Streams {
+    type Op = Op;
+    type Model = Model;
+    type Table = BTreeMap<String, (i64, Option<Model1>)>;
+
+    fn control(op: &Op) -> Option<Control> {
+        match *op {
+            Op::Flush => Some(Control::Flush),
+            Op::FailNextBatches(n) => Some(Control::FailNextBatches(n)),
+            Op::Restart => Some(Control::Restart),
+            _ => None,
         }
     }
-    h.store.fail_next_batches(0);
-    h.sluice
-        .flush()
-        .await
-        .map_err(|e| TestCaseError::fail(format!("final flush: {e}")))?;
-    prop_assert_eq!(table(&h)?, model_table(&model));
-    check_reads(&h, &model, "final").await?;
-    let h = h.restart(|_| {}).await;
-    prop_assert_eq!(table(&h)?, model_table(&model), "after a clean restart");
-    check_reads(&h, &model, "after a clean restart").await?;
-    prop_assert!(h.sluice.dead_letters(None).unwrap().is_empty());
-    Ok(())
+
+    fn rewrites(op: &Op) -> Option<&'static str> {
+        match *op {
+            Op::DelKey(k) | Op::SetString(k) => Some(KEYS[k]),
+            _ => None,
+        }
+    }
+
+    fn holds(model: &Model, key: &str) -> bool {
+        model.contains_key(key)
+    }
+
+    async fn apply(
+        h: &Harness,
+        model: &mut Model,
+        deadlines: &mut Deadlines,
+        op: &Op,
+        what: &str,
+    ) -> Result<(), TestCaseError> {
+        let fail = |e: SluiceError| TestCaseError::fail(format!("{what}: {e}"));
+        match *op {
+            Op::Add(k, step, auto, ref values, trim) => {
+                add(h, model, k, step, auto, values, trim, what).await?;
+            }
+            Op::Burst(k, n) => {
+                for i in 0..n {
+                    let values = [i % VALUES.len()];
+                    add(h, model, k, 1, false, &values, None, what).await?;
+                }
+            }
+            Op::Del(k, at) => {
+                let key = KEYS[k];
+                let current = model_stream(model, key);
+                let id = match &current {
+                    Ok(Some(s)) => s.entries.get(at).map_or(StreamId::new(999_999, 0), |e| e.0),
+                    _ => StreamId::new(1, 0),
+                };
+                let r = h
+                    .sluice
+                    .access()
+                    .update_stream(0, &b(key), false, |s| Ok((s.delete(id), s.delete(id))))
+                    .await;
+                match current {
+                    Err(()) => expect_wrongtype(what, r)?,
+                    Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
+                    Ok(Some(mut s)) => {
+                        let found = s.entries.iter().position(|e| e.0 == id);
+                        prop_assert_eq!(
+                            r.map_err(fail)?,
+                            Some((found.is_some(), false)),
+                            "{}",
+                            what
+                        );
+                        if let Some(i) = found {
+                            s.entries.remove(i);
+                            s.max_deleted = s.max_deleted.max(id);
+                        }
+                        model.insert(key, Value::Stream(s));
+                    }
+                }
+            }
+            Op::TrimLen(k, _, _) | Op::TrimMinId(k, _) => {
+                let key = KEYS[k];
+                let current = model_stream(model, key);
+                let (strategy, approx) = match *op {
+                    Op::TrimLen(_, approx, n) => (TrimStrategy::MaxLen(n), approx),
+                    Op::TrimMinId(_, at) => {
+                        let min = match &current {
+                            Ok(Some(s)) => s.entries.get(at).map_or(StreamId::MAX, |e| e.0),
+                            _ => StreamId::MIN,
+                        };
+                        (TrimStrategy::MinId(min), false)
+                    }
+                    _ => unreachable!(),
+                };
+                let trim = Trim {
+                    strategy,
+                    approx,
+                    limit: if approx { 10_000 } else { 0 },
+                };
+                let r = h
+                    .sluice
+                    .access()
+                    .update_stream(0, &b(key), false, |s| Ok(s.trim(trim)))
+                    .await;
+                match current {
+                    Err(()) => expect_wrongtype(what, r)?,
+                    Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
+                    Ok(Some(mut s)) => {
+                        let removed = r.map_err(fail)?.expect("an existing stream");
+                        model_trim(&mut s, strategy, approx, removed)?;
+                        model.insert(key, Value::Stream(s));
+                    }
+                }
+            }
+            Op::SetId(k, n) => {
+                let key = KEYS[k];
+                let current = model_stream(model, key);
+                let last = current.clone().ok().flatten().unwrap_or_default().last_id;
+                let id = StreamId::new(last.ms + n, last.seq);
+                let r = h
+                    .sluice
+                    .access()
+                    .update_stream(0, &b(key), false, |s| {
+                        s.set_id(id, None, None);
+                        Ok(())
+                    })
+                    .await;
+                match current {
+                    Err(()) => expect_wrongtype(what, r)?,
+                    Ok(None) => prop_assert_eq!(r.map_err(fail)?, None, "{}", what),
+                    Ok(Some(mut s)) => {
+                        r.map_err(fail)?;
+                        s.last_id = id;
+                        model.insert(key, Value::Stream(s));
+                    }
+                }
+            }
+            Op::DelKey(k) | Op::SetString(k) | Op::Expire(k) => {
+                let step = match *op {
+                    Op::DelKey(_) => KeyStep::Del,
+                    Op::SetString(_) => KeyStep::SetString,
+                    _ => KeyStep::Expire,
+                };
+                key_step(h, model, deadlines, step, KEYS[k], Value::Str, what).await?
+            }
+            Op::Tick => h.tick_expiring(150, model, deadlines),
+            Op::Flush | Op::FailNextBatches(_) | Op::Restart => unreachable!("run handles {op:?}"),
+        }
+        Ok(())
+    }
+
+    async fn check_reads(h: &Harness, model: &Model, what: &str) -> Result<(), TestCaseError> {
+        for key in KEYS {
+            let r = h.sluice.access().stream_image(0, b(key)).await;
+            match model_stream(model, key) {
+                Err(()) => expect_wrongtype(&format!("{what}: read {key}"), r)?,
+                Ok(want) => {
+                    let got = r
+                        .map_err(|e| TestCaseError::fail(format!("{what}: read {key}: {e}")))?
+                        .map(|image| view(&image))
+                        .transpose()?;
+                    prop_assert_eq!(got, want, "{}: read {}", what, key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in table, read with a connection of its own: each live key's kind and, for a
+    /// stream, the stream its rows rebuild (an expired key's rows are left out).
+    fn table(h: &Harness) -> Result<Self::Table, TestCaseError> {
+        let conn = Connection::open(db_path(h.path())).unwrap();
+        let now = h.clock.now_ms() as i64;
+        let mut out = BTreeMap::new();
+        let mut st = conn
+            .prepare("SELECT CAST(key AS TEXT), kind, expires_at FROM sluice_kv WHERE db = 0")
+            .unwrap();
+        let keys: Vec<(String, i64, Option<i64>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (key, kind, expires_at) in keys {
+            if expires_at.is_some_and(|e| e <= now) {
+                continue;
+            }
+            let mut rows = conn
+                .prepare(
+                    "SELECT member, value FROM sluice_members WHERE db = 0 AND key = CAST(?1 AS BLOB)",
+                )
+                .unwrap();
+            let rows: Vec<(sluice::Bytes, sluice::Bytes)> = rows
+                .query_map([&key], |r| {
+                    Ok((
+                        sluice::Bytes::from(r.get::<_, Vec<u8>>(0)?),
+                        sluice::Bytes::from(r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()),
+                    ))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let value = if rows.is_empty() {
+                None
+            } else {
+                let image = stream::from_rows(rows)
+                    .map_err(|e| TestCaseError::fail(format!("{key}: rows: {e}")))?;
+                Some(view(&image)?)
+            };
+            out.insert(key, (kind, value));
+        }
+        Ok(out)
+    }
+
+    fn model_table(model: &Model) -> Self::Table {
+        model
+            .iter()
+            .map(|(k, v)| {
+                let row = match v {
+                    Value::Stream(s) => (5, Some(s.clone())),
+                    Value::Str => (0, None),
+                };
+                (k.to_string(), row)
+            })
+            .collect()
+    }
 }
 
 fn check(policy: Policy) {
     let step = (op(), prop::bool::weighted(0.75));
-    run_cases(prop::collection::vec(step, 1..40), |ops| run(policy, ops));
+    run_cases(prop::collection::vec(step, 1..40), |ops| {
+        run_model_steps::<Streams>(policy, ops)
+    });
 }
 
 #[test]

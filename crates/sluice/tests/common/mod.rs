@@ -419,3 +419,174 @@ where
     });
     runner.run(&steps, |ops| rt.block_on(run(ops))).unwrap();
 }
+
+/// A step of a collection's model test that [`run_model_steps`] carries out itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Control {
+    /// Flush everything, then compare the table with the model.
+    Flush,
+    /// Fail the store's next batches (write-back only: under the other policies the client's
+    /// own write would fail).
+    FailNextBatches(u64),
+    /// Restart as after a crash: the journal replays with nothing flushed.
+    Restart,
+}
+
+/// A collection's model-based property test, as [`run_model_steps`] drives it: its operations,
+/// its model and the table's view of it.
+#[allow(async_fn_in_trait)]
+pub trait CollectionModel {
+    type Op: std::fmt::Debug;
+    type Model: Default;
+    type Table: PartialEq + std::fmt::Debug;
+    /// The step `op` stands for when it is not a command.
+    fn control(op: &Self::Op) -> Option<Control>;
+    /// The key `op` rewrites whole (DEL, SET): it loses its expiry; an edited key keeps it.
+    fn rewrites(op: &Self::Op) -> Option<&'static str>;
+    /// Whether the model holds `key`.
+    fn holds(model: &Self::Model, key: &str) -> bool;
+    /// Runs a command step through the engine, checks its answer and applies it to the model.
+    async fn apply(
+        h: &Harness,
+        model: &mut Self::Model,
+        deadlines: &mut BTreeMap<&'static str, u64>,
+        op: &Self::Op,
+        what: &str,
+    ) -> Result<(), proptest::test_runner::TestCaseError>;
+    /// Every key read through the engine equals the model.
+    async fn check_reads(
+        h: &Harness,
+        model: &Self::Model,
+        what: &str,
+    ) -> Result<(), proptest::test_runner::TestCaseError>;
+    /// The built-in table, read with a connection of its own.
+    fn table(h: &Harness) -> Result<Self::Table, proptest::test_runner::TestCaseError>;
+    /// What the table must hold for `model`.
+    fn model_table(model: &Self::Model) -> Self::Table;
+}
+
+/// Runs `steps` (each with whether to read every key after it) on a built-in keyspace of
+/// `policy` flushing often in small batches, with the journal fsynced: the reads match the
+/// model after every step asked and after every flush and restart, the table matches it after
+/// every flush; at the end, after a final flush, after a clean restart from the store alone,
+/// and with no dead letter.
+pub async fn run_model_steps<C: CollectionModel>(
+    policy: Policy,
+    steps: Vec<(C::Op, bool)>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::test_runner::TestCaseError;
+    let mut ks = builtin(policy);
+    ks.flush_interval = Duration::from_millis(1);
+    ks.flush_batch = 2;
+    let mut h = Harness::start_with("", vec![ks], |c| {
+        c.journal.durability = sluice::Durability::Fsync
+    })
+    .await;
+    let mut model = C::Model::default();
+    let mut deadlines: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (step, (op, read_after)) in steps.into_iter().enumerate() {
+        if let Some(key) = C::rewrites(&op) {
+            deadlines.remove(key);
+        }
+        let what = format!("{policy:?} step {step} {op:?}");
+        // Reads after every flush and restart; after other steps mostly, not always, so that
+        // writes also meet keys no read has just brought into the cache.
+        let mut read_after = read_after;
+        match C::control(&op) {
+            Some(Control::Flush) => {
+                if h.sluice.flush().await.is_ok() {
+                    let (got, want) = (C::table(&h)?, C::model_table(&model));
+                    proptest::prop_assert_eq!(got, want, "{}", what);
+                }
+                read_after = true;
+            }
+            Some(Control::FailNextBatches(n)) => {
+                if policy == Policy::WriteBack {
+                    h.store.fail_next_batches(n);
+                }
+            }
+            Some(Control::Restart) => {
+                h = h
+                    .crash_restart()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+                read_after = true;
+            }
+            None => C::apply(&h, &mut model, &mut deadlines, &op, &what).await?,
+        }
+        // A key gone takes its expiry with it.
+        deadlines.retain(|k, _| C::holds(&model, k));
+        if read_after {
+            C::check_reads(&h, &model, &what).await?;
+        }
+    }
+    h.store.fail_next_batches(0);
+    h.sluice
+        .flush()
+        .await
+        .map_err(|e| TestCaseError::fail(format!("final flush: {e}")))?;
+    proptest::prop_assert_eq!(C::table(&h)?, C::model_table(&model));
+    C::check_reads(&h, &model, "final").await?;
+    // And once more from the store alone, through a fresh engine with an empty cache.
+    let h = h.restart(|_| {}).await;
+    proptest::prop_assert_eq!(
+        C::table(&h)?,
+        C::model_table(&model),
+        "after a clean restart"
+    );
+    C::check_reads(&h, &model, "after a clean restart").await?;
+    proptest::prop_assert!(h.sluice.dead_letters(None).unwrap().is_empty());
+    Ok(())
+}
+
+/// A step on a whole key that every collection's model test has.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyStep {
+    /// DEL key: answers whether it existed.
+    Del,
+    /// SET key str: the key becomes a string (`string` in the model).
+    SetString,
+    /// PEXPIRE key 100 on the engine clock: set only on an existing key.
+    Expire,
+}
+
+/// Runs `step` on `key` through the engine and in the model (`string`: the model's string),
+/// checking the engine's answer.
+pub async fn key_step<V>(
+    h: &Harness,
+    model: &mut BTreeMap<&'static str, V>,
+    deadlines: &mut BTreeMap<&'static str, u64>,
+    step: KeyStep,
+    key: &'static str,
+    string: V,
+    what: &str,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let fail =
+        |e: sluice::SluiceError| proptest::test_runner::TestCaseError::fail(format!("{what}: {e}"));
+    match step {
+        KeyStep::Del => {
+            let existed = h.sluice.del(0, &b(key)).await.map_err(fail)?;
+            proptest::prop_assert_eq!(existed, model.remove(key).is_some(), "{}", what);
+        }
+        KeyStep::SetString => {
+            h.sluice
+                .set(0, b(key), b("str"), sluice::SetOptions::default())
+                .await
+                .map_err(fail)?;
+            model.insert(key, string);
+        }
+        KeyStep::Expire => {
+            let at = sluice::clock::Clock::now_ms(&h.clock) + 100;
+            let set = h
+                .sluice
+                .expire(0, &b(key), at as i64, sluice::ExpireCondition::ALWAYS)
+                .await
+                .map_err(fail)?;
+            proptest::prop_assert_eq!(set, model.contains_key(key), "{}", what);
+            if set {
+                deadlines.insert(key, at);
+            }
+        }
+    }
+    Ok(())
+}
