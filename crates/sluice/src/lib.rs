@@ -65,7 +65,7 @@ pub mod tiers;
 pub use api::{
     Access, ExpireCondition, HashEdit, KeyTtl, KeyspaceInfo, KeyspaceSetting, KeyspaceSettings,
     Later, MovedElement, MovedMember, Mutation, SetCondition, SetExpiry, SetOptions, SetOutcome,
-    Sluice, Stored, StoredSet, Transaction, WatchSet, ZSetInputs,
+    Sluice, Stored, StoredSet, StreamAdded, Transaction, WatchSet, ZSetInputs,
 };
 pub use bytes::Bytes;
 pub use config::{ChangesConfig, Config, Durability, KeyspaceConfig, Policy};

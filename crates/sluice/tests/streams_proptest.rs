@@ -1,5 +1,6 @@
 //! Streams as a property, under every policy: for any sequence of XADD (explicit IDs and
-//! `ms-*`, with an exact MAXLEN or MINID trim, or an approximate MAXLEN), XDEL (of live,
+//! `ms-*`, with an exact MAXLEN or MINID trim, or an approximate MAXLEN; in one pass over the
+//! encoded stream as the command does, or as a stream edit), XDEL (of live,
 //! deleted and missing IDs), XTRIM (exact and approximate), XSETID, DEL, SET and expiries over
 //! a few keys, with flushes, injected transient batch failures (write-back) and restarts that
 //! replay the journal with nothing flushed, every key reads as a plain model (its live entries,
@@ -178,6 +179,16 @@ async fn xadd(
         })
         .collect();
     let now = h.clock.now_ms();
+    // One-field entries go XADD's own way (one pass over the encoded stream when it can),
+    // two-field ones through a `StreamValue` edit: the model checks both.
+    if fields.len() == 1 {
+        let r = h
+            .sluice
+            .access()
+            .add_to_stream(0, &b(key), true, requested, now, &pairs, trim)
+            .await?;
+        return Ok(r.expect("XADD creates the stream"));
+    }
     let r = h
         .sluice
         .access()

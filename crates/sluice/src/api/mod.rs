@@ -37,6 +37,7 @@ pub use access::{Access, Later};
 pub use hashes::HashEdit;
 pub use lists::MovedElement;
 pub use sets::{MovedMember, StoredSet};
+pub use streams::StreamAdded;
 pub use transaction::Transaction;
 pub use watch::WatchSet;
 pub use zsets::ZSetInputs;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::access::Access;
 use crate::error::SluiceError;
-use crate::model::stream::StreamValue;
+use crate::model::stream::{self, RequestedId, StreamId, StreamValue, Trim};
 use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 
 impl Access<'_> {
@@ -56,6 +56,72 @@ impl Access<'_> {
                 expires_at,
             });
             Ok((Some(write), Some(result)))
+        })
+        .await
+    }
+}
+
+/// What [`Access::add_to_stream`] did: the new entry's ID and how many entries its trim
+/// removed, or Redis's error line (nothing written).
+pub type StreamAdded = Result<(StreamId, u64), &'static str>;
+
+impl Access<'_> {
+    /// XADD: the entry, its ID picked from `requested` at `now_ms`, then `trim`; `None` if the
+    /// key does not exist and `create` is false (NOMKSTREAM). An existing stream is edited in
+    /// one pass over its encoding ([`stream::with_added`]) unless the trim is exact or an
+    /// XSETID left deleted rows above the new ID; those, and a new stream, go through
+    /// [`StreamValue`]. `WRONGTYPE`, and nothing written, if the key holds another type.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_to_stream(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        create: bool,
+        requested: RequestedId,
+        now_ms: u64,
+        pairs: &[(Bytes, Bytes)],
+        trim: Option<Trim>,
+    ) -> Result<Option<StreamAdded>, SluiceError> {
+        let route = self.route(db, key.clone());
+        self.write_routed(route, true, |current| {
+            let (image, expires_at) = match current {
+                Some(e) if e.kind != Kind::Stream => return Err(SluiceError::WrongType),
+                Some(e) => (e.value, e.expires_at),
+                None if !create => return Ok((None, None)),
+                None => {
+                    let mut s = StreamValue::new();
+                    let added = s.xadd(requested, now_ms, pairs, trim);
+                    let write = added.is_ok().then(|| {
+                        StoreWrite::Partial(PartialWrite::whole(Kind::Stream, s.encode(), None))
+                    });
+                    return Ok((write, Some(added)));
+                }
+            };
+            let meta = stream::meta(&image)?;
+            if meta.last_id == StreamId::MAX {
+                return Ok((None, Some(Err(stream::EXHAUSTED))));
+            }
+            let id = match stream::next_id(meta.last_id, requested, now_ms) {
+                Ok(id) => id,
+                Err(line) => return Ok((None, Some(Err(line)))),
+            };
+            let (image, changed, removed) = match stream::with_added(&image, id, pairs, trim) {
+                Some(edit) => edit,
+                None => {
+                    let mut s = StreamValue::decode(&image)?;
+                    s.add(id, pairs);
+                    let removed = trim.map_or(0, |t| s.trim(t));
+                    (s.encode(), s.changes(), removed)
+                }
+            };
+            let write = StoreWrite::Partial(PartialWrite {
+                kind: Kind::Stream,
+                image,
+                changed,
+                replace: false,
+                expires_at,
+            });
+            Ok((Some(write), Some(Ok((id, removed)))))
         })
         .await
     }

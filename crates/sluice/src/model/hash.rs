@@ -27,7 +27,7 @@ pub(crate) fn put_len(out: &mut BytesMut, mut n: usize) {
 }
 
 /// The bytes [`put_len`] writes for `n`.
-fn len_size(n: usize) -> usize {
+pub(crate) fn len_size(n: usize) -> usize {
     let bits = usize::BITS - (n | 1).leading_zeros();
     bits.div_ceil(7) as usize
 }

@@ -391,21 +391,24 @@ impl StreamValue {
     /// The ID the next XADD takes for `requested`, as Redis 7.0's `streamAppendItem` picks
     /// it at `now_ms`: an error line for an ID that is not above the last one.
     pub fn next_id(&self, requested: RequestedId, now_ms: u64) -> Result<StreamId, &'static str> {
-        let last = self.meta.last_id;
-        let id = match requested {
-            RequestedId::Auto if now_ms > last.ms => StreamId::new(now_ms, 0),
-            RequestedId::Auto => last.next().ok_or(EXHAUSTED)?,
-            RequestedId::AutoSeq(ms) if ms == last.ms => {
-                let seq = last.seq.checked_add(1).ok_or(NOT_ABOVE_TOP)?;
-                StreamId::new(ms, seq)
-            }
-            RequestedId::AutoSeq(ms) => StreamId::new(ms, 0),
-            RequestedId::Exact(id) => id,
-        };
-        if id <= last {
-            return Err(NOT_ABOVE_TOP);
+        next_id(self.meta.last_id, requested, now_ms)
+    }
+
+    /// XADD: the entry (its ID picked from `requested` at `now_ms`), then `trim`; the ID and
+    /// how many entries the trim removed, or Redis's error line (nothing changed).
+    pub fn xadd(
+        &mut self,
+        requested: RequestedId,
+        now_ms: u64,
+        pairs: &[(Bytes, Bytes)],
+        trim: Option<Trim>,
+    ) -> Result<(StreamId, u64), &'static str> {
+        if self.meta.last_id == StreamId::MAX {
+            return Err(EXHAUSTED);
         }
-        Ok(id)
+        let id = self.next_id(requested, now_ms)?;
+        self.add(id, pairs);
+        Ok((id, trim.map_or(0, |t| self.trim(t))))
     }
 
     /// Appends an entry (`id` above the last one, see [`StreamValue::next_id`]) in the node
@@ -424,21 +427,11 @@ impl StreamValue {
         }
         let new_node = match self.last_node() {
             None => true,
-            Some(node) => {
-                let payload: usize = pairs.iter().map(|(f, v)| f.len() + v.len()).sum();
-                let size = NodeSize::of(&self.rows[node]);
-                size.bytes + payload >= NODE_MAX_BYTES
-                    || size.live + size.deleted >= NODE_MAX_ENTRIES
-            }
+            Some(node) => starts_node(&row_views(&self.rows[node]), pairs),
         };
-        let flags = if new_node { NODE_START } else { 0 };
-        let encoded = hash::encode(pairs.iter().map(|(f, v)| (&f[..], &v[..])));
-        let mut value = BytesMut::with_capacity(1 + encoded.len());
-        value.put_u8(flags);
-        value.put_slice(&encoded);
         self.rows.push(Row {
             id,
-            value: value.freeze(),
+            value: entry_row(new_node, pairs),
         });
         self.meta.length += 1;
         self.meta.last_id = id;
@@ -536,47 +529,17 @@ impl StreamValue {
     /// the next node one by one. Answers how many entries it removed. The whole nodes leave
     /// the rows in one cut.
     pub fn trim(&mut self, trim: Trim) -> u64 {
-        let mut removed = 0u64;
-        let mut length = self.meta.length;
-        // Rows of the whole nodes removed, from the front.
-        let mut cut = 0;
-        let mut partial = None;
-        while cut < self.rows.len() {
-            if let TrimStrategy::MaxLen(max) = trim.strategy {
-                if length <= max {
-                    break;
-                }
-            }
-            let node = self.node_from(cut);
-            let live = self.rows[node.clone()]
-                .iter()
-                .filter(|r| !r.is_deleted())
-                .count() as u64;
-            if trim.limit > 0 && removed + live > trim.limit {
-                break;
-            }
-            let whole = match trim.strategy {
-                TrimStrategy::MaxLen(max) => length.saturating_sub(live) >= max,
-                TrimStrategy::MinId(min) => self.rows[node.end - 1].id < min,
-            };
-            if whole {
-                cut = node.end;
-                length = length.saturating_sub(live);
-                removed += live;
-                continue;
-            }
-            if !trim.approx {
-                partial = Some(node.start - cut..node.end - cut);
-            }
-            break;
-        }
-        if cut > 0 {
-            let gone: Vec<StreamId> = self.rows.drain(..cut).map(|r| r.id).collect();
+        let flags: Vec<(StreamId, u8)> = self.rows.iter().map(|r| (r.id, r.flags())).collect();
+        let cut = plan_cut(&flags, self.meta.length, trim);
+        let mut removed = cut.removed;
+        if cut.rows > 0 {
+            let gone: Vec<StreamId> = self.rows.drain(..cut.rows).map(|r| r.id).collect();
             for id in gone {
                 self.touch(id);
             }
         }
-        self.meta.length = length;
+        self.meta.length = cut.length;
+        let partial = cut.partial.map(|p| p.start - cut.rows..p.end - cut.rows);
         for at in partial.unwrap_or_default() {
             let stop = match trim.strategy {
                 TrimStrategy::MaxLen(max) => self.meta.length <= max,
@@ -640,10 +603,208 @@ impl StreamValue {
         while at < self.rows.len() {
             let node = self.node_of(at);
             at = node.end;
-            out.push(NodeSize::of(&self.rows[node]));
+            out.push(NodeSize::of(&row_views(&self.rows[node])));
         }
         out
     }
+}
+
+/// Rows as `(ID, stored value)` slices, as [`NodeSize::of`] reads them.
+fn row_views(rows: &[Row]) -> Vec<(StreamId, &[u8])> {
+    rows.iter().map(|r| (r.id, &r.value[..])).collect()
+}
+
+/// Whether a stored row value is flagged deleted.
+fn row_deleted(value: &[u8]) -> bool {
+    value.first().is_some_and(|f| f & DELETED != 0)
+}
+
+/// The field-value pairs of a stored row value.
+fn row_pairs(value: &[u8]) -> hash::Pairs<'_> {
+    hash::pairs(value.get(1..).unwrap_or_default())
+}
+
+/// Whether an entry of `pairs` added after the node `last` begins a node of its own, as
+/// Redis's `streamAppendItem` decides: the node's listpack would reach its byte limit, or it
+/// holds its most entries (deleted ones count).
+fn starts_node(last: &[(StreamId, &[u8])], pairs: &[(Bytes, Bytes)]) -> bool {
+    let payload: usize = pairs.iter().map(|(f, v)| f.len() + v.len()).sum();
+    let size = NodeSize::of(last);
+    size.bytes + payload >= NODE_MAX_BYTES || size.live + size.deleted >= NODE_MAX_ENTRIES
+}
+
+/// The stored value of a new entry: its flags byte, then its pairs.
+fn entry_row(new_node: bool, pairs: &[(Bytes, Bytes)]) -> Bytes {
+    let encoded = hash::encode(pairs.iter().map(|(f, v)| (&f[..], &v[..])));
+    let mut value = BytesMut::with_capacity(1 + encoded.len());
+    value.put_u8(if new_node { NODE_START } else { 0 });
+    value.put_slice(&encoded);
+    value.freeze()
+}
+
+/// What a trim removes whole: the rows of the leading nodes it cuts, the entries among them,
+/// and the length after; and, for an exact trim, the rows of the node it goes on into.
+struct Cut {
+    rows: usize,
+    removed: u64,
+    length: u64,
+    partial: Option<std::ops::Range<usize>>,
+}
+
+/// Plans `trim` over rows given as (ID, flags) from the oldest, of a stream of `length` live
+/// entries, as Redis 7.0's `streamTrim` walks its nodes.
+fn plan_cut(rows: &[(StreamId, u8)], mut length: u64, trim: Trim) -> Cut {
+    let mut removed = 0u64;
+    let mut cut = 0;
+    let mut partial = None;
+    while cut < rows.len() {
+        if let TrimStrategy::MaxLen(max) = trim.strategy {
+            if length <= max {
+                break;
+            }
+        }
+        let end = rows[cut + 1..]
+            .iter()
+            .position(|(_, f)| f & NODE_START != 0)
+            .map_or(rows.len(), |n| cut + 1 + n);
+        let live = rows[cut..end]
+            .iter()
+            .filter(|(_, f)| f & DELETED == 0)
+            .count() as u64;
+        if trim.limit > 0 && removed + live > trim.limit {
+            break;
+        }
+        let whole = match trim.strategy {
+            TrimStrategy::MaxLen(max) => length.saturating_sub(live) >= max,
+            TrimStrategy::MinId(min) => rows[end - 1].0 < min,
+        };
+        if whole {
+            cut = end;
+            length = length.saturating_sub(live);
+            removed += live;
+            continue;
+        }
+        if !trim.approx {
+            partial = Some(cut..end);
+        }
+        break;
+    }
+    Cut {
+        rows: cut,
+        removed,
+        length,
+        partial,
+    }
+}
+
+/// XADD in one pass over an encoded stream, without decoding it (a stream is re-encoded whole
+/// by every other write): the entry `id` added as [`StreamValue::add`] adds it, then `trim`
+/// applied as [`StreamValue::trim`] applies it; the new image, the rows it touched (as
+/// [`StreamValue::changes`] names them) and how many entries the trim removed. The image is
+/// the one the decoded path makes, byte for byte. `None` when the edit needs the decoded
+/// stream: an exact trim, a row at or above `id` (deleted rows kept above an XSETID), or bytes
+/// that do not read as a stream.
+pub fn with_added(
+    image: &[u8],
+    id: StreamId,
+    pairs: &[(Bytes, Bytes)],
+    trim: Option<Trim>,
+) -> Option<(Bytes, Vec<Bytes>, u64)> {
+    if trim.is_some_and(|t| !t.approx) {
+        return None;
+    }
+    let mut all = hash::pairs(image);
+    let (member, meta_bytes) = all.next()?.ok()?;
+    if !member.is_empty() {
+        return None;
+    }
+    let mut meta = StreamMeta::decode(&Bytes::copy_from_slice(meta_bytes)).ok()?;
+    // Each entry row: its ID, stored value, and where it starts in the image.
+    let mut rows: Vec<(StreamId, &[u8], usize)> = Vec::with_capacity(hash::len(image));
+    for row in all {
+        let (key, value) = row.ok()?;
+        let row_id = StreamId::from_key(key)?;
+        if value.is_empty() || rows.last().is_some_and(|r| r.0 >= row_id) {
+            return None;
+        }
+        let at = key.as_ptr() as usize - image.as_ptr() as usize - hash::len_size(key.len());
+        rows.push((row_id, value, at));
+    }
+    if rows.last().is_some_and(|r| r.0 >= id) {
+        return None;
+    }
+    let new_node = match rows.iter().rposition(|r| r.1[0] & NODE_START != 0) {
+        None => true,
+        Some(start) => {
+            let last: Vec<(StreamId, &[u8])> = rows[start..].iter().map(|r| (r.0, r.1)).collect();
+            starts_node(&last, pairs)
+        }
+    };
+    let added = entry_row(new_node, pairs);
+    let mut flags: Vec<(StreamId, u8)> = rows.iter().map(|r| (r.0, r.1[0])).collect();
+    flags.push((id, added[0]));
+    let cut = match trim {
+        Some(trim) => plan_cut(&flags, meta.length + 1, trim),
+        None => Cut {
+            rows: 0,
+            removed: 0,
+            length: meta.length + 1,
+            partial: None,
+        },
+    };
+    meta.length = cut.length;
+    meta.last_id = id;
+    meta.entries_added += 1;
+    let meta_row = meta.encode();
+    let kept_old = rows.len().saturating_sub(cut.rows);
+    let keeps_new = cut.rows <= rows.len();
+    let count = 1 + kept_old + usize::from(keeps_new);
+    let tail = rows.get(cut.rows).map_or(&[][..], |r| &image[r.2..]);
+    let key = id.key();
+    let mut out = BytesMut::with_capacity(image.len() + added.len() + 64);
+    hash::put_len(&mut out, count);
+    hash::put_len(&mut out, 0);
+    hash::put_len(&mut out, meta_row.len());
+    out.put_slice(&meta_row);
+    out.put_slice(tail);
+    if keeps_new {
+        hash::put_len(&mut out, key.len());
+        out.put_slice(&key);
+        hash::put_len(&mut out, added.len());
+        out.put_slice(&added);
+    }
+    let mut changed = Vec::with_capacity(2 + cut.rows);
+    changed.push(Bytes::new());
+    changed.extend(
+        flags[..cut.rows.min(rows.len())]
+            .iter()
+            .map(|(gone, _)| Bytes::copy_from_slice(&gone.key())),
+    );
+    changed.push(Bytes::copy_from_slice(&key));
+    Some((out.freeze(), changed, cut.removed))
+}
+
+/// The ID XADD takes after `last` for `requested` at `now_ms`, as Redis 7.0's
+/// `streamAppendItem` picks it: an error line for an ID that is not above the last one.
+pub fn next_id(
+    last: StreamId,
+    requested: RequestedId,
+    now_ms: u64,
+) -> Result<StreamId, &'static str> {
+    let id = match requested {
+        RequestedId::Auto if now_ms > last.ms => StreamId::new(now_ms, 0),
+        RequestedId::Auto => last.next().ok_or(EXHAUSTED)?,
+        RequestedId::AutoSeq(ms) if ms == last.ms => {
+            let seq = last.seq.checked_add(1).ok_or(NOT_ABOVE_TOP)?;
+            StreamId::new(ms, seq)
+        }
+        RequestedId::AutoSeq(ms) => StreamId::new(ms, 0),
+        RequestedId::Exact(id) => id,
+    };
+    if id <= last {
+        return Err(NOT_ABOVE_TOP);
+    }
+    Ok(id)
 }
 
 /// The ID XADD asks for.
@@ -681,17 +842,15 @@ impl NodeSize {
     /// count, deleted count, the first entry's field names, a 0), then per entry its flags,
     /// ID deltas, its field names unless they are the master's, its values, and its element
     /// count.
-    fn of(rows: &[Row]) -> NodeSize {
-        let Some(first) = rows.first() else {
+    fn of(rows: &[(StreamId, &[u8])]) -> NodeSize {
+        let Some(&(master, first)) = rows.first() else {
             return NodeSize::default();
         };
-        let master_fields: Vec<&[u8]> = first
-            .pairs()
+        let master_fields: Vec<&[u8]> = row_pairs(first)
             .filter_map(Result::ok)
             .map(|(f, _)| f)
             .collect();
-        let master = first.id;
-        let deleted = rows.iter().filter(|r| r.is_deleted()).count();
+        let deleted = rows.iter().filter(|(_, v)| row_deleted(v)).count();
         let live = rows.len() - deleted;
         // Listpack header (total bytes, element count) and end byte.
         let mut bytes = listpack::OVERHEAD;
@@ -703,15 +862,15 @@ impl NodeSize {
             .map(|f| listpack::entry_size(f))
             .sum::<usize>();
         bytes += listpack::int_size(0);
-        for row in rows {
-            let pairs: Vec<(&[u8], &[u8])> = row.pairs().filter_map(Result::ok).collect();
+        for &(id, value) in rows {
+            let pairs: Vec<(&[u8], &[u8])> = row_pairs(value).filter_map(Result::ok).collect();
             let same = pairs.len() == master_fields.len()
                 && pairs.iter().zip(&master_fields).all(|((f, _), m)| f == m);
             // Redis's flags: 1 deleted, 2 same fields as the master entry.
-            let flags = i64::from(row.is_deleted()) | if same { 2 } else { 0 };
+            let flags = i64::from(row_deleted(value)) | if same { 2 } else { 0 };
             bytes += listpack::int_size(flags);
-            bytes += listpack::int_size(row.id.ms.wrapping_sub(master.ms) as i64);
-            bytes += listpack::int_size(row.id.seq.wrapping_sub(master.seq) as i64);
+            bytes += listpack::int_size(id.ms.wrapping_sub(master.ms) as i64);
+            bytes += listpack::int_size(id.seq.wrapping_sub(master.seq) as i64);
             let values: usize = pairs.iter().map(|(_, v)| listpack::entry_size(v)).sum();
             let n = pairs.len() as i64;
             if same {
@@ -869,6 +1028,86 @@ mod tests {
         }
         assert_eq!(again.delete_many(&many), 200_000);
         assert!(again.nodes().is_empty());
+    }
+
+    /// The one-pass XADD makes the image, the changed rows and the trim count the decoded path
+    /// makes, over random streams: entries small and large, same and other fields, deletions,
+    /// approximate MAXLEN and MINID trims with and without LIMIT, trims that empty the stream.
+    #[test]
+    fn a_one_pass_xadd_equals_the_decoded_one() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..40 {
+            let mut image = StreamValue::new().encode();
+            let mut ms = 0;
+            for _ in 0..300 {
+                let mut stream = StreamValue::decode(&image).expect("decodes");
+                if next(10) == 0 && !stream.is_empty() {
+                    let ids: Vec<StreamId> = stream.entries().map(|(id, _)| id).collect();
+                    let victim = ids[next(ids.len() as u64) as usize];
+                    stream.delete(victim);
+                    image = stream.encode();
+                    continue;
+                }
+                ms += next(3);
+                let id = StreamId::new(ms, next(4));
+                if id <= stream.meta().last_id {
+                    continue;
+                }
+                let value = "v".repeat(next(8) as usize * next(200) as usize);
+                let field = if next(4) == 0 { "other" } else { "f" };
+                let pairs = [(b(field), b(&value)), (b("n"), b(&next(300).to_string()))];
+                let trim = match next(5) {
+                    0 => Some(Trim {
+                        strategy: TrimStrategy::MaxLen(next(150)),
+                        approx: true,
+                        limit: [0, 10_000, 30][next(3) as usize],
+                    }),
+                    1 => Some(Trim {
+                        strategy: TrimStrategy::MinId(StreamId::new(
+                            ms.saturating_sub(next(40)),
+                            0,
+                        )),
+                        approx: true,
+                        limit: 0,
+                    }),
+                    _ => None,
+                };
+                let (fast, changed, removed) =
+                    with_added(&image, id, &pairs, trim).expect("one pass");
+                stream.add(id, &pairs);
+                let slow_removed = trim.map_or(0, |t| stream.trim(t));
+                assert_eq!(fast, stream.encode(), "image after {id}");
+                assert_eq!(changed, stream.changes(), "rows named after {id}");
+                assert_eq!(removed, slow_removed);
+                image = fast;
+            }
+        }
+        // An exact trim, or a deleted row above the new ID, goes the decoded way.
+        let mut s = StreamValue::new();
+        add(&mut s, 1, &[("f", "v")]);
+        add(&mut s, 2, &[("f", "v")]);
+        let image = s.encode();
+        let exact = Trim {
+            strategy: TrimStrategy::MaxLen(1),
+            approx: false,
+            limit: 0,
+        };
+        assert!(with_added(
+            &image,
+            StreamId::new(3, 0),
+            &[(b("f"), b("v"))],
+            Some(exact)
+        )
+        .is_none());
+        s.delete(StreamId::new(2, 0));
+        s.set_id(StreamId::new(1, 5), None, None);
+        assert!(with_added(&s.encode(), StreamId::new(1, 6), &[(b("f"), b("v"))], None).is_none());
     }
 
     #[test]

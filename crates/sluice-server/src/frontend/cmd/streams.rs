@@ -10,9 +10,7 @@
 //! a retry reads what was added since it blocked, as Redis does.
 
 use bytes::Bytes;
-use sluice::model::stream::{
-    self, RequestedId, StreamId, StreamValue, Trim, TrimStrategy, EXHAUSTED,
-};
+use sluice::model::stream::{self, RequestedId, StreamId, StreamValue, Trim, TrimStrategy};
 use sluice::SluiceError;
 
 use super::blocking::{BlockKind, BlockingTurn};
@@ -224,9 +222,6 @@ impl AddOrTrim {
     }
 }
 
-/// What XADD did: the new ID and how many entries its trim removed, or Redis's error line.
-type Added = Result<(StreamId, u64), &'static str>;
-
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value
 /// [field value ...]
 async fn xadd(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
@@ -252,12 +247,17 @@ async fn xadd(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         .collect();
     let key = argv[1].clone();
     let now = ctx.access.now_ms();
-    let trim = a.trim;
     let r = ctx
         .access
-        .update_stream(ctx.session.db, &key, !a.nomkstream, |s| {
-            Ok(add_entry(s, requested, now, &pairs, trim))
-        })
+        .add_to_stream(
+            ctx.session.db,
+            &key,
+            !a.nomkstream,
+            requested,
+            now,
+            &pairs,
+            a.trim,
+        )
         .await;
     match r {
         Err(e) => engine_error(e),
@@ -271,22 +271,6 @@ async fn xadd(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             Frame::bulk(id.to_string())
         }
     }
-}
-
-/// XADD's change to the stream: the entry, then the trim. An error changes nothing.
-fn add_entry(
-    s: &mut StreamValue,
-    requested: RequestedId,
-    now_ms: u64,
-    pairs: &[(Bytes, Bytes)],
-    trim: Option<Trim>,
-) -> Added {
-    if s.meta().last_id == StreamId::MAX {
-        return Err(EXHAUSTED);
-    }
-    let id = s.next_id(requested, now_ms)?;
-    s.add(id, pairs);
-    Ok((id, trim.map_or(0, |t| s.trim(t))))
 }
 
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
