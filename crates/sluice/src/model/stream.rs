@@ -720,7 +720,8 @@ pub fn with_added(
     }
     let mut meta = StreamMeta::decode(&Bytes::copy_from_slice(meta_bytes)).ok()?;
     // Each entry row: its ID, stored value, and where it starts in the image.
-    let mut rows: Vec<(StreamId, &[u8], usize)> = Vec::with_capacity(hash::len(image));
+    // The count comes from stored bytes: a capacity, never more than a bound, is taken from it.
+    let mut rows: Vec<(StreamId, &[u8], usize)> = Vec::with_capacity(hash::len(image).min(1 << 16));
     for row in all {
         let (key, value) = row.ok()?;
         let row_id = StreamId::from_key(key)?;
