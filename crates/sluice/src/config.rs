@@ -231,6 +231,11 @@ pub enum KeyspaceType {
     String,
     /// Hashes, each a row: a field per mapped column (`columns`).
     Hash,
+    /// Sets, each the rows of one owner: `(key_column, member_column)`, unique together.
+    Set,
+    /// Sorted sets, each the rows of one owner: `(key_column, member_column, score_column)`,
+    /// the first two unique together: a leaderboard table.
+    Zset,
 }
 
 /// One `[[keyspace]]` entry.
@@ -252,10 +257,19 @@ pub struct KeyspaceConfig {
     /// Setting it makes the keyspace a hash keyspace (a key is a row).
     #[serde(default)]
     pub columns: Option<Vec<String>>,
-    /// What the keyspace holds: `"string"` (one column, `value_column`) or `"hash"` (a row,
-    /// `columns`). Absent: a hash when `columns` is set, a string otherwise.
+    /// What the keyspace holds: `"string"` (one column, `value_column`), `"hash"` (a row,
+    /// `columns`), `"set"` or `"zset"` (a row per member: `member_column`, and a zset's
+    /// `score_column`). Absent: a hash when `columns` is set, a string otherwise.
     #[serde(default, rename = "type")]
     pub value_type: Option<KeyspaceType>,
+    /// A set or sorted set keyspace: the column holding each member (one row per member;
+    /// `key_column` is then the owner, unique only together with this column).
+    #[serde(default)]
+    pub member_column: Option<String>,
+    /// A sorted set keyspace: the column holding each member's score (an integer or
+    /// double-precision column).
+    #[serde(default)]
+    pub score_column: Option<String>,
     /// The write policy.
     pub policy: Policy,
     /// Lifetime of the cached copy. On mapped tables it bounds only the cache, never the row.
@@ -319,6 +333,8 @@ impl KeyspaceConfig {
             value_column: None,
             columns: None,
             value_type: None,
+            member_column: None,
+            score_column: None,
             policy,
             ttl: None,
             flush_interval: default_flush_interval(),
@@ -339,10 +355,24 @@ impl KeyspaceConfig {
     /// Whether this (mapped) entry maps hashes onto rows: `type = "hash"`, or `columns` set
     /// without a type.
     pub fn maps_rows(&self) -> bool {
+        if self.maps_members() {
+            return false;
+        }
         match self.value_type {
             Some(t) => t == KeyspaceType::Hash,
             None => self.columns.is_some(),
         }
+    }
+}
+
+impl KeyspaceConfig {
+    /// Whether this (mapped) entry maps a collection onto a row per member: `type = "set"` or
+    /// `type = "zset"`.
+    pub fn maps_members(&self) -> bool {
+        matches!(
+            self.value_type,
+            Some(KeyspaceType::Set) | Some(KeyspaceType::Zset)
+        )
     }
 }
 

@@ -21,6 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod collections;
+
 pub use crate::resp_reply::Reply;
 use crate::resp_reply::{bulk_body, parse_head, strip_crlf, Head};
 
@@ -135,6 +137,31 @@ impl Resp {
                 format!("no reply to {args:?} within {REPLY_TIMEOUT:?}"),
             )),
         }
+    }
+
+    /// Sends `commands` in one write and reads their replies, in order, within
+    /// [`REPLY_TIMEOUT`]; panics on a connection error or a timeout.
+    pub async fn pipeline(&mut self, commands: &[Vec<String>]) -> Vec<Reply> {
+        let mut out = Vec::new();
+        for args in commands {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        tokio::time::timeout(REPLY_TIMEOUT, async {
+            self.writer.write_all(&out).await?;
+            let mut replies = Vec::with_capacity(commands.len());
+            for _ in commands {
+                replies.push(self.read_reply().await?);
+            }
+            Ok::<_, io::Error>(replies)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no replies to a pipeline within {REPLY_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("pipeline: {e}"))
     }
 
     /// Sends one command; panics on a connection error or a timeout.

@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::keyspace::KeyTemplate;
 use crate::metrics::Histogram;
 use crate::model::Kind;
-use crate::tiers::store::{MappedRow, MappedTable, Target};
+use crate::tiers::store::{MappedMembers, MappedRow, MappedTable, Target};
 
 /// Counters of one keyspace, for INFO and SLUICE.KEYSPACES.
 #[derive(Debug, Default)]
@@ -115,6 +115,9 @@ pub(crate) enum Mapping {
     /// A row of an existing table: hashes, a field per column (`columns` or `type = "hash"`
     /// in the keyspace's configuration).
     Row(Arc<MappedRow>),
+    /// Rows of an existing table, one per member: sets or sorted sets (`type = "set"` or
+    /// `"zset"`, `member_column`, `score_column`).
+    Members(Arc<MappedMembers>),
 }
 
 /// One keyspace at run time.
@@ -175,6 +178,7 @@ impl Keyspace {
             Mapping::Builtin => Target::Builtin { db },
             Mapping::Column(m) => Target::Mapped(m.clone()),
             Mapping::Row(r) => Target::Row(r.clone()),
+            Mapping::Members(m) => Target::Members(m.clone()),
         }
     }
 
@@ -184,6 +188,7 @@ impl Keyspace {
             Mapping::Builtin => None,
             Mapping::Column(_) => Some(Kind::String),
             Mapping::Row(_) => Some(Kind::Hash),
+            Mapping::Members(m) => Some(m.kind()),
         }
     }
 
@@ -201,6 +206,10 @@ impl Keyspace {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
+            Mapping::Members(m) => match &m.score {
+                Some(s) => format!("{}({},{},{})", m.table, m.key_column, m.member.name, s.name),
+                None => format!("{}({},{})", m.table, m.key_column, m.member.name),
+            },
         }
     }
 
@@ -210,6 +219,7 @@ impl Keyspace {
             Mapping::Builtin => None,
             Mapping::Column(m) => Some(&m.table),
             Mapping::Row(r) => Some(&r.table),
+            Mapping::Members(m) => Some(&m.table),
         }
     }
 
@@ -233,6 +243,9 @@ impl Keyspace {
             Mapping::Builtin => false,
             Mapping::Column(m) => m.stores_different_text(),
             Mapping::Row(r) => r.stores_different_text(),
+            // Members and scores the columns would store as other text are refused before
+            // they are acknowledged (`members_mapped.rs`).
+            Mapping::Members(_) => false,
         }
     }
 

@@ -26,7 +26,9 @@ use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::none::NoJournal;
 use crate::tiers::journal::wal::WalJournal;
 use crate::tiers::journal::SharedJournal;
-use crate::tiers::store::{self, ColumnInfo, MappedRow, MappedTable, SharedStore, TableSchema};
+use crate::tiers::store::{
+    self, ColumnInfo, MappedMembers, MappedRow, MappedTable, SharedStore, TableSchema,
+};
 use crate::Sluice;
 
 /// Builds a [`Sluice`], with the tiers and the clock injectable for tests.
@@ -255,6 +257,8 @@ async fn build_keyspaces(
                 ("value_column", ks.value_column.is_some()),
                 ("columns", ks.columns.is_some()),
                 ("type", ks.value_type.is_some()),
+                ("member_column", ks.member_column.is_some()),
+                ("score_column", ks.score_column.is_some()),
             ] {
                 if set {
                     return Err(ConfigError::invalid(
@@ -280,6 +284,32 @@ async fn build_keyspaces(
         let key_column = need("key_column", &ks.key_column)?;
         validate_identifier(&at("table"), &table)?;
         validate_identifier(&at("key_column"), &key_column)?;
+        if ks.maps_members() {
+            let schema = table_schema(store, &table, &at).await?;
+            let members = members_mapping(ks, store, &schema, &table, &key_column, &at)?;
+            claim(&table, &members.member.name, at("member_column"), &ks.name)?;
+            if let Some(score) = &members.score {
+                claim(&table, &score.name, at("score_column"), &ks.name)?;
+            }
+            keyspaces.push(new_keyspace(
+                keyspaces.len(),
+                ks.clone(),
+                Some(template),
+                Mapping::Members(Arc::new(members)),
+            ));
+            continue;
+        }
+        for (field, set) in [
+            ("member_column", ks.member_column.is_some()),
+            ("score_column", ks.score_column.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(
+                    at(field),
+                    "is set on a keyspace that is not type = \"set\" or \"zset\"; remove it, or set the type",
+                ));
+            }
+        }
         let rows = ks.maps_rows();
         if rows {
             if ks.value_column.is_some() {
@@ -308,19 +338,7 @@ async fn build_keyspaces(
                 ));
             }
         }
-        let schema = store
-            .table_schema(&table)
-            .await
-            .map_err(|e| ConfigError::invalid(at("table"), format!("cannot inspect {table}: {e}")))?
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    at("table"),
-                    format!(
-                        "table {table:?} does not exist in {}; create it or fix the name",
-                        store.describe()
-                    ),
-                )
-            })?;
+        let schema = table_schema(store, &table, &at).await?;
         let key_col = schema.column(&key_column).ok_or_else(|| {
             ConfigError::invalid(
                 at("key_column"),
@@ -387,6 +405,143 @@ async fn build_keyspaces(
         Mapping::Builtin,
     ));
     Ok(keyspaces)
+}
+
+/// The schema of a mapped table, or the configuration error naming why there is none.
+async fn table_schema(
+    store: &SharedStore,
+    table: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<TableSchema, ConfigError> {
+    store
+        .table_schema(table)
+        .await
+        .map_err(|e| ConfigError::invalid(at("table"), format!("cannot inspect {table}: {e}")))?
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                at("table"),
+                format!(
+                    "table {table:?} does not exist in {}; create it or fix the name",
+                    store.describe()
+                ),
+            )
+        })
+}
+
+/// A set or sorted set keyspace's table: the owner (`key_column`) and member columns unique
+/// together, the member a text, bytes or integer column, a sorted set's score an integer or
+/// double-precision column (a numeric or single-precision column would round scores the cache
+/// keeps exact).
+fn members_mapping(
+    ks: &KeyspaceConfig,
+    store: &SharedStore,
+    schema: &TableSchema,
+    table: &str,
+    key_column: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<MappedMembers, ConfigError> {
+    let zset = ks.value_type == Some(crate::config::KeyspaceType::Zset);
+    for (field, set) in [
+        ("value_column", ks.value_column.is_some()),
+        ("columns", ks.columns.is_some()),
+    ] {
+        if set {
+            return Err(ConfigError::invalid(
+                at(field),
+                "is set on a set or sorted set keyspace, whose members are rows (member_column, and score_column for a zset); remove it",
+            ));
+        }
+    }
+    let column = |field: &str, name: &Option<String>| -> Result<ColumnInfo, ConfigError> {
+        let name = name.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                at(field),
+                format!("is missing; a set or sorted set keyspace keeps a row per member, so set {field}"),
+            )
+        })?;
+        validate_identifier(&at(field), &name)?;
+        let col = schema.column(&name).ok_or_else(|| {
+            ConfigError::invalid(at(field), format!("table {table:?} has no column {name:?}"))
+        })?;
+        if col.name.eq_ignore_ascii_case(key_column) {
+            return Err(ConfigError::invalid(
+                at(field),
+                "is the key (owner) column; map it onto another column",
+            ));
+        }
+        Ok(col.clone())
+    };
+    let key_col = schema.column(key_column).ok_or_else(|| {
+        ConfigError::invalid(
+            at("key_column"),
+            format!("table {table:?} has no column {key_column:?}"),
+        )
+    })?;
+    let member = column("member_column", &ks.member_column)?;
+    if !matches!(
+        member.kind,
+        store::ColumnType::Text | store::ColumnType::Blob | store::ColumnType::Integer
+    ) {
+        return Err(ConfigError::invalid(
+            at("member_column"),
+            format!(
+                "column {table}.{} is {}; a member column must be text, bytes or an integer, so that every member reads back as it was written",
+                member.name, member.declared_type
+            ),
+        ));
+    }
+    let score = if zset {
+        let score = column("score_column", &ks.score_column)?;
+        if score.name.eq_ignore_ascii_case(&member.name) {
+            return Err(ConfigError::invalid(
+                at("score_column"),
+                "is the member column; map scores onto another column",
+            ));
+        }
+        let declared = score.declared_type.to_ascii_lowercase();
+        // PostgreSQL's real and MySQL's float hold 4 bytes; SQLite's REAL holds 8.
+        let single = (declared == "real" && !store.describe().contains("sqlite://"))
+            || declared == "float4"
+            || declared.starts_with("float") && !store.describe().contains("sqlite://");
+        let kind_ok = matches!(
+            score.kind,
+            store::ColumnType::Integer | store::ColumnType::Real
+        );
+        if !kind_ok || single {
+            return Err(ConfigError::invalid(
+                at("score_column"),
+                format!(
+                    "column {table}.{} is {}; a score column must be an integer or double-precision column, which hold a score exactly (a numeric or single-precision column would round what the cache keeps)",
+                    score.name, score.declared_type
+                ),
+            ));
+        }
+        Some(score)
+    } else {
+        if ks.score_column.is_some() {
+            return Err(ConfigError::invalid(
+                at("score_column"),
+                "is set on a set keyspace; remove it, or set type = \"zset\"",
+            ));
+        }
+        None
+    };
+    if !schema.is_unique_key(&[&key_col.name, &member.name]) {
+        return Err(ConfigError::invalid(
+            at("member_column"),
+            format!(
+                "columns ({}, {}) of {table} are not a primary key or unique index; add one (for example CREATE UNIQUE INDEX ON {table} ({}, {})), so each member is one row",
+                key_col.name, member.name, key_col.name, member.name
+            ),
+        ));
+    }
+    Ok(MappedMembers {
+        table: table.to_string(),
+        key_column: key_col.name.clone(),
+        key_type: key_col.kind,
+        member,
+        score,
+    })
 }
 
 /// The columns a hash keyspace maps, in order: `columns` as configured (each a plain

@@ -18,6 +18,7 @@ mod batch;
 mod convert;
 pub mod faulty;
 mod members;
+mod members_mapped;
 pub mod mysql;
 pub mod postgres;
 mod rows;
@@ -82,6 +83,22 @@ pub struct TableSchema {
     pub columns: Vec<ColumnInfo>,
     /// Columns that are unique on their own (a one-column primary key or unique index).
     pub unique_columns: Vec<String>,
+    /// The column sets of every primary key and unique index (of one column or more) that an
+    /// `ON CONFLICT` can name.
+    pub unique_keys: Vec<Vec<String>>,
+}
+
+impl TableSchema {
+    /// Whether `columns` (compared case-insensitively) are exactly the columns of a primary
+    /// key or unique index.
+    pub fn is_unique_key(&self, columns: &[&str]) -> bool {
+        self.unique_keys.iter().any(|key| {
+            key.len() == columns.len()
+                && columns
+                    .iter()
+                    .all(|c| key.iter().any(|k| k.eq_ignore_ascii_case(c)))
+        })
+    }
 }
 
 impl TableSchema {
@@ -111,6 +128,24 @@ pub struct MappedTable {
 }
 
 impl MappedTable {
+    /// `column` of a table keyed by `key_column`, seen as a mapped string column.
+    fn of_column(
+        table: &str,
+        key_column: &str,
+        key_type: ColumnType,
+        column: &ColumnInfo,
+        on_delete: crate::config::OnDelete,
+    ) -> MappedTable {
+        MappedTable {
+            table: table.to_string(),
+            key_column: key_column.to_string(),
+            value_column: column.name.clone(),
+            key_type,
+            value_type: column.kind,
+            on_delete,
+        }
+    }
+
     /// True when the database may store a value in another text form than the one sent: every
     /// typed column (`9.999` into numeric(10,2) reads back `10.00`), not text or bytes.
     pub fn stores_different_text(&self) -> bool {
@@ -155,14 +190,13 @@ impl MappedRow {
     /// One mapped column seen as a mapped string column of the same table, so the converters
     /// and conversion errors written for mapped columns serve row fields too.
     pub fn as_column(&self, column: &ColumnInfo) -> MappedTable {
-        MappedTable {
-            table: self.table.clone(),
-            key_column: self.key_column.clone(),
-            value_column: column.name.clone(),
-            key_type: self.key_type,
-            value_type: column.kind,
-            on_delete: self.on_delete,
-        }
+        MappedTable::of_column(
+            &self.table,
+            &self.key_column,
+            self.key_type,
+            column,
+            self.on_delete,
+        )
     }
 
     /// True when the database may store a field in another text form than the one sent (any
@@ -171,6 +205,47 @@ impl MappedRow {
         self.columns
             .iter()
             .any(|c| !matches!(c.kind, ColumnType::Text | ColumnType::Blob))
+    }
+}
+
+/// A mapped set or sorted set keyspace: a collection is the rows of `table` whose
+/// `key_column` is the capture (its owner), a row per member, `(key_column, member.name)`
+/// unique together; a sorted set's scores in `score`. No rows is a missing key. See
+/// `members_mapped.rs` for how writes become statements.
+#[derive(Debug, Clone)]
+pub struct MappedMembers {
+    /// Validated table identifier.
+    pub table: String,
+    /// The owner column (unique only together with the member column).
+    pub key_column: String,
+    /// Conversion for the key capture.
+    pub key_type: ColumnType,
+    /// The member column: text, bytes or an integer.
+    pub member: ColumnInfo,
+    /// The score column of a sorted set (an integer or a double); `None` for a set.
+    pub score: Option<ColumnInfo>,
+}
+
+impl MappedMembers {
+    /// The type this keyspace holds.
+    pub fn kind(&self) -> crate::model::Kind {
+        if self.score.is_some() {
+            crate::model::Kind::ZSet
+        } else {
+            crate::model::Kind::Set
+        }
+    }
+
+    /// One column seen as a mapped string column of the same table, so the converters and
+    /// conversion errors written for mapped columns serve members and scores too.
+    pub fn as_column(&self, column: &ColumnInfo) -> MappedTable {
+        MappedTable::of_column(
+            &self.table,
+            &self.key_column,
+            self.key_type,
+            column,
+            crate::config::OnDelete::DeleteRow,
+        )
     }
 }
 
@@ -186,6 +261,8 @@ pub enum Target {
     Mapped(Arc<MappedTable>),
     /// A row of an existing table, as a hash.
     Row(Arc<MappedRow>),
+    /// Rows of an existing table, one per member, as a set or sorted set.
+    Members(Arc<MappedMembers>),
 }
 
 impl Target {
@@ -200,6 +277,8 @@ impl Target {
                 &r.key_column,
                 r.columns.iter().map(|c| c.name.as_str()).collect(),
             )),
+            // Every row of an owner is a member: the key exists while it has one.
+            Target::Members(m) => Some((&m.table, &m.key_column, vec![m.member.name.as_str()])),
         }
     }
 }
@@ -365,6 +444,11 @@ pub(crate) fn fields_need_a_row(target: &Target, key: &[u8]) -> StoreError {
         Target::Builtin { .. } => "the built-in table stores a hash whole".to_string(),
         Target::Mapped(m) => format!("{}.{} is one string column", m.table, m.value_column),
         Target::Row(r) => format!("{} is a row", r.table),
+        Target::Members(m) => format!(
+            "{} holds a {} per key",
+            members_mapped::describe(m),
+            m.kind().type_name()
+        ),
     };
     StoreError::permanent(format!(
         "key {:?}: a write of hash fields needs a mapped row keyspace, and {place}",

@@ -20,9 +20,9 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    conversion_error, members, parse_bool, parse_finite_f64, parse_strict_i64, rows, AtomicFailure,
-    BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, MappedRow, MappedTable, Store, StoreOp,
-    StoreWrite, StoredValue, TableSchema, Target, Written,
+    conversion_error, members, members_mapped, parse_bool, parse_finite_f64, parse_strict_i64,
+    rows, AtomicFailure, BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, MappedMembers,
+    MappedRow, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -234,6 +234,7 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
     }
     match (&op.target, &op.write) {
         (Target::Row(r), write) => apply_row(conn, r, &op.key, write),
+        (Target::Members(mm), write) => apply_mapped_members(conn, mm, &op.key, write),
         (target, StoreWrite::Partial(_)) => Err(super::fields_need_a_row(target, &op.key)),
         (
             Target::Builtin { db },
@@ -322,6 +323,89 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
                 .map_err(|e| mapped_error(e, m, &op.key))
         }
     }
+}
+
+/// Applies one write to a mapped set or sorted set: a statement per changed row
+/// (`members_mapped.rs`).
+fn apply_mapped_members(
+    conn: &Connection,
+    mm: &MappedMembers,
+    key: &[u8],
+    write: &StoreWrite,
+) -> EntryOutcome {
+    let member_column = mm.as_column(&mm.member);
+    let owner = to_sql(&member_column, key, key, true)?;
+    let t = quote_identifier(&mm.table);
+    let kc = quote_identifier(&mm.key_column);
+    let mc = quote_identifier(&mm.member.name);
+    let failed = |e: rusqlite::Error| {
+        let mut err = classify(e, &format!("write to {}", members_mapped::describe(mm)));
+        err.message = format!(
+            "{} (key capture {:?})",
+            err.message,
+            String::from_utf8_lossy(key)
+        );
+        err
+    };
+    let plan = match members_mapped::plan_mapped_members(mm, key, write)? {
+        members_mapped::MembersAction::DeleteAll => {
+            conn.prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1"))
+                .and_then(|mut st| st.execute(params![owner]))
+                .map_err(failed)?;
+            return Ok(Written::NOTHING);
+        }
+        members_mapped::MembersAction::Changes(plan) => plan,
+    };
+    if plan.replace {
+        conn.prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1"))
+            .and_then(|mut st| st.execute(params![owner]))
+            .map_err(failed)?;
+    }
+    if !plan.removed.is_empty() {
+        let mut st = conn
+            .prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1 AND {mc} = ?2"))
+            .map_err(failed)?;
+        for member in &plan.removed {
+            let m = to_sql(&member_column, member, key, false)?;
+            st.execute(params![owner, m]).map_err(failed)?;
+        }
+    }
+    if plan.present.is_empty() {
+        return Ok(Written::NOTHING);
+    }
+    match &mm.score {
+        None => {
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO {t} ({kc}, {mc}) VALUES (?1, ?2) ON CONFLICT ({kc}, {mc}) DO NOTHING"
+                ))
+                .map_err(failed)?;
+            for row in &plan.present {
+                members_mapped::check_member(mm, key, &row.member)?;
+                let m = to_sql(&member_column, &row.member, key, false)?;
+                st.execute(params![owner, m]).map_err(failed)?;
+            }
+        }
+        Some(score) => {
+            let score_column = mm.as_column(score);
+            let sc = quote_identifier(&score.name);
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO {t} ({kc}, {mc}, {sc}) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT ({kc}, {mc}) DO UPDATE SET {sc} = excluded.{sc}"
+                ))
+                .map_err(failed)?;
+            for row in &plan.present {
+                members_mapped::check_member(mm, key, &row.member)?;
+                let m = to_sql(&member_column, &row.member, key, false)?;
+                let text =
+                    members_mapped::score_text(mm, score, key, row.score.unwrap_or_default())?;
+                let v = to_sql(&score_column, text.as_bytes(), key, false)?;
+                st.execute(params![owner, m, v]).map_err(failed)?;
+            }
+        }
+    }
+    Ok(Written::NOTHING)
 }
 
 /// Converts a row's key capture and the values a write sets, refusing what the columns
@@ -773,8 +857,12 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             let mut unique_columns = Vec::new();
+            let mut unique_keys = Vec::new();
             if pk.len() == 1 {
                 unique_columns.push(pk[0].clone());
+            }
+            if !pk.is_empty() {
+                unique_keys.push(pk.clone());
             }
             let mut st = conn
                 .prepare(&format!(
@@ -807,10 +895,12 @@ impl Store for SqliteStore {
                 if cols.len() == 1 {
                     unique_columns.push(cols[0].clone());
                 }
+                unique_keys.push(cols);
             }
             Ok(Some(TableSchema {
                 columns,
                 unique_columns,
+                unique_keys,
             }))
         })
         .await
@@ -826,6 +916,11 @@ impl Store for SqliteStore {
             (Target::Row(r), write) => rows::check_row(r, key, write, |m, bytes, is_key| {
                 to_sql(m, bytes, key, is_key).map(drop)
             }),
+            (Target::Members(mm), write) => {
+                members_mapped::check_mapped_members(mm, key, write, |m, bytes, is_key| {
+                    to_sql(m, bytes, key, is_key).map(drop)
+                })
+            }
             (Target::Builtin { .. }, Some(w)) if members::member_write(target, w).is_some() => {
                 Ok(())
             }
@@ -919,6 +1014,32 @@ impl Store for SqliteStore {
                     Some(row) => Ok(rows::stored_value(row_image(r, row).map_err(q)?)),
                 }
             }
+            Target::Members(mm) => {
+                let k = to_sql(&mm.as_column(&mm.member), &key, &key, true)?;
+                let score = match &mm.score {
+                    Some(s) => column_out(&s.name),
+                    None => "NULL".to_string(),
+                };
+                let sql = format!(
+                    "SELECT {m}, {score} FROM {t} WHERE {k} = ?1",
+                    m = column_out(&mm.member.name),
+                    t = quote_identifier(&mm.table),
+                    k = quote_identifier(&mm.key_column),
+                );
+                let q = |e| classify(e, &format!("read {}", members_mapped::describe(mm)));
+                let mut st = conn.prepare_cached(&sql).map_err(q)?;
+                let found = st
+                    .query_map(params![k], |r| {
+                        Ok((
+                            from_sql(r.get_ref(0)?).unwrap_or_default(),
+                            from_sql(r.get_ref(1)?),
+                        ))
+                    })
+                    .map_err(q)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(q)?;
+                members_mapped::image_from_rows(mm, &key, found)
+            }
             Target::Mapped(m) => {
                 let k = to_sql(m, &key, &key, true)?;
                 let sql = format!(
@@ -992,12 +1113,12 @@ impl Store for SqliteStore {
                         .map_err(q)?;
                     Ok(keys)
                 }
-                Target::Mapped(_) | Target::Row(_) => {
+                Target::Mapped(_) | Target::Row(_) | Target::Members(_) => {
                     let Some((table, key_column, columns)) = target.mapped_columns() else {
                         return Ok(Vec::new());
                     };
                     let sql = format!(
-                        "SELECT {} FROM {} WHERE {}",
+                        "SELECT DISTINCT {} FROM {} WHERE {}",
                         column_out(key_column),
                         quote_identifier(table),
                         not_all_null(&columns),
@@ -1047,6 +1168,9 @@ impl Store for SqliteStore {
                 },
                 Target::Mapped(m) => conn
                     .execute(&format!("DELETE FROM {}", quote_identifier(&m.table)), [])
+                    .map(drop),
+                Target::Members(mm) => conn
+                    .execute(&format!("DELETE FROM {}", quote_identifier(&mm.table)), [])
                     .map(drop),
             }
             .map_err(|e| classify(e, "clear"))

@@ -36,6 +36,18 @@ fn plan_keys(op: &StoreOp) -> (GroupKey, RowKey) {
                 RowKey::Mapped(table, op.key.clone()),
             )
         }
+        Target::Members(m) => {
+            // The owner's rows, as one row of the plan: a write to them never collapses.
+            let table = m.table.to_ascii_lowercase();
+            (
+                GroupKey::Mapped(
+                    table.clone(),
+                    m.key_column.to_ascii_lowercase(),
+                    "\0members".to_string(),
+                ),
+                RowKey::Mapped(table, op.key.clone()),
+            )
+        }
         Target::Row(r) => {
             let table = r.table.to_ascii_lowercase();
             (
@@ -100,7 +112,7 @@ pub(crate) fn plan_batch(ops: &[StoreOp], skip: &[bool]) -> Vec<PlannedPhase> {
         // A row write sets only its changed columns (a member write only its changed
         // members), so it never stands in for an earlier write to the same row: a repeated
         // row starts a new phase instead of collapsing.
-        let row_write = matches!(op.target, Target::Row(_))
+        let row_write = matches!(op.target, Target::Row(_) | Target::Members(_))
             || members::member_write(&op.target, &op.write).is_some();
         let conflict = {
             let cur = phases.last().expect("at least one phase");

@@ -19,7 +19,7 @@ use crate::tiers::store::rows::{plan_row_write, RowAction};
 use crate::tiers::store::{members, StoreOp, Target};
 
 /// Most rows per multi-row statement (4 placeholders each for the built-in table).
-const MAX_ROWS_PER_STATEMENT: usize = 4096;
+pub(super) const MAX_ROWS_PER_STATEMENT: usize = 4096;
 
 /// Applies planned rows inside one transaction.
 pub(super) struct MyApplier<'a, 'c> {
@@ -30,7 +30,7 @@ pub(super) struct MyApplier<'a, 'c> {
 }
 
 impl MyApplier<'_, '_> {
-    async fn exec(
+    pub(super) async fn exec(
         &mut self,
         sql: &str,
         params: Vec<Value>,
@@ -227,8 +227,7 @@ impl SetApplier for MyApplier<'_, '_> {
             Target::Builtin { .. } => {
                 let db_of = |op: &StoreOp| match op.target {
                     Target::Builtin { db } => db,
-                    Target::Row(_) => 0,
-                    Target::Mapped(_) => 0,
+                    Target::Row(_) | Target::Mapped(_) | Target::Members(_) => 0,
                 };
                 if delete {
                     // One statement family per database, so the primary key prefix is fixed.
@@ -309,6 +308,13 @@ impl SetApplier for MyApplier<'_, '_> {
                     self.apply_members(db, &op.key, &plan)
                         .await
                         .map_err(with_key)?;
+                }
+                Ok(Vec::new())
+            }
+            Target::Members(_) => {
+                // Each write changes its own members: its statements per entry.
+                for op in ops {
+                    self.apply_mapped_members(op).await.map_err(with_key)?;
                 }
                 Ok(Vec::new())
             }

@@ -46,6 +46,7 @@
 
 mod apply;
 mod errors;
+mod members;
 mod rows;
 mod schema;
 mod sql;
@@ -278,7 +279,11 @@ impl Store for MySqlStore {
         };
         if let Some(w) = write {
             // A member write sends its members one row each, never its whole image.
-            let sent = match super::members::member_write(target, w) {
+            let partial = match (target, w) {
+                (Target::Members(_), StoreWrite::Partial(p)) => Some(p),
+                _ => super::members::member_write(target, w),
+            };
+            let sent = match partial {
                 Some(p) => key.len() + super::members::largest_member(p),
                 None => w.value_len(),
             };
@@ -290,6 +295,11 @@ impl Store for MySqlStore {
             (Target::Row(r), write) => super::rows::check_row(r, key, write, |m, bytes, is_key| {
                 convert(m, bytes, key, is_key).map(drop)
             }),
+            (Target::Members(mm), write) => {
+                super::members_mapped::check_mapped_members(mm, key, write, |m, bytes, is_key| {
+                    convert(m, bytes, key, is_key).map(drop)
+                })
+            }
             (Target::Builtin { .. }, Some(w @ StoreWrite::Partial(_))) => {
                 match super::members::member_write(target, w) {
                     Some(_) => self.members.check(key),
@@ -402,6 +412,21 @@ impl Store for MySqlStore {
                             err
                         })?;
                     Ok(row.and_then(|row| super::rows::stored_value(rows::image(r, &row))))
+                }
+                Target::Members(mm) => {
+                    let owner = members::owner(mm, key)?;
+                    let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = conn
+                        .exec(members::select(mm), Params::Positional(vec![owner]))
+                        .await
+                        .map_err(|e| {
+                            classify(e, &format!("read {}", super::members_mapped::describe(mm)))
+                                .error
+                        })?;
+                    let rows = rows
+                        .into_iter()
+                        .filter_map(|(m, s)| Some((Bytes::from(m?), s.map(Bytes::from))))
+                        .collect();
+                    super::members_mapped::image_from_rows(mm, key, rows)
                 }
                 Target::Mapped(m) => {
                     let k = convert(m, key, key, true)?;
@@ -541,6 +566,7 @@ impl Store for MySqlStore {
                     );
                     conn.query(sql).await.map_err(q)?
                 }
+                Target::Members(mm) => conn.query(members::scan(mm)).await.map_err(q)?,
                 Target::Mapped(m) => {
                     let sql = format!(
                         "SELECT {} FROM {} WHERE {} IS NOT NULL",
@@ -581,6 +607,10 @@ impl Store for MySqlStore {
                         .await
                         .map_err(q),
                 },
+                Target::Members(mm) => conn
+                    .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&mm.table)))
+                    .await
+                    .map_err(q),
                 Target::Mapped(m) => conn
                     .query_drop(format!("DELETE FROM {}", quote_mysql_identifier(&m.table)))
                     .await

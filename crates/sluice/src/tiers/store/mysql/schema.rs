@@ -91,9 +91,23 @@ pub(super) async fn load_schema(
         )
         .await
         .map_err(q)?;
+    let unique_keys: Vec<String> = conn
+        .exec(
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR '\\n') \
+             FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND BINARY TABLE_NAME = ? \
+               AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
+            (schema, name),
+        )
+        .await
+        .map_err(q)?;
     Ok(Some(TableSchema {
         columns,
         unique_columns,
+        unique_keys: unique_keys
+            .iter()
+            .map(|k| k.split('\n').map(str::to_string).collect())
+            .collect(),
     }))
 }
 

@@ -143,6 +143,36 @@ impl PgApplier<'_, '_> {
         ))
     }
 
+    /// Applies one write to a mapped set or sorted set (`members.rs`).
+    async fn apply_mapped_members(&self, op: &StoreOp) -> Result<(), StatementFailure> {
+        let Target::Members(mm) = &op.target else {
+            return Ok(());
+        };
+        let table = self.tables.get(&mm.table).ok_or_else(|| StatementFailure {
+            error: StoreError::permanent(format!("PostgreSQL table {} was not resolved", mm.table)),
+            whole_statement: true,
+        })?;
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let sql = super::members::MembersSql::new(table, mm).map_err(entry)?;
+        let (mut scores, mut members) = (Vec::new(), Vec::new());
+        let planned = sql
+            .statements(mm, &op.key, &op.write, &mut scores, &mut members)
+            .map_err(entry)?;
+        let doing = format!(
+            "write to {}",
+            crate::tiers::store::members_mapped::describe(mm)
+        );
+        for (statement, params) in &planned.statements {
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+            self.exec(statement, &refs, &doing).await?;
+        }
+        Ok(())
+    }
+
     /// The member rows of member writes whose keys' rows are written (see `members.rs`), set
     /// based: the replaced keys' members removed, then the removed members, then the present
     /// ones inserted.
@@ -152,7 +182,7 @@ impl PgApplier<'_, '_> {
     ) -> Result<(), StatementFailure> {
         let db_of = |op: &StoreOp| match op.target {
             Target::Builtin { db } => db as i16,
-            Target::Row(_) | Target::Mapped(_) => 0,
+            Target::Row(_) | Target::Mapped(_) | Target::Members(_) => 0,
         };
         let (mut dbs, mut keys) = (Vec::new(), Vec::<&[u8]>::new());
         for (op, _) in plans.iter().filter(|(_, p)| p.replace) {
@@ -261,8 +291,7 @@ impl SetApplier for PgApplier<'_, '_> {
                     .iter()
                     .map(|op| match op.target {
                         Target::Builtin { db } => db as i16,
-                        Target::Row(_) => 0,
-                        Target::Mapped(_) => 0,
+                        Target::Row(_) | Target::Mapped(_) | Target::Members(_) => 0,
                     })
                     .collect();
                 let keys: Vec<&[u8]> = ops.iter().map(|op| &op.key[..]).collect();
@@ -322,6 +351,13 @@ impl SetApplier for PgApplier<'_, '_> {
                     self.apply_members(&member_plans).await.map_err(with_key)?;
                 }
                 Ok(stored)
+            }
+            Target::Members(_) => {
+                // Each write changes its own members: its statements per entry.
+                for op in ops {
+                    self.apply_mapped_members(op).await.map_err(with_key)?;
+                }
+                Ok(Vec::new())
             }
             Target::Row(_) => {
                 // Each write sets its own columns: one statement per entry.

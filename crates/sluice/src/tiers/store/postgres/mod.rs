@@ -36,6 +36,7 @@
 
 mod apply;
 mod errors;
+mod members;
 mod rows;
 mod schema;
 mod sql;
@@ -443,6 +444,19 @@ impl Store for PostgresStore {
                     convert(m, col.as_ref(), bytes, key, is_key).map(drop)
                 })
             }
+            (Target::Members(mm), write) => {
+                let table = self.cached_table(&mm.table);
+                let pg = |name: &str| table.as_ref().and_then(|t| t.column(name).cloned());
+                let key_col = pg(&mm.key_column);
+                super::members_mapped::check_mapped_members(mm, key, write, |m, bytes, is_key| {
+                    let col = if is_key {
+                        key_col.clone()
+                    } else {
+                        pg(&m.value_column)
+                    };
+                    convert(m, col.as_ref(), bytes, key, is_key).map(drop)
+                })
+            }
             (Target::Builtin { .. }, Some(w))
                 if super::members::member_write(target, w).is_some() =>
             {
@@ -573,6 +587,20 @@ impl Store for PostgresStore {
                     let row = client.query_opt(&stmt, &[&*k]).await.map_err(q)?;
                     Ok(row.and_then(|row| super::rows::stored_value(sql.image(r, &row))))
                 }
+                Target::Members(mm) => {
+                    let table = self.table(&client, &mm.table).await?;
+                    let sql = members::MembersSql::new(&table, mm)?;
+                    let q = |e: tokio_postgres::Error| {
+                        classify(
+                            e,
+                            &format!("read {}", super::members_mapped::describe(mm)),
+                        )
+                    };
+                    let owner = sql.owner_param(mm, key)?;
+                    let stmt = client.prepare_cached(&sql.select()).await.map_err(q)?;
+                    let rows = client.query(&stmt, &[&*owner]).await.map_err(q)?;
+                    super::members_mapped::image_from_rows(mm, key, sql.rows(&rows))
+                }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -664,7 +692,9 @@ impl Store for PostgresStore {
             // A row write may take two statements (delete-row replaces), so rows never go
             // alone, outside a transaction.
             let single = single_statement(&ops, &phases).filter(|(_, entries)| {
-                !entries.iter().any(|op| matches!(op.target, Target::Row(_)))
+                !entries
+                    .iter()
+                    .any(|op| matches!(op.target, Target::Row(_) | Target::Members(_)))
             });
             if let Some((rows, entries)) = single {
                 // The common batch (one table, upserts only) commits in one round trip
@@ -801,6 +831,16 @@ impl Store for PostgresStore {
                         .filter_map(|row| value_bytes(row, key.kind))
                         .collect())
                 }
+                Target::Members(mm) => {
+                    let table = self.table(&client, &mm.table).await?;
+                    let sql = members::MembersSql::new(&table, mm)?;
+                    let key_kind = mm.key_type;
+                    let rows = client.query(&sql.scan(), &[]).await.map_err(q)?;
+                    Ok(rows
+                        .iter()
+                        .filter_map(|r| value_bytes(r, key_kind))
+                        .collect())
+                }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;
                     let sql = MappedSql::new(&table, m)?;
@@ -854,6 +894,14 @@ impl Store for PostgresStore {
                         OnDelete::DeleteRow => format!("DELETE FROM {}", table.qualified),
                     };
                     client.execute(&sql, &[]).await.map(drop).map_err(q)
+                }
+                Target::Members(mm) => {
+                    let table = self.table(&client, &mm.table).await?;
+                    client
+                        .execute(&format!("DELETE FROM {}", table.qualified), &[])
+                        .await
+                        .map(drop)
+                        .map_err(q)
                 }
                 Target::Mapped(m) => {
                     let table = self.table(&client, &m.table).await?;

@@ -27,6 +27,8 @@ pub(super) struct PgTable {
     pub(super) qualified: String,
     pub(super) columns: Vec<PgColumn>,
     pub(super) unique: Vec<String>,
+    /// The columns of every unique index an `ON CONFLICT` can name.
+    pub(super) unique_keys: Vec<Vec<String>>,
 }
 
 impl PgTable {
@@ -51,6 +53,7 @@ impl PgTable {
                 })
                 .collect(),
             unique_columns: self.unique.clone(),
+            unique_keys: self.unique_keys.clone(),
         }
     }
 }
@@ -132,10 +135,26 @@ pub(super) async fn load_table(client: &Object, name: &str) -> Result<Option<PgT
         .iter()
         .map(|r| r.get::<_, String>(0))
         .collect();
+    // Every such index, whatever its number of columns (a member table's owner and member).
+    let unique_keys = client
+        .query(
+            "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(n) \
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) \
+             FROM pg_index i \
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL \
+               AND i.indexprs IS NULL AND i.indisvalid AND i.indimmediate",
+            &[&oid],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get::<_, Vec<String>>(0))
+        .collect();
     Ok(Some(PgTable {
         qualified: format!("{}.{}", quote(&schema), quote(&relname)),
         columns,
         unique,
+        unique_keys,
     }))
 }
 

@@ -226,6 +226,22 @@ impl<'a> Column<'a> {
     }
 }
 
+impl<'a> Column<'a> {
+    /// The array parameter, owning its texts (the statement outlives this column).
+    pub(super) fn into_sql(self, kind: ColumnType) -> Box<dyn ToSql + Sync + Send + 'a> {
+        if kind == ColumnType::Blob {
+            Box::new(self.bytes)
+        } else {
+            Box::new(
+                self.text
+                    .into_iter()
+                    .map(Cow::into_owned)
+                    .collect::<Vec<String>>(),
+            )
+        }
+    }
+}
+
 /// A selected value: bytea raw, anything else already cast to text. NULL is no value.
 pub(super) fn value_bytes(row: &tokio_postgres::Row, kind: ColumnType) -> Option<Bytes> {
     column_bytes(row, 0, kind)

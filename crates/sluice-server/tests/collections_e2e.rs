@@ -1,0 +1,245 @@
+//! Sets and sorted sets mapped onto existing tables, a row per member, end to end through the
+//! real `sluice` binary, on SQLite always and on PostgreSQL / MySQL when
+//! `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server (skipped, saying so,
+//! otherwise): see [`sql_e2e::collections::collections_scenario`] for what each one states.
+
+mod resp_reply;
+mod sql_e2e;
+
+use std::sync::Arc;
+
+use sql_e2e::collections::{collections_config, collections_scenario, Sql, Tables};
+use sql_e2e::{env_url, unique_suffix, with_cleanup, Sluice};
+
+/// The schema, and a trigger that counts every row inserted or updated in the scores table.
+fn create(tables: &Tables, flavor: &str) -> Vec<String> {
+    let Tables {
+        scores,
+        teams,
+        writes,
+    } = tables;
+    let (int, double) = match flavor {
+        "postgres" => ("bigint", "double precision"),
+        "mysql" => ("BIGINT", "DOUBLE"),
+        _ => ("INTEGER", "REAL"),
+    };
+    let mut sql = vec![
+        format!(
+            "CREATE TABLE {scores} (game_id {int} NOT NULL, player_id {int} NOT NULL, \
+             score {double} NOT NULL, PRIMARY KEY (game_id, player_id))"
+        ),
+        format!(
+            "CREATE TABLE {teams} (team VARCHAR(20) NOT NULL, member VARCHAR(20) NOT NULL, \
+             UNIQUE (team, member))"
+        ),
+        format!("CREATE TABLE {writes} (n {int} NOT NULL)"),
+        format!("INSERT INTO {writes} VALUES (0)"),
+    ];
+    match flavor {
+        "postgres" => sql.extend([
+            format!(
+                "CREATE FUNCTION {writes}_count() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN UPDATE {writes} SET n = n + 1; RETURN NULL; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {writes}_t AFTER INSERT OR UPDATE ON {scores} \
+                 FOR EACH ROW EXECUTE FUNCTION {writes}_count()"
+            ),
+        ]),
+        "mysql" => sql.extend(["INSERT", "UPDATE"].map(|event| {
+            format!(
+                "CREATE TRIGGER {writes}_{event} AFTER {event} ON {scores} \
+                 FOR EACH ROW UPDATE {writes} SET n = n + 1"
+            )
+        })),
+        _ => sql.extend(["INSERT", "UPDATE"].map(|event| {
+            format!(
+                "CREATE TRIGGER {writes}_{event} AFTER {event} ON {scores} \
+                 BEGIN UPDATE {writes} SET n = n + 1; END"
+            )
+        })),
+    }
+    sql
+}
+
+fn drop(tables: &Tables, flavor: &str) -> Vec<String> {
+    let mut sql = vec![
+        format!("DROP TABLE IF EXISTS {}", tables.scores),
+        format!("DROP TABLE IF EXISTS {}", tables.teams),
+        format!("DROP TABLE IF EXISTS {}", tables.writes),
+    ];
+    if flavor == "postgres" {
+        sql.push(format!("DROP FUNCTION IF EXISTS {}_count()", tables.writes));
+    }
+    sql
+}
+
+/// The scenario against a server on `url`, on the tables named from `prefix`.
+async fn run(url: String, prefix: String, sql: Arc<Sql>) {
+    let tables = Tables::new(&prefix);
+    let mut server = Sluice::start(&collections_config(&url, &tables)).await;
+    collections_scenario(&mut server, &*sql, &tables).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.db");
+    let tables = Tables::new("app");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open the app database");
+        for statement in create(&tables, "sqlite") {
+            conn.execute_batch(&statement)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+    let sql: Arc<Sql> = {
+        let path = path.clone();
+        Arc::new(move |statement: String| {
+            let path = path.clone();
+            Box::pin(async move {
+                let conn = rusqlite::Connection::open(&path).expect("open the app database");
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .expect("busy timeout");
+                let mut st = conn
+                    .prepare(&statement)
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+                let n = st.column_count();
+                let rows = st
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i).map(|v| {
+                                    use rusqlite::types::Value;
+                                    match v {
+                                        Value::Null => None,
+                                        Value::Integer(i) => Some(i.to_string()),
+                                        Value::Real(f) => Some(f.to_string()),
+                                        Value::Text(t) => Some(t),
+                                        Value::Blob(b) => {
+                                            Some(String::from_utf8_lossy(&b).into_owned())
+                                        }
+                                    }
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"))
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+                rows
+            })
+        })
+    };
+    run(format!("sqlite://{}", path.display()), "app".into(), sql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_on_postgres() {
+    let Some(url) = env_url("SLUICE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let prefix = format!("sluice_e2e_c{}", unique_suffix());
+    let tables = Tables::new(&prefix);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    let client = Arc::new(client);
+    for statement in create(&tables, "postgres") {
+        client
+            .batch_execute(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let sql: Arc<Sql> = {
+        let client = client.clone();
+        Arc::new(move |statement: String| {
+            let client = client.clone();
+            Box::pin(async move {
+                let messages = client
+                    .simple_query(&statement)
+                    .await
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+                messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                            (0..row.len())
+                                .map(|i| row.get(i).map(str::to_string))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            })
+        })
+    };
+    let body = run(url.clone(), prefix.clone(), sql);
+    with_cleanup(body, async move {
+        for statement in drop(&tables, "postgres") {
+            let _ = client.batch_execute(&statement).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_on_mysql() {
+    use mysql_async::prelude::Queryable;
+    let Some(url) = env_url("SLUICE_TEST_MYSQL_URL") else {
+        return;
+    };
+    let prefix = format!("sluice_e2e_c{}", unique_suffix());
+    let tables = Tables::new(&prefix);
+    let pool = mysql_async::Pool::new(url.as_str());
+    {
+        let mut conn = pool.get_conn().await.expect("connect to MySQL");
+        for statement in create(&tables, "mysql") {
+            conn.query_drop(&statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+    let sql: Arc<Sql> = {
+        let pool = pool.clone();
+        Arc::new(move |statement: String| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let mut conn = pool.get_conn().await.expect("connect to MySQL");
+                let rows: Vec<mysql_async::Row> = conn
+                    .query(&statement)
+                    .await
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+                rows.into_iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| match row.as_ref(i) {
+                                None | Some(mysql_async::Value::NULL) => None,
+                                Some(mysql_async::Value::Bytes(b)) => {
+                                    Some(String::from_utf8_lossy(b).into_owned())
+                                }
+                                Some(mysql_async::Value::Int(i)) => Some(i.to_string()),
+                                Some(mysql_async::Value::UInt(i)) => Some(i.to_string()),
+                                Some(mysql_async::Value::Double(f)) => Some(f.to_string()),
+                                Some(mysql_async::Value::Float(f)) => Some(f.to_string()),
+                                Some(other) => Some(other.as_sql(true)),
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+        })
+    };
+    let body = run(url.clone(), prefix.clone(), sql);
+    let cleanup_pool = pool.clone();
+    with_cleanup(body, async move {
+        if let Ok(mut conn) = cleanup_pool.get_conn().await {
+            for statement in drop(&tables, "mysql") {
+                let _ = conn.query_drop(&statement).await;
+            }
+        }
+    })
+    .await;
+    let _ = pool.disconnect().await;
+}

@@ -1,0 +1,256 @@
+//! Sets and sorted sets mapped onto tables, a row per member, on every backend: the scenario
+//! the backends' end-to-end tests share.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{Reply, Sluice};
+
+/// Runs one SQL statement with the database's own client ("another program") and returns the
+/// rows it selected, every value as text (NULL as `None`).
+pub type Sql =
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Vec<Vec<Option<String>>>> + Send>> + Send + Sync;
+
+/// The tables the scenario maps: `{prefix}_scores (game_id, player_id, score)` with `(game_id,
+/// player_id)` unique, `{prefix}_teams (team, member)` with both unique together, and a
+/// counter of the rows written into the scores table (a trigger per backend adds to
+/// `{prefix}_writes`).
+pub struct Tables {
+    pub scores: String,
+    pub teams: String,
+    pub writes: String,
+}
+
+impl Tables {
+    pub fn new(prefix: &str) -> Tables {
+        Tables {
+            scores: format!("{prefix}_scores"),
+            teams: format!("{prefix}_teams"),
+            writes: format!("{prefix}_writes"),
+        }
+    }
+}
+
+/// The keyspaces: `leaderboard:{game}` a write-back sorted set whose flushes wait for
+/// SLUICE.FLUSH, `team:{team}` a write-through set.
+pub fn collections_config(url: &str, tables: &Tables) -> String {
+    format!(
+        r#"
+[store]
+url = "{url}"
+
+[[keyspace]]
+name = "leaderboard"
+keys = "leaderboard:{{game}}"
+type = "zset"
+table = "{scores}"
+key_column = "game_id"
+member_column = "player_id"
+score_column = "score"
+policy = "write-back"
+flush_interval = "1h"
+flush_batch = 100000
+
+[[keyspace]]
+name = "teams"
+keys = "team:{{team}}"
+type = "set"
+table = "{teams}"
+key_column = "team"
+member_column = "member"
+policy = "write-through"
+"#,
+        scores = tables.scores,
+        teams = tables.teams,
+    )
+}
+
+fn strings(reply: Reply) -> Vec<String> {
+    let Reply::Array(Some(items)) = reply else {
+        panic!("expected an array, got {reply:?}");
+    };
+    items.iter().filter_map(Reply::bulk_str).collect()
+}
+
+/// `(player, score)` rows of one game, by player, scores parsed.
+async fn scores(sql: &Sql, tables: &Tables, game: i64) -> Vec<(i64, f64)> {
+    let mut rows: Vec<(i64, f64)> = sql(format!(
+        "SELECT player_id, score FROM {} WHERE game_id = {game}",
+        tables.scores
+    ))
+    .await
+    .into_iter()
+    .map(|r| {
+        let text = |i: usize| r[i].clone().expect("not NULL");
+        (
+            text(0).parse().expect("a player id"),
+            text(1).parse().expect("a score"),
+        )
+    })
+    .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+async fn members(sql: &Sql, tables: &Tables, team: &str) -> Vec<String> {
+    let mut rows: Vec<String> = sql(format!(
+        "SELECT member FROM {} WHERE team = '{team}'",
+        tables.teams
+    ))
+    .await
+    .into_iter()
+    .map(|r| r[0].clone().expect("not NULL"))
+    .collect();
+    rows.sort();
+    rows
+}
+
+async fn writes(sql: &Sql, tables: &Tables) -> i64 {
+    sql(format!("SELECT n FROM {}", tables.writes)).await[0][0]
+        .as_deref()
+        .expect("a count")
+        .parse()
+        .expect("an integer")
+}
+
+/// A leaderboard and a set, each mapped a row per member:
+/// - rows "another program" wrote read through as the collection (ZRANGE with scores);
+/// - 20,000 ZINCRBY over 200 players under write-back coalesce per member: the flush writes
+///   one row per changed player (200 rows, 0.01 per update), with the exact totals;
+/// - ZREM and DEL delete rows; a member an integer column would store as another text (`007`)
+///   or cannot hold (`bob`) is refused before it is acknowledged, and so is a string at a key
+///   of the sorted set keyspace; a score of `1.5` goes into the double column exactly;
+/// - acknowledged ZINCRBYs survive a SIGKILL before any flush (the journal) and reach the table;
+/// - write-through SADD / SREM insert and delete rows at once; a team only the table knows
+///   reads through; a string written to a set keyspace is refused.
+pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Tables) {
+    sql(format!(
+        "INSERT INTO {} (game_id, player_id, score) VALUES (1, 10, 5), (1, 11, 7.5)",
+        tables.scores
+    ))
+    .await;
+    let mut c = server.client().await;
+    assert_eq!(
+        strings(
+            c.cmd(&["ZRANGE", "leaderboard:1", "0", "-1", "WITHSCORES"])
+                .await
+        ),
+        ["10", "5", "11", "7.5"]
+    );
+    let before = writes(sql, tables).await;
+
+    // The leaderboard workload: many increments over few players, one flush.
+    const PLAYERS: i64 = 200;
+    const UPDATES: i64 = 20_000;
+    let mut expected: std::collections::BTreeMap<i64, f64> = [(10, 5.0), (11, 7.5)].into();
+    for chunk in (0..UPDATES).collect::<Vec<_>>().chunks(1000) {
+        let commands: Vec<Vec<String>> = chunk
+            .iter()
+            .map(|i| {
+                let player = 100 + i % PLAYERS;
+                *expected.entry(player).or_default() += 2.0;
+                vec![
+                    "ZINCRBY".into(),
+                    "leaderboard:1".into(),
+                    "2".into(),
+                    player.to_string(),
+                ]
+            })
+            .collect();
+        for reply in c.pipeline(&commands).await {
+            assert!(matches!(reply, Reply::Bulk(Some(_))), "{reply:?}");
+        }
+    }
+    c.ok(&["SLUICE.FLUSH"]).await;
+    let rows_written = writes(sql, tables).await - before;
+    assert_eq!(
+        rows_written, PLAYERS,
+        "one row per changed player, not per update"
+    );
+    assert_eq!(
+        scores(sql, tables, 1).await,
+        expected.iter().map(|(p, s)| (*p, *s)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        strings(
+            c.cmd(&["ZREVRANGE", "leaderboard:1", "0", "1", "WITHSCORES"])
+                .await
+        ),
+        ["299", "200", "298", "200"]
+    );
+
+    // Members removed and added; refusals write nothing.
+    assert_eq!(c.cmd(&["ZREM", "leaderboard:1", "10"]).await, Reply::Int(1));
+    assert_eq!(
+        c.cmd(&["ZADD", "leaderboard:1", "1.5", "12"]).await,
+        Reply::Int(1)
+    );
+    let refused = c.err(&["ZADD", "leaderboard:1", "1", "007"]).await;
+    assert!(refused.contains("player_id"), "{refused}");
+    let refused = c.err(&["ZADD", "leaderboard:1", "1", "bob"]).await;
+    assert!(refused.contains("player_id"), "{refused}");
+    let refused = c.err(&["SET", "leaderboard:4", "x"]).await;
+    assert!(refused.contains("zset"), "{refused}");
+    c.ok(&["SLUICE.FLUSH"]).await;
+    let rows = scores(sql, tables, 1).await;
+    assert!(!rows.iter().any(|r| r.0 == 10), "ZREM deleted the row");
+    assert!(rows.contains(&(12, 1.5)), "{rows:?}");
+    assert_eq!(rows.len(), 202);
+
+    // Acknowledged, not flushed, then SIGKILL: the journal brings them to the table.
+    for i in 0..50 {
+        let reply = c
+            .cmd(&["ZINCRBY", "leaderboard:2", "1", &(i % 5).to_string()])
+            .await;
+        assert!(matches!(reply, Reply::Bulk(Some(_))), "{reply:?}");
+    }
+    assert!(
+        scores(sql, tables, 2).await.is_empty(),
+        "nothing flushed yet"
+    );
+    server.kill_and_restart().await;
+    let mut c = server.client().await;
+    assert_eq!(
+        c.cmd(&["ZSCORE", "leaderboard:2", "3"])
+            .await
+            .bulk_str()
+            .as_deref(),
+        Some("10")
+    );
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert_eq!(
+        scores(sql, tables, 2).await,
+        (0..5).map(|p| (p, 10.0)).collect::<Vec<_>>()
+    );
+    assert_eq!(c.cmd(&["DEL", "leaderboard:2"]).await, Reply::Int(1));
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert!(
+        scores(sql, tables, 2).await.is_empty(),
+        "DEL deleted every row"
+    );
+    assert_eq!(c.cmd(&["EXISTS", "leaderboard:2"]).await, Reply::Int(0));
+
+    // A write-through set: rows at once.
+    assert_eq!(
+        c.cmd(&["SADD", "team:red", "ann", "bob", "cy"]).await,
+        Reply::Int(3)
+    );
+    assert_eq!(members(sql, tables, "red").await, ["ann", "bob", "cy"]);
+    assert_eq!(c.cmd(&["SREM", "team:red", "bob"]).await, Reply::Int(1));
+    assert_eq!(members(sql, tables, "red").await, ["ann", "cy"]);
+    sql(format!(
+        "INSERT INTO {} (team, member) VALUES ('blue', 'dee'), ('blue', 'eve')",
+        tables.teams
+    ))
+    .await;
+    let mut blue = strings(c.cmd(&["SMEMBERS", "team:blue"]).await);
+    blue.sort();
+    assert_eq!(blue, ["dee", "eve"]);
+    assert_eq!(
+        c.cmd(&["TYPE", "team:blue"]).await,
+        Reply::Status("set".into())
+    );
+    assert_eq!(c.cmd(&["DEL", "team:red"]).await, Reply::Int(1));
+    assert!(members(sql, tables, "red").await.is_empty());
+    assert_eq!(c.cmd(&["SCARD", "team:red"]).await, Reply::Int(0));
+}

@@ -1,0 +1,289 @@
+//! A set or sorted set mapped onto an existing table, every backend alike: the collection at
+//! `leaderboard:{game}` is the rows whose owner column holds the capture, one row per member
+//! (`(owner, member)` unique together), with a sorted set's score in its own column. A write
+//! stores only the members it changed, as on the built-in table ([`super::members`]): an
+//! upsert per present member, a delete per removed one, and every row of the owner deleted
+//! first when the value was replaced whole (DEL deletes them all).
+//!
+//! The cache must hold what the table holds, byte for byte, so a member or score the column
+//! would store as another text is refused before the write is acknowledged, never rounded
+//! behind the client's back: an integer member must be in canonical form (`7`, not `007`), a
+//! score for an integer column integral and within ±2^53, a score for a double column finite.
+
+use bytes::Bytes;
+
+use crate::error::StoreError;
+use crate::model::set::SetValue;
+use crate::model::zset::ZSetValue;
+#[cfg(test)]
+use crate::model::Kind;
+use crate::model::{PartialWrite, StoreWrite};
+use crate::tiers::store::members::{plan_members, MemberChanges};
+use crate::tiers::store::{
+    conversion_error, ColumnInfo, ColumnType, MappedMembers, MappedTable, StoredValue,
+};
+
+/// What one write does to the owner's rows.
+#[derive(Debug)]
+pub(crate) enum MembersAction {
+    /// Delete every row of the owner (DEL, or a value emptied whole).
+    DeleteAll,
+    /// Replace, remove and upsert rows as planned.
+    Changes(MemberChanges),
+}
+
+/// The statements `write` stands for on a mapped member table; a permanent error for a write
+/// of another type (which the engine refuses earlier with WRONGTYPE).
+pub(crate) fn plan_mapped_members(
+    mm: &MappedMembers,
+    key: &[u8],
+    write: &StoreWrite,
+) -> Result<MembersAction, StoreError> {
+    let kind = mm.kind();
+    let planned = match write {
+        StoreWrite::Delete => return Ok(MembersAction::DeleteAll),
+        StoreWrite::Partial(p) if p.kind == kind => plan_members(key, p)?,
+        StoreWrite::Upsert { value, kind: k, .. } if *k == kind => {
+            plan_members(key, &PartialWrite::whole(kind, value.clone(), None))?
+        }
+        StoreWrite::Partial(PartialWrite { kind: other, .. })
+        | StoreWrite::Upsert { kind: other, .. } => {
+            return Err(StoreError::permanent(format!(
+                "key {:?}: table {} maps a {} per key ({}), which cannot hold a {}",
+                shown(key),
+                mm.table,
+                kind.type_name(),
+                describe(mm),
+                other.type_name()
+            )))
+        }
+    };
+    if planned.replace && planned.present.is_empty() {
+        return Ok(MembersAction::DeleteAll);
+    }
+    Ok(MembersAction::Changes(planned))
+}
+
+/// `table(owner, member[, score])`, for errors and INFO.
+pub(crate) fn describe(mm: &MappedMembers) -> String {
+    match &mm.score {
+        Some(s) => format!(
+            "{}({}, {}, {})",
+            mm.table, mm.key_column, mm.member.name, s.name
+        ),
+        None => format!("{}({}, {})", mm.table, mm.key_column, mm.member.name),
+    }
+}
+
+fn shown(key: &[u8]) -> String {
+    String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned()
+}
+
+/// Refuses a member its column would store as another text (an integer column reads `007`
+/// back as `7`), so the cached set never differs from the table.
+pub(crate) fn check_member(
+    mm: &MappedMembers,
+    key: &[u8],
+    member: &[u8],
+) -> Result<(), StoreError> {
+    if mm.member.kind != ColumnType::Integer {
+        return Ok(());
+    }
+    let canonical = crate::numeric::parse_strict_i64(member)
+        .is_some_and(|i| itoa::Buffer::new().format(i).as_bytes() == member);
+    if canonical {
+        return Ok(());
+    }
+    let column = mm.as_column(&mm.member);
+    Err(conversion_error(
+        "member",
+        member,
+        key,
+        &column,
+        &mm.member.name,
+        mm.member.kind,
+    ))
+}
+
+/// The text a score is sent as for the score column, refused when the column cannot hold it
+/// exactly: an integer column takes integral scores within ±2^53 (where every integer is a
+/// double), a double column finite ones (Rust's shortest round-trip form, which every backend
+/// parses back to the same double).
+pub(crate) fn score_text(
+    mm: &MappedMembers,
+    score_column: &ColumnInfo,
+    key: &[u8],
+    score: f64,
+) -> Result<String, StoreError> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let text = match score_column.kind {
+        ColumnType::Integer if score.fract() == 0.0 && score.abs() <= EXACT => {
+            Some(itoa::Buffer::new().format(score as i64).to_string())
+        }
+        ColumnType::Real if score.is_finite() => Some(format!("{score:?}")),
+        _ => None,
+    };
+    text.ok_or_else(|| {
+        let column: MappedTable = mm.as_column(score_column);
+        let shown = score.to_string();
+        conversion_error(
+            "score",
+            shown.as_bytes(),
+            key,
+            &column,
+            &score_column.name,
+            score_column.kind,
+        )
+    })
+}
+
+/// Checks a write before it is acknowledged: the owner (`convert(.., is_key = true)`), then
+/// every member it stores and its score against their columns (`convert` with the column
+/// seen as a [`MappedTable`] value column), so that the store never refuses it later.
+pub(crate) fn check_mapped_members(
+    mm: &MappedMembers,
+    key: &[u8],
+    write: Option<&StoreWrite>,
+    mut convert: impl FnMut(&MappedTable, &[u8], bool) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let member_column = mm.as_column(&mm.member);
+    convert(&member_column, key, true)?;
+    let Some(write) = write else {
+        return Ok(());
+    };
+    let MembersAction::Changes(plan) = plan_mapped_members(mm, key, write)? else {
+        return Ok(());
+    };
+    let score_column = mm.score.as_ref().map(|s| (s, mm.as_column(s)));
+    for row in &plan.present {
+        check_member(mm, key, &row.member)?;
+        convert(&member_column, &row.member, false)?;
+        if let (Some((column, as_mapped)), Some(score)) = (&score_column, row.score) {
+            let text = score_text(mm, column, key, score)?;
+            convert(as_mapped, text.as_bytes(), false)?;
+        }
+    }
+    for member in &plan.removed {
+        // A member that cannot be in the column is in no row: nothing to delete, but the
+        // statement would fail on the conversion, so it is refused here too.
+        convert(&member_column, member, false)?;
+    }
+    Ok(())
+}
+
+/// The collection the owner's rows make (`(member, score text)` as the backend selected them;
+/// the score `None` for a set); `None` when it has no rows.
+pub(crate) fn image_from_rows(
+    mm: &MappedMembers,
+    key: &[u8],
+    rows: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<Option<StoredValue>, StoreError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let value = match &mm.score {
+        None => SetValue::from_members(rows.into_iter().map(|(m, _)| m)).encode(),
+        Some(column) => {
+            let mut entries = Vec::with_capacity(rows.len());
+            for (member, score) in rows {
+                let parsed = score
+                    .as_deref()
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .filter(|s| !s.is_nan());
+                let Some(score) = parsed else {
+                    return Err(StoreError::permanent(format!(
+                        "key {:?}: member {:?} has no score Sluice can read in {}.{} ({:?}); set it to a number",
+                        shown(key),
+                        String::from_utf8_lossy(&member[..member.len().min(64)]),
+                        mm.table,
+                        column.name,
+                        score.as_deref().map(String::from_utf8_lossy)
+                    )));
+                };
+                entries.push((member, score));
+            }
+            ZSetValue::from_entries(entries).encode()
+        }
+    };
+    Ok(Some(StoredValue {
+        value,
+        kind: mm.kind(),
+        expires_at: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaderboard(score: ColumnType, member: ColumnType) -> MappedMembers {
+        MappedMembers {
+            table: "scores".into(),
+            key_column: "game_id".into(),
+            key_type: ColumnType::Integer,
+            member: ColumnInfo {
+                name: "player_id".into(),
+                declared_type: "bigint".into(),
+                kind: member,
+            },
+            score: Some(ColumnInfo {
+                name: "score".into(),
+                declared_type: "double precision".into(),
+                kind: score,
+            }),
+        }
+    }
+
+    #[test]
+    fn scores_are_sent_exactly_or_refused() {
+        let mm = leaderboard(ColumnType::Integer, ColumnType::Integer);
+        let col = mm.score.clone().unwrap();
+        assert_eq!(score_text(&mm, &col, b"k", 42.0).unwrap(), "42");
+        assert_eq!(score_text(&mm, &col, b"k", -3.0).unwrap(), "-3");
+        assert!(score_text(&mm, &col, b"k", 1.5).is_err());
+        assert!(score_text(&mm, &col, b"k", f64::INFINITY).is_err());
+        assert!(score_text(&mm, &col, b"k", 1e300).is_err());
+        let mm = leaderboard(ColumnType::Real, ColumnType::Text);
+        let col = mm.score.clone().unwrap();
+        for s in [0.1, 1.0 / 3.0, 1e300, -2.5e-300, 42.0] {
+            let text = score_text(&mm, &col, b"k", s).unwrap();
+            assert_eq!(text.parse::<f64>().unwrap(), s);
+        }
+        assert!(score_text(&mm, &col, b"k", f64::NEG_INFINITY).is_err());
+    }
+
+    #[test]
+    fn integer_members_must_be_canonical() {
+        let mm = leaderboard(ColumnType::Real, ColumnType::Integer);
+        assert!(check_member(&mm, b"k", b"7").is_ok());
+        assert!(check_member(&mm, b"k", b"-12").is_ok());
+        for bad in [&b"007"[..], b"+7", b" 7", b"7.0", b"abc", b""] {
+            assert!(check_member(&mm, b"k", bad).is_err(), "{bad:?}");
+        }
+        let mm = leaderboard(ColumnType::Real, ColumnType::Text);
+        assert!(check_member(&mm, b"k", b"007").is_ok());
+    }
+
+    #[test]
+    fn rows_make_the_collection() {
+        let mm = leaderboard(ColumnType::Real, ColumnType::Text);
+        assert!(image_from_rows(&mm, b"k", Vec::new()).unwrap().is_none());
+        let got = image_from_rows(
+            &mm,
+            b"k",
+            vec![
+                (Bytes::from_static(b"b"), Some(Bytes::from_static(b"2"))),
+                (Bytes::from_static(b"a"), Some(Bytes::from_static(b"10.50"))),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(got.kind, Kind::ZSet);
+        let z = ZSetValue::decode(&got.value).unwrap();
+        assert_eq!(z.score(b"a"), Some(10.5));
+        assert_eq!(z.score(b"b"), Some(2.0));
+        let bad = image_from_rows(&mm, b"k", vec![(Bytes::from_static(b"a"), None)]);
+        assert!(bad.is_err());
+    }
+}

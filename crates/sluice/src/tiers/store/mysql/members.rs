@@ -1,0 +1,151 @@
+//! A set or sorted set mapped onto a MySQL / MariaDB table (see `members_mapped.rs`): the
+//! owner's rows read with one query, a write applied as multi-row statements (every row of
+//! the owner deleted when the value was replaced, the removed members deleted, the present
+//! ones upserted), chunked like the built-in table's.
+
+use bytes::Bytes;
+use mysql_async::Value;
+
+use super::apply::{MyApplier, MAX_ROWS_PER_STATEMENT};
+use super::sql::{convert, out, quote_mysql_identifier};
+use crate::error::StoreError;
+use crate::tiers::store::batch::{pow2_chunks, StatementFailure};
+use crate::tiers::store::members_mapped::{self, MembersAction};
+use crate::tiers::store::{MappedMembers, StoreOp, Target};
+
+/// Every member of one owner with its score (NULL for a set), as reads render them; one
+/// parameter, the owner.
+pub(super) fn select(mm: &MappedMembers) -> String {
+    format!(
+        "SELECT {}, {} FROM {} WHERE {} = ?",
+        out(&mm.member.name, mm.member.kind),
+        mm.score
+            .as_ref()
+            .map(|s| out(&s.name, s.kind))
+            .unwrap_or_else(|| "NULL".into()),
+        quote_mysql_identifier(&mm.table),
+        quote_mysql_identifier(&mm.key_column)
+    )
+}
+
+/// Every owner that has a member.
+pub(super) fn scan(mm: &MappedMembers) -> String {
+    format!(
+        "SELECT DISTINCT {} FROM {}",
+        out(&mm.key_column, mm.key_type),
+        quote_mysql_identifier(&mm.table)
+    )
+}
+
+/// The owner key as a parameter.
+pub(super) fn owner(mm: &MappedMembers, key: &[u8]) -> Result<Value, StoreError> {
+    convert(&mm.as_column(&mm.member), key, key, true)
+}
+
+impl MyApplier<'_, '_> {
+    /// Applies one write to a mapped set or sorted set.
+    pub(super) async fn apply_mapped_members(
+        &mut self,
+        op: &StoreOp,
+    ) -> Result<(), StatementFailure> {
+        let Target::Members(mm) = &op.target else {
+            return Ok(());
+        };
+        let entry = |e: StoreError| StatementFailure {
+            error: e,
+            whole_statement: false,
+        };
+        let key = &op.key[..];
+        let t = quote_mysql_identifier(&mm.table);
+        let kc = quote_mysql_identifier(&mm.key_column);
+        let mc = quote_mysql_identifier(&mm.member.name);
+        let doing = format!("write to {}", members_mapped::describe(mm));
+        let owner = owner(mm, key).map_err(entry)?;
+        let delete_all = format!("DELETE FROM {t} WHERE {kc} = ?");
+        let plan = match members_mapped::plan_mapped_members(mm, key, &op.write).map_err(entry)? {
+            MembersAction::DeleteAll => {
+                return self.exec(&delete_all, vec![owner], &doing).await;
+            }
+            MembersAction::Changes(plan) => plan,
+        };
+        let member_column = mm.as_column(&mm.member);
+        // Every conversion before the first statement: a refused member changes nothing.
+        let removed: Vec<Value> = plan
+            .removed
+            .iter()
+            .map(|m| convert(&member_column, m, key, false))
+            .collect::<Result<_, _>>()
+            .map_err(entry)?;
+        let mut present: Vec<(Value, Option<Value>, usize)> =
+            Vec::with_capacity(plan.present.len());
+        for row in &plan.present {
+            members_mapped::check_member(mm, key, &row.member).map_err(entry)?;
+            let member = convert(&member_column, &row.member, key, false).map_err(entry)?;
+            let score = match &mm.score {
+                Some(column) => {
+                    let text =
+                        members_mapped::score_text(mm, column, key, row.score.unwrap_or_default())
+                            .map_err(entry)?;
+                    Some(
+                        convert(&mm.as_column(column), text.as_bytes(), key, false)
+                            .map_err(entry)?,
+                    )
+                }
+                None => None,
+            };
+            present.push((member, score, row.member.len()));
+        }
+        if plan.replace {
+            self.exec(&delete_all, vec![owner.clone()], &doing).await?;
+        }
+        let budget = self.budget;
+        let size = |m: &Bytes| key.len() + m.len() + 64;
+        let removed_sizes: Vec<(Value, usize)> = removed
+            .into_iter()
+            .zip(plan.removed.iter().map(size))
+            .collect();
+        for chunk in pow2_chunks(&removed_sizes, MAX_ROWS_PER_STATEMENT, budget, |r| r.1) {
+            let mut params = vec![owner.clone()];
+            params.extend(chunk.iter().map(|(v, _)| v.clone()));
+            let sql = format!(
+                "DELETE FROM {t} WHERE {kc} = ? AND {mc} IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            self.exec(&sql, params, &doing).await?;
+        }
+        let row_size = |r: &(Value, Option<Value>, usize)| key.len() + r.2 + 96;
+        for chunk in pow2_chunks(&present, MAX_ROWS_PER_STATEMENT, budget, row_size) {
+            let mut params = Vec::with_capacity(chunk.len() * 3);
+            let sql = match &mm.score {
+                Some(score) => {
+                    for (member, score, _) in chunk {
+                        params.push(owner.clone());
+                        params.push(member.clone());
+                        params.push(score.clone().unwrap_or(Value::NULL));
+                    }
+                    let sc = quote_mysql_identifier(&score.name);
+                    format!(
+                        "INSERT INTO {t} ({kc}, {mc}, {sc}) VALUES {} \
+                         ON DUPLICATE KEY UPDATE {sc} = VALUES({sc})",
+                        vec!["(?, ?, ?)"; chunk.len()].join(", ")
+                    )
+                }
+                None => {
+                    for (member, _, _) in chunk {
+                        params.push(owner.clone());
+                        params.push(member.clone());
+                    }
+                    // A member already there stays as it is (its owner and member are
+                    // unchanged by definition).
+                    format!(
+                        "INSERT INTO {t} ({kc}, {mc}) VALUES {} \
+                         ON DUPLICATE KEY UPDATE {kc} = {kc}",
+                        vec!["(?, ?)"; chunk.len()].join(", ")
+                    )
+                }
+            };
+            self.exec(&sql, params, &doing).await?;
+        }
+        Ok(())
+    }
+}

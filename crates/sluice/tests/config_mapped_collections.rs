@@ -1,0 +1,147 @@
+//! Start-up validation of set and sorted set keyspaces mapped onto tables (`type = "set"` /
+//! `"zset"`), on SQLite always and on PostgreSQL / MySQL when `SLUICE_TEST_POSTGRES_URL` /
+//! `SLUICE_TEST_MYSQL_URL` name a server: the owner and member columns must be unique
+//! together, the member column text, bytes or an integer, the score column an integer or a
+//! double (never numeric or single precision, which would round what the cache keeps), and
+//! every refusal names the field and says what to do.
+
+mod store_common;
+
+use sluice::config::{Config, KeyspaceType, StoreConfig};
+use sluice::{KeyspaceConfig, Policy};
+use store_common::*;
+
+fn leaderboard(table: &str) -> KeyspaceConfig {
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
+    ks.name = "leaderboard".into();
+    ks.keys = "leaderboard:{game}".into();
+    ks.table = Some(table.into());
+    ks.key_column = Some("game_id".into());
+    ks.member_column = Some("player_id".into());
+    ks.score_column = Some("score".into());
+    ks.value_type = Some(KeyspaceType::Zset);
+    ks
+}
+
+async fn check(db: &TestDb, ks: KeyspaceConfig) -> Result<Vec<String>, String> {
+    let config = Config {
+        data_dir: db.dir.path().join("data"),
+        store: Some(StoreConfig {
+            url: db.url.clone(),
+        }),
+        keyspaces: vec![ks],
+        ..Config::default()
+    };
+    sluice::check_config(&config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn refused(db: &TestDb, ks: KeyspaceConfig, wants: &[&str]) {
+    match check(db, ks).await {
+        Ok(lines) => panic!("{:?}: accepted {lines:?}", db.flavor),
+        Err(e) => {
+            for want in wants {
+                assert!(e.contains(want), "{:?}: {e:?} lacks {want:?}", db.flavor);
+            }
+        }
+    }
+}
+
+async fn validation(db: TestDb) {
+    let (int, double, single, numeric) = (
+        db.pick("INTEGER", "bigint", "BIGINT"),
+        db.pick("REAL", "double precision", "DOUBLE"),
+        db.pick("NUMERIC(10,2)", "real", "FLOAT"),
+        db.pick("NUMERIC(10,2)", "numeric(10,2)", "DECIMAL(10,2)"),
+    );
+    let good = unique("scores");
+    db.exec(&format!(
+        "CREATE TABLE {good} (game_id {int} NOT NULL, player_id {int} NOT NULL, \
+         score {double}, alt {single}, money {numeric}, joined {}, \
+         PRIMARY KEY (game_id, player_id))",
+        db.pick("TIMESTAMP", "timestamp", "DATETIME")
+    ))
+    .await;
+    let lines = check(&db, leaderboard(&good)).await.expect("accepted");
+    assert!(
+        lines[0].contains(&format!("{good}(game_id,player_id,score)")),
+        "{lines:?}"
+    );
+    let mut set = leaderboard(&good);
+    set.value_type = Some(KeyspaceType::Set);
+    set.score_column = None;
+    check(&db, set)
+        .await
+        .expect("a set keyspace on the same table");
+
+    // Not unique together: a member could be two rows.
+    let loose = unique("loose");
+    db.exec(&format!(
+        "CREATE TABLE {loose} (game_id {int}, player_id {int}, score {double})"
+    ))
+    .await;
+    refused(
+        &db,
+        leaderboard(&loose),
+        &["member_column", "unique", "CREATE UNIQUE INDEX"],
+    )
+    .await;
+
+    // Scores the column would round, members it would render differently.
+    let mut ks = leaderboard(&good);
+    ks.score_column = Some("money".into());
+    refused(&db, ks, &["score_column", "double-precision"]).await;
+    if db.flavor != Flavor::Sqlite {
+        let mut ks = leaderboard(&good);
+        ks.score_column = Some("alt".into());
+        refused(&db, ks, &["score_column", "single-precision"]).await;
+    }
+    let mut ks = leaderboard(&good);
+    ks.member_column = Some("joined".into());
+    refused(&db, ks, &["member_column", "text, bytes or an integer"]).await;
+
+    // Missing, contradictory or misplaced fields.
+    let mut ks = leaderboard(&good);
+    ks.member_column = None;
+    refused(&db, ks, &["member_column", "is missing"]).await;
+    let mut ks = leaderboard(&good);
+    ks.score_column = None;
+    refused(&db, ks, &["score_column", "is missing"]).await;
+    let mut ks = leaderboard(&good);
+    ks.member_column = Some("game_id".into());
+    refused(&db, ks, &["member_column", "owner"]).await;
+    let mut ks = leaderboard(&good);
+    ks.value_column = Some("score".into());
+    refused(&db, ks, &["value_column"]).await;
+    let mut ks = leaderboard(&good);
+    ks.value_type = Some(KeyspaceType::Set);
+    refused(&db, ks, &["score_column", "set keyspace"]).await;
+    let mut ks = leaderboard(&good);
+    ks.value_type = None;
+    ks.value_column = Some("score".into());
+    refused(&db, ks, &["member_column", "not type"]).await;
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
+    ks.member_column = Some("m".into());
+    refused(&db, ks, &["member_column", "built-in"]).await;
+    db.drop_all().await;
+}
+
+#[tokio::test]
+async fn sqlite_member_tables_are_validated() {
+    validation(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_member_tables_are_validated() {
+    if let Some(db) = TestDb::postgres().await {
+        validation(db).await;
+    }
+}
+
+#[tokio::test]
+async fn mysql_member_tables_are_validated() {
+    if let Some(db) = TestDb::mysql().await {
+        validation(db).await;
+    }
+}
