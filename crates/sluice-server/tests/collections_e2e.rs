@@ -8,7 +8,10 @@ mod sql_e2e;
 
 use std::sync::Arc;
 
-use sql_e2e::collections::{collections_config, collections_scenario, Sql, Tables};
+use sql_e2e::collections::{
+    collections_change_capture_scenario, collections_config, collections_config_with_changes,
+    collections_scenario, Sql, Tables,
+};
 use sql_e2e::{env_url, unique_suffix, with_cleanup, Sluice};
 
 /// The schema, and a trigger that counts every row inserted or updated in the scores table.
@@ -26,7 +29,7 @@ fn create(tables: &Tables, flavor: &str) -> Vec<String> {
     let mut sql = vec![
         format!(
             "CREATE TABLE {scores} (game_id {int} NOT NULL, player_id {int} NOT NULL, \
-             score {double} NOT NULL, PRIMARY KEY (game_id, player_id))"
+             score {double} NOT NULL, note VARCHAR(20), PRIMARY KEY (game_id, player_id))"
         ),
         format!(
             "CREATE TABLE {teams} (team VARCHAR(20) NOT NULL, member VARCHAR(20) NOT NULL, \
@@ -81,14 +84,14 @@ async fn run(url: String, prefix: String, sql: Arc<Sql>) {
     collections_scenario(&mut server, &*sql, &tables).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collections_on_sqlite() {
+/// A SQLite file with the scenario's tables: its directory (removed when dropped), its URL and
+/// a runner of SQL on it.
+fn sqlite_app(tables: &Tables) -> (tempfile::TempDir, String, Arc<Sql>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("app.db");
-    let tables = Tables::new("app");
     {
         let conn = rusqlite::Connection::open(&path).expect("open the app database");
-        for statement in create(&tables, "sqlite") {
+        for statement in create(tables, "sqlite") {
             conn.execute_batch(&statement)
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
@@ -131,22 +134,33 @@ async fn collections_on_sqlite() {
             })
         })
     };
-    run(format!("sqlite://{}", path.display()), "app".into(), sql).await;
+    let url = format!("sqlite://{}", path.display());
+    (dir, url, sql)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collections_on_postgres() {
-    let Some(url) = env_url("SLUICE_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let prefix = format!("sluice_e2e_c{}", unique_suffix());
-    let tables = Tables::new(&prefix);
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+async fn collections_on_sqlite() {
+    let tables = Tables::new("app");
+    let (_dir, url, sql) = sqlite_app(&tables);
+    run(url, "app".into(), sql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_capture_on_sqlite() {
+    let tables = Tables::new("app");
+    let (_dir, url, sql) = sqlite_app(&tables);
+    let server = Sluice::start(&collections_config_with_changes(&url, &tables, "node_a")).await;
+    collections_change_capture_scenario(&server, &*sql, &tables).await;
+}
+
+/// The scenario's tables on PostgreSQL: a client and a runner of SQL on it.
+async fn postgres_app(url: &str, tables: &Tables) -> (Arc<tokio_postgres::Client>, Arc<Sql>) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");
     tokio::spawn(conn);
     let client = Arc::new(client);
-    for statement in create(&tables, "postgres") {
+    for statement in create(tables, "postgres") {
         client
             .batch_execute(&statement)
             .await
@@ -175,8 +189,56 @@ async fn collections_on_postgres() {
             })
         })
     };
+    (client, sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_on_postgres() {
+    let Some(url) = env_url("SLUICE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let prefix = format!("sluice_e2e_c{}", unique_suffix());
+    let tables = Tables::new(&prefix);
+    let (client, sql) = postgres_app(&url, &tables).await;
     let body = run(url.clone(), prefix.clone(), sql);
     with_cleanup(body, async move {
+        for statement in drop(&tables, "postgres") {
+            let _ = client.batch_execute(&statement).await;
+        }
+    })
+    .await;
+}
+
+/// Change capture over logical replication: the node's slot and publication are dropped
+/// after the test, whatever happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_capture_on_postgres() {
+    let Some(url) = env_url("SLUICE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let prefix = format!("sluice_e2e_cc{}", unique_suffix());
+    let tables = Tables::new(&prefix);
+    let (client, sql) = postgres_app(&url, &tables).await;
+    // A delete must say which owner it removed: the teams table has no primary key.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {} REPLICA IDENTITY FULL",
+            tables.teams
+        ))
+        .await
+        .expect("replica identity");
+    let node = prefix.clone();
+    let body = {
+        let (url, prefix, node) = (url.clone(), prefix.clone(), node.clone());
+        async move {
+            let tables = Tables::new(&prefix);
+            let server =
+                Sluice::start(&collections_config_with_changes(&url, &tables, &node)).await;
+            collections_change_capture_scenario(&server, &*sql, &tables).await;
+        }
+    };
+    with_cleanup(body, async move {
+        sql_e2e::drop_pg_change_capture(&client, &node).await;
         for statement in drop(&tables, "postgres") {
             let _ = client.batch_execute(&statement).await;
         }

@@ -813,33 +813,11 @@ async fn text_price_table(admin: &Client, table: &str) {
         .expect("create the table");
 }
 
-/// Drops node `node`'s slot and publication and `table`. The slot may still be held for a
-/// moment by the walsender of a server just killed: tried for up to 5 s.
+/// Drops node `node`'s slot and publication and `table`.
 async fn drop_change_capture(admin: Client, node: String, table: String) {
-    let slot = format!("sluice_{node}");
-    for _ in 0..50 {
-        let dropped = admin
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                 WHERE slot_name = $1 AND NOT active",
-                &[&slot],
-            )
-            .await;
-        let left = admin
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
-            .await;
-        if dropped.is_err() || matches!(left, Ok(None)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sql_e2e::drop_pg_change_capture(&admin, &node).await;
     admin
-        .batch_execute(&format!(
-            "DROP PUBLICATION IF EXISTS {slot}; DROP TABLE IF EXISTS {table}"
-        ))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
         .await
         .expect("drop the table");
 }

@@ -88,6 +88,31 @@ async fn validation(db: TestDb) {
     )
     .await;
 
+    // A unique index an upsert cannot name, or that lets distinct members collide.
+    let partial = unique("partial");
+    match db.flavor {
+        Flavor::Sqlite | Flavor::Postgres => {
+            db.exec(&format!(
+                "CREATE TABLE {partial} (game_id {int}, player_id {int}, score {double}); \
+                 CREATE UNIQUE INDEX {partial}_u ON {partial} (game_id, player_id) \
+                 WHERE score > 0"
+            ))
+            .await
+        }
+        Flavor::Mysql => {
+            db.exec(&format!(
+                "CREATE TABLE {partial} (game_id BIGINT, player_id VARCHAR(40), score DOUBLE, \
+                 rounded DOUBLE(10,2), UNIQUE KEY (game_id, player_id(4)))"
+            ))
+            .await;
+            let mut ks = leaderboard(&good);
+            ks.table = Some(partial.clone());
+            ks.score_column = Some("rounded".into());
+            refused(&db, ks, &["score_column", "double-precision"]).await;
+        }
+    }
+    refused(&db, leaderboard(&partial), &["member_column", "unique"]).await;
+
     // Scores the column would round, members it would render differently.
     let mut ks = leaderboard(&good);
     ks.score_column = Some("money".into());

@@ -197,6 +197,34 @@ pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Table
     assert!(rows.contains(&(12, 1.5)), "{rows:?}");
     assert_eq!(rows.len(), 202);
 
+    // A value replaced whole (ZRANGESTORE into itself keeps the lowest 100) deletes the rows of
+    // the members it lacks and updates the others in place: a column no keyspace maps, which
+    // another program set, is still there.
+    sql(format!(
+        "UPDATE {} SET note = 'keep' WHERE game_id = 1 AND player_id = 11",
+        tables.scores
+    ))
+    .await;
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "leaderboard:1", "leaderboard:1", "0", "99"])
+            .await,
+        Reply::Int(100)
+    );
+    c.ok(&["SLUICE.FLUSH"]).await;
+    let rows = scores(sql, tables, 1).await;
+    assert_eq!(rows.len(), 100, "{rows:?}");
+    assert!(rows.contains(&(12, 1.5)) && !rows.iter().any(|r| r.0 == 299));
+    let note = sql(format!(
+        "SELECT note FROM {} WHERE game_id = 1 AND player_id = 11",
+        tables.scores
+    ))
+    .await;
+    assert_eq!(
+        note,
+        [[Some("keep".to_string())]],
+        "the kept row was not rewritten"
+    );
+
     // Acknowledged, not flushed, then SIGKILL: the journal brings them to the table.
     for i in 0..50 {
         let reply = c
@@ -253,4 +281,72 @@ pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Table
     assert_eq!(c.cmd(&["DEL", "team:red"]).await, Reply::Int(1));
     assert!(members(sql, tables, "red").await.is_empty());
     assert_eq!(c.cmd(&["SCARD", "team:red"]).await, Reply::Int(0));
+}
+
+/// [`collections_config`] with change capture on, as node `node`.
+pub fn collections_config_with_changes(url: &str, tables: &Tables, node: &str) -> String {
+    format!(
+        "{}\n[changes]\nenabled = true\nnode_name = \"{node}\"\n",
+        collections_config(url, tables)
+    )
+}
+
+/// Sends `args` until the reply's strings are `want`, for up to 10 s.
+async fn eventually(c: &mut super::Resp, args: &[&str], want: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = strings(c.cmd(args).await);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?}: still {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Change capture keeps mapped collections in step with rows other programs change: a cached
+/// leaderboard shows another program's UPDATE of a score, INSERT of a player and DELETE of one;
+/// a cached write-through set shows a member inserted and one deleted behind Sluice's back.
+pub async fn collections_change_capture_scenario(server: &Sluice, sql: &Sql, tables: &Tables) {
+    sql(format!(
+        "INSERT INTO {} (game_id, player_id, score) VALUES (3, 1, 10), (3, 2, 20)",
+        tables.scores
+    ))
+    .await;
+    let mut c = server.client().await;
+    let board = ["ZRANGE", "leaderboard:3", "0", "-1", "WITHSCORES"];
+    assert_eq!(strings(c.cmd(&board).await), ["1", "10", "2", "20"]);
+    assert_eq!(c.cmd(&["SADD", "team:green", "ann"]).await, Reply::Int(1));
+    assert_eq!(strings(c.cmd(&["SMEMBERS", "team:green"]).await), ["ann"]);
+
+    sql(format!(
+        "UPDATE {} SET score = 99 WHERE game_id = 3 AND player_id = 1",
+        tables.scores
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO {} (game_id, player_id, score) VALUES (3, 3, 5)",
+        tables.scores
+    ))
+    .await;
+    sql(format!(
+        "DELETE FROM {} WHERE game_id = 3 AND player_id = 2",
+        tables.scores
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO {} (team, member) VALUES ('green', 'bo')",
+        tables.teams
+    ))
+    .await;
+    sql(format!(
+        "DELETE FROM {} WHERE team = 'green' AND member = 'ann'",
+        tables.teams
+    ))
+    .await;
+    eventually(&mut c, &board, &["3", "5", "1", "99"]).await;
+    eventually(&mut c, &["SMEMBERS", "team:green"], &["bo"]).await;
 }

@@ -857,3 +857,31 @@ pub async fn await_value(c: &mut Resp, key: &str, want: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Drops node `node`'s replication slot and publication on PostgreSQL. The slot may still be
+/// held for a moment by the walsender of a server just killed: tried for up to 5 s.
+pub async fn drop_pg_change_capture(admin: &tokio_postgres::Client, node: &str) {
+    let slot = format!("sluice_{node}");
+    for _ in 0..50 {
+        let dropped = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND NOT active",
+                &[&slot],
+            )
+            .await;
+        let left = admin
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        if dropped.is_err() || matches!(left, Ok(None)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = admin
+        .batch_execute(&format!("DROP PUBLICATION IF EXISTS {slot}"))
+        .await;
+}

@@ -75,11 +75,12 @@ impl Access<'_> {
         f: impl FnOnce(&mut SetValue) -> Result<(Vec<Bytes>, T), SluiceError>,
     ) -> Result<T, SluiceError> {
         let route = self.route(db, key.clone());
+        let fresh_key_replaces = route.fresh_key_replaces();
         self.write_routed(route, true, |current| {
             let expires_at = current.as_ref().and_then(|e| e.expires_at);
             // A key that reads as absent may still have rows (expired, not yet purged): a set
             // made there replaces them, so no member of the expired set comes back.
-            let replace = current.is_none();
+            let replace = current.is_none() && fresh_key_replaces;
             let mut set = set_of(current)?.unwrap_or_default();
             let (changed, result) = f(&mut set)?;
             let write = if changed.is_empty() {

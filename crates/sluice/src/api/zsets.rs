@@ -63,11 +63,12 @@ impl Access<'_> {
         f: impl FnOnce(&mut ZSetValue) -> Result<(Vec<Bytes>, T), SluiceError>,
     ) -> Result<T, SluiceError> {
         let route = self.route(db, key.clone());
+        let fresh_key_replaces = route.fresh_key_replaces();
         self.write_routed(route, true, |current| {
             let expires_at = current.as_ref().and_then(|e| e.expires_at);
             // A key that reads as absent may still have rows (expired, not yet purged): a
             // sorted set made there replaces them.
-            let replace = current.is_none();
+            let replace = current.is_none() && fresh_key_replaces;
             let mut zset = zset_of(current)?.unwrap_or_default();
             let (changed, result) = f(&mut zset)?;
             let write = if changed.is_empty() {
@@ -100,9 +101,10 @@ impl Access<'_> {
         flags: AddFlags,
     ) -> Result<Added, SluiceError> {
         let route = self.route(db, key.clone());
+        let fresh_key_replaces = route.fresh_key_replaces();
         self.write_routed(route, true, |current| {
             let expires_at = current.as_ref().and_then(|e| e.expires_at);
-            let replace = current.is_none();
+            let replace = current.is_none() && fresh_key_replaces;
             let image = match current {
                 None => Bytes::new(),
                 Some(e) if e.kind != Kind::ZSet => return Err(SluiceError::WrongType),

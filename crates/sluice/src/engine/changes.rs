@@ -181,10 +181,9 @@ impl Engine {
         let mut keys: Vec<(Bytes, Option<ChangedRow>)> = Vec::new();
         // Each key's type, for the `changed` keyspace notification sent once it is applied:
         // kept only while someone listens (asked once per batch).
-        let notify = self
-            .key_event_sink(KeyEvent::Changed(Kind::String))
-            .is_some()
-            || self.key_event_sink(KeyEvent::Changed(Kind::Hash)).is_some();
+        let notify = [Kind::String, Kind::Hash, Kind::Set, Kind::ZSet]
+            .into_iter()
+            .any(|kind| self.key_event_sink(KeyEvent::Changed(kind)).is_some());
         let mut kinds: Vec<Kind> = Vec::new();
         let mut index: HashMap<Bytes, usize> = HashMap::new();
         let mut applied = 0u64;

@@ -503,10 +503,12 @@ fn members_mapping(
         let single = (declared == "real" && !store.describe().contains("sqlite://"))
             || declared == "float4"
             || declared.starts_with("float") && !store.describe().contains("sqlite://");
-        let kind_ok = matches!(
-            score.kind,
-            store::ColumnType::Integer | store::ColumnType::Real
-        );
+        // DOUBLE(10,2) and the like round to their scale.
+        let kind_ok = match score.kind {
+            store::ColumnType::Integer => true,
+            store::ColumnType::Real => !declared.contains('('),
+            _ => false,
+        };
         if !kind_ok || single {
             return Err(ConfigError::invalid(
                 at("score_column"),

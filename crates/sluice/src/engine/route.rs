@@ -16,6 +16,17 @@ pub(crate) struct Route<'a> {
     pub key: DbKey,
 }
 
+impl Route<'_> {
+    /// Whether a collection made at a key that reads as absent replaces whatever rows the key
+    /// has: on the built-in table an expired, not yet purged value may still have member rows,
+    /// which must not come back. A mapped table has no expiry, so a key that reads as absent
+    /// has no rows Sluice knows of, and rows another program inserts meanwhile are not Sluice's
+    /// to delete: the write stores its members only.
+    pub(crate) fn fresh_key_replaces(&self) -> bool {
+        self.ks.is_builtin()
+    }
+}
+
 impl Engine {
     /// The keyspace owning `key` in `db`. Mapped keyspaces live in database 0 only.
     ///

@@ -171,6 +171,19 @@ pub(crate) fn check_mapped_members(
     Ok(())
 }
 
+/// Of the members the owner's rows hold now (`existing`, as the backend selected them), those a
+/// replace must delete: every one not in the new value. Rows the new value keeps are upserted,
+/// never deleted and inserted again, so their other columns, child rows and triggers see an
+/// update.
+pub(crate) fn stale_members(existing: Vec<Bytes>, plan: &MemberChanges) -> Vec<Bytes> {
+    let keep: std::collections::HashSet<&[u8]> =
+        plan.present.iter().map(|r| &r.member[..]).collect();
+    existing
+        .into_iter()
+        .filter(|m| !keep.contains(&m[..]))
+        .collect()
+}
+
 /// The collection the owner's rows make (`(member, score text)` as the backend selected them;
 /// the score `None` for a set); `None` when it has no rows.
 pub(crate) fn image_from_rows(
@@ -186,14 +199,25 @@ pub(crate) fn image_from_rows(
         Some(column) => {
             let mut entries = Vec::with_capacity(rows.len());
             for (member, score) in rows {
-                let parsed = score
+                // Only a score Sluice could write back unchanged: a value that is later
+                // stored whole (a replace) rewrites every row from these scores.
+                const EXACT: i64 = 1 << 53;
+                let text = score
                     .as_deref()
                     .and_then(|s| std::str::from_utf8(s).ok())
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                    .filter(|s| !s.is_nan());
+                    .map(str::trim);
+                let parsed = match column.kind {
+                    ColumnType::Integer => text
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .filter(|i| (-EXACT..=EXACT).contains(i))
+                        .map(|i| i as f64),
+                    _ => text
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .filter(|s| s.is_finite()),
+                };
                 let Some(score) = parsed else {
                     return Err(StoreError::permanent(format!(
-                        "key {:?}: member {:?} has no score Sluice can read in {}.{} ({:?}); set it to a number",
+                        "key {:?}: member {:?} has no score Sluice can hold exactly in {}.{} ({:?}); set it to a finite number (an integer column: within ±2^53)",
                         shown(key),
                         String::from_utf8_lossy(&member[..member.len().min(64)]),
                         mm.table,

@@ -326,8 +326,32 @@ fn apply_op(conn: &Connection, op: &StoreOp) -> EntryOutcome {
 }
 
 /// Applies one write to a mapped set or sorted set: a statement per changed row
-/// (`members_mapped.rs`).
+/// (`members_mapped.rs`), under a savepoint, so an entry that fails part-way leaves nothing of
+/// itself in the group's transaction.
 fn apply_mapped_members(
+    conn: &Connection,
+    mm: &MappedMembers,
+    key: &[u8],
+    write: &StoreWrite,
+) -> EntryOutcome {
+    let q = |e| classify(e, "savepoint for a member write");
+    conn.execute_batch("SAVEPOINT sluice_mapped_members")
+        .map_err(q)?;
+    match write_mapped_members(conn, mm, key, write) {
+        Ok(written) => {
+            conn.execute_batch("RELEASE sluice_mapped_members")
+                .map_err(q)?;
+            Ok(written)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO sluice_mapped_members; RELEASE sluice_mapped_members")
+                .map_err(q)?;
+            Err(e)
+        }
+    }
+}
+
+fn write_mapped_members(
     conn: &Connection,
     mm: &MappedMembers,
     key: &[u8],
@@ -356,16 +380,31 @@ fn apply_mapped_members(
         }
         members_mapped::MembersAction::Changes(plan) => plan,
     };
-    if plan.replace {
-        conn.prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1"))
-            .and_then(|mut st| st.execute(params![owner]))
+    // A replace deletes the rows whose members the new value lacks (read here, inside the
+    // write's transaction); the rest are upserted below.
+    let stale = if plan.replace {
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM {t} WHERE {kc} = ?1",
+                column_out(&mm.member.name)
+            ))
             .map_err(failed)?;
-    }
-    if !plan.removed.is_empty() {
+        let existing = st
+            .query_map(params![owner], |r| {
+                Ok(from_sql(r.get_ref(0)?).unwrap_or_default())
+            })
+            .map_err(failed)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        members_mapped::stale_members(existing, &plan)
+    } else {
+        Vec::new()
+    };
+    if !plan.removed.is_empty() || !stale.is_empty() {
         let mut st = conn
             .prepare_cached(&format!("DELETE FROM {t} WHERE {kc} = ?1 AND {mc} = ?2"))
             .map_err(failed)?;
-        for member in &plan.removed {
+        for member in plan.removed.iter().chain(&stale) {
             let m = to_sql(&member_column, member, key, false)?;
             st.execute(params![owner, m]).map_err(failed)?;
         }
@@ -870,14 +909,19 @@ impl Store for SqliteStore {
                     quote_identifier(&name)
                 ))
                 .map_err(q)?;
-            let indexes: Vec<(String, bool)> = st
+            // (name, unique, partial): a partial index cannot be an ON CONFLICT target.
+            let indexes: Vec<(String, bool, bool)> = st
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1))
+                    Ok((
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)? == 1,
+                        r.get::<_, i64>(4)? == 1,
+                    ))
                 })
                 .map_err(q)?
                 .collect::<Result<_, _>>()
                 .map_err(q)?;
-            for (index, unique) in indexes {
+            for (index, unique, partial) in indexes {
                 if !unique {
                     continue;
                 }
@@ -895,7 +939,9 @@ impl Store for SqliteStore {
                 if cols.len() == 1 {
                     unique_columns.push(cols[0].clone());
                 }
-                unique_keys.push(cols);
+                if !partial {
+                    unique_keys.push(cols);
+                }
             }
             Ok(Some(TableSchema {
                 columns,

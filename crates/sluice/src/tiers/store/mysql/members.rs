@@ -4,6 +4,7 @@
 //! ones upserted), chunked like the built-in table's.
 
 use bytes::Bytes;
+use mysql_async::prelude::Queryable;
 use mysql_async::Value;
 
 use super::apply::{MyApplier, MAX_ROWS_PER_STATEMENT};
@@ -31,9 +32,10 @@ pub(super) fn select(mm: &MappedMembers) -> String {
 /// Every owner that has a member.
 pub(super) fn scan(mm: &MappedMembers) -> String {
     format!(
-        "SELECT DISTINCT {} FROM {}",
+        "SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL",
         out(&mm.key_column, mm.key_type),
-        quote_mysql_identifier(&mm.table)
+        quote_mysql_identifier(&mm.table),
+        quote_mysql_identifier(&mm.member.name)
     )
 }
 
@@ -95,15 +97,32 @@ impl MyApplier<'_, '_> {
             };
             present.push((member, score, row.member.len()));
         }
-        if plan.replace {
-            self.exec(&delete_all, vec![owner.clone()], &doing).await?;
-        }
         let budget = self.budget;
         let size = |m: &Bytes| key.len() + m.len() + 64;
-        let removed_sizes: Vec<(Value, usize)> = removed
+        let mut removed_sizes: Vec<(Value, usize)> = removed
             .into_iter()
             .zip(plan.removed.iter().map(size))
             .collect();
+        if plan.replace {
+            // The rows whose members the new value lacks, read (and locked) inside the write's
+            // transaction; the rest are upserted below, never deleted and inserted again.
+            let existing: Vec<Option<Vec<u8>>> = self
+                .tx
+                .exec(
+                    format!(
+                        "SELECT {} FROM {t} WHERE {kc} = ? FOR UPDATE",
+                        out(&mm.member.name, mm.member.kind)
+                    ),
+                    mysql_async::Params::Positional(vec![owner.clone()]),
+                )
+                .await
+                .map_err(|e| super::errors::classify(e, &doing))?;
+            let existing = existing.into_iter().flatten().map(Bytes::from).collect();
+            for member in members_mapped::stale_members(existing, &plan) {
+                let value = convert(&member_column, &member, key, false).map_err(entry)?;
+                removed_sizes.push((value, size(&member)));
+            }
+        }
         for chunk in pow2_chunks(&removed_sizes, MAX_ROWS_PER_STATEMENT, budget, |r| r.1) {
             let mut params = vec![owner.clone()];
             params.extend(chunk.iter().map(|(v, _)| v.clone()));

@@ -91,12 +91,15 @@ pub(super) async fn load_schema(
         )
         .await
         .map_err(q)?;
-    let unique_keys: Vec<String> = conn
+    // Whole-column indexes only: a prefix index (SUB_PART) makes distinct values collide, and
+    // an index on an expression has no column (NULL) to name.
+    let unique_keys: Vec<Option<String>> = conn
         .exec(
             "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR '\\n') \
              FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND BINARY TABLE_NAME = ? \
-               AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
+               AND NON_UNIQUE = 0 GROUP BY INDEX_NAME \
+             HAVING COUNT(SUB_PART) = 0 AND COUNT(COLUMN_NAME) = COUNT(*)",
             (schema, name),
         )
         .await
@@ -106,6 +109,7 @@ pub(super) async fn load_schema(
         unique_columns,
         unique_keys: unique_keys
             .iter()
+            .flatten()
             .map(|k| k.split('\n').map(str::to_string).collect())
             .collect(),
     }))

@@ -83,9 +83,10 @@ impl<'t> MembersSql<'t> {
     /// Every owner that has a member.
     pub(super) fn scan(&self) -> String {
         format!(
-            "SELECT DISTINCT {} FROM {}",
+            "SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL",
             MappedSql::out(self.key),
-            self.table.qualified
+            self.table.qualified,
+            quote(&self.member.name)
         )
     }
 
@@ -164,9 +165,6 @@ impl<'t> MembersSql<'t> {
         let members: &'a [bytes::Bytes] = members;
         let scores: &'a [String] = scores;
         let mut statements = Vec::new();
-        if plan.replace {
-            statements.push((delete_all, vec![owner()?]));
-        }
         let member_array = |members: &'a [bytes::Bytes]| -> Result<_, StoreError> {
             let mut column = Column::default();
             for m in members {
@@ -184,6 +182,15 @@ impl<'t> MembersSql<'t> {
             ));
         }
         let present = &members[present_from..];
+        if plan.replace {
+            // The rows whose members the new value lacks; the rest are upserted below, never
+            // deleted and inserted again.
+            let column = member_array(present)?;
+            statements.push((
+                format!("DELETE FROM {t} WHERE {owner_is} AND {mc} <> ALL($2::{mp}[]::{mcast}[])"),
+                vec![owner()?, column.into_sql(self.member.kind)],
+            ));
+        }
         if !present.is_empty() {
             let column = member_array(present)?;
             let (kp, kcast) = (param_type(self.key), &self.key.cast);
