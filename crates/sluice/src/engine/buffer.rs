@@ -544,7 +544,7 @@ impl WriteBackBuffer {
     /// Drops each flushed entry that was not rewritten since it was taken. Returns how many
     /// were dropped.
     pub(crate) fn complete<'a>(&self, done: impl IntoIterator<Item = &'a FlushItem>) -> usize {
-        self.complete_taken_at(done, 0)
+        self.finish(done, 0, false)
     }
 
     /// [`WriteBackBuffer::complete`] for a batch taken at `taken_at_ms`. An entry rewritten
@@ -552,10 +552,23 @@ impl WriteBackBuffer {
     /// `dirty_since` moves up to the time the batch was taken (no later than its oldest
     /// unstored write), so a key rewritten during every flush does not report the age of its
     /// very first write for ever.
+    ///
+    /// The entries were stored: a rewritten entry also forgets the members its stored write
+    /// left as it has them ([`crate::model::PartialWrite::prune_stored`]), so the next flush
+    /// writes only what changed since.
     pub(crate) fn complete_taken_at<'a>(
         &self,
         done: impl IntoIterator<Item = &'a FlushItem>,
         taken_at_ms: u64,
+    ) -> usize {
+        self.finish(done, taken_at_ms, true)
+    }
+
+    fn finish<'a>(
+        &self,
+        done: impl IntoIterator<Item = &'a FlushItem>,
+        taken_at_ms: u64,
+        stored: bool,
     ) -> usize {
         let mut removed = 0;
         {
@@ -568,6 +581,14 @@ impl WriteBackBuffer {
                         // first unflushed write is newer than this drain's cutoff.
                         p.dirty_since = p.dirty_since.max(taken_at_ms);
                         p.first_seq = p.seq;
+                        if let (true, StoreWrite::Partial(newer), StoreWrite::Partial(older)) =
+                            (stored, &mut p.write, &item.write)
+                        {
+                            let before = newer.changed.iter().map(Bytes::len).sum::<usize>();
+                            newer.prune_stored(older);
+                            let after = newer.changed.iter().map(Bytes::len).sum::<usize>();
+                            inner.bytes -= before - after;
+                        }
                         continue;
                     }
                     None => continue,

@@ -235,6 +235,40 @@ impl PartialWrite {
         hash::get(&self.image, field)
     }
 
+    /// Drops from `changed` what `stored` (an older write of this key, now committed to the
+    /// database) already left as this write has it: a member (or field) whose value in this
+    /// image equals its value in `stored`'s image, absent from both included. The database
+    /// holds exactly those values now, so writing them again would change nothing. A
+    /// leaderboard's key, rewritten while every flush is in flight, otherwise carries each
+    /// flush's players into the next one too. Only sorted sets and sets (a list's positions and a
+    /// stream's rows are not compared), and only when neither write replaces the whole value.
+    pub fn prune_stored(&mut self, stored: &PartialWrite) {
+        use std::collections::HashMap;
+        if self.replace || stored.replace || self.kind != stored.kind || self.changed.is_empty() {
+            return;
+        }
+        fn map<'a, V>(items: impl Iterator<Item = Option<(&'a [u8], V)>>) -> HashMap<&'a [u8], V> {
+            items.flatten().collect()
+        }
+        let mut changed = std::mem::take(&mut self.changed);
+        match self.kind {
+            Kind::ZSet => {
+                let scores = |image| {
+                    map(zset::entries(image).map(|e| e.ok().map(|(m, s)| (m, s.to_bits()))))
+                };
+                let (ours, theirs) = (scores(&self.image), scores(&stored.image));
+                changed.retain(|m| ours.get(&m[..]) != theirs.get(&m[..]));
+            }
+            Kind::Set => {
+                let members = |image| map(set::members(image).map(|m| m.ok().map(|m| (m, ()))));
+                let (ours, theirs) = (members(&self.image), members(&stored.image));
+                changed.retain(|m| ours.contains_key(&m[..]) != theirs.contains_key(&m[..]));
+            }
+            _ => {}
+        }
+        self.changed = changed;
+    }
+
     /// A write of every member of `image`, replacing what the key held: how a whole value of a
     /// kind stored by member (a RENAME, a SUNIONSTORE) reaches the built-in table.
     pub fn whole(kind: Kind, image: Bytes, expires_at: Option<u64>) -> PartialWrite {
@@ -372,5 +406,53 @@ mod tests {
             "stored whole once the changes outnumber the elements"
         );
         assert_eq!(list::view(&p.image), vec![&b"job99"[..]]);
+    }
+
+    #[test]
+    fn a_stored_write_prunes_the_members_it_left_as_they_are() {
+        let b = |v: &[&'static str]| v.iter().map(|m| Bytes::from(*m)).collect::<Vec<_>>();
+        let z = |v: &[(&'static str, f64)]| {
+            zset::ZSetValue::from_entries(v.iter().map(|(m, s)| (Bytes::from(*m), *s))).encode()
+        };
+        let partial = |kind, image, changed| PartialWrite {
+            kind,
+            image,
+            changed,
+            replace: false,
+            expires_at: None,
+        };
+        // Flushed: a=1, b=2 (and c removed). Since: b rescored, d added.
+        let stored = partial(
+            Kind::ZSet,
+            z(&[("a", 1.0), ("b", 2.0)]),
+            b(&["a", "b", "c"]),
+        );
+        let mut newer = partial(
+            Kind::ZSet,
+            z(&[("a", 1.0), ("b", 3.0), ("d", 4.0)]),
+            b(&["a", "b", "c", "d"]),
+        );
+        newer.prune_stored(&stored);
+        assert_eq!(newer.changed, b(&["b", "d"]));
+        // A member changed and changed back is as stored: nothing to write.
+        let mut back = partial(Kind::ZSet, z(&[("a", 1.0), ("b", 2.0)]), b(&["a", "b"]));
+        back.prune_stored(&stored);
+        assert!(back.changed.is_empty());
+
+        let s = |v: &[&'static str]| set::SetValue::from_members(b(v)).encode();
+        let stored = partial(Kind::Set, s(&["x"]), b(&["x", "y"]));
+        let mut newer = partial(Kind::Set, s(&["x", "z"]), b(&["x", "y", "z"]));
+        newer.prune_stored(&stored);
+        assert_eq!(newer.changed, b(&["z"]));
+
+        // A replace on either side, or another kind, keeps everything.
+        let mut whole = partial(Kind::Set, s(&["x"]), b(&["x"]));
+        whole.replace = true;
+        let mut kept = partial(Kind::Set, s(&["x"]), b(&["x"]));
+        kept.prune_stored(&whole);
+        assert_eq!(kept.changed, b(&["x"]));
+        let mut list = partial(Kind::List, Bytes::new(), b(&["p"]));
+        list.prune_stored(&partial(Kind::List, Bytes::new(), b(&["p"])));
+        assert_eq!(list.changed, b(&["p"]));
     }
 }

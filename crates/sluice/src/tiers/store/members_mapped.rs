@@ -137,6 +137,10 @@ pub(crate) fn score_text(
     })
 }
 
+/// Up to this many changed members are looked up one by one in the image; more, and the image
+/// is decoded once.
+const FEW: usize = 8;
+
 /// Checks a write before it is acknowledged: the owner (`convert(.., is_key = true)`), then
 /// every member it stores and its score against their columns (`convert` with the column
 /// seen as a [`MappedTable`] value column), so that the store never refuses it later.
@@ -151,10 +155,35 @@ pub(crate) fn check_mapped_members(
     let Some(write) = write else {
         return Ok(());
     };
+    let score_column = mm.score.as_ref().map(|s| (s, mm.as_column(s)));
+    // A client's write of a few members (ZINCRBY, SADD): each looked up in the image by a scan
+    // of its bytes, without building the collection, which for a large leaderboard costs far
+    // more than the write itself.
+    if let StoreWrite::Partial(p) = write {
+        if !p.replace && p.kind == mm.kind() && p.changed.len() <= FEW {
+            for member in &p.changed {
+                let present = match &score_column {
+                    Some(_) => crate::model::zset::score(&p.image, member).map(Some),
+                    None => crate::model::set::contains(&p.image, member).then_some(None),
+                };
+                match present {
+                    Some(score) => {
+                        check_member(mm, key, member)?;
+                        convert(&member_column, member, false)?;
+                        if let (Some((column, as_mapped)), Some(score)) = (&score_column, score) {
+                            let text = score_text(mm, column, key, score)?;
+                            convert(as_mapped, text.as_bytes(), false)?;
+                        }
+                    }
+                    None => convert(&member_column, member, false)?,
+                }
+            }
+            return Ok(());
+        }
+    }
     let MembersAction::Changes(plan) = plan_mapped_members(mm, key, write)? else {
         return Ok(());
     };
-    let score_column = mm.score.as_ref().map(|s| (s, mm.as_column(s)));
     for row in &plan.present {
         check_member(mm, key, &row.member)?;
         convert(&member_column, &row.member, false)?;
@@ -287,6 +316,49 @@ mod tests {
         }
         let mm = leaderboard(ColumnType::Real, ColumnType::Text);
         assert!(check_member(&mm, b"k", b"007").is_ok());
+    }
+
+    #[test]
+    fn a_write_of_few_members_is_checked_as_the_whole_plan_checks_it() {
+        let mm = leaderboard(ColumnType::Integer, ColumnType::Integer);
+        let image = ZSetValue::from_entries([
+            (Bytes::from_static(b"1"), 1.0),
+            (Bytes::from_static(b"2"), 2.5),
+            (Bytes::from_static(b"3"), 3.0),
+        ])
+        .encode();
+        let convert = |m: &MappedTable, bytes: &[u8], is_key: bool| {
+            if is_key || m.value_type != ColumnType::Integer {
+                return Ok(());
+            }
+            crate::numeric::parse_strict_i64(bytes)
+                .map(drop)
+                .ok_or_else(|| StoreError::permanent("not an integer"))
+        };
+        let write = |changed: &[&'static [u8]], replace: bool| {
+            StoreWrite::Partial(PartialWrite {
+                kind: Kind::ZSet,
+                image: image.clone(),
+                changed: changed.iter().map(|m| Bytes::from_static(m)).collect(),
+                replace,
+                expires_at: None,
+            })
+        };
+        let verdict = |changed: &[&'static [u8]]| {
+            check_mapped_members(&mm, b"7", Some(&write(changed, false)), convert).is_ok()
+        };
+        // Few members: looked up one by one; many: the plan over the decoded image.
+        assert!(verdict(&[b"1"]));
+        assert!(verdict(&[b"3", b"1"]));
+        assert!(!verdict(&[b"2"]), "2.5 into an integer score column");
+        assert!(!verdict(&[b"x"]), "a removed member the column cannot hold");
+        assert!(verdict(&[b"9"]), "a removed integer member");
+        let many: Vec<&'static [u8]> = vec![b"1"; FEW + 1];
+        assert!(verdict(&many));
+        let mut many_bad = many.clone();
+        many_bad.push(b"2");
+        assert!(!verdict(&many_bad));
+        assert!(check_mapped_members(&mm, b"7", Some(&write(&[], true)), convert).is_err());
     }
 
     #[test]
