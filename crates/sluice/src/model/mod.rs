@@ -236,9 +236,11 @@ impl PartialWrite {
     }
 
     /// Drops from `changed` what `stored` (an older write of this key, now committed to the
-    /// database) already left as this write has it: a member (or field) whose value in this
+    /// database) wrote as this write has it: a member `stored` changed whose value in this
     /// image equals its value in `stored`'s image, absent from both included. The database
-    /// holds exactly those values now, so writing them again would change nothing. A
+    /// holds exactly those values now, so writing them again would change nothing. A member
+    /// `stored` did not write stays, even when both images agree on it: the images need not
+    /// match the table (another program may have changed the row since they were read). A
     /// leaderboard's key, rewritten while every flush is in flight, otherwise carries each
     /// flush's players into the next one too. Only sorted sets and sets (a list's positions and a
     /// stream's rows are not compared), and only when neither write replaces the whole value.
@@ -250,6 +252,8 @@ impl PartialWrite {
         fn map<'a, V>(items: impl Iterator<Item = Option<(&'a [u8], V)>>) -> HashMap<&'a [u8], V> {
             items.flatten().collect()
         }
+        let written: std::collections::HashSet<&[u8]> =
+            stored.changed.iter().map(|m| &m[..]).collect();
         let mut changed = std::mem::take(&mut self.changed);
         match self.kind {
             Kind::ZSet => {
@@ -257,12 +261,17 @@ impl PartialWrite {
                     map(zset::entries(image).map(|e| e.ok().map(|(m, s)| (m, s.to_bits()))))
                 };
                 let (ours, theirs) = (scores(&self.image), scores(&stored.image));
-                changed.retain(|m| ours.get(&m[..]) != theirs.get(&m[..]));
+                changed.retain(|m| {
+                    !written.contains(&m[..]) || ours.get(&m[..]) != theirs.get(&m[..])
+                });
             }
             Kind::Set => {
                 let members = |image| map(set::members(image).map(|m| m.ok().map(|m| (m, ()))));
                 let (ours, theirs) = (members(&self.image), members(&stored.image));
-                changed.retain(|m| ours.contains_key(&m[..]) != theirs.contains_key(&m[..]));
+                changed.retain(|m| {
+                    !written.contains(&m[..])
+                        || ours.contains_key(&m[..]) != theirs.contains_key(&m[..])
+                });
             }
             _ => {}
         }
@@ -444,6 +453,12 @@ mod tests {
         let mut newer = partial(Kind::Set, s(&["x", "z"]), b(&["x", "y", "z"]));
         newer.prune_stored(&stored);
         assert_eq!(newer.changed, b(&["z"]));
+        // A member the stored write did not write stays, though both images agree on it:
+        // another program may have added it to the table (SADD w then SREM w since).
+        let stored = partial(Kind::Set, s(&["a", "b"]), b(&["b"]));
+        let mut newer = partial(Kind::Set, s(&["a", "b"]), b(&["w", "b"]));
+        newer.prune_stored(&stored);
+        assert_eq!(newer.changed, b(&["w"]));
 
         // A replace on either side, or another kind, keeps everything.
         let mut whole = partial(Kind::Set, s(&["x"]), b(&["x"]));
