@@ -286,7 +286,8 @@ async fn build_keyspaces(
         validate_identifier(&at("key_column"), &key_column)?;
         if ks.maps_members() {
             let schema = table_schema(store, &table, &at).await?;
-            let members = members_mapping(ks, store, &schema, &table, &key_column, &at)?;
+            let backend = store::Backend::of(&config.store_url()).ok();
+            let members = members_mapping(ks, backend, &schema, &table, &key_column, &at)?;
             claim(&table, &members.member.name, at("member_column"), &ks.name)?;
             if let Some(score) = &members.score {
                 claim(&table, &score.name, at("score_column"), &ks.name)?;
@@ -434,7 +435,7 @@ async fn table_schema(
 /// keeps exact).
 fn members_mapping(
     ks: &KeyspaceConfig,
-    store: &SharedStore,
+    backend: Option<store::Backend>,
     schema: &TableSchema,
     table: &str,
     key_column: &str,
@@ -499,10 +500,11 @@ fn members_mapping(
             ));
         }
         let declared = score.declared_type.to_ascii_lowercase();
-        // PostgreSQL's real and MySQL's float hold 4 bytes; SQLite's REAL holds 8.
-        let single = (declared == "real" && !store.describe().contains("sqlite://"))
-            || declared == "float4"
-            || declared.starts_with("float") && !store.describe().contains("sqlite://");
+        // PostgreSQL's real and MySQL's float hold 4 bytes; SQLite's REAL and FLOAT hold 8.
+        let single = match backend {
+            Some(store::Backend::Sqlite(_)) => false,
+            _ => declared == "real" || declared.starts_with("float"),
+        };
         // DOUBLE(10,2) and the like round to their scale.
         let kind_ok = match score.kind {
             store::ColumnType::Integer => true,

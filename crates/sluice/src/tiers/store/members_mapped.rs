@@ -156,27 +156,31 @@ pub(crate) fn check_mapped_members(
         return Ok(());
     };
     let score_column = mm.score.as_ref().map(|s| (s, mm.as_column(s)));
+    // A member the write keeps (with its score), or one it removes (`None`): a member that
+    // cannot be in the column is in no row, but the delete would fail on the conversion, so it
+    // is refused too.
+    let mut check = |member: &[u8], kept: Option<Option<f64>>| -> Result<(), StoreError> {
+        if kept.is_some() {
+            check_member(mm, key, member)?;
+        }
+        convert(&member_column, member, false)?;
+        if let (Some((column, as_mapped)), Some(Some(score))) = (&score_column, kept) {
+            let text = score_text(mm, column, key, score)?;
+            convert(as_mapped, text.as_bytes(), false)?;
+        }
+        Ok(())
+    };
     // A client's write of a few members (ZINCRBY, SADD): each looked up in the image by a scan
     // of its bytes, without building the collection, which for a large leaderboard costs far
     // more than the write itself.
     if let StoreWrite::Partial(p) = write {
         if !p.replace && p.kind == mm.kind() && p.changed.len() <= FEW {
             for member in &p.changed {
-                let present = match &score_column {
+                let kept = match &score_column {
                     Some(_) => crate::model::zset::score(&p.image, member).map(Some),
                     None => crate::model::set::contains(&p.image, member).then_some(None),
                 };
-                match present {
-                    Some(score) => {
-                        check_member(mm, key, member)?;
-                        convert(&member_column, member, false)?;
-                        if let (Some((column, as_mapped)), Some(score)) = (&score_column, score) {
-                            let text = score_text(mm, column, key, score)?;
-                            convert(as_mapped, text.as_bytes(), false)?;
-                        }
-                    }
-                    None => convert(&member_column, member, false)?,
-                }
+                check(member, kept)?;
             }
             return Ok(());
         }
@@ -185,17 +189,10 @@ pub(crate) fn check_mapped_members(
         return Ok(());
     };
     for row in &plan.present {
-        check_member(mm, key, &row.member)?;
-        convert(&member_column, &row.member, false)?;
-        if let (Some((column, as_mapped)), Some(score)) = (&score_column, row.score) {
-            let text = score_text(mm, column, key, score)?;
-            convert(as_mapped, text.as_bytes(), false)?;
-        }
+        check(&row.member, Some(row.score))?;
     }
     for member in &plan.removed {
-        // A member that cannot be in the column is in no row: nothing to delete, but the
-        // statement would fail on the conversion, so it is refused here too.
-        convert(&member_column, member, false)?;
+        check(member, None)?;
     }
     Ok(())
 }
