@@ -89,6 +89,21 @@ start_reference_pairs() {
   start_sluice none none; SLUICE_NONE=$PORT
 }
 
+# for_each_pair KIND KEY COUNT ROWS: for each pair of start_reference_pairs (Sluice journal
+# `fsync` with redis-server `appendfsync always`, then journal `none` with redis-server without
+# persistence), fills KEY with COUNT members of KIND (bench/fill.py) on both servers, then calls
+# `ROWS SLUICE_PORT REDIS_PORT LABEL PIPELINE` for each depth in $PIPELINES (default 1 16).
+for_each_pair() {
+  local pair s r label P
+  for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
+    read -r s r label <<<"$pair"
+    python3 bench/fill.py "$1" "$s" "$2" "$3"; python3 bench/fill.py "$1" "$r" "$2" "$3"
+    for P in ${PIPELINES:-1 16}; do
+      "$4" "$s" "$r" "$label" "$P"
+    done
+  done
+}
+
 # require_redis_tools: exits with an install hint if redis-benchmark or redis-server is missing.
 require_redis_tools() {
   command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install redis-tools"; exit 1; }

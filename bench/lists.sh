@@ -28,17 +28,14 @@ fill() { python3 bench/fill.py list "$@"; } # port key count
 start_reference_pairs
 
 side_by_side_header
-for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
-  read -r s r label <<<"$pair"
-  fill "$s" bench:list 1000; fill "$r" bench:list 1000
-  for P in ${PIPELINES:-1 16}; do
-    side_by_side "$s" "$r" "LPUSH queue ($label)" "$P" 100000 LPUSH bench:queue job:__rand_int__
-    side_by_side "$s" "$r" "RPOP queue ($label)" "$P" 100000 RPOP bench:queue
-    side_by_side "$s" "$r" "LRANGE 0 9 of 1k ($label)" "$P" 1000 LRANGE bench:list 0 9
-    side_by_side "$s" "$r" "LRANGE 0 99 of 1k ($label)" "$P" 1000 LRANGE bench:list 0 99
-    side_by_side "$s" "$r" "LINDEX 500 of 1k ($label)" "$P" 1000 LINDEX bench:list 500
-  done
-done
+rows() { # SLUICE_PORT REDIS_PORT LABEL PIPELINE
+  side_by_side "$1" "$2" "LPUSH queue ($3)" "$4" 100000 LPUSH bench:queue job:__rand_int__
+  side_by_side "$1" "$2" "RPOP queue ($3)" "$4" 100000 RPOP bench:queue
+  side_by_side "$1" "$2" "LRANGE 0 9 of 1k ($3)" "$4" 1000 LRANGE bench:list 0 9
+  side_by_side "$1" "$2" "LRANGE 0 99 of 1k ($3)" "$4" 1000 LRANGE bench:list 0 99
+  side_by_side "$1" "$2" "LINDEX 500 of 1k ($3)" "$4" 1000 LINDEX bench:list 500
+}
+for_each_pair list bench:list 1000 rows
 
 echo
 echo "RPUSH onto a list, write-through on SQLite, by its length (1000 calls, one client):"

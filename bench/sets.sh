@@ -19,34 +19,18 @@ require_redis_tools
 cargo build --release -q
 setup_work
 
-run() { # port pipeline command... -> "rps p99_ms"
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -r 100000 -P "$2" --csv "${@:3}" 2>/dev/null \
-    | awk -F'"' 'NR==2 {print $4, $14}'
-}
-
-row() { # sluice-port redis-port label pipeline command...
-  local s r sp99 rp99
-  read -r s sp99 < <(run "$1" "$4" "${@:5}")
-  read -r r rp99 < <(run "$2" "$4" "${@:5}")
-  printf '| %-34s | P%-2s | %10s | %10s | %5.2fx | %6s | %6s |\n' "$3" "$4" "$s" "$r" \
-    "$(awk -v a="$s" -v b="$r" 'BEGIN{print (b>0)?a/b:0}')" "$sp99" "$rp99"
-}
-
 fill() { python3 bench/fill.py set "$@"; } # port key count
 
 start_reference_pairs
 
 side_by_side_header
-for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
-  read -r s r label <<<"$pair"
-  fill "$s" bench:small 100; fill "$r" bench:small 100
-  for P in ${PIPELINES:-1 16}; do
-    row "$s" "$r" "SADD random ($label)" "$P" SADD bench:set member:__rand_int__
-    row "$s" "$r" "SISMEMBER ($label)" "$P" SISMEMBER bench:set member:__rand_int__
-    row "$s" "$r" "SMEMBERS 100 ($label)" "$P" SMEMBERS bench:small
-    row "$s" "$r" "SPOP, set emptying ($label)" "$P" SPOP bench:set
-  done
-done
+rows() { # SLUICE_PORT REDIS_PORT LABEL PIPELINE
+  side_by_side "$1" "$2" "SADD random ($3)" "$4" 100000 SADD bench:set member:__rand_int__
+  side_by_side "$1" "$2" "SISMEMBER ($3)" "$4" 100000 SISMEMBER bench:set member:__rand_int__
+  side_by_side "$1" "$2" "SMEMBERS 100 ($3)" "$4" 100000 SMEMBERS bench:small
+  side_by_side "$1" "$2" "SPOP, set emptying ($3)" "$4" 100000 SPOP bench:set
+}
+for_each_pair set bench:small 100 rows
 
 echo
 echo "SADD of one new member, write-through on SQLite, by set size (1000 calls, one client):"

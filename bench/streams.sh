@@ -28,16 +28,13 @@ fill() { python3 bench/fill.py stream "$@"; } # port key count
 start_reference_pairs
 
 side_by_side_header
-for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
-  read -r s r label <<<"$pair"
-  fill "$s" bench:stream 1000; fill "$r" bench:stream 1000
-  for P in ${PIPELINES:-1 16}; do
-    side_by_side "$s" "$r" "XADD log MAXLEN ~ 1000 ($label)" "$P" 1 XADD bench:log MAXLEN '~' 1000 '*' sensor s1 value __rand_int__
-    side_by_side "$s" "$r" "XADD 1k streams ($label)" "$P" 1000 XADD bench:s:__rand_int__ '*' sensor s1 value 42
-    side_by_side "$s" "$r" "XREVRANGE newest 10 of 1k ($label)" "$P" 1 XREVRANGE bench:stream + - COUNT 10
-    side_by_side "$s" "$r" "XRANGE 10 from random of 1k ($label)" "$P" 1000 XRANGE bench:stream __rand_int__ + COUNT 10
-  done
-done
+rows() { # SLUICE_PORT REDIS_PORT LABEL PIPELINE
+  side_by_side "$1" "$2" "XADD log MAXLEN ~ 1000 ($3)" "$4" 1 XADD bench:log MAXLEN '~' 1000 '*' sensor s1 value __rand_int__
+  side_by_side "$1" "$2" "XADD 1k streams ($3)" "$4" 1000 XADD bench:s:__rand_int__ '*' sensor s1 value 42
+  side_by_side "$1" "$2" "XREVRANGE newest 10 of 1k ($3)" "$4" 1 XREVRANGE bench:stream + - COUNT 10
+  side_by_side "$1" "$2" "XRANGE 10 from random of 1k ($3)" "$4" 1000 XRANGE bench:stream __rand_int__ + COUNT 10
+}
+for_each_pair stream bench:stream 1000 rows
 
 echo
 echo "XADD onto a stream, write-through on SQLite, by its length (1000 calls, one client):"

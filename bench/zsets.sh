@@ -27,17 +27,14 @@ fill() { python3 bench/fill.py zset "$@"; } # port key count
 start_reference_pairs
 
 side_by_side_header
-for pair in "$SLUICE_FSYNC $REDIS_ALWAYS fsync/always" "$SLUICE_NONE $REDIS_PLAIN none/none"; do
-  read -r s r label <<<"$pair"
-  fill "$s" bench:board 1000; fill "$r" bench:board 1000
-  for P in ${PIPELINES:-1 16}; do
-    side_by_side "$s" "$r" "ZINCRBY board 1k ($label)" "$P" 1000 ZINCRBY bench:board 1 player:__rand_int__
-    side_by_side "$s" "$r" "ZSCORE board 1k ($label)" "$P" 1000 ZSCORE bench:board player:__rand_int__
-    side_by_side "$s" "$r" "ZREVRANK board 1k ($label)" "$P" 1000 ZREVRANK bench:board player:__rand_int__
-    side_by_side "$s" "$r" "ZREVRANGE top 10 ($label)" "$P" 1000 ZREVRANGE bench:board 0 9 WITHSCORES
-    side_by_side "$s" "$r" "ZADD random ($label)" "$P" 100000 ZADD bench:z __rand_int__ member:__rand_int__
-  done
-done
+rows() { # SLUICE_PORT REDIS_PORT LABEL PIPELINE
+  side_by_side "$1" "$2" "ZINCRBY board 1k ($3)" "$4" 1000 ZINCRBY bench:board 1 player:__rand_int__
+  side_by_side "$1" "$2" "ZSCORE board 1k ($3)" "$4" 1000 ZSCORE bench:board player:__rand_int__
+  side_by_side "$1" "$2" "ZREVRANK board 1k ($3)" "$4" 1000 ZREVRANK bench:board player:__rand_int__
+  side_by_side "$1" "$2" "ZREVRANGE top 10 ($3)" "$4" 1000 ZREVRANGE bench:board 0 9 WITHSCORES
+  side_by_side "$1" "$2" "ZADD random ($3)" "$4" 100000 ZADD bench:z __rand_int__ member:__rand_int__
+}
+for_each_pair zset bench:board 1000 rows
 
 echo
 echo "ZINCRBY of one player, write-through on SQLite, by board size (1000 calls, one client):"
