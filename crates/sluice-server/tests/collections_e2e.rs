@@ -33,7 +33,7 @@ fn create(tables: &Tables, flavor: &str) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE {teams} (team VARCHAR(20) NOT NULL, member VARCHAR(20) NOT NULL, \
-             UNIQUE (team, member))"
+             UNIQUE (team, member), CHECK (member <> 'forbidden'))"
         ),
         format!("CREATE TABLE {writes} (n {int} NOT NULL)"),
         format!("INSERT INTO {writes} VALUES (0)"),

@@ -122,7 +122,7 @@ async fn writes(sql: &Sql, tables: &Tables) -> i64 {
 ///   of the sorted set keyspace; a score of `1.5` goes into the double column exactly;
 /// - acknowledged ZINCRBYs survive a SIGKILL before any flush (the journal) and reach the table;
 /// - write-through SADD / SREM insert and delete rows at once; a team only the table knows
-///   reads through; a string written to a set keyspace is refused.
+///   reads through; a SADD the table refuses part-way leaves none of its rows.
 pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Tables) {
     sql(format!(
         "INSERT INTO {} (game_id, player_id, score) VALUES (1, 10, 5), (1, 11, 7.5)",
@@ -335,6 +335,19 @@ pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Table
     assert_eq!(c.cmd(&["DEL", "team:red"]).await, Reply::Int(1));
     assert!(members(sql, tables, "red").await.is_empty());
     assert_eq!(c.cmd(&["SCARD", "team:red"]).await, Reply::Int(0));
+
+    // A write the table refuses part-way (a CHECK on one member, after the others' rows were
+    // inserted) leaves none of its rows, and the client gets the error.
+    let refused = c
+        .err(&["SADD", "team:gold", "ann", "bo", "cy", "forbidden"])
+        .await;
+    let lower = refused.to_lowercase();
+    assert!(
+        lower.contains("check") || lower.contains("constraint"),
+        "{refused}"
+    );
+    assert!(members(sql, tables, "gold").await.is_empty());
+    assert_eq!(c.cmd(&["SCARD", "team:gold"]).await, Reply::Int(0));
 }
 
 /// [`collections_config`] with change capture on, as node `node`.
