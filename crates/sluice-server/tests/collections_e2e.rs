@@ -1,4 +1,4 @@
-//! Sets and sorted sets mapped onto existing tables, a row per member, end to end through the
+//! Sets, sorted sets and lists mapped onto existing tables, a row per member or element, end to end through the
 //! real `sluice` binary, on SQLite always and on PostgreSQL / MySQL when
 //! `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server (skipped, saying so,
 //! otherwise): see [`sql_e2e::collections::collections_scenario`] for what each one states.
@@ -10,21 +10,23 @@ use std::sync::Arc;
 
 use sql_e2e::collections::{
     collections_change_capture_scenario, collections_config, collections_config_with_changes,
-    collections_scenario, Sql, Tables,
+    collections_scenario, event_log_scenario, Sql, Tables,
 };
 use sql_e2e::{env_url, unique_suffix, with_cleanup, Sluice};
 
-/// The schema, and a trigger that counts every row inserted or updated in the scores table.
+/// The schema, and triggers that count every row inserted or updated in the scores and events
+/// tables (`writes.t` names the table).
 fn create(tables: &Tables, flavor: &str) -> Vec<String> {
     let Tables {
         scores,
         teams,
+        events,
         writes,
     } = tables;
-    let (int, double) = match flavor {
-        "postgres" => ("bigint", "double precision"),
-        "mysql" => ("BIGINT", "DOUBLE"),
-        _ => ("INTEGER", "REAL"),
+    let (int, double, text) = match flavor {
+        "postgres" => ("bigint", "double precision", "text"),
+        "mysql" => ("BIGINT", "DOUBLE", "TEXT"),
+        _ => ("INTEGER", "REAL", "TEXT"),
     };
     let mut sql = vec![
         format!(
@@ -35,32 +37,38 @@ fn create(tables: &Tables, flavor: &str) -> Vec<String> {
             "CREATE TABLE {teams} (team VARCHAR(20) NOT NULL, member VARCHAR(20) NOT NULL, \
              UNIQUE (team, member), CHECK (member <> 'forbidden'))"
         ),
-        format!("CREATE TABLE {writes} (n {int} NOT NULL)"),
-        format!("INSERT INTO {writes} VALUES (0)"),
+        format!(
+            "CREATE TABLE {events} (user_id VARCHAR(20) NOT NULL, seq {int} NOT NULL, \
+             payload {text}, at_ms {int}, PRIMARY KEY (user_id, seq))"
+        ),
+        format!("CREATE TABLE {writes} (t VARCHAR(10) NOT NULL, n {int} NOT NULL)"),
+        format!("INSERT INTO {writes} VALUES ('scores', 0), ('events', 0)"),
     ];
-    match flavor {
-        "postgres" => sql.extend([
-            format!(
-                "CREATE FUNCTION {writes}_count() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN UPDATE {writes} SET n = n + 1; RETURN NULL; END $$"
-            ),
-            format!(
-                "CREATE TRIGGER {writes}_t AFTER INSERT OR UPDATE ON {scores} \
-                 FOR EACH ROW EXECUTE FUNCTION {writes}_count()"
-            ),
-        ]),
-        "mysql" => sql.extend(["INSERT", "UPDATE"].map(|event| {
-            format!(
-                "CREATE TRIGGER {writes}_{event} AFTER {event} ON {scores} \
-                 FOR EACH ROW UPDATE {writes} SET n = n + 1"
-            )
-        })),
-        _ => sql.extend(["INSERT", "UPDATE"].map(|event| {
-            format!(
-                "CREATE TRIGGER {writes}_{event} AFTER {event} ON {scores} \
-                 BEGIN UPDATE {writes} SET n = n + 1; END"
-            )
-        })),
+    for (table, name) in [(scores, "scores"), (events, "events")] {
+        match flavor {
+            "postgres" => sql.extend([
+                format!(
+                    "CREATE FUNCTION {writes}_{name}() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN UPDATE {writes} SET n = n + 1 WHERE t = '{name}'; RETURN NULL; END $$"
+                ),
+                format!(
+                    "CREATE TRIGGER {writes}_{name} AFTER INSERT OR UPDATE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION {writes}_{name}()"
+                ),
+            ]),
+            "mysql" => sql.extend(["INSERT", "UPDATE"].map(|event| {
+                format!(
+                    "CREATE TRIGGER {writes}_{name}_{event} AFTER {event} ON {table} \
+                     FOR EACH ROW UPDATE {writes} SET n = n + 1 WHERE t = '{name}'"
+                )
+            })),
+            _ => sql.extend(["INSERT", "UPDATE"].map(|event| {
+                format!(
+                    "CREATE TRIGGER {writes}_{name}_{event} AFTER {event} ON {table} \
+                     BEGIN UPDATE {writes} SET n = n + 1 WHERE t = '{name}'; END"
+                )
+            })),
+        }
     }
     sql
 }
@@ -69,10 +77,16 @@ fn drop(tables: &Tables, flavor: &str) -> Vec<String> {
     let mut sql = vec![
         format!("DROP TABLE IF EXISTS {}", tables.scores),
         format!("DROP TABLE IF EXISTS {}", tables.teams),
+        format!("DROP TABLE IF EXISTS {}", tables.events),
         format!("DROP TABLE IF EXISTS {}", tables.writes),
     ];
     if flavor == "postgres" {
-        sql.push(format!("DROP FUNCTION IF EXISTS {}_count()", tables.writes));
+        for name in ["scores", "events"] {
+            sql.push(format!(
+                "DROP FUNCTION IF EXISTS {}_{name}()",
+                tables.writes
+            ));
+        }
     }
     sql
 }
@@ -82,6 +96,7 @@ async fn run(url: String, prefix: String, sql: Arc<Sql>) {
     let tables = Tables::new(&prefix);
     let mut server = Sluice::start(&collections_config(&url, &tables)).await;
     collections_scenario(&mut server, &*sql, &tables).await;
+    event_log_scenario(&mut server, &*sql, &tables).await;
 }
 
 /// A SQLite file with the scenario's tables: its directory (removed when dropped), its URL and

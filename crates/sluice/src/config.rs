@@ -236,6 +236,9 @@ pub enum KeyspaceType {
     /// Sorted sets, each the rows of one owner: `(key_column, member_column, score_column)`,
     /// the first two unique together: a leaderboard table.
     Zset,
+    /// Lists, each the rows of one owner ordered by `position_column` (an integer, unique
+    /// together with the owner), an element per row in `value_column`: an event table.
+    List,
 }
 
 /// One `[[keyspace]]` entry.
@@ -250,7 +253,7 @@ pub struct KeyspaceConfig {
     pub table: Option<String>,
     /// The table's unique key column; the capture is bound to it.
     pub key_column: Option<String>,
-    /// The column that holds the value (a string keyspace).
+    /// The column that holds the value (a string keyspace), or each element (a list keyspace).
     pub value_column: Option<String>,
     /// The columns a hash keyspace maps, each a field of the hash named as the column, in this
     /// order; absent with `type = "hash"`: every column of the table but the key column.
@@ -259,7 +262,8 @@ pub struct KeyspaceConfig {
     pub columns: Option<Vec<String>>,
     /// What the keyspace holds: `"string"` (one column, `value_column`), `"hash"` (a row,
     /// `columns`), `"set"` or `"zset"` (a row per member: `member_column`, and a zset's
-    /// `score_column`). Absent: a hash when `columns` is set, a string otherwise.
+    /// `score_column`), `"list"` (a row per element: `position_column`, `value_column`).
+    /// Absent: a hash when `columns` is set, a string otherwise.
     #[serde(default, rename = "type")]
     pub value_type: Option<KeyspaceType>,
     /// A set or sorted set keyspace: the column holding each member (one row per member;
@@ -270,6 +274,11 @@ pub struct KeyspaceConfig {
     /// double-precision column).
     #[serde(default)]
     pub score_column: Option<String>,
+    /// A list keyspace: the integer column that numbers each element (one row per element;
+    /// `key_column` is then the owner, unique only together with this column). The list is
+    /// the owner's rows in this column's order; a push takes the number one past an end.
+    #[serde(default)]
+    pub position_column: Option<String>,
     /// The write policy.
     pub policy: Policy,
     /// Lifetime of the cached copy. On mapped tables it bounds only the cache, never the row.
@@ -335,6 +344,7 @@ impl KeyspaceConfig {
             value_type: None,
             member_column: None,
             score_column: None,
+            position_column: None,
             policy,
             ttl: None,
             flush_interval: default_flush_interval(),
@@ -366,12 +376,12 @@ impl KeyspaceConfig {
 }
 
 impl KeyspaceConfig {
-    /// Whether this (mapped) entry maps a collection onto a row per member: `type = "set"` or
-    /// `type = "zset"`.
+    /// Whether this (mapped) entry maps a collection onto a row per member: `type = "set"`,
+    /// `"zset"` or `"list"`.
     pub fn maps_members(&self) -> bool {
         matches!(
             self.value_type,
-            Some(KeyspaceType::Set) | Some(KeyspaceType::Zset)
+            Some(KeyspaceType::Set) | Some(KeyspaceType::Zset) | Some(KeyspaceType::List)
         )
     }
 }

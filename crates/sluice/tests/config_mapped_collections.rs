@@ -1,9 +1,10 @@
-//! Start-up validation of set and sorted set keyspaces mapped onto tables (`type = "set"` /
-//! `"zset"`), on SQLite always and on PostgreSQL / MySQL when `SLUICE_TEST_POSTGRES_URL` /
-//! `SLUICE_TEST_MYSQL_URL` name a server: the owner and member columns must be unique
-//! together, the member column text, bytes or an integer, the score column an integer or a
-//! double (never numeric or single precision, which would round what the cache keeps), and
-//! every refusal names the field and says what to do.
+//! Start-up validation of set, sorted set and list keyspaces mapped onto tables (`type =
+//! "set"` / `"zset"` / `"list"`), on SQLite always and on PostgreSQL / MySQL when
+//! `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server: the owner and member
+//! (or position) columns must be unique together, the member column text, bytes or an integer,
+//! the score column an integer or a double (never numeric or single precision, which would
+//! round what the cache keeps), a list's position an integer and its elements text or bytes,
+//! and every refusal names the field and says what to do.
 
 mod store_common;
 
@@ -149,7 +150,108 @@ async fn validation(db: TestDb) {
     let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
     ks.member_column = Some("m".into());
     refused(&db, ks, &["member_column", "built-in"]).await;
+    lists(&db, int).await;
     db.drop_all().await;
+}
+
+fn event_log(table: &str) -> KeyspaceConfig {
+    let mut ks = KeyspaceConfig::builtin(Policy::WriteBack);
+    ks.name = "events".into();
+    ks.keys = "events:{user}".into();
+    ks.table = Some(table.into());
+    ks.key_column = Some("user_id".into());
+    ks.position_column = Some("seq".into());
+    ks.value_column = Some("payload".into());
+    ks.value_type = Some(KeyspaceType::List);
+    ks
+}
+
+/// A list keyspace: `(owner, position)` unique, the position an integer, the element text or
+/// bytes, and no set or sorted set fields.
+async fn lists(db: &TestDb, int: &str) {
+    let log = unique("events");
+    db.exec(&format!(
+        "CREATE TABLE {log} (user_id VARCHAR(20) NOT NULL, seq {int} NOT NULL, \
+         payload {}, raw {}, count {int}, label VARCHAR(20), PRIMARY KEY (user_id, seq))",
+        db.pick("TEXT", "text", "TEXT"),
+        db.pick("BLOB", "bytea", "BLOB"),
+    ))
+    .await;
+    let lines = check(db, event_log(&log)).await.expect("accepted");
+    assert!(
+        lines[0].contains(&format!("{log}(user_id,seq,payload)")),
+        "{lines:?}"
+    );
+    let mut ks = event_log(&log);
+    ks.value_column = Some("raw".into());
+    check(db, ks).await.expect("a bytes element column");
+
+    let mut ks = event_log(&log);
+    ks.value_column = Some("count".into());
+    refused(db, ks, &["value_column", "must be text"]).await;
+    let mut ks = event_log(&log);
+    ks.position_column = Some("label".into());
+    refused(db, ks, &["position_column", "integer"]).await;
+    let mut ks = event_log(&log);
+    ks.position_column = None;
+    refused(db, ks, &["position_column", "is missing"]).await;
+    let mut ks = event_log(&log);
+    ks.value_column = None;
+    refused(db, ks, &["value_column", "is missing"]).await;
+    let mut ks = event_log(&log);
+    ks.value_column = Some("seq".into());
+    refused(db, ks, &["value_column", "position column"]).await;
+    let mut ks = event_log(&log);
+    ks.member_column = Some("payload".into());
+    refused(db, ks, &["member_column", "list keyspace"]).await;
+    let mut ks = event_log(&log);
+    ks.value_type = Some(KeyspaceType::Zset);
+    ks.value_column = None;
+    refused(db, ks, &["position_column", "sorted set"]).await;
+    let mut ks = event_log(&log);
+    ks.value_type = None;
+    refused(db, ks, &["position_column", "not type"]).await;
+
+    // A unique index on the number alone: one owner's row 0 would collide with another's.
+    let solo = unique("solo_events");
+    db.exec(&format!(
+        "CREATE TABLE {solo} (user_id VARCHAR(20) NOT NULL, seq {int} NOT NULL, payload {}, \
+         UNIQUE (user_id, seq), UNIQUE (seq))",
+        db.pick("TEXT", "text", "TEXT"),
+    ))
+    .await;
+    refused(
+        db,
+        event_log(&solo),
+        &["position_column", "unique index on (seq)"],
+    )
+    .await;
+    if db.flavor == Flavor::Mysql {
+        // MySQL would refuse an out-of-range number only when the flush runs.
+        for narrow in ["INT", "BIGINT UNSIGNED"] {
+            let table = unique("narrow_events");
+            db.exec(&format!(
+                "CREATE TABLE {table} (user_id VARCHAR(20) NOT NULL, seq {narrow} NOT NULL, \
+                 payload TEXT, PRIMARY KEY (user_id, seq))"
+            ))
+            .await;
+            refused(db, event_log(&table), &["position_column", "signed BIGINT"]).await;
+        }
+    }
+
+    // Not unique together: two elements could share a number.
+    let loose = unique("loose_events");
+    db.exec(&format!(
+        "CREATE TABLE {loose} (user_id VARCHAR(20), seq {int}, payload {})",
+        db.pick("TEXT", "text", "TEXT"),
+    ))
+    .await;
+    refused(
+        db,
+        event_log(&loose),
+        &["position_column", "unique", "CREATE UNIQUE INDEX"],
+    )
+    .await;
 }
 
 #[tokio::test]

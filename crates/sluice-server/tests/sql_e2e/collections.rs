@@ -1,5 +1,5 @@
-//! Sets and sorted sets mapped onto tables, a row per member, on every backend: the scenario
-//! the backends' end-to-end tests share.
+//! Sets, sorted sets and lists mapped onto tables, a row per member or element, on every
+//! backend: the scenarios the backends' end-to-end tests share.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +12,14 @@ pub type Sql =
     dyn Fn(String) -> Pin<Box<dyn Future<Output = Vec<Vec<Option<String>>>> + Send>> + Send + Sync;
 
 /// The tables the scenario maps: `{prefix}_scores (game_id, player_id, score)` with `(game_id,
-/// player_id)` unique, `{prefix}_teams (team, member)` with both unique together, and a
-/// counter of the rows written into the scores table (a trigger per backend adds to
-/// `{prefix}_writes`).
+/// player_id)` unique, `{prefix}_teams (team, member)` with both unique together,
+/// `{prefix}_events (user_id, seq, payload, at_ms)` with `(user_id, seq)` the primary key, and
+/// counters of the rows written into the scores and events tables (triggers add to
+/// `{prefix}_writes`, a row per table named by `t`).
 pub struct Tables {
     pub scores: String,
     pub teams: String,
+    pub events: String,
     pub writes: String,
 }
 
@@ -26,13 +28,15 @@ impl Tables {
         Tables {
             scores: format!("{prefix}_scores"),
             teams: format!("{prefix}_teams"),
+            events: format!("{prefix}_events"),
             writes: format!("{prefix}_writes"),
         }
     }
 }
 
 /// The keyspaces: `leaderboard:{game}` a write-back sorted set whose flushes wait for
-/// SLUICE.FLUSH, `team:{team}` a write-through set.
+/// SLUICE.FLUSH, `team:{team}` a write-through set, `events:{user}` a write-back list (an
+/// event log, flushed by SLUICE.FLUSH too).
 pub fn collections_config(url: &str, tables: &Tables) -> String {
     format!(
         r#"
@@ -59,9 +63,22 @@ table = "{teams}"
 key_column = "team"
 member_column = "member"
 policy = "write-through"
+
+[[keyspace]]
+name = "events"
+keys = "events:{{user}}"
+type = "list"
+table = "{events}"
+key_column = "user_id"
+position_column = "seq"
+value_column = "payload"
+policy = "write-back"
+flush_interval = "1h"
+flush_batch = 100000
 "#,
         scores = tables.scores,
         teams = tables.teams,
+        events = tables.events,
     )
 }
 
@@ -106,11 +123,49 @@ async fn members(sql: &Sql, tables: &Tables, team: &str) -> Vec<String> {
 }
 
 async fn writes(sql: &Sql, tables: &Tables) -> i64 {
-    sql(format!("SELECT n FROM {}", tables.writes)).await[0][0]
+    table_writes(sql, tables, "scores").await
+}
+
+async fn table_writes(sql: &Sql, tables: &Tables, table: &str) -> i64 {
+    sql(format!(
+        "SELECT n FROM {} WHERE t = '{table}'",
+        tables.writes
+    ))
+    .await[0][0]
         .as_deref()
         .expect("a count")
         .parse()
         .expect("an integer")
+}
+
+/// SLUICE.FLUSH every 20 ms from its own connection, until stopped.
+struct Flusher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Flusher {
+    fn start(port: u16) -> Flusher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut f = super::Resp::connect(port).await.expect("connect");
+            let mut flushes = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                f.ok(&["SLUICE.FLUSH"]).await;
+                flushes += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            flushes
+        });
+        Flusher { stop, task }
+    }
+
+    /// Stops it; how many flushes it ran.
+    async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("the flusher")
+    }
 }
 
 /// A leaderboard and a set, each mapped a row per member:
@@ -182,22 +237,7 @@ pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Table
     // The same while flushes run all the time (each one finds the key rewritten while it was
     // in flight, and stores only what changed since the one before): the table ends with
     // every increment.
-    let flusher = {
-        let port = server.port;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut f = super::Resp::connect(port).await.expect("connect");
-            let mut flushes = 0u64;
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                f.ok(&["SLUICE.FLUSH"]).await;
-                flushes += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            flushes
-        });
-        (stop, task)
-    };
+    let flusher = Flusher::start(server.port);
     let before = writes(sql, tables).await;
     let mut busy: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
     for chunk in (0..UPDATES).collect::<Vec<_>>().chunks(500) {
@@ -218,8 +258,7 @@ pub async fn collections_scenario(server: &mut Sluice, sql: &Sql, tables: &Table
             assert!(matches!(reply, Reply::Bulk(Some(_))), "{reply:?}");
         }
     }
-    flusher.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    let flushes = flusher.1.await.expect("the flusher");
+    let flushes = flusher.stop().await;
     c.ok(&["SLUICE.FLUSH"]).await;
     assert_eq!(
         scores(sql, tables, 5).await,
@@ -376,7 +415,8 @@ async fn eventually(c: &mut super::Resp, args: &[&str], want: &[&str]) {
 
 /// Change capture keeps mapped collections in step with rows other programs change: a cached
 /// leaderboard shows another program's UPDATE of a score, INSERT of a player and DELETE of one;
-/// a cached write-through set shows a member inserted and one deleted behind Sluice's back.
+/// a cached write-through set shows a member inserted and one deleted behind Sluice's back; a
+/// cached event log an event appended and one edited.
 pub async fn collections_change_capture_scenario(server: &Sluice, sql: &Sql, tables: &Tables) {
     sql(format!(
         "INSERT INTO {} (game_id, player_id, score) VALUES (3, 1, 10), (3, 2, 20)",
@@ -416,4 +456,215 @@ pub async fn collections_change_capture_scenario(server: &Sluice, sql: &Sql, tab
     .await;
     eventually(&mut c, &board, &["3", "5", "1", "99"]).await;
     eventually(&mut c, &["SMEMBERS", "team:green"], &["bo"]).await;
+
+    // A cached event log shows another program's new event and its edit of an older one.
+    sql(format!(
+        "INSERT INTO {} (user_id, seq, payload) VALUES ('u7', 1, 'a')",
+        tables.events
+    ))
+    .await;
+    let log = ["LRANGE", "events:u7", "0", "-1"];
+    assert_eq!(strings(c.cmd(&log).await), ["a"]);
+    sql(format!(
+        "INSERT INTO {} (user_id, seq, payload) VALUES ('u7', 2, 'b')",
+        tables.events
+    ))
+    .await;
+    sql(format!(
+        "UPDATE {} SET payload = 'A' WHERE user_id = 'u7' AND seq = 1",
+        tables.events
+    ))
+    .await;
+    eventually(&mut c, &log, &["A", "b"]).await;
+}
+
+/// `(seq, payload)` rows of one user's events, by seq.
+async fn events(sql: &Sql, tables: &Tables, user: &str) -> Vec<(i64, Option<String>)> {
+    let mut rows: Vec<(i64, Option<String>)> = sql(format!(
+        "SELECT seq, payload FROM {} WHERE user_id = '{user}'",
+        tables.events
+    ))
+    .await
+    .into_iter()
+    .map(|r| {
+        let seq = r[0].clone().expect("not NULL").parse().expect("a seq");
+        (seq, r[1].clone())
+    })
+    .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+/// `(seq, payload)` pairs for `from..to`, payload `{prefix}{seq}`.
+fn numbered(prefix: &str, seqs: std::ops::Range<i64>) -> Vec<(i64, Option<String>)> {
+    seqs.map(|i| (i, Some(format!("{prefix}{i}")))).collect()
+}
+
+/// RPUSH `user`'s list `{prefix}{seq}` for each seq in `seqs`, one command per element,
+/// pipelined; every reply the new length.
+async fn push_events(c: &mut super::Resp, user: &str, prefix: &str, seqs: std::ops::Range<i64>) {
+    let all: Vec<i64> = seqs.collect();
+    for chunk in all.chunks(500) {
+        let commands: Vec<Vec<String>> = chunk
+            .iter()
+            .map(|i| {
+                vec![
+                    "RPUSH".into(),
+                    format!("events:{user}"),
+                    format!("{prefix}{i}"),
+                ]
+            })
+            .collect();
+        for reply in c.pipeline(&commands).await {
+            assert!(matches!(reply, Reply::Int(_)), "{reply:?}");
+        }
+    }
+}
+
+/// A list mapped onto an event table, a row per element numbered by `seq`:
+/// - rows another program wrote read through as the list, in `seq` order;
+/// - RPUSH under write-back appends rows numbered one past the tail, one row per push (a
+///   trigger counts them), also while flushes run all the time: no row is written twice;
+/// - LPOP deletes the head row, LSET updates one row in place (its unmapped column kept),
+///   LPUSH takes the number before the head, LTRIM deletes the rows it drops;
+/// - an LINSERT between rows numbered one apart is refused before it is acknowledged and
+///   changes nothing; so is an LMOVE of an element the element column cannot hold, which
+///   leaves the source list as it was, in MULTI/EXEC too;
+/// - BLPOP on a mapped list is woken by an RPUSH from another connection;
+/// - acknowledged pushes survive a SIGKILL before any flush and reach the table; after the
+///   restart the cold cache reads each list back from the table; DEL deletes every row.
+pub async fn event_log_scenario(server: &mut Sluice, sql: &Sql, tables: &Tables) {
+    let t = &tables.events;
+    sql(format!(
+        "INSERT INTO {t} (user_id, seq, payload, at_ms) VALUES ('u1', 2, 'login', 20), ('u1', 1, 'signup', 10)"
+    ))
+    .await;
+    let mut c = server.client().await;
+    assert_eq!(
+        strings(c.cmd(&["LRANGE", "events:u1", "0", "-1"]).await),
+        ["signup", "login"]
+    );
+    assert_eq!(
+        c.cmd(&["TYPE", "events:u1"]).await,
+        Reply::Status("list".into())
+    );
+
+    // The event log: one row per push, numbered on from the tail.
+    let before = table_writes(sql, tables, "events").await;
+    push_events(&mut c, "u1", "e", 3..1003).await;
+    assert!(
+        events(sql, tables, "u1").await.len() == 2,
+        "nothing flushed yet"
+    );
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert_eq!(table_writes(sql, tables, "events").await - before, 1000);
+    let mut want = vec![(1, Some("signup".into())), (2, Some("login".into()))];
+    want.extend(numbered("e", 3..1003));
+    assert_eq!(events(sql, tables, "u1").await, want);
+
+    // The same while flushes run all the time: each flush finds the key rewritten while it was
+    // in flight and stores only the elements pushed since the one before.
+    let before = table_writes(sql, tables, "events").await;
+    let flusher = Flusher::start(server.port);
+    push_events(&mut c, "u5", "b", 0..3000).await;
+    let flushes = flusher.stop().await;
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert_eq!(events(sql, tables, "u5").await, numbered("b", 0..3000));
+    assert_eq!(
+        table_writes(sql, tables, "events").await - before,
+        3000,
+        "each row written once over {flushes} flushes"
+    );
+
+    // Pops, sets, pushes at the head, trims.
+    assert_eq!(
+        c.cmd(&["LPOP", "events:u1"]).await.bulk_str().as_deref(),
+        Some("signup")
+    );
+    c.ok(&["LSET", "events:u1", "0", "LOGIN"]).await;
+    assert_eq!(
+        c.cmd(&["LPUSH", "events:u1", "first"]).await,
+        Reply::Int(1002)
+    );
+    c.ok(&["LTRIM", "events:u1", "0", "9"]).await;
+    let refused = c
+        .err(&["LINSERT", "events:u1", "BEFORE", "e5", "between"])
+        .await;
+    assert!(
+        refused.contains("LINSERT") && refused.contains("seq"),
+        "{refused}"
+    );
+    c.ok(&["SLUICE.FLUSH"]).await;
+    let mut want = vec![(1, Some("first".into())), (2, Some("LOGIN".into()))];
+    want.extend(numbered("e", 3..11));
+    assert_eq!(events(sql, tables, "u1").await, want);
+    assert_eq!(
+        sql(format!(
+            "SELECT at_ms FROM {t} WHERE user_id = 'u1' AND seq = 2"
+        ))
+        .await,
+        [[Some("20".to_string())]],
+        "LSET updated the row in place"
+    );
+
+    // LMOVE into the event log of an element its text column cannot hold (not UTF-8) is
+    // refused and leaves the source list as it was, in MULTI/EXEC too.
+    let pushed = c
+        .cmd(&[
+            "EVAL",
+            "return redis.call('RPUSH', KEYS[1], string.char(255))",
+            "1",
+            "bin:src",
+        ])
+        .await;
+    assert_eq!(pushed, Reply::Int(1));
+    let refused = c
+        .err(&["LMOVE", "bin:src", "events:u8", "LEFT", "RIGHT"])
+        .await;
+    assert!(refused.contains("payload"), "{refused}");
+    c.ok(&["MULTI"]).await;
+    assert_eq!(
+        c.cmd(&["LMOVE", "bin:src", "events:u8", "LEFT", "RIGHT"])
+            .await,
+        Reply::Status("QUEUED".into())
+    );
+    let Reply::Array(Some(replies)) = c.cmd(&["EXEC"]).await else {
+        panic!("EXEC replies with an array");
+    };
+    assert!(replies[0].error().is_some(), "{replies:?}");
+    assert_eq!(c.cmd(&["LLEN", "bin:src"]).await, Reply::Int(1));
+    assert_eq!(c.cmd(&["EXISTS", "events:u8"]).await, Reply::Int(0));
+
+    // A blocked pop on a mapped list, woken by a push from another connection.
+    let port = server.port;
+    let waiter = tokio::spawn(async move {
+        let mut w = super::Resp::connect(port).await.expect("connect");
+        w.cmd(&["BLPOP", "events:u3", "10"]).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(c.cmd(&["RPUSH", "events:u3", "job"]).await, Reply::Int(1));
+    assert_eq!(
+        strings(waiter.await.expect("the waiter")),
+        ["events:u3", "job"]
+    );
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert!(events(sql, tables, "u3").await.is_empty());
+
+    // Acknowledged, not flushed, then SIGKILL: the journal brings them to the table.
+    push_events(&mut c, "u2", "x", 0..50).await;
+    server.kill_and_restart().await;
+    let mut c = server.client().await;
+    assert_eq!(c.cmd(&["LLEN", "events:u2"]).await, Reply::Int(50));
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert_eq!(events(sql, tables, "u2").await, numbered("x", 0..50));
+    let mut want = vec!["first".to_string(), "LOGIN".into()];
+    want.extend((3..11).map(|i| format!("e{i}")));
+    assert_eq!(
+        strings(c.cmd(&["LRANGE", "events:u1", "0", "-1"]).await),
+        want
+    );
+    assert_eq!(c.cmd(&["DEL", "events:u2"]).await, Reply::Int(1));
+    c.ok(&["SLUICE.FLUSH"]).await;
+    assert!(events(sql, tables, "u2").await.is_empty());
+    assert_eq!(c.cmd(&["EXISTS", "events:u2"]).await, Reply::Int(0));
 }

@@ -41,11 +41,13 @@ impl Access<'_> {
         f: impl FnOnce(&mut ListValue) -> Result<T, SluiceError>,
     ) -> Result<T, SluiceError> {
         let route = self.route(db, key.clone());
+        let fresh_key_replaces = route.fresh_key_replaces();
         self.write_routed(route, true, |current| {
             let expires_at = current.as_ref().and_then(|e| e.expires_at);
             // A key that reads as absent may still have rows (expired, not yet purged): a
-            // list made there replaces them.
-            let fresh = current.is_none();
+            // list made there replaces them. On a mapped table no rows were read, and rows
+            // another program inserts meanwhile stay.
+            let fresh = current.is_none() && fresh_key_replaces;
             let mut list = list_of(current)?.unwrap_or_default();
             let result = f(&mut list)?;
             Ok((list_write(&list, fresh, expires_at), result))
@@ -66,10 +68,11 @@ impl Access<'_> {
         only_existing: bool,
     ) -> Result<usize, SluiceError> {
         let route = self.route(db, key.clone());
+        let fresh_key_replaces = route.fresh_key_replaces();
         self.write_routed(route, true, |current| {
             let (image, expires_at, fresh) = match image_of(current)? {
                 None if only_existing => return Ok((None, 0)),
-                None => (Bytes::new(), None, true),
+                None => (Bytes::new(), None, fresh_key_replaces),
                 Some((image, expires_at)) => (image, expires_at, false),
             };
             if elements.is_empty() {
@@ -181,24 +184,33 @@ impl Access<'_> {
         to_front: bool,
     ) -> Result<Option<MovedElement>, SluiceError> {
         // As Redis: a missing source moves nothing, whatever the destination holds.
-        if self.list_image(db, src.clone()).await?.is_none() {
-            return Ok(None);
-        }
-        self.list_image(db, dst.clone()).await?;
-        let popped = self
-            .update_list(db, src, |list| {
-                Ok(list.pop(from_front).map(|e| (e, list.is_empty())))
-            })
-            .await?;
-        let Some((element, src_deleted)) = popped else {
+        let Some(source) = self.list_image(db, src.clone()).await? else {
             return Ok(None);
         };
-        let element = Bytes::copy_from_slice(&element);
+        self.list_image(db, dst.clone()).await?;
+        let end = if from_front {
+            list::elements(&source).next()
+        } else {
+            list::elements(&source).last()
+        };
+        let Some((_, element)) = end.transpose()? else {
+            return Ok(None);
+        };
+        let element = Bytes::copy_from_slice(element);
+        // The push first: a destination that refuses it (a mapped table whose column cannot
+        // hold the element) leaves the source as it was, in a transaction too, where a failed
+        // command's earlier writes stay staged.
         self.update_list(db, dst, |list| {
             list.push([element.clone()], to_front);
             Ok(())
         })
         .await?;
+        let src_deleted = self
+            .update_list(db, src, |list| {
+                list.pop(from_front);
+                Ok(list.is_empty())
+            })
+            .await?;
         Ok(Some(MovedElement {
             element,
             src_deleted,
@@ -207,7 +219,8 @@ impl Access<'_> {
 }
 
 /// The write that stores an edited list: none if unchanged, a delete if emptied, else the
-/// positions it touched (the whole list if it is new or was renumbered).
+/// positions it touched (the whole list if it was renumbered, or is new and `fresh`: a new key
+/// that replaces what its rows held).
 fn list_write(list: &ListValue, fresh: bool, expires_at: Option<u64>) -> Option<StoreWrite> {
     if !list.changed() {
         return None;

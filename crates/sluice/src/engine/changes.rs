@@ -181,7 +181,7 @@ impl Engine {
         let mut keys: Vec<(Bytes, Option<ChangedRow>)> = Vec::new();
         // Each key's type, for the `changed` keyspace notification sent once it is applied:
         // kept only while someone listens (asked once per batch).
-        let notify = [Kind::String, Kind::Hash, Kind::Set, Kind::ZSet]
+        let notify = [Kind::String, Kind::Hash, Kind::Set, Kind::ZSet, Kind::List]
             .into_iter()
             .any(|kind| self.key_event_sink(KeyEvent::Changed(kind)).is_some());
         let mut kinds: Vec<Kind> = Vec::new();

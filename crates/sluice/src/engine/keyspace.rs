@@ -206,7 +206,7 @@ impl Keyspace {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
-            Mapping::Members(m) => match &m.score {
+            Mapping::Members(m) => match &m.value {
                 Some(s) => format!("{}({},{},{})", m.table, m.key_column, m.member.name, s.name),
                 None => format!("{}({},{})", m.table, m.key_column, m.member.name),
             },

@@ -259,6 +259,7 @@ async fn build_keyspaces(
                 ("type", ks.value_type.is_some()),
                 ("member_column", ks.member_column.is_some()),
                 ("score_column", ks.score_column.is_some()),
+                ("position_column", ks.position_column.is_some()),
             ] {
                 if set {
                     return Err(ConfigError::invalid(
@@ -288,9 +289,14 @@ async fn build_keyspaces(
             let schema = table_schema(store, &table, &at).await?;
             let backend = store::Backend::of(&config.store_url()).ok();
             let members = members_mapping(ks, backend, &schema, &table, &key_column, &at)?;
-            claim(&table, &members.member.name, at("member_column"), &ks.name)?;
-            if let Some(score) = &members.score {
-                claim(&table, &score.name, at("score_column"), &ks.name)?;
+            let (member_field, value_field) = if members.kind == crate::model::Kind::List {
+                ("position_column", "value_column")
+            } else {
+                ("member_column", "score_column")
+            };
+            claim(&table, &members.member.name, at(member_field), &ks.name)?;
+            if let Some(value) = &members.value {
+                claim(&table, &value.name, at(value_field), &ks.name)?;
             }
             keyspaces.push(new_keyspace(
                 keyspaces.len(),
@@ -303,11 +309,12 @@ async fn build_keyspaces(
         for (field, set) in [
             ("member_column", ks.member_column.is_some()),
             ("score_column", ks.score_column.is_some()),
+            ("position_column", ks.position_column.is_some()),
         ] {
             if set {
                 return Err(ConfigError::invalid(
                     at(field),
-                    "is set on a keyspace that is not type = \"set\" or \"zset\"; remove it, or set the type",
+                    "is set on a keyspace that is not type = \"set\", \"zset\" or \"list\"; remove it, or set the type",
                 ));
             }
         }
@@ -429,10 +436,11 @@ async fn table_schema(
         })
 }
 
-/// A set or sorted set keyspace's table: the owner (`key_column`) and member columns unique
-/// together, the member a text, bytes or integer column, a sorted set's score an integer or
-/// double-precision column (a numeric or single-precision column would round scores the cache
-/// keeps exact).
+/// A set, sorted set or list keyspace's table: the owner (`key_column`) and member columns
+/// unique together, the member a text, bytes or integer column, a sorted set's score an integer
+/// or double-precision column (a numeric or single-precision column would round scores the
+/// cache keeps exact); a list's position an integer column and its elements a text or bytes
+/// column.
 fn members_mapping(
     ks: &KeyspaceConfig,
     backend: Option<store::Backend>,
@@ -441,23 +449,46 @@ fn members_mapping(
     key_column: &str,
     at: &dyn Fn(&str) -> String,
 ) -> Result<MappedMembers, ConfigError> {
-    let zset = ks.value_type == Some(crate::config::KeyspaceType::Zset);
-    for (field, set) in [
-        ("value_column", ks.value_column.is_some()),
-        ("columns", ks.columns.is_some()),
-    ] {
-        if set {
-            return Err(ConfigError::invalid(
-                at(field),
-                "is set on a set or sorted set keyspace, whose members are rows (member_column, and score_column for a zset); remove it",
-            ));
+    use crate::config::KeyspaceType;
+    let kind = match ks.value_type {
+        Some(KeyspaceType::Zset) => crate::model::Kind::ZSet,
+        Some(KeyspaceType::List) => crate::model::Kind::List,
+        _ => crate::model::Kind::Set,
+    };
+    let list = kind == crate::model::Kind::List;
+    let on_mysql = matches!(backend, Some(store::Backend::MySql));
+    let misplaced: &[(&str, bool)] = if list {
+        &[
+            ("columns", ks.columns.is_some()),
+            ("member_column", ks.member_column.is_some()),
+            ("score_column", ks.score_column.is_some()),
+        ]
+    } else {
+        &[
+            ("value_column", ks.value_column.is_some()),
+            ("columns", ks.columns.is_some()),
+            ("position_column", ks.position_column.is_some()),
+        ]
+    };
+    for (field, set) in misplaced {
+        if *set {
+            let why = if list {
+                "is set on a list keyspace, whose elements are rows (position_column numbers them, value_column holds them); remove it"
+            } else {
+                "is set on a set or sorted set keyspace, whose members are rows (member_column, and score_column for a zset); remove it"
+            };
+            return Err(ConfigError::invalid(at(field), why));
         }
     }
     let column = |field: &str, name: &Option<String>| -> Result<ColumnInfo, ConfigError> {
         let name = name.clone().ok_or_else(|| {
             ConfigError::invalid(
                 at(field),
-                format!("is missing; a set or sorted set keyspace keeps a row per member, so set {field}"),
+                format!(
+                    "is missing; a {} keyspace keeps a row per {}, so set {field}",
+                    if list { "list" } else { "set or sorted set" },
+                    if list { "element" } else { "member" },
+                ),
             )
         })?;
         validate_identifier(&at(field), &name)?;
@@ -478,74 +509,173 @@ fn members_mapping(
             format!("table {table:?} has no column {key_column:?}"),
         )
     })?;
-    let member = column("member_column", &ks.member_column)?;
-    if !matches!(
-        member.kind,
-        store::ColumnType::Text | store::ColumnType::Blob | store::ColumnType::Integer
-    ) {
+    let member_field = if list {
+        "position_column"
+    } else {
+        "member_column"
+    };
+    let member = column(
+        member_field,
+        if list {
+            &ks.position_column
+        } else {
+            &ks.member_column
+        },
+    )?;
+    let member_ok = if list {
+        member.kind == store::ColumnType::Integer
+    } else {
+        matches!(
+            member.kind,
+            store::ColumnType::Text | store::ColumnType::Blob | store::ColumnType::Integer
+        )
+    };
+    if !member_ok {
+        let needs = if list {
+            "a position column must be an integer column: the list is its rows in this column's order, and a push takes the number one past an end"
+        } else {
+            "a member column must be text, bytes or an integer, so that every member reads back as it was written"
+        };
         return Err(ConfigError::invalid(
-            at("member_column"),
+            at(member_field),
             format!(
-                "column {table}.{} is {}; a member column must be text, bytes or an integer, so that every member reads back as it was written",
+                "column {table}.{} is {}; {needs}",
                 member.name, member.declared_type
             ),
         ));
     }
-    let score = if zset {
-        let score = column("score_column", &ks.score_column)?;
-        if score.name.eq_ignore_ascii_case(&member.name) {
-            return Err(ConfigError::invalid(
-                at("score_column"),
-                "is the member column; map scores onto another column",
-            ));
+    let value = match kind {
+        crate::model::Kind::ZSet => {
+            let score = column("score_column", &ks.score_column)?;
+            Some(score_column(score, backend, table, &member, at)?)
         }
-        let declared = score.declared_type.to_ascii_lowercase();
-        // PostgreSQL's real and MySQL's float hold 4 bytes; SQLite's REAL and FLOAT hold 8.
-        let single = match backend {
-            Some(store::Backend::Sqlite(_)) => false,
-            _ => declared == "real" || declared.starts_with("float"),
-        };
-        // DOUBLE(10,2) and the like round to their scale.
-        let kind_ok = match score.kind {
-            store::ColumnType::Integer => true,
-            store::ColumnType::Real => !declared.contains('('),
-            _ => false,
-        };
-        if !kind_ok || single {
-            return Err(ConfigError::invalid(
-                at("score_column"),
-                format!(
-                    "column {table}.{} is {}; a score column must be an integer or double-precision column, which hold a score exactly (a numeric or single-precision column would round what the cache keeps)",
-                    score.name, score.declared_type
-                ),
-            ));
+        crate::model::Kind::List => {
+            let element = column("value_column", &ks.value_column)?;
+            if element.name.eq_ignore_ascii_case(&member.name) {
+                return Err(ConfigError::invalid(
+                    at("value_column"),
+                    "is the position column; map elements onto another column",
+                ));
+            }
+            if !matches!(
+                element.kind,
+                store::ColumnType::Text | store::ColumnType::Blob
+            ) {
+                return Err(ConfigError::invalid(
+                    at("value_column"),
+                    format!(
+                        "column {table}.{} is {}; a list's elements are strings, so the element column must be text (which takes UTF-8) or bytes (any bytes)",
+                        element.name, element.declared_type
+                    ),
+                ));
+            }
+            Some(element)
         }
-        Some(score)
-    } else {
-        if ks.score_column.is_some() {
-            return Err(ConfigError::invalid(
-                at("score_column"),
-                "is set on a set keyspace; remove it, or set type = \"zset\"",
-            ));
+        _ => {
+            if ks.score_column.is_some() {
+                return Err(ConfigError::invalid(
+                    at("score_column"),
+                    "is set on a set keyspace; remove it, or set type = \"zset\"",
+                ));
+            }
+            None
         }
-        None
     };
     if !schema.is_unique_key(&[&key_col.name, &member.name]) {
+        let each = if list { "each element" } else { "each member" };
         return Err(ConfigError::invalid(
-            at("member_column"),
+            at(member_field),
             format!(
-                "columns ({}, {}) of {table} are not a primary key or unique index; add one (for example CREATE UNIQUE INDEX ON {table} ({}, {})), so each member is one row",
+                "columns ({}, {}) of {table} are not a primary key or unique index; add one (for example CREATE UNIQUE INDEX ON {table} ({}, {})), so {each} is one row",
                 key_col.name, member.name, key_col.name, member.name
             ),
         ));
+    }
+    // Another unique index over the member (or score, or element) column that leaves the
+    // owner out would make one owner's write collide with another owner's row: an upsert that
+    // updates the other owner's row (MySQL), or a write refused after it was acknowledged.
+    let owner_and_member = [key_col.name.as_str(), member.name.as_str()];
+    let mapped: Vec<&str> = std::iter::once(member.name.as_str())
+        .chain(value.as_ref().map(|v| v.name.as_str()))
+        .collect();
+    for unique_key in &schema.unique_keys {
+        let has = |c: &str| unique_key.iter().any(|k| k.eq_ignore_ascii_case(c));
+        if owner_and_member.iter().all(|c| has(c)) {
+            continue;
+        }
+        if let Some(column) = mapped.iter().find(|c| has(c)) {
+            return Err(ConfigError::invalid(
+                at(member_field),
+                format!(
+                    "table {table} has a unique index on ({}) that holds {column} but not both {} and {}, so one owner's row could collide with another's; drop that index, or map another table",
+                    unique_key.join(", "),
+                    key_col.name,
+                    member.name
+                ),
+            ));
+        }
+    }
+    // MySQL stores an out-of-range integer as an error only when the flush runs; PostgreSQL's
+    // and SQLite's integer conversions check the range before the ack.
+    if list && on_mysql {
+        let declared = member.declared_type.to_ascii_lowercase();
+        if !declared.starts_with("bigint") || declared.contains("unsigned") {
+            return Err(ConfigError::invalid(
+                at(member_field),
+                format!(
+                    "column {table}.{} is {}; on MySQL a position column must be a signed BIGINT: an LPUSH numbers its row below the head's (0, then -1), and numbers run to ±2^38",
+                    member.name, member.declared_type
+                ),
+            ));
+        }
     }
     Ok(MappedMembers {
         table: table.to_string(),
         key_column: key_col.name.clone(),
         key_type: key_col.kind,
+        kind,
         member,
-        score,
+        value,
     })
+}
+
+/// Checks a sorted set keyspace's score column: an integer or double-precision column other
+/// than the member column.
+fn score_column(
+    score: ColumnInfo,
+    backend: Option<store::Backend>,
+    table: &str,
+    member: &ColumnInfo,
+    at: &dyn Fn(&str) -> String,
+) -> Result<ColumnInfo, ConfigError> {
+    if score.name.eq_ignore_ascii_case(&member.name) {
+        return Err(ConfigError::invalid(
+            at("score_column"),
+            "is the member column; map scores onto another column",
+        ));
+    }
+    let declared = score.declared_type.to_ascii_lowercase();
+    // PostgreSQL's real and MySQL's float hold 4 bytes; SQLite's REAL and FLOAT hold 8.
+    let single = match backend {
+        Some(store::Backend::Sqlite(_)) => false,
+        _ => declared == "real" || declared.starts_with("float"),
+    };
+    // DOUBLE(10,2) and the like round to their scale.
+    let kind_ok = match score.kind {
+        store::ColumnType::Integer => true,
+        store::ColumnType::Real => !declared.contains('('),
+        _ => false,
+    };
+    if !kind_ok || single {
+        return Err(ConfigError::invalid(
+            at("score_column"),
+            format!(
+                "column {table}.{} is {}; a score column must be an integer or double-precision column, which hold a score exactly (a numeric or single-precision column would round what the cache keeps)",
+                score.name, score.declared_type
+            ),
+        ));
+    }
+    Ok(score)
 }
 
 /// The columns a hash keyspace maps, in order: `columns` as configured (each a plain

@@ -242,8 +242,9 @@ impl PartialWrite {
     /// `stored` did not write stays, even when both images agree on it: the images need not
     /// match the table (another program may have changed the row since they were read). A
     /// leaderboard's key, rewritten while every flush is in flight, otherwise carries each
-    /// flush's players into the next one too. Only sorted sets and sets (a list's positions and a
-    /// stream's rows are not compared), and only when neither write replaces the whole value.
+    /// flush's players into the next one too (an event log's key, each flush's events). Sorted
+    /// sets, sets and lists (an element by its position; a stream's rows are not compared),
+    /// and only when neither write replaces the whole value.
     pub fn prune_stored(&mut self, stored: &PartialWrite) {
         use std::collections::HashMap;
         if self.replace || stored.replace || self.kind != stored.kind || self.changed.is_empty() {
@@ -271,6 +272,20 @@ impl PartialWrite {
                 changed.retain(|m| {
                     !written.contains(&m[..])
                         || ours.contains_key(&m[..]) != theirs.contains_key(&m[..])
+                });
+            }
+            Kind::List => {
+                let elements = |image| {
+                    list::elements(image)
+                        .map_while(Result::ok)
+                        .collect::<HashMap<i64, &[u8]>>()
+                };
+                let (ours, theirs) = (elements(&self.image), elements(&stored.image));
+                changed.retain(|m| {
+                    let Some(position) = list::position_of(m) else {
+                        return true;
+                    };
+                    !written.contains(&m[..]) || ours.get(&position) != theirs.get(&position)
                 });
             }
             _ => {}
@@ -466,8 +481,26 @@ mod tests {
         let mut kept = partial(Kind::Set, s(&["x"]), b(&["x"]));
         kept.prune_stored(&whole);
         assert_eq!(kept.changed, b(&["x"]));
-        let mut list = partial(Kind::List, Bytes::new(), b(&["p"]));
-        list.prune_stored(&partial(Kind::List, Bytes::new(), b(&["p"])));
-        assert_eq!(list.changed, b(&["p"]));
+        let mut stream = partial(Kind::Stream, Bytes::new(), b(&["p"]));
+        stream.prune_stored(&partial(Kind::Stream, Bytes::new(), b(&["p"])));
+        assert_eq!(stream.changed, b(&["p"]));
+
+        // A list by position: flushed e0, e1 (pushed); since: e2 pushed and e0 set anew.
+        let key = |p: i64| Bytes::copy_from_slice(&list::position_key(p * list::POSITION_STEP));
+        let l = |v: &[(i64, &'static str)]| {
+            list::ListValue::from_rows(v.iter().map(|(p, e)| (key(*p), Bytes::from(*e)))).encode()
+        };
+        let stored = partial(Kind::List, l(&[(0, "e0"), (1, "e1")]), vec![key(0), key(1)]);
+        let mut newer = partial(
+            Kind::List,
+            l(&[(0, "E0"), (1, "e1"), (2, "e2")]),
+            vec![key(0), key(1), key(2)],
+        );
+        newer.prune_stored(&stored);
+        assert_eq!(newer.changed, vec![key(0), key(2)]);
+        // An element popped since is still removed.
+        let mut popped = partial(Kind::List, l(&[(1, "e1")]), vec![key(0), key(1)]);
+        popped.prune_stored(&stored);
+        assert_eq!(popped.changed, vec![key(0)]);
     }
 }

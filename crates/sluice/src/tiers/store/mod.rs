@@ -208,10 +208,11 @@ impl MappedRow {
     }
 }
 
-/// A mapped set or sorted set keyspace: a collection is the rows of `table` whose
+/// A mapped set, sorted set or list keyspace: a collection is the rows of `table` whose
 /// `key_column` is the capture (its owner), a row per member, `(key_column, member.name)`
-/// unique together; a sorted set's scores in `score`. No rows is a missing key. See
-/// `members_mapped.rs` for how writes become statements.
+/// unique together; a sorted set's scores, or a list's elements, in `value`. A list's member
+/// column is its position column: an element's sequence number, the list ordered by it. No rows
+/// is a missing key. See `members_mapped.rs` for how writes become statements.
 #[derive(Debug, Clone)]
 pub struct MappedMembers {
     /// Validated table identifier.
@@ -220,20 +221,19 @@ pub struct MappedMembers {
     pub key_column: String,
     /// Conversion for the key capture.
     pub key_type: ColumnType,
-    /// The member column: text, bytes or an integer.
+    /// The type each owner's rows make: [`crate::model::Kind::Set`], `ZSet` or `List`.
+    pub kind: crate::model::Kind,
+    /// The member column: text, bytes or an integer; a list's position column (an integer).
     pub member: ColumnInfo,
-    /// The score column of a sorted set (an integer or a double); `None` for a set.
-    pub score: Option<ColumnInfo>,
+    /// The column beside the member: a sorted set's score (an integer or a double), a list's
+    /// element (text or bytes); `None` for a set.
+    pub value: Option<ColumnInfo>,
 }
 
 impl MappedMembers {
     /// The type this keyspace holds.
     pub fn kind(&self) -> crate::model::Kind {
-        if self.score.is_some() {
-            crate::model::Kind::ZSet
-        } else {
-            crate::model::Kind::Set
-        }
+        self.kind
     }
 
     /// One column seen as a mapped string column of the same table, so the converters and
@@ -261,7 +261,7 @@ pub enum Target {
     Mapped(Arc<MappedTable>),
     /// A row of an existing table, as a hash.
     Row(Arc<MappedRow>),
-    /// Rows of an existing table, one per member, as a set or sorted set.
+    /// Rows of an existing table, one per member, as a set, sorted set or list.
     Members(Arc<MappedMembers>),
 }
 

@@ -412,7 +412,7 @@ fn write_mapped_members(
     if plan.present.is_empty() {
         return Ok(Written::NOTHING);
     }
-    match &mm.score {
+    match &mm.value {
         None => {
             let mut st = conn
                 .prepare_cached(&format!(
@@ -425,21 +425,20 @@ fn write_mapped_members(
                 st.execute(params![owner, m]).map_err(failed)?;
             }
         }
-        Some(score) => {
-            let score_column = mm.as_column(score);
-            let sc = quote_identifier(&score.name);
+        Some(column) => {
+            let value_column = mm.as_column(column);
+            let vc = quote_identifier(&column.name);
             let mut st = conn
                 .prepare_cached(&format!(
-                    "INSERT INTO {t} ({kc}, {mc}, {sc}) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT ({kc}, {mc}) DO UPDATE SET {sc} = excluded.{sc}"
+                    "INSERT INTO {t} ({kc}, {mc}, {vc}) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT ({kc}, {mc}) DO UPDATE SET {vc} = excluded.{vc}"
                 ))
                 .map_err(failed)?;
             for row in &plan.present {
                 members_mapped::check_member(mm, key, &row.member)?;
                 let m = to_sql(&member_column, &row.member, key, false)?;
-                let text =
-                    members_mapped::score_text(mm, score, key, row.score.unwrap_or_default())?;
-                let v = to_sql(&score_column, text.as_bytes(), key, false)?;
+                let text = members_mapped::value_text(mm, key, row)?.unwrap_or_default();
+                let v = to_sql(&value_column, &text, key, false)?;
                 st.execute(params![owner, m, v]).map_err(failed)?;
             }
         }
@@ -1062,12 +1061,12 @@ impl Store for SqliteStore {
             }
             Target::Members(mm) => {
                 let k = to_sql(&mm.as_column(&mm.member), &key, &key, true)?;
-                let score = match &mm.score {
+                let beside = match &mm.value {
                     Some(s) => column_out(&s.name),
                     None => "NULL".to_string(),
                 };
                 let sql = format!(
-                    "SELECT {m}, {score} FROM {t} WHERE {k} = ?1",
+                    "SELECT {m}, {beside} FROM {t} WHERE {k} = ?1",
                     m = column_out(&mm.member.name),
                     t = quote_identifier(&mm.table),
                     k = quote_identifier(&mm.key_column),

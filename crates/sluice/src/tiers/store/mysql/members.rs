@@ -1,4 +1,4 @@
-//! A set or sorted set mapped onto a MySQL / MariaDB table (see `members_mapped.rs`): the
+//! A set, sorted set or list mapped onto a MySQL / MariaDB table (see `members_mapped.rs`): the
 //! owner's rows read with one query, a write applied as multi-row statements (every row of
 //! the owner deleted when the value was replaced, the removed members deleted, the present
 //! ones upserted), chunked like the built-in table's.
@@ -14,13 +14,13 @@ use crate::tiers::store::batch::{pow2_chunks, StatementFailure};
 use crate::tiers::store::members_mapped::{self, MembersAction};
 use crate::tiers::store::{MappedMembers, StoreOp, Target};
 
-/// Every member of one owner with its score (NULL for a set), as reads render them; one
-/// parameter, the owner.
+/// Every member of one owner with its score or element (NULL for a set), as reads render
+/// them; one parameter, the owner.
 pub(super) fn select(mm: &MappedMembers) -> String {
     format!(
         "SELECT {}, {} FROM {} WHERE {} = ?",
         out(&mm.member.name, mm.member.kind),
-        mm.score
+        mm.value
             .as_ref()
             .map(|s| out(&s.name, s.kind))
             .unwrap_or_else(|| "NULL".into()),
@@ -45,7 +45,7 @@ pub(super) fn owner(mm: &MappedMembers, key: &[u8]) -> Result<Value, StoreError>
 }
 
 impl MyApplier<'_, '_> {
-    /// Applies one write to a mapped set or sorted set.
+    /// Applies one write to a mapped set, sorted set or list.
     pub(super) async fn apply_mapped_members(
         &mut self,
         op: &StoreOp,
@@ -83,19 +83,15 @@ impl MyApplier<'_, '_> {
         for row in &plan.present {
             members_mapped::check_member(mm, key, &row.member).map_err(entry)?;
             let member = convert(&member_column, &row.member, key, false).map_err(entry)?;
-            let score = match &mm.score {
-                Some(column) => {
-                    let text =
-                        members_mapped::score_text(mm, column, key, row.score.unwrap_or_default())
-                            .map_err(entry)?;
-                    Some(
-                        convert(&mm.as_column(column), text.as_bytes(), key, false)
-                            .map_err(entry)?,
-                    )
+            let value = match (&mm.value, members_mapped::value_text(mm, key, row)) {
+                (Some(column), Ok(Some(text))) => {
+                    Some(convert(&mm.as_column(column), &text, key, false).map_err(entry)?)
                 }
-                None => None,
+                (_, Err(e)) => return Err(entry(e)),
+                _ => None,
             };
-            present.push((member, score, row.member.len()));
+            let size = row.member.len() + row.value.as_ref().map_or(0, Bytes::len);
+            present.push((member, value, size));
         }
         let budget = self.budget;
         let size = |m: &Bytes| key.len() + m.len() + 64;
@@ -135,17 +131,17 @@ impl MyApplier<'_, '_> {
         let row_size = |r: &(Value, Option<Value>, usize)| key.len() + r.2 + 96;
         for chunk in pow2_chunks(&present, MAX_ROWS_PER_STATEMENT, budget, row_size) {
             let mut params = Vec::with_capacity(chunk.len() * 3);
-            let sql = match &mm.score {
-                Some(score) => {
-                    for (member, score, _) in chunk {
+            let sql = match &mm.value {
+                Some(column) => {
+                    for (member, value, _) in chunk {
                         params.push(owner.clone());
                         params.push(member.clone());
-                        params.push(score.clone().unwrap_or(Value::NULL));
+                        params.push(value.clone().unwrap_or(Value::NULL));
                     }
-                    let sc = quote_mysql_identifier(&score.name);
+                    let vc = quote_mysql_identifier(&column.name);
                     format!(
-                        "INSERT INTO {t} ({kc}, {mc}, {sc}) VALUES {} \
-                         ON DUPLICATE KEY UPDATE {sc} = VALUES({sc})",
+                        "INSERT INTO {t} ({kc}, {mc}, {vc}) VALUES {} \
+                         ON DUPLICATE KEY UPDATE {vc} = VALUES({vc})",
                         vec!["(?, ?, ?)"; chunk.len()].join(", ")
                     )
                 }

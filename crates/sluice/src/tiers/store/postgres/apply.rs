@@ -157,9 +157,9 @@ impl PgApplier<'_, '_> {
             whole_statement: false,
         };
         let sql = super::members::MembersSql::new(table, mm).map_err(entry)?;
-        let (mut scores, mut members) = (Vec::new(), Vec::new());
+        let (mut values, mut members) = (Vec::new(), Vec::new());
         let planned = sql
-            .statements(mm, &op.key, &op.write, &mut scores, &mut members)
+            .statements(mm, &op.key, &op.write, &mut values, &mut members)
             .map_err(entry)?;
         let doing = format!(
             "write to {}",

@@ -1,4 +1,4 @@
-//! A set or sorted set mapped onto a PostgreSQL table (see `members_mapped.rs`): the owner's
+//! A set, sorted set or list mapped onto a PostgreSQL table (see `members_mapped.rs`): the owner's
 //! rows read with one query, a write applied as at most three statements (every row of the
 //! owner deleted when the value was replaced, the removed members deleted, the present ones
 //! upserted), each member list sent as one array.
@@ -16,7 +16,8 @@ pub(super) struct MembersSql<'t> {
     table: &'t PgTable,
     key: &'t PgColumn,
     member: &'t PgColumn,
-    score: Option<&'t PgColumn>,
+    /// A sorted set's score or a list's element column.
+    value: Option<&'t PgColumn>,
 }
 
 /// The statements and their parameters one write stands for, in order.
@@ -54,7 +55,7 @@ impl<'t> MembersSql<'t> {
             table,
             key: col(&mm.key_column)?,
             member: col(&mm.member.name)?,
-            score: mm.score.as_ref().map(|s| col(&s.name)).transpose()?,
+            value: mm.value.as_ref().map(|s| col(&s.name)).transpose()?,
         })
     }
 
@@ -67,12 +68,13 @@ impl<'t> MembersSql<'t> {
         )
     }
 
-    /// Every member of one owner, with its score (NULL for a set), as reads render them.
+    /// Every member of one owner, with its score or element (NULL for a set), as reads render
+    /// them.
     pub(super) fn select(&self) -> String {
         format!(
             "SELECT {}, {} FROM {} WHERE {}",
             MappedSql::out(self.member),
-            self.score
+            self.value
                 .map(MappedSql::out)
                 .unwrap_or_else(|| "NULL::text".into()),
             self.table.qualified,
@@ -106,7 +108,7 @@ impl<'t> MembersSql<'t> {
         )?))
     }
 
-    /// The rows a select returned, as `(member, score text)`.
+    /// The rows a select returned, as `(member, score text or element)`.
     pub(super) fn rows(
         &self,
         rows: &[tokio_postgres::Row],
@@ -114,19 +116,20 @@ impl<'t> MembersSql<'t> {
         rows.iter()
             .filter_map(|r| {
                 let member = column_bytes(r, 0, self.member.kind)?;
-                Some((member, column_bytes(r, 1, ColumnType::Text)))
+                let kind = self.value.map_or(ColumnType::Text, |v| v.kind);
+                Some((member, column_bytes(r, 1, kind)))
             })
             .collect()
     }
 
     /// The statements of one write, with their converted parameters; a permanent error for a
-    /// member or score its column cannot hold exactly.
+    /// member, score or element its column cannot hold exactly.
     pub(super) fn statements<'a>(
         &self,
         mm: &MappedMembers,
         key: &'a [u8],
         write: &StoreWrite,
-        scores: &'a mut Vec<String>,
+        values: &'a mut Vec<bytes::Bytes>,
         members: &'a mut Vec<bytes::Bytes>,
     ) -> Result<MembersStatements<'a>, StoreError> {
         let t = &self.table.qualified;
@@ -144,8 +147,8 @@ impl<'t> MembersSql<'t> {
             }
             MembersAction::Changes(plan) => plan,
         };
-        // The member bytes and score texts live in the caller's vectors, which the statements'
-        // parameters borrow.
+        // The member bytes and score texts or elements live in the caller's vectors, which the
+        // statements' parameters borrow.
         let removed_from = members.len();
         members.extend(plan.removed.iter().cloned());
         let present_from = members.len();
@@ -153,17 +156,13 @@ impl<'t> MembersSql<'t> {
             members_mapped::check_member(mm, key, &row.member)?;
             members.push(row.member.clone());
         }
-        if let (Some(score), Some(column)) = (&mm.score, self.score) {
-            let as_column = mm.as_column(score);
-            for row in &plan.present {
-                let text =
-                    members_mapped::score_text(mm, score, key, row.score.unwrap_or_default())?;
-                convert(&as_column, Some(column), text.as_bytes(), key, false)?;
-                scores.push(text);
+        for row in &plan.present {
+            if let Some(value) = members_mapped::value_text(mm, key, row)? {
+                values.push(bytes::Bytes::copy_from_slice(&value));
             }
         }
         let members: &'a [bytes::Bytes] = members;
-        let scores: &'a [String] = scores;
+        let values: &'a [bytes::Bytes] = values;
         let mut statements = Vec::new();
         let member_array = |members: &'a [bytes::Bytes]| -> Result<_, StoreError> {
             let mut column = Column::default();
@@ -194,14 +193,15 @@ impl<'t> MembersSql<'t> {
         if !present.is_empty() {
             let column = member_array(present)?;
             let (kp, kcast) = (param_type(self.key), &self.key.cast);
-            let sql = match self.score {
-                Some(score) => format!(
-                    "INSERT INTO {t} ({kc}, {mc}, {sc}) \
-                     SELECT $1::{kp}::{kcast}, u.m::{mcast}, u.s::{scast} \
-                     FROM UNNEST($2::{mp}[], $3::text[]) AS u(m, s) \
-                     ON CONFLICT ({kc}, {mc}) DO UPDATE SET {sc} = EXCLUDED.{sc}",
-                    sc = quote(&score.name),
-                    scast = score.cast,
+            let sql = match self.value {
+                Some(value) => format!(
+                    "INSERT INTO {t} ({kc}, {mc}, {vc}) \
+                     SELECT $1::{kp}::{kcast}, u.m::{mcast}, u.v::{vcast} \
+                     FROM UNNEST($2::{mp}[], $3::{vp}[]) AS u(m, v) \
+                     ON CONFLICT ({kc}, {mc}) DO UPDATE SET {vc} = EXCLUDED.{vc}",
+                    vc = quote(&value.name),
+                    vcast = value.cast,
+                    vp = param_type(value),
                 ),
                 None => format!(
                     "INSERT INTO {t} ({kc}, {mc}) \
@@ -210,9 +210,13 @@ impl<'t> MembersSql<'t> {
                 ),
             };
             let mut params = vec![owner()?, column.into_sql(self.member.kind)];
-            if self.score.is_some() {
-                let texts: Vec<&'a str> = scores.iter().map(String::as_str).collect();
-                params.push(Box::new(texts));
+            if let (Some(value), Some(info)) = (self.value, &mm.value) {
+                let as_column = mm.as_column(info);
+                let mut column = Column::default();
+                for v in values {
+                    column.push(convert(&as_column, Some(value), v, key, false)?);
+                }
+                params.push(column.into_sql(value.kind));
             }
             statements.push((sql, params));
         }
