@@ -117,3 +117,22 @@ side_by_side_header() {
   echo "| Sluice vs Redis                    | P   |   Sluice/s |    Redis/s | ratio | S p99 | R p99 |"
   echo "|------------------------------------|-----|------------|------------|-------|-------|-------|"
 }
+
+# setup_mapped_bench: what a mapped-table bench needs before it creates its tables: the tools,
+# a release build, a work directory, and APP, the path of its SQLite file.
+setup_mapped_bench() {
+  require_redis_tools
+  command -v sqlite3 >/dev/null || { echo "sqlite3 missing: apt-get install sqlite3"; exit 1; }
+  cargo build --release -q
+  setup_work
+  APP="$WORK/app.db"
+}
+
+# start_mapped_pair APP KEYSPACE_TOML: redis-server `appendfsync always` (REDIS) beside Sluice
+# with its journal fsynced (SLUICE), storing into the SQLite file APP with the one keyspace
+# KEYSPACE_TOML: the pair the mapped-table benches compare.
+start_mapped_pair() {
+  start_redis always --appendonly yes --appendfsync always; REDIS=$PORT
+  start_sluice mapped fsync "$(printf '[store]\nurl = "sqlite://%s"\n\n%s\n' "$1" "$2")"
+  SLUICE=$PORT
+}

@@ -16,12 +16,7 @@ source bench/lib.sh
 N=${1:-50000}
 CLIENTS=${CLIENTS:-50}
 FLUSH=${FLUSH:-10s}
-require_redis_tools
-command -v sqlite3 >/dev/null || { echo "sqlite3 missing: apt-get install sqlite3"; exit 1; }
-cargo build --release -q
-setup_work
-
-APP="$WORK/app.db"
+setup_mapped_bench
 sqlite3 "$APP" <<'SQL'
 CREATE TABLE scores (game_id INTEGER NOT NULL, player_id TEXT NOT NULL, score REAL NOT NULL,
                      PRIMARY KEY (game_id, player_id));
@@ -30,11 +25,7 @@ CREATE TRIGGER scores_ins AFTER INSERT ON scores BEGIN UPDATE writes SET n = n +
 CREATE TRIGGER scores_upd AFTER UPDATE ON scores BEGIN UPDATE writes SET n = n + 1; END;
 SQL
 
-start_redis always --appendonly yes --appendfsync always; REDIS=$PORT
-start_sluice mapped fsync "$(cat <<EOF
-[store]
-url = "sqlite://$APP"
-
+start_mapped_pair "$APP" "$(cat <<EOF
 [[keyspace]]
 name = "leaderboard"
 keys = "leaderboard:{game}"
@@ -48,7 +39,6 @@ flush_interval = "$FLUSH"
 flush_batch = 100000
 EOF
 )"
-SLUICE=$PORT
 
 echo "ZINCRBY of a random player, $N updates, $CLIENTS clients, flush every $FLUSH; Sluice (table) vs redis-server appendfsync always:"
 echo "| players | P  |  Sluice/s |   Redis/s | ratio | rows written | rows per update |"
