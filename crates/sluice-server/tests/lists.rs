@@ -131,6 +131,59 @@ async fn an_activity_log_under_write_back_stores_one_row_per_element() {
     server.stop().await;
 }
 
+/// A new log pushed to while flushes run all the time (each one finds the key rewritten while
+/// it was in flight): the first flush stores the new list whole, and every later one only the
+/// elements pushed since, so each element's row is inserted once and none is deleted or
+/// rewritten (before, a list that began as a whole value stayed one while it was hot, and each
+/// flush deleted and inserted every row again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_log_pushed_to_during_every_flush_stores_each_element_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(dir.path(), Durability::Fsync).await;
+    let mut c = server.client().await;
+    let set = c
+        .run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
+        .await;
+    assert_eq!(set, b"+OK\r\n");
+    let db = server.sqlite();
+    count_member_writes(&db);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let mut f = server.client().await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut flushes = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(f.cmd(&[b"SLUICE.FLUSH"]).await, b"+OK\r\n");
+                flushes += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            flushes
+        })
+    };
+    const PUSHES: usize = 6_000;
+    let model: Vec<Vec<u8>> = (0..PUSHES).map(|i| format!("e{i}").into_bytes()).collect();
+    for chunk in model.chunks(200) {
+        let commands: Vec<Vec<Vec<u8>>> = chunk
+            .iter()
+            .map(|e| vec![b"RPUSH".to_vec(), b"hotlog".to_vec(), e.clone()])
+            .collect();
+        pipeline(&mut c, &commands).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flushes = flusher.await.expect("the flusher");
+    assert_eq!(c.cmd(&[b"SLUICE.FLUSH"]).await, b"+OK\r\n");
+    let [inserted, updated, deleted] = member_writes(&db);
+    assert_eq!(
+        [inserted, updated, deleted],
+        [PUSHES as i64, 0, 0],
+        "each element's row inserted once over {flushes} flushes"
+    );
+    assert_eq!(stored_elements(&db, "hotlog"), model);
+    server.stop().await;
+}
+
 /// A job queue: 1,000 jobs LPUSHed (and stored) are drained by BRPOP from two connections at
 /// once; every job is handed out exactly once, each worker gets its jobs in the order they
 /// were queued, and after a flush the store holds no row for the queue.

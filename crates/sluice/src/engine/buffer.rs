@@ -544,7 +544,7 @@ impl WriteBackBuffer {
     /// Drops each flushed entry that was not rewritten since it was taken. Returns how many
     /// were dropped.
     pub(crate) fn complete<'a>(&self, done: impl IntoIterator<Item = &'a FlushItem>) -> usize {
-        self.finish(done, 0, false)
+        self.finish(done, 0, None)
     }
 
     /// [`WriteBackBuffer::complete`] for a batch taken at `taken_at_ms`. An entry rewritten
@@ -555,20 +555,26 @@ impl WriteBackBuffer {
     ///
     /// The entries were stored: a rewritten entry also forgets the members its stored write
     /// left as it has them ([`crate::model::PartialWrite::prune_stored`]), so the next flush
-    /// writes only what changed since.
+    /// writes only what changed since. With `rows_exact` (the built-in table, whose rows a
+    /// stored whole value leaves exactly as its image), a rewritten entry that replaces the
+    /// whole value after a stored one that did too stores only their difference
+    /// ([`crate::model::PartialWrite::rebase_on_stored_whole`]).
     pub(crate) fn complete_taken_at<'a>(
         &self,
         done: impl IntoIterator<Item = &'a FlushItem>,
         taken_at_ms: u64,
+        rows_exact: bool,
     ) -> usize {
-        self.finish(done, taken_at_ms, true)
+        self.finish(done, taken_at_ms, Some(rows_exact))
     }
 
+    /// `stored`: `None` when the entries were not stored (dead letters); else whether the
+    /// table's rows are exactly what a stored whole value left.
     fn finish<'a>(
         &self,
         done: impl IntoIterator<Item = &'a FlushItem>,
         taken_at_ms: u64,
-        stored: bool,
+        stored: Option<bool>,
     ) -> usize {
         let mut removed = 0;
         {
@@ -581,13 +587,19 @@ impl WriteBackBuffer {
                         // first unflushed write is newer than this drain's cutoff.
                         p.dirty_since = p.dirty_since.max(taken_at_ms);
                         p.first_seq = p.seq;
-                        if let (true, StoreWrite::Partial(newer), StoreWrite::Partial(older)) =
-                            (stored, &mut p.write, &item.write)
+                        if let (
+                            Some(rows_exact),
+                            StoreWrite::Partial(newer),
+                            StoreWrite::Partial(older),
+                        ) = (stored, &mut p.write, &item.write)
                         {
                             let before = newer.changed.iter().map(Bytes::len).sum::<usize>();
+                            if rows_exact {
+                                newer.rebase_on_stored_whole(older);
+                            }
                             newer.prune_stored(older);
                             let after = newer.changed.iter().map(Bytes::len).sum::<usize>();
-                            inner.bytes -= before - after;
+                            inner.bytes = inner.bytes - before + after;
                         }
                         continue;
                     }
@@ -997,7 +1009,7 @@ mod tests {
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
         buf.insert(r, &key("hot"), 2, put("2"), 150);
         // Write 1 is stored; write 2 (made after the batch was taken at 120) is not.
-        assert_eq!(buf.complete_taken_at(&batch, 120), 0);
+        assert_eq!(buf.complete_taken_at(&batch, 120, true), 0);
         assert_eq!(buf.oldest_dirty_since(), Some(120));
     }
 
@@ -1021,7 +1033,7 @@ mod tests {
         // Rewritten again while in flight: kept, and not taken again by this drain.
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
         buf.insert(r, &key("hot"), 4, put("newer"), 9);
-        assert_eq!(buf.complete_taken_at(&batch, 6), 1);
+        assert_eq!(buf.complete_taken_at(&batch, 6, true), 1);
         assert!(buf.take_batch(cutoff).is_empty());
         assert_eq!(buf.take_batch(4).len(), 1);
     }

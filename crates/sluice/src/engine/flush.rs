@@ -173,7 +173,7 @@ impl Engine {
             self.dead_letters
                 .supersede(item.key.db, &item.key.key, item.seq);
         }
-        buffer.complete_taken_at(done.iter().copied(), now);
+        buffer.complete_taken_at(done.iter().copied(), now, ks.is_builtin());
         for item in &done {
             // A write that expired while buffered was stored as a delete: the key expired.
             if item.write.expires_at().is_some_and(|e| e < now) {

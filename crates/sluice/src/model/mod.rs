@@ -293,6 +293,71 @@ impl PartialWrite {
         self.changed = changed;
     }
 
+    /// After `stored`, an older write of this key that replaced its whole value, is committed
+    /// to a table where the key's rows are exactly what such a write left (the built-in table,
+    /// which no other program writes): this write, if it replaces the whole value too, becomes
+    /// a write of only the members whose values differ between the two images (absent from
+    /// one included). A key rewritten while every flush is in flight otherwise stays a whole
+    /// replace for as long as it is hot, since each write coalesced onto a replace is one: a
+    /// new event log rewritten whole at every flush. Sets, sorted sets, lists and streams.
+    pub fn rebase_on_stored_whole(&mut self, stored: &PartialWrite) {
+        use std::collections::HashMap;
+        if !(self.replace && stored.replace && self.kind == stored.kind) {
+            return;
+        }
+        // Each image as its rows: member (or position key, or stream row key) → value bytes.
+        let rows = |kind: Kind, image: &Bytes| -> Option<HashMap<Bytes, Vec<u8>>> {
+            let mut out = HashMap::new();
+            match kind {
+                Kind::Set => {
+                    for m in set::members(image) {
+                        out.insert(Bytes::copy_from_slice(m.ok()?), Vec::new());
+                    }
+                }
+                Kind::ZSet => {
+                    for e in zset::entries(image) {
+                        let (m, score) = e.ok()?;
+                        out.insert(
+                            Bytes::copy_from_slice(m),
+                            score.to_bits().to_be_bytes().to_vec(),
+                        );
+                    }
+                }
+                Kind::List => {
+                    for e in list::elements(image) {
+                        let (position, element) = e.ok()?;
+                        out.insert(
+                            Bytes::copy_from_slice(&list::position_key(position)),
+                            element.to_vec(),
+                        );
+                    }
+                }
+                Kind::Stream => {
+                    for pair in hash::pairs(image) {
+                        let (m, v) = pair.ok()?;
+                        out.insert(Bytes::copy_from_slice(m), v.to_vec());
+                    }
+                }
+                Kind::String | Kind::Hash => return None,
+            }
+            Some(out)
+        };
+        let (Some(ours), Some(theirs)) = (
+            rows(self.kind, &self.image),
+            rows(stored.kind, &stored.image),
+        ) else {
+            return;
+        };
+        let mut changed: Vec<Bytes> = ours
+            .iter()
+            .filter(|(m, v)| theirs.get(*m) != Some(*v))
+            .map(|(m, _)| m.clone())
+            .collect();
+        changed.extend(theirs.keys().filter(|m| !ours.contains_key(*m)).cloned());
+        self.replace = false;
+        self.changed = changed;
+    }
+
     /// A write of every member of `image`, replacing what the key held: how a whole value of a
     /// kind stored by member (a RENAME, a SUNIONSTORE) reaches the built-in table.
     pub fn whole(kind: Kind, image: Bytes, expires_at: Option<u64>) -> PartialWrite {
@@ -502,5 +567,54 @@ mod tests {
         let mut popped = partial(Kind::List, l(&[(1, "e1")]), vec![key(0), key(1)]);
         popped.prune_stored(&stored);
         assert_eq!(popped.changed, vec![key(0)]);
+    }
+
+    #[test]
+    fn a_whole_value_after_a_stored_whole_value_stores_their_difference() {
+        let whole = |kind, image| PartialWrite::whole(kind, image, None);
+        let sorted = |mut v: Vec<Bytes>| {
+            v.sort();
+            v
+        };
+        // A new list stored whole (e0, e1); since: e2 pushed, e0 popped, e1 set anew.
+        let key = |p: i64| Bytes::copy_from_slice(&list::position_key(p));
+        let l = |v: &[(i64, &'static str)]| {
+            list::ListValue::from_rows(v.iter().map(|(p, e)| (key(*p), Bytes::from(*e)))).encode()
+        };
+        let stored = whole(Kind::List, l(&[(0, "e0"), (1, "e1")]));
+        let mut newer = whole(Kind::List, l(&[(1, "E1"), (2, "e2")]));
+        newer.rebase_on_stored_whole(&stored);
+        assert!(!newer.replace);
+        assert_eq!(sorted(newer.changed), vec![key(0), key(1), key(2)]);
+        // The same value: nothing to write.
+        let mut same = whole(Kind::List, l(&[(0, "e0"), (1, "e1")]));
+        same.rebase_on_stored_whole(&stored);
+        assert!(!same.replace && same.changed.is_empty());
+
+        let z = |v: &[(&'static str, f64)]| {
+            zset::ZSetValue::from_entries(v.iter().map(|(m, s)| (Bytes::from(*m), *s))).encode()
+        };
+        let stored = whole(Kind::ZSet, z(&[("a", 1.0), ("b", 2.0)]));
+        let mut newer = whole(Kind::ZSet, z(&[("a", 1.0), ("b", 3.0), ("c", 1.0)]));
+        newer.rebase_on_stored_whole(&stored);
+        assert_eq!(
+            sorted(newer.changed),
+            vec![Bytes::from("b"), Bytes::from("c")]
+        );
+
+        // Only a whole value after a whole value of the same kind.
+        let mut partial_newer = PartialWrite {
+            replace: false,
+            changed: vec![Bytes::from("x")],
+            ..whole(Kind::ZSet, z(&[("x", 1.0)]))
+        };
+        partial_newer.rebase_on_stored_whole(&stored);
+        assert_eq!(partial_newer.changed, vec![Bytes::from("x")]);
+        let mut set = whole(
+            Kind::Set,
+            set::SetValue::from_members([Bytes::from("a")]).encode(),
+        );
+        set.rebase_on_stored_whole(&stored);
+        assert!(set.replace);
     }
 }
