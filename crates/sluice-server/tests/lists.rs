@@ -13,8 +13,9 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use common::{
-    bulk_items, clients_dir, count_member_writes, counters, member_writes, node_with_ioredis,
-    oracle, pipeline, redis_py_against_oracle_then_sluice, run_client, show, RawClient, TestServer,
+    bulk_items, clients_dir, count_member_writes, counters, flushed_on_demand, member_writes,
+    node_with_ioredis, oracle, pipeline, redis_py_against_oracle_then_sluice, run_client, show,
+    RawClient, TestServer,
 };
 use sluice::Durability;
 
@@ -51,13 +52,8 @@ fn key_row_exists(db: &rusqlite::Connection, key: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_activity_log_under_write_back_stores_one_row_per_element() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start_in(dir.path(), Durability::Fsync).await;
-    let mut c = server.client().await;
     // Only SLUICE.FLUSH flushes from here on, so the counts below are those of one flush.
-    let set = c
-        .run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
-        .await;
-    assert_eq!(set, b"+OK\r\n");
+    let (server, mut c) = flushed_on_demand(dir.path()).await;
     assert_eq!(c.cmd(&[b"SLUICE.FLUSH"]).await, b"+OK\r\n");
     let db = server.sqlite();
     count_member_writes(&db);
@@ -139,12 +135,7 @@ async fn an_activity_log_under_write_back_stores_one_row_per_element() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_log_pushed_to_during_every_flush_stores_each_element_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start_in(dir.path(), Durability::Fsync).await;
-    let mut c = server.client().await;
-    let set = c
-        .run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
-        .await;
-    assert_eq!(set, b"+OK\r\n");
+    let (server, mut c) = flushed_on_demand(dir.path()).await;
     let db = server.sqlite();
     count_member_writes(&db);
 

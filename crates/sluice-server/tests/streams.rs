@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    count_member_writes, counters, elements, member_writes, pipeline,
+    count_member_writes, counters, elements, flushed_on_demand, member_writes, pipeline,
     redis_py_against_oracle_then_sluice, show, TestServer,
 };
 use sluice::Durability;
@@ -50,12 +50,7 @@ fn ids(reply: &[u8]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_log_under_write_back_stores_one_row_per_entry() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start_in(dir.path(), Durability::Fsync).await;
-    let mut c = server.client().await;
-    let set = c
-        .run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
-        .await;
-    assert_eq!(set, b"+OK\r\n");
+    let (server, mut c) = flushed_on_demand(dir.path()).await;
     // The stream exists before the counted flush, as a log does.
     assert_eq!(c.run("XADD events 1-0 kind start").await, b"$3\r\n1-0\r\n");
     assert_eq!(c.cmd(&[b"SLUICE.FLUSH"]).await, b"+OK\r\n");

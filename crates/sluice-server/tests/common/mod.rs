@@ -633,6 +633,19 @@ pub async fn oracle() -> Option<(String, String)> {
     Some((host.to_string(), port.to_string()))
 }
 
+/// A server on `dir` (journal fsynced) whose write-back keyspace flushes only on SLUICE.FLUSH
+/// (an hour's interval, a batch of 100,000), and a client of it: the counts a test takes
+/// around a SLUICE.FLUSH are those of that flush.
+pub async fn flushed_on_demand(dir: &Path) -> (TestServer, RawClient) {
+    let server = TestServer::start_in(dir, Durability::Fsync).await;
+    let mut c = server.client().await;
+    let set = c
+        .run("CONFIG SET sluice-flush_interval 3600000 sluice-flush_batch 100000")
+        .await;
+    assert_eq!(set, b"+OK\r\n");
+    (server, c)
+}
+
 /// Counts, from now on, the rows of `sluice_members` inserted, updated and deleted (triggers in
 /// the built-in table's database); [`member_writes`] reads the counts.
 pub fn count_member_writes(db: &rusqlite::Connection) {
