@@ -202,6 +202,10 @@ impl StoreWrite {
     }
 }
 
+/// The largest image [`PartialWrite::rebase_on_stored_whole`] diffs; a larger whole value is
+/// stored whole again.
+pub const REBASE_MAX_MEMBERS: usize = 50_000;
+
 /// A write to part of a collection ([`StoreWrite::Partial`]): some fields of a mapped row, or
 /// some members of a collection the built-in table stores by member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,9 +304,18 @@ impl PartialWrite {
     /// one included). A key rewritten while every flush is in flight otherwise stays a whole
     /// replace for as long as it is hot, since each write coalesced onto a replace is one: a
     /// new event log rewritten whole at every flush. Sets, sorted sets, lists and streams.
+    ///
+    /// Not after a stored value with an expiry: it may have been stored as a delete (expired
+    /// by then), or its rows deleted by the reaper since, so the rows are not its image. Not for
+    /// images of more than [`REBASE_MAX_MEMBERS`] members either: the difference is computed
+    /// under the write-back buffer's lock.
     pub fn rebase_on_stored_whole(&mut self, stored: &PartialWrite) {
         use std::collections::HashMap;
-        if !(self.replace && stored.replace && self.kind == stored.kind) {
+        if !(self.replace && stored.replace && self.kind == stored.kind)
+            || stored.expires_at.is_some()
+            || hash::len(&self.image) > REBASE_MAX_MEMBERS
+            || hash::len(&stored.image) > REBASE_MAX_MEMBERS
+        {
             return;
         }
         // Each image as its rows: member (or position key, or stream row key) → value bytes.
@@ -616,5 +629,11 @@ mod tests {
         );
         set.rebase_on_stored_whole(&stored);
         assert!(set.replace);
+        // Not after a stored value with an expiry: it may have been stored as a delete, or
+        // reaped since, so the table need not hold its members.
+        let expiring = PartialWrite::whole(Kind::ZSet, z(&[("a", 1.0)]), Some(1));
+        let mut after = whole(Kind::ZSet, z(&[("a", 1.0)]));
+        after.rebase_on_stored_whole(&expiring);
+        assert!(after.replace);
     }
 }
