@@ -46,8 +46,8 @@ for users in ${USERS:-1000 100}; do
   for P in ${PIPELINES:-1 16}; do
     round=$((round + 1))
     before=$(sqlite3 "$APP" "SELECT n FROM writes")
-    read -r s _ < <(command_csv "$SLUICE" "$P" "$users" RPUSH "events:r$round:__rand_int__" '{"page":"/home","ms":1700000000000}')
-    read -r r _ < <(command_csv "$REDIS" "$P" "$users" RPUSH "events:r$round:__rand_int__" '{"page":"/home","ms":1700000000000}')
+    read -r s _ < <(command_csv "$SLUICE" "$P" "$users" RPUSH "events:r$round:__rand_int__" page=/home,user_agent=bench,ms=1700000000000)
+    read -r r _ < <(command_csv "$REDIS" "$P" "$users" RPUSH "events:r$round:__rand_int__" page=/home,user_agent=bench,ms=1700000000000)
     redis-cli -p "$SLUICE" SLUICE.FLUSH >/dev/null
     rows=$(( $(sqlite3 "$APP" "SELECT n FROM writes") - before ))
     stored=$(sqlite3 "$APP" "SELECT count(*) FROM events WHERE user_id LIKE 'r$round:%'")

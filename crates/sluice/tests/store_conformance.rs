@@ -53,6 +53,7 @@ async fn conformance(store: &SharedStore, db: &TestDb) {
     builtin_batches(store).await;
     mapped_batches(store, db).await;
     per_entry_outcomes(store, db).await;
+    integers_are_checked_against_their_column_range(store, db).await;
     repeated_keys(store, db).await;
     odd_keys(store).await;
     big_value(store).await;
@@ -1178,6 +1179,47 @@ async fn mapped_batches(store: &SharedStore, db: &TestDb) {
             .is_some_and(|r| r.is_ok_and(|v| v.is_empty())));
     }
     db.exec(&format!("DROP TABLE {table}")).await;
+}
+
+/// An integer its column cannot hold (SMALLINT, unsigned on MySQL) is refused by `check`,
+/// which runs before a write is acknowledged: PostgreSQL's and MySQL's columns have ranges
+/// (MySQL would refuse the value only when the flush runs), SQLite's integers are 64-bit.
+async fn integers_are_checked_against_their_column_range(store: &SharedStore, db: &TestDb) {
+    let table = unique("ranged");
+    let unsigned = if db.flavor == Flavor::Mysql {
+        "SMALLINT UNSIGNED"
+    } else {
+        "INTEGER"
+    };
+    db.exec(&format!(
+        "CREATE TABLE {table} (id SMALLINT PRIMARY KEY, qty SMALLINT, stock {unsigned})"
+    ))
+    .await;
+    let qty = mapped(store, &table, "id", "qty").await;
+    let stock = mapped(store, &table, "id", "stock").await;
+    let check = |t: &Target, key: &str, value: &str| {
+        store
+            .check(t, key.as_bytes(), Some(&StoreWrite::string(b(value), None)))
+            .map_err(|e| e.message)
+    };
+    check(&qty, "1", "32767").expect("in range");
+    check(&qty, "1", "-32768").expect("in range");
+    let ranged = db.flavor != Flavor::Sqlite;
+    for (key, value) in [("1", "32768"), ("1", "-40000"), ("40000", "1")] {
+        let verdict = check(&qty, key, value);
+        assert_eq!(verdict.is_err(), ranged, "{key} = {value}: {verdict:?}");
+        if let Err(e) = verdict {
+            assert!(e.contains("cannot be stored in column"), "{e}");
+        }
+    }
+    if db.flavor == Flavor::Mysql {
+        let e = check(&stock, "1", "-1").expect_err("below an unsigned column");
+        assert!(e.contains("stock"), "{e}");
+        check(&stock, "1", "65535").expect("in range");
+    }
+    // What check lets through, the store takes.
+    write_ok(store, vec![upsert(&qty, b"1", b"32767")]).await;
+    assert_eq!(get_text(store, &qty, "1").await.as_deref(), Some("32767"));
 }
 
 async fn per_entry_outcomes(store: &SharedStore, db: &TestDb) {

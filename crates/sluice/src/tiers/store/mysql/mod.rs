@@ -66,8 +66,8 @@ pub use self::sql::quote_mysql_identifier;
 use self::sql::{convert, out};
 use super::batch::{apply_planned, plan_batch, SetApplier};
 use super::{
-    AtomicFailure, BatchOutcome, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target,
-    Written,
+    AtomicFailure, BatchOutcome, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema,
+    Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -100,9 +100,35 @@ pub struct MySqlStore {
     returning: bool,
     /// Whether `sluice_members` and its triggers exist.
     members: super::members::MembersSupport,
+    /// The range of each mapped integer column narrower than a signed BIGINT, by (table,
+    /// column) in lower case, as read with the table's schema at start-up.
+    integer_ranges: parking_lot::RwLock<std::collections::HashMap<(String, String), (i64, i64)>>,
 }
 
 impl MySqlStore {
+    /// [`convert`], then the column's integer range ([`schema::integer_range`]): what MySQL
+    /// would refuse only when the flush runs is refused before the write is acknowledged.
+    fn convert_in_range(
+        &self,
+        m: &MappedTable,
+        bytes: &[u8],
+        key: &[u8],
+        is_key: bool,
+    ) -> Result<(), StoreError> {
+        let value = convert(m, bytes, key, is_key)?;
+        let (kind, column, what) = m.conversion_target(is_key);
+        if let mysql_async::Value::Int(i) = value {
+            let ranges = self.integer_ranges.read();
+            let range = ranges.get(&(m.table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+            if let Some((low, high)) = range {
+                if !(*low..=*high).contains(&i) {
+                    return Err(super::conversion_error(what, bytes, key, m, column, kind));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Opens a pool on `url` (`mysql://user[:password]@host[:port]/db`) and checks that a
     /// connection can be made.
     pub async fn open_url(url: &str) -> Result<MySqlStore, StoreError> {
@@ -140,6 +166,7 @@ impl MySqlStore {
             max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
             returning: false,
             members: Default::default(),
+            integer_ranges: Default::default(),
         };
         let mut conn = store.conn().await?;
         let server: Option<(u64, String)> = conn
@@ -262,7 +289,19 @@ impl Store for MySqlStore {
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;
-        r.unwrap_or_else(|_| Err(timed_out("read table schema")))
+        let schema = r.unwrap_or_else(|_| Err(timed_out("read table schema")))?;
+        if let Some(schema) = &schema {
+            let mut ranges = self.integer_ranges.write();
+            for column in &schema.columns {
+                if let Some(range) = schema::integer_range(&column.declared_type) {
+                    ranges.insert(
+                        (table.to_ascii_lowercase(), column.name.to_ascii_lowercase()),
+                        range,
+                    );
+                }
+            }
+        }
+        Ok(schema)
     }
     fn check(
         &self,
@@ -293,11 +332,11 @@ impl Store for MySqlStore {
         }
         match (target, write) {
             (Target::Row(r), write) => super::rows::check_row(r, key, write, |m, bytes, is_key| {
-                convert(m, bytes, key, is_key).map(drop)
+                self.convert_in_range(m, bytes, key, is_key)
             }),
             (Target::Members(mm), write) => {
                 super::members_mapped::check_mapped_members(mm, key, write, |m, bytes, is_key| {
-                    convert(m, bytes, key, is_key).map(drop)
+                    self.convert_in_range(m, bytes, key, is_key)
                 })
             }
             (Target::Builtin { .. }, Some(w @ StoreWrite::Partial(_))) => {
@@ -321,7 +360,7 @@ impl Store for MySqlStore {
                 Ok(())
             }
             (Target::Mapped(m), write) => super::check_column(m, key, write, |bytes, is_key| {
-                convert(m, bytes, key, is_key).map(drop)
+                self.convert_in_range(m, bytes, key, is_key)
             }),
         }
     }

@@ -133,3 +133,57 @@ mod tests {
         assert_eq!(kind_of("varchar", "varchar(20)"), ColumnType::Text);
     }
 }
+
+/// The values an integer column of MySQL declared type `column_type` (`int(11) unsigned`,
+/// `TINYINT`, ...) holds, where that is less than every `i64`: MySQL refuses an out-of-range
+/// value only when the statement runs, so a write the range would refuse is refused before it
+/// is acknowledged instead. `None` for a signed BIGINT or a type that is not an integer.
+pub(super) fn integer_range(column_type: &str) -> Option<(i64, i64)> {
+    let t = column_type.trim().to_ascii_lowercase();
+    let unsigned = t.contains("unsigned");
+    let bits = if t.starts_with("bigint") {
+        64
+    } else if t.starts_with("tinyint") {
+        8
+    } else if t.starts_with("smallint") {
+        16
+    } else if t.starts_with("mediumint") {
+        24
+    } else if t.starts_with("int") {
+        32
+    } else {
+        return None;
+    };
+    match (bits, unsigned) {
+        (64, false) => None,
+        (64, true) => Some((0, i64::MAX)),
+        (b, false) => Some((-(1i64 << (b - 1)), (1i64 << (b - 1)) - 1)),
+        (b, true) => Some((0, (1i64 << b) - 1)),
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::integer_range;
+
+    #[test]
+    fn narrow_and_unsigned_integers_have_ranges() {
+        assert_eq!(integer_range("tinyint(4)"), Some((-128, 127)));
+        assert_eq!(integer_range("tinyint(3) unsigned"), Some((0, 255)));
+        assert_eq!(integer_range("smallint(6)"), Some((-32768, 32767)));
+        assert_eq!(integer_range("MEDIUMINT UNSIGNED"), Some((0, 16_777_215)));
+        assert_eq!(
+            integer_range("int(11)"),
+            Some((-2_147_483_648, 2_147_483_647))
+        );
+        assert_eq!(integer_range("int(10) unsigned"), Some((0, 4_294_967_295)));
+        assert_eq!(
+            integer_range("integer"),
+            Some((-2_147_483_648, 2_147_483_647))
+        );
+        assert_eq!(integer_range("bigint(20) unsigned"), Some((0, i64::MAX)));
+        assert_eq!(integer_range("bigint(20)"), None);
+        assert_eq!(integer_range("varchar(20)"), None);
+        assert_eq!(integer_range("decimal(10,2)"), None);
+    }
+}
