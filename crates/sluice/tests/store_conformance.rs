@@ -53,7 +53,7 @@ async fn conformance(store: &SharedStore, db: &TestDb) {
     builtin_batches(store).await;
     mapped_batches(store, db).await;
     per_entry_outcomes(store, db).await;
-    integers_are_checked_against_their_column_range(store, db).await;
+    values_are_checked_against_their_column_limits(store, db).await;
     repeated_keys(store, db).await;
     odd_keys(store).await;
     big_value(store).await;
@@ -1181,10 +1181,11 @@ async fn mapped_batches(store: &SharedStore, db: &TestDb) {
     db.exec(&format!("DROP TABLE {table}")).await;
 }
 
-/// An integer its column cannot hold (SMALLINT, unsigned on MySQL) is refused by `check`,
-/// which runs before a write is acknowledged: PostgreSQL's and MySQL's columns have ranges
-/// (MySQL would refuse the value only when the flush runs), SQLite's integers are 64-bit.
-async fn integers_are_checked_against_their_column_range(store: &SharedStore, db: &TestDb) {
+/// An integer its column cannot hold (SMALLINT, unsigned on MySQL), or a text longer than its
+/// VARCHAR(n), is refused by `check`, which runs before a write is acknowledged: PostgreSQL's
+/// and MySQL's columns have limits (which they would enforce only when the flush runs),
+/// SQLite's do not.
+async fn values_are_checked_against_their_column_limits(store: &SharedStore, db: &TestDb) {
     let table = unique("ranged");
     let unsigned = if db.flavor == Flavor::Mysql {
         "SMALLINT UNSIGNED"
@@ -1192,11 +1193,13 @@ async fn integers_are_checked_against_their_column_range(store: &SharedStore, db
         "INTEGER"
     };
     db.exec(&format!(
-        "CREATE TABLE {table} (id SMALLINT PRIMARY KEY, qty SMALLINT, stock {unsigned})"
+        "CREATE TABLE {table} (id SMALLINT PRIMARY KEY, qty SMALLINT, stock {unsigned}, \
+         code VARCHAR(5))"
     ))
     .await;
     let qty = mapped(store, &table, "id", "qty").await;
     let stock = mapped(store, &table, "id", "stock").await;
+    let code = mapped(store, &table, "id", "code").await;
     let check = |t: &Target, key: &str, value: &str| {
         store
             .check(t, key.as_bytes(), Some(&StoreWrite::string(b(value), None)))
@@ -1217,6 +1220,13 @@ async fn integers_are_checked_against_their_column_range(store: &SharedStore, db
         assert!(e.contains("stock"), "{e}");
         check(&stock, "1", "65535").expect("in range");
     }
+    // A VARCHAR(5) takes five characters, however many bytes they are.
+    check(&code, "1", "héllo").expect("five characters");
+    let long = check(&code, "1", "abcdef");
+    assert_eq!(long.is_err(), ranged, "six characters: {long:?}");
+    write_ok(store, vec![upsert(&code, b"1", "héllo".as_bytes())]).await;
+    assert_eq!(get_text(store, &code, "1").await.as_deref(), Some("héllo"));
+
     // What check lets through, the store takes.
     write_ok(store, vec![upsert(&qty, b"1", b"32767")]).await;
     assert_eq!(get_text(store, &qty, "1").await.as_deref(), Some("32767"));

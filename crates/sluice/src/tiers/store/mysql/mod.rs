@@ -100,14 +100,16 @@ pub struct MySqlStore {
     returning: bool,
     /// Whether `sluice_members` and its triggers exist.
     members: super::members::MembersSupport,
-    /// The range of each mapped integer column narrower than a signed BIGINT, by (table,
+    /// The limit of each mapped column that has one ([`schema::column_limit`]), by (table,
     /// column) in lower case, as read with the table's schema at start-up.
-    integer_ranges: parking_lot::RwLock<std::collections::HashMap<(String, String), (i64, i64)>>,
+    column_limits:
+        parking_lot::RwLock<std::collections::HashMap<(String, String), schema::ColumnLimit>>,
 }
 
 impl MySqlStore {
-    /// [`convert`], then the column's integer range ([`schema::integer_range`]): what MySQL
-    /// would refuse only when the flush runs is refused before the write is acknowledged.
+    /// [`convert`], then the column's limit ([`schema::column_limit`]): what MySQL would refuse
+    /// only when the flush runs (or, outside strict mode, cut) is refused before the write is
+    /// acknowledged.
     fn convert_in_range(
         &self,
         m: &MappedTable,
@@ -117,16 +119,24 @@ impl MySqlStore {
     ) -> Result<(), StoreError> {
         let value = convert(m, bytes, key, is_key)?;
         let (kind, column, what) = m.conversion_target(is_key);
-        if let mysql_async::Value::Int(i) = value {
-            let ranges = self.integer_ranges.read();
-            let range = ranges.get(&(m.table.to_ascii_lowercase(), column.to_ascii_lowercase()));
-            if let Some((low, high)) = range {
-                if !(*low..=*high).contains(&i) {
-                    return Err(super::conversion_error(what, bytes, key, m, column, kind));
-                }
+        let limits = self.column_limits.read();
+        let limit = limits.get(&(m.table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+        let fits = match (limit, &value) {
+            (Some(schema::ColumnLimit::Integers(low, high)), mysql_async::Value::Int(i)) => {
+                (*low..=*high).contains(i)
             }
+            (Some(schema::ColumnLimit::Chars(n)), mysql_async::Value::Bytes(b)) => {
+                // Text columns took UTF-8 only (convert), so this counts characters.
+                String::from_utf8_lossy(b).chars().count() <= *n
+            }
+            (Some(schema::ColumnLimit::Bytes(n)), mysql_async::Value::Bytes(b)) => b.len() <= *n,
+            _ => true,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(super::conversion_error(what, bytes, key, m, column, kind))
         }
-        Ok(())
     }
 
     /// Opens a pool on `url` (`mysql://user[:password]@host[:port]/db`) and checks that a
@@ -166,7 +176,7 @@ impl MySqlStore {
             max_key: AtomicUsize::new(MAX_BUILTIN_KEY),
             returning: false,
             members: Default::default(),
-            integer_ranges: Default::default(),
+            column_limits: Default::default(),
         };
         let mut conn = store.conn().await?;
         let server: Option<(u64, String)> = conn
@@ -291,12 +301,12 @@ impl Store for MySqlStore {
         let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;
         let schema = r.unwrap_or_else(|_| Err(timed_out("read table schema")))?;
         if let Some(schema) = &schema {
-            let mut ranges = self.integer_ranges.write();
+            let mut limits = self.column_limits.write();
             for column in &schema.columns {
-                if let Some(range) = schema::integer_range(&column.declared_type) {
-                    ranges.insert(
+                if let Some(limit) = schema::column_limit(&column.declared_type) {
+                    limits.insert(
                         (table.to_ascii_lowercase(), column.name.to_ascii_lowercase()),
-                        range,
+                        limit,
                     );
                 }
             }

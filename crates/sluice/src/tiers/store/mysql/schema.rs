@@ -134,12 +134,30 @@ mod tests {
     }
 }
 
-/// The values an integer column of MySQL declared type `column_type` (`int(11) unsigned`,
-/// `TINYINT`, ...) holds, where that is less than every `i64`: MySQL refuses an out-of-range
-/// value only when the statement runs, so a write the range would refuse is refused before it
-/// is acknowledged instead. `None` for a signed BIGINT or a type that is not an integer.
-pub(super) fn integer_range(column_type: &str) -> Option<(i64, i64)> {
+/// What a MySQL column holds that MySQL checks only when a statement runs (and, outside strict
+/// mode, enforces by silently cutting the value): a write it would refuse or cut is refused
+/// before it is acknowledged instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ColumnLimit {
+    /// An integer column narrower than a signed BIGINT: the values it holds.
+    Integers(i64, i64),
+    /// `VARCHAR(n)` / `CHAR(n)`: at most this many characters.
+    Chars(usize),
+    /// `VARBINARY(n)`, `TINYTEXT`, `TEXT`, `TINYBLOB`, `BLOB`, `MEDIUMTEXT`, `MEDIUMBLOB`: at
+    /// most this many bytes.
+    Bytes(usize),
+}
+
+/// The limit of a column of MySQL declared type `column_type` (`int(11) unsigned`,
+/// `varchar(20)`, `TEXT`, ...); `None` for a signed BIGINT, a LONGTEXT or LONGBLOB, or a type
+/// without one.
+pub(super) fn column_limit(column_type: &str) -> Option<ColumnLimit> {
     let t = column_type.trim().to_ascii_lowercase();
+    let size = || -> Option<usize> {
+        let open = t.find('(')?;
+        let close = t[open..].find(')')? + open;
+        t[open + 1..close].trim().parse().ok()
+    };
     let unsigned = t.contains("unsigned");
     let bits = if t.starts_with("bigint") {
         64
@@ -151,39 +169,63 @@ pub(super) fn integer_range(column_type: &str) -> Option<(i64, i64)> {
         24
     } else if t.starts_with("int") {
         32
+    } else if t.starts_with("varchar") || t.starts_with("char") {
+        return size().map(ColumnLimit::Chars);
+    } else if t.starts_with("varbinary") {
+        return size().map(ColumnLimit::Bytes);
+    } else if t.starts_with("tinytext") || t.starts_with("tinyblob") {
+        return Some(ColumnLimit::Bytes(255));
+    } else if t.starts_with("text") || t.starts_with("blob") {
+        return Some(ColumnLimit::Bytes(65_535));
+    } else if t.starts_with("mediumtext") || t.starts_with("mediumblob") {
+        return Some(ColumnLimit::Bytes(16_777_215));
     } else {
         return None;
     };
     match (bits, unsigned) {
         (64, false) => None,
-        (64, true) => Some((0, i64::MAX)),
-        (b, false) => Some((-(1i64 << (b - 1)), (1i64 << (b - 1)) - 1)),
-        (b, true) => Some((0, (1i64 << b) - 1)),
+        (64, true) => Some(ColumnLimit::Integers(0, i64::MAX)),
+        (b, false) => Some(ColumnLimit::Integers(
+            -(1i64 << (b - 1)),
+            (1i64 << (b - 1)) - 1,
+        )),
+        (b, true) => Some(ColumnLimit::Integers(0, (1i64 << b) - 1)),
     }
 }
 
 #[cfg(test)]
-mod range_tests {
-    use super::integer_range;
+mod limit_tests {
+    use super::{column_limit, ColumnLimit::*};
 
     #[test]
-    fn narrow_and_unsigned_integers_have_ranges() {
-        assert_eq!(integer_range("tinyint(4)"), Some((-128, 127)));
-        assert_eq!(integer_range("tinyint(3) unsigned"), Some((0, 255)));
-        assert_eq!(integer_range("smallint(6)"), Some((-32768, 32767)));
-        assert_eq!(integer_range("MEDIUMINT UNSIGNED"), Some((0, 16_777_215)));
+    fn columns_have_the_limits_mysql_enforces() {
+        assert_eq!(column_limit("tinyint(4)"), Some(Integers(-128, 127)));
+        assert_eq!(column_limit("tinyint(3) unsigned"), Some(Integers(0, 255)));
+        assert_eq!(column_limit("smallint(6)"), Some(Integers(-32768, 32767)));
         assert_eq!(
-            integer_range("int(11)"),
-            Some((-2_147_483_648, 2_147_483_647))
+            column_limit("MEDIUMINT UNSIGNED"),
+            Some(Integers(0, 16_777_215))
         );
-        assert_eq!(integer_range("int(10) unsigned"), Some((0, 4_294_967_295)));
         assert_eq!(
-            integer_range("integer"),
-            Some((-2_147_483_648, 2_147_483_647))
+            column_limit("int(11)"),
+            Some(Integers(-2_147_483_648, 2_147_483_647))
         );
-        assert_eq!(integer_range("bigint(20) unsigned"), Some((0, i64::MAX)));
-        assert_eq!(integer_range("bigint(20)"), None);
-        assert_eq!(integer_range("varchar(20)"), None);
-        assert_eq!(integer_range("decimal(10,2)"), None);
+        assert_eq!(
+            column_limit("int(10) unsigned"),
+            Some(Integers(0, 4_294_967_295))
+        );
+        assert_eq!(
+            column_limit("bigint(20) unsigned"),
+            Some(Integers(0, i64::MAX))
+        );
+        assert_eq!(column_limit("bigint(20)"), None);
+        assert_eq!(column_limit("varchar(20)"), Some(Chars(20)));
+        assert_eq!(column_limit("char(3)"), Some(Chars(3)));
+        assert_eq!(column_limit("varbinary(16)"), Some(Bytes(16)));
+        assert_eq!(column_limit("text"), Some(Bytes(65_535)));
+        assert_eq!(column_limit("tinyblob"), Some(Bytes(255)));
+        assert_eq!(column_limit("longtext"), None);
+        assert_eq!(column_limit("decimal(10,2)"), None);
+        assert_eq!(column_limit("double"), None);
     }
 }

@@ -96,10 +96,27 @@ pub(super) fn convert<'a>(
             if s.contains('\0') {
                 return Err(fail());
             }
+            // varchar(n) and char(n) refuse a longer value when the statement runs: after a
+            // write-back write was acknowledged.
+            if let Some(n) = pg.and_then(character_limit) {
+                if s.chars().count() > n {
+                    return Err(fail());
+                }
+            }
             Param::Text(Cow::Borrowed(s))
         }
         ColumnType::Blob => Param::Bytes(bytes),
     })
+}
+
+/// The most characters a `varchar(n)` or `char(n)` column (or a domain over one) holds.
+fn character_limit(c: &PgColumn) -> Option<usize> {
+    if !matches!(c.base.as_str(), "varchar" | "bpchar") {
+        return None;
+    }
+    let open = c.declared.rfind('(')?;
+    let close = c.declared[open..].find(')')? + open;
+    c.declared[open + 1..close].trim().parse().ok()
 }
 
 /// The SQL pieces of one mapped target.
