@@ -264,15 +264,17 @@ pub(crate) fn largest_member(p: &PartialWrite) -> usize {
             .max()
             .unwrap_or(16)
     } else if p.kind == Kind::List {
-        // A list's rows carry their elements: the largest changed one still in the list.
-        let Ok(after) = ListValue::decode(&p.image) else {
-            return 0;
-        };
-        p.changed
+        // A list's rows carry their elements: the largest changed one still in the list, found
+        // in one walk of the image (a push onto a long list must not decode all of it).
+        let wanted: std::collections::HashSet<i64> = p
+            .changed
             .iter()
             .filter_map(|k| crate::model::list::position_of(k))
-            .filter_map(|position| after.at_position(position))
-            .map(|e| e.len() + 8)
+            .collect();
+        crate::model::list::elements(&p.image)
+            .filter_map(Result::ok)
+            .filter(|(position, _)| wanted.contains(position))
+            .map(|(_, e)| e.len() + 8)
             .max()
             .unwrap_or(8)
     } else {
@@ -399,5 +401,16 @@ mod tests {
         rows.reverse();
         let image = image_of(Kind::List, rows);
         assert_eq!(crate::model::list::view(&image), vec![&b"B"[..], b"c"]);
+        // The largest row the write sends: the set element (the popped one sends none).
+        assert_eq!(largest_member(&write), 1 + 8);
+        let mut pushed = ListValue::decode(&after.encode()).unwrap();
+        pushed.push([b("a much longer element")], false);
+        let (changed, _) = pushed.changes();
+        let push = PartialWrite {
+            image: pushed.encode(),
+            changed,
+            ..write
+        };
+        assert_eq!(largest_member(&push), 21 + 8);
     }
 }
