@@ -51,6 +51,15 @@ pub fn elements(image: &[u8]) -> Elements<'_> {
     })
 }
 
+/// The element at `position` of an encoded list, found by a walk of its bytes (no decoding of
+/// the whole list); `None` when no element has it, or for malformed bytes.
+pub fn element_at(image: &[u8], position: i64) -> Option<&[u8]> {
+    elements(image)
+        .map_while(Result::ok)
+        .find(|(p, _)| *p == position)
+        .map(|(_, e)| e)
+}
+
 /// The number of elements; 0 for empty or malformed bytes.
 pub fn len(image: &[u8]) -> usize {
     super::hash::len(image)

@@ -3,6 +3,8 @@
 //! write-back buffer, the journal and the store all speak them, so none of those imports
 //! another for them.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 pub mod events;
@@ -202,6 +204,50 @@ impl StoreWrite {
     }
 }
 
+/// The rows a collection image is stored as, by member (a list's position key, a stream's row
+/// key) with the bytes that row holds (a score's bits, an element, a stream row; nothing for a
+/// set member): what [`PartialWrite::prune_stored`] and
+/// [`PartialWrite::rebase_on_stored_whole`] compare. `None` for a malformed image or a kind not
+/// stored by member.
+type Rows<'a> = std::collections::HashMap<Cow<'a, [u8]>, Cow<'a, [u8]>>;
+
+fn rows_of(kind: Kind, image: &[u8]) -> Option<Rows<'_>> {
+    let mut rows = Rows::new();
+    match kind {
+        Kind::Set => {
+            for m in set::members(image) {
+                rows.insert(Cow::Borrowed(m.ok()?), Cow::Borrowed(&[][..]));
+            }
+        }
+        Kind::ZSet => {
+            for e in zset::entries(image) {
+                let (m, score) = e.ok()?;
+                rows.insert(
+                    Cow::Borrowed(m),
+                    Cow::Owned(score.to_bits().to_be_bytes().to_vec()),
+                );
+            }
+        }
+        Kind::List => {
+            for e in list::elements(image) {
+                let (position, element) = e.ok()?;
+                rows.insert(
+                    Cow::Owned(list::position_key(position).to_vec()),
+                    Cow::Borrowed(element),
+                );
+            }
+        }
+        Kind::Stream => {
+            for pair in hash::pairs(image) {
+                let (m, v) = pair.ok()?;
+                rows.insert(Cow::Borrowed(m), Cow::Borrowed(v));
+            }
+        }
+        Kind::String | Kind::Hash => return None,
+    }
+    Some(rows)
+}
+
 /// The largest image [`PartialWrite::rebase_on_stored_whole`] diffs; a larger whole value is
 /// stored whole again.
 pub const REBASE_MAX_MEMBERS: usize = 50_000;
@@ -250,51 +296,24 @@ impl PartialWrite {
     /// sets, sets and lists (an element by its position; a stream's rows are not compared),
     /// and only when neither write replaces the whole value.
     pub fn prune_stored(&mut self, stored: &PartialWrite) {
-        use std::collections::HashMap;
-        if self.replace || stored.replace || self.kind != stored.kind || self.changed.is_empty() {
+        if self.replace
+            || stored.replace
+            || self.kind != stored.kind
+            || self.changed.is_empty()
+            || !matches!(self.kind, Kind::ZSet | Kind::Set | Kind::List)
+        {
             return;
         }
-        fn map<'a, V>(items: impl Iterator<Item = Option<(&'a [u8], V)>>) -> HashMap<&'a [u8], V> {
-            items.flatten().collect()
-        }
+        let (Some(ours), Some(theirs)) = (
+            rows_of(self.kind, &self.image),
+            rows_of(stored.kind, &stored.image),
+        ) else {
+            return;
+        };
         let written: std::collections::HashSet<&[u8]> =
             stored.changed.iter().map(|m| &m[..]).collect();
-        let mut changed = std::mem::take(&mut self.changed);
-        match self.kind {
-            Kind::ZSet => {
-                let scores = |image| {
-                    map(zset::entries(image).map(|e| e.ok().map(|(m, s)| (m, s.to_bits()))))
-                };
-                let (ours, theirs) = (scores(&self.image), scores(&stored.image));
-                changed.retain(|m| {
-                    !written.contains(&m[..]) || ours.get(&m[..]) != theirs.get(&m[..])
-                });
-            }
-            Kind::Set => {
-                let members = |image| map(set::members(image).map(|m| m.ok().map(|m| (m, ()))));
-                let (ours, theirs) = (members(&self.image), members(&stored.image));
-                changed.retain(|m| {
-                    !written.contains(&m[..])
-                        || ours.contains_key(&m[..]) != theirs.contains_key(&m[..])
-                });
-            }
-            Kind::List => {
-                let elements = |image| {
-                    list::elements(image)
-                        .map_while(Result::ok)
-                        .collect::<HashMap<i64, &[u8]>>()
-                };
-                let (ours, theirs) = (elements(&self.image), elements(&stored.image));
-                changed.retain(|m| {
-                    let Some(position) = list::position_of(m) else {
-                        return true;
-                    };
-                    !written.contains(&m[..]) || ours.get(&position) != theirs.get(&position)
-                });
-            }
-            _ => {}
-        }
-        self.changed = changed;
+        self.changed
+            .retain(|m| !written.contains(&m[..]) || ours.get(&m[..]) != theirs.get(&m[..]));
     }
 
     /// After `stored`, an older write of this key that replaced its whole value, is committed
@@ -310,7 +329,6 @@ impl PartialWrite {
     /// images of more than [`REBASE_MAX_MEMBERS`] members either: the difference is computed
     /// under the write-back buffer's lock.
     pub fn rebase_on_stored_whole(&mut self, stored: &PartialWrite) {
-        use std::collections::HashMap;
         if !(self.replace && stored.replace && self.kind == stored.kind)
             || stored.expires_at.is_some()
             || hash::len(&self.image) > REBASE_MAX_MEMBERS
@@ -318,55 +336,23 @@ impl PartialWrite {
         {
             return;
         }
-        // Each image as its rows: member (or position key, or stream row key) → value bytes.
-        let rows = |kind: Kind, image: &Bytes| -> Option<HashMap<Bytes, Vec<u8>>> {
-            let mut out = HashMap::new();
-            match kind {
-                Kind::Set => {
-                    for m in set::members(image) {
-                        out.insert(Bytes::copy_from_slice(m.ok()?), Vec::new());
-                    }
-                }
-                Kind::ZSet => {
-                    for e in zset::entries(image) {
-                        let (m, score) = e.ok()?;
-                        out.insert(
-                            Bytes::copy_from_slice(m),
-                            score.to_bits().to_be_bytes().to_vec(),
-                        );
-                    }
-                }
-                Kind::List => {
-                    for e in list::elements(image) {
-                        let (position, element) = e.ok()?;
-                        out.insert(
-                            Bytes::copy_from_slice(&list::position_key(position)),
-                            element.to_vec(),
-                        );
-                    }
-                }
-                Kind::Stream => {
-                    for pair in hash::pairs(image) {
-                        let (m, v) = pair.ok()?;
-                        out.insert(Bytes::copy_from_slice(m), v.to_vec());
-                    }
-                }
-                Kind::String | Kind::Hash => return None,
-            }
-            Some(out)
-        };
         let (Some(ours), Some(theirs)) = (
-            rows(self.kind, &self.image),
-            rows(stored.kind, &stored.image),
+            rows_of(self.kind, &self.image),
+            rows_of(stored.kind, &stored.image),
         ) else {
             return;
         };
         let mut changed: Vec<Bytes> = ours
             .iter()
             .filter(|(m, v)| theirs.get(*m) != Some(*v))
-            .map(|(m, _)| m.clone())
+            .map(|(m, _)| Bytes::copy_from_slice(m))
             .collect();
-        changed.extend(theirs.keys().filter(|m| !ours.contains_key(*m)).cloned());
+        changed.extend(
+            theirs
+                .keys()
+                .filter(|m| !ours.contains_key(*m))
+                .map(|m| Bytes::copy_from_slice(m)),
+        );
         self.replace = false;
         self.changed = changed;
     }

@@ -240,56 +240,32 @@ pub(crate) fn check_mapped_members(
         }
         Ok(())
     };
-    // A client's write of a few members (ZINCRBY, SADD): each looked up in the image by a scan
-    // of its bytes, without building the collection, which for a large leaderboard costs far
-    // more than the write itself.
+    // A client's write of a few members (ZINCRBY, SADD, RPUSH): each looked up in the image by
+    // a scan of its bytes, without building the collection, which for a large leaderboard or
+    // log costs far more than the write itself.
     if let StoreWrite::Partial(p) = write {
-        let scanned = matches!(p.kind, Kind::Set | Kind::ZSet);
-        if scanned && !p.replace && p.kind == mm.kind() && p.changed.len() <= FEW {
+        if !p.replace && p.kind == mm.kind() && p.changed.len() <= FEW {
             for member in &p.changed {
-                match &mm.value {
-                    Some(column) => match crate::model::zset::score(&p.image, member) {
+                match (mm.kind(), &mm.value) {
+                    (Kind::ZSet, Some(column)) => match crate::model::zset::score(&p.image, member)
+                    {
                         Some(score) => {
                             let text = score_text(mm, column, key, score)?;
                             check(member, Some(Some(text.as_bytes())))?;
                         }
                         None => check(member, None)?,
                     },
-                    None => {
+                    (Kind::List, _) => {
+                        let sequence = sequence_text(mm, key, member)?;
+                        let element = list::position_of(member)
+                            .and_then(|position| list::element_at(&p.image, position));
+                        check(&sequence, element.map(Some))?;
+                    }
+                    _ => {
                         let kept = crate::model::set::contains(&p.image, member).then_some(None);
                         check(member, kept)?;
                     }
                 }
-            }
-            return Ok(());
-        }
-    }
-    // A push or pop of a few elements: their elements found in one walk of the image, without
-    // decoding the whole list.
-    if let StoreWrite::Partial(p) = write {
-        if p.kind == Kind::List && mm.kind() == Kind::List && !p.replace && p.changed.len() <= FEW {
-            let wanted: Vec<i64> = p
-                .changed
-                .iter()
-                .filter_map(|m| list::position_of(m))
-                .collect();
-            let mut found: Vec<Option<&[u8]>> = vec![None; wanted.len()];
-            for entry in list::elements(&p.image) {
-                let (position, element) = entry.map_err(|e| {
-                    StoreError::permanent(format!(
-                        "key {:?}: the list to store is malformed: {e}",
-                        shown(key)
-                    ))
-                })?;
-                if let Some(i) = wanted.iter().position(|w| *w == position) {
-                    found[i] = Some(element);
-                }
-            }
-            for member in &p.changed {
-                let sequence = sequence_text(mm, key, member)?;
-                let at =
-                    list::position_of(member).and_then(|m| wanted.iter().position(|w| *w == m));
-                check(&sequence, at.and_then(|i| found[i]).map(Some))?;
             }
             return Ok(());
         }

@@ -100,10 +100,13 @@ pub struct MySqlStore {
     returning: bool,
     /// Whether `sluice_members` and its triggers exist.
     members: super::members::MembersSupport,
-    /// The limit of each mapped column that has one ([`schema::column_limit`]), by (table,
-    /// column) in lower case, as read with the table's schema at start-up.
-    column_limits:
-        parking_lot::RwLock<std::collections::HashMap<(String, String), schema::ColumnLimit>>,
+    /// The limit of each mapped column that has one ([`schema::column_limit`]), by table (as
+    /// the keyspace names it) and column (as the schema spells it, which mapped targets keep),
+    /// as read with the table's schema at start-up: looked up on every mapped write's check,
+    /// without allocating.
+    column_limits: parking_lot::RwLock<
+        std::collections::HashMap<String, std::collections::HashMap<String, schema::ColumnLimit>>,
+    >,
 }
 
 impl MySqlStore {
@@ -120,7 +123,7 @@ impl MySqlStore {
         let value = convert(m, bytes, key, is_key)?;
         let (kind, column, what) = m.conversion_target(is_key);
         let limits = self.column_limits.read();
-        let limit = limits.get(&(m.table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+        let limit = limits.get(&m.table).and_then(|t| t.get(column));
         let fits = match (limit, &value) {
             (Some(schema::ColumnLimit::Integers(low, high)), mysql_async::Value::Int(i)) => {
                 (*low..=*high).contains(i)
@@ -301,15 +304,12 @@ impl Store for MySqlStore {
         let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;
         let schema = r.unwrap_or_else(|_| Err(timed_out("read table schema")))?;
         if let Some(schema) = &schema {
-            let mut limits = self.column_limits.write();
-            for column in &schema.columns {
-                if let Some(limit) = schema::column_limit(&column.declared_type) {
-                    limits.insert(
-                        (table.to_ascii_lowercase(), column.name.to_ascii_lowercase()),
-                        limit,
-                    );
-                }
-            }
+            let limits: std::collections::HashMap<String, schema::ColumnLimit> = schema
+                .columns
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), schema::column_limit(&c.declared_type)?)))
+                .collect();
+            self.column_limits.write().insert(table.to_string(), limits);
         }
         Ok(schema)
     }
