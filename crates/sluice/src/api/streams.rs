@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use super::access::Access;
 use crate::error::SluiceError;
-use crate::model::stream::{self, RequestedId, StreamId, StreamValue, Trim};
+use crate::model::stream::{self, RequestedId, StreamId, StreamMeta, StreamValue, Trim};
+use crate::model::stream_groups::Groups;
 use crate::model::{Entry, Kind, PartialWrite, StoreWrite};
 
 impl Access<'_> {
@@ -56,6 +57,60 @@ impl Access<'_> {
                 expires_at,
             });
             Ok((Some(write), Some(result)))
+        })
+        .await
+    }
+}
+
+impl Access<'_> {
+    /// Atomic read-modify-write of a stream's consumer groups: `f` sees the stream's image
+    /// and metadata and edits its groups; or with `create` (XGROUP CREATE MKSTREAM) a new empty
+    /// stream where the key does not exist (else `f` is not called and the answer is `None`).
+    /// Groups `f` left as they were are no write; changed ones rewrite the metadata row only
+    /// ([`stream::with_meta`]), the entries untouched. The key keeps its expiry. `WRONGTYPE`,
+    /// and nothing written, if the key holds another type; an error from `f` writes nothing.
+    pub async fn update_stream_groups<T>(
+        &mut self,
+        db: u8,
+        key: &Bytes,
+        create: bool,
+        f: impl FnOnce(&Bytes, &StreamMeta, &mut Groups) -> Result<T, SluiceError>,
+    ) -> Result<Option<T>, SluiceError> {
+        let mut route = self.route(db, key.clone());
+        // A change to the groups leaves a WATCH of the key alone, as in Redis; a stream this
+        // creates (MKSTREAM) fails it. (MKSTREAM over an existing stream fails it too, where
+        // Redis would not.)
+        route.wakes_watchers = create;
+        self.write_routed(route, true, |current| {
+            let (image, expires_at, fresh) = match current {
+                Some(e) if e.kind != Kind::Stream => return Err(SluiceError::WrongType),
+                Some(e) => (e.value, e.expires_at, false),
+                None if create => (StreamValue::new().encode(), None, true),
+                None => return Ok((None, None)),
+            };
+            let mut meta = stream::meta(&image)?;
+            let mut groups = Groups::decode(&meta.groups)?;
+            let result = f(&image, &meta, &mut groups)?;
+            let encoded = groups.encode();
+            // A new stream is stored only once it holds a group (XGROUP CREATE MKSTREAM with a
+            // bad ID creates nothing, as in Redis).
+            if encoded == meta.groups {
+                return Ok((None, Some(result)));
+            }
+            meta.groups = encoded;
+            let image = stream::with_meta(&image, &meta)?;
+            let write = if fresh {
+                PartialWrite::whole(Kind::Stream, image, None)
+            } else {
+                PartialWrite {
+                    kind: Kind::Stream,
+                    image,
+                    changed: vec![Bytes::new()],
+                    replace: false,
+                    expires_at,
+                }
+            };
+            Ok((Some(StoreWrite::Partial(write)), Some(result)))
         })
         .await
     }

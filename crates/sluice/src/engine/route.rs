@@ -14,6 +14,9 @@ pub(crate) struct Route<'a> {
     pub ks: &'a Arc<Keyspace>,
     pub stripe: Stripe,
     pub key: DbKey,
+    /// Whether a write here fails the transactions WATCHing the key: every write but a change
+    /// to a stream's consumer groups, which Redis lets pass a WATCH.
+    pub wakes_watchers: bool,
 }
 
 impl Route<'_> {
@@ -37,6 +40,7 @@ impl Engine {
             ks: self.keyspace_of(db, &key),
             stripe: self.locks.stripe(db, &key),
             key: DbKey { db, key },
+            wakes_watchers: true,
         }
     }
 

@@ -406,7 +406,9 @@ impl Engine {
         for ((route, staged), w) in through.iter().zip(written) {
             self.cache_committed(route, &staged.write, w, staged.copy_deadline, now)
                 .await;
-            self.watches.touch(&route.key);
+            if route.wakes_watchers {
+                self.watches.touch(&route.key);
+            }
         }
         if let Some(e) = journal_failure {
             return Err(if through.is_empty() {
@@ -423,7 +425,9 @@ impl Engine {
                 }
                 None => self.evict(route).await,
             }
-            self.watches.touch(&route.key);
+            if route.wakes_watchers {
+                self.watches.touch(&route.key);
+            }
         }
         Ok(ack)
     }

@@ -70,7 +70,10 @@ impl Engine {
             return Err(prepared);
         };
         route.ks.counters.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(applied.inspect(|_| self.watches.touch(&route.key)))
+        if route.wakes_watchers && applied.is_ok() {
+            self.watches.touch(&route.key);
+        }
+        Ok(applied)
     }
 
     /// Applies a checked write according to the keyspace's policy (the caller holds the key's
@@ -96,7 +99,9 @@ impl Engine {
             Policy::WriteBack => self.apply_back(route, write, copy_deadline, now).await,
         }?;
         // Under the key lock, so a transaction that locked the key to check its WATCH sees it.
-        self.watches.touch(&route.key);
+        if route.wakes_watchers {
+            self.watches.touch(&route.key);
+        }
         Ok(applied)
     }
 

@@ -13,6 +13,7 @@ pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod stream;
+pub mod stream_groups;
 pub mod zset;
 
 /// A key in one logical database (SELECT 0-15): what the cache, the write-back buffer, the

@@ -119,7 +119,7 @@ pub struct StreamMeta {
     pub entries_added: u64,
     /// The largest ID XDEL removed.
     pub max_deleted: StreamId,
-    /// The consumer groups, encoded; kept as they are (no command changes them yet).
+    /// The consumer groups, encoded (see [`super::stream_groups`]); empty when there is none.
     pub groups: Bytes,
 }
 
@@ -129,7 +129,8 @@ const META_VERSION: u8 = 1;
 const META_FIXED: usize = 1 + 8 * 6;
 
 impl StreamMeta {
-    fn encode(&self) -> Bytes {
+    /// The metadata row's bytes.
+    pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(META_FIXED + self.groups.len());
         out.put_u8(META_VERSION);
         for n in [
@@ -213,6 +214,91 @@ pub fn range(
     } else {
         rows.into_iter().map(parse_entry).collect()
     }
+}
+
+/// The live entries of `ids` (ascending, each once) in one walk of the encoded stream: for
+/// each ID its entry, or `None` where there is no live entry (XCLAIM's, XAUTOCLAIM's and a
+/// history read's lookups of pending IDs).
+pub fn entries_at<'a>(
+    image: &'a [u8],
+    ids: &[StreamId],
+) -> Result<Vec<Option<EntryView<'a>>>, MalformedHash> {
+    let mut out: Vec<Option<EntryView<'a>>> = Vec::with_capacity(ids.len());
+    let mut rows = hash::pairs(image).skip(1);
+    let mut row: Option<(StreamId, &[u8])> = None;
+    for &id in ids {
+        while row.is_none_or(|(row_id, _)| row_id < id) {
+            match rows.next() {
+                None => {
+                    row = None;
+                    break;
+                }
+                Some(next) => {
+                    let (key, value) = next?;
+                    row = Some((StreamId::from_key(key).ok_or(MalformedHash)?, value));
+                }
+            }
+        }
+        out.push(match row {
+            Some((row_id, value)) if row_id == id && !row_deleted(value) => {
+                Some(parse_entry((row_id, value.get(1..).ok_or(MalformedHash)?))?)
+            }
+            _ => None,
+        });
+    }
+    Ok(out)
+}
+
+/// The image with its metadata row replaced by `meta` and every entry row as it was: how a
+/// command that changes only the metadata (a consumer group's) writes, without decoding the
+/// entries.
+pub fn with_meta(image: &[u8], meta: &StreamMeta) -> Result<Bytes, MalformedHash> {
+    let mut at = 0;
+    let count = hash::take_len(image, &mut at)?;
+    let member = hash::take(image, &mut at)?;
+    if !member.is_empty() {
+        return Err(MalformedHash);
+    }
+    hash::take(image, &mut at)?;
+    let meta_row = meta.encode();
+    let tail = &image[at..];
+    let mut out = BytesMut::with_capacity(tail.len() + meta_row.len() + 16);
+    hash::put_len(&mut out, count);
+    hash::put_len(&mut out, 0);
+    hash::put_len(&mut out, meta_row.len());
+    out.put_slice(&meta_row);
+    out.put_slice(tail);
+    Ok(out.freeze())
+}
+
+/// The key of each node Redis would hold for an encoded stream (the ID of the row that begins
+/// it), in order: XINFO STREAM's `radix-tree-keys` and what its `radix-tree-nodes` counts.
+pub fn node_keys(image: &[u8]) -> Result<Vec<[u8; 16]>, MalformedHash> {
+    let mut nodes = Vec::new();
+    let mut previous = None;
+    for row in hash::pairs(image).skip(1) {
+        let (key, value) = row?;
+        let id = StreamId::from_key(key).ok_or(MalformedHash)?;
+        if previous.is_some_and(|p| p >= id) {
+            return Err(MalformedHash);
+        }
+        previous = Some(id);
+        if *value.first().ok_or(MalformedHash)? & NODE_START != 0 {
+            nodes.push(id.key());
+        }
+    }
+    Ok(nodes)
+}
+
+/// The first live entry's ID of an encoded stream.
+pub fn first_live_id(image: &[u8]) -> Result<Option<StreamId>, MalformedHash> {
+    for row in hash::pairs(image).skip(1) {
+        let (key, value) = row?;
+        if !row_deleted(value) {
+            return Ok(Some(StreamId::from_key(key).ok_or(MalformedHash)?));
+        }
+    }
+    Ok(None)
 }
 
 /// An entry's ID and its field-value pairs, sliced out of its row.
