@@ -1,5 +1,5 @@
 //! Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP, BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
-//! XREAD BLOCK)
+//! XREAD BLOCK, XREADGROUP BLOCK)
 //! across connections: a client blocked on keys
 //! is woken by a write from any other connection, a MULTI/EXEC or a script; clients are served
 //! in the order they blocked; a timeout answers nil; the replies before a blocked command are
@@ -514,7 +514,8 @@ async fn a_woken_client_takes_from_the_key_that_became_ready_first() {
     server.stop().await;
 }
 
-/// XREAD's reply for one stream `key` holding one entry `id` with field `f` = `v`.
+/// XREAD's (and XREADGROUP's) reply for one stream `key` holding one entry `id` with field
+/// `f` = `v`.
 fn one_entry(key: &str, id: &str, f: &str, v: &str) -> Vec<u8> {
     format!(
         "*1\r\n*2\r\n${}\r\n{key}\r\n*1\r\n*2\r\n${}\r\n{id}\r\n*2\r\n${}\r\n{f}\r\n${}\r\n{v}\r\n",
@@ -634,5 +635,143 @@ async fn xread_times_out_with_a_nil_array_and_answers_a_map_in_resp3() {
         b"%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n7-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
     );
     assert_eq!(reader.run("XREAD BLOCK 100 STREAMS s $").await, b"_\r\n");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_blocked_on_one_group_each_get_a_different_entry() {
+    let server = TestServer::start().await;
+    let mut writer = server.client().await;
+    assert_eq!(
+        writer.run("XGROUP CREATE jobs workers $ MKSTREAM").await,
+        b"+OK\r\n"
+    );
+    let mut workers = Vec::new();
+    for (n, name) in ["w1", "w2"].iter().enumerate() {
+        let mut c = server.client().await;
+        send(
+            &mut c,
+            &format!("XREADGROUP GROUP workers {name} COUNT 1 BLOCK 0 STREAMS jobs >"),
+        )
+        .await;
+        writer.until_blocked(n + 1).await;
+        workers.push(c);
+    }
+    // A group created while they wait wakes nobody.
+    writer.run("XGROUP CREATE jobs audit $").await;
+    for w in &mut workers {
+        no_reply(w).await;
+    }
+    assert_eq!(writer.run("XADD jobs 1-1 job a").await, b"$3\r\n1-1\r\n");
+    // One worker gets the job; the other keeps waiting, then gets the next one.
+    let (w1, w2) = workers.split_at_mut(1);
+    let (first, second) = tokio::select! {
+        r = w1[0].reply() => (r, 1),
+        r = w2[0].reply() => (r, 0),
+    };
+    assert_eq!(first, one_entry("jobs", "1-1", "job", "a"));
+    no_reply(&mut workers[second]).await;
+    assert_eq!(writer.run("XADD jobs 1-2 job b").await, b"$3\r\n1-2\r\n");
+    assert_eq!(
+        workers[second].reply().await,
+        one_entry("jobs", "1-2", "job", "b")
+    );
+    writer.until_blocked(0).await;
+    // Both are pending, once each.
+    assert_eq!(
+        writer.run("XPENDING jobs workers").await,
+        b"*4\r\n:2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n*2\r\n*2\r\n$2\r\nw1\r\n$1\r\n1\r\n*2\r\n$2\r\nw2\r\n$1\r\n1\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_group_read_ends_when_its_key_or_group_goes() {
+    let server = TestServer::start().await;
+    let mut reader = server.client().await;
+    let mut writer = server.client().await;
+    writer.run("XGROUP CREATE s g $ MKSTREAM").await;
+    // SETID moves the group without adding: no reader is woken, as in Redis.
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    writer.run("XADD s 1 a b").await;
+    assert_eq!(reader.reply().await, one_entry("s", "1-0", "a", "b"));
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    assert_eq!(writer.run("XGROUP SETID s g 0").await, b"+OK\r\n");
+    no_reply(&mut reader).await;
+    assert_eq!(writer.run("XGROUP DESTROY s g").await, b":1\r\n");
+    assert_eq!(
+        reader.reply().await,
+        b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    );
+    writer.run("XGROUP CREATE s g $").await;
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    writer.run("DEL s").await;
+    assert_eq!(
+        reader.reply().await,
+        b"-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    // XDEL, XTRIM, EXPIRE and PERSIST add nothing: after SETID moved the group back, they
+    // wake nobody (a woken reader would be served the old entries), as in Redis.
+    writer.run("XADD s 1 a b").await;
+    writer.run("XGROUP CREATE s g $").await;
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    // Moved back, the group is served from 1-0 by the next XADD, as in Redis.
+    writer.run("XGROUP SETID s g 0").await;
+    no_reply(&mut reader).await;
+    writer.run("XADD s 2 x y").await;
+    assert_eq!(
+        reader.reply().await,
+        b"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    writer.run("XGROUP SETID s g 0").await;
+    for line in ["EXPIRE s 1000", "PERSIST s", "XTRIM s MAXLEN 5", "XDEL s 1"] {
+        writer.run(line).await;
+    }
+    no_reply(&mut reader).await;
+    // An expiry and a FLUSHDB end the wait as a DEL does.
+    writer.run("PEXPIRE s 100").await;
+    assert_eq!(
+        reader.reply().await,
+        b"-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    writer.run("XGROUP CREATE s g $ MKSTREAM").await;
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    writer.run("FLUSHDB").await;
+    assert_eq!(
+        reader.reply().await,
+        b"-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    // A timeout answers a nil array; inside MULTI it does not block.
+    writer.run("XGROUP CREATE s g $ MKSTREAM").await;
+    let started = Instant::now();
+    assert_eq!(
+        reader
+            .run("XREADGROUP GROUP g c BLOCK 100 STREAMS s >")
+            .await,
+        b"*-1\r\n"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    reader.run("MULTI").await;
+    reader.run("XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    assert_eq!(reader.run("EXEC").await, b"*1\r\n*-1\r\n");
+    // Woken by an EXEC that adds two entries: the reader gets both, in RESP3 as a map.
+    reader.run("HELLO 3").await;
+    send(&mut reader, "XREADGROUP GROUP g c BLOCK 0 STREAMS s >").await;
+    writer.until_blocked(1).await;
+    writer.run("MULTI").await;
+    writer.run("XADD s 2 a new").await;
+    writer.run("XADD s 3 b newer").await;
+    writer.run("EXEC").await;
+    assert_eq!(
+        reader.reply().await,
+        b"%1\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\na\r\n$3\r\nnew\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nb\r\n$5\r\nnewer\r\n"
+    );
     server.stop().await;
 }

@@ -1974,3 +1974,147 @@ fn streams_written_entry_by_entry_survive_sigkill() {
     let mut c = server.client();
     assert_eq!(snapshot(&mut c), before, "after a flush and a restart");
 }
+
+/// Consumer groups changed by every group command (XGROUP CREATE / SETID / CREATECONSUMER /
+/// DELCONSUMER / DESTROY, XREADGROUP with and without NOACK, XACK, XCLAIM, XAUTOCLAIM), part
+/// flushed before more changes, then SIGKILL: after the restart XINFO STREAM FULL (every
+/// group's last ID, read counter, pending entries with their delivery times and counts, and
+/// consumers with their seen times) and XPENDING read back exactly as before the kill, and the
+/// group goes on from where it was: a `>` read gets only the entries added since.
+#[test]
+fn consumer_groups_survive_sigkill() {
+    let (_dir, data) = workdir();
+    let mut server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    for i in 1..=30 {
+        let id = format!("{i}-0");
+        c.cmd_str(&["XADD", "jobs", &id, "n", &i.to_string()])
+            .unwrap();
+    }
+    c.ok(&["XGROUP", "CREATE", "jobs", "workers", "0"]);
+    c.ok(&["XGROUP", "CREATE", "jobs", "audit", "$"]);
+    c.ok(&["XGROUP", "CREATE", "jobs", "gone", "0"]);
+    c.ok(&["XGROUP", "CREATE", "fresh", "g", "$", "MKSTREAM"]);
+    let read = |c: &mut Client, consumer: &str, count: &str| {
+        c.cmd_str(&[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            consumer,
+            "COUNT",
+            count,
+            "STREAMS",
+            "jobs",
+            ">",
+        ])
+        .unwrap()
+    };
+    read(&mut c, "alice", "10");
+    read(&mut c, "bob", "5");
+    c.cmd_str(&["XACK", "jobs", "workers", "1-0", "2-0", "11-0"])
+        .unwrap();
+    c.ok(&["SLUICE.FLUSH"]);
+
+    // Unflushed from here on.
+    read(&mut c, "carol", "5");
+    c.cmd_str(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "dave",
+        "NOACK",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "jobs",
+        ">",
+    ])
+    .unwrap();
+    c.cmd_str(&["XACK", "jobs", "workers", "3-0", "16-0"])
+        .unwrap();
+    c.cmd_str(&[
+        "XCLAIM",
+        "jobs",
+        "workers",
+        "erin",
+        "0",
+        "4-0",
+        "5-0",
+        "RETRYCOUNT",
+        "7",
+    ])
+    .unwrap();
+    c.cmd_str(&[
+        "XAUTOCLAIM",
+        "jobs",
+        "workers",
+        "frank",
+        "0",
+        "12-0",
+        "COUNT",
+        "2",
+    ])
+    .unwrap();
+    c.cmd_str(&["XDEL", "jobs", "6-0"]).unwrap();
+    c.cmd_str(&["XGROUP", "CREATECONSUMER", "jobs", "workers", "idle"])
+        .unwrap();
+    c.cmd_str(&["XGROUP", "DELCONSUMER", "jobs", "workers", "bob"])
+        .unwrap();
+    c.cmd_str(&["XGROUP", "DESTROY", "jobs", "gone"]).unwrap();
+    c.ok(&[
+        "XGROUP",
+        "SETID",
+        "jobs",
+        "audit",
+        "20-0",
+        "ENTRIESREAD",
+        "20",
+    ]);
+    // History reads count a delivery too.
+    c.cmd_str(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "alice",
+        "STREAMS",
+        "jobs",
+        "0",
+    ])
+    .unwrap();
+    let snapshot = |c: &mut Client| -> Vec<Reply> {
+        vec![
+            c.cmd_str(&["XINFO", "STREAM", "jobs", "FULL", "COUNT", "0"])
+                .unwrap(),
+            c.cmd_str(&["XINFO", "STREAM", "fresh", "FULL"]).unwrap(),
+            c.cmd_str(&["XPENDING", "jobs", "workers"]).unwrap(),
+            c.cmd_str(&["XINFO", "GROUPS", "jobs"]).unwrap(),
+        ]
+    };
+    let before = snapshot(&mut c);
+    assert!(
+        matches!(&before[2], Reply::Array(Some(items)) if items.len() == 4),
+        "{:?}",
+        before[2]
+    );
+    server.kill();
+    let _ = server.wait_exit(Duration::from_secs(10));
+
+    let server = Server::start(&data, Some(&buffered_config("", "fsync")));
+    let mut c = server.client();
+    assert_eq!(snapshot(&mut c), before, "log:\n{}", server.log());
+    // Entries 24..30 were never delivered to the group: a `>` read gets them and no other.
+    c.cmd_str(&["XADD", "jobs", "31-0", "n", "31"]).unwrap();
+    let next = read(&mut c, "alice", "100");
+    fn bulks(reply: &Reply, out: &mut Vec<String>) {
+        match reply {
+            Reply::Bulk(Some(b)) => out.push(String::from_utf8_lossy(b).into_owned()),
+            Reply::Array(Some(items)) => items.iter().for_each(|r| bulks(r, out)),
+            _ => {}
+        }
+    }
+    let mut words = Vec::new();
+    bulks(&next, &mut words);
+    let ids: Vec<&String> = words.iter().filter(|w| w.ends_with("-0")).collect();
+    let expected: Vec<String> = (24..=31).map(|i| format!("{i}-0")).collect();
+    assert_eq!(ids, expected.iter().collect::<Vec<_>>(), "{next:?}");
+}

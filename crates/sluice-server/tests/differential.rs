@@ -16,7 +16,14 @@
 //! SCAN replies are compared with their keys sorted, as their order is unspecified.
 //!
 //! Replies that depend on time are made deterministic with absolute expiry times far in the
-//! future (4102444800 = 2100-01-01) or TTLs read back within the same second.
+//! future (4102444800 = 2100-01-01) or TTLs read back within the same second. The clock
+//! readings of stream consumer groups cannot be, and are replaced by `:0` on both sides before
+//! comparing ([`without_stream_times`]): each entry's idle time in XPENDING's extended form,
+//! `idle` in XINFO CONSUMERS, and in XINFO STREAM FULL each consumer's `seen-time` and the
+//! delivery time of each PEL entry (the group's and the consumer's), in RESP2 and RESP3. The
+//! corpus keeps every other stream reply independent of time: explicit IDs, a min-idle-time
+//! of 0 or far beyond any real idle time, XCLAIM TIME/IDLE far in the past (or the future,
+//! which Redis takes as now).
 //!
 //! # Where Sluice differs from Redis on purpose (not compared)
 //!
@@ -1462,6 +1469,522 @@ const CORPUS: &[(&str, &[&str])] = &[
             "XREAD STREAMS nokey 0",
             "XRANGE s - + COUNT 0",
             "XADD nokey NOMKSTREAM * a b",
+        ],
+    ),
+    // ---------------------------------------------------------------- stream consumer groups
+    // Idle times, delivery times and `seen-time` are replaced by 0 before comparing
+    // ([`without_stream_times`]); the rest is deterministic: explicit IDs, min-idle-time 0 or
+    // far beyond any real idle time, XCLAIM TIME/IDLE far in the past (or the future, which
+    // Redis takes as now).
+    (
+        "stream groups: XGROUP",
+        &[
+            "XGROUP CREATE s g $",
+            "XGROUP CREATE s g 0 MKSTREAM",
+            "XGROUP CREATE s g $ MKSTREAM",
+            "XGROUP CREATE s g2 $ mkstream MKSTREAM ENTRIESREAD -1",
+            "XGROUP CREATE s g2 $ mkstream ENTRIESREAD -1",
+            "XGROUP CREATE s g3 0 ENTRIESREAD 5",
+            "XGROUP CREATE s \"\" 1-1",
+            "XINFO STREAM s",
+            "XADD s 1-1 a 1",
+            "XADD s 2-1 b 2 c 3",
+            "XGROUP CREATE s g7 $",
+            "XGROUP CREATE s g8 1",
+            "XGROUP CREATE s g9 0 ENTRIESREAD 9223372036854775807",
+            "XGROUP CREATE s b0 2-1",
+            "XINFO GROUPS s",
+            "XGROUP CREATECONSUMER s g zed",
+            "XGROUP CREATECONSUMER s g zed",
+            "XGROUP CREATECONSUMER s g amy",
+            "XGROUP CREATECONSUMER s g \"\"",
+            "XINFO CONSUMERS s g",
+            "XREADGROUP GROUP g zed COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g amy STREAMS s >",
+            "XGROUP DELCONSUMER s g amy",
+            "XGROUP DELCONSUMER s g amy",
+            "XPENDING s g",
+            "XGROUP SETID s g 99-0",
+            "XGROUP SETID s g2 2-1 ENTRIESREAD 2",
+            "XGROUP SETID s g3 1 entriesread 0",
+            "XGROUP SETID s g7 0",
+            "XGROUP SETID s g8 $",
+            "XINFO GROUPS s",
+            "XGROUP DESTROY s g",
+            "XGROUP DESTROY s g",
+            "XGROUP DESTROY s nog",
+            "XGROUP CREATE s g 0",
+            "XINFO CONSUMERS s g",
+        ],
+    ),
+    (
+        "stream groups: XGROUP errors",
+        &[
+            "XGROUP CREATE nokey g $",
+            "XGROUP CREATE nokey g abc",
+            "XGROUP CREATE nokey g abc MKSTREAM",
+            "XGROUP CREATE nokey g 0 ENTRIESREAD -2 MKSTREAM",
+            "EXISTS nokey",
+            "XGROUP SETID nokey g abc",
+            "XGROUP CREATECONSUMER nokey g c",
+            "XADD s 1-0 a 1",
+            "XGROUP CREATE s g 0",
+            "XGROUP CREATE s g 0 ENTRIESREAD -2",
+            "XGROUP CREATE s h 0 ENTRIESREAD abc",
+            "XGROUP CREATE s h 0 ENTRIESREAD",
+            "XGROUP CREATE s h 0 MKSTREAM FOO",
+            "XGROUP CREATE s h >",
+            "XGROUP CREATE s h (1",
+            "XGROUP SETID s g 0 FOO 1",
+            "XGROUP SETID s g 0 ENTRIESREAD 1 ENTRIESREAD 2",
+            "XGROUP SETID s nog abc",
+            "XGROUP SETID s nog 0 ENTRIESREAD -3",
+            "XGROUP CREATECONSUMER s nog c",
+            "XGROUP DELCONSUMER s nog c",
+            "SET str x",
+            "XGROUP CREATE str g 0 MKSTREAM",
+            "XGROUP SETID str g abc",
+            "XGROUP HELP",
+            "XGROUP help extra",
+            "XGROUP FOO",
+            "XGROUP foo s g",
+            "XINFO GROUPS s",
+        ],
+    ),
+    (
+        "stream groups: XREADGROUP",
+        &[
+            "XADD s 1-0 a 1",
+            "XADD s 2-0 b 2 c 3",
+            "XADD s 3-0 c 3",
+            "XADD t 5-0 x 5",
+            "XGROUP CREATE s g 0",
+            "XGROUP CREATE t g 0",
+            "XREADGROUP GROUP g alice COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g alice STREAMS s >",
+            "XREADGROUP GROUP g bob STREAMS s >",
+            "XINFO CONSUMERS s g",
+            "XREADGROUP GROUP g alice STREAMS s 0",
+            "XREADGROUP GROUP g alice COUNT 2 STREAMS s 0",
+            "XREADGROUP GROUP g alice STREAMS s 1",
+            "XREADGROUP GROUP g alice STREAMS s 3-0",
+            "XREADGROUP GROUP g bob STREAMS s 0",
+            "XINFO CONSUMERS s g",
+            "XPENDING s g - + 10",
+            "XREADGROUP GROUP g alice STREAMS s t > >",
+            "XREADGROUP GROUP g alice STREAMS s t > >",
+            "XREADGROUP GROUP g alice STREAMS s t 0 >",
+            "XREADGROUP GROUP g alice STREAMS s t 0 0",
+            "XREADGROUP GROUP g alice COUNT -1 STREAMS s 0",
+            "XREADGROUP NOACK group g alice count 5 COUNT 1 streams s 0",
+            "XADD s 4-0 d 4",
+            "XADD s 5-0 e 5",
+            "XADD s 6-0 f 6",
+            "XREADGROUP GROUP g bob NOACK COUNT 1 STREAMS s >",
+            "XPENDING s g",
+            "XREADGROUP GROUP g bob BLOCK 1000 COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g carol STREAMS s s > >",
+            "XREADGROUP GROUP g carol STREAMS s s 0 0",
+            "XADD s 7-0 g 7",
+            "XREADGROUP GROUP g dave STREAMS s 18446744073709551615-18446744073709551615",
+            "XREADGROUP GROUP g dave STREAMS s 18446744073709551615",
+            "XREADGROUP GROUP g \"\" STREAMS s 0",
+            "XINFO GROUPS s",
+            "XPENDING s g",
+            "XGROUP SETID s g 0",
+            "XREADGROUP GROUP g erin COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g erin NOACK COUNT 1 STREAMS s >",
+            "XPENDING s g - + 3",
+            "XINFO GROUPS s",
+            "XGROUP CREATE s h 10-0",
+            "XREADGROUP GROUP h c STREAMS s >",
+            "XADD s 11-0 h 8",
+            "XREADGROUP GROUP h c STREAMS s >",
+            "XINFO GROUPS s",
+        ],
+    ),
+    (
+        "stream groups: XREADGROUP errors",
+        &[
+            "XADD s 1-0 a 1",
+            "XGROUP CREATE s g 0",
+            "XREADGROUP GROUP g c STREAMS s $",
+            "XREADGROUP GROUP g c STREAMS s +",
+            "XREADGROUP GROUP g c STREAMS s (1",
+            "XREADGROUP GROUP g c STREAMS s 1-",
+            "XREADGROUP GROUP g c STREAMS nokey >",
+            "XREADGROUP GROUP g c STREAMS nokey $",
+            "XREADGROUP GROUP nog c STREAMS s $",
+            "XREADGROUP GROUP g c STREAMS s nokey $ >",
+            "XREADGROUP GROUP g c STREAMS s nokey > abc",
+            "XREADGROUP GROUP g c STREAMS s t >",
+            "XREADGROUP GROUP g c STREAMS s 0 COUNT 1",
+            "XREADGROUP COUNT 1 BLOCK 0 STREAMS s 0",
+            "XREADGROUP GROUP g c FOO STREAMS s >",
+            "XREADGROUP GROUP g c COUNT abc STREAMS s >",
+            "XREADGROUP GROUP g c BLOCK -1 STREAMS s >",
+            "XREADGROUP GROUP g c BLOCK 1.5 STREAMS s >",
+            "XREADGROUP GROUP g c GROUP nog d STREAMS s 0",
+            "SET str x",
+            "XREADGROUP GROUP g c STREAMS s str > >",
+            "XREADGROUP GROUP g c STREAMS str s > abc",
+            "XREADGROUP GROUP g c STREAMS s str abc >",
+            "XREADGROUP GROUP nog c STREAMS s str > >",
+            "XINFO CONSUMERS s g",
+        ],
+    ),
+    (
+        "stream groups: XACK and XPENDING",
+        &[
+            "EVAL \"for i=1,5 do redis.call('xadd', KEYS[1], i, 'f', i) end\" 1 s",
+            "XGROUP CREATE s g 0",
+            "XPENDING s g",
+            "XPENDING s g - + 10",
+            "XREADGROUP GROUP g zed COUNT 2 STREAMS s >",
+            "XREADGROUP GROUP g amy COUNT 2 STREAMS s >",
+            "XREADGROUP GROUP g mo STREAMS s >",
+            "XPENDING s g",
+            "XPENDING s g - + 10",
+            "XPENDING s g - + 2",
+            "XPENDING s g - + -1",
+            "XPENDING s g (2 (4 10",
+            "XPENDING s g 4 2 10",
+            "XPENDING s g - + 10 amy",
+            "XPENDING s g - + 10 nobody",
+            "XPENDING s g - + 10 amy extra",
+            "XPENDING s g IDLE 0 - + 10 zed",
+            "XPENDING s g idle -1 (1 + 1",
+            "XPENDING s g IDLE 100000000 - + 10",
+            "XPENDING s g - + abc",
+            "XPENDING s g ( + 10",
+            "XPENDING s g 99999999999999999999 + 10",
+            "XPENDING s g IDLE abc - + 10",
+            "XPENDING s g IDLE 0 - +",
+            "XPENDING s g -",
+            "XPENDING s nog - + 10",
+            "XPENDING nokey g",
+            "XACK s g 1-0",
+            "XACK s g 1-0",
+            "XACK s g 2-0 3 9-0",
+            "XACK s g 4-0 abc",
+            "XACK s nog 4-0",
+            "XACK nokey g 4-0",
+            "XACK s g 4-0 4-0",
+            "XPENDING s g",
+            "XINFO CONSUMERS s g",
+            "XACK s g 5",
+            "XPENDING s g",
+            "XINFO GROUPS s",
+        ],
+    ),
+    (
+        "stream groups: XCLAIM",
+        &[
+            "EVAL \"for i=1,5 do redis.call('xadd', KEYS[1], i, 'f', i) end\" 1 s",
+            "XGROUP CREATE s g 0",
+            "XREADGROUP GROUP g alice COUNT 4 STREAMS s >",
+            "XCLAIM s g bob 0 1-0",
+            "XCLAIM s g bob 0 1-0 2-0 9-0",
+            "XCLAIM s g bob 0 1-0 JUSTID",
+            "XPENDING s g - + 10",
+            "XCLAIM s g carol 100000000 3-0",
+            "XCLAIM s g dave 0 9-0",
+            "XINFO CONSUMERS s g",
+            "XCLAIM s g carol 0 3-0 IDLE 200000000",
+            "XPENDING s g IDLE 100000000 - + 10",
+            "XCLAIM s g dave 100000000 3-0",
+            "XCLAIM s g erin 0 4-0 TIME 1000",
+            "XPENDING s g IDLE 100000000 - + 10",
+            "XCLAIM s g erin 0 4-0 TIME 4102444800000",
+            "XCLAIM s g dave 0 3-0 IDLE 9223372036854775807",
+            "XPENDING s g IDLE 100000000 - + 10",
+            "XCLAIM s g erin 0 4-0 RETRYCOUNT 7",
+            "XCLAIM s g erin 0 4-0 JUSTID",
+            "XPENDING s g - + 10 erin",
+            "XCLAIM s g erin 0 4-0 RETRYCOUNT -2",
+            "XPENDING s g - + 10 erin",
+            "XCLAIM s g erin 0 4-0 4-0 RETRYCOUNT 0",
+            "XCLAIM s g erin 0 4-0 4-0",
+            "XPENDING s g - + 10 erin",
+            "XCLAIM s g frank 0 6-0 FORCE",
+            "XCLAIM s g frank 0 5-0 FORCE",
+            "XCLAIM s g frank 0 5-0 FORCE JUSTID",
+            "XPENDING s g - + 10 frank",
+            "XCLAIM s g frank 0 1-0 LASTID 3-0",
+            "XCLAIM s g frank 0 1-0 LASTID 9-0",
+            "XINFO GROUPS s",
+            "XCLAIM s g frank -1 1 IDLE 5 IDLE -5 TIME -5 FORCE FORCE JUSTID JUSTID",
+            "XDEL s 2-0",
+            "XCLAIM s g gina 0 2-0",
+            "XINFO CONSUMERS s g",
+            "XCLAIM s g gina 0 1-0 2-0 3-0",
+            "XPENDING s g - + 10",
+            "XCLAIM s g h 0 1-0 LASTID $",
+            "XCLAIM s g h 0 1-0 LASTID",
+            "XCLAIM s g h 0 1-0 IDLE abc",
+            "XCLAIM s g h 0 1-0 TIME abc",
+            "XCLAIM s g h 0 1-0 RETRYCOUNT abc",
+            "XCLAIM s g h 99999999999999999999 1-0",
+            "XCLAIM s g h 0 abc",
+            "XCLAIM s g h 0 JUSTID 1-0",
+            "XCLAIM s g h 0 FORCE",
+            "XCLAIM s nog h abc 1-0",
+            "XCLAIM nokey g h 0 1-0 FOO",
+            "SET str x",
+            "XCLAIM str g h abc 1-0",
+        ],
+    ),
+    (
+        "stream groups: XAUTOCLAIM",
+        &[
+            "EVAL \"for i=1,6 do redis.call('xadd', KEYS[1], i, 'f', i) end\" 1 s",
+            "XGROUP CREATE s g 0",
+            "XAUTOCLAIM s g bob 0 0",
+            "XREADGROUP GROUP g alice STREAMS s >",
+            "XAUTOCLAIM s g bob 0 0 COUNT 2",
+            "XAUTOCLAIM s g bob 0 3-0 COUNT 2",
+            "XAUTOCLAIM s g bob 0 (3-0 COUNT 2",
+            "XAUTOCLAIM s g bob 0 + COUNT 2",
+            "XAUTOCLAIM s g carol 0 - JUSTID",
+            "XPENDING s g - + 10",
+            "XAUTOCLAIM s g dave 100000000 0",
+            "XCLAIM s g carol 0 6-0 TIME 1000 JUSTID",
+            "XAUTOCLAIM s g dave 100000000 0",
+            "XINFO CONSUMERS s g",
+            "XDEL s 2-0 4-0",
+            "XAUTOCLAIM s g erin 0 0",
+            "XDEL s 5-0",
+            "XAUTOCLAIM s g frank 100000000 0 JUSTID",
+            "XPENDING s g",
+            "XINFO CONSUMERS s g",
+            "XAUTOCLAIM s g erin -1 0 JUSTID JUSTID COUNT 1 COUNT 5",
+            "XAUTOCLAIM s g erin 0 0 COUNT 0",
+            "XAUTOCLAIM s g erin 0 0 COUNT abc",
+            "XAUTOCLAIM s g erin 0 0 COUNT 576460752303423488",
+            "XAUTOCLAIM s g erin 0 0 COUNT 576460752303423487",
+            "XAUTOCLAIM s g erin 0 0 COUNT",
+            "XAUTOCLAIM s g erin abc 0",
+            "XAUTOCLAIM s g erin 0 $",
+            "XAUTOCLAIM s nog erin 0 0",
+            "XAUTOCLAIM s nog erin 0 0 FOO",
+            "XAUTOCLAIM nokey g erin 0 abc",
+            "SET str x",
+            "XAUTOCLAIM str g erin 0 0",
+            "XAUTOCLAIM str g erin abc 0",
+            "EVAL \"for i=1,15 do redis.call('xadd', KEYS[1], i, 'f', i) end\" 1 t",
+            "XGROUP CREATE t g 0",
+            "XREADGROUP GROUP g c COUNT 15 STREAMS t >",
+            "XAUTOCLAIM t g d 100000000 0 COUNT 1",
+            "XAUTOCLAIM t g d 100000000 11 COUNT 1",
+            "EVAL \"for i=1,12 do redis.call('xdel', KEYS[1], i) end\" 1 t",
+            "XAUTOCLAIM t g e 0 0 COUNT 1",
+            "XAUTOCLAIM t g e 0 11 COUNT 1",
+            "XAUTOCLAIM t g e 0 0 COUNT 2 JUSTID",
+            "XAUTOCLAIM t g e 0 0",
+            "XPENDING t g",
+        ],
+    ),
+    (
+        "stream groups: XINFO",
+        &[
+            "XINFO STREAM nokey FULL",
+            "XINFO GROUPS nokey",
+            "XINFO CONSUMERS nokey g",
+            "SET str x",
+            "XINFO STREAM str",
+            "XINFO CONSUMERS str g",
+            "XADD s 1-0 a 1",
+            "XADD s 2-0 b 2 c 3",
+            "XADD s 3-0 d 4",
+            "XADD s 4-0 e 5",
+            "XINFO CONSUMERS s g",
+            "XINFO GROUPS s",
+            "XINFO STREAM s FULL",
+            "XGROUP CREATE s g2 0",
+            "XGROUP CREATE s g1 2-0",
+            "XREADGROUP GROUP g2 zed COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g2 amy COUNT 2 STREAMS s >",
+            "XGROUP CREATECONSUMER s g2 bo",
+            "XREADGROUP GROUP g1 amy NOACK STREAMS s >",
+            "XINFO STREAM s",
+            "XINFO STREAM s FULL",
+            "XINFO STREAM s FULL COUNT 1",
+            "XINFO STREAM s FULL COUNT 0",
+            "XINFO STREAM s full count -1",
+            "XINFO GROUPS s",
+            "XINFO CONSUMERS s g2",
+            "XINFO CONSUMERS s nog",
+            "XINFO STREAM s FULL COUNT abc",
+            "XINFO STREAM s FULL COUNT",
+            "XINFO STREAM s COUNT 2",
+            "XINFO STREAM s FULL COUNT 1 COUNT 2",
+            "XINFO HELP",
+            "XINFO help extra",
+            "XINFO FOO",
+            "XINFO foo s",
+            "XDEL s 1-0 2-0 3-0 4-0",
+            "XINFO STREAM s",
+            "XINFO STREAM s FULL",
+            "EVAL \"for i=1,250 do redis.call('xadd', KEYS[1], i, 'f', 'v') end\" 1 m",
+            "XGROUP CREATE m g 0",
+            "XREADGROUP GROUP g c COUNT 12 STREAMS m >",
+            "XINFO STREAM m",
+            "XINFO STREAM m FULL",
+            "XTRIM m MINID 150",
+            "XINFO STREAM m",
+        ],
+    ),
+    (
+        "stream groups: entries-read and lag",
+        &[
+            "EVAL \"for i=1,5 do redis.call('xadd', KEYS[1], i, 'f', i) end\" 1 s",
+            "XGROUP CREATE s g 0",
+            "XGROUP CREATE s h 3-0",
+            "XGROUP CREATE s k $",
+            "XGROUP CREATE s m 0 ENTRIESREAD 2",
+            "XGROUP CREATE s n 1-0",
+            "XINFO GROUPS s",
+            "XREADGROUP GROUP g c COUNT 2 STREAMS s >",
+            "XINFO GROUPS s",
+            "XDEL s 4-0",
+            "XINFO GROUPS s",
+            "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+            "XINFO GROUPS s",
+            "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP h c STREAMS s >",
+            "XDEL s 1-0",
+            "XTRIM s MAXLEN 2",
+            "XINFO GROUPS s",
+            "XADD s 6-0 f 6",
+            "XINFO GROUPS s",
+            "XGROUP SETID s g 0",
+            "XGROUP SETID s h 0 ENTRIESREAD 3",
+            "XGROUP SETID s n $",
+            "XINFO GROUPS s",
+            "XSETID s 10-0",
+            "XINFO GROUPS s",
+            "XSETID s 10-0 ENTRIESADDED 20 MAXDELETEDID 9-0",
+            "XINFO STREAM s",
+            "XINFO GROUPS s",
+            "XADD s 11-0 f 11",
+            "XREADGROUP GROUP k c STREAMS s >",
+            "XINFO GROUPS s",
+            "XGROUP CREATE e x $ MKSTREAM",
+            "XADD e 1-0 f 1",
+            "XINFO GROUPS e",
+            "XREADGROUP GROUP x c STREAMS e >",
+            "XDEL e 1-0",
+            "XINFO STREAM e",
+            "XINFO GROUPS e",
+            "XADD e 2-0 f 2",
+            "XINFO GROUPS e",
+            "XGROUP SETID e x 5-0",
+            "XINFO GROUPS e",
+            "XADD e 6-0 f 6",
+            "XREADGROUP GROUP x c STREAMS e >",
+            "XINFO GROUPS e",
+        ],
+    ),
+    (
+        "stream groups: deleted entries and the keyspace",
+        &[
+            "XADD s 1-0 a 1",
+            "XADD s 2-0 b 2",
+            "XADD s 3-0 c 3",
+            "XGROUP CREATE s g 0",
+            "XREADGROUP GROUP g alice STREAMS s >",
+            "XDEL s 2-0",
+            "XREADGROUP GROUP g alice STREAMS s 0",
+            "XREADGROUP GROUP g alice COUNT 2 STREAMS s 1-0",
+            "XPENDING s g - + 10",
+            "XTRIM s MAXLEN 0",
+            "XREADGROUP GROUP g alice STREAMS s 0",
+            "XACK s g 2-0",
+            "XADD s 4-0 d 4",
+            "XREADGROUP GROUP g bob STREAMS s >",
+            "XREADGROUP GROUP g alice STREAMS s 0",
+            "COPY s s2",
+            "XACK s2 g 1-0 3-0 4-0",
+            "XPENDING s2 g",
+            "XPENDING s g",
+            "XGROUP CREATE s2 h 0",
+            "RENAME s2 s3",
+            "TYPE s3",
+            "XINFO GROUPS s3",
+            "XINFO CONSUMERS s3 g",
+            "DEL s3",
+            "XREADGROUP GROUP g alice STREAMS s3 0",
+            "XGROUP CREATE s3 g $ MKSTREAM",
+            "XINFO GROUPS s3",
+            "XCLAIM s g carol 0 1-0 3-0 4-0",
+            "XPENDING s g",
+            "LPUSH lst a",
+            "XREADGROUP GROUP g alice STREAMS lst >",
+            "XINFO GROUPS lst",
+            "XACK lst g 1",
+            "XPENDING lst g - + 10",
+            "XCLAIM lst g c 0 1",
+            "XAUTOCLAIM lst g c 0 0",
+            "XGROUP CREATE lst g 0",
+            "XGROUP DESTROY lst g",
+            "XGROUP CREATECONSUMER lst g c",
+            "XGROUP DELCONSUMER lst g c",
+        ],
+    ),
+    (
+        "stream groups in multi and eval",
+        &[
+            "XADD s 1-0 a 1",
+            "XGROUP CREATE s g 0",
+            "MULTI",
+            "XREADGROUP GROUP g carol COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g carol BLOCK 0 STREAMS s >",
+            "XREADGROUP GROUP g carol STREAMS s $",
+            "XGROUP CREATE s g2 0",
+            "XGROUP CREATE s g2 0",
+            "XACK s g 1-0",
+            "XPENDING s g",
+            "EXEC",
+            "EVAL \"return redis.call('xreadgroup', 'GROUP', 'g2', 'dan', 'STREAMS', KEYS[1], '>')\" 1 s",
+            "EVAL \"return redis.call('xreadgroup', 'GROUP', 'g2', 'dan', 'STREAMS', KEYS[1], '>')\" 1 s",
+            "EVAL \"return redis.call('xreadgroup', 'GROUP', 'g2', 'dan', 'BLOCK', '0', 'STREAMS', KEYS[1], '>')\" 1 s",
+            "EVAL \"return redis.pcall('xreadgroup', 'GROUP', 'g2', 'dan', 'BLOCK', '0', 'STREAMS', KEYS[1], '>')\" 1 s",
+            "EVAL \"return redis.call('xpending', KEYS[1], 'g2')\" 1 s",
+            "EVAL \"return redis.call('xgroup', 'create', KEYS[1], 'g2', '0')\" 1 s",
+            "EVAL \"return redis.call('xautoclaim', KEYS[1], 'g2', 'eve', '0', '0', 'JUSTID')\" 1 s",
+            "EVAL_RO \"return redis.call('xreadgroup', 'GROUP', 'g', 'c', 'STREAMS', KEYS[1], '>')\" 1 s",
+            "EVAL_RO \"return redis.call('xpending', KEYS[1], 'g')\" 1 s",
+            "XINFO GROUPS s",
+        ],
+    ),
+    (
+        "stream groups in resp3",
+        &[
+            "?HELLO 3",
+            "XADD s 1-0 a 1",
+            "XADD s 2-0 b 2",
+            "XADD s 3-0 c 3",
+            "XGROUP CREATE s g 0",
+            "XPENDING s g",
+            "XREADGROUP GROUP g alice COUNT 2 STREAMS s >",
+            "XGROUP CREATE t g $ MKSTREAM",
+            "XREADGROUP GROUP g bob STREAMS s t > >",
+            "XREADGROUP GROUP g bob STREAMS s t 0 0",
+            "XDEL s 2-0",
+            "XREADGROUP GROUP g alice STREAMS s 0",
+            "XPENDING s g",
+            "XPENDING s g IDLE 0 - + 10 alice",
+            "XCLAIM s g bob 0 1-0 2-0",
+            "XAUTOCLAIM s g bob 0 0 JUSTID",
+            "XINFO STREAM s",
+            "XINFO STREAM s FULL",
+            "XINFO STREAM t FULL",
+            "XINFO CONSUMERS s g",
+            "XGROUP SETID s g 99-0",
+            "XINFO GROUPS s",
+            "XINFO HELP",
+            "EVAL \"return redis.call('xinfo', 'groups', KEYS[1])\" 1 s",
+            "EVAL \"redis.setresp(3); return redis.call('xreadgroup', 'GROUP', 'g', 'c', 'STREAMS', KEYS[1], '0')\" 1 s",
         ],
     ),
     // ---------------------------------------------------------------- lists
@@ -3381,7 +3904,8 @@ fn elements(reply: &[u8]) -> (&[u8], Vec<&[u8]>) {
     (&reply[..header_end], items)
 }
 
-/// The reply with the order of its keys made canonical, for KEYS and SCAN.
+/// The reply with the order of its keys made canonical, for KEYS and SCAN (and the like), and
+/// the clock readings of XPENDING and XINFO zeroed ([`without_stream_times`]).
 fn canonical(args: &[Vec<u8>], reply: Vec<u8>) -> Vec<u8> {
     if !matches!(reply.first(), Some(b'*' | b'%' | b'~')) {
         return reply;
@@ -3408,7 +3932,79 @@ fn canonical(args: &[Vec<u8>], reply: Vec<u8>) -> Vec<u8> {
         // a count: the order of the picks).
         b"smembers" | b"sinter" | b"sunion" | b"sdiff" | b"srandmember" | b"spop" => sorted(&reply),
         b"eval" if reply.first() == Some(&b'*') => sorted(&reply),
+        b"xpending" | b"xinfo" => without_stream_times(args, &reply).unwrap_or(reply),
         _ => reply,
+    }
+}
+
+/// A stream group reply with its clock readings replaced by `:0`, or `None` if the command
+/// carries none: each entry's idle time (3rd item) in XPENDING's extended form; each
+/// consumer's `idle` in XINFO CONSUMERS; in XINFO STREAM FULL, each group's PEL entries'
+/// delivery time (3rd item), each consumer's `seen-time` and its PEL entries' delivery time
+/// (2nd item). Only integers there are replaced (a reply of another shape stays as it is and
+/// still has to match), in RESP2 arrays of names and values as in RESP3 maps.
+fn without_stream_times(args: &[Vec<u8>], reply: &[u8]) -> Option<Vec<u8>> {
+    let word = |i: usize| args.get(i).map(|a| a.to_ascii_lowercase());
+    let (mut tree, _) = Resp::parse(reply);
+    match (word(0).as_deref(), word(1).as_deref()) {
+        (Some(b"xpending"), _) if args.len() > 3 => zero_nth(items_mut(&mut tree), 2),
+        (Some(b"xinfo"), Some(b"consumers")) => {
+            for consumer in items_mut(&mut tree) {
+                zero(field(consumer, b"idle"));
+            }
+        }
+        (Some(b"xinfo"), Some(b"stream")) if word(3).as_deref() == Some(b"full") => {
+            for group in list(&mut tree, b"groups") {
+                zero_nth(list(group, b"pending"), 2);
+                for consumer in list(group, b"consumers") {
+                    zero(field(consumer, b"seen-time"));
+                    zero_nth(list(consumer, b"pending"), 1);
+                }
+            }
+        }
+        _ => return None,
+    }
+    let mut out = Vec::new();
+    tree.encode(&mut out);
+    Some(out)
+}
+
+/// The items of an aggregate; none for a scalar (an error, a nil).
+fn items_mut(tree: &mut Resp) -> &mut [Resp] {
+    match tree {
+        Resp::Aggregate(_, items) => items.as_mut_slice(),
+        Resp::Scalar(_) => Default::default(),
+    }
+}
+
+/// The value of `name` in a RESP3 map or a RESP2 array of names and values.
+fn field<'a>(map: &'a mut Resp, name: &[u8]) -> Option<&'a mut Resp> {
+    let items = items_mut(map);
+    let at = (0..items.len()).step_by(2).find(|&i| {
+        matches!(&items[i], Resp::Scalar(s) if s.starts_with(b"$") && !s.starts_with(b"$-"))
+            && items[i].text() == name
+    })?;
+    items.get_mut(at + 1)
+}
+
+/// The items of the aggregate value of `name` (see [`field`]); none if there is no such one.
+fn list<'a>(map: &'a mut Resp, name: &[u8]) -> &'a mut [Resp] {
+    field(map, name).map(items_mut).unwrap_or_default()
+}
+
+/// An integer made `:0`; anything else left as it is.
+fn zero(item: Option<&mut Resp>) {
+    if let Some(Resp::Scalar(bytes)) = item {
+        if bytes.starts_with(b":") {
+            *bytes = b":0\r\n".to_vec();
+        }
+    }
+}
+
+/// The `n`th item of each entry of a list made `:0` if it is an integer.
+fn zero_nth(entries: &mut [Resp], n: usize) {
+    for entry in entries {
+        zero(items_mut(entry).get_mut(n));
     }
 }
 

@@ -1,9 +1,11 @@
 //! Streams through the server: an event log under write-back stores one row per XADD (and
 //! updates the stream's metadata row once per flush), a trim deletes the nodes' rows it cut,
 //! and after a restart the log reads back with its last ID; an expired stream leaves no row;
-//! redis-py keeps an event log and follows it with blocking XREAD, checked against
-//! redis-server (`SLUICE_TEST_REDIS_URL`) first. Replies are compared with redis-server in
-//! `differential.rs`, blocking across connections in `blocking.rs`, SIGKILL in `crash.rs`.
+//! redis-py keeps an event log and follows it with blocking XREAD, and runs a job queue on
+//! consumer groups (workers, crash recovery with XPENDING / XCLAIM / XAUTOCLAIM, XINFO),
+//! both checked against redis-server (`SLUICE_TEST_REDIS_URL`) first. Replies are compared
+//! with redis-server in `differential.rs`, blocking across connections in `blocking.rs`,
+//! SIGKILL in `crash.rs`.
 
 mod common;
 
@@ -169,4 +171,19 @@ async fn an_expired_stream_leaves_no_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_streams() {
     redis_py_against_oracle_then_sluice("redis_py_streams.py").await;
+}
+
+/// redis-py: a job queue on consumer groups. XGROUP CREATE (MKSTREAM, "0" and "$", BUSYGROUP);
+/// three worker threads on their own connections XREADGROUP ">" with BLOCK and XACK, each job
+/// delivered exactly once; a crashed worker's jobs found with XPENDING (summary, range,
+/// consumer and IDLE filters) and recovered with XCLAIM (JUSTID) and an XAUTOCLAIM cursor
+/// loop, with delivery counts and deleted entries as Redis reports them; a restarted worker's
+/// history read with "0"; XINFO GROUPS / CONSUMERS / STREAM (and FULL); XGROUP SETID,
+/// CREATECONSUMER, DELCONSUMER, DESTROY; a blocked read woken by another connection's XADD,
+/// timing out, and unblocked with an error when its group or key goes; NOACK; MULTI and
+/// pipelines; in RESP2 and RESP3. The script runs against redis-server first, then against
+/// Sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_stream_groups() {
+    redis_py_against_oracle_then_sluice("redis_py_stream_groups.py").await;
 }

@@ -145,6 +145,18 @@ impl Blocking {
         }
     }
 
+    /// Wakes the clients blocked on the keys of database `db` (of every database: `None`), as
+    /// [`Blocking::signal`] of each key does: FLUSHDB and FLUSHALL deleted them (a blocked
+    /// XREADGROUP answers that its key is gone).
+    pub fn signal_flushed(&self, db: Option<u8>) {
+        let queues = self.queues.lock();
+        for ((key_db, key), queue) in queues.iter() {
+            if db.is_none_or(|db| db == *key_db) {
+                wake_first(queue, key, &BlockKind::ALL);
+            }
+        }
+    }
+
     /// Wakes the first client blocked on `key` that waits for `kind`, or the first of each
     /// kind when the change does not say the key's type (`None`): the key changed.
     pub fn signal(&self, db: u8, key: &Bytes, kind: Option<BlockKind>) {

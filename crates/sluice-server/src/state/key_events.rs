@@ -81,9 +81,17 @@ impl Shared {
         // as Redis serves them after it: a woken pop's events never come between them.
         if self.blocking.any_blocked() {
             for event in &events {
-                // XSETID moves a stream's last ID without adding: Redis wakes no reader for
-                // it (one woken would be answered an empty read).
-                if event.event == "xsetid" {
+                // Redis wakes no blocked client for a change that adds nothing and leaves the
+                // key: XSETID (a stream's last ID moved), XDEL, XTRIM, EXPIRE, PERSIST, or a
+                // group created, moved or given consumers. A woken XREAD would be answered an
+                // empty read, a woken XREADGROUP entries the group was moved back over: only
+                // an XADD, a push, a deleted or replaced key or a destroyed group (answered
+                // NOGROUP) ends a wait.
+                if matches!(
+                    event.event,
+                    "xsetid" | "xdel" | "xtrim" | "expire" | "persist"
+                ) || (event.event.starts_with("xgroup-") && event.event != "xgroup-destroy")
+                {
                     continue;
                 }
                 let kind = match event.class {
@@ -143,15 +151,25 @@ fn class_and_name(event: sluice::KeyEvent) -> (u32, &'static str) {
 impl sluice::KeyEventSink for EngineKeyEvents {
     fn wants(&self, event: sluice::KeyEvent) -> bool {
         let (class, _) = class_and_name(event);
-        self.0
-            .upgrade()
-            .is_some_and(|shared| shared.settings.notifies(class))
+        self.0.upgrade().is_some_and(|shared| {
+            shared.settings.notifies(class)
+                || (event == sluice::KeyEvent::Expired && shared.blocking.any_blocked())
+        })
     }
 
+    /// Publishes the event if its class is wanted; an expiry also wakes the clients blocked on
+    /// the key, as a deletion does (a blocked XREADGROUP answers that its key is gone).
     fn key_event(&self, db: u8, key: &[u8], event: sluice::KeyEvent) {
-        let (_, name) = class_and_name(event);
+        let (class, name) = class_and_name(event);
         if let Some(shared) = self.0.upgrade() {
-            shared.publish_key_event(db, name, key);
+            if shared.settings.notifies(class) {
+                shared.publish_key_event(db, name, key);
+            }
+            if event == sluice::KeyEvent::Expired && shared.blocking.any_blocked() {
+                shared
+                    .blocking
+                    .signal(db, &Bytes::copy_from_slice(key), None);
+            }
         }
     }
 }

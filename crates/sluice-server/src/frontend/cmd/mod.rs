@@ -33,6 +33,7 @@ pub mod slowlog;
 pub mod sluice_cmds;
 pub mod sluice_config;
 pub mod spec;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -54,6 +55,7 @@ const FAMILIES: &[&[Spec]] = &[
     zsets::COMMANDS,
     lists::COMMANDS,
     streams::COMMANDS,
+    stream_groups::COMMANDS,
     bitmap::COMMANDS,
     connection::COMMANDS,
     acl::COMMANDS,

@@ -605,7 +605,12 @@ async fn flush_scope(mut ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) ->
         FlushScope::Selected => Some(ctx.session.db),
     };
     match ctx.access.flush_db(db).await {
-        Ok(()) => Frame::ok(),
+        Ok(()) => {
+            if ctx.shared.blocking.any_blocked() {
+                ctx.shared.blocking.signal_flushed(db);
+            }
+            Frame::ok()
+        }
         Err(e) => engine_error(e),
     }
 }

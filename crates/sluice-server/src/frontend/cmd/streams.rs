@@ -49,7 +49,7 @@ pub static COMMANDS: &[Spec] = &[
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
-fn invalid_id() -> Frame {
+pub(super) fn invalid_id() -> Frame {
     Frame::error(INVALID_ID)
 }
 
@@ -91,7 +91,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 /// An ID argument as Redis's `streamGenericParseIDOrReply` reads it: `ms-seq`, or `ms` with
 /// `missing_seq`; `-` and `+` the smallest and largest unless `strict`; with `auto_seq`,
 /// `ms-*` (answered as `seq_given` false). The argument is read as a C string (up to a NUL).
-fn parse_id(
+pub(super) fn parse_id(
     arg: &[u8],
     strict: bool,
     missing_seq: u64,
@@ -448,7 +448,7 @@ fn entries_frame(
 }
 
 /// An XRANGE bound: `(` makes it exclusive (the next or previous ID).
-fn range_bound(arg: &[u8], start: bool) -> Result<StreamId, Frame> {
+pub(super) fn range_bound(arg: &[u8], start: bool) -> Result<StreamId, Frame> {
     let missing_seq = if start { 0 } else { u64::MAX };
     match arg.strip_prefix(b"(") {
         Some(rest) if arg.len() > 1 => {
@@ -518,22 +518,28 @@ async fn xrevrange(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     range(ctx, argv, true).await
 }
 
-/// XREAD's options, parsed as Redis 7.0's `xreadCommand` does.
-struct Xread {
+/// XREAD's and XREADGROUP's options, parsed as Redis 7.0's `xreadCommand` does.
+pub(super) struct Xread {
     /// `COUNT` per stream (0: all).
-    count: usize,
+    pub(super) count: usize,
     /// `BLOCK` in milliseconds (0: for ever).
-    block: Option<u64>,
+    pub(super) block: Option<u64>,
     /// Where the keys start; as many IDs follow them.
-    streams_at: usize,
-    streams: usize,
+    pub(super) streams_at: usize,
+    pub(super) streams: usize,
+    /// XREADGROUP's `GROUP group consumer`.
+    pub(super) group: Option<(Bytes, Bytes)>,
+    /// XREADGROUP's `NOACK`.
+    pub(super) noack: bool,
 }
 
 impl Xread {
-    fn parse(argv: &[Bytes], in_script: bool) -> Result<Xread, Frame> {
+    pub(super) fn parse(argv: &[Bytes], in_script: bool, xreadgroup: bool) -> Result<Xread, Frame> {
         let mut count = 0;
         let mut block = None;
         let mut streams = None;
+        let mut group = None;
+        let mut noack = false;
         let mut i = 1;
         while i < argv.len() {
             let more = argv.len() - 1 - i;
@@ -558,32 +564,45 @@ impl Xread {
             } else if is(opt, "streams") && more > 0 {
                 let n = argv.len() - i - 1;
                 if !n.is_multiple_of(2) {
+                    // XREADGROUP answers XREAD's line too, as Redis 7.0 does.
                     return Err(Frame::error("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
                 }
                 streams = Some((i + 1, n / 2));
                 break;
             } else if is(opt, "group") && more >= 2 {
-                return Err(Frame::error("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+                if !xreadgroup {
+                    return Err(Frame::error("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+                }
+                group = Some((argv[i + 1].clone(), argv[i + 2].clone()));
+                i += 2;
             } else if is(opt, "noack") {
-                return Err(Frame::error("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+                if !xreadgroup {
+                    return Err(Frame::error("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+                }
+                noack = true;
             } else {
                 return Err(syntax_error());
             }
             i += 1;
         }
         let (streams_at, streams) = streams.ok_or_else(syntax_error)?;
+        if xreadgroup && group.is_none() {
+            return Err(Frame::error("ERR Missing GROUP option for XREADGROUP"));
+        }
         Ok(Xread {
             count,
             block,
             streams_at,
             streams,
+            group,
+            noack,
         })
     }
 }
 
 /// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
 async fn xread(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
-    let a = match Xread::parse(argv, ctx.session.in_script) {
+    let a = match Xread::parse(argv, ctx.session.in_script, false) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -708,7 +727,7 @@ async fn xread(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 }
 
 /// Ends an XREAD with `reply`, leaving the queues if it had blocked.
-fn leave(turn: Option<BlockingTurn>, ctx: &mut Ctx<'_>, reply: Frame) -> Frame {
+pub(super) fn leave(turn: Option<BlockingTurn>, ctx: &mut Ctx<'_>, reply: Frame) -> Frame {
     match turn {
         Some(turn) => turn.leave(ctx, reply),
         None => reply,
@@ -717,7 +736,7 @@ fn leave(turn: Option<BlockingTurn>, ctx: &mut Ctx<'_>, reply: Frame) -> Frame {
 
 /// XREAD's reply: each stream's key and entries, a map in RESP3 and an array of pairs in
 /// RESP2.
-fn streams_reply(proto: u8, served: Vec<(Bytes, Frame)>) -> Frame {
+pub(super) fn streams_reply(proto: u8, served: Vec<(Bytes, Frame)>) -> Frame {
     if proto >= 3 {
         Frame::Map(
             served
