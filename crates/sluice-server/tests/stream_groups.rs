@@ -143,6 +143,8 @@ impl Gen {
                 };
                 if self.rng.gen_bool(0.15) {
                     format!("XREADGROUP GROUP {g} {c}{count}{noack} STREAMS s0 s1 {id} >")
+                } else if self.rng.gen_bool(0.05) {
+                    format!("XREADGROUP GROUP {g} {c}{count}{noack} STREAMS {s} {s} > {id}")
                 } else {
                     format!("XREADGROUP GROUP {g} {c}{count}{noack} STREAMS {s} {id}")
                 }
@@ -309,9 +311,10 @@ async fn random_group_commands_answer_as_redis_across_restarts() {
     }
 }
 
-/// WATCH on a stream, then a group command from another connection, then EXEC: Redis lets
-/// every group command pass the WATCH (the groups are not the key's value), except an XGROUP
-/// CREATE MKSTREAM that creates the key; Sluice answers each EXEC as Redis does.
+/// WATCH on a stream, then a group command from another connection (alone, then inside its
+/// own MULTI), then EXEC: Redis lets every group command pass the WATCH (the groups are not
+/// the key's value), except an XGROUP CREATE MKSTREAM that creates the key; Sluice answers
+/// each EXEC as Redis does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commands_leave_a_watch_of_the_stream_alone() {
     let Some(redis) = OwnRedis::start().await else {
@@ -334,7 +337,10 @@ async fn group_commands_leave_a_watch_of_the_stream_alone() {
         "XGROUP CREATE fresh g $ MKSTREAM",
         "XADD w 9 a b",
     ] {
-        for (side, addr) in [("redis", redis.addr.clone()), ("sluice", server.url())] {
+        for (in_multi, side, addr) in [false, true].into_iter().flat_map(|m| {
+            [("redis", redis.addr.clone()), ("sluice", server.url())]
+                .map(|(side, addr)| (m, side, addr))
+        }) {
             let addr = addr.trim_start_matches("redis://").to_string();
             let mut watcher = RawClient::try_connect(&addr).await.expect("connect");
             let mut writer = RawClient::try_connect(&addr).await.expect("connect");
@@ -352,11 +358,18 @@ async fn group_commands_leave_a_watch_of_the_stream_alone() {
                 "w"
             };
             watcher.run(&format!("WATCH {key}")).await;
-            writer.run(other).await;
+            // Alone, or inside a MULTI (a transaction's commit is another path).
+            if in_multi {
+                writer.run("MULTI").await;
+                writer.run(other).await;
+                writer.run("EXEC").await;
+            } else {
+                writer.run(other).await;
+            }
             watcher.run("MULTI").await;
             watcher.run("PING").await;
             let exec = watcher.run("EXEC").await;
-            failures.push((other, side, exec));
+            failures.push((format!("{other} (in MULTI: {in_multi})"), side, exec));
         }
     }
     let mut report = String::new();

@@ -116,6 +116,46 @@ impl Access<'_> {
     }
 }
 
+impl Access<'_> {
+    /// [`Access::update_stream_groups`] of each of `keys` in turn (`f` is told the key's
+    /// index), as one transaction when there are several: XREADGROUP of several streams
+    /// delivers from all of them or, if one fails, from none.
+    pub async fn update_streams_groups<T>(
+        &mut self,
+        db: u8,
+        keys: &[Bytes],
+        mut f: impl FnMut(usize, &Bytes, &StreamMeta, &mut Groups) -> Result<T, SluiceError>,
+    ) -> Result<Vec<Option<T>>, SluiceError> {
+        if keys.len() < 2 || self.in_transaction() {
+            return self.each_stream_groups(db, keys, &mut f).await;
+        }
+        let engine = self.engine();
+        let mut txn = engine.begin_txn(keys.iter().map(|k| (db, &k[..]))).await?;
+        let staged = Access::in_txn(engine, &mut txn)
+            .each_stream_groups(db, keys, &mut f)
+            .await;
+        engine.finish_txn(txn, staged).await
+    }
+
+    async fn each_stream_groups<T>(
+        &mut self,
+        db: u8,
+        keys: &[Bytes],
+        f: &mut impl FnMut(usize, &Bytes, &StreamMeta, &mut Groups) -> Result<T, SluiceError>,
+    ) -> Result<Vec<Option<T>>, SluiceError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (n, key) in keys.iter().enumerate() {
+            let r = self
+                .update_stream_groups(db, key, false, |image, meta, groups| {
+                    f(n, image, meta, groups)
+                })
+                .await?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
 /// What [`Access::add_to_stream`] did: the new entry's ID and how many entries its trim
 /// removed, or Redis's error line (nothing written).
 pub type StreamAdded = Result<(StreamId, u64), &'static str>;

@@ -51,6 +51,9 @@ struct Staged {
     write: StoreWrite,
     /// On a mapped keyspace, the expiry the client asked for (it bounds the cached copy).
     copy_deadline: Option<u64>,
+    /// Whether committing it fails the key's WATCHers (see `Route::wakes_watchers`): if any
+    /// of the key's writes in the transaction does.
+    wakes_watchers: bool,
 }
 
 /// The state of one transaction: the stripes it holds, and its staged writes.
@@ -231,6 +234,7 @@ impl Engine {
         let staged = Staged {
             write,
             copy_deadline,
+            wakes_watchers: route.wakes_watchers,
         };
         match txn.staged.get_mut(&route.key) {
             Some(earlier) => {
@@ -240,6 +244,7 @@ impl Engine {
                 *earlier = Staged {
                     write,
                     copy_deadline: staged.copy_deadline,
+                    wakes_watchers: earlier.wakes_watchers || staged.wakes_watchers,
                 };
             }
             None => {
@@ -266,7 +271,8 @@ impl Engine {
             let Some(staged) = txn.staged.remove(&key) else {
                 continue;
             };
-            let route = self.route(key.db, key.key);
+            let mut route = self.route(key.db, key.key);
+            route.wakes_watchers = staged.wakes_watchers;
             if route.ks.policy() == Policy::WriteBack {
                 back.push((route, staged));
             } else {

@@ -432,33 +432,37 @@ async fn xreadgroup(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         };
         afters.push(after);
     }
-    let mut served = Vec::new();
-    for (key, after) in keys.iter().zip(afters) {
-        let read = GroupRead {
+    // Every stream served as one transaction: one that fails delivers nothing from the others.
+    let reads: Vec<GroupRead<'_>> = afters
+        .into_iter()
+        .map(|after| GroupRead {
             group: &group,
             consumer: &consumer,
             after,
             count: a.count,
             noack: a.noack,
             now,
-        };
-        let r = ctx
-            .access
-            .update_stream_groups(ctx.session.db, key, false, |image, meta, groups| {
-                read.serve(image, meta, groups, false)
-            })
-            .await;
+        })
+        .collect();
+    let r = ctx
+        .access
+        .update_streams_groups(ctx.session.db, &keys, |n, image, meta, groups| {
+            reads[n].serve(image, meta, groups, false)
+        })
+        .await;
+    let results = match r {
+        Err(e) => return leave(turn, &mut ctx, engine_error(e)),
+        Ok(results) => results,
+    };
+    let mut served = Vec::new();
+    for (key, result) in keys.iter().zip(results) {
         // Redis looks each key up twice: once to check it, once to serve it.
-        ctx.count_read(r.as_ref().map(Option::is_some));
-        match r {
-            Err(e) => return leave(turn, &mut ctx, engine_error(e)),
-            Ok(None) | Ok(Some(None)) => {}
-            Ok(Some(Some((frame, created)))) => {
-                if created {
-                    ctx.notify(STREAM, "xgroup-createconsumer", key);
-                }
-                served.push((key.clone(), frame));
+        ctx.count_read(Ok(result.is_some()));
+        if let Some(Some((frame, created))) = result {
+            if created {
+                ctx.notify(STREAM, "xgroup-createconsumer", key);
             }
+            served.push((key.clone(), frame));
         }
     }
     if !served.is_empty() {
