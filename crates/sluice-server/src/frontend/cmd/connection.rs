@@ -7,8 +7,8 @@ use super::spec::categories::CONNECTION;
 use super::spec::flags::NO_AUTH;
 use super::spec::Ctx;
 use super::spec::{Handler, Spec};
-use super::util::wrong_arity;
 use super::util::{c_str, format_error, int_arg, is, syntax_error};
+use super::util::{subcommand_syntax_error, wrong_arity};
 use crate::frontend::Frame;
 use crate::state::{KillFilter, PauseMode, ReplyMode, REDIS_COMPAT_VERSION};
 
@@ -385,16 +385,7 @@ fn client_kill(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 fn client_unblock(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
     let reason = match args.get(3) {
-        _ if args.len() > 4 => {
-            return format_error(
-                &[
-                    &b"ERR unknown subcommand or wrong number of arguments for '"[..],
-                    c_str(&args[1]),
-                    b"'. Try CLIENT HELP.",
-                ]
-                .concat(),
-            )
-        }
+        _ if args.len() > 4 => return subcommand_syntax_error("CLIENT", &args[1]),
         None => crate::state::UNBLOCK_TIMEOUT,
         Some(r) if is(r, "timeout") => crate::state::UNBLOCK_TIMEOUT,
         Some(r) if is(r, "error") => crate::state::UNBLOCK_ERROR,
@@ -411,16 +402,7 @@ fn client_pause(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
     let mode = match args.get(3) {
         // Redis's `addReplySubcommandSyntaxError`, naming the sub-command as sent.
-        _ if args.len() > 4 => {
-            return format_error(
-                &[
-                    &b"ERR unknown subcommand or wrong number of arguments for '"[..],
-                    c_str(&args[1]),
-                    b"'. Try CLIENT HELP.",
-                ]
-                .concat(),
-            )
-        }
+        _ if args.len() > 4 => return subcommand_syntax_error("CLIENT", &args[1]),
         None => PauseMode::All,
         Some(m) if is(m, "write") => PauseMode::Write,
         Some(m) if is(m, "all") => PauseMode::All,

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::spec::{Ctx, Handler, KeyPositions, Spec};
-use super::util::{c_str, format_error};
+use super::util::subcommand_syntax_error;
 use crate::frontend::Frame;
 use crate::state::{Scope, Session, Shared, Subscriptions};
 
@@ -267,17 +267,7 @@ fn pubsub(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         b"shardnumsub" => Some(counts(Scope::Shard)),
         _ => Some(help()),
     };
-    reply.unwrap_or_else(|| {
-        let sub = c_str(&args[1]);
-        format_error(
-            &[
-                &b"ERR unknown subcommand or wrong number of arguments for '"[..],
-                &sub[..sub.len().min(128)],
-                b"'. Try PUBSUB HELP.",
-            ]
-            .concat(),
-        )
-    })
+    reply.unwrap_or_else(|| subcommand_syntax_error("PUBSUB", &args[1]))
 }
 
 fn help() -> Frame {

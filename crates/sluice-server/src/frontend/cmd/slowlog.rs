@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::spec::categories::ADMIN;
 use super::spec::{Ctx, Handler, Spec};
-use super::util::{c_str, format_error};
+use super::util::subcommand_syntax_error;
 use crate::frontend::Frame;
 
 /// The SLOWLOG command.
@@ -49,14 +49,7 @@ fn slowlog(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                     .collect(),
             )
         }
-        b"get" => format_error(
-            &[
-                &b"ERR unknown subcommand or wrong number of arguments for '"[..],
-                c_str(&args[1]),
-                b"'. Try SLOWLOG HELP.",
-            ]
-            .concat(),
-        ),
+        b"get" => subcommand_syntax_error("SLOWLOG", &args[1]),
         b"len" => Frame::Integer(i64::try_from(log.len()).unwrap_or(i64::MAX)),
         b"reset" => {
             log.reset();

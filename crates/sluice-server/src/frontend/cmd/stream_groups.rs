@@ -21,7 +21,9 @@ use sluice::SluiceError;
 use super::blocking::{BlockKind, BlockingTurn};
 use super::spec::{boxed, cmdspec, Ctx, KeyPositions, Spec};
 use super::streams::{entry_frame, leave, parse_id, range_bound, streams_reply, Xread};
-use super::util::{c_str, engine_error, format_error, int_arg, is, syntax_error};
+use super::util::{
+    c_str, engine_error, format_error, int_arg, is, subcommand_syntax_error, syntax_error,
+};
 use crate::frontend::Frame;
 use crate::state::keyspace_events::STREAM;
 
@@ -98,18 +100,6 @@ fn no_such_key_or_group(key: &[u8], group: &[u8]) -> Frame {
         b"' or consumer group '",
         c_str(group),
         b"'",
-    ])
-}
-
-/// Redis's reply to a sub-command with the wrong arguments.
-fn subcommand_syntax_error(container: &str, sub: &[u8]) -> Frame {
-    let sub = c_str(sub);
-    error_of(&[
-        b"ERR unknown subcommand or wrong number of arguments for '",
-        &sub[..sub.len().min(128)],
-        b"'. Try ",
-        container.as_bytes(),
-        b" HELP.",
     ])
 }
 
@@ -317,7 +307,6 @@ impl GroupRead<'_> {
         groups: &mut Groups,
         woken: bool,
     ) -> Result<Option<Served>, SluiceError> {
-        let facts = facts(image, meta)?;
         let Some(group) = groups.get_mut(self.group) else {
             return Ok(None);
         };
@@ -354,6 +343,7 @@ impl GroupRead<'_> {
         } else if meta.length == 0 {
             return Ok(None);
         }
+        let facts = facts(image, meta)?;
         let start = after.next().unwrap_or(StreamId::MAX);
         let count = (self.count > 0).then_some(self.count);
         let entries = stream::range(image, start, StreamId::MAX, false, count)?;

@@ -95,6 +95,22 @@ pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Frame {
     reject_error(&line)
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a known sub-command of `container` called with
+/// arguments it does not take, named as it was sent (`%.128s`, up to a NUL).
+pub fn subcommand_syntax_error(container: &str, sub: &[u8]) -> Frame {
+    let sub = c_str(sub);
+    format_error(
+        &[
+            &b"ERR unknown subcommand or wrong number of arguments for '"[..],
+            &sub[..sub.len().min(128)],
+            b"'. Try ",
+            container.as_bytes(),
+            b" HELP.",
+        ]
+        .concat(),
+    )
+}
+
 /// Redis's arity error.
 pub fn wrong_arity(fullname: &str) -> Frame {
     Frame::error(format!(
