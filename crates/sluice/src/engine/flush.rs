@@ -40,8 +40,22 @@ impl Engine {
                 _ = journal.failed() => {}
                 _ = shutdown.changed() => return,
             }
-            if let Some(engine) = engine.upgrade() {
-                engine.reload_buffers_after_journal_failure().await;
+            // A networked journal may be unreadable for as long as its servers are away:
+            // try again, backing off, until the buffers hold exactly what it acknowledged.
+            let mut pause = Duration::from_secs(1);
+            loop {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                if engine.reload_buffers_after_journal_failure().await {
+                    return;
+                }
+                drop(engine);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
             }
         }));
         let engine = Arc::downgrade(self);

@@ -203,14 +203,17 @@ impl Engine {
     /// lock held), then drops the cached copies of every key that was buffered. Afterwards the
     /// buffers hold exactly the acknowledged writes not yet stored, and the flusher stores them
     /// without waiting for the (failed) journal.
-    pub(super) async fn reload_buffers_after_journal_failure(&self) {
+    ///
+    /// Returns false when the journal could not be read back (a networked journal whose
+    /// servers are still away), for the caller to try again later.
+    pub(super) async fn reload_buffers_after_journal_failure(&self) -> bool {
         let write_back: Vec<&Arc<Keyspace>> = self
             .keyspaces
             .iter()
             .filter(|k| k.buffer.is_some())
             .collect();
         if write_back.is_empty() {
-            return;
+            return true;
         }
         let mut flushing = Vec::with_capacity(write_back.len());
         for ks in &write_back {
@@ -221,8 +224,8 @@ impl Engine {
         let records = match self.journal.reread_acknowledged().await {
             Ok(records) => records,
             Err(e) => {
-                error!("the journal failed and cannot be read back ({e}); writes whose journal write failed may stay visible and be stored until Sluice is restarted");
-                return;
+                error!("the journal failed and cannot be read back yet ({e}: {}); trying again shortly; until then writes whose journal write failed stay visible and nothing is flushed", e.source_text());
+                return false;
             }
         };
         let count = records.len();
@@ -254,6 +257,7 @@ impl Engine {
             records = count,
             "the journal is out of service: the write-back buffers were reloaded from it, so only acknowledged writes are read and stored; new write-back writes are refused until Sluice is restarted"
         );
+        true
     }
 }
 
