@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice::config::{
-    deserialize_duration, deserialize_size, expand_env, CacheConfig, ChangesConfig, JournalConfig,
-    KeyspaceConfig, StoreConfig,
+    deserialize_duration, deserialize_size, expand_env, CacheConfig, ChangesConfig, ClusterConfig,
+    JournalConfig, KeyspaceConfig, StoreConfig,
 };
 use sluice::{Config, ConfigError};
 
@@ -186,6 +186,7 @@ struct FileSections {
     metrics: MetricsConfig,
     #[serde(default)]
     changes: ChangesConfig,
+    cluster: Option<ClusterConfig>,
 }
 
 /// `[server]` as written: the server's fields and the engine's `data_dir` and
@@ -331,10 +332,14 @@ impl FileConfig {
                 cache: sections.cache,
                 keyspaces: sections.keyspaces,
                 changes: sections.changes,
+                cluster: sections.cluster,
             },
             server,
         };
         config.expand_secrets()?;
+        if let Some(cluster) = &config.engine.cluster {
+            cluster.validate()?;
+        }
         if let Some(level) = &config.server.log_level {
             check_log_level(level)?;
         }
@@ -367,6 +372,11 @@ impl FileConfig {
                 &format!("user[{i}] \"{}\".password", user.name),
                 &user.password,
             )?;
+        }
+        if let Some(cluster) = &mut self.engine.cluster {
+            for (i, url) in cluster.nats_urls.iter_mut().enumerate() {
+                *url = expand_env(&format!("cluster.nats_urls[{i}]"), url)?;
+            }
         }
         Ok(())
     }
@@ -406,6 +416,46 @@ mod tests {
         assert_eq!(ks.policy, Policy::WriteThrough);
         assert_eq!(ks.ttl, Some(Duration::from_secs(3600)));
         assert_eq!(cfg.engine.journal.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn the_cluster_section_reaches_the_engine_and_is_checked() {
+        let cfg = FileConfig::from_toml(
+            "[cluster]\nnode_name = \"node-a\"\nnats_urls = [\"nats://127.0.0.1:4222\"]\nreplicas = 3\npublish_timeout = \"20s\"\nnode_lease = \"5s\"\n",
+        )
+        .unwrap();
+        let c = cfg.engine.cluster.as_ref().expect("a [cluster] section");
+        assert_eq!(c.node_name, "node-a");
+        assert_eq!(c.replicas, 3);
+        assert_eq!(c.journal_stream, "SLUICE_JOURNAL");
+        assert_eq!(c.journal_subject, "sluice.journal");
+        assert_eq!(c.publish_timeout, std::time::Duration::from_secs(20));
+        assert_eq!(c.node_lease, std::time::Duration::from_secs(5));
+        assert!(FileConfig::default().engine.cluster.is_none());
+        for (text, field) in [
+            (
+                "node_name = \"a.b\"\nnats_urls = [\"nats://x:1\"]",
+                "cluster.node_name",
+            ),
+            ("node_name = \"a\"\nnats_urls = []", "cluster.nats_urls"),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\nreplicas = 7",
+                "cluster.replicas",
+            ),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\njournal_subject = \"a..b\"",
+                "cluster.journal_subject",
+            ),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\nnode_lease = \"100ms\"",
+                "cluster.node_lease",
+            ),
+        ] {
+            let err = FileConfig::from_toml(&format!("[cluster]\n{text}\n")).unwrap_err();
+            assert!(err.to_string().contains(field), "{text}: {err}");
+        }
+        let err = FileConfig::from_toml("[cluster]\nnode_name = \"a\"\n").unwrap_err();
+        assert!(err.to_string().contains("nats_urls"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Config {
     pub keyspaces: Vec<KeyspaceConfig>,
     /// Change capture: rows changed by other programs reach the cache.
     pub changes: ChangesConfig,
+    /// Shared engines for several nodes; `None`: this node keeps its journal on its own disk.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             keyspaces: Vec::new(),
             changes: ChangesConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -97,6 +100,11 @@ pub enum Durability {
     Interval,
     /// No journal: a crash loses every buffered write-back write.
     None,
+    /// After a JetStream stream stored the record on a majority of its replicas (`[cluster]`):
+    /// survives the death of this node, its disk included, and of any minority of the NATS
+    /// servers. Not a `[journal]` setting: `[cluster]` chooses it.
+    #[serde(skip)]
+    Replicated,
 }
 
 impl Durability {
@@ -107,6 +115,7 @@ impl Durability {
             Durability::Os => "os",
             Durability::Interval => "interval",
             Durability::None => "none",
+            Durability::Replicated => "replicated",
         }
     }
 }
@@ -185,6 +194,139 @@ impl Default for ChangesConfig {
             max_backlog: 1_000_000,
             max_slot_wal: 1 << 30,
         }
+    }
+}
+
+/// `[cluster]`: several Sluice nodes over shared engines. With it, the write-back journal is a
+/// NATS JetStream stream instead of the local segment files: a write-back write is
+/// acknowledged once a majority of the stream's replicas stored it, so neither this node's
+/// death nor the loss of its disk loses it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique among the nodes sharing the stream: its journal is the
+    /// subject `<journal_subject>.<node_name>.records`. Letters, digits, `-` and `_`.
+    pub node_name: String,
+    /// NATS servers to connect to (any of the cluster's; the client learns the others).
+    pub nats_urls: Vec<String>,
+    /// The JetStream stream of every node's journal; created when missing.
+    #[serde(default = "default_journal_stream")]
+    pub journal_stream: String,
+    /// The subject prefix of the journals; the stream takes `<journal_subject>.>`.
+    #[serde(default = "default_journal_subject")]
+    pub journal_subject: String,
+    /// Replicas of the stream when Sluice creates it (3 on a 3-server cluster); an existing
+    /// stream with another count is refused at start.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// How long one journal write keeps retrying (same message ID, so never stored twice)
+    /// through a reconnect or a stream leader election before it fails; after a failure the
+    /// journal takes no write until a restart.
+    #[serde(
+        default = "default_publish_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub publish_timeout: Duration,
+    /// How long this node's claim on `node_name` lasts without renewal (renewed every third of
+    /// it). A second live process with the same name is refused; a node restarted after a
+    /// kill waits at most this long for its old claim to run out.
+    #[serde(
+        default = "default_node_lease",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub node_lease: Duration,
+    /// How long start-up waits for a NATS server.
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub connect_timeout: Duration,
+}
+
+fn default_journal_stream() -> String {
+    "SLUICE_JOURNAL".to_string()
+}
+
+fn default_journal_subject() -> String {
+    "sluice.journal".to_string()
+}
+
+fn default_replicas() -> usize {
+    1
+}
+
+fn default_publish_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_node_lease() -> Duration {
+    // Longer than a stream leader election after a NATS server dies (5-6 s measured on
+    // nats-server 2.9), during which the claim cannot be renewed.
+    Duration::from_secs(30)
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl ClusterConfig {
+    /// A cluster of the given servers, with every other setting at its default.
+    pub fn new(node_name: impl Into<String>, nats_urls: Vec<String>) -> ClusterConfig {
+        ClusterConfig {
+            node_name: node_name.into(),
+            nats_urls,
+            journal_stream: default_journal_stream(),
+            journal_subject: default_journal_subject(),
+            replicas: default_replicas(),
+            publish_timeout: default_publish_timeout(),
+            node_lease: default_node_lease(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+
+    /// Checks the names NATS will see; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let token = |field: &str, value: &str| {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Err(ConfigError::invalid(
+                    format!("cluster.{field}"),
+                    format!("{value:?} must be letters, digits, '-' or '_' (it names a NATS subject or stream)"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        token("node_name", &self.node_name)?;
+        token("journal_stream", &self.journal_stream)?;
+        for (i, part) in self.journal_subject.split('.').enumerate() {
+            token(&format!("journal_subject (part {})", i + 1), part)?;
+        }
+        if self.nats_urls.is_empty() {
+            return Err(ConfigError::invalid(
+                "cluster.nats_urls",
+                "lists no server; give at least one, e.g. [\"nats://127.0.0.1:4222\"]",
+            ));
+        }
+        if self.node_lease < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "cluster.node_lease",
+                "must be at least 1s (it is renewed every third of it)",
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(ConfigError::invalid(
+                "cluster.replicas",
+                format!(
+                    "{} is not a JetStream replica count (1 to 5)",
+                    self.replicas
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -23,8 +23,10 @@ use crate::keyspace::{validate_identifier, KeyTemplate};
 use crate::metrics::EngineMetrics;
 use crate::tiers::cache::memory::MemoryCache;
 use crate::tiers::cache::SharedCache;
+use crate::tiers::journal::jetstream::JetStreamJournal;
 use crate::tiers::journal::none::NoJournal;
 use crate::tiers::journal::wal::WalJournal;
+use crate::tiers::journal::Journal as _;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::{
     self, ColumnInfo, MappedMembers, MappedRow, MappedTable, SharedStore, TableSchema,
@@ -102,9 +104,13 @@ impl SluiceBuilder {
         store.ensure_builtin_table().await?;
         let keyspaces = build_keyspaces(&config, &store).await?;
 
-        let journal: SharedJournal = match self.journal {
-            Some(j) => j,
-            None => match config.journal.durability {
+        let journal: SharedJournal = match (self.journal, &config.cluster) {
+            (Some(j), _) => j,
+            (None, Some(cluster)) => {
+                refuse_stranded_local_journal(&data_dir).await?;
+                Arc::new(JetStreamJournal::open(cluster).await?)
+            }
+            (None, None) => match config.journal.durability {
                 Durability::None => Arc::new(NoJournal),
                 _ => Arc::new(
                     WalJournal::open(&data_dir.join("journal"), &config.journal, self.salvage)
@@ -792,6 +798,7 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
         if ks.policy() == Policy::WriteBack
             && ks.config.critical
             && config.journal.durability == Durability::None
+            && config.cluster.is_none()
         {
             return Err(ConfigError::invalid(
                 format!("keyspace \"{}\".critical", ks.name),
@@ -800,6 +807,9 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
             .into());
         }
         lines.push(describe_keyspace(ks));
+    }
+    if let Some(cluster) = &config.cluster {
+        lines.push(crate::tiers::journal::jetstream::check(cluster).await?);
     }
     if config.changes.enabled {
         let store_url = config.store_url();
@@ -821,6 +831,29 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
         ));
     }
     Ok(lines)
+}
+
+/// Refuses to start on the JetStream journal while the local segment journal still holds
+/// records not yet stored: they would be stranded there, never replayed.
+async fn refuse_stranded_local_journal(data_dir: &std::path::Path) -> Result<(), OpenError> {
+    let dir = data_dir.join("journal");
+    if !dir.exists() {
+        return Ok(());
+    }
+    let local = WalJournal::open(&dir, &crate::config::JournalConfig::default(), false).await?;
+    let stranded = local.take_recovered().len();
+    local.close().await?;
+    if stranded == 0 {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        "cluster",
+        format!(
+            "the local journal in {} holds {stranded} write-back records not yet stored; start once without [cluster] so that they are stored, then add [cluster] again",
+            dir.display()
+        ),
+    )
+    .into())
 }
 
 /// `name (template -> table.column, policy)`.

@@ -81,6 +81,52 @@ pub enum JournalError {
         #[source]
         source: Arc<tokio::task::JoinError>,
     },
+    /// A request to NATS JetStream failed (connecting, creating or reading the stream,
+    /// publishing, purging).
+    #[error("cannot {doing} {target} (check that the NATS servers in [cluster] nats_urls are up with JetStream enabled)")]
+    JetStream {
+        /// What was being done, e.g. `publish to`.
+        doing: &'static str,
+        /// The stream and subject (`jetstream://STREAM/subject`).
+        target: String,
+        /// The client's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// The JetStream stream exists with settings the configuration contradicts.
+    #[error("JetStream stream {stream} cannot hold this journal: {reason}")]
+    JetStreamMismatch {
+        /// The stream's name.
+        stream: String,
+        /// What differs and what to do.
+        reason: String,
+    },
+    /// A message in the JetStream journal holds bytes recovery cannot use.
+    #[error("JetStream journal {target} is corrupt at stream sequence {sequence}: {reason}; another program may be publishing on Sluice's subjects")]
+    JetStreamCorrupt {
+        /// The stream and subject.
+        target: String,
+        /// The message's stream sequence.
+        sequence: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Another live process holds this node's name in the cluster.
+    #[error("node_name {node:?} is held by another live Sluice process ({holder}); give each node its own [cluster] node_name, or stop the other process")]
+    NodeNameInUse {
+        /// The name.
+        node: String,
+        /// What the holder wrote into its claim.
+        holder: String,
+    },
+    /// A record larger than one message the NATS servers take.
+    #[error("a journal record of {bytes} bytes does not fit a NATS message ({limit} bytes with headers removed); raise max_payload in the nats-server configuration (up to 64MB) or write smaller values")]
+    TooLarge {
+        /// The record's size.
+        bytes: usize,
+        /// The largest that fits.
+        limit: usize,
+    },
     /// The journal was closed; nothing more can be appended.
     #[error("journal is closed")]
     Closed,
@@ -94,6 +140,11 @@ pub enum JournalError {
 }
 
 impl JournalError {
+    /// The error below this one, as text (for a log line that shows one error whole).
+    pub fn source_text(&self) -> String {
+        std::error::Error::source(self).map_or_else(String::new, |s| s.to_string())
+    }
+
     /// An OS error while doing `doing` on `path`.
     pub fn io(doing: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         JournalError::Io {

@@ -19,6 +19,7 @@ use crate::metrics::EngineMetrics;
 use crate::model::StoreWrite;
 
 pub mod error;
+pub mod jetstream;
 pub mod none;
 pub mod wal;
 

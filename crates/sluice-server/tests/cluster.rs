@@ -1,0 +1,616 @@
+//! The write-back journal on NATS JetStream (`[cluster]`), with the real `sluice` binary and
+//! real nats-server processes.
+//!
+//! - `jetstream_journal_survives_sigkill_and_a_lost_data_dir`: writers SET their own keys
+//!   under write-back (no flush runs: the flush interval is an hour); Sluice is SIGKILLed at a
+//!   random moment, its data directory deleted, and a new process on an empty directory must
+//!   read back every acknowledged write (of an unanswered one, the old or the new value), then
+//!   store them all.
+//! - `r3_stream_keeps_acknowledged_writes_when_a_nats_server_dies`: a 3-server NATS cluster
+//!   started by the test, an R3 stream; one NATS server is SIGKILLed under load, writes keep
+//!   being acknowledged, and after Sluice is SIGKILLed too (data directory deleted) every
+//!   acknowledged write is there.
+//! - `checkpoints_purge_stored_records_and_keep_the_sequence`: after a flush the stream holds
+//!   none of the stored records, and a restart numbers new writes above the old ones.
+//!
+//! The first and last need `SLUICE_TEST_NATS_URL` (a nats-server with JetStream); the second
+//! needs `nats-server` on the PATH (or `/usr/sbin/nats-server`). Each test uses a stream and
+//! subject of its own and deletes the stream at the end.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn nats_url() -> Option<String> {
+    match std::env::var("SLUICE_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: SLUICE_TEST_NATS_URL is not set (a nats-server with -js)");
+            None
+        }
+    }
+}
+
+fn nats_server_bin() -> Option<PathBuf> {
+    for candidate in ["/usr/sbin/nats-server", "/usr/bin/nats-server"] {
+        if Path::new(candidate).exists() {
+            return Some(PathBuf::from(candidate));
+        }
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v nats-server"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string()));
+    if found.is_none() {
+        eprintln!("skipped: nats-server is not installed");
+    }
+    found
+}
+
+/// A name no other run uses: streams and subjects of the shared NATS server stay apart.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// One `sluice serve`; SIGKILLed on drop.
+struct Sluice {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sluice {
+    fn start(dir: &Path, data: &Path, config: &str) -> Sluice {
+        let config_path = dir.join("sluice.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        for attempt in 0.. {
+            let port = free_port();
+            let log = dir.join(format!("sluice-{port}.log"));
+            let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .arg("serve")
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(data)
+                .arg("--config")
+                .arg(&config_path)
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("create log"))
+                .spawn()
+                .expect("spawn sluice");
+            let mut sluice = Sluice { child, port, log };
+            match sluice.wait_ready() {
+                Ok(()) => return sluice,
+                Err(log) if log.contains("cannot listen") && attempt < 4 => continue,
+                Err(log) => panic!("sluice did not start:\n{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}; log:\n{}", self.log()));
+            }
+            if let Ok(mut c) = self.try_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(format!("no PONG within 60 s; log:\n{}", self.log()));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn try_connection(&self) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let c = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        c.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(c)
+    }
+
+    fn connection(&self) -> redis::Connection {
+        self.try_connection().expect("connect to sluice")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn config(
+    store: &Path,
+    node: &str,
+    urls: &[String],
+    stream: &str,
+    subject: &str,
+    lease: &str,
+) -> String {
+    let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        r#"
+[store]
+url = "sqlite://{store}"
+
+[cluster]
+node_name = "{node}"
+nats_urls = [{urls}]
+journal_stream = "{stream}"
+journal_subject = "{subject}"
+replicas = {replicas}
+publish_timeout = "30s"
+node_lease = "{lease}"
+
+[[keyspace]]
+name = "default"
+keys = "*"
+policy = "write-back"
+flush_interval = "1h"
+"#,
+        store = store.display(),
+        lease = lease,
+        urls = urls.join(", "),
+        replicas = if urls.len() >= 3 { 3 } else { 1 },
+    )
+}
+
+/// What the writers know: per key, the last acknowledged value and the one in flight.
+#[derive(Default)]
+struct Ledger {
+    acked: BTreeMap<String, u64>,
+    in_flight: BTreeMap<String, u64>,
+    errors: Vec<String>,
+    /// Replies received: a measure of progress.
+    acks: u64,
+}
+
+/// Writers each SET their own keys with rising values until `stop`; every reply recorded.
+fn run_writers(
+    port: u16,
+    writers: usize,
+    keys_per_writer: usize,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+    seed: u64,
+) -> Vec<thread::JoinHandle<()>> {
+    (0..writers)
+        .map(|w| {
+            let stop = stop.clone();
+            let ledger = ledger.clone();
+            thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ w as u64);
+                let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+                    return;
+                };
+                let Ok(mut c) = client.get_connection() else {
+                    return;
+                };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+                let mut counter = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("w{w}:k{}", rng.gen_range(0..keys_per_writer));
+                    counter += 1;
+                    ledger
+                        .lock()
+                        .expect("ledger")
+                        .in_flight
+                        .insert(key.clone(), counter);
+                    let reply: redis::RedisResult<String> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(counter.to_string())
+                        .query(&mut c);
+                    let mut l = ledger.lock().expect("ledger");
+                    match reply {
+                        Ok(_) => {
+                            l.acks += 1;
+                            l.in_flight.remove(&key);
+                            l.acked.insert(key, counter);
+                        }
+                        // The connection died with the server: the write stays in flight.
+                        Err(e) if e.is_io_error() || e.is_connection_dropped() => return,
+                        Err(e) => {
+                            l.in_flight.remove(&key);
+                            l.errors.push(format!("SET {key}: {e}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Every acknowledged write reads back (or the write in flight after it), through GET and,
+/// after SLUICE.FLUSH, in the store.
+fn check_ledger(sluice: &Sluice, store: &Path, ledger: &Ledger) {
+    let mut c = sluice.connection();
+    for (key, &acked) in &ledger.acked {
+        let got: Option<String> = redis::cmd("GET").arg(key).query(&mut c).expect("GET");
+        let got: u64 = got
+            .unwrap_or_else(|| panic!("{key}: acknowledged {acked}, now missing"))
+            .parse()
+            .expect("a counter");
+        let in_flight = ledger.in_flight.get(key).copied();
+        assert!(
+            got == acked || Some(got) == in_flight,
+            "{key}: acknowledged {acked} (in flight: {in_flight:?}), read {got}"
+        );
+    }
+    let _: String = redis::cmd("SLUICE.FLUSH").query(&mut c).expect("flush");
+    let db = rusqlite::Connection::open(store).expect("open the store");
+    for (key, &acked) in &ledger.acked {
+        let value: Vec<u8> = db
+            .query_row(
+                "SELECT value FROM sluice_kv WHERE db = 0 AND key = ?1",
+                [key.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{key} (acknowledged {acked}) is not in the store: {e}"));
+        let stored: u64 = String::from_utf8_lossy(&value).parse().expect("a counter");
+        let in_flight = ledger.in_flight.get(key).copied();
+        assert!(
+            stored == acked || Some(stored) == in_flight,
+            "{key}: acknowledged {acked}, stored {stored}"
+        );
+    }
+}
+
+/// Deletes a test's stream (best effort: a leftover costs only disk on the test server).
+fn delete_stream(url: &str, stream: &str) {
+    let url = url.to_string();
+    let stream = stream.to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        if let Ok(client) = async_nats::connect(url).await {
+            let js = async_nats::jetstream::new(client);
+            let _ = js.delete_stream(&stream).await;
+            let _ = js.delete_stream(format!("{stream}_NODES")).await;
+        }
+    });
+}
+
+/// A test's directory, store and configuration on the shared nats-server: a stream and
+/// subject of its own, node `n1`, a 5 s claim on the name.
+struct OnSharedServer {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+    stream: String,
+    subject: String,
+    text: String,
+}
+
+fn on_shared_server(url: &str, tag: &str) -> OnSharedServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    let stream = unique(&format!("SLUICE_{tag}_"));
+    let subject = unique(&format!("sluice{}", tag.to_lowercase()));
+    let text = config(&store, "n1", &[url.to_string()], &stream, &subject, "5s");
+    OnSharedServer {
+        dir,
+        store,
+        stream,
+        subject,
+        text,
+    }
+}
+
+#[test]
+fn jetstream_journal_survives_sigkill_and_a_lost_data_dir() {
+    let Some(url) = nats_url() else { return };
+    let OnSharedServer {
+        dir,
+        store,
+        stream,
+        text,
+        ..
+    } = on_shared_server(&url, "T1");
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    for round in 0..3 {
+        let data = dir.path().join(format!("data{round}"));
+        let mut sluice = Sluice::start(dir.path(), &data, &text);
+        if round > 0 {
+            check_ledger(&sluice, &store, &ledger.lock().expect("ledger"));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = run_writers(sluice.port, 4, 200, stop.clone(), ledger.clone(), seed);
+        thread::sleep(Duration::from_millis(rng.gen_range(300..1500)));
+        sluice.kill();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().expect("writer");
+        }
+        // The node's disk is gone: only the stream remembers.
+        std::fs::remove_dir_all(&data).expect("delete the data dir");
+        let l = ledger.lock().expect("ledger");
+        assert!(l.errors.is_empty(), "writes failed: {:?}", l.errors);
+        assert!(!l.acked.is_empty(), "no write was acknowledged");
+    }
+    let sluice = Sluice::start(dir.path(), &dir.path().join("last"), &text);
+    check_ledger(&sluice, &store, &ledger.lock().expect("ledger"));
+    drop(sluice);
+    delete_stream(&url, &stream);
+}
+
+#[test]
+fn checkpoints_purge_stored_records_and_keep_the_sequence() {
+    let Some(url) = nats_url() else { return };
+    let OnSharedServer {
+        dir,
+        stream,
+        subject,
+        text,
+        ..
+    } = on_shared_server(&url, "T2");
+    let data = dir.path().join("data");
+    let sluice = Sluice::start(dir.path(), &data, &text);
+    let mut c = sluice.connection();
+    for i in 0..500 {
+        let _: String = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(format!("first{i}"))
+            .query(&mut c)
+            .expect("SET");
+    }
+    let _: String = redis::cmd("SLUICE.FLUSH").query(&mut c).expect("flush");
+    let pending = records_in_stream(&url, &stream, &format!("{subject}.n1.records"));
+    assert_eq!(
+        pending, 0,
+        "the checkpoint after the flush left {pending} records messages"
+    );
+    drop(c);
+    drop(sluice);
+    // A new process on a new disk: nothing to replay, and the next writes must still be
+    // numbered above the stored ones, or a later replay would skip them as stored.
+    std::fs::remove_dir_all(&data).expect("delete the data dir");
+    let mut sluice = Sluice::start(dir.path(), &data, &text);
+    let mut c = sluice.connection();
+    let got: Option<String> = redis::cmd("GET").arg("k7").query(&mut c).expect("GET");
+    assert_eq!(got.as_deref(), Some("first7"));
+    for i in 0..50 {
+        let _: String = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(format!("second{i}"))
+            .query(&mut c)
+            .expect("SET");
+    }
+    sluice.kill();
+    std::fs::remove_dir_all(&data).expect("delete the data dir");
+    let sluice = Sluice::start(dir.path(), &data, &text);
+    let mut c = sluice.connection();
+    for i in 0..50 {
+        let got: Option<String> = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut c)
+            .expect("GET");
+        assert_eq!(got, Some(format!("second{i}")), "k{i} after the replay");
+    }
+    let got: Option<String> = redis::cmd("GET").arg("k70").query(&mut c).expect("GET");
+    assert_eq!(got.as_deref(), Some("first70"));
+    drop(c);
+    drop(sluice);
+    delete_stream(&url, &stream);
+}
+
+/// How many messages `subject` holds in `stream`.
+fn records_in_stream(url: &str, stream: &str, subject: &str) -> u64 {
+    let (url, stream, subject) = (url.to_string(), stream.to_string(), subject.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let client = async_nats::connect(url).await.expect("connect to NATS");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(&stream).await.expect("the stream");
+        let info = stream
+            .info_with_subjects(subject.clone())
+            .await
+            .expect("stream info");
+        use futures_util::StreamExt;
+        let mut info = info;
+        let mut total = 0;
+        while let Some(entry) = info.next().await {
+            let (name, count) = entry.expect("subject count");
+            if name == subject {
+                total += count as u64;
+            }
+        }
+        total
+    })
+}
+
+/// A nats-server of a 3-server cluster; SIGKILLed on drop.
+struct NatsServer {
+    child: Child,
+    client_port: u16,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nats_cluster(bin: &Path, dir: &Path) -> Vec<NatsServer> {
+    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    (0..3)
+        .map(|i| {
+            let routes: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("nats://127.0.0.1:{}", cluster_ports[j]))
+                .collect();
+            let store = dir.join(format!("nats{i}"));
+            std::fs::create_dir_all(&store).expect("nats store dir");
+            let child = Command::new(bin)
+                .args(["-a", "127.0.0.1", "-p", &client_ports[i].to_string()])
+                .args(["-n", &format!("sluice-test-{i}"), "-js", "-sd"])
+                .arg(&store)
+                .args(["--cluster_name", "sluice-test"])
+                .args([
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                ])
+                .args(["--routes", &routes.join(",")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(dir.join(format!("nats{i}.log"))).expect("nats log"))
+                .spawn()
+                .expect("spawn nats-server");
+            NatsServer {
+                child,
+                client_port: client_ports[i],
+            }
+        })
+        .collect()
+}
+
+/// Creates the R3 stream once the cluster has elected its JetStream meta leader.
+fn create_r3_stream(urls: &[String], stream: &str, subject: &str) {
+    let urls: Vec<async_nats::ServerAddr> = urls
+        .iter()
+        .map(|u| u.parse().expect("a NATS URL"))
+        .collect();
+    let (stream, subject) = (stream.to_string(), subject.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempt = async {
+                let client = async_nats::connect(urls.clone()).await?;
+                let js = async_nats::jetstream::new(client);
+                js.create_stream(async_nats::jetstream::stream::Config {
+                    name: stream.clone(),
+                    subjects: vec![format!("{subject}.>")],
+                    num_replicas: 3,
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                })
+                .await?;
+                Ok::<(), async_nats::Error>(())
+            };
+            match attempt.await {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("waiting for the NATS cluster: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("the NATS cluster never took an R3 stream: {e}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn r3_stream_keeps_acknowledged_writes_when_a_nats_server_dies() {
+    let Some(bin) = nats_server_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut servers = start_nats_cluster(&bin, dir.path());
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
+        .collect();
+    let stream = "SLUICE_R3";
+    let subject = "sluicer3";
+    create_r3_stream(&urls, stream, subject);
+    let store = dir.path().join("store.db");
+    // Longer than a stream leader election (5-6 s here): the claim on the node name must
+    // outlive the one the kill causes.
+    let text = config(&store, "n1", &urls, stream, subject, "15s");
+    let data = dir.path().join("data");
+    let mut sluice = Sluice::start(dir.path(), &data, &text);
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = run_writers(sluice.port, 4, 300, stop.clone(), ledger.clone(), seed);
+    thread::sleep(Duration::from_millis(800));
+    let before = ledger.lock().expect("ledger").acked.len();
+    let victim = (seed % 3) as usize;
+    drop(servers.remove(victim));
+    eprintln!("killed NATS server {victim}");
+    // Writes go on: the stream keeps a quorum of two. They may pause while the stream (or
+    // the cluster's meta leader) elects a new leader, a few seconds on nats-server 2.9.
+    let acked_at_kill: u64 = count_acks(&ledger);
+    let killed_at = Instant::now();
+    let mut acked_after = acked_at_kill;
+    while killed_at.elapsed() < Duration::from_secs(25) {
+        thread::sleep(Duration::from_millis(250));
+        acked_after = count_acks(&ledger);
+        if acked_after > acked_at_kill + 200 {
+            break;
+        }
+    }
+    eprintln!("writes resumed {:?} after the kill", killed_at.elapsed());
+    thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    {
+        let l = ledger.lock().expect("ledger");
+        assert!(l.errors.is_empty(), "writes failed: {:?}", l.errors);
+        assert!(before > 0, "nothing was acknowledged before the kill");
+    }
+    assert!(
+        acked_after > acked_at_kill + 200,
+        "writes did not resume within 25 s after a NATS server died; log:\n{}",
+        sluice.log()
+    );
+    sluice.kill();
+    std::fs::remove_dir_all(&data).expect("delete the data dir");
+    let sluice = Sluice::start(dir.path(), &data, &text);
+    check_ledger(&sluice, &store, &ledger.lock().expect("ledger"));
+}
+
+fn count_acks(ledger: &Arc<Mutex<Ledger>>) -> u64 {
+    ledger.lock().expect("ledger").acks
+}
