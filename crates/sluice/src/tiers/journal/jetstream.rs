@@ -65,7 +65,6 @@ const READ_BATCH: usize = 512;
 struct Place {
     context: jetstream::Context,
     stream: stream::Stream,
-    stream_name: String,
     records_subject: String,
     checkpoint_subject: String,
     /// `jetstream://<stream>/<records subject>`, for errors and INFO.
@@ -93,8 +92,6 @@ struct Shared {
     last_seq: AtomicU64,
     /// Live messages in stream order (one message in flight keeps them so).
     live: Mutex<VecDeque<LiveMessage>>,
-    /// The `upto` of the last checkpoint recorded.
-    checkpointed: AtomicU64,
     /// Sequence ranges of appends whose writers were told they failed: a message given up on
     /// may still reach the stream (the client sends what it buffered once it reconnects), so
     /// every later checkpoint message names them and recovery skips them.
@@ -174,17 +171,13 @@ impl JetStreamJournal {
     pub async fn open(config: &ClusterConfig) -> Result<JetStreamJournal, JournalError> {
         let names = Names::of(config);
         let (context, budget) = connect(config, &names).await?;
-        let deadline = Instant::now() + config.publish_timeout;
-        let stream = loop {
-            match context.get_or_create_stream(wanted_stream(config)).await {
-                Ok(stream) => break stream,
-                Err(e) if Instant::now() < deadline => {
-                    warn!(target = %names.target, "finding or creating the journal stream failed, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(nats_error("find or create the stream of", &names.target, e)),
-            }
-        };
+        let stream = get_or_create_patiently(
+            &context,
+            wanted_stream(config),
+            Instant::now() + config.publish_timeout,
+            &names.target,
+        )
+        .await?;
         check_stream(config, stream.cached_info())?;
         let nonce = nonce();
         let lease = claim_node(&context, config, &names, nonce).await?;
@@ -196,7 +189,6 @@ impl JetStreamJournal {
         let place = Arc::new(Place {
             context,
             stream,
-            stream_name: config.journal_stream.clone(),
             records_subject,
             checkpoint_subject,
             target,
@@ -211,7 +203,6 @@ impl JetStreamJournal {
             publishes: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
             live: Mutex::new(VecDeque::new()),
-            checkpointed: AtomicU64::new(0),
             voided: Mutex::new(Vec::new()),
             reread: std::sync::atomic::AtomicBool::new(false),
             failure: OnceLock::new(),
@@ -229,13 +220,12 @@ impl JetStreamJournal {
             Ok(read) => read,
             Err(e) => {
                 renewer.abort();
-                release_lease(&place, &lease).await;
+                release_lease(&lease).await;
                 return Err(e);
             }
         };
         shared.last_seq.store(read.last_seq, Ordering::SeqCst);
         *shared.live.lock() = read.live.into();
-        shared.checkpointed.store(read.upto, Ordering::SeqCst);
         *shared.voided.lock() = read.voided;
         info!(
             target = %place.target,
@@ -283,7 +273,6 @@ impl JetStreamJournal {
             target: self.place.target.clone(),
             source: Arc::new(std::io::Error::other(cause)),
         })?;
-        self.shared.checkpointed.store(upto, Ordering::Relaxed);
         Ok(())
     }
 
@@ -405,6 +394,26 @@ fn version_below(version: &str, floor: (u64, u64, u64)) -> bool {
     }
 }
 
+/// Finds the stream `wanted` names, or creates it, trying again until `deadline` while the
+/// cluster cannot answer (just formed, or electing a leader after a server died).
+async fn get_or_create_patiently(
+    context: &jetstream::Context,
+    wanted: stream::Config,
+    deadline: Instant,
+    target: &str,
+) -> Result<stream::Stream, JournalError> {
+    loop {
+        match context.get_or_create_stream(wanted.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() < deadline => {
+                warn!(%target, stream = %wanted.name, "finding or creating a stream failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(nats_error("find or create a stream of", target, e)),
+        }
+    }
+}
+
 /// The stream Sluice creates when it is missing.
 fn wanted_stream(config: &ClusterConfig) -> stream::Config {
     stream::Config {
@@ -511,6 +520,8 @@ pub async fn check(config: &ClusterConfig) -> Result<String, JournalError> {
 /// their checkpoints.
 struct Lease {
     context: jetstream::Context,
+    /// `<journal_stream>_NODES`.
+    stream: stream::Stream,
     subject: String,
     value: Bytes,
     revision: AtomicU64,
@@ -540,8 +551,12 @@ impl Lease {
     }
 
     /// What the holder of the name wrote, for the error.
-    async fn holder(&self, stream: &stream::Stream) -> String {
-        match stream.get_last_raw_message_by_subject(&self.subject).await {
+    async fn holder(&self) -> String {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&self.subject)
+            .await
+        {
             Ok(m) => String::from_utf8_lossy(&m.payload).into_owned(),
             Err(_) => "a process whose claim just ran out".to_string(),
         }
@@ -569,26 +584,11 @@ async fn claim_node(
         description: Some("Sluice nodes holding their journal names".to_string()),
         ..Default::default()
     };
-    let leases = loop {
-        match context.get_or_create_stream(wanted.clone()).await {
-            Ok(stream) => break stream,
-            Err(e) if Instant::now() < deadline => {
-                warn!(target = %names.target, "finding or creating the node-name stream failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => {
-                return Err(nats_error(
-                    "create the node-name stream of",
-                    &names.target,
-                    e,
-                ))
-            }
-        }
-    };
+    let mut leases = get_or_create_patiently(context, wanted, deadline, &names.target).await?;
     // A stream made for another node_lease would expire claims between renewals.
-    let mut leases = leases;
     if leases.cached_info().config.max_age != config.node_lease {
         let mut updated = leases.cached_info().config.clone();
+        let updated_name = updated.name.clone();
         updated.max_age = config.node_lease;
         updated.duplicate_window = config.node_lease.min(Duration::from_secs(120));
         context.update_stream(updated).await.map_err(|e| {
@@ -599,12 +599,13 @@ async fn claim_node(
             )
         })?;
         leases = context
-            .get_stream(format!("{}_NODES", config.journal_stream))
+            .get_stream(&updated_name)
             .await
             .map_err(|e| nats_error("read the node-name stream of", &names.target, e))?;
     }
     let lease = Lease {
         context: context.clone(),
+        stream: leases,
         subject: format!("{prefix}.{}", config.node_name),
         value: Bytes::from(format!(
             "pid {} nonce {nonce:x} since {}",
@@ -621,7 +622,7 @@ async fn claim_node(
                 return Ok(Arc::new(lease));
             }
             Ok(None) => {
-                let holder = lease.holder(&leases).await;
+                let holder = lease.holder().await;
                 if Instant::now() > deadline {
                     return Err(JournalError::NodeNameInUse {
                         node: config.node_name.clone(),
@@ -654,13 +655,14 @@ async fn claim_node(
 }
 
 /// Deletes this process's claim (only if it is still this process's last message).
-async fn release_lease(place: &Place, lease: &Lease) {
-    let leases = format!("{}_NODES", place.stream_name);
-    if let Ok(stream) = place.context.get_stream_no_info(leases).await {
-        if let Ok(last) = stream.get_last_raw_message_by_subject(&lease.subject).await {
-            if last.sequence == lease.revision.load(Ordering::SeqCst) {
-                let _ = stream.purge().filter(lease.subject.clone()).await;
-            }
+async fn release_lease(lease: &Lease) {
+    if let Ok(last) = lease
+        .stream
+        .get_last_raw_message_by_subject(&lease.subject)
+        .await
+    {
+        if last.sequence == lease.revision.load(Ordering::SeqCst) {
+            let _ = lease.stream.purge().filter(lease.subject.clone()).await;
         }
     }
 }
@@ -1266,7 +1268,7 @@ impl Journal for JetStreamJournal {
             // Released, so a restart need not wait for the claim to run out; never when the
             // claim may be another process's now.
             if self.shared.failure.get().is_none() {
-                release_lease(&self.place, &self.lease).await;
+                release_lease(&self.lease).await;
             }
         }
         match self.shared.health().error() {
