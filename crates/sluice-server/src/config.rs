@@ -431,6 +431,8 @@ mod tests {
         assert_eq!(c.journal_subject, "sluice.journal");
         assert_eq!(c.publish_timeout, std::time::Duration::from_secs(20));
         assert_eq!(c.node_lease, std::time::Duration::from_secs(5));
+        assert!(c.relay_pubsub);
+        assert_eq!(c.pubsub_subject(), "sluice.journal_pubsub");
         assert!(FileConfig::default().engine.cluster.is_none());
         for (text, field) in [
             (
@@ -449,6 +451,18 @@ mod tests {
             (
                 "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\nnode_lease = \"100ms\"",
                 "cluster.node_lease",
+            ),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\npubsub_subject = \"sluice.journal.x\"",
+                "cluster.pubsub_subject",
+            ),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\npubsub_subject = \"sluice.journal_nodes\"",
+                "cluster.pubsub_subject",
+            ),
+            (
+                "node_name = \"a\"\nnats_urls = [\"nats://x:1\"]\npubsub_subject = \"a.*\"",
+                "cluster.pubsub_subject",
             ),
         ] {
             let err = FileConfig::from_toml(&format!("[cluster]\n{text}\n")).unwrap_err();

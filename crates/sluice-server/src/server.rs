@@ -72,6 +72,23 @@ impl Server {
         };
         let shared = Shared::new(sluice, config, port, tls_port)
             .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        // Before the first client: nothing published here may miss the other nodes.
+        if let Some(cluster) = shared.sluice.config().cluster.as_ref() {
+            if cluster.relay_pubsub {
+                let start = crate::state::pubsub_relay::start(cluster, &shared.pubsub);
+                match tokio::time::timeout(crate::state::pubsub_relay::START_TIMEOUT, start).await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "pub/sub relay: NATS did not answer within 30 s; check [cluster] nats_urls, or set relay_pubsub = false",
+                        ))
+                    }
+                }
+            }
+        }
         let http = crate::http::bind(&shared.config, &shared.users).await?;
         Ok(Server {
             shared,

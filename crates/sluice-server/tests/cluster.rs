@@ -158,7 +158,7 @@ impl Drop for Sluice {
 }
 
 fn config(
-    store: &Path,
+    store: &str,
     node: &str,
     urls: &[String],
     stream: &str,
@@ -169,7 +169,7 @@ fn config(
     format!(
         r#"
 [store]
-url = "sqlite://{store}"
+url = "{store}"
 
 [cluster]
 node_name = "{node}"
@@ -186,7 +186,6 @@ keys = "*"
 policy = "write-back"
 flush_interval = "1h"
 "#,
-        store = store.display(),
         lease = lease,
         urls = urls.join(", "),
         replicas = if urls.len() >= 3 { 3 } else { 1 },
@@ -206,6 +205,7 @@ struct Ledger {
 /// Writers each SET their own keys with rising values until `stop`; every reply recorded.
 fn run_writers(
     port: u16,
+    prefix: &str,
     writers: usize,
     keys_per_writer: usize,
     stop: Arc<AtomicBool>,
@@ -216,6 +216,7 @@ fn run_writers(
         .map(|w| {
             let stop = stop.clone();
             let ledger = ledger.clone();
+            let prefix = prefix.to_string();
             thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ w as u64);
                 let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
@@ -227,7 +228,7 @@ fn run_writers(
                 let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
                 let mut counter = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let key = format!("w{w}:k{}", rng.gen_range(0..keys_per_writer));
+                    let key = format!("{prefix}w{w}:k{}", rng.gen_range(0..keys_per_writer));
                     counter += 1;
                     ledger
                         .lock()
@@ -325,7 +326,14 @@ fn on_shared_server(url: &str, tag: &str) -> OnSharedServer {
     let store = dir.path().join("store.db");
     let stream = unique(&format!("SLUICE_{tag}_"));
     let subject = unique(&format!("sluice{}", tag.to_lowercase()));
-    let text = config(&store, "n1", &[url.to_string()], &stream, &subject, "5s");
+    let text = config(
+        &format!("sqlite://{}", store.display()),
+        "n1",
+        &[url.to_string()],
+        &stream,
+        &subject,
+        "5s",
+    );
     OnSharedServer {
         dir,
         store,
@@ -356,7 +364,7 @@ fn jetstream_journal_survives_sigkill_and_a_lost_data_dir() {
             check_ledger(&sluice, &store, &ledger.lock().expect("ledger"));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = run_writers(sluice.port, 4, 200, stop.clone(), ledger.clone(), seed);
+        let writers = run_writers(sluice.port, "", 4, 200, stop.clone(), ledger.clone(), seed);
         thread::sleep(Duration::from_millis(rng.gen_range(300..1500)));
         sluice.kill();
         stop.store(true, Ordering::Relaxed);
@@ -564,14 +572,21 @@ fn r3_stream_keeps_acknowledged_writes_when_a_nats_server_dies() {
     let store = dir.path().join("store.db");
     // Longer than a stream leader election (5-6 s here): the claim on the node name must
     // outlive the one the kill causes.
-    let text = config(&store, "n1", &urls, stream, subject, "15s");
+    let text = config(
+        &format!("sqlite://{}", store.display()),
+        "n1",
+        &urls,
+        stream,
+        subject,
+        "15s",
+    );
     let data = dir.path().join("data");
     let mut sluice = Sluice::start(dir.path(), &data, &text);
     let seed: u64 = rand::random();
     eprintln!("seed {seed}");
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = run_writers(sluice.port, 4, 300, stop.clone(), ledger.clone(), seed);
+    let writers = run_writers(sluice.port, "", 4, 300, stop.clone(), ledger.clone(), seed);
     thread::sleep(Duration::from_millis(800));
     let before = ledger.lock().expect("ledger").acked.len();
     let victim = (seed % 3) as usize;
@@ -613,4 +628,301 @@ fn r3_stream_keeps_acknowledged_writes_when_a_nats_server_dies() {
 
 fn count_acks(ledger: &Arc<Mutex<Ledger>>) -> u64 {
     ledger.lock().expect("ledger").acks
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("SLUICE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: SLUICE_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// The built-in table's keys starting with `prefix`, with their values, as PostgreSQL holds
+/// them.
+fn stored_in_postgres(url: &str, prefix: &str) -> BTreeMap<String, String> {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT key, value FROM sluice_kv WHERE db = 0 AND position($1::bytea in key) = 1",
+                &[&prefix.as_bytes()],
+            )
+            .await
+            .expect("read sluice_kv");
+        rows.iter()
+            .map(|r| {
+                let key: Vec<u8> = r.get(0);
+                let value: Vec<u8> = r.get(1);
+                (
+                    String::from_utf8_lossy(&key).into_owned(),
+                    String::from_utf8_lossy(&value).into_owned(),
+                )
+            })
+            .collect()
+    })
+}
+
+/// What `ledger` misses in `stored`: keys absent, or holding neither the acknowledged value
+/// nor the one in flight when the node died.
+fn missing_from(stored: &BTreeMap<String, String>, ledger: &Ledger) -> Vec<String> {
+    ledger
+        .acked
+        .iter()
+        .filter(|(key, acked)| {
+            let in_flight = ledger.in_flight.get(*key);
+            match stored.get(*key).and_then(|v| v.parse::<u64>().ok()) {
+                Some(v) => v != **acked && Some(&v) != in_flight,
+                None => true,
+            }
+        })
+        .map(|(key, acked)| format!("{key} (acknowledged {acked}, stored {:?})", stored.get(key)))
+        .collect()
+}
+
+fn info_field(sluice: &Sluice, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("sluice")
+        .query(&mut sluice.connection())
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO has no {field}:\n{info}"))
+}
+
+/// Three nodes share PostgreSQL and an R3 JetStream stream on a 3-server NATS cluster, each
+/// node connected to a different server first. Node n1 takes write-back writes (never
+/// flushed: its flush interval is an hour) while n2 takes its own; then n1 is SIGKILLed, its
+/// data directory deleted, and it does not come back. Within its claim's `node_lease` plus a
+/// scan, exactly one of n2 and n3 takes its journal over: every write n1 acknowledged reaches
+/// PostgreSQL, n1's journal subject is purged and its name is free. n2's own writes go on
+/// meanwhile and are stored by n2. Without `nats-server` installed, the nodes share the
+/// `SLUICE_TEST_NATS_URL` server and an R1 stream.
+#[test]
+fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
+    let Some(shared_url) = nats_url() else { return };
+    let Some(pg) = postgres_url() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = unique("SLUICE_ADOPT_");
+    let subject = unique("sluiceadopt");
+    let prefix = unique("adopt");
+    let nats = nats_server_bin().map(|bin| start_nats_cluster(&bin, dir.path()));
+    let urls: Vec<String> = match &nats {
+        Some(servers) => servers
+            .iter()
+            .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
+            .collect(),
+        None => vec![shared_url.clone()],
+    };
+    if nats.is_some() {
+        create_r3_stream(&urls, &stream, &subject);
+    }
+    let url = urls[0].clone();
+    let node = |name: &str, first: usize| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        let mut mine = urls.clone();
+        mine.rotate_left(first % urls.len());
+        let text = config(&pg, name, &mine, &stream, &subject, "3s");
+        Sluice::start(&home, &home.join("data"), &text)
+    };
+    let mut n1 = node("n1", 0);
+    let n2 = node("n2", 1);
+    let n3 = node("n3", 2);
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (on_n1, on_n2) = (format!("{prefix}:n1:"), format!("{prefix}:n2:"));
+    let ledger1 = Arc::new(Mutex::new(Ledger::default()));
+    let ledger2 = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = run_writers(n1.port, &on_n1, 3, 200, stop.clone(), ledger1.clone(), seed);
+    writers.extend(run_writers(
+        n2.port,
+        &on_n2,
+        2,
+        200,
+        stop.clone(),
+        ledger2.clone(),
+        seed ^ 0xabcd,
+    ));
+    thread::sleep(Duration::from_millis(rng.gen_range(600..1500)));
+    n1.kill();
+    std::fs::remove_dir_all(dir.path().join("n1/data")).expect("delete n1's data dir");
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let l1 = ledger1.lock().expect("ledger");
+    assert!(l1.errors.is_empty(), "writes to n1 failed: {:?}", l1.errors);
+    assert!(!l1.acked.is_empty(), "n1 acknowledged nothing");
+    let killed_at = Instant::now();
+    let mut missing = Vec::new();
+    while killed_at.elapsed() < Duration::from_secs(60) {
+        missing = missing_from(&stored_in_postgres(&pg, &on_n1), &l1);
+        if missing.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        missing.is_empty(),
+        "60 s after n1 died, {} of its {} acknowledged keys are not in PostgreSQL, e.g. {:?}\nn2:\n{}\nn3:\n{}",
+        missing.len(),
+        l1.acked.len(),
+        &missing[..missing.len().min(5)],
+        n2.log(),
+        n3.log()
+    );
+    eprintln!(
+        "n1's {} keys stored {:?} after its death",
+        l1.acked.len(),
+        killed_at.elapsed()
+    );
+    // The adopter counts the takeover once its drain, checkpoint and release are done.
+    let adoptions = || info_field(&n2, "cluster_adoptions") + info_field(&n3, "cluster_adoptions");
+    for _ in 0..120 {
+        if adoptions() > 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    // Another scan (every 1.5 s with a 3 s lease, jittered) finds nothing left to take.
+    thread::sleep(Duration::from_millis(2500));
+    let adoptions = adoptions();
+    assert_eq!(adoptions, 1, "one node takes n1's journal over, once");
+    let pending = records_in_stream(&url, &stream, &format!("{subject}.n1.records"));
+    assert_eq!(
+        pending, 0,
+        "n1's journal still holds {pending} records messages"
+    );
+
+    let l2 = ledger2.lock().expect("ledger");
+    assert!(l2.errors.is_empty(), "writes to n2 failed: {:?}", l2.errors);
+    let _: String = redis::cmd("SLUICE.FLUSH")
+        .query(&mut n2.connection())
+        .expect("flush n2");
+    let missing = missing_from(&stored_in_postgres(&pg, &on_n2), &l2);
+    assert!(missing.is_empty(), "n2's own writes: {missing:?}");
+
+    // INFO asks the stream for its state.
+    let info: String = redis::cmd("INFO")
+        .arg("sluice")
+        .query(&mut n3.connection())
+        .expect("INFO");
+    for field in [
+        format!("journal_stream:{stream}\r\n"),
+        "journal_stream_state:ok\r\n".to_string(),
+        "cluster_node:n3\r\n".to_string(),
+        "journal_stream_messages:".to_string(),
+    ] {
+        assert!(info.contains(&field), "INFO lacks {field:?}:\n{info}");
+    }
+
+    // n1's name is free: a node started under it finds nothing to replay.
+    let n1 = node("n1", 0);
+    assert_eq!(info_field(&n1, "journal_segments"), 0);
+    drop((n1, n2, n3));
+    if nats.is_none() {
+        delete_stream(&url, &stream);
+    }
+}
+
+/// A node frozen (SIGSTOP) past its claim's `node_lease` is taken over by another node, which
+/// stores what it acknowledged; once thawed (SIGCONT) it publishes nothing more: its next
+/// write-back write gets an error instead of an acknowledgement, and INFO says its journal
+/// failed, so nothing it does can land behind the takeover.
+#[test]
+fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
+    let Some(url) = nats_url() else { return };
+    let Some(pg) = postgres_url() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = unique("SLUICE_FROZEN_");
+    let subject = unique("sluicefrozen");
+    let prefix = unique("frozen");
+    let node = |name: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        let text = config(
+            &pg,
+            name,
+            std::slice::from_ref(&url),
+            &stream,
+            &subject,
+            "3s",
+        );
+        Sluice::start(&home, &home.join("data"), &text)
+    };
+    let n1 = node("n1");
+    let n2 = node("n2");
+    let mut c1 = n1.connection();
+    let mut ledger = Ledger::default();
+    for i in 0..200u64 {
+        let key = format!("{prefix}:k{i}");
+        let _: String = redis::cmd("SET")
+            .arg(&key)
+            .arg(i.to_string())
+            .query(&mut c1)
+            .expect("SET on n1");
+        ledger.acked.insert(key, i);
+    }
+    let pid = n1.child.id().to_string();
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let frozen_at = Instant::now();
+    let mut missing = Vec::new();
+    while frozen_at.elapsed() < Duration::from_secs(60) {
+        missing = missing_from(&stored_in_postgres(&pg, &prefix), &ledger);
+        if missing.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    signal("-CONT");
+    assert!(
+        missing.is_empty(),
+        "n1 frozen for 60 s, and {} of its writes are not in PostgreSQL: {:?}\nn2:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        n2.log()
+    );
+    let reply: redis::RedisResult<String> = redis::cmd("SET")
+        .arg(format!("{prefix}:after"))
+        .arg("thawed")
+        .query(&mut c1);
+    assert!(
+        reply.is_err(),
+        "n1 acknowledged a write after it was taken over: {reply:?}"
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("sluice")
+        .query(&mut c1)
+        .expect("INFO");
+    assert!(info.contains("journal_state:failed\r\n"), "{info}");
+    let stored = stored_in_postgres(&pg, &prefix);
+    assert!(
+        !stored.contains_key(&format!("{prefix}:after")),
+        "the refused write reached the store"
+    );
+    drop(c1);
+    drop((n1, n2));
+    delete_stream(&url, &stream);
 }

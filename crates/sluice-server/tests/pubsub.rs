@@ -1036,3 +1036,186 @@ async fn ioredis_subscriber_mode() {
     run_client("node", &[script.to_str().unwrap(), &port]).await;
     server.stop().await;
 }
+
+/// Two nodes sharing a NATS server (`[cluster]`, `SLUICE_TEST_NATS_URL`), each with its own
+/// journal stream subject and the test's own pub/sub subject.
+async fn two_cluster_nodes(url: &str) -> (TestServer, TestServer, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tag = format!("{}x{nanos}", std::process::id());
+    let stream = format!("SLUICE_PUBSUB_{tag}");
+    let node = |name: &str| {
+        let mut cluster = sluice::config::ClusterConfig::new(name, vec![url.to_string()]);
+        cluster.journal_stream = stream.clone();
+        cluster.journal_subject = format!("sluicepubsub{tag}");
+        cluster.pubsub_subject_setting = Some(format!("sluicepubsub{tag}_relay"));
+        cluster.node_lease = Duration::from_secs(5);
+        let mut config = FileConfig::default();
+        config.engine.cluster = Some(cluster);
+        config
+    };
+    let a = TestServer::start_config(node("a")).await;
+    let b = TestServer::start_config(node("b")).await;
+    (a, b, stream)
+}
+
+/// The NATS server's `max_payload`, and the stream deleted (with its `_NODES` companion).
+async fn nats_max_payload_and_cleanup(url: &str, stream: Option<&str>) -> usize {
+    let client = async_nats::connect(url).await.expect("connect to NATS");
+    if let Some(stream) = stream {
+        let js = async_nats::jetstream::new(client.clone());
+        let _ = js.delete_stream(stream).await;
+        let _ = js.delete_stream(format!("{stream}_NODES")).await;
+    }
+    client.server_info().max_payload
+}
+
+/// The contract of `[cluster] relay_pubsub` (on by default):
+/// - a PUBLISH or SPUBLISH on node A reaches the channel, pattern and shard-channel
+///   subscribers of node B, byte for byte as A's own subscribers get it, in the order A's
+///   client published; A's subscribers get each message once (NATS does not echo it back);
+/// - PUBLISH answers the subscribers reached on its own node, as in Redis Cluster;
+/// - a command's keyspace notification reaches B's subscribers; an event each node observes
+///   for itself (here an expiry found by a read) stays on its node;
+/// - a message NATS cannot carry (over its `max_payload`) reaches A's subscribers only, is
+///   counted in INFO, and the messages after it still travel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_messages_reach_the_subscribers_of_every_node() {
+    let Ok(url) = std::env::var("SLUICE_TEST_NATS_URL") else {
+        eprintln!("skipped: SLUICE_TEST_NATS_URL is not set (a nats-server with -js)");
+        return;
+    };
+    let max_payload = nats_max_payload_and_cleanup(&url, None).await;
+    let (a, b, stream) = two_cluster_nodes(&url).await;
+    let mut sub_a = RawClient::connect(a.addr).await;
+    let mut sub_b = RawClient::connect(b.addr).await;
+    let mut publisher = RawClient::connect(a.addr).await;
+    sub_a.send(&encode(&[b"SUBSCRIBE", b"news"])).await;
+    sub_a.reply().await;
+    sub_b.send(&encode(&[b"SUBSCRIBE", b"news", b"big"])).await;
+    sub_b.replies(2).await;
+    sub_b
+        .send(&encode(&[b"PSUBSCRIBE", b"n*", b"__key*"]))
+        .await;
+    sub_b.replies(2).await;
+    sub_b.send(&encode(&[b"SSUBSCRIBE", b"orders"])).await;
+    sub_b.reply().await;
+
+    // In order, binary-safe; answered with this node's subscribers only.
+    let mut pipeline = Vec::new();
+    for i in 0..300u32 {
+        let payload = [&i.to_be_bytes()[..], b"\r\n\x00\xff"].concat();
+        pipeline.extend(encode(&[b"PUBLISH", b"news", &payload]));
+    }
+    publisher.send(&pipeline).await;
+    for i in 0..300u32 {
+        assert_eq!(publisher.reply().await, b":1\r\n", "PUBLISH #{i}");
+    }
+    for i in 0..300u32 {
+        let payload = [&i.to_be_bytes()[..], b"\r\n\x00\xff"].concat();
+        let message = [
+            &b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$8\r\n"[..],
+            &payload,
+            b"\r\n",
+        ]
+        .concat();
+        let pmessage = [
+            &b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$8\r\n"[..],
+            &payload,
+            b"\r\n",
+        ]
+        .concat();
+        assert_eq!(
+            show(&sub_a.reply().await),
+            show(&message),
+            "A's message #{i}"
+        );
+        assert_eq!(
+            show(&sub_b.reply().await),
+            show(&message),
+            "B's message #{i}"
+        );
+        assert_eq!(
+            show(&sub_b.reply().await),
+            show(&pmessage),
+            "B's pmessage #{i}"
+        );
+    }
+
+    assert_eq!(publisher.run("SPUBLISH orders o1").await, b":0\r\n");
+    assert_eq!(
+        show(&sub_b.reply().await),
+        show(b"*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no1\r\n")
+    );
+
+    // A command's notification travels; an expiry A finds by itself (by a read, the reaper
+    // or a flush, whichever comes first) does not.
+    let mut watcher_a = RawClient::connect(a.addr).await;
+    watcher_a
+        .send(&encode(&[b"SUBSCRIBE", b"__keyevent@0__:expired"]))
+        .await;
+    watcher_a.reply().await;
+    assert_eq!(
+        publisher.run("CONFIG SET notify-keyspace-events KEA").await,
+        b"+OK\r\n"
+    );
+    assert_eq!(publisher.run("SET brief v PX 20").await, b"+OK\r\n");
+    assert_eq!(
+        show(&sub_b.replies(4).await),
+        show(
+            b"*4\r\n$8\r\npmessage\r\n$6\r\n__key*\r\n$20\r\n__keyspace@0__:brief\r\n$3\r\nset\r\n\
+              *4\r\n$8\r\npmessage\r\n$6\r\n__key*\r\n$18\r\n__keyevent@0__:set\r\n$5\r\nbrief\r\n\
+              *4\r\n$8\r\npmessage\r\n$6\r\n__key*\r\n$20\r\n__keyspace@0__:brief\r\n$6\r\nexpire\r\n\
+              *4\r\n$8\r\npmessage\r\n$6\r\n__key*\r\n$21\r\n__keyevent@0__:expire\r\n$5\r\nbrief\r\n"
+        )
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(publisher.run("GET brief").await, b"$-1\r\n");
+    assert_eq!(
+        show(&watcher_a.reply().await),
+        show(b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:expired\r\n$5\r\nbrief\r\n")
+    );
+    assert_eq!(
+        publisher
+            .cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""])
+            .await,
+        b"+OK\r\n"
+    );
+
+    // Too large for NATS: A's subscribers only, counted; the next message still travels.
+    let huge = vec![b'x'; max_payload + 1];
+    assert_eq!(publisher.cmd(&[b"PUBLISH", b"big", &huge]).await, b":0\r\n");
+    assert_eq!(publisher.run("PUBLISH big small").await, b":0\r\n");
+    assert_eq!(
+        show(&sub_b.reply().await),
+        show(b"*3\r\n$7\r\nmessage\r\n$3\r\nbig\r\n$5\r\nsmall\r\n"),
+        "the message after the dropped one"
+    );
+    let (rest, closed) = sub_b.read_until_close(Duration::from_millis(300)).await;
+    assert!(!closed && rest.is_empty(), "B also got {}", show(&rest));
+
+    // 300 PUBLISH, 1 SPUBLISH, 4 notifications (set, expire), the small one; the writer task counts a
+    // message once NATS's client took it, which may trail B's delivery by a moment.
+    let mut info_a = String::new();
+    for _ in 0..100 {
+        info_a = String::from_utf8_lossy(&publisher.run("INFO sluice").await).into_owned();
+        if info_a.contains("pubsub_relay_sent:306\r\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let info_b =
+        String::from_utf8_lossy(&RawClient::connect(b.addr).await.run("INFO sluice").await)
+            .into_owned();
+    assert!(info_a.contains("cluster_node:a\r\n"), "{info_a}");
+    assert!(info_a.contains("pubsub_relay:on\r\n"), "{info_a}");
+    assert!(info_a.contains("pubsub_relay_dropped:1\r\n"), "{info_a}");
+    assert!(info_a.contains("pubsub_relay_sent:306\r\n"), "{info_a}");
+    assert!(info_b.contains("pubsub_relay_received:306\r\n"), "{info_b}");
+    assert!(info_b.contains("pubsub_relay_malformed:0\r\n"), "{info_b}");
+
+    a.stop().await;
+    b.stop().await;
+    nats_max_payload_and_cleanup(&url, Some(&stream)).await;
+}

@@ -241,6 +241,33 @@ pub struct ClusterConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub connect_timeout: Duration,
+    /// Whether PUBLISH, SPUBLISH and the keyspace notifications of commands reach the
+    /// subscribers of every node sharing `pubsub_subject`, not only this node's. Like Redis's
+    /// own pub/sub, delivery is at most once: a message published while NATS is unreachable
+    /// may be lost (INFO counts it).
+    #[serde(default = "default_relay_pubsub")]
+    pub relay_pubsub: bool,
+    /// The NATS subject pub/sub messages travel on between the nodes (core NATS, no stream;
+    /// default `<journal_subject>_pubsub`, so that clusters with their own journal subjects
+    /// keep their messages apart); it must lie outside `journal_subject`, which the journal
+    /// stream stores. See [`ClusterConfig::pubsub_subject`].
+    #[serde(default, rename = "pubsub_subject")]
+    pub pubsub_subject_setting: Option<String>,
+    /// Whether this node takes over the journal of a node that died and has not come back
+    /// (its claim on its name ran out while its journal still holds records): it claims the
+    /// dead node's name, stores its writes and releases the name. Needs a store every node
+    /// shares (PostgreSQL or MySQL); with SQLite each node's database is its own, and a dead
+    /// node's writes wait for that node.
+    #[serde(default = "default_adopt_orphans")]
+    pub adopt_orphans: bool,
+}
+
+fn default_adopt_orphans() -> bool {
+    true
+}
+
+fn default_relay_pubsub() -> bool {
+    true
 }
 
 fn default_journal_stream() -> String {
@@ -281,7 +308,17 @@ impl ClusterConfig {
             publish_timeout: default_publish_timeout(),
             node_lease: default_node_lease(),
             connect_timeout: default_connect_timeout(),
+            relay_pubsub: default_relay_pubsub(),
+            pubsub_subject_setting: None,
+            adopt_orphans: default_adopt_orphans(),
         }
+    }
+
+    /// The subject pub/sub messages travel on: the setting, or `<journal_subject>_pubsub`.
+    pub fn pubsub_subject(&self) -> String {
+        self.pubsub_subject_setting
+            .clone()
+            .unwrap_or_else(|| format!("{}_pubsub", self.journal_subject))
     }
 
     /// Checks the names NATS will see; the error names the field.
@@ -304,6 +341,25 @@ impl ClusterConfig {
         token("journal_stream", &self.journal_stream)?;
         for (i, part) in self.journal_subject.split('.').enumerate() {
             token(&format!("journal_subject (part {})", i + 1), part)?;
+        }
+        // The journal streams store `<journal_subject>.>` and `<journal_subject>_nodes.>`:
+        // relayed messages there would be kept, and read back as journal records.
+        if self.relay_pubsub {
+            let pubsub_subject = self.pubsub_subject();
+            for (i, part) in pubsub_subject.split('.').enumerate() {
+                token(&format!("pubsub_subject (part {})", i + 1), part)?;
+            }
+            let nodes_subject = format!("{}_nodes", self.journal_subject);
+            for stored in [&self.journal_subject, &nodes_subject] {
+                if pubsub_subject == *stored || pubsub_subject.starts_with(&format!("{stored}.")) {
+                    return Err(ConfigError::invalid(
+                        "cluster.pubsub_subject",
+                        format!(
+                            "{pubsub_subject:?} lies inside {stored:?}, which the journal stream stores; choose a subject outside it (the default is <journal_subject>_pubsub)"
+                        ),
+                    ));
+                }
+            }
         }
         if self.nats_urls.is_empty() {
             return Err(ConfigError::invalid(

@@ -119,6 +119,12 @@ pub struct EngineMetrics {
     pub replay_flush_us: AtomicU64,
     /// Change capture ([`ChangeMetrics`]).
     pub changes: ChangeMetrics,
+    /// Dead nodes' journals this node took over and stored whole (`[cluster] adopt_orphans`).
+    pub adoptions: AtomicU64,
+    /// Records replayed from those journals.
+    pub adopted_records: AtomicU64,
+    /// Takeovers that failed or left writes behind (tried again at the next scan).
+    pub adoption_failures: AtomicU64,
 }
 
 /// What the change-capture task did, for INFO and `/metrics`.
@@ -163,6 +169,9 @@ impl Default for EngineMetrics {
             replay_buffer_us: AtomicU64::new(0),
             replay_flush_us: AtomicU64::new(0),
             changes: ChangeMetrics::default(),
+            adoptions: AtomicU64::new(0),
+            adopted_records: AtomicU64::new(0),
+            adoption_failures: AtomicU64::new(0),
         }
     }
 }

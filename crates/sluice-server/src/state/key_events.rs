@@ -74,7 +74,7 @@ impl Shared {
         let events = std::mem::take(&mut session.key_events);
         for event in &events {
             if event.notify {
-                self.publish_key_event(event.db, event.event, &event.key);
+                self.publish_key_event(event.db, event.event, &event.key, true);
             }
         }
         // Blocked clients are woken once every event of the command, EXEC or script is out,
@@ -107,23 +107,33 @@ impl Shared {
 
     /// Publishes one event, on the channels `notify-keyspace-events` asks for (the event is
     /// the engine's, or a staged command's whose class was checked when it was staged).
-    pub fn publish_key_event(&self, db: u8, event: &str, key: &[u8]) {
-        // No channel or pattern subscriber at all: no channel name is built.
-        if !self.pubsub.has_listeners() {
+    /// `relay`: a command's event goes to every node's subscribers, as the command's PUBLISH
+    /// would; an engine event (expiry, eviction, change capture) is one every node observes
+    /// for itself, so it stays here and is never delivered twice.
+    pub fn publish_key_event(&self, db: u8, event: &str, key: &[u8], relay: bool) {
+        let relay = relay && self.pubsub.relays();
+        // No channel or pattern subscriber anywhere: no channel name is built.
+        if !relay && !self.pubsub.has_listeners() {
             return;
         }
+        let publish = |channel: Bytes, payload: Bytes| {
+            if relay {
+                self.pubsub.publish(&channel, &payload);
+            } else {
+                self.pubsub.publish_here(&channel, &payload);
+            }
+        };
         let flags = self.settings.notify_flags();
         if flags & KEYSPACE != 0 {
             let channel = [format!("__keyspace@{db}__:").as_bytes(), key].concat();
-            self.pubsub.publish(
-                &Bytes::from(channel),
-                &Bytes::copy_from_slice(event.as_bytes()),
+            publish(
+                Bytes::from(channel),
+                Bytes::copy_from_slice(event.as_bytes()),
             );
         }
         if flags & KEYEVENT != 0 {
             let channel = format!("__keyevent@{db}__:{event}");
-            self.pubsub
-                .publish(&Bytes::from(channel), &Bytes::copy_from_slice(key));
+            publish(Bytes::from(channel), Bytes::copy_from_slice(key));
         }
     }
 }
@@ -163,7 +173,7 @@ impl sluice::KeyEventSink for EngineKeyEvents {
         let (class, name) = class_and_name(event);
         if let Some(shared) = self.0.upgrade() {
             if shared.settings.notifies(class) {
-                shared.publish_key_event(db, name, key);
+                shared.publish_key_event(db, name, key, false);
             }
             if event == sluice::KeyEvent::Expired && shared.blocking.any_blocked() {
                 shared

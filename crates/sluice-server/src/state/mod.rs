@@ -22,6 +22,7 @@ mod clients;
 mod key_events;
 mod pause;
 mod pubsub;
+pub mod pubsub_relay;
 mod scripting;
 mod session;
 mod settings;

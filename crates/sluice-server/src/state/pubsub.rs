@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::clients::ClientHandle;
+use super::pubsub_relay::Relay;
 use crate::frontend::Frame;
 use crate::glob::glob_match;
 
@@ -88,6 +89,8 @@ pub struct PubSub {
     limits: [AtomicU64; 3],
     /// Measures how long a mailbox has been over the soft limit.
     epoch: Instant,
+    /// With `[cluster] relay_pubsub`: what is published here also goes to the other nodes.
+    relay: OnceLock<Arc<Relay>>,
 }
 
 impl Default for PubSub {
@@ -109,7 +112,18 @@ impl PubSub {
                 AtomicU64::new(limits.soft_for.as_millis() as u64),
             ],
             epoch: Instant::now(),
+            relay: OnceLock::new(),
         }
+    }
+
+    /// Sends what is published here from now on to the other nodes too (once, at start).
+    pub fn set_relay(&self, relay: Arc<Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The relay to the other nodes, when there is one.
+    pub fn relay(&self) -> Option<&Arc<Relay>> {
+        self.relay.get()
     }
 
     /// The output limits in force for subscribers.
@@ -157,9 +171,20 @@ impl PubSub {
     }
 
     /// PUBLISH: delivers `payload` to the subscribers of `channel` and of every pattern
-    /// matching it; the number of deliveries (a client matched by two patterns counts twice,
-    /// as in Redis).
+    /// matching it, here and (through the relay) on the other nodes; the number of deliveries
+    /// here (a client matched by two patterns counts twice, as in Redis; like Redis Cluster,
+    /// other nodes' subscribers are not counted).
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        if let Some(relay) = self.relay.get() {
+            relay.forward(Scope::Channel, channel, payload);
+        }
+        self.publish_here(channel, payload)
+    }
+
+    /// PUBLISH's delivery to this node's subscribers only: for events that every node
+    /// observes for itself (an expiry, an eviction from its own cache, a change capture), and
+    /// for messages the relay brings from another node.
+    pub fn publish_here(&self, channel: &Bytes, payload: &Bytes) -> usize {
         let mut delivered = 0;
         if let Some(subscribers) = self.channels.read().get(channel) {
             for mailbox in subscribers.values() {
@@ -187,8 +212,17 @@ impl PubSub {
         delivered
     }
 
-    /// SPUBLISH: delivers `payload` to the subscribers of shard channel `channel`.
+    /// SPUBLISH: delivers `payload` to the subscribers of shard channel `channel`, here and
+    /// on the other nodes; the number of deliveries here.
     pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        if let Some(relay) = self.relay.get() {
+            relay.forward(Scope::Shard, channel, payload);
+        }
+        self.spublish_here(channel, payload)
+    }
+
+    /// SPUBLISH's delivery to this node's subscribers only.
+    pub fn spublish_here(&self, channel: &Bytes, payload: &Bytes) -> usize {
         let shard = self.shard_channels.read();
         let Some(subscribers) = shard.get(channel) else {
             return 0;
@@ -206,9 +240,15 @@ impl PubSub {
         subscribers.len()
     }
 
-    /// Whether anyone listens: keyspace notifications are built only then.
+    /// Whether anyone listens here: keyspace notifications are built only then (or when the
+    /// relay may have listeners elsewhere, [`PubSub::relays`]).
     pub fn has_listeners(&self) -> bool {
         !self.channels.read().is_empty() || !self.patterns.read().is_empty()
+    }
+
+    /// Whether what is published here also goes to other nodes.
+    pub fn relays(&self) -> bool {
+        self.relay.get().is_some()
     }
 
     /// PUBSUB CHANNELS / SHARDCHANNELS: the channels with a subscriber, matching `pattern`.

@@ -105,6 +105,12 @@ impl Sluice {
         self.engine.now()
     }
 
+    /// What the journal's servers say of it (`[cluster]`: the stream's messages, bytes,
+    /// leader and replicas), as INFO pairs; empty for the local journal. Waits at most 1 s.
+    pub async fn journal_remote_state(&self) -> Vec<(&'static str, String)> {
+        self.engine.journal.remote_state().await
+    }
+
     /// The store's description (never a password).
     pub fn store_description(&self) -> String {
         self.engine.store.describe()

@@ -44,6 +44,7 @@ use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::SharedStore;
 
+mod adopt;
 mod backoff;
 mod buffer;
 mod cache_io;

@@ -41,6 +41,9 @@ pub struct SluiceBuilder {
     cache: Option<SharedCache>,
     journal: Option<SharedJournal>,
     salvage: bool,
+    /// Opened to take over a dead node's journal (`engine/adopt.rs`): no change-capture
+    /// leftovers warning (they are the main engine's), and no takeovers of its own.
+    adopting: bool,
 }
 
 impl SluiceBuilder {
@@ -53,7 +56,14 @@ impl SluiceBuilder {
             cache: None,
             journal: None,
             salvage: false,
+            adopting: false,
         }
+    }
+
+    /// Opens an engine that drains a dead node's journal (see [`SluiceBuilder::adopting`]).
+    pub(crate) fn adopting(mut self) -> Self {
+        self.adopting = true;
+        self
     }
 
     /// Uses this clock for every expiry decision (default: the system clock).
@@ -108,7 +118,11 @@ impl SluiceBuilder {
             (Some(j), _) => j,
             (None, Some(cluster)) => {
                 refuse_stranded_local_journal(&data_dir).await?;
-                Arc::new(JetStreamJournal::open(cluster).await?)
+                if self.adopting {
+                    Arc::new(JetStreamJournal::open_for_takeover(cluster).await?)
+                } else {
+                    Arc::new(JetStreamJournal::open(cluster).await?)
+                }
             }
             (None, None) => match config.journal.durability {
                 Durability::None => Arc::new(NoJournal),
@@ -172,8 +186,11 @@ impl SluiceBuilder {
         });
         engine.recover().await?;
         engine.start_background();
-        if !engine.config.changes.enabled {
+        if !engine.config.changes.enabled && !self.adopting {
             super::changes::warn_of_leftovers(&engine.config.store_url()).await;
+        }
+        if !self.adopting {
+            super::adopt::start(&engine);
         }
         if engine.config.changes.enabled {
             let tables = super::changes::watched_tables(&engine.keyspaces);
@@ -425,7 +442,7 @@ async fn build_keyspaces(
 async fn table_schema(
     store: &SharedStore,
     table: &str,
-    at: &dyn Fn(&str) -> String,
+    at: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<TableSchema, ConfigError> {
     store
         .table_schema(table)
@@ -453,7 +470,7 @@ fn members_mapping(
     schema: &TableSchema,
     table: &str,
     key_column: &str,
-    at: &dyn Fn(&str) -> String,
+    at: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<MappedMembers, ConfigError> {
     use crate::config::KeyspaceType;
     let kind = match ks.value_type {
@@ -652,7 +669,7 @@ fn score_column(
     backend: Option<store::Backend>,
     table: &str,
     member: &ColumnInfo,
-    at: &dyn Fn(&str) -> String,
+    at: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<ColumnInfo, ConfigError> {
     if score.name.eq_ignore_ascii_case(&member.name) {
         return Err(ConfigError::invalid(
@@ -692,7 +709,7 @@ fn row_columns(
     schema: &TableSchema,
     table: &str,
     key_column: &str,
-    at: &dyn Fn(&str) -> String,
+    at: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Vec<ColumnInfo>, ConfigError> {
     let Some(configured) = &ks.columns else {
         let all: Vec<ColumnInfo> = schema

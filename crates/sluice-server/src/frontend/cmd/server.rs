@@ -509,6 +509,38 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                 );
             }
         }
+        if let Some(cluster) = sluice.config().cluster.as_ref() {
+            // Asks the NATS servers (up to 1 s): only when the section is asked for by name.
+            if all || wanted.iter().any(|w| w == "sluice") {
+                for (name, value) in sluice.journal_remote_state().await {
+                    let _ = write!(out, "{name}:{}\r\n", value.replace(['\r', '\n'], " "));
+                }
+            }
+            let metrics = sluice.metrics();
+            let _ = write!(
+                out,
+                "cluster_node:{}\r\ncluster_adoptions:{}\r\ncluster_adopted_records:{}\r\ncluster_adoption_failures:{}\r\n",
+                cluster.node_name,
+                metrics.adoptions.load(Ordering::Relaxed),
+                metrics.adopted_records.load(Ordering::Relaxed),
+                metrics.adoption_failures.load(Ordering::Relaxed),
+            );
+            match shared.pubsub.relay() {
+                None => out.push_str("pubsub_relay:off\r\n"),
+                Some(relay) => {
+                    let _ = write!(
+                        out,
+                        "pubsub_relay:on\r\npubsub_relay_subject:{}\r\npubsub_relay_sent:{}\r\npubsub_relay_received:{}\r\npubsub_relay_dropped:{}\r\npubsub_relay_malformed:{}\r\npubsub_relay_queued_bytes:{}\r\n",
+                        cluster.pubsub_subject(),
+                        relay.sent.load(Ordering::Relaxed),
+                        relay.received.load(Ordering::Relaxed),
+                        relay.dropped.load(Ordering::Relaxed),
+                        relay.malformed.load(Ordering::Relaxed),
+                        relay.queued_bytes(),
+                    );
+                }
+            }
+        }
         let changes = &sluice.metrics().changes;
         let enabled = changes.enabled.load(Ordering::Relaxed);
         let _ = write!(out, "changes_enabled:{enabled}\r\n");

@@ -35,7 +35,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -102,9 +102,36 @@ struct Shared {
     failure: OnceLock<JournalHealth>,
     failed: tokio::sync::watch::Sender<bool>,
     metrics: OnceLock<Arc<EngineMetrics>>,
+    /// Set once this process's claim on the node name ran out or was taken: another process
+    /// (a node taking the journal over) may own the subject now, so this one neither
+    /// publishes, records a checkpoint, purges, nor reads it back for a reload.
+    name_lost: AtomicBool,
+    /// Until when (ms since `epoch`) the claim is surely this process's: the last renewal
+    /// sent, plus five sixths of `node_lease`. The writer checks it before every publish, so
+    /// a process that was paused past it (and may have been taken over) publishes nothing,
+    /// even before its renewal task has run.
+    claim_valid_until_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Shared {
+    /// Marks the claim as valid for `for_how_long` from `sent` (when its renewal was sent).
+    fn claim_renewed(&self, sent: Instant, for_how_long: Duration) {
+        let until = sent.saturating_duration_since(self.epoch) + for_how_long;
+        self.claim_valid_until_ms
+            .store(until.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn claim_valid(&self) -> bool {
+        (self.epoch.elapsed().as_millis() as u64) < self.claim_valid_until_ms.load(Ordering::SeqCst)
+    }
+
+    /// The claim on the name is gone: the journal goes out of service for good.
+    fn lose_name(&self, place: &Place, cause: String) {
+        self.name_lost.store(true, Ordering::SeqCst);
+        self.fail(place, "hold the node name of", cause);
+    }
+
     fn fail(&self, place: &Place, doing: &'static str, cause: String) {
         let health = JournalHealth::Failed {
             path: PathBuf::from(&place.target),
@@ -169,6 +196,22 @@ impl JetStreamJournal {
     /// subjects differ from the configuration), and reads back this node's records past its
     /// last checkpoint.
     pub async fn open(config: &ClusterConfig) -> Result<JetStreamJournal, JournalError> {
+        Self::open_claiming(config, true).await
+    }
+
+    /// As [`JetStreamJournal::open`], for a node taking a dead node's journal over: if
+    /// another process holds the name (the node came back, or another node took it over
+    /// first) it fails at once with [`JournalError::NodeNameInUse`] instead of waiting.
+    pub async fn open_for_takeover(
+        config: &ClusterConfig,
+    ) -> Result<JetStreamJournal, JournalError> {
+        Self::open_claiming(config, false).await
+    }
+
+    async fn open_claiming(
+        config: &ClusterConfig,
+        wait_for_name: bool,
+    ) -> Result<JetStreamJournal, JournalError> {
         let names = Names::of(config);
         let (context, budget) = connect(config, &names).await?;
         let stream = get_or_create_patiently(
@@ -180,7 +223,8 @@ impl JetStreamJournal {
         .await?;
         check_stream(config, stream.cached_info())?;
         let nonce = nonce();
-        let lease = claim_node(&context, config, &names, nonce).await?;
+        let (lease, claimed_at) =
+            claim_node(&context, config, &names, nonce, wait_for_name).await?;
         let Names {
             records_subject,
             checkpoint_subject,
@@ -208,22 +252,29 @@ impl JetStreamJournal {
             failure: OnceLock::new(),
             failed,
             metrics: OnceLock::new(),
+            name_lost: AtomicBool::new(false),
+            claim_valid_until_ms: AtomicU64::new(0),
+            epoch: claimed_at,
         });
+        shared.claim_renewed(claimed_at, claim_margin(config.node_lease));
         // Renewed from now on: reading a long journal back may take longer than the lease.
-        let renewer = tokio::spawn(renew_lease(
+        // Aborted if this open is given up (an error, or its future dropped), so that a
+        // process never keeps renewing a name it does not use.
+        let renewer = AbortOnDrop(Some(tokio::spawn(renew_lease(
             lease.clone(),
             place.clone(),
             shared.clone(),
             config.node_lease,
-        ));
+        ))));
         let read = match read_back_patiently(&place).await {
             Ok(read) => read,
             Err(e) => {
-                renewer.abort();
+                drop(renewer);
                 release_lease(&lease).await;
                 return Err(e);
             }
         };
+        let renewer = renewer.into_inner();
         shared.last_seq.store(read.last_seq, Ordering::SeqCst);
         *shared.live.lock() = read.live.into();
         *shared.voided.lock() = read.voided;
@@ -512,6 +563,76 @@ pub async fn check(config: &ClusterConfig) -> Result<String, JournalError> {
     }
 }
 
+/// Finds orphaned journals: node names whose records subject still holds messages while no
+/// process holds the name (its claim ran out: the node died and has not come back). Reads
+/// only; whoever takes an orphan over claims its name first, so two nodes never both do.
+pub struct OrphanScanner {
+    context: jetstream::Context,
+    config: ClusterConfig,
+    target: String,
+}
+
+impl OrphanScanner {
+    /// Connects to `config`'s servers.
+    pub async fn connect(config: &ClusterConfig) -> Result<OrphanScanner, JournalError> {
+        let names = Names::of(config);
+        let (context, _) = connect(config, &names).await?;
+        Ok(OrphanScanner {
+            context,
+            config: config.clone(),
+            target: format!("jetstream://{}", config.journal_stream),
+        })
+    }
+
+    /// The orphaned node names, this node's own excepted, in name order.
+    pub async fn orphans(&self) -> Result<Vec<String>, JournalError> {
+        let journal = self
+            .context
+            .get_stream(&self.config.journal_stream)
+            .await
+            .map_err(|e| nats_error("look for orphaned journals in", &self.target, e))?;
+        let prefix = format!("{}.", self.config.journal_subject);
+        let mut with_records = Vec::new();
+        let mut subjects = journal
+            .info_with_subjects(format!("{prefix}*.records"))
+            .await
+            .map_err(|e| nats_error("list the journals in", &self.target, e))?;
+        while let Some(entry) = subjects.next().await {
+            let (subject, count) =
+                entry.map_err(|e| nats_error("list the journals in", &self.target, e))?;
+            let node = subject
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".records"));
+            if let Some(node) = node {
+                if count > 0 && node != self.config.node_name {
+                    with_records.push(node.to_string());
+                }
+            }
+        }
+        if with_records.is_empty() {
+            return Ok(with_records);
+        }
+        let leases = self
+            .context
+            .get_stream(format!("{}_NODES", self.config.journal_stream))
+            .await
+            .map_err(|e| nats_error("read the node names of", &self.target, e))?;
+        let mut orphans = Vec::new();
+        for node in with_records {
+            let subject = format!("{}_nodes.{node}", self.config.journal_subject);
+            match leases.get_last_raw_message_by_subject(&subject).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                    orphans.push(node)
+                }
+                Err(e) => return Err(nats_error("read the node names of", &self.target, e)),
+            }
+        }
+        orphans.sort();
+        Ok(orphans)
+    }
+}
+
 /// This process's claim on its node name: the one message on `<journal_subject>_nodes.<node>`
 /// in the stream `<journal_stream>_NODES`, whose messages expire `node_lease` after they
 /// were written. It is written only if the subject's last message is the one this process
@@ -564,15 +685,25 @@ impl Lease {
 }
 
 /// Takes the claim on `node_name`, waiting up to twice `node_lease` for a killed process's
-/// claim to run out; refuses the name while another process renews it.
+/// claim to run out (or, without `wait_for_name`, not at all); refuses the name while another
+/// process renews it. Returns the claim and when its winning write was sent.
 async fn claim_node(
     context: &jetstream::Context,
     config: &ClusterConfig,
     names: &Names,
     nonce: u64,
-) -> Result<Arc<Lease>, JournalError> {
+    wait_for_name: bool,
+) -> Result<(Arc<Lease>, Instant), JournalError> {
     let prefix = format!("{}_nodes", config.journal_subject);
-    let deadline = Instant::now() + config.node_lease * 2 + config.publish_timeout;
+    let patience = config.node_lease * 2 + config.publish_timeout;
+    let deadline = Instant::now() + patience;
+    // Without waiting, a name found taken is refused at once (the servers may still be
+    // waited for, within `publish_timeout`).
+    let name_deadline = if wait_for_name {
+        deadline
+    } else {
+        Instant::now()
+    };
     let wanted = stream::Config {
         name: format!("{}_NODES", config.journal_stream),
         subjects: vec![format!("{prefix}.>")],
@@ -616,14 +747,15 @@ async fn claim_node(
     };
     let mut logged = false;
     loop {
+        let sent = Instant::now();
         match lease.write(0).await {
             Ok(Some(revision)) => {
                 lease.revision.store(revision, Ordering::SeqCst);
-                return Ok(Arc::new(lease));
+                return Ok((Arc::new(lease), sent));
             }
             Ok(None) => {
                 let holder = lease.holder().await;
-                if Instant::now() > deadline {
+                if Instant::now() >= name_deadline {
                     return Err(JournalError::NodeNameInUse {
                         node: config.node_name.clone(),
                         holder,
@@ -673,15 +805,14 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
     // When the last successful renewal was sent: the claim runs out `period` after that at
     // the latest, so it is given up a margin before.
     let mut sent_ok = Instant::now();
-    let give_up_after = period.saturating_sub(period / 6);
+    let give_up_after = claim_margin(period);
     loop {
         tokio::time::sleep(period / 3).await;
         if sent_ok.elapsed() >= give_up_after {
-            shared.fail(
+            shared.lose_name(
                 &place,
-                "hold the node name of",
                 format!(
-                    "the claim {} was not renewed within node_lease, so another process may own the name now",
+                    "the claim {} was not renewed within node_lease, so another process may own the name now; restart this node",
                     lease.subject
                 ),
             );
@@ -698,12 +829,12 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
             Ok(Ok(Some(revision))) => {
                 lease.revision.store(revision, Ordering::SeqCst);
                 sent_ok = sent;
+                shared.claim_renewed(sent, give_up_after);
             }
             Ok(Ok(None)) => {
-                shared.fail(
+                shared.lose_name(
                     &place,
-                    "hold the node name of",
-                    format!("the claim {} is no longer this process's (it ran out, or another process claimed the name)", lease.subject),
+                    format!("the claim {} is no longer this process's (it ran out, or another process claimed the name); restart this node", lease.subject),
                 );
                 return;
             }
@@ -713,6 +844,29 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
             Err(_) => {
                 warn!(subject = %lease.subject, "renewing the node-name claim timed out, retrying");
             }
+        }
+    }
+}
+
+/// How long a claim is relied on after its renewal was sent: five sixths of `node_lease`,
+/// a margin before the stream expires it and another process may take the name.
+fn claim_margin(node_lease: Duration) -> Duration {
+    node_lease.saturating_sub(node_lease / 6)
+}
+
+/// A task aborted when its holder is dropped (a tokio handle only detaches it).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn into_inner(mut self) -> tokio::task::JoinHandle<()> {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }
@@ -1063,6 +1217,12 @@ async fn run_writer(
         if !failed_before {
             for (body, max_seq) in messages {
                 // The claim on the name may have been lost meanwhile: publish nothing more.
+                if shared.failure.get().is_none() && !shared.claim_valid() {
+                    shared.lose_name(
+                        &place,
+                        format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
+                    );
+                }
                 if shared.failure.get().is_some() {
                     failure = shared.health().error();
                     break;
@@ -1150,24 +1310,36 @@ impl Journal for JetStreamJournal {
             }
         }
         let mut recorded = self.checkpointing.lock().await;
-        if upto <= *recorded {
+        // Nothing new to record: still purge what the recorded checkpoint covers and a crash
+        // (or a failed purge) left behind, or the journal would look unflushed for ever and be
+        // taken over again and again after this process stops.
+        let covered = (*recorded).max(upto);
+        let leftovers = self
+            .shared
+            .live
+            .lock()
+            .front()
+            .is_some_and(|front| front.max_seq <= covered);
+        if upto <= *recorded && !leftovers {
             return Ok(());
         }
-        // `upto` may pass a record superseded by one still being published: wait until
-        // everything appended before this call is in the stream (the segment journal's writer
-        // orders its checkpoint behind the appends the same way).
-        if !self.shared.reread.load(Ordering::SeqCst) {
-            self.barrier().await?;
+        if upto > *recorded {
+            // `upto` may pass a record superseded by one still being published: wait until
+            // everything appended before this call is in the stream (the segment journal's
+            // writer orders its checkpoint behind the appends the same way).
+            if !self.shared.reread.load(Ordering::SeqCst) {
+                self.barrier().await?;
+            }
+            // Record the checkpoint before purging what it covers: a crash between the two
+            // replays stored records (harmless), never loses unstored ones.
+            self.record_checkpoint(upto).await?;
+            *recorded = upto;
         }
-        // Record the checkpoint before purging what it covers: a crash between the two
-        // replays stored records (harmless), never loses unstored ones.
-        self.record_checkpoint(upto).await?;
-        *recorded = upto;
         let purge_below = {
             let mut live = self.shared.live.lock();
             let mut below = None;
             while let Some(front) = live.front().copied() {
-                if front.max_seq > upto {
+                if front.max_seq > covered {
                     break;
                 }
                 below = Some(front.stream_seq + 1);
@@ -1217,6 +1389,40 @@ impl Journal for JetStreamJournal {
         self.shared.health()
     }
 
+    async fn remote_state(&self) -> Vec<(&'static str, String)> {
+        let name = self.place.stream.cached_info().config.name.clone();
+        let mut out = vec![("journal_stream", name.clone())];
+        let asked =
+            tokio::time::timeout(Duration::from_secs(1), self.place.context.get_stream(&name));
+        match asked.await {
+            Ok(Ok(stream)) => {
+                let info = stream.cached_info();
+                out.push(("journal_stream_state", "ok".to_string()));
+                out.push(("journal_stream_messages", info.state.messages.to_string()));
+                out.push(("journal_stream_bytes", info.state.bytes.to_string()));
+                out.push((
+                    "journal_stream_replicas",
+                    info.config.num_replicas.to_string(),
+                ));
+                if let Some(cluster) = &info.cluster {
+                    let leader = cluster.leader.clone().unwrap_or_else(|| "none".to_string());
+                    out.push(("journal_stream_leader", leader));
+                    let followers = &cluster.replicas;
+                    let current = followers.iter().filter(|p| p.current && !p.offline).count();
+                    out.push((
+                        "journal_stream_followers_current",
+                        format!("{current}/{}", followers.len()),
+                    ));
+                    let lag = followers.iter().filter_map(|p| p.lag).max().unwrap_or(0);
+                    out.push(("journal_stream_follower_lag", lag.to_string()));
+                }
+            }
+            Ok(Err(e)) => out.push(("journal_stream_state", format!("error: {e}"))),
+            Err(_) => out.push(("journal_stream_state", "no answer within 1s".to_string())),
+        }
+        out
+    }
+
     fn last_seq(&self) -> u64 {
         self.shared.last_seq.load(Ordering::SeqCst)
     }
@@ -1238,6 +1444,15 @@ impl Journal for JetStreamJournal {
     }
 
     async fn reread_acknowledged(&self) -> Result<Vec<JournalRecord>, JournalError> {
+        // Another process may own the subject now (a node taking it over): it is theirs to
+        // store and purge; this process touches it no more and needs a restart.
+        if self.shared.name_lost.load(Ordering::SeqCst) {
+            return Err(JournalError::NodeNameInUse {
+                node: self.place.node.clone(),
+                holder: "another process: this one's claim ran out or was taken; restart it"
+                    .to_string(),
+            });
+        }
         // Let the writer answer what it holds first: every append queued now fails.
         let (done, rx) = oneshot::channel();
         if self.send(Request::Barrier { done }).is_ok() {
@@ -1274,6 +1489,17 @@ impl Journal for JetStreamJournal {
         match self.shared.health().error() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+impl Drop for JetStreamJournal {
+    /// A journal dropped without [`Journal::close`] (an engine whose open failed after the
+    /// journal's, a takeover cut short) stops renewing its claim, so the name is free again
+    /// within `node_lease`; it is not released, since records may still be on their way.
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.lock().take() {
+            renewer.abort();
         }
     }
 }

@@ -215,6 +215,13 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Makes everything appended durable and stops background work.
     async fn close(&self) -> Result<(), JournalError>;
+
+    /// What the journal's servers say of it, as INFO `name:value` pairs (a networked journal:
+    /// its stream's size, leader and replicas); nothing for a local one. Bounded in time: a
+    /// server that does not answer is reported as such.
+    async fn remote_state(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Resolves when a queued record is durable (await it directly).

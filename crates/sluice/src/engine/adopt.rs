@@ -1,0 +1,183 @@
+//! Taking over a dead node's journal (`[cluster] adopt_orphans`).
+//!
+//! A node that dies with its disk leaves its acknowledged write-back writes in its journal
+//! subject on JetStream. Every node scans, every half `node_lease`, for journals that hold
+//! records while nobody holds their node name (the dead node's claim ran out). It then opens
+//! a second engine under the dead node's name, exactly as that node would restart on an empty
+//! disk: claiming the name (JetStream's compare-and-set, so of several nodes scanning only one
+//! takes it), replaying the records into that engine's buffers, flushing them to the shared
+//! store with the usual retries, bisection and dead letters, checkpointing (which purges the
+//! stored records) and releasing the name. Nothing new is learned by the adopting node's own
+//! engine: a takeover is a restart of the dead node, done by a live one.
+//!
+//! What it does not give: an order between two nodes' writes of one key. The dead node's
+//! writes are stored when it is taken over, as they would be at its restart, so if another
+//! node wrote the same key and flushed it meanwhile, the dead node's older value lands last.
+//! Nodes sharing keys need versioned stores (issue 16, item 2).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::open::SluiceBuilder;
+use super::Engine;
+use crate::config::{Config, StoreConfig};
+use crate::error::{JournalError, OpenError};
+use crate::metrics::EngineMetrics;
+use crate::tiers::journal::jetstream::OrphanScanner;
+
+/// Starts the scan when `[cluster] adopt_orphans` is on and the store is one every node
+/// shares; says at start why it is off otherwise.
+pub(super) fn start(engine: &Arc<Engine>) {
+    let Some(cluster) = engine.config.cluster.as_ref() else {
+        return;
+    };
+    if !cluster.adopt_orphans {
+        info!("[cluster] adopt_orphans = false: a dead node's writes wait until a node with its name starts");
+        return;
+    }
+    if engine.config.store_url().starts_with("sqlite:") {
+        info!("[cluster] adopt_orphans is off with a SQLite store: each node's database is its own, so a dead node's writes wait until a node with its name starts");
+        return;
+    }
+    let task = tokio::spawn(scan(
+        engine.config.clone(),
+        engine.metrics.clone(),
+        engine.shutdown_tx.subscribe(),
+    ));
+    engine.tasks.lock().push(task);
+}
+
+/// Scans until shutdown; a takeover in progress at shutdown is dropped (the dead node's
+/// records stay in its journal, and its name is free again within `node_lease`).
+async fn scan(config: Config, metrics: Arc<EngineMetrics>, mut shutdown: watch::Receiver<bool>) {
+    let Some(cluster) = config.cluster.clone() else {
+        return;
+    };
+    let period = (cluster.node_lease / 2).max(Duration::from_secs(1));
+    let mut scanner: Option<OrphanScanner> = None;
+    loop {
+        // Jittered, so that nodes started together do not all scan at once.
+        let pause = period.mul_f64(rand::thread_rng().gen_range(0.75..1.25));
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if scanner.is_none() {
+            match OrphanScanner::connect(&cluster).await {
+                Ok(s) => scanner = Some(s),
+                Err(e) => {
+                    warn!("cannot look for dead nodes' journals (retrying): {e}");
+                    continue;
+                }
+            }
+        }
+        let Some(found) = scanner.as_ref() else {
+            continue;
+        };
+        let orphans = match found.orphans().await {
+            Ok(orphans) => orphans,
+            Err(e) => {
+                warn!("cannot look for dead nodes' journals (retrying): {e}");
+                continue;
+            }
+        };
+        for node in orphans {
+            let outcome = tokio::select! {
+                _ = shutdown.changed() => return,
+                outcome = adopt(&config, &node) => outcome,
+            };
+            match outcome {
+                Ok(Takeover::Stored(records)) => {
+                    metrics.adoptions.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .adopted_records
+                        .fetch_add(records, Ordering::Relaxed);
+                }
+                Ok(Takeover::Empty) => {
+                    info!(node = %node, "the dead node's journal held only stored records: purged, nothing to replay");
+                }
+                Ok(Takeover::NameTaken) => {
+                    info!(node = %node, "another process holds the dead node's name now (it came back, or another node took its journal over first)");
+                }
+                Err(e) => {
+                    metrics.adoption_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(node = %node, "taking over the dead node's journal failed (tried again at the next scan): {e}");
+                }
+            }
+        }
+    }
+}
+
+/// What taking one journal over came to.
+enum Takeover {
+    /// Its records were replayed, stored and purged.
+    Stored(u64),
+    /// It held nothing past its checkpoint (what was left is purged now).
+    Empty,
+    /// Another process held the name: nothing was done.
+    NameTaken,
+}
+
+/// Opens an engine as `node` (claiming its name at once or not at all, replaying and flushing
+/// its journal), drains it and releases the name.
+async fn adopt(own: &Config, node: &str) -> Result<Takeover, String> {
+    let mut config = own.clone();
+    // The same store (the default SQLite path would follow data_dir); a directory of its own
+    // for the dead node's dead letters; no change feed (the main engine has its own).
+    config.store = Some(StoreConfig {
+        url: own.store_url(),
+    });
+    config.data_dir = own.data_dir.join("adopted").join(node);
+    config.changes.enabled = false;
+    if let Some(cluster) = config.cluster.as_mut() {
+        cluster.node_name = node.to_string();
+    }
+    info!(
+        node,
+        "a dead node's journal holds records and nobody holds its name: taking it over"
+    );
+    let adopted = match SluiceBuilder::new(config).adopting().open().await {
+        Ok(adopted) => adopted,
+        Err(OpenError::Journal(JournalError::NodeNameInUse { .. })) => {
+            return Ok(Takeover::NameTaken)
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let records = adopted.metrics().replay_records.load(Ordering::Relaxed);
+    let report = adopted.shutdown().await;
+    // A checkpoint, purge or release that failed leaves the records for the next look.
+    if let Some(e) = adopted.journal_stats().health.error() {
+        return Err(format!("its journal failed while it was drained: {e}"));
+    }
+    let dead_letters = adopted.dead_letters(None).map(|l| l.len()).unwrap_or(0);
+    if dead_letters > 0 {
+        error!(
+            node,
+            dead_letters,
+            dir = %own.data_dir.join("adopted").join(node).display(),
+            "the store refused some of the dead node's writes: they are dead letters in that directory (start a node with that data_dir and node_name, or read its deadletters file)"
+        );
+    }
+    if report.unflushed > 0 {
+        return Err(format!(
+            "{} of its writes could not be stored within shutdown_timeout; they stay in its journal",
+            report.unflushed
+        ));
+    }
+    if records == 0 {
+        return Ok(Takeover::Empty);
+    }
+    info!(
+        node,
+        records, "the dead node's journal is stored and purged, and its name released"
+    );
+    Ok(Takeover::Stored(records))
+}
