@@ -926,3 +926,111 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
     drop((n1, n2));
     delete_stream(&url, &stream);
 }
+
+fn pg_execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        client.batch_execute(&sql).await.expect("run SQL");
+    });
+}
+
+/// A write the database refuses, acknowledged by a node that then died, becomes a dead letter
+/// of the node that took its journal over (listed by its SLUICE.DEADLETTERS), while the dead
+/// node's other writes are stored.
+#[test]
+fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
+    let Some(url) = nats_url() else { return };
+    let Some(pg) = postgres_url() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = unique("SLUICE_REFUSED_");
+    let subject = unique("sluicerefused");
+    let table = unique("refused_");
+    pg_execute(
+        &pg,
+        &format!("CREATE TABLE {table} (id text PRIMARY KEY, v text CHECK (length(v) < 5))"),
+    );
+    let node = |name: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        let text = format!(
+            "{}\n[[keyspace]]\nname = \"checked\"\nkeys = \"{table}:{{id}}\"\ntable = \"{table}\"\nkey_column = \"id\"\nvalue_column = \"v\"\npolicy = \"write-back\"\nflush_interval = \"1h\"\n",
+            config(
+                &pg,
+                name,
+                std::slice::from_ref(&url),
+                &stream,
+                &subject,
+                "3s"
+            )
+        );
+        Sluice::start(&home, &home.join("data"), &text)
+    };
+    let mut n1 = node("n1");
+    let n2 = node("n2");
+    let mut c1 = n1.connection();
+    for (id, value) in [("1", "ok"), ("2", "far too long"), ("3", "fine")] {
+        let _: String = redis::cmd("SET")
+            .arg(format!("{table}:{id}"))
+            .arg(value)
+            .query(&mut c1)
+            .expect("SET on n1 (write-back: acknowledged before the database sees it)");
+    }
+    drop(c1);
+    n1.kill();
+    let killed_at = Instant::now();
+    let mut letters = String::new();
+    while killed_at.elapsed() < Duration::from_secs(60) {
+        let listed: redis::Value = redis::cmd("SLUICE.DEADLETTERS")
+            .query(&mut n2.connection())
+            .expect("SLUICE.DEADLETTERS");
+        letters = format!("{listed:?}");
+        if letters.contains(&format!("{table}:2")) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        letters.contains(&format!("{table}:2")),
+        "n2 lists no dead letter for the refused write: {letters}\nn2:\n{}",
+        n2.log()
+    );
+    assert!(!letters.contains(&format!("{table}:1")), "{letters}");
+    let rows = {
+        let (pg, table) = (pg.clone(), table.clone());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                client
+                    .query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[])
+                    .await
+                    .expect("read the table")
+                    .iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                    .collect::<Vec<_>>()
+            })
+    };
+    assert_eq!(
+        rows,
+        vec![
+            ("1".to_string(), "ok".to_string()),
+            ("3".to_string(), "fine".to_string())
+        ]
+    );
+    drop(n2);
+    pg_execute(&pg, &format!("DROP TABLE {table}"));
+    delete_stream(&url, &stream);
+}

@@ -16,7 +16,7 @@
 //! Nodes sharing keys need versioned stores (issue 16, item 2).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rand::Rng;
@@ -25,7 +25,9 @@ use tracing::{error, info, warn};
 
 use super::open::SluiceBuilder;
 use super::Engine;
+use crate::api::Sluice;
 use crate::config::{Config, StoreConfig};
+use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::error::{JournalError, OpenError};
 use crate::metrics::EngineMetrics;
 use crate::tiers::journal::jetstream::OrphanScanner;
@@ -45,6 +47,7 @@ pub(super) fn start(engine: &Arc<Engine>) {
         return;
     }
     let task = tokio::spawn(scan(
+        Arc::downgrade(engine),
         engine.config.clone(),
         engine.metrics.clone(),
         engine.shutdown_tx.subscribe(),
@@ -54,7 +57,12 @@ pub(super) fn start(engine: &Arc<Engine>) {
 
 /// Scans until shutdown; a takeover in progress at shutdown is dropped (the dead node's
 /// records stay in its journal, and its name is free again within `node_lease`).
-async fn scan(config: Config, metrics: Arc<EngineMetrics>, mut shutdown: watch::Receiver<bool>) {
+async fn scan(
+    engine: Weak<Engine>,
+    config: Config,
+    metrics: Arc<EngineMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Some(cluster) = config.cluster.clone() else {
         return;
     };
@@ -92,7 +100,7 @@ async fn scan(config: Config, metrics: Arc<EngineMetrics>, mut shutdown: watch::
         for node in orphans {
             let outcome = tokio::select! {
                 _ = shutdown.changed() => return,
-                outcome = adopt(&config, &node) => outcome,
+                outcome = adopt(&engine, &config, &node) => outcome,
             };
             match outcome {
                 Ok(Takeover::Stored(records)) => {
@@ -128,7 +136,7 @@ enum Takeover {
 
 /// Opens an engine as `node` (claiming its name at once or not at all, replaying and flushing
 /// its journal), drains it and releases the name.
-async fn adopt(own: &Config, node: &str) -> Result<Takeover, String> {
+async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeover, String> {
     let mut config = own.clone();
     // The same store (the default SQLite path would follow data_dir); a directory of its own
     // for the dead node's dead letters; no change feed (the main engine has its own).
@@ -157,15 +165,7 @@ async fn adopt(own: &Config, node: &str) -> Result<Takeover, String> {
     if let Some(e) = adopted.journal_stats().health.error() {
         return Err(format!("its journal failed while it was drained: {e}"));
     }
-    let dead_letters = adopted.dead_letters(None).map(|l| l.len()).unwrap_or(0);
-    if dead_letters > 0 {
-        error!(
-            node,
-            dead_letters,
-            dir = %own.data_dir.join("adopted").join(node).display(),
-            "the store refused some of the dead node's writes: they are dead letters in that directory (start a node with that data_dir and node_name, or read its deadletters file)"
-        );
-    }
+    move_dead_letters(engine, &adopted, node);
     if report.unflushed > 0 {
         return Err(format!(
             "{} of its writes could not be stored within shutdown_timeout; they stay in its journal",
@@ -180,4 +180,52 @@ async fn adopt(own: &Config, node: &str) -> Result<Takeover, String> {
         records, "the dead node's journal is stored and purged, and its name released"
     );
     Ok(Takeover::Stored(records))
+}
+
+/// Moves the dead letters of a takeover's engine into this node's registry, where INFO,
+/// `/status`, SLUICE.DEADLETTERS and the retry and drop actions see them, instead of a
+/// directory nobody looks at. Their sequence numbers are set to 0: they are older than
+/// anything this node writes, so a later write of the key stored here supersedes them, and a
+/// retry never brings one back over a newer buffered write. Left where they are (and logged)
+/// if they cannot be moved.
+fn move_dead_letters(engine: &Weak<Engine>, adopted: &Sluice, node: &str) {
+    let letters = match adopted.dead_letters(None) {
+        Ok(letters) if letters.is_empty() => return,
+        Ok(letters) => letters,
+        Err(e) => {
+            error!(
+                node,
+                "cannot read the dead letters of the taken-over journal: {e}"
+            );
+            return;
+        }
+    };
+    let Some(engine) = engine.upgrade() else {
+        return;
+    };
+    let letters: Vec<DeadLetter> = letters
+        .into_iter()
+        .map(|mut letter| {
+            letter.seq = 0;
+            letter
+        })
+        .collect();
+    match engine.dead_letters.park(&letters) {
+        Ok(()) => {
+            if let Err(e) = adopted.drop_dead_letters(&DeadLetterSelector::All) {
+                warn!(node, "the dead node's dead letters were copied here but not removed from its takeover directory: {e}");
+            }
+            error!(
+                node,
+                dead_letters = letters.len(),
+                "the store refused some of the dead node's writes: they are dead letters of this node now (SLUICE.DEADLETTERS)"
+            );
+        }
+        Err(e) => error!(
+            node,
+            dead_letters = letters.len(),
+            dir = %engine.config.data_dir.join("adopted").join(node).display(),
+            "the store refused some of the dead node's writes, and they could not be moved into this node's dead letters ({e}); they stay in that directory"
+        ),
+    }
 }
