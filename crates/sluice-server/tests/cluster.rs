@@ -643,34 +643,39 @@ fn postgres_url() -> Option<String> {
 /// The built-in table's keys starting with `prefix`, with their values, as PostgreSQL holds
 /// them.
 fn stored_in_postgres(url: &str, prefix: &str) -> BTreeMap<String, String> {
-    let (url, prefix) = (url.to_string(), prefix.to_string());
+    let (runtime, client) = postgres(url);
+    let rows = runtime
+        .block_on(client.query(
+            "SELECT key, value FROM sluice_kv WHERE db = 0 AND position($1::bytea in key) = 1",
+            &[&prefix.as_bytes()],
+        ))
+        .expect("read sluice_kv");
+    rows.iter()
+        .map(|r| {
+            let key: Vec<u8> = r.get(0);
+            let value: Vec<u8> = r.get(1);
+            (
+                String::from_utf8_lossy(&key).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A PostgreSQL client, and the runtime that drives it (`runtime.block_on(client...)`).
+fn postgres(url: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let client = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .expect("connect to PostgreSQL");
         tokio::spawn(connection);
-        let rows = client
-            .query(
-                "SELECT key, value FROM sluice_kv WHERE db = 0 AND position($1::bytea in key) = 1",
-                &[&prefix.as_bytes()],
-            )
-            .await
-            .expect("read sluice_kv");
-        rows.iter()
-            .map(|r| {
-                let key: Vec<u8> = r.get(0);
-                let value: Vec<u8> = r.get(1);
-                (
-                    String::from_utf8_lossy(&key).into_owned(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                )
-            })
-            .collect()
-    })
+        client
+    });
+    (runtime, client)
 }
 
 /// What `ledger` misses in `stored`: keys absent, or holding neither the acknowledged value
@@ -928,18 +933,10 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
 }
 
 fn pg_execute(url: &str, sql: &str) {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        client.batch_execute(&sql).await.expect("run SQL");
-    });
+    let (runtime, client) = postgres(url);
+    runtime
+        .block_on(client.batch_execute(sql))
+        .expect("run SQL");
 }
 
 /// A write the database refuses, acknowledged by a node that then died, becomes a dead letter
@@ -1003,25 +1000,14 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         n2.log()
     );
     assert!(!letters.contains(&format!("{table}:1")), "{letters}");
-    let rows = {
-        let (pg, table) = (pg.clone(), table.clone());
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(connection);
-                client
-                    .query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[])
-                    .await
-                    .expect("read the table")
-                    .iter()
-                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                    .collect::<Vec<_>>()
-            })
+    let rows: Vec<(String, String)> = {
+        let (runtime, client) = postgres(&pg);
+        runtime
+            .block_on(client.query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[]))
+            .expect("read the table")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
     };
     assert_eq!(
         rows,
