@@ -12,10 +12,17 @@
 //!   acknowledged write is there.
 //! - `checkpoints_purge_stored_records_and_keep_the_sequence`: after a flush the stream holds
 //!   none of the stored records, and a restart numbers new writes above the old ones.
+//! - On PostgreSQL (`SLUICE_TEST_POSTGRES_URL`, a database of the test's own, dropped at the
+//!   end): a dead node's journal taken over and stored by a survivor (SIGKILL), a frozen node
+//!   (SIGSTOP past its lease) fenced, a taken-over write the database refuses made a dead
+//!   letter, a node outside the cluster's journal refused the cluster's database, and the
+//!   database cut off from three nodes for 10 s under load.
 //!
-//! The first and last need `SLUICE_TEST_NATS_URL` (a nats-server with JetStream); the second
-//! needs `nats-server` on the PATH (or `/usr/sbin/nats-server`). Each test uses a stream and
-//! subject of its own and deletes the stream at the end.
+//! The R3 test needs `nats-server` on the PATH (or `/usr/sbin/nats-server`) and nothing else;
+//! the others need `SLUICE_TEST_NATS_URL` (a nats-server with JetStream), and those that
+//! start a 3-server NATS cluster when `nats-server` is installed run on that shared server
+//! with an R1 stream otherwise. Each test uses a stream and subject of its own and deletes
+//! the stream at the end.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -28,6 +35,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use sql_e2e::{Proxy, ProxyMode};
+
+mod resp_reply;
+mod sql_e2e;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -109,6 +120,52 @@ impl Sluice {
             }
         }
         unreachable!()
+    }
+
+    /// Starts `sluice serve` expecting it to refuse to start: returns its log once it exited
+    /// with an error; panics if it answers PING instead, or neither within 60 s.
+    fn refused(dir: &Path, data: &Path, config: &str) -> String {
+        let config_path = dir.join("refused.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = dir.join("refused.log");
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--config")
+            .arg(&config_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create log"))
+            .spawn()
+            .expect("spawn sluice");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            let answered = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok();
+            if answered || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("sluice started instead of refusing (or hung for 60 s):\n{log}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !status.success(),
+            "sluice exited cleanly instead of refusing:\n{log}"
+        );
+        log
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -640,6 +697,106 @@ fn postgres_url() -> Option<String> {
     }
 }
 
+/// What every cluster test on PostgreSQL starts with: the shared NATS server's URL, a
+/// database of its own, a directory, and a stream and subject of its own. The stream is
+/// deleted from the shared server at the end.
+struct PgCluster {
+    nats: String,
+    /// Held for its drop, which drops the database.
+    _database: PostgresDatabase,
+    pg: String,
+    dir: tempfile::TempDir,
+    stream: String,
+    subject: String,
+}
+
+/// `None` (the test is skipped, as it says) without NATS or PostgreSQL.
+fn pg_cluster(tag: &str) -> Option<PgCluster> {
+    let nats = nats_url()?;
+    let database = postgres_database()?;
+    Some(PgCluster {
+        nats,
+        pg: database.url.clone(),
+        _database: database,
+        dir: tempfile::tempdir().expect("tempdir"),
+        stream: unique(&format!("SLUICE_{}_", tag.to_uppercase())),
+        subject: unique(&format!("sluice{tag}")),
+    })
+}
+
+impl PgCluster {
+    /// The NATS URLs of a three-node test: a 3-server cluster started here (the servers
+    /// returned run until dropped) with the test's stream made R3, when `nats-server` is
+    /// installed; otherwise the shared server, where the nodes make an R1 stream.
+    fn nats_for_nodes(&self) -> (Option<Vec<NatsServer>>, Vec<String>) {
+        let servers = nats_server_bin().map(|bin| start_nats_cluster(&bin, self.dir.path()));
+        let urls: Vec<String> = match &servers {
+            Some(servers) => servers
+                .iter()
+                .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
+                .collect(),
+            None => vec![self.nats.clone()],
+        };
+        if servers.is_some() {
+            create_r3_stream(&urls, &self.stream, &self.subject);
+        }
+        (servers, urls)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        delete_stream(&self.nats, &self.stream);
+    }
+}
+
+/// A database of the test's own on the server of `SLUICE_TEST_POSTGRES_URL`, dropped at the
+/// end. A cluster's nodes record their stream in their store (`sluice_journal`), and a node
+/// with the local journal refuses such a store: in the server's shared `test` database the
+/// mark would refuse every other test's node.
+struct PostgresDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+fn postgres_database() -> Option<PostgresDatabase> {
+    let admin = postgres_url()?;
+    let name = unique("sluice_cluster_");
+    pg_execute(&admin, &format!("CREATE DATABASE {name}"));
+    let config: tokio_postgres::Config = admin.parse().expect("a PostgreSQL URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let url = postgres_url_with(&admin, &format!("{host}:{port}"), Some(&name));
+    Some(PostgresDatabase { admin, name, url })
+}
+
+impl Drop for PostgresDatabase {
+    /// Never panics (it may run while a failed test unwinds): a database it cannot drop is
+    /// named on stderr.
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&self.admin, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
 /// The built-in table's keys starting with `prefix`, with their values, as PostgreSQL holds
 /// them.
 fn stored_in_postgres(url: &str, prefix: &str) -> BTreeMap<String, String> {
@@ -716,30 +873,26 @@ fn info_field(sluice: &Sluice, field: &str) -> u64 {
 /// `SLUICE_TEST_NATS_URL` server and an R1 stream.
 #[test]
 fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
-    let Some(shared_url) = nats_url() else { return };
-    let Some(pg) = postgres_url() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stream = unique("SLUICE_ADOPT_");
-    let subject = unique("sluiceadopt");
-    let prefix = unique("adopt");
-    let nats = nats_server_bin().map(|bin| start_nats_cluster(&bin, dir.path()));
-    let urls: Vec<String> = match &nats {
-        Some(servers) => servers
-            .iter()
-            .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
-            .collect(),
-        None => vec![shared_url.clone()],
+    let Some(test) = pg_cluster("adopt") else {
+        return;
     };
-    if nats.is_some() {
-        create_r3_stream(&urls, &stream, &subject);
-    }
+    let PgCluster {
+        pg,
+        dir,
+        stream,
+        subject,
+        ..
+    } = &test;
+    let prefix = unique("adopt");
+    let table = through_table(pg, "adopt");
+    let (_nats, urls) = test.nats_for_nodes();
     let url = urls[0].clone();
     let node = |name: &str, first: usize| {
         let home = dir.path().join(name);
         std::fs::create_dir_all(&home).expect("node dir");
         let mut mine = urls.clone();
         mine.rotate_left(first % urls.len());
-        let text = config(&pg, name, &mine, &stream, &subject, "3s");
+        let text = with_through_keyspace(&config(pg, name, &mine, stream, subject, "3s"), &table);
         Sluice::start(&home, &home.join("data"), &text)
     };
     let mut n1 = node("n1", 0);
@@ -762,6 +915,21 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
         ledger2.clone(),
         seed ^ 0xabcd,
     ));
+    // Write-through on n1 (killed) and n2 alongside, each on keys of its own.
+    let through1 = Arc::new(Mutex::new(ThroughLedger::default()));
+    let through2 = Arc::new(Mutex::new(ThroughLedger::default()));
+    writers.push(run_through_writer(
+        n1.port,
+        &format!("{table}:n1-"),
+        stop.clone(),
+        through1.clone(),
+    ));
+    writers.push(run_through_writer(
+        n2.port,
+        &format!("{table}:n2-"),
+        stop.clone(),
+        through2.clone(),
+    ));
     thread::sleep(Duration::from_millis(rng.gen_range(600..1500)));
     n1.kill();
     std::fs::remove_dir_all(dir.path().join("n1/data")).expect("delete n1's data dir");
@@ -776,7 +944,7 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
     let killed_at = Instant::now();
     let mut missing = Vec::new();
     while killed_at.elapsed() < Duration::from_secs(60) {
-        missing = missing_from(&stored_in_postgres(&pg, &on_n1), &l1);
+        missing = missing_from(&stored_in_postgres(pg, &on_n1), &l1);
         if missing.is_empty() {
             break;
         }
@@ -808,7 +976,7 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
     thread::sleep(Duration::from_millis(2500));
     let adoptions = adoptions();
     assert_eq!(adoptions, 1, "one node takes n1's journal over, once");
-    let pending = records_in_stream(&url, &stream, &format!("{subject}.n1.records"));
+    let pending = records_in_stream(&url, stream, &format!("{subject}.n1.records"));
     assert_eq!(
         pending, 0,
         "n1's journal still holds {pending} records messages"
@@ -819,8 +987,27 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
     let _: String = redis::cmd("SLUICE.FLUSH")
         .query(&mut n2.connection())
         .expect("flush n2");
-    let missing = missing_from(&stored_in_postgres(&pg, &on_n2), &l2);
+    let missing = missing_from(&stored_in_postgres(pg, &on_n2), &l2);
     assert!(missing.is_empty(), "n2's own writes: {missing:?}");
+    // Write-through writes are in the database at their acknowledgement, the dead node's
+    // too, and another node reads them from there.
+    for through in [&through1, &through2] {
+        let through = through.lock().expect("ledger");
+        assert!(
+            !through.acked_at.is_empty(),
+            "no write-through write acknowledged"
+        );
+        check_through(pg, &table, &through);
+    }
+    let mut c3 = n3.connection();
+    for (key, (acked, uncertain)) in &through1.lock().expect("ledger").keys {
+        let got: Option<String> = redis::cmd("GET").arg(key).query(&mut c3).expect("GET");
+        let got = got.map(|v| v.parse::<u64>().expect("a counter"));
+        assert!(
+            got == *acked || got.is_some_and(|v| uncertain.contains(&v)),
+            "{key}: n1 acknowledged {acked:?} (failed after it: {uncertain:?}), n3 reads {got:?}"
+        );
+    }
 
     // INFO asks the stream for its state.
     let info: String = redis::cmd("INFO")
@@ -840,9 +1027,6 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
     let n1 = node("n1", 0);
     assert_eq!(info_field(&n1, "journal_segments"), 0);
     drop((n1, n2, n3));
-    if nats.is_none() {
-        delete_stream(&url, &stream);
-    }
 }
 
 /// A node frozen (SIGSTOP) past its claim's `node_lease` is taken over by another node, which
@@ -851,23 +1035,22 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
 /// failed, so nothing it does can land behind the takeover.
 #[test]
 fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
-    let Some(url) = nats_url() else { return };
-    let Some(pg) = postgres_url() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stream = unique("SLUICE_FROZEN_");
-    let subject = unique("sluicefrozen");
+    let Some(test) = pg_cluster("frozen") else {
+        return;
+    };
+    let PgCluster {
+        nats: url,
+        pg,
+        dir,
+        stream,
+        subject,
+        ..
+    } = &test;
     let prefix = unique("frozen");
     let node = |name: &str| {
         let home = dir.path().join(name);
         std::fs::create_dir_all(&home).expect("node dir");
-        let text = config(
-            &pg,
-            name,
-            std::slice::from_ref(&url),
-            &stream,
-            &subject,
-            "3s",
-        );
+        let text = config(pg, name, std::slice::from_ref(url), stream, subject, "3s");
         Sluice::start(&home, &home.join("data"), &text)
     };
     let n1 = node("n1");
@@ -895,7 +1078,7 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
     let frozen_at = Instant::now();
     let mut missing = Vec::new();
     while frozen_at.elapsed() < Duration::from_secs(60) {
-        missing = missing_from(&stored_in_postgres(&pg, &prefix), &ledger);
+        missing = missing_from(&stored_in_postgres(pg, &prefix), &ledger);
         if missing.is_empty() {
             break;
         }
@@ -922,14 +1105,13 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
         .query(&mut c1)
         .expect("INFO");
     assert!(info.contains("journal_state:failed\r\n"), "{info}");
-    let stored = stored_in_postgres(&pg, &prefix);
+    let stored = stored_in_postgres(pg, &prefix);
     assert!(
         !stored.contains_key(&format!("{prefix}:after")),
         "the refused write reached the store"
     );
     drop(c1);
     drop((n1, n2));
-    delete_stream(&url, &stream);
 }
 
 fn pg_execute(url: &str, sql: &str) {
@@ -944,14 +1126,20 @@ fn pg_execute(url: &str, sql: &str) {
 /// node's other writes are stored.
 #[test]
 fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
-    let Some(url) = nats_url() else { return };
-    let Some(pg) = postgres_url() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stream = unique("SLUICE_REFUSED_");
-    let subject = unique("sluicerefused");
+    let Some(test) = pg_cluster("refused") else {
+        return;
+    };
+    let PgCluster {
+        nats: url,
+        pg,
+        dir,
+        stream,
+        subject,
+        ..
+    } = &test;
     let table = unique("refused_");
     pg_execute(
-        &pg,
+        pg,
         &format!("CREATE TABLE {table} (id text PRIMARY KEY, v text CHECK (length(v) < 5))"),
     );
     let node = |name: &str| {
@@ -960,11 +1148,11 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         let text = format!(
             "{}\n[[keyspace]]\nname = \"checked\"\nkeys = \"{table}:{{id}}\"\ntable = \"{table}\"\nkey_column = \"id\"\nvalue_column = \"v\"\npolicy = \"write-back\"\nflush_interval = \"1h\"\n",
             config(
-                &pg,
+                pg,
                 name,
-                std::slice::from_ref(&url),
-                &stream,
-                &subject,
+                std::slice::from_ref(url),
+                stream,
+                subject,
                 "3s"
             )
         );
@@ -1001,7 +1189,7 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
     );
     assert!(!letters.contains(&format!("{table}:1")), "{letters}");
     let rows: Vec<(String, String)> = {
-        let (runtime, client) = postgres(&pg);
+        let (runtime, client) = postgres(pg);
         runtime
             .block_on(client.query(&format!("SELECT id, v FROM {table} ORDER BY id"), &[]))
             .expect("read the table")
@@ -1017,6 +1205,408 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         ]
     );
     drop(n2);
-    pg_execute(&pg, &format!("DROP TABLE {table}"));
-    delete_stream(&url, &stream);
+}
+
+/// A new table `<tag>_through_…` (`id text`, `v text`) for `with_through_keyspace`.
+fn through_table(pg: &str, tag: &str) -> String {
+    let table = unique(&format!("{tag}_through_"));
+    pg_execute(
+        pg,
+        &format!("CREATE TABLE {table} (id text PRIMARY KEY, v text)"),
+    );
+    table
+}
+
+/// `config` plus a write-through keyspace `<table>:{id}` mapped onto `table` (`id`, `v`).
+fn with_through_keyspace(config: &str, table: &str) -> String {
+    format!(
+        "{config}\n[[keyspace]]\nname = \"through\"\nkeys = \"{table}:{{id}}\"\ntable = \"{table}\"\nkey_column = \"id\"\nvalue_column = \"v\"\npolicy = \"write-through\"\n"
+    )
+}
+
+/// What a write-through writer knows, per key: the last acknowledged value and the values
+/// whose write failed after it (a write cut off mid-commit may or may not have committed).
+#[derive(Default)]
+struct ThroughLedger {
+    keys: BTreeMap<String, (Option<u64>, Vec<u64>)>,
+    errors: Vec<(Instant, String)>,
+    acked_at: Vec<Instant>,
+}
+
+/// One writer SETting 20 keys `<prefix><n>` of a write-through keyspace with rising values
+/// until `stop` or until its connection dies (the node was killed).
+fn run_through_writer(
+    port: u16,
+    prefix: &str,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<ThroughLedger>>,
+) -> thread::JoinHandle<()> {
+    let prefix = prefix.to_string();
+    thread::spawn(move || {
+        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+            return;
+        };
+        let Ok(mut c) = client.get_connection() else {
+            return;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+        let mut counter = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            counter += 1;
+            let key = format!("{prefix}{}", counter % 20);
+            let reply: redis::RedisResult<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(counter.to_string())
+                .query(&mut c);
+            let mut ledger = ledger.lock().expect("ledger");
+            let dead = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped());
+            match reply {
+                Ok(_) => {
+                    ledger.keys.insert(key, (Some(counter), Vec::new()));
+                    ledger.acked_at.push(Instant::now());
+                }
+                Err(e) => {
+                    ledger.keys.entry(key.clone()).or_default().1.push(counter);
+                    ledger
+                        .errors
+                        .push((Instant::now(), format!("SET {key}: {e}")));
+                }
+            }
+            drop(ledger);
+            if dead {
+                return;
+            }
+            if counter.is_multiple_of(20) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    })
+}
+
+/// Every key of `ledger` holds, in `table` (`id text, v text`, keys `<table>:<id>`), its
+/// acknowledged value or one whose write failed after it.
+fn check_through(pg: &str, table: &str, ledger: &ThroughLedger) {
+    let written: BTreeMap<String, u64> = {
+        let (runtime, client) = postgres(pg);
+        runtime
+            .block_on(client.query(&format!("SELECT id, v FROM {table}"), &[]))
+            .expect("read the write-through table")
+            .iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                let v: String = r.get(1);
+                (format!("{table}:{id}"), v.parse().expect("a counter"))
+            })
+            .collect()
+    };
+    for (key, (acked, uncertain)) in &ledger.keys {
+        let stored = written.get(key).copied();
+        let fine = match (acked, stored) {
+            (Some(a), Some(s)) => s == *a || uncertain.contains(&s),
+            (None, Some(s)) => uncertain.contains(&s),
+            (None, None) => true,
+            (Some(_), None) => false,
+        };
+        assert!(
+            fine,
+            "{key}: write-through acknowledged {acked:?} (failed after it: {uncertain:?}), stored {stored:?}"
+        );
+    }
+}
+
+/// PostgreSQL's address in `url`, and `url` with `{port}` where the port was, for a proxy's.
+fn through_proxy(url: &str) -> (std::net::SocketAddr, String) {
+    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .expect("resolve PostgreSQL's host")
+        .next()
+        .expect("an address for PostgreSQL's host");
+    (target, postgres_url_with(url, "127.0.0.1:{port}", None))
+}
+
+/// `url` rewritten to `host_port` and, if given, another database.
+fn postgres_url_with(url: &str, host_port: &str, dbname: Option<&str>) -> String {
+    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let dbname = dbname.or(config.get_dbname()).unwrap_or("postgres");
+    format!("postgres://{user}{password}@{host_port}/{dbname}")
+}
+
+/// PostgreSQL cut off from three nodes for 10 s under load. Write-back keeps acknowledging
+/// while its buffer has room (rewrites of buffered keys always coalesce), then answers BUSY
+/// after `backpressure_timeout`, never anything worse; every acknowledged write reads back
+/// from its node during the cut; write-through writes fail with an error while the database
+/// is away and succeed again after. Once the database is back, every acknowledged write-back
+/// write reaches it without a SLUICE.FLUSH, and every acknowledged write-through write is
+/// there.
+#[test]
+fn write_back_rides_out_a_cut_database_and_everything_drains_after() {
+    let Some(test) = pg_cluster("cut") else {
+        return;
+    };
+    let PgCluster {
+        pg,
+        dir,
+        stream,
+        subject,
+        ..
+    } = &test;
+    let prefix = unique("cut");
+    let table = through_table(pg, "cut");
+    let (target, proxied) = through_proxy(pg);
+    // The proxy's tasks run on this runtime's worker for the whole test.
+    let proxy_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let proxy = proxy_runtime.block_on(Proxy::start(target));
+    let store = proxied.replace("{port}", &proxy.port.to_string());
+    let (_nats, urls) = test.nats_for_nodes();
+    let nodes: Vec<Sluice> = (0..3)
+        .map(|i| {
+            let name = format!("n{}", i + 1);
+            let home = dir.path().join(&name);
+            std::fs::create_dir_all(&home).expect("node dir");
+            let mut mine = urls.clone();
+            mine.rotate_left(i % urls.len());
+            let text = with_through_keyspace(
+                &config(&store, &name, &mine, stream, subject, "3s").replace(
+                    "flush_interval = \"1h\"",
+                    "flush_interval = \"100ms\"\nmax_dirty = 300\nbackpressure_timeout = \"300ms\"",
+                ),
+                &table,
+            );
+            Sluice::start(&home, &home.join("data"), &text)
+        })
+        .collect();
+
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..3).map(|_| Arc::default()).collect();
+    let mut writers = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        writers.extend(run_writers(
+            node.port,
+            &format!("{prefix}:n{i}:"),
+            2,
+            400,
+            stop.clone(),
+            ledgers[i].clone(),
+            seed ^ i as u64,
+        ));
+    }
+    let through = Arc::new(Mutex::new(ThroughLedger::default()));
+    writers.push(run_through_writer(
+        nodes[0].port,
+        &format!("{table}:"),
+        stop.clone(),
+        through.clone(),
+    ));
+    let acks = |ledgers: &[Arc<Mutex<Ledger>>]| ledgers.iter().map(count_acks).sum::<u64>();
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs(1));
+    while acks(&ledgers) == 0 || through.lock().expect("ledger").acked_at.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing acknowledged in 30 s before the cut"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let before_cut = acks(&ledgers);
+
+    // Open connections cut, new ones left unanswered: a database gone from the network.
+    proxy.set_mode(ProxyMode::Stall);
+    let cut_at = Instant::now();
+    thread::sleep(Duration::from_secs(5));
+    // Halfway through the cut every acknowledged write reads back from its node (from its
+    // buffer or cache: the database is unreachable); values only rise, so a read may see a
+    // later write of the key.
+    for (i, ledger) in ledgers.iter().enumerate() {
+        let acked = ledger.lock().expect("ledger").acked.clone();
+        let mut c = nodes[i].connection();
+        for (key, value) in acked {
+            let got: Option<String> = redis::cmd("GET").arg(&key).query(&mut c).expect("GET");
+            let got: u64 = got
+                .unwrap_or_else(|| panic!("{key}: acknowledged {value}, missing during the cut"))
+                .parse()
+                .expect("a counter");
+            assert!(got >= value, "{key}: acknowledged {value}, read {got}");
+        }
+    }
+    thread::sleep((cut_at + Duration::from_secs(10)).saturating_duration_since(Instant::now()));
+    let during_cut = acks(&ledgers) - before_cut;
+    let busy_during_cut: usize = ledgers
+        .iter()
+        .map(|l| l.lock().expect("ledger").errors.len())
+        .sum();
+    proxy.set_mode(ProxyMode::Forward);
+    let restored_at = Instant::now();
+    let cut_for = restored_at - cut_at;
+    // Writes go on until write-through succeeds again (a new pool connection), at least 3 s.
+    thread::sleep(Duration::from_secs(3));
+    while !through
+        .lock()
+        .expect("ledger")
+        .acked_at
+        .iter()
+        .any(|at| *at > restored_at)
+        && restored_at.elapsed() < Duration::from_secs(60)
+    {
+        thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+
+    for (i, ledger) in ledgers.iter().enumerate() {
+        let l = ledger.lock().expect("ledger");
+        let other: Vec<&String> = l.errors.iter().filter(|e| !e.contains("BUSY")).collect();
+        assert!(
+            other.is_empty(),
+            "n{}: errors other than BUSY: {other:?}",
+            i + 1
+        );
+    }
+    assert!(
+        during_cut > 0,
+        "write-back acknowledged nothing while the database was away"
+    );
+    assert!(
+        busy_during_cut > 0,
+        "no write was refused with BUSY although the buffers were bounded"
+    );
+    let through = through.lock().expect("ledger");
+    assert!(
+        through
+            .errors
+            .iter()
+            .any(|(at, _)| *at >= cut_at && *at <= restored_at + Duration::from_secs(1)),
+        "no write-through write failed while the database was away"
+    );
+    assert!(
+        through.acked_at.iter().any(|at| *at > restored_at),
+        "no write-through write succeeded after the database came back: {:?}",
+        &through.errors[through.errors.len().saturating_sub(3)..]
+    );
+
+    // Everything acknowledged drains into PostgreSQL on its own.
+    let mut missing = Vec::new();
+    while restored_at.elapsed() < Duration::from_secs(90) {
+        missing = ledgers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                missing_from(
+                    &stored_in_postgres(pg, &format!("{prefix}:n{i}:")),
+                    &l.lock().expect("ledger"),
+                )
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        missing.is_empty(),
+        "90 s after the database came back, {} acknowledged keys are not in it, e.g. {:?}\nn1:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        nodes[0].log()
+    );
+    let drained_after = restored_at.elapsed();
+    check_through(pg, &table, &through);
+    eprintln!(
+        "cut {cut_for:?}: {before_cut} acks before it, {during_cut} during the cut, {busy_during_cut} BUSY; {} write-through errors; drained {drained_after:?} after the database came back",
+        through.errors.len()
+    );
+    drop(nodes);
+    drop(proxy);
+}
+
+/// A cluster's nodes record their stream in the database they store into (once one started:
+/// a node refused for its configuration records nothing); a node with the local journal, or
+/// with another stream, refuses to start on that database with an error that says why and
+/// what to do, and starts once the mark is deleted.
+#[test]
+fn a_node_outside_the_clusters_journal_refuses_its_database() {
+    let Some(test) = pg_cluster("mark") else {
+        return;
+    };
+    let PgCluster {
+        nats: url,
+        pg,
+        dir,
+        stream,
+        subject,
+        ..
+    } = &test;
+    let home = dir.path().join("n1");
+    std::fs::create_dir_all(&home).expect("node dir");
+    let clustered = config(pg, "n1", std::slice::from_ref(url), stream, subject, "3s");
+    // A cluster node refused for its configuration (a keyspace on a missing table) records
+    // nothing: the database stays open to every node.
+    let broken = format!(
+        "{clustered}\n[[keyspace]]\nname = \"missing\"\nkeys = \"m:{{id}}\"\ntable = \"no_such_table\"\nkey_column = \"id\"\nvalue_column = \"v\"\npolicy = \"write-through\"\n"
+    );
+    let log = Sluice::refused(&home, &home.join("data"), &broken);
+    assert!(log.contains("no_such_table"), "{log}");
+    let marked = {
+        let (runtime, client) = postgres(pg);
+        runtime
+            .block_on(client.query_one("SELECT to_regclass('sluice_journal') IS NOT NULL", &[]))
+            .expect("look for sluice_journal")
+            .get::<_, bool>(0)
+    };
+    assert!(!marked, "a node that never started left a journal mark");
+    let n1 = Sluice::start(&home, &home.join("data"), &clustered);
+
+    let local = format!(
+        "[store]\nurl = \"{pg}\"\n\n[[keyspace]]\nname = \"default\"\nkeys = \"*\"\npolicy = \"write-back\"\n"
+    );
+    let other = dir.path().join("local");
+    std::fs::create_dir_all(&other).expect("local dir");
+    let log = Sluice::refused(&other, &other.join("data"), &local);
+    for part in [
+        format!("JetStream stream {stream:?}"),
+        "[cluster]".to_string(),
+        "DELETE FROM sluice_journal".to_string(),
+    ] {
+        assert!(log.contains(&part), "{part:?} not in the refusal:\n{log}");
+    }
+    let elsewhere = config(
+        pg,
+        "n2",
+        std::slice::from_ref(url),
+        &format!("{stream}_OTHER"),
+        &format!("{subject}other"),
+        "3s",
+    );
+    let log = Sluice::refused(&other, &other.join("data"), &elsewhere);
+    assert!(
+        log.contains("journal_stream") && log.contains(&format!("{stream:?}")),
+        "a node on another stream is refused, told the cluster's:\n{log}"
+    );
+
+    drop(n1);
+    pg_execute(pg, "DELETE FROM sluice_journal");
+    let local_node = Sluice::start(&other, &other.join("data"), &local);
+    let _: String = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut local_node.connection())
+        .expect("the local node starts once the mark is gone");
+    drop(local_node);
 }

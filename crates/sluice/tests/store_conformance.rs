@@ -2421,3 +2421,81 @@ async fn unreachable_servers_fail_fast_and_transient() {
         "{err}"
     );
 }
+
+/// The journal mark (`sluice_journal`), the record of which journal the nodes storing into a
+/// database share: none until claimed; of racing claims one wins and every racer is told
+/// which; later claims and reads return it. An engine with the local journal then refuses the
+/// store, naming the cluster's stream and the way out.
+async fn journal_marks(store: &SharedStore, db: &TestDb) {
+    assert_eq!(store.journal_mark(None).await.expect("read the mark"), None);
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.journal_mark(Some(&format!("jetstream:S{i}"))).await })
+        })
+        .collect();
+    let mut told = BTreeSet::new();
+    for racer in racers {
+        let mark = racer.await.expect("racer").expect("claim the mark");
+        told.insert(mark.expect("a claim leaves a mark"));
+    }
+    assert_eq!(
+        told.len(),
+        1,
+        "every racer is told the one winner: {told:?}"
+    );
+    let winner = told.into_iter().next().expect("a winner");
+    assert_eq!(
+        store
+            .journal_mark(Some("jetstream:later"))
+            .await
+            .expect("claim"),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        store.journal_mark(None).await.expect("read"),
+        Some(winner.clone())
+    );
+    let refused = Sluice::builder(engine_config(
+        db,
+        vec![KeyspaceConfig::builtin(Policy::WriteBack)],
+    ))
+    .store(store.clone())
+    .open()
+    .await
+    .err()
+    .expect("a local-journal engine refuses a cluster's store");
+    let message = refused.to_string();
+    let stream = winner.trim_start_matches("jetstream:");
+    for part in [
+        format!("JetStream stream {stream:?}"),
+        "[cluster]".to_string(),
+        "DELETE FROM sluice_journal".to_string(),
+    ] {
+        assert!(message.contains(&part), "{part:?} not in: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_mark_sqlite() {
+    let db = TestDb::sqlite().await;
+    journal_marks(&db.store, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_mark_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    journal_marks(&db.store, &db).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_mark_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    journal_marks(&db.store, &db).await;
+    db.drop_all().await;
+}

@@ -112,6 +112,10 @@ impl SluiceBuilder {
             None => store::open_url(&config.store_url()).await?,
         };
         store.ensure_builtin_table().await?;
+        // Refused before anything is replayed; a cluster node records its mark only once its
+        // keyspaces were accepted and its journal opened, so that a start refused for its
+        // configuration, a stranded local journal or NATS leaves no mark behind.
+        agree_on_journal(&store, &config, false).await?;
         let keyspaces = build_keyspaces(&config, &store).await?;
 
         let journal: SharedJournal = match (self.journal, &config.cluster) {
@@ -132,6 +136,9 @@ impl SluiceBuilder {
                 ),
             },
         };
+        if config.cluster.is_some() {
+            agree_on_journal(&store, &config, true).await?;
+        }
         for ks in &keyspaces {
             if ks.policy() == Policy::WriteBack
                 && ks.config.critical
@@ -809,6 +816,7 @@ fn new_keyspace(
 /// [`SluiceBuilder::open`] minus the journal. Returns one line per keyspace.
 pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
     let store = store::open_url(&config.store_url()).await?;
+    agree_on_journal(&store, config, false).await?;
     let keyspaces = build_keyspaces(config, &store).await?;
     let mut lines = Vec::new();
     for ks in &keyspaces {
@@ -848,6 +856,60 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
         ));
     }
     Ok(lines)
+}
+
+/// The journal mark of a cluster journalling to `stream`, as `sluice_journal` holds it.
+fn cluster_mark(stream: &str) -> String {
+    format!("jetstream:{stream}")
+}
+
+/// Refuses a node whose journal is not the one the nodes already storing into this database
+/// share. A cluster node records its JetStream stream there (the first one's mark stays); a
+/// node with the local journal, or with another stream, beside a cluster would store the same
+/// keys outside the cluster's journal, its per-key order and its takeover of dead nodes. A
+/// local node records nothing: one database may serve several unrelated local nodes, as
+/// before clusters existed. Without `claim` (`sluice check-config`, and the check made before
+/// a node opens its journal) nothing is recorded.
+async fn agree_on_journal(
+    store: &SharedStore,
+    config: &Config,
+    claim: bool,
+) -> Result<(), OpenError> {
+    let ours = config
+        .cluster
+        .as_ref()
+        .map(|cluster| cluster_mark(&cluster.journal_stream));
+    let claimed = ours.as_deref().filter(|_| claim);
+    let Some(recorded) = store.journal_mark(claimed).await? else {
+        return Ok(());
+    };
+    if ours.as_deref() == Some(recorded.as_str()) {
+        return Ok(());
+    }
+    let theirs = match recorded.strip_prefix("jetstream:") {
+        Some(stream) => format!(
+            "a Sluice cluster journalling write-back writes to the JetStream stream {stream:?}"
+        ),
+        None => format!("Sluice nodes with the journal {recorded:?}"),
+    };
+    let (field, fix) = match &config.cluster {
+        None => (
+            "cluster",
+            "add that cluster's [cluster] section to this node's configuration to join it, or point [store] url at another database",
+        ),
+        Some(_) => (
+            "cluster.journal_stream",
+            "set [cluster] journal_stream to that stream to join the cluster, or point [store] url at another database",
+        ),
+    };
+    Err(ConfigError::invalid(
+        field,
+        format!(
+            "{} is the store of {theirs}; a node outside its journal would store the same keys without its per-key order or its takeover of dead nodes. To go on, {fix}; if that cluster is retired and its stream empty, delete its mark with DELETE FROM sluice_journal",
+            store.describe()
+        ),
+    )
+    .into())
 }
 
 /// Refuses to start on the JetStream journal while the local segment journal still holds

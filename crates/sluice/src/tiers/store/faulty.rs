@@ -253,6 +253,10 @@ impl Store for FaultyStore {
         self.inner.ensure_builtin_table().await
     }
 
+    async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError> {
+        self.inner.journal_mark(claim).await
+    }
+
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
         self.inner.table_schema(table).await
     }

@@ -368,6 +368,14 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the built-in `sluice_kv` table if it is missing.
     async fn ensure_builtin_table(&self) -> Result<(), StoreError>;
 
+    /// Which journal the Sluice nodes storing into this database share, as the first of them
+    /// recorded it in the one-row table `sluice_journal`. With `claim`, records it if nothing
+    /// is recorded yet (making the table if missing), atomically, so that of two nodes racing
+    /// one wins; without, only reads (no table: `None`). Returns what is recorded afterwards:
+    /// `claim` itself, another node's mark, or `None` (never claimed). A node whose journal
+    /// differs from the mark must not start.
+    async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError>;
+
     /// The schema of an existing table, or `None` if there is no such table.
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError>;
 

@@ -16,7 +16,7 @@ use std::thread;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
@@ -857,6 +857,47 @@ impl Store for SqliteStore {
                 .map_err(|e| classify(e, "add column kind to sluice_kv"))?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError> {
+        let claim = claim.map(str::to_string);
+        self.on_writer(move |conn| {
+            let q = |e| classify(e, "read or record the journal mark");
+            match &claim {
+                None => {
+                    let exists: bool = conn
+                        .query_row(
+                            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sluice_journal')",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .map_err(q)?;
+                    if !exists {
+                        return Ok(None);
+                    }
+                }
+                Some(claim) => {
+                    conn.execute_batch(
+                        "CREATE TABLE IF NOT EXISTS sluice_journal (
+                            id INTEGER PRIMARY KEY CHECK (id = 1),
+                            mark TEXT NOT NULL
+                        )",
+                    )
+                    .map_err(q)?;
+                    conn.execute(
+                        "INSERT INTO sluice_journal (id, mark) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                        [claim],
+                    )
+                    .map_err(q)?;
+                }
+            }
+            conn.query_row("SELECT mark FROM sluice_journal WHERE id = 1", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(q)
         })
         .await
     }

@@ -299,6 +299,52 @@ impl Store for MySqlStore {
         r.unwrap_or_else(|_| Err(timed_out("create table sluice_kv")))
     }
 
+    async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let claim = claim.map(str::to_string);
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: mysql_async::Error| classify(e, "read or record the journal mark").error;
+            match &claim {
+                None => {
+                    let exists: Option<u64> = conn
+                        .query_first(
+                            "SELECT COUNT(*) FROM information_schema.TABLES \
+                             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_journal'",
+                        )
+                        .await
+                        .map_err(q)?;
+                    if exists.unwrap_or(0) == 0 {
+                        return Ok(None);
+                    }
+                }
+                Some(claim) => {
+                    conn.query_drop(
+                        "CREATE TABLE IF NOT EXISTS sluice_journal (
+                            id TINYINT PRIMARY KEY,
+                            mark VARCHAR(1024) NOT NULL
+                        ) ENGINE=InnoDB",
+                    )
+                    .await
+                    .map_err(q)?;
+                    // Not INSERT IGNORE, which would also turn a value too long into a
+                    // truncated mark.
+                    conn.exec_drop(
+                        "INSERT INTO sluice_journal (id, mark) VALUES (1, ?) \
+                         ON DUPLICATE KEY UPDATE id = id",
+                        (claim,),
+                    )
+                    .await
+                    .map_err(q)?;
+                }
+            }
+            conn.query_first::<String, _>("SELECT mark FROM sluice_journal WHERE id = 1")
+                .await
+                .map_err(q)
+        })
+        .await;
+        r.unwrap_or_else(|_| Err(timed_out("read or record the journal mark")))
+    }
+
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
         let mut conn = self.conn().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, load_schema(&mut conn, table)).await;

@@ -412,6 +412,59 @@ impl Store for PostgresStore {
         finish(client, r, "create table sluice_kv")
     }
 
+    async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError> {
+        let mut client = self.client().await?;
+        let claim = claim.map(str::to_string);
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(e, "read or record the journal mark");
+            // Read committed whatever the server's default: after waiting for the lock, the
+            // insert and the read must see a racing node's committed mark.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(q)?;
+            const EXISTS: &str = "SELECT to_regclass('sluice_journal') IS NOT NULL";
+            let exists: bool = tx.query_one(EXISTS, &[]).await.map_err(q)?.get(0);
+            if !exists {
+                if claim.is_none() {
+                    return Ok(None);
+                }
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
+                    .await
+                    .map_err(q)?;
+                // Another node may have made it meanwhile (IF NOT EXISTS: the lock only
+                // keeps two creations from racing on the catalog).
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS sluice_journal (
+                        id smallint PRIMARY KEY CHECK (id = 1),
+                        mark text NOT NULL
+                    )",
+                )
+                .await
+                .map_err(q)?;
+            }
+            if let Some(claim) = &claim {
+                tx.execute(
+                    "INSERT INTO sluice_journal (id, mark) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                    &[claim],
+                )
+                .await
+                .map_err(q)?;
+            }
+            let mark = tx
+                .query_opt("SELECT mark FROM sluice_journal WHERE id = 1", &[])
+                .await
+                .map_err(q)?
+                .map(|row| row.get::<_, String>(0));
+            tx.commit().await.map_err(q)?;
+            Ok(mark)
+        })
+        .await;
+        finish(client, r, "read or record the journal mark")
+    }
+
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
         let client = self.client().await?;
         let r = tokio::time::timeout(OP_TIMEOUT, load_table(&client, table)).await;
