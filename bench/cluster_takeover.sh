@@ -9,7 +9,8 @@
 # it over" to "stored and purged". Not a test: the machines are shared and noisy.
 #
 # usage: bench/cluster_takeover.sh [rows] [pgbench-seconds]
-# env:   PG_URL (default postgres://postgres@127.0.0.1:5432/test)
+# env:   PG_URL (default postgres://postgres@127.0.0.1:5432/test): the server; the run makes a
+#        database of its own there and drops it at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -22,8 +23,8 @@ for tool in psql pgbench redis-benchmark redis-cli; do
   command -v $tool >/dev/null || { echo "$tool missing (apt-get install postgresql-client redis-tools)"; exit 1; }
 done
 cargo build --release -q
-extra_cleanup() { psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_takeover_sluice, bench_takeover_pgbench" >/dev/null 2>&1; }
 setup_work
+own_postgres_database "$PG_URL"
 
 psql "$PG_URL" -qc "DROP TABLE IF EXISTS bench_takeover_sluice, bench_takeover_pgbench;
   CREATE TABLE bench_takeover_sluice (id text PRIMARY KEY, v text);
@@ -38,9 +39,7 @@ TPS=$(pgbench -n -c 1 -T "$SECS" -f "$WORK/upsert_random.sql" "$PG_URL" 2>/dev/n
 PG_ROWS=$(awk -v t="$TPS" 'BEGIN{printf "%.0f", t*500}')
 
 NATS_PORT=$(free_port)
-mkdir -p "$WORK/nats"
-"$NATS" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-PIDS+=("$!")
+start_nats nats "$NATS_PORT"
 sleep 1
 
 node_toml() { # node flush_batch

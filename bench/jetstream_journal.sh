@@ -20,13 +20,6 @@ require_redis_tools
 cargo build --release -q
 setup_work
 
-# start_nats NAME CLIENT_PORT [args...]: a nats-server with JetStream, store in $WORK/NAME.
-start_nats() {
-  mkdir -p "$WORK/$1"
-  "$NATS" -a 127.0.0.1 -p "$2" -js -sd "$WORK/$1" -n "$1" "${@:3}" >"$WORK/$1.log" 2>&1 &
-  PIDS+=("$!")
-}
-
 cluster_toml() { # node urls-toml replicas stream
   printf '[cluster]\nnode_name = "%s"\nnats_urls = [%s]\nreplicas = %s\njournal_stream = "%s"\njournal_subject = "bench.%s"\n' \
     "$1" "$2" "$3" "$4" "$4"
@@ -34,13 +27,7 @@ cluster_toml() { # node urls-toml replicas stream
 KEYSPACE=$'[[keyspace]]\nname = "default"\nkeys = "*"\npolicy = "write-back"'
 
 P1=$(free_port); start_nats single "$P1"
-C=(); R_=(); for i in 0 1 2; do C+=("$(free_port)"); R_+=("$(free_port)"); done
-for i in 0 1 2; do
-  routes=""
-  for j in 0 1 2; do [ "$j" != "$i" ] && routes="${routes:+$routes,}nats://127.0.0.1:${R_[$j]}"; done
-  start_nats "c$i" "${C[$i]}" --cluster_name bench --cluster "nats://127.0.0.1:${R_[$i]}" --routes "$routes"
-done
-sleep 3 # the cluster elects its JetStream meta leader
+start_nats_cluster c
 
 start_redis always --appendonly yes --appendfsync always; REDIS_ALWAYS=$PORT
 start_sluice wal fsync "$KEYSPACE"; S_WAL=$PORT

@@ -25,7 +25,20 @@ cleanup_work() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if declare -F extra_cleanup >/dev/null; then extra_cleanup || true; fi
+  if [ -n "${OWN_DB:-}" ]; then
+    psql "$OWN_DB_ADMIN" -qc "DROP DATABASE IF EXISTS $OWN_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$WORK"
+}
+
+# own_postgres_database ADMIN_URL: creates a database of this run's own on ADMIN_URL's server,
+# dropped on exit, and sets PG_URL to it. Cluster nodes record their stream in their store
+# (`sluice_journal`), which would refuse local-journal nodes (and tests) on a shared database.
+own_postgres_database() {
+  OWN_DB_ADMIN=$1
+  OWN_DB="sluice_bench_$$"
+  psql "$OWN_DB_ADMIN" -qc "CREATE DATABASE $OWN_DB" >/dev/null
+  PG_URL="${OWN_DB_ADMIN%/*}/$OWN_DB"
 }
 
 # The `[server]` and `[journal]` sections of a Sluice listening on port $1 with data in $2 and
@@ -135,4 +148,28 @@ start_mapped_pair() {
   start_redis always --appendonly yes --appendfsync always; REDIS=$PORT
   start_sluice mapped fsync "$(printf '[store]\nurl = "sqlite://%s"\n\n%s\n' "$1" "$2")"
   SLUICE=$PORT
+}
+
+# start_nats NAME CLIENT_PORT [args...]: a nats-server ($NATS) with JetStream, its store in
+# $WORK/NAME, its log in $WORK/NAME.log.
+start_nats() {
+  mkdir -p "$WORK/$1"
+  "$NATS" -a 127.0.0.1 -p "$2" -js -sd "$WORK/$1" -n "$1" "${@:3}" >"$WORK/$1.log" 2>&1 &
+  PIDS+=("$!")
+}
+
+# start_nats_cluster PREFIX: three clustered nats-servers PREFIX0..PREFIX2; sets C to their
+# client ports and waits 3 s for the cluster to elect its JetStream meta leader.
+start_nats_cluster() {
+  local i j routes cluster_ports=()
+  C=()
+  for i in 0 1 2; do C+=("$(free_port)"); cluster_ports+=("$(free_port)"); done
+  for i in 0 1 2; do
+    routes=""
+    for j in 0 1 2; do
+      [ "$j" != "$i" ] && routes="${routes:+$routes,}nats://127.0.0.1:${cluster_ports[$j]}"
+    done
+    start_nats "$1$i" "${C[$i]}" --cluster_name bench --cluster "nats://127.0.0.1:${cluster_ports[$i]}" --routes "$routes"
+  done
+  sleep 3
 }
