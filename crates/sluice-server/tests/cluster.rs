@@ -1031,8 +1031,11 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
 
 /// A node frozen (SIGSTOP) past its claim's `node_lease` is taken over by another node, which
 /// stores what it acknowledged; once thawed (SIGCONT) it publishes nothing more: its next
-/// write-back write gets an error instead of an acknowledgement, and INFO says its journal
-/// failed, so nothing it does can land behind the takeover.
+/// write-back write gets an error instead of an acknowledgement, INFO says its journal
+/// failed, and a flush of what it still buffers is refused, so a newer write of one of its
+/// keys stored meanwhile through another node stays. (A store transaction already past the
+/// journal's check when the node froze would still commit on thaw: no store operation
+/// carries a fencing token yet.)
 #[test]
 fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
     let Some(test) = pg_cluster("frozen") else {
@@ -1084,13 +1087,28 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
         }
         thread::sleep(Duration::from_millis(250));
     }
-    signal("-CONT");
     assert!(
         missing.is_empty(),
         "n1 frozen for 60 s, and {} of its writes are not in PostgreSQL: {:?}\nn2:\n{}",
         missing.len(),
         &missing[..missing.len().min(5)],
         n2.log()
+    );
+    // A newer write of one of n1's keys, through n2, stored before n1 thaws.
+    let mut c2 = n2.connection();
+    let _: String = redis::cmd("SET")
+        .arg(format!("{prefix}:k0"))
+        .arg("newer")
+        .query(&mut c2)
+        .expect("SET on n2");
+    let _: String = redis::cmd("SLUICE.FLUSH").query(&mut c2).expect("flush n2");
+    signal("-CONT");
+    // Thawed, n1 still buffers its old writes (its flush interval is an hour): storing them
+    // now would put k0 back to n1's older value.
+    let flushed: redis::RedisResult<String> = redis::cmd("SLUICE.FLUSH").query(&mut c1);
+    assert!(
+        flushed.is_err(),
+        "n1 flushed after it was taken over: {flushed:?}"
     );
     let reply: redis::RedisResult<String> = redis::cmd("SET")
         .arg(format!("{prefix}:after"))
@@ -1110,6 +1128,11 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
         !stored.contains_key(&format!("{prefix}:after")),
         "the refused write reached the store"
     );
+    assert_eq!(
+        stored.get(&format!("{prefix}:k0")).map(String::as_str),
+        Some("newer"),
+        "the thawed node stored its older value over the newer one"
+    );
     drop(c1);
     drop((n1, n2));
 }
@@ -1123,7 +1146,8 @@ fn pg_execute(url: &str, sql: &str) {
 
 /// A write the database refuses, acknowledged by a node that then died, becomes a dead letter
 /// of the node that took its journal over (listed by its SLUICE.DEADLETTERS), while the dead
-/// node's other writes are stored.
+/// node's other writes are stored, and the adopter's cached copy of a key the takeover stored
+/// is refreshed.
 #[test]
 fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
     let Some(test) = pg_cluster("refused") else {
@@ -1161,7 +1185,25 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
     let mut n1 = node("n1");
     let n2 = node("n2");
     let mut c1 = n1.connection();
-    for (id, value) in [("1", "ok"), ("2", "far too long"), ("3", "fine")] {
+    // n2 caches the stored value of a key that n1 then rewrites: once the takeover stored
+    // n1's newer write, n2 (the adopter) must not answer its old copy.
+    let _: String = redis::cmd("SET")
+        .arg(format!("{table}:4"))
+        .arg("old")
+        .query(&mut c1)
+        .expect("SET on n1");
+    let _: String = redis::cmd("SLUICE.FLUSH").query(&mut c1).expect("flush n1");
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(format!("{table}:4"))
+        .query(&mut n2.connection())
+        .expect("GET on n2");
+    assert_eq!(cached.as_deref(), Some("old"));
+    for (id, value) in [
+        ("1", "ok"),
+        ("2", "far too long"),
+        ("3", "fine"),
+        ("4", "new"),
+    ] {
         let _: String = redis::cmd("SET")
             .arg(format!("{table}:{id}"))
             .arg(value)
@@ -1201,8 +1243,18 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         rows,
         vec![
             ("1".to_string(), "ok".to_string()),
-            ("3".to_string(), "fine".to_string())
+            ("3".to_string(), "fine".to_string()),
+            ("4".to_string(), "new".to_string())
         ]
+    );
+    let read: Option<String> = redis::cmd("GET")
+        .arg(format!("{table}:4"))
+        .query(&mut n2.connection())
+        .expect("GET on n2");
+    assert_eq!(
+        read.as_deref(),
+        Some("new"),
+        "the adopter kept its copy from before the takeover"
     );
     drop(n2);
 }

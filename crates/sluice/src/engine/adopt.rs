@@ -30,6 +30,7 @@ use crate::config::{Config, StoreConfig};
 use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::error::{JournalError, OpenError};
 use crate::metrics::EngineMetrics;
+use crate::model::DbKey;
 use crate::tiers::journal::jetstream::OrphanScanner;
 
 /// Starts the scan when `[cluster] adopt_orphans` is on and the store is one every node
@@ -157,15 +158,27 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
         Err(OpenError::Journal(JournalError::NodeNameInUse { .. })) => {
             return Ok(Takeover::NameTaken)
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => {
+            // The open may have stored part of the journal before it failed (the replay's
+            // flush), and which keys is not known here: every copy this node cached goes.
+            if let Some(engine) = engine.upgrade() {
+                engine.drop_all_copies().await;
+            }
+            return Err(e.to_string());
+        }
     };
     let records = adopted.metrics().replay_records.load(Ordering::Relaxed);
     let report = adopted.shutdown().await;
+    // Whatever it stored (all of it, or the part flushed before a failure) is news to this
+    // node's own cache.
+    refresh_own_copies(engine, adopted.take_replayed_keys()).await;
+    // Whatever happens next, the letters go where they are seen: the drain's checkpoint may
+    // already have purged their records, so no later takeover would bring them back.
+    move_dead_letters(engine, &adopted, node);
     // A checkpoint, purge or release that failed leaves the records for the next look.
     if let Some(e) = adopted.journal_stats().health.error() {
         return Err(format!("its journal failed while it was drained: {e}"));
     }
-    move_dead_letters(engine, &adopted, node);
     if report.unflushed > 0 {
         return Err(format!(
             "{} of its writes could not be stored within shutdown_timeout; they stay in its journal",
@@ -180,6 +193,28 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
         records, "the dead node's journal is stored and purged, and its name released"
     );
     Ok(Takeover::Stored(records))
+}
+
+impl Engine {
+    /// The keys this engine's replay found, if it is a takeover's engine; taken once.
+    pub(crate) fn take_replayed_keys(&self) -> Vec<DbKey> {
+        self.replayed_keys.lock().take().unwrap_or_default()
+    }
+}
+
+/// Refreshes this node's cached copies of the keys a takeover stored, as change capture
+/// refreshes a row another program changed (version moved, copy replaced by the database's
+/// value or removed; a key this node buffered a write for keeps only its buffer): this node
+/// did not make those writes, so a copy it cached before them would otherwise stay stale
+/// until its TTL. Other nodes' copies are refreshed only by change capture.
+async fn refresh_own_copies(engine: &Weak<Engine>, keys: Vec<DbKey>) {
+    let Some(engine) = engine.upgrade() else {
+        return;
+    };
+    for key in keys {
+        let route = engine.route(key.db, key.key);
+        engine.refresh_changed(&route, None).await;
+    }
 }
 
 /// Moves the dead letters of a takeover's engine into this node's registry, where INFO,

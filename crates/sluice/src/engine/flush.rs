@@ -126,6 +126,11 @@ impl Engine {
     /// durable, so store none whose writer may yet be told it failed; waits until every record
     /// appended so far is decided.
     pub(super) async fn journal_barrier_before_flush(&self) -> Result<(), StoreError> {
+        if !self.journal.may_store() {
+            return Err(StoreError::transient(
+                "not stored: this node's claim on its journal ran out, and another node may be storing that journal now; restart this node".to_string(),
+            ));
+        }
         if self.journal.durability() != Durability::None
             && !self.buffers_reloaded.load(Ordering::SeqCst)
         {

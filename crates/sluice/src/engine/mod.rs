@@ -40,6 +40,7 @@ use crate::clock::{OpTime, SharedClock};
 use crate::config::Config;
 use crate::error::SluiceError;
 use crate::metrics::EngineMetrics;
+use crate::model::DbKey;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::SharedStore;
@@ -126,6 +127,10 @@ pub(crate) struct Engine {
     pub(crate) metrics: Arc<EngineMetrics>,
     /// Where expiry, eviction and change-capture events go (keyspace notifications).
     key_events: key_events::KeyEvents,
+    /// An engine taking over a dead node's journal (`adopt.rs`): every key its replay found,
+    /// so that the adopting node's own engine refreshes its cached copies of them once they
+    /// are stored. `None` in every other engine, which has no use for the list.
+    replayed_keys: Mutex<Option<Vec<DbKey>>>,
 }
 
 impl Engine {

@@ -190,6 +190,7 @@ impl SluiceBuilder {
             committer,
             metrics,
             key_events: Default::default(),
+            replayed_keys: Mutex::new(self.adopting.then(Vec::new)),
         });
         engine.recover().await?;
         engine.start_background();

@@ -156,6 +156,26 @@ impl Engine {
         let started = std::time::Instant::now();
         let now = self.now();
         let mut replay = self.plan_replay(records);
+        // Refused before anything is stored: a start (or a takeover, retried at every scan)
+        // that stored some records and then failed would store them again each time, over
+        // whatever was written since.
+        if replay.unknown > 0 {
+            return Err(OpenError::Journal(JournalError::UnknownKeyspaces {
+                records: replay.unknown,
+            }));
+        }
+        if let Some(keys) = self.replayed_keys.lock().as_mut() {
+            keys.extend(
+                replay
+                    .buffered
+                    .values()
+                    .flat_map(|entries| entries.keys().cloned()),
+            );
+            keys.extend(replay.unbuffered.iter().map(|(_, r)| DbKey {
+                db: r.db,
+                key: r.key.clone(),
+            }));
+        }
         for (ks, record) in &replay.unbuffered {
             // The keyspace is no longer write-back: store the record straight away.
             store_unbuffered(self, ks, record).await?;
@@ -180,11 +200,6 @@ impl Engine {
             unknown = replay.unknown,
             "journal replayed into the write-back buffers"
         );
-        if replay.unknown > 0 {
-            return Err(OpenError::Journal(JournalError::UnknownKeyspaces {
-                records: replay.unknown,
-            }));
-        }
         let flushing = std::time::Instant::now();
         match self.flush_all().await {
             Ok(()) => self

@@ -808,6 +808,11 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
     let give_up_after = claim_margin(period);
     loop {
         tokio::time::sleep(period / 3).await;
+        // The writer found the claim late and gave the name up: renewing it now would keep
+        // a journal nobody flushes from being taken over.
+        if shared.name_lost.load(Ordering::SeqCst) {
+            return;
+        }
         if sent_ok.elapsed() >= give_up_after {
             shared.lose_name(
                 &place,
@@ -828,6 +833,9 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
         {
             Ok(Ok(Some(revision))) => {
                 lease.revision.store(revision, Ordering::SeqCst);
+                if shared.name_lost.load(Ordering::SeqCst) {
+                    return;
+                }
                 sent_ok = sent;
                 shared.claim_renewed(sent, give_up_after);
             }
@@ -1210,19 +1218,25 @@ async fn run_writer(
                 Request::Barrier { .. } => ends.push(messages.len().checked_sub(1)),
             }
         }
+        // The claim on the name may have run out meanwhile (this process was paused, or cut
+        // off from NATS): then nothing more is published, and no barrier passes, so no flush
+        // or checkpoint follows either.
+        let claim_lapsed = |shared: &Shared| {
+            if shared.failure.get().is_none() && !shared.claim_valid() {
+                shared.lose_name(
+                    &place,
+                    format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
+                );
+            }
+        };
+        claim_lapsed(&shared);
         // Publish in order; `published` counts the messages the stream acknowledged.
         let mut published = 0usize;
         let mut failure: Option<JournalError> = shared.health().error();
         let failed_before = failure.is_some();
         if !failed_before {
             for (body, max_seq) in messages {
-                // The claim on the name may have been lost meanwhile: publish nothing more.
-                if shared.failure.get().is_none() && !shared.claim_valid() {
-                    shared.lose_name(
-                        &place,
-                        format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
-                    );
-                }
+                claim_lapsed(&shared);
                 if shared.failure.get().is_some() {
                     failure = shared.health().error();
                     break;
@@ -1232,6 +1246,16 @@ async fn run_writer(
                 let len = body.len() as u64;
                 let started = Instant::now();
                 match publish(&place, &place.records_subject, &id, Bytes::from(body)).await {
+                    // Acknowledged after the claim's validity ran out (the process froze, or
+                    // the publish was retried that long): the message may have landed after
+                    // another process took the journal over and read it, so its writes are
+                    // not acknowledged. Before that instant, the stream stored it while the
+                    // name was surely this process's, before any takeover could read.
+                    Ok(_) if !shared.claim_valid() => {
+                        claim_lapsed(&shared);
+                        failure = shared.health().error();
+                        break;
+                    }
                     Ok(stream_seq) => {
                         shared.live.lock().push_back(LiveMessage {
                             stream_seq,
@@ -1295,6 +1319,16 @@ impl Journal for JetStreamJournal {
         Durability::Replicated
     }
 
+    fn may_store(&self) -> bool {
+        if !self.shared.name_lost.load(Ordering::SeqCst) && !self.shared.claim_valid() {
+            self.shared.lose_name(
+                &self.place,
+                format!("the claim on node name {:?} was not renewed in time, so another process may own the name now; restart this node", self.place.node),
+            );
+        }
+        !self.shared.name_lost.load(Ordering::SeqCst)
+    }
+
     fn append(&self, record: JournalRecord) -> JournalAck {
         self.queue(std::slice::from_ref(&record))
     }
@@ -1304,6 +1338,15 @@ impl Journal for JetStreamJournal {
     }
 
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
+        // Without the name (or a claim surely valid) the subject may be another process's:
+        // recording or purging there would cut into its takeover, whatever mode this is in.
+        if !self.may_store() {
+            return Err(self
+                .shared
+                .health()
+                .error()
+                .unwrap_or(JournalError::WriterStopped));
+        }
         if let Some(e) = self.shared.health().error() {
             if !self.shared.reread.load(Ordering::SeqCst) {
                 return Err(e);

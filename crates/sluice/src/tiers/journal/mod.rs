@@ -186,6 +186,14 @@ pub trait Journal: Send + Sync + 'static {
         JournalHealth::Ok
     }
 
+    /// Whether this process may still store what its journal holds. A networked journal
+    /// says no once its claim on the node's name ran out: another process may be taking the
+    /// journal over and storing it, and a flush from here could land an older value after
+    /// its newer ones. Asked before every flush, even when no barrier is (after a reload).
+    fn may_store(&self) -> bool {
+        true
+    }
+
     /// The highest sequence number ever appended, across restarts, so new writes continue
     /// above it.
     fn last_seq(&self) -> u64;
