@@ -73,11 +73,6 @@ impl Sluice {
         &self.engine
     }
 
-    /// The keys a takeover engine's replay found (empty for any other engine), taken once.
-    pub(crate) fn take_replayed_keys(&self) -> Vec<crate::model::DbKey> {
-        self.engine.take_replayed_keys()
-    }
-
     /// Runs operations directly on the engine: each locks its keys and is durable (as the
     /// journal promises) before it returns.
     pub fn access(&self) -> Access<'_> {

@@ -32,6 +32,9 @@ use crate::error::{JournalError, OpenError};
 use crate::metrics::EngineMetrics;
 use crate::model::DbKey;
 use crate::tiers::journal::jetstream::OrphanScanner;
+use futures_util::StreamExt as _;
+
+use super::ReplayedKeys;
 
 /// Starts the scan when `[cluster] adopt_orphans` is on and the store is one every node
 /// shares; says at start why it is off otherwise.
@@ -153,17 +156,19 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
         node,
         "a dead node's journal holds records and nobody holds its name: taking it over"
     );
-    let adopted = match SluiceBuilder::new(config).adopting().open().await {
+    let replayed: ReplayedKeys = Arc::default();
+    let adopted = match SluiceBuilder::new(config)
+        .adopting(replayed.clone())
+        .open()
+        .await
+    {
         Ok(adopted) => adopted,
         Err(OpenError::Journal(JournalError::NodeNameInUse { .. })) => {
             return Ok(Takeover::NameTaken)
         }
         Err(e) => {
-            // The open may have stored part of the journal before it failed (the replay's
-            // flush), and which keys is not known here: every copy this node cached goes.
-            if let Some(engine) = engine.upgrade() {
-                engine.drop_all_copies().await;
-            }
+            // The replay may have stored some records before the open failed.
+            refresh_own_copies(engine, &replayed).await;
             return Err(e.to_string());
         }
     };
@@ -171,7 +176,7 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     let report = adopted.shutdown().await;
     // Whatever it stored (all of it, or the part flushed before a failure) is news to this
     // node's own cache.
-    refresh_own_copies(engine, adopted.take_replayed_keys()).await;
+    refresh_own_copies(engine, &replayed).await;
     // Whatever happens next, the letters go where they are seen: the drain's checkpoint may
     // already have purged their records, so no later takeover would bring them back.
     move_dead_letters(engine, &adopted, node);
@@ -195,27 +200,33 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     Ok(Takeover::Stored(records))
 }
 
-impl Engine {
-    /// The keys this engine's replay found, if it is a takeover's engine; taken once.
-    pub(crate) fn take_replayed_keys(&self) -> Vec<DbKey> {
-        self.replayed_keys.lock().take().unwrap_or_default()
-    }
-}
-
 /// Refreshes this node's cached copies of the keys a takeover stored, as change capture
 /// refreshes a row another program changed (version moved, copy replaced by the database's
 /// value or removed; a key this node buffered a write for keeps only its buffer): this node
 /// did not make those writes, so a copy it cached before them would otherwise stay stale
 /// until its TTL. Other nodes' copies are refreshed only by change capture.
-async fn refresh_own_copies(engine: &Weak<Engine>, keys: Vec<DbKey>) {
+/// Refreshes run `REFRESHES_IN_FLIGHT` at a time (each reads its row only when this node
+/// holds a copy).
+async fn refresh_own_copies(engine: &Weak<Engine>, replayed: &ReplayedKeys) {
+    let mut keys: Vec<DbKey> = std::mem::take(&mut *replayed.lock());
     let Some(engine) = engine.upgrade() else {
         return;
     };
-    for key in keys {
-        let route = engine.route(key.db, key.key);
-        engine.refresh_changed(&route, None).await;
-    }
+    keys.sort_unstable_by(|a, b| (a.db, &a.key).cmp(&(b.db, &b.key)));
+    keys.dedup();
+    futures_util::stream::iter(keys)
+        .for_each_concurrent(REFRESHES_IN_FLIGHT, |key| {
+            let engine = &engine;
+            async move {
+                let route = engine.route(key.db, key.key);
+                engine.refresh_changed(&route, None).await;
+            }
+        })
+        .await;
 }
+
+/// Most refreshes of the adopting node's copies at once (as change capture's).
+const REFRESHES_IN_FLIGHT: usize = 32;
 
 /// Moves the dead letters of a takeover's engine into this node's registry, where INFO,
 /// `/status`, SLUICE.DEADLETTERS and the retry and drop actions see them, instead of a

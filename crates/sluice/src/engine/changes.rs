@@ -346,7 +346,7 @@ impl Engine {
 
     /// Every cached copy dropped, every stripe version moved (so no fill in flight installs
     /// what it read before). The write-back buffers keep their writes.
-    pub(super) async fn drop_all_copies(&self) {
+    async fn drop_all_copies(&self) {
         self.locks.bump_all();
         if let Err(e) = self.cache.clear(None).await {
             warn!("clearing the cache after a broken change stream failed: {e}");

@@ -41,6 +41,9 @@ use crate::config::Config;
 use crate::error::SluiceError;
 use crate::metrics::EngineMetrics;
 use crate::model::DbKey;
+
+/// The keys a takeover engine's replay found (see `Engine::replayed_keys`).
+pub(crate) type ReplayedKeys = Arc<Mutex<Vec<DbKey>>>;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::SharedStore;
@@ -127,10 +130,10 @@ pub(crate) struct Engine {
     pub(crate) metrics: Arc<EngineMetrics>,
     /// Where expiry, eviction and change-capture events go (keyspace notifications).
     key_events: key_events::KeyEvents,
-    /// An engine taking over a dead node's journal (`adopt.rs`): every key its replay found,
-    /// so that the adopting node's own engine refreshes its cached copies of them once they
-    /// are stored. `None` in every other engine, which has no use for the list.
-    replayed_keys: Mutex<Option<Vec<DbKey>>>,
+    /// An engine taking over a dead node's journal (`adopt.rs`): where every key its replay
+    /// found goes, held by the adopting node (so it outlives an open that fails part-way), to
+    /// refresh its own cached copies of them. `None` in every other engine.
+    replayed_keys: Option<ReplayedKeys>,
 }
 
 impl Engine {

@@ -44,6 +44,8 @@ pub struct SluiceBuilder {
     /// Opened to take over a dead node's journal (`engine/adopt.rs`): no change-capture
     /// leftovers warning (they are the main engine's), and no takeovers of its own.
     adopting: bool,
+    /// With `adopting`: where the replay lists the keys it found.
+    replayed_keys: Option<super::ReplayedKeys>,
 }
 
 impl SluiceBuilder {
@@ -57,12 +59,14 @@ impl SluiceBuilder {
             journal: None,
             salvage: false,
             adopting: false,
+            replayed_keys: None,
         }
     }
 
     /// Opens an engine that drains a dead node's journal (see [`SluiceBuilder::adopting`]).
-    pub(crate) fn adopting(mut self) -> Self {
+    pub(crate) fn adopting(mut self, replayed_keys: super::ReplayedKeys) -> Self {
         self.adopting = true;
+        self.replayed_keys = Some(replayed_keys);
         self
     }
 
@@ -190,7 +194,7 @@ impl SluiceBuilder {
             committer,
             metrics,
             key_events: Default::default(),
-            replayed_keys: Mutex::new(self.adopting.then(Vec::new)),
+            replayed_keys: self.replayed_keys,
         });
         engine.recover().await?;
         engine.start_background();

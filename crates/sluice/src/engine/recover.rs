@@ -164,7 +164,8 @@ impl Engine {
                 records: replay.unknown,
             }));
         }
-        if let Some(keys) = self.replayed_keys.lock().as_mut() {
+        if let Some(keys) = &self.replayed_keys {
+            let mut keys = keys.lock();
             keys.extend(
                 replay
                     .buffered

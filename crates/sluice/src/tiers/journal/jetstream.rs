@@ -1271,6 +1271,9 @@ async fn run_writer(
                         published += 1;
                     }
                     Err(cause) => {
+                        // A publish that failed because this process froze past its claim
+                        // loses the name (not merely the journal), whatever the renewer saw.
+                        claim_lapsed(&shared);
                         shared.fail(&place, "publish to", cause);
                         failure = shared.health().error();
                         break;
@@ -1489,12 +1492,13 @@ impl Journal for JetStreamJournal {
     async fn reread_acknowledged(&self) -> Result<Vec<JournalRecord>, JournalError> {
         // Another process may own the subject now (a node taking it over): it is theirs to
         // store and purge; this process touches it no more and needs a restart.
-        if self.shared.name_lost.load(Ordering::SeqCst) {
-            return Err(JournalError::NodeNameInUse {
-                node: self.place.node.clone(),
-                holder: "another process: this one's claim ran out or was taken; restart it"
-                    .to_string(),
-            });
+        let name_gone = || JournalError::NodeNameInUse {
+            node: self.place.node.clone(),
+            holder: "another process: this one's claim ran out or was taken; restart it"
+                .to_string(),
+        };
+        if !self.may_store() {
+            return Err(name_gone());
         }
         // Let the writer answer what it holds first: every append queued now fails.
         let (done, rx) = oneshot::channel();
@@ -1506,7 +1510,15 @@ impl Journal for JetStreamJournal {
         // message), and it must never be stored, now or after a restart.
         {
             let recorded = self.checkpointing.lock().await;
+            if !self.may_store() {
+                return Err(name_gone());
+            }
             self.record_checkpoint(*recorded).await?;
+            // Recorded after the claim ran out (retried that long): it may have landed in a
+            // takeover's subject; nothing here may read it back as this process's now.
+            if !self.may_store() {
+                return Err(name_gone());
+            }
         }
         let records = read_back_patiently(&self.place).await?.records;
         self.shared.reread.store(true, Ordering::SeqCst);
@@ -1523,6 +1535,8 @@ impl Journal for JetStreamJournal {
         let renewer = self.renewer.lock().take();
         if let Some(renewer) = renewer {
             renewer.abort();
+            // Not renewed any more: nothing may be stored on its strength.
+            self.shared.claim_valid_until_ms.store(0, Ordering::SeqCst);
             // Released, so a restart need not wait for the claim to run out; never when the
             // claim may be another process's now.
             if self.shared.failure.get().is_none() {
