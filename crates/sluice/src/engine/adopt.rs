@@ -25,7 +25,6 @@ use tracing::{error, info, warn};
 
 use super::open::SluiceBuilder;
 use super::Engine;
-use crate::api::Sluice;
 use crate::config::{Config, StoreConfig};
 use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::error::{JournalError, OpenError};
@@ -159,7 +158,7 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     let replayed: ReplayedKeys = Arc::default();
     let adopted = match SluiceBuilder::new(config)
         .adopting(replayed.clone())
-        .open()
+        .open_engine()
         .await
     {
         Ok(adopted) => adopted,
@@ -172,8 +171,8 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
             return Err(e.to_string());
         }
     };
-    let records = adopted.metrics().replay_records.load(Ordering::Relaxed);
-    let report = adopted.shutdown().await;
+    let records = adopted.metrics.replay_records.load(Ordering::Relaxed);
+    let report = adopted.shutdown(adopted.config.shutdown_timeout).await;
     // Whatever it stored (all of it, or the part flushed before a failure) is news to this
     // node's own cache.
     refresh_own_copies(engine, &replayed).await;
@@ -181,7 +180,7 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     // already have purged their records, so no later takeover would bring them back.
     move_dead_letters(engine, &adopted, node);
     // A checkpoint, purge or release that failed leaves the records for the next look.
-    if let Some(e) = adopted.journal_stats().health.error() {
+    if let Some(e) = adopted.journal.health().error() {
         return Err(format!("its journal failed while it was drained: {e}"));
     }
     if report.unflushed > 0 {
@@ -234,8 +233,8 @@ const REFRESHES_IN_FLIGHT: usize = 32;
 /// anything this node writes, so a later write of the key stored here supersedes them, and a
 /// retry never brings one back over a newer buffered write. Left where they are (and logged)
 /// if they cannot be moved.
-fn move_dead_letters(engine: &Weak<Engine>, adopted: &Sluice, node: &str) {
-    let letters = match adopted.dead_letters(None) {
+fn move_dead_letters(engine: &Weak<Engine>, adopted: &Engine, node: &str) {
+    let letters = match adopted.dead_letters.list(None) {
         Ok(letters) if letters.is_empty() => return,
         Ok(letters) => letters,
         Err(e) => {
@@ -258,7 +257,7 @@ fn move_dead_letters(engine: &Weak<Engine>, adopted: &Sluice, node: &str) {
         .collect();
     match engine.dead_letters.park(&letters) {
         Ok(()) => {
-            if let Err(e) = adopted.drop_dead_letters(&DeadLetterSelector::All) {
+            if let Err(e) = adopted.dead_letters.take(&DeadLetterSelector::All) {
                 warn!(node, "the dead node's dead letters were copied here but not removed from its takeover directory: {e}");
             }
             error!(

@@ -104,6 +104,12 @@ impl SluiceBuilder {
     /// Validates the configuration against the database, replays the journal and starts the
     /// background flushers. Fails with an error that names the offending field.
     pub async fn open(self) -> Result<Sluice, OpenError> {
+        self.open_engine().await.map(Sluice::new)
+    }
+
+    /// [`SluiceBuilder::open`] without the public handle, for the engine's own use (a
+    /// takeover's engine, `adopt.rs`, which may not import the `api` layer above it).
+    pub(crate) async fn open_engine(self) -> Result<Arc<Engine>, OpenError> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let data_dir = config.data_dir.clone();
@@ -220,7 +226,7 @@ impl SluiceBuilder {
                 engine.start_changes(feed);
             }
         }
-        Ok(Sluice::new(engine))
+        Ok(engine)
     }
 }
 
