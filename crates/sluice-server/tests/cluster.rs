@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use sql_e2e::{Proxy, ProxyMode};
+use sql_e2e::{pg_upstream_and_proxied_url, pg_url_with_database, Proxy, ProxyMode};
 
 mod resp_reply;
 mod sql_e2e;
@@ -744,6 +744,24 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// Starts node `name` in its own directory, its NATS URLs rotated by `first` (each node
+    /// connects to a different server first), with the configuration `text` makes of them.
+    fn start_node(
+        &self,
+        name: &str,
+        urls: &[String],
+        first: usize,
+        text: impl FnOnce(&[String]) -> String,
+    ) -> Sluice {
+        let home = self.dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        let mut mine = urls.to_vec();
+        mine.rotate_left(first % urls.len());
+        Sluice::start(&home, &home.join("data"), &text(&mine))
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         delete_stream(&self.nats, &self.stream);
@@ -764,13 +782,7 @@ fn postgres_database() -> Option<PostgresDatabase> {
     let admin = postgres_url()?;
     let name = unique("sluice_cluster_");
     pg_execute(&admin, &format!("CREATE DATABASE {name}"));
-    let config: tokio_postgres::Config = admin.parse().expect("a PostgreSQL URL");
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => "127.0.0.1".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let url = postgres_url_with(&admin, &format!("{host}:{port}"), Some(&name));
+    let url = pg_url_with_database(&admin, &name);
     Some(PostgresDatabase { admin, name, url })
 }
 
@@ -888,12 +900,9 @@ fn a_dead_nodes_journal_is_stored_by_a_surviving_node() {
     let (_nats, urls) = test.nats_for_nodes();
     let url = urls[0].clone();
     let node = |name: &str, first: usize| {
-        let home = dir.path().join(name);
-        std::fs::create_dir_all(&home).expect("node dir");
-        let mut mine = urls.clone();
-        mine.rotate_left(first % urls.len());
-        let text = with_through_keyspace(&config(pg, name, &mine, stream, subject, "3s"), &table);
-        Sluice::start(&home, &home.join("data"), &text)
+        test.start_node(name, &urls, first, |mine| {
+            with_through_keyspace(&config(pg, name, mine, stream, subject, "3s"), &table)
+        })
     };
     let mut n1 = node("n1", 0);
     let n2 = node("n2", 1);
@@ -1366,33 +1375,6 @@ fn check_through(pg: &str, table: &str, ledger: &ThroughLedger) {
     }
 }
 
-/// PostgreSQL's address in `url`, and `url` with `{port}` where the port was, for a proxy's.
-fn through_proxy(url: &str) -> (std::net::SocketAddr, String) {
-    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => "127.0.0.1".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-        .expect("resolve PostgreSQL's host")
-        .next()
-        .expect("an address for PostgreSQL's host");
-    (target, postgres_url_with(url, "127.0.0.1:{port}", None))
-}
-
-/// `url` rewritten to `host_port` and, if given, another database.
-fn postgres_url_with(url: &str, host_port: &str, dbname: Option<&str>) -> String {
-    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let dbname = dbname.or(config.get_dbname()).unwrap_or("postgres");
-    format!("postgres://{user}{password}@{host_port}/{dbname}")
-}
-
 /// PostgreSQL cut off from three nodes for 10 s under load. Write-back keeps acknowledging
 /// while its buffer has room (rewrites of buffered keys always coalesce), then answers BUSY
 /// after `backpressure_timeout`, never anything worse; every acknowledged write reads back
@@ -1407,14 +1389,13 @@ fn write_back_rides_out_a_cut_database_and_everything_drains_after() {
     };
     let PgCluster {
         pg,
-        dir,
         stream,
         subject,
         ..
     } = &test;
     let prefix = unique("cut");
     let table = through_table(pg, "cut");
-    let (target, proxied) = through_proxy(pg);
+    let (target, _) = pg_upstream_and_proxied_url(pg, 0);
     // The proxy's tasks run on this runtime's worker for the whole test.
     let proxy_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -1422,23 +1403,20 @@ fn write_back_rides_out_a_cut_database_and_everything_drains_after() {
         .build()
         .expect("runtime");
     let proxy = proxy_runtime.block_on(Proxy::start(target));
-    let store = proxied.replace("{port}", &proxy.port.to_string());
+    let (_, store) = pg_upstream_and_proxied_url(pg, proxy.port);
     let (_nats, urls) = test.nats_for_nodes();
     let nodes: Vec<Sluice> = (0..3)
         .map(|i| {
             let name = format!("n{}", i + 1);
-            let home = dir.path().join(&name);
-            std::fs::create_dir_all(&home).expect("node dir");
-            let mut mine = urls.clone();
-            mine.rotate_left(i % urls.len());
-            let text = with_through_keyspace(
-                &config(&store, &name, &mine, stream, subject, "3s").replace(
-                    "flush_interval = \"1h\"",
-                    "flush_interval = \"100ms\"\nmax_dirty = 300\nbackpressure_timeout = \"300ms\"",
-                ),
-                &table,
-            );
-            Sluice::start(&home, &home.join("data"), &text)
+            test.start_node(&name, &urls, i, |mine| {
+                with_through_keyspace(
+                    &config(&store, &name, mine, stream, subject, "3s").replace(
+                        "flush_interval = \"1h\"",
+                        "flush_interval = \"100ms\"\nmax_dirty = 300\nbackpressure_timeout = \"300ms\"",
+                    ),
+                    &table,
+                )
+            })
         })
         .collect();
 

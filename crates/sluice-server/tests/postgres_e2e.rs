@@ -26,14 +26,14 @@ mod resp_reply;
 mod sql_e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sql_e2e::{
     await_lost_stream, await_value, change_capture_config, change_capture_kill_scenario, env_url,
-    sorted_strings, unique_suffix, with_cleanup, Proxy, ProxyMode, Reply, Resp, Sluice,
+    pg_upstream_and_proxied_url, sorted_strings, unique_suffix, with_cleanup, Proxy, ProxyMode,
+    Reply, Resp, Sluice,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -51,28 +51,6 @@ async fn connect(url: &str) -> Client {
         let _ = conn.await;
     });
     client
-}
-
-/// The database's address, and the same URL pointed at 127.0.0.1:`port` instead.
-fn upstream_and_proxied_url(url: &str, port: u16) -> (SocketAddr, String) {
-    let cfg: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_string(),
-    };
-    let db_port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let upstream = (host.as_str(), db_port)
-        .to_socket_addrs()
-        .expect("resolve the database host")
-        .next()
-        .expect("an address for the database host");
-    let user = cfg.get_user().unwrap_or("postgres");
-    let auth = match cfg.get_password() {
-        Some(p) => format!("{user}:{}", String::from_utf8_lossy(p)),
-        None => user.to_string(),
-    };
-    let db = cfg.get_dbname().unwrap_or(user);
-    (upstream, format!("postgres://{auth}@127.0.0.1:{port}/{db}"))
 }
 
 /// `column` of every row whose `column` is not NULL, by id.
@@ -187,9 +165,9 @@ async fn outage_through_a_proxy() {
 
 async fn outage(url: String, table: String) {
     let db = connect(&url).await;
-    let (upstream, _) = upstream_and_proxied_url(&url, 0);
+    let (upstream, _) = pg_upstream_and_proxied_url(&url, 0);
     let proxy = Proxy::start(upstream).await;
-    let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
+    let (_, proxied) = pg_upstream_and_proxied_url(&url, proxy.port);
     let server = Sluice::start(&format!(
         r#"
 [store]
@@ -824,9 +802,9 @@ async fn drop_change_capture(admin: Client, node: String, table: String) {
 
 async fn change_capture_cut(url: String, table: String, node: String) {
     let db = connect(&url).await;
-    let (upstream, _) = upstream_and_proxied_url(&url, 0);
+    let (upstream, _) = pg_upstream_and_proxied_url(&url, 0);
     let proxy = Proxy::start(upstream).await;
-    let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
+    let (_, proxied) = pg_upstream_and_proxied_url(&url, proxy.port);
     let config = change_capture_config(&proxied, &table, &node);
     let server = Sluice::start(&format!("[journal]\ndurability = \"none\"\n{config}")).await;
     let mut c = server.client().await;
@@ -944,9 +922,9 @@ async fn a_slot_postgres_invalidated_is_a_lost_stream() {
 
 async fn change_capture_slot_lost(url: String, table: String, node: String) {
     let db = connect(&url).await;
-    let (upstream, _) = upstream_and_proxied_url(&url, 0);
+    let (upstream, _) = pg_upstream_and_proxied_url(&url, 0);
     let proxy = Proxy::start(upstream).await;
-    let (_, proxied) = upstream_and_proxied_url(&url, proxy.port);
+    let (_, proxied) = pg_upstream_and_proxied_url(&url, proxy.port);
     let config = change_capture_config(&proxied, &table, &node);
     let server = Sluice::start(&format!("[journal]\ndurability = \"none\"\n{config}")).await;
     let mut c = server.client().await;

@@ -386,6 +386,42 @@ async fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), Stri
     }
 }
 
+/// A PostgreSQL server's address, and `url` pointed at 127.0.0.1:`port` instead (a proxy's).
+pub fn pg_upstream_and_proxied_url(url: &str, port: u16) -> (SocketAddr, String) {
+    let upstream = pg_upstream(url);
+    (upstream, pg_url_at(url, &format!("127.0.0.1:{port}"), None))
+}
+
+/// `url` naming the database `dbname` on the same server.
+pub fn pg_url_with_database(url: &str, dbname: &str) -> String {
+    pg_url_at(url, &pg_upstream(url).to_string(), Some(dbname))
+}
+
+fn pg_upstream(url: &str) -> SocketAddr {
+    let cfg: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let db_port = cfg.get_ports().first().copied().unwrap_or(5432);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), db_port))
+        .expect("resolve the database host")
+        .next()
+        .expect("an address for the database host")
+}
+
+/// `url`'s user and password at `host_port`, on `dbname` or `url`'s own database.
+fn pg_url_at(url: &str, host_port: &str, dbname: Option<&str>) -> String {
+    let cfg: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let user = cfg.get_user().unwrap_or("postgres");
+    let auth = match cfg.get_password() {
+        Some(p) => format!("{user}:{}", String::from_utf8_lossy(p)),
+        None => user.to_string(),
+    };
+    let db = dbname.or(cfg.get_dbname()).unwrap_or(user);
+    format!("postgres://{auth}@{host_port}/{db}")
+}
+
 // ---------------------------------------------------------------------------------------
 // A TCP proxy that can cut the way to the database.
 // ---------------------------------------------------------------------------------------

@@ -126,6 +126,18 @@ impl Shared {
         (self.epoch.elapsed().as_millis() as u64) < self.claim_valid_until_ms.load(Ordering::SeqCst)
     }
 
+    /// Whether this process still holds the node name: a claim not renewed in time (this
+    /// process was paused, or cut off from NATS) gives it up here, whatever the renewer saw.
+    fn holds_name(&self, place: &Place) -> bool {
+        if !self.name_lost.load(Ordering::SeqCst) && !self.claim_valid() {
+            self.lose_name(
+                place,
+                format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
+            );
+        }
+        !self.name_lost.load(Ordering::SeqCst)
+    }
+
     /// The claim on the name is gone: the journal goes out of service for good.
     fn lose_name(&self, place: &Place, cause: String) {
         self.name_lost.store(true, Ordering::SeqCst);
@@ -1221,22 +1233,14 @@ async fn run_writer(
         // The claim on the name may have run out meanwhile (this process was paused, or cut
         // off from NATS): then nothing more is published, and no barrier passes, so no flush
         // or checkpoint follows either.
-        let claim_lapsed = |shared: &Shared| {
-            if shared.failure.get().is_none() && !shared.claim_valid() {
-                shared.lose_name(
-                    &place,
-                    format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
-                );
-            }
-        };
-        claim_lapsed(&shared);
+        shared.holds_name(&place);
         // Publish in order; `published` counts the messages the stream acknowledged.
         let mut published = 0usize;
         let mut failure: Option<JournalError> = shared.health().error();
         let failed_before = failure.is_some();
         if !failed_before {
             for (body, max_seq) in messages {
-                claim_lapsed(&shared);
+                shared.holds_name(&place);
                 if shared.failure.get().is_some() {
                     failure = shared.health().error();
                     break;
@@ -1252,7 +1256,7 @@ async fn run_writer(
                     // not acknowledged. Before that instant, the stream stored it while the
                     // name was surely this process's, before any takeover could read.
                     Ok(_) if !shared.claim_valid() => {
-                        claim_lapsed(&shared);
+                        shared.holds_name(&place);
                         failure = shared.health().error();
                         break;
                     }
@@ -1273,7 +1277,7 @@ async fn run_writer(
                     Err(cause) => {
                         // A publish that failed because this process froze past its claim
                         // loses the name (not merely the journal), whatever the renewer saw.
-                        claim_lapsed(&shared);
+                        shared.holds_name(&place);
                         shared.fail(&place, "publish to", cause);
                         failure = shared.health().error();
                         break;
@@ -1323,13 +1327,7 @@ impl Journal for JetStreamJournal {
     }
 
     fn may_store(&self) -> bool {
-        if !self.shared.name_lost.load(Ordering::SeqCst) && !self.shared.claim_valid() {
-            self.shared.lose_name(
-                &self.place,
-                format!("the claim on node name {:?} was not renewed in time, so another process may own the name now; restart this node", self.place.node),
-            );
-        }
-        !self.shared.name_lost.load(Ordering::SeqCst)
+        self.shared.holds_name(&self.place)
     }
 
     fn append(&self, record: JournalRecord) -> JournalAck {
