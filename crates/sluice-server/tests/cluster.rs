@@ -1207,6 +1207,27 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         .query(&mut n2.connection())
         .expect("GET on n2");
     assert_eq!(cached.as_deref(), Some("old"));
+    // A client of n2 watches that key, another listens for its keyspace events: the
+    // takeover's write of it is a change to both, as any other node's write would be.
+    let mut watcher = n2.connection();
+    let _: () = redis::cmd("WATCH")
+        .arg(format!("{table}:4"))
+        .query(&mut watcher)
+        .expect("WATCH on n2");
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KA")
+        .query(&mut n2.connection())
+        .expect("CONFIG SET notify-keyspace-events");
+    let mut listener = n2.connection();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut events = listener.as_pubsub();
+    events
+        .subscribe(format!("__keyspace@0__:{table}:4"))
+        .expect("SUBSCRIBE on n2");
     for (id, value) in [
         ("1", "ok"),
         ("2", "far too long"),
@@ -1265,6 +1286,42 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
         Some("new"),
         "the adopter kept its copy from before the takeover"
     );
+    let event: String = events
+        .get_message()
+        .expect("a keyspace event for the key the takeover stored")
+        .get_payload()
+        .expect("payload");
+    assert_eq!(event, "changed");
+    drop(events);
+    let _: () = redis::cmd("MULTI").query(&mut watcher).expect("MULTI");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{table}:4"))
+        .arg("lost")
+        .query(&mut watcher)
+        .expect("SET queued");
+    let exec: redis::Value = redis::cmd("EXEC").query(&mut watcher).expect("EXEC");
+    assert_eq!(
+        exec,
+        redis::Value::Nil,
+        "an EXEC watching a key the takeover changed ran"
+    );
+    // Its dead letters moved, the finished takeover's directory is removed.
+    let takeover_dir = dir
+        .path()
+        .join("n2")
+        .join("data")
+        .join("adopted")
+        .join("n1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while takeover_dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the takeover's directory {} is still there\nn2:\n{}",
+            takeover_dir.display(),
+            n2.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
     drop(n2);
 }
 

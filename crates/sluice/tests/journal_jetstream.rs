@@ -171,6 +171,79 @@ async fn a_node_name_serves_one_live_process() {
     delete_streams(&url, &config).await;
 }
 
+/// A renewal JetStream stored but whose acknowledgement never reached the node (a timeout, a
+/// dropped connection) leaves the node's next compare-and-set naming a message that is no
+/// longer the last. The node finds its own message there and renews over it: its journal
+/// stays in service. Simulated by storing the node's own claim once more from another
+/// connection, exactly what a lost-ack renewal leaves behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_whose_acknowledgement_was_lost_keeps_the_name() {
+    let Some(url) = nats_url() else { return };
+    let mut config = cluster(&url, "lostack");
+    config.node_lease = Duration::from_secs(3);
+    let journal = JetStreamJournal::open(&config).await.expect("open");
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.expect("connect"));
+    let nodes = js
+        .get_stream(format!("{}_NODES", config.journal_stream))
+        .await
+        .expect("the node-name stream");
+    let subject = format!("{}_nodes.n1", config.journal_subject);
+    // Writes `payload` over the claim's last message, as a renewal would.
+    let overwrite_claim = |payload: Option<Bytes>| {
+        let (js, nodes, subject) = (&js, &nodes, &subject);
+        async move {
+            let last = nodes
+                .get_last_raw_message_by_subject(subject)
+                .await
+                .expect("the claim");
+            js.send_publish(
+                subject.clone(),
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(payload.unwrap_or(last.payload))
+                    .expected_last_subject_sequence(last.sequence),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+        }
+    };
+    for _ in 0..3 {
+        // The node's own claim once more.
+        overwrite_claim(None).await;
+        // Past the next renewal (every third of the lease).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            journal.health().is_ok(),
+            "the journal gave its name up over its own renewal: {:?}",
+            journal.health()
+        );
+    }
+    journal
+        .append(put(1, "k", b"v".to_vec(), None))
+        .await
+        .expect("an append after the renewals");
+    // Another process's claim is still another process's: renewing over it is refused.
+    overwrite_claim(Some(Bytes::from_static(b"pid 1 nonce 1 since then"))).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while journal.health().is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal kept a name another process claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        journal
+            .append(put(2, "k", b"w".to_vec(), None))
+            .await
+            .is_err(),
+        "an append after the name was lost"
+    );
+    let _ = journal.close().await;
+    delete_streams(&url, &config).await;
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

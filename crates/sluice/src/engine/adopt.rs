@@ -15,21 +15,24 @@
 //! node wrote the same key and flushed it meanwhile, the dead node's older value lands last.
 //! Nodes sharing keys need versioned stores (issue 16, item 2).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::backoff::Backoff;
 use super::open::SluiceBuilder;
 use super::Engine;
 use crate::config::{Config, StoreConfig};
 use crate::engine::deadletter::{DeadLetter, DeadLetterSelector};
 use crate::error::{JournalError, OpenError};
 use crate::metrics::EngineMetrics;
-use crate::model::DbKey;
+use crate::model::events::KeyEvent;
+use crate::model::{DbKey, Kind};
 use crate::tiers::journal::jetstream::OrphanScanner;
 use futures_util::StreamExt as _;
 
@@ -71,6 +74,10 @@ async fn scan(
     };
     let period = (cluster.node_lease / 2).max(Duration::from_secs(1));
     let mut scanner: Option<OrphanScanner> = None;
+    // A journal whose takeover failed is tried again only after a growing pause: each try
+    // replays (and may store) its records again, and a store that refuses them would
+    // otherwise be hit every scan.
+    let mut failing: HashMap<String, (Backoff, Instant)> = HashMap::new();
     loop {
         // Jittered, so that nodes started together do not all scan at once.
         let pause = period.mul_f64(rand::thread_rng().gen_range(0.75..1.25));
@@ -100,7 +107,14 @@ async fn scan(
                 continue;
             }
         };
+        failing.retain(|node, _| orphans.contains(node));
         for node in orphans {
+            if failing
+                .get(&node)
+                .is_some_and(|(_, next_try)| Instant::now() < *next_try)
+            {
+                continue;
+            }
             let outcome = tokio::select! {
                 _ = shutdown.changed() => return,
                 outcome = adopt(&engine, &config, &node) => outcome,
@@ -120,12 +134,22 @@ async fn scan(
                 }
                 Err(e) => {
                     metrics.adoption_failures.fetch_add(1, Ordering::Relaxed);
-                    warn!(node = %node, "taking over the dead node's journal failed (tried again at the next scan): {e}");
+                    let (backoff, next_try) = failing.entry(node.clone()).or_insert_with(|| {
+                        (Backoff::new(period, TAKEOVER_RETRY_MAX), Instant::now())
+                    });
+                    let pause = backoff.fail();
+                    *next_try = Instant::now() + pause;
+                    warn!(node = %node, "taking over the dead node's journal failed (tried again in {pause:?}): {e}");
+                    continue;
                 }
             }
+            failing.remove(&node);
         }
     }
 }
+
+/// Longest pause before a failed takeover is tried again.
+const TAKEOVER_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// What taking one journal over came to.
 enum Takeover {
@@ -178,7 +202,7 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     refresh_own_copies(engine, &replayed).await;
     // Whatever happens next, the letters go where they are seen: the drain's checkpoint may
     // already have purged their records, so no later takeover would bring them back.
-    move_dead_letters(engine, &adopted, node);
+    let letters_moved = move_dead_letters(engine, &adopted, node);
     // A checkpoint, purge or release that failed leaves the records for the next look.
     if let Some(e) = adopted.journal.health().error() {
         return Err(format!("its journal failed while it was drained: {e}"));
@@ -188,6 +212,15 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
             "{} of its writes could not be stored within shutdown_timeout; they stay in its journal",
             report.unflushed
         ));
+    }
+    // Done with: the takeover's directory holds nothing anyone needs once its dead letters
+    // are this node's (kept, with the letters, when they could not be moved).
+    let dir = adopted.config.data_dir.clone();
+    drop(adopted);
+    if letters_moved {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            warn!(node, dir = %dir.display(), "cannot remove the finished takeover's directory: {e}");
+        }
     }
     if records == 0 {
         return Ok(Takeover::Empty);
@@ -203,22 +236,29 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
 /// refreshes a row another program changed (version moved, copy replaced by the database's
 /// value or removed; a key this node buffered a write for keeps only its buffer): this node
 /// did not make those writes, so a copy it cached before them would otherwise stay stale
-/// until its TTL. Other nodes' copies are refreshed only by change capture.
-/// Refreshes run `REFRESHES_IN_FLIGHT` at a time (each reads its row only when this node
-/// holds a copy).
+/// until its TTL. Each key is also a changed key to this node's clients: a WATCH of it
+/// refuses its EXEC (even when the value stored equals the copy: a write was made), and a
+/// `changed` keyspace notification goes out once the cache holds the new state. Other nodes'
+/// copies are refreshed only by change capture. Refreshes run `REFRESHES_IN_FLIGHT` at a
+/// time (each reads its row only when this node holds a copy).
 async fn refresh_own_copies(engine: &Weak<Engine>, replayed: &ReplayedKeys) {
-    let mut keys: Vec<DbKey> = std::mem::take(&mut *replayed.lock());
+    let mut keys: Vec<(DbKey, Option<Kind>)> = std::mem::take(&mut *replayed.lock());
     let Some(engine) = engine.upgrade() else {
         return;
     };
-    keys.sort_unstable_by(|a, b| (a.db, &a.key).cmp(&(b.db, &b.key)));
-    keys.dedup();
+    // The newest write of a key is the last one listed for it: keep that one's type.
+    keys.reverse();
+    keys.sort_by(|a, b| (a.0.db, &a.0.key).cmp(&(b.0.db, &b.0.key)));
+    keys.dedup_by(|a, b| a.0 == b.0);
     futures_util::stream::iter(keys)
-        .for_each_concurrent(REFRESHES_IN_FLIGHT, |key| {
+        .for_each_concurrent(REFRESHES_IN_FLIGHT, |(key, kind)| {
             let engine = &engine;
             async move {
                 let route = engine.route(key.db, key.key);
                 engine.refresh_changed(&route, None).await;
+                engine.watches.touch(&route.key);
+                let kind = kind.or_else(|| route.ks.holds_only()).unwrap_or_default();
+                engine.key_event(route.key.db, &route.key.key, KeyEvent::Changed(kind));
             }
         })
         .await;
@@ -233,20 +273,20 @@ const REFRESHES_IN_FLIGHT: usize = 32;
 /// anything this node writes, so a later write of the key stored here supersedes them, and a
 /// retry never brings one back over a newer buffered write. Left where they are (and logged)
 /// if they cannot be moved.
-fn move_dead_letters(engine: &Weak<Engine>, adopted: &Engine, node: &str) {
+fn move_dead_letters(engine: &Weak<Engine>, adopted: &Engine, node: &str) -> bool {
     let letters = match adopted.dead_letters.list(None) {
-        Ok(letters) if letters.is_empty() => return,
+        Ok(letters) if letters.is_empty() => return true,
         Ok(letters) => letters,
         Err(e) => {
             error!(
                 node,
                 "cannot read the dead letters of the taken-over journal: {e}"
             );
-            return;
+            return false;
         }
     };
     let Some(engine) = engine.upgrade() else {
-        return;
+        return false;
     };
     let letters: Vec<DeadLetter> = letters
         .into_iter()
@@ -257,20 +297,27 @@ fn move_dead_letters(engine: &Weak<Engine>, adopted: &Engine, node: &str) {
         .collect();
     match engine.dead_letters.park(&letters) {
         Ok(()) => {
-            if let Err(e) = adopted.dead_letters.take(&DeadLetterSelector::All) {
-                warn!(node, "the dead node's dead letters were copied here but not removed from its takeover directory: {e}");
-            }
             error!(
                 node,
                 dead_letters = letters.len(),
                 "the store refused some of the dead node's writes: they are dead letters of this node now (SLUICE.DEADLETTERS)"
             );
+            match adopted.dead_letters.take(&DeadLetterSelector::All) {
+                Ok(_) => true,
+                Err(e) => {
+                    warn!(node, "the dead node's dead letters were copied here but not removed from its takeover directory: {e}");
+                    false
+                }
+            }
         }
-        Err(e) => error!(
-            node,
-            dead_letters = letters.len(),
-            dir = %engine.config.data_dir.join("adopted").join(node).display(),
-            "the store refused some of the dead node's writes, and they could not be moved into this node's dead letters ({e}); they stay in that directory"
-        ),
+        Err(e) => {
+            error!(
+                node,
+                dead_letters = letters.len(),
+                dir = %engine.config.data_dir.join("adopted").join(node).display(),
+                "the store refused some of the dead node's writes, and they could not be moved into this node's dead letters ({e}); they stay in that directory"
+            );
+            false
+        }
     }
 }

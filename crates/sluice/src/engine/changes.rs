@@ -224,7 +224,9 @@ impl Engine {
             let engine = self.clone();
             in_flight.spawn(async move {
                 let route = engine.route(0, key);
-                engine.refresh_changed(&route, row.as_deref()).await
+                let done = engine.refresh_changed(&route, row.as_deref()).await;
+                engine.changed_under_watch(&route, done);
+                done
             });
         }
         while let Some(done) = in_flight.join_next().await {
@@ -273,7 +275,10 @@ impl Engine {
         for i in batched {
             let route = &routes[i];
             match self.refresh_without_read(route, keys[i].1.as_deref()).await {
-                Ok(done) => self.count_refresh(Some(Ok(done))),
+                Ok(done) => {
+                    self.changed_under_watch(route, done);
+                    self.count_refresh(Some(Ok(done)));
+                }
                 Err(copy) => {
                     let version = self.locks.version(route.stripe);
                     if version % 2 == 1 {
@@ -323,10 +328,22 @@ impl Engine {
                         }
                     }
                 };
+                self.changed_under_watch(route, done);
                 self.count_refresh(Some(Ok(done)));
             }
         }
         one_by_one
+    }
+
+    /// A change to `route`'s row is a change to a watched key (its EXEC is refused, as after
+    /// any client's write), unless the row was found equal to this node's copy: Sluice's own
+    /// write coming back, or a change to columns the key does not map, changed nothing the
+    /// watcher could have read. A row changed and changed back between two refreshes is
+    /// therefore not seen as a change.
+    fn changed_under_watch(&self, route: &Route<'_>, done: Refreshed) {
+        if done != Refreshed::Unchanged {
+            self.watches.touch(&route.key);
+        }
     }
 
     fn count_refresh(&self, done: Option<Result<Refreshed, tokio::task::JoinError>>) {

@@ -42,8 +42,9 @@ use crate::error::SluiceError;
 use crate::metrics::EngineMetrics;
 use crate::model::DbKey;
 
-/// The keys a takeover engine's replay found (see `Engine::replayed_keys`).
-pub(crate) type ReplayedKeys = Arc<Mutex<Vec<DbKey>>>;
+/// The keys a takeover engine's replay found (see `Engine::replayed_keys`), each with the
+/// type the replayed write leaves it holding (`None`: deleted).
+pub(crate) type ReplayedKeys = Arc<Mutex<Vec<(DbKey, Option<crate::model::Kind>)>>>;
 use crate::tiers::cache::SharedCache;
 use crate::tiers::journal::SharedJournal;
 use crate::tiers::store::SharedStore;

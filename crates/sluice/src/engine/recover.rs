@@ -166,15 +166,21 @@ impl Engine {
         }
         if let Some(keys) = &self.replayed_keys {
             let mut keys = keys.lock();
-            keys.extend(
-                replay
-                    .buffered
-                    .values()
-                    .flat_map(|entries| entries.keys().cloned()),
-            );
-            keys.extend(replay.unbuffered.iter().map(|(_, r)| DbKey {
-                db: r.db,
-                key: r.key.clone(),
+            keys.extend(replay.buffered.values().flat_map(|entries| {
+                entries
+                    .iter()
+                    .map(|(key, r)| (key.clone(), r.write.visible().map(|(_, kind, _)| kind)))
+            }));
+            keys.extend(replay.unbuffered.iter().map(|(_, r)| {
+                let kind = match &r.op {
+                    JournalOp::Write(write) => write.visible().map(|(_, kind, _)| kind),
+                    JournalOp::Clear(_) => None,
+                };
+                let key = DbKey {
+                    db: r.db,
+                    key: r.key.clone(),
+                };
+                (key, kind)
             }));
         }
         for (ks, record) in &replay.unbuffered {
@@ -286,6 +292,17 @@ async fn store_unbuffered(
     let JournalOp::Write(write) = &record.op else {
         return Ok(());
     };
+    // As a flush asks before every batch: a journal whose claim ran out while the replay ran
+    // may have been taken over, and its records are the adopter's to store now.
+    if !engine.journal.may_store() {
+        return Err(OpenError::Journal(
+            engine
+                .journal
+                .health()
+                .error()
+                .unwrap_or(JournalError::WriterStopped),
+        ));
+    }
     let op = StoreOp {
         target: ks.target(record.db),
         key: ks.store_key(&record.key),

@@ -189,6 +189,52 @@ async fn own_writes_coming_back_cost_no_miss() {
     );
 }
 
+/// A row another program changes is a change to a watched key: the EXEC of a transaction
+/// that watched it is refused, as after a client's write. A change that leaves the key's value
+/// as cached (a column no keyspace maps) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_change_breaks_a_watch_of_its_key() {
+    let h = start(vec![price_keyspace(Policy::WriteThrough)]).await;
+    assert_eq!(h.get("product:1:price").await.as_deref(), Some("10"));
+    assert_eq!(h.get("product:2:price").await.as_deref(), Some("20"));
+    let price_watch = watched(&h.sluice, "product:1:price").await;
+    let name_watch = watched(&h.sluice, "product:2:price").await;
+    let before = h.sluice.metrics().changes.applied.load(Ordering::SeqCst);
+    outside(
+        &h,
+        "UPDATE products SET price = 11 WHERE id = 1; UPDATE products SET name = 'dos' WHERE id = 2;",
+    );
+    applied(&h.sluice, before + 2).await;
+    assert_eq!(h.get("product:1:price").await.as_deref(), Some("11"));
+    assert!(
+        watch_changed(&h.sluice, &price_watch, "product:1:price").await,
+        "an outside change of a watched key lets its EXEC run"
+    );
+    assert!(
+        !watch_changed(&h.sluice, &name_watch, "product:2:price").await,
+        "a change of a column the key does not map refuses its EXEC"
+    );
+}
+
+/// A WATCH of one key, as a connection's WATCH makes it.
+async fn watched(sluice: &Sluice, key: &str) -> sluice::WatchSet {
+    let mut watch = sluice.watch_set();
+    watch
+        .watch(0, Bytes::copy_from_slice(key.as_bytes()))
+        .await
+        .expect("watch");
+    watch
+}
+
+/// Whether EXEC would find `key` changed since `watch` watched it.
+async fn watch_changed(sluice: &Sluice, watch: &sluice::WatchSet, key: &str) -> bool {
+    let txn = sluice
+        .transaction([(0u8, key.as_bytes())])
+        .await
+        .expect("begin");
+    watch.changed(&txn)
+}
+
 /// A write-back write still in the buffer commits after an outside change made before its
 /// flush: it wins, as the database's commit order says. An outside change after the flush
 /// wins over it.

@@ -683,6 +683,18 @@ impl Lease {
         }
     }
 
+    /// The sequence of the subject's last message if this process wrote it (its value names
+    /// this process's pid and nonce): a renewal JetStream stored whose acknowledgement was
+    /// lost. `None` if the claim is gone or another process's, or if it cannot be read now.
+    async fn own_last_message(&self) -> Option<u64> {
+        let last = self
+            .stream
+            .get_last_raw_message_by_subject(&self.subject)
+            .await
+            .ok()?;
+        (last.payload == self.value).then_some(last.sequence)
+    }
+
     /// What the holder of the name wrote, for the error.
     async fn holder(&self) -> String {
         match self
@@ -835,11 +847,10 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
             );
             return;
         }
-        let revision = lease.revision.load(Ordering::SeqCst);
         let sent = Instant::now();
         match tokio::time::timeout(
             give_up_after.saturating_sub(sent_ok.elapsed()),
-            lease.write(revision),
+            renew_once(&lease),
         )
         .await
         {
@@ -865,6 +876,27 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
                 warn!(subject = %lease.subject, "renewing the node-name claim timed out, retrying");
             }
         }
+    }
+}
+
+/// One renewal: the claim rewritten over the message this process last wrote. A renewal
+/// whose acknowledgement was lost (a timeout, a dropped connection) was often stored all the
+/// same, and the next compare-and-set then names a message that is no longer the last: when
+/// the last message is found to be this process's own, the renewal is made over that one
+/// instead of the name being given up. No other process can have claimed the name while this
+/// process's message is the subject's last (a claim is written only over none).
+async fn renew_once(lease: &Lease) -> Result<Option<u64>, String> {
+    let revision = lease.revision.load(Ordering::SeqCst);
+    match lease.write(revision).await? {
+        Some(renewed) => Ok(Some(renewed)),
+        None => match lease.own_last_message().await {
+            Some(own) if own != revision => {
+                info!(subject = %lease.subject, "a renewal of the node-name claim was stored although its acknowledgement was lost; renewing over it");
+                lease.revision.store(own, Ordering::SeqCst);
+                lease.write(own).await
+            }
+            _ => Ok(None),
+        },
     }
 }
 
@@ -1320,6 +1352,21 @@ async fn run_writer(
     }
 }
 
+impl JetStreamJournal {
+    /// `Ok` while this process holds its node name; otherwise the journal's failure (the name
+    /// lost, or what failed before).
+    fn still_holds_name(&self) -> Result<(), JournalError> {
+        if self.may_store() {
+            return Ok(());
+        }
+        Err(self
+            .shared
+            .health()
+            .error()
+            .unwrap_or(JournalError::WriterStopped))
+    }
+}
+
 #[async_trait]
 impl Journal for JetStreamJournal {
     fn durability(&self) -> Durability {
@@ -1341,13 +1388,7 @@ impl Journal for JetStreamJournal {
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError> {
         // Without the name (or a claim surely valid) the subject may be another process's:
         // recording or purging there would cut into its takeover, whatever mode this is in.
-        if !self.may_store() {
-            return Err(self
-                .shared
-                .health()
-                .error()
-                .unwrap_or(JournalError::WriterStopped));
-        }
+        self.still_holds_name()?;
         if let Some(e) = self.shared.health().error() {
             if !self.shared.reread.load(Ordering::SeqCst) {
                 return Err(e);
@@ -1392,6 +1433,9 @@ impl Journal for JetStreamJournal {
             below
         };
         if let Some(sequence) = purge_below {
+            // The record took a round trip: the claim may have run out meanwhile, and the
+            // subject may be a takeover's now, whose records a purge would cut into.
+            self.still_holds_name()?;
             self.place
                 .stream
                 .purge()
