@@ -92,10 +92,21 @@ struct Sluice {
 
 impl Sluice {
     fn start(dir: &Path, data: &Path, config: &str) -> Sluice {
+        for attempt in 0.. {
+            match Sluice::start_on(dir, data, config, free_port()) {
+                Ok(sluice) => return sluice,
+                Err(log) if log.contains("cannot listen") && attempt < 4 => continue,
+                Err(log) => panic!("sluice did not start:\n{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts `sluice serve` on `port`; its log if it did not answer PING.
+    fn start_on(dir: &Path, data: &Path, config: &str, port: u16) -> Result<Sluice, String> {
         let config_path = dir.join("sluice.toml");
         std::fs::write(&config_path, config).expect("write config");
-        for attempt in 0.. {
-            let port = free_port();
+        {
             let log = dir.join(format!("sluice-{port}.log"));
             let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
                 .arg("serve")
@@ -113,13 +124,8 @@ impl Sluice {
                 .spawn()
                 .expect("spawn sluice");
             let mut sluice = Sluice { child, port, log };
-            match sluice.wait_ready() {
-                Ok(()) => return sluice,
-                Err(log) if log.contains("cannot listen") && attempt < 4 => continue,
-                Err(log) => panic!("sluice did not start:\n{log}"),
-            }
+            sluice.wait_ready().map(|()| sluice)
         }
-        unreachable!()
     }
 
     /// Starts `sluice serve` expecting it to refuse to start: returns its log once it exited
@@ -1696,4 +1702,238 @@ fn a_node_outside_the_clusters_journal_refuses_its_database() {
         .query(&mut local_node.connection())
         .expect("the local node starts once the mark is gone");
     drop(local_node);
+}
+
+/// Three nodes routing keys by hash slot (`[cluster] nodes`), on PostgreSQL, with a
+/// write-back, a write-through and an invalidate keyspace:
+///
+/// - a node answers `MOVED <slot> <host>:<port>` for a key another node serves, `CROSSSLOT`
+///   for keys in two slots, refuses SELECT of another database, dooms a MULTI holding a key
+///   of another node and answers CLUSTER SLOTS / KEYSLOT / MYID / INFO / NODES as Redis
+///   Cluster does;
+/// - redis-py's cluster client writes 300 keys of each keyspace through a client that knows
+///   only the first node and reads every one back through one that knows only the second,
+///   before any flush (the write-back keys are in no table yet): each key has one node;
+/// - a node frozen past its lease (SIGSTOP) answers `CLUSTERDOWN` for its own keys once it
+///   thaws, rather than from a cache whose keys another node may have written since.
+#[test]
+fn keys_are_routed_to_one_node_and_read_back_through_any_before_the_flush() {
+    let Some(test) = pg_cluster("routed") else {
+        return;
+    };
+    let PgCluster {
+        nats: url,
+        pg,
+        stream,
+        subject,
+        ..
+    } = &test;
+    let through = through_table(pg, "routed");
+    let invalidated = through_table(pg, "routedinv");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("\"n{}=127.0.0.1:{port}\"", i + 1))
+        .collect();
+    let text = |name: &str| {
+        let base = config(pg, name, std::slice::from_ref(url), stream, subject, "3s").replace(
+            "node_lease = \"3s\"\n",
+            &format!("node_lease = \"3s\"\nnodes = [{}]\n", nodes.join(", ")),
+        );
+        let base = with_through_keyspace(&base, &through);
+        format!(
+            "{base}\n[[keyspace]]\nname = \"invalidated\"\nkeys = \"{invalidated}:{{id}}\"\ntable = \"{invalidated}\"\nkey_column = \"id\"\nvalue_column = \"v\"\npolicy = \"invalidate\"\n"
+        )
+    };
+    let start = |i: usize| {
+        let name = format!("n{}", i + 1);
+        let home = test.dir.path().join(&name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        Sluice::start_on(&home, &home.join("data"), &text(&name), ports[i])
+            .unwrap_or_else(|log| panic!("{name} did not start:\n{log}"))
+    };
+    let mut n1 = start(0);
+    let n2 = start(1);
+    let n3 = start(2);
+    let mut c1 = n1.connection();
+
+    // "bar" is slot 5061 (n1 serves 0-5460), "foo" 12182 (n3 serves 10922-16383).
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("foo")
+        .query(&mut c1)
+        .expect("CLUSTER KEYSLOT");
+    assert_eq!(slot, 12182);
+    let refused = |c: &mut redis::Connection, cmd: &mut redis::Cmd| -> String {
+        match cmd.query::<redis::Value>(c) {
+            Err(e) => format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")),
+            Ok(v) => panic!("answered {v:?} instead of refusing"),
+        }
+    };
+    assert_eq!(
+        refused(&mut c1, redis::cmd("SET").arg("foo").arg("1")),
+        format!("MOVED 12182 127.0.0.1:{}", ports[2])
+    );
+    assert_eq!(
+        refused(&mut c1, redis::cmd("GET").arg("foo")),
+        format!("MOVED 12182 127.0.0.1:{}", ports[2])
+    );
+    let _: String = redis::cmd("SET")
+        .arg("bar")
+        .arg("1")
+        .query(&mut c1)
+        .expect("SET of a key n1 serves");
+    assert_eq!(
+        refused(
+            &mut c1,
+            redis::cmd("MSET").arg("bar").arg("1").arg("foo").arg("2")
+        ),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(
+        refused(&mut c1, redis::cmd("SELECT").arg("1")),
+        "ERR SELECT is not allowed in cluster mode"
+    );
+    let _: String = redis::cmd("MULTI").query(&mut c1).expect("MULTI");
+    let _: String = redis::cmd("SET")
+        .arg("bar")
+        .arg("2")
+        .query(&mut c1)
+        .expect("queued");
+    assert!(refused(&mut c1, redis::cmd("SET").arg("foo").arg("2")).starts_with("MOVED 12182"));
+    assert!(refused(&mut c1, &mut redis::cmd("EXEC")).starts_with("EXECABORT"));
+    let bar: String = redis::cmd("GET")
+        .arg("bar")
+        .query(&mut c1)
+        .expect("GET bar");
+    assert_eq!(bar, "1", "a doomed transaction applied nothing");
+    let slots: redis::Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(&mut n2.connection())
+        .expect("CLUSTER SLOTS");
+    let shown = format!("{slots:?}");
+    for (range, port) in [("0", ports[0]), ("5461", ports[1]), ("10922", ports[2])] {
+        assert!(
+            shown.contains(&format!("int({range})")) && shown.contains(&format!("int({port})")),
+            "CLUSTER SLOTS lacks {range} on {port}: {shown}"
+        );
+    }
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(&mut c1)
+        .expect("CLUSTER INFO");
+    assert!(info.starts_with("cluster_state:ok\r\n"), "{info}");
+    let nodes_line: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut c1)
+        .expect("CLUSTER NODES");
+    let myid: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut c1)
+        .expect("CLUSTER MYID");
+    assert!(
+        nodes_line.contains(&format!(
+            "{myid} 127.0.0.1:{}@{} myself,master - 0 0 0 connected 0-5460\n",
+            ports[0],
+            u32::from(ports[0]) + 10000
+        )),
+        "{nodes_line}"
+    );
+
+    // A real cluster client, through any node.
+    if python_with_redis() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/redis_py_cluster.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script);
+        for port in &ports {
+            cmd.arg("--port").arg(port.to_string());
+        }
+        for prefix in ["wb", through.as_str(), invalidated.as_str()] {
+            cmd.arg("--prefix").arg(prefix);
+        }
+        let out = cmd.output().expect("run python3");
+        assert!(
+            out.status.success(),
+            "redis-py cluster client failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        // The write-back writes were read back from their nodes' buffers: none is stored yet.
+        assert!(
+            stored_in_postgres(pg, "wb:").is_empty(),
+            "a write-back key was flushed within the flush interval of an hour"
+        );
+        for node in [&n1, &n2, &n3] {
+            let _: String = redis::cmd("SLUICE.FLUSH")
+                .query(&mut node.connection())
+                .expect("SLUICE.FLUSH");
+        }
+        let stored = stored_in_postgres(pg, "wb:");
+        assert_eq!(stored.len(), 200, "300 written, 100 deleted");
+        assert_eq!(stored.get("wb:0").map(String::as_str), Some("w0"));
+        assert_eq!(stored.get("wb:2").map(String::as_str), Some("v2"));
+        // KEYS and DBSIZE answer for each node's own slots: every key once across the nodes.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut sizes = 0;
+        for node in [&n1, &n2, &n3] {
+            let mut c = node.connection();
+            let keys: Vec<String> = redis::cmd("KEYS").arg("wb:*").query(&mut c).expect("KEYS");
+            assert!(!keys.is_empty(), "a node serves none of the keys");
+            for key in keys {
+                assert!(seen.insert(key.clone()), "{key} listed by two nodes");
+            }
+            let size: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+            sizes += size;
+        }
+        assert_eq!(seen.len(), 200);
+        assert!(sizes >= 200, "DBSIZE over the nodes: {sizes}");
+    }
+    assert!(
+        refused(&mut c1, &mut redis::cmd("FLUSHALL"))
+            .starts_with("ERR FLUSHALL and FLUSHDB are refused"),
+        "a node flushed every node's keys"
+    );
+
+    // n1 frozen past its lease: once thawed it serves none of its keys.
+    let pid = n1.child.id().to_string();
+    let _ = Command::new("kill").args(["-STOP", &pid]).status();
+    thread::sleep(Duration::from_secs(6));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let mut c1 = n1.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        match redis::cmd("GET")
+            .arg("bar")
+            .query::<Option<String>>(&mut c1)
+        {
+            Err(e) => break format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")),
+            Ok(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
+            Ok(v) => panic!("the thawed node still answers GET of its key: {v:?}"),
+        }
+    };
+    assert_eq!(answer, "CLUSTERDOWN The cluster is down");
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(&mut c1)
+        .expect("CLUSTER INFO");
+    assert!(info.starts_with("cluster_state:fail\r\n"), "{info}");
+    n1.kill();
+    drop((n2, n3));
+}
+
+/// Whether `python3` can import redis-py (the cluster client test is skipped otherwise).
+fn python_with_redis() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped the redis-py cluster client: python3 with redis-py is not installed");
+    }
+    ok
 }

@@ -260,6 +260,57 @@ pub struct ClusterConfig {
     /// node's writes wait for that node.
     #[serde(default = "default_adopt_orphans")]
     pub adopt_orphans: bool,
+    /// Every node of the cluster as `"<node_name>=<host>:<port>"` (the address clients reach
+    /// it at), the same list in the same order on every node. Set, it turns on key routing as
+    /// Redis Cluster does it: the 16384 hash slots are split evenly between the nodes in this
+    /// order, a node serves only the keys of its own slots (while its claim on its name is
+    /// valid) and answers `MOVED <slot> <host>:<port>` for the others, so every key has one
+    /// writer and reader at a time, whatever the policy. Empty (the default): every node
+    /// serves every key. See [`SlotMap`].
+    #[serde(default)]
+    pub nodes: Vec<String>,
+}
+
+/// Redis Cluster's hash slots.
+pub const HASH_SLOTS: u16 = 16384;
+
+/// `[cluster] nodes`, parsed: which node serves which hash slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotMap {
+    /// Each node's name and client address, in the configured order.
+    pub nodes: Vec<(String, String)>,
+    /// This node's index in `nodes`.
+    pub own: usize,
+}
+
+impl SlotMap {
+    /// The first and last slot of node `index`: the slots split evenly, in order.
+    pub fn range(&self, index: usize) -> (u16, u16) {
+        let n = self.nodes.len() as u32;
+        let first = (index as u32 * HASH_SLOTS as u32) / n;
+        let next = ((index as u32 + 1) * HASH_SLOTS as u32) / n;
+        (first as u16, (next - 1) as u16)
+    }
+
+    /// The index of the node that serves `slot`.
+    pub fn owner(&self, slot: u16) -> usize {
+        let n = self.nodes.len() as u32;
+        // The inverse of `range`: the last node whose first slot is at or below `slot`.
+        let guess = ((slot as u32 * n) / HASH_SLOTS as u32) as usize;
+        (guess.saturating_sub(1)..self.nodes.len())
+            .take_while(|&i| self.range(i).0 <= slot)
+            .last()
+            .unwrap_or(0)
+    }
+
+    /// The list as every node must agree on it, for the database's journal mark.
+    pub fn fingerprint(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|(name, addr)| format!("{name}={addr}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 fn default_adopt_orphans() -> bool {
@@ -311,7 +362,60 @@ impl ClusterConfig {
             relay_pubsub: default_relay_pubsub(),
             pubsub_subject_setting: None,
             adopt_orphans: default_adopt_orphans(),
+            nodes: Vec::new(),
         }
+    }
+
+    /// The slot map `nodes` gives, or `None` when key routing is off (no `nodes`). Call
+    /// [`ClusterConfig::validate`] first: a malformed list is `None` here too.
+    pub fn slot_map(&self) -> Option<SlotMap> {
+        self.parse_nodes().ok().flatten()
+    }
+
+    fn parse_nodes(&self) -> Result<Option<SlotMap>, ConfigError> {
+        if self.nodes.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |why: String| Err(ConfigError::invalid("cluster.nodes", why));
+        let mut nodes: Vec<(String, String)> = Vec::with_capacity(self.nodes.len());
+        for entry in &self.nodes {
+            let Some((name, addr)) = entry.split_once('=') else {
+                return invalid(format!(
+                    "{entry:?} is not \"<node_name>=<host>:<port>\" (e.g. \"n1=10.0.0.1:6380\")"
+                ));
+            };
+            let (name, addr) = (name.trim(), addr.trim());
+            let port = addr
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.is_empty() && !host.contains(char::is_whitespace))
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .filter(|&p| p > 0);
+            if port.is_none() {
+                return invalid(format!(
+                    "{entry:?}: {addr:?} is not <host>:<port>, the address clients reach node {name:?} at"
+                ));
+            }
+            if nodes.iter().any(|(n, _)| n == name) {
+                return invalid(format!("names node {name:?} twice"));
+            }
+            if nodes.iter().any(|(_, a)| a == addr) {
+                return invalid(format!("gives two nodes the address {addr:?}"));
+            }
+            nodes.push((name.to_string(), addr.to_string()));
+        }
+        if nodes.len() > HASH_SLOTS as usize {
+            return invalid(format!(
+                "lists {} nodes, more than the {HASH_SLOTS} hash slots",
+                nodes.len()
+            ));
+        }
+        let Some(own) = nodes.iter().position(|(n, _)| *n == self.node_name) else {
+            return invalid(format!(
+                "does not list this node (node_name {:?}); every node lists every node, itself included, in the same order",
+                self.node_name
+            ));
+        };
+        Ok(Some(SlotMap { nodes, own }))
     }
 
     /// The subject pub/sub messages travel on: the setting, or `<journal_subject>_pubsub`.
@@ -373,6 +477,7 @@ impl ClusterConfig {
                 "must be at least 1s (it is renewed every third of it)",
             ));
         }
+        self.parse_nodes()?;
         if !(1..=5).contains(&self.replicas) {
             return Err(ConfigError::invalid(
                 "cluster.replicas",

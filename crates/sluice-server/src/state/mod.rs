@@ -23,6 +23,7 @@ mod key_events;
 mod pause;
 mod pubsub;
 pub mod pubsub_relay;
+pub mod routing;
 mod scripting;
 mod session;
 mod settings;
@@ -116,6 +117,9 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// Clients blocked on keys (BZPOPMIN ...).
     pub blocking: Arc<Blocking>,
+    /// Key routing between the cluster's nodes (`[cluster] nodes`); `None` when every node
+    /// serves every key.
+    pub routing: Option<routing::Routing>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -173,7 +177,14 @@ impl Shared {
             return Err(refusal);
         }
         let (shutdown, _) = watch::channel(false);
+        let routing = sluice
+            .config()
+            .cluster
+            .as_ref()
+            .and_then(|c| c.slot_map())
+            .map(routing::Routing::new);
         let shared = Arc::new(Shared {
+            routing,
             settings: Settings::new(&config),
             slowlog: SlowLog::default(),
             users,

@@ -95,6 +95,14 @@ impl Sluice {
         WatchSet::new(self.engine.clone())
     }
 
+    /// Whether this node may serve keys that only it serves (`[cluster] nodes`): true unless
+    /// its journal's claim on the node name ran out (a node paused or cut off past its
+    /// lease, whose journal another node may have taken over, and whose cached copies may
+    /// therefore be stale). Always true without `[cluster]`. One atomic load and a clock read.
+    pub fn may_serve(&self) -> bool {
+        self.engine.journal.may_store()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.engine.config

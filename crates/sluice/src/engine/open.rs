@@ -846,6 +846,21 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
     }
     if let Some(cluster) = &config.cluster {
         lines.push(crate::tiers::journal::jetstream::check(cluster).await?);
+        if let Some(map) = cluster.slot_map() {
+            let ranges: Vec<String> = map
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, (name, addr))| {
+                    let (first, last) = map.range(i);
+                    format!("{name} at {addr} serves slots {first}-{last}")
+                })
+                .collect();
+            lines.push(format!(
+                "cluster: keys routed by hash slot (MOVED to the node serving them): {}",
+                ranges.join("; ")
+            ));
+        }
     }
     if config.changes.enabled {
         let store_url = config.store_url();
@@ -870,8 +885,24 @@ pub async fn check_config(config: &Config) -> Result<Vec<String>, OpenError> {
 }
 
 /// The journal mark of a cluster journalling to `stream`, as `sluice_journal` holds it.
-fn cluster_mark(stream: &str) -> String {
-    format!("jetstream:{stream}")
+fn cluster_mark(cluster: &crate::config::ClusterConfig) -> String {
+    let stream = &cluster.journal_stream;
+    // Routed nodes must agree on who serves which slot: a node with another list would serve
+    // keys another node serves too.
+    match cluster.slot_map() {
+        None => format!("jetstream:{stream}"),
+        Some(map) => {
+            let nodes = map.fingerprint();
+            if nodes.len() <= 900 {
+                format!("jetstream:{stream} nodes:{nodes}")
+            } else {
+                format!(
+                    "jetstream:{stream} nodes-crc32c:{:08x}",
+                    crc32c::crc32c(nodes.as_bytes())
+                )
+            }
+        }
+    }
 }
 
 /// Refuses a node whose journal is not the one the nodes already storing into this database
@@ -886,10 +917,7 @@ async fn agree_on_journal(
     config: &Config,
     claim: bool,
 ) -> Result<(), OpenError> {
-    let ours = config
-        .cluster
-        .as_ref()
-        .map(|cluster| cluster_mark(&cluster.journal_stream));
+    let ours = config.cluster.as_ref().map(cluster_mark);
     let claimed = ours.as_deref().filter(|_| claim);
     let Some(recorded) = store.journal_mark(claimed).await? else {
         return Ok(());
@@ -897,16 +925,34 @@ async fn agree_on_journal(
     if ours.as_deref() == Some(recorded.as_str()) {
         return Ok(());
     }
-    let theirs = match recorded.strip_prefix("jetstream:") {
-        Some(stream) => format!(
-            "a Sluice cluster journalling write-back writes to the JetStream stream {stream:?}"
+    let (stream, nodes) = recorded
+        .strip_prefix("jetstream:")
+        .map(|rest| match rest.split_once(' ') {
+            Some((stream, nodes)) => (Some(stream), Some(nodes)),
+            None => (Some(rest), None),
+        })
+        .unwrap_or((None, None));
+    let theirs = match (stream, nodes) {
+        (Some(stream), None) => format!(
+            "a Sluice cluster journalling write-back writes to the JetStream stream {stream:?}, without key routing"
         ),
-        None => format!("Sluice nodes with the journal {recorded:?}"),
+        (Some(stream), Some(nodes)) => format!(
+            "a Sluice cluster journalling write-back writes to the JetStream stream {stream:?}, routing keys between the [cluster] nodes {nodes:?}"
+        ),
+        _ => format!("Sluice nodes with the journal {recorded:?}"),
     };
+    let same_stream = config
+        .cluster
+        .as_ref()
+        .is_some_and(|c| stream == Some(c.journal_stream.as_str()));
     let (field, fix) = match &config.cluster {
         None => (
             "cluster",
             "add that cluster's [cluster] section to this node's configuration to join it, or point [store] url at another database",
+        ),
+        Some(_) if same_stream => (
+            "cluster.nodes",
+            "give [cluster] nodes exactly that cluster's list, in the same order (or none, if it routes no keys), or point [store] url at another database",
         ),
         Some(_) => (
             "cluster.journal_stream",

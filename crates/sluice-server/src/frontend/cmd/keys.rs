@@ -446,7 +446,8 @@ async fn keys(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let pattern = parse!(args.next_bytes());
     match ctx.access.keys(ctx.session.db).await {
         Ok(keys) => Frame::Array(
-            keys.into_iter()
+            super::cluster::own_keys(ctx.shared, keys)
+                .into_iter()
                 .filter(|k| matches_pattern(&pattern, k))
                 .map(Frame::Bulk)
                 .collect(),
@@ -509,7 +510,7 @@ async fn scan(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         type_filter,
     } = parse!(Scan::parse(argv));
     let keys = match ctx.access.keys(ctx.session.db).await {
-        Ok(k) => k,
+        Ok(k) => super::cluster::own_keys(ctx.shared, k),
         Err(e) => return engine_error(e),
     };
     let start = (cursor as usize).min(keys.len());
@@ -559,7 +560,12 @@ pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
 
 /// RANDOMKEY
 async fn randomkey(mut ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
-    match ctx.access.keys(ctx.session.db).await {
+    match ctx
+        .access
+        .keys(ctx.session.db)
+        .await
+        .map(|keys| super::cluster::own_keys(ctx.shared, keys))
+    {
         Ok(keys) if keys.is_empty() => Frame::Null,
         Ok(keys) => {
             let i = rand_index(keys.len());
@@ -578,6 +584,13 @@ fn rand_index(n: usize) -> usize {
 
 /// DBSIZE
 async fn dbsize(mut ctx: Ctx<'_>, _argv: &mut [Bytes]) -> Frame {
+    if ctx.shared.routing.is_some() {
+        // This node's slots only: the keys listed and counted.
+        return match ctx.access.keys(ctx.session.db).await {
+            Ok(keys) => Frame::Integer(super::cluster::own_keys(ctx.shared, keys).len() as i64),
+            Err(e) => engine_error(e),
+        };
+    }
     match ctx.access.dbsize(ctx.session.db).await {
         Ok(n) => Frame::Integer(n as i64),
         Err(e) => engine_error(e),

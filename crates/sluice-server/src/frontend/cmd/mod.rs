@@ -16,6 +16,7 @@ pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod blocking;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod hashes;
@@ -66,6 +67,7 @@ const FAMILIES: &[&[Spec]] = &[
     memory::COMMANDS,
     object::COMMANDS,
     pubsub::COMMANDS,
+    cluster::COMMANDS,
     sluice_cmds::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
@@ -140,6 +142,12 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     }
     if let Some(denied) = acl::check(session, spec, args) {
         return rejected(shared, Some(slot), refuse(session, spec, denied));
+    }
+    // `[cluster] nodes`: one `Option` check unless keys are routed between nodes.
+    if let Some(routing) = &shared.routing {
+        if let Some(refusal) = routed_elsewhere(routing, shared, session, spec, args) {
+            return rejected(shared, Some(slot), refusal);
+        }
     }
     // RESP2's subscribed mode: one `Option` check unless the connection subscribed.
     if session.pubsub.is_some() {
@@ -222,6 +230,29 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
 #[inline(never)]
 fn publish_key_events(shared: &Shared, session: &mut Session) {
     shared.publish_key_events(session);
+}
+
+/// A command whose keys another node serves (`MOVED`), that spans slots (`CROSSSLOT`), that
+/// this node may not serve now (`CLUSTERDOWN`) or that names another database: refused as
+/// Redis Cluster refuses it. Inside MULTI the refusal dooms the transaction; a refused EXEC
+/// discards it and answers the refusal itself, as Redis does. Out of line: off unless
+/// `[cluster] nodes` is set.
+#[cold]
+#[inline(never)]
+fn routed_elsewhere(
+    routing: &crate::state::routing::Routing,
+    shared: &Shared,
+    session: &mut Session,
+    spec: &Spec,
+    args: &[Bytes],
+) -> Option<Frame> {
+    let refusal = cluster::redirect(routing, shared, session, spec, args)
+        .or_else(|| cluster::refuses_other_databases(spec.name, args))?;
+    if spec.name == "exec" {
+        session.end_transaction();
+        return Some(refusal);
+    }
+    Some(refuse_in_multi(session, refusal))
 }
 
 /// RESP2's subscribed mode: Redis's refusal of a command other than the (un)subscribe ones,

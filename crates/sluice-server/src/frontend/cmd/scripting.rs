@@ -640,6 +640,13 @@ async fn call_from_script(
     if let Some(denied) = acl::check(session, spec, &args) {
         return denied;
     }
+    if let Some(routing) = &shared.routing {
+        if let Some(refused) = super::cluster::check_script_call(routing, shared, spec, &args)
+            .or_else(|| super::cluster::refuses_other_databases(spec.name, &args))
+        {
+            return refused;
+        }
+    }
     let access = access.reborrow();
     session.in_script = true;
     let reply = Box::pin(run(shared, session, spec, access, &mut args)).await;

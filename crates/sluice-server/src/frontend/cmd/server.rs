@@ -273,7 +273,7 @@ fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
 
 /// The keys a request names, found as Redis 7.0's key specs find them; `None` for a command
 /// that takes no keys.
-fn request_keys<'a>(spec: &Spec, request: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
+pub(crate) fn request_keys<'a>(spec: &Spec, request: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
     match spec.name {
         // `numkeys` keys after the script (or function); a bad count names none.
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
