@@ -65,7 +65,7 @@ start_redis() {
 # start_sluice NAME DURABILITY [TOML]: target/release/sluice with data in $WORK/NAME and the
 # extra config sections TOML (a store, keyspaces, the cache).
 start_sluice() {
-  PORT=$(free_port)
+  PORT=${SLUICE_PORT:-$(free_port)} # SLUICE_PORT: a port chosen ahead (a cluster's node list)
   mkdir -p "$WORK/$1"
   { sluice_config "$PORT" "$WORK/$1/data" "$2"; printf '%s\n' "${3:-}"; } >"$WORK/$1.toml"
   target/release/sluice serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &

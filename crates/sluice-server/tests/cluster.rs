@@ -1795,6 +1795,18 @@ fn keys_are_routed_to_one_node_and_read_back_through_any_before_the_flush() {
         refused(&mut c1, redis::cmd("SELECT").arg("1")),
         "ERR SELECT is not allowed in cluster mode"
     );
+    // Inside EXEC too, SELECT is refused as Redis Cluster refuses it: that command's reply.
+    let _: String = redis::cmd("MULTI").query(&mut c1).expect("MULTI");
+    let _: String = redis::cmd("SELECT")
+        .arg("1")
+        .query(&mut c1)
+        .expect("queued");
+    // redis-rs turns the error inside EXEC's reply into the query's error.
+    let exec = redis::cmd("EXEC").query::<redis::Value>(&mut c1);
+    assert!(
+        format!("{exec:?}").contains("SELECT is not allowed in cluster mode"),
+        "{exec:?}"
+    );
     let _: String = redis::cmd("MULTI").query(&mut c1).expect("MULTI");
     let _: String = redis::cmd("SET")
         .arg("bar")
@@ -1808,17 +1820,133 @@ fn keys_are_routed_to_one_node_and_read_back_through_any_before_the_flush() {
         .query(&mut c1)
         .expect("GET bar");
     assert_eq!(bar, "1", "a doomed transaction applied nothing");
-    let slots: redis::Value = redis::cmd("CLUSTER")
+    let slots: Vec<(i64, i64, (String, i64, String))> = redis::cmd("CLUSTER")
         .arg("SLOTS")
-        .query(&mut n2.connection())
-        .expect("CLUSTER SLOTS");
-    let shown = format!("{slots:?}");
-    for (range, port) in [("0", ports[0]), ("5461", ports[1]), ("10922", ports[2])] {
-        assert!(
-            shown.contains(&format!("int({range})")) && shown.contains(&format!("int({port})")),
-            "CLUSTER SLOTS lacks {range} on {port}: {shown}"
-        );
+        .query::<Vec<(i64, i64, (String, i64, String, redis::Value))>>(&mut n2.connection())
+        .expect("CLUSTER SLOTS")
+        .into_iter()
+        .map(|(first, last, (host, port, id, _))| (first, last, (host, port, id)))
+        .collect();
+    let ranges: Vec<(i64, i64, i64)> = slots.iter().map(|(f, l, (_, p, _))| (*f, *l, *p)).collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (0, 5460, i64::from(ports[0])),
+            (5461, 10921, i64::from(ports[1])),
+            (10922, 16383, i64::from(ports[2]))
+        ]
+    );
+    // Every node refuses the keys of the others, pointing at the one that serves them.
+    let mut conns: Vec<redis::Connection> =
+        [&n1, &n2, &n3].iter().map(|n| n.connection()).collect();
+    for i in 0..40 {
+        let key = format!("probe:{i}");
+        let mut answered = Vec::new();
+        for (n, c) in conns.iter_mut().enumerate() {
+            match redis::cmd("GET").arg(&key).query::<Option<String>>(c) {
+                Ok(_) => answered.push(n),
+                Err(e) => assert_eq!(e.code(), Some("MOVED"), "{key} on node {n}: {e}"),
+            }
+        }
+        assert_eq!(answered.len(), 1, "{key} is served by nodes {answered:?}");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&key)
+            .query(&mut conns[0])
+            .expect("KEYSLOT");
+        let owner = ranges
+            .iter()
+            .position(|(f, l, _)| (*f..=*l).contains(&slot))
+            .expect("a range");
+        assert_eq!(answered[0], owner, "{key} (slot {slot})");
     }
+    // Two keys of n1 in two slots: one EXEC cannot hold both.
+    let mut local = Vec::new();
+    for i in 0.. {
+        let key = format!("local:{i}");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&key)
+            .query(&mut c1)
+            .expect("KEYSLOT");
+        if slot <= 5460 && local.iter().all(|(_, s)| *s != slot) {
+            local.push((key, slot));
+        }
+        if local.len() == 2 {
+            break;
+        }
+    }
+    let _: String = redis::cmd("MULTI").query(&mut c1).expect("MULTI");
+    for (key, _) in &local {
+        let _: String = redis::cmd("SET")
+            .arg(key)
+            .arg("x")
+            .query(&mut c1)
+            .expect("queued");
+    }
+    assert_eq!(
+        refused(&mut c1, &mut redis::cmd("EXEC")),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    let none: Option<String> = redis::cmd("GET")
+        .arg(&local[0].0)
+        .query(&mut c1)
+        .expect("GET");
+    assert_eq!(none, None, "the refused EXEC applied a write");
+    // A script's undeclared keys stay in one slot, unless its flags allow more.
+    let two_slots = "redis.call('SET', ARGV[1], 'a'); return redis.call('SET', ARGV[2], 'b')";
+    assert!(refused(
+        &mut c1,
+        redis::cmd("EVAL")
+            .arg(two_slots)
+            .arg(0)
+            .arg(&local[0].0)
+            .arg(&local[1].0)
+    )
+    .contains("Script attempted to access keys that do not hash to the same slot"));
+    let allowed: String = redis::cmd("EVAL")
+        .arg(format!("#!lua flags=allow-cross-slot-keys\n{two_slots}"))
+        .arg(0)
+        .arg(&local[0].0)
+        .arg(&local[1].0)
+        .query(&mut c1)
+        .expect("a script allowed to cross slots");
+    assert_eq!(allowed, "OK");
+    // A script reaching a key another node serves; consumer groups and OBJECT routed too;
+    // COPY into another database refused.
+    assert!(refused(
+        &mut c1,
+        redis::cmd("EVAL")
+            .arg("return redis.call('GET', 'foo')")
+            .arg(0)
+    )
+    .contains("Script attempted to access a non local key in a cluster node"));
+    assert!(refused(
+        &mut c1,
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg("foo")
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM")
+    )
+    .starts_with("MOVED 12182"));
+    assert!(
+        refused(&mut c1, redis::cmd("OBJECT").arg("ENCODING").arg("foo"))
+            .starts_with("MOVED 12182")
+    );
+    assert_eq!(
+        refused(
+            &mut c1,
+            redis::cmd("COPY")
+                .arg("bar")
+                .arg("{bar}2")
+                .arg("DB")
+                .arg("1")
+        ),
+        "ERR Copying to another database is not allowed in cluster mode"
+    );
+    drop(conns);
     let info: String = redis::cmd("CLUSTER")
         .arg("INFO")
         .query(&mut c1)
@@ -1877,7 +2005,7 @@ fn keys_are_routed_to_one_node_and_read_back_through_any_before_the_flush() {
         assert_eq!(stored.get("wb:2").map(String::as_str), Some("v2"));
         // KEYS and DBSIZE answer for each node's own slots: every key once across the nodes.
         let mut seen = std::collections::BTreeSet::new();
-        let mut sizes = 0;
+        let (mut sizes, mut listed) = (0, 0);
         for node in [&n1, &n2, &n3] {
             let mut c = node.connection();
             let keys: Vec<String> = redis::cmd("KEYS").arg("wb:*").query(&mut c).expect("KEYS");
@@ -1885,11 +2013,14 @@ fn keys_are_routed_to_one_node_and_read_back_through_any_before_the_flush() {
             for key in keys {
                 assert!(seen.insert(key.clone()), "{key} listed by two nodes");
             }
+            let all: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+            listed += all.len() as i64;
             let size: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+            assert_eq!(size, all.len() as i64, "DBSIZE counts what KEYS lists");
             sizes += size;
         }
         assert_eq!(seen.len(), 200);
-        assert!(sizes >= 200, "DBSIZE over the nodes: {sizes}");
+        assert_eq!(sizes, listed);
     }
     assert!(
         refused(&mut c1, &mut redis::cmd("FLUSHALL"))

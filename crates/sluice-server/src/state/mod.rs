@@ -183,6 +183,16 @@ impl Shared {
             .as_ref()
             .and_then(|c| c.slot_map())
             .map(routing::Routing::new);
+        if let Some(own) = routing.as_ref().map(routing::Routing::own) {
+            if port != 0 && own.port != port && tls_port != Some(own.port) {
+                tracing::warn!(
+                    node = %own.name,
+                    "[cluster] nodes gives this node the address {}:{}, but it listens on port {port}: other nodes send clients (MOVED) to the address in the list",
+                    own.host,
+                    own.port
+                );
+            }
+        }
         let shared = Arc::new(Shared {
             routing,
             settings: Settings::new(&config),

@@ -140,13 +140,10 @@ impl Routing {
 
     /// The `MOVED` error for `slot`, served by node `index`.
     pub fn moved(&self, slot: u16, index: usize) -> String {
+        // `ip:port` as Redis writes it, an IPv6 address unbracketed too (clients split at the
+        // last colon).
         let node = &self.nodes[index];
-        let host = if node.host.contains(':') {
-            format!("[{}]", node.host)
-        } else {
-            node.host.clone()
-        };
-        format!("MOVED {slot} {host}:{}", node.port)
+        format!("MOVED {slot} {}:{}", node.host, node.port)
     }
 }
 

@@ -45,6 +45,12 @@ pub struct Session {
     /// A script's `redis.call` is running the command (XREAD refuses BLOCK there, as Redis
     /// 7.0 does).
     pub in_script: bool,
+    /// With `[cluster] nodes`, while a script runs: the one hash slot its keys may be in
+    /// (its declared keys', or the first its calls reached), and whether its
+    /// `allow-cross-slot-keys` flag lifts that rule (Redis 7.0's `original_c->slot`).
+    pub script_slot: Option<u16>,
+    /// See `script_slot`.
+    pub script_cross_slot: bool,
     /// The authenticated user; `None` until AUTH when a password is required.
     pub user: Option<Arc<User>>,
     /// MULTI: the commands queued for EXEC; `None` outside a transaction.
@@ -237,6 +243,8 @@ impl Session {
             last_command: "",
             no_evict: false,
             in_script: false,
+            script_slot: None,
+            script_cross_slot: false,
             user,
             multi: None,
             watch: None,

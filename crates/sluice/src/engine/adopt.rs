@@ -107,7 +107,9 @@ async fn scan(
                 continue;
             }
         };
-        failing.retain(|node, _| orphans.contains(node));
+        // A node listed again only after its claim ran out keeps its pause; one not tried for
+        // twice the longest pause is forgotten (it came back, or another node stored it).
+        failing.retain(|_, (_, next_try)| next_try.elapsed() < TAKEOVER_RETRY_MAX * 2);
         for node in orphans {
             if failing
                 .get(&node)
@@ -217,7 +219,7 @@ async fn adopt(engine: &Weak<Engine>, own: &Config, node: &str) -> Result<Takeov
     // are this node's (kept, with the letters, when they could not be moved).
     let dir = adopted.config.data_dir.clone();
     drop(adopted);
-    if letters_moved {
+    if letters_moved && dir.parent() == Some(own.data_dir.join("adopted").as_path()) {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             warn!(node, dir = %dir.display(), "cannot remove the finished takeover's directory: {e}");
         }
@@ -255,8 +257,8 @@ async fn refresh_own_copies(engine: &Weak<Engine>, replayed: &ReplayedKeys) {
             let engine = &engine;
             async move {
                 let route = engine.route(key.db, key.key);
-                engine.refresh_changed(&route, None).await;
                 engine.watches.touch(&route.key);
+                engine.refresh_changed(&route, None).await;
                 let kind = kind.or_else(|| route.ks.holds_only()).unwrap_or_default();
                 engine.key_event(route.key.db, &route.key.key, KeyEvent::Changed(kind));
             }

@@ -215,6 +215,17 @@ impl Engine {
                 }
             }
         }
+        // Each changed key is a changed key to a WATCH of it, as after a client's write, and
+        // before its copy is refreshed: an EXEC that checks its flags after this refuses. Even
+        // when the row turns out to read as this node's copy: that copy may have been filled
+        // from the changed row already (after an eviction), so equal proves nothing, and an
+        // EXEC refused for a change that changed nothing is only retried.
+        for (key, _) in &keys {
+            self.watches.touch(&crate::model::DbKey {
+                db: 0,
+                key: key.clone(),
+            });
+        }
         let one_by_one = self.refresh_batch(&keys).await;
         let mut in_flight = tokio::task::JoinSet::new();
         for (key, row) in one_by_one.into_iter().map(|i| keys[i].clone()) {
@@ -224,9 +235,7 @@ impl Engine {
             let engine = self.clone();
             in_flight.spawn(async move {
                 let route = engine.route(0, key);
-                let done = engine.refresh_changed(&route, row.as_deref()).await;
-                engine.changed_under_watch(&route, done);
-                done
+                engine.refresh_changed(&route, row.as_deref()).await
             });
         }
         while let Some(done) = in_flight.join_next().await {
@@ -275,10 +284,7 @@ impl Engine {
         for i in batched {
             let route = &routes[i];
             match self.refresh_without_read(route, keys[i].1.as_deref()).await {
-                Ok(done) => {
-                    self.changed_under_watch(route, done);
-                    self.count_refresh(Some(Ok(done)));
-                }
+                Ok(done) => self.count_refresh(Some(Ok(done))),
                 Err(copy) => {
                     let version = self.locks.version(route.stripe);
                     if version % 2 == 1 {
@@ -328,22 +334,10 @@ impl Engine {
                         }
                     }
                 };
-                self.changed_under_watch(route, done);
                 self.count_refresh(Some(Ok(done)));
             }
         }
         one_by_one
-    }
-
-    /// A change to `route`'s row is a change to a watched key (its EXEC is refused, as after
-    /// any client's write), unless the row was found equal to this node's copy: Sluice's own
-    /// write coming back, or a change to columns the key does not map, changed nothing the
-    /// watcher could have read. A row changed and changed back between two refreshes is
-    /// therefore not seen as a change.
-    fn changed_under_watch(&self, route: &Route<'_>, done: Refreshed) {
-        if done != Refreshed::Unchanged {
-            self.watches.touch(&route.key);
-        }
     }
 
     fn count_refresh(&self, done: Option<Result<Refreshed, tokio::task::JoinError>>) {

@@ -125,7 +125,12 @@ impl SluiceBuilder {
         // Refused before anything is replayed; a cluster node records its mark only once its
         // keyspaces were accepted and its journal opened, so that a start refused for its
         // configuration, a stranded local journal or NATS leaves no mark behind.
-        agree_on_journal(&store, &config, false).await?;
+        // A takeover's engine (`adopting`) runs under the adopting node's configuration, whose
+        // own engine agreed at its start; the dead node's name may be one `[cluster] nodes` no
+        // longer lists, which would not make the same mark.
+        if !self.adopting {
+            agree_on_journal(&store, &config, false).await?;
+        }
         let keyspaces = build_keyspaces(&config, &store).await?;
 
         let journal: SharedJournal = match (self.journal, &config.cluster) {
@@ -146,7 +151,7 @@ impl SluiceBuilder {
                 ),
             },
         };
-        if config.cluster.is_some() {
+        if config.cluster.is_some() && !self.adopting {
             agree_on_journal(&store, &config, true).await?;
         }
         for ks in &keyspaces {
@@ -893,8 +898,10 @@ fn cluster_mark(cluster: &crate::config::ClusterConfig) -> String {
         None => format!("jetstream:{stream}"),
         Some(map) => {
             let nodes = map.fingerprint();
-            if nodes.len() <= 900 {
-                format!("jetstream:{stream} nodes:{nodes}")
+            let mark = format!("jetstream:{stream} nodes:{nodes}");
+            // MySQL's mark column holds 1024 characters.
+            if mark.len() <= 1000 {
+                mark
             } else {
                 format!(
                     "jetstream:{stream} nodes-crc32c:{:08x}",

@@ -280,6 +280,9 @@ impl Engine {
             }
         }
         let now = OpTime::fixed(&*self.clock, txn.now);
+        if !through.is_empty() {
+            self.fence_store_writes()?;
+        }
         if !back.is_empty() && self.journal.durability() != Durability::None {
             // Refuse before anything is applied, as a single write-back write does.
             if let Some(e) = self.journal.health().error() {

@@ -24,6 +24,7 @@ impl Engine {
         copy_deadline: Option<u64>,
         now: &OpTime<'_>,
     ) -> Result<Applied, SluiceError> {
+        self.fence_store_writes()?;
         let ks = route.ks;
         let op = StoreOp {
             target: ks.target(route.key.db),
@@ -50,6 +51,23 @@ impl Engine {
                 Err(SluiceError::store(&ks.name, e))
             }
         }
+    }
+
+    /// Refuses a write that would go straight to the store (write-through, invalidate) on a
+    /// node whose networked journal lost its claim on the node name: another node may have
+    /// taken its journal over and be serving its keys, so a commit from here could land an
+    /// older value after theirs. Always `Ok` on the local journals.
+    pub(super) fn fence_store_writes(&self) -> Result<(), SluiceError> {
+        if self.journal.may_store() {
+            return Ok(());
+        }
+        let why = self.journal.health().error().map_or_else(
+            || "this node's claim on its name ran out".to_string(),
+            |e| e.to_string(),
+        );
+        Err(SluiceError::Journal(format!(
+            "{why}; this node writes nothing more to the store until it is restarted"
+        )))
     }
 
     /// The cache after the database committed `write` (write-through or invalidate): under

@@ -190,8 +190,9 @@ async fn own_writes_coming_back_cost_no_miss() {
 }
 
 /// A row another program changes is a change to a watched key: the EXEC of a transaction
-/// that watched it is refused, as after a client's write. A change that leaves the key's value
-/// as cached (a column no keyspace maps) is not.
+/// that watched it is refused, as after a client's write. So is a change to a column the key
+/// does not map (a change that may have changed the key is one), and a key not watched is
+/// left alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_change_breaks_a_watch_of_its_key() {
     let h = start(vec![price_keyspace(Policy::WriteThrough)]).await;
@@ -199,6 +200,7 @@ async fn an_outside_change_breaks_a_watch_of_its_key() {
     assert_eq!(h.get("product:2:price").await.as_deref(), Some("20"));
     let price_watch = watched(&h.sluice, "product:1:price").await;
     let name_watch = watched(&h.sluice, "product:2:price").await;
+    let unchanged_watch = watched(&h.sluice, "product:3:price").await;
     let before = h.sluice.metrics().changes.applied.load(Ordering::SeqCst);
     outside(
         &h,
@@ -211,8 +213,12 @@ async fn an_outside_change_breaks_a_watch_of_its_key() {
         "an outside change of a watched key lets its EXEC run"
     );
     assert!(
-        !watch_changed(&h.sluice, &name_watch, "product:2:price").await,
-        "a change of a column the key does not map refuses its EXEC"
+        watch_changed(&h.sluice, &name_watch, "product:2:price").await,
+        "a change of the key's row lets its EXEC run"
+    );
+    assert!(
+        !watch_changed(&h.sluice, &unchanged_watch, "product:3:price").await,
+        "a change of another row refuses an EXEC"
     );
 }
 

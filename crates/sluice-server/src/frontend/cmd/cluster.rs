@@ -8,7 +8,6 @@
 use bytes::Bytes;
 
 use super::spec::{Ctx, Handler, Spec};
-use super::util::{int_arg, is};
 use super::{lookup, server::request_keys};
 use crate::frontend::Frame;
 use crate::state::routing::{key_slot, Route, Routing};
@@ -87,13 +86,14 @@ fn cluster(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         b"myid" => Frame::bulk(routing.own().id.clone()),
         b"slots" => slots(routing),
         b"shards" => shards(routing),
-        b"nodes" => Frame::Bulk(nodes(routing, ctx.shared.sluice.may_serve()).into()),
-        b"info" => Frame::Bulk(info(routing, ctx.shared.sluice.may_serve()).into()),
+        // Verbatim text in RESP3 (a bulk string in RESP2), as Redis 7.0 answers them.
+        b"nodes" => Frame::Verbatim(nodes(routing, ctx.shared.sluice.may_serve()).into()),
+        b"info" => Frame::Verbatim(info(routing, ctx.shared.sluice.may_serve()).into()),
         _ => help(),
     }
 }
 
-/// CLUSTER SLOTS: each node's range, its address and ID, and (Redis 7.0) an empty array of
+/// CLUSTER SLOTS: each node's range, its address and ID, and (Redis 7.0) an empty map of
 /// networking metadata.
 fn slots(routing: &Routing) -> Frame {
     Frame::Array(
@@ -108,7 +108,8 @@ fn slots(routing: &Routing) -> Frame {
                         Frame::bulk(node.host.clone()),
                         Frame::Integer(node.port.into()),
                         Frame::bulk(node.id.clone()),
-                        Frame::Array(Vec::new()),
+                        // Networking metadata (hostname): none; a map in RESP3.
+                        Frame::Map(Vec::new()),
                     ]),
                 ])
             })
@@ -160,15 +161,10 @@ fn nodes(routing: &Routing, serving: bool) -> String {
             (true, false) => "myself,master,fail",
             (false, _) => "master",
         };
-        let host = if node.host.contains(':') {
-            format!("[{}]", node.host)
-        } else {
-            node.host.clone()
-        };
         let bus = u32::from(node.port) + 10000;
         out.push_str(&format!(
-            "{} {host}:{}@{bus} {flags} - 0 0 0 connected {}-{}\n",
-            node.id, node.port, node.slots.0, node.slots.1
+            "{} {}:{}@{bus} {flags} - 0 0 0 connected {}-{}\n",
+            node.id, node.host, node.port, node.slots.0, node.slots.1
         ));
     }
     out
@@ -272,17 +268,36 @@ pub fn redirect(
     }
 }
 
-/// Whether a command a script sent may run here: its keys are this node's (Redis's
-/// `scriptVerifyClusterState`). The error as Redis raises it in the script.
+/// Whether a command a script sent may run here (Redis 7.0's `scriptVerifyClusterState`): its
+/// keys are this node's, and, unless the script has the `allow-cross-slot-keys` flag, in the
+/// one slot of the script's keys (its declared keys', or the first slot its calls reached).
+/// The error as Redis raises it in the script.
 pub fn check_script_call(
     routing: &Routing,
     shared: &Shared,
+    session: &mut Session,
     spec: &Spec,
     args: &[Bytes],
 ) -> Option<Frame> {
     let keys = request_keys(spec, args)?;
+    let first = keys.first().map(|k| key_slot(k));
     match routing.route(keys.into_iter().map(|k| &k[..])) {
-        Route::Here if shared.sluice.may_serve() => None,
+        Route::Here if shared.sluice.may_serve() => {
+            let slot = first?;
+            if session.script_cross_slot {
+                return None;
+            }
+            match session.script_slot {
+                None => {
+                    session.script_slot = Some(slot);
+                    None
+                }
+                Some(s) if s == slot => None,
+                Some(_) => Some(Frame::error(
+                    "ERR Script attempted to access keys that do not hash to the same slot",
+                )),
+            }
+        }
         Route::Here => Some(Frame::error(
             "ERR Script attempted to execute a command while the cluster is down",
         )),
@@ -292,35 +307,13 @@ pub fn check_script_call(
     }
 }
 
-/// SELECT, MOVE and SWAPDB name another database: Redis Cluster has only database 0.
-pub fn refuses_other_databases(name: &str, args: &[Bytes]) -> Option<Frame> {
-    match name {
-        "select" if int_arg(&args[1]).is_ok_and(|db| db != 0) => Some(Frame::error(
-            "ERR SELECT is not allowed in cluster mode",
-        )),
-        "move" => Some(Frame::error("ERR MOVE is not allowed in cluster mode")),
-        "swapdb" => Some(Frame::error("ERR SWAPDB is not allowed in cluster mode")),
-        // The nodes share one database: a flush here would delete the keys other nodes
-        // serve behind their caches and buffers (which would then answer, and store, stale
-        // values).
-        "flushall" | "flushdb" => Some(Frame::error(
-            "ERR FLUSHALL and FLUSHDB are refused with [cluster] nodes: they would delete the keys other nodes serve, behind their caches and buffers; delete keys by name (SCAN each node, then DEL or UNLINK)",
-        )),
-        "copy" if copies_to_another_database(args) => Some(Frame::error(
-            "ERR Copying to another database is not allowed in cluster mode",
-        )),
-        _ => None,
-    }
-}
-
-/// COPY's `DB <n>` option naming a database other than 0.
-fn copies_to_another_database(args: &[Bytes]) -> bool {
-    args.iter().enumerate().skip(3).any(|(i, a)| {
-        is(a, "db")
-            && args
-                .get(i + 1)
-                .is_some_and(|n| int_arg(n).is_ok_and(|db| db != 0))
-    })
+/// FLUSHALL and FLUSHDB with `[cluster] nodes`: the nodes share one database, and a flush
+/// here would delete the keys other nodes serve behind their caches and buffers (which would
+/// then answer, and store, stale values).
+pub fn flush_refused() -> Frame {
+    Frame::error(
+        "ERR FLUSHALL and FLUSHDB are refused with [cluster] nodes: they would delete the keys other nodes serve, behind their caches and buffers; delete keys by name (SCAN each node, then DEL or UNLINK)",
+    )
 }
 
 /// Of the keys the store lists, those this node serves (all of them without `[cluster]

@@ -220,6 +220,10 @@ fn select(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             "ERR value is out of range, value must between -2147483648 and 2147483647",
         );
     }
+    // Redis Cluster has database 0 only.
+    if ctx.shared.routing.is_some() && db != 0 {
+        return Frame::error("ERR SELECT is not allowed in cluster mode");
+    }
     if !(0..16).contains(&db) {
         return Frame::error("ERR DB index is out of range");
     }

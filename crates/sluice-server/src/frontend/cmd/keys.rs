@@ -674,6 +674,10 @@ impl Copy {
 /// COPY source destination [DB destination-db] [REPLACE]
 async fn copy(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let a = parse!(Copy::parse(argv));
+    // Redis Cluster has database 0 only.
+    if ctx.shared.routing.is_some() && a.dst_db.is_some_and(|d| d != 0) {
+        return Frame::error("ERR Copying to another database is not allowed in cluster mode");
+    }
     let db = ctx.session.db;
     let dst_db = a.dst_db.unwrap_or(db);
     if dst_db == db && a.src == a.dst {

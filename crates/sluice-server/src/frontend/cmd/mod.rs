@@ -156,10 +156,18 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
         }
     }
     // CLIENT PAUSE: one relaxed load unless a pause was set.
-    if shared.pause.may_be_active() && client_pause_wait(shared, session, spec).await {
-        // Killed while it waited: the connection closes without running it.
-        session.reply = crate::state::ReplyMode::Close;
-        return Frame::Null;
+    if shared.pause.may_be_active() {
+        if client_pause_wait(shared, session, spec).await {
+            // Killed while it waited: the connection closes without running it.
+            session.reply = crate::state::ReplyMode::Close;
+            return Frame::Null;
+        }
+        // The node may have lost its claim on its name while the command waited.
+        if let Some(routing) = &shared.routing {
+            if let Some(refusal) = routed_elsewhere(routing, shared, session, spec, args) {
+                return rejected(shared, Some(slot), refusal);
+            }
+        }
     }
     // Before queueing, as Redis sets `lastcmd`: CLIENT LIST shows `cmd=set` for a SET queued
     // after MULTI.
@@ -232,9 +240,8 @@ fn publish_key_events(shared: &Shared, session: &mut Session) {
     shared.publish_key_events(session);
 }
 
-/// A command whose keys another node serves (`MOVED`), that spans slots (`CROSSSLOT`), that
-/// this node may not serve now (`CLUSTERDOWN`) or that names another database: refused as
-/// Redis Cluster refuses it. Inside MULTI the refusal dooms the transaction; a refused EXEC
+/// A command whose keys another node serves (`MOVED`), that spans slots (`CROSSSLOT`) or that
+/// this node may not serve now (`CLUSTERDOWN`): refused as Redis Cluster refuses it. Inside MULTI the refusal dooms the transaction; a refused EXEC
 /// discards it and answers the refusal itself, as Redis does. Out of line: off unless
 /// `[cluster] nodes` is set.
 #[cold]
@@ -246,8 +253,7 @@ fn routed_elsewhere(
     spec: &Spec,
     args: &[Bytes],
 ) -> Option<Frame> {
-    let refusal = cluster::redirect(routing, shared, session, spec, args)
-        .or_else(|| cluster::refuses_other_databases(spec.name, args))?;
+    let refusal = cluster::redirect(routing, shared, session, spec, args)?;
     if spec.name == "exec" {
         session.end_transaction();
         return Some(refusal);

@@ -323,6 +323,10 @@ async fn run_once(
     access: &mut Access<'_>,
     run: &Invocation<'_>,
 ) -> Ran {
+    if shared.routing.is_some() {
+        session.script_slot = run.keys.first().map(|k| crate::state::routing::key_slot(k));
+        session.script_cross_slot = run.script.flags().allow_cross_slot_keys;
+    }
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => run_inline(shared, session, access, run),
         _ => run_on_thread(shared, session, access, run).await,
@@ -641,8 +645,8 @@ async fn call_from_script(
         return denied;
     }
     if let Some(routing) = &shared.routing {
-        if let Some(refused) = super::cluster::check_script_call(routing, shared, spec, &args)
-            .or_else(|| super::cluster::refuses_other_databases(spec.name, &args))
+        if let Some(refused) =
+            super::cluster::check_script_call(routing, shared, session, spec, &args)
         {
             return refused;
         }

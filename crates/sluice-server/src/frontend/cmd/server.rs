@@ -287,6 +287,19 @@ pub(crate) fn request_keys<'a>(spec: &Spec, request: &'a [Bytes]) -> Option<Vec<
         "memory" if request.get(1).is_some_and(|s| is(s, "usage")) => {
             Some(request.get(2).into_iter().collect())
         }
+        // Containers whose sub-commands (all but HELP) name one key, after the sub-command.
+        "xgroup" | "xinfo" | "object" => match request.get(1) {
+            Some(sub) if !is(sub, "help") => Some(request.get(2).into_iter().collect()),
+            _ => None,
+        },
+        // Redis looks for `STREAMS` from the fourth argument on, past `GROUP group consumer`
+        // (either of which may be named `streams`).
+        "xreadgroup" => {
+            let rest = request.get(4..).unwrap_or_default();
+            let at = rest.iter().position(|a| is(a, "streams"))?;
+            let keys = &rest[at + 1..];
+            Some(keys[..keys.len() / 2].iter().collect())
+        }
         _ if spec.keys == KeyPositions::NONE => None,
         _ => Some(spec.keys.of(request).collect()),
     }
@@ -387,8 +400,13 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
         let uptime = shared.started.elapsed().as_secs();
         let _ = write!(
             out,
-            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nsluice_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:sluice\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nsluice_version:{}\r\nredis_mode:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:sluice\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            if shared.routing.is_some() {
+                "cluster"
+            } else {
+                "standalone"
+            },
             std::env::consts::OS,
             std::process::id(),
             shared.port,
@@ -464,6 +482,14 @@ async fn info(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             );
         }
         out.push_str("\r\n");
+    }
+    // Before Keyspace, as Redis orders it; tools tell a cluster node by `cluster_enabled`.
+    if want("cluster") {
+        let _ = write!(
+            out,
+            "# Cluster\r\ncluster_enabled:{}\r\n\r\n",
+            u8::from(shared.routing.is_some())
+        );
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
@@ -631,6 +657,9 @@ async fn flush_scope(mut ctx: Ctx<'_>, argv: &mut [Bytes], scope: FlushScope) ->
     let args: &[Bytes] = argv;
     if args.len() > 2 || (args.len() == 2 && !(is(&args[1], "async") || is(&args[1], "sync"))) {
         return syntax_error();
+    }
+    if ctx.shared.routing.is_some() {
+        return super::cluster::flush_refused();
     }
     let db = match scope {
         FlushScope::All => None,

@@ -138,12 +138,64 @@ fn selector(db: u8, arg: &Bytes) -> DeadLetterSelector {
     }
 }
 
+/// RETRY with `[cluster] nodes`: only letters whose keys this node serves are written again
+/// (a taken-over node's letters live on the node that took its journal over, while another
+/// node may serve their keys and have written them since); a key served elsewhere is refused
+/// with the node that serves it, and ALL leaves such letters where they are.
+async fn retry_served_here(
+    sluice: &sluice::Sluice,
+    routing: &crate::state::routing::Routing,
+    db: u8,
+    arg: &Bytes,
+) -> Frame {
+    use crate::state::routing::key_slot;
+    if !is(arg, "all") {
+        let slot = key_slot(arg);
+        if !routing.owns(slot) {
+            let owner = routing.owner(slot);
+            return Frame::error(format!(
+                "ERR slot {slot} of this key is served by node {} at {}:{}: write the value there (SET), or DROP the letter here",
+                owner.name, owner.host, owner.port
+            ));
+        }
+        return match sluice.retry_dead_letters(&selector(db, arg)).await {
+            Ok(n) => Frame::Integer(n as i64),
+            Err(e) => engine_error(e),
+        };
+    }
+    let letters = match sluice.dead_letters(None) {
+        Ok(letters) => letters,
+        Err(e) => return engine_error(e),
+    };
+    let mut keys: Vec<(u8, Bytes)> = letters
+        .into_iter()
+        .filter(|l| routing.owns(key_slot(&l.key)))
+        .map(|l| (l.db, l.key))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut retried = 0;
+    for (db, key) in keys {
+        match sluice
+            .retry_dead_letters(&DeadLetterSelector::Key { db, key })
+            .await
+        {
+            Ok(n) => retried += n,
+            Err(e) => return engine_error(e),
+        }
+    }
+    Frame::Integer(retried as i64)
+}
+
 /// SLUICE.DEADLETTERS [keyspace] | RETRY key|ALL | DROP key|ALL
 async fn deadletters(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let args: &[Bytes] = argv;
     let sluice = &ctx.shared.sluice;
     let db = ctx.session.db;
     if args.len() == 3 && is(&args[1], "retry") {
+        if let Some(routing) = &ctx.shared.routing {
+            return retry_served_here(sluice, routing, db, &args[2]).await;
+        }
         return match sluice.retry_dead_letters(&selector(db, &args[2])).await {
             Ok(n) => Frame::Integer(n as i64),
             Err(e) => engine_error(e),

@@ -616,7 +616,15 @@ impl OrphanScanner {
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix(".records"));
             if let Some(node) = node {
-                if count > 0 && node != self.config.node_name {
+                // Only names a node could have (`node_name`'s own rule): the name becomes a
+                // directory under data_dir, and a subject token may hold `/` or `..`.
+                let valid = !node.is_empty()
+                    && node
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !valid {
+                    warn!(subject = %subject, "a journal subject names no valid node; it is not taken over");
+                } else if count > 0 && node != self.config.node_name {
                     with_records.push(node.to_string());
                 }
             }
@@ -685,14 +693,18 @@ impl Lease {
 
     /// The sequence of the subject's last message if this process wrote it (its value names
     /// this process's pid and nonce): a renewal JetStream stored whose acknowledgement was
-    /// lost. `None` if the claim is gone or another process's, or if it cannot be read now.
-    async fn own_last_message(&self) -> Option<u64> {
-        let last = self
+    /// lost. `None` if the claim is gone or another process's; an error if it cannot be read
+    /// now (the renewal is retried).
+    async fn own_last_message(&self) -> Result<Option<u64>, String> {
+        match self
             .stream
             .get_last_raw_message_by_subject(&self.subject)
             .await
-            .ok()?;
-        (last.payload == self.value).then_some(last.sequence)
+        {
+            Ok(last) => Ok((last.payload == self.value).then_some(last.sequence)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// What the holder of the name wrote, for the error.
@@ -889,7 +901,7 @@ async fn renew_once(lease: &Lease) -> Result<Option<u64>, String> {
     let revision = lease.revision.load(Ordering::SeqCst);
     match lease.write(revision).await? {
         Some(renewed) => Ok(Some(renewed)),
-        None => match lease.own_last_message().await {
+        None => match lease.own_last_message().await? {
             Some(own) if own != revision => {
                 info!(subject = %lease.subject, "a renewal of the node-name claim was stored although its acknowledgement was lost; renewing over it");
                 lease.revision.store(own, Ordering::SeqCst);
