@@ -3659,6 +3659,27 @@ const CORPUS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // Without `[cluster] nodes`, as a redis-server without cluster support answers.
+        "cluster",
+        &[
+            "CLUSTER",
+            "CLUSTER FOO",
+            "CLUSTER KEYSLOT",
+            "CLUSTER KEYSLOT foo",
+            "CLUSTER INFO",
+            "CLUSTER INFO x",
+            "CLUSTER SLOTS",
+            "CLUSTER SHARDS",
+            "CLUSTER NODES",
+            "CLUSTER MYID",
+            "CLUSTER HELP",
+            "READONLY",
+            "READONLY x",
+            "READWRITE",
+            "ASKING",
+        ],
+    ),
+    (
         "slowlog",
         &[
             "SLOWLOG",
