@@ -236,28 +236,23 @@ pub fn redirect(
     spec: &Spec,
     args: &[Bytes],
 ) -> Option<Frame> {
-    let route = if spec.name == "exec" {
-        let multi = session.multi.as_ref()?;
-        let keys: Vec<&Bytes> = multi
+    // EXEC: every queued command's keys together, one slot for the whole transaction.
+    let keys: Vec<&Bytes> = if spec.name == "exec" {
+        session
+            .multi
+            .as_ref()?
             .commands
             .iter()
-            .filter_map(|queued| {
-                let spec = queued.first().and_then(|name| lookup(name))?;
-                request_keys(spec, queued)
-            })
+            .filter_map(|queued| request_keys(lookup(queued.first()?)?, queued))
             .flatten()
-            .collect();
-        if keys.is_empty() {
-            return None;
-        }
-        routing.route(keys.into_iter().map(|k| &k[..]))
+            .collect()
     } else {
-        let keys = request_keys(spec, args)?;
-        if keys.is_empty() {
-            return None;
-        }
-        routing.route(keys.into_iter().map(|k| &k[..]))
+        request_keys(spec, args)?
     };
+    if keys.is_empty() {
+        return None;
+    }
+    let route = routing.route(keys.into_iter().map(|k| &k[..]));
     match route {
         Route::Here if shared.sluice.may_serve() => None,
         Route::Here => Some(Frame::error("CLUSTERDOWN The cluster is down")),

@@ -242,9 +242,8 @@ fn publish_key_events(shared: &Shared, session: &mut Session) {
 
 /// A command whose keys another node serves (`MOVED`), that spans slots (`CROSSSLOT`) or that
 /// this node may not serve now (`CLUSTERDOWN`): refused as Redis Cluster refuses it. Inside MULTI the refusal dooms the transaction; a refused EXEC
-/// discards it and answers the refusal itself, as Redis does. Out of line: off unless
-/// `[cluster] nodes` is set.
-#[cold]
+/// discards it and answers the refusal itself, as Redis does. Out of line (not cold: with
+/// `[cluster] nodes` every command passes here), so that `dispatch` stays small without it.
 #[inline(never)]
 fn routed_elsewhere(
     routing: &crate::state::routing::Routing,
