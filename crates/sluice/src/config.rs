@@ -132,6 +132,12 @@ pub struct JournalConfig {
     /// Size at which a journal segment is closed and a new one started.
     #[serde(deserialize_with = "deserialize_size")]
     pub segment_size: u64,
+    /// The smallest set, sorted set, list or stream (its encoded size) whose writes journal
+    /// only the members they change, while the key waits for its flush; a smaller one is
+    /// journaled whole with every write. Replay rebuilds a large one from its last whole
+    /// record and the member records after it.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub member_records_from: u64,
 }
 
 impl Default for JournalConfig {
@@ -140,6 +146,7 @@ impl Default for JournalConfig {
             durability: Durability::Fsync,
             fsync_interval: Duration::from_secs(1),
             segment_size: 64 * 1024 * 1024,
+            member_records_from: 4096,
         }
     }
 }

@@ -50,6 +50,7 @@ fn jconfig(durability: Durability, segment_size: u64) -> JournalConfig {
         durability,
         fsync_interval: Duration::from_millis(50),
         segment_size,
+        ..JournalConfig::default()
     }
 }
 

@@ -398,36 +398,14 @@ impl Access<'_> {
             }
             let _flushing = ks.flush_lock.lock().await;
             if let Some(buffer) = &ks.buffer {
+                buffer.begin_clear();
                 buffer.clear_db(if ks.is_builtin() { db } else { None });
             }
-            if ks.is_builtin() {
-                for d in &dbs {
-                    engine
-                        .store
-                        .clear(&ks.target(*d))
-                        .await
-                        .map_err(|e| SluiceError::store(&ks.name, e))?;
-                }
-            } else {
-                engine
-                    .store
-                    .clear(&ks.target(0))
-                    .await
-                    .map_err(|e| SluiceError::store(&ks.name, e))?;
+            let cleared = clear_keyspace(engine, ks, db, &dbs).await;
+            if let Some(buffer) = &ks.buffer {
+                buffer.end_clear(cleared.as_ref().ok().copied().flatten());
             }
-            if ks.buffer.is_some() && engine.journal.durability() != Durability::None {
-                // Older journal records of this keyspace must not come back on replay.
-                let seq = engine.seq.fetch_add(1, Ordering::SeqCst) + 1;
-                engine
-                    .journal
-                    .append(JournalRecord::clear(
-                        seq,
-                        ks.name.clone(),
-                        db.map_or(ClearScope::AllDbs, ClearScope::Db),
-                    ))
-                    .await
-                    .map_err(|e| SluiceError::Journal(e.to_string()))?;
-            }
+            cleared?;
         }
         let _ = engine.cache.clear(db).await;
         engine.locks.bump_all();
@@ -436,6 +414,46 @@ impl Access<'_> {
         }
         Ok(())
     }
+}
+
+/// Empties a keyspace's table (its rows in `dbs`, or the whole mapped table) and journals the
+/// clear: the clear record's sequence number, if one was journaled.
+async fn clear_keyspace(
+    engine: &crate::engine::Engine,
+    ks: &crate::engine::Keyspace,
+    db: Option<u8>,
+    dbs: &[u8],
+) -> Result<Option<u64>, SluiceError> {
+    if ks.is_builtin() {
+        for d in dbs {
+            engine
+                .store
+                .clear(&ks.target(*d))
+                .await
+                .map_err(|e| SluiceError::store(&ks.name, e))?;
+        }
+    } else {
+        engine
+            .store
+            .clear(&ks.target(0))
+            .await
+            .map_err(|e| SluiceError::store(&ks.name, e))?;
+    }
+    if ks.buffer.is_none() || engine.journal.durability() == Durability::None {
+        return Ok(None);
+    }
+    // Older journal records of this keyspace must not come back on replay.
+    let seq = engine.seq.fetch_add(1, Ordering::SeqCst) + 1;
+    engine
+        .journal
+        .append(JournalRecord::clear(
+            seq,
+            ks.name.clone(),
+            db.map_or(ClearScope::AllDbs, ClearScope::Db),
+        ))
+        .await
+        .map_err(|e| SluiceError::Journal(e.to_string()))?;
+    Ok(Some(seq))
 }
 
 /// The lifetime an entry (or its absence) shows.

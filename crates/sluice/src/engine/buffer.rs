@@ -14,11 +14,11 @@
 //! stored keys holds 64-bit fingerprints, at most `max_dirty` of them, and is consulted only
 //! when a key enters the buffer, never on the coalescing path.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use foldhash::fast::{FixedState, RandomState};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,6 +44,24 @@ pub(crate) struct BufferedGroup {
 /// sequence number, and the write.
 pub(crate) type GroupWrite<'k> = (Reservation, &'k DbKey, u64, StoreWrite);
 
+/// What the journal record of a write holds, which decides where a replay of its key must
+/// start (the key's *chain*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Everything of the key still to be stored (or there is no journal): a replay needs no
+    /// older record of the key, and the chain starts at this one.
+    Whole,
+    /// Only the members this write changed ([`crate::tiers::journal::JournalOp::Members`]): a
+    /// replay needs the key's records from `base` (its last whole record) on, so the
+    /// checkpoint stays below `base` while the key is buffered. `bytes` is the record's size.
+    Members {
+        /// Sequence number of the chain's whole record.
+        base: u64,
+        /// Bytes of this record's members.
+        bytes: usize,
+    },
+}
+
 /// A buffered write.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -61,6 +79,15 @@ pub(crate) struct Pending {
     /// The transaction whose write this is, while no later write replaced it: a flush takes
     /// every entry still in the group together, and stores them in one transaction.
     pub group: Option<BufferedGroup>,
+    /// Sequence number of the key's oldest journal record a replay needs (its last whole
+    /// record, see [`Recorded`]); `seq` when the latest record is whole.
+    pub chain_seq: u64,
+    /// Bytes of member records journaled since `chain_seq`.
+    pub chain_bytes: usize,
+    /// A writer holding the key's lock is journaling a member record onto this entry's
+    /// chain ([`WriteBackBuffer::member_chain`]): a flush that stores the entry keeps it
+    /// (and so its chain) until that write is buffered.
+    pinned: bool,
 }
 
 /// A key's newest write, as replayed from the journal.
@@ -72,6 +99,25 @@ pub(crate) struct Replayed {
     pub write: StoreWrite,
     /// Its transaction's group.
     pub group: Option<BufferedGroup>,
+    /// Sequence number of its chain's whole record: `seq` unless later member records were
+    /// applied onto it.
+    pub chain_seq: u64,
+    /// Bytes of the member records applied since `chain_seq`.
+    pub chain_bytes: usize,
+}
+
+impl Replayed {
+    /// How a replay got to it: from a whole record, or with member records after one.
+    pub(crate) fn recorded(&self) -> Recorded {
+        if self.chain_seq == self.seq {
+            Recorded::Whole
+        } else {
+            Recorded::Members {
+                base: self.chain_seq,
+                bytes: self.chain_bytes,
+            }
+        }
+    }
 }
 
 /// An entry taken for a flush.
@@ -93,6 +139,9 @@ struct Inner {
     /// Keyed with a random seed, so clients cannot pick colliding keys.
     entries: HashMap<DbKey, Pending, RandomState>,
     order: BTreeMap<u64, DbKey>,
+    /// The `chain_seq` of every entry whose chain started before its latest write: with
+    /// `order`, what the checkpoint must stay below.
+    chain_bases: BTreeSet<u64>,
     reserved: usize,
     bytes: usize,
     /// Fingerprints of the keys drains took during the current epoch.
@@ -167,6 +216,11 @@ pub(crate) struct WriteBackBuffer {
     /// Fresh keys that make a flush due; CONFIG SET `sluice-flush_batch` changes it.
     flush_batch: AtomicUsize,
     fingerprints: RandomState,
+    /// FLUSHDB / FLUSHALL runs in progress on this keyspace ([`WriteBackBuffer::begin_clear`]).
+    clears: AtomicUsize,
+    /// The highest sequence number of a journaled clear: a chain whose whole record is at or
+    /// below it may have been voided by it, and is never extended.
+    chain_floor: AtomicU64,
     space: Notify,
     /// Woken when `flush_batch` fresh keys are buffered or a writer waits for room. A hint:
     /// the flusher checks [`WriteBackBuffer::flush_due`] before draining.
@@ -186,6 +240,8 @@ impl WriteBackBuffer {
             max_dirty: AtomicUsize::new(max_dirty.max(1)),
             flush_batch: AtomicUsize::new(flush_batch.max(1)),
             fingerprints: RandomState::default(),
+            clears: AtomicUsize::new(0),
+            chain_floor: AtomicU64::new(0),
             space: Notify::new(),
             wake: Notify::new(),
         }
@@ -293,7 +349,7 @@ impl WriteBackBuffer {
             if inner.full(self.max_dirty()) && !inner.entries.contains_key(key) {
                 return Err(write);
             }
-            self.insert_locked(inner, key, seq, write, now_ms, None)
+            self.insert_locked(inner, key, seq, write, now_ms, None, Recorded::Whole)
         };
         if batch_due {
             self.wake.notify_one();
@@ -319,8 +375,69 @@ impl WriteBackBuffer {
         seq: u64,
         write: StoreWrite,
         now_ms: u64,
+        recorded: Recorded,
     ) {
-        self.insert_in_group(reservation, key, seq, write, now_ms, None);
+        self.insert_in_group(reservation, key, seq, write, now_ms, None, recorded);
+    }
+
+    /// For a writer holding `key`'s lock that may journal a member record: the key's chain
+    /// (its whole record's sequence number, and the bytes of member records since) if the
+    /// buffered write is a partial write of `kind` outside any transaction's group, not expired
+    /// at `now_ms` (a write onto an expired key starts a new value, not the buffered one). The
+    /// entry is then pinned, so the chain stays buffered until [`WriteBackBuffer::insert`] or
+    /// [`WriteBackBuffer::unpin`].
+    pub(crate) fn member_chain(
+        &self,
+        key: &DbKey,
+        kind: crate::model::Kind,
+        now_ms: u64,
+    ) -> Option<(u64, usize)> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut inner = self.inner.lock();
+        let p = inner.entries.get_mut(key)?;
+        if self.clears.load(Ordering::SeqCst) > 0
+            || p.chain_seq <= self.chain_floor.load(Ordering::SeqCst)
+        {
+            return None;
+        }
+        match &p.write {
+            StoreWrite::Partial(w)
+                if w.kind == kind
+                    && p.group.is_none()
+                    && w.expires_at.is_none_or(|at| at > now_ms) =>
+            {
+                p.pinned = true;
+                Some((p.chain_seq, p.chain_bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// A FLUSHDB or FLUSHALL of this keyspace begins. Its journal record, appended after the
+    /// buffer and the table are cleared, voids every older record of the keyspace, a chain's
+    /// whole record included: until [`WriteBackBuffer::end_clear`], no member record is
+    /// journaled onto a chain (a write in between is recorded whole).
+    pub(crate) fn begin_clear(&self) {
+        self.clears.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The clear begun by [`WriteBackBuffer::begin_clear`] is over; `journaled`: its journal
+    /// record's sequence number, if it has one. Chains whose whole record is at or below it are
+    /// never extended again.
+    pub(crate) fn end_clear(&self, journaled: Option<u64>) {
+        if let Some(seq) = journaled {
+            self.chain_floor.fetch_max(seq, Ordering::SeqCst);
+        }
+        self.clears.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Ends the pin of [`WriteBackBuffer::member_chain`] for a write that was not buffered.
+    pub(crate) fn unpin(&self, key: &DbKey) {
+        if let Some(p) = self.inner.lock().entries.get_mut(key) {
+            p.pinned = false;
+        }
     }
 
     /// Buffers the writes of one transaction to this keyspace (each with its reservation, key
@@ -339,7 +456,15 @@ impl WriteBackBuffer {
                 if reservation.counted {
                     guard.reserved -= 1;
                 }
-                batch_due |= self.insert_locked(&mut guard, key, seq, write, || now_ms, group);
+                batch_due |= self.insert_locked(
+                    &mut guard,
+                    key,
+                    seq,
+                    write,
+                    || now_ms,
+                    group,
+                    Recorded::Whole,
+                );
             }
         }
         if batch_due {
@@ -348,6 +473,7 @@ impl WriteBackBuffer {
     }
 
     /// [`WriteBackBuffer::insert`] of one write of a transaction's group.
+    #[allow(clippy::too_many_arguments)]
     fn insert_in_group(
         &self,
         reservation: Reservation,
@@ -356,13 +482,14 @@ impl WriteBackBuffer {
         write: StoreWrite,
         now_ms: u64,
         group: Option<BufferedGroup>,
+        recorded: Recorded,
     ) {
         let batch_due = {
             let mut guard = self.inner.lock();
             if reservation.counted {
                 guard.reserved -= 1;
             }
-            self.insert_locked(&mut guard, key, seq, write, || now_ms, group)
+            self.insert_locked(&mut guard, key, seq, write, || now_ms, group, recorded)
         };
         if batch_due {
             self.wake.notify_one();
@@ -370,6 +497,7 @@ impl WriteBackBuffer {
     }
 
     /// The insert itself, under the lock; true when it made the `flush_batch`-th fresh key.
+    #[allow(clippy::too_many_arguments)]
     fn insert_locked(
         &self,
         inner: &mut Inner,
@@ -378,13 +506,24 @@ impl WriteBackBuffer {
         write: StoreWrite,
         now_ms: impl FnOnce() -> u64,
         group: Option<BufferedGroup>,
+        recorded: Recorded,
     ) -> bool {
         let added = write_bytes(key, &write);
+        let (chain_seq, chain_bytes) = match recorded {
+            Recorded::Whole => (seq, 0),
+            Recorded::Members { base, bytes } => (base, bytes),
+        };
         match inner.entries.get_mut(key) {
             // A rewrite (the hot path): updated in place, the key's own copy reused, so a
             // coalesced write clones no key.
             Some(p) => {
                 let old_seq = std::mem::replace(&mut p.seq, seq);
+                let old_base = std::mem::replace(&mut p.chain_seq, chain_seq);
+                p.chain_bytes = match recorded {
+                    Recorded::Whole => 0,
+                    Recorded::Members { .. } => p.chain_bytes + chain_bytes,
+                };
+                p.pinned = false;
                 let old_bytes = write_bytes(key, &p.write);
                 let added = if matches!(write, StoreWrite::Partial(_)) {
                     // A partial write keeps the columns or members the older one changed.
@@ -398,6 +537,12 @@ impl WriteBackBuffer {
                 inner.bytes = inner.bytes - old_bytes + added;
                 let owned = inner.order.remove(&old_seq).unwrap_or_else(|| key.clone());
                 inner.order.insert(seq, owned);
+                if old_base != old_seq {
+                    inner.chain_bases.remove(&old_base);
+                }
+                if chain_seq != seq {
+                    inner.chain_bases.insert(chain_seq);
+                }
                 false
             }
             None => {
@@ -409,6 +554,11 @@ impl WriteBackBuffer {
                 }
                 inner.bytes += added;
                 inner.order.insert(seq, key.clone());
+                if chain_seq != seq {
+                    // The key's entry was stored and dropped while this member record was
+                    // journaled onto its chain: the chain is this entry's now.
+                    inner.chain_bases.insert(chain_seq);
+                }
                 inner.entries.insert(
                     key.clone(),
                     Pending {
@@ -417,6 +567,9 @@ impl WriteBackBuffer {
                         dirty_since: now_ms(),
                         first_seq: seq,
                         group,
+                        chain_seq,
+                        chain_bytes,
+                        pinned: false,
                     },
                 );
                 self.len.store(inner.entries.len(), Ordering::Release);
@@ -434,6 +587,7 @@ impl WriteBackBuffer {
         write: StoreWrite,
         now_ms: u64,
         group: Option<BufferedGroup>,
+        recorded: Recorded,
     ) {
         self.insert_in_group(
             Reservation { counted: false },
@@ -442,6 +596,7 @@ impl WriteBackBuffer {
             write,
             now_ms,
             group,
+            recorded,
         );
     }
 
@@ -581,10 +736,12 @@ impl WriteBackBuffer {
             let mut inner = self.inner.lock();
             for item in done {
                 match inner.entries.get_mut(&item.key) {
-                    Some(p) if p.seq == item.seq => {}
+                    Some(p) if p.seq == item.seq && !p.pinned => {}
                     Some(p) => {
                         // Rewritten after the batch was taken, so after the drain began: its
-                        // first unflushed write is newer than this drain's cutoff.
+                        // first unflushed write is newer than this drain's cutoff. (Or about
+                        // to be: a pinned entry's writer is journaling onto its chain, which
+                        // must stay buffered; what this flush stored is pruned from it.)
                         p.dirty_since = p.dirty_since.max(taken_at_ms);
                         p.first_seq = p.seq;
                         if let (
@@ -607,6 +764,9 @@ impl WriteBackBuffer {
                 }
                 if let Some(p) = inner.entries.remove(&item.key) {
                     inner.bytes -= write_bytes(&item.key, &p.write);
+                    if p.chain_seq != p.seq {
+                        inner.chain_bases.remove(&p.chain_seq);
+                    }
                 }
                 inner.order.remove(&item.seq);
                 removed += 1;
@@ -629,11 +789,13 @@ impl WriteBackBuffer {
         let before: Vec<DbKey> = inner.entries.keys().cloned().collect();
         inner.entries.clear();
         inner.order.clear();
+        inner.chain_bases.clear();
         inner.bytes = 0;
         inner.fresh = 0;
         inner.stored.clear();
         for (key, r) in entries {
-            self.insert_locked(inner, &key, r.seq, r.write, || now_ms, r.group);
+            let recorded = r.recorded();
+            self.insert_locked(inner, &key, r.seq, r.write, || now_ms, r.group, recorded);
         }
         inner.shrink_if_sparse();
         self.len.store(inner.entries.len(), Ordering::Release);
@@ -654,6 +816,9 @@ impl WriteBackBuffer {
         for (key, seq) in &doomed {
             if let Some(p) = inner.entries.remove(key) {
                 inner.bytes -= write_bytes(key, &p.write);
+                if p.chain_seq != p.seq {
+                    inner.chain_bases.remove(&p.chain_seq);
+                }
             }
             inner.order.remove(seq);
         }
@@ -686,9 +851,15 @@ impl WriteBackBuffer {
         self.inner.lock().bytes
     }
 
-    /// The lowest buffered sequence number.
+    /// The lowest sequence number a replay of the buffered keys needs: the lowest buffered
+    /// one, or the lowest whole record of a key's chain of member records.
     pub(crate) fn min_seq(&self) -> Option<u64> {
-        self.inner.lock().order.keys().next().copied()
+        let inner = self.inner.lock();
+        let latest = inner.order.keys().next().copied();
+        match (latest, inner.chain_bases.first().copied()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Unix ms since which the oldest buffered write has waited.
@@ -732,16 +903,16 @@ mod tests {
     async fn rewrites_coalesce_and_survive_a_concurrent_flush() {
         let buf = WriteBackBuffer::new(10, 10);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("a"), 1, put("1"), 0);
+        buf.insert(r, &key("a"), 1, put("1"), 0, Recorded::Whole);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("a"), 2, put("2"), 5);
+        buf.insert(r, &key("a"), 2, put("2"), 5, Recorded::Whole);
         assert_eq!(buf.len(), 1);
         let batch = buf.take_batch(u64::MAX);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].seq, 2);
         // A rewrite lands while the batch is in flight: completing the batch must keep it.
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("a"), 3, put("3"), 9);
+        buf.insert(r, &key("a"), 3, put("3"), 9, Recorded::Whole);
         assert_eq!(buf.complete(&batch), 0);
         let p = buf.lookup(&key("a")).unwrap();
         assert_eq!(p.seq, 3);
@@ -750,7 +921,14 @@ mod tests {
 
     /// Buffers `k` as a write that needs no reservation.
     fn write(buf: &WriteBackBuffer, k: &str, seq: u64) {
-        buf.insert_replayed(&key(k), seq, put(&seq.to_string()), 0, None);
+        buf.insert_replayed(
+            &key(k),
+            seq,
+            put(&seq.to_string()),
+            0,
+            None,
+            Recorded::Whole,
+        );
     }
 
     /// One drain of everything buffered, as the flusher runs it.
@@ -908,6 +1086,93 @@ mod tests {
         assert!(buf.is_empty());
     }
 
+    fn members(v: &str) -> StoreWrite {
+        StoreWrite::Partial(crate::model::PartialWrite {
+            kind: crate::model::Kind::Set,
+            image: crate::model::set::SetValue::from_members([Bytes::copy_from_slice(
+                v.as_bytes(),
+            )])
+            .encode(),
+            changed: vec![Bytes::copy_from_slice(v.as_bytes())],
+            replace: false,
+            expires_at: None,
+        })
+    }
+
+    /// A key journaled as member records keeps the checkpoint below its chain's whole
+    /// record until it is stored; a flush that lands while a member record is being
+    /// journaled onto the chain keeps the entry; a whole record starts a new chain.
+    #[test]
+    fn a_chain_of_member_records_holds_the_checkpoint_at_its_whole_record() {
+        let buf = WriteBackBuffer::new(100, 100);
+        let k = key("s");
+        let set = crate::model::Kind::Set;
+        buf.insert_replayed(&k, 5, members("a"), 0, None, Recorded::Whole);
+        assert_eq!(buf.member_chain(&k, set, 0), Some((5, 0)));
+        buf.insert_replayed(
+            &k,
+            7,
+            members("b"),
+            0,
+            None,
+            Recorded::Members { base: 5, bytes: 10 },
+        );
+        assert_eq!(buf.min_seq(), Some(5), "the chain's whole record");
+        // Another kind, or an expired value, is no chain to extend.
+        assert_eq!(buf.member_chain(&k, crate::model::Kind::ZSet, 0), None);
+
+        // A flush of seq 7 completes while a writer is journaling seq 9 onto the chain.
+        buf.begin_drain(true);
+        let batch = buf.take_batch(u64::MAX);
+        assert_eq!(buf.member_chain(&k, set, 0), Some((5, 10)));
+        assert_eq!(buf.complete(&batch), 0, "a pinned entry is kept");
+        assert_eq!(buf.min_seq(), Some(5));
+        let r = buf.try_reserve(&k).expect("a buffered key needs no room");
+        buf.insert(
+            r,
+            &k,
+            9,
+            members("c"),
+            0,
+            Recorded::Members { base: 5, bytes: 10 },
+        );
+        assert_eq!(
+            buf.lookup(&k).map(|p| (p.chain_seq, p.chain_bytes)),
+            Some((5, 20))
+        );
+
+        // A whole record starts a new chain: the old whole record is no longer needed.
+        let r = buf.try_reserve(&k).expect("a buffered key needs no room");
+        buf.insert(r, &k, 11, members("d"), 0, Recorded::Whole);
+        assert_eq!(buf.min_seq(), Some(11));
+        buf.begin_drain(true);
+        let batch = buf.take_batch(u64::MAX);
+        assert_eq!(buf.complete(&batch), 1);
+        assert_eq!(buf.min_seq(), None);
+    }
+
+    /// A FLUSHDB voids every older record, a chain's whole record included: during it no
+    /// member record is journaled, and afterwards no chain starting at or before its record is
+    /// extended.
+    #[test]
+    fn no_member_record_extends_a_chain_a_flush_of_the_database_may_have_voided() {
+        let buf = WriteBackBuffer::new(100, 100);
+        let k = key("s");
+        let set = crate::model::Kind::Set;
+        buf.begin_clear();
+        buf.insert_replayed(&k, 5, members("a"), 0, None, Recorded::Whole);
+        assert_eq!(buf.member_chain(&k, set, 0), None, "while the clear runs");
+        buf.end_clear(Some(6));
+        assert_eq!(
+            buf.member_chain(&k, set, 0),
+            None,
+            "a chain from before the clear"
+        );
+        let r = buf.try_reserve(&k).expect("a buffered key needs no room");
+        buf.insert(r, &k, 8, members("b"), 0, Recorded::Whole);
+        assert_eq!(buf.member_chain(&k, set, 0), Some((8, 0)));
+    }
+
     #[test]
     fn take_batch_stops_at_the_cutoff_and_at_flush_batch() {
         let buf = WriteBackBuffer::new(100, 2);
@@ -1004,10 +1269,10 @@ mod tests {
     async fn a_key_rewritten_during_each_flush_reports_the_age_of_its_unstored_writes() {
         let buf = WriteBackBuffer::new(10, 10);
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("hot"), 1, put("1"), 100);
+        buf.insert(r, &key("hot"), 1, put("1"), 100, Recorded::Whole);
         let batch = buf.take_batch(u64::MAX);
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("hot"), 2, put("2"), 150);
+        buf.insert(r, &key("hot"), 2, put("2"), 150, Recorded::Whole);
         // Write 1 is stored; write 2 (made after the batch was taken at 120) is not.
         assert_eq!(buf.complete_taken_at(&batch, 120, true), 0);
         assert_eq!(buf.oldest_dirty_since(), Some(120));
@@ -1018,12 +1283,12 @@ mod tests {
         let buf = WriteBackBuffer::new(10, 10);
         for (seq, k) in [(1, "hot"), (2, "cold")] {
             let r = buf.reserve(&key(k), Duration::ZERO).await.unwrap();
-            buf.insert(r, &key(k), seq, put("old"), 0);
+            buf.insert(r, &key(k), seq, put("old"), 0, Recorded::Whole);
         }
         let cutoff = 2;
         // Rewritten after the drain took its cutoff, before its batch was taken.
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("hot"), 3, put("new"), 5);
+        buf.insert(r, &key("hot"), 3, put("new"), 5, Recorded::Whole);
         let batch = buf.take_batch(cutoff);
         let hot = batch
             .iter()
@@ -1032,7 +1297,7 @@ mod tests {
         assert_eq!((hot.seq, hot.write.clone()), (3, put("new")));
         // Rewritten again while in flight: kept, and not taken again by this drain.
         let r = buf.reserve(&key("hot"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("hot"), 4, put("newer"), 9);
+        buf.insert(r, &key("hot"), 4, put("newer"), 9, Recorded::Whole);
         assert_eq!(buf.complete_taken_at(&batch, 6, true), 1);
         assert!(buf.take_batch(cutoff).is_empty());
         assert_eq!(buf.take_batch(4).len(), 1);
@@ -1042,7 +1307,7 @@ mod tests {
     async fn full_buffer_refuses_after_timeout_but_admits_rewrites() {
         let buf = WriteBackBuffer::new(1, 10);
         let r = buf.reserve(&key("a"), Duration::ZERO).await.unwrap();
-        buf.insert(r, &key("a"), 1, put("1"), 0);
+        buf.insert(r, &key("a"), 1, put("1"), 0, Recorded::Whole);
         assert_eq!(
             buf.reserve(&key("b"), Duration::from_millis(10))
                 .await

@@ -20,7 +20,8 @@ use super::buffer::{BufferedGroup, Replayed};
 use super::keyspace::Keyspace;
 use super::Engine;
 use crate::error::{JournalError, OpenError, StoreError};
-use crate::model::{DbKey, StoreWrite};
+use crate::model::member_delta::{ChainRows, MemberDelta};
+use crate::model::{DbKey, PartialWrite, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 use crate::tiers::store::StoreOp;
 
@@ -64,8 +65,14 @@ impl Engine {
         };
         // The write-back keyspaces each group's records name.
         let mut group_keyspaces: HashMap<TxnGroup, BTreeSet<usize>> = HashMap::new();
-        for record in records {
-            if !matches!(record.op, JournalOp::Write(_)) || cleared(&record) {
+        // Keys whose member records are being applied: their `Replayed` write's image is
+        // rebuilt from these rows once the key's chain is done.
+        let mut chains: HashMap<(usize, DbKey), ChainRows> = HashMap::new();
+        // A keyspace no longer write-back: each key's last write, onto which its member
+        // records are applied (and stored) one by one.
+        let mut last_unbuffered: HashMap<(usize, DbKey), PartialWrite> = HashMap::new();
+        for mut record in records {
+            if matches!(record.op, JournalOp::Clear(_)) || cleared(&record) {
                 continue;
             }
             let Some(ks) = self.keyspaces.iter().find(|k| k.name == record.keyspace) else {
@@ -74,20 +81,110 @@ impl Engine {
                 continue;
             };
             if ks.buffer.is_none() {
+                let key = DbKey {
+                    db: record.db,
+                    key: record.key.clone(),
+                };
+                let write =
+                    match std::mem::replace(&mut record.op, JournalOp::Write(StoreWrite::Delete)) {
+                        JournalOp::Members(delta) => {
+                            let base = last_unbuffered.get(&(ks.id, key.clone()));
+                            match whole_after(base, delta, &record) {
+                                Some(write) => StoreWrite::Partial(write),
+                                None => continue,
+                            }
+                        }
+                        JournalOp::Write(write) => write,
+                        JournalOp::Clear(_) => continue,
+                    };
+                match &write {
+                    StoreWrite::Partial(p) if p.kind.stored_by_member() => {
+                        last_unbuffered.insert((ks.id, key), p.clone());
+                    }
+                    _ => {
+                        last_unbuffered.remove(&(ks.id, key));
+                    }
+                }
+                record.op = JournalOp::Write(write);
                 replay.unbuffered.push((ks, record));
                 continue;
             }
-            let JournalOp::Write(write) = record.op else {
-                continue;
-            };
             if let Some(group) = record.group {
                 group_keyspaces.entry(group).or_default().insert(ks.id);
             }
             let key = DbKey {
                 db: record.db,
-                key: record.key,
+                key: record.key.clone(),
             };
             let newest = replay.buffered.entry(ks.id).or_default();
+            let op = std::mem::replace(&mut record.op, JournalOp::Write(StoreWrite::Delete));
+            let write = match op {
+                JournalOp::Write(write) => write,
+                JournalOp::Members(delta) => {
+                    match newest.get_mut(&key) {
+                        // Older than the key's newest record, which was written after it
+                        // and so holds its members already.
+                        Some(r) if r.seq >= record.seq => {}
+                        Some(r) => {
+                            let chain = match chains.entry((ks.id, key.clone())) {
+                                std::collections::hash_map::Entry::Occupied(c) => {
+                                    Some(c.into_mut())
+                                }
+                                std::collections::hash_map::Entry::Vacant(v) => match &r.write {
+                                    StoreWrite::Partial(p) => {
+                                        ChainRows::from_write(p).map(|c| v.insert(c))
+                                    }
+                                    _ => None,
+                                },
+                            };
+                            match chain {
+                                Some(chain) if chain.kind() == delta.kind => {
+                                    r.chain_bytes += delta.encoded_len();
+                                    chain.apply(delta);
+                                    r.seq = record.seq;
+                                    r.group = None;
+                                }
+                                _ => {
+                                    // The key's newest record is of another kind: nothing to
+                                    // apply the members onto.
+                                    if let Some(write) = whole_after(None, delta, &record) {
+                                        chains.remove(&(ks.id, key.clone()));
+                                        *r = Replayed {
+                                            seq: record.seq,
+                                            write: StoreWrite::Partial(write),
+                                            group: None,
+                                            chain_seq: record.seq,
+                                            chain_bytes: 0,
+                                        };
+                                    }
+                                }
+                            }
+                        }
+                        None => {
+                            if let Some(write) = whole_after(None, delta, &record) {
+                                newest.insert(
+                                    key,
+                                    Replayed {
+                                        seq: record.seq,
+                                        write: StoreWrite::Partial(write),
+                                        group: None,
+                                        chain_seq: record.seq,
+                                        chain_bytes: 0,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    continue;
+                }
+                JournalOp::Clear(_) => continue,
+            };
+            // A whole record after member records: the chain's image first.
+            if let (Some(chain), Some(r)) =
+                (chains.remove(&(ks.id, key.clone())), newest.get_mut(&key))
+            {
+                settle(chain, r, &key);
+            }
             // A partial write (some members or fields) names only what it changed: the older
             // writes to its key that are still to be stored keep theirs, coalesced as the
             // buffer coalesces them (`StoreWrite::coalesce_after`).
@@ -112,8 +209,19 @@ impl Engine {
                         txn,
                         spans_keyspaces: false,
                     }),
+                    chain_seq: record.seq,
+                    chain_bytes: 0,
                 },
             );
+        }
+        for ((ks_id, key), chain) in chains {
+            if let Some(r) = replay
+                .buffered
+                .get_mut(&ks_id)
+                .and_then(|n| n.get_mut(&key))
+            {
+                settle(chain, r, &key);
+            }
         }
         // A group spanning keyspaces is flushed whole by the engine, as it was before the crash.
         for entries in replay.buffered.values_mut() {
@@ -174,6 +282,7 @@ impl Engine {
             keys.extend(replay.unbuffered.iter().map(|(_, r)| {
                 let kind = match &r.op {
                     JournalOp::Write(write) => write.visible().map(|(_, kind, _)| kind),
+                    JournalOp::Members(delta) => Some(delta.kind),
                     JournalOp::Clear(_) => None,
                 };
                 let key = DbKey {
@@ -190,7 +299,7 @@ impl Engine {
         for ks in &self.keyspaces {
             if let (Some(buffer), Some(entries)) = (&ks.buffer, replay.buffered.get(&ks.id)) {
                 for (key, r) in entries {
-                    buffer.insert_replayed(key, r.seq, r.write.clone(), now, r.group);
+                    buffer.insert_replayed(key, r.seq, r.write.clone(), now, r.group, r.recorded());
                 }
             }
         }
@@ -281,6 +390,47 @@ impl Engine {
         );
         true
     }
+}
+
+/// Gives a replayed key the write its chain of member records adds up to.
+fn settle(chain: ChainRows, replayed: &mut Replayed, key: &DbKey) {
+    match chain.into_write() {
+        Some(write) => replayed.write = StoreWrite::Partial(write),
+        // Rows no write makes (a stream's rows that do not decode): the chain's whole record
+        // stays, and the loss is said.
+        None => {
+            error!(key = ?key.key, seq = replayed.seq, "journal replay: the member records of this key do not rebuild a valid value; its last whole record is kept, and the members written after it are lost")
+        }
+    }
+}
+
+/// The write `delta` makes after `base`, the key's last partial write, as one whole value.
+/// Without a base (a FLUSHDB voided it while the write was being journaled, or the key held
+/// another kind), the members are applied onto an empty collection, and that is logged.
+/// `None`, logged, for members that make no valid value: the record is skipped (never stored as
+/// an empty value, which would delete what the table holds).
+fn whole_after(
+    base: Option<&PartialWrite>,
+    delta: MemberDelta,
+    record: &JournalRecord,
+) -> Option<PartialWrite> {
+    let kind = delta.kind;
+    let mut chain = match base
+        .filter(|b| b.kind == kind)
+        .and_then(ChainRows::from_write)
+    {
+        Some(chain) => chain,
+        None => {
+            warn!(keyspace = %record.keyspace, key = ?record.key, seq = record.seq, "journal replay: a record of some members of a {} has no earlier record of the whole value to apply onto (a FLUSHDB raced the write?); it is applied onto an empty one", kind.type_name());
+            ChainRows::empty(kind)
+        }
+    };
+    chain.apply(delta);
+    let write = chain.into_write();
+    if write.is_none() {
+        error!(keyspace = %record.keyspace, key = ?record.key, seq = record.seq, "journal replay: these members of the key make no valid {}; the record is skipped and its write is lost", kind.type_name());
+    }
+    write
 }
 
 /// Stores a replayed write of a keyspace that is no longer write-back.

@@ -2,13 +2,14 @@
 //! (group commit) → buffer insert (coalescing per key) → version bump → cache → ack. The
 //! journal acknowledgement is awaited after the key lock is released.
 
-use super::buffer::{Reservation, ReserveError};
+use super::buffer::{Recorded, Reservation, ReserveError};
 use super::durability::{Applied, PendingDurability};
 use super::route::Route;
 use super::Engine;
 use crate::clock::OpTime;
 use crate::config::Durability;
 use crate::error::SluiceError;
+use crate::model::member_delta::MemberDelta;
 use crate::model::StoreWrite;
 use crate::tiers::journal::{JournalAck, JournalOp, JournalRecord};
 
@@ -108,10 +109,18 @@ impl Engine {
         if self.journal.durability() == Durability::None {
             // A new number: drains may have begun while this write waited.
             let seq = self.next_seq(false);
-            buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
+            buffer.insert(
+                reservation,
+                &route.key,
+                seq,
+                write.clone(),
+                now.ms(),
+                Recorded::Whole,
+            );
             return Ok(None);
         }
         let seq = self.next_seq(true);
+        let (op, recorded) = self.journaled_op(route, write, now.ms());
         // Queue the record under the key lock (so the journal holds one key's writes in
         // sequence order) but wait for its fsync only after the lock is released, so writers
         // of a hot key share one group commit.
@@ -120,20 +129,73 @@ impl Engine {
             keyspace: ks.name.clone(),
             db: route.key.db,
             key: route.key.key.clone(),
-            op: JournalOp::Write(self.journaled_write(route, write)),
+            op,
             group: None,
         });
         // Refused at once (the journal failed since the check, or is closed): undo the
         // reservation, so the write never shows.
         if let Some(e) = ack.failed_at_once() {
             let error = SluiceError::Journal(e.to_string());
+            if recorded != Recorded::Whole {
+                buffer.unpin(&route.key);
+            }
             buffer.release(reservation);
             self.unbuffered.lock().remove(&seq);
             return Err(error);
         }
-        buffer.insert(reservation, &route.key, seq, write.clone(), now.ms());
+        buffer.insert(
+            reservation,
+            &route.key,
+            seq,
+            write.clone(),
+            now.ms(),
+            recorded,
+        );
         self.unbuffered.lock().remove(&seq);
         Ok(Some(ack))
+    }
+
+    /// The journal record of `write` (the caller holds the key's lock), and what it holds.
+    ///
+    /// A write to some members of a large collection (a set, sorted set, list or stream whose
+    /// image is at least `[journal] member_records_from` bytes, 4 KiB unless set: below it a whole
+    /// record costs about as much, and replays with no chain to rebuild) whose key is buffered as a partial
+    /// write of its kind is recorded as those members alone ([`MemberDelta`]): one ZINCRBY of
+    /// a large leaderboard journals one member rather than the whole set. Replay rebuilds the
+    /// image from the key's chain (its last whole record, then its member records), which the
+    /// checkpoint keeps while the key is buffered. Once a chain's member records add up to the
+    /// image's size, the next write is recorded whole again, which starts a new chain: the
+    /// journal keeps at most about twice the image per key, and replay applies at most that.
+    /// Every other write is recorded whole ([`Engine::journaled_write`]).
+    fn journaled_op(
+        &self,
+        route: &Route<'_>,
+        write: &StoreWrite,
+        now_ms: u64,
+    ) -> (JournalOp, Recorded) {
+        if let (StoreWrite::Partial(p), Some(buffer)) = (write, route.ks.buffer.as_ref()) {
+            if !p.replace
+                && p.kind.stored_by_member()
+                && p.image.len() as u64 >= self.config.journal.member_records_from
+            {
+                if let Some((base, bytes)) = buffer.member_chain(&route.key, p.kind, now_ms) {
+                    if let Some(delta) = MemberDelta::of(p) {
+                        let size = delta.encoded_len();
+                        if bytes + size <= p.image.len() {
+                            return (
+                                JournalOp::Members(delta),
+                                Recorded::Members { base, bytes: size },
+                            );
+                        }
+                    }
+                    buffer.unpin(&route.key);
+                }
+            }
+        }
+        (
+            JournalOp::Write(self.journaled_write(route, write)),
+            Recorded::Whole,
+        )
     }
 
     /// The write a journal record holds for `write` (the caller holds the key's lock): the

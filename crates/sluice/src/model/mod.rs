@@ -11,6 +11,7 @@ pub mod events;
 pub mod hash;
 pub mod list;
 pub mod listpack;
+pub mod member_delta;
 pub mod set;
 pub mod stream;
 pub mod stream_groups;

@@ -53,7 +53,11 @@ use crate::config::{ClusterConfig, Durability};
 use crate::metrics::{events, EngineMetrics};
 
 /// The first byte of every records message.
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 added member records: a binary that knows only version 1 refuses such a message
+/// instead of misreading it.
+const FORMAT_VERSION: u8 = 2;
+/// The oldest message version this binary reads.
+const OLDEST_FORMAT_VERSION: u8 = 1;
 /// Bytes of a message kept free for its headers and protocol framing.
 const HEADROOM: usize = 4096;
 /// How long one publish attempt waits for its PubAck before it is retried.
@@ -1175,7 +1179,7 @@ fn whole_groups(records: Vec<JournalRecord>, upto: u64) -> Vec<JournalRecord> {
 /// The records of one message; `None` if it is not a message this journal wrote.
 fn decode_message(body: &[u8]) -> Option<Vec<JournalRecord>> {
     let (&version, mut rest) = body.split_first()?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return None;
     }
     let mut records = Vec::new();

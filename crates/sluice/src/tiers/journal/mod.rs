@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::config::Durability;
 use crate::metrics::EngineMetrics;
+use crate::model::member_delta::MemberDelta;
 use crate::model::StoreWrite;
 
 pub mod error;
@@ -30,6 +31,12 @@ pub use error::JournalError;
 pub enum JournalOp {
     /// A write to one key.
     Write(StoreWrite),
+    /// A write to some members of a collection (a set, sorted set, list or stream), recorded
+    /// without the collection's image: replay applies it onto the key's earlier records, from
+    /// the last one that holds the whole image (the key's chain). The engine records one only
+    /// while that chain is still in the journal (the checkpoint never passes a buffered
+    /// key's chain).
+    Members(MemberDelta),
     /// FLUSHDB (one database) or FLUSHALL (every database) of the record's keyspace: replay
     /// drops every older record of that keyspace in those databases.
     Clear(ClearScope),

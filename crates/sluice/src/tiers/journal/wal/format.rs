@@ -7,11 +7,17 @@
 
 use bytes::Bytes;
 
+use crate::model::member_delta::MemberDelta;
 use crate::model::{Kind, PartialWrite, StoreWrite};
 use crate::tiers::journal::{ClearScope, JournalOp, JournalRecord, TxnGroup};
 
 const MAGIC: &[u8; 8] = b"SLUICEJ1";
-const VERSION: u32 = 1;
+/// Version 2 added member records (`OP_MEMBERS`): a binary that knows only version 1 refuses a
+/// segment that may hold them, rather than reading one as a torn tail. Every start writes a
+/// new segment, so a version 1 segment never gets one.
+const VERSION: u32 = 2;
+/// The oldest segment version this binary reads.
+const OLDEST_VERSION: u32 = 1;
 /// Length of a segment header.
 pub(super) const HEADER_LEN: u64 = 24;
 /// Largest record payload accepted on replay: a 512 MiB value plus its key and framing.
@@ -30,6 +36,9 @@ const OP_FIELDS: u8 = 4;
 /// A write to some members of a collection of another kind: a kind byte follows the op byte,
 /// the value is [`PartialWrite::to_bytes`], the expiry is the key's.
 const OP_PARTIAL_KIND: u8 = 5;
+/// Some members of a collection, without its image: a kind byte follows the op byte, the value
+/// is [`MemberDelta::to_bytes`], the expiry is the key's.
+const OP_MEMBERS: u8 = 6;
 /// Flag on the op byte: the record belongs to a transaction's group; the group's first
 /// sequence number (u64) and length (u32) follow the database byte.
 const IN_GROUP: u8 = 0x80;
@@ -47,7 +56,8 @@ pub fn encode_payload(r: &JournalRecord) -> Vec<u8> {
 fn payload_capacity(r: &JournalRecord) -> usize {
     let value_len = match &r.op {
         JournalOp::Write(write) => write.value_len() + 16,
-        _ => 0,
+        JournalOp::Members(delta) => delta.encoded_len(),
+        JournalOp::Clear(_) => 0,
     };
     8 + 3 + 12 + 2 + r.keyspace.len() + 4 + r.key.len() + 4 + value_len + 9
 }
@@ -79,6 +89,16 @@ fn encode_payload_into(r: &JournalRecord, p: &mut Vec<u8>) {
                 r.db,
                 &fields[..],
                 row.expires_at,
+            )
+        }
+        JournalOp::Members(delta) => {
+            fields = delta.to_bytes();
+            (
+                OP_MEMBERS,
+                Some(delta.kind),
+                r.db,
+                &fields[..],
+                delta.expires_at,
             )
         }
         JournalOp::Clear(ClearScope::Db(db)) => (OP_CLEAR, None, *db, &[][..], None),
@@ -135,7 +155,7 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
     let flagged = take(1)?[0];
     let op = flagged & !IN_GROUP;
     let kind = match op {
-        OP_UPSERT_KIND | OP_PARTIAL_KIND => Kind::from_code(take(1)?[0])?,
+        OP_UPSERT_KIND | OP_PARTIAL_KIND | OP_MEMBERS => Kind::from_code(take(1)?[0])?,
         OP_FIELDS => Kind::Hash,
         _ => Kind::String,
     };
@@ -174,6 +194,7 @@ pub fn decode_payload(p: &[u8]) -> Option<JournalRecord> {
         OP_FIELDS | OP_PARTIAL_KIND => JournalOp::Write(StoreWrite::Partial(
             PartialWrite::from_bytes(&value, kind, expires_at).ok()?,
         )),
+        OP_MEMBERS => JournalOp::Members(MemberDelta::from_bytes(&value, kind, expires_at).ok()?),
         OP_DELETE => JournalOp::Write(StoreWrite::Delete),
         OP_CLEAR if db == ALL_DBS => {
             return Some(JournalRecord::clear(seq, keyspace, ClearScope::AllDbs))
@@ -225,7 +246,8 @@ pub(super) fn parse_header(h: &[u8]) -> Option<u64> {
     if h.len() < HEADER_LEN as usize || &h[..8] != MAGIC {
         return None;
     }
-    if u32::from_le_bytes(h[8..12].try_into().ok()?) != VERSION {
+    let version = u32::from_le_bytes(h[8..12].try_into().ok()?);
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return None;
     }
     if crc32c::crc32c(&h[..20]) != u32::from_le_bytes(h[20..24].try_into().ok()?) {
@@ -334,6 +356,24 @@ mod tests {
 
     /// Journals written before `ClearScope` existed stored FLUSHALL as a clear of database
     /// 255; those bytes still mean every database.
+    /// A record of some members of a collection, with and without an expiry.
+    #[test]
+    fn member_deltas_round_trip() {
+        let image = crate::model::zset::ZSetValue::from_entries([(Bytes::from("a"), 1.5)]).encode();
+        for expires_at in [None, Some(42)] {
+            let write = crate::model::PartialWrite {
+                kind: Kind::ZSet,
+                image: image.clone(),
+                changed: vec![Bytes::from("a"), Bytes::from("gone")],
+                replace: false,
+                expires_at,
+            };
+            let mut r = rec(3, "k", None);
+            r.op = JournalOp::Members(MemberDelta::of(&write).expect("a delta"));
+            assert_eq!(decode_payload(&encode_payload(&r)), Some(r));
+        }
+    }
+
     #[test]
     fn a_clear_of_db_255_on_disk_is_every_database() {
         let mut p = Vec::new();
