@@ -42,9 +42,11 @@ own_postgres_database() {
 }
 
 # The `[server]` and `[journal]` sections of a Sluice listening on port $1 with data in $2 and
-# journal durability $3; callers append their own sections.
+# journal durability $3; callers append their own sections. SLUICE_JOURNAL_EXTRA, if set, is
+# one more line of `[journal]`, e.g. `member_records_from = "1000GiB"` to journal every
+# collection write whole, as before member records, for an A/B run of one binary.
 sluice_config() {
-  printf '[server]\nport = %s\ndata_dir = "%s"\n[journal]\ndurability = "%s"\n' "$1" "$2" "$3"
+  printf '[server]\nport = %s\ndata_dir = "%s"\n[journal]\ndurability = "%s"\n%s\n' "$1" "$2" "$3" "${SLUICE_JOURNAL_EXTRA:-}"
 }
 
 # Servers started by these run in this shell (never in `$(...)`), so cleanup_work stops them.

@@ -397,13 +397,14 @@ impl Access<'_> {
                 continue;
             }
             let _flushing = ks.flush_lock.lock().await;
-            if let Some(buffer) = &ks.buffer {
-                buffer.begin_clear();
+            let clearing = ks.buffer.as_ref().map(|buffer| {
+                let clearing = buffer.begin_clear(engine.seq.load(Ordering::SeqCst));
                 buffer.clear_db(if ks.is_builtin() { db } else { None });
-            }
+                clearing
+            });
             let cleared = clear_keyspace(engine, ks, db, &dbs).await;
-            if let Some(buffer) = &ks.buffer {
-                buffer.end_clear(cleared.as_ref().ok().copied().flatten());
+            if let Some(clearing) = clearing {
+                clearing.end(cleared.as_ref().ok().copied().flatten());
             }
             cleared?;
         }

@@ -88,6 +88,32 @@ pub(crate) struct Pending {
     /// chain ([`WriteBackBuffer::member_chain`]): a flush that stores the entry keeps it
     /// (and so its chain) until that write is buffered.
     pinned: bool,
+    /// A flush stored this key while its chain went on: the next record is whole and starts
+    /// a new chain, so a hot key's chain (which the checkpoint stays below, holding every
+    /// other key's records too) spans one flush, not the life of the key.
+    chain_flushed: bool,
+}
+
+/// A FLUSHDB or FLUSHALL of a keyspace in progress ([`WriteBackBuffer::begin_clear`]); member
+/// records are back once it is ended or dropped (a cancelled clear included).
+pub(crate) struct Clearing<'b> {
+    buffer: &'b WriteBackBuffer,
+}
+
+impl Clearing<'_> {
+    /// The clear is over; `journaled`: its journal record's sequence number, if it has one.
+    /// Chains whose whole record is at or below it are never extended again.
+    pub(crate) fn end(self, journaled: Option<u64>) {
+        if let Some(seq) = journaled {
+            self.buffer.chain_floor.fetch_max(seq, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Clearing<'_> {
+    fn drop(&mut self) {
+        self.buffer.clears.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A key's newest write, as replayed from the journal.
@@ -398,6 +424,7 @@ impl WriteBackBuffer {
         let mut inner = self.inner.lock();
         let p = inner.entries.get_mut(key)?;
         if self.clears.load(Ordering::SeqCst) > 0
+            || p.chain_flushed
             || p.chain_seq <= self.chain_floor.load(Ordering::SeqCst)
         {
             return None;
@@ -415,22 +442,16 @@ impl WriteBackBuffer {
         }
     }
 
-    /// A FLUSHDB or FLUSHALL of this keyspace begins. Its journal record, appended after the
-    /// buffer and the table are cleared, voids every older record of the keyspace, a chain's
-    /// whole record included: until [`WriteBackBuffer::end_clear`], no member record is
-    /// journaled onto a chain (a write in between is recorded whole).
-    pub(crate) fn begin_clear(&self) {
+    /// A FLUSHDB or FLUSHALL of this keyspace begins, `last_seq` being the engine's last
+    /// sequence number. Its journal record, appended after the buffer and the table are
+    /// cleared, voids every older record of the keyspace, a chain's whole record included:
+    /// while the returned [`Clearing`] lives no member record is journaled onto a chain, and
+    /// no chain that began at or before `last_seq` (or, once [`Clearing::end`] tells it, the
+    /// clear's record) is extended again, whether the clear succeeds or not.
+    pub(crate) fn begin_clear(&self, last_seq: u64) -> Clearing<'_> {
         self.clears.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// The clear begun by [`WriteBackBuffer::begin_clear`] is over; `journaled`: its journal
-    /// record's sequence number, if it has one. Chains whose whole record is at or below it are
-    /// never extended again.
-    pub(crate) fn end_clear(&self, journaled: Option<u64>) {
-        if let Some(seq) = journaled {
-            self.chain_floor.fetch_max(seq, Ordering::SeqCst);
-        }
-        self.clears.fetch_sub(1, Ordering::SeqCst);
+        self.chain_floor.fetch_max(last_seq, Ordering::SeqCst);
+        Clearing { buffer: self }
     }
 
     /// Ends the pin of [`WriteBackBuffer::member_chain`] for a write that was not buffered.
@@ -524,6 +545,9 @@ impl WriteBackBuffer {
                     Recorded::Members { .. } => p.chain_bytes + chain_bytes,
                 };
                 p.pinned = false;
+                if recorded == Recorded::Whole {
+                    p.chain_flushed = false;
+                }
                 let old_bytes = write_bytes(key, &p.write);
                 let added = if matches!(write, StoreWrite::Partial(_)) {
                     // A partial write keeps the columns or members the older one changed.
@@ -570,6 +594,7 @@ impl WriteBackBuffer {
                         chain_seq,
                         chain_bytes,
                         pinned: false,
+                        chain_flushed: false,
                     },
                 );
                 self.len.store(inner.entries.len(), Ordering::Release);
@@ -744,6 +769,7 @@ impl WriteBackBuffer {
                         // must stay buffered; what this flush stored is pruned from it.)
                         p.dirty_since = p.dirty_since.max(taken_at_ms);
                         p.first_seq = p.seq;
+                        p.chain_flushed = true;
                         if let (
                             Some(rows_exact),
                             StoreWrite::Partial(newer),
@@ -1140,6 +1166,9 @@ mod tests {
             buf.lookup(&k).map(|p| (p.chain_seq, p.chain_bytes)),
             Some((5, 20))
         );
+        // That flush stored the key: its next record is whole, so a hot key's chain (and the
+        // checkpoint with it) does not reach back past its last flush.
+        assert_eq!(buf.member_chain(&k, set, 0), None);
 
         // A whole record starts a new chain: the old whole record is no longer needed.
         let r = buf.try_reserve(&k).expect("a buffered key needs no room");
@@ -1159,10 +1188,10 @@ mod tests {
         let buf = WriteBackBuffer::new(100, 100);
         let k = key("s");
         let set = crate::model::Kind::Set;
-        buf.begin_clear();
+        let clearing = buf.begin_clear(4);
         buf.insert_replayed(&k, 5, members("a"), 0, None, Recorded::Whole);
         assert_eq!(buf.member_chain(&k, set, 0), None, "while the clear runs");
-        buf.end_clear(Some(6));
+        clearing.end(Some(6));
         assert_eq!(
             buf.member_chain(&k, set, 0),
             None,
@@ -1171,6 +1200,13 @@ mod tests {
         let r = buf.try_reserve(&k).expect("a buffered key needs no room");
         buf.insert(r, &k, 8, members("b"), 0, Recorded::Whole);
         assert_eq!(buf.member_chain(&k, set, 0), Some((8, 0)));
+        buf.unpin(&k);
+        // A clear that failed or was cancelled still stops the chains older than it.
+        drop(buf.begin_clear(9));
+        assert_eq!(buf.member_chain(&k, set, 0), None);
+        let r = buf.try_reserve(&k).expect("a buffered key needs no room");
+        buf.insert(r, &k, 10, members("c"), 0, Recorded::Whole);
+        assert_eq!(buf.member_chain(&k, set, 0), Some((10, 0)));
     }
 
     #[test]
