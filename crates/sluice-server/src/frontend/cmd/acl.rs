@@ -64,7 +64,9 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
     // specs), never checked against key patterns (looked at only for a restricted user).
     if !user.may_access_all()
         && !spec.categories.contains(&"@pubsub")
-        && spec.keys.of(args).any(|k| !user.may_access(k))
+        && spec
+            .request_keys(args)
+            .is_some_and(|keys| keys.iter().any(|k| !user.may_access(k)))
     {
         return Some(Frame::error(
             "NOPERM this user has no permissions to access one of the keys used as arguments",

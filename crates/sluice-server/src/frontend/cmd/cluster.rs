@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 
+use super::lookup;
 use super::spec::{Ctx, Handler, Spec};
-use super::{lookup, server::request_keys};
 use crate::frontend::Frame;
 use crate::state::routing::{key_slot, Route, Routing};
 use crate::state::{Session, Shared};
@@ -243,11 +243,11 @@ pub fn redirect(
             .as_ref()?
             .commands
             .iter()
-            .filter_map(|queued| request_keys(lookup(queued.first()?)?, queued))
+            .filter_map(|queued| lookup(queued.first()?)?.request_keys(queued))
             .flatten()
             .collect()
     } else {
-        request_keys(spec, args)?
+        spec.request_keys(args)?
     };
     if keys.is_empty() {
         return None;
@@ -274,7 +274,7 @@ pub fn check_script_call(
     spec: &Spec,
     args: &[Bytes],
 ) -> Option<Frame> {
-    let keys = request_keys(spec, args)?;
+    let keys = spec.request_keys(args)?;
     let first = keys.first().map(|k| key_slot(k));
     match routing.route(keys.into_iter().map(|k| &k[..])) {
         Route::Here if shared.sluice.may_serve() => {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::redis_meta;
 use super::spec::categories::ADMIN;
 use super::spec::{boxed, Handler, Spec};
-use super::spec::{Ctx, KeyPositions, Table};
+use super::spec::{Ctx, Table};
 use super::util::{engine_error, is, syntax_error};
 use crate::frontend::Frame;
 use crate::glob::glob_match;
@@ -271,40 +271,6 @@ fn command(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     }
 }
 
-/// The keys a request names, found as Redis 7.0's key specs find them; `None` for a command
-/// that takes no keys.
-pub(crate) fn request_keys<'a>(spec: &Spec, request: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
-    match spec.name {
-        // `numkeys` keys after the script (or function); a bad count names none.
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            let keys = request
-                .get(2)
-                .and_then(|n| super::util::int_arg(n).ok())
-                .and_then(|n| usize::try_from(n).ok())
-                .and_then(|n| request.get(3..n.checked_add(3)?));
-            Some(keys.map(|k| k.iter().collect()).unwrap_or_default())
-        }
-        "memory" if request.get(1).is_some_and(|s| is(s, "usage")) => {
-            Some(request.get(2).into_iter().collect())
-        }
-        // Containers whose sub-commands (all but HELP) name one key, after the sub-command.
-        "xgroup" | "xinfo" | "object" => match request.get(1) {
-            Some(sub) if !is(sub, "help") => Some(request.get(2).into_iter().collect()),
-            _ => None,
-        },
-        // Redis looks for `STREAMS` from the fourth argument on, past `GROUP group consumer`
-        // (either of which may be named `streams`).
-        "xreadgroup" => {
-            let rest = request.get(4..).unwrap_or_default();
-            let at = rest.iter().position(|a| is(a, "streams"))?;
-            let keys = &rest[at + 1..];
-            Some(keys[..keys.len() / 2].iter().collect())
-        }
-        _ if spec.keys == KeyPositions::NONE => None,
-        _ => Some(spec.keys.of(request).collect()),
-    }
-}
-
 /// COMMAND GETKEYS command [arg ...], with Redis 7.0's errors.
 fn command_getkeys(table: &Table, request: &[Bytes]) -> Frame {
     let Some(spec) = table.lookup(&request[0]) else {
@@ -320,7 +286,7 @@ fn command_getkeys(table: &Table, request: &[Bytes]) -> Frame {
         };
         arity = *sub_arity;
     }
-    let Some(keys) = request_keys(spec, request) else {
+    let Some(keys) = spec.request_keys(request) else {
         return Frame::error("ERR The command has no key arguments");
     };
     let argc = request.len() as i64;

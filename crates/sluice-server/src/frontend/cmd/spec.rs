@@ -486,6 +486,42 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The keys a request names, found as Redis 7.0's key specs find them (also for XGROUP,
+    /// XINFO, OBJECT, MEMORY USAGE, XREADGROUP and the scripts, whose keys the spec's positions
+    /// miss): what routing, the ACL key check, EXEC's locks and COMMAND GETKEYS use. `None` for
+    /// a command that takes no keys.
+    pub(crate) fn request_keys<'a>(&self, request: &'a [Bytes]) -> Option<Vec<&'a Bytes>> {
+        match self.name {
+            // `numkeys` keys after the script (or function); a bad count names none.
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+                let keys = request
+                    .get(2)
+                    .and_then(|n| super::util::int_arg(n).ok())
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| request.get(3..n.checked_add(3)?));
+                Some(keys.map(|k| k.iter().collect()).unwrap_or_default())
+            }
+            "memory" if request.get(1).is_some_and(|s| is(s, "usage")) => {
+                Some(request.get(2).into_iter().collect())
+            }
+            // Containers whose sub-commands (all but HELP) name one key, after the sub-command.
+            "xgroup" | "xinfo" | "object" => match request.get(1) {
+                Some(sub) if !is(sub, "help") => Some(request.get(2).into_iter().collect()),
+                _ => None,
+            },
+            // Redis looks for `STREAMS` from the fourth argument on, past `GROUP group consumer`
+            // (either of which may be named `streams`).
+            "xreadgroup" => {
+                let rest = request.get(4..).unwrap_or_default();
+                let at = rest.iter().position(|a| is(a, "streams"))?;
+                let keys = &rest[at + 1..];
+                Some(keys[..keys.len() / 2].iter().collect())
+            }
+            _ if self.keys == KeyPositions::NONE => None,
+            _ => Some(self.keys.of(request).collect()),
+        }
+    }
+
     /// The fields a spec rarely sets (`..Spec::DEFAULT`).
     pub const DEFAULT: Spec = Spec {
         name: "",

@@ -166,8 +166,8 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
     // run again from the start.
     let mut keys: Vec<(u8, Bytes)> = Vec::new();
     for args in &commands {
-        if let Some(spec) = lookup(&args[0]) {
-            keys.extend(spec.keys.of(args).map(|k| (db, k.clone())));
+        if let Some(found) = lookup(&args[0]).and_then(|spec| spec.request_keys(args)) {
+            keys.extend(found.into_iter().map(|k| (db, k.clone())));
         }
     }
     if let Some(watch) = &session.watch {
