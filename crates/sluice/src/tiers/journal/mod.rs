@@ -3,7 +3,8 @@
 //! A write-back write is appended here before it is acknowledged. After a crash, every record
 //! past the checkpoint is replayed into the write-back buffer, so an acknowledged write is
 //! never lost. Records carry the engine's sequence number; replay keeps, per key, only the
-//! highest, so a record already stored can never regress a key.
+//! highest whole record (with the member records after it applied onto it, see
+//! [`JournalOp::Members`]), so a record already stored can never regress a key.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -169,8 +170,9 @@ pub trait Journal: Send + Sync + 'static {
     /// replayed all or not at all. The acknowledgement resolves for the whole group.
     fn append_group(&self, records: Vec<JournalRecord>) -> JournalAck;
 
-    /// Declares every record with `seq <= upto` stored, or superseded by a later record of its
-    /// key appended before this call; segments wholly below may be deleted. Refused after a
+    /// Declares every record with `seq <= upto` stored, or superseded by a later whole record
+    /// of its key appended before this call (a member record supersedes nothing: the engine
+    /// keeps `upto` below the whole record a buffered key's member records apply onto); segments wholly below may be deleted. Refused after a
     /// failure until the records were read back with [`Journal::reread_acknowledged`]: a
     /// superseding record may then be one that never became durable.
     async fn checkpoint(&self, upto: u64) -> Result<(), JournalError>;
