@@ -407,13 +407,24 @@ where
     F: Fn(S::Value) -> Fut,
     Fut: std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>>,
 {
+    run_n_cases(24, steps, run);
+}
+
+/// [`run_cases`] with `cases` sequences.
+pub fn run_n_cases<S, F, Fut>(cases: u32, steps: S, run: F)
+where
+    S: proptest::strategy::Strategy,
+    S::Value: std::fmt::Debug,
+    F: Fn(S::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
-        cases: 24,
+        cases,
         failure_persistence: None,
         ..proptest::test_runner::Config::default()
     });
