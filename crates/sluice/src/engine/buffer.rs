@@ -133,6 +133,17 @@ pub(crate) struct Replayed {
 }
 
 impl Replayed {
+    /// A key's write replayed from a whole record: its chain starts there.
+    pub(crate) fn whole(seq: u64, write: StoreWrite, group: Option<BufferedGroup>) -> Replayed {
+        Replayed {
+            seq,
+            write,
+            group,
+            chain_seq: seq,
+            chain_bytes: 0,
+        }
+    }
+
     /// How a replay got to it: from a whole record, or with member records after one.
     pub(crate) fn recorded(&self) -> Recorded {
         if self.chain_seq == self.seq {
@@ -193,6 +204,18 @@ impl Inner {
         if self.stored.capacity() > 1024 && self.stored.len() < self.stored.capacity() / 4 {
             self.stored.shrink_to(self.stored.len() * 2);
         }
+    }
+
+    /// Drops `key`'s entry, whose latest write is `seq`, with its place in the flush order and
+    /// its chain's hold on the checkpoint.
+    fn remove(&mut self, key: &DbKey, seq: u64) {
+        if let Some(p) = self.entries.remove(key) {
+            self.bytes -= write_bytes(key, &p.write);
+            if p.chain_seq != p.seq {
+                self.chain_bases.remove(&p.chain_seq);
+            }
+        }
+        self.order.remove(&seq);
     }
 
     /// The entries still in `group`, by sequence number: its members hold its numbers, and a
@@ -540,14 +563,13 @@ impl WriteBackBuffer {
             Some(p) => {
                 let old_seq = std::mem::replace(&mut p.seq, seq);
                 let old_base = std::mem::replace(&mut p.chain_seq, chain_seq);
-                p.chain_bytes = match recorded {
-                    Recorded::Whole => 0,
-                    Recorded::Members { .. } => p.chain_bytes + chain_bytes,
-                };
-                p.pinned = false;
                 if recorded == Recorded::Whole {
+                    p.chain_bytes = 0;
                     p.chain_flushed = false;
+                } else {
+                    p.chain_bytes += chain_bytes;
                 }
+                p.pinned = false;
                 let old_bytes = write_bytes(key, &p.write);
                 let added = if matches!(write, StoreWrite::Partial(_)) {
                     // A partial write keeps the columns or members the older one changed.
@@ -579,8 +601,8 @@ impl WriteBackBuffer {
                 inner.bytes += added;
                 inner.order.insert(seq, key.clone());
                 if chain_seq != seq {
-                    // The key's entry was stored and dropped while this member record was
-                    // journaled onto its chain: the chain is this entry's now.
+                    // A chain replayed from the journal, or one whose entry a FLUSHDB dropped
+                    // while this member record was journaled onto it (`chain_floor` ends it).
                     inner.chain_bases.insert(chain_seq);
                 }
                 inner.entries.insert(
@@ -788,13 +810,7 @@ impl WriteBackBuffer {
                     }
                     None => continue,
                 }
-                if let Some(p) = inner.entries.remove(&item.key) {
-                    inner.bytes -= write_bytes(&item.key, &p.write);
-                    if p.chain_seq != p.seq {
-                        inner.chain_bases.remove(&p.chain_seq);
-                    }
-                }
-                inner.order.remove(&item.seq);
+                inner.remove(&item.key, item.seq);
                 removed += 1;
             }
             inner.shrink_if_sparse();
@@ -840,13 +856,7 @@ impl WriteBackBuffer {
             .map(|(k, p)| (k.clone(), p.seq))
             .collect();
         for (key, seq) in &doomed {
-            if let Some(p) = inner.entries.remove(key) {
-                inner.bytes -= write_bytes(key, &p.write);
-                if p.chain_seq != p.seq {
-                    inner.chain_bases.remove(&p.chain_seq);
-                }
-            }
-            inner.order.remove(seq);
+            inner.remove(key, *seq);
         }
         inner.shrink_if_sparse();
         self.len.store(inner.entries.len(), Ordering::Release);

@@ -10,6 +10,7 @@
 //! a write that was never acknowledged is neither read nor stored; until then the flusher stores
 //! nothing it cannot prove durable ([`super::Engine::flush_batch`] waits for a journal barrier).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -121,60 +122,7 @@ impl Engine {
             let write = match op {
                 JournalOp::Write(write) => write,
                 JournalOp::Members(delta) => {
-                    match newest.get_mut(&key) {
-                        // Older than the key's newest record, which was written after it
-                        // and so holds its members already.
-                        Some(r) if r.seq >= record.seq => {}
-                        Some(r) => {
-                            let chain = match chains.entry((ks.id, key.clone())) {
-                                std::collections::hash_map::Entry::Occupied(c) => {
-                                    Some(c.into_mut())
-                                }
-                                std::collections::hash_map::Entry::Vacant(v) => match &r.write {
-                                    StoreWrite::Partial(p) => {
-                                        ChainRows::from_write(p).map(|c| v.insert(c))
-                                    }
-                                    _ => None,
-                                },
-                            };
-                            match chain {
-                                Some(chain) if chain.kind() == delta.kind => {
-                                    r.chain_bytes += delta.encoded_len();
-                                    chain.apply(delta);
-                                    r.seq = record.seq;
-                                    r.group = None;
-                                }
-                                _ => {
-                                    // The key's newest record is of another kind: nothing to
-                                    // apply the members onto.
-                                    if let Some(write) = whole_after(None, delta, &record) {
-                                        chains.remove(&(ks.id, key.clone()));
-                                        *r = Replayed {
-                                            seq: record.seq,
-                                            write: StoreWrite::Partial(write),
-                                            group: None,
-                                            chain_seq: record.seq,
-                                            chain_bytes: 0,
-                                        };
-                                    }
-                                }
-                            }
-                        }
-                        None => {
-                            if let Some(write) = whole_after(None, delta, &record) {
-                                newest.insert(
-                                    key,
-                                    Replayed {
-                                        seq: record.seq,
-                                        write: StoreWrite::Partial(write),
-                                        group: None,
-                                        chain_seq: record.seq,
-                                        chain_bytes: 0,
-                                    },
-                                );
-                            }
-                        }
-                    }
+                    replay_members(newest, &mut chains, ks.id, key, delta, &record);
                     continue;
                 }
                 JournalOp::Clear(_) => continue,
@@ -200,19 +148,11 @@ impl Engine {
                 }
                 _ => write,
             };
-            newest.insert(
-                key,
-                Replayed {
-                    seq: record.seq,
-                    write,
-                    group: record.group.map(|txn| BufferedGroup {
-                        txn,
-                        spans_keyspaces: false,
-                    }),
-                    chain_seq: record.seq,
-                    chain_bytes: 0,
-                },
-            );
+            let group = record.group.map(|txn| BufferedGroup {
+                txn,
+                spans_keyspaces: false,
+            });
+            newest.insert(key, Replayed::whole(record.seq, write, group));
         }
         for ((ks_id, key), chain) in chains {
             if let Some(r) = replay
@@ -389,6 +329,46 @@ impl Engine {
             "the journal is out of service: the write-back buffers were reloaded from it, so only acknowledged writes are read and stored; new write-back writes are refused until Sluice is restarted"
         );
         true
+    }
+}
+
+/// Applies a member record onto its key's replayed write (keyspace `ks`): onto the rows of the
+/// key's chain, kept in `chains` until the image is rebuilt once ([`settle`]). A record older
+/// than the key's newest is already in it; one with no replayed write of its kind to apply
+/// onto starts the key afresh ([`whole_after`]).
+fn replay_members(
+    newest: &mut HashMap<DbKey, Replayed>,
+    chains: &mut HashMap<(usize, DbKey), ChainRows>,
+    ks: usize,
+    key: DbKey,
+    delta: MemberDelta,
+    record: &JournalRecord,
+) {
+    if let Some(r) = newest.get_mut(&key) {
+        if r.seq >= record.seq {
+            return;
+        }
+        let chain = match chains.entry((ks, key.clone())) {
+            Entry::Occupied(c) => Some(c.into_mut()),
+            Entry::Vacant(v) => match &r.write {
+                StoreWrite::Partial(p) => ChainRows::from_write(p).map(|c| v.insert(c)),
+                _ => None,
+            },
+        };
+        if let Some(chain) = chain.filter(|c| c.kind() == delta.kind) {
+            r.chain_bytes += delta.encoded_len();
+            chain.apply(delta);
+            r.seq = record.seq;
+            r.group = None;
+            return;
+        }
+    }
+    if let Some(write) = whole_after(None, delta, record) {
+        chains.remove(&(ks, key.clone()));
+        newest.insert(
+            key,
+            Replayed::whole(record.seq, StoreWrite::Partial(write), None),
+        );
     }
 }
 

@@ -158,15 +158,17 @@ impl Engine {
     /// The journal record of `write` (the caller holds the key's lock), and what it holds.
     ///
     /// A write to some members of a large collection (a set, sorted set, list or stream whose
-    /// image is at least `[journal] member_records_from` bytes, 4 KiB unless set: below it a whole
-    /// record costs about as much, and replays with no chain to rebuild) whose key is buffered as a partial
+    /// image is at least `[journal] member_records_from` bytes: below it a whole record costs
+    /// about as much, and replays with no chain to rebuild) whose key is buffered as a partial
     /// write of its kind is recorded as those members alone ([`MemberDelta`]): one ZINCRBY of
     /// a large leaderboard journals one member rather than the whole set. Replay rebuilds the
     /// image from the key's chain (its last whole record, then its member records), which the
-    /// checkpoint keeps while the key is buffered. Once a chain's member records add up to the
-    /// image's size, the next write is recorded whole again, which starts a new chain: the
-    /// journal keeps at most about twice the image per key, and replay applies at most that.
-    /// Every other write is recorded whole ([`Engine::journaled_write`]).
+    /// checkpoint keeps while the key is buffered. The next write is recorded whole again,
+    /// which starts a new chain, once a chain's member records add up to the image's size (the
+    /// journal keeps at most about twice the image per key, and replay applies at most that)
+    /// or once a flush stored the key (a hot key's chain, which holds the checkpoint for every
+    /// key's records, spans about one flush interval). Every other write is recorded whole
+    /// ([`Engine::journaled_write`]).
     fn journaled_op(
         &self,
         route: &Route<'_>,
