@@ -431,8 +431,10 @@ async fn busy_script_answers_busy_only_to_its_keys() {
         "BUSY came before the script ran for the threshold"
     );
 
-    // Later commands that would wait for the key are answered BUSY at once.
+    // Later commands that would wait for the key are answered BUSY at once, FLUSHDB (which
+    // waits for every key) too, holding none of the others meanwhile.
     assert_eq!(waiter.run("INCR k").await, BUSY);
+    assert_eq!(other.run("FLUSHDB").await, BUSY);
     let eval = waiter
         .cmd(&[b"EVAL", b"return redis.call('get', KEYS[1])", b"1", b"k"])
         .await;

@@ -392,28 +392,63 @@ impl Access<'_> {
                 watched_alive.push(key);
             }
         }
-        for ks in &engine.keyspaces {
-            if !ks.is_builtin() && !touches_mapped {
-                continue;
-            }
-            let _flushing = ks.flush_lock.lock().await;
-            let clearing = ks.buffer.as_ref().map(|buffer| {
-                let clearing = buffer.begin_clear(engine.seq.load(Ordering::SeqCst));
-                buffer.clear_db(if ks.is_builtin() { db } else { None });
-                clearing
-            });
+        let targets: Vec<&crate::engine::Keyspace> = engine
+            .keyspaces
+            .iter()
+            .filter(|ks| ks.is_builtin() || touches_mapped)
+            .map(|ks| &**ks)
+            .collect();
+        // No write in progress while the clear runs: a write-back write holds its key's lock
+        // from its journal append (which numbers it before the clear record) to its buffer
+        // insert and cache install. One that got its number before the clear but reached the
+        // buffer or the cache after it would show until a crash, then be voided by the clear
+        // record on replay: an acknowledged write lost. A write-through write committed
+        // before the store's clear but installed after the cache's would leave a copy of a
+        // row that no longer exists. Then no flush in progress either (a batch taken before
+        // the clear would store its rows again after it). Key locks first, then flush locks
+        // in keyspace order: the order the journal reload takes them in. A busy script's
+        // stripe makes it `BUSY`, as in Redis. Every write waits while the clear runs (its
+        // deletes and its record's fsync): FLUSHDB is rare, and never half-applied.
+        let _writers = engine
+            .locks
+            .lock_all_unless_busy()
+            .await
+            .map_err(SluiceError::Busy)?;
+        let mut flushing = Vec::with_capacity(targets.len());
+        for ks in &targets {
+            flushing.push(ks.flush_lock.lock().await);
+        }
+        let mut outcome = Ok(());
+        for ks in targets {
+            let clearing = ks
+                .buffer
+                .as_ref()
+                .map(|buffer| buffer.begin_clear(engine.seq.load(Ordering::SeqCst)));
             let cleared = clear_keyspace(engine, ks, db, &dbs).await;
+            // The buffered writes go only once the clear is journaled: if the store's clear
+            // or the record failed, a replay would bring them back, so they stay (visible,
+            // and flushed in time) as the replay would have them.
+            if let (Some(buffer), Ok(_)) = (&ks.buffer, &cleared) {
+                buffer.clear_db(if ks.is_builtin() { db } else { None });
+            }
             if let Some(clearing) = clearing {
                 clearing.end(cleared.as_ref().ok().copied().flatten());
             }
-            cleared?;
+            if let Err(e) = cleared {
+                outcome = Err(e);
+                break;
+            }
         }
-        let _ = engine.cache.clear(db).await;
+        // Before the cache is cleared: a read-through that read a row before the store's
+        // clear must find its version moved when it installs, even after the cache's clear.
         engine.locks.bump_all();
+        // Even after a failed clear: the keyspaces cleared before it must not keep cached
+        // copies of rows that are gone, and the rest only lose theirs to a read-through.
+        let _ = engine.cache.clear(db).await;
         for key in &watched_alive {
             engine.watches.touch(key);
         }
-        Ok(())
+        outcome
     }
 }
 

@@ -466,8 +466,8 @@ impl WriteBackBuffer {
     }
 
     /// A FLUSHDB or FLUSHALL of this keyspace begins, `last_seq` being the engine's last
-    /// sequence number. Its journal record, appended after the buffer and the table are
-    /// cleared, voids every older record of the keyspace, a chain's whole record included:
+    /// sequence number. Its journal record, appended after the table is cleared (and before
+    /// the buffer is), voids every older record of the keyspace, a chain's whole record included:
     /// while the returned [`Clearing`] lives no member record is journaled onto a chain, and
     /// no chain that began at or before `last_seq` (or, once [`Clearing::end`] tells it, the
     /// clear's record) is extended again, whether the clear succeeds or not.

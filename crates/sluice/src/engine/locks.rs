@@ -208,6 +208,14 @@ impl KeyLocks {
         Ok(guards)
     }
 
+    /// Locks every stripe, in order, as [`KeyLocks::lock_many`] does: gives up, holding none,
+    /// on meeting a busy script's stripe (FLUSHDB answers `BUSY`, as Redis does, rather than
+    /// hold every other stripe until the script ends).
+    pub(crate) async fn lock_all_unless_busy(&self) -> Result<Vec<StripeGuard<'_>>, ScriptKind> {
+        self.lock_many((0..self.locks.len()).map(Stripe).collect())
+            .await
+    }
+
     /// Locks every stripe, in order: no write is in progress while the guards are held.
     pub(crate) async fn lock_all(&self) -> Vec<StripeGuard<'_>> {
         let mut guards = Vec::with_capacity(self.locks.len());

@@ -286,12 +286,14 @@ impl Engine {
         if write_back.is_empty() {
             return true;
         }
+        // Key locks, then flush locks in keyspace order, then the checkpoint's turn: the
+        // order FLUSHDB takes them in, so the two cannot wait for each other.
+        let _writers = self.locks.lock_all().await;
         let mut flushing = Vec::with_capacity(write_back.len());
         for ks in &write_back {
             flushing.push(ks.flush_lock.lock().await);
         }
         let _checkpointing = self.checkpointing.lock().await;
-        let _writers = self.locks.lock_all().await;
         let records = match self.journal.reread_acknowledged().await {
             Ok(records) => records,
             Err(e) => {

@@ -693,3 +693,31 @@ async fn a_full_filesystem_refuses_the_write_that_does_not_fit_and_keeps_every_a
     assert!(!table.contains_key(&refused_key));
     assert!(!table.contains_key("later"));
 }
+
+/// A FLUSHDB whose clear of the table fails (the store is out) changes nothing: it answers the
+/// store's error, the buffered write-back writes stay readable, and a crash then replays
+/// exactly them (their journal records were not voided, so dropping them from the buffer
+/// would have hidden writes that come back after a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushdb_whose_clear_fails_leaves_the_buffered_writes_as_a_crash_replays_them() {
+    let mut keyspace = builtin(Policy::WriteBack);
+    keyspace.flush_interval = Duration::from_secs(3600);
+    let h = Harness::start_with("", vec![keyspace], |c| {
+        c.journal.durability = sluice::Durability::Fsync;
+    })
+    .await;
+    h.set("stored", "1").await;
+    h.sluice.flush().await.unwrap();
+    h.set("buffered", "2").await;
+    h.store.set_outage(true);
+    let refused = h.sluice.flush_db(Some(0)).await;
+    assert!(
+        matches!(refused, Err(SluiceError::Store { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(h.get("buffered").await.as_deref(), Some("2"));
+    assert_eq!(h.buffered("default"), 1);
+    let h = h.crash_restart().await.unwrap();
+    assert_eq!(h.get("buffered").await.as_deref(), Some("2"));
+    assert_eq!(h.get("stored").await.as_deref(), Some("1"));
+}

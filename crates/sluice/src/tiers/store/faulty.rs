@@ -89,7 +89,8 @@ impl FaultyStore {
         })
     }
 
-    /// While on, every batch fails whole with a transient error (database unreachable).
+    /// While on, every batch fails whole with a transient error (database unreachable), and
+    /// so does every clear (FLUSHDB's).
     pub fn set_outage(&self, on: bool) {
         self.outage.store(on, Ordering::SeqCst);
     }
@@ -319,6 +320,11 @@ impl Store for FaultyStore {
     }
 
     async fn clear(&self, target: &Target) -> Result<(), StoreError> {
+        if self.outage.load(Ordering::SeqCst) {
+            return Err(StoreError::transient(
+                "injected outage: database unreachable",
+            ));
+        }
         self.inner.clear(target).await
     }
 
