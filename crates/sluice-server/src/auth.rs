@@ -79,6 +79,11 @@ impl User {
         required_category(categories).is_none_or(|needed| allowed.contains(needed))
     }
 
+    /// Whether some command category is closed to this user.
+    pub fn restricts_categories(&self) -> bool {
+        self.categories.is_some()
+    }
+
     /// Whether this user may touch every key (checked once per command, before any key).
     pub fn may_access_all(&self) -> bool {
         self.key_patterns.iter().any(|p| p.as_slice() == b"*")

@@ -62,6 +62,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{reply_len, show, split, RawClient, TestServer};
@@ -4466,6 +4467,71 @@ async fn command_info_and_docs_match_redis() {
         }
     }
     println!("{compared} replies compared");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// ACL CAT lists each of Sluice's commands and sub-commands in exactly the categories Redis 7.0
+/// lists it in (a sub-command by its own categories, a container only where Redis lists the
+/// container): what a user's `commands` allow is decided by the same categories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_cat_lists_every_command_where_redis_does() {
+    let url = std::env::var("SLUICE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let addr = redis_addr(&url);
+    let Some(mut redis) = RawClient::try_connect(&addr).await else {
+        println!("skipped: no redis-server at {url}");
+        return;
+    };
+    let sluice = TestServer::start_with(Durability::Os).await;
+    let mut on_sluice = sluice.client().await;
+    let names = |reply: Vec<u8>| -> BTreeSet<String> {
+        String::from_utf8(reply)
+            .expect("names are text")
+            .split("\r\n")
+            .filter(|line| !line.is_empty() && !line.starts_with(['*', '$']))
+            .map(str::to_string)
+            .collect()
+    };
+    let categories = names(on_sluice.cmd(&[b"ACL", b"CAT"]).await);
+    assert_eq!(categories, names(redis.cmd(&[b"ACL", b"CAT"]).await));
+    let mut listed = BTreeMap::new();
+    for category in &categories {
+        let args: [&[u8]; 3] = [b"ACL", b"CAT", category.as_bytes()];
+        listed.insert(
+            category.clone(),
+            (
+                names(on_sluice.cmd(&args).await),
+                names(redis.cmd(&args).await),
+            ),
+        );
+    }
+    // Every command is @fast or @slow, so this is every name Sluice has.
+    let sluice_s: BTreeSet<&String> = listed.values().flat_map(|(s, _)| s).collect();
+    let mut mismatches = Vec::new();
+    for (category, (got, want)) in &listed {
+        let want: BTreeSet<&String> = want
+            .iter()
+            .filter(|n| sluice_s.contains(n) && !SUBCOMMANDS_NOT_IN_REDIS.contains(&n.as_str()))
+            .collect();
+        let got: BTreeSet<&String> = got
+            .iter()
+            .filter(|n| {
+                !SUBCOMMANDS_NOT_IN_REDIS.contains(&n.as_str()) && !n.starts_with("sluice.")
+            })
+            .collect();
+        if got != want {
+            mismatches.push(format!(
+                "@{category}: only Sluice lists {:?}; only Redis lists {:?}",
+                got.difference(&want).collect::<Vec<_>>(),
+                want.difference(&got).collect::<Vec<_>>()
+            ));
+        }
+    }
+    println!(
+        "{} names in {} categories compared",
+        sluice_s.len(),
+        listed.len()
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 

@@ -23,6 +23,11 @@ fn secured() -> FileConfig {
         password = "sha256:f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7"
         commands = ["read", "write"]
         [[user]]
+        name = "appwriter"
+        password = "apppw"
+        commands = ["read", "write"]
+        keys = ["app:*"]
+        [[user]]
         name = "gone"
         password = "x"
         enabled = false
@@ -204,13 +209,230 @@ async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
         String::from_utf8_lossy(&cat),
         String::from_utf8_lossy(&want)
     );
-    // A category lists Sluice's commands in it, sub-commands by their full names.
-    let listed = String::from_utf8_lossy(&ask(&mut admin, &[b"ACL", b"CAT", b"connection"]).await)
-        .into_owned();
-    for name in ["\r\nping\r\n", "\r\nclient\r\n", "\r\nclient|kill\r\n"] {
-        assert!(listed.contains(name), "{name:?} in {listed}");
+    // A category lists Sluice's commands in it, sub-commands by their full names and their own
+    // categories; a container only if it is in the category itself (CLIENT and CONFIG are only
+    // @slow in Redis 7.0, COMMAND is @connection).
+    for (category, listed_names, unlisted_names) in [
+        (
+            &b"connection"[..],
+            &[
+                "ping",
+                "client|kill",
+                "client|setname",
+                "command",
+                "command|count",
+            ][..],
+            &["client", "config|get"][..],
+        ),
+        (
+            b"admin",
+            &["config|get", "config|set", "client|kill", "slowlog|get"],
+            &["config", "client|setname", "xgroup|create"],
+        ),
+        (
+            b"stream",
+            &["xadd", "xgroup|create", "xinfo|stream"],
+            &["xgroup", "xinfo"],
+        ),
+        (
+            b"write",
+            &["set", "xgroup|create", "xgroup|destroy"],
+            &["xinfo|stream", "memory|usage"],
+        ),
+        (
+            b"read",
+            &["get", "xinfo|stream", "memory|usage", "object|encoding"],
+            &["xgroup|create", "object"],
+        ),
+    ] {
+        let text = String::from_utf8_lossy(&ask(&mut admin, &[b"ACL", b"CAT", category]).await)
+            .into_owned();
+        for name in listed_names {
+            assert!(
+                text.contains(&format!("\r\n{name}\r\n")),
+                "{name:?} in {text}"
+            );
+        }
+        for name in unlisted_names {
+            assert!(
+                !text.contains(&format!("\r\n{name}\r\n")),
+                "{name:?} not in {text}"
+            );
+        }
     }
     assert_eq!(ask(&mut admin, &[b"ACL", b"CAT", b"geo"]).await, b"*0\r\n");
+    server.stop().await;
+}
+
+/// A container's sub-commands are checked by their own ACL categories, as in Redis 7.0 (the
+/// containers themselves are only `@slow`): a read-only user cannot change the configuration
+/// or create a consumer group, but may look at a stream or a key's memory; and the keys a
+/// sub-command, XREADGROUP or a script names are checked against the user's key patterns.
+#[tokio::test]
+async fn container_sub_commands_scripts_and_stream_groups_are_checked_like_redis() {
+    let server = TestServer::start_config(secured()).await;
+    let mut admin = server.client().await;
+    assert_eq!(ask(&mut admin, &[b"AUTH", b"topsecret"]).await, b"+OK\r\n");
+    for key in [&b"app:s"[..], b"secret:s"] {
+        assert_eq!(
+            ask(
+                &mut admin,
+                &[b"XGROUP", b"CREATE", key, b"g", b"$", b"MKSTREAM"]
+            )
+            .await,
+            b"+OK\r\n"
+        );
+    }
+    assert_eq!(
+        ask(&mut admin, &[b"SET", b"app:1", b"one"]).await,
+        b"+OK\r\n"
+    );
+    let noperm_run = |name: &str| {
+        format!("-NOPERM this user has no permissions to run the '{name}' command\r\n")
+    };
+    let noperm_keys =
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+
+    let mut reader = server.client().await;
+    assert_eq!(
+        ask(&mut reader, &[b"AUTH", b"reader", b"readpw"]).await,
+        b"+OK\r\n"
+    );
+    for (request, name) in [
+        (&[&b"CONFIG"[..], b"GET", b"maxmemory"][..], "config|get"),
+        (&[b"CONFIG", b"SET", b"maxmemory", b"0"], "config|set"),
+        (&[b"CONFIG", b"RESETSTAT"], "config|resetstat"),
+        (&[b"SLOWLOG", b"RESET"], "slowlog|reset"),
+        (
+            &[b"XGROUP", b"CREATE", b"app:s", b"h", b"$"],
+            "xgroup|create",
+        ),
+        (&[b"XGROUP", b"DESTROY", b"app:s", b"g"], "xgroup|destroy"),
+        (
+            &[b"XGROUP", b"CREATECONSUMER", b"app:s", b"g", b"c"],
+            "xgroup|createconsumer",
+        ),
+        (
+            &[
+                b"XREADGROUP",
+                b"GROUP",
+                b"g",
+                b"c",
+                b"STREAMS",
+                b"app:s",
+                b">",
+            ],
+            "xreadgroup",
+        ),
+        (&[b"XACK", b"app:s", b"g", b"0-1"], "xack"),
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&ask(&mut reader, request).await),
+            noperm_run(name),
+            "{request:?}"
+        );
+    }
+    // Read sub-commands run (their replies, not a refusal), on the user's keys only.
+    let reply = ask(&mut reader, &[b"MEMORY", b"USAGE", b"app:1"]).await;
+    assert!(
+        reply.starts_with(b":"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let reply = ask(&mut reader, &[b"XINFO", b"GROUPS", b"app:s"]).await;
+    assert!(
+        reply.starts_with(b"*1\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let reply = ask(&mut reader, &[b"XPENDING", b"app:s", b"g"]).await;
+    assert!(
+        reply.starts_with(b"*4\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    for request in [
+        &[&b"MEMORY"[..], b"USAGE", b"secret:1"][..],
+        &[b"XINFO", b"GROUPS", b"secret:s"],
+        &[b"XPENDING", b"secret:s", b"g"],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&ask(&mut reader, request).await),
+            noperm_keys,
+            "{request:?}"
+        );
+    }
+    // CLIENT SETNAME is @connection: open to every user.
+    assert_eq!(
+        ask(&mut reader, &[b"CLIENT", b"SETNAME", b"r"]).await,
+        b"+OK\r\n"
+    );
+
+    // A user who may write, on `app:*` only.
+    let mut writer = server.client().await;
+    assert_eq!(
+        ask(&mut writer, &[b"AUTH", b"appwriter", b"apppw"]).await,
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        ask(&mut writer, &[b"XGROUP", b"CREATE", b"app:s", b"h", b"$"]).await,
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ask(&mut writer, &[b"CONFIG", b"SET", b"maxmemory", b"0"]).await),
+        noperm_run("config|set")
+    );
+    for request in [
+        &[&b"XGROUP"[..], b"CREATE", b"secret:s", b"h", b"$"][..],
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"STREAMS",
+            b"app:s",
+            b"secret:s",
+            b">",
+            b">",
+        ],
+        &[b"EVAL", b"return 1", b"1", b"secret:1"],
+        &[b"EVAL_RO", b"return 1", b"2", b"app:1", b"secret:1"],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&ask(&mut writer, request).await),
+            noperm_keys,
+            "{request:?}"
+        );
+    }
+    assert_eq!(
+        ask(
+            &mut writer,
+            &[
+                b"XREADGROUP",
+                b"GROUP",
+                b"g",
+                b"c",
+                b"STREAMS",
+                b"app:s",
+                b">"
+            ]
+        )
+        .await,
+        b"*-1\r\n"
+    );
+    assert_eq!(
+        ask(
+            &mut writer,
+            &[
+                b"EVAL",
+                b"return redis.call('SET', KEYS[1], 'two')",
+                b"1",
+                b"app:1"
+            ]
+        )
+        .await,
+        b"+OK\r\n"
+    );
     server.stop().await;
 }
 

@@ -39,25 +39,24 @@ fn wrongpass() -> Frame {
 
 /// NOAUTH before authentication, NOPERM for a command or key the user may not touch; `None`
 /// when the command may run. Redis checks in this order, after existence and arity.
-pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
+///
+/// `full_name` is the sub-command's (`config|set`) for a container called with one: its own
+/// categories decide, as in Redis, not the container's (which are only `@slow`).
+pub fn check(
+    session: &Session,
+    spec: &Spec,
+    full_name: &'static str,
+    args: &[Bytes],
+) -> Option<Frame> {
     let Some(user) = &session.user else {
         if spec.flags.contains(&"no_auth") {
             return None;
         }
         return Some(Frame::error("NOAUTH Authentication required."));
     };
-    if !user.may_run(spec.categories) {
-        let name = if spec.subcommands.is_empty() || args.len() < 2 {
-            spec.name.to_string()
-        } else {
-            format!(
-                "{}|{}",
-                spec.name,
-                String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
-            )
-        };
+    if !may_run(user, spec, full_name) {
         return Some(Frame::error(format!(
-            "NOPERM this user has no permissions to run the '{name}' command"
+            "NOPERM this user has no permissions to run the '{full_name}' command"
         )));
     }
     // The "keys" of SSUBSCRIBE and SPUBLISH are shard channels (`not_key` in Redis's key
@@ -73,6 +72,30 @@ pub fn check(session: &Session, spec: &Spec, args: &[Bytes]) -> Option<Frame> {
         ));
     }
     None
+}
+
+/// Whether `user` may run the command `spec` (or its sub-command `full_name`). A user with
+/// every category costs no lookup.
+fn may_run(user: &crate::auth::User, spec: &Spec, full_name: &str) -> bool {
+    if user.restricts_categories() && full_name != spec.name {
+        return user.may_run(&categories_of(spec, full_name));
+    }
+    user.may_run(spec.categories)
+}
+
+/// The ACL categories (`@admin`, ...) of a command, or of a container's sub-command by its full
+/// name: Redis 7.0's for a container and for each sub-command it has (Sluice's container specs
+/// carry what their sub-commands share, which is not Redis's), else Sluice's spec (CLIENT
+/// SETINFO, of Redis 7.2, is in its container's categories).
+pub fn categories_of(spec: &Spec, full_name: &str) -> Vec<&'static str> {
+    let redis_s = if full_name == spec.name {
+        (!spec.subcommands.is_empty())
+            .then(|| super::redis_meta::get(full_name).map(|m| m.acl_categories()))
+            .flatten()
+    } else {
+        super::redis_meta::subcommand_categories(full_name)
+    };
+    redis_s.unwrap_or_else(|| spec.categories.to_vec())
 }
 
 /// AUTH [username] password
@@ -111,22 +134,15 @@ fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
     let sub = args[1].to_ascii_lowercase();
     match &sub[..] {
         b"whoami" => Frame::bulk(user.name.clone()),
-        b"list" => {
-            // Listing users is an administrative act.
-            if !user.may_run(&["@admin"]) {
-                return Frame::error(
-                    "NOPERM this user has no permissions to run the 'acl|list' command",
-                );
-            }
-            Frame::Array(
-                ctx.shared
-                    .users
-                    .list()
-                    .into_iter()
-                    .map(Frame::bulk)
-                    .collect(),
-            )
-        }
+        // @admin, checked by its category before it runs.
+        b"list" => Frame::Array(
+            ctx.shared
+                .users
+                .list()
+                .into_iter()
+                .map(Frame::bulk)
+                .collect(),
+        ),
         b"cat" => match args.get(2) {
             None => Frame::Array(ACL_CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(cat) if args.len() == 3 => {
@@ -137,16 +153,26 @@ fn acl(ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
                     let cat = &cat[..cat.len().min(128)];
                     return format_error(&[&b"ERR Unknown category '"[..], cat, b"'"].concat());
                 };
-                // Sluice's sub-commands carry their container's categories: each is listed
-                // (`client|list`) where its container is, as Redis lists sub-commands.
+                // A sub-command (`client|list`) is listed by its own categories, as Redis
+                // lists it, and its container only if the container itself is in `cat`.
+                let in_cat = |categories: Vec<&str>| {
+                    categories.iter().any(|c| c.strip_prefix('@') == Some(*cat))
+                };
                 let mut names = Vec::new();
                 for spec in ctx.table.all() {
-                    if !spec.acl_categories().contains(cat) {
-                        continue;
+                    let listed = if spec.subcommands.is_empty() {
+                        spec.acl_categories().contains(cat)
+                    } else {
+                        in_cat(categories_of(spec, spec.name))
+                    };
+                    if listed {
+                        names.push(Frame::bulk(spec.name));
                     }
-                    names.push(Frame::bulk(spec.name));
                     for (sub, _) in spec.subcommands {
-                        names.push(Frame::bulk(format!("{}|{sub}", spec.name)));
+                        let full_name = format!("{}|{sub}", spec.name);
+                        if in_cat(categories_of(spec, &full_name)) {
+                            names.push(Frame::bulk(full_name));
+                        }
                     }
                 }
                 Frame::Array(names)

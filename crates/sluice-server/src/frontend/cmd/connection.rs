@@ -492,20 +492,6 @@ fn client(mut ctx: Ctx<'_>, argv: &mut [Bytes]) -> Frame {
             };
             Frame::ok()
         }
-        // Redis files these under @admin (the container's categories are CLIENT's own): a
-        // user without it may not close or hold back other users' connections.
-        b"kill" | b"pause" | b"unpause" | b"unblock"
-            if !ctx
-                .session
-                .user
-                .as_ref()
-                .is_some_and(|u| u.may_run(&["@admin"])) =>
-        {
-            Frame::error(format!(
-                "NOPERM this user has no permissions to run the 'client|{}' command",
-                String::from_utf8_lossy(&sub)
-            ))
-        }
         b"kill" => client_kill(ctx, argv),
         b"pause" => client_pause(ctx, argv),
         b"unblock" => client_unblock(ctx, argv),

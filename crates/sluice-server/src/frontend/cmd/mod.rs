@@ -97,6 +97,21 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
+/// The full name of the command a request runs: `config|get` for a container's known
+/// sub-command, else the command's own name.
+pub(super) fn full_name_of(spec: &'static Spec, args: &[Bytes]) -> &'static str {
+    match args.get(1) {
+        Some(sub) if !spec.subcommands.is_empty() => spec
+            .subcommands
+            .iter()
+            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
+            .map_or(spec.name, |position| {
+                table().subcommand_name(spec, position)
+            }),
+        _ => spec.name,
+    }
+}
+
 /// Runs one request. A hot command may move its key and value out of `args` rather than
 /// clone them (each clone is an atomic reference count on the request buffer); `args` is
 /// only fit for recycling afterwards.
@@ -140,7 +155,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
             }
         }
     }
-    if let Some(denied) = acl::check(session, spec, args) {
+    if let Some(denied) = acl::check(session, spec, full_name, args) {
         return rejected(shared, Some(slot), refuse(session, spec, denied));
     }
     // `[cluster] nodes`: one `Option` check unless keys are routed between nodes.

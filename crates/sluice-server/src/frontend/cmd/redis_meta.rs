@@ -35,6 +35,30 @@ pub fn get(name: &str) -> Option<&'static Meta> {
     all().get(name)
 }
 
+impl Meta {
+    /// The ACL categories of COMMAND INFO (`@admin`, `@slow`, ...).
+    pub fn acl_categories(&self) -> Vec<&str> {
+        match self.info.get(6) {
+            Some(Frame::Set(categories) | Frame::Array(categories)) => categories
+                .iter()
+                .filter_map(|c| match c {
+                    Frame::Simple(c) => Some(c.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The ACL categories Redis 7.0 gives a sub-command (`config|set`), if it has it: a
+/// container's sub-commands each have their own (CONFIG GET is `@admin`, XINFO STREAM
+/// `@read`, XGROUP CREATE `@write`), which ACLs check rather than the container's.
+pub fn subcommand_categories(full_name: &str) -> Option<Vec<&'static str>> {
+    let (container, _) = full_name.split_once('|')?;
+    Some(get(container)?.subcommands.get(full_name)?.acl_categories())
+}
+
 /// Every command of `redis_meta.resp`, by name; empty if the file were malformed (a test
 /// parses it).
 pub fn all() -> &'static HashMap<String, Meta> {

@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::args::{parse, Args};
 use super::spec::{boxed, Ctx, Handler, Spec};
 use super::util::{engine_error, int_arg, is, unknown_subcommand};
-use super::{acl, arity_ok, lookup, run};
+use super::{acl, arity_ok, full_name_of, lookup, run};
 use crate::frontend::Frame;
 use crate::script::{self, LogLevel, Script, ScriptAbort, ScriptHost};
 use crate::state::{Session, Shared};
@@ -641,7 +641,7 @@ async fn call_from_script(
             Some(_) => {}
         }
     }
-    if let Some(denied) = acl::check(session, spec, &args) {
+    if let Some(denied) = acl::check(session, spec, full_name_of(spec, &args), &args) {
         return denied;
     }
     if let Some(routing) = &shared.routing {

@@ -14,7 +14,7 @@ use sluice::SluiceError;
 use super::args::KeyList;
 use super::spec::{boxed, Ctx, Handler, KeyPositions, Spec};
 use super::util::engine_error;
-use super::{acl, lookup, run};
+use super::{acl, full_name_of, lookup, run};
 use crate::frontend::Frame;
 use crate::state::{MultiQueue, Session, Shared};
 
@@ -197,7 +197,7 @@ async fn run_queue(shared: &Shared, session: &mut Session, commands: Vec<Vec<Byt
             };
             // A copy: a command may move its arguments out, and a restart runs it again.
             let mut args = queued.clone();
-            let reply = match acl::check(session, spec, &args) {
+            let reply = match acl::check(session, spec, full_name_of(spec, &args), &args) {
                 Some(denied) => denied,
                 None => Box::pin(run(shared, session, spec, txn.access(), &mut args)).await,
             };
