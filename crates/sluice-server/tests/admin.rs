@@ -479,6 +479,30 @@ async fn client_pause_write_holds_writes_until_unpause() {
     assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
     assert_eq!(writer.reply().await, b"+OK\r\n");
     assert_eq!(reader.run("GET k").await, b"$1\r\nv\r\n");
+    // A container's sub-command is held back by its own flags, as in Redis: XGROUP CREATE (a
+    // write) waits, CONFIG GET does not.
+    assert_eq!(admin.run("CLIENT PAUSE 600000 WRITE").await, b"+OK\r\n");
+    writer
+        .send(&common::encode(&[
+            b"XGROUP",
+            b"CREATE",
+            b"s",
+            b"g",
+            b"$",
+            b"MKSTREAM",
+        ]))
+        .await;
+    let config = reader.run("CONFIG GET maxclients").await;
+    assert!(config.starts_with(b"*2\r\n"), "{}", show(&config));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        reader.run("EXISTS s").await,
+        b":0\r\n",
+        "XGROUP CREATE waits"
+    );
+    assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
+    assert_eq!(writer.reply().await, b"+OK\r\n");
+    assert_eq!(reader.run("EXISTS s").await, b":1\r\n");
     // An EXEC waits if its queue holds a write (queued before the pause: queueing a write
     // waits too); one of reads runs.
     assert_eq!(writer.run("MULTI").await, b"+OK\r\n");

@@ -172,7 +172,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     }
     // CLIENT PAUSE: one relaxed load unless a pause was set.
     if shared.pause.may_be_active() {
-        if client_pause_wait(shared, session, spec).await {
+        if client_pause_wait(shared, session, spec, full_name).await {
             // Killed while it waited: the connection closes without running it.
             session.reply = crate::state::ReplyMode::Close;
             return Frame::Null;
@@ -415,21 +415,18 @@ fn client_pause_wait<'a>(
     shared: &'a Shared,
     session: &'a Session,
     spec: &'static Spec,
+    full_name: &str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
-    let writes = |spec: &Spec| {
-        spec.flags
-            .iter()
-            .any(|f| *f == "write" || *f == "may_replicate")
-            || matches!(spec.name, "eval" | "evalsha")
-    };
     let queued_writes = spec.name == "exec"
         && session.multi.as_ref().is_some_and(|m| {
-            m.commands
-                .iter()
-                .filter_map(|c| c.first().and_then(|name| lookup(name)))
-                .any(writes)
+            m.commands.iter().any(|queued| {
+                queued
+                    .first()
+                    .and_then(|name| lookup(name))
+                    .is_some_and(|spec| paused_as_write(spec, full_name_of(spec, queued)))
+            })
         });
-    let writes = writes(spec) || queued_writes;
+    let writes = paused_as_write(spec, full_name) || queued_writes;
     let handle = session.handle().clone();
     Box::pin(async move {
         handle.note_paused(true);
@@ -440,6 +437,20 @@ fn client_pause_wait<'a>(
         handle.note_paused(false);
         killed
     })
+}
+
+/// Whether CLIENT PAUSE WRITE holds a command back, as Redis 7.0 decides: a `write` or
+/// `may_replicate` one (a container's sub-command by its own flags: XGROUP CREATE, FUNCTION
+/// FLUSH, SCRIPT FLUSH are held, CONFIG SET is not), and EVAL / EVALSHA.
+fn paused_as_write(spec: &Spec, full_name: &str) -> bool {
+    let writes = |flags: &[&str]| flags.iter().any(|f| *f == "write" || *f == "may_replicate");
+    let sub = (full_name != spec.name)
+        .then(|| redis_meta::subcommand(full_name))
+        .flatten();
+    match sub {
+        Some(meta) => writes(&meta.flags()),
+        None => writes(spec.flags) || matches!(spec.name, "eval" | "evalsha"),
+    }
 }
 
 /// Runs a hot command, awaited in place (see [`Hot`] for why only these).

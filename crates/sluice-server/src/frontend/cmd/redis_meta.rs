@@ -38,11 +38,21 @@ pub fn get(name: &str) -> Option<&'static Meta> {
 impl Meta {
     /// The ACL categories of COMMAND INFO (`@admin`, `@slow`, ...).
     pub fn acl_categories(&self) -> Vec<&str> {
-        match self.info.get(6) {
-            Some(Frame::Set(categories) | Frame::Array(categories)) => categories
+        self.words(6)
+    }
+
+    /// The flags of COMMAND INFO (`write`, `readonly`, ...).
+    pub fn flags(&self) -> Vec<&str> {
+        self.words(2)
+    }
+
+    /// The simple strings of COMMAND INFO's set at `index`.
+    fn words(&self, index: usize) -> Vec<&str> {
+        match self.info.get(index) {
+            Some(Frame::Set(words) | Frame::Array(words)) => words
                 .iter()
-                .filter_map(|c| match c {
-                    Frame::Simple(c) => Some(c.as_str()),
+                .filter_map(|w| match w {
+                    Frame::Simple(w) => Some(w.as_str()),
                     _ => None,
                 })
                 .collect(),
@@ -51,12 +61,18 @@ impl Meta {
     }
 }
 
-/// The ACL categories Redis 7.0 gives a sub-command (`config|set`), if it has it: a
-/// container's sub-commands each have their own (CONFIG GET is `@admin`, XINFO STREAM
-/// `@read`, XGROUP CREATE `@write`), which ACLs check rather than the container's.
-pub fn subcommand_categories(full_name: &str) -> Option<Vec<&'static str>> {
+/// What Redis 7.0 says of a sub-command (`config|set`), if it has it: a container's
+/// sub-commands each have their own flags and categories (CONFIG GET is `@admin`, XINFO STREAM
+/// `@read`, XGROUP CREATE a `write`), which ACLs and CLIENT PAUSE WRITE go by rather than the
+/// container's.
+pub fn subcommand(full_name: &str) -> Option<&'static Meta> {
     let (container, _) = full_name.split_once('|')?;
-    Some(get(container)?.subcommands.get(full_name)?.acl_categories())
+    get(container)?.subcommands.get(full_name)
+}
+
+/// The ACL categories Redis 7.0 gives a sub-command, if it has it ([`subcommand`]).
+pub fn subcommand_categories(full_name: &str) -> Option<Vec<&'static str>> {
+    Some(subcommand(full_name)?.acl_categories())
 }
 
 /// Every command of `redis_meta.resp`, by name; empty if the file were malformed (a test
