@@ -503,6 +503,25 @@ async fn client_pause_write_holds_writes_until_unpause() {
     assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
     assert_eq!(writer.reply().await, b"+OK\r\n");
     assert_eq!(reader.run("EXISTS s").await, b":1\r\n");
+    // PUBLISH waits (Redis's hidden `may_replicate` flag), and so does a script that may
+    // write; one that declares `no-writes` runs.
+    assert_eq!(admin.run("CLIENT PAUSE 600000 WRITE").await, b"+OK\r\n");
+    writer
+        .send(&common::encode(&[b"PUBLISH", b"ch", b"m"]))
+        .await;
+    let read_only = [&b"EVAL"[..], b"#!lua flags=no-writes\nreturn 7", b"0"];
+    assert_eq!(reader.cmd(&read_only).await, b":7\r\n");
+    let mut scripter = sluice.client().await;
+    scripter
+        .send(&common::encode(&[b"EVAL", b"return 8", b"0"]))
+        .await;
+    for waiting in [&mut writer, &mut scripter] {
+        let early = tokio::time::timeout(Duration::from_millis(100), waiting.reply()).await;
+        assert!(early.is_err(), "answered during the pause: {early:?}");
+    }
+    assert_eq!(admin.run("CLIENT UNPAUSE").await, b"+OK\r\n");
+    assert_eq!(writer.reply().await, b":0\r\n");
+    assert_eq!(scripter.reply().await, b":8\r\n");
     // An EXEC waits if its queue holds a write (queued before the pause: queueing a write
     // waits too); one of reads runs.
     assert_eq!(writer.run("MULTI").await, b"+OK\r\n");

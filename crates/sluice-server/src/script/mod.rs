@@ -200,6 +200,12 @@ impl Script {
     }
 }
 
+/// Whether a script source's shebang declares `no-writes` (a bad shebang does not: the script
+/// is refused when it runs). Reads the first line only.
+pub fn declares_no_writes(source: &[u8]) -> bool {
+    parse_shebang(source).is_ok_and(|(flags, _)| flags.no_writes)
+}
+
 /// Lowercase hex SHA1, as `redis.sha1hex` and script SHAs use.
 pub fn sha1_hex(data: &[u8]) -> String {
     let digest = Sha1::digest(data);

@@ -172,7 +172,7 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     }
     // CLIENT PAUSE: one relaxed load unless a pause was set.
     if shared.pause.may_be_active() {
-        if client_pause_wait(shared, session, spec, full_name).await {
+        if client_pause_wait(shared, session, spec, full_name, args).await {
             // Killed while it waited: the connection closes without running it.
             session.reply = crate::state::ReplyMode::Close;
             return Frame::Null;
@@ -406,8 +406,8 @@ fn refuse_in_multi(session: &mut Session, refusal: Frame) -> Frame {
 }
 
 /// Waits while a CLIENT PAUSE holds back this command, as Redis 7.0's `processCommand`
-/// decides: every command under ALL; under WRITE, those that may write (flag `write` or
-/// `may_replicate`, EVAL and EVALSHA, EXEC of a queue holding one). Kept out of `dispatch`'s
+/// decides: every command under ALL; under WRITE, those that may write ([`paused_as_write`],
+/// or EXEC of a queue holding one). Kept out of `dispatch`'s
 /// own future, behind a box, as it is almost never needed. True if CLIENT KILL closed the
 /// connection meanwhile.
 #[cold]
@@ -416,6 +416,7 @@ fn client_pause_wait<'a>(
     session: &'a Session,
     spec: &'static Spec,
     full_name: &str,
+    args: &[Bytes],
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
     let queued_writes = spec.name == "exec"
         && session.multi.as_ref().is_some_and(|m| {
@@ -423,10 +424,12 @@ fn client_pause_wait<'a>(
                 queued
                     .first()
                     .and_then(|name| lookup(name))
-                    .is_some_and(|spec| paused_as_write(spec, full_name_of(spec, queued)))
+                    .is_some_and(|spec| {
+                        paused_as_write(shared, spec, full_name_of(spec, queued), queued)
+                    })
             })
         });
-    let writes = paused_as_write(spec, full_name) || queued_writes;
+    let writes = paused_as_write(shared, spec, full_name, args) || queued_writes;
     let handle = session.handle().clone();
     Box::pin(async move {
         handle.note_paused(true);
@@ -439,17 +442,31 @@ fn client_pause_wait<'a>(
     })
 }
 
-/// Whether CLIENT PAUSE WRITE holds a command back, as Redis 7.0 decides: a `write` or
-/// `may_replicate` one (a container's sub-command by its own flags: XGROUP CREATE, FUNCTION
-/// FLUSH, SCRIPT FLUSH are held, CONFIG SET is not), and EVAL / EVALSHA.
-fn paused_as_write(spec: &Spec, full_name: &str) -> bool {
-    let writes = |flags: &[&str]| flags.iter().any(|f| *f == "write" || *f == "may_replicate");
-    let sub = (full_name != spec.name)
-        .then(|| redis_meta::subcommand(full_name))
-        .flatten();
-    match sub {
-        Some(meta) => writes(&meta.flags()),
-        None => writes(spec.flags) || matches!(spec.name, "eval" | "evalsha"),
+/// Whether CLIENT PAUSE WRITE holds a command back, as Redis 7.0 decides: one flagged `write`
+/// (a container's sub-command by its own flags: XGROUP CREATE and FUNCTION FLUSH are held,
+/// CONFIG SET and SCRIPT FLUSH are not), or `may_replicate`, a flag Redis 7.0's COMMAND INFO
+/// does not show, so named here: PUBLISH, SPUBLISH, and EVAL / EVALSHA of a script whose
+/// shebang does not say `no-writes` (an EVALSHA of an unknown script too, as in Redis).
+fn paused_as_write(shared: &Shared, spec: &Spec, full_name: &str, args: &[Bytes]) -> bool {
+    let writes = |flags: &[&str]| flags.contains(&"write");
+    if full_name != spec.name {
+        if let Some(meta) = redis_meta::subcommand(full_name) {
+            return writes(&meta.flags());
+        }
+    }
+    match spec.name {
+        "publish" | "spublish" => true,
+        "eval" => !args
+            .get(1)
+            .is_some_and(|source| crate::script::declares_no_writes(source)),
+        "evalsha" => !args.get(1).is_some_and(|sha| {
+            shared
+                .scripting
+                .cache
+                .get(sha)
+                .is_some_and(|script| script.flags().no_writes)
+        }),
+        _ => writes(spec.flags),
     }
 }
 
