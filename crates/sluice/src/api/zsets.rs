@@ -110,13 +110,14 @@ impl Access<'_> {
                 Some(e) if e.kind != Kind::ZSet => return Err(SluiceError::WrongType),
                 Some(e) => e.value,
             };
+            let located = zset::locate(&image, member).ok_or(crate::model::hash::MalformedHash)?;
             let added = flags
-                .decide(zset::score(&image, member), score)
+                .decide(located.score(), score)
                 .map_err(|_| SluiceError::NanScore)?;
             let (Added::New(new) | Added::Updated(new)) = added else {
                 return Ok((None, added));
             };
-            let image = zset::with_entry(&image, member, Some(new))
+            let image = zset::with_located(&image, &located, member, new)
                 .ok_or(crate::model::hash::MalformedHash)?;
             let write = StoreWrite::Partial(PartialWrite {
                 kind: Kind::ZSet,

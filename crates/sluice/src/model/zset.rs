@@ -80,15 +80,27 @@ pub fn encode<'a>(entries: impl ExactSizeIterator<Item = (&'a [u8], f64)> + Clon
     out.freeze()
 }
 
-/// The image with `member` at `score` (moved if it was there, added if not), or without it
-/// (`score` `None`): one walk over the bytes, then the image copied in at most three runs
-/// around the cut-out old entry and the new one (no set and no list of entries built: such a
-/// list was 4 MB per write of a 100k-member set), what a write of one member costs. `None`
-/// for malformed bytes.
-pub fn with_entry(image: &[u8], member: &[u8], score: Option<f64>) -> Option<Bytes> {
-    // As `ZSetValue::insert`: -0 is kept as 0.
-    let score = score.map(|s| if s == 0.0 { 0.0 } else { s });
-    let new_key = score.map(|s| (Score(s), member));
+/// Where one member is in an encoded sorted set ([`locate`]).
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The number of entries.
+    count: usize,
+    /// Where the entries begin (after the count).
+    body: usize,
+    /// The member's entry: its bytes in the image and its score.
+    entry: Option<(std::ops::Range<usize>, f64)>,
+}
+
+impl Located {
+    /// The member's score, if it is in the set.
+    pub fn score(&self) -> Option<f64> {
+        self.entry.as_ref().map(|(_, score)| *score)
+    }
+}
+
+/// Finds `member` in the image by one walk that stops at it (the whole image when it is
+/// absent). `None` for malformed bytes up to there.
+pub fn locate(image: &[u8], member: &[u8]) -> Option<Located> {
     let mut at = 0;
     let count = if image.is_empty() {
         0
@@ -96,61 +108,105 @@ pub fn with_entry(image: &[u8], member: &[u8], score: Option<f64>) -> Option<Byt
         super::hash::take_len(image, &mut at).ok()?
     };
     let body = at;
-    // The old entry's bytes, and where the new entry goes: before the first other entry
-    // that sorts after it, else at the end.
-    let mut old: Option<std::ops::Range<usize>> = None;
-    let mut insert_at = None;
     for _ in 0..count {
         let start = at;
         let m = take(image, &mut at).ok()?;
-        let bits = image.get(at..at.checked_add(8)?)?;
-        at += 8;
+        let score = read_score(image, &mut at)?;
         if m == member {
-            if old.is_some() {
-                return None; // a member twice: not an image any write made
-            }
-            old = Some(start..at);
-            continue;
+            return Some(Located {
+                count,
+                body,
+                entry: Some((start..at, score)),
+            });
         }
-        if let (None, Some(new)) = (insert_at, new_key) {
-            let s = f64::from_be_bytes(bits.try_into().ok()?);
+    }
+    (at == image.len()).then_some(Located {
+        count,
+        body,
+        entry: None,
+    })
+}
+
+/// The score at `*at`, moving past it; `None` past the end.
+fn read_score(image: &[u8], at: &mut usize) -> Option<f64> {
+    let bits = image.get(*at..at.checked_add(8)?)?;
+    *at += 8;
+    Some(f64::from_be_bytes(bits.try_into().ok()?))
+}
+
+/// The image with the member [`locate`] found (or did not) at `score`: it walks only the
+/// entries between the member's old place and its new one (a ZINCRBY moves a member a few
+/// places), then copies the image in at most three runs around the old entry and the new
+/// one, what a write of one member costs. `None` for malformed bytes on that walk.
+pub fn with_located(image: &[u8], located: &Located, member: &[u8], score: f64) -> Option<Bytes> {
+    // As `ZSetValue::insert`: -0 is kept as 0.
+    let new = (Score(if score == 0.0 { 0.0 } else { score }), member);
+    // The first entry at or after `from` that sorts after the new one, else `to`.
+    let first_after = |from: usize, to: usize| -> Option<usize> {
+        let mut at = from;
+        while at < to {
+            let start = at;
+            let m = take(image, &mut at).ok()?;
+            let s = read_score(image, &mut at)?;
             if new < (Score(s), m) {
-                insert_at = Some(start);
+                return Some(start);
             }
         }
-    }
-    if at != image.len() {
-        return None;
-    }
-    let total = count - usize::from(old.is_some()) + usize::from(new_key.is_some());
-    if total == 0 {
-        return Some(Bytes::new());
-    }
+        (at == to).then_some(to)
+    };
+    let (cut, insert_at) = match &located.entry {
+        None => (
+            image.len()..image.len(),
+            first_after(located.body, image.len())?,
+        ),
+        Some((range, old)) if new < (Score(*old), member) => {
+            (range.clone(), first_after(located.body, range.start)?)
+        }
+        Some((range, _)) => (range.clone(), first_after(range.end, image.len())?),
+    };
+    let total = located.count - usize::from(located.entry.is_some()) + 1;
     let mut out = BytesMut::with_capacity(image.len() + member.len() + 20);
     put_len(&mut out, total);
     let put_new = |out: &mut BytesMut| {
-        if let Some((score, member)) = new_key {
-            put_len(out, member.len());
-            out.put_slice(member);
-            out.put_f64(score.0);
-        }
+        put_len(out, member.len());
+        out.put_slice(member);
+        out.put_f64(new.0 .0);
     };
-    // `insert_at` is the start of an entry other than the old one, or the end: never inside
+    // `insert_at` is the start of an entry other than the old one, or an end: never inside
     // the cut.
-    let insert_at = insert_at.unwrap_or(image.len());
-    let cut = old.unwrap_or(image.len()..image.len());
     if insert_at <= cut.start {
-        out.put_slice(&image[body..insert_at]);
+        out.put_slice(&image[located.body..insert_at]);
         put_new(&mut out);
         out.put_slice(&image[insert_at..cut.start]);
         out.put_slice(&image[cut.end..]);
     } else {
-        out.put_slice(&image[body..cut.start]);
+        out.put_slice(&image[located.body..cut.start]);
         out.put_slice(&image[cut.end..insert_at]);
         put_new(&mut out);
         out.put_slice(&image[insert_at..]);
     }
     Some(out.freeze())
+}
+
+/// The image with `member` at `score` (moved if it was there, added if not), or without it
+/// (`score` `None`): [`locate`] then [`with_located`], or the image without the member's
+/// entry. `None` for malformed bytes.
+pub fn with_entry(image: &[u8], member: &[u8], score: Option<f64>) -> Option<Bytes> {
+    let located = locate(image, member)?;
+    match (score, &located.entry) {
+        (Some(score), _) => with_located(image, &located, member, score),
+        (None, None) => Some(Bytes::copy_from_slice(image)),
+        (None, Some((range, _))) => {
+            if located.count == 1 {
+                return Some(Bytes::new());
+            }
+            let mut out = BytesMut::with_capacity(image.len());
+            put_len(&mut out, located.count - 1);
+            out.put_slice(&image[located.body..range.start]);
+            out.put_slice(&image[range.end..]);
+            Some(out.freeze())
+        }
+    }
 }
 
 /// Whether Redis 7.0 keeps a sorted set as a listpack (its defaults: at most 128 members,
@@ -788,17 +844,22 @@ mod tests {
         }
         let one = z(&[("x", 1.0)]).encode();
         assert!(with_entry(&one, b"x", None).unwrap().is_empty());
-        let mut twice = BytesMut::new();
-        put_len(&mut twice, 2);
-        for _ in 0..2 {
-            put_len(&mut twice, 1);
-            twice.put_slice(b"x");
-            twice.put_f64(1.0);
+        // The count's own length changes at 128 entries.
+        let mut big = ZSetValue::default();
+        for i in 0..127 {
+            big.insert(Bytes::from(format!("m{i}")), f64::from(i % 5));
         }
-        assert!(
-            with_entry(&twice, b"x", Some(1.0)).is_none(),
-            "a member twice"
-        );
+        let grown = with_entry(&big.encode(), b"new", Some(2.5)).unwrap();
+        big.insert(Bytes::from("new"), 2.5);
+        assert_eq!(grown, big.encode());
+        let shrunk = with_entry(&grown, b"m3", None).unwrap();
+        big.remove(&Bytes::from("m3"));
+        assert_eq!(shrunk, big.encode());
+        // Bytes past the count's entries, or too few of them.
+        let mut long = one.to_vec();
+        long.push(0);
+        assert!(with_entry(&long, b"y", Some(1.0)).is_none());
+        assert!(with_entry(&one[..3], b"y", Some(1.0)).is_none());
         assert_eq!(with_entry(b"", b"x", Some(1.0)).unwrap(), one);
         assert!(with_entry(&one[..one.len() - 1], b"x", Some(1.0)).is_none());
     }
