@@ -272,168 +272,95 @@ async fn acl_categories_and_key_patterns_are_enforced_with_noperm() {
 async fn container_sub_commands_scripts_and_stream_groups_are_checked_like_redis() {
     let server = TestServer::start_config(secured()).await;
     let mut admin = server.client().await;
-    assert_eq!(ask(&mut admin, &[b"AUTH", b"topsecret"]).await, b"+OK\r\n");
-    for key in [&b"app:s"[..], b"secret:s"] {
-        assert_eq!(
-            ask(
-                &mut admin,
-                &[b"XGROUP", b"CREATE", key, b"g", b"$", b"MKSTREAM"]
-            )
-            .await,
-            b"+OK\r\n"
-        );
+    for line in [
+        "AUTH topsecret",
+        "XGROUP CREATE app:s g $ MKSTREAM",
+        "XGROUP CREATE secret:s g $ MKSTREAM",
+        "SET app:1 one",
+    ] {
+        assert_eq!(admin.run(line).await, b"+OK\r\n", "{line}");
     }
-    assert_eq!(
-        ask(&mut admin, &[b"SET", b"app:1", b"one"]).await,
-        b"+OK\r\n"
-    );
     let noperm_run = |name: &str| {
         format!("-NOPERM this user has no permissions to run the '{name}' command\r\n")
     };
     let noperm_keys =
         "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
 
-    let mut reader = server.client().await;
-    assert_eq!(
-        ask(&mut reader, &[b"AUTH", b"reader", b"readpw"]).await,
-        b"+OK\r\n"
-    );
-    for (request, name) in [
-        (&[&b"CONFIG"[..], b"GET", b"maxmemory"][..], "config|get"),
-        (&[b"CONFIG", b"SET", b"maxmemory", b"0"], "config|set"),
-        (&[b"CONFIG", b"RESETSTAT"], "config|resetstat"),
-        (&[b"SLOWLOG", b"RESET"], "slowlog|reset"),
-        (
-            &[b"XGROUP", b"CREATE", b"app:s", b"h", b"$"],
-            "xgroup|create",
-        ),
-        (&[b"XGROUP", b"DESTROY", b"app:s", b"g"], "xgroup|destroy"),
-        (
-            &[b"XGROUP", b"CREATECONSUMER", b"app:s", b"g", b"c"],
-            "xgroup|createconsumer",
-        ),
-        (
-            &[
-                b"XREADGROUP",
-                b"GROUP",
-                b"g",
-                b"c",
-                b"STREAMS",
-                b"app:s",
-                b">",
-            ],
-            "xreadgroup",
-        ),
-        (&[b"XACK", b"app:s", b"g", b"0-1"], "xack"),
+    let mut reader = login(&server, "reader", "readpw").await;
+    for (line, name) in [
+        ("CONFIG GET maxmemory", "config|get"),
+        ("CONFIG SET maxmemory 0", "config|set"),
+        ("CONFIG RESETSTAT", "config|resetstat"),
+        ("SLOWLOG RESET", "slowlog|reset"),
+        ("XGROUP CREATE app:s h $", "xgroup|create"),
+        ("XGROUP DESTROY app:s g", "xgroup|destroy"),
+        ("XGROUP CREATECONSUMER app:s g c", "xgroup|createconsumer"),
+        ("XREADGROUP GROUP g c STREAMS app:s >", "xreadgroup"),
+        ("XACK app:s g 0-1", "xack"),
     ] {
-        assert_eq!(
-            String::from_utf8_lossy(&ask(&mut reader, request).await),
-            noperm_run(name),
-            "{request:?}"
-        );
+        assert_reply(&mut reader, line, &noperm_run(name)).await;
     }
     // Read sub-commands run (their replies, not a refusal), on the user's keys only.
-    let reply = ask(&mut reader, &[b"MEMORY", b"USAGE", b"app:1"]).await;
-    assert!(
-        reply.starts_with(b":"),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-    let reply = ask(&mut reader, &[b"XINFO", b"GROUPS", b"app:s"]).await;
-    assert!(
-        reply.starts_with(b"*1\r\n"),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-    let reply = ask(&mut reader, &[b"XPENDING", b"app:s", b"g"]).await;
-    assert!(
-        reply.starts_with(b"*4\r\n"),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-    for request in [
-        &[&b"MEMORY"[..], b"USAGE", b"secret:1"][..],
-        &[b"XINFO", b"GROUPS", b"secret:s"],
-        &[b"XPENDING", b"secret:s", b"g"],
+    for (line, start) in [
+        ("MEMORY USAGE app:1", ":"),
+        ("XINFO GROUPS app:s", "*1\r\n"),
+        ("XPENDING app:s g", "*4\r\n"),
     ] {
-        assert_eq!(
-            String::from_utf8_lossy(&ask(&mut reader, request).await),
-            noperm_keys,
-            "{request:?}"
-        );
+        let reply = String::from_utf8_lossy(&reader.run(line).await).into_owned();
+        assert!(reply.starts_with(start), "{line}: {reply}");
+    }
+    for line in [
+        "MEMORY USAGE secret:1",
+        "XINFO GROUPS secret:s",
+        "XPENDING secret:s g",
+    ] {
+        assert_reply(&mut reader, line, noperm_keys).await;
     }
     // CLIENT SETNAME is @connection: open to every user.
-    assert_eq!(
-        ask(&mut reader, &[b"CLIENT", b"SETNAME", b"r"]).await,
-        b"+OK\r\n"
-    );
+    assert_reply(&mut reader, "CLIENT SETNAME r", "+OK\r\n").await;
 
     // A user who may write, on `app:*` only.
-    let mut writer = server.client().await;
-    assert_eq!(
-        ask(&mut writer, &[b"AUTH", b"appwriter", b"apppw"]).await,
-        b"+OK\r\n"
-    );
-    assert_eq!(
-        ask(&mut writer, &[b"XGROUP", b"CREATE", b"app:s", b"h", b"$"]).await,
-        b"+OK\r\n"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&ask(&mut writer, &[b"CONFIG", b"SET", b"maxmemory", b"0"]).await),
-        noperm_run("config|set")
-    );
-    for request in [
-        &[&b"XGROUP"[..], b"CREATE", b"secret:s", b"h", b"$"][..],
-        &[
-            b"XREADGROUP",
-            b"GROUP",
-            b"g",
-            b"c",
-            b"STREAMS",
-            b"app:s",
-            b"secret:s",
-            b">",
-            b">",
-        ],
-        &[b"EVAL", b"return 1", b"1", b"secret:1"],
-        &[b"EVAL_RO", b"return 1", b"2", b"app:1", b"secret:1"],
+    let mut writer = login(&server, "appwriter", "apppw").await;
+    assert_reply(&mut writer, "XGROUP CREATE app:s h $", "+OK\r\n").await;
+    assert_reply(
+        &mut writer,
+        "CONFIG SET maxmemory 0",
+        &noperm_run("config|set"),
+    )
+    .await;
+    for line in [
+        "XGROUP CREATE secret:s h $",
+        "XREADGROUP GROUP g c STREAMS app:s secret:s > >",
+        "EVAL return(1) 1 secret:1",
+        "EVAL_RO return(1) 2 app:1 secret:1",
     ] {
-        assert_eq!(
-            String::from_utf8_lossy(&ask(&mut writer, request).await),
-            noperm_keys,
-            "{request:?}"
-        );
+        assert_reply(&mut writer, line, noperm_keys).await;
     }
-    assert_eq!(
-        ask(
-            &mut writer,
-            &[
-                b"XREADGROUP",
-                b"GROUP",
-                b"g",
-                b"c",
-                b"STREAMS",
-                b"app:s",
-                b">"
-            ]
-        )
-        .await,
-        b"*-1\r\n"
-    );
-    assert_eq!(
-        ask(
-            &mut writer,
-            &[
-                b"EVAL",
-                b"return redis.call('SET', KEYS[1], 'two')",
-                b"1",
-                b"app:1"
-            ]
-        )
-        .await,
-        b"+OK\r\n"
-    );
+    assert_reply(
+        &mut writer,
+        "XREADGROUP GROUP g c STREAMS app:s >",
+        "*-1\r\n",
+    )
+    .await;
+    assert_reply(
+        &mut writer,
+        "EVAL return(redis.call('SET',KEYS[1],'two')) 1 app:1",
+        "+OK\r\n",
+    )
+    .await;
     server.stop().await;
+}
+
+/// A client of `server`, authenticated as `user`.
+async fn login(server: &TestServer, user: &str, password: &str) -> common::RawClient {
+    let mut c = server.client().await;
+    assert_reply(&mut c, &format!("AUTH {user} {password}"), "+OK\r\n").await;
+    c
+}
+
+/// Sends `line` (whitespace-separated arguments) and checks the whole reply.
+async fn assert_reply(c: &mut common::RawClient, line: &str, want: &str) {
+    assert_eq!(String::from_utf8_lossy(&c.run(line).await), want, "{line}");
 }
 
 #[tokio::test]

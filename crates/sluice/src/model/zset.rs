@@ -45,9 +45,7 @@ pub fn len(image: &[u8]) -> usize {
 /// The score of `member`, by a scan of the bytes (no set is built); `None` if it is absent or
 /// the bytes are malformed.
 pub fn score(image: &[u8], member: &[u8]) -> Option<f64> {
-    entries(image)
-        .map_while(Result::ok)
-        .find_map(|(m, s)| (m == member).then_some(s))
+    locate(image, member)?.score()
 }
 
 /// The entries of an encoded sorted set as a vector of slices (no copy), in order; empty for

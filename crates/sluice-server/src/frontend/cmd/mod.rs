@@ -100,15 +100,9 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 /// The full name of the command a request runs: `config|get` for a container's known
 /// sub-command, else the command's own name.
 pub(super) fn full_name_of(spec: &'static Spec, args: &[Bytes]) -> &'static str {
-    match args.get(1) {
-        Some(sub) if !spec.subcommands.is_empty() => spec
-            .subcommands
-            .iter()
-            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
-            .map_or(spec.name, |position| {
-                table().subcommand_name(spec, position)
-            }),
-        _ => spec.name,
+    match args.get(1).and_then(|sub| spec.subcommand(sub)) {
+        Some((position, _, _)) => table().subcommand_name(spec, position),
+        None => spec.name,
     }
 }
 
@@ -134,20 +128,14 @@ pub async fn dispatch(shared: &Shared, session: &mut Session, args: &mut [Bytes]
     // A container with no sub-command runs itself (bare COMMAND lists every command).
     let mut full_name = spec.name;
     if !spec.subcommands.is_empty() && args.len() > 1 {
-        let sub = args[1].to_ascii_lowercase();
-        match spec
-            .subcommands
-            .iter()
-            .enumerate()
-            .find(|(_, (n, _))| n.as_bytes() == &sub[..])
-        {
+        match spec.subcommand(&args[1]) {
             None => {
                 let refusal = refuse_in_multi(session, unknown_subcommand(spec.name, &args[1]));
                 return rejected(shared, None, refusal);
             }
-            Some((position, (name, arity))) => {
+            Some((position, name, arity)) => {
                 slot = slot.subcommand(position);
-                if !arity_ok(*arity, args.len()) {
+                if !arity_ok(arity, args.len()) {
                     let refusal = wrong_arity(&format!("{}|{}", spec.name, name));
                     return rejected(shared, Some(slot), refuse_in_multi(session, refusal));
                 }

@@ -628,14 +628,9 @@ async fn call_from_script(
         return Frame::error("ERR Write commands are not allowed from read-only scripts.");
     }
     if !spec.subcommands.is_empty() && args.len() > 1 {
-        let sub = args[1].to_ascii_lowercase();
-        match spec
-            .subcommands
-            .iter()
-            .find(|(n, _)| n.as_bytes() == &sub[..])
-        {
+        match spec.subcommand(&args[1]) {
             None => return unknown_subcommand(spec.name, &args[1]),
-            Some((_, arity)) if !arity_ok(*arity, args.len()) => {
+            Some((_, _, arity)) if !arity_ok(arity, args.len()) => {
                 return Frame::error("ERR Wrong number of args calling Redis command from script");
             }
             Some(_) => {}

@@ -278,13 +278,10 @@ fn command_getkeys(table: &Table, request: &[Bytes]) -> Frame {
     };
     let mut arity = spec.arity;
     if !spec.subcommands.is_empty() {
-        let Some((_, sub_arity)) = request
-            .get(1)
-            .and_then(|sub| spec.subcommands.iter().find(|(n, _)| is(sub, n)))
-        else {
+        let Some((_, _, sub_arity)) = request.get(1).and_then(|sub| spec.subcommand(sub)) else {
             return Frame::error("ERR Invalid command specified");
         };
-        arity = *sub_arity;
+        arity = sub_arity;
     }
     let Some(keys) = spec.request_keys(request) else {
         return Frame::error("ERR The command has no key arguments");

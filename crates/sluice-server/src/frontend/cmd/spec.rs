@@ -486,6 +486,15 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The sub-command `name` (any case) of a container: its place in [`Spec::subcommands`]
+    /// (which the stats slot and the full name follow), its name and its arity.
+    pub(crate) fn subcommand(&self, name: &[u8]) -> Option<(usize, &'static str, i32)> {
+        self.subcommands
+            .iter()
+            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|i| (i, self.subcommands[i].0, self.subcommands[i].1))
+    }
+
     /// The keys a request names, found as Redis 7.0's key specs find them (also for XGROUP,
     /// XINFO, OBJECT, MEMORY USAGE, XREADGROUP and the scripts, whose keys the spec's positions
     /// miss): what routing, the ACL key check, EXEC's locks and COMMAND GETKEYS use. `None` for
