@@ -1152,6 +1152,98 @@ fn a_node_frozen_past_its_lease_is_taken_over_and_writes_nothing_after() {
     drop((n1, n2));
 }
 
+/// The fence in the database (`sluice_fence`): once another process has claimed a node's name
+/// there (as a restart of the node elsewhere or a takeover of its journal does, right after its
+/// claim in NATS), the node stores nothing more, neither its write-back flush nor a
+/// write-through write, although its own claim in NATS still looks valid to it: this is the
+/// node frozen just past its checks, thawed after the takeover. What it acknowledged is not
+/// lost: the node restarted under its name stores it.
+#[test]
+fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
+    let Some(test) = pg_cluster("fence") else {
+        return;
+    };
+    let prefix = unique("fence");
+    let table = through_table(&test.pg, "fence");
+    let text = with_through_keyspace(
+        &config(
+            &test.pg,
+            "n1",
+            std::slice::from_ref(&test.nats),
+            &test.stream,
+            &test.subject,
+            "3s",
+        ),
+        &table,
+    );
+    let home = test.dir.path().join("n1");
+    std::fs::create_dir_all(&home).expect("node dir");
+    let mut n1 = Sluice::start(&home, &home.join("data"), &text);
+    let mut c = n1.connection();
+    let ok = |c: &mut redis::Connection, args: &[&str]| -> String {
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .query(c)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let refused = |c: &mut redis::Connection, args: &[&str]| {
+        let reply: redis::RedisResult<String> = redis::cmd(args[0]).arg(&args[1..]).query(c);
+        match reply {
+            Err(e) if e.to_string().contains("fenced off") => {}
+            other => panic!("{args:?} should be refused as fenced off: {other:?}"),
+        }
+    };
+    let before = format!("{prefix}:before");
+    let after = format!("{prefix}:after");
+    let row = format!("{table}:r1");
+    ok(&mut c, &["SET", &before, "v0"]);
+    ok(&mut c, &["SLUICE.FLUSH"]);
+    ok(&mut c, &["SET", &row, "first"]);
+    assert_eq!(
+        stored_in_postgres(&test.pg, &prefix)
+            .get(&before)
+            .map(String::as_str),
+        Some("v0")
+    );
+
+    pg_execute(
+        &test.pg,
+        "UPDATE sluice_fence SET generation = generation + 1 WHERE node = 'n1'",
+    );
+    // Acknowledged from the journal, as before; never stored by this process.
+    ok(&mut c, &["SET", &after, "v1"]);
+    refused(&mut c, &["SLUICE.FLUSH"]);
+    refused(&mut c, &["SET", &row, "second"]);
+    assert_eq!(
+        stored_in_postgres(&test.pg, &prefix).get(&after),
+        None,
+        "stored while fenced off"
+    );
+    let through = |pg: &str| -> Option<String> {
+        let (runtime, client) = postgres(pg);
+        runtime
+            .block_on(client.query_opt(&format!("SELECT v FROM {table} WHERE id = 'r1'"), &[]))
+            .expect("read the through table")
+            .map(|r| r.get(0))
+    };
+    assert_eq!(through(&test.pg).as_deref(), Some("first"));
+
+    drop(c);
+    n1.kill();
+    let n1 = Sluice::start(&home, &home.join("data"), &text);
+    let mut c = n1.connection();
+    ok(&mut c, &["SLUICE.FLUSH"]);
+    assert_eq!(
+        stored_in_postgres(&test.pg, &prefix)
+            .get(&after)
+            .map(String::as_str),
+        Some("v1"),
+        "the fenced node's acknowledged write was lost"
+    );
+    ok(&mut c, &["SET", &row, "third"]);
+    assert_eq!(through(&test.pg).as_deref(), Some("third"));
+}
+
 fn pg_execute(url: &str, sql: &str) {
     let (runtime, client) = postgres(url);
     runtime

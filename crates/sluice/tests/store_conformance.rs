@@ -2499,3 +2499,186 @@ async fn journal_mark_mysql() {
     journal_marks(&db.store, &db).await;
     db.drop_all().await;
 }
+
+/// A cluster node's claim on its name in the database (`Store::claim_fence`): once another
+/// store claimed the name, the first one's batches and transactions commit nothing, whatever
+/// they hold, while reads and other names go on.
+async fn fences(db: &TestDb) {
+    let t = Target::Builtin { db: 3 };
+    let first = store::open_url(&db.url).await.expect("open a first store");
+    let g1 = first.claim_fence("fenced-node").await.expect("first claim");
+    assert!(g1 >= 1, "a claim's generation is positive: {g1}");
+    write_ok(&first, vec![upsert(&t, b"k", b"v1")]).await;
+    first
+        .write_atomic(vec![upsert(&t, b"a", b"a1")])
+        .await
+        .expect("an atomic batch of the claim's holder");
+
+    let second = store::open_url(&db.url).await.expect("open a second store");
+    let g2 = second
+        .claim_fence("fenced-node")
+        .await
+        .expect("second claim");
+    assert!(
+        g2 > g1,
+        "a later claim raises the generation: {g1} then {g2}"
+    );
+
+    let refused = first
+        .write_batch(vec![upsert(&t, b"k", b"stale"), upsert(&t, b"new", b"x")])
+        .await
+        .expect_err("the first holder's batch is refused");
+    assert!(
+        !refused.is_permanent(),
+        "refused whole, never a dead letter"
+    );
+    for part in ["\"fenced-node\"", "fenced off", &format!("generation {g2}")] {
+        assert!(refused.message.contains(part), "{part:?} not in: {refused}");
+    }
+    let atomic = first
+        .write_atomic(vec![upsert(&t, b"a", b"stale")])
+        .await
+        .expect_err("the first holder's transaction is refused");
+    assert_eq!(atomic.index, None, "refused as a whole: {}", atomic.error);
+    assert!(!atomic.error.is_permanent());
+    assert_eq!(get(&first, &t, b"k").await.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(get(&first, &t, b"a").await.as_deref(), Some(&b"a1"[..]));
+    assert_eq!(get(&second, &t, b"new").await, None);
+
+    write_ok(&second, vec![upsert(&t, b"k", b"v2")]).await;
+    assert_eq!(get(&first, &t, b"k").await.as_deref(), Some(&b"v2"[..]));
+    let twice = second
+        .claim_fence("another-node")
+        .await
+        .expect_err("one store claims one name");
+    assert!(twice.message.contains("already fenced"), "{twice}");
+
+    // Names are independent, and so is a store that never claimed one.
+    let other = store::open_url(&db.url).await.expect("open a third store");
+    other.claim_fence("other-node").await.expect("other claim");
+    write_ok(&other, vec![upsert(&t, b"o", b"1")]).await;
+    write_ok(&db.store, vec![upsert(&t, b"u", b"1")]).await;
+    write_ok(&second, vec![upsert(&t, b"k", b"v3")]).await;
+}
+
+/// On a server with row locks: a claim waits for a write of the name's earlier holder that
+/// already passed its check, so that write lands first; the holder's next write is refused.
+async fn a_claim_waits_for_the_holders_write_in_flight(db: &TestDb) {
+    let t = Target::Builtin { db: 4 };
+    let holder = store::open_url(&db.url)
+        .await
+        .expect("open the holder's store");
+    holder.claim_fence("racing-node").await.expect("claim");
+    write_ok(&holder, vec![upsert(&t, b"k", b"v0")]).await;
+    // Another session locks the key's row, so the holder's next write stops inside its
+    // transaction, past its check of the claim.
+    let blocker = RowBlocker::lock(db, 4, "k").await;
+    let write = {
+        let (holder, op) = (holder.clone(), upsert(&t, b"k", b"v1"));
+        tokio::spawn(async move { holder.write_batch(vec![op]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let claim = {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let newer = store::open_url(&url)
+                .await
+                .expect("open the new holder's store");
+            let generation = newer.claim_fence("racing-node").await;
+            (newer, generation)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !claim.is_finished() && !write.is_finished(),
+        "the claim must wait for the write in flight, which waits for the row lock"
+    );
+    blocker.release().await;
+    let written = write
+        .await
+        .expect("write task")
+        .expect("the write in flight commits");
+    assert!(written[0].is_ok(), "{:?}", written[0]);
+    let (newer, generation) = claim.await.expect("claim task");
+    generation.expect("the claim completes after the write");
+    assert_eq!(get(&newer, &t, b"k").await.as_deref(), Some(&b"v1"[..]));
+    let late = holder.write_batch(vec![upsert(&t, b"k", b"v2")]).await;
+    assert!(late.is_err(), "the earlier holder wrote after the claim");
+    write_ok(&newer, vec![upsert(&t, b"k", b"v3")]).await;
+}
+
+/// A transaction of another session holding one `sluice_kv` row locked.
+enum RowBlocker {
+    Postgres(tokio_postgres::Client),
+    Mysql(mysql_async::Conn),
+}
+
+impl RowBlocker {
+    async fn lock(db: &TestDb, kv_db: i16, key: &str) -> RowBlocker {
+        use mysql_async::prelude::Queryable;
+        if db.url.starts_with("postgres") {
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .expect("connect the blocker");
+            tokio::spawn(conn);
+            client.batch_execute("BEGIN").await.expect("begin");
+            let n = client
+                .execute(
+                    "SELECT 1 FROM sluice_kv WHERE db = $1 AND key = $2 FOR UPDATE",
+                    &[&kv_db, &key.as_bytes()],
+                )
+                .await
+                .expect("lock the row");
+            assert_eq!(n, 1, "the row to lock exists");
+            RowBlocker::Postgres(client)
+        } else {
+            let mut conn = mysql_async::Conn::from_url(db.url.as_str())
+                .await
+                .expect("connect the blocker");
+            conn.query_drop("BEGIN").await.expect("begin");
+            let locked: Vec<u8> = conn
+                .exec(
+                    "SELECT 1 FROM sluice_kv WHERE db = ? AND `key` = ? FOR UPDATE",
+                    (kv_db, key.as_bytes()),
+                )
+                .await
+                .expect("lock the row");
+            assert_eq!(locked.len(), 1, "the row to lock exists");
+            RowBlocker::Mysql(conn)
+        }
+    }
+
+    async fn release(self) {
+        use mysql_async::prelude::Queryable;
+        match self {
+            RowBlocker::Postgres(client) => client.batch_execute("ROLLBACK").await.expect("end"),
+            RowBlocker::Mysql(mut conn) => conn.query_drop("ROLLBACK").await.expect("end"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_sqlite() {
+    let db = TestDb::sqlite().await;
+    fences(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    fences(&db).await;
+    a_claim_waits_for_the_holders_write_in_flight(&db).await;
+    db.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    fences(&db).await;
+    a_claim_waits_for_the_holders_write_in_flight(&db).await;
+    db.drop_all().await;
+}

@@ -154,6 +154,18 @@ impl SluiceBuilder {
         if config.cluster.is_some() && !self.adopting {
             agree_on_journal(&store, &config, true).await?;
         }
+        // The name is this process's in NATS now (the journal claimed it); claimed in the
+        // database too before anything is stored, so that a frozen older holder of the name
+        // (a node thought dead, whose journal this takeover or restart replays) cannot commit
+        // after the replay's newer writes.
+        if let Some(cluster) = &config.cluster {
+            let generation = store.claim_fence(&cluster.node_name).await?;
+            info!(
+                node = %cluster.node_name,
+                generation,
+                "claimed the node's name in the database: store writes of any earlier holder of it are refused from now on"
+            );
+        }
         for ks in &keyspaces {
             if ks.policy() == Policy::WriteBack
                 && ks.config.critical

@@ -258,6 +258,10 @@ impl Store for FaultyStore {
         self.inner.journal_mark(claim).await
     }
 
+    async fn claim_fence(&self, node: &str) -> Result<i64, StoreError> {
+        self.inner.claim_fence(node).await
+    }
+
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
         self.inner.table_schema(table).await
     }

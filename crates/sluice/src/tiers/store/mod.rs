@@ -17,6 +17,7 @@ use crate::model::{DbKey, StoreWrite};
 mod batch;
 mod convert;
 pub mod faulty;
+mod fence;
 mod members;
 mod members_mapped;
 pub mod mysql;
@@ -26,6 +27,8 @@ pub mod sqlite;
 mod url;
 
 pub use convert::{conversion_error, parse_bool, parse_finite_f64, parse_strict_i64};
+pub use fence::Fence;
+pub(crate) use fence::FenceSlot;
 pub(crate) use url::redact_url;
 pub use url::Backend;
 
@@ -375,6 +378,17 @@ pub trait Store: Send + Sync + 'static {
     /// `claim` itself, another node's mark, or `None` (never claimed). A node whose journal
     /// differs from the mark must not start.
     async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError>;
+
+    /// Fences this store's writes for the cluster node `node`, whose name the caller has just
+    /// claimed in NATS: raises the node's generation in the table `sluice_fence` (made if
+    /// missing) and keeps it. From then on every [`Store::write_batch`] and
+    /// [`Store::write_atomic`] first reads the generation in its own transaction, under a
+    /// share lock, and commits nothing (a transient error) once another process has claimed
+    /// the name. A claim waits for the transactions that passed that check to commit, so the
+    /// previous holder's writes land before the new holder's, never after. Returns the
+    /// generation; a second claim on one store is refused. Reads, `clear` and the expiry
+    /// purges are not fenced (the purges delete only rows still expired).
+    async fn claim_fence(&self, node: &str) -> Result<i64, StoreError>;
 
     /// The schema of an existing table, or `None` if there is no such table.
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError>;

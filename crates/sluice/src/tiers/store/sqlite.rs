@@ -10,7 +10,7 @@
 //! with other batches, so a refused entry rolls back only that batch.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use async_trait::async_trait;
@@ -21,8 +21,9 @@ use tokio::sync::oneshot;
 
 use super::{
     conversion_error, members, members_mapped, parse_bool, parse_finite_f64, parse_strict_i64,
-    rows, AtomicFailure, BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, MappedMembers,
-    MappedRow, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema, Target, Written,
+    rows, AtomicFailure, BatchOutcome, ColumnInfo, ColumnType, EntryOutcome, Fence, FenceSlot,
+    MappedMembers, MappedRow, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema,
+    Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -49,6 +50,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<WriterJob>,
     readers: crossbeam_channel::Sender<ReadJob>,
+    /// The node name this store writes for, once claimed ([`Store::claim_fence`]); shared
+    /// with the writer thread, which checks it in every write transaction.
+    fence: Arc<FenceSlot>,
 }
 
 impl SqliteStore {
@@ -71,9 +75,11 @@ impl SqliteStore {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| classify(e, "set WAL mode"))?;
         let (writer, rx) = mpsc::channel::<WriterJob>();
+        let fence: Arc<FenceSlot> = Arc::default();
+        let writer_fence = fence.clone();
         thread::Builder::new()
             .name("sluice-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, &writer_fence))
             .map_err(|e| {
                 StoreError::permanent(format!("cannot start SQLite writer: {e}")).with_source(e)
             })?;
@@ -97,6 +103,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer,
             readers,
+            fence,
         })
     }
 
@@ -155,7 +162,7 @@ fn open_connection(path: &Path, _reader: bool) -> Result<Connection, StoreError>
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterJob>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterJob>, fence: &FenceSlot) {
     let mut pending: Option<WriterJob> = None;
     loop {
         let job = match pending.take() {
@@ -183,7 +190,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterJob>) {
                         Err(_) => break,
                     }
                 }
-                commit_group(&mut conn, group);
+                commit_group(&mut conn, group, fence.get());
             }
         }
     }
@@ -194,7 +201,7 @@ type GroupEntry = (
     oneshot::Sender<Result<BatchOutcome, StoreError>>,
 );
 
-fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
+fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>, fence: Option<&Fence>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -205,6 +212,12 @@ fn commit_group(conn: &mut Connection, group: Vec<GroupEntry>) {
             return;
         }
     };
+    if let Err(err) = check_fence(&tx, fence) {
+        for (_, reply) in group {
+            let _ = reply.send(Err(err.clone()));
+        }
+        return;
+    }
     // A failing statement is undone by SQLite's statement journal without aborting the
     // transaction, so each entry gets its own outcome and the rest still commit.
     let outcomes: Vec<BatchOutcome> = group
@@ -660,11 +673,33 @@ fn write_members(
     Ok(Written::NOTHING)
 }
 
-fn apply_atomic(conn: &mut Connection, ops: &[StoreOp]) -> Result<Vec<Written>, AtomicFailure> {
+/// In a write transaction (which SQLite runs alone: it was begun IMMEDIATE), `Ok` unless the
+/// store is fenced and its claim on the node name no longer holds ([`Store::claim_fence`]).
+fn check_fence(conn: &Connection, fence: Option<&Fence>) -> Result<(), StoreError> {
+    let Some(fence) = fence else {
+        return Ok(());
+    };
+    let found = conn
+        .query_row(
+            "SELECT generation FROM sluice_fence WHERE node = ?1",
+            [&fence.node],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(|e| fence.unreadable(classify(e, "read sluice_fence")))?;
+    fence.check(found)
+}
+
+fn apply_atomic(
+    conn: &mut Connection,
+    ops: &[StoreOp],
+    fence: Option<&Fence>,
+) -> Result<Vec<Written>, AtomicFailure> {
     let whole = |error| AtomicFailure { index: None, error };
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| whole(classify(e, "begin transaction")))?;
+    check_fence(&tx, fence).map_err(whole)?;
     let mut written = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         match apply_op(&tx, op) {
@@ -859,6 +894,38 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn claim_fence(&self, node: &str) -> Result<i64, StoreError> {
+        self.fence.unclaimed(node)?;
+        let name = node.to_string();
+        let generation = self
+            .on_writer(move |conn| {
+                let q = |e| classify(e, "claim the node's name in sluice_fence");
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(q)?;
+                tx.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS sluice_fence (
+                        node TEXT PRIMARY KEY,
+                        generation INTEGER NOT NULL
+                    )",
+                )
+                .map_err(q)?;
+                let generation = tx
+                    .query_row(
+                        "INSERT INTO sluice_fence (node, generation) VALUES (?1, 1) \
+                         ON CONFLICT (node) DO UPDATE SET generation = generation + 1 \
+                         RETURNING generation",
+                        [&name],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(q)?;
+                tx.commit().map_err(q)?;
+                Ok(generation)
+            })
+            .await?;
+        self.fence.keep(node, generation)
     }
 
     async fn journal_mark(&self, claim: Option<&str>) -> Result<Option<String>, StoreError> {
@@ -1174,7 +1241,8 @@ impl Store for SqliteStore {
         let whole = |error| AtomicFailure { index: None, error };
         // On the writer thread, between group commits: its own transaction, never shared with
         // another batch, so rolling it back undoes only these entries.
-        self.on_writer(move |conn| Ok(apply_atomic(conn, &ops)))
+        let fence = self.fence.clone();
+        self.on_writer(move |conn| Ok(apply_atomic(conn, &ops, fence.get())))
             .await
             .map_err(whole)?
     }

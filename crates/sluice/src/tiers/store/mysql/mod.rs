@@ -66,8 +66,8 @@ pub use self::sql::quote_mysql_identifier;
 use self::sql::{convert, out};
 use super::batch::{apply_planned, plan_batch, SetApplier};
 use super::{
-    AtomicFailure, BatchOutcome, MappedTable, Store, StoreOp, StoreWrite, StoredValue, TableSchema,
-    Target, Written,
+    AtomicFailure, BatchOutcome, FenceSlot, MappedTable, Store, StoreOp, StoreWrite, StoredValue,
+    TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -107,9 +107,28 @@ pub struct MySqlStore {
     column_limits: parking_lot::RwLock<
         std::collections::HashMap<String, std::collections::HashMap<String, schema::ColumnLimit>>,
     >,
+    /// The node name this store writes for, once claimed ([`Store::claim_fence`]).
+    fence: FenceSlot,
 }
 
 impl MySqlStore {
+    /// In a write transaction of a fenced store, `Ok` only while its claim on the node name
+    /// holds; the row stays share-locked until the transaction ends, so a new claim waits
+    /// for it ([`Store::claim_fence`]).
+    async fn check_fence(&self, tx: &mut mysql_async::Transaction<'_>) -> Result<(), StoreError> {
+        let Some(fence) = self.fence.get() else {
+            return Ok(());
+        };
+        let found: Option<i64> = tx
+            .exec_first(
+                "SELECT generation FROM sluice_fence WHERE node = ? LOCK IN SHARE MODE",
+                (&fence.node,),
+            )
+            .await
+            .map_err(|e| fence.unreadable(classify(e, "read sluice_fence").error))?;
+        fence.check(found)
+    }
+
     /// [`convert`], then the column's limit ([`schema::column_limit`]): what MySQL would refuse
     /// only when the flush runs (or, outside strict mode, cut) is refused before the write is
     /// acknowledged.
@@ -180,6 +199,7 @@ impl MySqlStore {
             returning: false,
             members: Default::default(),
             column_limits: Default::default(),
+            fence: FenceSlot::default(),
         };
         let mut conn = store.conn().await?;
         let server: Option<(u64, String)> = conn
@@ -343,6 +363,52 @@ impl Store for MySqlStore {
         })
         .await;
         r.unwrap_or_else(|_| Err(timed_out("read or record the journal mark")))
+    }
+
+    async fn claim_fence(&self, node: &str) -> Result<i64, StoreError> {
+        self.fence.unclaimed(node)?;
+        let mut conn = self.conn().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q =
+                |e: mysql_async::Error| classify(e, "claim the node's name in sluice_fence").error;
+            // A binary collation: node names differing in case are different names.
+            conn.query_drop(
+                "CREATE TABLE IF NOT EXISTS sluice_fence (
+                    node VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY,
+                    generation BIGINT NOT NULL
+                ) ENGINE=InnoDB",
+            )
+            .await
+            .map_err(q)?;
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(q)?;
+            tx.exec_drop(
+                "INSERT INTO sluice_fence (node, generation) VALUES (?, 1) \
+                 ON DUPLICATE KEY UPDATE generation = generation + 1",
+                (node,),
+            )
+            .await
+            .map_err(q)?;
+            let generation: Option<i64> = tx
+                .exec_first(
+                    "SELECT generation FROM sluice_fence WHERE node = ? FOR UPDATE",
+                    (node,),
+                )
+                .await
+                .map_err(q)?;
+            tx.commit().await.map_err(q)?;
+            generation.ok_or_else(|| {
+                StoreError::transient(format!(
+                    "MySQL: the row of node {node:?} in sluice_fence was gone right after it was claimed"
+                ))
+            })
+        })
+        .await;
+        let generation =
+            r.unwrap_or_else(|_| Err(timed_out("claim the node's name in sluice_fence")))?;
+        self.fence.keep(node, generation)
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
@@ -578,6 +644,7 @@ impl Store for MySqlStore {
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| classify(e, "begin transaction").error)?;
+            self.check_fence(&mut tx).await?;
             let mut applier = MyApplier {
                 tx: &mut tx,
                 budget,
@@ -612,6 +679,7 @@ impl Store for MySqlStore {
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| whole(classify(e, "begin transaction").error))?;
+            self.check_fence(&mut tx).await.map_err(whole)?;
             let mut applier = MyApplier {
                 tx: &mut tx,
                 budget,

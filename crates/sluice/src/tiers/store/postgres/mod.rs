@@ -59,10 +59,13 @@ use self::errors::{classify, commit_error};
 use self::rows::RowSql;
 use self::schema::{load_table, PgTable};
 use self::sql::{column_bytes, convert, quote, value_bytes, Column, MappedSql, Param};
-use super::batch::{apply_planned, plan_batch, record_stored, single_statement, SetApplier};
+use super::batch::{
+    apply_planned, plan_batch, record_stored, single_statement, SetApplier, StatementFailure,
+    StatementStored,
+};
 use super::{
-    AtomicFailure, BatchOutcome, ColumnType, MappedTable, Store, StoreOp, StoreWrite, StoredValue,
-    TableSchema, Target, Written,
+    AtomicFailure, BatchOutcome, ColumnType, Fence, FenceSlot, MappedTable, Store, StoreOp,
+    StoreWrite, StoredValue, TableSchema, Target, Written,
 };
 use crate::config::OnDelete;
 use crate::error::StoreError;
@@ -86,6 +89,8 @@ pub struct PostgresStore {
     tables: RwLock<HashMap<String, Arc<PgTable>>>,
     /// Whether `sluice_members` and its triggers exist.
     members: super::members::MembersSupport,
+    /// The node name this store writes for, once claimed ([`Store::claim_fence`]).
+    fence: FenceSlot,
 }
 
 impl PostgresStore {
@@ -130,6 +135,7 @@ impl PostgresStore {
             described,
             tables: RwLock::new(HashMap::new()),
             members: Default::default(),
+            fence: FenceSlot::default(),
         };
         drop(store.client().await?);
         Ok(store)
@@ -151,6 +157,19 @@ impl PostgresStore {
                     .with_source(e)
             }
         })
+    }
+
+    /// In a write transaction of a fenced store, `Ok` only while its claim on the node name
+    /// holds; the row stays share-locked until the transaction ends, so a new claim waits
+    /// for it ([`Store::claim_fence`]).
+    async fn check_fence(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+        let Some(fence) = self.fence.get() else {
+            return Ok(());
+        };
+        let q = |e| fence.unreadable(classify(e, "read sluice_fence"));
+        let stmt = tx.prepare_cached(FENCE_CHECK).await.map_err(q)?;
+        let found = tx.query_opt(&stmt, &[&fence.node]).await.map_err(q)?;
+        fence.check(found.map(|row| row.get(0)))
     }
 
     /// The configured table, resolved and cached.
@@ -221,6 +240,78 @@ fn describe_config(cfg: &tokio_postgres::Config) -> String {
         cfg.get_user().unwrap_or(""),
         cfg.get_dbname().unwrap_or("")
     )
+}
+
+/// A transaction at read committed, whatever the server's default.
+async fn read_committed(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+}
+
+/// Whether `table` exists on the search path.
+async fn table_exists(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = tx
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Runs `ddl` (a `CREATE TABLE IF NOT EXISTS`) under [`CREATE_LOCK`]: another node may make
+/// the same table meanwhile, and the lock keeps two creations from racing on the catalog.
+async fn create_table(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ddl: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
+        .await?;
+    tx.batch_execute(ddl).await
+}
+
+/// The claim's check in a write transaction ([`Store::claim_fence`]).
+const FENCE_CHECK: &str = "SELECT generation FROM sluice_fence WHERE node = $1 FOR SHARE";
+
+/// A one-statement batch of a fenced store: BEGIN, the claim's check and the statement are
+/// sent together (BEGIN first, so the statement runs inside the transaction), then COMMIT if
+/// the claim holds and the statement succeeded, ROLLBACK otherwise. The outer `Err` is a
+/// refused claim (or a failure to check it, or to end the transaction), nothing committed;
+/// the inner result is the statement's, as [`PgApplier::apply`] alone gives it.
+async fn fenced_alone(
+    client: &deadpool_postgres::Client,
+    fence: &Fence,
+    alone: &mut PgApplier<'_, '_>,
+    entries: &[&StoreOp],
+) -> Result<Result<StatementStored, StatementFailure>, StoreError> {
+    let unreadable = |e| fence.unreadable(classify(e, "read sluice_fence"));
+    let check = client
+        .prepare_cached(FENCE_CHECK)
+        .await
+        .map_err(unreadable)?;
+    let node: [&(dyn ToSql + Sync); 1] = [&fence.node];
+    let (begun, holder, applied) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query_opt(&check, &node),
+        alone.apply(entries),
+    );
+    let claim = begun
+        .map_err(|e| classify(e, "begin transaction"))
+        .and_then(|()| holder.map_err(unreadable))
+        .and_then(|row| fence.check(row.map(|row| row.get(0))));
+    if claim.is_ok() && applied.is_ok() {
+        client.batch_execute("COMMIT").await.map_err(commit_error)?;
+    } else if let Err(e) = client.batch_execute("ROLLBACK").await {
+        // The connection is unusable, or still inside the transaction: say so rather than
+        // report the statement's outcome.
+        return Err(classify(e, "roll back a refused batch"));
+    }
+    claim.map(|()| applied)
 }
 
 /// Finishes an operation run under [`OP_TIMEOUT`]; a timed-out connection is discarded
@@ -419,24 +510,13 @@ impl Store for PostgresStore {
             let q = |e: tokio_postgres::Error| classify(e, "read or record the journal mark");
             // Read committed whatever the server's default: after waiting for the lock, the
             // insert and the read must see a racing node's committed mark.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
-                .start()
-                .await
-                .map_err(q)?;
-            const EXISTS: &str = "SELECT to_regclass('sluice_journal') IS NOT NULL";
-            let exists: bool = tx.query_one(EXISTS, &[]).await.map_err(q)?.get(0);
-            if !exists {
+            let tx = read_committed(&mut client).await.map_err(q)?;
+            if !table_exists(&tx, "sluice_journal").await.map_err(q)? {
                 if claim.is_none() {
                     return Ok(None);
                 }
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
-                    .await
-                    .map_err(q)?;
-                // Another node may have made it meanwhile (IF NOT EXISTS: the lock only
-                // keeps two creations from racing on the catalog).
-                tx.batch_execute(
+                create_table(
+                    &tx,
                     "CREATE TABLE IF NOT EXISTS sluice_journal (
                         id smallint PRIMARY KEY CHECK (id = 1),
                         mark text NOT NULL
@@ -463,6 +543,43 @@ impl Store for PostgresStore {
         })
         .await;
         finish(client, r, "read or record the journal mark")
+    }
+
+    async fn claim_fence(&self, node: &str) -> Result<i64, StoreError> {
+        self.fence.unclaimed(node)?;
+        let mut client = self.client().await?;
+        let r = tokio::time::timeout(OP_TIMEOUT, async {
+            let q = |e: tokio_postgres::Error| classify(e, "claim the node's name in sluice_fence");
+            // Read committed: the update must raise the generation the last claim committed,
+            // after waiting for its writers.
+            let tx = read_committed(&mut client).await.map_err(q)?;
+            if !table_exists(&tx, "sluice_fence").await.map_err(q)? {
+                create_table(
+                    &tx,
+                    "CREATE TABLE IF NOT EXISTS sluice_fence (
+                        node text PRIMARY KEY,
+                        generation bigint NOT NULL
+                    )",
+                )
+                .await
+                .map_err(q)?;
+            }
+            let generation: i64 = tx
+                .query_one(
+                    "INSERT INTO sluice_fence (node, generation) VALUES ($1, 1) \
+                     ON CONFLICT (node) DO UPDATE SET generation = sluice_fence.generation + 1 \
+                     RETURNING generation",
+                    &[&node],
+                )
+                .await
+                .map_err(q)?
+                .get(0);
+            tx.commit().await.map_err(q)?;
+            Ok(generation)
+        })
+        .await;
+        let generation = finish(client, r, "claim the node's name in sluice_fence")?;
+        self.fence.keep(node, generation)
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, StoreError> {
@@ -751,13 +868,19 @@ impl Store for PostgresStore {
             });
             if let Some((rows, entries)) = single {
                 // The common batch (one table, upserts only) commits in one round trip
-                // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT). Refused
-                // permanently, it changed nothing: isolate the culprits in a transaction.
+                // instead of five (BEGIN, SAVEPOINT, statement, RELEASE, COMMIT); fenced, in
+                // two (BEGIN, the claim's check and the statement sent together, then COMMIT
+                // or ROLLBACK). Refused permanently, it changed nothing: isolate the culprits
+                // in a transaction.
                 let mut alone = PgApplier {
                     conn: PgConn::Alone(&client),
                     tables: &tables,
                 };
-                match alone.apply(&entries).await {
+                let applied = match self.fence.get() {
+                    None => alone.apply(&entries).await,
+                    Some(fence) => fenced_alone(&client, fence, &mut alone, &entries).await?,
+                };
+                match applied {
                     Ok(stored) => {
                         record_stored(&ops, rows, stored, &mut outcome);
                         return Ok(outcome);
@@ -768,6 +891,7 @@ impl Store for PostgresStore {
             }
             let q = |e: tokio_postgres::Error| classify(e, "batch transaction");
             let tx = client.transaction().await.map_err(q)?;
+            self.check_fence(&tx).await?;
             let mut applier = PgApplier {
                 conn: PgConn::Tx(&tx),
                 tables: &tables,
@@ -805,6 +929,7 @@ impl Store for PostgresStore {
                 .transaction()
                 .await
                 .map_err(|e| whole(classify(e, "begin transaction")))?;
+            self.check_fence(&tx).await.map_err(whole)?;
             let mut applier = PgApplier {
                 conn: PgConn::Tx(&tx),
                 tables: &tables,
