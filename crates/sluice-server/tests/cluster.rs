@@ -1244,6 +1244,162 @@ fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
     assert_eq!(through(&test.pg).as_deref(), Some("third"));
 }
 
+/// The test's NATS server behind a proxy that can cut it off: the runtime that drives the
+/// proxy (kept for the whole test), the proxy, and the URL to give the nodes.
+fn nats_behind_proxy(nats: &str) -> (tokio::runtime::Runtime, Proxy, String) {
+    let upstream: std::net::SocketAddr = nats
+        .trim_start_matches("nats://")
+        .parse()
+        .unwrap_or_else(|e| panic!("SLUICE_TEST_NATS_URL {nats:?} is not nats://host:port: {e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let proxy = runtime.block_on(Proxy::start(upstream));
+    let url = format!("nats://127.0.0.1:{}", proxy.port);
+    (runtime, proxy, url)
+}
+
+/// Polls `reply` of `cmd` on `c` until it contains `wanted`, for up to 20 s.
+fn wait_for_reply(c: &mut redis::Connection, cmd: &[&str], wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply: String = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query(c)
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        if reply.contains(wanted) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{cmd:?} never showed {wanted:?} within 20 s:\n{reply}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node cut off from NATS past its lease (so another node may take its journal over and
+/// store newer writes of its keys) writes nothing more to the store, write-through included,
+/// although nobody has claimed its name in the database: its write-through write is refused
+/// before it reaches the store (`fence_store_writes`), as its write-back write is at the
+/// journal, and it stays so once NATS is back (it must be restarted).
+#[test]
+fn a_node_cut_off_from_nats_past_its_lease_stores_nothing_more() {
+    let Some(test) = pg_cluster("natscut") else {
+        return;
+    };
+    let (_runtime, proxy, nats) = nats_behind_proxy(&test.nats);
+    let table = through_table(&test.pg, "natscut");
+    let text = with_through_keyspace(
+        &config(
+            &test.pg,
+            "n1",
+            std::slice::from_ref(&nats),
+            &test.stream,
+            &test.subject,
+            "3s",
+        ),
+        &table,
+    );
+    let home = test.dir.path().join("n1");
+    std::fs::create_dir_all(&home).expect("node dir");
+    let n1 = Sluice::start(&home, &home.join("data"), &text);
+    let mut c = n1.connection();
+    let row = format!("{table}:r1");
+    let _: String = redis::cmd("SET")
+        .arg(&row)
+        .arg("first")
+        .query(&mut c)
+        .expect("write-through SET");
+    proxy.set_mode(ProxyMode::Stall);
+    wait_for_reply(&mut c, &["INFO", "sluice"], "journal_state:failed\r\n");
+    let through = |pg: &str| -> Option<String> {
+        let (runtime, client) = postgres(pg);
+        runtime
+            .block_on(client.query_opt(&format!("SELECT v FROM {table} WHERE id = 'r1'"), &[]))
+            .expect("read the through table")
+            .map(|r| r.get(0))
+    };
+    for phase in ["while NATS is away", "once NATS is back"] {
+        let reply: redis::RedisResult<String> =
+            redis::cmd("SET").arg(&row).arg(phase).query(&mut c);
+        match reply {
+            Err(e) if e.to_string().contains("writes nothing more to the store") => {}
+            other => panic!("write-through SET {phase}: {other:?}"),
+        }
+        let reply: redis::RedisResult<String> = redis::cmd("SET")
+            .arg(format!("{table}x"))
+            .arg(phase)
+            .query(&mut c);
+        assert!(reply.is_err(), "write-back SET {phase}: {reply:?}");
+        assert_eq!(through(&test.pg).as_deref(), Some("first"), "{phase}");
+        proxy.set_mode(ProxyMode::Forward);
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// With keys routed (`nodes`), a command held by CLIENT PAUSE is checked again when the pause
+/// ends: if the node's claim on its name ran out meanwhile (here: NATS cut off for longer than
+/// the lease), it is refused with `CLUSTERDOWN` instead of running on a node that another
+/// may have taken over.
+#[test]
+fn a_command_held_by_client_pause_is_refused_if_the_claim_ran_out_meanwhile() {
+    let Some(test) = pg_cluster("pauselapse") else {
+        return;
+    };
+    let (_runtime, proxy, nats) = nats_behind_proxy(&test.nats);
+    let port = free_port();
+    let text = config(
+        &test.pg,
+        "n1",
+        std::slice::from_ref(&nats),
+        &test.stream,
+        &test.subject,
+        "3s",
+    )
+    .replace(
+        "node_lease = \"3s\"\n",
+        &format!("node_lease = \"3s\"\nnodes = [\"n1=127.0.0.1:{port}\"]\n"),
+    );
+    let home = test.dir.path().join("n1");
+    std::fs::create_dir_all(&home).expect("node dir");
+    let n1 = Sluice::start_on(&home, &home.join("data"), &text, port)
+        .unwrap_or_else(|log| panic!("n1 did not start:\n{log}"));
+    let mut admin = n1.connection();
+    let key = unique("pauselapse");
+    let _: String = redis::cmd("SET")
+        .arg(&key)
+        .arg("before")
+        .query(&mut admin)
+        .expect("SET before the pause");
+    let _: String = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "60000", "WRITE"][..])
+        .query(&mut admin)
+        .expect("CLIENT PAUSE");
+    let held = {
+        let mut writer = n1.connection();
+        let key = key.clone();
+        thread::spawn(move || -> redis::RedisResult<String> {
+            redis::cmd("SET").arg(&key).arg("held").query(&mut writer)
+        })
+    };
+    wait_for_reply(&mut admin, &["CLIENT", "LIST"], "flags=b");
+    proxy.set_mode(ProxyMode::Stall);
+    wait_for_reply(&mut admin, &["CLUSTER", "INFO"], "cluster_state:fail");
+    assert!(!held.is_finished(), "the SET ran during the pause");
+    let _: String = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut admin)
+        .expect("CLIENT UNPAUSE");
+    match held.join().expect("writer thread") {
+        Err(e) if e.to_string().starts_with("CLUSTERDOWN") || e.code() == Some("CLUSTERDOWN") => {}
+        other => panic!("the held SET should be refused with CLUSTERDOWN: {other:?}"),
+    }
+    proxy.set_mode(ProxyMode::Forward);
+}
+
 fn pg_execute(url: &str, sql: &str) {
     let (runtime, client) = postgres(url);
     runtime
