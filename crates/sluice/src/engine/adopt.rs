@@ -74,10 +74,7 @@ async fn scan(
     };
     let period = (cluster.node_lease / 2).max(Duration::from_secs(1));
     let mut scanner: Option<OrphanScanner> = None;
-    // A journal whose takeover failed is tried again only after a growing pause: each try
-    // replays (and may store) its records again, and a store that refuses them would
-    // otherwise be hit every scan.
-    let mut failing: HashMap<String, (Backoff, Instant)> = HashMap::new();
+    let mut retries = TakeoverRetries::new(period);
     loop {
         // Jittered, so that nodes started together do not all scan at once.
         let pause = period.mul_f64(rand::thread_rng().gen_range(0.75..1.25));
@@ -107,14 +104,9 @@ async fn scan(
                 continue;
             }
         };
-        // A node listed again only after its claim ran out keeps its pause; one not tried for
-        // twice the longest pause is forgotten (it came back, or another node stored it).
-        failing.retain(|_, (_, next_try)| next_try.elapsed() < TAKEOVER_RETRY_MAX * 2);
+        retries.forget_stale(Instant::now());
         for node in orphans {
-            if failing
-                .get(&node)
-                .is_some_and(|(_, next_try)| Instant::now() < *next_try)
-            {
+            if !retries.may_try(&node, Instant::now()) {
                 continue;
             }
             let outcome = tokio::select! {
@@ -136,17 +128,65 @@ async fn scan(
                 }
                 Err(e) => {
                     metrics.adoption_failures.fetch_add(1, Ordering::Relaxed);
-                    let (backoff, next_try) = failing.entry(node.clone()).or_insert_with(|| {
-                        (Backoff::new(period, TAKEOVER_RETRY_MAX), Instant::now())
-                    });
-                    let pause = backoff.fail();
-                    *next_try = Instant::now() + pause;
+                    let pause = retries.failed(&node, Instant::now());
                     warn!(node = %node, "taking over the dead node's journal failed (tried again in {pause:?}): {e}");
                     continue;
                 }
             }
-            failing.remove(&node);
+            retries.succeeded(&node);
         }
+    }
+}
+
+/// When each dead node's journal may be taken over again after failed tries. A failed takeover
+/// is tried again only after a growing pause (from the scan period, doubling with jitter, at
+/// most [`TAKEOVER_RETRY_MAX`]): each try replays (and may store) its records again, and a
+/// store that refuses them would otherwise be hit every scan. Times are passed in, so the
+/// schedule is tested without waiting.
+struct TakeoverRetries {
+    period: Duration,
+    /// Per node that failed and was not taken over since: its backoff and when it may be
+    /// tried again.
+    failing: HashMap<String, (Backoff, Instant)>,
+}
+
+impl TakeoverRetries {
+    fn new(period: Duration) -> TakeoverRetries {
+        TakeoverRetries {
+            period,
+            failing: HashMap::new(),
+        }
+    }
+
+    /// Forgets the nodes whose next try is twice the longest pause past: they came back, or
+    /// another node stored their journal. A node listed again before that keeps its pause.
+    fn forget_stale(&mut self, now: Instant) {
+        self.failing.retain(|_, (_, next_try)| {
+            now.saturating_duration_since(*next_try) < TAKEOVER_RETRY_MAX * 2
+        });
+    }
+
+    /// Whether `node`'s journal may be tried now.
+    fn may_try(&self, node: &str, now: Instant) -> bool {
+        self.failing
+            .get(node)
+            .is_none_or(|(_, next_try)| now >= *next_try)
+    }
+
+    /// Records a failed try at `now`; returns the pause before the next.
+    fn failed(&mut self, node: &str, now: Instant) -> Duration {
+        let (backoff, next_try) = self
+            .failing
+            .entry(node.to_string())
+            .or_insert_with(|| (Backoff::new(self.period, TAKEOVER_RETRY_MAX), now));
+        let pause = backoff.fail();
+        *next_try = now + pause;
+        pause
+    }
+
+    /// `node`'s journal was taken over (or found taken, or empty): no pause for it any more.
+    fn succeeded(&mut self, node: &str) {
+        self.failing.remove(node);
     }
 }
 
@@ -321,5 +361,73 @@ fn move_dead_letters(engine: &Weak<Engine>, adopted: &Engine, node: &str) -> boo
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_takeover_waits_a_doubling_jittered_pause_up_to_the_cap() {
+        let period = Duration::from_secs(2);
+        let mut retries = TakeoverRetries::new(period);
+        let mut now = Instant::now();
+        assert!(
+            retries.may_try("n1", now),
+            "a node never tried is tried at once"
+        );
+        let mut expected = period;
+        for _ in 0..12 {
+            let pause = retries.failed("n1", now);
+            // Backoff's jitter: 0.75 to 1.25 of the step, never past the cap.
+            assert!(
+                pause >= expected.mul_f64(0.75)
+                    && pause <= expected.mul_f64(1.25).min(TAKEOVER_RETRY_MAX),
+                "pause {pause:?} for a step of {expected:?}"
+            );
+            assert!(!retries.may_try("n1", now), "tried again at once");
+            assert!(!retries.may_try("n1", now + pause - Duration::from_millis(1)));
+            assert!(
+                retries.may_try("n2", now),
+                "another node's pause is its own"
+            );
+            now += pause;
+            assert!(
+                retries.may_try("n1", now),
+                "tried again once the pause is over"
+            );
+            expected = (expected * 2).min(TAKEOVER_RETRY_MAX);
+        }
+        assert_eq!(expected, TAKEOVER_RETRY_MAX, "the pause reached its cap");
+    }
+
+    #[test]
+    fn a_takeover_that_succeeds_or_is_long_forgotten_starts_again_from_the_period() {
+        let period = Duration::from_secs(2);
+        let mut retries = TakeoverRetries::new(period);
+        let now = Instant::now();
+        for _ in 0..5 {
+            retries.failed("n1", now);
+        }
+        retries.succeeded("n1");
+        assert!(retries.may_try("n1", now));
+        assert!(retries.failed("n1", now) <= period.mul_f64(1.25));
+
+        for _ in 0..5 {
+            retries.failed("n2", now);
+        }
+        // Its next try is within a minute of `now`: still remembered five minutes on.
+        retries.forget_stale(now + TAKEOVER_RETRY_MAX);
+        assert!(
+            retries.failed("n2", now) > period.mul_f64(1.25),
+            "a node listed again within twice the longest pause keeps its pause"
+        );
+        retries.forget_stale(now + TAKEOVER_RETRY_MAX * 5);
+        assert!(
+            retries.may_try("n2", now),
+            "forgotten after twice the longest pause"
+        );
+        assert!(retries.failed("n2", now) <= period.mul_f64(1.25));
     }
 }
