@@ -760,11 +760,19 @@ impl PgCluster {
         first: usize,
         text: impl FnOnce(&[String]) -> String,
     ) -> Sluice {
-        let home = self.dir.path().join(name);
-        std::fs::create_dir_all(&home).expect("node dir");
+        let home = self.node_home(name);
         let mut mine = urls.to_vec();
         mine.rotate_left(first % urls.len());
         Sluice::start(&home, &home.join("data"), &text(&mine))
+    }
+}
+
+impl PgCluster {
+    /// The directory of node `name` (made if missing): its config, log and data live there.
+    fn node_home(&self, name: &str) -> PathBuf {
+        let home = self.dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("node dir");
+        home
     }
 }
 
@@ -1176,8 +1184,7 @@ fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
         ),
         &table,
     );
-    let home = test.dir.path().join("n1");
-    std::fs::create_dir_all(&home).expect("node dir");
+    let home = test.node_home("n1");
     let mut n1 = Sluice::start(&home, &home.join("data"), &text);
     let mut c = n1.connection();
     let ok = |c: &mut redis::Connection, args: &[&str]| -> String {
@@ -1219,14 +1226,10 @@ fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
         None,
         "stored while fenced off"
     );
-    let through = |pg: &str| -> Option<String> {
-        let (runtime, client) = postgres(pg);
-        runtime
-            .block_on(client.query_opt(&format!("SELECT v FROM {table} WHERE id = 'r1'"), &[]))
-            .expect("read the through table")
-            .map(|r| r.get(0))
-    };
-    assert_eq!(through(&test.pg).as_deref(), Some("first"));
+    assert_eq!(
+        through_value(&test.pg, &table, "r1").as_deref(),
+        Some("first")
+    );
 
     drop(c);
     n1.kill();
@@ -1241,7 +1244,10 @@ fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
         "the fenced node's acknowledged write was lost"
     );
     ok(&mut c, &["SET", &row, "third"]);
-    assert_eq!(through(&test.pg).as_deref(), Some("third"));
+    assert_eq!(
+        through_value(&test.pg, &table, "r1").as_deref(),
+        Some("third")
+    );
 }
 
 /// The test's NATS server behind a proxy that can cut it off: the runtime that drives the
@@ -1303,8 +1309,7 @@ fn a_node_cut_off_from_nats_past_its_lease_stores_nothing_more() {
         ),
         &table,
     );
-    let home = test.dir.path().join("n1");
-    std::fs::create_dir_all(&home).expect("node dir");
+    let home = test.node_home("n1");
     let n1 = Sluice::start(&home, &home.join("data"), &text);
     let mut c = n1.connection();
     let row = format!("{table}:r1");
@@ -1315,13 +1320,6 @@ fn a_node_cut_off_from_nats_past_its_lease_stores_nothing_more() {
         .expect("write-through SET");
     proxy.set_mode(ProxyMode::Stall);
     wait_for_reply(&mut c, &["INFO", "sluice"], "journal_state:failed\r\n");
-    let through = |pg: &str| -> Option<String> {
-        let (runtime, client) = postgres(pg);
-        runtime
-            .block_on(client.query_opt(&format!("SELECT v FROM {table} WHERE id = 'r1'"), &[]))
-            .expect("read the through table")
-            .map(|r| r.get(0))
-    };
     for phase in ["while NATS is away", "once NATS is back"] {
         let reply: redis::RedisResult<String> =
             redis::cmd("SET").arg(&row).arg(phase).query(&mut c);
@@ -1334,7 +1332,11 @@ fn a_node_cut_off_from_nats_past_its_lease_stores_nothing_more() {
             .arg(phase)
             .query(&mut c);
         assert!(reply.is_err(), "write-back SET {phase}: {reply:?}");
-        assert_eq!(through(&test.pg).as_deref(), Some("first"), "{phase}");
+        assert_eq!(
+            through_value(&test.pg, &table, "r1").as_deref(),
+            Some("first"),
+            "{phase}"
+        );
         proxy.set_mode(ProxyMode::Forward);
         thread::sleep(Duration::from_millis(500));
     }
@@ -1363,8 +1365,7 @@ fn a_command_held_by_client_pause_is_refused_if_the_claim_ran_out_meanwhile() {
         "node_lease = \"3s\"\n",
         &format!("node_lease = \"3s\"\nnodes = [\"n1=127.0.0.1:{port}\"]\n"),
     );
-    let home = test.dir.path().join("n1");
-    std::fs::create_dir_all(&home).expect("node dir");
+    let home = test.node_home("n1");
     let n1 = Sluice::start_on(&home, &home.join("data"), &text, port)
         .unwrap_or_else(|log| panic!("n1 did not start:\n{log}"));
     let mut admin = n1.connection();
@@ -1580,6 +1581,15 @@ fn a_taken_over_write_the_database_refuses_is_a_dead_letter_of_the_survivor() {
 }
 
 /// A new table `<tag>_through_…` (`id text`, `v text`) for `with_through_keyspace`.
+/// The value column of row `id` in a write-through test table, as PostgreSQL holds it.
+fn through_value(pg: &str, table: &str, id: &str) -> Option<String> {
+    let (runtime, client) = postgres(pg);
+    runtime
+        .block_on(client.query_opt(&format!("SELECT v FROM {table} WHERE id = $1"), &[&id]))
+        .expect("read the through table")
+        .map(|r| r.get(0))
+}
+
 fn through_table(pg: &str, tag: &str) -> String {
     let table = unique(&format!("{tag}_through_"));
     pg_execute(
