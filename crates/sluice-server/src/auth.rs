@@ -6,7 +6,9 @@
 //!
 //! A command needs one category, the most sensitive it belongs to: `admin`, then `dangerous`,
 //! then `write`, then `read`. Commands in none of them (PING, SELECT, HELLO, AUTH...) are open
-//! to every authenticated user.
+//! to every authenticated user, except the few that act on what every connection shares
+//! (SCRIPT FLUSH and KILL, MEMORY PURGE), which need `admin`
+//! (`frontend/cmd/acl.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;

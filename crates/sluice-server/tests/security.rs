@@ -297,9 +297,20 @@ async fn container_sub_commands_scripts_and_stream_groups_are_checked_like_redis
         ("XGROUP CREATECONSUMER app:s g c", "xgroup|createconsumer"),
         ("XREADGROUP GROUP g c STREAMS app:s >", "xreadgroup"),
         ("XACK app:s g 0-1", "xack"),
+        // In none of Redis's four categories, but acting on every connection's state.
+        ("SCRIPT FLUSH", "script|flush"),
+        ("SCRIPT KILL", "script|kill"),
+        ("MEMORY PURGE", "memory|purge"),
     ] {
         assert_reply(&mut reader, line, &noperm_run(name)).await;
     }
+    // Other scripting and memory sub-commands stay open, as the connection commands do.
+    assert_reply(
+        &mut reader,
+        "SCRIPT EXISTS 0000000000000000000000000000000000000000",
+        "*1\r\n:0\r\n",
+    )
+    .await;
     // Read sub-commands run (their replies, not a refusal), on the user's keys only.
     for (line, start) in [
         ("MEMORY USAGE app:1", ":"),
@@ -322,6 +333,8 @@ async fn container_sub_commands_scripts_and_stream_groups_are_checked_like_redis
     // A user who may write, on `app:*` only.
     let mut writer = login(&server, "appwriter", "apppw").await;
     assert_reply(&mut writer, "XGROUP CREATE app:s h $", "+OK\r\n").await;
+    assert_reply(&mut writer, "SCRIPT FLUSH", &noperm_run("script|flush")).await;
+    assert_reply(&mut admin, "SCRIPT FLUSH", "+OK\r\n").await;
     assert_reply(
         &mut writer,
         "CONFIG SET maxmemory 0",

@@ -74,10 +74,20 @@ pub fn check(
     None
 }
 
+/// Sub-commands in none of Redis's read, write, admin and dangerous categories that act on
+/// what every connection shares: the script cache, another client's running script, the
+/// allocator. Redis keeps them from a user granted only `+@read` or `+@write` (they are
+/// `@scripting` or plain `@slow`); Sluice's four-category users would otherwise all run them,
+/// so they need `admin`.
+const SHARED_STATE: [&str; 3] = ["script|flush", "script|kill", "memory|purge"];
+
 /// Whether `user` may run the command `spec` (or its sub-command `full_name`). A user with
 /// every category costs no lookup.
 fn may_run(user: &crate::auth::User, spec: &Spec, full_name: &str) -> bool {
     if user.restricts_categories() && full_name != spec.name {
+        if SHARED_STATE.contains(&full_name) {
+            return user.may_run(&["@admin"]);
+        }
         return user.may_run(&categories_of(spec, full_name));
     }
     user.may_run(spec.categories)
