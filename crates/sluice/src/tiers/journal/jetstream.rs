@@ -136,7 +136,7 @@ impl Shared {
         if !self.name_lost.load(Ordering::SeqCst) && !self.claim_valid() {
             self.lose_name(
                 place,
-                format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now; restart this node", place.node),
+                format!("the claim on node name {:?} was not renewed in time (this process was paused or cut off from NATS), so another process may own the name now", place.node),
             );
         }
         !self.name_lost.load(Ordering::SeqCst)
@@ -857,7 +857,7 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
             shared.lose_name(
                 &place,
                 format!(
-                    "the claim {} was not renewed within node_lease, so another process may own the name now; restart this node",
+                    "the claim {} was not renewed within node_lease, so another process may own the name now",
                     lease.subject
                 ),
             );
@@ -881,7 +881,7 @@ async fn renew_lease(lease: Arc<Lease>, place: Arc<Place>, shared: Arc<Shared>, 
             Ok(Ok(None)) => {
                 shared.lose_name(
                     &place,
-                    format!("the claim {} is no longer this process's (it ran out, or another process claimed the name); restart this node", lease.subject),
+                    format!("the claim {} is no longer this process's (it ran out, or another process claimed the name)", lease.subject),
                 );
                 return;
             }
