@@ -768,6 +768,19 @@ impl PgCluster {
 }
 
 impl PgCluster {
+    /// The configuration of node `name` alone on NATS at `nats`, with the test's stream and
+    /// a 3 s lease.
+    fn one_node_config(&self, name: &str, nats: &str) -> String {
+        config(
+            &self.pg,
+            name,
+            &[nats.to_string()],
+            &self.stream,
+            &self.subject,
+            "3s",
+        )
+    }
+
     /// The directory of node `name` (made if missing): its config, log and data live there.
     fn node_home(&self, name: &str) -> PathBuf {
         let home = self.dir.path().join(name);
@@ -1173,17 +1186,7 @@ fn a_node_whose_name_was_claimed_in_the_database_since_stores_nothing_more() {
     };
     let prefix = unique("fence");
     let table = through_table(&test.pg, "fence");
-    let text = with_through_keyspace(
-        &config(
-            &test.pg,
-            "n1",
-            std::slice::from_ref(&test.nats),
-            &test.stream,
-            &test.subject,
-            "3s",
-        ),
-        &table,
-    );
+    let text = with_through_keyspace(&test.one_node_config("n1", &test.nats), &table);
     let home = test.node_home("n1");
     let mut n1 = Sluice::start(&home, &home.join("data"), &text);
     let mut c = n1.connection();
@@ -1298,17 +1301,7 @@ fn a_node_cut_off_from_nats_past_its_lease_stores_nothing_more() {
     };
     let (_runtime, proxy, nats) = nats_behind_proxy(&test.nats);
     let table = through_table(&test.pg, "natscut");
-    let text = with_through_keyspace(
-        &config(
-            &test.pg,
-            "n1",
-            std::slice::from_ref(&nats),
-            &test.stream,
-            &test.subject,
-            "3s",
-        ),
-        &table,
-    );
+    let text = with_through_keyspace(&test.one_node_config("n1", &nats), &table);
     let home = test.node_home("n1");
     let n1 = Sluice::start(&home, &home.join("data"), &text);
     let mut c = n1.connection();
@@ -1353,15 +1346,7 @@ fn a_command_held_by_client_pause_is_refused_if_the_claim_ran_out_meanwhile() {
     };
     let (_runtime, proxy, nats) = nats_behind_proxy(&test.nats);
     let port = free_port();
-    let text = config(
-        &test.pg,
-        "n1",
-        std::slice::from_ref(&nats),
-        &test.stream,
-        &test.subject,
-        "3s",
-    )
-    .replace(
+    let text = test.one_node_config("n1", &nats).replace(
         "node_lease = \"3s\"\n",
         &format!("node_lease = \"3s\"\nnodes = [\"n1=127.0.0.1:{port}\"]\n"),
     );

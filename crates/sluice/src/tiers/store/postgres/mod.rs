@@ -264,7 +264,7 @@ async fn table_exists(
     Ok(row.get(0))
 }
 
-/// Runs `ddl` (a `CREATE TABLE IF NOT EXISTS`) under [`CREATE_LOCK`]: another node may make
+/// Runs `ddl` (`CREATE TABLE IF NOT EXISTS` and the like) under [`CREATE_LOCK`]: another node may make
 /// the same table meanwhile, and the lock keeps two creations from racing on the catalog.
 async fn create_table(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -295,7 +295,10 @@ async fn fenced_alone(
         .await
         .map_err(unreadable)?;
     let node: [&(dyn ToSql + Sync); 1] = [&fence.node];
+    // Biased: polled in order, and each request is sent when first polled, so BEGIN goes
+    // first and the statement runs inside the transaction.
     let (begun, holder, applied) = tokio::join!(
+        biased;
         client.batch_execute("BEGIN"),
         client.query_opt(&check, &node),
         alone.apply(entries),
@@ -309,7 +312,7 @@ async fn fenced_alone(
     } else if let Err(e) = client.batch_execute("ROLLBACK").await {
         // The connection is unusable, or still inside the transaction: say so rather than
         // report the statement's outcome.
-        return Err(classify(e, "roll back a refused batch"));
+        return Err(classify(e, "roll back a fenced batch that did not commit"));
     }
     claim.map(|()| applied)
 }
@@ -427,10 +430,8 @@ impl Store for PostgresStore {
         let r = tokio::time::timeout(OP_TIMEOUT, async {
             let q = |e: tokio_postgres::Error| classify(e, "create table sluice_kv");
             let mut tx = client.transaction().await.map_err(q)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
-                .await
-                .map_err(q)?;
-            tx.batch_execute(
+            create_table(
+                &tx,
                 "CREATE TABLE IF NOT EXISTS sluice_kv (
                     db smallint NOT NULL,
                     key bytea NOT NULL,
